@@ -1,0 +1,77 @@
+"""Bearer tokens with roles: admin, organizer (of one association), member
+(of one member organisation), integrator (read-only). Tokens are JWTs
+signed with the shared auth secret; ``verbund token`` issues them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import jwt
+
+from verbund.envelope import utcnow
+from verbund.reference import ASSOCIATIONS
+from verbund.settings import auth_secret
+
+ROLES = ("admin", "organizer", "member", "integrator")
+ALGORITHM = "HS256"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    role: str
+    member_id: str | None = None
+    association: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def is_member(self, member_id: str) -> bool:
+        return self.role == "member" and self.member_id == member_id
+
+
+ANONYMOUS = Principal(subject="anonymous", role="anonymous")
+
+
+def issue(role: str, subject: str, *, member_id: str | None = None, association: str | None = None,
+          ttl: timedelta = timedelta(days=30), secret: str | None = None) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if role == "member" and not member_id:
+        raise ValueError("a member token needs the member id")
+    if role == "organizer" and association not in ASSOCIATIONS:
+        raise ValueError(f"an organizer token needs an association: {', '.join(ASSOCIATIONS)}")
+    now = utcnow()
+    claims = {"sub": subject, "role": role, "iat": now, "exp": now + ttl}
+    if member_id:
+        claims["member_id"] = member_id
+    if association:
+        claims["association"] = association
+    return jwt.encode(claims, secret or auth_secret(), algorithm=ALGORITHM)
+
+
+def verify(token: str, secret: str | None = None) -> Principal:
+    try:
+        claims = jwt.decode(token, secret or auth_secret(), algorithms=[ALGORITHM],
+                            options={"require": ["sub", "role", "exp"]})
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from None
+    if claims["role"] not in ROLES:
+        raise InvalidToken("unknown role")
+    return Principal(subject=claims["sub"], role=claims["role"], member_id=claims.get("member_id"),
+                     association=claims.get("association"))
+
+
+def from_header(value: str | None) -> Principal:
+    """The principal of an ``Authorization: Bearer …`` header; anonymous without one."""
+    if not value:
+        return ANONYMOUS
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("expected 'Authorization: Bearer <token>'")
+    return verify(token.strip())

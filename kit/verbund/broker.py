@@ -1,0 +1,122 @@
+"""RabbitMQ topology and a confirming publisher.
+
+Topology: one durable topic exchange ``verbund.events``; per consuming
+service a durable queue ``<service>.events`` bound to the patterns of its
+subscriptions; per delay of its retry schedule a queue
+``<service>.events.retry.<ms>ms`` whose messages return to the main queue
+when their time is up; and a dead-letter queue ``<service>.events.dead``.
+
+The exchange and the main queues are declared by every publisher before its
+first publish, so an event sent before its consumer ever started waits in
+the consumer's queue instead of being dropped.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from kombu import Connection, Exchange, Producer, Queue, binding
+
+from verbund import catalogue
+
+log = logging.getLogger(__name__)
+
+events_exchange = Exchange(catalogue.EXCHANGE, type="topic", durable=True)
+
+
+def queue_type() -> str:
+    # One value for every declarer: a queue redeclared with other arguments is refused.
+    return os.environ.get("VERBUND_QUEUE_TYPE", "quorum")
+
+
+def main_queue(service: str, patterns: list[str] | None = None) -> Queue:
+    patterns = catalogue.SUBSCRIPTIONS.get(service, []) if patterns is None else patterns
+    return Queue(
+        f"{service}.events",
+        bindings=[binding(events_exchange, routing_key=pattern) for pattern in patterns],
+        durable=True,
+        queue_arguments={"x-queue-type": queue_type()},
+    )
+
+
+def retry_queue(main: str, delay_ms: int) -> Queue:
+    # Messages wait here for delay_ms, then the broker dead-letters them back
+    # to the main queue through the default exchange.
+    return Queue(
+        f"{main}.retry.{delay_ms}ms",
+        durable=True,
+        queue_arguments={
+            "x-message-ttl": delay_ms,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": main,
+        },
+    )
+
+
+def dead_queue(main: str) -> Queue:
+    return Queue(f"{main}.dead", durable=True, queue_arguments={"x-queue-type": queue_type()})
+
+
+def declare_topology(connection: Connection, subscriptions: dict[str, list[str]] | None = None) -> None:
+    """Declare the exchange and every subscriber's main queue with its bindings."""
+    subscriptions = catalogue.SUBSCRIPTIONS if subscriptions is None else subscriptions
+    channel = connection.default_channel
+    events_exchange(channel).declare()
+    for service, patterns in subscriptions.items():
+        main_queue(service, patterns)(channel).declare()
+
+
+class Publisher:
+    """Publishes CloudEvents to ``verbund.events`` with publisher confirms.
+
+    One long-lived connection, reconnected on failure; ``publish`` returns
+    only after the broker confirmed the message, and raises otherwise.
+    Safe to share between green threads: calls are serialised.
+    """
+
+    def __init__(self, amqp_uri: str, subscriptions: dict[str, list[str]] | None = None):
+        self.amqp_uri = amqp_uri
+        self.subscriptions = subscriptions
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> Producer:
+        if self._producer is None:
+            connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
+                                    connect_timeout=5)
+            connection.ensure_connection(max_retries=2)
+            declare_topology(connection, self.subscriptions)
+            self._connection = connection
+            self._producer = Producer(connection.default_channel, exchange=events_exchange)
+        return self._producer
+
+    def publish(self, routing_key: str, body: bytes, *, message_id: str, exchange: str | None = None,
+                headers: dict | None = None, content_type: str = "application/cloudevents+json") -> None:
+        with self._lock:
+            try:
+                producer = self._ensure()
+                producer.publish(
+                    body,
+                    exchange=events_exchange.name if exchange is None else exchange,
+                    routing_key=routing_key,
+                    serializer=None,
+                    content_type=content_type,
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    message_id=message_id,
+                    type=routing_key,
+                    headers=headers or {},
+                )
+            except Exception:
+                self.close()  # start afresh on the next call
+                raise
+
+    def close(self) -> None:
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # the connection is already broken; nothing to release
+                log.debug("closing a broken AMQP connection failed", exc_info=True)

@@ -1,0 +1,171 @@
+"""The ``verbund`` command.
+
+  verbund up [SERVICE ...]     migrate and start services (all by default), print where they listen
+  verbund run SERVICE          migrate and run one service in the foreground
+  verbund migrate SERVICE      upgrade a service's database to the newest schema
+  verbund declare              declare the exchange and every subscriber queue
+  verbund token ROLE ...       issue a bearer token (admin's command)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+SERVICES = ("members",)
+BROKER_HELP = "RabbitMQ is not reachable at {uri}: {error}\nStart it with: rabbitmq-server -detached  (or set AMQP_URI)"
+
+
+def _broker_error(amqp_uri: str) -> str | None:
+    from kombu import Connection
+
+    try:
+        with Connection(amqp_uri, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def _service_class(service: str):
+    import importlib
+
+    module = importlib.import_module(f"{service}.service")
+    for value in vars(module).values():
+        if isinstance(value, type) and getattr(value, "name", None) == service:
+            return value
+    raise SystemExit(f"{service}.service has no class with name = {service!r}")
+
+
+def cmd_run(args) -> int:
+    import eventlet
+
+    eventlet.monkey_patch()  # before anything opens a socket; nameko run does the same
+
+    from verbund import logs, migrations
+    from verbund.settings import Settings
+
+    settings = Settings.from_env(args.service)
+    logs.configure(args.service, settings.log_level)
+    if settings.database_url.startswith("postgresql"):
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()  # psycopg2 waits cooperatively instead of blocking the hub
+    error = _broker_error(settings.amqp_uri)
+    if error:
+        print(BROKER_HELP.format(uri=settings.amqp_uri, error=error), file=sys.stderr)
+        return 2
+    migrations.upgrade(args.service, settings.database_url)
+
+    from nameko.cli.run import run
+
+    print(f"{args.service}-service listening on http://{settings.http_host}:{settings.http_port}", flush=True)
+    run([_service_class(args.service)], settings.nameko_config())
+    return 0
+
+
+def cmd_up(args) -> int:
+    from verbund.settings import DEFAULT_AMQP_URI, Settings
+
+    unknown = set(args.services) - set(SERVICES)
+    if unknown:
+        print(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(SERVICES)}", file=sys.stderr)
+        return 2
+    error = _broker_error(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
+    if error:
+        print(BROKER_HELP.format(uri=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
+        return 2
+    processes = {}
+    for service in args.services or SERVICES:
+        processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.cli", "run", service])
+        settings = Settings.from_env(service)
+        print(f"  {service:<14} http://{settings.http_host}:{settings.http_port}   (database {settings.database_url})")
+    print("Press Ctrl-C to stop.", flush=True)
+
+    def stop(*_):
+        for process in processes.values():
+            process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(process.poll() is None for process in processes.values()):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    stop()
+    for process in processes.values():
+        process.wait(timeout=30)
+    failed = [name for name, process in processes.items() if process.returncode not in (0, -signal.SIGTERM)]
+    return 1 if failed else 0
+
+
+def cmd_migrate(args) -> int:
+    from verbund import migrations
+    from verbund.settings import Settings
+
+    settings = Settings.from_env(args.service)
+    migrations.upgrade(args.service, settings.database_url)
+    print(f"{args.service}: database at head ({settings.database_url})")
+    return 0
+
+
+def cmd_declare(args) -> int:
+    from kombu import Connection
+
+    from verbund.broker import declare_topology
+    from verbund.settings import DEFAULT_AMQP_URI
+
+    with Connection(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)) as connection:
+        declare_topology(connection)
+    print("exchange and subscriber queues declared")
+    return 0
+
+
+def cmd_token(args) -> int:
+    from datetime import timedelta
+
+    from verbund import auth
+
+    try:
+        print(auth.issue(args.role, args.subject, member_id=args.member_id, association=args.association,
+                         ttl=timedelta(days=args.days)))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="verbund", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = root.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="migrate and start services")
+    up.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)}")
+    up.set_defaults(func=cmd_up)
+    run = commands.add_parser("run", help="migrate and run one service")
+    run.add_argument("service", choices=SERVICES)
+    run.set_defaults(func=cmd_run)
+    migrate = commands.add_parser("migrate", help="upgrade a service's database")
+    migrate.add_argument("service", choices=SERVICES)
+    migrate.set_defaults(func=cmd_migrate)
+    commands.add_parser("declare", help="declare exchange and queues").set_defaults(func=cmd_declare)
+    token = commands.add_parser("token", help="issue a bearer token")
+    token.add_argument("role", choices=["admin", "organizer", "member", "integrator"])
+    token.add_argument("--subject", default="cli", help="who the token is for (default: cli)")
+    token.add_argument("--member-id", help="for a member token: the member's id")
+    token.add_argument("--association", help="for an organizer token: the association")
+    token.add_argument("--days", type=int, default=30, help="validity in days (default: 30)")
+    token.set_defaults(func=cmd_token)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""SQLAlchemy 2 engine, unit of work, and the nameko dependency provider.
+
+A handler opens ``with self.db.transaction() as session:``; everything in
+the block, state and outbox rows alike, commits together or not at all.
+After a commit that wrote events the outbox relay runs at once.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from verbund import logs, outbox
+from verbund.broker import Publisher
+
+log = logging.getLogger(__name__)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    if url.startswith("sqlite"):
+        # isolation_level=None hands transaction control to us (below), so that
+        # every transaction starts with BEGIN IMMEDIATE: writers queue up
+        # instead of failing halfway, and read-modify-write is serialised.
+        engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class Store:
+    """What a worker gets: transactions on the service's database."""
+
+    def __init__(self, engine: Engine, relay: outbox.Relay, after_commit: Callable[[], None] | None = None):
+        self.engine = engine
+        self.relay = relay
+        self._after_commit = after_commit or relay.relay_quietly
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        session = Session(self.engine, expire_on_commit=False)
+        try:
+            with session.begin():
+                yield session
+            wrote_events = session.info.pop("outbox_pending", False)
+        finally:
+            session.close()
+        if wrote_events:
+            self._after_commit()
+
+    def sweep(self) -> None:
+        """Publish what an earlier crash or broker outage left in the outbox."""
+        self.relay.relay_quietly()
+        self.relay.purge_published()
+
+    def handle_once(self, event: dict, handler: Callable[[Session, dict], object]) -> bool:
+        """Run ``handler(session, event)`` unless this event was handled before.
+
+        The inbox record and the handler's effect commit together.
+        """
+        with self.transaction() as session:
+            if not outbox.claim(session, event):
+                log.info("event %s already processed, skipped", event["id"])
+                return False
+            handler(session, event)
+            return True
+
+
+class Database(DependencyProvider):
+    """Engine and outbox relay per container; a Store per worker."""
+
+    def setup(self):
+        settings = self.container.config["VERBUND"]
+        self.engine = make_engine(settings.database_url)
+        self.relay = outbox.Relay(self.engine, Publisher(settings.amqp_uri))
+
+    def stop(self):
+        self.relay.close()
+        self.engine.dispose()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return Store(self.engine, self.relay, after_commit=self._relay_in_background)
+
+    def worker_setup(self, worker_ctx):
+        # Runs in the worker's green thread: log lines of this worker carry its correlation id.
+        logs.set_correlation_id(worker_ctx.data.get("correlation_id"))
+
+    def _relay_in_background(self):
+        self.container.spawn_managed_thread(self.relay.relay_quietly, identifier="outbox.relay")

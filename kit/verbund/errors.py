@@ -1,0 +1,52 @@
+"""Application errors with the HTTP status they mean. Raised by service
+layers (no nameko, no HTTP there); ``verbund.web`` turns them into JSON
+error responses."""
+
+
+class AppError(Exception):
+    status = 500
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(AppError):
+    status = 400
+
+
+class Unauthorized(AppError):
+    status = 401
+
+
+class Forbidden(AppError):
+    status = 403
+
+
+class NotFound(AppError):
+    status = 404
+
+
+class Conflict(AppError):
+    status = 409
+
+
+class Gone(AppError):
+    status = 410
+
+
+class PreconditionFailed(AppError):
+    status = 412
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+
+
+class Unprocessable(AppError):
+    status = 422

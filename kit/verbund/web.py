@@ -1,0 +1,119 @@
+"""HTTP entrypoint with JSON in and out, errors as JSON bodies, and auth.
+
+``@api("POST", "/members", roles=("admin", "organizer"))`` declares an
+endpoint; the handler gets the request with ``request.principal`` set and
+returns a dict or list (200), a ``(status, body)`` pair, or a Response.
+Errors map to statuses: a marshmallow ValidationError to 422 with the field
+errors, malformed JSON to 400, ``verbund.errors`` to theirs, and
+anything unexpected to a 500 that names the correlation id, never a trace.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from functools import partial
+
+from eventlet.event import Event
+from marshmallow import ValidationError
+from nameko.web.handlers import HttpRequestHandler
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers import Response
+
+from verbund import auth, logs
+from verbund.errors import AppError, BadRequest, Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
+
+ANYONE = ("anonymous", *auth.ROLES)
+AUTHENTICATED = auth.ROLES
+MAX_JSON_BYTES = 1024 * 1024
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    if body is None:
+        return Response(status=status, headers=headers)
+    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status,
+                    headers=headers, mimetype="application/json")
+
+
+def error_response(status: int, message: str, **details) -> Response:
+    return json_response({"error": message, **details, "correlation_id": logs.correlation_id()}, status)
+
+
+def json_body(request) -> dict:
+    """The request's JSON object; 400 if it is not one."""
+    try:
+        body = json.loads(request.get_data(cache=True) or b"")
+    except RequestEntityTooLarge:
+        raise
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def load(schema, request, **kwargs) -> dict:
+    """Validate the JSON body with a marshmallow schema (422 with field errors)."""
+    return schema.load(json_body(request), **kwargs)
+
+
+class ApiEndpoint(HttpRequestHandler):
+    def __init__(self, method: str, url: str, roles=AUTHENTICATED, max_body: int = MAX_JSON_BYTES, **kwargs):
+        self.roles = tuple(roles)
+        self.max_body = max_body
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        request.shallow = False
+        request.max_content_length = self.max_body
+        correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
+        logs.set_correlation_id(correlation_id)
+        try:
+            request.principal = self._authorize(request)
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            event = Event()
+            self.container.spawn_worker(self, args, kwargs, context_data={"correlation_id": correlation_id},
+                                        handle_result=partial(self.handle_result, event))
+            result = event.wait()
+            response = self.response_from_result(result)
+        except Exception as exc:
+            response = self.response_from_exception(exc)
+        response.headers["X-Correlation-Id"] = correlation_id
+        return response
+
+    def _authorize(self, request) -> auth.Principal:
+        try:
+            principal = auth.from_header(request.headers.get("Authorization"))
+        except auth.InvalidToken as exc:
+            raise Unauthorized(f"invalid token: {exc}") from None
+        if principal.role not in self.roles:
+            if principal is auth.ANONYMOUS:
+                raise Unauthorized("this endpoint needs a bearer token")
+            raise Forbidden(f"role {principal.role} may not {self.method} {self.url}")
+        return principal
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, tuple):
+            status, body = result
+            return json_response(body, status)
+        return json_response(result)
+
+    def response_from_exception(self, exc):
+        if isinstance(exc, AppError):
+            return error_response(exc.status, exc.message, **exc.details)
+        if isinstance(exc, ValidationError):
+            return error_response(422, "validation failed", fields=exc.messages)
+        if isinstance(exc, RequestEntityTooLarge):
+            return error_response(413, f"request body larger than {self.max_body} bytes")
+        if isinstance(exc, HTTPException):
+            return error_response(exc.code or 400, exc.description or exc.name)
+        log.error("unhandled error in %s %s", self.method, self.url, exc_info=exc)
+        return error_response(500, "internal error")
+
+
+api = ApiEndpoint.decorator

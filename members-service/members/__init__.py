@@ -1,0 +1,1 @@
+"""members-service: member organisations, what they offer and seek, their consent."""

@@ -1,0 +1,209 @@
+"""The members service layer: each function is one use case on a session.
+State changes and their events go into the same transaction (outbox)."""
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from marshmallow import ValidationError
+
+from members import domain, importer
+from members.models import Competency, Member, Tag
+from members.schemas import READ_ONLY_FIELDS, MemberSchema
+from verbund import envelope, outbox
+from verbund.auth import Principal
+from verbund.catalogue import source_of
+from verbund.errors import Conflict, Forbidden, Gone, NotFound, PreconditionFailed, Unprocessable
+from verbund.vocabulary import load as load_vocabulary
+
+SOURCE = source_of("members")
+
+
+def validate_profile(data: dict) -> dict:
+    """A validated profile with offers and needs linked to the vocabulary (422 otherwise)."""
+    profile = MemberSchema().load(data)
+    vocabulary = load_vocabulary()
+
+    def label(term_id):
+        return vocabulary.competencies[term_id].label("en")
+
+    for kind in ("offers", "needs"):
+        profile[kind] = domain.resolve_competencies(profile[kind], vocabulary.find_competency, label)
+    return profile
+
+
+def _announce(session: Session, type: str, member: Member, data: dict) -> None:
+    outbox.add(session, envelope.new_event(type, SOURCE, subject=member.id, data=data))
+
+
+def _existing_with_key(session: Session, key: str) -> str | None:
+    return session.execute(select(Member.id).where(Member.organisation_key == key)).scalar()
+
+
+def _create(session: Session, profile: dict, key: str) -> dict:
+    now = envelope.utcnow()
+    member = Member(id=str(uuid.uuid4()), organisation_key=key, created_at=now, updated_at=now)
+    member.set_profile(profile)
+    session.add(member)
+    session.flush()  # assigns the version
+    snapshot = member.profile()
+    _announce(session, "member.registered", member, {"profile": snapshot})
+    return snapshot
+
+
+def register(session: Session, data: dict) -> dict:
+    profile = validate_profile(data)
+    key = domain.organisation_key(profile["name"], profile["region"]["postcode"])
+    if _existing_with_key(session, key):
+        raise Conflict("this organisation is already registered at this postcode", field="name")
+    return _create(session, profile, key)
+
+
+def import_members(session: Session, rows: list[dict], *, dry_run: bool = False) -> dict:
+    """Register every valid row, report every invalid one with its reasons.
+
+    All valid rows commit together with their events, or none do; row
+    numbers count the header as row 1, as a spreadsheet shows them.
+    """
+    vocabulary = load_vocabulary()
+    errors, valid, rows_by_key = [], [], {}
+    for number, row in enumerate(rows, start=2):
+        try:
+            data = importer.to_profile(row)
+            data["topics"] = [vocabulary.find_topic(topic) or topic for topic in data["topics"]]
+            profile = validate_profile(data)
+        except importer.RowError as exc:
+            errors.append({"row": number, "errors": {"_row": [str(exc)]}})
+            continue
+        except ValidationError as exc:
+            errors.append({"row": number, "errors": exc.messages})
+            continue
+        key = domain.organisation_key(profile["name"], profile["region"]["postcode"])
+        if key in rows_by_key:
+            errors.append({"row": number, "errors": {"name": [f"same organisation as row {rows_by_key[key]}"]}})
+        elif _existing_with_key(session, key):
+            errors.append({"row": number, "errors": {"name": ["organisation already registered"]}})
+        else:
+            rows_by_key[key] = number
+            valid.append((number, profile, key))
+    imported = [] if dry_run else [
+        {"row": number, "id": _create(session, profile, key)["id"], "name": profile["name"]}
+        for number, profile, key in valid
+    ]
+    return {"rows": len(rows), "valid": len(valid), "imported": imported, "errors": errors, "dry_run": dry_run}
+
+
+def _load(session: Session, member_id: str, *, for_update: bool = False) -> Member:
+    query = select(Member).where(Member.id == member_id)
+    member = session.execute(query.with_for_update() if for_update else query).scalar()
+    if member is None:
+        raise NotFound(f"no member {member_id}")
+    if member.deleted_at is not None:
+        raise Gone(f"member {member_id} was deleted")
+    return member
+
+
+def get(session: Session, principal: Principal, member_id: str) -> dict:
+    if not domain.can_read(principal, member_id):
+        raise Forbidden("you may read your own profile only")
+    return _load(session, member_id).profile()
+
+
+def update(session: Session, principal: Principal, member_id: str, patch: dict,
+           expected_version: int | None = None) -> dict:
+    member = _load(session, member_id, for_update=True)
+    if not domain.can_change(principal, member_id, member.profile()["associations"]):
+        raise Forbidden("you may change your own profile, or those of your association's members")
+    if expected_version is not None and expected_version != member.version:
+        raise PreconditionFailed(f"member is at version {member.version}, not {expected_version}",
+                                 version=member.version)
+    before = member.profile()
+    for name in READ_ONLY_FIELDS:
+        if name in patch and patch[name] != before[name]:
+            raise Unprocessable("validation failed", fields={name: ["read-only"]})
+    merged = domain.merge_patch(before, patch)
+    profile = validate_profile({k: v for k, v in merged.items() if k not in READ_ONLY_FIELDS})
+    key = domain.organisation_key(profile["name"], profile["region"]["postcode"])
+    if key != member.organisation_key and _existing_with_key(session, key):
+        raise Conflict("another member is registered under this name at this postcode", field="name")
+    candidate = Member(id=member.id, version=member.version, created_at=member.created_at,
+                       updated_at=member.updated_at)
+    candidate.set_profile(profile)
+    changed = domain.changed_fields(before, candidate.profile())
+    if not changed:
+        return before  # nothing changed: no new version, no event
+    member.set_profile(profile)
+    member.organisation_key = key
+    member.updated_at = envelope.utcnow()
+    session.flush()
+    snapshot = member.profile()
+    _announce(session, "member.updated", member, {"profile": snapshot, "changed": changed})
+    return snapshot
+
+
+def erase(session: Session, principal: Principal, member_id: str) -> None:
+    """GDPR erasure: forget the profile, keep a tombstone, tell every service."""
+    member = _load(session, member_id, for_update=True)
+    if not domain.can_delete(principal, member_id):
+        raise Forbidden("only the member itself or an admin may delete a member")
+    member.erase(envelope.utcnow())
+    session.flush()
+    # Published events about the member carry its data; drop them from the replayable history.
+    session.execute(delete(outbox.outbox_table).where(outbox.outbox_table.c.subject == member_id,
+                                                      outbox.outbox_table.c.published_at.is_not(None)))
+    _announce(session, "member.deleted", member, {"id": member.id, "version": member.version,
+                                                  "deleted_at": envelope.isoformat(member.deleted_at)})
+
+
+def _competency_filter(text: str, kind: str | None):
+    term = load_vocabulary().find_competency(text)
+    match = Competency.term == term if term else func.lower(Competency.label) == text.lower()
+    condition = (Competency.member_id == Member.id) & match
+    if kind:
+        condition &= Competency.kind == kind
+    return select(Competency.id).where(condition).exists()
+
+
+def _tag_filter(facet: str, value: str):
+    return select(Tag.value).where((Tag.member_id == Member.id) & (Tag.facet == facet) & (Tag.value == value)).exists()
+
+
+def search(session: Session, query: dict) -> dict:
+    """Members matching every given filter, a page at a time, oldest first."""
+    conditions = [Member.deleted_at.is_(None)]
+    for column in ("sector", "state"):
+        if query.get(column):
+            conditions.append(getattr(Member, column) == query[column])
+    if query.get("city"):
+        conditions.append(func.lower(Member.city) == query["city"].lower())
+    if query.get("postcode"):
+        conditions.append(Member.postcode.startswith(query["postcode"]))
+    if query.get("association"):
+        conditions.append(_tag_filter("association", query["association"]))
+    if query.get("topic"):
+        conditions.append(_tag_filter("topic", load_vocabulary().find_topic(query["topic"]) or query["topic"]))
+    for param, kind in (("competency", None), ("offers", "offer"), ("needs", "need")):
+        if query.get(param):
+            conditions.append(_competency_filter(query[param], kind))
+    if "sme" in query:
+        is_sme = Member.size_category != "large"
+        conditions.append(is_sme if query["sme"] else ~is_sme)
+    if query.get("q"):
+        conditions.append(func.lower(Member.name).contains(query["q"].lower(), autoescape=True))
+    total = session.execute(select(func.count()).select_from(Member).where(*conditions)).scalar_one()
+    page, per_page = query["page"], query["per_page"]
+    members = session.execute(select(Member).where(*conditions).order_by(Member.created_at, Member.id)
+                              .offset((page - 1) * per_page).limit(per_page)).scalars().all()
+    return {"items": [member.profile() for member in members], "page": page, "per_page": per_page, "total": total}
+
+
+def profiles_after(session: Session, after_id: str | None, limit: int) -> dict:
+    """Every live profile in id order, a batch at a time: how a read model rebuilds itself."""
+    query = select(Member).where(Member.deleted_at.is_(None)).order_by(Member.id).limit(limit)
+    if after_id:
+        query = query.where(Member.id > after_id)
+    members = session.execute(query).scalars().all()
+    return {"profiles": [member.profile() for member in members],
+            "next": members[-1].id if len(members) == limit else None}

@@ -1,0 +1,99 @@
+"""The rules of member profiles. No I/O, no nameko: plain functions."""
+from __future__ import annotations
+
+from verbund.auth import Principal
+from verbund.vocabulary import normalize
+
+# Legal-form suffixes that do not make two registrations different organisations.
+LEGAL_FORMS = ("gmbh & co. kg", "gmbh & co kg", "ggmbh", "gmbh", "ug (haftungsbeschränkt)", "ug", "ag", "se",
+               "kgaa", "kg", "ohg", "gbr", "e.v.", "ev", "e.k.", "eg", "ltd", "inc", "llc", "co. kg", "mbh")
+
+# EU definition of SMEs (Recommendation 2003/361/EC): headcount ceiling and
+# turnover or balance-sheet ceiling (either one suffices), per category.
+SME_CEILINGS = (
+    ("micro", 10, 2_000_000, 2_000_000),
+    ("small", 50, 10_000_000, 10_000_000),
+    ("medium", 250, 50_000_000, 43_000_000),
+)
+
+PROFILE_FIELDS = ("name", "sector", "associations", "region", "size", "website", "contact", "offers", "needs",
+                  "topics", "consent")
+
+
+def size_category(employees: int, turnover_eur: int | None = None, balance_sheet_eur: int | None = None) -> str:
+    """micro, small, medium or large; without financial figures, by headcount alone."""
+    for category, max_staff, max_turnover, max_balance in SME_CEILINGS:
+        within_money = (turnover_eur is None and balance_sheet_eur is None) or \
+            (turnover_eur is not None and turnover_eur <= max_turnover) or \
+            (balance_sheet_eur is not None and balance_sheet_eur <= max_balance)
+        if employees < max_staff and within_money:
+            return category
+    return "large"
+
+
+def size_profile(employees: int, turnover_eur: int | None, balance_sheet_eur: int | None) -> dict:
+    category = size_category(employees, turnover_eur, balance_sheet_eur)
+    return {"employees": employees, "turnover_eur": turnover_eur, "balance_sheet_eur": balance_sheet_eur,
+            "sme": category != "large", "category": category}
+
+
+def organisation_key(name: str, postcode: str) -> str:
+    """What makes two registrations the same organisation: the name without
+    its legal form, case and punctuation, at the same postcode."""
+    text = name.casefold().strip()
+    changed = True
+    while changed:
+        changed = False
+        for form in LEGAL_FORMS:
+            if text.endswith(" " + form) or text == form:
+                text = text[: -len(form)].rstrip(" ,")
+                changed = True
+    return f"{normalize(text)}@{postcode}"
+
+
+def resolve_competencies(items: list[dict], find_term, term_label) -> list[dict]:
+    """Link each offer or need to the curated vocabulary where its text matches.
+
+    An item names a ``term`` id, or a free-text ``label`` that is looked up
+    among the vocabulary's labels and synonyms. Duplicates are dropped.
+    """
+    resolved, seen = [], set()
+    for item in items:
+        term = item.get("term") or (find_term(item["label"]) if item.get("label") else None)
+        label = item.get("label") or term_label(term)
+        key = term or normalize(label)
+        if key in seen:
+            continue
+        seen.add(key)
+        resolved.append({"term": term, "label": label, "description": item.get("description")})
+    return resolved
+
+
+def merge_patch(current: dict, patch: dict) -> dict:
+    """JSON Merge Patch (RFC 7396): objects merge key by key, everything else replaces."""
+    merged = dict(current)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def changed_fields(before: dict, after: dict) -> list[str]:
+    return [name for name in PROFILE_FIELDS if before.get(name) != after.get(name)]
+
+
+def can_read(principal: Principal, member_id: str) -> bool:
+    return principal.role in ("admin", "organizer", "integrator") or principal.is_member(member_id)
+
+
+def can_change(principal: Principal, member_id: str, associations: list[str]) -> bool:
+    """Admins, the member itself, and organizers of an association it belongs to."""
+    if principal.is_admin or principal.is_member(member_id):
+        return True
+    return principal.role == "organizer" and principal.association in associations
+
+
+def can_delete(principal: Principal, member_id: str) -> bool:
+    return principal.is_admin or principal.is_member(member_id)

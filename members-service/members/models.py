@@ -1,0 +1,136 @@
+"""members-service tables: a member, its offers and needs, its tags
+(topics and associations). A deleted member stays as a tombstone with its
+id and version only, so late updates get 410 and versions keep rising."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from members.domain import size_category, size_profile
+from verbund.envelope import isoformat
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Competency(Base):
+    __tablename__ = "member_competencies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(5))  # "offer" or "need"
+    position: Mapped[int] = mapped_column(Integer)
+    term: Mapped[str | None] = mapped_column(String(100), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class Tag(Base):
+    """A topic or an association of a member, kept as rows so lists can filter on them."""
+    __tablename__ = "member_tags"
+
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    facet: Mapped[str] = mapped_column(String(20), primary_key=True)  # "topic" or "association"
+    value: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Unique while the member exists; cleared on erasure so the organisation may register again.
+    organisation_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    sector: Mapped[str | None] = mapped_column(String(20), index=True)
+    state: Mapped[str | None] = mapped_column(String(2), index=True)
+    postcode: Mapped[str | None] = mapped_column(String(5))
+    city: Mapped[str | None] = mapped_column(String(100))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    turnover_eur: Mapped[int | None] = mapped_column(BigInteger)
+    balance_sheet_eur: Mapped[int | None] = mapped_column(BigInteger)
+    size_category: Mapped[str | None] = mapped_column(String(6), index=True)  # derived, kept for filtering
+    website: Mapped[str | None] = mapped_column(String(500))
+    contact_name: Mapped[str | None] = mapped_column(String(200))
+    contact_email: Mapped[str | None] = mapped_column(String(320))
+    contact_language: Mapped[str | None] = mapped_column(String(2))
+    consent_suggest: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+    competencies: Mapped[list[Competency]] = relationship(
+        cascade="all, delete-orphan", order_by=(Competency.kind, Competency.position), lazy="selectin")
+    tags: Mapped[list[Tag]] = relationship(cascade="all, delete-orphan", order_by=(Tag.facet, Tag.position),
+                                           lazy="selectin")
+
+    __mapper_args__ = {"version_id_col": version}
+
+    def _competencies(self, kind: str) -> list[dict]:
+        return [{"term": c.term, "label": c.label, "description": c.description}
+                for c in self.competencies if c.kind == kind]
+
+    def _tags(self, facet: str) -> list[str]:
+        return [tag.value for tag in self.tags if tag.facet == facet]
+
+    def profile(self) -> dict:
+        """The member as the API shows it and events carry it."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "name": self.name,
+            "sector": self.sector,
+            "associations": self._tags("association"),
+            "region": {"state": self.state, "postcode": self.postcode, "city": self.city},
+            "size": size_profile(self.employees, self.turnover_eur, self.balance_sheet_eur),
+            "website": self.website,
+            "contact": {"name": self.contact_name, "email": self.contact_email, "language": self.contact_language},
+            "offers": self._competencies("offer"),
+            "needs": self._competencies("need"),
+            "topics": self._tags("topic"),
+            "consent": {"suggest_as_partner": self.consent_suggest, "email": self.consent_email},
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+
+    def set_profile(self, data: dict) -> None:
+        """Write validated, resolved profile fields onto the row and its children."""
+        self.name = data["name"]
+        self.sector = data["sector"]
+        self.state, self.postcode, self.city = (data["region"][k] for k in ("state", "postcode", "city"))
+        size = data["size"]
+        self.employees = size["employees"]
+        self.turnover_eur = size.get("turnover_eur")
+        self.balance_sheet_eur = size.get("balance_sheet_eur")
+        self.size_category = size_category(self.employees, self.turnover_eur, self.balance_sheet_eur)
+        self.website = data.get("website")
+        contact = data["contact"]
+        self.contact_name, self.contact_email, self.contact_language = contact["name"], contact["email"], \
+            contact["language"]
+        self.consent_suggest = data["consent"]["suggest_as_partner"]
+        self.consent_email = data["consent"]["email"]
+        self.competencies = [
+            Competency(kind=kind, position=i, term=item["term"], label=item["label"],
+                       description=item.get("description"))
+            for kind, items in (("offer", data["offers"]), ("need", data["needs"]))
+            for i, item in enumerate(items)
+        ]
+        self.tags = [Tag(facet=facet, value=value, position=i)
+                     for facet, values in (("association", data["associations"]), ("topic", data["topics"]))
+                     for i, value in enumerate(values)]
+
+    def erase(self, when: datetime) -> None:
+        """GDPR erasure: keep id and version, forget everything else."""
+        for column in ("organisation_key", "name", "sector", "state", "postcode", "city", "employees",
+                       "turnover_eur", "balance_sheet_eur", "size_category", "website", "contact_name", "contact_email",
+                       "contact_language"):
+            setattr(self, column, None)
+        self.consent_suggest = self.consent_email = False
+        self.competencies = []
+        self.tags = []
+        self.deleted_at = self.updated_at = when

@@ -1,0 +1,100 @@
+"""marshmallow schemas of the members API: what a valid profile is."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from verbund.reference import ASSOCIATIONS, LANGUAGES, SECTORS, STATES
+from verbund.vocabulary import load as load_vocabulary
+
+MAX_COMPETENCIES = 50
+MAX_TOPICS = 30
+
+
+def _topic_id(value: str) -> None:
+    if value not in load_vocabulary().topics:
+        raise ValidationError(f"unknown topic {value!r}; see GET /vocabulary for the topic ids")
+
+
+class CompetencySchema(Schema):
+    term = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    label = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+    @validates_schema
+    def _term_or_label(self, data, **kwargs):
+        if not data.get("term") and not data.get("label"):
+            raise ValidationError("give a vocabulary term id or a free-text label", "label")
+        if data.get("term") and data["term"] not in load_vocabulary().competencies:
+            raise ValidationError(f"unknown vocabulary term {data['term']!r}", "term")
+
+
+class RegionSchema(Schema):
+    state = fields.String(required=True, validate=validate.OneOf(sorted(STATES)))
+    postcode = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{5}$", error="a German postcode has five digits"))
+    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class SizeSchema(Schema):
+    employees = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=5_000_000))
+    turnover_eur = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
+    balance_sheet_eur = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                       validate=validate.Range(min=0))
+    # Derived from the figures above; accepted (and ignored) so a profile read can be sent back.
+    sme = fields.Boolean(load_only=True)
+    category = fields.String(load_only=True)
+
+
+class ContactSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    language = fields.String(load_default="de", validate=validate.OneOf(LANGUAGES))
+
+
+class ConsentSchema(Schema):
+    # Opt-in: nobody is suggested or e-mailed without saying so.
+    suggest_as_partner = fields.Boolean(load_default=False)
+    email = fields.Boolean(load_default=False)
+
+
+class MemberSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    sector = fields.String(required=True, validate=validate.OneOf(SECTORS))
+    associations = fields.List(fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS))), load_default=list,
+                               validate=validate.Length(max=len(ASSOCIATIONS)))
+    region = fields.Nested(RegionSchema, required=True)
+    size = fields.Nested(SizeSchema, required=True)
+    website = fields.Url(load_default=None, allow_none=True, schemes={"http", "https"},
+                         validate=validate.Length(max=500))
+    contact = fields.Nested(ContactSchema, required=True)
+    offers = fields.List(fields.Nested(CompetencySchema), load_default=list,
+                         validate=validate.Length(max=MAX_COMPETENCIES))
+    needs = fields.List(fields.Nested(CompetencySchema), load_default=list,
+                        validate=validate.Length(max=MAX_COMPETENCIES))
+    topics = fields.List(fields.String(validate=_topic_id), load_default=list, validate=validate.Length(max=MAX_TOPICS))
+    consent = fields.Nested(ConsentSchema, load_default=lambda: {"suggest_as_partner": False, "email": False})
+
+    @validates_schema
+    def _no_duplicates(self, data, **kwargs):
+        for name in ("associations", "topics"):
+            if len(set(data.get(name, []))) != len(data.get(name, [])):
+                raise ValidationError("lists each value once", name)
+
+
+# Fields a client may send back from a profile it read; they are not its to set.
+READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
+
+
+class ListQuerySchema(Schema):
+    sector = fields.String(validate=validate.OneOf(SECTORS))
+    state = fields.String(validate=validate.OneOf(sorted(STATES)))
+    city = fields.String(validate=validate.Length(max=100))
+    postcode = fields.String(validate=validate.Regexp(r"^[0-9]{1,5}$", error="digits: a postcode or its prefix"))
+    association = fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS)))
+    topic = fields.String(validate=validate.Length(max=100))
+    competency = fields.String(validate=validate.Length(max=200))
+    offers = fields.String(validate=validate.Length(max=200))
+    needs = fields.String(validate=validate.Length(max=200))
+    sme = fields.Boolean()
+    q = fields.String(validate=validate.Length(max=200))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))

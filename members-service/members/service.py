@@ -1,0 +1,111 @@
+"""members-service entrypoints: HTTP and RPC. Each hands its work to
+``members.commands`` inside one transaction and returns the result."""
+from __future__ import annotations
+
+from nameko.rpc import rpc
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from members import commands, importer
+from members.schemas import ListQuerySchema
+from verbund import auth
+from verbund.errors import BadRequest, Conflict
+from verbund.service import ServiceBase
+from verbund.vocabulary import load as load_vocabulary
+from verbund.web import ANYONE, api, json_body, json_response
+
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+STAFF = ("admin", "organizer")
+READERS = ("admin", "organizer", "integrator", "member")
+
+
+def _if_match(request) -> int | None:
+    """The version an If-Match header asks for, as in ETag "<version>"."""
+    value = request.headers.get("If-Match")
+    if not value:
+        return None
+    try:
+        return int(value.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise BadRequest('If-Match must be an ETag this API sent, such as "3"') from None
+
+
+def _member_response(profile: dict, status: int = 200, **extra):
+    return json_response({**profile, **extra}, status, headers={"ETag": f'"{profile["version"]}"'})
+
+
+class MembersService(ServiceBase):
+    name = "members"
+
+    @api("POST", "/members", roles=ANYONE)
+    def register(self, request):
+        data = json_body(request)
+        try:
+            with self.db.transaction() as session:
+                profile = commands.register(session, data)
+        except IntegrityError:  # a concurrent registration of the same organisation won the race
+            raise Conflict("this organisation is already registered at this postcode", field="name") from None
+        token = auth.issue("member", f"member:{profile['id']}", member_id=profile["id"])
+        return _member_response(profile, 201, access_token=token)
+
+    @api("GET", "/members/<string:member_id>", roles=READERS)
+    def get_member(self, request, member_id):
+        with self.db.transaction() as session:
+            return _member_response(commands.get(session, request.principal, member_id))
+
+    @api("PATCH", "/members/<string:member_id>", roles=("admin", "organizer", "member"))
+    def update_member(self, request, member_id):
+        patch = json_body(request)
+        try:
+            with self.db.transaction() as session:
+                profile = commands.update(session, request.principal, member_id, patch, _if_match(request))
+        except (StaleDataError, IntegrityError):
+            raise Conflict("the member changed at the same time; read it again and retry") from None
+        return _member_response(profile)
+
+    @api("DELETE", "/members/<string:member_id>", roles=("admin", "member"))
+    def delete_member(self, request, member_id):
+        with self.db.transaction() as session:
+            commands.erase(session, request.principal, member_id)
+        return json_response(None, 204)
+
+    @api("GET", "/members", roles=STAFF + ("integrator",))
+    def list_members(self, request):
+        query = ListQuerySchema().load(request.args.to_dict())
+        with self.db.transaction() as session:
+            return commands.search(session, query)
+
+    @api("POST", "/members/import", roles=STAFF, max_body=MAX_IMPORT_BYTES)
+    def import_members(self, request):
+        rows = importer.read_table(request.get_data(), request.headers.get("Content-Type", ""))
+        dry_run = request.args.get("dry_run", "").lower() in ("1", "true", "yes")
+        try:
+            with self.db.transaction() as session:
+                return commands.import_members(session, rows, dry_run=dry_run)
+        except IntegrityError:
+            raise Conflict("an organisation in the file registered meanwhile; nothing was imported, "
+                           "send the file again") from None
+
+    @api("GET", "/vocabulary", roles=ANYONE)
+    def vocabulary(self, request):
+        vocabulary = load_vocabulary()
+        query = request.args.get("q", "")
+        terms = vocabulary.search(query, limit=50) if query else vocabulary.competencies.values()
+        return {"competencies": [term.as_dict() for term in terms],
+                "topics": [topic.as_dict() for topic in vocabulary.topics.values()],
+                "categories": list(vocabulary.categories.values())}
+
+    @rpc
+    def get_profile(self, member_id: str) -> dict | None:
+        """A live member's profile, or None."""
+        with self.db.transaction() as session:
+            try:
+                return commands.get(session, auth.Principal("rpc", "admin"), member_id)
+            except (commands.NotFound, commands.Gone):
+                return None
+
+    @rpc
+    def profiles_after(self, after_id: str | None = None, limit: int = 500) -> dict:
+        """Live profiles in id order from ``after_id`` on, for rebuilding read models."""
+        with self.db.transaction() as session:
+            return commands.profiles_after(session, after_id, min(max(limit, 1), 1000))

@@ -1,0 +1,4 @@
+from members.models import Base
+from verbund.migrations import run_env
+
+run_env(Base.metadata)
