@@ -86,7 +86,7 @@ class Publisher:
         if self._producer is None:
             connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
                                     connect_timeout=5)
-            connection.ensure_connection(max_retries=2)
+            connection.ensure_connection(max_retries=1, interval_start=0.2, interval_step=0.5, interval_max=1)
             declare_topology(connection, self.subscriptions)
             self._connection = connection
             self._producer = Producer(connection.default_channel, exchange=events_exchange)

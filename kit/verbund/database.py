@@ -21,7 +21,16 @@ from verbund.broker import Publisher
 log = logging.getLogger(__name__)
 
 
+def normalize_url(url: str) -> str:
+    """``postgresql://`` means psycopg2 here (psycogreen makes it cooperative under eventlet)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
 def make_engine(url: str, **kwargs) -> Engine:
+    url = normalize_url(url)
     if url.startswith("sqlite"):
         # isolation_level=None hands transaction control to us (below), so that
         # every transaction starts with BEGIN IMMEDIATE: writers queue up

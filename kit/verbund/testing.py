@@ -1,0 +1,358 @@
+"""pytest plugin shared by every service's tests: the real broker in a
+throw-away vhost, real PostgreSQL databases made per test, services started
+as real processes, a tap on the event exchange, and waiting with a timeout.
+
+Where RabbitMQ or PostgreSQL is not running locally but a Docker engine is,
+pytest-docker brings up the ``docker-compose.yml`` infrastructure instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_AUTH_SECRET = "verbund-test-secret-0123456789abcdef"
+PG_ADMIN_URL = os.environ.get("VERBUND_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_BASE = os.environ.get("VERBUND_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _docker_engine() -> bool:
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "info"], capture_output=True).returncode == 0
+
+
+# --- infrastructure --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def infrastructure(request):
+    """Make sure RabbitMQ and PostgreSQL answer: the local ones, or the compose stack's."""
+    if _reachable("127.0.0.1", 5672) and _reachable("127.0.0.1", 5432):
+        return "local"
+    if not _docker_engine():
+        pytest.fail("RabbitMQ (5672) and PostgreSQL (5432) are not reachable on localhost and there is no "
+                    "Docker engine; start them: rabbitmq-server -detached; "
+                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+    docker_services = request.getfixturevalue("docker_services")
+    docker_services.wait_until_responsive(lambda: _reachable("127.0.0.1", 5672) and _reachable("127.0.0.1", 5432),
+                                          timeout=120, pause=1)
+    return "docker"
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file():
+    return str(ROOT / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_setup():
+    return ["up --build -d rabbitmq postgres"]
+
+
+def _rabbitmqctl(*args: str) -> bool:
+    if shutil.which("rabbitmqctl") is None:
+        return False
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True).returncode == 0
+
+
+class Vhost:
+    """A RabbitMQ vhost of its own, so tests see only their own queues."""
+
+    def __init__(self):
+        self.name = f"verbund-test-{uuid.uuid4().hex[:10]}"
+        self.created = _rabbitmqctl("add_vhost", self.name) and \
+            _rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        base = AMQP_BASE.rstrip("/")
+        # Without rabbitmqctl (a broker in Docker, no root) the default vhost is shared.
+        self.uri = f"{base}/{quote(self.name, safe='')}" if self.created else AMQP_BASE
+
+    def delete(self):
+        if self.created:
+            _rabbitmqctl("delete_vhost", self.name)
+
+
+@pytest.fixture(scope="session")
+def amqp_uri(infrastructure):
+    vhost = Vhost()
+    yield vhost.uri
+    vhost.delete()
+
+
+@pytest.fixture
+def fresh_amqp_uri(infrastructure):
+    """A vhost for one test, for tests that count what lands in a service's queues."""
+    vhost = Vhost()
+    yield vhost.uri
+    vhost.delete()
+
+
+class PostgresDatabases:
+    """Creates empty PostgreSQL databases and drops them at the end."""
+
+    def __init__(self):
+        from verbund.database import make_engine
+
+        self.admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        self.names: list[str] = []
+
+    def create(self) -> str:
+        from sqlalchemy import text
+
+        name = f"verbund_test_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.names.append(name)
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    def drop_all(self):
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            for name in self.names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres(infrastructure):
+    databases = PostgresDatabases()
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database, once on SQLite and once on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres").create()
+
+
+@pytest.fixture(autouse=True)
+def _test_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUTH_SECRET", TEST_AUTH_SECRET)
+    monkeypatch.setenv("VERBUND_DATA_DIR", str(tmp_path / "data"))
+
+
+# --- services as real processes --------------------------------------------------------------------
+
+class ServiceProcess:
+    """``verbund run SERVICE`` in a subprocess, with its own port and database."""
+
+    def __init__(self, service: str, amqp_uri: str, database_url: str, workdir: Path, env: dict | None = None):
+        self.service = service
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        self.log_path = workdir / f"{service}-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "AMQP_URI": amqp_uri,
+            f"{service.upper()}_DATABASE_URL": database_url,
+            f"{service.upper()}_PORT": str(self.port),
+            "VERBUND_DATA_DIR": str(workdir / "data"),
+            "AUTH_SECRET": TEST_AUTH_SECRET,
+            "RETRY_DELAYS_MS": "100,200",
+            "OUTBOX_SWEEP_SECONDS": "0.5",
+            "LOG_LEVEL": "INFO",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "ServiceProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "verbund.cli", "run", self.service],
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+        def ready():
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.service} exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                return requests.get(f"{self.url}/ready", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(ready, timeout=timeout, interval=0.2, message=f"{self.service} to be ready")
+        return self
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to clean up."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_lines(self) -> list[dict]:
+        lines = []
+        for line in self.logs().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue
+        return lines
+
+
+@pytest.fixture
+def start_service(amqp_uri, tmp_path):
+    """Start services as processes; every one is stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def start(service: str, database_url: str | None = None, amqp: str | None = None, env: dict | None = None):
+        url = database_url or f"sqlite:///{tmp_path / (service + '.db')}"
+        process = ServiceProcess(service, amqp or amqp_uri, url, tmp_path, env)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+# --- a tap on the event exchange -------------------------------------------------------------------
+
+class EventTap:
+    """A private queue bound to ``verbund.events``: what the platform published."""
+
+    def __init__(self, amqp_uri: str, patterns=("#",)):
+        from kombu import Connection, Queue, binding
+
+        from verbund.broker import events_exchange
+
+        self.connection = Connection(amqp_uri)
+        self.channel = self.connection.channel()
+        events_exchange(self.channel).declare()
+        self.queue = Queue(f"tap-{uuid.uuid4().hex[:8]}", exclusive=True, auto_delete=True,
+                           bindings=[binding(events_exchange, routing_key=p) for p in patterns])(self.channel)
+        self.queue.declare()
+        self.events: list[dict] = []
+        self.messages: list = []
+
+    def _drain(self) -> None:
+        while True:
+            message = self.queue.get(no_ack=True)
+            if message is None:
+                return
+            self.messages.append(message)
+            self.events.append(json.loads(message.body))
+
+    def wait(self, type: str | None = None, subject: str | None = None, count: int = 1, timeout: float = 10):
+        """The first ``count`` events of this type (and subject) to arrive."""
+        def matching():
+            self._drain()
+            found = [e for e in self.events
+                     if (type is None or e["type"] == type) and (subject is None or e["subject"] == subject)]
+            return found if len(found) >= count else None
+
+        return wait_for(matching, timeout=timeout, message=f"{count} {type or 'event'}(s)")[:count]
+
+    def drain(self) -> list[dict]:
+        self._drain()
+        return self.events
+
+    def close(self):
+        self.connection.release()
+
+
+@pytest.fixture
+def event_tap(amqp_uri):
+    taps: list[EventTap] = []
+
+    def tap(*patterns: str, uri: str | None = None) -> EventTap:
+        created = EventTap(uri or amqp_uri, patterns or ("#",))
+        taps.append(created)
+        return created
+
+    yield tap
+    for created in taps:
+        created.close()
+
+
+def token(role: str, **claims) -> str:
+    """A bearer token signed with the tests' secret."""
+    from verbund import auth
+
+    return auth.issue(role, claims.pop("subject", f"test-{role}"), secret=TEST_AUTH_SECRET, **claims)
+
+
+def bearer(role: str, **claims) -> dict:
+    return {"Authorization": f"Bearer {token(role, **claims)}"}
+
+
+def member_profile(**overrides) -> dict:
+    """A valid member profile as events carry it (see member-profile.v1.json)."""
+    profile = {
+        "id": str(uuid.uuid4()),
+        "version": 1,
+        "name": "Muster Antriebstechnik GmbH",
+        "sector": "automotive",
+        "associations": ["automotive-cluster"],
+        "region": {"state": "BW", "postcode": "70173", "city": "Stuttgart"},
+        "size": {"employees": 120, "turnover_eur": None, "balance_sheet_eur": None, "sme": True,
+                 "category": "medium"},
+        "website": "https://muster-antrieb.example",
+        "contact": {"name": "Erika Muster", "email": "erika@muster-antrieb.example", "language": "de"},
+        "offers": [{"term": None, "label": "Elektromotorenbau", "description": None}],
+        "needs": [{"term": None, "label": "Rückverfolgbarkeit", "description": None}],
+        "topics": ["e-mobility"],
+        "consent": {"suggest_as_partner": True, "email": True},
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+    profile.update(overrides)
+    return profile
+
+
+def member_registered(**overrides) -> dict:
+    from verbund import envelope
+
+    profile = member_profile(**overrides)
+    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
