@@ -157,3 +157,12 @@ def test_a_failing_handler_leaves_no_inbox_record(engine, relay):
     with pytest.raises(RuntimeError):
         store.handle_once(event, failing)
     assert store.handle_once(event, lambda session, event: None) is True  # the retry is not skipped
+
+
+def test_a_mandatory_publish_to_no_queue_fails_instead_of_vanishing(amqp_uri):
+    publisher = Publisher(amqp_uri)
+    try:
+        with pytest.raises(Exception):
+            publisher.publish("no-such-queue-anywhere", b"{}", message_id="x", exchange="", mandatory=True)
+    finally:
+        publisher.close()

@@ -89,11 +89,14 @@ class Publisher:
             connection.ensure_connection(max_retries=1, interval_start=0.2, interval_step=0.5, interval_max=1)
             declare_topology(connection, self.subscriptions)
             self._connection = connection
-            self._producer = Producer(connection.default_channel, exchange=events_exchange)
+            # No default exchange: kombu would put an empty exchange name ("to a queue") back to it.
+            self._producer = Producer(connection.default_channel)
         return self._producer
 
     def publish(self, routing_key: str, body: bytes, *, message_id: str, exchange: str | None = None,
-                headers: dict | None = None, content_type: str = "application/cloudevents+json") -> None:
+                headers: dict | None = None, content_type: str = "application/cloudevents+json",
+                mandatory: bool = False) -> None:
+        """Publish and wait for the broker's confirm. ``mandatory``: fail if no queue takes it."""
         with self._lock:
             try:
                 producer = self._ensure()
@@ -108,6 +111,7 @@ class Publisher:
                     message_id=message_id,
                     type=routing_key,
                     headers=headers or {},
+                    mandatory=mandatory,
                 )
             except Exception:
                 self.close()  # start afresh on the next call

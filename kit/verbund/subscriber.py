@@ -107,7 +107,7 @@ class EventSubscriber(Consumer):
             self.publisher.publish(queue_name, message.body if isinstance(message.body, bytes)
                                    else str(message.body).encode("utf-8"),
                                    message_id=message.properties.get("message_id") or "",
-                                   exchange="", headers=headers,
+                                   exchange="", headers=headers, mandatory=True,
                                    content_type=message.content_type or "application/octet-stream")
         except Exception:
             log.exception("could not forward a message to %s; it stays on the queue", queue_name)

@@ -1,0 +1,132 @@
+"""The retrying subscriber in a real service process on the real broker:
+retries with backoff, dead-lettering with the reason, no second effect."""
+import pytest
+from kombu import Connection, Queue
+from sqlalchemy import create_engine, select
+
+from probe.models import effects
+from verbund import envelope
+from verbund.broker import Publisher, declare_topology
+from verbund.subscriber import ATTEMPTS_HEADER, ERROR_HEADER
+from verbund.testing import member_registered, wait_for
+
+pytestmark = pytest.mark.integration
+
+DEAD = "probe.events.dead"
+
+
+@pytest.fixture
+def broker(fresh_amqp_uri):
+    publisher = Publisher(fresh_amqp_uri, subscriptions={"probe": ["member.registered"]})
+    connection = Connection(fresh_amqp_uri)
+    yield publisher, connection
+    publisher.close()
+    connection.release()
+
+
+@pytest.fixture
+def probe(fresh_amqp_uri, database_url, start_service):  # the vhost outlives the process
+    return start_service("probe", database_url=database_url, amqp=fresh_amqp_uri)
+
+
+def publish(publisher, event_or_body, routing_key="member.registered"):
+    body = envelope.dumps(event_or_body) if isinstance(event_or_body, dict) else event_or_body
+    publisher.publish(routing_key, body, message_id=getattr(event_or_body, "get", lambda _: "raw")("id"))
+
+
+def effects_of(database_url, event_id=None):
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        with engine.connect() as conn:
+            query = select(effects.c.member_name)
+            if event_id:
+                query = query.where(effects.c.event_id == event_id)
+            return conn.execute(query).scalars().all()
+    finally:
+        engine.dispose()
+
+
+def dead_letters(connection, expected):
+    """Wait until the dead-letter queue holds ``expected`` messages and take them."""
+    queue = Queue(DEAD)(connection.default_channel)
+    taken = []
+
+    def collect():
+        while (message := queue.get(no_ack=True)) is not None:
+            taken.append(message)
+        return len(taken) >= expected
+
+    wait_for(collect, timeout=15, message=f"{expected} dead letter(s)")
+    return taken
+
+
+def test_a_valid_event_takes_effect(probe, broker, database_url):
+    publisher, _ = broker
+    event = member_registered(name="Gute Firma GmbH")
+    publish(publisher, event)
+    wait_for(lambda: effects_of(database_url, event["id"]) == ["Gute Firma GmbH"], message="the effect")
+
+
+def test_poisoned_messages_are_dead_lettered_and_consuming_goes_on(probe, broker, database_url):
+    publisher, connection = broker
+    invalid = member_registered()
+    invalid["data"]["profile"]["sector"] = "aerospace"
+    publish(publisher, b"\x00\x01 this is not json")
+    publish(publisher, invalid)
+    after = member_registered(name="Danach GmbH")
+    publish(publisher, after)
+
+    wait_for(lambda: effects_of(database_url, after["id"]) == ["Danach GmbH"], message="the later event's effect")
+    dead = dead_letters(connection, 2)
+    reasons = sorted(message.headers[ERROR_HEADER] for message in dead)
+    assert "body is not JSON" in reasons[1] or "body is not JSON" in reasons[0]
+    assert any("sector" in reason for reason in reasons)
+    assert all(message.headers[ATTEMPTS_HEADER] == 0 for message in dead)  # not retried: it cannot get better
+    assert effects_of(database_url) == ["Danach GmbH"]
+
+
+def test_a_failing_handler_is_retried_then_dead_lettered_with_the_error(probe, broker, database_url):
+    publisher, connection = broker
+    failing = member_registered(name="fail-always GmbH")
+    publish(publisher, failing)
+    healthy = member_registered(name="Gesund GmbH")
+    publish(publisher, healthy)
+
+    [dead] = dead_letters(connection, 1)
+    assert dead.headers[ATTEMPTS_HEADER] == 3  # the first try and two retries (RETRY_DELAYS_MS=100,200)
+    assert "RuntimeError: cannot handle fail-always GmbH" in dead.headers[ERROR_HEADER]
+    assert dead.headers["x-verbund-routing-key"] == "member.registered"
+    assert envelope.loads(dead.body)["id"] == failing["id"]  # the original event, ready to replay
+    assert effects_of(database_url, healthy["id"]) == ["Gesund GmbH"]
+    assert effects_of(database_url, failing["id"]) == []
+    retries = [line for line in probe.log_lines() if "retrying via" in line["message"]]
+    assert [line["correlation_id"] for line in retries] == [failing["id"]] * 2
+
+
+def test_a_handler_that_fails_once_succeeds_on_retry_with_one_effect(probe, broker, database_url):
+    publisher, _ = broker
+    event = member_registered(name="fail-once GmbH")
+    publish(publisher, event)
+    wait_for(lambda: effects_of(database_url, event["id"]) == ["fail-once GmbH"], message="the retried effect")
+
+
+def test_a_redelivered_event_has_no_second_effect(probe, broker, database_url):
+    publisher, _ = broker
+    event = member_registered(name="Doppelt GmbH")
+    publish(publisher, event)
+    publish(publisher, event)
+    marker = member_registered(name="Marker GmbH")
+    publish(publisher, marker)
+    wait_for(lambda: effects_of(database_url, marker["id"]), message="the marker")
+    assert effects_of(database_url, event["id"]) == ["Doppelt GmbH"]
+
+
+def test_an_event_published_before_its_consumer_ever_started_is_not_lost(fresh_amqp_uri, broker, start_service,
+                                                                         tmp_path):
+    publisher, connection = broker
+    declare_topology(connection, {"probe": ["member.registered"]})  # what every publisher does first
+    event = member_registered(name="Frühstarter GmbH")
+    publish(publisher, event)
+    url = f"sqlite:///{tmp_path / 'late.db'}"
+    start_service("probe", database_url=url, amqp=fresh_amqp_uri)
+    wait_for(lambda: effects_of(url, event["id"]) == ["Frühstarter GmbH"], message="the early event's effect")
