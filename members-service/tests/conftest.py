@@ -1,0 +1,43 @@
+import copy
+
+import pytest
+
+from verbund.testing import ServiceProcess
+
+
+def valid_member(**overrides) -> dict:
+    """What a member sends to register: a realistic automotive supplier."""
+    member = {
+        "name": "Schwäbische Präzisionsteile GmbH",
+        "sector": "automotive",
+        "associations": ["automotive-cluster"],
+        "region": {"state": "BW", "postcode": "73033", "city": "Göppingen"},
+        "size": {"employees": 85, "turnover_eur": 14_000_000},
+        "website": "https://praezisionsteile.example",
+        "contact": {"name": "Jana Keller", "email": "j.keller@praezisionsteile.example", "language": "de"},
+        "offers": [{"label": "Druckguss", "description": "Aluminium-Druckguss bis 20 kg"},
+                   {"term": "battery-cell-manufacturing"}],
+        "needs": [{"label": "Rückverfolgbarkeit"}, {"label": "Batterietransport"},
+                  {"label": "Etwas ganz Eigenes", "description": "free text"}],
+        "topics": ["e-mobility", "battery-value-chain"],
+        "consent": {"suggest_as_partner": True, "email": True},
+    }
+    member.update(copy.deepcopy(overrides))
+    return member
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def members_api(request, amqp_uri, tmp_path_factory):
+    """members-service as a real process, once per database, shared by a module's tests."""
+    workdir = tmp_path_factory.mktemp("members")
+    url = f"sqlite:///{workdir / 'members.db'}" if request.param == "sqlite" \
+        else request.getfixturevalue("postgres").create()
+    process = ServiceProcess("members", amqp_uri, url, workdir).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def member_input():
+    """A factory of valid registration bodies: ``member_input(name=...)``."""
+    return valid_member

@@ -1,0 +1,57 @@
+"""The platform as `make run` starts it: `verbund up` with the embedded
+defaults (SQLite under the data folder), a member registered over HTTP,
+its member.registered CloudEvent on RabbitMQ."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from verbund.testing import free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def platform(amqp_uri, tmp_path):
+    port = free_port()
+    env = {**os.environ, "AMQP_URI": amqp_uri, "VERBUND_DATA_DIR": str(tmp_path / "data"), "MEMBERS_PORT": str(port)}
+    env.pop("AUTH_SECRET", None)  # embedded default: a secret generated into the data folder
+    env.pop("DATABASE_URL", None)
+    log = open(tmp_path / "up.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "verbund.cli", "up"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        assert process.poll() is None, (tmp_path / "up.log").read_text()
+        try:
+            return requests.get(f"{url}/ready", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(ready, timeout=60, interval=0.2, message="members-service via verbund up")
+    yield url, tmp_path / "data", env
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    log.close()
+
+
+def test_a_member_registered_over_http_appears_as_a_cloudevent(platform, event_tap, member_input):
+    url, data_dir, env = platform
+    tap = event_tap("member.*")
+    response = requests.post(f"{url}/members", json=member_input(), timeout=10)
+    assert response.status_code == 201, response.text
+    member = response.json()
+    [event] = tap.wait("member.registered", subject=member["id"])
+    assert {event["specversion"], event["type"], event["datacontenttype"]} == {"1.0", "member.registered",
+                                                                             "application/json"}
+    assert (data_dir / "members.db").exists()  # the embedded SQLite default
+
+    # An admin issues a token from the command line and lists members with it.
+    token = subprocess.run([sys.executable, "-m", "verbund.cli", "token", "admin", "--subject", "e2e"], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    listed = requests.get(f"{url}/members", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert listed.status_code == 200 and listed.json()["total"] == 1
