@@ -2,10 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SERVICES := members-service
+SERVICES := $(wildcard *-service)
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit lint install clean token
+.PHONY: run test unit lint install clean bench
 
 $(STAMP): kit/pyproject.toml $(foreach s,$(SERVICES),$(s)/pyproject.toml) requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
+
+## Benchmarks (not part of `make test`): each service's bench/run.py writes its report under docs/bench/.
+bench: $(STAMP)
+	@for script in $(wildcard *-service/bench/run.py); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check kit $(SERVICES) tests

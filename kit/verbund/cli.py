@@ -9,13 +9,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
 
-SERVICES = ("members",)
+# Every service of the platform, in start order; `verbund up` starts those installed.
+ALL_SERVICES = ("members", "events", "matching", "notifications")
+SERVICES = tuple(name for name in ALL_SERVICES if importlib.util.find_spec(name) is not None)
 BROKER_HELP = "RabbitMQ is not reachable at {uri}: {error}\nStart it with: rabbitmq-server -detached  (or set AMQP_URI)"
 
 
@@ -31,8 +34,6 @@ def _broker_error(amqp_uri: str) -> str | None:
 
 
 def _service_class(service: str):
-    import importlib
-
     module = importlib.import_module(f"{service}.service")
     for value in vars(module).values():
         if isinstance(value, type) and getattr(value, "name", None) == service:
