@@ -4,6 +4,8 @@ import sys
 import textwrap
 
 import pytest
+from amqp.exceptions import ChannelError
+from kombu.exceptions import OperationalError
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from verbund import outbox
@@ -113,7 +115,7 @@ def test_a_broker_outage_keeps_events_pending_until_it_is_over(engine, amqp_uri,
     with Store(engine, unreachable).transaction() as session:  # relay_quietly logs the failure
         outbox.add(session, member_registered())
     assert outbox.pending_count(engine) == 1
-    with pytest.raises(Exception):
+    with pytest.raises(OperationalError):
         unreachable.relay()
     assert outbox.pending_count(engine) == 1
 
@@ -162,7 +164,7 @@ def test_a_failing_handler_leaves_no_inbox_record(engine, relay):
 def test_a_mandatory_publish_to_no_queue_fails_instead_of_vanishing(amqp_uri):
     publisher = Publisher(amqp_uri)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(ChannelError, match="NO_ROUTE"):
             publisher.publish("no-such-queue-anywhere", b"{}", message_id="x", exchange="", mandatory=True)
     finally:
         publisher.close()

@@ -7,8 +7,8 @@ After a commit that wrote events the outbox relay runs at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, event

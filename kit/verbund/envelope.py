@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache
 from importlib import resources
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -28,11 +28,11 @@ class InvalidEvent(ValueError):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def isoformat(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def new_event(type: str, source: str, subject: str, data: dict, *, id: str | None = None,
@@ -53,7 +53,7 @@ def new_event(type: str, source: str, subject: str, data: dict, *, id: str | Non
     return event
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema_documents() -> dict[str, dict]:
     """Every JSON Schema the kit ships, by its ``$id``."""
     folder = resources.files("verbund") / "event_schemas"
@@ -65,7 +65,7 @@ def schema_documents() -> dict[str, dict]:
     return documents
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(dataschema: str) -> Draft202012Validator:
     documents = schema_documents()
     if dataschema not in documents:

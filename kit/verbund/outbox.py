@@ -13,8 +13,22 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text, delete, exists, func, insert,
-                        select, text, update)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 

@@ -61,7 +61,7 @@ class Settings:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, service: str) -> "Settings":
+    def from_env(cls, service: str) -> Settings:
         sqlite_default = f"sqlite:///{data_dir() / (service + '.db')}"
         return cls(
             service=service,

@@ -196,7 +196,7 @@ class ServiceProcess:
         }
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> "ServiceProcess":
+    def start(self, timeout: float = 60) -> ServiceProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "verbund.cli", "run", self.service],
                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)

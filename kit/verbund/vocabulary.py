@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 import yaml
@@ -82,7 +82,7 @@ def _term(entry: dict) -> Term:
                 topics=tuple(entry.get("topics", ())), related=tuple(entry.get("related", ())))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load() -> Vocabulary:
     text = (resources.files("verbund") / "data" / "vocabulary.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)

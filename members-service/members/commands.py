@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from marshmallow import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
-
-from marshmallow import ValidationError
 
 from members import domain, importer
 from members.models import Competency, Member, Tag

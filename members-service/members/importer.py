@@ -64,7 +64,8 @@ def read_table(content: bytes, content_type: str) -> list[dict]:
         raise BadRequest("no 'name' column in the header", known_columns=sorted(COLUMNS))
     if len(body) > MAX_ROWS:
         raise BadRequest(f"at most {MAX_ROWS} rows per import")
-    return [{column: "" if cell is None else str(cell).strip() for column, cell in zip(columns, row) if column}
+    return [{column: "" if cell is None else str(cell).strip()
+             for column, cell in zip(columns, row, strict=False) if column}
             for row in body if any(str(cell or "").strip() for cell in row)]
 
 

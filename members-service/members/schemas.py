@@ -30,7 +30,8 @@ class CompetencySchema(Schema):
 
 class RegionSchema(Schema):
     state = fields.String(required=True, validate=validate.OneOf(sorted(STATES)))
-    postcode = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{5}$", error="a German postcode has five digits"))
+    postcode = fields.String(required=True,
+                             validate=validate.Regexp(r"^[0-9]{5}$", error="a German postcode has five digits"))
     city = fields.String(required=True, validate=validate.Length(min=1, max=100))
 
 

@@ -48,9 +48,12 @@ def test_consent_is_opt_in(member_input):
     assert validate_profile(member)["consent"] == {"suggest_as_partner": False, "email": False}
 
 
-CSV = """name;sector;associations;state;postcode;city;employees;contact_name;contact_email;language;offers;needs;topics;suggest_as_partner;email_consent
-Datenwerk Dresden GmbH;it;it-cluster;SN;1067;Dresden;1.200;Tom Berg;tom@datenwerk.example;de;Track-and-Trace-Software: Echtzeit;Batterietransport;Elektromobilität;ja;nein
-"""
+CSV = "\n".join([
+    "name;sector;associations;state;postcode;city;employees;contact_name;contact_email;language;"
+    "offers;needs;topics;suggest_as_partner;email_consent",
+    "Datenwerk Dresden GmbH;it;it-cluster;SN;1067;Dresden;1.200;Tom Berg;tom@datenwerk.example;de;"
+    "Track-and-Trace-Software: Echtzeit;Batterietransport;Elektromobilität;ja;nein",
+]) + "\n"
 
 
 def test_csv_with_semicolons_german_numbers_and_topic_labels():

@@ -3,9 +3,10 @@
 Revision ID: 0001
 Revises:
 """
+from alembic import op
+
 from probe.models import metadata
 from verbund.outbox import messaging_metadata
-from alembic import op
 
 revision = "0001"
 down_revision = None
