@@ -67,6 +67,32 @@ def declare_topology(connection: Connection, subscriptions: dict[str, list[str]]
         main_queue(service, patterns)(channel).declare()
 
 
+def definitions(retry_delays_ms: tuple[int, ...], vhost: str = "/") -> dict:
+    """The topology as a RabbitMQ definitions document (infra/rabbitmq/definitions.json),
+    generated from the same functions the services declare with, so the two cannot drift."""
+    queues, bindings = [], []
+
+    def add(queue: Queue) -> None:
+        queues.append({"name": queue.name, "vhost": vhost, "durable": True, "auto_delete": False,
+                       "arguments": dict(queue.queue_arguments or {})})
+        for bound in sorted(queue.bindings, key=lambda b: b.routing_key):  # kombu keeps them in a set
+            bindings.append({"source": bound.exchange.name, "vhost": vhost, "destination": queue.name,
+                             "destination_type": "queue", "routing_key": bound.routing_key, "arguments": {}})
+
+    for service in catalogue.SUBSCRIPTIONS:
+        main = main_queue(service)
+        add(main)
+        for delay in retry_delays_ms:
+            add(retry_queue(main.name, delay))
+        add(dead_queue(main.name))
+    return {
+        "exchanges": [{"name": events_exchange.name, "vhost": vhost, "type": "topic", "durable": True,
+                       "auto_delete": False, "internal": False, "arguments": {}}],
+        "queues": queues,
+        "bindings": bindings,
+    }
+
+
 class Publisher:
     """Publishes CloudEvents to ``verbund.events`` with publisher confirms.
 

@@ -4,6 +4,7 @@
   verbund run SERVICE          migrate and run one service in the foreground
   verbund migrate SERVICE      upgrade a service's database to the newest schema
   verbund declare              declare the exchange and every subscriber queue
+  verbund definitions          print that topology as a RabbitMQ definitions document
   verbund token ROLE ...       issue a bearer token (admin's command)
 """
 from __future__ import annotations
@@ -125,6 +126,17 @@ def cmd_declare(args) -> int:
     return 0
 
 
+def cmd_definitions(args) -> int:
+    import json
+
+    from verbund.broker import definitions
+    from verbund.settings import Settings
+
+    document = definitions(Settings.from_env("any").retry_delays_ms)
+    print(json.dumps(document, indent=2))
+    return 0
+
+
 def cmd_token(args) -> int:
     from datetime import timedelta
 
@@ -153,6 +165,8 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("service", help=f"a service package: {', '.join(SERVICES)}")
     migrate.set_defaults(func=cmd_migrate)
     commands.add_parser("declare", help="declare exchange and queues").set_defaults(func=cmd_declare)
+    commands.add_parser("definitions", help="print the topology as RabbitMQ definitions JSON").set_defaults(
+        func=cmd_definitions)
     token = commands.add_parser("token", help="issue a bearer token")
     token.add_argument("role", choices=["admin", "organizer", "member", "integrator"])
     token.add_argument("--subject", default="cli", help="who the token is for (default: cli)")
