@@ -55,3 +55,12 @@ def test_a_member_registered_over_http_appears_as_a_cloudevent(platform, event_t
                            capture_output=True, text=True, check=True).stdout.strip()
     listed = requests.get(f"{url}/members", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert listed.status_code == 200 and listed.json()["total"] == 1
+
+
+def test_without_a_broker_verbund_up_says_so_and_how_to_start_one(tmp_path):
+    env = {**os.environ, "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+           "VERBUND_DATA_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "verbund.cli", "up"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "RabbitMQ is not reachable" in result.stderr and "rabbitmq-server -detached" in result.stderr
