@@ -5,6 +5,7 @@
   verbund migrate SERVICE      upgrade a service's database to the newest schema
   verbund declare              declare the exchange and every subscriber queue
   verbund definitions          print that topology as a RabbitMQ definitions document
+  verbund asyncapi             write docs/asyncapi.yaml from the catalogue and the event schemas
   verbund token ROLE ...       issue a bearer token (admin's command)
 """
 from __future__ import annotations
@@ -137,6 +138,18 @@ def cmd_definitions(args) -> int:
     return 0
 
 
+def cmd_asyncapi(args) -> int:
+    from pathlib import Path
+
+    from verbund.asyncapi import render
+
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_token(args) -> int:
     from datetime import timedelta
 
@@ -167,6 +180,9 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("declare", help="declare exchange and queues").set_defaults(func=cmd_declare)
     commands.add_parser("definitions", help="print the topology as RabbitMQ definitions JSON").set_defaults(
         func=cmd_definitions)
+    asyncapi = commands.add_parser("asyncapi", help="write the AsyncAPI document of the event contract")
+    asyncapi.add_argument("--output", default="docs/asyncapi.yaml")
+    asyncapi.set_defaults(func=cmd_asyncapi)
     token = commands.add_parser("token", help="issue a bearer token")
     token.add_argument("role", choices=["admin", "organizer", "member", "integrator"])
     token.add_argument("--subject", default="cli", help="who the token is for (default: cli)")
