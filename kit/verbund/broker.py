@@ -58,11 +58,23 @@ def dead_queue(main: str) -> Queue:
     return Queue(f"{main}.dead", durable=True, queue_arguments={"x-queue-type": queue_type()})
 
 
+REPLAY_STREAM = "verbund.replay"
+
+
+def replay_stream() -> Queue:
+    """A RabbitMQ stream holding every event for a while: a new integrator reads
+    it from a point in time to catch up (consumer argument ``x-stream-offset``)."""
+    return Queue(REPLAY_STREAM, bindings=[binding(events_exchange, routing_key="#")], durable=True,
+                 queue_arguments={"x-queue-type": "stream",
+                                  "x-max-age": os.environ.get("VERBUND_REPLAY_MAX_AGE", "7D")})
+
+
 def declare_topology(connection: Connection, subscriptions: dict[str, list[str]] | None = None) -> None:
-    """Declare the exchange and every subscriber's main queue with its bindings."""
+    """Declare the exchange, the replay stream and every subscriber's main queue with its bindings."""
     subscriptions = catalogue.SUBSCRIPTIONS if subscriptions is None else subscriptions
     channel = connection.default_channel
     events_exchange(channel).declare()
+    replay_stream()(channel).declare()
     for service, patterns in subscriptions.items():
         main_queue(service, patterns)(channel).declare()
 
@@ -79,6 +91,7 @@ def definitions(retry_delays_ms: tuple[int, ...], vhost: str = "/") -> dict:
             bindings.append({"source": bound.exchange.name, "vhost": vhost, "destination": queue.name,
                              "destination_type": "queue", "routing_key": bound.routing_key, "arguments": {}})
 
+    add(replay_stream())
     for service in catalogue.SUBSCRIPTIONS:
         main = main_queue(service)
         add(main)

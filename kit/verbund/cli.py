@@ -6,12 +6,15 @@
   verbund declare              declare the exchange and every subscriber queue
   verbund definitions          print that topology as a RabbitMQ definitions document
   verbund asyncapi             write docs/asyncapi.yaml from the catalogue and the event schemas
+  verbund integrator NAME      create an integrator's read-only RabbitMQ user
+  verbund tail [PATTERN ...]   print live events readably (--since to replay)
   verbund token ROLE ...       issue a bearer token (admin's command)
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -150,6 +153,39 @@ def cmd_asyncapi(args) -> int:
     return 0
 
 
+def cmd_integrator(args) -> int:
+    from urllib.parse import quote, urlsplit
+
+    from verbund import integrators
+    from verbund.settings import DEFAULT_AMQP_URI
+
+    try:
+        password = integrators.create(args.name, vhost=args.vhost)
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    host = urlsplit(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)).hostname
+    print(f"user {integrators.user_name(args.name)} may read queues {integrators.queue_prefix(args.name)}* "
+          f"bound to verbund.events and the replay stream verbund.replay; it cannot publish.")
+    print(f"AMQP_URI=amqp://{integrators.user_name(args.name)}:{quote(password, safe='')}@{host}:5672/"
+          f"{quote(args.vhost, safe='')}")
+    return 0
+
+
+def cmd_tail(args) -> int:
+    from verbund import integrators
+    from verbund.settings import DEFAULT_AMQP_URI
+
+    since = integrators.parse_since(args.since) if args.since else None
+    try:
+        for event in integrators.follow(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), args.patterns or ["#"],
+                                        since=since, idle_timeout=args.idle):
+            print(json.dumps(event, ensure_ascii=False) if args.json else integrators.describe(event), flush=True)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_token(args) -> int:
     from datetime import timedelta
 
@@ -183,6 +219,16 @@ def parser() -> argparse.ArgumentParser:
     asyncapi = commands.add_parser("asyncapi", help="write the AsyncAPI document of the event contract")
     asyncapi.add_argument("--output", default="docs/asyncapi.yaml")
     asyncapi.set_defaults(func=cmd_asyncapi)
+    integrator = commands.add_parser("integrator", help="create an integrator's read-only RabbitMQ user")
+    integrator.add_argument("name", help="e.g. crm-sync (lowercase letters, digits, dashes)")
+    integrator.add_argument("--vhost", default="/")
+    integrator.set_defaults(func=cmd_integrator)
+    tail = commands.add_parser("tail", help="print live events readably")
+    tail.add_argument("patterns", nargs="*", help="routing key patterns, e.g. 'member.*' 'event.#' (default: all)")
+    tail.add_argument("--since", help="replay from a time: ISO 8601 or an age such as 30m, 2h, 7d")
+    tail.add_argument("--json", action="store_true", help="print whole CloudEvents, one per line")
+    tail.add_argument("--idle", type=float, help="stop after this many seconds without an event")
+    tail.set_defaults(func=cmd_tail)
     token = commands.add_parser("token", help="issue a bearer token")
     token.add_argument("role", choices=["admin", "organizer", "member", "integrator"])
     token.add_argument("--subject", default="cli", help="who the token is for (default: cli)")
