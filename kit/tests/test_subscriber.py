@@ -1,6 +1,7 @@
 """The retrying subscriber in a real service process on the real broker:
 retries with backoff, dead-lettering with the reason, no second effect."""
 import pytest
+import requests
 from kombu import Connection, Queue
 from sqlalchemy import create_engine, select
 
@@ -83,6 +84,10 @@ def test_poisoned_messages_are_dead_lettered_and_consuming_goes_on(probe, broker
     assert any("sector" in reason for reason in reasons)
     assert all(message.headers[ATTEMPTS_HEADER] == 0 for message in dead)  # not retried: it cannot get better
     assert effects_of(database_url) == ["Danach GmbH"]
+    exposed = requests.get(f"{probe.url}/metrics", timeout=10).text
+    assert 'verbund_messages_dead_lettered_total{reason="invalid",service="probe"} 2.0' in exposed
+    assert 'verbund_messages_consumed_total{service="probe",type="member.registered"} 1.0' in exposed
+    assert 'verbund_outbox_backlog{service="probe"} 0.0' in exposed
 
 
 def test_a_failing_handler_is_retried_then_dead_lettered_with_the_error(probe, broker, database_url):

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from verbund import logs, outbox
+from verbund import logs, metrics, outbox
 from verbund.broker import Publisher
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,8 @@ class Database(DependencyProvider):
     def setup(self):
         settings = self.container.config["VERBUND"]
         self.engine = make_engine(settings.database_url)
-        self.relay = outbox.Relay(self.engine, Publisher(settings.amqp_uri))
+        counter = metrics.published.labels(settings.service)
+        self.relay = outbox.Relay(self.engine, Publisher(settings.amqp_uri), on_published=counter.inc)
 
     def stop(self):
         self.relay.close()

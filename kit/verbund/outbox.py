@@ -97,8 +97,10 @@ class Relay:
     instances sharing the database (an advisory lock).
     """
 
-    def __init__(self, engine: Engine, publisher, batch_size: int = 500, retention: timedelta = timedelta(days=7)):
+    def __init__(self, engine: Engine, publisher, batch_size: int = 500, retention: timedelta = timedelta(days=7),
+                 on_published=None):
         self.engine = engine
+        self.on_published = on_published  # called with the number of events each batch published
         self.publisher = publisher
         self.batch_size = batch_size
         self.retention = retention
@@ -155,6 +157,8 @@ class Relay:
                         conn.execute(update(outbox_table).where(outbox_table.c.seq.in_(sent))
                                      .values(published_at=envelope.utcnow()))
                         conn.commit()
+                        if self.on_published:
+                            self.on_published(len(sent))
                 return len(sent)
             finally:
                 self._release_cluster_lock(conn)

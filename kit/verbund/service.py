@@ -7,7 +7,9 @@ import os
 from kombu import Connection
 from nameko.timer import timer
 from sqlalchemy import text
+from werkzeug.wrappers import Response
 
+from verbund import metrics, outbox
 from verbund.database import Database
 from verbund.web import ANYONE, api, json_response
 
@@ -25,6 +27,12 @@ class ServiceBase:
     @api("GET", "/health", roles=ANYONE)
     def health(self, request):
         return {"service": self.name, "status": "ok"}
+
+    @api("GET", "/metrics", roles=ANYONE)
+    def prometheus_metrics(self, request):
+        metrics.outbox_backlog.labels(self.name).set(outbox.pending_count(self.db.engine))
+        body, content_type = metrics.exposition()
+        return Response(body, content_type=content_type)
 
     @api("GET", "/ready", roles=ANYONE)
     def ready(self, request):

@@ -14,13 +14,14 @@ the handler dispatches on the event type.
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 
 from kombu import Connection
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer
 
-from verbund import broker, envelope
+from verbund import broker, envelope, metrics
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +75,23 @@ class EventSubscriber(Consumer):
         except envelope.InvalidEvent as exc:
             log.warning("dead-lettering an invalid message: %s", exc)
             self._forward(message, self.dead_queue.name, attempts=0, error=f"invalid event: {exc}")
+            metrics.dead_lettered.labels(self.container.service_name, "invalid").inc()
             return
-        handle_result = partial(self.handle_result, message)
+        handle_result = partial(self.handle_result, message, event["type"], time.monotonic())
         try:
             self.container.spawn_worker(self, (event,), {}, context_data={"correlation_id": event["id"]},
                                         handle_result=handle_result)
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
 
-    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+    def handle_result(self, message, event_type, started, worker_ctx, result=None, exc_info=None):
+        service = self.container.service_name
+        metrics.handler_seconds.labels(service, event_type).observe(time.monotonic() - started)
         if exc_info is None:
             self.queue_consumer.ack_message(message)
+            metrics.consumed.labels(service, event_type).inc()
             return result, exc_info
+        metrics.failed.labels(service, event_type).inc()
         error = f"{exc_info[0].__name__}: {exc_info[1]}"[:2000]
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
         if attempts <= len(self.retry_queues):
@@ -94,6 +100,7 @@ class EventSubscriber(Consumer):
         else:
             target = self.dead_queue.name
             log.error("handler failed %d times, dead-lettered: %s", attempts, error)
+            metrics.dead_lettered.labels(service, "exhausted").inc()
         self._forward(message, target, attempts=attempts, error=error)
         return result, exc_info
 
