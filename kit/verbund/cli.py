@@ -6,6 +6,7 @@
   verbund declare              declare the exchange and every subscriber queue
   verbund definitions          print that topology as a RabbitMQ definitions document
   verbund asyncapi             write docs/asyncapi.yaml from the catalogue and the event schemas
+  verbund openapi              write docs/openapi/<service>.json from the services' endpoints
   verbund integrator NAME      create an integrator's read-only RabbitMQ user
   verbund tail [PATTERN ...]   print live events readably (--since to replay)
   verbund token ROLE ...       issue a bearer token (admin's command)
@@ -186,6 +187,20 @@ def cmd_tail(args) -> int:
     return 0
 
 
+def cmd_openapi(args) -> int:
+    from pathlib import Path
+
+    from verbund.openapi import document
+
+    folder = Path(args.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    for service in SERVICES:
+        path = folder / f"{service}.json"
+        path.write_text(json.dumps(document(_service_class(service)), indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_token(args) -> int:
     from datetime import timedelta
 
@@ -229,6 +244,9 @@ def parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="print whole CloudEvents, one per line")
     tail.add_argument("--idle", type=float, help="stop after this many seconds without an event")
     tail.set_defaults(func=cmd_tail)
+    openapi = commands.add_parser("openapi", help="write the OpenAPI documents of the installed services")
+    openapi.add_argument("--output", default="docs/openapi")
+    openapi.set_defaults(func=cmd_openapi)
     token = commands.add_parser("token", help="issue a bearer token")
     token.add_argument("role", choices=["admin", "organizer", "member", "integrator"])
     token.add_argument("--subject", default="cli", help="who the token is for (default: cli)")

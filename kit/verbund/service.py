@@ -9,7 +9,7 @@ from nameko.timer import timer
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
-from verbund import metrics, outbox
+from verbund import metrics, openapi, outbox
 from verbund.database import Database
 from verbund.web import ANYONE, api, json_response
 
@@ -26,16 +26,24 @@ class ServiceBase:
 
     @api("GET", "/health", roles=ANYONE)
     def health(self, request):
+        """Liveness: the process answers."""
         return {"service": self.name, "status": "ok"}
+
+    @api("GET", "/openapi.json", roles=ANYONE)
+    def openapi(self, request):
+        """This API's OpenAPI 3.1 document."""
+        return openapi.document(type(self))
 
     @api("GET", "/metrics", roles=ANYONE)
     def prometheus_metrics(self, request):
+        """Prometheus metrics in the text exposition format."""
         metrics.outbox_backlog.labels(self.name).set(outbox.pending_count(self.db.engine))
         body, content_type = metrics.exposition()
         return Response(body, content_type=content_type)
 
-    @api("GET", "/ready", roles=ANYONE)
+    @api("GET", "/ready", roles=ANYONE, responses={200: "Database and broker reachable", 503: "Not ready"})
     def ready(self, request):
+        """Readiness: the database and the broker answer."""
         checks = {}
         try:
             with self.db.engine.connect() as conn:

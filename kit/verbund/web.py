@@ -60,9 +60,17 @@ def load(schema, request, **kwargs) -> dict:
 
 
 class ApiEndpoint(HttpRequestHandler):
-    def __init__(self, method: str, url: str, roles=AUTHENTICATED, max_body: int = MAX_JSON_BYTES, **kwargs):
+    """``roles``: who may call it. For the OpenAPI document (verbund.openapi):
+    ``body`` and ``query`` marshmallow schemas, ``responses`` {status: description
+    or (description, schema)} where a schema is a marshmallow class, a kit JSON
+    Schema urn or a dict, and ``errors``: further error statuses it answers with."""
+
+    def __init__(self, method: str, url: str, roles=AUTHENTICATED, max_body: int = MAX_JSON_BYTES, *,
+                 body=None, query=None, responses: dict | None = None, errors: tuple = (), **kwargs):
         self.roles = tuple(roles)
         self.max_body = max_body
+        self.body, self.query, self.errors = body, query, tuple(errors)
+        self.responses = responses or {200: "OK"}
         super().__init__(method, url, **kwargs)
 
     def handle_request(self, request):

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from members import commands, importer
-from members.schemas import ListQuerySchema
+from members.schemas import ImportQuerySchema, ListQuerySchema, MemberSchema
 from verbund import auth
 from verbund.errors import BadRequest, Conflict
 from verbund.service import ServiceBase
@@ -17,6 +17,15 @@ from verbund.web import ANYONE, api, json_body, json_response
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 STAFF = ("admin", "organizer")
 READERS = ("admin", "organizer", "integrator", "member")
+
+
+PROFILE = "urn:verbund:schema:member-profile:v1"
+PAGE = {"type": "object", "properties": {
+    "items": {"type": "array", "items": {"$ref": "#/components/schemas/member-profile.v1"}},
+    "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"}}}
+IMPORT_BODY = {"text/csv": {"schema": {"type": "string"}},
+               "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
+                   {"schema": {"type": "string", "format": "binary"}}}
 
 
 def _if_match(request) -> int | None:
@@ -37,8 +46,10 @@ def _member_response(profile: dict, status: int = 200, **extra):
 class MembersService(ServiceBase):
     name = "members"
 
-    @api("POST", "/members", roles=ANYONE)
+    @api("POST", "/members", roles=ANYONE, body=MemberSchema, errors=(409, 413),
+         responses={201: ("The profile, with the member's own access_token", PROFILE)})
     def register(self, request):
+        """Register a member organisation (self-registration or by staff)."""
         data = json_body(request)
         try:
             with self.db.transaction() as session:
@@ -48,13 +59,17 @@ class MembersService(ServiceBase):
         token = auth.issue("member", f"member:{profile['id']}", member_id=profile["id"])
         return _member_response(profile, 201, access_token=token)
 
-    @api("GET", "/members/<string:member_id>", roles=READERS)
+    @api("GET", "/members/<string:member_id>", roles=READERS, errors=(410,),
+         responses={200: ("The profile; ETag is its version", PROFILE)})
     def get_member(self, request, member_id):
+        """Read a member's profile."""
         with self.db.transaction() as session:
             return _member_response(commands.get(session, request.principal, member_id))
 
-    @api("PATCH", "/members/<string:member_id>", roles=("admin", "organizer", "member"))
+    @api("PATCH", "/members/<string:member_id>", roles=("admin", "organizer", "member"), body=MemberSchema,
+         errors=(409, 410, 412), responses={200: ("The profile at its new version", PROFILE)})
     def update_member(self, request, member_id):
+        """Change a profile with a JSON Merge Patch of any of its fields; If-Match optional."""
         patch = json_body(request)
         try:
             with self.db.transaction() as session:
@@ -63,22 +78,29 @@ class MembersService(ServiceBase):
             raise Conflict("the member changed at the same time; read it again and retry") from None
         return _member_response(profile)
 
-    @api("DELETE", "/members/<string:member_id>", roles=("admin", "member"))
+    @api("DELETE", "/members/<string:member_id>", roles=("admin", "member"), errors=(410,),
+         responses={204: "Erased; member.deleted is on its way"})
     def delete_member(self, request, member_id):
+        """Erase a member (GDPR): a tombstone stays, every service forgets it."""
         with self.db.transaction() as session:
             commands.erase(session, request.principal, member_id)
         return json_response(None, 204)
 
-    @api("GET", "/members", roles=STAFF + ("integrator",))
+    @api("GET", "/members", roles=STAFF + ("integrator",), query=ListQuerySchema,
+         responses={200: ("A page of profiles", PAGE)})
     def list_members(self, request):
+        """List and filter members, a page at a time."""
         query = ListQuerySchema().load(request.args.to_dict())
         with self.db.transaction() as session:
             return commands.search(session, query)
 
-    @api("POST", "/members/import", roles=STAFF, max_body=MAX_IMPORT_BYTES)
+    @api("POST", "/members/import", roles=STAFF, max_body=MAX_IMPORT_BYTES, body=IMPORT_BODY,
+         query=ImportQuerySchema, errors=(409, 413, 415),
+         responses={200: ("Which rows were imported, which not and why", {"type": "object"})})
     def import_members(self, request):
+        """Import a member list from CSV or Excel, with a per-row report."""
         rows = importer.read_table(request.get_data(), request.headers.get("Content-Type", ""))
-        dry_run = request.args.get("dry_run", "").lower() in ("1", "true", "yes")
+        dry_run = ImportQuerySchema().load(request.args.to_dict())["dry_run"]
         try:
             with self.db.transaction() as session:
                 return commands.import_members(session, rows, dry_run=dry_run)
@@ -86,8 +108,10 @@ class MembersService(ServiceBase):
             raise Conflict("an organisation in the file registered meanwhile; nothing was imported, "
                            "send the file again") from None
 
-    @api("GET", "/vocabulary", roles=ANYONE)
+    @api("GET", "/vocabulary", roles=ANYONE, responses={200: ("Competency terms, topics, categories",
+                                                                {"type": "object"})})
     def vocabulary(self, request):
+        """The curated vocabulary; ?q= searches the competency labels and synonyms."""
         vocabulary = load_vocabulary()
         query = request.args.get("q", "")
         terms = vocabulary.search(query, limit=50) if query else vocabulary.competencies.values()

@@ -183,3 +183,11 @@ def test_rpc_serves_profiles_to_other_services(members_api, member_input, amqp_u
         assert cluster.members.get_profile(str(uuid.uuid4())) is None
         batch = cluster.members.profiles_after(None, 1000)
     assert created["id"] in [profile["id"] for profile in batch["profiles"]]
+
+
+def test_the_service_serves_its_openapi_document(members_api):
+    import json
+    from pathlib import Path
+
+    committed = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi" / "members.json").read_text())
+    assert requests.get(f"{members_api.url}/openapi.json", timeout=10).json() == committed
