@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import dataclass
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -28,6 +29,15 @@ STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Malformed req
                422: "Field errors", 503: "Not ready"}
 
 
+@dataclass(frozen=True)
+class Extended:
+    """A kit JSON Schema with more properties, for answers that add to it
+    (a registration answers the profile plus the member's token)."""
+    urn: str
+    name: str
+    properties: dict
+
+
 def endpoints(service_cls) -> list[tuple[str, ApiEndpoint, object]]:
     found = []
     for name, method in inspect.getmembers(service_cls, inspect.isfunction):
@@ -43,6 +53,14 @@ def _path(url: str) -> str:
 
 def _schema_ref(spec: APISpec, schema) -> dict:
     """A reference to a marshmallow schema class or a kit JSON Schema (by its urn), added once."""
+    if isinstance(schema, Extended):
+        if schema.name not in spec.components.schemas:
+            base = {k: v for k, v in envelope.schema_documents()[schema.urn].items()
+                    if k not in ("$schema", "$id", "examples")}
+            extended = {**base, "required": [*base.get("required", []), *schema.properties],
+                        "properties": {**base.get("properties", {}), **schema.properties}}
+            spec.components.schema(schema.name, _local_refs(extended, schema.name))
+        return {"$ref": f"#/components/schemas/{schema.name}"}
     if isinstance(schema, str):
         name = ".".join(schema.split(":")[-2:])
         if name not in spec.components.schemas:
@@ -79,13 +97,15 @@ def document(service_cls, version: str = "1.0.0") -> dict:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", ERROR)
     for name, endpoint, method in endpoints(service_cls):
-        path_params = re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", endpoint.url)
+        path_params = re.findall(r"<(?:([a-z]+):)?([a-z_]+)>", endpoint.url)
         operation: dict = {
             "operationId": name,
             "summary": (inspect.getdoc(method) or name.replace("_", " ")).split("\n")[0],
             "description": f"Roles: {', '.join(endpoint.roles)}.",
-            "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                           for p in path_params],
+            "parameters": [{"name": name, "in": "path", "required": True,
+                            "schema": {"type": "string", "format": "uuid"} if converter == "uuid" else
+                            {"type": "integer"} if converter == "int" else {"type": "string"}}
+                           for converter, name in path_params],
             "responses": {},
         }
         if "anonymous" not in endpoint.roles:

@@ -17,8 +17,9 @@ from functools import partial
 from eventlet.event import Event
 from marshmallow import ValidationError
 from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 from verbund import auth, logs
 from verbund.errors import AppError, BadRequest, Forbidden, Unauthorized
@@ -59,11 +60,35 @@ def load(schema, request, **kwargs) -> dict:
     return schema.load(json_body(request), **kwargs)
 
 
+class JsonWsgiApp(WsgiApp):
+    """nameko's WSGI app, with routing errors (404 no such path, 405 wrong
+    method with its Allow header) answered in JSON like every other error."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+        except HTTPException as exc:
+            response = error_response(exc.code or 400, exc.description or exc.name)
+            response.headers.extend(header for header in exc.get_headers() if header[0] == "Allow")
+            return response(environ, start_response)
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
 class ApiEndpoint(HttpRequestHandler):
     """``roles``: who may call it. For the OpenAPI document (verbund.openapi):
     ``body`` and ``query`` marshmallow schemas, ``responses`` {status: description
     or (description, schema)} where a schema is a marshmallow class, a kit JSON
     Schema urn or a dict, and ``errors``: further error statuses it answers with."""
+
+    server = JsonWebServer()
 
     def __init__(self, method: str, url: str, roles=AUTHENTICATED, max_body: int = MAX_JSON_BYTES, *,
                  body=None, query=None, responses: dict | None = None, errors: tuple = (), **kwargs):

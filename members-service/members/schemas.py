@@ -10,13 +10,23 @@ MAX_COMPETENCIES = 50
 MAX_TOPICS = 30
 
 
-def _topic_id(value: str) -> None:
-    if value not in load_vocabulary().topics:
-        raise ValidationError(f"unknown topic {value!r}; see GET /vocabulary for the topic ids")
+# As enums, so the OpenAPI document lists the valid ids (GET /vocabulary has their labels).
+TOPIC_IDS = sorted(load_vocabulary().topics)
+TERM_IDS = sorted(load_vocabulary().competencies)
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: consent given as 1 or "yes" is not consent."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value
 
 
 class CompetencySchema(Schema):
-    term = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    term = fields.String(load_default=None, allow_none=True,
+                         validate=validate.OneOf(TERM_IDS, error="unknown vocabulary term; see GET /vocabulary"))
     label = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
     description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 
@@ -24,8 +34,6 @@ class CompetencySchema(Schema):
     def _term_or_label(self, data, **kwargs):
         if not data.get("term") and not data.get("label"):
             raise ValidationError("give a vocabulary term id or a free-text label", "label")
-        if data.get("term") and data["term"] not in load_vocabulary().competencies:
-            raise ValidationError(f"unknown vocabulary term {data['term']!r}", "term")
 
 
 class RegionSchema(Schema):
@@ -41,7 +49,7 @@ class SizeSchema(Schema):
     balance_sheet_eur = fields.Integer(load_default=None, allow_none=True, strict=True,
                                        validate=validate.Range(min=0))
     # Derived from the figures above; accepted (and ignored) so a profile read can be sent back.
-    sme = fields.Boolean(load_only=True)
+    sme = StrictBoolean(load_only=True)
     category = fields.String(load_only=True)
 
 
@@ -53,8 +61,8 @@ class ContactSchema(Schema):
 
 class ConsentSchema(Schema):
     # Opt-in: nobody is suggested or e-mailed without saying so.
-    suggest_as_partner = fields.Boolean(load_default=False)
-    email = fields.Boolean(load_default=False)
+    suggest_as_partner = StrictBoolean(load_default=False)
+    email = StrictBoolean(load_default=False)
 
 
 class MemberSchema(Schema):
@@ -71,7 +79,8 @@ class MemberSchema(Schema):
                          validate=validate.Length(max=MAX_COMPETENCIES))
     needs = fields.List(fields.Nested(CompetencySchema), load_default=list,
                         validate=validate.Length(max=MAX_COMPETENCIES))
-    topics = fields.List(fields.String(validate=_topic_id), load_default=list, validate=validate.Length(max=MAX_TOPICS))
+    topics = fields.List(fields.String(validate=validate.OneOf(TOPIC_IDS, error="unknown topic; see GET /vocabulary")),
+                         load_default=list, validate=validate.Length(max=MAX_TOPICS))
     consent = fields.Nested(ConsentSchema, load_default=lambda: {"suggest_as_partner": False, "email": False})
 
     @validates_schema

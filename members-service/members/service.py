@@ -10,6 +10,7 @@ from members import commands, importer
 from members.schemas import ImportQuerySchema, ListQuerySchema, MemberSchema
 from verbund import auth
 from verbund.errors import BadRequest, Conflict
+from verbund.openapi import Extended
 from verbund.service import ServiceBase
 from verbund.vocabulary import load as load_vocabulary
 from verbund.web import ANYONE, api, json_body, json_response
@@ -20,6 +21,8 @@ READERS = ("admin", "organizer", "integrator", "member")
 
 
 PROFILE = "urn:verbund:schema:member-profile:v1"
+REGISTERED = Extended(PROFILE, "registered-member", {"access_token": {
+    "type": "string", "description": "the member's bearer token for its own profile"}})
 PAGE = {"type": "object", "properties": {
     "items": {"type": "array", "items": {"$ref": "#/components/schemas/member-profile.v1"}},
     "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"}}}
@@ -47,7 +50,7 @@ class MembersService(ServiceBase):
     name = "members"
 
     @api("POST", "/members", roles=ANYONE, body=MemberSchema, errors=(409, 413),
-         responses={201: ("The profile, with the member's own access_token", PROFILE)})
+         responses={201: ("The profile, with the member's own access_token", REGISTERED)})
     def register(self, request):
         """Register a member organisation (self-registration or by staff)."""
         data = json_body(request)
@@ -59,31 +62,31 @@ class MembersService(ServiceBase):
         token = auth.issue("member", f"member:{profile['id']}", member_id=profile["id"])
         return _member_response(profile, 201, access_token=token)
 
-    @api("GET", "/members/<string:member_id>", roles=READERS, errors=(410,),
+    @api("GET", "/members/<uuid:member_id>", roles=READERS, errors=(410,),
          responses={200: ("The profile; ETag is its version", PROFILE)})
     def get_member(self, request, member_id):
         """Read a member's profile."""
         with self.db.transaction() as session:
-            return _member_response(commands.get(session, request.principal, member_id))
+            return _member_response(commands.get(session, request.principal, str(member_id)))
 
-    @api("PATCH", "/members/<string:member_id>", roles=("admin", "organizer", "member"), body=MemberSchema,
+    @api("PATCH", "/members/<uuid:member_id>", roles=("admin", "organizer", "member"), body=MemberSchema,
          errors=(409, 410, 412), responses={200: ("The profile at its new version", PROFILE)})
     def update_member(self, request, member_id):
         """Change a profile with a JSON Merge Patch of any of its fields; If-Match optional."""
         patch = json_body(request)
         try:
             with self.db.transaction() as session:
-                profile = commands.update(session, request.principal, member_id, patch, _if_match(request))
+                profile = commands.update(session, request.principal, str(member_id), patch, _if_match(request))
         except (StaleDataError, IntegrityError):
             raise Conflict("the member changed at the same time; read it again and retry") from None
         return _member_response(profile)
 
-    @api("DELETE", "/members/<string:member_id>", roles=("admin", "member"), errors=(410,),
+    @api("DELETE", "/members/<uuid:member_id>", roles=("admin", "member"), errors=(410,),
          responses={204: "Erased; member.deleted is on its way"})
     def delete_member(self, request, member_id):
         """Erase a member (GDPR): a tombstone stays, every service forgets it."""
         with self.db.transaction() as session:
-            commands.erase(session, request.principal, member_id)
+            commands.erase(session, request.principal, str(member_id))
         return json_response(None, 204)
 
     @api("GET", "/members", roles=STAFF + ("integrator",), query=ListQuerySchema,

@@ -191,3 +191,12 @@ def test_the_service_serves_its_openapi_document(members_api):
 
     committed = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi" / "members.json").read_text())
     assert requests.get(f"{members_api.url}/openapi.json", timeout=10).json() == committed
+
+
+def test_routing_errors_are_json_too(members_api):
+    missing = requests.get(f"{members_api.url}/no-such-path", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]
+    wrong = requests.put(f"{members_api.url}/members", json={}, headers=ADMIN, timeout=10)
+    assert wrong.status_code == 405 and set(wrong.headers["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    not_an_id = requests.get(f"{members_api.url}/members/import", headers=ADMIN, timeout=10)
+    assert not_an_id.status_code == 405  # /members/import is only POSTed to, never read as a member id
