@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SERVICES := $(wildcard *-service)
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit lint install clean bench
+.PHONY: run test unit lint install clean bench docs
 
 $(STAMP): kit/pyproject.toml $(foreach s,$(SERVICES),$(s)/pyproject.toml) requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ unit: $(STAMP)
 ## Benchmarks (not part of `make test`): each service's bench/run.py writes its report under docs/bench/.
 bench: $(STAMP)
 	@for script in $(wildcard *-service/bench/run.py); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+## Regenerate the contract documents from the code (tests fail when a committed one is stale).
+docs: $(STAMP)
+	$(BIN)/verbund asyncapi
+	$(BIN)/verbund openapi
+	RETRY_DELAYS_MS= $(BIN)/verbund definitions > infra/rabbitmq/definitions.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check kit $(SERVICES) tests
