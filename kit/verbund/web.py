@@ -96,6 +96,8 @@ class ApiEndpoint(HttpRequestHandler):
         self.max_body = max_body
         self.body, self.query, self.errors = body, query, tuple(errors)
         self.responses = responses or {200: "OK"}
+        # Bad input is the caller's error: nameko logs these as warnings, not with a traceback.
+        kwargs.setdefault("expected_exceptions", (AppError, ValidationError))
         super().__init__(method, url, **kwargs)
 
     def handle_request(self, request):

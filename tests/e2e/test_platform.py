@@ -9,6 +9,7 @@ import sys
 import pytest
 import requests
 
+from verbund.cli import SERVICES
 from verbund.testing import free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -16,24 +17,25 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def platform(amqp_uri, tmp_path):
-    port = free_port()
-    env = {**os.environ, "AMQP_URI": amqp_uri, "VERBUND_DATA_DIR": str(tmp_path / "data"), "MEMBERS_PORT": str(port)}
+    ports = {service: free_port() for service in SERVICES}
+    env = {**os.environ, "AMQP_URI": amqp_uri, "VERBUND_DATA_DIR": str(tmp_path / "data"),
+           **{f"{service.upper()}_PORT": str(port) for service, port in ports.items()}}
     env.pop("AUTH_SECRET", None)  # embedded default: a secret generated into the data folder
     env.pop("DATABASE_URL", None)
     log = open(tmp_path / "up.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "verbund.cli", "up"], env=env, stdout=log,
                                stderr=subprocess.STDOUT, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready():
+    def ready(service):
         assert process.poll() is None, (tmp_path / "up.log").read_text()
         try:
-            return requests.get(f"{url}/ready", timeout=1).status_code == 200
+            return requests.get(f"http://127.0.0.1:{ports[service]}/ready", timeout=1).status_code == 200
         except requests.RequestException:
             return False
 
-    wait_for(ready, timeout=60, interval=0.2, message="members-service via verbund up")
-    yield url, tmp_path / "data", env
+    for service in SERVICES:  # every installed service comes up
+        wait_for(lambda service=service: ready(service), timeout=90, interval=0.2,
+                 message=f"{service}-service via verbund up")
+    yield f"http://127.0.0.1:{ports['members']}", tmp_path / "data", env
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     log.close()

@@ -1,0 +1,1 @@
+"""events-service: joint events, registrations, waitlists and calendars."""

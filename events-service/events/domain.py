@@ -1,0 +1,167 @@
+"""The rules of joint events, registrations and waitlists. No I/O, no nameko:
+plain functions over plain values, so unit tests exercise them directly."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from verbund.auth import Principal
+
+KINDS = ("fair", "workshop", "meetup", "webinar", "conference")
+# "completed" is never stored: a scheduled event whose end has passed is completed.
+STATUSES = ("scheduled", "cancelled", "completed")
+DEFAULT_TIMEZONE = "Europe/Berlin"
+MAX_DURATION = timedelta(days=31)
+
+# Waitlist rule (see README): requests are served in arrival order; a later
+# request may take free seats that an earlier, larger request cannot use, but
+# each waiting request can be passed like that at most MAX_PASSES times. After
+# that the free seats are held for it until enough are free.
+MAX_PASSES = 2
+
+# Fields of a joint event an organizer sets; event.updated names the changed ones.
+EVENT_FIELDS = ("title", "description", "kind", "organizers", "target_sectors", "topics", "starts_at", "ends_at",
+                "timezone", "venue", "online_url", "capacity", "registration_deadline")
+
+
+class InvalidTime(ValueError):
+    """A time zone that does not exist, or a wall-clock time that does not exist in it."""
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidTime(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin") from None
+
+
+def to_utc(value: datetime, timezone: str) -> datetime:
+    """A time with an offset as it is; a wall-clock time (no offset) in the event's zone.
+
+    A wall-clock time skipped when clocks go forward is refused; one that
+    occurs twice when they go back means its first occurrence (summer time).
+    """
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    tz = zone(timezone)
+    local = value.replace(tzinfo=tz, fold=0)
+    if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+        raise InvalidTime(f"{value:%Y-%m-%d %H:%M} does not exist in {timezone}: the clocks go forward then")
+    return local.astimezone(UTC)
+
+
+def event_problems(event: dict, now: datetime, *, check_future: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Field errors of an event whose times are already in UTC; empty if it is valid.
+
+    ``check_future`` names the times that must not lie in the past (those
+    that are new or changed: an old event keeps its past deadline).
+    """
+    errors: dict[str, list[str]] = {}
+    starts, ends, deadline = event["starts_at"], event["ends_at"], event.get("registration_deadline")
+    if ends <= starts:
+        errors.setdefault("ends_at", []).append("must be after starts_at")
+    elif ends - starts > MAX_DURATION:
+        errors.setdefault("ends_at", []).append(f"an event lasts at most {MAX_DURATION.days} days")
+    if deadline is not None and deadline > starts:
+        errors.setdefault("registration_deadline", []).append("must not be after starts_at")
+    for name in check_future:
+        if event.get(name) is not None and event[name] <= now:
+            errors.setdefault(name, []).append("must lie in the future")
+    if not event.get("venue") and not event.get("online_url"):
+        errors.setdefault("venue", []).append("give a venue or an online_url (or both)")
+    return errors
+
+
+def changed_fields(before: dict, after: dict) -> list[str]:
+    return [name for name in EVENT_FIELDS if before.get(name) != after.get(name)]
+
+
+def effective_status(stored: str, ends_at: datetime, now: datetime) -> str:
+    return "completed" if stored == "scheduled" and ends_at <= now else stored
+
+
+# --- who may do what ------------------------------------------------------------------------------
+
+def can_manage(principal: Principal, organizers: list[str]) -> bool:
+    """Admins, and organizers of an association that organizes the event."""
+    return principal.is_admin or (principal.role == "organizer" and principal.association in organizers)
+
+
+def can_see_registration(principal: Principal, member_id: str, organizers: list[str]) -> bool:
+    return principal.is_member(member_id) or can_manage(principal, organizers)
+
+
+# --- registrations -------------------------------------------------------------------------------
+
+def registration_closed(status: str, starts_at: datetime, ends_at: datetime, deadline: datetime | None,
+                        now: datetime) -> str | None:
+    """Why nobody may register now, or None while registration is open."""
+    if status == "cancelled":
+        return "the event was cancelled"
+    if now >= ends_at:
+        return "the event is over"
+    if now >= starts_at:
+        return "the event has already begun"
+    if deadline is not None and now > deadline:
+        return f"registration closed at {deadline.isoformat()}"
+    return None
+
+
+def seats_problem(seats: int, capacity: int) -> str | None:
+    if seats > capacity:
+        return f"the event has {capacity} seat(s) in all; a request can ask for at most that many"
+    return None
+
+
+def capacity_problem(capacity: int, confirmed_seats: int, largest_request: int) -> str | None:
+    """Why the capacity may not be lowered to ``capacity``, or None."""
+    if capacity < confirmed_seats:
+        return (f"{confirmed_seats} seat(s) are already confirmed; the capacity cannot go below that. "
+                "Cancel registrations first.")
+    if capacity < largest_request:
+        return f"a registration asks for {largest_request} seats; the capacity cannot go below that"
+    return None
+
+
+@dataclass
+class Request:
+    """A waiting request for seats: its id, how many seats, how often it was passed."""
+    id: str
+    seats: int
+    passed: int = 0
+
+
+@dataclass
+class Allocation:
+    confirmed: list[str] = field(default_factory=list)  # ids now confirmed, in arrival order
+    passed: dict[str, int] = field(default_factory=dict)  # new pass counts of requests that were passed
+
+
+def allocate(free_seats: int, waiting: list[Request], max_passes: int = MAX_PASSES) -> Allocation:
+    """Give free seats to waiting requests (in arrival order) by the waitlist rule.
+
+    A request gets seats if it fits and every earlier request still waiting
+    may yet be passed; each of those then counts one more pass. A request
+    passed ``max_passes`` times blocks everyone behind it: the seats wait for it.
+    """
+    result = Allocation()
+    passed = {request.id: request.passed for request in waiting}
+    still_waiting: list[Request] = []
+    for request in waiting:
+        if free_seats <= 0:
+            break
+        blocked = any(passed[earlier.id] >= max_passes for earlier in still_waiting)
+        if request.seats <= free_seats and not blocked:
+            result.confirmed.append(request.id)
+            free_seats -= request.seats
+            for earlier in still_waiting:
+                passed[earlier.id] += 1
+                result.passed[earlier.id] = passed[earlier.id]
+        else:
+            still_waiting.append(request)
+    return result
+
+
+def waitlist_positions(waiting_in_arrival_order: list[str]) -> dict[str, int]:
+    return {registration_id: index for index, registration_id in enumerate(waiting_in_arrival_order, start=1)}

@@ -1,0 +1,103 @@
+"""marshmallow schemas of the events API: what valid input is."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from events import domain
+from verbund.reference import ASSOCIATIONS, SECTORS
+from verbund.vocabulary import load as load_vocabulary
+
+MAX_CAPACITY = 100_000
+MAX_TOPICS = 20
+
+
+def _known_timezone(value: str) -> None:
+    try:
+        domain.zone(value)
+    except domain.InvalidTime as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class TopicField(fields.String):
+    """A topic of the vocabulary, by its id or any of its labels and synonyms; loads as the id."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        topic = load_vocabulary().find_topic(text)
+        if topic is None:
+            raise ValidationError(f"unknown topic {text!r}; see GET /vocabulary of members-service for topic ids")
+        return topic
+
+
+def _unique(name: str):
+    def check(values):
+        if len(set(values)) != len(values):
+            raise ValidationError(f"{name} lists each value once")
+    return check
+
+
+class VenueSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
+    city = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+
+
+class EventSchema(Schema):
+    """A whole joint event as an organizer sends it. Times without an offset
+    are wall-clock times in ``timezone``; the service stores UTC."""
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10_000))
+    kind = fields.String(required=True, validate=validate.OneOf(domain.KINDS))
+    organizers = fields.List(fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS))), required=True,
+                             validate=[validate.Length(min=1, max=len(ASSOCIATIONS)), _unique("organizers")])
+    target_sectors = fields.List(fields.String(validate=validate.OneOf(SECTORS)), load_default=list,
+                                 validate=_unique("target_sectors"))
+    topics = fields.List(TopicField(), load_default=list,
+                         validate=[validate.Length(max=MAX_TOPICS), _unique("topics")])
+    timezone = fields.String(load_default=domain.DEFAULT_TIMEZONE, validate=_known_timezone)
+    starts_at = fields.DateTime(required=True)
+    ends_at = fields.DateTime(required=True)
+    registration_deadline = fields.DateTime(load_default=None, allow_none=True)
+    venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
+    online_url = fields.Url(load_default=None, allow_none=True, schemes={"http", "https"},
+                            validate=validate.Length(max=500))
+    capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_CAPACITY))
+
+
+# What a client may send back from an event it read; not its to set.
+READ_ONLY_FIELDS = ("id", "version", "status", "cancel_reason", "created_at", "updated_at", "seats_confirmed",
+                    "seats_free", "waitlisted", "starts_local", "ends_local")
+
+
+class RegistrationSchema(Schema):
+    member_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=36))
+    seats = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=MAX_CAPACITY))
+    attendees = fields.List(fields.String(validate=validate.Length(min=1, max=200)), load_default=list)
+
+    @validates_schema
+    def _attendees_fit(self, data, **kwargs):
+        if len(data.get("attendees", [])) > data.get("seats", 1):
+            raise ValidationError("name at most as many attendees as seats", "attendees")
+
+
+class CancelSchema(Schema):
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class ListQuerySchema(Schema):
+    kind = fields.String(validate=validate.OneOf(domain.KINDS))
+    sector = fields.String(validate=validate.OneOf(SECTORS))
+    association = fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS)))
+    topic = TopicField()
+    status = fields.String(validate=validate.OneOf(domain.STATUSES))
+    starts_after = fields.DateTime()
+    starts_before = fields.DateTime()
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class FeedQuerySchema(Schema):
+    kind = fields.String(validate=validate.OneOf(domain.KINDS))
+    sector = fields.String(validate=validate.OneOf(SECTORS))
+    association = fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS)))
+    topic = TopicField()

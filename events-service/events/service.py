@@ -1,0 +1,194 @@
+"""events-service entrypoints: HTTP and the member.* subscription. Each hands
+its work to ``events.commands`` inside one transaction."""
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from werkzeug.wrappers import Response
+
+from events import commands, export
+from events.schemas import CancelSchema, EventSchema, FeedQuerySchema, ListQuerySchema, RegistrationSchema
+from verbund import calendar
+from verbund.errors import BadRequest, Conflict
+from verbund.openapi import Extended
+from verbund.reference import ASSOCIATIONS
+from verbund.service import ServiceBase
+from verbund.subscriber import subscribe
+from verbund.web import ANYONE, api, json_body, json_response
+
+STAFF = ("admin", "organizer")
+FEED_NAME = "Verbund joint events"
+CALENDAR_TYPE = "text/calendar; charset=utf-8"
+
+# Answer schemas for the OpenAPI document.
+EVENT = Extended("urn:verbund:schema:joint-event:v1", "event-view", {
+    "starts_local": {"type": "string", "description": "starts_at in the event's time zone"},
+    "ends_local": {"type": "string"},
+    "seats_confirmed": {"type": "integer"}, "seats_free": {"type": "integer"},
+    "waitlisted": {"type": "integer", "description": "requests on the waitlist"}})
+EVENT_PAGE = {"type": "object", "properties": {
+    "items": {"type": "array", "items": {"$ref": "#/components/schemas/event-view"}},
+    "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"}}}
+REGISTRATION = {"type": "object", "required": ["id", "event_id", "member_id", "seats", "status", "version"],
+                "properties": {
+                    "id": {"type": "string"}, "event_id": {"type": "string"}, "member_id": {"type": "string"},
+                    "seats": {"type": "integer"}, "status": {"enum": ["confirmed", "waitlisted", "cancelled"]},
+                    "waitlist_position": {"type": ["integer", "null"]}, "version": {"type": "integer"},
+                    "reason": {"type": ["string", "null"]},
+                    "attendees": {"type": "array", "items": {"type": "string"}},
+                    "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}
+REGISTRATIONS = {"type": "object", "properties": {"items": {"type": "array", "items": REGISTRATION}}}
+CALENDAR = ("text/calendar", {"type": "string"})
+
+
+def _if_match(request) -> int | None:
+    value = request.headers.get("If-Match")
+    if not value:
+        return None
+    try:
+        return int(value.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise BadRequest('If-Match must be an ETag this API sent, such as "3"') from None
+
+
+def _event_response(event: dict, status: int = 200):
+    return json_response(event, status, headers={"ETag": f'"{event["version"]}"'})
+
+
+def _file(body: bytes, content_type: str, name: str, disposition: str = "attachment") -> Response:
+    return Response(body, content_type=content_type,
+                    headers={"Content-Disposition": f'{disposition}; filename="{name}"'})
+
+
+class EventsService(ServiceBase):
+    name = "events"
+
+    @subscribe()
+    def on_member_event(self, event):
+        """member.* keeps the member read model; member.deleted also ends the member's registrations."""
+        self.db.handle_once(event, commands.apply_member_event)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    @api("POST", "/events", roles=STAFF, body=EventSchema,
+         responses={201: ("The event at version 1; ETag is its version", EVENT)})
+    def schedule_event(self, request):
+        """Schedule a joint event (organizers of an organizing association, admins)."""
+        data = json_body(request)
+        with self.db.transaction() as session:
+            return _event_response(commands.schedule(session, request.principal, data), 201)
+
+    @api("GET", "/events", roles=ANYONE, query=ListQuerySchema, responses={200: ("A page of events", EVENT_PAGE)})
+    def list_events(self, request):
+        """Events matching every filter, soonest first."""
+        query = ListQuerySchema().load(request.args.to_dict())
+        with self.db.transaction() as session:
+            return commands.search(session, query)
+
+    @api("GET", "/events/<string:event_id>", roles=ANYONE,
+         responses={200: ("The event and how full it is; ETag is its version", EVENT)})
+    def get_event(self, request, event_id):
+        """One event."""
+        with self.db.transaction() as session:
+            return _event_response(commands.get(session, event_id))
+
+    @api("PATCH", "/events/<string:event_id>", roles=STAFF, body=EventSchema, errors=(409, 412),
+         responses={200: ("The event at its new version", EVENT)})
+    def update_event(self, request, event_id):
+        """Change an event: the fields sent replace the current ones."""
+        patch = json_body(request)
+        with self.db.transaction() as session:
+            return _event_response(commands.update(session, request.principal, event_id, patch, _if_match(request)))
+
+    @api("POST", "/events/<string:event_id>/cancel", roles=STAFF, body=CancelSchema, errors=(409,),
+         responses={200: ("The cancelled event", EVENT)})
+    def cancel_event(self, request, event_id):
+        """Cancel an event and every registration for it."""
+        reason = CancelSchema().load(json_body(request) if request.get_data() else {})["reason"]
+        with self.db.transaction() as session:
+            return _event_response(commands.cancel(session, request.principal, event_id, reason))
+
+    # --- calendars: no bearer token, since calendar programs cannot send one; no personal data -----
+
+    @api("GET", "/events/<string:event_id>/calendar.ics", roles=ANYONE,
+         responses={200: ("The event as iCalendar (METHOD:CANCEL once cancelled)", CALENDAR)})
+    def event_calendar(self, request, event_id):
+        """One event as an .ics file."""
+        with self.db.transaction() as session:
+            event = commands.calendar_event(session, event_id)
+        return _file(calendar.event_ics(event), CALENDAR_TYPE, f"event-{event_id}.ics", "inline")
+
+    @api("GET", "/calendar.ics", roles=ANYONE, query=FeedQuerySchema,
+         responses={200: ("Events not yet over, as an iCalendar feed", CALENDAR)})
+    def calendar_feed(self, request):
+        """The subscribable calendar feed of upcoming events."""
+        query = FeedQuerySchema().load(request.args.to_dict())
+        with self.db.transaction() as session:
+            events = commands.feed(session, query)
+        name = FEED_NAME
+        if query.get("association"):
+            name += f" – {ASSOCIATIONS[query['association']]}"
+        name += "".join(f" – {query[key]}" for key in ("sector", "topic", "kind") if query.get(key))
+        return _file(calendar.feed_ics(events, name), CALENDAR_TYPE, "verbund-events.ics", "inline")
+
+    # --- registrations ----------------------------------------------------------------------------
+
+    @api("POST", "/events/<string:event_id>/registrations", roles=("admin", "organizer", "member"),
+         body=RegistrationSchema, errors=(409,),
+         responses={201: ("The registration: confirmed, or waitlisted with its position", REGISTRATION)})
+    def register(self, request, event_id):
+        """Register a member (itself, or on its behalf by the event's organizers)."""
+        data = json_body(request) if request.get_data() else {}
+        try:
+            with self.db.transaction() as session:
+                registration = commands.register(session, request.principal, event_id, data)
+        except IntegrityError:  # the unique index caught a double registration that raced past the check
+            raise Conflict("this member is already registered for this event") from None
+        return json_response(registration, 201)
+
+    @api("GET", "/events/<string:event_id>/registrations", roles=STAFF,
+         responses={200: ("The event and every registration in arrival order", REGISTRATIONS)})
+    def list_registrations(self, request, event_id):
+        """An event's registrations."""
+        with self.db.transaction() as session:
+            return commands.list_registrations(session, request.principal, event_id)
+
+    @api("GET", "/events/<string:event_id>/registrations/<string:registration_id>",
+         roles=("admin", "organizer", "member"), responses={200: ("The registration", REGISTRATION)})
+    def get_registration(self, request, event_id, registration_id):
+        """One registration (its member, the event's organizers)."""
+        with self.db.transaction() as session:
+            return commands.get_registration(session, request.principal, event_id, registration_id)
+
+    @api("DELETE", "/events/<string:event_id>/registrations/<string:registration_id>",
+         roles=("admin", "organizer", "member"), errors=(409,),
+         responses={200: ("The cancelled registration; the waitlist has moved up", REGISTRATION)})
+    def cancel_registration(self, request, event_id, registration_id):
+        """Cancel a registration."""
+        with self.db.transaction() as session:
+            return commands.cancel_registration(session, request.principal, event_id, registration_id)
+
+    @api("GET", "/members/<string:member_id>/registrations", roles=("admin", "organizer", "member"),
+         responses={200: ("The member's registrations with their events", REGISTRATIONS)})
+    def member_registrations(self, request, member_id):
+        """A member's registrations."""
+        with self.db.transaction() as session:
+            return commands.member_registrations(session, request.principal, member_id)
+
+    # --- attendee exports -------------------------------------------------------------------------
+
+    @api("GET", "/events/<string:event_id>/attendees.csv", roles=STAFF,
+         responses={200: ("The attendee list, confirmed first, then the waitlist", ("text/csv", {"type": "string"}))})
+    def attendees_csv(self, request, event_id):
+        """The attendee list as CSV."""
+        with self.db.transaction() as session:
+            event, rows = commands.attendees(session, request.principal, event_id)
+        return _file(export.to_csv(rows), export.CSV_TYPE, export.filename(event, "csv"))
+
+    @api("GET", "/events/<string:event_id>/attendees.xlsx", roles=STAFF,
+         responses={200: ("The attendee list as an Excel workbook",
+                          (export.XLSX_TYPE, {"type": "string", "format": "binary"}))})
+    def attendees_xlsx(self, request, event_id):
+        """The attendee list as Excel."""
+        with self.db.transaction() as session:
+            event, rows = commands.attendees(session, request.principal, event_id)
+        return _file(export.to_xlsx(event, rows), export.XLSX_TYPE, export.filename(event, "xlsx"))

@@ -1,0 +1,76 @@
+import copy
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from verbund import envelope, migrations, outbox
+from verbund.broker import Publisher
+from verbund.database import Store, make_engine
+from verbund.testing import ServiceProcess, member_registered
+
+
+def local_day(days_ahead: int) -> str:
+    """A date some days ahead, as YYYY-MM-DD, for wall-clock times in Europe/Berlin."""
+    return (envelope.utcnow() + timedelta(days=days_ahead)).date().isoformat()
+
+
+def valid_event(**overrides) -> dict:
+    """What an organizer sends to schedule a joint event: a cross-sector workshop a month ahead."""
+    day = local_day(30)
+    event = {
+        "title": "IT trifft Logistik: KI in der Tourenplanung",
+        "description": "Ein Workshop von IT-Cluster und Logistiknetzwerk.",
+        "kind": "workshop",
+        "organizers": ["it-cluster", "logistics-network"],
+        "target_sectors": ["it", "logistics"],
+        "topics": ["ai", "Digitale Logistik"],  # an id and a label
+        "starts_at": f"{day}T09:00:00",  # wall-clock time in Europe/Berlin
+        "ends_at": f"{day}T17:00:00",
+        "registration_deadline": None,
+        "venue": {"name": "Digital Hub", "address": "Hafenstraße 1", "city": "Hamburg"},
+        "online_url": None,
+        "capacity": 10,
+    }
+    event.update(copy.deepcopy(overrides))
+    return event
+
+
+@pytest.fixture
+def event_input():
+    """A factory of valid event bodies: ``event_input(capacity=2)``."""
+    return valid_event
+
+
+@pytest.fixture
+def store(database_url, amqp_uri):
+    """The events database (migrated by Alembic) with its outbox relaying to the real broker."""
+    migrations.upgrade("events", database_url)
+    engine = make_engine(database_url)
+    relay = outbox.Relay(engine, Publisher(amqp_uri))
+    yield Store(engine, relay)
+    relay.close()
+    engine.dispose()
+
+
+@pytest.fixture
+def known_member(store):
+    """Feeds a member.registered event through the inbox into the read model; returns its profile."""
+    from events import commands
+
+    def make(**overrides):
+        event = member_registered(name=f"Firma {uuid.uuid4().hex[:6]} GmbH", **overrides)
+        store.handle_once(event, commands.apply_member_event)
+        return event["data"]["profile"]
+    return make
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def events_api(request, amqp_uri, tmp_path_factory):
+    """events-service as a real process, once per database, shared by a module's tests."""
+    workdir = tmp_path_factory.mktemp("events")
+    url = f"sqlite:///{workdir / 'events.db'}" if request.param == "sqlite" \
+        else request.getfixturevalue("postgres").create()
+    process = ServiceProcess("events", amqp_uri, url, workdir).start()
+    yield process
+    process.stop()
