@@ -17,7 +17,7 @@ install: $(STAMP)
 
 ## Start every service with the embedded defaults (SQLite under .data/, RabbitMQ on localhost).
 run: $(STAMP)
-	$(BIN)/verbund up
+	$(BIN)/verbund up --demo
 
 ## Run every test: unit, service and database tests on SQLite and PostgreSQL, end-to-end.
 test: $(STAMP)

@@ -74,6 +74,24 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _wait_ready(urls: dict[str, str], processes: dict, timeout: float = 120) -> bool:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    waiting = dict(urls)
+    while waiting and time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes.values()):
+            return False
+        for service, url in list(waiting.items()):
+            try:
+                if requests.get(f"{url}/ready", timeout=1).status_code == 200:
+                    del waiting[service]
+            except requests.RequestException:
+                pass
+        time.sleep(0.3)
+    return not waiting
+
+
 def cmd_up(args) -> int:
     from verbund.settings import DEFAULT_AMQP_URI, Settings
 
@@ -85,18 +103,31 @@ def cmd_up(args) -> int:
     if error:
         print(BROKER_HELP.format(uri=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
         return 2
-    processes = {}
+    processes, urls = {}, {}
     for service in args.services or SERVICES:
         processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.cli", "run", service])
         settings = Settings.from_env(service)
-        print(f"  {service:<14} http://{settings.http_host}:{settings.http_port}   (database {settings.database_url})")
-    print("Press Ctrl-C to stop.", flush=True)
+        urls[service] = f"http://{settings.http_host}:{settings.http_port}"
+        print(f"  {service:<14} {urls[service]}   (database {settings.database_url})")
 
     def stop(*_):
         for process in processes.values():
             process.terminate()
 
     signal.signal(signal.SIGTERM, stop)
+    if _wait_ready(urls, processes):
+        print("all services ready", flush=True)
+        if args.demo:
+            from verbund import demo
+
+            try:
+                for line in demo.seed(urls):
+                    print(line, flush=True)
+            except Exception as exc:  # the platform runs on; the demo is a courtesy
+                print(f"demo data not seeded: {exc}", file=sys.stderr)
+    else:
+        print("not every service became ready; see the log lines above", file=sys.stderr)
+    print("Press Ctrl-C to stop.", flush=True)
     try:
         while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)
@@ -221,6 +252,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="migrate and start services")
     up.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)}")
+    up.add_argument("--demo", action="store_true", help="seed demo members and joint events, say where to look")
     up.set_defaults(func=cmd_up)
     run = commands.add_parser("run", help="migrate and run one service")
     run.add_argument("service", help=f"a service package: {', '.join(SERVICES)}")

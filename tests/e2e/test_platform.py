@@ -9,6 +9,7 @@ import sys
 import pytest
 import requests
 
+from verbund import demo
 from verbund.cli import SERVICES
 from verbund.testing import free_port, wait_for
 
@@ -23,7 +24,7 @@ def platform(amqp_uri, tmp_path):
     env.pop("AUTH_SECRET", None)  # embedded default: a secret generated into the data folder
     env.pop("DATABASE_URL", None)
     log = open(tmp_path / "up.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "verbund.cli", "up"], env=env, stdout=log,
+    process = subprocess.Popen([sys.executable, "-m", "verbund.cli", "up", "--demo"], env=env, stdout=log,
                                stderr=subprocess.STDOUT, cwd=tmp_path)
     def ready(service):
         assert process.poll() is None, (tmp_path / "up.log").read_text()
@@ -35,6 +36,7 @@ def platform(amqp_uri, tmp_path):
     for service in SERVICES:  # every installed service comes up
         wait_for(lambda service=service: ready(service), timeout=90, interval=0.2,
                  message=f"{service}-service via verbund up")
+    wait_for(lambda: "Press Ctrl-C" in (tmp_path / "up.log").read_text(), timeout=60, message="the demo seeding")
     yield f"http://127.0.0.1:{ports['members']}", tmp_path / "data", env
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
@@ -44,7 +46,7 @@ def platform(amqp_uri, tmp_path):
 def test_a_member_registered_over_http_appears_as_a_cloudevent(platform, event_tap, member_input):
     url, data_dir, env = platform
     tap = event_tap("member.*")
-    response = requests.post(f"{url}/members", json=member_input(), timeout=10)
+    response = requests.post(f"{url}/members", json=member_input(name="Havel Spedition KG"), timeout=10)
     assert response.status_code == 201, response.text
     member = response.json()
     [event] = tap.wait("member.registered", subject=member["id"])
@@ -56,7 +58,26 @@ def test_a_member_registered_over_http_appears_as_a_cloudevent(platform, event_t
     token = subprocess.run([sys.executable, "-m", "verbund.cli", "token", "admin", "--subject", "e2e"], env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     listed = requests.get(f"{url}/members", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert listed.status_code == 200 and listed.json()["total"] == 1
+    assert listed.status_code == 200 and listed.json()["total"] == len(demo.load()["members"]) + 1
+
+
+def test_make_run_seeds_demo_data_and_says_where_to_look(platform):
+    url, data_dir, _ = platform
+    log = (data_dir.parent / "up.log").read_text()
+    assert "demo data not seeded" not in log
+    assert f"{len(demo.load()['members'])} demo members" in log and "joint events" in log
+    token = log.split("export TOKEN=")[1].split()[0]
+    member_id = jwt_member_id(token)
+    own = requests.get(f"{url}/members/{member_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert own.status_code == 200 and own.json()["name"] == demo.load()["members"][0]["name"]
+
+
+def jwt_member_id(token: str) -> str:
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["member_id"]
 
 
 def test_without_a_broker_verbund_up_says_so_and_how_to_start_one(tmp_path):
