@@ -67,11 +67,39 @@ def cmd_run(args) -> int:
         return 2
     migrations.upgrade(args.service, settings.database_url)
 
-    from nameko.cli.run import run
-
     print(f"{args.service}-service listening on http://{settings.http_host}:{settings.http_port}", flush=True)
-    run([_service_class(args.service)], settings.nameko_config())
+    _run_until_stopped(_service_class(args.service), settings.nameko_config())
     return 0
+
+
+def _run_until_stopped(service_cls, config: dict) -> None:
+    """nameko's ``run``, except that a second SIGTERM or Ctrl-C does not start a
+    second shutdown (nameko's timers fail on that and the process hangs)."""
+    import errno
+
+    import eventlet
+    from nameko.runners import ServiceRunner
+
+    runner = ServiceRunner(config)
+    runner.add_service(service_cls)
+    stopping = []
+
+    def shutdown(signum, frame):
+        if not stopping:
+            stopping.append(signum)
+            eventlet.spawn_n(runner.stop)  # signal handlers cannot use eventlet primitives themselves
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    runner.start()
+    waiter = eventlet.spawn(runner.wait)
+    while True:
+        try:
+            waiter.wait()
+            return
+        except OSError as exc:  # a signal interrupted the hub's wait
+            if exc.errno != errno.EINTR:
+                raise
 
 
 def _wait_ready(urls: dict[str, str], processes: dict, timeout: float = 120) -> bool:
@@ -109,12 +137,22 @@ def cmd_up(args) -> int:
         settings = Settings.from_env(service)
         urls[service] = f"http://{settings.http_host}:{settings.http_port}"
         print(f"  {service:<14} {urls[service]}   (database {settings.database_url})")
+    if "notifications" in processes and not (os.environ.get("NOTIFICATIONS_SMTP_HOST") or os.environ.get("SMTP_HOST")):
+        # Embedded default: mails go to a local catcher that keeps each one as an .eml file.
+        port = os.environ.get("NOTIFICATIONS_SMTP_PORT") or os.environ.get("SMTP_PORT") or "8025"
+        processes["mailcatcher"] = subprocess.Popen([sys.executable, "-m", "notifications.mailcatcher",
+                                                     "--port", port])
+        from verbund.settings import data_dir
+
+        print(f"  {'mail catcher':<14} smtp://127.0.0.1:{port}   (mails as .eml files in {data_dir() / 'mail'})")
 
     def stop(*_):
         for process in processes.values():
-            process.terminate()
+            if process.poll() is None:
+                process.terminate()
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     if _wait_ready(urls, processes):
         print("all services ready", flush=True)
         if args.demo:
@@ -128,14 +166,14 @@ def cmd_up(args) -> int:
     else:
         print("not every service became ready; see the log lines above", file=sys.stderr)
     print("Press Ctrl-C to stop.", flush=True)
-    try:
-        while all(process.poll() is None for process in processes.values()):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    stop()
+    while all(process.poll() is None for process in processes.values()):
+        time.sleep(0.5)
+    stop()  # one has ended (or a signal stopped all): stop the others
     for process in processes.values():
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
     failed = [name for name, process in processes.items() if process.returncode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0
 

@@ -12,6 +12,7 @@ import requests
 import yaml
 
 from verbund import auth
+from verbund.settings import data_dir
 
 
 def load() -> dict:
@@ -92,5 +93,6 @@ def seed(urls: dict[str, str]) -> list[str]:
                      f"{urls['matching']}/members/{first_id}/suggestions")
     if "notifications" in urls:
         lines.append(f"  its inbox: curl -H \"Authorization: Bearer $TOKEN\" "
-                     f"{urls['notifications']}/members/{first_id}/inbox")
+                     f"{urls['notifications']}/members/{first_id}/notifications")
+        lines.append(f"  the mails sent: {data_dir() / 'mail'}")
     return lines

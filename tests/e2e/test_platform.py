@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 def platform(amqp_uri, tmp_path):
     ports = {service: free_port() for service in SERVICES}
     env = {**os.environ, "AMQP_URI": amqp_uri, "VERBUND_DATA_DIR": str(tmp_path / "data"),
+           "SMTP_PORT": str(free_port()),
            **{f"{service.upper()}_PORT": str(port) for service, port in ports.items()}}
     env.pop("AUTH_SECRET", None)  # embedded default: a secret generated into the data folder
     env.pop("DATABASE_URL", None)

@@ -1,0 +1,4 @@
+from notifications.models import Base
+from verbund.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,1 @@
+"""notifications-service: the right message to the right member, by inbox, e-mail and webhook."""

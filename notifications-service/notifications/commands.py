@@ -1,0 +1,603 @@
+"""The notifications service layer: each function is one use case on a
+session. Consuming an event writes the inbox entries and the delivery work
+items in one transaction with the inbox claim, with set-based INSERT ...
+SELECT statements so that an announcement to 100k members is a handful of
+statements, not 100k ORM objects."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    DateTime,
+    String,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from notifications import domain
+from notifications.channels import webhook as webhooks
+from notifications.models import (
+    Delivery,
+    DeliveryAttempt,
+    Notification,
+    Preference,
+    PreferenceTopic,
+    Recipient,
+    RecipientTopic,
+    SourceEvent,
+    WebhookEndpoint,
+)
+from notifications.rendering import Renderer, RenderError, context_for
+from notifications.schemas import PreferencesSchema, WebhookPatchSchema, WebhookSchema
+from verbund import envelope, outbox
+from verbund.auth import Principal
+from verbund.errors import Forbidden, Gone, NotFound, Unprocessable
+
+DIGEST_FREQUENCIES = ("daily", "weekly")
+
+
+def _iso(moment: datetime) -> str:
+    return envelope.isoformat(domain.utc(moment))
+
+
+def _now() -> datetime:
+    return envelope.utcnow()
+
+
+def _ts(value):
+    """A timestamp as SQL literal of the right type (SQLite stores them as text)."""
+    return literal(value, DateTime(timezone=True))
+
+
+# --- the read model of recipients ------------------------------------------------------------------
+
+def apply_member_event(session: Session, event: dict) -> None:
+    """Keep the recipient read model; an older version than the one held is ignored."""
+    if event["type"] == "member.deleted":
+        erase_member(session, event["data"]["id"], event["data"]["version"], keep_event_id=event["id"])
+        return
+    profile = event["data"]["profile"]
+    current = session.get(Recipient, profile["id"], with_for_update=True)
+    if current is not None and current.version >= profile["version"]:
+        return  # stale or repeated: what we hold is as new or newer (possibly a tombstone)
+    if current is None:
+        current = Recipient(member_id=profile["id"])
+        session.add(current)
+    current.version = profile["version"]
+    current.deleted = False
+    current.name = profile["name"]
+    current.contact_name = profile["contact"]["name"]
+    current.email = profile["contact"]["email"]
+    current.language = profile["contact"]["language"]
+    current.consent_email = bool(profile["consent"]["email"])
+    current.sector = profile["sector"]
+    current.associations = ",".join(profile["associations"])
+    current.updated_at = _now()
+    session.execute(delete(RecipientTopic).where(RecipientTopic.member_id == profile["id"]))
+    if profile["topics"]:
+        session.execute(insert(RecipientTopic), [{"member_id": profile["id"], "topic": topic}
+                                                 for topic in dict.fromkeys(profile["topics"])])
+    if not current.consent_email:
+        # Consent withdrawn: mails not yet sent are not sent.
+        _cancel_pending_emails(session, profile["id"], "the member withdrew its consent to e-mail")
+
+
+def _cancel_pending_emails(session: Session, member_id: str, reason: str) -> None:
+    session.execute(update(Delivery).where(Delivery.channel == "email", Delivery.target == member_id,
+                                           Delivery.status.in_(("pending", "held")))
+                    .values(status="cancelled", last_error=reason, finished_at=_now()))
+
+
+def erase_member(session: Session, member_id: str, version: int, keep_event_id: str | None = None) -> None:
+    """GDPR erasure: everything about the member goes; a tombstone keeps its id and version
+    so that a late, older ``member.*`` event cannot bring it back."""
+    current = session.get(Recipient, member_id, with_for_update=True)
+    if current is not None and current.version >= version:
+        return
+    if current is None:
+        current = Recipient(member_id=member_id)
+        session.add(current)
+    current.version, current.deleted, current.updated_at = version, True, _now()
+    for column in ("name", "contact_name", "email", "language", "sector", "associations"):
+        setattr(current, column, None)
+    current.consent_email = False
+    for model in (RecipientTopic, Preference, PreferenceTopic, Notification):
+        session.execute(delete(model).where(model.member_id == member_id))
+    endpoint_ids = select(WebhookEndpoint.id).where(WebhookEndpoint.member_id == member_id)
+    # Deliveries to the member, to its endpoints, and integrator deliveries of events about it
+    # (except the member.deleted event itself, which integrators need to hear).
+    _delete_deliveries(session, or_(
+        and_(Delivery.channel == "email", Delivery.target == member_id),
+        and_(Delivery.channel == "webhook", Delivery.target.in_(endpoint_ids)),
+        and_(Delivery.member_id.is_(None), Delivery.subject == member_id,
+             Delivery.source_event_id != (keep_event_id or ""))))
+    session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.member_id == member_id))
+    _forget_source_events(session, member_id, keep_event_id)
+    # Published notification.* events named the member; drop them from the replayable history.
+    session.execute(delete(outbox.outbox_table).where(outbox.outbox_table.c.subject == member_id,
+                                                      outbox.outbox_table.c.published_at.is_not(None)))
+
+
+def _forget_source_events(session: Session, member_id: str, keep_event_id: str | None) -> None:
+    """Forget kept events about the member, with whatever was still to be sent of them;
+    redact the member from events other members still need (a project, a suggestion)."""
+    candidates = session.execute(select(SourceEvent).where(or_(
+        SourceEvent.subject == member_id, SourceEvent.body.contains(member_id, autoescape=True)))).scalars().all()
+    for source in candidates:
+        if source.id == keep_event_id:
+            continue
+        body = json.loads(source.body)
+        if domain.about_member(body, member_id):
+            _delete_deliveries(session, Delivery.source_event_id == source.id)
+            session.execute(delete(Notification).where(Notification.source_event_id == source.id))
+            session.delete(source)
+            continue
+        still_needed = session.execute(select(
+            exists().where(Notification.source_event_id == source.id)
+            | exists().where(Delivery.source_event_id == source.id))).scalar()
+        if not still_needed:
+            session.delete(source)
+            continue
+        body["data"] = domain.redact(body["type"], body["data"], member_id)
+        source.body = json.dumps(body, ensure_ascii=False)
+
+
+def _delete_deliveries(session: Session, condition) -> None:
+    """Deliveries and their attempt logs, in chunks (a member may have many)."""
+    ids = list(session.execute(select(Delivery.id).where(condition)).scalars())
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(chunk)))
+        session.execute(delete(Delivery).where(Delivery.id.in_(chunk)))
+
+
+def _live_recipient(session: Session, member_id: str) -> Recipient | None:
+    """The member's recipient row; Gone after erasure; None while its registration has not arrived."""
+    recipient = session.get(Recipient, member_id)
+    if recipient is not None and recipient.deleted:
+        raise Gone(f"member {member_id} was deleted")
+    return recipient
+
+
+# --- fan-out: from a consumed event to inbox entries and delivery work items -----------------------
+
+def handle(session: Session, event: dict) -> dict:
+    """What consuming one event does (inside the inbox claim's transaction)."""
+    if event["type"].startswith("member."):
+        apply_member_event(session, event)
+    return notify(session, event)
+
+
+def _announcement_audience(plan: domain.Plan):
+    """Members an announcement reaches: sector targeted or a shared topic, and (if they
+    narrowed their topics) a topic they chose. Both lookups are indexed."""
+    candidates = union(
+        select(Recipient.member_id.label("member_id")).where(Recipient.sector.in_(plan.sectors)),
+        select(RecipientTopic.member_id.label("member_id")).where(RecipientTopic.topic.in_(plan.topics)),
+    ).subquery()
+    return (select(candidates.c.member_id)
+            .join(Recipient, Recipient.member_id == candidates.c.member_id)
+            .outerjoin(Preference, Preference.member_id == candidates.c.member_id)
+            .where(Recipient.deleted.is_(False))
+            .where(or_(Preference.topics_filter.is_(None), Preference.topics_filter.is_(False),
+                       exists().where(PreferenceTopic.member_id == candidates.c.member_id,
+                                      PreferenceTopic.topic.in_(plan.topics)))))
+
+
+def notify(session: Session, event: dict) -> dict:
+    """Everything a consumed event sets off: inbox entries, e-mails (or digest entries)
+    and webhook deliveries of the members it concerns, and integrator webhook deliveries.
+    Returns how many of each were written."""
+    now = _now()
+    plan = domain.plan(event)
+    counts = {"inbox": 0, "email": 0, "held": 0, "webhook": 0, "integrator": 0}
+    if plan is not None:
+        if plan.announcement:
+            audience = _announcement_audience(plan)
+            counts["inbox"] = session.execute(insert(Notification).from_select(
+                ["member_id", "source_event_id", "source_type", "created_at"],
+                select(audience.subquery().c.member_id, literal(event["id"], String),
+                       literal(event["type"], String), _ts(now)))).rowcount
+        else:
+            erased = set(session.execute(select(Recipient.member_id).where(
+                Recipient.member_id.in_(plan.member_ids), Recipient.deleted.is_(True))).scalars())
+            rows = [{"member_id": member_id, "source_event_id": event["id"], "source_type": event["type"],
+                     "created_at": now} for member_id in plan.member_ids if member_id not in erased]
+            if rows:
+                session.execute(insert(Notification), rows)
+            counts["inbox"] = len(rows)
+        if counts["inbox"]:
+            counts.update(_queue_member_deliveries(session, event, now))
+    counts["integrator"] = _queue_integrator_deliveries(session, event, now)
+    if counts["inbox"] or counts["integrator"]:
+        session.add(SourceEvent(id=event["id"], type=event["type"], subject=event["subject"],
+                                body=json.dumps(event, ensure_ascii=False),
+                                time=datetime.fromisoformat(event["time"].replace("Z", "+00:00"))))
+    return counts
+
+
+def _queue_member_deliveries(session: Session, event: dict, now: datetime) -> dict:
+    columns = ["channel", "target", "source_event_id", "source_type", "subject", "member_id", "notification_id",
+               "status", "attempts", "next_attempt_at", "created_at"]
+    mine = Notification.source_event_id == event["id"]
+    constants = (literal(event["id"], String), literal(event["type"], String), literal(event["subject"], String))
+    wants_email = or_(Preference.email.is_(None), Preference.email.is_(True))
+    on_digest = Preference.frequency.in_(DIGEST_FREQUENCIES)
+
+    def emails(status: str, when):
+        # Members on a digest get their e-mail deliveries held until the digest collects them.
+        return (select(literal("email", String), Notification.member_id, *constants, Notification.member_id,
+                       Notification.id, literal(status, String), literal(0), _ts(now), _ts(now))
+                .join(Recipient, Recipient.member_id == Notification.member_id)
+                .outerjoin(Preference, Preference.member_id == Notification.member_id)
+                .where(mine, Recipient.consent_email.is_(True), Recipient.email.is_not(None), wants_email, when))
+
+    pending = session.execute(insert(Delivery).from_select(
+        columns, emails("pending", or_(Preference.frequency.is_(None), ~on_digest)))).rowcount
+    held = session.execute(insert(Delivery).from_select(columns, emails("held", on_digest))).rowcount
+    hooks = (select(literal("webhook", String), WebhookEndpoint.id, *constants, Notification.member_id,
+                    Notification.id, literal("pending", String), literal(0), _ts(now), _ts(now))
+             .join(WebhookEndpoint, and_(WebhookEndpoint.member_id == Notification.member_id,
+                                         WebhookEndpoint.enabled.is_(True)))
+             .outerjoin(Preference, Preference.member_id == Notification.member_id)
+             .where(mine, or_(Preference.webhook.is_(None), Preference.webhook.is_(True))))
+    webhook = session.execute(insert(Delivery).from_select(columns, hooks)).rowcount
+    return {"email": pending, "held": held, "webhook": webhook}
+
+
+def _queue_integrator_deliveries(session: Session, event: dict, now: datetime) -> int:
+    endpoints = session.execute(select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+        WebhookEndpoint.member_id.is_(None), WebhookEndpoint.enabled.is_(True))).all()
+    rows = [{"channel": "webhook", "target": endpoint.id, "source_event_id": event["id"],
+             "source_type": event["type"], "subject": event["subject"], "member_id": None, "notification_id": None,
+             "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for endpoint in endpoints
+            if any(domain.type_matches(pattern, event["type"])
+                   for pattern in json.loads(endpoint.event_types or '["#"]'))]
+    if rows:
+        session.execute(insert(Delivery), rows)
+    return len(rows)
+
+
+# --- preferences -----------------------------------------------------------------------------------
+
+def _own(principal: Principal, member_id: str, what: str) -> None:
+    if not (principal.is_admin or principal.is_member(member_id)):
+        raise Forbidden(f"you may see and change your own {what} only")
+
+
+def _preferences_view(session: Session, member_id: str) -> dict:
+    preference = session.get(Preference, member_id)
+    recipient = session.get(Recipient, member_id)
+    topics = sorted(session.execute(select(PreferenceTopic.topic).where(
+        PreferenceTopic.member_id == member_id)).scalars())
+    email = preference.email if preference else True
+    return {
+        "member_id": member_id,
+        "channels": {"inbox": True, "email": email, "webhook": preference.webhook if preference else True},
+        "frequency": preference.frequency if preference else "immediately",
+        "topics": topics if preference and preference.topics_filter else None,
+        "language": preference.language if preference else None,
+        "effective_language": domain.language(preference.language if preference else None,
+                                              recipient.language if recipient else None),
+        # E-mail also needs the consent given in the member profile and its contact address.
+        "email_consent": bool(recipient and recipient.consent_email),
+        "email_address": recipient.email if recipient else None,
+    }
+
+
+def get_preferences(session: Session, principal: Principal, member_id: str) -> dict:
+    _own(principal, member_id, "preferences")
+    _live_recipient(session, member_id)
+    return _preferences_view(session, member_id)
+
+
+def set_preferences(session: Session, principal: Principal, member_id: str, data: dict) -> dict:
+    _own(principal, member_id, "preferences")
+    changes = PreferencesSchema().load(data)
+    _live_recipient(session, member_id)
+    now = _now()
+    preference = session.get(Preference, member_id, with_for_update=True)
+    if preference is None:
+        preference = Preference(member_id=member_id, email=True, webhook=True, frequency="immediately",
+                                topics_filter=False, updated_at=now)
+        session.add(preference)
+    before = preference.frequency
+    channels = changes.get("channels", {})
+    if "email" in channels:
+        preference.email = channels["email"]
+    if "webhook" in channels:
+        preference.webhook = channels["webhook"]
+    if "language" in changes:
+        preference.language = changes["language"]
+    if "frequency" in changes:
+        preference.frequency = changes["frequency"]
+        if preference.frequency in DIGEST_FREQUENCIES and before not in DIGEST_FREQUENCIES:
+            preference.last_digest_at = now  # the first digest comes at the next slot, not at once
+    if "topics" in changes:
+        session.execute(delete(PreferenceTopic).where(PreferenceTopic.member_id == member_id))
+        preference.topics_filter = changes["topics"] is not None
+        if changes["topics"]:
+            session.execute(insert(PreferenceTopic), [{"member_id": member_id, "topic": topic}
+                                                      for topic in dict.fromkeys(changes["topics"])])
+    preference.updated_at = now
+    session.flush()
+    if not preference.email:
+        _cancel_pending_emails(session, member_id, "the member turned e-mail off")
+    elif preference.frequency == "immediately":
+        # Entries waiting for a digest go out now.
+        session.execute(update(Delivery).where(Delivery.channel == "email", Delivery.target == member_id,
+                                               Delivery.status == "held")
+                        .values(status="pending", next_attempt_at=now))
+    return _preferences_view(session, member_id)
+
+
+def unsubscribe(session: Session, token: str, secret: str) -> str:
+    """Turn e-mail off for the member the token was made for; returns its id."""
+    member_id = domain.member_of_unsubscribe_token(token, secret)
+    if member_id is None:
+        raise NotFound("this unsubscribe link is not valid")
+    recipient = session.get(Recipient, member_id)
+    if recipient is None or recipient.deleted:
+        raise NotFound("this unsubscribe link is not valid any more")
+    set_preferences(session, Principal("unsubscribe", "member", member_id=member_id), member_id,
+                    {"channels": {"email": False}})
+    return member_id
+
+
+# --- the inbox -------------------------------------------------------------------------------------
+
+def render_entry(renderer: Renderer, source: SourceEvent | None, source_type: str, lang: str) -> dict:
+    """Title and summary of an inbox entry in the reader's language; a broken template
+    shows the event type rather than failing the whole page."""
+    if source is None:
+        return {"title": source_type, "summary": None, "kind": domain.KINDS.get(source_type)}
+    body = json.loads(source.body)
+    kind = domain.KINDS[source_type]
+    try:
+        rendered = renderer.render(kind, lang, context_for(source_type, body["data"], lang))
+        return {"title": rendered.subject, "summary": rendered.summary, "kind": kind}
+    except RenderError:
+        return {"title": source_type, "summary": None, "kind": kind}
+
+
+def _entry(renderer: Renderer, notification: Notification, source: SourceEvent | None, lang: str) -> dict:
+    return {
+        "id": notification.id,
+        "type": notification.source_type,
+        "source_event_id": notification.source_event_id,
+        "subject": source.subject if source else None,
+        **render_entry(renderer, source, notification.source_type, lang),
+        "created_at": _iso(notification.created_at),
+        "read": notification.read_at is not None,
+        "read_at": _iso(notification.read_at) if notification.read_at else None,
+    }
+
+
+def _reader_language(session: Session, member_id: str) -> str:
+    preference, recipient = session.get(Preference, member_id), session.get(Recipient, member_id)
+    return domain.language(preference.language if preference else None, recipient.language if recipient else None)
+
+
+def inbox(session: Session, principal: Principal, member_id: str, query: dict, renderer: Renderer) -> dict:
+    """A member's notifications, newest first, a page at a time."""
+    _own(principal, member_id, "inbox")
+    _live_recipient(session, member_id)
+    conditions = [Notification.member_id == member_id]
+    if query["unread"]:
+        conditions.append(Notification.read_at.is_(None))
+    total = session.execute(select(func.count()).select_from(Notification).where(*conditions)).scalar_one()
+    unread = session.execute(select(func.count()).select_from(Notification).where(
+        Notification.member_id == member_id, Notification.read_at.is_(None))).scalar_one()
+    page, per_page = query["page"], query["per_page"]
+    rows = session.execute(
+        select(Notification, SourceEvent).outerjoin(SourceEvent, SourceEvent.id == Notification.source_event_id)
+        .where(*conditions).order_by(Notification.created_at.desc(), Notification.id.desc())
+        .offset((page - 1) * per_page).limit(per_page)).all()
+    lang = _reader_language(session, member_id)
+    return {"items": [_entry(renderer, notification, source, lang) for notification, source in rows],
+            "page": page, "per_page": per_page, "total": total, "unread": unread}
+
+
+def mark_read(session: Session, principal: Principal, member_id: str, notification_id: int,
+              renderer: Renderer) -> dict:
+    _own(principal, member_id, "inbox")
+    notification = session.execute(select(Notification).where(
+        Notification.id == notification_id, Notification.member_id == member_id).with_for_update()).scalar()
+    if notification is None:
+        raise NotFound(f"no notification {notification_id} in this inbox")
+    if notification.read_at is None:
+        notification.read_at = _now()
+    source = session.get(SourceEvent, notification.source_event_id)
+    return _entry(renderer, notification, source, _reader_language(session, member_id))
+
+
+def mark_all_read(session: Session, principal: Principal, member_id: str) -> dict:
+    _own(principal, member_id, "inbox")
+    marked = session.execute(update(Notification).where(
+        Notification.member_id == member_id, Notification.read_at.is_(None)).values(read_at=_now())).rowcount
+    return {"marked": marked}
+
+
+# --- webhook endpoints -----------------------------------------------------------------------------
+
+def _endpoint_view(endpoint: WebhookEndpoint, secret: bool = False) -> dict:
+    view = {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "owner": {"role": endpoint.owner_role, "member_id": endpoint.member_id},
+        "event_types": json.loads(endpoint.event_types) if endpoint.event_types else None,
+        "description": endpoint.description,
+        "allow_private": endpoint.allow_private,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "created_at": _iso(endpoint.created_at),
+    }
+    if secret:
+        view["secret"] = endpoint.secret  # shown once, when the endpoint is made
+    return view
+
+
+def _check_url(url: str, allow_private: bool) -> None:
+    try:
+        webhooks.check_url(url, allow_private=allow_private)
+    except webhooks.UnsafeUrl as exc:
+        raise Unprocessable("validation failed", fields={"url": [str(exc)]}) from None
+
+
+def create_webhook(session: Session, principal: Principal, data: dict) -> dict:
+    body = WebhookSchema().load(data)
+    if body.get("allow_private") and not principal.is_admin:
+        raise Forbidden("only an admin may allow private or loopback webhook addresses")
+    if principal.role == "member":
+        member_id = body.get("member_id", principal.member_id)
+        if member_id != principal.member_id:
+            raise Forbidden("you may register webhooks for your own member only")
+    elif principal.role == "integrator":
+        if "member_id" in body:
+            raise Unprocessable("validation failed", fields={"member_id": ["integrators receive platform events, "
+                                                                           "not a member's notifications"]})
+        member_id = None
+    elif principal.is_admin:
+        member_id = body.get("member_id")
+    else:
+        raise Forbidden("organizers do not register webhooks")
+    if member_id is not None:
+        if body.get("event_types"):
+            raise Unprocessable("validation failed", fields={"event_types": [
+                "a member's webhook receives all its notifications; choose topics in the preferences"]})
+        _live_recipient(session, member_id)
+    _check_url(body["url"], bool(body.get("allow_private")))
+    endpoint = WebhookEndpoint(
+        id=str(uuid.uuid4()), owner_role="member" if member_id else principal.role,
+        owner_subject=principal.subject, member_id=member_id, url=body["url"], secret=webhooks.new_secret(),
+        event_types=None if member_id else json.dumps(body.get("event_types") or ["#"]),
+        description=body.get("description"), allow_private=bool(body.get("allow_private")), enabled=True,
+        created_at=_now())
+    session.add(endpoint)
+    session.flush()
+    return _endpoint_view(endpoint, secret=True)
+
+
+def _may_manage(principal: Principal, endpoint: WebhookEndpoint) -> bool:
+    if principal.is_admin:
+        return True
+    if endpoint.member_id is not None:
+        return principal.is_member(endpoint.member_id)
+    return principal.role == endpoint.owner_role and principal.subject == endpoint.owner_subject
+
+
+def _endpoint(session: Session, principal: Principal, endpoint_id: str, for_update: bool = False) -> WebhookEndpoint:
+    query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+    endpoint = session.execute(query.with_for_update() if for_update else query).scalar()
+    if endpoint is None or not _may_manage(principal, endpoint):
+        raise NotFound(f"no webhook {endpoint_id}")
+    return endpoint
+
+
+def list_webhooks(session: Session, principal: Principal) -> dict:
+    query = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+    if principal.role == "member":
+        query = query.where(WebhookEndpoint.member_id == principal.member_id)
+    elif not principal.is_admin:
+        query = query.where(WebhookEndpoint.member_id.is_(None), WebhookEndpoint.owner_role == principal.role,
+                            WebhookEndpoint.owner_subject == principal.subject)
+    return {"items": [_endpoint_view(endpoint) for endpoint in session.execute(query).scalars()]}
+
+
+def get_webhook(session: Session, principal: Principal, endpoint_id: str) -> dict:
+    return _endpoint_view(_endpoint(session, principal, endpoint_id))
+
+
+def update_webhook(session: Session, principal: Principal, endpoint_id: str, data: dict) -> dict:
+    changes = WebhookPatchSchema().load(data)
+    endpoint = _endpoint(session, principal, endpoint_id, for_update=True)
+    if "allow_private" in changes and changes["allow_private"] != endpoint.allow_private and not principal.is_admin:
+        raise Forbidden("only an admin may allow private or loopback webhook addresses")
+    if "event_types" in changes and endpoint.member_id is not None:
+        raise Unprocessable("validation failed", fields={"event_types": ["only integrator webhooks filter types"]})
+    for name in ("url", "description", "allow_private"):
+        if name in changes:
+            setattr(endpoint, name, changes[name])
+    if "event_types" in changes:
+        endpoint.event_types = json.dumps(changes["event_types"])
+    _check_url(endpoint.url, endpoint.allow_private)
+    if changes.get("enabled") is True and not endpoint.enabled:
+        endpoint.enabled, endpoint.disabled_reason = True, None
+    elif changes.get("enabled") is False and endpoint.enabled:
+        disable_endpoint(session, endpoint, "disabled by its owner")
+    return _endpoint_view(endpoint)
+
+
+def delete_webhook(session: Session, principal: Principal, endpoint_id: str) -> None:
+    endpoint = _endpoint(session, principal, endpoint_id, for_update=True)
+    ids = select(Delivery.id).where(Delivery.channel == "webhook", Delivery.target == endpoint.id)
+    session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
+    session.execute(delete(Delivery).where(Delivery.channel == "webhook", Delivery.target == endpoint.id))
+    session.delete(endpoint)
+
+
+def disable_endpoint(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
+    """Stop sending to an endpoint; what was still waiting for it is reported as failed."""
+    from notifications import dispatch  # the outcome events live there
+
+    endpoint.enabled, endpoint.disabled_reason = False, reason
+    waiting = session.execute(select(Delivery).where(
+        Delivery.channel == "webhook", Delivery.target == endpoint.id,
+        Delivery.status.in_(("pending", "sending"))).with_for_update()).scalars().all()
+    for delivery in waiting:
+        dispatch.fail(session, delivery, f"endpoint disabled: {reason}")
+
+
+def _attempt_view(attempt: DeliveryAttempt) -> dict:
+    return {"number": attempt.number, "at": _iso(attempt.at), "duration_ms": attempt.duration_ms,
+            "status_code": attempt.status_code, "outcome": attempt.outcome, "error": attempt.error}
+
+
+def delivery_view(delivery: Delivery, attempts: list[DeliveryAttempt]) -> dict:
+    return {
+        "id": delivery.id, "channel": delivery.channel, "target": delivery.target,
+        "source_event_id": delivery.source_event_id, "source_type": delivery.source_type,
+        "member_id": delivery.member_id, "notification_id": delivery.notification_id, "status": delivery.status,
+        "attempts": delivery.attempts, "last_error": delivery.last_error,
+        "next_attempt_at": _iso(delivery.next_attempt_at) if delivery.status == "pending" else None,
+        "created_at": _iso(delivery.created_at),
+        "finished_at": _iso(delivery.finished_at) if delivery.finished_at else None,
+        "log": [_attempt_view(attempt) for attempt in attempts],
+    }
+
+
+def _deliveries_page(session: Session, conditions, query: dict) -> dict:
+    total = session.execute(select(func.count()).select_from(Delivery).where(*conditions)).scalar_one()
+    page, per_page = query["page"], query["per_page"]
+    deliveries = session.execute(select(Delivery).where(*conditions).order_by(Delivery.id.desc())
+                                 .offset((page - 1) * per_page).limit(per_page)).scalars().all()
+    attempts: dict[int, list] = {}
+    if deliveries:
+        logged = select(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_([d.id for d in deliveries]))
+        for attempt in session.execute(logged.order_by(DeliveryAttempt.number)).scalars():
+            attempts.setdefault(attempt.delivery_id, []).append(attempt)
+    return {"items": [delivery_view(d, attempts.get(d.id, [])) for d in deliveries],
+            "page": page, "per_page": per_page, "total": total}
+
+
+def webhook_deliveries(session: Session, principal: Principal, endpoint_id: str, query: dict) -> dict:
+    """The delivery log of an endpoint: every delivery, newest first, with every attempt."""
+    endpoint = _endpoint(session, principal, endpoint_id)
+    return _deliveries_page(session, [Delivery.channel == "webhook", Delivery.target == endpoint.id], query)
+
+
+def failures(session: Session, query: dict) -> dict:
+    """The failure log: deliveries that gave up (after retries, a refusal, or a template that failed)."""
+    return _deliveries_page(session, [Delivery.status == "failed"], query)

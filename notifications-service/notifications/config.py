@@ -1,0 +1,79 @@
+"""Configuration of the channels, from the environment with embedded
+defaults. ``NOTIFICATIONS_<NAME>`` wins over ``<NAME>``, as in ``verbund.settings``."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from email.utils import parseaddr
+
+from verbund.settings import DEFAULT_PORTS
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"NOTIFICATIONS_{name}") or os.environ.get(name) or default
+
+
+def _seconds(raw: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in raw.split(",") if part.strip())
+
+
+def _flag(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Config:
+    smtp_host: str = "localhost"
+    smtp_port: int = 8025
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "Verbund <noreply@verbund.example>"
+    # E-mails sent per second at most; a big announcement queues and drains at this pace.
+    email_rate: float = 20.0
+    email_retry_delays: tuple[float, ...] = (60, 300, 1800, 7200)
+    # After the Standard Webhooks schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h.
+    webhook_retry_delays: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000)
+    webhook_timeout: float = 10.0
+    webhook_concurrency: int = 20
+    webhook_per_endpoint: int = 2  # in flight at once per endpoint, so a stalled one cannot take every slot
+    dispatch_interval: float = 1.0
+    digest_hour: int = 7
+    digest_weekday: int = 0  # Monday
+    digest_timezone: str = "Europe/Berlin"
+    digest_check_interval: float = 60.0
+    public_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['notifications']}"
+    template_dir: str = ""  # a folder whose templates override the built-in ones
+
+    @property
+    def mail_domain(self) -> str:
+        address = parseaddr(self.mail_from)[1]
+        return address.rsplit("@", 1)[-1] if "@" in address else "verbund.example"
+
+    @classmethod
+    def from_env(cls, http_host: str = "127.0.0.1", http_port: int | None = None) -> Config:
+        port = http_port or DEFAULT_PORTS["notifications"]
+        default = cls()
+        return cls(
+            smtp_host=_env("SMTP_HOST", default.smtp_host),
+            smtp_port=int(_env("SMTP_PORT", str(default.smtp_port))),
+            smtp_user=_env("SMTP_USER", ""),
+            smtp_password=_env("SMTP_PASSWORD", ""),
+            smtp_starttls=_flag(_env("SMTP_STARTTLS", "false")),
+            smtp_timeout=float(_env("SMTP_TIMEOUT_SECONDS", str(default.smtp_timeout))),
+            mail_from=_env("MAIL_FROM", default.mail_from),
+            email_rate=float(_env("EMAIL_RATE_PER_SECOND", str(default.email_rate))),
+            email_retry_delays=_seconds(_env("EMAIL_RETRY_DELAYS", "60,300,1800,7200")),
+            webhook_retry_delays=_seconds(_env("WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000")),
+            webhook_timeout=float(_env("WEBHOOK_TIMEOUT_SECONDS", str(default.webhook_timeout))),
+            webhook_concurrency=int(_env("WEBHOOK_CONCURRENCY", str(default.webhook_concurrency))),
+            webhook_per_endpoint=int(_env("WEBHOOK_PER_ENDPOINT", str(default.webhook_per_endpoint))),
+            dispatch_interval=float(_env("DISPATCH_INTERVAL_SECONDS", str(default.dispatch_interval))),
+            digest_hour=int(_env("DIGEST_HOUR", str(default.digest_hour))),
+            digest_weekday=int(_env("DIGEST_WEEKDAY", str(default.digest_weekday))),
+            digest_timezone=_env("DIGEST_TIMEZONE", default.digest_timezone),
+            digest_check_interval=float(_env("DIGEST_CHECK_SECONDS", str(default.digest_check_interval))),
+            public_url=_env("PUBLIC_URL", f"http://{http_host}:{port}").rstrip("/"),
+            template_dir=_env("TEMPLATE_DIR", ""),
+        )

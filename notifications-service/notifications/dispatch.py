@@ -1,0 +1,545 @@
+"""Sending what fan-out queued: e-mails at a configured rate, webhooks in
+parallel, digests at their hour. Plain functions over a ``Store`` (no
+nameko): the service's timers call them, and so do the tests.
+
+A delivery is claimed before it is sent (status ``sending`` with a lease,
+committed), and completed after it was sent (``delivered``, or back to
+``pending`` with a later ``next_attempt_at``, or ``failed``) together with
+its attempt log entry and its ``notification.delivered``/``failed`` event in
+one transaction. A delivery whose sender died keeps its lease until it runs
+out and is then claimed again, so nothing is lost; two instances never
+claim the same delivery (row locks with SKIP LOCKED on PostgreSQL, one
+writer at a time on SQLite).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notifications import domain
+from notifications.channels import email as mail
+from notifications.channels import webhook as webhooks
+from notifications.config import Config
+from notifications.models import (
+    Delivery,
+    DeliveryAttempt,
+    Notification,
+    Preference,
+    Recipient,
+    SourceEvent,
+    WebhookEndpoint,
+)
+from notifications.rendering import Rendered, Renderer, RenderError, context_for
+from verbund import envelope, outbox
+from verbund.catalogue import source_of
+from verbund.database import Store
+
+log = logging.getLogger(__name__)
+
+SOURCE = source_of("notifications")
+MESSAGE_NAMESPACE = uuid.UUID("6f0c8f0e-2d5e-4a57-9a0c-5e1f5d8a9b11")
+
+
+def _iso(moment: datetime) -> str:
+    return envelope.isoformat(domain.utc(moment))
+
+
+# --- outcomes --------------------------------------------------------------------------------------
+
+def _announce(session: Session, delivery: Delivery, type_: str, error: str | None = None) -> None:
+    data = {
+        "notification_id": str(delivery.notification_id) if delivery.notification_id else f"delivery-{delivery.id}",
+        "member_id": delivery.member_id,
+        "channel": delivery.channel,
+        "source_event_id": delivery.source_event_id,
+        "source_type": delivery.source_type,
+        "attempts": max(delivery.attempts, 1),
+        "error": error,
+        "delivery_id": delivery.id,
+        "endpoint_id": delivery.target if delivery.channel == "webhook" else None,
+    }
+    outbox.add(session, envelope.new_event(type_, SOURCE, delivery.member_id or delivery.target, data))
+
+
+def _log_attempt(session: Session, delivery: Delivery, outcome: str, *, status_code: int | None = None,
+                 duration_ms: int = 0, error: str | None = None) -> None:
+    session.add(DeliveryAttempt(delivery_id=delivery.id, number=max(delivery.attempts, 1), at=envelope.utcnow(),
+                                duration_ms=duration_ms, status_code=status_code, outcome=outcome, error=error))
+
+
+def succeed(session: Session, delivery: Delivery, *, status_code: int | None = None, duration_ms: int = 0) -> None:
+    _log_attempt(session, delivery, "delivered", status_code=status_code, duration_ms=duration_ms)
+    delivery.status, delivery.finished_at, delivery.lease_until, delivery.last_error = \
+        "delivered", envelope.utcnow(), None, None
+    _announce(session, delivery, "notification.delivered")
+
+
+def fail(session: Session, delivery: Delivery, error: str, *, status_code: int | None = None,
+         duration_ms: int = 0, log_attempt: bool = False) -> None:
+    """Give up on a delivery: it lands in the failure log and ``notification.failed`` says so."""
+    if log_attempt:
+        _log_attempt(session, delivery, "failed", status_code=status_code, duration_ms=duration_ms, error=error)
+    delivery.status, delivery.finished_at, delivery.lease_until, delivery.last_error = \
+        "failed", envelope.utcnow(), None, error[:2000]
+    _announce(session, delivery, "notification.failed", error[:2000])
+
+
+def retry_or_fail(session: Session, delivery: Delivery, error: str, delays: tuple[float, ...], *,
+                  status_code: int | None = None, duration_ms: int = 0) -> None:
+    wait = domain.retry_delay(delays, delivery.attempts)
+    if wait is None:
+        fail(session, delivery, f"gave up after {delivery.attempts} attempts: {error}", status_code=status_code,
+             duration_ms=duration_ms, log_attempt=True)
+        return
+    _log_attempt(session, delivery, "retry", status_code=status_code, duration_ms=duration_ms, error=error)
+    delivery.status, delivery.lease_until, delivery.last_error = "pending", None, error[:2000]
+    delivery.next_attempt_at = envelope.utcnow() + timedelta(seconds=wait)
+
+
+def _cancel(session: Session, delivery: Delivery, reason: str) -> None:
+    delivery.status, delivery.finished_at, delivery.lease_until, delivery.last_error = \
+        "cancelled", envelope.utcnow(), None, reason
+
+
+def _locked(session: Session, delivery_id: int) -> Delivery | None:
+    """The delivery to complete, unless erasure removed it meanwhile."""
+    return session.execute(select(Delivery).where(Delivery.id == delivery_id).with_for_update()).scalar()
+
+
+# --- claiming --------------------------------------------------------------------------------------
+
+def _due(session: Session, channel: str, now: datetime, limit: int) -> list[Delivery]:
+    stalled = (select(Delivery).where(Delivery.channel == channel, Delivery.status == "sending",
+                                      Delivery.lease_until < now)
+               .order_by(Delivery.lease_until).limit(limit).with_for_update(skip_locked=True))
+    found = list(session.execute(stalled).scalars())
+    if len(found) < limit:
+        pending = (select(Delivery).where(Delivery.channel == channel, Delivery.status == "pending",
+                                          Delivery.next_attempt_at <= now)
+                   .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit - len(found))
+                   .with_for_update(skip_locked=True))
+        found += session.execute(pending).scalars()
+    return found
+
+
+def _claim(deliveries: list[Delivery], lease_until: datetime) -> None:
+    for delivery in deliveries:
+        delivery.status, delivery.lease_until, delivery.attempts = "sending", lease_until, delivery.attempts + 1
+
+
+def _sources(session: Session, ids) -> dict[str, dict]:
+    ids = list(set(ids))
+    return {row.id: json.loads(row.body) for row in
+            session.execute(select(SourceEvent).where(SourceEvent.id.in_(ids))).scalars()} if ids else {}
+
+
+# --- e-mail ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EmailJob:
+    delivery_id: int
+    key: str
+    to_address: str | None
+    rendered: Rendered | None = None
+    message: object | None = None
+    error: str | None = None  # a template or calendar that could not be made: fail without sending
+    skip: str | None = None  # nothing to send any more (consent withdrawn, e-mail turned off)
+
+
+def unsubscribe_url(config: Config, secret: str, member_id: str) -> str:
+    return f"{config.public_url}/unsubscribe/{domain.unsubscribe_token(member_id, secret)}"
+
+
+def ics_for(source: dict) -> tuple[bytes, str] | None:
+    """The ``.ics`` attached to event and registration mails, and its METHOD."""
+    from verbund.calendar import event_ics
+
+    plan = domain.plan(source)
+    if plan is None or plan.ics_cancel is None:
+        return None
+    event = source["data"]["event"]
+    if plan.ics_cancel:
+        event = {**event, "status": "cancelled"}  # for this member the event is off its calendar
+    ics = event_ics(event, "PUBLISH")
+    return ics, "CANCEL" if event["status"] == "cancelled" else "PUBLISH"
+
+
+def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Delivery, recipient: Recipient,
+                  preference: Preference | None, source: dict, calendars: dict | None = None):
+    """The mail of one notification; RenderError if its template or calendar file cannot be made.
+    ``calendars`` caches the ``.ics`` per source event: an announcement has one for every recipient."""
+    lang = domain.language(preference.language if preference else None, recipient.language)
+    kind = domain.KINDS[delivery.source_type]
+    footer = {"recipient_name": recipient.contact_name,
+              "unsubscribe_url": unsubscribe_url(config, secret, recipient.member_id)}
+    rendered = renderer.render(kind, lang, context_for(delivery.source_type, source["data"], lang), footer=footer)
+    try:
+        calendars = {} if calendars is None else calendars
+        if source["id"] not in calendars:
+            calendars[source["id"]] = ics_for(source)
+        attachment = calendars[source["id"]]
+    except Exception as exc:  # a calendar that cannot be made is this mail's failure, not the sender's
+        raise RenderError(f"calendar file: {type(exc).__name__}: {exc}") from exc
+    return rendered, mail.compose(
+        mail_from=config.mail_from, to_address=recipient.email, to_name=recipient.contact_name, rendered=rendered,
+        language=lang,
+        message_id=mail.message_id(kind.replace("_", "-"), f"{delivery.source_event_id}.{delivery.target}",
+                                   config.mail_domain),
+        unsubscribe_url=footer["unsubscribe_url"], ics=attachment[0] if attachment else None,
+        ics_method=attachment[1] if attachment else "PUBLISH")
+
+
+def _blocked(recipient: Recipient | None, preference: Preference | None) -> str | None:
+    if recipient is None or recipient.deleted:
+        return "the member is not known or was deleted"
+    if not recipient.consent_email or not mail.valid_address(recipient.email):
+        return "no consent to e-mail or no valid address"
+    if preference is not None and not preference.email:
+        return "the member turned e-mail off"
+    return None
+
+
+def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, limit: int) -> list[EmailJob]:
+    """Claim due e-mails in a short transaction, then compose them outside it (rendering a
+    batch takes a while, and on SQLite a transaction holds the one write lock)."""
+    now = envelope.utcnow()
+    with store.transaction() as session:
+        deliveries = _due(session, "email", now, limit)
+        # The lease covers sending the batch at the configured rate, with room to spare.
+        _claim(deliveries, now + timedelta(seconds=len(deliveries) / max(config.email_rate, 0.01) + 60))
+        if not deliveries:
+            return []
+        member_ids = [d.target for d in deliveries]
+        recipients = {r.member_id: r for r in session.execute(
+            select(Recipient).where(Recipient.member_id.in_(member_ids))).scalars()}
+        preferences = {p.member_id: p for p in session.execute(
+            select(Preference).where(Preference.member_id.in_(member_ids))).scalars()}
+        sources = _sources(session, [d.source_event_id for d in deliveries])
+    jobs, calendars = [], {}
+    for delivery in deliveries:
+        recipient, preference = recipients.get(delivery.target), preferences.get(delivery.target)
+        key = f"{delivery.source_event_id}.{delivery.target}"
+        blocked = _blocked(recipient, preference)
+        if blocked:
+            jobs.append(EmailJob(delivery.id, key, None, skip=blocked))
+            continue
+        try:
+            rendered, message = compose_email(config, renderer, secret, delivery, recipient, preference,
+                                              sources[delivery.source_event_id], calendars)
+            jobs.append(EmailJob(delivery.id, key, recipient.email, rendered, message))
+        except (RenderError, KeyError) as exc:
+            jobs.append(EmailJob(delivery.id, key, None, error=f"could not render: {exc}"))
+    return jobs
+
+
+class Pacer:
+    """At most ``rate`` sends per second on average, kept across batches: time lost
+    between batches (claiming, publishing outcomes) may be caught up, up to ``slack`` seconds."""
+
+    def __init__(self, rate: float, slack: float = 1.0):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.slack = slack
+        self.next_at = time.monotonic()
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self.next_at > now:
+            time.sleep(self.next_at - now)
+        self.next_at = max(self.next_at, now - self.slack) + self.interval
+
+
+def send_due_emails(store: Store, config: Config, renderer: Renderer, secret: str, sender: mail.SmtpSender,
+                    limit: int | None = None, pacer: Pacer | None = None) -> int:
+    """Send the e-mails that are due, at most ``limit`` (default: one interval's worth at the rate),
+    paced by ``pacer`` (pass the same one every time to hold the rate across batches)."""
+    limit = limit or max(1, int(config.email_rate * config.dispatch_interval))
+    jobs = claim_emails(store, config, renderer, secret, limit)
+    if not jobs:
+        return 0
+    # Outcome events are published once per batch, not after every mail: half the writes per mail.
+    batch_store = Store(store.engine, store.relay, after_commit=lambda: None)
+    try:
+        return _send_jobs(batch_store, config, sender, jobs, pacer or Pacer(config.email_rate, slack=0))
+    finally:
+        store.relay.relay_quietly()
+
+
+def _send_jobs(store: Store, config: Config, sender: mail.SmtpSender, jobs: list[EmailJob], pacer: Pacer) -> int:
+    sent = 0
+    for job in jobs:
+        if job.skip or job.error:
+            with store.transaction() as session:
+                delivery = _locked(session, job.delivery_id)
+                if delivery is not None and job.skip:
+                    _cancel(session, delivery, job.skip)
+                elif delivery is not None:
+                    fail(session, delivery, job.error, log_attempt=True)
+            continue
+        pacer.wait()
+        started = time.monotonic()
+        try:
+            sender.send(job.message, job.to_address)
+            error = None
+        except mail.SendError as exc:
+            error = exc
+        took = int((time.monotonic() - started) * 1000)
+        with store.transaction() as session:
+            delivery = _locked(session, job.delivery_id)
+            if delivery is None:
+                continue
+            if error is None:
+                succeed(session, delivery, duration_ms=took)
+                sent += 1
+            elif error.permanent:
+                fail(session, delivery, str(error), duration_ms=took, log_attempt=True)
+            else:
+                retry_or_fail(session, delivery, str(error), config.email_retry_delays, duration_ms=took)
+    return sent
+
+
+# --- digests ---------------------------------------------------------------------------------------
+
+def send_due_digests(store: Store, config: Config, renderer: Renderer, secret: str, sender: mail.SmtpSender,
+                     now: datetime | None = None) -> int:
+    """One mail per member on a daily or weekly digest whose slot has come, grouping what was held."""
+    now = now or envelope.utcnow()
+    with store.transaction() as session:
+        waiting = session.execute(
+            select(Preference.member_id, Preference.frequency, Preference.last_digest_at)
+            .where(Preference.frequency.in_(("daily", "weekly")),
+                   select(Delivery.id).where(Delivery.channel == "email", Delivery.target == Preference.member_id,
+                                             Delivery.status == "held").exists())).all()
+    due = [row.member_id for row in waiting if domain.digest_due(
+        row.frequency, row.last_digest_at, now, config.digest_hour, config.digest_weekday, config.digest_timezone)]
+    sent = 0
+    for member_id in due:
+        sent += _send_digest(store, config, renderer, secret, sender, member_id, now)
+    return sent
+
+
+def _send_digest(store, config, renderer, secret, sender, member_id: str, now: datetime) -> int:
+    with store.transaction() as session:
+        preference = session.execute(select(Preference).where(Preference.member_id == member_id)
+                                     .with_for_update()).scalar()
+        if preference is None or not domain.digest_due(preference.frequency, preference.last_digest_at, now,
+                                                       config.digest_hour, config.digest_weekday,
+                                                       config.digest_timezone):
+            return 0  # another instance sent it, or the member changed its mind
+        preference.last_digest_at = now
+        held = list(session.execute(select(Delivery).where(
+            Delivery.channel == "email", Delivery.target == member_id, Delivery.status == "held")
+            .order_by(Delivery.created_at, Delivery.id).with_for_update()).scalars())
+        recipient = session.get(Recipient, member_id)
+        blocked = _blocked(recipient, preference)
+        if blocked:
+            for delivery in held:
+                _cancel(session, delivery, blocked)
+            return 0
+        lang = domain.language(preference.language, recipient.language)
+        sources = _sources(session, [d.source_event_id for d in held])
+        items, included = [], []
+        for delivery in held:
+            delivery.attempts += 1
+            try:
+                source = sources[delivery.source_event_id]
+                items.append(renderer.render(domain.KINDS[delivery.source_type], lang,
+                                             context_for(delivery.source_type, source["data"], lang)))
+                included.append(delivery)
+            except (RenderError, KeyError) as exc:
+                fail(session, delivery, f"could not render: {exc}", log_attempt=True)
+        if not items:
+            return 0
+        footer = {"recipient_name": recipient.contact_name,
+                  "unsubscribe_url": unsubscribe_url(config, secret, member_id)}
+        try:
+            digest = renderer.render_digest(lang, items, footer, preference.frequency)
+        except RenderError as exc:
+            for delivery in included:
+                fail(session, delivery, str(exc), log_attempt=True)
+            return 0
+        lease = now + timedelta(seconds=300)
+        for delivery in included:
+            delivery.status, delivery.lease_until = "sending", lease
+        ids = [d.id for d in included]
+        message = mail.compose(
+            mail_from=config.mail_from, to_address=recipient.email, to_name=recipient.contact_name,
+            rendered=digest, language=lang, unsubscribe_url=footer["unsubscribe_url"],
+            message_id=mail.message_id("digest", f"{member_id}.{int(now.timestamp())}", config.mail_domain))
+        to_address = recipient.email
+    started = time.monotonic()
+    try:
+        sender.send(message, to_address)
+        error = None
+    except mail.SendError as exc:
+        error = exc
+    took = int((time.monotonic() - started) * 1000)
+    with store.transaction() as session:
+        for delivery in session.execute(select(Delivery).where(Delivery.id.in_(ids)).with_for_update()).scalars():
+            if error is None:
+                succeed(session, delivery, duration_ms=took)
+            else:
+                # Back to waiting for the next try; the digest slot is used, so it goes out as a single mail.
+                retry_or_fail(session, delivery, str(error), config.email_retry_delays, duration_ms=took)
+    return 1 if error is None else 0
+
+
+# --- webhooks --------------------------------------------------------------------------------------
+
+def webhook_message_id(delivery: Delivery) -> str:
+    """The same on every retry of a delivery, so receivers can drop repeats."""
+    return "msg_" + uuid.uuid5(MESSAGE_NAMESPACE, f"{delivery.target}:{delivery.source_event_id}").hex
+
+
+def webhook_payload(delivery: Delivery, source: dict, renderer: Renderer, lang: str,
+                    notification_created_at: datetime | None) -> dict:
+    """What the endpoint gets: the member's notification, or for integrators the CloudEvent itself."""
+    if delivery.member_id is None:
+        return {"type": source["type"], "timestamp": envelope.isoformat(envelope.utcnow()), "data": source}
+    kind = domain.KINDS[delivery.source_type]
+    rendered = renderer.render(kind, lang, context_for(delivery.source_type, source["data"], lang))
+    return {
+        "type": delivery.source_type,
+        "timestamp": envelope.isoformat(envelope.utcnow()),
+        "data": {
+            "notification_id": str(delivery.notification_id),
+            "member_id": delivery.member_id,
+            "kind": kind,
+            "language": lang,
+            "title": rendered.subject,
+            "summary": rendered.summary,
+            "source_event_id": delivery.source_event_id,
+            "source_type": delivery.source_type,
+            "subject": source["subject"],
+            "created_at": _iso(notification_created_at) if notification_created_at else None,
+            "event_data": source["data"],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class WebhookJob:
+    delivery_id: int
+    endpoint_id: str
+    url: str
+    secret: str
+    allow_private: bool
+    message_id: str
+    body: bytes | None
+    error: str | None = None
+
+
+class WebhookDispatcher:
+    """Claims due webhook deliveries and posts each as its own task in ``pool``
+    (anything with ``spawn_n(fn, *args)`` and ``free()``, e.g. an eventlet GreenPool).
+
+    A slow receiver holds at most ``per_endpoint`` tasks at once, each bounded
+    by the timeout, so other endpoints keep being served.
+    """
+
+    def __init__(self, config: Config, renderer: Renderer, pool):
+        self.config = config
+        self.renderer = renderer
+        self.pool = pool
+        self.in_flight: dict[str, int] = {}
+
+    def dispatch_due(self, store: Store) -> int:
+        capacity = self.pool.free()
+        if capacity <= 0:
+            return 0
+        jobs = self._claim(store, capacity)
+        for job in jobs:
+            self.in_flight[job.endpoint_id] = self.in_flight.get(job.endpoint_id, 0) + 1
+            self.pool.spawn_n(self._deliver, store, job)
+        return len(jobs)
+
+    def _claim(self, store: Store, capacity: int) -> list[WebhookJob]:
+        now = envelope.utcnow()
+        with store.transaction() as session:
+            candidates = _due(session, "webhook", now, capacity * 5)
+            chosen, taken = [], dict(self.in_flight)
+            for delivery in candidates:
+                if len(chosen) >= capacity:
+                    break
+                if taken.get(delivery.target, 0) < self.config.webhook_per_endpoint:
+                    taken[delivery.target] = taken.get(delivery.target, 0) + 1
+                    chosen.append(delivery)
+            _claim(chosen, now + timedelta(seconds=self.config.webhook_timeout * 2 + 30))
+            if not chosen:
+                return []
+            endpoints = {e.id: e for e in session.execute(select(WebhookEndpoint).where(
+                WebhookEndpoint.id.in_({d.target for d in chosen}))).scalars()}
+            sources = _sources(session, [d.source_event_id for d in chosen])
+            members = [d.member_id for d in chosen if d.member_id]
+            recipients = {r.member_id: r for r in session.execute(
+                select(Recipient).where(Recipient.member_id.in_(members))).scalars()} if members else {}
+            preferences = {p.member_id: p for p in session.execute(
+                select(Preference).where(Preference.member_id.in_(members))).scalars()} if members else {}
+            created = dict(session.execute(select(Notification.id, Notification.created_at).where(
+                Notification.id.in_([d.notification_id for d in chosen if d.notification_id]))).all())
+            jobs = []
+            for delivery in chosen:
+                endpoint = endpoints.get(delivery.target)
+                if endpoint is None or not endpoint.enabled:
+                    fail(session, delivery, "endpoint removed or disabled")
+                    continue
+                recipient, preference = recipients.get(delivery.member_id), preferences.get(delivery.member_id)
+                lang = domain.language(preference.language if preference else None,
+                                       recipient.language if recipient else None)
+                body, error = None, None
+                try:
+                    payload = webhook_payload(delivery, sources[delivery.source_event_id], self.renderer, lang,
+                                              created.get(delivery.notification_id))
+                    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+                except (RenderError, KeyError) as exc:
+                    error = f"could not render: {exc}"
+                jobs.append(WebhookJob(delivery.id, endpoint.id, endpoint.url, endpoint.secret, endpoint.allow_private,
+                                       webhook_message_id(delivery), body, error))
+            return jobs
+
+    def _deliver(self, store: Store, job: WebhookJob) -> None:
+        try:
+            if job.error:
+                with store.transaction() as session:
+                    delivery = _locked(session, job.delivery_id)
+                    if delivery is not None:
+                        fail(session, delivery, job.error, log_attempt=True)
+                return
+            result = webhooks.post(job.url, job.body, webhooks.headers(job.secret, job.message_id, job.body),
+                                   timeout=self.config.webhook_timeout, allow_private=job.allow_private)
+            with store.transaction() as session:
+                complete_webhook(session, job.delivery_id, result, self.config.webhook_retry_delays)
+        except Exception:
+            log.exception("webhook delivery %s failed unexpectedly; its lease runs out and it is tried again",
+                          job.delivery_id)
+        finally:
+            self.in_flight[job.endpoint_id] = self.in_flight.get(job.endpoint_id, 1) - 1
+            if self.in_flight[job.endpoint_id] <= 0:
+                self.in_flight.pop(job.endpoint_id, None)
+
+
+def complete_webhook(session: Session, delivery_id: int, result: webhooks.Outcome, delays: tuple[float, ...]) -> None:
+    from notifications.commands import disable_endpoint
+
+    delivery = _locked(session, delivery_id)
+    if delivery is None or delivery.status != "sending":
+        return  # erased meanwhile, or the endpoint was disabled and the delivery already failed
+    if result.outcome == "delivered":
+        succeed(session, delivery, status_code=result.status_code, duration_ms=result.duration_ms)
+    elif result.outcome == "gone":
+        fail(session, delivery, result.error or "410 Gone", status_code=410, duration_ms=result.duration_ms,
+             log_attempt=True)
+        endpoint = session.execute(select(WebhookEndpoint).where(WebhookEndpoint.id == delivery.target)
+                                   .with_for_update()).scalar()
+        if endpoint is not None and endpoint.enabled:
+            disable_endpoint(session, endpoint, "the receiver answered 410 Gone")
+    else:
+        retry_or_fail(session, delivery, result.error or "failed", delays, status_code=result.status_code,
+                      duration_ms=result.duration_ms)
+

@@ -1,0 +1,197 @@
+"""The rules of notifications: who hears of what, in which language, when a
+digest is due, how long to wait before a retry, what erasure removes. No
+I/O, no nameko: plain functions."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from verbund.reference import LANGUAGES
+
+CHANNELS = ("inbox", "email", "webhook")
+FREQUENCIES = ("immediately", "daily", "weekly")
+DEFAULT_LANGUAGE = "de"
+
+# Which template tells a member of which event.
+KINDS = {
+    "event.scheduled": "event_announced",
+    "event.updated": "event_updated",
+    "event.cancelled": "event_cancelled",
+    "registration.confirmed": "registration_confirmed",
+    "registration.waitlisted": "registration_waitlisted",
+    "registration.promoted": "registration_promoted",
+    "registration.cancelled": "registration_cancelled",
+    "match.suggested": "match_suggested",
+    "project.proposed": "project_proposed",
+    "project.formed": "project_formed",
+    "project.closed": "project_closed",
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Who a source event reaches and how.
+
+    An announcement reaches every member whose sector is targeted or who
+    shares a topic with the event (``sectors``/``topics``); anything else
+    reaches the members it names (``member_ids``).
+    """
+    kind: str
+    announcement: bool = False
+    sectors: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    member_ids: tuple[str, ...] = field(default_factory=tuple)
+    ics_cancel: bool | None = None  # None: no .ics; False: the event as it is; True: a cancellation
+
+
+def plan(event: dict) -> Plan | None:
+    """The plan for a consumed event, or None if no member is to be told."""
+    kind = KINDS.get(event["type"])
+    if kind is None:
+        return None
+    data = event["data"]
+    type_ = event["type"]
+    if type_ == "event.scheduled":
+        joint = data["event"]
+        return Plan(kind, announcement=True, sectors=tuple(joint.get("target_sectors") or ()),
+                    topics=tuple(joint.get("topics") or ()), ics_cancel=False)
+    if type_ in ("event.updated", "event.cancelled"):
+        return Plan(kind, member_ids=_unique(data["registered_member_ids"]),
+                    ics_cancel=type_ == "event.cancelled")
+    if type_.startswith("registration."):
+        # A member who cancelled gets a cancellation for its own calendar.
+        return Plan(kind, member_ids=(data["registration"]["member_id"],),
+                    ics_cancel=type_ == "registration.cancelled")
+    if type_ == "match.suggested":
+        return Plan(kind, member_ids=(data["member_id"],))
+    if type_.startswith("project."):
+        return Plan(kind, member_ids=_unique(member["member_id"] for member in data["project"]["members"]))
+    return None
+
+
+def _unique(values) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def wants_announcement(sector: str | None, topics, preferred_topics, target_sectors, event_topics) -> bool:
+    """The targeting rule of ``event.scheduled`` for one member (the SQL in
+    ``commands`` does the same for all members at once).
+
+    ``preferred_topics`` None means the member did not narrow its topics.
+    """
+    event_topics = set(event_topics)
+    fits = sector in set(target_sectors) or bool(set(topics) & event_topics)
+    if preferred_topics is None:
+        return fits
+    return fits and bool(set(preferred_topics) & event_topics)
+
+
+def language(preferred: str | None, contact: str | None) -> str:
+    for candidate in (preferred, contact):
+        if candidate in LANGUAGES:
+            return candidate
+    return DEFAULT_LANGUAGE
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """A stored timestamp as an aware UTC datetime (SQLite hands them back without a zone)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def latest_digest_slot(frequency: str, now: datetime, hour: int, weekday: int, tz: str) -> datetime | None:
+    """The most recent moment a digest of this frequency was scheduled for, at or before ``now``."""
+    if frequency not in ("daily", "weekly"):
+        return None
+    local = now.astimezone(ZoneInfo(tz))
+    slot = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if slot > local:
+        slot -= timedelta(days=1)
+    if frequency == "weekly":
+        slot -= timedelta(days=(slot.weekday() - weekday) % 7)
+    return slot
+
+
+def digest_due(frequency: str, last_sent: datetime | None, now: datetime, hour: int, weekday: int,
+               tz: str) -> bool:
+    """A member's digest is due once per slot: when the latest slot passed after the last digest."""
+    slot = latest_digest_slot(frequency, now, hour, weekday, tz)
+    return slot is not None and (last_sent is None or utc(last_sent) < slot)
+
+
+def retry_delay(delays: tuple[float, ...], attempts: int) -> float | None:
+    """Seconds to wait after the ``attempts``-th failed attempt; None: give up."""
+    return delays[attempts - 1] if 1 <= attempts <= len(delays) else None
+
+
+def type_matches(pattern: str, type_: str) -> bool:
+    """Topic patterns as RabbitMQ binds them: ``*`` one word, ``#`` any number of words."""
+    def match(parts: list[str], words: list[str]) -> bool:
+        if not parts:
+            return not words
+        head, rest = parts[0], parts[1:]
+        if head == "#":
+            return any(match(rest, words[i:]) for i in range(len(words) + 1))
+        return bool(words) and (head == "*" or head == words[0]) and match(rest, words[1:])
+
+    return match(pattern.split("."), type_.split("."))
+
+
+def about_member(event: dict, member_id: str) -> bool:
+    """Whether an event is first of all about this member (its profile, its registration,
+    its suggestions): erasure forgets such an event with everything sent of it."""
+    type_, data = event["type"], event["data"]
+    if type_.startswith("member."):
+        return event["subject"] == member_id
+    if type_.startswith("registration."):
+        return data["registration"]["member_id"] == member_id
+    if type_ == "match.suggested":
+        return data["member_id"] == member_id
+    return event["subject"] == member_id
+
+
+def redact(type_: str, data: dict, member_id: str) -> dict:
+    """An event's data with what it says about an erased member taken out,
+    for events kept because they still concern other members."""
+    data = json.loads(json.dumps(data))
+    if type_ == "match.suggested":
+        data["suggestions"] = [s for s in data.get("suggestions", []) if s.get("partner_id") != member_id]
+    elif type_.startswith("project."):
+        for member in data["project"].get("members", []):
+            if member.get("member_id") == member_id:
+                member["name"] = None
+                member["member_id"] = "erased"
+    elif type_ in ("event.updated", "event.cancelled"):
+        data["registered_member_ids"] = [m for m in data.get("registered_member_ids", []) if m != member_id]
+    return data
+
+
+# --- the unsubscribe link -------------------------------------------------------------------------
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def unsubscribe_token(member_id: str, secret: str) -> str:
+    """A token that lets whoever holds the mail turn e-mail off for this member, and nothing else."""
+    mac = hmac.new(secret.encode(), f"unsubscribe:{member_id}".encode(), hashlib.sha256).digest()
+    return f"{_b64(member_id.encode())}.{_b64(mac[:18])}"
+
+
+def member_of_unsubscribe_token(token: str, secret: str) -> str | None:
+    try:
+        encoded, _ = token.split(".", 1)
+        member_id = _unb64(encoded).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return member_id if hmac.compare_digest(unsubscribe_token(member_id, secret), token) else None

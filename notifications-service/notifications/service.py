@@ -1,0 +1,229 @@
+"""notifications-service entrypoints: the event subscriber, the timers that
+send, and the HTTP API. Each hands its work to ``notifications.commands``
+or ``notifications.dispatch``."""
+from __future__ import annotations
+
+import html
+import logging
+import time
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from nameko.timer import timer
+from werkzeug.wrappers import Response
+
+from notifications import commands, dispatch, schemas
+from notifications.channels.email import SmtpSender
+from notifications.config import Config
+from notifications.rendering import Renderer
+from notifications.schemas import InboxQuerySchema, PageQuerySchema
+from verbund.errors import NotFound
+from verbund.service import ServiceBase
+from verbund.settings import auth_secret
+from verbund.subscriber import subscribe
+from verbund.web import ANYONE, api, json_body, json_response
+
+log = logging.getLogger(__name__)
+
+CONFIG = Config.from_env()  # timer intervals are read when the class is defined
+OWNERS = ("admin", "member")
+WEBHOOK_OWNERS = ("admin", "member", "integrator")
+
+
+class Channels(DependencyProvider):
+    """Configuration, templates and the pool webhook deliveries run in, per container."""
+
+    def setup(self):
+        settings = self.container.config["VERBUND"]
+        self.config = Config.from_env(settings.http_host, settings.http_port)
+        self.renderer = Renderer(self.config.template_dir)
+        self.secret = auth_secret()
+        self.pool = eventlet.GreenPool(self.config.webhook_concurrency)
+        self.pacer = dispatch.Pacer(self.config.email_rate)
+        self.webhooks = dispatch.WebhookDispatcher(self.config, self.renderer, self.pool)
+
+    def stop(self):
+        # Let posts in flight finish (each is bounded by the timeout) rather than cut them off.
+        with eventlet.Timeout(self.config.webhook_timeout + 5, False):
+            self.pool.waitall()
+
+    def kill(self):
+        for thread in list(self.pool.coroutines_running):
+            thread.kill()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def smtp(self) -> SmtpSender:
+        c = self.config
+        return SmtpSender(c.smtp_host, c.smtp_port, timeout=c.smtp_timeout, user=c.smtp_user,
+                          password=c.smtp_password, starttls=c.smtp_starttls)
+
+
+def _page(title: str, text: str, form_action: str | None = None, status: int = 200) -> Response:
+    button = (f'<form method="post" action="{html.escape(form_action)}">'
+              '<button type="submit">E-Mails abbestellen / Unsubscribe</button></form>') if form_action else ""
+    body = (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+            f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{button}</body></html>")
+    return Response(body, status=status, mimetype="text/html")
+
+
+class NotificationsService(ServiceBase):
+    name = "notifications"
+    channels = Channels()
+
+    # --- consuming ---------------------------------------------------------------------------------
+
+    @subscribe()
+    def on_event(self, event):
+        started = time.monotonic()
+        counts = {}
+
+        def handle(session, event):
+            counts.update(commands.handle(session, event))
+
+        self.db.handle_once(event, handle)
+        if any(counts.values()):
+            log.info("%s %s fanned out in %.0f ms: %s", event["type"], event["id"],
+                     (time.monotonic() - started) * 1000, counts)
+
+    # --- sending -----------------------------------------------------------------------------------
+
+    @timer(interval=CONFIG.dispatch_interval)
+    def send_emails(self):
+        with self.channels.smtp() as sender:
+            dispatch.send_due_emails(self.db, self.channels.config, self.channels.renderer, self.channels.secret,
+                                     sender, pacer=self.channels.pacer)
+
+    @timer(interval=min(CONFIG.dispatch_interval, 0.5))
+    def send_webhooks(self):
+        self.channels.webhooks.dispatch_due(self.db)
+
+    @timer(interval=CONFIG.digest_check_interval)
+    def send_digests(self):
+        with self.channels.smtp() as sender:
+            dispatch.send_due_digests(self.db, self.channels.config, self.channels.renderer, self.channels.secret,
+                                      sender)
+
+    # --- preferences and inbox ---------------------------------------------------------------------
+
+    @api("GET", "/members/<string:member_id>/preferences", roles=OWNERS, errors=(410,),
+         responses={200: ("The member's preferences (defaults until it sets some)", schemas.PREFERENCES)})
+    def get_preferences(self, request, member_id):
+        """Read a member's notification preferences."""
+        with self.db.transaction() as session:
+            return commands.get_preferences(session, request.principal, member_id)
+
+    @api("PUT", "/members/<string:member_id>/preferences", roles=OWNERS, body=schemas.PreferencesSchema,
+         errors=(410,), responses={200: ("The preferences as they now are", schemas.PREFERENCES)})
+    def set_preferences(self, request, member_id):
+        """Set channels, frequency, topics and language; fields left out stay as they were."""
+        body = json_body(request)
+        with self.db.transaction() as session:
+            return commands.set_preferences(session, request.principal, member_id, body)
+
+    @api("GET", "/members/<string:member_id>/notifications", roles=OWNERS, query=InboxQuerySchema,
+         errors=(410,), responses={200: ("A page of the inbox, newest first", schemas.INBOX_PAGE)})
+    def inbox(self, request, member_id):
+        """A member's inbox, newest first; ?unread=true for the unread ones."""
+        query = InboxQuerySchema().load(request.args.to_dict())
+        with self.db.transaction() as session:
+            return commands.inbox(session, request.principal, member_id, query, self.channels.renderer)
+
+    @api("POST", "/members/<string:member_id>/notifications/<int:notification_id>/read", roles=OWNERS,
+         responses={200: ("The entry, now read", schemas.INBOX_ENTRY)})
+    def mark_read(self, request, member_id, notification_id):
+        """Mark one inbox entry read."""
+        with self.db.transaction() as session:
+            return commands.mark_read(session, request.principal, member_id, notification_id,
+                                      self.channels.renderer)
+
+    @api("POST", "/members/<string:member_id>/notifications/read", roles=OWNERS,
+         responses={200: ("How many entries were marked", {"type": "object",
+                                                          "properties": {"marked": {"type": "integer"}}})})
+    def mark_all_read(self, request, member_id):
+        """Mark every inbox entry read."""
+        with self.db.transaction() as session:
+            return commands.mark_all_read(session, request.principal, member_id)
+
+    # --- unsubscribe links (no login: the signed token is the permission) ---------------------------
+
+    @api("GET", "/unsubscribe/<string:token>", roles=ANYONE,
+         responses={200: ("A page with a button that unsubscribes", schemas.HTML_PAGE)})
+    def unsubscribe_page(self, request, token):
+        """The page an unsubscribe link in a mail opens."""
+        # A GET changes nothing: mail scanners follow links. The button POSTs.
+        return _page("E-Mails abbestellen / Unsubscribe",
+                     "Keine E-Mails mehr von Verbund erhalten? Ihr Posteingang auf der Plattform bleibt. / "
+                     "Stop e-mails from Verbund? Your inbox on the platform stays.",
+                     form_action=f"/unsubscribe/{token}")
+
+    @api("POST", "/unsubscribe/<string:token>", roles=ANYONE,
+         responses={200: ("E-mail is off for the member", schemas.HTML_PAGE)})
+    def unsubscribe(self, request, token):
+        """Turn e-mail off (RFC 8058 one-click, or the page's button)."""
+        # RFC 8058 one-click (body "List-Unsubscribe=One-Click") and the page's button alike.
+        try:
+            with self.db.transaction() as session:
+                commands.unsubscribe(session, token, self.channels.secret)
+        except NotFound as exc:
+            return _page("Link ungültig / Invalid link", exc.message, status=404)
+        return _page("Abgemeldet / Unsubscribed",
+                     "Sie erhalten keine E-Mails mehr. / You will not receive e-mails any more.")
+
+    # --- webhooks ----------------------------------------------------------------------------------
+
+    @api("POST", "/webhooks", roles=WEBHOOK_OWNERS, body=schemas.WebhookSchema, errors=(410,),
+         responses={201: ("The endpoint with its signing secret, shown this once", schemas.WEBHOOK)})
+    def create_webhook(self, request):
+        """Register a webhook: a member's gets its notifications, an integrator's the platform events it names."""
+        body = json_body(request)
+        with self.db.transaction() as session:
+            return 201, commands.create_webhook(session, request.principal, body)
+
+    @api("GET", "/webhooks", roles=WEBHOOK_OWNERS,
+         responses={200: ("The caller's endpoints (an admin's: all)", {
+             "type": "object", "properties": {"items": {"type": "array", "items": schemas.WEBHOOK}}})})
+    def list_webhooks(self, request):
+        """List your webhook endpoints."""
+        with self.db.transaction() as session:
+            return commands.list_webhooks(session, request.principal)
+
+    @api("GET", "/webhooks/<string:endpoint_id>", roles=WEBHOOK_OWNERS,
+         responses={200: ("The endpoint", schemas.WEBHOOK)})
+    def get_webhook(self, request, endpoint_id):
+        """Read a webhook endpoint."""
+        with self.db.transaction() as session:
+            return commands.get_webhook(session, request.principal, endpoint_id)
+
+    @api("PATCH", "/webhooks/<string:endpoint_id>", roles=WEBHOOK_OWNERS, body=schemas.WebhookPatchSchema,
+         responses={200: ("The endpoint as it now is", schemas.WEBHOOK)})
+    def update_webhook(self, request, endpoint_id):
+        """Change an endpoint's URL, types or description; enable it again after a 410."""
+        body = json_body(request)
+        with self.db.transaction() as session:
+            return commands.update_webhook(session, request.principal, endpoint_id, body)
+
+    @api("DELETE", "/webhooks/<string:endpoint_id>", roles=WEBHOOK_OWNERS,
+         responses={204: "Removed, with its log"})
+    def delete_webhook(self, request, endpoint_id):
+        """Remove a webhook endpoint and its delivery log."""
+        with self.db.transaction() as session:
+            commands.delete_webhook(session, request.principal, endpoint_id)
+        return json_response(None, 204)
+
+    @api("GET", "/webhooks/<string:endpoint_id>/deliveries", roles=WEBHOOK_OWNERS, query=PageQuerySchema,
+         responses={200: ("Deliveries, newest first, each with every attempt", schemas.DELIVERY_PAGE)})
+    def webhook_deliveries(self, request, endpoint_id):
+        """The delivery log of an endpoint."""
+        query = PageQuerySchema().load(request.args.to_dict())
+        with self.db.transaction() as session:
+            return commands.webhook_deliveries(session, request.principal, endpoint_id, query)
+
+    @api("GET", "/failures", roles=("admin",), query=PageQuerySchema,
+         responses={200: ("Deliveries that gave up, with why", schemas.DELIVERY_PAGE)})
+    def failures(self, request):
+        """The failure log: e-mails and webhooks that could not be delivered."""
+        query = PageQuerySchema().load(request.args.to_dict())
+        with self.db.transaction() as session:
+            return commands.failures(session, query)

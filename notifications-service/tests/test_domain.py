@@ -1,0 +1,251 @@
+"""Unit tests of the rules, the templates, the mail format and the webhook
+signatures: no broker, no database."""
+import base64
+import email
+import email.policy
+from datetime import UTC, datetime
+
+import pytest
+from icalendar import Calendar
+
+from notifications import domain
+from notifications.channels import email as mail
+from notifications.channels import webhook
+from notifications.dispatch import ics_for
+from notifications.rendering import Rendered, Renderer, RenderError, context_for
+from notifications.testing import (
+    event_changed,
+    joint_event,
+    match_suggested,
+    project,
+    registration,
+    scheduled,
+)
+
+MEMBER = "5b2f6a0e-1111-4c3e-9d5e-000000000001"
+OTHER = "5b2f6a0e-2222-4c3e-9d5e-000000000002"
+
+
+# --- who hears of what -----------------------------------------------------------------------------
+
+def test_an_announcement_targets_sectors_and_topics_and_carries_the_calendar():
+    joint = joint_event(target_sectors=["automotive", "it"], topics=["ai"])
+    plan = domain.plan(scheduled(joint))
+    assert plan.announcement and plan.kind == "event_announced"
+    assert plan.sectors == ("automotive", "it") and plan.topics == ("ai",) and plan.member_ids == ()
+    assert plan.ics_cancel is False
+
+
+@pytest.mark.parametrize("event, kind, members, ics_cancel", [
+    (event_changed("event.updated", joint_event(), [MEMBER, OTHER, MEMBER]), "event_updated", (MEMBER, OTHER), False),
+    (event_changed("event.cancelled", joint_event(), [OTHER]), "event_cancelled", (OTHER,), True),
+    (registration("registration.confirmed", MEMBER, joint_event()), "registration_confirmed", (MEMBER,), False),
+    (registration("registration.waitlisted", MEMBER, joint_event()), "registration_waitlisted", (MEMBER,), False),
+    (registration("registration.promoted", MEMBER, joint_event()), "registration_promoted", (MEMBER,), False),
+    (registration("registration.cancelled", MEMBER, joint_event()), "registration_cancelled", (MEMBER,), True),
+    (match_suggested(MEMBER, OTHER), "match_suggested", (MEMBER,), None),
+    (project("project.proposed", [MEMBER, OTHER]), "project_proposed", (MEMBER, OTHER), None),
+    (project("project.formed", [MEMBER, OTHER]), "project_formed", (MEMBER, OTHER), None),
+    (project("project.closed", [MEMBER, OTHER]), "project_closed", (MEMBER, OTHER), None),
+])
+def test_other_events_reach_exactly_the_members_they_name(event, kind, members, ics_cancel):
+    plan = domain.plan(event)
+    assert (plan.kind, plan.member_ids, plan.ics_cancel, plan.announcement) == (kind, members, ics_cancel, False)
+
+
+def test_member_events_notify_nobody():
+    from verbund.testing import member_registered
+
+    assert domain.plan(member_registered()) is None
+
+
+@pytest.mark.parametrize("sector, topics, preferred, expected", [
+    ("automotive", [], None, True),            # targeted sector
+    ("logistics", ["ai"], None, True),         # shared topic
+    ("logistics", ["hydrogen"], None, False),  # neither
+    ("automotive", [], ["ai"], True),          # narrowed to a topic the event has
+    ("automotive", [], ["hydrogen"], False),   # narrowed to other topics: not even its sector gets through
+    ("logistics", ["hydrogen"], ["ai"], False),  # preferences never widen the audience
+    (None, [], None, False),
+])
+def test_the_announcement_rule(sector, topics, preferred, expected):
+    assert domain.wants_announcement(sector, topics, preferred, ["automotive"], ["ai", "e-mobility"]) is expected
+
+
+def test_language_prefers_the_choice_then_the_contact_then_german():
+    assert domain.language("en", "de") == "en"
+    assert domain.language(None, "en") == "en"
+    assert domain.language(None, "fr") == "de"
+
+
+def test_digests_are_due_once_per_slot_at_the_configured_hour():
+    tz, hour = "Europe/Berlin", 7
+    before = datetime(2026, 11, 18, 5, 59, tzinfo=UTC)   # Wed 06:59 Berlin
+    after = datetime(2026, 11, 18, 6, 0, tzinfo=UTC)     # Wed 07:00 Berlin
+    yesterday = datetime(2026, 11, 17, 6, 30, tzinfo=UTC)
+    assert not domain.digest_due("daily", yesterday, before, hour, 0, tz)
+    assert domain.digest_due("daily", yesterday, after, hour, 0, tz)
+    assert not domain.digest_due("daily", after, after, hour, 0, tz)  # sent at this slot already
+    # Weekly on Mondays: from Monday 07:00 until the next Monday.
+    sent_last_week = datetime(2026, 11, 9, 6, 5, tzinfo=UTC)
+    assert domain.digest_due("weekly", sent_last_week, after, hour, 0, tz)
+    assert not domain.digest_due("weekly", datetime(2026, 11, 16, 6, 5, tzinfo=UTC), after, hour, 0, tz)
+    assert domain.latest_digest_slot("weekly", after, hour, 0, tz).isoformat() == "2026-11-16T07:00:00+01:00"
+    assert not domain.digest_due("immediately", None, after, hour, 0, tz)
+
+
+def test_retries_follow_the_schedule_then_give_up():
+    assert [domain.retry_delay((5, 300), n) for n in (1, 2, 3)] == [5, 300, None]
+
+
+@pytest.mark.parametrize("pattern, type_, expected", [
+    ("#", "registration.confirmed", True), ("event.*", "event.scheduled", True),
+    ("event.*", "registration.confirmed", False), ("match.suggested", "match.suggested", True),
+    ("*.cancelled", "registration.cancelled", True), ("event", "event.scheduled", False),
+])
+def test_type_patterns_work_like_rabbitmq_bindings(pattern, type_, expected):
+    assert domain.type_matches(pattern, type_) is expected
+
+
+def test_redaction_takes_an_erased_member_out_of_events_others_keep():
+    suggested = match_suggested(MEMBER, OTHER)["data"]
+    assert domain.redact("match.suggested", suggested, OTHER)["suggestions"] == []
+    proposed = project("project.proposed", [MEMBER, OTHER])["data"]
+    redacted = domain.redact("project.proposed", proposed, OTHER)
+    assert OTHER not in str(redacted) and "Partner 1" not in str(redacted)
+    assert proposed["project"]["members"][1]["member_id"] == OTHER  # the input is untouched
+
+
+def test_unsubscribe_tokens_name_their_member_and_cannot_be_forged():
+    token = domain.unsubscribe_token(MEMBER, "secret")
+    assert domain.member_of_unsubscribe_token(token, "secret") == MEMBER
+    assert domain.member_of_unsubscribe_token(token, "another secret") is None
+    forged = domain.unsubscribe_token(OTHER, "guess").split(".")[0] + "." + token.split(".")[1]
+    assert domain.member_of_unsubscribe_token(forged, "secret") is None
+    assert domain.member_of_unsubscribe_token("garbage", "secret") is None
+
+
+# --- templates -------------------------------------------------------------------------------------
+
+EVERY_EVENT = [
+    scheduled(joint_event()),
+    event_changed("event.updated", joint_event(), [MEMBER]),
+    event_changed("event.cancelled", joint_event(), [MEMBER]),
+    *[registration(t, MEMBER, joint_event()) for t in ("registration.confirmed", "registration.waitlisted",
+                                                       "registration.promoted", "registration.cancelled")],
+    match_suggested(MEMBER),
+    *[project(t, [MEMBER, OTHER]) for t in ("project.proposed", "project.formed", "project.closed")],
+]
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+@pytest.mark.parametrize("event", EVERY_EVENT, ids=lambda e: e["type"])
+def test_every_kind_renders_in_both_languages(event, lang):
+    rendered = Renderer().render(domain.KINDS[event["type"]], lang, context_for(event["type"], event["data"], lang),
+                                 footer={"recipient_name": "Erika Muster", "unsubscribe_url": "https://u.example/x"})
+    assert rendered.subject and "\n" not in rendered.subject and rendered.summary
+    assert ("Guten Tag Erika Muster," if lang == "de" else "Hello Erika Muster,") in rendered.text
+    assert "https://u.example/x" in rendered.text
+    assert "{{" not in rendered.text and "{%" not in rendered.text
+
+
+def test_dates_are_shown_in_the_events_time_zone_as_each_language_writes_them():
+    event = scheduled(joint_event(starts_at="2027-03-03T08:00:00Z", ends_at="2027-03-03T15:00:00Z"))
+    german = Renderer().render("event_announced", "de", context_for(event["type"], event["data"], "de"))
+    english = Renderer().render("event_announced", "en", context_for(event["type"], event["data"], "en"))
+    assert "Mi., 03.03.2027, 09:00–16:00 Uhr (Europe/Berlin)" in german.summary
+    assert "Wed, 2027-03-03, 09:00–16:00 (Europe/Berlin)" in english.summary
+    assert german.subject.startswith("Einladung:") and english.subject.startswith("Invitation:")
+
+
+def test_a_broken_template_is_a_render_error(tmp_path):
+    (tmp_path / "de").mkdir()
+    (tmp_path / "de" / "event_announced.txt").write_text(
+        "{% block subject %}{{ event.no_such_field }}{% endblock %}{% block summary %}x{% endblock %}"
+        "{% block content %}x{% endblock %}")
+    event = scheduled(joint_event())
+    with pytest.raises(RenderError, match="no_such_field"):
+        Renderer(str(tmp_path)).render("event_announced", "de", context_for(event["type"], event["data"], "de"))
+
+
+def test_a_digest_groups_its_items():
+    items = [Rendered("Einladung: A", "Workshop A", ""), Rendered("Abgesagt: B", "B fällt aus", "")]
+    digest = Renderer().render_digest("de", items, {"recipient_name": None, "unsubscribe_url": "u"}, "weekly")
+    assert digest.subject == "Ihre wöchentliche Übersicht: 2 Neuigkeiten"
+    assert "* Einladung: A" in digest.text and "B fällt aus" in digest.text and digest.text.startswith("Guten Tag,")
+
+
+# --- the mail --------------------------------------------------------------------------------------
+
+def test_a_mail_has_the_headers_a_mail_system_expects_and_a_valid_calendar_file():
+    source = registration("registration.confirmed", MEMBER, joint_event())
+    ics, method = ics_for(source)
+    message = mail.compose(mail_from="Verbund <noreply@verbund.example>", to_address="erika@example.org",
+                           to_name="Erika Muster", rendered=Rendered("Anmeldung bestätigt", "s", "Hallo\n"),
+                           language="de", message_id=mail.message_id("x", "1.2", "verbund.example"),
+                           unsubscribe_url="https://n.example/unsubscribe/tok", ics=ics, ics_method=method)
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert parsed["Message-ID"] == "<x.1.2@verbund.example>"
+    assert parsed["List-Unsubscribe"] == "<https://n.example/unsubscribe/tok>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed["Content-Language"] == "de" and parsed["Date"] and parsed["Subject"] == "Anmeldung bestätigt"
+    assert parsed.get_content_type() == "multipart/mixed"
+    text, attachment = list(parsed.iter_parts())
+    assert text.get_content_type() == "text/plain" and text.get_content().strip() == "Hallo"
+    assert attachment.get_content_type() == "text/calendar" and attachment.get_param("method") == "PUBLISH"
+    calendar = Calendar.from_ical(attachment.get_content())
+    [vevent] = calendar.walk("VEVENT")
+    assert str(vevent["SUMMARY"]) == source["data"]["event"]["title"]
+    assert str(vevent["UID"]).startswith(source["data"]["event"]["id"])
+
+
+def test_a_cancelled_registration_sends_a_calendar_cancellation():
+    ics, method = ics_for(registration("registration.cancelled", MEMBER, joint_event()))
+    assert method == "CANCEL" and b"METHOD:CANCEL" in ics and b"STATUS:CANCELLED" in ics
+    assert ics_for(match_suggested(MEMBER)) is None
+
+
+# --- webhook signatures and targets ----------------------------------------------------------------
+
+def test_signatures_match_the_standard_webhooks_reference_vector():
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    signature = webhook.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    headers = webhook.headers(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", body, timestamp=1614265330)
+    webhook.verify(secret, headers, body, now=1614265330 + 10)
+    with pytest.raises(webhook.InvalidSignature):
+        webhook.verify(secret, headers, body + b" ", now=1614265330)
+    with pytest.raises(webhook.InvalidSignature):
+        webhook.verify(secret, headers, body, now=1614265330 + 3600)  # a replay, much later
+    with pytest.raises(webhook.InvalidSignature):
+        webhook.verify(webhook.new_secret(), headers, body, now=1614265330)
+
+
+def test_new_secrets_are_standard_webhooks_secrets():
+    secret = webhook.new_secret()
+    assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 24
+    assert secret != webhook.new_secret()
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.1.2.3/hook", "http://192.168.0.10/",
+    "http://172.16.5.5/", "http://169.254.169.254/latest/meta-data", "http://[::1]/", "http://[fe80::1]/",
+    "http://[::ffff:10.0.0.1]/", "http://0.0.0.0/", "http://100.64.0.1/",
+])
+def test_private_loopback_and_link_local_targets_are_refused(url):
+    with pytest.raises(webhook.UnsafeUrl):
+        webhook.check_url(url)
+    webhook.check_url(url, allow_private=True)  # an admin's explicit permission
+
+
+@pytest.mark.parametrize("url", ["ftp://crm.example.com/x", "crm.example.com/hook", "http:///nohost",
+                                 "https://user:pw@crm.example.com/", "http://[zz]/"])
+def test_malformed_targets_are_refused_even_with_permission(url):
+    with pytest.raises(webhook.UnsafeUrl):
+        webhook.check_url(url, allow_private=True)
+
+
+def test_public_targets_pass():
+    webhook.check_url("https://93.184.215.14/hooks/verbund")
+    assert webhook.is_public("2a00:1450:4001:80b::200e")
