@@ -159,7 +159,8 @@ class NotificationsService(ServiceBase):
                      form_action=f"/unsubscribe/{token}")
 
     @api("POST", "/unsubscribe/<string:token>", roles=ANYONE,
-         responses={200: ("E-mail is off for the member", schemas.HTML_PAGE)})
+         responses={200: ("E-mail is off for the member", schemas.HTML_PAGE),
+                    404: ("A page saying the link is invalid", schemas.HTML_PAGE)})
     def unsubscribe(self, request, token):
         """Turn e-mail off (RFC 8058 one-click, or the page's button)."""
         # RFC 8058 one-click (body "List-Unsubscribe=One-Click") and the page's button alike.

@@ -1,5 +1,5 @@
 """Schema-driven fuzzing of the members API (schemathesis, from the committed
-OpenAPI document) against a real process: no 5xx, answers as documented."""
+OpenAPI document) against a real process: no 5xx, no hang, answers as documented."""
 from pathlib import Path
 
 import pytest
@@ -15,16 +15,15 @@ schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "d
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-def test_members_api_as_admin(case, running):
-    # Every check but the acceptance of schema-valid input: some rules (an offer needs a term or a label,
-    # the same organisation registers once) are beyond what a schema says, and answer 409/422 by design.
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_as_admin(case, running):
+    # Rules beyond what a schema can say (unique registrations, unknown ids) refuse some
+    # schema-valid input by design, so that one check is off; every other check is on.
     case.call_and_validate(base_url=running("members"), headers=bearer("admin"),
-                           excluded_checks=[positive_data_acceptance])
+                           excluded_checks=[positive_data_acceptance], timeout=30)
 
 
 @schema.parametrize()
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
-def test_members_api_anonymous(case, running):
-    response = case.call(base_url=running("members"))
-    assert response.status_code < 500, response.text
+def test_anonymous(case, running):
+    assert case.call(base_url=running("members"), timeout=30).status_code < 500
