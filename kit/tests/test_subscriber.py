@@ -90,6 +90,21 @@ def test_poisoned_messages_are_dead_lettered_and_consuming_goes_on(probe, broker
     assert 'verbund_outbox_backlog{service="probe"} 0.0' in exposed
 
 
+def test_hostile_messages_are_dead_lettered_with_their_reason(probe, broker, database_url):
+    publisher, connection = broker
+    unknown = member_registered()
+    unknown["type"] = "member.promoted"
+    huge = member_registered(name="Riesig GmbH")
+    huge["data"]["profile"]["offers"] = [{"term": None, "label": "x" * 1000, "description": None}] * 3000
+    publish(publisher, unknown)
+    publish(publisher, huge)
+    after = member_registered(name="Normal GmbH")
+    publish(publisher, after)
+    wait_for(lambda: effects_of(database_url, after["id"]) == ["Normal GmbH"], message="the later event's effect")
+    reasons = sorted(message.headers[ERROR_HEADER] for message in dead_letters(connection, 2))
+    assert "larger than" in reasons[0] and "unknown event type 'member.promoted'" in reasons[1]
+
+
 def test_a_failing_handler_is_retried_then_dead_lettered_with_the_error(probe, broker, database_url):
     publisher, connection = broker
     failing = member_registered(name="fail-always GmbH")

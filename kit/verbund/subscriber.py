@@ -25,6 +25,8 @@ from verbund import broker, envelope, metrics
 
 log = logging.getLogger(__name__)
 
+# Events carry profiles and proposals, not files: anything bigger is refused unread.
+MAX_EVENT_BYTES = 1024 * 1024
 ATTEMPTS_HEADER = "x-verbund-attempts"
 ERROR_HEADER = "x-verbund-error"
 ROUTING_KEY_HEADER = "x-verbund-routing-key"
@@ -71,6 +73,8 @@ class EventSubscriber(Consumer):
 
     def handle_message(self, body, message):
         try:
+            if len(message.body) > MAX_EVENT_BYTES:
+                raise envelope.InvalidEvent(f"body of {len(message.body)} bytes is larger than {MAX_EVENT_BYTES}")
             event = envelope.loads(message.body)
         except envelope.InvalidEvent as exc:
             log.warning("dead-lettering an invalid message: %s", exc)
