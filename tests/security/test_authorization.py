@@ -1,0 +1,102 @@
+"""Who may do what, across every service, against real processes.
+
+1. The role matrix: every endpoint of every service, called by each role
+   it does not admit, is refused (401 without a token, 403 with one).
+2. A member can never read or change another member's profile,
+   preferences, inbox, registrations or suggestions.
+"""
+import re
+import uuid
+
+import pytest
+import requests
+
+from verbund.cli import SERVICES, _service_class
+from verbund.openapi import endpoints
+from verbund.testing import ServiceProcess, bearer, wait_for
+
+pytestmark = pytest.mark.integration
+
+ROLE_HEADERS = {
+    "anonymous": {},
+    "member": bearer("member", member_id=str(uuid.uuid4())),
+    "organizer": bearer("organizer", association="logistics-network"),
+    "integrator": bearer("integrator"),
+    "admin": bearer("admin"),
+}
+
+
+@pytest.fixture(scope="module")
+def platform(amqp_uri, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("platform")
+    processes = {service: ServiceProcess(service, amqp_uri, f"sqlite:///{workdir / (service + '.db')}", workdir)
+                 for service in SERVICES}
+    for process in processes.values():
+        process.start()
+    yield {service: process.url for service, process in processes.items()}
+    for process in processes.values():
+        process.stop()
+
+
+def _cases():
+    for service in SERVICES:
+        for name, endpoint, _ in endpoints(_service_class(service)):
+            for role in ROLE_HEADERS:
+                if role not in endpoint.roles:
+                    yield pytest.param(service, endpoint.method, endpoint.url, role, id=f"{service}:{name}:{role}")
+
+
+@pytest.mark.parametrize("service, method, url, role", list(_cases()))
+def test_a_role_an_endpoint_does_not_admit_is_refused(platform, service, method, url, role):
+    path = re.sub(r"<(?:int:)([a-z_]+)>", "1", url)
+    path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda _: str(uuid.uuid4()), path)
+    response = requests.request(method, platform[service] + path, json={}, headers=ROLE_HEADERS[role], timeout=30)
+    assert response.status_code == (401 if role == "anonymous" else 403), response.text
+
+
+@pytest.fixture(scope="module")
+def two_members(platform):
+    """Members A and B, registered over HTTP, known to every service's read model."""
+    members = []
+    for name, postcode in (("Alpha Zulieferer GmbH", "70173"), ("Beta Logistik GmbH", "20457")):
+        response = requests.post(f"{platform['members']}/members", timeout=30, json={
+            "name": name, "sector": "automotive" if name.startswith("Alpha") else "logistics",
+            "region": {"state": "BW", "postcode": postcode, "city": "Stadt"}, "size": {"employees": 20},
+            "contact": {"name": "Kontakt", "email": f"kontakt@{postcode}.example", "language": "de"},
+            "offers": [{"label": "Druckguss"}], "needs": [{"label": "Gefahrgutlogistik"}],
+            "topics": ["e-mobility"], "consent": {"suggest_as_partner": True, "email": True}})
+        assert response.status_code == 201, response.text
+        members.append((response.json()["id"], {"Authorization": f"Bearer {response.json()['access_token']}"}))
+    (a, a_auth), _ = members
+    if "notifications" in platform:  # its read model has A once the event went through
+        wait_for(lambda: requests.get(f"{platform['notifications']}/members/{a}/preferences", headers=a_auth,
+                                      timeout=5).status_code == 200, timeout=30, message="A in notifications")
+    return members
+
+
+OTHERS_RESOURCES = [
+    ("members", "GET", "/members/{a}"),
+    ("members", "PATCH", "/members/{a}"),
+    ("members", "DELETE", "/members/{a}"),
+    ("notifications", "GET", "/members/{a}/preferences"),
+    ("notifications", "PUT", "/members/{a}/preferences"),
+    ("notifications", "GET", "/members/{a}/notifications"),
+    ("notifications", "POST", "/members/{a}/notifications/read"),
+    ("events", "GET", "/members/{a}/registrations"),
+    ("matching", "GET", "/members/{a}/suggestions"),
+    ("matching", "GET", "/members/{a}/proposals"),
+]
+
+
+@pytest.mark.parametrize("service, method, template", OTHERS_RESOURCES,
+                         ids=[f"{s}:{m} {t}" for s, m, t in OTHERS_RESOURCES])
+def test_a_member_cannot_touch_another_members_data(platform, two_members, service, method, template):
+    if service not in platform:
+        pytest.skip(f"{service}-service is not installed")
+    (a, a_auth), (_, b_auth) = two_members
+    url = platform[service] + template.format(a=a)
+    body = {"topics": ["hydrogen"]} if method in ("PATCH", "PUT") else {}
+    refused = requests.request(method, url, json=body, headers=b_auth, timeout=30)
+    assert refused.status_code == 403, refused.text
+    if method == "GET":  # the same request is fine for A itself: the refusal was about B
+        assert requests.get(url, headers=a_auth, timeout=30).status_code == 200
