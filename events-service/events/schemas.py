@@ -5,6 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from events import domain
 from verbund.reference import ASSOCIATIONS, SECTORS
+from verbund.schema_fields import page_field
 from verbund.vocabulary import load as load_vocabulary
 
 MAX_CAPACITY = 100_000
@@ -92,7 +93,7 @@ class ListQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(domain.STATUSES))
     starts_after = fields.DateTime()
     starts_before = fields.DateTime()
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_field()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

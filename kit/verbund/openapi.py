@@ -115,7 +115,9 @@ def document(service_cls, version: str = "1.0.0") -> dict:
         if endpoint.body is not None:
             media = endpoint.body if isinstance(endpoint.body, dict) else \
                 {"application/json": {"schema": _schema_ref(spec, endpoint.body)}}
-            operation["requestBody"] = {"required": True, "content": media}
+            # A body whose every field has a default may be left out.
+            required = isinstance(endpoint.body, dict) or any(f.required for f in endpoint.body().fields.values())
+            operation["requestBody"] = {"required": required, "content": media}
         for status, described in endpoint.responses.items():
             text, schema = described if isinstance(described, tuple) else (described, None)
             response: dict = {"description": text or STATUS_TEXT.get(status, "")}

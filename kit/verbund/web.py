@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ANYONE = ("anonymous", *auth.ROLES)
 AUTHENTICATED = auth.ROLES
 MAX_JSON_BYTES = 1024 * 1024
+MAX_DATABASE_INTEGER = 2**63 - 1
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -73,6 +74,8 @@ class JsonWsgiApp(WsgiApp):
             response = error_response(exc.code or 400, exc.description or exc.name)
             response.headers.extend(header for header in exc.get_headers() if header[0] == "Allow")
             return response(environ, start_response)
+        if any(isinstance(value, int) and abs(value) > MAX_DATABASE_INTEGER for value in values.values()):
+            return error_response(404, "no such resource")(environ, start_response)  # no id is that large
         request.path_values = values
         return provider.handle_request(request)(environ, start_response)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from verbund.reference import ASSOCIATIONS, LANGUAGES, SECTORS, STATES
+from verbund.schema_fields import StrictBoolean, page_field
 from verbund.vocabulary import load as load_vocabulary
 
 MAX_COMPETENCIES = 50
@@ -13,15 +14,6 @@ MAX_TOPICS = 30
 # As enums, so the OpenAPI document lists the valid ids (GET /vocabulary has their labels).
 TOPIC_IDS = sorted(load_vocabulary().topics)
 TERM_IDS = sorted(load_vocabulary().competencies)
-
-
-class StrictBoolean(fields.Boolean):
-    """JSON true or false only: consent given as 1 or "yes" is not consent."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, bool):
-            raise ValidationError("must be true or false")
-        return value
 
 
 class CompetencySchema(Schema):
@@ -106,7 +98,7 @@ class ListQuerySchema(Schema):
     needs = fields.String(validate=validate.Length(max=200))
     sme = fields.Boolean()
     q = fields.String(validate=validate.Length(max=200))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_field()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

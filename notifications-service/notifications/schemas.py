@@ -6,6 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from notifications.domain import FREQUENCIES, type_matches
 from verbund.catalogue import EVENT_TYPES, SUBSCRIPTIONS
 from verbund.reference import LANGUAGES
+from verbund.schema_fields import StrictBoolean, page_field
 from verbund.vocabulary import load as load_vocabulary
 
 MAX_TOPICS = 30
@@ -26,9 +27,9 @@ def _pattern(value: str) -> None:
 
 
 class ChannelsSchema(Schema):
-    inbox = fields.Boolean(validate=validate.Equal(True, error="the inbox is always on"))
-    email = fields.Boolean()
-    webhook = fields.Boolean()
+    inbox = StrictBoolean(validate=validate.Equal(True, error="the inbox is always on"))
+    email = StrictBoolean()
+    webhook = StrictBoolean()
 
 
 class PreferencesSchema(Schema):
@@ -43,12 +44,12 @@ class PreferencesSchema(Schema):
 
 class InboxQuerySchema(Schema):
     unread = fields.Boolean(load_default=False)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_field()
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class PageQuerySchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_field()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
@@ -58,7 +59,7 @@ class WebhookSchema(Schema):
     # Integrator endpoints: which platform events to receive (RabbitMQ-style patterns).
     event_types = fields.List(fields.String(validate=_pattern), validate=validate.Length(min=1, max=20))
     description = fields.String(allow_none=True, validate=validate.Length(max=500))
-    allow_private = fields.Boolean()
+    allow_private = StrictBoolean()
 
     @validates_schema
     def _types_are_received(self, data, **kwargs):
@@ -69,10 +70,10 @@ class WebhookSchema(Schema):
 
 class WebhookPatchSchema(Schema):
     url = fields.String(validate=validate.Length(min=1, max=2000))
-    enabled = fields.Boolean()
+    enabled = StrictBoolean()
     event_types = fields.List(fields.String(validate=_pattern), validate=validate.Length(min=1, max=20))
     description = fields.String(allow_none=True, validate=validate.Length(max=500))
-    allow_private = fields.Boolean()
+    allow_private = StrictBoolean()
 
 
 # --- what the API answers, for the OpenAPI document ------------------------------------------------

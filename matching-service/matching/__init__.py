@@ -1,0 +1,1 @@
+"""matching-service: cross-sector partner suggestions and partner-project proposals."""

@@ -1,0 +1,101 @@
+"""Synthetic member profiles for the benchmark and the engine's consistency
+tests: sector-typical offers, cross-sector needs, some free text, German
+postcodes and company sizes. Deterministic for a seed. No I/O."""
+from __future__ import annotations
+
+import random
+import uuid
+
+from verbund.vocabulary import load as load_vocabulary
+
+SECTORS = ("automotive", "it", "logistics")
+SECTOR_SHARE = (0.4, 0.3, 0.3)
+ASSOCIATION = {"automotive": "automotive-cluster", "it": "it-cluster", "logistics": "logistics-network"}
+POSTCODE_PREFIXES = {
+    "BW": "68 69 70 71 72 73 74 75 76 77 78 79 88 89", "BY": "80 81 82 83 84 85 86 87 90 91 92 93 94 95 96 97",
+    "BE": "10 12 13", "BB": "03 14 15 16", "HB": "28", "HH": "20 21 22", "HE": "34 35 36 60 61 63 64 65",
+    "MV": "17 18 19", "NI": "26 27 29 30 31 37 38 49", "NW": "32 33 40 41 42 44 45 46 47 48 50 51 52 53 57 58 59",
+    "RP": "54 55 56 67", "SL": "66", "SN": "01 02 04 08 09", "ST": "06 39", "SH": "23 24 25", "TH": "07 98 99",
+}
+STATE_SHARE = {"BW": 14, "BY": 15, "NW": 20, "NI": 9, "HE": 8, "SN": 6, "RP": 5, "BE": 4, "HH": 3, "TH": 3,
+               "ST": 3, "BB": 3, "SH": 3, "MV": 2, "SL": 1, "HB": 1}
+FREE_TEXT = ("Sonderlösungen", "Prototypenbau", "Beratung", "Schulungen", "Kleinserien", "Lohnfertigung",
+             "Express", "Nachtsprung", "Montage", "Engineering-Dienstleistungen", "Datenanalyse", "Softwareentwicklung")
+
+
+def _zipf_weights(n: int, s: float = 0.8) -> list[float]:
+    return [1.0 / (rank + 1) ** s for rank in range(n)]
+
+
+class ProfileFactory:
+    def __init__(self, seed: int = 7, free_text_share: float = 0.15):
+        self.random = random.Random(seed)
+        self.vocabulary = load_vocabulary()
+        self.free_text_share = free_text_share
+        terms = sorted(self.vocabulary.competencies.values(), key=lambda t: t.id)
+        self.offered_by = {}
+        for sector in SECTORS:
+            own = [t for t in terms if sector in t.sectors] or terms
+            self.random.shuffle(own)  # popularity order
+            self.offered_by[sector] = (own, _zipf_weights(len(own)))
+        self.wanted_by = {}
+        for sector in SECTORS:
+            other = [t for t in terms if set(t.sectors) & (set(SECTORS) - {sector})]
+            self.random.shuffle(other)
+            self.wanted_by[sector] = (other, _zipf_weights(len(other)))
+        self.states = list(STATE_SHARE)
+        self.state_weights = list(STATE_SHARE.values())
+
+    def _pick(self, pool, count: int) -> list:
+        terms, weights = pool
+        chosen: dict[str, object] = {}
+        while len(chosen) < count:
+            term = self.random.choices(terms, weights)[0]
+            chosen[term.id] = term
+        return list(chosen.values())
+
+    def _items(self, terms, language: str) -> list[dict]:
+        items = []
+        for term in terms:
+            roll = self.random.random()
+            if roll < self.free_text_share / 2:
+                # free text: a synonym or label as people type it, not linked to the term
+                label = self.random.choice([term.de, term.en, *term.synonyms]).lower()
+                items.append({"term": None, "label": label + ("n" if label.endswith("e") else ""),
+                              "description": None})
+            elif roll < self.free_text_share:
+                items.append({"term": None, "label": self.random.choice(FREE_TEXT), "description": None})
+            else:
+                items.append({"term": term.id, "label": term.label(language), "description": None})
+        return items
+
+    def profile(self, sector: str | None = None) -> dict:
+        r = self.random
+        sector = sector or r.choices(SECTORS, SECTOR_SHARE)[0]
+        language = "de" if r.random() < 0.8 else "en"
+        offers = self._pick(self.offered_by[sector], r.randint(2, 6))
+        needs = self._pick(self.wanted_by[sector], r.randint(1, 5))
+        topics = sorted({topic for term in offers + needs for topic in term.topics})
+        r.shuffle(topics)
+        state = r.choices(self.states, self.state_weights)[0]
+        postcode = r.choice(POSTCODE_PREFIXES[state].split()) + f"{r.randint(0, 999):03d}"
+        employees = int(min(20000, r.lognormvariate(3.8, 1.3)))
+        category = "micro" if employees < 10 else "small" if employees < 50 else "medium" if employees < 250 \
+            else "large"
+        member_id = str(uuid.UUID(int=r.getrandbits(128), version=4))
+        return {
+            "id": member_id, "version": 1, "name": f"Mitglied {member_id[:8]} GmbH", "sector": sector,
+            "associations": [ASSOCIATION[sector]],
+            "region": {"state": state, "postcode": postcode, "city": "Musterstadt"},
+            "size": {"employees": employees, "turnover_eur": None, "balance_sheet_eur": None,
+                     "sme": category != "large", "category": category},
+            "website": None,
+            "contact": {"name": "Kontakt", "email": f"kontakt@{member_id[:8]}.example", "language": language},
+            "offers": self._items(offers, language), "needs": self._items(needs, language),
+            "topics": topics[: r.randint(1, 4)] if topics else [],
+            "consent": {"suggest_as_partner": r.random() < 0.85, "email": True},
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+        }
+
+    def profiles(self, count: int) -> list[dict]:
+        return [self.profile() for _ in range(count)]

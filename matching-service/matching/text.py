@@ -1,0 +1,152 @@
+"""Reading what members type: German and English labels, synonyms and
+compound words, mapped onto the curated vocabulary. No I/O.
+
+A label that names a vocabulary term (its id, a label or a synonym) is that
+term. Other labels are free text: they are linked to the terms whose labels
+or synonyms share most of their character trigrams ("Batteriezelle" shares
+9 of 10 with "Batteriezellfertigung"), and they also keep their word stems
+and the parts of their compound words ("Aluminiumstrangpressprofile" →
+aluminium, strangpressprofil), so that two free-text labels can meet too.
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from functools import lru_cache
+
+from verbund.vocabulary import Vocabulary
+
+_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+
+STOPWORDS = frozenset("""
+a an and as at by for from in into of on or the to with without our we us need needs offer offers looking
+seek seeking partner partners new e g eg z b zb etc
+der die das den dem des ein eine einer eines einem einen und oder fuer mit von vom zum zur im in am an auf aus
+bei bis durch fuer gegen ohne um unter ueber nach sowie als auch wir unsere unser suchen sucht bieten bietet
+partner neue neuer neues
+""".split())
+
+# Minimum similarity of a free-text label to a term's label or synonym, and
+# the highest weight such a fuzzy link gets (an exact term has 1.0).
+FUZZY_THRESHOLD = 0.5
+FUZZY_CAP = 0.9
+MAX_FUZZY_TERMS = 3
+# Words in more vocabulary terms than this say little on their own (software, system, Logistik).
+GENERIC_DF = 6
+MIN_PART = 4
+
+
+def fold(text: str) -> str:
+    """Lower case, umlauts spelled out, accents dropped: 'Rückverfolgbarkeit' → 'rueckverfolgbarkeit'."""
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", fold(text))
+
+
+def stem(word: str) -> str:
+    """A light stemmer for German and English inflection: Zellen/Zelle → zell, cells → cell."""
+    if len(word) <= 4 or word.isdigit():
+        return word
+    for suffix in ("ungen", "ies", "en", "er", "es", "e", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            if suffix == "s" and word[-2] in "siu":  # analysis, Druckguss, bus: not a plural
+                return word
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def trigrams(text: str) -> frozenset[str]:
+    padded = " " + " ".join(word for word in words(text) if word not in STOPWORDS) + " "
+    return frozenset(padded[i:i + 3] for i in range(len(padded) - 2))
+
+
+class TextAnalyzer:
+    """Term resolution and word features against one vocabulary."""
+
+    def __init__(self, vocabulary: Vocabulary):
+        self.vocabulary = vocabulary
+        self._strings: list[tuple[str, frozenset[str]]] = []  # (term id, trigrams of one label/synonym)
+        self._gram_index: dict[str, list[int]] = defaultdict(list)
+        document_frequency: Counter[str] = Counter()
+        lexicon: set[str] = set()
+        for term in vocabulary.competencies.values():
+            term_words: set[str] = set()
+            for text in (term.en, term.de, *term.synonyms):
+                grams = trigrams(text)
+                position = len(self._strings)
+                self._strings.append((term.id, grams))
+                for gram in grams:
+                    self._gram_index[gram].append(position)
+                term_words.update(stem(word) for word in words(text))
+            document_frequency.update(term_words)
+            lexicon.update(word for word in term_words if len(word) >= MIN_PART and not word.isdigit())
+        self.generic = frozenset(word for word, count in document_frequency.items() if count > GENERIC_DF)
+        self.lexicon = frozenset(lexicon - STOPWORDS)
+        self.resolve = lru_cache(maxsize=100_000)(self._resolve)
+        self.tokens = lru_cache(maxsize=100_000)(self._tokens)
+
+    def _resolve(self, label: str) -> tuple[tuple[str, float], ...]:
+        """The terms a label means, with a weight: (id, 1.0) for an exact name,
+        else up to three fuzzy links (id, 0.5–0.9), best first."""
+        exact = self.vocabulary.find_competency(label)
+        if exact:
+            return ((exact, 1.0),)
+        grams = trigrams(label)
+        if len(grams) < 3:
+            return ()
+        shared: Counter[int] = Counter()
+        for gram in grams:
+            shared.update(self._gram_index.get(gram, ()))
+        best: dict[str, float] = {}
+        for position, count in shared.items():
+            term_id, string_grams = self._strings[position]
+            similarity = count / math.sqrt(len(grams) * len(string_grams))
+            if similarity > best.get(term_id, 0.0):
+                best[term_id] = similarity
+        ranked = sorted(((sim, term_id) for term_id, sim in best.items() if sim >= FUZZY_THRESHOLD), reverse=True)
+        if not ranked:
+            return ()
+        top = ranked[0][0]
+        return tuple((term_id, round(min(FUZZY_CAP, sim), 4)) for sim, term_id in ranked[:MAX_FUZZY_TERMS]
+                     if sim >= top - 0.15)
+
+    def split_compound(self, word: str) -> list[str]:
+        """The lexicon words a compound consists of (linking s allowed), or [] if it is none."""
+        n = len(word)
+        # best[i]: the fewest parts that spell word[:i], as a list; None if impossible.
+        best: list[list[str] | None] = [None] * (n + 1)
+        best[0] = []
+        for end in range(MIN_PART, n + 1):
+            for start in range(0, end - MIN_PART + 1):
+                if best[start] is None:
+                    continue
+                piece = word[start:end]
+                part = stem(piece)
+                if part in self.lexicon or piece in self.lexicon:
+                    candidate = best[start] + [part]
+                elif piece.endswith("s") and (stem(piece[:-1]) in self.lexicon) and end < n:
+                    candidate = best[start] + [stem(piece[:-1])]  # Fugen-s: Gefahrgut|s|transport
+                else:
+                    continue
+                if best[end] is None or len(candidate) < len(best[end]):
+                    best[end] = candidate
+        parts = best[n]
+        return parts if parts and len(parts) > 1 else []
+
+    def _tokens(self, label: str) -> frozenset[str]:
+        """Word stems and compound parts of a free-text label that say something on their own."""
+        found: set[str] = set()
+        for word in words(label):
+            if word in STOPWORDS or len(word) < 2:
+                continue
+            found.add(stem(word))
+            if len(word) >= 2 * MIN_PART:
+                found.update(self.split_compound(word))
+        return frozenset(token for token in found if token not in self.generic and token not in STOPWORDS
+                         and len(token) >= 3)

@@ -1,0 +1,4 @@
+from matching.models import Base
+from verbund.migrations import run_env
+
+run_env(Base.metadata)

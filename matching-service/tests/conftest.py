@@ -1,0 +1,77 @@
+import copy
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from verbund.testing import ServiceProcess, member_profile
+from verbund.vocabulary import load as load_vocabulary
+
+QUALITY_SET = Path(__file__).parent / "data" / "quality_set.yaml"
+
+
+def quality_set() -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """The quality test set as profiles (member-profile.v1) by key, and the expected partners by key."""
+    vocabulary = load_vocabulary()
+    members = yaml.safe_load(QUALITY_SET.read_text(encoding="utf-8"))["members"]
+
+    def items(entries, language):
+        return [{"term": None, "label": entry[1:], "description": None} if entry.startswith("~")
+                else {"term": entry, "label": vocabulary.competencies[entry].label(language), "description": None}
+                for entry in entries]
+
+    profiles, expected = {}, {}
+    for key, m in members.items():
+        state, postcode, city = m["region"]
+        employees = m["employees"]
+        category = "micro" if employees < 10 else "small" if employees < 50 else "medium" if employees < 250 \
+            else "large"
+        profiles[key] = member_profile(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"verbund-quality/{key}")), name=m["name"], sector=m["sector"],
+            region={"state": state, "postcode": postcode, "city": city},
+            size={"employees": employees, "turnover_eur": None, "balance_sheet_eur": None,
+                  "sme": category != "large", "category": category},
+            contact={"name": "Kontakt", "email": f"{key}@example.org", "language": m["language"]},
+            offers=items(m["offers"], m["language"]), needs=items(m["needs"], m["language"]), topics=m["topics"],
+            consent={"suggest_as_partner": m.get("consent", True), "email": True})
+        expected[key] = m["expected"]
+    return profiles, expected
+
+
+@pytest.fixture(scope="session")
+def quality():
+    return quality_set()
+
+
+@pytest.fixture
+def profile():
+    """A factory of member profiles as events carry them: ``profile(sector="it", offers=[...])``.
+    Offers and needs may be given as term ids or "~free text"."""
+    vocabulary = load_vocabulary()
+
+    def make(**overrides):
+        for kind in ("offers", "needs"):
+            if kind in overrides:
+                overrides[kind] = [
+                    item if isinstance(item, dict) else
+                    {"term": None, "label": item[1:], "description": None} if item.startswith("~") else
+                    {"term": item, "label": vocabulary.competencies[item].de, "description": None}
+                    for item in overrides[kind]]
+        return copy.deepcopy(member_profile(**overrides))
+    return make
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def matching_api(request, amqp_uri, tmp_path_factory):
+    """matching-service as a real process, once per database, shared by a module's tests."""
+    workdir = tmp_path_factory.mktemp("matching")
+    url = f"sqlite:///{workdir / 'matching.db'}" if request.param == "sqlite" \
+        else request.getfixturevalue("postgres").create()
+    process = ServiceProcess("matching", amqp_uri, url, workdir).start(timeout=120)
+    yield process
+    process.stop()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,290 @@
+"""The matching use cases on SQLite and PostgreSQL (migrated by Alembic), with their events
+going through the outbox to the real broker."""
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from matching import commands
+from matching.engine import Engine
+from matching.models import DeclinedPair, MemberProfile, Proposal, SuggestionSet
+from verbund import envelope, migrations, outbox
+from verbund.auth import Principal
+from verbund.broker import Publisher
+from verbund.database import Store, make_engine
+from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
+
+pytestmark = pytest.mark.integration
+
+ADMIN = Principal("admin", "admin")
+
+
+@pytest.fixture
+def store(database_url, amqp_uri):
+    migrations.upgrade("matching", database_url)
+    engine = make_engine(database_url)
+    relay = outbox.Relay(engine, Publisher(amqp_uri))
+    yield Store(engine, relay)
+    relay.close()
+    engine.dispose()
+
+
+@pytest.fixture
+def engine():
+    return Engine()
+
+
+def registered(profile):
+    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
+
+
+def updated(profile, changed):
+    return envelope.new_event("member.updated", "/verbund/members", profile["id"],
+                              {"profile": profile, "changed": changed})
+
+
+def deleted(member_id, version):
+    return envelope.new_event("member.deleted", "/verbund/members", member_id,
+                              {"id": member_id, "version": version, "deleted_at": "2026-02-01T00:00:00Z"})
+
+
+def apply(store, engine, event) -> bool:
+    return store.handle_once(event, lambda session, e: commands.apply_member_event(session, engine, e))
+
+
+def outbox_events(store, type=None):
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(outbox.outbox_table.c.body).order_by(outbox.outbox_table.c.seq)).scalars()
+        events = [json.loads(row) for row in rows]
+    return [e for e in events if type is None or e["type"] == type]
+
+
+def outbox_published(store, event_id) -> bool:
+    with store.engine.connect() as conn:
+        return conn.execute(select(outbox.outbox_table.c.published_at)
+                            .where(outbox.outbox_table.c.event_id == event_id)).scalar() is not None
+
+
+def open_proposal(store) -> str:
+    return outbox_events(store, "project.proposed")[-1]["subject"]
+
+
+def closed_because(store, reason):
+    return [e for e in outbox_events(store, "project.closed") if e["data"]["project"]["closed_reason"] == reason]
+
+
+def count(store, model):
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(model)).scalar()
+
+
+@pytest.fixture
+def trio(profile):
+    """An automotive supplier needing traceability and battery transport, an IT house and a carrier."""
+    return (profile(name="Zellwerk GmbH", sector="automotive", offers=["battery-cell-manufacturing"],
+                    needs=["traceability-software", "lithium-battery-transport"]),
+            profile(name="TraceSoft GmbH", sector="it", offers=["traceability-software"], needs=[]),
+            profile(name="Neckar Gefahrgut GmbH", sector="logistics", offers=["lithium-battery-transport"],
+                    needs=["track-and-trace-software"]))
+
+
+def test_registrations_give_explained_suggestions_and_a_proposal(store, engine, trio, event_tap):
+    tap = event_tap("match.suggested", "project.*")
+    supplier, it, carrier = trio
+    for member in trio:
+        assert apply(store, engine, registered(member))
+    # First with TraceSoft only, then with the carrier too.
+    first, suggested = tap.wait("match.suggested", subject=supplier["id"], count=2)
+    assert [s["partner_name"] for s in first["data"]["suggestions"]] == ["TraceSoft GmbH"]
+    names = [s["partner_name"] for s in suggested["data"]["suggestions"]]
+    assert set(names) == {"TraceSoft GmbH", "Neckar Gefahrgut GmbH"}
+    first = suggested["data"]["suggestions"][0]
+    assert first["rank"] == 1 and first["reasons"][0]["kind"] == "need_met" and first["parts"]["need_coverage"] > 0
+    # Around the supplier: first with TraceSoft, then a team that also covers the transport.
+    smaller, proposed = tap.wait("project.proposed", count=2)
+    assert len(smaller["data"]["project"]["members"]) == 2
+    [superseded] = tap.wait("project.closed", subject=smaller["subject"])
+    assert superseded["data"]["project"]["closed_reason"] == "superseded"
+    project = proposed["data"]["project"]
+    assert project["need_coverage"] == 1.0
+    assert project["anchor_id"] == supplier["id"] and project["status"] == "proposed"
+    assert project["members"][0]["member_id"] == supplier["id"]
+    assert {m["member_id"] for m in project["members"]} == {supplier["id"], it["id"], carrier["id"]}
+    assert all(m["response"] == "pending" for m in project["members"])
+    with store.transaction() as session:
+        stored = commands.suggestions_of(session, ADMIN, supplier["id"])
+    assert [s["partner_id"] for s in stored["suggestions"]] == [s["partner_id"] for s in
+                                                                suggested["data"]["suggestions"]]
+
+
+def test_a_redelivered_or_stale_event_changes_nothing(store, engine, trio):
+    supplier, it, _ = trio
+    event = registered(supplier)
+    assert apply(store, engine, event)
+    assert not apply(store, engine, event)  # the inbox knows it
+    apply(store, engine, registered(it))
+    before = len(outbox_events(store))
+    older = {**supplier, "version": 1, "name": "Old Name"}
+    assert apply(store, engine, updated(older, ["name"]))  # handled, but version 1 is not newer
+    with store.transaction() as session:
+        assert session.get(MemberProfile, supplier["id"]).profile["name"] == "Zellwerk GmbH"
+    assert len(outbox_events(store)) == before
+
+
+def test_suggestions_are_announced_again_only_when_they_changed(store, engine, trio):
+    supplier, it, carrier = trio
+    for member in trio:
+        apply(store, engine, registered(member))
+    announced = len(outbox_events(store, "match.suggested"))
+    # A new e-mail address changes nobody's suggestions.
+    apply(store, engine, updated({**it, "version": 2, "contact": {**it["contact"], "email": "new@it.example"}},
+                                 ["contact"]))
+    assert len(outbox_events(store, "match.suggested")) == announced
+    # A new name does: the members who see TraceSoft hear of it.
+    apply(store, engine, updated({**it, "version": 3, "name": "TraceSoft Solutions GmbH"}, ["name"]))
+    renamed = outbox_events(store, "match.suggested")[announced:]
+    assert {e["subject"] for e in renamed} == {supplier["id"]}
+    assert "TraceSoft Solutions GmbH" in {s["partner_name"] for s in renamed[0]["data"]["suggestions"]}
+
+
+def test_a_deleted_member_is_forgotten_everywhere(store, engine, trio):
+    supplier, it, carrier = trio
+    for member in trio:
+        apply(store, engine, registered(member))
+    proposal_id = open_proposal(store)
+    apply(store, engine, deleted(it["id"], 2))
+    [closed] = closed_because(store, "member_deleted")
+    members = closed["data"]["project"]["members"]
+    assert closed["data"]["project"]["closed_reason"] == "member_deleted"
+    assert [m.get("name") for m in members if m["member_id"] == it["id"]] == [None]  # no name of the leaver
+    latest = {e["subject"]: e for e in outbox_events(store, "match.suggested")}
+    assert it["id"] not in {s["partner_id"] for s in latest[supplier["id"]]["data"]["suggestions"]}
+    with store.transaction() as session:
+        assert session.get(SuggestionSet, it["id"]) is None
+        assert session.get(Proposal, proposal_id) is None
+        tombstone = session.get(MemberProfile, it["id"])
+        assert tombstone.deleted and tombstone.profile is None
+        kept = session.get(MemberProfile, supplier["id"]).profile
+        assert kept["contact"] == {"language": "de"}  # no contact data in the read model
+        with pytest.raises(NotFound):
+            commands.suggestions_of(session, ADMIN, it["id"])
+    # Published events that named it are gone from the outbox's history.
+    assert not [e for e in outbox_events(store) if it["id"] in json.dumps(e) and e["type"] == "match.suggested"
+                and outbox_published(store, e["id"])]
+    # A late update of the deleted member does not bring it back.
+    apply(store, engine, updated({**it, "version": 2}, ["name"]))
+    assert it["id"] not in engine
+
+
+def test_all_accept_forms_the_project(store, engine, trio):
+    for member in trio:
+        apply(store, engine, registered(member))
+    proposal_id = open_proposal(store)
+    for i, member in enumerate(trio):
+        principal = Principal(member["id"], "member", member_id=member["id"])
+        with store.transaction() as session:
+            result = commands.respond(session, principal, proposal_id, {"response": "accept"})
+        assert result["status"] == ("formed" if i == 2 else "proposed")
+    [formed] = outbox_events(store, "project.formed")
+    assert {m["response"] for m in formed["data"]["project"]["members"]} == {"accepted"}
+    with store.transaction() as session, pytest.raises(Conflict):
+        commands.respond(session, ADMIN, proposal_id, {"response": "decline", "member_id": trio[0]["id"]})
+
+
+def test_a_decline_closes_the_proposal_and_the_pairing_is_not_proposed_again(store, engine, trio, profile):
+    supplier, it, carrier = trio
+    for member in trio:
+        apply(store, engine, registered(member))
+    proposal_id = open_proposal(store)
+    outsider = Principal("x", "member", member_id="someone-else")
+    with store.transaction() as session, pytest.raises(Forbidden):
+        commands.respond(session, outsider, proposal_id, {"response": "accept"})
+    with store.transaction() as session, pytest.raises(Unprocessable):
+        commands.respond(session, ADMIN, proposal_id, {"response": "accept"})
+    with store.transaction() as session:
+        commands.respond(session, ADMIN, proposal_id, {"response": "accept", "member_id": supplier["id"]})
+        again = commands.respond(session, ADMIN, proposal_id, {"response": "accept", "member_id": supplier["id"]})
+    assert again["status"] == "proposed"
+    with store.transaction() as session:
+        result = commands.respond(session, Principal("c", "member", member_id=carrier["id"]), proposal_id,
+                                  {"response": "decline"})
+    assert result["status"] == "closed" and result["closed_reason"] == "declined"
+    [closed] = closed_because(store, "declined")
+    assert closed["subject"] == proposal_id
+    assert count(store, DeclinedPair) == 2
+    # The supplier changes its needs: a new proposal may come, but never with the carrier again.
+    other_carrier = profile(name="Elbe Batterielogistik", sector="logistics", offers=["lithium-battery-transport"])
+    apply(store, engine, registered(other_carrier))
+    apply(store, engine, updated({**supplier, "version": 2, "topics": ["battery-value-chain"]}, ["topics"]))
+    proposals = outbox_events(store, "project.proposed")
+    members = {m["member_id"] for m in proposals[-1]["data"]["project"]["members"]}
+    assert carrier["id"] not in members and other_carrier["id"] in members
+
+
+def test_withdrawn_consent_closes_open_proposals(store, engine, trio):
+    for member in trio:
+        apply(store, engine, registered(member))
+    it = trio[1]
+    apply(store, engine, updated({**it, "version": 2, "consent": {"suggest_as_partner": False, "email": True}},
+                                 ["consent"]))
+    [closed] = closed_because(store, "consent_withdrawn")
+    assert it["id"] in {m["member_id"] for m in closed["data"]["project"]["members"]}
+
+
+def test_a_second_instance_catches_up_from_the_read_model(store, engine, trio):
+    for member in trio:
+        apply(store, engine, registered(member))
+    other_instance = Engine()
+    with store.transaction() as session:
+        commands.load_engine(session, other_instance)
+    supplier = trio[0]
+    apply(store, engine, updated({**supplier, "version": 2, "needs": []}, ["needs"]))
+    with store.transaction() as session:
+        commands.catch_up(session, other_instance)
+    assert other_instance.card(supplier["id"]).needs == ()
+    assert other_instance.suggestions(supplier["id"]) == engine.suggestions(supplier["id"])
+
+
+def test_the_read_model_is_rebuilt_from_member_pages(store, engine, trio, profile):
+    supplier, it, carrier = trio
+    ghost = profile(name="Ghost GmbH", sector="it", offers=["traceability-software"])
+    apply(store, engine, registered(ghost))  # known here, gone at members-service
+    newer_it = {**it, "version": 4, "name": "TraceSoft AG"}
+    with store.transaction() as session:
+        result = commands.rebuild_read_model(session, engine, [[supplier, newer_it], [carrier]])
+    assert result == {"fetched": 3, "stored": 3, "forgotten": 1}
+    with store.transaction() as session:
+        commands.load_engine(session, engine)
+        announced = commands.refresh_all(session, engine)
+    assert announced == 3
+    assert ghost["id"] not in engine and engine.card(it["id"]).name == "TraceSoft AG"
+    with store.transaction() as session:
+        assert commands.refresh_all(session, engine) == 0  # nothing changed since
+
+
+def test_organizers_ask_for_consortia_around_a_member_or_topic(store, engine, trio, profile):
+    supplier, it, carrier = ({**m, "topics": ["battery-value-chain"]} for m in trio)
+    for member in (supplier, it, carrier):
+        apply(store, engine, registered(member))
+    with store.transaction() as session:
+        with pytest.raises(NotFound):
+            commands.propose(session, engine, {"member_id": "no-such-member", "topic": None})
+        with pytest.raises(Unprocessable):
+            commands.propose(session, engine, {"member_id": None, "topic": "no-such-topic"})
+    second_it = profile(name="Batteriepass IT GmbH", sector="it", offers=["traceability-software"], needs=[],
+                        topics=["battery-value-chain"])
+    apply(store, engine, registered(second_it))
+    with store.transaction() as session:
+        by_topic = commands.propose(session, engine, {"member_id": None, "topic": "battery-value-chain"})
+    assert by_topic["topic"] == "battery-value-chain"
+    # The team proposed at registration is not proposed again: the new IT house takes the IT seat.
+    assert {m["member_id"] for m in by_topic["members"]} == {supplier["id"], second_it["id"], carrier["id"]}
+    # Asked again: a team never proposed before, or none.
+    earlier = {frozenset(m["member_id"] for m in e["data"]["project"]["members"])
+               for e in outbox_events(store, "project.proposed")}
+    with store.transaction() as session:
+        try:
+            again = commands.propose(session, engine, {"member_id": supplier["id"], "topic": None})
+        except Unprocessable:
+            again = None
+    assert again is None or frozenset(m["member_id"] for m in again["members"]) not in earlier

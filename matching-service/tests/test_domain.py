@@ -1,0 +1,41 @@
+"""The rules around the engine, as plain functions."""
+from matching import domain
+from verbund.auth import Principal
+
+ADMIN = Principal("admin", "admin")
+
+
+def test_an_event_not_newer_than_the_read_model_is_stale():
+    assert domain.is_stale(3, 3) and domain.is_stale(3, 2)
+    assert not domain.is_stale(3, 4) and not domain.is_stale(None, 1)
+
+
+def test_only_matching_fields_call_for_new_proposals():
+    assert domain.affects_matching(["needs"]) and domain.affects_matching(None)
+    assert not domain.affects_matching(["contact", "website"])
+
+
+def test_the_fingerprint_depends_on_content_not_on_key_order():
+    a = [{"partner_id": "x", "score": 0.5, "parts": {"sme": 0.08, "topics": 0.0}}]
+    b = [{"parts": {"topics": 0.0, "sme": 0.08}, "score": 0.5, "partner_id": "x"}]
+    assert domain.fingerprint(a) == domain.fingerprint(b)
+    assert domain.fingerprint(a) != domain.fingerprint([{**a[0], "score": 0.51}])
+
+
+def test_responses_decide_a_proposal():
+    assert domain.decide({"a": "accepted", "b": "pending"}) == domain.Decision("proposed", None)
+    assert domain.decide({"a": "accepted", "b": "accepted"}) == domain.Decision("formed", "project.formed")
+    assert domain.decide({"a": "accepted", "b": "declined"}) == \
+        domain.Decision("closed", "project.closed", "declined")
+
+
+def test_a_decline_rules_out_the_decliner_with_each_other_member():
+    assert domain.declined_pairs("b", ["a", "b", "c"]) == [("a", "b"), ("b", "c")]
+
+
+def test_who_sees_what():
+    member = Principal("m", "member", member_id="m1")
+    assert domain.can_see_member(member, "m1") and not domain.can_see_member(member, "m2")
+    assert domain.can_see_member(ADMIN, "m2")
+    assert domain.can_see_proposal(member, ["m1", "m3"]) and not domain.can_see_proposal(member, ["m2"])
+    assert not domain.can_see_proposal(Principal("o", "organizer", association="it-cluster"), ["m1"])
