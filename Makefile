@@ -26,9 +26,10 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
 
-## Benchmarks (not part of `make test`): each service's bench/run.py writes its report under docs/bench/.
+## Benchmarks (not part of `make test`): each service's bench/run.py and the platform's bench/platform.py
+## write their reports under docs/bench/.
 bench: $(STAMP)
-	@for script in $(wildcard *-service/bench/run.py); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $(wildcard *-service/bench/run.py) bench/platform.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 ## Regenerate the contract documents from the code (tests fail when a committed one is stale).
 docs: $(STAMP)
