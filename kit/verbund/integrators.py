@@ -49,7 +49,7 @@ def create(name: str, vhost: str = "/", password: str | None = None) -> str:
     """Create (or reset) the integrator's user on the local broker node; returns its password."""
     if not NAME.match(name):
         raise ValueError("an integrator name is 2-41 lowercase letters, digits or dashes")
-    password = password or secrets.token_urlsafe(24)
+    password = password or secrets.token_hex(24)  # hex: a leading "-" would read as an option to rabbitmqctl
     user = user_name(name)
     existing = subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, check=True)
     if user in existing.stdout.split():

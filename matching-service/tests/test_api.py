@@ -76,7 +76,7 @@ def open_proposal(api, member):
                                 headers=as_member(member), timeout=10)
         items = response.json()["items"] if response.status_code == 200 else []
         return [p for p in items if len(p["members"]) == 3]
-    return wait_for(found, timeout=30, message="a three-member proposal")[0]
+    return wait_for(found, timeout=90, message="a three-member proposal")[0]
 
 
 def test_a_member_reads_its_explained_suggestions(matching_api, trio):

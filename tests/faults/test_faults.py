@@ -128,7 +128,8 @@ def test_every_event_takes_effect_exactly_once_through_kills_and_restarts(platfo
     event = requests.post(f"{urls['events']}/events", headers=ORGANIZER, timeout=10, json={
         "title": "Störungsfest", "kind": "meetup", "organizers": ["logistics-network"],
         "target_sectors": ["logistics"], "starts_at": starts.isoformat(),
-        "ends_at": (starts + timedelta(hours=2)).isoformat(), "capacity": 10_000})
+        "ends_at": (starts + timedelta(hours=2)).isoformat(), "capacity": 10_000,
+        "online_url": "https://meet.example/stoerungsfest"})
     assert event.status_code == 201, event.text
     stream = Stream(urls, event.json()["id"])
     stream.thread.start()
@@ -139,7 +140,7 @@ def test_every_event_takes_effect_exactly_once_through_kills_and_restarts(platfo
     progress(10)
     for process in platform.values():  # each service dies once, mid-stream, and comes back
         process.kill()
-        progress(len(stream.members) + 3)
+        time.sleep(1)  # the outage: the stream keeps sending meanwhile
         process.start()
         progress(len(stream.members) + 5)
     restart_rabbitmq()
