@@ -4,10 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from verbund import envelope, migrations, outbox
-from verbund.broker import Publisher
-from verbund.database import Store, make_engine
-from verbund.testing import ServiceProcess, member_registered
+from verbund import envelope
+from verbund.testing import ServiceProcess, member_registered, migrated_store
 
 
 def local_day(days_ahead: int) -> str:
@@ -45,12 +43,8 @@ def event_input():
 @pytest.fixture
 def store(database_url, amqp_uri):
     """The events database (migrated by Alembic) with its outbox relaying to the real broker."""
-    migrations.upgrade("events", database_url)
-    engine = make_engine(database_url)
-    relay = outbox.Relay(engine, Publisher(amqp_uri))
-    yield Store(engine, relay)
-    relay.close()
-    engine.dispose()
+    with migrated_store("events", database_url, amqp_uri) as store:
+        yield store
 
 
 @pytest.fixture

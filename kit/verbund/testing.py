@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -356,3 +356,20 @@ def member_registered(**overrides) -> dict:
 
     profile = member_profile(**overrides)
     return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
+
+
+@contextmanager
+def migrated_store(service: str, database_url: str, amqp_uri: str):
+    """A service's database, migrated by Alembic, with its outbox relaying to the real broker."""
+    from verbund import migrations, outbox
+    from verbund.broker import Publisher
+    from verbund.database import Store, make_engine
+
+    migrations.upgrade(service, database_url)
+    engine = make_engine(database_url)
+    relay = outbox.Relay(engine, Publisher(amqp_uri))
+    try:
+        yield Store(engine, relay)
+    finally:
+        relay.close()
+        engine.dispose()

@@ -8,11 +8,10 @@ from sqlalchemy import func, select
 from matching import commands
 from matching.engine import Engine
 from matching.models import DeclinedPair, MemberProfile, Proposal, SuggestionSet
-from verbund import envelope, migrations, outbox
+from verbund import envelope, outbox
 from verbund.auth import Principal
-from verbund.broker import Publisher
-from verbund.database import Store, make_engine
 from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
+from verbund.testing import migrated_store
 
 pytestmark = pytest.mark.integration
 
@@ -21,12 +20,8 @@ ADMIN = Principal("admin", "admin")
 
 @pytest.fixture
 def store(database_url, amqp_uri):
-    migrations.upgrade("matching", database_url)
-    engine = make_engine(database_url)
-    relay = outbox.Relay(engine, Publisher(amqp_uri))
-    yield Store(engine, relay)
-    relay.close()
-    engine.dispose()
+    with migrated_store("matching", database_url, amqp_uri) as store:
+        yield store
 
 
 @pytest.fixture

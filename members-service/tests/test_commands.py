@@ -8,11 +8,10 @@ from sqlalchemy import func, select
 
 from members import commands
 from members.models import Competency, Member, Tag
-from verbund import migrations, outbox
+from verbund import outbox
 from verbund.auth import Principal
-from verbund.broker import Publisher
-from verbund.database import Store, make_engine
 from verbund.errors import Conflict, Forbidden, Gone, NotFound, PreconditionFailed, Unprocessable
+from verbund.testing import migrated_store
 
 pytestmark = pytest.mark.integration
 
@@ -21,12 +20,8 @@ ADMIN = Principal("admin", "admin")
 
 @pytest.fixture
 def store(database_url, amqp_uri):
-    migrations.upgrade("members", database_url)
-    engine = make_engine(database_url)
-    relay = outbox.Relay(engine, Publisher(amqp_uri))
-    yield Store(engine, relay)
-    relay.close()
-    engine.dispose()
+    with migrated_store("members", database_url, amqp_uri) as store:
+        yield store
 
 
 def outbox_events(store):

@@ -42,12 +42,10 @@ from notifications.testing import (
     registration,
     scheduled,
 )
-from verbund import migrations, outbox
+from verbund import outbox
 from verbund.auth import Principal
-from verbund.broker import Publisher
-from verbund.database import Store, make_engine
 from verbund.errors import Forbidden, Gone, NotFound, Unprocessable
-from verbund.testing import free_port
+from verbund.testing import free_port, migrated_store
 
 pytestmark = pytest.mark.integration
 
@@ -58,12 +56,8 @@ PAGE = {"unread": False, "page": 1, "per_page": 50}
 
 @pytest.fixture
 def store(database_url, amqp_uri):
-    migrations.upgrade("notifications", database_url)
-    engine = make_engine(database_url)
-    relay = outbox.Relay(engine, Publisher(amqp_uri))
-    yield Store(engine, relay)
-    relay.close()
-    engine.dispose()
+    with migrated_store("notifications", database_url, amqp_uri) as store:
+        yield store
 
 
 @pytest.fixture
