@@ -115,6 +115,14 @@ def amqp_uri(infrastructure):
     vhost.delete()
 
 
+@pytest.fixture(scope="module")
+def module_amqp_uri(infrastructure):
+    """A vhost for one test module: its service sees no backlog of other modules' events."""
+    vhost = Vhost()
+    yield vhost.uri
+    vhost.delete()
+
+
 @pytest.fixture
 def fresh_amqp_uri(infrastructure):
     """A vhost for one test, for tests that count what lands in a service's queues."""

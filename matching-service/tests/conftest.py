@@ -63,12 +63,14 @@ def profile():
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def matching_api(request, amqp_uri, tmp_path_factory):
+def matching_api(request, module_amqp_uri, tmp_path_factory):
     """matching-service as a real process, once per database, shared by a module's tests."""
     workdir = tmp_path_factory.mktemp("matching")
     url = f"sqlite:///{workdir / 'matching.db'}" if request.param == "sqlite" \
         else request.getfixturevalue("postgres").create()
-    process = ServiceProcess("matching", amqp_uri, url, workdir).start(timeout=120)
+    # A vhost of the module's own: the session's holds other modules' member events, which would
+    # flood the read model and mix with the members these tests arrange.
+    process = ServiceProcess("matching", module_amqp_uri, url, workdir).start(timeout=120)
     yield process
     process.stop()
 

@@ -19,8 +19,8 @@ def as_member(profile):
 
 
 @pytest.fixture(scope="module")
-def publish(amqp_uri):
-    publisher = Publisher(amqp_uri)
+def publish(module_amqp_uri):
+    publisher = Publisher(module_amqp_uri)
 
     def send(event):
         publisher.publish(event["type"], envelope.dumps(event), message_id=event["id"])
@@ -124,9 +124,9 @@ def test_bad_list_queries_get_field_errors(matching_api, params):
     assert response.status_code == 422 and response.json()["fields"]
 
 
-def test_all_accept_and_the_project_is_formed(matching_api, fresh_trio, event_tap):
+def test_all_accept_and_the_project_is_formed(matching_api, fresh_trio, event_tap, module_amqp_uri):
     trio = fresh_trio
-    tap = event_tap("project.formed")
+    tap = event_tap("project.formed", uri=module_amqp_uri)
     proposal = open_proposal(matching_api, trio[0])
     url = f"{matching_api.url}/proposals/{proposal['id']}/responses"
     for member in trio:
@@ -139,9 +139,9 @@ def test_all_accept_and_the_project_is_formed(matching_api, fresh_trio, event_ta
     assert late.status_code == 409
 
 
-def test_a_decline_closes_the_proposal(matching_api, fresh_trio, event_tap):
+def test_a_decline_closes_the_proposal(matching_api, fresh_trio, event_tap, module_amqp_uri):
     trio = fresh_trio
-    tap = event_tap("project.closed")
+    tap = event_tap("project.closed", uri=module_amqp_uri)
     proposal = open_proposal(matching_api, trio[0])
     url = f"{matching_api.url}/proposals/{proposal['id']}/responses"
     response = requests.post(url, json={"response": "decline", "member_id": trio[2]["id"]}, headers=ADMIN, timeout=10)
