@@ -7,18 +7,22 @@ After a commit that wrote events the outbox relay runs at once.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from verbund import logs, metrics, outbox
 from verbund.broker import Publisher
 
 log = logging.getLogger(__name__)
+
+SQLITE_LOCK_TIMEOUT = 30.0  # seconds a transaction waits for SQLite's write lock before it fails
 
 
 def normalize_url(url: str) -> str:
@@ -35,19 +39,32 @@ def make_engine(url: str, **kwargs) -> Engine:
         # isolation_level=None hands transaction control to us (below), so that
         # every transaction starts with BEGIN IMMEDIATE: writers queue up
         # instead of failing halfway, and read-modify-write is serialised.
-        engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None}, **kwargs)
+        # No busy timeout in SQLite itself: its busy handler waits in a blocking C call, which under
+        # eventlet freezes every green thread of the process, the one holding the lock included, for the
+        # whole timeout. The wait for the write lock is below, in Python (time.sleep is green under
+        # the monkey patch). With WAL and every transaction holding the write lock from its BEGIN, no
+        # other statement waits for a lock.
+        engine = create_engine(url, connect_args={"timeout": 0, "isolation_level": None}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA busy_timeout=0")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT
+            while True:
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except OperationalError as exc:
+                    if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.005)
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
