@@ -1,4 +1,7 @@
+import fastjsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from verbund import envelope
 from verbund.testing import member_profile, member_registered
@@ -44,3 +47,69 @@ def test_a_wrong_schema_version_is_refused():
 def test_round_trip_through_bytes_keeps_the_event():
     event = member_registered(name="Lagerlogistik Süd GmbH")
     assert envelope.loads(envelope.dumps(event)) == event
+
+
+# --- the compiled schemas decide as the reference validator does --------------------------------------
+
+def _suggestions() -> dict:
+    reason = {"kind": "need_met", "text": "offers battery testing", "need": "battery testing",
+              "offer": "battery cell testing", "term": "battery-testing", "strength": 0.9, "match": "term"}
+    suggestion = {"partner_id": "m-2", "partner_name": "Zelltest GmbH", "partner_sector": "it", "score": 0.71,
+                  "rank": 1, "parts": {"need_coverage": 0.5, "topics": 0.1}, "reasons": [reason]}
+    return {"member_id": "m-1", "suggestions": [suggestion, dict(suggestion, partner_id="m-3", rank=2)]}
+
+
+SAMPLES = {"urn:verbund:schema:member.registered:v1": lambda: member_registered()["data"],
+           "urn:verbund:schema:match.suggested:v1": _suggestions}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-2, 2) | st.sampled_from(
+        ["", "x", "it", "automotive", "2026-11-21T08:00:00Z", "not-a-date", "3fa85f64-5717-4562-b3fc-2c963f66afa6"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["id", "x", "name"]), inner,
+                                                                max_size=2),
+    max_leaves=5)
+
+
+def _paths(node, path=()):
+    yield path
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        yield from _paths(child, (*path, key))
+
+
+@st.composite
+def mutated(draw):
+    """A valid sample with one value replaced, removed or added somewhere in it."""
+    dataschema = draw(st.sampled_from(sorted(SAMPLES)))
+    data = SAMPLES[dataschema]()
+    path = draw(st.sampled_from(list(_paths(data))[1:]))
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    action = draw(st.sampled_from(["replace", "remove", "add"]))
+    if action == "replace":
+        parent[path[-1]] = draw(json_values)
+    elif action == "remove":
+        del parent[path[-1]]
+    elif isinstance(parent, dict):
+        parent[draw(st.sampled_from(["extra", "id", "sector", "score"]))] = draw(json_values)
+    else:
+        parent.append(draw(json_values))
+    return dataschema, data
+
+
+@settings(max_examples=600, deadline=None)
+@given(mutated())
+def test_the_compiled_check_agrees_with_the_reference_validator(case):
+    dataschema, data = case
+    reference_accepts = not any(envelope._validator(dataschema).iter_errors(data))
+    assert (envelope._schema_error(dataschema, data) is None) == reference_accepts
+    if not reference_accepts:  # never a faster check that lets through what the reference refuses
+        with pytest.raises(fastjsonschema.JsonSchemaValueException):
+            envelope._compiled(dataschema)(data)
+
+
+def test_every_sample_passes_both():
+    for dataschema, sample in SAMPLES.items():
+        envelope._compiled(dataschema)(sample())
+        assert envelope._schema_error(dataschema, sample()) is None

@@ -4,15 +4,22 @@ Every event is validated against the envelope rules and its type's versioned
 JSON Schema (``verbund/event_schemas``) when it is written to the outbox and
 again when it is consumed, so an event that breaks its contract is refused
 at publish time and dead-lettered at consume time.
+
+Validation runs on every hop, so it has to be cheap: the schemas are compiled
+to Python functions (fastjsonschema, about 20x faster than walking them with
+jsonschema). jsonschema stays the reference: it decides whenever the compiled
+check refuses, and it words the reason.
 """
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 
+import fastjsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
@@ -76,6 +83,41 @@ def _validator(dataschema: str) -> Draft202012Validator:
     return Draft202012Validator(documents[dataschema], registry=registry, format_checker=FormatChecker())
 
 
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+def _absolute_refs(node: object, base: str) -> object:
+    """fastjsonschema resolves a local ``#/...`` ref inside a referenced document against the
+    referencing one; spelled out with the document's ``$id`` it finds the right one."""
+    if isinstance(node, dict):
+        return {key: base + value if key == "$ref" and isinstance(value, str) and value.startswith("#")
+                else _absolute_refs(value, base) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_absolute_refs(value, base) for value in node]
+    return node
+
+
+@cache
+def _compiled(dataschema: str) -> Callable[[object], object]:
+    documents = {uri: _absolute_refs(document, uri) for uri, document in schema_documents().items()}
+    return fastjsonschema.compile(documents[dataschema], handlers={"urn": documents.__getitem__},
+                                  formats={"uuid": UUID_PATTERN})
+
+
+def _schema_error(dataschema: str, data: object) -> str | None:
+    """Why ``data`` breaks its schema, or None: the compiled check first, the reference when it refuses."""
+    try:
+        _compiled(dataschema)(data)
+        return None
+    except fastjsonschema.JsonSchemaValueException:
+        pass
+    error = next(iter(sorted(_validator(dataschema).iter_errors(data), key=lambda e: e.path)), None)
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+    return f"data does not match {dataschema} at {where}: {error.message}"
+
+
 def validate(event: object) -> None:
     """Raise InvalidEvent with a readable reason unless ``event`` keeps the contract."""
     if not isinstance(event, dict):
@@ -99,10 +141,9 @@ def validate(event: object) -> None:
     expected = catalogue.event_type(event["type"]).dataschema
     if event["dataschema"] != expected:
         raise InvalidEvent(f"dataschema {event['dataschema']!r} is not {expected!r}")
-    error = next(iter(sorted(_validator(expected).iter_errors(event["data"]), key=lambda e: e.path)), None)
+    error = _schema_error(expected, event["data"])
     if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(root)"
-        raise InvalidEvent(f"data does not match {expected} at {where}: {error.message}")
+        raise InvalidEvent(error)
 
 
 def dumps(event: dict) -> bytes:
