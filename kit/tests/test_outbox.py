@@ -8,8 +8,8 @@ from amqp.exceptions import ChannelError
 from kombu.exceptions import OperationalError
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
-from verbund import outbox
-from verbund.broker import Publisher
+from verbund import envelope, outbox
+from verbund.broker import Outgoing, Publisher
 from verbund.database import Store, make_engine
 from verbund.testing import member_registered
 
@@ -168,3 +168,32 @@ def test_a_mandatory_publish_to_no_queue_fails_instead_of_vanishing(amqp_uri):
             publisher.publish("no-such-queue-anywhere", b"{}", message_id="x", exchange="", mandatory=True)
     finally:
         publisher.close()
+
+
+def test_a_batch_goes_out_in_order_with_one_wait_for_all_its_confirms(amqp_uri, event_tap):
+    tap = event_tap("member.*")
+    events = [member_registered(name=f"Firma {i}") for i in range(250)]
+    publisher = Publisher(amqp_uri)
+    try:
+        publisher.publish_many([Outgoing("member.registered", envelope.dumps(event), event["id"]) for event in events])
+        assert not publisher._unconfirmed  # it returned only once the broker had confirmed every message
+        publisher.publish("member.registered", envelope.dumps(events[0]), message_id="again")  # same channel
+    finally:
+        publisher.close()
+    received = tap.wait("member.registered", count=251)
+    assert [event["id"] for event in received] == [event["id"] for event in events] + [events[0]["id"]]
+    assert tap.messages[-1].properties["message_id"] == "again"
+
+
+def test_a_batch_with_an_unroutable_mandatory_message_fails_and_the_publisher_recovers(amqp_uri, event_tap):
+    tap = event_tap("member.*")
+    event = member_registered()
+    good = Outgoing("member.registered", envelope.dumps(event), event["id"])
+    publisher = Publisher(amqp_uri)
+    try:
+        with pytest.raises(ChannelError, match="NO_ROUTE"):
+            publisher.publish_many([good, Outgoing("no-such-queue-anywhere", b"{}", "x", exchange="", mandatory=True)])
+        publisher.publish_many([good])  # a fresh channel after the failure
+    finally:
+        publisher.close()
+    assert len(tap.wait("member.registered", count=2)) == 2  # at least once: the batch may be resent whole

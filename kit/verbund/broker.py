@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import NamedTuple
 
-from kombu import Connection, Exchange, Producer, Queue, binding
+import amqp
+from kombu import Connection, Exchange, Queue, binding
 
 from verbund import catalogue
 
@@ -106,58 +108,87 @@ def definitions(retry_delays_ms: tuple[int, ...], vhost: str = "/") -> dict:
     }
 
 
+class Outgoing(NamedTuple):
+    """One message for ``Publisher.publish_many``."""
+    routing_key: str
+    body: bytes
+    message_id: str
+    exchange: str | None = None  # None: verbund.events
+    headers: dict | None = None
+    content_type: str = "application/cloudevents+json"
+    mandatory: bool = False  # fail if no queue takes it
+
+
 class Publisher:
     """Publishes CloudEvents to ``verbund.events`` with publisher confirms.
 
-    One long-lived connection, reconnected on failure; ``publish`` returns
-    only after the broker confirmed the message, and raises otherwise.
+    One long-lived connection, reconnected on failure; ``publish`` and
+    ``publish_many`` return only after the broker confirmed every message, and
+    raise otherwise. ``publish_many`` sends a whole batch before it waits for
+    the confirms: one round trip for the batch instead of one per message.
     Safe to share between green threads: calls are serialised.
     """
+
+    CONFIRM_TIMEOUT = 30.0  # seconds to wait for the broker's confirms
 
     def __init__(self, amqp_uri: str, subscriptions: dict[str, list[str]] | None = None):
         self.amqp_uri = amqp_uri
         self.subscriptions = subscriptions
         self._connection: Connection | None = None
-        self._producer: Producer | None = None
+        self._channel = None
+        self._sent = 0  # delivery tags: the broker numbers the messages of a confirm channel from 1
+        self._unconfirmed: set[int] = set()
         self._lock = threading.Lock()
 
-    def _ensure(self) -> Producer:
-        if self._producer is None:
-            connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
-                                    connect_timeout=5)
+    def _ensure(self):
+        if self._channel is None:
+            connection = Connection(self.amqp_uri, connect_timeout=5)
             connection.ensure_connection(max_retries=1, interval_start=0.2, interval_step=0.5, interval_max=1)
             declare_topology(connection, self.subscriptions)
-            self._connection = connection
-            # No default exchange: kombu would put an empty exchange name ("to a queue") back to it.
-            self._producer = Producer(connection.default_channel)
-        return self._producer
+            channel = connection.default_channel
+            channel.confirm_select()
+            self._connection, self._channel, self._sent, self._unconfirmed = connection, channel, 0, set()
+        return self._channel
 
     def publish(self, routing_key: str, body: bytes, *, message_id: str, exchange: str | None = None,
                 headers: dict | None = None, content_type: str = "application/cloudevents+json",
                 mandatory: bool = False) -> None:
         """Publish and wait for the broker's confirm. ``mandatory``: fail if no queue takes it."""
+        self.publish_many([Outgoing(routing_key, body, message_id, exchange, headers, content_type, mandatory)])
+
+    def publish_many(self, messages: list[Outgoing]) -> None:
+        """Publish in this order, then wait until the broker confirmed them all."""
         with self._lock:
             try:
-                producer = self._ensure()
-                producer.publish(
-                    body,
-                    exchange=events_exchange.name if exchange is None else exchange,
-                    routing_key=routing_key,
-                    serializer=None,
-                    content_type=content_type,
-                    content_encoding="utf-8",
-                    delivery_mode=2,
-                    message_id=message_id,
-                    type=routing_key,
-                    headers=headers or {},
-                    mandatory=mandatory,
-                )
+                channel = self._ensure()
+                for message in messages:
+                    channel.basic_publish(
+                        amqp.Message(message.body, content_type=message.content_type, content_encoding="utf-8",
+                                     delivery_mode=2, message_id=message.message_id, type=message.routing_key,
+                                     application_headers=message.headers or {}),
+                        exchange=events_exchange.name if message.exchange is None else message.exchange,
+                        routing_key=message.routing_key, mandatory=message.mandatory)
+                    self._sent += 1
+                    self._unconfirmed.add(self._sent)
+                # A message no queue takes, published mandatory, comes back as basic.return before its
+                # confirm; py-amqp raises it from this wait.
+                while self._unconfirmed:
+                    channel.wait([amqp.spec.Basic.Ack, amqp.spec.Basic.Nack], callback=self._on_confirm,
+                                 timeout=self.CONFIRM_TIMEOUT)
             except Exception:
                 self.close()  # start afresh on the next call
                 raise
 
+    def _on_confirm(self, method, delivery_tag: int, multiple: bool) -> None:
+        if method == amqp.spec.Basic.Nack:
+            raise amqp.exceptions.MessageNacked(f"the broker refused message {delivery_tag}")
+        if multiple:
+            self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
     def close(self) -> None:
-        connection, self._connection, self._producer = self._connection, None, None
+        connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
             try:
                 connection.release()

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from verbund import envelope
+from verbund.broker import Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ inbox_table = Table(
 # Key of the PostgreSQL advisory lock that lets one relay at a time publish,
 # so that several instances of a service keep the events in order.
 RELAY_LOCK_KEY = 0x5645524255  # "VERBU"
+PUBLISH_CHUNK = 100  # events sent before waiting for their confirms
 
 
 def add(session: Session, event: dict) -> None:
@@ -149,9 +151,12 @@ class Relay:
                 conn.commit()  # no transaction is held while talking to the broker
                 sent = []
                 try:
-                    for row in rows:
-                        self.publisher.publish(row.type, row.body.encode("utf-8"), message_id=row.event_id)
-                        sent.append(row.seq)
+                    # In chunks: what the broker confirmed is marked even if a later chunk fails.
+                    for start in range(0, len(rows), PUBLISH_CHUNK):
+                        chunk = rows[start:start + PUBLISH_CHUNK]
+                        self.publisher.publish_many(
+                            [Outgoing(row.type, row.body.encode("utf-8"), row.event_id) for row in chunk])
+                        sent += [row.seq for row in chunk]
                 finally:
                     if sent:
                         conn.execute(update(outbox_table).where(outbox_table.c.seq.in_(sent))
