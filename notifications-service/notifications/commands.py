@@ -1,8 +1,10 @@
 """The notifications service layer: each function is one use case on a
 session. Consuming an event writes the inbox entries and the delivery work
-items in one transaction with the inbox claim, with set-based INSERT ...
-SELECT statements so that an announcement to 100k members is a handful of
-statements, not 100k ORM objects."""
+items in one transaction with the inbox claim: an announcement with set-based
+INSERT ... SELECT statements, so that 100k members are a handful of
+statements, not 100k ORM objects; an event that names its few members (most
+events) with one query for what is known of them and one bulk insert each
+for their inbox entries and deliveries."""
 from __future__ import annotations
 
 import json
@@ -13,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     String,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -23,6 +26,7 @@ from sqlalchemy import (
     union,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from notifications import domain
@@ -43,8 +47,6 @@ from notifications.schemas import PreferencesSchema, WebhookPatchSchema, Webhook
 from verbund import envelope, outbox
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Gone, NotFound, Unprocessable
-
-DIGEST_FREQUENCIES = ("daily", "weekly")
 
 
 def _iso(moment: datetime) -> str:
@@ -195,36 +197,110 @@ def _announcement_audience(plan: domain.Plan):
                                       PreferenceTopic.topic.in_(plan.topics)))))
 
 
+# The statements of the common case, an event naming a few members, built once (building a
+# statement costs more than running it) and run on the session's connection as Core statements
+# (the ORM's execute and bulk insert add more than the statements themselves cost).
+#
+# What the read model knows of the named members: recipient, preferences and enabled endpoints,
+# one row per endpoint. A member with an endpoint but no registration yet has a row too; a member
+# nobody knows has none (it gets its inbox entry only).
+_named = bindparam("member_ids", expanding=True)
+_known = union(
+    select(Recipient.member_id.label("member_id")).where(Recipient.member_id.in_(_named)),
+    select(WebhookEndpoint.member_id.label("member_id")).where(WebhookEndpoint.member_id.in_(_named),
+                                                                WebhookEndpoint.enabled.is_(True)),
+).subquery()
+_NAMED_MEMBERS = (
+    select(_known.c.member_id, Recipient.deleted, Recipient.consent_email, Recipient.email,
+           Preference.email.label("email_on"), Preference.webhook.label("webhook_on"), Preference.frequency,
+           WebhookEndpoint.id.label("endpoint_id"))
+    .select_from(_known)
+    .outerjoin(Recipient, Recipient.member_id == _known.c.member_id)
+    .outerjoin(Preference, Preference.member_id == _known.c.member_id)
+    .outerjoin(WebhookEndpoint, and_(WebhookEndpoint.member_id == _known.c.member_id,
+                                     WebhookEndpoint.enabled.is_(True)))
+)
+_INTEGRATOR_ENDPOINTS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+    WebhookEndpoint.member_id.is_(None), WebhookEndpoint.enabled.is_(True))
+_NEW_NOTIFICATIONS = insert(Notification.__table__).returning(Notification.member_id, Notification.id)
+_NEW_DELIVERIES = insert(Delivery.__table__)
+_NEW_SOURCE_EVENT = insert(SourceEvent.__table__)
+
+
 def notify(session: Session, event: dict) -> dict:
     """Everything a consumed event sets off: inbox entries, e-mails (or digest entries)
     and webhook deliveries of the members it concerns, and integrator webhook deliveries.
     Returns how many of each were written."""
     now = _now()
     plan = domain.plan(event)
-    counts = {"inbox": 0, "email": 0, "held": 0, "webhook": 0, "integrator": 0}
-    if plan is not None:
-        if plan.announcement:
-            audience = _announcement_audience(plan)
-            counts["inbox"] = session.execute(insert(Notification).from_select(
-                ["member_id", "source_event_id", "source_type", "created_at"],
-                select(audience.subquery().c.member_id, literal(event["id"], String),
-                       literal(event["type"], String), _ts(now)))).rowcount
-        else:
-            erased = set(session.execute(select(Recipient.member_id).where(
-                Recipient.member_id.in_(plan.member_ids), Recipient.deleted.is_(True))).scalars())
-            rows = [{"member_id": member_id, "source_event_id": event["id"], "source_type": event["type"],
-                     "created_at": now} for member_id in plan.member_ids if member_id not in erased]
-            if rows:
-                session.execute(insert(Notification), rows)
-            counts["inbox"] = len(rows)
-        if counts["inbox"]:
-            counts.update(_queue_member_deliveries(session, event, now))
-    counts["integrator"] = _queue_integrator_deliveries(session, event, now)
+    session.flush()  # the Core statements below see what the session changed before
+    conn = session.connection()
+    if plan is None:
+        counts = {"inbox": 0, "email": 0, "held": 0, "webhook": 0}
+    elif plan.announcement:
+        counts = _notify_audience(session, event, plan, now)
+    else:
+        counts = _notify_members(conn, event, plan.member_ids, now)
+    counts["integrator"] = _queue_integrator_deliveries(conn, event, now)
     if counts["inbox"] or counts["integrator"]:
-        session.add(SourceEvent(id=event["id"], type=event["type"], subject=event["subject"],
-                                body=json.dumps(event, ensure_ascii=False),
-                                time=datetime.fromisoformat(event["time"].replace("Z", "+00:00"))))
+        conn.execute(_NEW_SOURCE_EVENT, {
+            "id": event["id"], "type": event["type"], "subject": event["subject"],
+            "body": json.dumps(event, ensure_ascii=False),
+            "time": datetime.fromisoformat(event["time"].replace("Z", "+00:00"))})
     return counts
+
+
+def _notify_audience(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:
+    """An announcement: set-based, a handful of statements however big the audience."""
+    audience = _announcement_audience(plan)
+    counts = {"inbox": session.execute(insert(Notification).from_select(
+        ["member_id", "source_event_id", "source_type", "created_at"],
+        select(audience.subquery().c.member_id, literal(event["id"], String),
+               literal(event["type"], String), _ts(now)))).rowcount, "email": 0, "held": 0, "webhook": 0}
+    if counts["inbox"]:
+        counts.update(_queue_member_deliveries(session, event, now))
+    return counts
+
+
+def _notify_members(conn: Connection, event: dict, member_ids: tuple[str, ...], now: datetime) -> dict:
+    """An event that names its members: what is known of them in one query, their inbox
+    entries in one insert, their e-mail and webhook deliveries in another."""
+    known: dict[str, list] = {}
+    for row in conn.execute(_NAMED_MEMBERS, {"member_ids": list(member_ids)}):
+        known.setdefault(row.member_id, []).append(row)
+    members = [m for m in member_ids if not (m in known and known[m][0].deleted)]  # erased: not told
+    counts = {"inbox": len(members), "email": 0, "held": 0, "webhook": 0}
+    if not members:
+        return counts
+    notification_ids = dict(conn.execute(_NEW_NOTIFICATIONS, [
+        {"member_id": m, "source_event_id": event["id"], "source_type": event["type"], "created_at": now}
+        for m in members]).all())
+    deliveries = []
+    for member_id in members:
+        rows = known.get(member_id, ())
+        if not rows:
+            continue
+        member, notification_id = rows[0], notification_ids[member_id]
+        status = domain.email_status(member.consent_email, member.email, member.email_on, member.frequency)
+        if status is not None:
+            deliveries.append(_delivery(event, now, "email", member_id, member_id, notification_id, status))
+            counts["email" if status == "pending" else "held"] += 1
+        if domain.wants_webhooks(member.webhook_on):
+            for row in rows:
+                if row.endpoint_id is not None:
+                    deliveries.append(_delivery(event, now, "webhook", row.endpoint_id, member_id,
+                                                notification_id))
+                    counts["webhook"] += 1
+    if deliveries:
+        conn.execute(_NEW_DELIVERIES, deliveries)
+    return counts
+
+
+def _delivery(event: dict, now: datetime, channel: str, target: str, member_id: str | None,
+              notification_id: int | None, status: str = "pending") -> dict:
+    return {"channel": channel, "target": target, "source_event_id": event["id"], "source_type": event["type"],
+            "subject": event["subject"], "member_id": member_id, "notification_id": notification_id,
+            "status": status, "attempts": 0, "next_attempt_at": now, "created_at": now}
 
 
 def _queue_member_deliveries(session: Session, event: dict, now: datetime) -> dict:
@@ -233,7 +309,7 @@ def _queue_member_deliveries(session: Session, event: dict, now: datetime) -> di
     mine = Notification.source_event_id == event["id"]
     constants = (literal(event["id"], String), literal(event["type"], String), literal(event["subject"], String))
     wants_email = or_(Preference.email.is_(None), Preference.email.is_(True))
-    on_digest = Preference.frequency.in_(DIGEST_FREQUENCIES)
+    on_digest = Preference.frequency.in_(domain.DIGEST_FREQUENCIES)  # as domain.email_status
 
     def emails(status: str, when):
         # Members on a digest get their e-mail deliveries held until the digest collects them.
@@ -256,17 +332,13 @@ def _queue_member_deliveries(session: Session, event: dict, now: datetime) -> di
     return {"email": pending, "held": held, "webhook": webhook}
 
 
-def _queue_integrator_deliveries(session: Session, event: dict, now: datetime) -> int:
-    endpoints = session.execute(select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-        WebhookEndpoint.member_id.is_(None), WebhookEndpoint.enabled.is_(True))).all()
-    rows = [{"channel": "webhook", "target": endpoint.id, "source_event_id": event["id"],
-             "source_type": event["type"], "subject": event["subject"], "member_id": None, "notification_id": None,
-             "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-            for endpoint in endpoints
+def _queue_integrator_deliveries(conn: Connection, event: dict, now: datetime) -> int:
+    rows = [_delivery(event, now, "webhook", endpoint.id, None, None)
+            for endpoint in conn.execute(_INTEGRATOR_ENDPOINTS)
             if any(domain.type_matches(pattern, event["type"])
                    for pattern in json.loads(endpoint.event_types or '["#"]'))]
     if rows:
-        session.execute(insert(Delivery), rows)
+        conn.execute(_NEW_DELIVERIES, rows)
     return len(rows)
 
 
@@ -323,7 +395,7 @@ def set_preferences(session: Session, principal: Principal, member_id: str, data
         preference.language = changes["language"]
     if "frequency" in changes:
         preference.frequency = changes["frequency"]
-        if preference.frequency in DIGEST_FREQUENCIES and before not in DIGEST_FREQUENCIES:
+        if preference.frequency in domain.DIGEST_FREQUENCIES and before not in domain.DIGEST_FREQUENCIES:
             preference.last_digest_at = now  # the first digest comes at the next slot, not at once
     if "topics" in changes:
         session.execute(delete(PreferenceTopic).where(PreferenceTopic.member_id == member_id))

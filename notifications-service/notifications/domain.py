@@ -15,6 +15,7 @@ from verbund.reference import LANGUAGES
 
 CHANNELS = ("inbox", "email", "webhook")
 FREQUENCIES = ("immediately", "daily", "weekly")
+DIGEST_FREQUENCIES = ("daily", "weekly")
 DEFAULT_LANGUAGE = "de"
 
 # Which template tells a member of which event.
@@ -89,6 +90,22 @@ def wants_announcement(sector: str | None, topics, preferred_topics, target_sect
     if preferred_topics is None:
         return fits
     return fits and bool(set(preferred_topics) & event_topics)
+
+
+def email_status(consent: bool | None, address: str | None, email_on: bool | None,
+                 frequency: str | None) -> str | None:
+    """How a member's e-mail of a notification is queued: ``pending``, ``held`` for its digest,
+    or None (no consent, no address, or e-mail off). ``consent`` and ``address`` are None while
+    the member's registration has not arrived; ``email_on``/``frequency`` None: no preferences
+    yet (the defaults). The SQL in ``commands`` does the same for an announcement's audience."""
+    if not consent or address is None or email_on is False:
+        return None
+    return "held" if frequency in DIGEST_FREQUENCIES else "pending"
+
+
+def wants_webhooks(webhook_on: bool | None) -> bool:
+    """Whether a member's endpoints receive its notifications (None: no preferences yet)."""
+    return webhook_on is not False
 
 
 def language(preferred: str | None, contact: str | None) -> str:

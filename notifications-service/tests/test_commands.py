@@ -4,6 +4,7 @@ through a real SMTP server process and webhooks to a local HTTP server."""
 import json
 import random
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -182,6 +183,83 @@ def test_named_members_hear_of_changes_registrations_and_projects(store):
         by_member.setdefault(row.member_id, []).append(row.source_type)
     assert by_member == {ids[0]: ["event.updated", "project.formed"],
                          ids[1]: ["event.updated", "registration.confirmed", "project.formed"]}
+
+
+def _hook(session, member_id, enabled=True):
+    endpoint = commands.create_webhook(session, ADMIN, {"url": "http://127.0.0.1:9/hook", "member_id": member_id,
+                                                        "allow_private": True})
+    if not enabled:
+        commands.update_webhook(session, ADMIN, endpoint["id"], {"enabled": False})
+    return endpoint["id"]
+
+
+def test_a_named_event_writes_each_members_deliveries_by_its_consent_preferences_and_endpoints(store):
+    plain, digest, quiet, refused, erased = (member(), member(), member(), member(consent_email=False), member())
+    ids = {name: profile_of(m)["id"] for name, m in
+           [("plain", plain), ("digest", digest), ("quiet", quiet), ("refused", refused), ("erased", erased)]}
+    ids["early"], ids["stranger"] = str(uuid.uuid4()), str(uuid.uuid4())  # registrations not arrived yet
+    consume(store, plain, digest, quiet, refused, erased)
+    with store.transaction() as session:
+        hooks = {"plain": _hook(session, ids["plain"]), "digest": _hook(session, ids["digest"]),
+                 "quiet": _hook(session, ids["quiet"]), "refused": _hook(session, ids["refused"]),
+                 "erased": _hook(session, ids["erased"]), "early": _hook(session, ids["early"])}
+        _hook(session, ids["digest"], enabled=False)
+        commands.set_preferences(session, ADMIN, ids["digest"], {"frequency": "weekly"})
+        commands.set_preferences(session, ADMIN, ids["quiet"], {"channels": {"email": False, "webhook": False}})
+        crm = commands.create_webhook(session, ADMIN, {
+            "url": "http://127.0.0.1:9/crm", "event_types": ["event.*"], "allow_private": True})["id"]
+    consume(store, member_deleted(ids["erased"]))
+    updated = event_changed("event.updated", joint_event(), list(ids.values()))
+    with store.transaction() as session:
+        counts = commands.notify(session, updated)
+
+    assert counts == {"inbox": 6, "email": 1, "held": 1, "webhook": 4, "integrator": 1}
+    inbox = {row.member_id: row.id for row in rows(store, Notification)}
+    assert set(inbox) == {member_id for name, member_id in ids.items() if name != "erased"}
+    written = {(d.channel, d.target, d.member_id, d.notification_id, d.status, d.source_type, d.subject)
+               for d in rows(store, Delivery, Delivery.source_event_id == updated["id"])}
+    subject = updated["subject"]
+    assert written == {
+        ("email", ids["plain"], ids["plain"], inbox[ids["plain"]], "pending", "event.updated", subject),
+        ("email", ids["digest"], ids["digest"], inbox[ids["digest"]], "held", "event.updated", subject),
+        *{("webhook", hooks[name], ids[name], inbox[ids[name]], "pending", "event.updated", subject)
+          for name in ("plain", "digest", "refused", "early")},
+        ("webhook", crm, None, None, "pending", "event.updated", subject),
+    }
+    assert [row.id for row in rows(store, SourceEvent)] == [updated["id"]]
+    # A suggestion for an erased member alone writes nothing at all.
+    with store.transaction() as session:
+        assert commands.notify(session, match_suggested(ids["erased"])) == {
+            "inbox": 0, "email": 0, "held": 0, "webhook": 0, "integrator": 0}
+    assert count(store, SourceEvent) == 1
+
+
+def test_named_and_announced_events_apply_the_same_delivery_rules(store):
+    """A named event's deliveries are decided in Python, an announcement's in SQL: alike."""
+    rng = random.Random(11)
+    population = [member(sector="automotive", consent_email=rng.random() < 0.7) for _ in range(40)]
+    consume(store, *population)
+    ids = [profile_of(m)["id"] for m in population]
+    with store.transaction() as session:
+        for member_id in ids:
+            commands.set_preferences(session, ADMIN, member_id, {
+                "frequency": rng.choice(["immediately", "daily", "weekly"]),
+                "channels": {"email": rng.random() < 0.8, "webhook": rng.random() < 0.8}})
+            for _ in range(rng.choice([0, 0, 1, 2])):
+                _hook(session, member_id, enabled=rng.random() < 0.8)
+    consume(store, *(member_deleted(member_id) for member_id in ids[:3]))
+    joint = joint_event(target_sectors=["automotive"], topics=[])
+    announced, changed = scheduled(joint), event_changed("event.updated", joint, ids)
+    with store.transaction() as session:
+        counts = [commands.notify(session, event) for event in (announced, changed)]
+
+    def deliveries(event):
+        return {(d.channel, d.target, d.member_id, d.status)
+                for d in rows(store, Delivery, Delivery.source_event_id == event["id"])}
+
+    assert counts[0] == counts[1] and counts[0]["inbox"] == 37 and counts[0]["webhook"] > 0
+    assert deliveries(announced) == deliveries(changed)
+    assert {s for _, _, _, s in deliveries(changed)} == {"pending", "held"}
 
 
 def test_a_redelivered_event_changes_nothing(store):

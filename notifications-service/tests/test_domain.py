@@ -72,6 +72,25 @@ def test_the_announcement_rule(sector, topics, preferred, expected):
     assert domain.wants_announcement(sector, topics, preferred, ["automotive"], ["ai", "e-mobility"]) is expected
 
 
+@pytest.mark.parametrize("consent, address, email_on, frequency, expected", [
+    (True, "a@example.org", None, None, "pending"),        # no preferences: the defaults
+    (True, "a@example.org", True, "immediately", "pending"),
+    (True, "a@example.org", True, "daily", "held"),         # waits for the digest
+    (True, "a@example.org", None, "weekly", "held"),
+    (True, "a@example.org", False, "daily", None),          # e-mail turned off
+    (False, "a@example.org", True, "immediately", None),    # no consent in the profile
+    (True, None, True, "immediately", None),                # no contact address
+    (None, None, True, "immediately", None),                # registration not arrived yet
+])
+def test_an_email_needs_consent_an_address_and_email_on_and_waits_for_a_digest(
+        consent, address, email_on, frequency, expected):
+    assert domain.email_status(consent, address, email_on, frequency) == expected
+
+
+def test_webhooks_go_unless_turned_off():
+    assert domain.wants_webhooks(None) and domain.wants_webhooks(True) and not domain.wants_webhooks(False)
+
+
 def test_language_prefers_the_choice_then_the_contact_then_german():
     assert domain.language("en", "de") == "en"
     assert domain.language(None, "en") == "en"
