@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import timedelta
+from functools import cache
 
 from sqlalchemy import (
     Column,
@@ -22,13 +23,13 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    exists,
     func,
     insert,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -76,14 +77,19 @@ def add(session: Session, event: dict) -> None:
 def claim(session: Session, event: dict) -> bool:
     """Record ``event`` as processed; False if it was processed before.
 
-    Two workers racing on the same id both insert; the second commit fails
-    on the primary key and its effect is rolled back with it.
+    One statement: the insert does nothing when the id is there. A second
+    worker racing on the same id waits for the first one's transaction and
+    then finds it (PostgreSQL), or waits for the write lock (SQLite).
     """
-    if session.execute(select(exists().where(inbox_table.c.event_id == event["id"]))).scalar():
-        return False
-    session.execute(insert(inbox_table).values(event_id=event["id"], type=event["type"],
-                                               processed_at=envelope.utcnow()))
-    return True
+    statement = _claim_statement(session.get_bind().dialect.name)
+    return session.execute(statement, {"event_id": event["id"], "type": event["type"],
+                                       "processed_at": envelope.utcnow()}).rowcount == 1
+
+
+@cache
+def _claim_statement(dialect: str):
+    insert_for = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    return insert_for(inbox_table).on_conflict_do_nothing(index_elements=[inbox_table.c.event_id])
 
 
 def pending_count(engine: Engine) -> int:
