@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 
-from sqlalchemy import delete, func, or_, select, text, tuple_
+from sqlalchemy import bindparam, delete, func, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from matching import domain
@@ -31,6 +31,7 @@ MAX_OPEN_INVITATIONS = 3
 PROPOSALS_PER_EVENT = 5
 # A member's open proposal gives way to a new one that covers this much more of its needs.
 SUPERSEDE_GAIN = 0.2
+STORED_LISTS_PER_QUERY = 200  # suggestion lists read with one SELECT ... IN
 READ_MODEL_LOCK = 0x4D41544348  # "MATCH": one instance at a time changes the read model
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,14 @@ def apply_member_event(session: Session, engine: Engine, event: dict) -> None:
     changes = engine.upsert(minimal(profile))
     publish_suggestions(session, engine, changes.lists)
     if not profile["consent"]["suggest_as_partner"]:
-        close_proposals(session, lambda m: profile["id"] in m, reason="consent_withdrawn")
+        close_proposals(session, involving=profile["id"], reason="consent_withdrawn")
     # Around the member itself if what it offers or needs changed, and around members who have
     # a new partner now: a growing network leads to better teams.
     anchors = [profile["id"]] if domain.affects_matching(changed) else []
     anchors += [member_id for member_id in changes.lists if member_id != profile["id"]]
+    lookups = Lookups(session)
     for member_id in anchors[:PROPOSALS_PER_EVENT]:
-        propose_around(session, engine, member_id)
+        propose_around(session, engine, member_id, lookups)
 
 
 def minimal(profile: dict) -> dict:
@@ -146,8 +148,7 @@ def forget_member(session: Session, engine: Engine, member_id: str, version: int
     engine.seq = seq
     publish_suggestions(session, engine, engine.remove(member_id).lists)
     session.execute(delete(SuggestionSet).where(SuggestionSet.member_id == member_id))
-    involved = lambda members: member_id in members  # noqa: E731
-    close_proposals(session, involved, reason="member_deleted", erase=member_id)
+    close_proposals(session, involving=member_id, reason="member_deleted", erase=member_id)
     ids = select(ProposalMember.proposal_id).where(ProposalMember.member_id == member_id)
     for proposal in session.execute(select(Proposal).where(Proposal.id.in_(ids))).scalars().all():
         session.delete(proposal)
@@ -171,25 +172,33 @@ def explained(engine: Engine, member_id: str) -> list[dict]:
 
 def publish_suggestions(session: Session, engine: Engine, member_ids) -> int:
     """Store and announce the lists that changed in substance; return how many were announced."""
+    member_ids = sorted(member_ids)
     announced = 0
-    for count, member_id in enumerate(sorted(member_ids), start=1):
-        if count % 200 == 0:
+    for start in range(0, len(member_ids), STORED_LISTS_PER_QUERY):
+        if start:
             time.sleep(0)  # a long refresh lets other green threads (heartbeats, HTTP) run
-        suggestions = explained(engine, member_id)
-        fingerprint = domain.fingerprint(suggestions)
-        row = session.get(SuggestionSet, member_id)
-        if row is not None and row.fingerprint == fingerprint:
-            continue
-        # An empty list is news only to a member that was told of partners before.
-        worth_telling = bool(suggestions) or row is not None
-        if row is None:
-            row = SuggestionSet(member_id=member_id)
-            session.add(row)
-        row.fingerprint, row.suggestions, row.updated_at = fingerprint, suggestions, envelope.utcnow()
-        if worth_telling:
+        chunk = member_ids[start:start + STORED_LISTS_PER_QUERY]
+        rows = {row.member_id: row for row in session.execute(
+            select(SuggestionSet).where(SuggestionSet.member_id.in_(chunk))).scalars()}
+        news = []
+        for member_id in chunk:
+            suggestions = explained(engine, member_id)
+            fingerprint = domain.fingerprint(suggestions)
+            row = rows.get(member_id)
+            if row is not None and row.fingerprint == fingerprint:
+                continue
+            # An empty list is news only to a member that was told of partners before.
+            worth_telling = bool(suggestions) or row is not None
+            if row is None:
+                row = SuggestionSet(member_id=member_id)
+                session.add(row)
+            row.fingerprint, row.suggestions, row.updated_at = fingerprint, suggestions, envelope.utcnow()
+            if worth_telling:
+                news.append((member_id, suggestions))
+        session.flush()  # the chunk's stored lists in one go, not one flush per announcement
+        for member_id, suggestions in news:
             _announce(session, "match.suggested", member_id, {"member_id": member_id, "suggestions": suggestions})
-            announced += 1
-    session.flush()
+        announced += len(news)
     return announced
 
 
@@ -230,96 +239,152 @@ def project_data(proposal: Proposal, erase: str | None = None) -> dict:
     }
 
 
-def _declined_among(session: Session):
-    def load(member_ids: list[str]) -> set[frozenset]:
-        rows = session.execute(select(DeclinedPair.member_a, DeclinedPair.member_b).where(
-            DeclinedPair.member_a.in_(member_ids), DeclinedPair.member_b.in_(member_ids))).all()
-        return {frozenset(row) for row in rows}
-    return load
+# Statements built once (their ids are bound when run): open invitations per member, driven by the
+# member index (joining on status instead lets SQLite walk every open proposal), and declined
+# pairings that involve any of the members.
+OPEN_INVITATIONS = (
+    select(ProposalMember.member_id, func.count())
+    .where(ProposalMember.member_id.in_(bindparam("ids", expanding=True)),
+           select(Proposal.status).where(Proposal.id == ProposalMember.proposal_id).scalar_subquery() == "proposed")
+    .group_by(ProposalMember.member_id))
+DECLINED_PAIRS = select(DeclinedPair.member_a, DeclinedPair.member_b).where(or_(
+    DeclinedPair.member_a.in_(bindparam("ids", expanding=True)),
+    DeclinedPair.member_b.in_(bindparam("ids", expanding=True))))
 
 
-def _teams_of(session: Session, member_id: str) -> set[frozenset]:
-    ids = select(ProposalMember.proposal_id).where(ProposalMember.member_id == member_id)
-    keys = session.execute(select(Proposal.member_key).where(Proposal.id.in_(ids))).scalars()
-    return {frozenset(key.split(",")) for key in keys}
+class Lookups:
+    """What proposing asks of the database about members, read once per member within one
+    transaction: open invitations, declined pairings and the teams proposed before.
+
+    Proposals made or closed in the same transaction are told (``proposed``/``closed``), so the
+    answers stay what a fresh query would give; declined pairings are only written by ``respond``,
+    which does not propose. Use one per transaction, never across transactions."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._open: dict[str, int] = {}                  # member -> open proposals it is invited to
+        self._declined: dict[str, set[frozenset]] = {}   # member -> declined pairings it is part of
+        self._teams: dict[str, set[frozenset]] = {}      # member -> teams of every proposal it was in
+
+    def busy_among(self, member_ids: list[str]) -> set[str]:
+        """The members invited to MAX_OPEN_INVITATIONS open proposals already."""
+        missing = [m for m in dict.fromkeys(member_ids) if m not in self._open]
+        if missing:
+            self._open.update(dict.fromkeys(missing, 0))
+            self._open.update(self.session.execute(OPEN_INVITATIONS, {"ids": missing}).tuples().all())
+        return {m for m in member_ids if self._open[m] >= MAX_OPEN_INVITATIONS}
+
+    def declined_among(self, member_ids: list[str]) -> set[frozenset]:
+        """The declined pairings of which both members are among ``member_ids``."""
+        missing = [m for m in dict.fromkeys(member_ids) if m not in self._declined]
+        if missing:
+            for m in missing:
+                self._declined[m] = set()
+            rows = self.session.execute(DECLINED_PAIRS, {"ids": missing}).all()
+            for row in rows:
+                for m in row:
+                    if m in self._declined:
+                        self._declined[m].add(frozenset(row))
+        among = set(member_ids)
+        return {pair for m in among for pair in self._declined[m] if pair <= among}
+
+    def teams_of(self, member_id: str) -> set[frozenset]:
+        """Every team proposed with the member in it, whatever became of the proposal."""
+        if member_id not in self._teams:
+            ids = select(ProposalMember.proposal_id).where(ProposalMember.member_id == member_id)
+            keys = self.session.execute(select(Proposal.member_key).where(Proposal.id.in_(ids))).scalars()
+            self._teams[member_id] = {frozenset(key.split(",")) for key in keys}
+        return self._teams[member_id]
+
+    def proposed(self, member_ids: list[str]) -> None:
+        """A proposal to these members was made in this transaction."""
+        team = frozenset(member_ids)
+        for m in member_ids:
+            if m in self._open:
+                self._open[m] += 1
+            if m in self._teams:
+                self._teams[m].add(team)
+
+    def closed(self, member_ids: list[str]) -> None:
+        """An open proposal to these members was closed in this transaction."""
+        for m in member_ids:
+            if m in self._open:
+                self._open[m] -= 1
+
+    def options(self) -> dict:
+        """The keyword arguments ``Engine.propose`` takes to ask these questions."""
+        return {"declined": self.declined_among, "proposed": self.teams_of, "unavailable": self.busy_among}
 
 
-def _create_proposal(session: Session, consortium: dict) -> dict:
+def _create_proposal(session: Session, consortium: dict, lookups: Lookups) -> dict:
     now = envelope.utcnow()
+    member_ids = [m["member_id"] for m in consortium["members"]]
     proposal = Proposal(id=str(uuid.uuid4()), anchor_id=consortium["anchor_id"], topic=consortium["topic"],
                         title=consortium["title"], status="proposed", score=consortium["score"],
                         need_coverage=consortium["need_coverage"],
                         explanation=consortium["explanation"],
-                        member_key=domain.member_key(m["member_id"] for m in consortium["members"]),
+                        member_key=domain.member_key(member_ids),
                         created_at=now, updated_at=now)
     proposal.members = [ProposalMember(member_id=m["member_id"], position=i, name=m["name"], sector=m["sector"],
                                        response="pending") for i, m in enumerate(consortium["members"])]
     session.add(proposal)
     session.flush()
+    lookups.proposed(member_ids)
     data = project_data(proposal)
     _announce(session, "project.proposed", proposal.id, {"project": data})
     return data
 
 
-def _busy_among(session: Session):
-    def load(member_ids: list[str]) -> set[str]:
-        rows = session.execute(
-            select(ProposalMember.member_id).join(Proposal, Proposal.id == ProposalMember.proposal_id)
-            .where(Proposal.status == "proposed", ProposalMember.member_id.in_(member_ids))
-            .group_by(ProposalMember.member_id).having(func.count() >= MAX_OPEN_INVITATIONS)).scalars()
-        return set(rows)
-    return load
-
-
-def propose_around(session: Session, engine: Engine, member_id: str) -> dict | None:
+def propose_around(session: Session, engine: Engine, member_id: str, lookups: Lookups | None = None) -> dict | None:
     """Propose a consortium around a member's needs. Its open proposal, if any, stays unless the new
-    team covers clearly more of its needs; then the old one is closed as superseded."""
+    team covers clearly more of its needs; then the old one is closed as superseded. ``lookups``
+    may be shared by the calls within one transaction."""
+    lookups = lookups or Lookups(session)
     open_own = session.execute(select(Proposal).where(Proposal.anchor_id == member_id,
                                                       Proposal.status == "proposed")).scalar()
-    consortium = engine.propose(member_id, declined=_declined_among(session),
-                                proposed=lambda anchor: _teams_of(session, anchor),
-                                unavailable=_busy_among(session))
+    consortium = engine.propose(member_id, **lookups.options())
     if consortium is None:
         return None
     if open_own is not None:
         if consortium["need_coverage"] < open_own.need_coverage + SUPERSEDE_GAIN:
             return None
-        close_proposals(session, lambda members: False, reason="superseded", only=open_own)
-    return _create_proposal(session, consortium)
+        close_proposals(session, reason="superseded", only=open_own, lookups=lookups)
+    return _create_proposal(session, consortium, lookups)
 
 
 def propose(session: Session, engine: Engine, data: dict) -> dict:
     """An organizer asks for a consortium around a member or a topic."""
+    lookups = Lookups(session)
     if data.get("topic"):
         if data["topic"] not in engine.vocabulary.topics:
             raise Unprocessable("validation failed", fields={"topic": [f"unknown topic {data['topic']!r}"]})
-        consortium = engine.propose_for_topic(data["topic"], declined=_declined_among(session),
-                                              proposed=lambda anchor: _teams_of(session, anchor),
-                                              unavailable=_busy_among(session))
+        consortium = engine.propose_for_topic(data["topic"], **lookups.options())
     else:
         if data["member_id"] not in engine:
             raise NotFound(f"no member {data['member_id']}")
-        consortium = engine.propose(data["member_id"], declined=_declined_among(session),
-                                    proposed=_teams_of(session, data["member_id"]), unavailable=_busy_among(session))
+        consortium = engine.propose(data["member_id"], **lookups.options())
     if consortium is None:
         raise Unprocessable("no consortium can be proposed: no consenting partners from other sectors cover "
                             "the needs, or every such team was proposed or declined before")
-    return _create_proposal(session, consortium)
+    return _create_proposal(session, consortium, lookups)
 
 
-def close_proposals(session: Session, involves, *, reason: str, erase: str | None = None,
-                    only: Proposal | None = None) -> int:
-    """Close every open proposal whose member ids satisfy ``involves`` (or just ``only``)."""
-    closed = 0
-    candidates = [only] if only is not None else \
-        session.execute(select(Proposal).where(Proposal.status == "proposed")).scalars().all()
+def close_proposals(session: Session, *, reason: str, involving: str | None = None, erase: str | None = None,
+                    only: Proposal | None = None, lookups: Lookups | None = None) -> int:
+    """Close every open proposal the member ``involving`` is invited to (or just ``only``)."""
+    if only is not None:
+        candidates = [only]
+    else:
+        ids = select(ProposalMember.proposal_id).where(ProposalMember.member_id == involving)
+        candidates = session.execute(select(Proposal).where(Proposal.status == "proposed", Proposal.id.in_(ids))
+                                     .order_by(Proposal.created_at, Proposal.id)).scalars().all()
     for proposal in candidates:
-        if proposal is only or involves([m.member_id for m in proposal.members]):
-            proposal.status, proposal.closed_reason, proposal.updated_at = "closed", reason, envelope.utcnow()
-            session.flush()
-            _announce(session, "project.closed", proposal.id, {"project": project_data(proposal, erase=erase)})
-            closed += 1
-    return closed
+        proposal.status, proposal.closed_reason, proposal.updated_at = "closed", reason, envelope.utcnow()
+        session.flush()
+        if lookups is not None:
+            lookups.closed([m.member_id for m in proposal.members])
+        _announce(session, "project.closed", proposal.id, {"project": project_data(proposal, erase=erase)})
+    return len(candidates)
 
 
 def _load_proposal(session: Session, proposal_id: str, *, for_update: bool = False) -> Proposal:

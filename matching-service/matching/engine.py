@@ -43,6 +43,7 @@ WORD_WEIGHT = 0.6
 SUGGESTIONS = 10
 PROPOSAL_POOL = 40
 MAX_CONSORTIUM = 4
+CARD_FEATURES_KEPT = 20_000  # cards whose analysed offers and needs the engine keeps at hand
 
 SECTOR_CODES = {"automotive": 0, "it": 1, "logistics": 2, "research": 3, "public": 4, "other": 5}
 STATE_CODES = {code: i for i, code in enumerate(sorted(STATES))}
@@ -202,6 +203,7 @@ class Engine:
         self.main, self.delta = empty, empty
         self.main_boundary = 0
         self._scratch = kernel.new_scratch(16, 16)
+        self._card_features: dict[str, tuple] = {}  # member id -> (card, its features), see _features_of
         self.seq = 0  # the read model's change counter this state reflects (kept by the service layer)
 
     # --- reading profiles -------------------------------------------------------------------------
@@ -514,30 +516,46 @@ class Engine:
 
     # --- explaining a pair ---------------------------------------------------------------------------
 
-    def _best_matches(self, needs, offers) -> list[tuple[float, int | None, Feature | None, Feature | None]]:
-        """For each need: (strength, index of the best offer, the need's and the offer's feature)."""
-        analysed = [self.analyse(label, term, need=False) for label, term in offers]
-        offered = [{f.id: f for f in features} for features in analysed]
+    def _features_of(self, card: Card) -> tuple[tuple[tuple[Feature, ...], ...], dict[int, list]]:
+        """A card's features: per need its features, and its offers by feature id as
+        [(offer index, feature)] in offer order. Kept for the cards used last (explaining a list
+        or choosing a team meets the same cards again and again)."""
+        cached = self._card_features.get(card.id)
+        if cached is not None and cached[0] is card:
+            return cached[1], cached[2]
+        needs = tuple(self.analyse(label, term, need=True) for label, term in card.needs)
+        offers: dict[int, list[tuple[int, Feature]]] = {}
+        for j, (label, term) in enumerate(card.offers):
+            for feature in self.analyse(label, term, need=False):
+                offers.setdefault(feature.id, []).append((j, feature))
+        if len(self._card_features) >= CARD_FEATURES_KEPT:
+            self._card_features.clear()
+        self._card_features[card.id] = (card, needs, offers)
+        return needs, offers
+
+    def _best_matches(self, a: Card, b: Card) -> list[tuple[float, int | None, Feature | None, Feature | None]]:
+        """For each of A's needs, B's best offer: (strength, index of the offer, the need's and the
+        offer's feature). The first best wins: need features in order, then offers in order."""
+        needs, _ = self._features_of(a)
+        _, offers = self._features_of(b)
         result = []
-        for label, term in needs:
+        for need_features in needs:
             best = (0.0, None, None, None)
-            for need_feature in self.analyse(label, term, need=True):
-                for j, features in enumerate(offered):
-                    offer_feature = features.get(need_feature.id)
-                    if offer_feature is not None:
-                        value = need_feature.weight * offer_feature.weight
-                        if value > best[0]:
-                            best = (value, j, need_feature, offer_feature)
+            for need_feature in need_features:
+                for j, offer_feature in offers.get(need_feature.id, ()):
+                    value = need_feature.weight * offer_feature.weight
+                    if value > best[0]:
+                        best = (value, j, need_feature, offer_feature)
             result.append(best)
         return result
 
     def pair(self, a: Card, b: Card) -> dict:
         """B as a partner of A: the score, its weighted parts and the matches behind it."""
-        met = self._best_matches(a.needs, b.offers)
-        wanted = self._best_matches(b.needs, a.offers)
+        met = self._best_matches(a, b)
+        wanted = self._best_matches(b, a)
         need_coverage = sum(m[0] for m in met) / len(a.needs) if a.needs else 0.0
         offer_coverage = sum(m[0] for m in wanted) / len(b.needs) if b.needs else 0.0
-        ta, tb = set(a.topics) & set(self.topic_bit), set(b.topics) & set(self.topic_bit)
+        ta, tb = set(a.topics) & self.topic_bit.keys(), set(b.topics) & self.topic_bit.keys()
         topics = len(ta & tb) / min(len(ta), len(tb)) if ta and tb else 0.0
         proximity = self._proximity(a, b)
         raw = {"need_coverage": need_coverage, "offer_coverage": offer_coverage, "topics": topics,
@@ -643,7 +661,7 @@ class Engine:
         pool = [b for b in pool if b.id not in unavailable]
         if callable(declined):
             declined = declined([anchor.id] + [b.id for b in pool])
-        covers = {b.id: self._best_matches(anchor.needs, b.offers) for b in pool}
+        covers = {b.id: self._best_matches(anchor, b) for b in pool}
         coverage = {member: [m[0] for m in matches] for member, matches in covers.items()}
         pair_scores: dict[tuple[str, str], float] = {}
 
@@ -657,9 +675,10 @@ class Engine:
             team, covered = [anchor], [0.0] * len(anchor.needs)
             while len(team) < MAX_CONSORTIUM:
                 sectors = {m.sector for m in team}
+                chosen = {m.id for m in team}
                 best, best_value = None, 0.0
                 for b in pool:
-                    if b in team or b.id in banned or any(frozenset((b.id, m.id)) in declined for m in team):
+                    if b.id in chosen or b.id in banned or any(frozenset((b.id, m.id)) in declined for m in team):
                         continue
                     gain = sum(max(0.0, c - have)
                                for c, have in zip(coverage[b.id], covered, strict=True)) / len(covered)

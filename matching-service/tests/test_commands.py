@@ -1,6 +1,7 @@
 """The matching use cases on SQLite and PostgreSQL (migrated by Alembic), with their events
 going through the outbox to the real broker."""
 import json
+import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -10,6 +11,7 @@ from matching.engine import Engine
 from matching.models import DeclinedPair, MemberProfile, Proposal, SuggestionSet
 from verbund import envelope, outbox
 from verbund.auth import Principal
+from verbund.database import Store
 from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
 from verbund.testing import migrated_store
 
@@ -283,3 +285,64 @@ def test_organizers_ask_for_consortia_around_a_member_or_topic(store, engine, tr
         except Unprocessable:
             again = None
     assert again is None or frozenset(m["member_id"] for m in again["members"]) not in earlier
+
+
+def test_lookups_in_one_transaction_count_the_proposals_it_makes_and_closes(store):
+    """Proposals made in one event see the invitations made before them in the same event."""
+    a, b, c, d = (str(uuid.uuid4()) for _ in range(4))
+
+    def consortium(*members):
+        return {"anchor_id": members[0], "topic": None, "title": "t", "score": 0.5, "need_coverage": 0.5,
+                "explanation": [], "members": [{"member_id": m, "name": m[:8], "sector": "it"} for m in members]}
+
+    with store.transaction() as session:
+        lookups = commands.Lookups(session)
+        commands._create_proposal(session, consortium(a, b), lookups)
+        assert lookups.busy_among([a, b, c, d]) == set()  # read now: b is invited once
+        assert lookups.teams_of(c) == set()
+        commands._create_proposal(session, consortium(c, b), lookups)
+        third = commands._create_proposal(session, consortium(d, b, c), lookups)
+        assert lookups.busy_among([a, b, c, d]) == {b}
+        assert lookups.teams_of(c) == {frozenset((b, c)), frozenset((b, c, d))}
+        fresh = commands.Lookups(session)
+        assert fresh.busy_among([a, b, c, d]) == {b} and fresh.teams_of(c) == lookups.teams_of(c)
+        # Closed: b is free again, and the team still counts as proposed before.
+        commands.close_proposals(session, reason="superseded", only=session.get(Proposal, third["id"]),
+                                 lookups=lookups)
+        assert lookups.busy_among([b]) == set() == commands.Lookups(session).busy_among([b])
+        assert frozenset((b, c, d)) in lookups.teams_of(d)
+        session.add(DeclinedPair(member_a=min(a, c), member_b=max(a, c), declined_at=envelope.utcnow()))
+        session.flush()
+        declined = commands.Lookups(session)
+        assert declined.declined_among([a, b, c]) == {frozenset((a, c))}
+        assert declined.declined_among([a, b]) == set()  # known now, and c is not among them
+
+
+def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_proposals(store, engine):
+    """Many registrations, several proposals per event: a partner is only added to a team while it
+    has fewer than MAX_OPEN_INVITATIONS open invitations (replayed from the events, in order)."""
+    from matching.synthetic import ProfileFactory
+
+    quiet = Store(store.engine, store.relay, after_commit=lambda: None)  # the outbox is what is checked
+    most_in_one_event = 0
+    for member in ProfileFactory(seed=11).profiles(80):
+        before = count(quiet, Proposal)
+        apply(quiet, engine, registered(member))
+        most_in_one_event = max(most_in_one_event, count(quiet, Proposal) - before)
+    open_invitations: dict[str, int] = {}
+    members_of: dict[str, list[str]] = {}
+    reached_limit = False
+    for event in outbox_events(quiet):
+        if event["type"] == "project.proposed":
+            project = event["data"]["project"]
+            members = [m["member_id"] for m in project["members"]]
+            for partner in members[1:]:
+                assert open_invitations.get(partner, 0) < commands.MAX_OPEN_INVITATIONS
+            for member_id in members:
+                open_invitations[member_id] = open_invitations.get(member_id, 0) + 1
+                reached_limit |= open_invitations[member_id] >= commands.MAX_OPEN_INVITATIONS
+            members_of[project["id"]] = members
+        elif event["type"] == "project.closed":
+            for member_id in members_of[event["data"]["project"]["id"]]:
+                open_invitations[member_id] -= 1
+    assert reached_limit and most_in_one_event >= 3  # the rule mattered, within single events too

@@ -1,0 +1,145 @@
+"""Micro-benchmark: what one consumed ``member.registered`` costs matching-service in CPU.
+
+A migrated SQLite store with ``--members`` synthetic members in the read model, the engine built
+from it and every suggestion list stored (as after a rebuild); then ``--events`` new synthetic
+members' ``member.registered`` events are applied the way the service applies them
+(``Store.handle_once`` → ``commands.apply_member_event``, one transaction each, the outbox row
+included). The outbox is not relayed to a broker (that is the kit's relay, measured elsewhere).
+
+Reports CPU ms per event (``time.process_time``: mean, median, p95; first and second half, since
+proposals pile up as members register) and the events written per registration, by type.
+
+    .venv/bin/python matching-service/bench/consume.py [--members 10000] [--events 300] [--profile 30]
+
+With ``--profile N`` the first N stats lines of a cProfile of the timed events follow (by own
+time, then cumulative). Not part of ``make bench``; writes nothing outside a temporary folder.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from matching import commands
+from matching.engine import Engine
+from matching.models import MemberProfile
+from matching.synthetic import ProfileFactory
+from verbund import envelope, migrations, outbox
+from verbund.database import Store, make_engine
+
+
+def registered(profile: dict) -> dict:
+    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
+
+
+def preload(store: Store, engine: Engine, profiles: list[dict]) -> None:
+    """The read model as members-service would have filled it, the engine and every stored list."""
+    now = envelope.utcnow()
+    with store.transaction() as session:
+        session.execute(insert(MemberProfile), [
+            {"id": p["id"], "version": p["version"], "seq": seq, "deleted": False,
+             "profile": commands.minimal(p), "updated_at": now} for seq, p in enumerate(profiles, start=1)])
+    with store.transaction() as session:
+        commands.load_engine(session, engine)
+        commands.refresh_all(session, engine)
+    with store.engine.begin() as conn:  # start the timed part with an empty outbox
+        conn.execute(outbox.outbox_table.delete())
+
+
+def outbox_types(store: Store) -> Counter:
+    with store.engine.connect() as conn:
+        return Counter(dict(conn.execute(select(outbox.outbox_table.c.type, func.count())
+                                         .group_by(outbox.outbox_table.c.type)).all()))
+
+
+def percentile(values: list[float], share: float) -> float:
+    return sorted(values)[max(0, int(round(share * len(values))) - 1)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=10_000, help="members in the read model before")
+    parser.add_argument("--events", type=int, default=300, help="member.registered events timed")
+    parser.add_argument("--warm", type=int, default=20, help="events applied before timing (not counted)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", type=int, default=0, help="print this many cProfile lines")
+    parser.add_argument("--dump", help="write the cProfile stats to this file (for pstats or snakeviz)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line too")
+    args = parser.parse_args()
+
+    factory = ProfileFactory(seed=args.seed)
+    profiles = factory.profiles(args.members)
+    warm = [registered(p) for p in factory.profiles(args.warm)]
+    events = [registered(p) for p in factory.profiles(args.events)]
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'matching.db'}"
+        migrations.upgrade("matching", url)
+        db = make_engine(url)
+        store = Store(db, relay=None, after_commit=lambda: None)
+        engine = Engine()
+        engine.warm_up()
+        started = time.perf_counter()
+        preload(store, engine, profiles)
+        print(f"preloaded {args.members:,} members in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+        def apply(event):
+            store.handle_once(event, lambda session, e: commands.apply_member_event(session, engine, e))
+
+        for event in warm:
+            apply(event)
+        before = outbox_types(store)
+        profiler = cProfile.Profile() if args.profile or args.dump else None
+        cpu = []
+        for event in events:
+            if profiler:
+                profiler.enable()
+            t0 = time.process_time()
+            apply(event)
+            cpu.append((time.process_time() - t0) * 1000)
+            if profiler:
+                profiler.disable()
+        written = outbox_types(store) - before
+        db.dispose()
+
+    half = len(cpu) // 2
+    result = {
+        "members": args.members, "events": len(cpu),
+        "cpu_ms_mean": statistics.fmean(cpu), "cpu_ms_median": statistics.median(cpu),
+        "cpu_ms_p95": percentile(cpu, 0.95),
+        "cpu_ms_mean_first_half": statistics.fmean(cpu[:half]), "cpu_ms_mean_second_half": statistics.fmean(cpu[half:]),
+        "written_per_event": sum(written.values()) / len(cpu),
+        "written_per_event_by_type": {t: n / len(cpu) for t, n in sorted(written.items())},
+        "profiled": bool(profiler),
+    }
+    print(f"{len(cpu)} member.registered events on {args.members:,} members"
+          + (" (under cProfile: slower than without)" if profiler else ""))
+    print(f"CPU per event: mean {result['cpu_ms_mean']:.1f} ms, median {result['cpu_ms_median']:.1f} ms, "
+          f"p95 {result['cpu_ms_p95']:.1f} ms (first half {result['cpu_ms_mean_first_half']:.1f}, "
+          f"second half {result['cpu_ms_mean_second_half']:.1f})")
+    print(f"events written per registration: {result['written_per_event']:.2f} ("
+          + ", ".join(f"{t} {n:.2f}" for t, n in result["written_per_event_by_type"].items()) + ")")
+    if args.dump:
+        profiler.dump_stats(args.dump)
+    if args.profile:
+        for order in ("tottime", "cumulative"):
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.profile)
+            print(out.getvalue())
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
