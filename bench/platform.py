@@ -700,7 +700,7 @@ def summarise_profile(raw: str) -> dict:
         if not frames:
             continue
         count = int(count)
-        if frames[-1]["function"] == "do_poll" and "eventlet/hubs" in frames[-1]["file"]:
+        if frames[-1]["function"].endswith("do_poll") and "eventlet/hubs" in frames[-1]["file"]:
             idle += count  # the event loop waiting in epoll: not CPU, though py-spy samples it
             continue
         total += count
@@ -1046,6 +1046,10 @@ def main() -> int:
     if args.from_json:
         result = json.loads(Path(args.from_json).read_text())
         vars(args).update(result["args"])
+        for service in SERVICES:  # the raw profiles kept next to it (--keep) are summarised afresh
+            raw = Path(args.from_json).with_name(f"profile-{service}.txt")
+            if raw.exists():
+                result["profile"][service] = summarise_profile(raw.read_text(errors="replace"))
         render(args, result)
         return 0
     if args.quick:
