@@ -138,6 +138,7 @@ class Publisher:
         self._channel = None
         self._sent = 0  # delivery tags: the broker numbers the messages of a confirm channel from 1
         self._unconfirmed: set[int] = set()
+        self._nacked: int | None = None
         self._lock = threading.Lock()
 
     def _ensure(self):
@@ -147,7 +148,12 @@ class Publisher:
             declare_topology(connection, self.subscriptions)
             channel = connection.default_channel
             channel.confirm_select()
+            # Listeners, not a wait for the next ack: py-amqp also reads frames inside basic_publish
+            # (to notice connection.blocked), and an ack read there reaches only these.
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
             self._connection, self._channel, self._sent, self._unconfirmed = connection, channel, 0, set()
+            self._nacked = None
         return self._channel
 
     def publish(self, routing_key: str, body: bytes, *, message_id: str, exchange: str | None = None,
@@ -172,20 +178,22 @@ class Publisher:
                     self._unconfirmed.add(self._sent)
                 # A message no queue takes, published mandatory, comes back as basic.return before its
                 # confirm; py-amqp raises it from this wait.
-                while self._unconfirmed:
-                    channel.wait([amqp.spec.Basic.Ack, amqp.spec.Basic.Nack], callback=self._on_confirm,
-                                 timeout=self.CONFIRM_TIMEOUT)
+                while self._unconfirmed and self._nacked is None:
+                    channel.connection.drain_events(timeout=self.CONFIRM_TIMEOUT)
+                if self._nacked is not None:
+                    raise amqp.exceptions.MessageNacked(f"the broker refused message {self._nacked}")
             except Exception:
                 self.close()  # start afresh on the next call
                 raise
 
-    def _on_confirm(self, method, delivery_tag: int, multiple: bool) -> None:
-        if method == amqp.spec.Basic.Nack:
-            raise amqp.exceptions.MessageNacked(f"the broker refused message {delivery_tag}")
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         if multiple:
             self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
         else:
             self._unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked = delivery_tag
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

@@ -64,13 +64,17 @@ RELAY_LOCK_KEY = 0x5645524255  # "VERBU"
 PUBLISH_CHUNK = 100  # events sent before waiting for their confirms
 
 
-def add(session: Session, event: dict) -> None:
-    """Write ``event`` to the outbox inside the caller's transaction."""
-    envelope.validate(event)
-    session.execute(insert(outbox_table).values(
-        event_id=event["id"], type=event["type"], subject=event["subject"],
-        body=envelope.dumps(event).decode("utf-8"), created_at=envelope.utcnow(),
-    ))
+def add(session: Session, *events: dict) -> None:
+    """Write ``events`` to the outbox inside the caller's transaction, in this order (one statement)."""
+    if not events:
+        return
+    now = envelope.utcnow()
+    rows = []
+    for event in events:
+        envelope.validate(event)
+        rows.append({"event_id": event["id"], "type": event["type"], "subject": event["subject"],
+                     "body": envelope.dumps(event).decode("utf-8"), "created_at": now})
+    session.execute(insert(outbox_table), rows)
     session.info["outbox_pending"] = True
 
 

@@ -196,8 +196,9 @@ def publish_suggestions(session: Session, engine: Engine, member_ids) -> int:
             if worth_telling:
                 news.append((member_id, suggestions))
         session.flush()  # the chunk's stored lists in one go, not one flush per announcement
-        for member_id, suggestions in news:
-            _announce(session, "match.suggested", member_id, {"member_id": member_id, "suggestions": suggestions})
+        outbox.add(session, *(envelope.new_event("match.suggested", SOURCE, subject=member_id,
+                                                 data={"member_id": member_id, "suggestions": suggestions})
+                              for member_id, suggestions in news))
         announced += len(news)
     return announced
 
