@@ -341,8 +341,10 @@ def propose_around(session: Session, engine: Engine, member_id: str, lookups: Lo
     team covers clearly more of its needs; then the old one is closed as superseded. ``lookups``
     may be shared by the calls within one transaction."""
     lookups = lookups or Lookups(session)
-    open_own = session.execute(select(Proposal).where(Proposal.anchor_id == member_id,
-                                                      Proposal.status == "proposed")).scalar()
+    # Through the anchor's index alone, the status filtered here: with "status = 'proposed'" in the
+    # query SQLite walks every open proposal by the status index.
+    open_own = next((proposal for proposal in session.execute(
+        select(Proposal).where(Proposal.anchor_id == member_id)).scalars() if proposal.status == "proposed"), None)
     consortium = engine.propose(member_id, **lookups.options())
     if consortium is None:
         return None
@@ -377,8 +379,10 @@ def close_proposals(session: Session, *, reason: str, involving: str | None = No
         candidates = [only]
     else:
         ids = select(ProposalMember.proposal_id).where(ProposalMember.member_id == involving)
-        candidates = session.execute(select(Proposal).where(Proposal.status == "proposed", Proposal.id.in_(ids))
-                                     .order_by(Proposal.created_at, Proposal.id)).scalars().all()
+        # The status filtered here, as in propose_around: the member's few proposals, found by its index.
+        candidates = [proposal for proposal in session.execute(
+            select(Proposal).where(Proposal.id.in_(ids)).order_by(Proposal.created_at, Proposal.id)).scalars()
+            if proposal.status == "proposed"]
     for proposal in candidates:
         proposal.status, proposal.closed_reason, proposal.updated_at = "closed", reason, envelope.utcnow()
         session.flush()
