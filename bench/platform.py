@@ -139,6 +139,9 @@ def measure_floor(amqp_uri: str, body: bytes, singles: int, burst: int) -> dict:
     exchange and consume with a prefetch of 10 (as the services do), in the same RabbitMQ."""
     from kombu import Connection, Consumer, Producer, Queue
 
+    from verbund import outbox
+    from verbund.broker import Outgoing, Publisher
+
     queue = Queue(f"bench.floor.{uuid.uuid4().hex[:6]}", durable=True, queue_arguments={"x-queue-type": "quorum"})
     arrived: dict[str, float] = {}
     got = threading.Condition()
@@ -195,12 +198,26 @@ def measure_floor(amqp_uri: str, body: bytes, singles: int, burst: int) -> dict:
         with got:
             got.wait_for(lambda: all(message_id in arrived for message_id in ids), timeout=120)
         last = max(arrived[message_id] for message_id in ids)
+        # The same burst as the outbox relay now sends it: the kit's publisher, 100 messages, then their confirms.
+        batched_ids = [f"batched-{n}" for n in range(burst)]
+        publisher = Publisher(amqp_uri)
+        batched_started = time.perf_counter()
+        for start in range(0, burst, outbox.PUBLISH_CHUNK):
+            publisher.publish_many([Outgoing(queue.name, body, message_id, exchange="")
+                                    for message_id in batched_ids[start:start + outbox.PUBLISH_CHUNK]])
+        batched_published = time.perf_counter()
+        publisher.close()
+        with got:
+            got.wait_for(lambda: all(message_id in arrived for message_id in batched_ids), timeout=120)
+        batched_last = max(arrived[message_id] for message_id in batched_ids)
         stop.set()
         consumer.join(timeout=5)
         queue(producer.channel).delete()
     return {"singles": singles, "burst": burst, "body_bytes": len(body), "round_trip": summary_ms(round_trips),
-            "confirm": summary_ms(confirms), "burst_rate": burst / (last - started),
-            "publish_rate": burst / (published - started)}
+            "confirm": summary_ms(confirms), "single_burst_rate": burst / (last - started),
+            "single_publish_rate": burst / (published - started),
+            "burst_rate": burst / (batched_last - batched_started),
+            "publish_rate": burst / (batched_published - batched_started)}
 
 
 # --- the platform as processes ---------------------------------------------------------------------
@@ -842,8 +859,11 @@ def write_report(args, facts: dict, floor: dict, loaded: dict, idle: dict, steps
     add("| publish → consumed: one broker round trip | "
         + " | ".join(f"{floor['round_trip'][q]:.2f} ms" for q in ("p50", "p95", "p99")) + " |")
     add("")
-    add(f"Burst of {floor['burst']:,} messages, each confirmed before the next (as the outbox relay publishes): "
-        f"**{floor['burst_rate']:,.0f} messages/s** end to end ({floor['publish_rate']:,.0f}/s published).")
+    add(f"Burst of {floor['burst']:,} messages as the outbox relay publishes them (the kit's publisher: "
+        "100 messages, then one wait for their confirms): "
+        f"**{floor['burst_rate']:,.0f} messages/s** end to end ({floor['publish_rate']:,.0f}/s published)."
+        + (f" Each confirmed before the next: {floor['single_burst_rate']:,.0f} messages/s."
+           if "single_burst_rate" in floor else ""))
     add("")
     add("## End to end: registration over HTTP → suggestions → inbox")
     add("")
@@ -881,8 +901,9 @@ def write_report(args, facts: dict, floor: dict, loaded: dict, idle: dict, steps
     per_registration = 1 + heavy["fanout"]["match.suggested"] + heavy["fanout"]["project.*"]
     add(f"But one registration sends not one event through the broker: at {heavy['offered']:g}/s it sent "
         f"{per_registration:.1f} (`member.registered`, {heavy['fanout']['match.suggested']:.1f} `match.suggested`, "
-        f"{heavy['fanout']['project.*']:.1f} `project.*`), each published and confirmed one at a time by an outbox "
-        f"relay. At the floor's burst rate ({floor['burst_rate']:,.0f} confirmed messages/s) the broker alone, "
+        f"{heavy['fanout']['project.*']:.1f} `project.*`), published by the outbox relays in "
+        f"confirmed batches. At the floor's burst rate ({floor['burst_rate']:,.0f} confirmed messages/s) the broker "
+        "alone, "
         f"with no service doing any work, would carry at most {floor['burst_rate'] / per_registration:,.0f} "
         f"registrations/s; {TARGET_RATE}/s would need {TARGET_RATE * per_registration:,.0f} confirmed "
         f"messages/s, {TARGET_RATE * per_registration / floor['burst_rate']:.0f}× the floor.")
