@@ -101,7 +101,7 @@ def apply_member_event(session: Session, engine: Engine, event: dict) -> None:
         log.info("ignored %s of %s: version %s is not newer", event["type"], profile["id"], profile["version"])
         return
     changes = engine.upsert(minimal(profile))
-    publish_suggestions(session, engine, changes.lists)
+    publish_suggestions(session, engine, changes.lists, first=profile["id"])
     if not profile["consent"]["suggest_as_partner"]:
         close_proposals(session, involving=profile["id"], reason="consent_withdrawn")
     # Around the member itself if what it offers or needs changed, and around members who have
@@ -170,9 +170,11 @@ def explained(engine: Engine, member_id: str) -> list[dict]:
     return suggestions
 
 
-def publish_suggestions(session: Session, engine: Engine, member_ids) -> int:
-    """Store and announce the lists that changed in substance; return how many were announced."""
-    member_ids = sorted(member_ids)
+def publish_suggestions(session: Session, engine: Engine, member_ids, first: str | None = None) -> int:
+    """Store and announce the lists that changed in substance; return how many were announced.
+    The list of ``first`` (the member whose event this is, who waits for its suggestions) goes out
+    first, then the others in id order."""
+    member_ids = sorted(member_ids, key=lambda member_id: (member_id != first, member_id))
     announced = 0
     for start in range(0, len(member_ids), STORED_LISTS_PER_QUERY):
         if start:

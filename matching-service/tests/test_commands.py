@@ -346,3 +346,21 @@ def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_prop
             for member_id in members_of[event["data"]["project"]["id"]]:
                 open_invitations[member_id] -= 1
     assert reached_limit and most_in_one_event >= 3  # the rule mattered, within single events too
+
+
+def test_the_registering_member_hears_of_its_partners_first(store, engine):
+    """Of the lists one registration changes, the newcomer's own goes out first: it is the one
+    waiting for its suggestions; the members it joined the lists of follow in id order."""
+    from matching.synthetic import ProfileFactory
+
+    quiet = Store(store.engine, store.relay, after_commit=lambda: None)  # the outbox is what is checked
+    checked = 0
+    for member in ProfileFactory(seed=5).profiles(40):
+        seen = len(outbox_events(quiet, "match.suggested"))
+        apply(quiet, engine, registered(member))
+        subjects = [event["subject"] for event in outbox_events(quiet, "match.suggested")[seen:]]
+        if member["id"] in subjects and len(subjects) > 1:
+            assert subjects[0] == member["id"]
+            assert subjects[1:] == sorted(subjects[1:])
+            checked += 1
+    assert checked >= 10  # most registrations changed the newcomer's list and others
