@@ -159,22 +159,18 @@ class Relay:
                     .order_by(outbox_table.c.seq).limit(self.batch_size)
                 ).all()
                 conn.commit()  # no transaction is held while talking to the broker
-                sent = []
-                try:
-                    # In chunks: what the broker confirmed is marked even if a later chunk fails.
-                    for start in range(0, len(rows), PUBLISH_CHUNK):
-                        chunk = rows[start:start + PUBLISH_CHUNK]
-                        self.publisher.publish_many(
-                            [Outgoing(row.type, row.body.encode("utf-8"), row.event_id) for row in chunk])
-                        sent += [row.seq for row in chunk]
-                finally:
-                    if sent:
-                        conn.execute(update(outbox_table).where(outbox_table.c.seq.in_(sent))
-                                     .values(published_at=envelope.utcnow()))
-                        conn.commit()
-                        if self.on_published:
-                            self.on_published(len(sent))
-                return len(sent)
+                # In chunks, each marked once the broker confirmed it: a later chunk failing leaves
+                # only itself and what follows to publish again.
+                for start in range(0, len(rows), PUBLISH_CHUNK):
+                    chunk = rows[start:start + PUBLISH_CHUNK]
+                    self.publisher.publish_many(
+                        [Outgoing(row.type, row.body.encode("utf-8"), row.event_id) for row in chunk])
+                    conn.execute(update(outbox_table).where(outbox_table.c.seq.in_([row.seq for row in chunk]))
+                                 .values(published_at=envelope.utcnow()))
+                    conn.commit()
+                    if self.on_published:
+                        self.on_published(len(chunk))
+                return len(rows)
             finally:
                 self._release_cluster_lock(conn)
 
