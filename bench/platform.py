@@ -937,6 +937,11 @@ def write_report(args, facts: dict, floor: dict, loaded: dict, idle: dict, steps
             f"{s['stages'][hop]['p50']:.0f} / {s['stages'][hop]['p95']:.0f}" if s["stages"] else "–"
             for s in steps) + " |")
     add("")
+    add("An event counts as published when its relay marked it so in the outbox, after the broker confirmed "
+        "it (per chunk of up to 100): a consumer can claim it before that, hence the values at or below 0. "
+        "The matching hop \"outbox → confirmed\" also holds the rest of the handler after the lists "
+        "(proposals) and its commit.")
+    add("")
     add("### What one registration sets off (per member registered)")
     add("")
     add("| offered /s | match.suggested published | project.* published | inbox entries written |")
