@@ -12,6 +12,20 @@ MAX_CAPACITY = 100_000
 MAX_TOPICS = 20
 
 
+# Joint events happen in these years; outside them a time could not even be moved to UTC
+# (year 1 at +02:00 is before the first representable moment).
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2999
+
+
+def _plausible_year(value) -> None:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValidationError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+
+
+def moment(**kwargs) -> fields.DateTime:
+    return fields.DateTime(validate=_plausible_year, **kwargs)
+
+
 def _known_timezone(value: str) -> None:
     try:
         domain.zone(value)
@@ -56,9 +70,9 @@ class EventSchema(Schema):
     topics = fields.List(TopicField(), load_default=list,
                          validate=[validate.Length(max=MAX_TOPICS), _unique("topics")])
     timezone = fields.String(load_default=domain.DEFAULT_TIMEZONE, validate=_known_timezone)
-    starts_at = fields.DateTime(required=True)
-    ends_at = fields.DateTime(required=True)
-    registration_deadline = fields.DateTime(load_default=None, allow_none=True)
+    starts_at = moment(required=True)
+    ends_at = moment(required=True)
+    registration_deadline = moment(load_default=None, allow_none=True)
     venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
     online_url = fields.Url(load_default=None, allow_none=True, schemes={"http", "https"},
                             validate=validate.Length(max=500))
@@ -91,8 +105,8 @@ class ListQuerySchema(Schema):
     association = fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS)))
     topic = TopicField()
     status = fields.String(validate=validate.OneOf(domain.STATUSES))
-    starts_after = fields.DateTime()
-    starts_before = fields.DateTime()
+    starts_after = moment()
+    starts_before = moment()
     page = page_field()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 

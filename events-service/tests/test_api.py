@@ -104,6 +104,9 @@ def test_an_organizer_schedules_an_event_everyone_can_read_and_the_platform_hear
     ({"capacity": -5}, "capacity"),
     ({"timezone": "Berlin/Mitte"}, "timezone"),
     ({"registration_deadline": "2099-12-31T23:00:00+01:00"}, "registration_deadline"),
+    # Found by fuzzing: year 1 at +02:03 is before the first moment UTC can hold (it was a 500).
+    ({"starts_at": "0001-01-01T01:00:00+02:03", "ends_at": "0001-01-01T01:00:01+00:00"}, "starts_at"),
+    ({"ends_at": "9999-12-31T23:00:00-05:00"}, "ends_at"),
 ])
 def test_bad_events_get_field_errors_and_leave_no_trace(events_api, event_input, overrides, field):
     title = f"Nie geplant {uuid.uuid4().hex[:8]}"
@@ -296,3 +299,10 @@ def test_member_deleted_through_the_broker_frees_seats_and_erases_the_member(eve
     assert leaving["name"] not in rows and leaving["contact"]["email"] not in rows and "Konrad Zuse" not in rows
     again = register(events_api, event, leaving, expected=422)
     assert "deleted" in again["fields"]["member_id"][0]
+
+
+def test_a_list_filter_outside_the_plausible_years_is_a_field_error(events_api):
+    response = requests.get(f"{events_api.url}/events", params={"starts_after": "0001-01-01T00:00:00+05:00"},
+                            timeout=10)
+    assert response.status_code == 422, response.text
+    assert "starts_after" in response.json()["fields"]

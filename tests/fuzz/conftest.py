@@ -17,3 +17,20 @@ def running(amqp_uri, tmp_path_factory):
     yield start
     for process in started.values():
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_headers():
+    """``admin_headers(case)``: the admin's token for a generated request, unless schemathesis
+    generated the case without or with broken headers on purpose (negative testing): adding the
+    token back would make the request it means to be invalid a valid one, which is then accepted."""
+    from schemathesis.core.parameters import ParameterLocation
+
+    from verbund.testing import bearer
+
+    def headers(case) -> dict:
+        if case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER):
+            return {}
+        return bearer("admin")
+
+    return headers

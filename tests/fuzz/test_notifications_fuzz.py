@@ -7,8 +7,6 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from verbund.testing import bearer
-
 pytestmark = pytest.mark.integration
 
 schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "docs" / "openapi" / "notifications.json")
@@ -16,10 +14,10 @@ schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "d
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_as_admin(case, running):
+def test_as_admin(case, running, admin_headers):
     # Rules beyond what a schema can say (unique registrations, unknown ids) refuse some
     # schema-valid input by design, so that one check is off; every other check is on.
-    case.call_and_validate(base_url=running("notifications"), headers=bearer("admin"),
+    case.call_and_validate(base_url=running("notifications"), headers=admin_headers(case),
                            excluded_checks=[positive_data_acceptance], timeout=30)
 
 
