@@ -103,6 +103,7 @@ def test_an_organizer_schedules_an_event_everyone_can_read_and_the_platform_hear
     ({"capacity": 0}, "capacity"),
     ({"capacity": -5}, "capacity"),
     ({"timezone": "Berlin/Mitte"}, "timezone"),
+    ({"timezone": "Europe/" + "x" * 300}, "timezone"),  # found by fuzzing: "file name too long", a 500
     ({"registration_deadline": "2099-12-31T23:00:00+01:00"}, "registration_deadline"),
     # Found by fuzzing: year 1 at +02:03 is before the first moment UTC can hold (it was a 500).
     ({"starts_at": "0001-01-01T01:00:00+02:03", "ends_at": "0001-01-01T01:00:01+00:00"}, "starts_at"),
