@@ -98,8 +98,13 @@ def _absolute_refs(node: object, base: str) -> object:
 
 
 @cache
+def _absolute_documents() -> dict[str, dict]:
+    return {uri: _absolute_refs(document, uri) for uri, document in schema_documents().items()}
+
+
+@cache
 def _compiled(dataschema: str) -> Callable[[object], object]:
-    documents = {uri: _absolute_refs(document, uri) for uri, document in schema_documents().items()}
+    documents = _absolute_documents()
     return fastjsonschema.compile(documents[dataschema], handlers={"urn": documents.__getitem__},
                                   formats={"uuid": UUID_PATTERN})
 

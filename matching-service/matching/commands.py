@@ -36,8 +36,12 @@ READ_MODEL_LOCK = 0x4D41544348  # "MATCH": one instance at a time changes the re
 log = logging.getLogger(__name__)
 
 
+def _event(type: str, subject: str, data: dict) -> dict:
+    return envelope.new_event(type, SOURCE, subject=subject, data=data)
+
+
 def _announce(session: Session, type: str, subject: str, data: dict) -> None:
-    outbox.add(session, envelope.new_event(type, SOURCE, subject=subject, data=data))
+    outbox.add(session, _event(type, subject, data))
 
 
 # --- the read model and the engine --------------------------------------------------------------------
@@ -198,8 +202,7 @@ def publish_suggestions(session: Session, engine: Engine, member_ids, first: str
             if worth_telling:
                 news.append((member_id, suggestions))
         session.flush()  # the chunk's stored lists in one go, not one flush per announcement
-        outbox.add(session, *(envelope.new_event("match.suggested", SOURCE, subject=member_id,
-                                                 data={"member_id": member_id, "suggestions": suggestions})
+        outbox.add(session, *(_event("match.suggested", member_id, {"member_id": member_id, "suggestions": suggestions})
                               for member_id, suggestions in news))
         announced += len(news)
     return announced
