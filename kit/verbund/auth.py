@@ -26,6 +26,11 @@ class Principal:
     role: str
     member_id: str | None = None
     association: str | None = None
+    # An integrator's scope: the event types it may read (AMQP topic patterns) and whether it may
+    # read personal data (decrypt personal fields). Tokens without these claims read every event
+    # type and no personal data.
+    events: tuple[str, ...] = ("#",)
+    personal: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -39,7 +44,10 @@ ANONYMOUS = Principal(subject="anonymous", role="anonymous")
 
 
 def issue(role: str, subject: str, *, member_id: str | None = None, association: str | None = None,
-          ttl: timedelta = timedelta(days=30), secret: str | None = None) -> str:
+          ttl: timedelta = timedelta(days=30), secret: str | None = None,
+          events: tuple[str, ...] | None = None, personal: bool = False) -> str:
+    """A signed JWT (HS256) for ``role``; ``events`` (topic patterns such as ``event.*``) and
+    ``personal`` state an integrator's scope and are refused for other roles."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if role == "member" and not member_id:
@@ -52,6 +60,12 @@ def issue(role: str, subject: str, *, member_id: str | None = None, association:
         claims["member_id"] = member_id
     if association:
         claims["association"] = association
+    if (events is not None or personal) and role != "integrator":
+        raise ValueError("only an integrator token has an event scope or personal-data access")
+    if events is not None:
+        claims["events"] = list(events)
+    if personal:
+        claims["personal"] = True
     return jwt.encode(claims, secret or auth_secret(), algorithm=ALGORITHM)
 
 
@@ -64,7 +78,8 @@ def verify(token: str, secret: str | None = None) -> Principal:
     if claims["role"] not in ROLES:
         raise InvalidToken("unknown role")
     return Principal(subject=claims["sub"], role=claims["role"], member_id=claims.get("member_id"),
-                     association=claims.get("association"))
+                     association=claims.get("association"),
+                     events=tuple(claims.get("events") or ("#",)), personal=claims.get("personal") is True)
 
 
 def from_header(value: str | None) -> Principal:
