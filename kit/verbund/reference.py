@@ -21,3 +21,107 @@ STATES = {
 }
 
 LANGUAGES = ("de", "en")
+
+
+# Names a person types for the ids above, in German and English: one lookup
+# for every place that takes them from people (the member import, the portal).
+# ``NAMES[kind][id]`` holds the display name per language; ``_ALIASES`` more
+# spellings that are accepted but never shown.
+NAMES = {
+    "sector": {
+        "automotive": {"de": "Automobil", "en": "Automotive"},
+        "it": {"de": "IT", "en": "IT"},
+        "logistics": {"de": "Logistik", "en": "Logistics"},
+        "research": {"de": "Forschung", "en": "Research"},
+        "public": {"de": "Öffentliche Hand", "en": "Public sector"},
+        "other": {"de": "Sonstige", "en": "Other"},
+    },
+    "association": {
+        "automotive-cluster": {"de": "Automobilcluster", "en": "Automotive cluster"},
+        "it-cluster": {"de": "IT-Cluster", "en": "IT cluster"},
+        "logistics-network": {"de": "Logistiknetzwerk", "en": "Logistics network"},
+    },
+    "state": {code: {"de": name, "en": name} for code, name in STATES.items()} | {
+        "BY": {"de": "Bayern", "en": "Bavaria"},
+        "HE": {"de": "Hessen", "en": "Hesse"},
+        "MV": {"de": "Mecklenburg-Vorpommern", "en": "Mecklenburg-Western Pomerania"},
+        "NI": {"de": "Niedersachsen", "en": "Lower Saxony"},
+        "NW": {"de": "Nordrhein-Westfalen", "en": "North Rhine-Westphalia"},
+        "RP": {"de": "Rheinland-Pfalz", "en": "Rhineland-Palatinate"},
+        "SN": {"de": "Sachsen", "en": "Saxony"},
+        "ST": {"de": "Sachsen-Anhalt", "en": "Saxony-Anhalt"},
+        "TH": {"de": "Thüringen", "en": "Thuringia"},
+    },
+    "language": {
+        "de": {"de": "Deutsch", "en": "German"},
+        "en": {"de": "Englisch", "en": "English"},
+    },
+    "yes_no": {
+        "yes": {"de": "ja", "en": "yes"},
+        "no": {"de": "nein", "en": "no"},
+    },
+}
+
+_ALIASES = {
+    "sector": {
+        "automotive": ("Automobilindustrie", "Automobilzulieferer", "Automobilwirtschaft", "Fahrzeugbau", "Kfz",
+                       "Auto", "Automotive industry"),
+        "it": ("Informationstechnik", "Informationstechnologie", "IT-Dienstleister", "Software",
+               "Information technology"),
+        "logistics": ("Logistikdienstleister", "Spedition", "Transport", "Logistics services"),
+        "research": ("Forschungseinrichtung", "Wissenschaft", "Hochschule", "Research institute"),
+        "public": ("Öffentlich", "Öffentlicher Sektor", "Verwaltung", "Public", "Public administration"),
+        "other": ("Andere", "Sonstiges"),
+    },
+    "association": {
+        "automotive-cluster": ("Automotive-Cluster", "Automobil-Cluster"),
+        "it-cluster": ("IT-Verband",),
+        "logistics-network": ("Logistik-Netzwerk", "Logistiknetz"),
+    },
+    "state": {"BW": ("Baden-Wurttemberg",), "TH": ("Thuringen",)},
+    "language": {"de": ("deu", "ger", "Deutsch (de)"), "en": ("eng", "Englisch (en)")},
+    # "x" is how a spreadsheet ticks a box; an empty cell is "no" (consent is opt-in).
+    "yes_no": {"yes": ("j", "y", "x", "1", "true", "wahr", "✓", "✔"),
+               "no": ("n", "0", "false", "falsch", "-", "")},
+}
+
+
+def name_key(text: str) -> str:
+    """A spelling reduced to what tells names apart: case-folded, umlauts as
+    their two-letter forms (Thüringen = Thueringen), only letters and digits
+    ("E-Mail" = "email"). For matching names and headers people type."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFC", str(text)).casefold()
+    for umlaut, spelled in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        text = text.replace(umlaut, spelled)
+    return "".join(char for char in text if char.isalnum() or char in "✓✔")
+
+
+def _index() -> dict[str, dict[str, str]]:
+    index: dict[str, dict[str, str]] = {}
+    for kind, names in NAMES.items():
+        lookup = index.setdefault(kind, {})
+        for id, labels in names.items():
+            for spelling in (id, *labels.values(), *_ALIASES.get(kind, {}).get(id, ())):
+                lookup.setdefault(name_key(spelling), id)
+    return index
+
+
+_INDEX = _index()
+
+
+def resolve(kind: str, text: str) -> str | None:
+    """The id a person means by ``text``, or None when it names nothing.
+
+    ``kind`` is one of ``NAMES`` (sector, association, state, language,
+    yes_no). Case, umlaut spelling, spaces and hyphens do not matter:
+    "Niedersachsen", "lower saxony" and "NI" are all ``"NI"``; "ja", "x"
+    and "Yes" are ``"yes"``. Raises KeyError for an unknown kind.
+    """
+    return _INDEX[kind].get(name_key(text))
+
+
+def label(kind: str, id: str, language: str = "de") -> str:
+    """The display name of an id in ``language`` ("de" or "en"); the id itself when it has none."""
+    return NAMES[kind].get(id, {}).get(language) or id

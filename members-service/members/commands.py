@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from members import domain, importer
+from members.messages import Messages
 from members.models import Competency, Member, Tag
 from members.schemas import READ_ONLY_FIELDS, MemberSchema
 from verbund import envelope, outbox
@@ -60,30 +61,37 @@ def register(session: Session, data: dict) -> dict:
     return _create(session, profile, key)
 
 
-def import_members(session: Session, rows: list[dict], *, dry_run: bool = False) -> dict:
-    """Register every valid row, report every invalid one with its reasons.
+def import_members(session: Session, rows: list[dict], *, dry_run: bool = False,
+                   messages: Messages | None = None, warnings: list[dict] | None = None) -> dict:
+    """Register every valid row, report every invalid one with all its errors.
 
-    All valid rows commit together with their events, or none do; row
-    numbers count the header as row 1, as a spreadsheet shows them.
+    ``rows`` are {column: text} dicts (``importer.Row``, whose ``number`` is
+    its spreadsheet row; plain dicts count from row 2, below the header).
+    All valid rows commit together with their events, or none do. The
+    report is ``{rows, valid, imported: [{row, id, name}], errors: [{row,
+    errors: {column: [message]}}], warnings, dry_run}`` with messages in the
+    language of ``messages`` (German by default).
     """
+    messages = messages or Messages()
     vocabulary = load_vocabulary()
     errors, valid, rows_by_key = [], [], {}
-    for number, row in enumerate(rows, start=2):
+    for index, row in enumerate(rows):
+        number = getattr(row, "number", None) or index + 2
+        data, row_errors = importer.read_row(row, messages)
+        data["topics"] = [vocabulary.find_topic(topic) or topic for topic in data["topics"]]
         try:
-            data = importer.to_profile(row)
-            data["topics"] = [vocabulary.find_topic(topic) or topic for topic in data["topics"]]
             profile = validate_profile(data)
-        except importer.RowError as exc:
-            errors.append({"row": number, "errors": {"_row": [str(exc)]}})
-            continue
         except ValidationError as exc:
-            errors.append({"row": number, "errors": exc.messages})
+            # A cell the importer could not read says more than the schema about the same column.
+            row_errors = {**importer.column_errors(exc.messages, data, messages), **row_errors}
+        if row_errors:
+            errors.append({"row": number, "errors": row_errors})
             continue
         key = domain.organisation_key(profile["name"], profile["region"]["postcode"])
         if key in rows_by_key:
-            errors.append({"row": number, "errors": {"name": [f"same organisation as row {rows_by_key[key]}"]}})
+            errors.append({"row": number, "errors": {"name": [messages.text("same_as_row", row=rows_by_key[key])]}})
         elif _existing_with_key(session, key):
-            errors.append({"row": number, "errors": {"name": ["organisation already registered"]}})
+            errors.append({"row": number, "errors": {"name": [messages.text("already_registered")]}})
         else:
             rows_by_key[key] = number
             valid.append((number, profile, key))
@@ -91,7 +99,8 @@ def import_members(session: Session, rows: list[dict], *, dry_run: bool = False)
         {"row": number, "id": _create(session, profile, key)["id"], "name": profile["name"]}
         for number, profile, key in valid
     ]
-    return {"rows": len(rows), "valid": len(valid), "imported": imported, "errors": errors, "dry_run": dry_run}
+    return {"rows": len(rows), "valid": len(valid), "imported": imported, "errors": errors,
+            "warnings": list(warnings or []), "dry_run": dry_run}
 
 
 def _load(session: Session, member_id: str, *, for_update: bool = False) -> Member:

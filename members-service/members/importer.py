@@ -2,96 +2,240 @@
 
 One row per organisation. Lists (associations, offers, needs, topics) are
 separated by semicolons; an offer or need may carry a description after a
-colon ("Batteriezellfertigung: Pouch-Zellen bis 50 Ah"). Headers are
-matched case-insensitively, in English or German.
+colon ("Batteriezellfertigung: Pouch-Zellen bis 50 Ah"). Headers and the
+values of sectors, states, languages, associations and yes/no are matched
+in English or German, regardless of case, spaces, hyphens and umlaut
+spelling (``verbund.reference``). The accepted format is documented in
+members-service/README.md ("Import format").
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
+from members.messages import Messages
+from verbund import reference
 from verbund.errors import BadRequest, UnsupportedMediaType
 
-CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+CSV_TYPES = ("text/csv", "application/csv", "text/plain", "text/tab-separated-values")
 EXCEL_TYPES = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",)
-MAX_ROWS = 10_000
+MAX_ROWS = 10_000  # rows with content; blank rows do not count
 
-# Column name -> the names a header may have.
+# Column name -> the headers (English, German) that mean it.
 COLUMNS = {
-    "name": ("name", "organisation", "organization", "firma", "unternehmen"),
-    "sector": ("sector", "branche", "sektor"),
-    "associations": ("associations", "verbände", "verbaende", "verband"),
-    "state": ("state", "bundesland"),
-    "postcode": ("postcode", "zip", "plz", "postleitzahl"),
-    "city": ("city", "ort", "stadt"),
-    "employees": ("employees", "mitarbeiter", "beschäftigte", "beschaeftigte"),
-    "turnover_eur": ("turnover_eur", "turnover", "umsatz"),
-    "balance_sheet_eur": ("balance_sheet_eur", "balance_sheet", "bilanzsumme"),
-    "website": ("website", "webseite", "url"),
-    "contact_name": ("contact_name", "contact", "ansprechpartner", "kontakt"),
-    "contact_email": ("contact_email", "email", "e-mail"),
-    "language": ("language", "sprache"),
-    "offers": ("offers", "competencies", "angebote", "kompetenzen"),
-    "needs": ("needs", "bedarfe", "bedarf", "gesucht"),
-    "topics": ("topics", "themen"),
-    "suggest_as_partner": ("suggest_as_partner", "partnervorschlag"),
-    "email_consent": ("email_consent", "e-mail-einwilligung", "email_einwilligung"),
+    "name": ("name", "organisation", "organization", "company", "firma", "firmenname", "unternehmen",
+             "organisationsname"),
+    "sector": ("sector", "industry", "branche", "sektor"),
+    "associations": ("associations", "association", "verbände", "verband"),
+    "state": ("state", "federal state", "bundesland"),
+    "postcode": ("postcode", "postal code", "zip", "zip code", "plz", "postleitzahl"),
+    "city": ("city", "town", "ort", "stadt"),
+    "employees": ("employees", "headcount", "mitarbeiter", "mitarbeitende", "beschäftigte", "mitarbeiterzahl"),
+    "turnover_eur": ("turnover_eur", "turnover", "revenue", "umsatz", "jahresumsatz"),
+    "balance_sheet_eur": ("balance_sheet_eur", "balance sheet", "balance sheet total", "bilanzsumme"),
+    "website": ("website", "homepage", "url", "webseite", "internetseite"),
+    "contact_name": ("contact_name", "contact", "contact person", "ansprechpartner", "ansprechpartnerin",
+                     "kontakt", "kontaktperson"),
+    "contact_email": ("contact_email", "email", "e-mail", "email address", "e-mail-adresse"),
+    "language": ("language", "sprache", "korrespondenzsprache"),
+    "offers": ("offers", "offer", "competencies", "angebote", "angebot", "kompetenzen"),
+    "needs": ("needs", "need", "bedarfe", "bedarf", "gesucht"),
+    "topics": ("topics", "topic", "themen", "thema"),
+    "suggest_as_partner": ("suggest_as_partner", "suggest as partner", "partner suggestions",
+                           "partnervorschläge", "partnervorschlag", "als partner vorschlagen"),
+    "email_consent": ("email_consent", "e-mail consent", "e-mail-einwilligung", "einwilligung e-mail"),
 }
-_HEADER = {alias: column for column, aliases in COLUMNS.items() for alias in aliases}
-_TRUE = {"1", "true", "yes", "y", "ja", "j", "x"}
-_FALSE = {"", "0", "false", "no", "n", "nein"}
+_HEADER = {reference.name_key(alias): column for column, aliases in COLUMNS.items() for alias in aliases}
+
+# Where a marshmallow field of the profile comes from in the file.
+_PATHS = {("region", "state"): "state", ("region", "postcode"): "postcode", ("region", "city"): "city",
+          ("size", "employees"): "employees", ("size", "turnover_eur"): "turnover_eur",
+          ("size", "balance_sheet_eur"): "balance_sheet_eur", ("contact", "name"): "contact_name",
+          ("contact", "email"): "contact_email", ("contact", "language"): "language",
+          ("consent", "suggest_as_partner"): "suggest_as_partner", ("consent", "email"): "email_consent"}
+
+# Legacy encodings of German office files: Windows (Excel "CSV"), old Mac, DOS, ISO Latin-9.
+_LEGACY_ENCODINGS = ("cp1252", "mac_roman", "cp850", "iso8859_15")
+# Characters a German or English member list plausibly holds beyond ASCII; the
+# same bytes read in a wrong legacy encoding give others ("MŸller", "M¸ller").
+_PLAUSIBLE = set("äöüÄÖÜßéèêëàáâçñóòôíìîúùûÉÈÀÇ€„“”‚‘’«»–—…•°§²³µ·×\xa0")
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_SEP_HINT = re.compile(r'"?sep=(.)"?[ \t]*(\r\n|\r|\n|$)', re.IGNORECASE)
 
 
 class RowError(ValueError):
-    """A cell that cannot be read; reported with its row."""
+    """Cells of a row that cannot be read; reported with their row."""
 
 
-def read_table(content: bytes, content_type: str) -> list[dict]:
-    """The rows of an uploaded file as {column: text} dicts, by header."""
+class Row(dict):
+    """A data row as {column: text}; ``number`` is its row in the spreadsheet (header = 1)."""
+
+    number: int | None = None
+
+
+@dataclass
+class Table:
+    """What an uploaded file holds: its data rows (blank rows left out) and
+    warnings about its columns (``{"code", "columns", "message"}``)."""
+
+    rows: list[Row] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+
+
+def read_table(content: bytes, content_type: str, messages: Messages | None = None) -> Table:
+    """The rows of an uploaded CSV or Excel file, by header.
+
+    Rows without content (``;;;;`` lines, formatted but empty Excel rows)
+    neither count toward ``MAX_ROWS`` nor shift row numbers. Headers nobody
+    knows are reported in ``warnings``, never dropped in silence. Raises
+    UnsupportedMediaType (415) for other files, BadRequest (400) for a file
+    that cannot be read, has no name column or more than ``MAX_ROWS`` rows;
+    messages in the language of ``messages`` (German by default).
+    """
+    messages = messages or Messages()
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type in EXCEL_TYPES:
-        rows = _excel_rows(content)
+        records = _excel_records(content, messages)
     elif media_type in CSV_TYPES:
-        rows = _csv_rows(content)
+        records = _csv_records(content, messages)
     else:
-        raise UnsupportedMediaType(f"send text/csv or {EXCEL_TYPES[0]}, not {media_type or 'nothing'}")
-    if not rows:
-        raise BadRequest("the file has no header row")
-    header, body = rows[0], rows[1:]
-    columns = [_HEADER.get(str(cell or "").strip().lower()) for cell in header]
+        raise UnsupportedMediaType(messages.text("file_type", excel=EXCEL_TYPES[0],
+                                                 media_type=media_type or "-"))
+    header, body = None, []
+    for number, cells in records:
+        texts = ["" if cell is None else str(cell).strip() for cell in cells]
+        if not any(texts):
+            continue
+        if header is None:
+            header = texts
+            continue
+        if len(body) == MAX_ROWS:
+            raise BadRequest(messages.text("too_many_rows", max_rows=MAX_ROWS))
+        body.append((number, texts))
+    if header is None:
+        raise BadRequest(messages.text("no_header"))
+    columns, warnings = _columns(header, body, messages)
     if "name" not in columns:
-        raise BadRequest("no 'name' column in the header", known_columns=sorted(COLUMNS))
-    if len(body) > MAX_ROWS:
-        raise BadRequest(f"at most {MAX_ROWS} rows per import")
-    return [{column: "" if cell is None else str(cell).strip()
-             for column, cell in zip(columns, row, strict=False) if column}
-            for row in body if any(str(cell or "").strip() for cell in row)]
+        raise BadRequest(messages.text("no_name_column"), known_columns=sorted(COLUMNS))
+    rows = []
+    for number, texts in body:
+        row = Row((column, text) for column, text in zip(columns, texts, strict=False) if column)
+        row.number = number
+        rows.append(row)
+    return Table(rows, warnings)
 
 
-def _csv_rows(content: bytes) -> list[list[str]]:
+def _columns(header: list[str], body: list, messages: Messages) -> tuple[list[str | None], list[dict]]:
+    """The column each header means, and warnings for headers that mean nothing or the same."""
+    from openpyxl.utils import get_column_letter
+
+    columns: list[str | None] = []
+    first: dict[str, str] = {}
+    unknown, duplicates = [], {}
+    for index, title in enumerate(header):
+        column = _HEADER.get(reference.name_key(title))
+        if column in first:
+            duplicates.setdefault(column, [first[column]]).append(title)
+            column = None
+        elif column:
+            first[column] = title
+        elif title:
+            unknown.append(title)
+        elif any(index < len(texts) and texts[index] for _, texts in body):
+            unknown.append(f"{get_column_letter(index + 1)} (-)")  # data under an empty header
+        columns.append(column)
+    width = max((len(texts) for _, texts in body), default=0)
+    unknown += [f"{get_column_letter(index + 1)} (-)" for index in range(len(header), width)
+                if any(index < len(texts) and texts[index] for _, texts in body)]
+    warnings = []
+    if unknown:
+        warnings.append({"code": "unknown_columns", "columns": unknown,
+                         "message": messages.text("unknown_columns", columns=", ".join(unknown))})
+    for column, titles in duplicates.items():
+        warnings.append({"code": "duplicate_columns", "columns": titles,
+                         "message": messages.text("duplicate_columns", columns=", ".join(titles), column=column)})
+    return columns, warnings
+
+
+def decode(content: bytes, messages: Messages | None = None) -> str:
+    """The text of a CSV file: UTF-8 (with or without BOM), UTF-16/32 with
+    BOM (Excel "Unicode text"), or a legacy encoding of German office files
+    (Windows-1252, Mac Roman, DOS 850, ISO 8859-15) when charset-normalizer
+    and the characters it yields agree on one. BadRequest (400) otherwise:
+    a wrong guess would store mojibake ("MŸller") without a word.
+    """
+    from charset_normalizer import from_bytes
+
+    messages = messages or Messages()
+    refused = BadRequest(messages.text("encoding_unknown"))
+    for bom, codec in _BOMS:
+        if content.startswith(bom):
+            try:
+                return content.decode(codec)
+            except UnicodeDecodeError:
+                raise refused from None
     try:
-        text = content.decode("utf-8-sig")
+        return content.decode("utf-8")
     except UnicodeDecodeError:
-        text = content.decode("cp1252")  # what Excel on Windows writes
+        pass
+    # charset-normalizer ranks the decodings by how chaotic they look; on a
+    # short member list several look clean, so the one whose non-ASCII
+    # characters are all plausible letters and signs decides.
+    scored: dict[str, tuple[int, float, str]] = {}
+    for match in from_bytes(content, cp_isolation=list(_LEGACY_ENCODINGS)):
+        text = str(match)
+        odd = sum(1 for char in text if ord(char) > 127 and char not in _PLAUSIBLE)
+        scored.setdefault(text, (odd, match.chaos, text))
+    ranked = sorted(scored.values(), key=lambda score: score[:2])
+    if not ranked:
+        raise refused
+    if len(ranked) > 1:
+        (odd, chaos, _), (rival_odd, rival_chaos, _) = ranked[:2]
+        if odd == rival_odd and (odd > 0 or chaos == rival_chaos):
+            raise refused  # two different readings, nothing to choose between them
+    return ranked[0][2]
+
+
+def _csv_records(content: bytes, messages: Messages) -> Iterator[tuple[int, list[str]]]:
+    """(spreadsheet row, cells) of a CSV file; Excel's ``sep=;`` first line sets the delimiter."""
+    text = decode(content, messages)
+    hint = _SEP_HINT.match(text)
+    if hint:
+        delimiter, text = hint.group(1), text[hint.end():]
+    else:
+        first_line = next((line for line in text.splitlines() if line.strip(",;\t \"")), "")
+        delimiter = max(",;\t", key=first_line.count) if first_line else ","
+    # newline="" lets the csv module see \r, \n and \r\n (old Mac files end lines with \r alone).
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    number = 0
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return list(csv.reader(io.StringIO(text), dialect))
+        for number, cells in enumerate(reader, start=1):  # noqa: B007 (number is read after a csv.Error)
+            yield number, cells
+    except csv.Error as exc:
+        raise BadRequest(messages.text("csv_error", row=number + 1, reason=exc)) from None
 
 
-def _excel_rows(content: bytes) -> list[list]:
+def _excel_records(content: bytes, messages: Messages) -> Iterator[tuple[int, tuple]]:
+    """(spreadsheet row, cell values) of the first sheet of an Excel workbook."""
     from openpyxl import load_workbook
 
     try:
         workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a broken file
-        raise BadRequest(f"not a readable Excel workbook: {exc}") from None
-    sheet = workbook.worksheets[0]
-    rows = [list(row) for row in sheet.iter_rows(values_only=True)]
-    workbook.close()
-    return rows
+        raise BadRequest(messages.text("excel_unreadable", reason=exc)) from None
+    try:
+        sheet = workbook.worksheets[0]
+        # The stored dimension counts formatted empty rows (often to row 1048576):
+        # read the rows the file holds; missing ones between them still count.
+        sheet.reset_dimensions()
+        yield from enumerate(sheet.iter_rows(values_only=True), start=1)
+    finally:
+        workbook.close()
 
 
 def _list(cell: str) -> list[str]:
@@ -106,27 +250,14 @@ def _competencies(cell: str) -> list[dict]:
     return items
 
 
-def _bool(cell: str, column: str) -> bool:
-    value = cell.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise RowError(f"{column}: {cell!r} is not yes/no")
-
-
-def _int(cell: str, column: str) -> int | None:
-    text = cell.replace(" ", "")
-    if not text:
-        return None
+def _int(cell: str) -> int | None:
+    """A whole number as people write it (1.200, 1,200, 1 200, 120.0 from Excel); ValueError otherwise."""
+    text = cell.replace(" ", "").replace("\xa0", "")
     if re.fullmatch(r"\d{1,3}([.,]\d{3})+", text):  # thousands separators: 1.200.000 or 1,200,000
         text = re.sub(r"[.,]", "", text)
-    try:
-        value = float(text)  # Excel hands over 120 as 120.0
-    except ValueError:
-        value = None
-    if value is None or not value.is_integer():
-        raise RowError(f"{column}: {cell!r} is not a whole number")
+    value = float(text)  # Excel hands over 120 as 120.0
+    if not value.is_integer():
+        raise ValueError(cell)
     return int(value)
 
 
@@ -135,24 +266,101 @@ def _postcode(cell: str) -> str:
     return text.zfill(5) if text.isdigit() and len(text) < 5 else text
 
 
+def read_row(row: dict, messages: Messages | None = None) -> tuple[dict, dict[str, list[str]]]:
+    """A row as the input of a registration, and the errors of its cells by column.
+
+    Every unreadable cell is reported (not only the first); its text stays
+    in the input so that validation can report the row's other fields.
+    Empty cells are left out, so a required field reads "required".
+    """
+    messages = messages or Messages()
+    errors: dict[str, list[str]] = {}
+
+    def cell(column: str) -> str:
+        return row.get(column) or ""
+
+    def named(kind: str, column: str, text: str) -> str:
+        id = reference.resolve(kind, text)
+        if id is None:
+            choices = ", ".join(reference.label(kind, key, messages.language) for key in reference.NAMES[kind])
+            errors.setdefault(column, []).append(messages.text(
+                "unknown_value", value=text, kind=messages.text(f"kind_{kind}"), choices=choices))
+            return text
+        return id
+
+    def number(column: str) -> int | str | None:
+        if not cell(column):
+            return None
+        try:
+            return _int(cell(column))
+        except ValueError:
+            errors.setdefault(column, []).append(messages.text("not_a_number", value=cell(column)))
+            return cell(column)
+
+    def yes_no(column: str) -> bool | str:
+        answer = reference.resolve("yes_no", cell(column))
+        if answer is None:
+            errors.setdefault(column, []).append(messages.text("not_yes_no", value=cell(column)))
+            return cell(column)
+        return answer == "yes"
+
+    def present(**values) -> dict:
+        return {key: value for key, value in values.items() if value not in (None, "")}
+
+    data = present(
+        name=cell("name"),
+        sector=cell("sector") and named("sector", "sector", cell("sector")),
+        website=cell("website"),
+    )
+    data["associations"] = [named("association", "associations", text) for text in _list(cell("associations"))]
+    # Spreadsheets drop leading zeros of postcodes such as 01067 (Dresden).
+    data["region"] = present(state=cell("state") and named("state", "state", cell("state")),
+                             postcode=_postcode(cell("postcode")), city=cell("city"))
+    data["size"] = present(employees=number("employees"), turnover_eur=number("turnover_eur"),
+                           balance_sheet_eur=number("balance_sheet_eur"))
+    data["contact"] = present(name=cell("contact_name"), email=cell("contact_email"),
+                              language=cell("language") and named("language", "language", cell("language")))
+    data["offers"] = _competencies(cell("offers"))
+    data["needs"] = _competencies(cell("needs"))
+    data["topics"] = _list(cell("topics"))
+    data["consent"] = {"suggest_as_partner": yes_no("suggest_as_partner"), "email": yes_no("email_consent")}
+    return data, errors
+
+
 def to_profile(row: dict) -> dict:
-    """A row as the input of a registration; RowError for unreadable cells."""
-    return {
-        "name": row.get("name", ""),
-        "sector": row.get("sector", "").lower(),
-        "associations": _list(row.get("associations", "")),
-        # Spreadsheets drop leading zeros of postcodes such as 01067 (Dresden).
-        "region": {"state": row.get("state", "").upper(), "postcode": _postcode(row.get("postcode", "")),
-                   "city": row.get("city", "")},
-        "size": {"employees": _int(row.get("employees", ""), "employees"),
-                 "turnover_eur": _int(row.get("turnover_eur", ""), "turnover_eur"),
-                 "balance_sheet_eur": _int(row.get("balance_sheet_eur", ""), "balance_sheet_eur")},
-        "website": row.get("website") or None,
-        "contact": {"name": row.get("contact_name", ""), "email": row.get("contact_email", ""),
-                    "language": (row.get("language") or "de").lower()},
-        "offers": _competencies(row.get("offers", "")),
-        "needs": _competencies(row.get("needs", "")),
-        "topics": _list(row.get("topics", "")),
-        "consent": {"suggest_as_partner": _bool(row.get("suggest_as_partner", ""), "suggest_as_partner"),
-                    "email": _bool(row.get("email_consent", ""), "email_consent")},
-    }
+    """A row as the input of a registration; RowError naming every unreadable cell."""
+    data, errors = read_row(row)
+    if errors:
+        raise RowError("; ".join(f"{column}: {', '.join(texts)}" for column, texts in errors.items()))
+    return data
+
+
+def column_errors(tree: dict, data: dict, messages: Messages | None = None) -> dict[str, list[str]]:
+    """marshmallow's nested field errors of a profile, by the file's column and
+    in the language of ``messages``: ``{"region": {"state": [...]}}`` becomes
+    ``{"state": [...]}``; an error of a list item names the item."""
+    messages = messages or Messages()
+    errors: dict[str, list[str]] = {}
+
+    def add(path: tuple, message: str) -> None:
+        names = tuple(part for part in path if not isinstance(part, int))
+        column = _PATHS.get(names[:2]) or (names[0] if names and names[0] != "_schema" else "_row")
+        text = messages.field_error(str(message))
+        if len(path) > 1 and isinstance(path[1], int) and isinstance(data.get(path[0]), list) \
+                and path[1] < len(data[path[0]]):
+            item = data[path[0]][path[1]]
+            text = f"{item.get('label') or item.get('term') if isinstance(item, dict) else item}: {text}"
+        errors.setdefault(column, []).append(text)
+
+    def walk(node, path: tuple) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, (*path, key))
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, path) if isinstance(value, (dict, list)) else add(path, value)
+        else:
+            add(path, node)
+
+    walk(tree, ())
+    return errors

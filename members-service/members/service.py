@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from members import commands, importer
+from members.messages import Messages, negotiate
 from members.schemas import ImportQuerySchema, ListQuerySchema, MemberSchema
 from verbund import auth
 from verbund.errors import BadRequest, Conflict
@@ -101,15 +102,17 @@ class MembersService(ServiceBase):
          query=ImportQuerySchema, errors=(409, 413, 415),
          responses={200: ("Which rows were imported, which not and why", {"type": "object"})})
     def import_members(self, request):
-        """Import a member list from CSV or Excel, with a per-row report."""
-        rows = importer.read_table(request.get_data(), request.headers.get("Content-Type", ""))
+        """Import a member list from CSV or Excel, with a per-row report (in the Accept-Language)."""
+        messages = Messages(negotiate(request.accept_languages))
+        table = importer.read_table(request.get_data(), request.headers.get("Content-Type", ""), messages)
         dry_run = ImportQuerySchema().load(request.args.to_dict())["dry_run"]
         try:
             with self.db.transaction() as session:
-                return commands.import_members(session, rows, dry_run=dry_run)
+                report = commands.import_members(session, table.rows, dry_run=dry_run, messages=messages,
+                                                 warnings=table.warnings)
         except IntegrityError:
-            raise Conflict("an organisation in the file registered meanwhile; nothing was imported, "
-                           "send the file again") from None
+            raise Conflict(messages.text("registered_meanwhile")) from None
+        return json_response(report, headers={"Content-Language": messages.language})
 
     @api("GET", "/vocabulary", roles=ANYONE, responses={200: ("Competency terms, topics, categories",
                                                                 {"type": "object"})})

@@ -154,7 +154,7 @@ def test_an_excel_member_list_is_imported_with_a_report(members_api, event_tap):
     assert response.status_code == 200, response.text
     report = response.json()
     assert [item["row"] for item in report["imported"]] == [2]
-    assert [(error["row"], list(error["errors"])) for error in report["errors"]] == [(3, ["contact"])]
+    assert [(error["row"], list(error["errors"])) for error in report["errors"]] == [(3, ["contact_email"])]
     [event] = tap.wait("member.registered", subject=report["imported"][0]["id"])
     assert [offer["term"] for offer in event["data"]["profile"]["offers"]] == [
         "dangerous-goods-transport", "contract-logistics"]

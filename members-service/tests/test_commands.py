@@ -174,7 +174,7 @@ def test_an_import_registers_valid_rows_and_reports_the_others(store, member_inp
         report = commands.import_members(session, rows)
     assert [item["row"] for item in report["imported"]] == [2]
     assert {error["row"]: sorted(error["errors"]) for error in report["errors"]} == {
-        3: ["sector"], 4: ["name"], 5: ["name"], 6: ["_row"]}
+        3: ["sector"], 4: ["name"], 5: ["name"], 6: ["employees"]}
     assert count(store, Member) == 2
     assert [event["type"] for event in outbox_events(store)] == ["member.registered"] * 2
     assert outbox_events(store)[-1]["data"]["profile"]["topics"] == ["e-mobility"]

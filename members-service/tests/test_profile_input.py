@@ -57,7 +57,7 @@ CSV = "\n".join([
 
 
 def test_csv_with_semicolons_german_numbers_and_topic_labels():
-    [row] = importer.read_table(CSV.encode("utf-8"), "text/csv")
+    [row] = importer.read_table(CSV.encode("utf-8"), "text/csv").rows
     profile = importer.to_profile(row)
     assert profile["region"]["postcode"] == "01067"  # the leading zero a spreadsheet dropped
     assert profile["size"]["employees"] == 1200
@@ -75,7 +75,7 @@ def test_excel_rows_read_like_csv_rows():
     sheet.append(["Spedition Nord KG", "logistics", 20095, "Hamburg", "HH", 40.0, "info@nord.example", "Ole"])
     buffer = io.BytesIO()
     workbook.save(buffer)
-    [row] = importer.read_table(buffer.getvalue(), importer.EXCEL_TYPES[0])
+    [row] = importer.read_table(buffer.getvalue(), importer.EXCEL_TYPES[0]).rows
     profile = importer.to_profile(row)
     assert (profile["name"], profile["region"]["postcode"], profile["size"]["employees"]) == \
         ("Spedition Nord KG", "20095", 40)
