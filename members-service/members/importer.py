@@ -210,6 +210,9 @@ def _csv_records(content: bytes, messages: Messages) -> Iterator[tuple[int, list
     else:
         first_line = next((line for line in text.splitlines() if line.strip(",;\t \"")), "")
         delimiter = max(",;\t", key=first_line.count) if first_line else ","
+    if "\x00" in text:  # Python's csv reads NUL bytes; a text file has none (a database refuses them)
+        row = text.count("\n", 0, text.index("\x00")) + 1
+        raise BadRequest(messages.text("csv_error", row=row, reason="NUL character"))
     # newline="" lets the csv module see \r, \n and \r\n (old Mac files end lines with \r alone).
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     number = 0
@@ -283,8 +286,7 @@ def read_row(row: dict, messages: Messages | None = None) -> tuple[dict, dict[st
         id = reference.resolve(kind, text)
         if id is None:
             choices = ", ".join(reference.label(kind, key, messages.language) for key in reference.NAMES[kind])
-            errors.setdefault(column, []).append(messages.text(
-                "unknown_value", value=text, kind=messages.text(f"kind_{kind}"), choices=choices))
+            errors.setdefault(column, []).append(messages.text(f"unknown_{kind}", value=text, choices=choices))
             return text
         return id
 

@@ -1,0 +1,224 @@
+"""The member import with real files through POST /members/import of a real
+members-service process, on SQLite and PostgreSQL: German office files
+(encodings, line endings, Excel's habits), German and English values and
+headers, every error of a row, the report in the requester's language."""
+import csv
+import io
+import uuid
+
+import pytest
+import requests
+
+from verbund.testing import bearer
+
+pytestmark = pytest.mark.integration
+
+ADMIN = bearer("admin")
+EXCEL = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+HEADER = ["Firma", "Branche", "Verband", "Bundesland", "PLZ", "Ort", "Mitarbeiter", "Ansprechpartner", "E-Mail",
+          "Sprache", "Partnervorschläge", "E-Mail-Einwilligung"]
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def member_row(name: str, **cells) -> list[str]:
+    """A valid row in the columns of HEADER, in the words an office worker types."""
+    row = {"Firma": name, "Branche": "Logistik", "Verband": "Logistiknetzwerk", "Bundesland": "Niedersachsen",
+           "PLZ": "30159", "Ort": "Hannover", "Mitarbeiter": "40", "Ansprechpartner": "Jörg Weiß",
+           "E-Mail": "j.weiss@foerder.example", "Sprache": "Deutsch", "Partnervorschläge": "ja",
+           "E-Mail-Einwilligung": "nein"} | cells
+    return [row[column] for column in HEADER]
+
+
+def csv_text(*rows: list[str], sep: str = ";", newline: str = "\r\n", header: list[str] = HEADER) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=sep, lineterminator=newline).writerows([header, *rows])
+    return buffer.getvalue()
+
+
+def post(api, body: bytes, content_type: str = "text/csv; charset=utf-8", *, dry_run: bool = False,
+         language: str | None = None) -> requests.Response:
+    headers = {**ADMIN, "Content-Type": content_type} | ({"Accept-Language": language} if language else {})
+    return requests.post(f"{api.url}/members/import", data=body, headers=headers,
+                         params={"dry_run": "true"} if dry_run else None, timeout=60)
+
+
+def imported(response: requests.Response) -> dict:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def stored(api, report: dict) -> list[dict]:
+    """The profiles an import stored, read back through the API."""
+    return [requests.get(f"{api.url}/members/{item['id']}", headers=ADMIN, timeout=10).json()
+            for item in report["imported"]]
+
+
+def test_blank_csv_lines_do_not_count_toward_the_row_limit(members_api):
+    name = f"Förderbänder {tag()}"
+    body = csv_text(member_row(f"{name} Nord GmbH"), member_row(f"{name} Süd GmbH", PLZ="30161"))
+    body += ";;;;;;;;;;;\r\n" * 12_000
+    report = imported(post(members_api, body.encode("utf-8")))
+    assert report["rows"] == 2 and [item["row"] for item in report["imported"]] == [2, 3]
+
+
+def test_rows_after_blank_lines_keep_their_spreadsheet_numbers(members_api):
+    body = csv_text(member_row(f"Vorn {tag()} GmbH"), [""] * len(HEADER), [""] * len(HEADER),
+                    member_row(f"Hinten {tag()} GmbH", **{"E-Mail": "kaputt"}))
+    report = imported(post(members_api, body.encode("utf-8"), dry_run=True))
+    assert [(error["row"], list(error["errors"])) for error in report["errors"]] == [(5, ["contact_email"])]
+
+
+def test_more_rows_with_content_than_the_limit_are_refused(members_api):
+    body = csv_text(*[member_row(f"Firma {index}") for index in range(10_001)])
+    response = post(members_api, body.encode("utf-8"), dry_run=True, language="en")
+    assert response.status_code == 400 and "10000 rows" in response.json()["error"]
+
+
+def test_formatted_empty_excel_rows_do_not_count(members_api):
+    from openpyxl import Workbook
+    from openpyxl.styles import PatternFill
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(HEADER)
+    name = f"Formatiert {tag()}"
+    sheet.append(member_row(f"{name} Eins GmbH", Mitarbeiter=40, PLZ=30159))
+    sheet.append(member_row(f"{name} Zwei GmbH", Mitarbeiter=12.0, PLZ=30161))
+    fill = PatternFill("solid", fgColor="FFFF00")
+    for number in range(4, 12_004):  # what Excel leaves after a row was formatted and emptied
+        for column in (1, 2, 12):
+            sheet.cell(row=number, column=column).fill = fill
+    sheet.cell(row=12_004, column=1).value = "   "
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    report = imported(post(members_api, buffer.getvalue(), EXCEL))
+    assert report["rows"] == 2 and [item["row"] for item in report["imported"]] == [2, 3]
+    assert [profile["size"]["employees"] for profile in stored(members_api, report)] == [40, 12]
+
+
+@pytest.mark.parametrize("encoding, sep", [
+    ("utf-8", ";"), ("utf-8-sig", ";"), ("cp1252", ";"), ("utf-16", "\t"), ("mac_roman", ";")])
+def test_encodings_of_office_files_are_read_correctly(members_api, encoding, sep):
+    """UTF-8 with and without BOM, Windows-1252 (Excel "CSV"), UTF-16 with tabs
+    (Excel "Unicode text") and Mac Roman (old Mac Excel) all give the same text."""
+    name = f"Müller Förderbänder {tag()} GmbH"
+    body = csv_text(member_row(name), member_row(f"Schön & Söhne {tag()} KG", Ort="Göttingen", PLZ="37073"),
+                    sep=sep).encode(encoding)
+    report = imported(post(members_api, body, "text/csv"))
+    assert report["errors"] == []
+    profiles = stored(members_api, report)
+    assert profiles[0]["name"] == name and profiles[0]["contact"]["name"] == "Jörg Weiß"
+    assert profiles[1]["region"]["city"] == "Göttingen"
+
+
+def test_a_file_whose_encoding_is_ambiguous_is_refused_never_stored_as_mojibake(members_api):
+    # In Mac Roman, Ä and Ö are the bytes of "€" and "…" in Windows-1252 and of "Ç" and "à" in DOS 850:
+    # without other letters, every reading looks plausible.
+    body = (f"name;sector;state;postcode;city;employees;contact_name;contact_email\r\n"
+            f"Öko Ärzte {tag()} GmbH;IT;NI;30159;Hannover;4;Olaf Ohm;o@ohm.example\r\n").encode("mac_roman")
+    for language, words in (("en", "encoding could not be determined"), ("de", "Zeichenkodierung")):
+        response = post(members_api, body, language=language)
+        assert response.status_code == 400 and words in response.json()["error"], response.text
+
+
+def test_old_mac_line_endings_are_read(members_api):
+    name = f"Zeilenende {tag()} GmbH"
+    body = csv_text(member_row(name), member_row(f"{name} Zwei", PLZ="30161"), newline="\r")
+    report = imported(post(members_api, body.encode("utf-8")))
+    assert [profile["name"] for profile in stored(members_api, report)] == [name, f"{name} Zwei"]
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"Firma;Branche\r\nNull\x00Byte GmbH;IT\r\n", "NUL"),
+    (b"Firma;Branche\r\n\"" + b"x" * 200_000 + b"\";IT\r\n", "field larger than field limit"),
+])
+def test_a_csv_the_parser_cannot_read_is_a_400_with_the_reason(members_api, body, reason):
+    response = post(members_api, body, language="en")
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["error"] and "row 2" in response.json()["error"]
+
+
+def test_excels_sep_hint_sets_the_delimiter_and_the_header_follows(members_api):
+    name = f"Trenner {tag()} GmbH"
+    body = "sep=,\r\n" + csv_text(member_row(name), member_row(f"{name} Zwei", **{"E-Mail": "nein"}), sep=",")
+    report = imported(post(members_api, body.encode("utf-8-sig")))
+    assert [item["name"] for item in report["imported"]] == [name]
+    assert [error["row"] for error in report["errors"]] == [3]  # the header is row 1, as Excel shows it
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_unknown_columns_are_reported_and_partner_suggestions_are_read(members_api, dry_run):
+    """A dry run and an import both warn about unknown columns and go on (documented)."""
+    header = [*HEADER, "Notizen", "", "Mitgliedsnummer"]
+    body = csv_text(member_row(f"Spalten {tag()} GmbH") + ["Messe 2025", "ohne Kopf", ""], header=header)
+    report = imported(post(members_api, body.encode("utf-8"), dry_run=dry_run, language="en"))
+    [warning] = report["warnings"]
+    assert warning["code"] == "unknown_columns" and warning["columns"] == ["Notizen", "N (-)", "Mitgliedsnummer"]
+    assert "Notizen" in warning["message"] and "not imported" in warning["message"]
+    assert report["valid"] == 1 and len(report["imported"]) == (0 if dry_run else 1)
+    if not dry_run:
+        [profile] = stored(members_api, report)
+        assert profile["consent"] == {"suggest_as_partner": True, "email": False}
+
+
+def test_german_and_english_values_are_accepted_regardless_of_case(members_api):
+    name = f"Werte {tag()}"
+    rows = [
+        member_row(f"{name} A GmbH"),
+        member_row(f"{name} B GmbH", Branche="AUTOMOBIL", Verband="Automotive Cluster", Bundesland="Lower Saxony",
+                   Sprache="German", **{"Partnervorschläge": "x", "E-Mail-Einwilligung": "Ja"}),
+        member_row(f"{name} C GmbH", Branche="it", Verband="IT-Cluster; Logistik-Netzwerk", Bundesland="ni",
+                   Sprache="en", **{"Partnervorschläge": "Nein", "E-Mail-Einwilligung": "yes"}),
+        member_row(f"{name} D GmbH", Branche="Forschung", Verband="", Bundesland="Thüringen",
+                   Sprache="Englisch", **{"Partnervorschläge": "", "E-Mail-Einwilligung": "X"}),
+    ]
+    report = imported(post(members_api, csv_text(*rows).encode("utf-8")))
+    assert report["errors"] == []
+    assert [(p["sector"], p["associations"], p["region"]["state"], p["contact"]["language"],
+             p["consent"]["suggest_as_partner"], p["consent"]["email"]) for p in stored(members_api, report)] == [
+        ("logistics", ["logistics-network"], "NI", "de", True, False),
+        ("automotive", ["automotive-cluster"], "NI", "de", True, True),
+        ("it", ["it-cluster", "logistics-network"], "NI", "en", False, True),
+        ("research", [], "TH", "en", False, True),
+    ]
+
+
+def test_every_error_of_a_row_is_reported(members_api):
+    row = member_row(f"Fehler {tag()} GmbH", Branche="Luftfahrt", **{"E-Mail": "kein-mail"}, Mitarbeiter="viele",
+                     Bundesland="Bayern-Süd", Ort="")
+    report = imported(post(members_api, csv_text(row).encode("utf-8"), dry_run=True, language="en"))
+    [error] = report["errors"]
+    assert error["row"] == 2
+    assert sorted(error["errors"]) == ["city", "contact_email", "employees", "sector", "state"]
+    assert error["errors"]["sector"] == [
+        "'Luftfahrt' is not a known sector (Automotive, IT, Logistics, Research, Public sector, Other)"]
+
+
+@pytest.mark.parametrize("language, expected", [
+    ("en-GB,en;q=0.9", {"contact_email": ["not a valid e-mail address"], "city": ["required"],
+                        "name": ["length must be between 1 and 200 characters"],
+                        "language": ["'Französisch' is not a known language (German, English)"]}),
+    ("de-DE,de;q=0.9,en;q=0.5", {"contact_email": ["keine gültige E-Mail-Adresse"], "city": ["Pflichtangabe"],
+                                 "name": ["muss zwischen 1 und 200 Zeichen lang sein"],
+                                 "language": ["„Französisch“ ist keine bekannte Sprache (Deutsch, Englisch)"]}),
+    (None, {"contact_email": ["keine gültige E-Mail-Adresse"], "city": ["Pflichtangabe"],
+            "name": ["muss zwischen 1 und 200 Zeichen lang sein"],
+            "language": ["„Französisch“ ist keine bekannte Sprache (Deutsch, Englisch)"]}),
+])
+def test_the_report_follows_the_requesters_language(members_api, language, expected):
+    row = member_row("X" * 201, Ort="", Sprache="Französisch", **{"E-Mail": "kein-mail"})
+    response = post(members_api, csv_text(row).encode("utf-8"), dry_run=True, language=language)
+    assert response.headers["Content-Language"] == ("en" if language and language.startswith("en") else "de")
+    [error] = imported(response)["errors"]
+    assert error["errors"] == expected
+
+
+def test_refusals_follow_the_requesters_language_too(members_api):
+    body = b"foo;bar\r\n1;2\r\n"
+    assert "name" in post(members_api, body, language="en").json()["error"]
+    assert "Kopfzeile" in post(members_api, body, language="de").json()["error"]
+    assert "Kopfzeile" in post(members_api, body).json()["error"]
+    assert "Excel" in post(members_api, b"%PDF", "application/pdf", language="en").json()["error"]
