@@ -25,7 +25,8 @@ CSV_TYPES = ("text/csv", "application/csv", "text/plain", "text/tab-separated-va
 EXCEL_TYPES = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",)
 MAX_ROWS = 10_000  # rows with content; blank rows do not count
 
-# Column name -> the headers (English, German) that mean it.
+# Column name -> the headers (English, German) that mean it; case, spaces, hyphens,
+# underscores and umlaut spelling do not matter ("E-Mail" = "email", "Partnervorschlaege").
 COLUMNS = {
     "name": ("name", "organisation", "organization", "company", "firma", "firmenname", "unternehmen",
              "organisationsname"),
@@ -40,14 +41,14 @@ COLUMNS = {
     "website": ("website", "homepage", "url", "webseite", "internetseite"),
     "contact_name": ("contact_name", "contact", "contact person", "ansprechpartner", "ansprechpartnerin",
                      "kontakt", "kontaktperson"),
-    "contact_email": ("contact_email", "email", "e-mail", "email address", "e-mail-adresse"),
+    "contact_email": ("contact_email", "e-mail", "email address", "e-mail-adresse"),
     "language": ("language", "sprache", "korrespondenzsprache"),
     "offers": ("offers", "offer", "competencies", "angebote", "angebot", "kompetenzen"),
     "needs": ("needs", "need", "bedarfe", "bedarf", "gesucht"),
     "topics": ("topics", "topic", "themen", "thema"),
-    "suggest_as_partner": ("suggest_as_partner", "suggest as partner", "partner suggestions",
+    "suggest_as_partner": ("suggest_as_partner", "partner suggestions",
                            "partnervorschläge", "partnervorschlag", "als partner vorschlagen"),
-    "email_consent": ("email_consent", "e-mail consent", "e-mail-einwilligung", "einwilligung e-mail"),
+    "email_consent": ("email_consent", "e-mail-einwilligung", "einwilligung e-mail"),
 }
 _HEADER = {reference.name_key(alias): column for column, aliases in COLUMNS.items() for alias in aliases}
 

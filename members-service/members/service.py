@@ -102,7 +102,7 @@ class MembersService(ServiceBase):
          query=ImportQuerySchema, errors=(409, 413, 415),
          responses={200: ("Which rows were imported, which not and why", {"type": "object"})})
     def import_members(self, request):
-        """Import a member list from CSV or Excel, with a per-row report (in the Accept-Language)."""
+        """Import a member list from CSV or Excel, with a per-row report."""
         messages = Messages(negotiate(request.accept_languages))
         table = importer.read_table(request.get_data(), request.headers.get("Content-Type", ""), messages)
         dry_run = ImportQuerySchema().load(request.args.to_dict())["dry_run"]
