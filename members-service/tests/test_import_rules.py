@@ -117,3 +117,12 @@ def schema_messages(data: dict) -> dict:
 def test_marshmallows_common_messages_read_in_both_languages(change, column, german, english, member_input):
     errors = schema_messages(member_input(**change))
     assert errors[column] == [german] and errors[f"en:{column}"] == [english]
+
+
+def test_two_headers_for_one_column_are_reported_and_the_first_is_read():
+    body = b"Firma;Name;E-Mail;email\r\nErste GmbH;Zweite GmbH;a@x.example;b@x.example\r\n"
+    table = importer.read_table(body, "text/csv", Messages("en"))
+    assert [row["name"] for row in table.rows] == ["Erste GmbH"]
+    assert [(warning["code"], warning["columns"]) for warning in table.warnings] == [
+        ("duplicate_columns", ["Firma", "Name"]), ("duplicate_columns", ["E-Mail", "email"])]
+    assert "only the first is read" in table.warnings[0]["message"]
