@@ -138,7 +138,9 @@ def _columns(header: list[str], body: list, messages: Messages) -> tuple[list[st
     columns: list[str | None] = []
     first: dict[str, str] = {}
     unknown, duplicates = [], {}
-    for index, title in enumerate(header):
+    width = max([len(header)] + [len(texts) for _, texts in body])
+    for index in range(width):
+        title = header[index] if index < len(header) else ""
         column = _HEADER.get(reference.name_key(title))
         if column in first:
             duplicates.setdefault(column, [first[column]]).append(title)
@@ -150,9 +152,6 @@ def _columns(header: list[str], body: list, messages: Messages) -> tuple[list[st
         elif any(index < len(texts) and texts[index] for _, texts in body):
             unknown.append(f"{get_column_letter(index + 1)} (-)")  # data under an empty header
         columns.append(column)
-    width = max((len(texts) for _, texts in body), default=0)
-    unknown += [f"{get_column_letter(index + 1)} (-)" for index in range(len(header), width)
-                if any(index < len(texts) and texts[index] for _, texts in body)]
     warnings = []
     if unknown:
         warnings.append({"code": "unknown_columns", "columns": unknown,

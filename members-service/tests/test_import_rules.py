@@ -126,3 +126,8 @@ def test_two_headers_for_one_column_are_reported_and_the_first_is_read():
     assert [(warning["code"], warning["columns"]) for warning in table.warnings] == [
         ("duplicate_columns", ["Firma", "Name"]), ("duplicate_columns", ["E-Mail", "email"])]
     assert "only the first is read" in table.warnings[0]["message"]
+
+
+def test_a_file_with_a_header_only_has_no_rows():
+    table = importer.read_table(b"Firma;Notizen\r\n;;\r\n", "text/csv", Messages("en"))
+    assert table.rows == [] and table.warnings[0]["columns"] == ["Notizen"]
