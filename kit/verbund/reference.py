@@ -23,6 +23,11 @@ STATES = {
 LANGUAGES = ("de", "en")
 
 
+# English names of the states whose German name is not also the English one.
+_STATES_EN = {"BY": "Bavaria", "HE": "Hesse", "MV": "Mecklenburg-Western Pomerania", "NI": "Lower Saxony",
+              "NW": "North Rhine-Westphalia", "RP": "Rhineland-Palatinate", "SN": "Saxony", "ST": "Saxony-Anhalt",
+              "TH": "Thuringia"}
+
 # Names a person types for the ids above, in German and English: one lookup
 # for every place that takes them from people (the member import, the portal).
 # ``NAMES[kind][id]`` holds the display name per language; ``_ALIASES`` more
@@ -41,17 +46,7 @@ NAMES = {
         "it-cluster": {"de": "IT-Cluster", "en": "IT cluster"},
         "logistics-network": {"de": "Logistiknetzwerk", "en": "Logistics network"},
     },
-    "state": {code: {"de": name, "en": name} for code, name in STATES.items()} | {
-        "BY": {"de": "Bayern", "en": "Bavaria"},
-        "HE": {"de": "Hessen", "en": "Hesse"},
-        "MV": {"de": "Mecklenburg-Vorpommern", "en": "Mecklenburg-Western Pomerania"},
-        "NI": {"de": "Niedersachsen", "en": "Lower Saxony"},
-        "NW": {"de": "Nordrhein-Westfalen", "en": "North Rhine-Westphalia"},
-        "RP": {"de": "Rheinland-Pfalz", "en": "Rhineland-Palatinate"},
-        "SN": {"de": "Sachsen", "en": "Saxony"},
-        "ST": {"de": "Sachsen-Anhalt", "en": "Saxony-Anhalt"},
-        "TH": {"de": "Thüringen", "en": "Thuringia"},
-    },
+    "state": {code: {"de": name, "en": _STATES_EN.get(code, name)} for code, name in STATES.items()},
     "language": {
         "de": {"de": "Deutsch", "en": "German"},
         "en": {"de": "Englisch", "en": "English"},
