@@ -237,6 +237,8 @@ def _excel_records(content: bytes, messages: Messages) -> Iterator[tuple[int, tu
         # read the rows the file holds; missing ones between them still count.
         sheet.reset_dimensions()
         yield from enumerate(sheet.iter_rows(values_only=True), start=1)
+    except Exception as exc:  # a sheet's XML is read only now, row by row
+        raise BadRequest(messages.text("excel_unreadable", reason=exc)) from None
     finally:
         workbook.close()
 

@@ -131,3 +131,23 @@ def test_two_headers_for_one_column_are_reported_and_the_first_is_read():
 def test_a_file_with_a_header_only_has_no_rows():
     table = importer.read_table(b"Firma;Notizen\r\n;;\r\n", "text/csv", Messages("en"))
     assert table.rows == [] and table.warnings[0]["columns"] == ["Notizen"]
+
+
+def test_an_excel_workbook_with_a_broken_sheet_is_a_400():
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append(["Firma", "Branche"])
+    workbook.active.append(["Kaputt GmbH", "IT"])
+    intact = io.BytesIO()
+    workbook.save(intact)
+    broken = io.BytesIO()
+    with zipfile.ZipFile(intact) as source, zipfile.ZipFile(broken, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(item, data[: len(data) // 2] if item.filename.endswith("sheet1.xml") else data)
+    with pytest.raises(BadRequest, match="Excel"):
+        importer.read_table(broken.getvalue(), importer.EXCEL_TYPES[0], Messages("en"))
