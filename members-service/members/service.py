@@ -112,7 +112,7 @@ class MembersService(ServiceBase):
                                                  warnings=table.warnings)
         except IntegrityError:
             raise Conflict(messages.text("registered_meanwhile")) from None
-        return json_response(report, headers={"Content-Language": messages.language})
+        return json_response(report, headers={"Content-Language": messages.language, "Vary": "Accept-Language"})
 
     @api("GET", "/vocabulary", roles=ANYONE, responses={200: ("Competency terms, topics, categories",
                                                                 {"type": "object"})})

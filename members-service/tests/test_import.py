@@ -212,6 +212,7 @@ def test_the_report_follows_the_requesters_language(members_api, language, expec
     row = member_row("X" * 201, Ort="", Sprache="Französisch", **{"E-Mail": "kein-mail"})
     response = post(members_api, csv_text(row).encode("utf-8"), dry_run=True, language=language)
     assert response.headers["Content-Language"] == ("en" if language and language.startswith("en") else "de")
+    assert response.headers["Vary"] == "Accept-Language"
     [error] = imported(response)["errors"]
     assert error["errors"] == expected
 
