@@ -66,7 +66,7 @@ _LEGACY_ENCODINGS = ("cp1252", "mac_roman", "cp850", "iso8859_15")
 _PLAUSIBLE = set("äöüÄÖÜßéèêëàáâçñóòôíìîúùûÉÈÀÇ€„“”‚‘’«»–—…•°§²³µ·×\xa0")
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-_SEP_HINT = re.compile(r'"?sep=(.)"?[ \t]*(\r\n|\r|\n|$)', re.IGNORECASE)
+_SEP_HINT = re.compile(r'"?sep=([^\r\n"])"?[ \t]*(\r\n|\r|\n|$)', re.IGNORECASE)
 
 
 class RowError(ValueError):
