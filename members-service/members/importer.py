@@ -103,7 +103,7 @@ def read_table(content: bytes, content_type: str, messages: Messages | None = No
     if media_type in EXCEL_TYPES:
         records = _excel_records(content, messages)
     elif media_type in CSV_TYPES:
-        records = _csv_records(content, messages)
+        records = _csv_records(content, messages, _charset(content_type))
     else:
         raise UnsupportedMediaType(messages.text("file_type", excel=EXCEL_TYPES[0],
                                                  media_type=media_type or "-"))
@@ -162,17 +162,26 @@ def _columns(header: list[str], body: list, messages: Messages) -> tuple[list[st
     return columns, warnings
 
 
-def decode(content: bytes, messages: Messages | None = None) -> str:
+def decode(content: bytes, messages: Messages | None = None, charset: str | None = None) -> str:
     """The text of a CSV file: UTF-8 (with or without BOM), UTF-16/32 with
     BOM (Excel "Unicode text"), or a legacy encoding of German office files
     (Windows-1252, Mac Roman, DOS 850, ISO 8859-15) when charset-normalizer
     and the characters it yields agree on one. BadRequest (400) otherwise:
     a wrong guess would store mojibake ("MŸller") without a word.
+
+    A ``charset`` the sender declared (the ``charset`` parameter of the
+    Content-Type, RFC 9110 8.3) is used when the bytes decode with it;
+    otherwise, or when it names no known codec, the file is detected.
     """
     from charset_normalizer import from_bytes
 
     messages = messages or Messages()
     refused = BadRequest(messages.text("encoding_unknown"))
+    if charset:
+        try:
+            return content.decode("utf-8-sig" if codecs.lookup(charset).name == "utf-8" else charset)
+        except (LookupError, UnicodeDecodeError):
+            pass
     for bom, codec in _BOMS:
         if content.startswith(bom):
             try:
@@ -201,9 +210,16 @@ def decode(content: bytes, messages: Messages | None = None) -> str:
     return ranked[0][2]
 
 
-def _csv_records(content: bytes, messages: Messages) -> Iterator[tuple[int, list[str]]]:
+def _charset(content_type: str) -> str | None:
+    """The charset parameter of a Content-Type header, if any."""
+    from werkzeug.http import parse_options_header
+
+    return parse_options_header(content_type or "")[1].get("charset")
+
+
+def _csv_records(content: bytes, messages: Messages, charset: str | None = None) -> Iterator[tuple[int, list[str]]]:
     """(spreadsheet row, cells) of a CSV file; Excel's ``sep=;`` first line sets the delimiter."""
-    text = decode(content, messages)
+    text = decode(content, messages, charset)
     hint = _SEP_HINT.match(text)
     if hint:
         delimiter, text = hint.group(1), text[hint.end():]

@@ -114,14 +114,27 @@ def test_encodings_of_office_files_are_read_correctly(members_api, encoding, sep
     assert profiles[1]["region"]["city"] == "Göttingen"
 
 
+def ambiguous_mac_roman(name: str) -> bytes:
+    """In Mac Roman, Ä and Ö are the bytes of "€" and "…" in Windows-1252 and of "Ç" and "à" in DOS 850:
+    in a file without other letters beyond ASCII, every reading looks plausible."""
+    return (f"name;sector;state;postcode;city;employees;contact_name;contact_email\r\n"
+            f"{name};IT;NI;30159;Hannover;4;Olaf Ohm;o@ohm.example\r\n").encode("mac_roman")
+
+
 def test_a_file_whose_encoding_is_ambiguous_is_refused_never_stored_as_mojibake(members_api):
-    # In Mac Roman, Ä and Ö are the bytes of "€" and "…" in Windows-1252 and of "Ç" and "à" in DOS 850:
-    # without other letters, every reading looks plausible.
-    body = (f"name;sector;state;postcode;city;employees;contact_name;contact_email\r\n"
-            f"Öko Ärzte {tag()} GmbH;IT;NI;30159;Hannover;4;Olaf Ohm;o@ohm.example\r\n").encode("mac_roman")
+    body = ambiguous_mac_roman(f"Öko Ärzte {tag()} GmbH")
     for language, words in (("en", "encoding could not be determined"), ("de", "Zeichenkodierung")):
         response = post(members_api, body, language=language)
         assert response.status_code == 400 and words in response.json()["error"], response.text
+
+
+def test_a_declared_charset_is_used_when_the_bytes_decode_with_it(members_api):
+    name = f"Öko Ärzte {tag()} GmbH"
+    report = imported(post(members_api, ambiguous_mac_roman(name), "text/csv; charset=macintosh"))
+    assert [profile["name"] for profile in stored(members_api, report)] == [name]
+    # a label the bytes contradict (not UTF-8) is ignored and the file detected
+    mislabelled = csv_text(member_row(f"Müller {tag()} GmbH")).encode("cp1252")
+    assert imported(post(members_api, mislabelled, dry_run=True))["valid"] == 1
 
 
 def test_old_mac_line_endings_are_read(members_api):
