@@ -176,7 +176,8 @@ def create(name: str, vhost: str = "/", password: str | None = None, scope: tupl
                          "a letter or digit")
     for pattern in scope:  # a scope from code rather than parse_scope: validate it the same way
         parse_scope(pattern)
-    vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts", "name"], capture_output=True, text=True, check=True)
+    vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts", "name", "--no-table-headers"],
+                            capture_output=True, text=True, check=True)
     if vhost not in vhosts.stdout.splitlines():
         raise ValueError(f"there is no vhost {vhost!r} on this broker")  # before a user exists without rights
     user = user_name(name)
