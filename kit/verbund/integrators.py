@@ -176,20 +176,22 @@ def create(name: str, vhost: str = "/", password: str | None = None, scope: tupl
                          "a letter or digit")
     for pattern in scope:  # a scope from code rather than parse_scope: validate it the same way
         parse_scope(pattern)
-    vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts", "name", "--no-table-headers"],
-                            capture_output=True, text=True, check=True)
-    if vhost not in vhosts.stdout.splitlines():
-        raise ValueError(f"there is no vhost {vhost!r} on this broker")  # before a user exists without rights
     user = user_name(name)
     existing = subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, check=True)
     exists = user in existing.stdout.split()
-    if exists and keep_password:
-        password = None
-    else:
-        password = password or secrets.token_hex(24)  # hex: a leading "-" would read as an option to rabbitmqctl
-        _rabbitmqctl("change_password" if exists else "add_user", user, password)
-    _rabbitmqctl("set_permissions", "-p", vhost, user, *permissions(name, scope))
+    password = None if exists and keep_password else \
+        password or secrets.token_hex(24)  # hex: a leading "-" would read as an option to rabbitmqctl
+    if not exists:
+        _rabbitmqctl("add_user", user, password)
+    try:  # first the rights: a bad vhost fails here, before an existing user's password changed
+        _rabbitmqctl("set_permissions", "-p", vhost, user, *permissions(name, scope))
+    except RuntimeError:
+        if not exists:  # leave no user behind that has a password and no rights
+            subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True)
+        raise
     _rabbitmqctl("set_topic_permissions", "-p", vhost, user, broker.events_exchange.name, *topic_permissions(scope))
+    if exists and password:
+        _rabbitmqctl("change_password", user, password)
     if exists:
         _rabbitmqctl("close_all_user_connections", user, "integrator scope changed")
         if admin_uri:
