@@ -3,8 +3,8 @@
 1. The platform admin creates your read-only user, scoped to what you need:
        verbund integrator crm-sync --events 'event.*,registration.*'
    and hands you the AMQP_URI (and TOKEN) it prints.
-2. Run:  AMQP_URI=amqp://integrator-crm-sync:...@host:5672/ \
-             python integrator_example.py crm-sync 'event.*' 'registration.*'
+2. Run with AMQP_URI=amqp://integrator-crm-sync:...@host:5672/ in the environment:
+       python integrator_example.py crm-sync 'event.*' 'registration.*'
    Patterns outside your scope are refused by the broker (ACCESS_REFUSED).
 
 Your durable queue integrator.<name>.inbox keeps events while you are away.
