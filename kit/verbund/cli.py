@@ -271,12 +271,16 @@ def cmd_replay(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        copied = integrators.replay_into(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), args.name, scope, since,
+        copied = integrators.replay_into(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), args.name, since, scope,
                                          queue=args.queue, idle_timeout=args.idle)
     except AMQPError as exc:
         print(f"error: {exc} (does queue {integrators.queue_prefix(args.name)}{args.queue} exist?)", file=sys.stderr)
         return 2
-    print(f"copied {copied} event(s) of {','.join(scope)} into {integrators.queue_prefix(args.name)}{args.queue}")
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"copied {copied} event(s) within the integrator's scope into "
+          f"{integrators.queue_prefix(args.name)}{args.queue}")
     return 0
 
 
@@ -355,7 +359,8 @@ def parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="copy a scoped integrator's events from the replay stream "
                                                 "into its queue")
     replay.add_argument("name", help="the integrator's name")
-    replay.add_argument("--events", help="its scope, as given to `verbund integrator` (default: everything)")
+    replay.add_argument("--events", help="only these event types (default: all its scope admits; "
+                                         "the scope the broker holds for it always applies)")
     replay.add_argument("--since", required=True, help="ISO 8601 or an age such as 30m, 2h, 7d")
     replay.add_argument("--queue", default="inbox", help="its queue integrator.NAME.QUEUE (default: inbox)")
     replay.add_argument("--idle", type=float, default=3.0, help="seconds without an event that end the copy")

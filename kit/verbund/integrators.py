@@ -32,6 +32,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote, urlsplit
 
 from kombu import Connection, Consumer, Exchange, Queue, binding
 
@@ -218,22 +219,45 @@ def prune_bindings(admin_uri: str, name: str, vhost: str, scope: tuple[str, ...]
     return [(row["destination_name"], row["routing_key"]) for row in stale]
 
 
-def replay_into(admin_uri: str, name: str, scope: tuple[str, ...], since: datetime, queue: str = "inbox",
-                idle_timeout: float = 3.0) -> int:
-    """Copy the events of ``scope`` published since ``since`` from the replay stream into the
-    integrator's own queue ``integrator.<name>.<queue>``: the catch-up path of a scoped integrator,
-    which may not read the stream itself. Run by an admin (``admin_uri`` may read the stream);
-    the platform filters, so nothing outside the scope reaches the queue. Events arrive in stream
+def granted_regex(name: str, vhost: str) -> str | None:
+    """The read regex of the integrator's topic permission on ``verbund.events`` in ``vhost`` as the
+    broker holds it, or ``None`` when it has none (a user made before scopes: every event type)."""
+    listing = subprocess.run(["rabbitmqctl", "-q", "list_user_topic_permissions", user_name(name),
+                              "--formatter", "json"], capture_output=True, text=True)
+    if listing.returncode != 0:
+        raise RuntimeError(f"no integrator {name!r} on this broker: {listing.stderr.strip()}")
+    for row in json.loads(listing.stdout or "[]"):
+        if row["vhost"] == vhost and row["exchange"] == broker.events_exchange.name:
+            return row["read"]
+    return None
+
+
+def replay_into(admin_uri: str, name: str, since: datetime, scope: tuple[str, ...] = DEFAULT_SCOPE,
+                queue: str = "inbox", idle_timeout: float = 3.0) -> int:
+    """Copy the events published since ``since`` that the integrator may read from the replay
+    stream into its own queue ``integrator.<name>.<queue>``: the catch-up path of a scoped
+    integrator, which may not read the stream itself. Run by an admin (``admin_uri``, whose vhost is
+    the integrator's, may read the stream). An event is copied when its type matches ``scope`` (a
+    narrowing the admin asks for) *and* the scope the broker holds for the integrator admits it
+    (``granted_regex``), so a mistyped ``scope`` cannot widen what it gets. Events arrive in stream
     order, each confirmed by the broker; the integrator deduplicates on the CloudEvent ``id`` as for
-    live events. Returns how many were copied; raises ``amqp.exceptions.ChannelError`` (basic.return)
-    when the queue does not exist.
+    live events. Returns how many were copied; raises ``amqp.exceptions.NotFound`` when the queue does
+    not exist, ``RuntimeError`` when there is no such integrator.
     """
+    vhost = unquote(urlsplit(admin_uri).path[1:]) or "/"
+    granted = granted_regex(name, vhost)
+    allowed = re.compile(granted) if granted is not None else None
     target = queue_prefix(name) + queue
+    with Connection(admin_uri) as connection:
+        connection.channel().queue_declare(queue=target, passive=True)  # NotFound before anything is read
     publisher = broker.Publisher(admin_uri)
     copied = 0
     try:
         batch: list[broker.Outgoing] = []
         for event in follow(admin_uri, list(scope), since=since, idle_timeout=idle_timeout):
+            # An event type is a binding key without wildcards: the granted regex admits it iff it is in scope.
+            if allowed is not None and not allowed.search(event["type"]):
+                continue
             # The default exchange routes by queue name; mandatory: a missing queue is an error, not a loss.
             batch.append(broker.Outgoing(target, envelope.dumps(event), event["id"], exchange="", mandatory=True))
             if len(batch) >= 100:

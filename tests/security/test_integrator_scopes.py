@@ -192,23 +192,32 @@ def test_narrowing_the_scope_removes_bindings_outside_it_and_closes_connections(
     assert refused(lambda: bind(uri, queue, "member.*")).code == 403
 
 
-def test_a_scoped_integrator_catches_up_through_verbund_replay(platform, scoped):
-    name, uri = scoped
+def test_a_scoped_integrator_catches_up_through_verbund_replay_within_its_scope_only(platform, scoped):
+    name, uri = scoped  # event.*, registration.*
     since = datetime.now(UTC)
-    scheduled = an_event("event.scheduled", title="Vorher")
+    scheduled, confirmed = an_event("event.scheduled", title="Vorher"), an_event("registration.confirmed")
     platform.publish(member_registered(name="Nicht im Umfang GmbH"))
     platform.publish(scheduled)
-    platform.publish(an_event("registration.confirmed"))
-    queue = own_queue(name)
-    bind(uri, queue, "event.*")  # its queue exists only after those events
+    platform.publish(confirmed)
     env = {**os.environ, "AMQP_URI": platform.admin_uri}
-    result = subprocess.run([sys.executable, "-m", "verbund.cli", "replay", name, "--events", "event.*",
-                             "--since", since.isoformat(), "--queue", queue.rsplit(".", 1)[1], "--idle", "2"],
-                            env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "copied 1 event(s)" in result.stdout
-    received = list(integrators.follow(uri, [], queue_name=queue, idle_timeout=2))
-    assert received == [scheduled]
+    # Its queues exist only after those events. '#' cannot widen the scope the broker holds; event.* narrows it.
+    for events, expected in (("#", [scheduled, confirmed]), ("event.*", [scheduled])):
+        queue = own_queue(name)
+        bind(uri, queue, "event.*")
+        result = subprocess.run([sys.executable, "-m", "verbund.cli", "replay", name, "--events", events,
+                                 "--since", since.isoformat(), "--queue", queue.rsplit(".", 1)[1], "--idle", "2"],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert f"copied {len(expected)} event(s)" in result.stdout
+        assert list(integrators.follow(uri, [], queue_name=queue, idle_timeout=2)) == expected
+
+
+def test_verbund_replay_into_a_missing_queue_or_for_nobody_is_a_clear_error(platform, scoped):
+    env = {**os.environ, "AMQP_URI": platform.admin_uri}
+    for name, queue in ((scoped[0], "nothere"), ("nobody-here", "inbox")):
+        result = subprocess.run([sys.executable, "-m", "verbund.cli", "replay", name, "--since", "1m",
+                                 "--queue", queue, "--idle", "1"], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and "error:" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_verbund_integrator_prints_a_working_uri_and_a_scoped_token(platform):
