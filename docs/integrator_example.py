@@ -11,7 +11,7 @@ Your durable queue integrator.<name>.inbox keeps events while you are away.
 To catch up on what happened before your queue existed, pass --since 7d once:
 the events are read from the replay stream verbund.replay, which only an
 integrator with the whole scope ('#') may read; with a narrower scope, ask the
-admin for `verbund replay crm-sync --events '...' --since 7d` into your queue.
+admin for `verbund replay crm-sync --since 7d` into your queue.
 Each message is a CloudEvents 1.0 JSON document; the contract is docs/asyncapi.yaml.
 Needs only kombu (pip install kombu).
 """

@@ -231,6 +231,9 @@ def cmd_integrator(args) -> int:
     from datetime import timedelta
     from urllib.parse import quote, urlsplit, urlunsplit
 
+    from amqp.exceptions import AMQPError
+    from kombu.exceptions import KombuError
+
     from verbund import auth, integrators
     from verbund.settings import DEFAULT_AMQP_URI
 
@@ -246,6 +249,10 @@ def cmd_integrator(args) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, AMQPError, KombuError) as exc:  # pruning old bindings: the rights are set already
+        print(f"error: scope set and password unchanged, but bindings outside the scope could not be removed "
+              f"through AMQP_URI (vhost {args.vhost}): {exc}", file=sys.stderr)
+        return 1
     user = integrators.user_name(args.name)
     replay = "and the replay stream verbund.replay" if integrators.is_everything(scope) else \
         "(not the replay stream, which holds every type: an admin catches it up with `verbund replay`)"
@@ -259,7 +266,8 @@ def cmd_integrator(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from amqp.exceptions import AMQPError
+    from amqp.exceptions import AMQPError, ChannelError
+    from kombu.exceptions import KombuError
 
     from verbund import integrators
     from verbund.settings import DEFAULT_AMQP_URI
@@ -273,12 +281,15 @@ def cmd_replay(args) -> int:
     try:
         copied = integrators.replay_into(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), args.name, since, scope,
                                          queue=args.queue, idle_timeout=args.idle)
-    except AMQPError as exc:
+    except ChannelError as exc:
         print(f"error: {exc} (does queue {integrators.queue_prefix(args.name)}{args.queue} exist?)", file=sys.stderr)
         return 2
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, AMQPError, KombuError) as exc:
+        print(f"error: the broker at AMQP_URI: {exc}", file=sys.stderr)
+        return 1
     print(f"copied {copied} event(s) within the integrator's scope into "
           f"{integrators.queue_prefix(args.name)}{args.queue}")
     return 0

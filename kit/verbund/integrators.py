@@ -169,8 +169,9 @@ def create(name: str, vhost: str = "/", password: str | None = None, scope: tupl
     Returns the new password, or ``None`` when ``keep_password`` kept an existing user's one. For a
     user that existed, its connections are closed (RabbitMQ caches permission checks per channel)
     and, given ``admin_uri`` (an AMQP URI with rights in ``vhost``), bindings of its queues that the
-    new scope no longer admits are removed. Raises ``ValueError`` for a bad name or scope and
-    ``RuntimeError`` when rabbitmqctl fails.
+    new scope no longer admits are removed. Raises ``ValueError`` for a bad name or scope,
+    ``RuntimeError`` when rabbitmqctl fails (no such vhost: nothing changed) and kombu's or amqp's
+    errors when ``admin_uri`` cannot remove bindings (the scope is set, the password unchanged).
     """
     if not NAME.match(name):
         raise ValueError("an integrator name is 2-41 lowercase letters, digits or dashes, starting with "
@@ -178,8 +179,7 @@ def create(name: str, vhost: str = "/", password: str | None = None, scope: tupl
     for pattern in scope:  # a scope from code rather than parse_scope: validate it the same way
         parse_scope(pattern)
     user = user_name(name)
-    existing = subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, check=True)
-    exists = user in existing.stdout.split()
+    exists = user in _rabbitmqctl("list_users").split()
     password = None if exists and keep_password else \
         password or secrets.token_hex(24)  # hex: a leading "-" would read as an option to rabbitmqctl
     if not exists:
@@ -191,23 +191,22 @@ def create(name: str, vhost: str = "/", password: str | None = None, scope: tupl
             subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True)
         raise
     _rabbitmqctl("set_topic_permissions", "-p", vhost, user, broker.events_exchange.name, *topic_permissions(scope))
-    if exists and password:
-        _rabbitmqctl("change_password", user, password)
     if exists:
         _rabbitmqctl("close_all_user_connections", user, "integrator scope changed")
         if admin_uri:
             prune_bindings(admin_uri, name, vhost, scope)
+        if password:  # last: if anything above failed, the integrator's old password still works
+            _rabbitmqctl("change_password", user, password)
     return password
 
 
 def prune_bindings(admin_uri: str, name: str, vhost: str, scope: tuple[str, ...]) -> list[tuple[str, str]]:
     """Unbind the integrator's queues and exchanges from ``verbund.events`` where the binding key is
     outside ``scope`` (RabbitMQ checks the scope on bind only). Returns the removed (name, key) pairs."""
-    listing = subprocess.run(["rabbitmqctl", "-q", "list_bindings", "-p", vhost, "source_name", "destination_name",
-                              "destination_kind", "routing_key", "--formatter", "json"],
-                             capture_output=True, text=True, check=True)
+    listing = _rabbitmqctl("list_bindings", "-p", vhost, "source_name", "destination_name", "destination_kind",
+                           "routing_key", "--formatter", "json")
     allowed = re.compile(scope_regex(scope))
-    stale = [row for row in json.loads(listing.stdout or "[]")
+    stale = [row for row in json.loads(listing or "[]")
              if row["source_name"] == broker.events_exchange.name
              and row["destination_name"].startswith(queue_prefix(name)) and not allowed.search(row["routing_key"])]
     if stale:
@@ -222,11 +221,8 @@ def prune_bindings(admin_uri: str, name: str, vhost: str, scope: tuple[str, ...]
 def granted_regex(name: str, vhost: str) -> str | None:
     """The read regex of the integrator's topic permission on ``verbund.events`` in ``vhost`` as the
     broker holds it, or ``None`` when it has none (a user made before scopes: every event type)."""
-    listing = subprocess.run(["rabbitmqctl", "-q", "list_user_topic_permissions", user_name(name),
-                              "--formatter", "json"], capture_output=True, text=True)
-    if listing.returncode != 0:
-        raise RuntimeError(f"no integrator {name!r} on this broker: {listing.stderr.strip()}")
-    for row in json.loads(listing.stdout or "[]"):
+    listing = _rabbitmqctl("list_user_topic_permissions", user_name(name), "--formatter", "json")
+    for row in json.loads(listing or "[]"):
         if row["vhost"] == vhost and row["exchange"] == broker.events_exchange.name:
             return row["read"]
     return None
@@ -271,10 +267,15 @@ def replay_into(admin_uri: str, name: str, since: datetime, scope: tuple[str, ..
     return copied
 
 
-def _rabbitmqctl(*args: str) -> None:
-    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
+def _rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl -q ARGS`` on this node; its output, or ``RuntimeError`` saying what failed."""
+    try:
+        result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise RuntimeError("rabbitmqctl not found: run this on a RabbitMQ node, as root") from None
     if result.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return result.stdout
 
 
 def parse_since(text: str) -> datetime:

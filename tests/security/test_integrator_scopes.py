@@ -242,3 +242,10 @@ def test_verbund_integrator_prints_a_working_uri_and_a_scoped_token(platform):
     principal = auth.verify(re.search(r"^TOKEN=(\S+)$", result.stdout, re.M).group(1))
     assert principal.events == ("#",) and principal.personal is False
     bind(uri, f"integrator.{name}.inbox", "member.*")
+    # Narrowing while the broker's AMQP port is out of reach: said plainly, and the old password still works.
+    result = subprocess.run([sys.executable, "-m", "verbund.cli", "integrator", name, "--vhost", platform.vhost,
+                             "--events", "event.*"], env={**env, "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "could not be removed" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    bind(uri, f"integrator.{name}.inbox", "event.scheduled")
