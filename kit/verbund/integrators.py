@@ -128,6 +128,7 @@ def scope_regex(scope: tuple[str, ...]) -> str:
     """
     if is_everything(scope):
         return ".*"
+    # Scope words are plain names, so the regex holds no '{': RabbitMQ expands {username}-style variables.
     # "(?!\n)$": PCRE's and Python's '$' also match before a final newline.
     return "^(?:" + "|".join(_plain(pattern.split(".")) for pattern in scope) + r")(?!\n)$"
 
@@ -159,7 +160,7 @@ def topic_permissions(scope: tuple[str, ...]) -> tuple[str, str]:
     Write admits no routing key (publishing is refused by the vhost permissions already; this is
     the second lock). Read is ``scope_regex``.
     """
-    return "^$.", scope_regex(scope)
+    return "^$.", scope_regex(scope)  # "^$.": a character after the end, which no routing key has
 
 
 def create(name: str, vhost: str = "/", password: str | None = None, scope: tuple[str, ...] = DEFAULT_SCOPE,
