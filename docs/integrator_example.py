@@ -1,12 +1,17 @@
 """An integrator's consumer: receive Verbund events into your CRM or data warehouse.
 
-1. The platform admin creates your read-only user:   verbund integrator crm-sync
-   and hands you the AMQP_URI it prints.
-2. Run:  AMQP_URI=amqp://integrator-crm-sync:...@host:5672/ python integrator_example.py crm-sync 'member.*' 'event.#'
+1. The platform admin creates your read-only user, scoped to what you need:
+       verbund integrator crm-sync --events 'event.*,registration.*'
+   and hands you the AMQP_URI (and TOKEN) it prints.
+2. Run with AMQP_URI=amqp://integrator-crm-sync:...@host:5672/ in the environment:
+       python integrator_example.py crm-sync 'event.*' 'registration.*'
+   Patterns outside your scope are refused by the broker (ACCESS_REFUSED).
 
 Your durable queue integrator.<name>.inbox keeps events while you are away.
 To catch up on what happened before your queue existed, pass --since 7d once:
-the events are read from the replay stream verbund.replay.
+the events are read from the replay stream verbund.replay, which only an
+integrator with the whole scope ('#') may read; with a narrower scope, ask the
+admin for `verbund replay crm-sync --since 7d` into your queue.
 Each message is a CloudEvents 1.0 JSON document; the contract is docs/asyncapi.yaml.
 Needs only kombu (pip install kombu).
 """

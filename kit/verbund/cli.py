@@ -7,7 +7,8 @@
   verbund definitions          print that topology as a RabbitMQ definitions document
   verbund asyncapi             write docs/asyncapi.yaml from the catalogue and the event schemas
   verbund openapi              write docs/openapi/<service>.json from the services' endpoints
-  verbund integrator NAME      create an integrator's read-only RabbitMQ user
+  verbund integrator NAME      create or update an integrator's read-only RabbitMQ user and token (--events scope)
+  verbund replay NAME          copy a scoped integrator's events from the replay stream into its queue
   verbund tail [PATTERN ...]   print live events readably (--since to replay)
   verbund token ROLE ...       issue a bearer token (admin's command)
 """
@@ -25,6 +26,9 @@ import time
 # Every service of the platform, in start order; `verbund up` starts those installed.
 ALL_SERVICES = ("members", "events", "matching", "notifications")
 SERVICES = tuple(name for name in ALL_SERVICES if importlib.util.find_spec(name) is not None)
+EVENTS_HELP = ("an integrator's scope: comma-separated topic patterns such as 'event.*,registration.*' "
+               "(default: every event type)")
+PERSONAL_HELP = "an integrator may see personal fields (default: no personal data)"
 BROKER_HELP = "RabbitMQ is not reachable at {uri}: {error}\nStart it with: rabbitmq-server -detached  (or set AMQP_URI)"
 
 
@@ -224,21 +228,70 @@ def cmd_asyncapi(args) -> int:
 
 
 def cmd_integrator(args) -> int:
-    from urllib.parse import quote, urlsplit
+    from datetime import timedelta
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    from amqp.exceptions import AMQPError
+    from kombu.exceptions import KombuError
+
+    from verbund import auth, integrators
+    from verbund.settings import DEFAULT_AMQP_URI
+
+    amqp_uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
+    parts = urlsplit(amqp_uri)
+    admin_uri = urlunsplit(parts._replace(path="/" + quote(args.vhost, safe="")))  # the same broker, that vhost
+    try:
+        scope = integrators.parse_scope(args.events)
+        password = integrators.create(args.name, vhost=args.vhost, scope=scope, admin_uri=admin_uri,
+                                      keep_password=args.keep_password)
+        token = auth.issue("integrator", args.name, events=scope, personal=args.personal,
+                           ttl=timedelta(days=args.days))
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, AMQPError, KombuError) as exc:  # pruning old bindings: the rights are set already
+        print(f"error: scope set and password unchanged, but bindings outside the scope could not be removed "
+              f"through AMQP_URI (vhost {args.vhost}): {exc}", file=sys.stderr)
+        return 1
+    user = integrators.user_name(args.name)
+    replay = "and the replay stream verbund.replay" if integrators.is_everything(scope) else \
+        "(not the replay stream, which holds every type: an admin catches it up with `verbund replay`)"
+    print(f"user {user} may read queues {integrators.queue_prefix(args.name)}* bound to verbund.events with "
+          f"binding keys within {','.join(scope)} {replay}; it cannot publish.")
+    print(f"personal data: {'may be decrypted (key service)' if args.personal else 'none'}")
+    credentials = f"{user}:{quote(password, safe='')}" if password else f"{user}:<unchanged password>"
+    print(f"AMQP_URI=amqp://{credentials}@{parts.hostname}:{parts.port or 5672}/{quote(args.vhost, safe='')}")
+    print(f"TOKEN={token}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from amqp.exceptions import AMQPError, ChannelError
+    from kombu.exceptions import KombuError
 
     from verbund import integrators
     from verbund.settings import DEFAULT_AMQP_URI
 
     try:
-        password = integrators.create(args.name, vhost=args.vhost)
-    except (ValueError, RuntimeError) as exc:
+        scope = integrators.parse_scope(args.events)
+        since = integrators.parse_since(args.since)
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    host = urlsplit(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)).hostname
-    print(f"user {integrators.user_name(args.name)} may read queues {integrators.queue_prefix(args.name)}* "
-          f"bound to verbund.events and the replay stream verbund.replay; it cannot publish.")
-    print(f"AMQP_URI=amqp://{integrators.user_name(args.name)}:{quote(password, safe='')}@{host}:5672/"
-          f"{quote(args.vhost, safe='')}")
+    try:
+        copied = integrators.replay_into(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), args.name, since, scope,
+                                         queue=args.queue, idle_timeout=args.idle)
+    except ChannelError as exc:
+        print(f"error: {exc} (does queue {integrators.queue_prefix(args.name)}{args.queue} exist?)", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, AMQPError, KombuError) as exc:
+        print(f"error: the broker at AMQP_URI: {exc}", file=sys.stderr)
+        return 1
+    print(f"copied {copied} event(s) within the integrator's scope into "
+          f"{integrators.queue_prefix(args.name)}{args.queue}")
     return 0
 
 
@@ -273,11 +326,12 @@ def cmd_openapi(args) -> int:
 def cmd_token(args) -> int:
     from datetime import timedelta
 
-    from verbund import auth
+    from verbund import auth, integrators
 
     try:
+        events = integrators.parse_scope(args.events) if args.events is not None else None
         print(auth.issue(args.role, args.subject, member_id=args.member_id, association=args.association,
-                         ttl=timedelta(days=args.days)))
+                         ttl=timedelta(days=args.days), events=events, personal=args.personal))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -307,7 +361,21 @@ def parser() -> argparse.ArgumentParser:
     integrator = commands.add_parser("integrator", help="create an integrator's read-only RabbitMQ user")
     integrator.add_argument("name", help="e.g. crm-sync (lowercase letters, digits, dashes)")
     integrator.add_argument("--vhost", default="/")
+    integrator.add_argument("--events", help=EVENTS_HELP)
+    integrator.add_argument("--personal", action="store_true", help=PERSONAL_HELP)
+    integrator.add_argument("--days", type=int, default=365, help="validity of the printed token in days (365)")
+    integrator.add_argument("--keep-password", action="store_true",
+                            help="an existing user keeps its password (only the scope changes)")
     integrator.set_defaults(func=cmd_integrator)
+    replay = commands.add_parser("replay", help="copy a scoped integrator's events from the replay stream "
+                                                "into its queue")
+    replay.add_argument("name", help="the integrator's name")
+    replay.add_argument("--events", help="only these event types (default: all its scope admits; "
+                                         "the scope the broker holds for it always applies)")
+    replay.add_argument("--since", required=True, help="ISO 8601 or an age such as 30m, 2h, 7d")
+    replay.add_argument("--queue", default="inbox", help="its queue integrator.NAME.QUEUE (default: inbox)")
+    replay.add_argument("--idle", type=float, default=3.0, help="seconds without an event that end the copy")
+    replay.set_defaults(func=cmd_replay)
     tail = commands.add_parser("tail", help="print live events readably")
     tail.add_argument("patterns", nargs="*", help="routing key patterns, e.g. 'member.*' 'event.#' (default: all)")
     tail.add_argument("--since", help="replay from a time: ISO 8601 or an age such as 30m, 2h, 7d")
@@ -323,6 +391,8 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--member-id", help="for a member token: the member's id")
     token.add_argument("--association", help="for an organizer token: the association")
     token.add_argument("--days", type=int, default=30, help="validity in days (default: 30)")
+    token.add_argument("--events", help=EVENTS_HELP)
+    token.add_argument("--personal", action="store_true", help=PERSONAL_HELP)
     token.set_defaults(func=cmd_token)
     return root
 

@@ -1,10 +1,27 @@
 """Read-only access for integrators, and reading the event stream.
 
 An integrator gets a RabbitMQ user of its own that may declare, bind and
-read queues named ``integrator.<name>.*`` (bound to ``verbund.events``) and
-read the replay stream, and nothing else: it cannot publish and cannot read
-the services' queues. ``follow`` reads live events or, from a point in
-time, the replay stream; ``verbund tail`` and docs/integrator_example.py use it.
+read queues named ``integrator.<name>.*`` (bound to ``verbund.events``), and
+nothing else: it cannot publish and cannot read the services' queues.
+
+Its **scope** says which event types it may read (AMQP topic patterns such as
+``event.*``) and whether it may see personal fields. RabbitMQ enforces the
+event types with topic permissions: on ``queue.bind`` (and ``exchange.bind``)
+to the topic exchange ``verbund.events`` the binding key is checked against
+the user's read regex (RabbitMQ access-control guide, "Topic Authorisation"),
+and ``scope_regex`` accepts only binding keys that route nothing outside the
+scope. The replay stream holds every event type and cannot be filtered by
+permission, so only an integrator whose scope is everything (``#``) may read
+it; a scoped one catches up through ``replay_into`` (an admin copies its
+scope's events from the stream into its queue). Personal fields are enforced
+by the key service through the token's ``personal`` claim, not the broker.
+
+Users made before scopes existed have no topic permission, which RabbitMQ
+reads as "every binding key", and tokens without scope claims read every
+event type and no personal data: the documented default, ``DEFAULT_SCOPE``.
+
+``follow`` reads live events or, from a point in time, the replay stream;
+``verbund tail`` and docs/integrator_example.py use it.
 """
 from __future__ import annotations
 
@@ -15,14 +32,105 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote, urlsplit
 
 from kombu import Connection, Consumer, Exchange, Queue, binding
 
-from verbund import broker
+from verbund import broker, catalogue, envelope
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 # Bound to, never declared: declaring the exchange would need rights an integrator does not have.
 EXISTING_EXCHANGE = Exchange(broker.events_exchange.name, type="topic", durable=True, no_declare=True)
+# What an integrator made without --events, or before scopes existed, may read: every event type.
+DEFAULT_SCOPE = ("#",)
+_WORD = re.compile(r"^[a-z][a-z0-9_-]*$")
+# Regex pieces over the words of a binding key. A literal word never holds '*' or '#' (conservative:
+# RabbitMQ would read "a*b" literally, we refuse it) nor a newline (PCRE's '$' accepts one before the end).
+_LITERAL = r"[^.*#\n]+"
+_ANY_WORD = r"[^.\n]*"
+
+
+class ScopeError(ValueError):
+    """An integrator scope that cannot be granted: empty, malformed or naming unknown event types."""
+
+
+def parse_scope(text: str | None) -> tuple[str, ...]:
+    """The topic patterns of ``--events``: ``'event.*,registration.*'`` → ``('event.*', 'registration.*')``.
+
+    ``None`` is ``DEFAULT_SCOPE`` (every event type). A pattern is words joined by dots; a word is
+    ``*`` (one word), ``#`` (zero or more) or a lowercase name; a first word that is a name must be an
+    event type family of the catalogue (``member``, ``event``, ...) and every pattern must match at
+    least one catalogued event type. Raises ``ScopeError`` naming the offending pattern.
+    """
+    if text is None:
+        return DEFAULT_SCOPE
+    patterns = [pattern.strip() for pattern in text.split(",")]
+    if not any(patterns):
+        raise ScopeError("--events needs at least one topic pattern, e.g. 'event.*,registration.*'")
+    families = sorted({name.split(".")[0] for name in catalogue.EVENT_TYPES})
+    scope: list[str] = []
+    for pattern in patterns:
+        if not pattern:
+            raise ScopeError(f"empty pattern in {text!r}: separate patterns by single commas")
+        words = pattern.split(".")
+        bad = [word for word in words if word not in ("*", "#") and not _WORD.match(word)]
+        if bad:
+            raise ScopeError(f"malformed pattern {pattern!r}: a word is '*', '#' or a lowercase name, "
+                             f"not {bad[0]!r}")
+        if words[0] not in ("*", "#") and words[0] not in families:
+            raise ScopeError(f"unknown event type family {words[0]!r} in {pattern!r}; known: {', '.join(families)}")
+        if not any(topic_matches(name, pattern) for name in catalogue.EVENT_TYPES):
+            raise ScopeError(f"pattern {pattern!r} matches no event type of the catalogue "
+                             f"(docs/asyncapi.yaml lists them)")
+        if pattern not in scope:
+            scope.append(pattern)
+    return tuple(scope)
+
+
+def is_everything(scope: tuple[str, ...]) -> bool:
+    """Whether the scope covers every event type there is or will be (a pattern of only '#' words)."""
+    return any(all(word == "#" for word in pattern.split(".")) for pattern in scope)
+
+
+def _dotted(words: list[str]) -> str:
+    # A regex over "." + the binding key's remaining words: each piece starts with the dot it consumes.
+    if not words:
+        return ""
+    head = r"(?:\.[^.\n]*)*" if words[0] == "#" else r"\." + _word(words[0])
+    return head + _dotted(words[1:])
+
+
+def _plain(words: list[str]) -> str:
+    # A regex over the binding key's words themselves (no leading dot).
+    if not words:
+        return ""
+    if words[0] != "#":
+        return _word(words[0]) + _dotted(words[1:])
+    # '#' takes one or more of the key's words, or none (and then no dot either).
+    return rf"(?:{_ANY_WORD}(?:\.{_ANY_WORD})*{_dotted(words[1:])}|{_plain(words[1:])})"
+
+
+def _word(word: str) -> str:
+    # A scope's '*' admits a binding word that is a name or '*', never '#' (that would widen it).
+    return rf"(?:{_LITERAL}|\*)" if word == "*" else re.escape(word)
+
+
+def scope_regex(scope: tuple[str, ...]) -> str:
+    """The read regex of the integrator's topic permission on ``verbund.events``.
+
+    RabbitMQ matches it (PCRE, unanchored, so it is anchored here) against the *binding key* of a
+    ``queue.bind``. It accepts a binding key exactly when one scope pattern covers it word by word:
+    a scope word that is a name admits that name, ``*`` admits a name or ``*``, ``#`` admits any run
+    of words including ``*`` and ``#``. Every routing key such a binding key matches is then in the
+    scope. So scope ``event.*`` admits ``event.*`` and ``event.scheduled`` and refuses ``#``, ``*.*``,
+    ``member.*`` and ``event.#`` (which would also match ``event.a.b``). A binding key covered only by
+    the union of several patterns is refused: bind one pattern at a time.
+    """
+    if is_everything(scope):
+        return ".*"
+    # Scope words are plain names, so the regex holds no '{': RabbitMQ expands {username}-style variables.
+    # "(?!\n)$": PCRE's and Python's '$' also match before a final newline.
+    return "^(?:" + "|".join(_plain(pattern.split(".")) for pattern in scope) + r")(?!\n)$"
 
 
 def user_name(name: str) -> str:
@@ -33,37 +141,142 @@ def queue_prefix(name: str) -> str:
     return f"integrator.{name}."
 
 
-def permissions(name: str) -> tuple[str, str, str]:
+def permissions(name: str, scope: tuple[str, ...] = DEFAULT_SCOPE) -> tuple[str, str, str]:
     """configure, write, read patterns for ``rabbitmqctl set_permissions``.
 
     Binding a queue needs write on the queue and read on the exchange;
-    publishing would need write on the exchange, which is not granted.
+    publishing would need write on the exchange, which is not granted. The
+    replay stream is readable only with a scope of everything.
     """
     own = f"^{re.escape(queue_prefix(name))}.*"
-    read = f"^({re.escape(broker.events_exchange.name)}|{re.escape(broker.REPLAY_STREAM)}|" \
-           f"{re.escape(queue_prefix(name))}.*)$"
+    replay = f"|{re.escape(broker.REPLAY_STREAM)}" if is_everything(scope) else ""
+    read = f"^({re.escape(broker.events_exchange.name)}{replay}|{re.escape(queue_prefix(name))}.*)$"
     return own, own, read
 
 
-def create(name: str, vhost: str = "/", password: str | None = None) -> str:
-    """Create (or reset) the integrator's user on the local broker node; returns its password."""
+def topic_permissions(scope: tuple[str, ...]) -> tuple[str, str]:
+    """write, read regexes for ``rabbitmqctl set_topic_permissions ... verbund.events``.
+
+    Write admits no routing key (publishing is refused by the vhost permissions already; this is
+    the second lock). Read is ``scope_regex``.
+    """
+    return "^$.", scope_regex(scope)  # "^$.": a character after the end, which no routing key has
+
+
+def create(name: str, vhost: str = "/", password: str | None = None, scope: tuple[str, ...] = DEFAULT_SCOPE,
+           admin_uri: str | None = None, keep_password: bool = False) -> str | None:
+    """Create or update the integrator's user on the local broker node, scoped to ``scope``.
+
+    Returns the new password, or ``None`` when ``keep_password`` kept an existing user's one. For a
+    user that existed, its connections are closed (RabbitMQ caches permission checks per channel)
+    and, given ``admin_uri`` (an AMQP URI with rights in ``vhost``), bindings of its queues that the
+    new scope no longer admits are removed. Raises ``ValueError`` for a bad name or scope,
+    ``RuntimeError`` when rabbitmqctl fails (no such vhost: nothing changed) and kombu's or amqp's
+    errors when ``admin_uri`` cannot remove bindings (the scope is set, the password unchanged).
+    """
     if not NAME.match(name):
-        raise ValueError("an integrator name is 2-41 lowercase letters, digits or dashes")
-    password = password or secrets.token_hex(24)  # hex: a leading "-" would read as an option to rabbitmqctl
+        raise ValueError("an integrator name is 2-41 lowercase letters, digits or dashes, starting with "
+                         "a letter or digit")
+    for pattern in scope:  # a scope from code rather than parse_scope: validate it the same way
+        parse_scope(pattern)
     user = user_name(name)
-    existing = subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, check=True)
-    if user in existing.stdout.split():
-        _rabbitmqctl("change_password", user, password)
-    else:
+    exists = user in _rabbitmqctl("list_users").split()
+    password = None if exists and keep_password else \
+        password or secrets.token_hex(24)  # hex: a leading "-" would read as an option to rabbitmqctl
+    if not exists:
         _rabbitmqctl("add_user", user, password)
-    _rabbitmqctl("set_permissions", "-p", vhost, user, *permissions(name))
+    try:  # first the rights: a bad vhost fails here, before an existing user's password changed
+        _rabbitmqctl("set_permissions", "-p", vhost, user, *permissions(name, scope))
+    except RuntimeError:
+        if not exists:  # leave no user behind that has a password and no rights
+            subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True)
+        raise
+    _rabbitmqctl("set_topic_permissions", "-p", vhost, user, broker.events_exchange.name, *topic_permissions(scope))
+    if exists:
+        _rabbitmqctl("close_all_user_connections", user, "integrator scope changed")
+        if admin_uri:
+            prune_bindings(admin_uri, name, vhost, scope)
+        if password:  # last: if anything above failed, the integrator's old password still works
+            _rabbitmqctl("change_password", user, password)
     return password
 
 
-def _rabbitmqctl(*args: str) -> None:
-    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
+def prune_bindings(admin_uri: str, name: str, vhost: str, scope: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Unbind the integrator's queues and exchanges from ``verbund.events`` where the binding key is
+    outside ``scope`` (RabbitMQ checks the scope on bind only). Returns the removed (name, key) pairs."""
+    listing = _rabbitmqctl("list_bindings", "-p", vhost, "source_name", "destination_name", "destination_kind",
+                           "routing_key", "--formatter", "json")
+    allowed = re.compile(scope_regex(scope))
+    stale = [row for row in json.loads(listing or "[]")
+             if row["source_name"] == broker.events_exchange.name
+             and row["destination_name"].startswith(queue_prefix(name)) and not allowed.search(row["routing_key"])]
+    if stale:
+        with Connection(admin_uri) as connection:
+            channel = connection.channel()
+            for row in stale:
+                unbind = channel.queue_unbind if row["destination_kind"] == "queue" else channel.exchange_unbind
+                unbind(row["destination_name"], broker.events_exchange.name, row["routing_key"])
+    return [(row["destination_name"], row["routing_key"]) for row in stale]
+
+
+def granted_regex(name: str, vhost: str) -> str | None:
+    """The read regex of the integrator's topic permission on ``verbund.events`` in ``vhost`` as the
+    broker holds it, or ``None`` when it has none (a user made before scopes: every event type)."""
+    listing = _rabbitmqctl("list_user_topic_permissions", user_name(name), "--formatter", "json")
+    for row in json.loads(listing or "[]"):
+        if row["vhost"] == vhost and row["exchange"] == broker.events_exchange.name:
+            return row["read"]
+    return None
+
+
+def replay_into(admin_uri: str, name: str, since: datetime, scope: tuple[str, ...] = DEFAULT_SCOPE,
+                queue: str = "inbox", idle_timeout: float = 3.0) -> int:
+    """Copy the events published since ``since`` that the integrator may read from the replay
+    stream into its own queue ``integrator.<name>.<queue>``: the catch-up path of a scoped
+    integrator, which may not read the stream itself. Run by an admin (``admin_uri``, whose vhost is
+    the integrator's, may read the stream). An event is copied when its type matches ``scope`` (a
+    narrowing the admin asks for) *and* the scope the broker holds for the integrator admits it
+    (``granted_regex``), so a mistyped ``scope`` cannot widen what it gets. Events arrive in stream
+    order, each confirmed by the broker; the integrator deduplicates on the CloudEvent ``id`` as for
+    live events. Returns how many were copied; raises ``amqp.exceptions.NotFound`` when the queue does
+    not exist, ``RuntimeError`` when there is no such integrator.
+    """
+    vhost = unquote(urlsplit(admin_uri).path[1:]) or "/"
+    granted = granted_regex(name, vhost)
+    allowed = re.compile(granted) if granted is not None else None
+    target = queue_prefix(name) + queue
+    with Connection(admin_uri) as connection:
+        connection.channel().queue_declare(queue=target, passive=True)  # NotFound before anything is read
+    publisher = broker.Publisher(admin_uri)
+    copied = 0
+    try:
+        batch: list[broker.Outgoing] = []
+        for event in follow(admin_uri, list(scope), since=since, idle_timeout=idle_timeout):
+            # An event type is a binding key without wildcards: the granted regex admits it iff it is in scope.
+            if allowed is not None and not allowed.search(event["type"]):
+                continue
+            # The default exchange routes by queue name; mandatory: a missing queue is an error, not a loss.
+            batch.append(broker.Outgoing(target, envelope.dumps(event), event["id"], exchange="", mandatory=True))
+            if len(batch) >= 100:
+                publisher.publish_many(batch)
+                copied, batch = copied + len(batch), []
+        if batch:
+            publisher.publish_many(batch)
+            copied += len(batch)
+    finally:
+        publisher.close()
+    return copied
+
+
+def _rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl -q ARGS`` on this node; its output, or ``RuntimeError`` saying what failed."""
+    try:
+        result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise RuntimeError("rabbitmqctl not found: run this on a RabbitMQ node, as root") from None
     if result.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return result.stdout
 
 
 def parse_since(text: str) -> datetime:
