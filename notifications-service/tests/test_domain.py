@@ -258,6 +258,14 @@ def test_an_international_domain_is_sent_in_its_idna_form():
     assert recipient.addr_spec == "info@xn--mller-logistik-gsb.example"
 
 
+@pytest.mark.parametrize("address, valid", [
+    ("erika@example.org", True), ("info@müller-logistik.example", True), ("@example.org", False),
+    ("erika", False), ("jürgen@example.org", False), ("a@example.org, b@example.org", False), (None, False),
+])
+def test_only_addresses_a_mail_can_be_sent_to_are_valid(address, valid):
+    assert mail.valid_address(address) is valid
+
+
 @pytest.mark.parametrize("value", ["noreply", "Verbund Geschäftsstelle noreply@verbund.example",
                                    "a@verbund.example, b@verbund.example", "Verbund <noreply>", " ",
                                    "Verbund <noreply@verbund.example>\r\nBcc: spy@evil.example"])

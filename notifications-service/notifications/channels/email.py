@@ -43,7 +43,7 @@ def mailbox(addr_spec: str, display_name: str | None = None) -> Address:
     """An address object from an addr-spec ("erika@example.org") and an optional display name.
 
     Control characters in the name become spaces, surrounding blanks go. Raises ValueError when
-    ``addr_spec`` is not one RFC 5322 addr-spec with a local part and a domain.
+    ``addr_spec`` is not one RFC 5322 addr-spec with an ASCII local part and a domain.
     """
     name = _CONTROL.sub(" ", display_name or "").strip()
     try:
@@ -52,6 +52,8 @@ def mailbox(addr_spec: str, display_name: str | None = None) -> Address:
         raise ValueError(f"{addr_spec!r} is not an e-mail address") from None
     if not address.username or not address.domain:
         raise ValueError(f"{addr_spec!r} is not an e-mail address")
+    if not address.username.isascii():  # would need SMTPUTF8 (RFC 6531), which we do not send with
+        raise ValueError(f"{addr_spec!r} has a non-ASCII local part")
     return address
 
 
@@ -122,11 +124,12 @@ def compose(*, mail_from: str | Address, to_address: str, to_name: str | None, r
 
 
 def valid_address(address: str | None) -> bool:
-    if not address or "@" not in address:
+    """Whether a mail can be addressed to ``address`` (see :func:`mailbox`)."""
+    if not address:
         return False
     try:
-        Address(addr_spec=address)
-    except (ValueError, IndexError):
+        mailbox(address)
+    except ValueError:
         return False
     return True
 
