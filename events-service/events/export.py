@@ -137,14 +137,21 @@ def _text_cells(sheet) -> None:
 
 
 def to_xlsx(event: dict, rows: list[dict]) -> bytes:
-    """The attendee list as an Excel workbook: sheet "Attendees" (labelled header, frozen, filtered)
-    and sheet "Event" (the event's key facts). Text is cleaned of control characters."""
+    """The attendee list as an Excel workbook: sheet "Attendees" (labelled header, frozen, filtered;
+    ``registered_at`` a date cell in the event's local time) and sheet "Event" (the event's key facts).
+    Text is cleaned of control characters and never stored as a formula."""
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "Attendees"
     sheet.append([label for _, label in COLUMNS])
     for row in rows:
-        sheet.append([clean(row[key]) for key, _ in COLUMNS])
+        # Times as Excel dates (sortable, filterable), in the event's time zone: Excel has no zones.
+        sheet.append([datetime.fromisoformat(row[key]).replace(tzinfo=None) if key in TIME_COLUMNS and row[key]
+                      else clean(row[key]) for key, _ in COLUMNS])
+    for key in TIME_COLUMNS:
+        column = get_column_letter([k for k, _ in COLUMNS].index(key) + 1)
+        for cell in sheet[column][1:]:
+            cell.number_format = "yyyy-mm-dd hh:mm:ss"
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = sheet.dimensions
     for index, (key, label) in enumerate(COLUMNS, start=1):

@@ -5,6 +5,7 @@ import io
 import re
 import threading
 import uuid
+from datetime import datetime
 
 import pytest
 import requests
@@ -282,6 +283,7 @@ def test_organizers_export_the_attendee_list_as_csv_and_excel(events_api, event_
     assert values[0][:3] == ["Status", "Waitlist position", "Organisation"]
     assert values[1][:3] == ["confirmed", None, confirmed["name"]]
     assert values[2][2] == sneaky["name"]  # the name as typed, stored as text, not a formula
+    assert isinstance(values[1][9], datetime) and values[1][9].tzinfo is None  # an Excel date, local time
     assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
 
 
