@@ -3,11 +3,11 @@ its work to ``events.commands`` inside one transaction."""
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
-from werkzeug.wrappers import Response
 
 from events import commands, export
 from events.schemas import CancelSchema, EventSchema, FeedQuerySchema, ListQuerySchema, RegistrationSchema
 from verbund import calendar
+from verbund.downloads import file_response
 from verbund.errors import BadRequest, Conflict
 from verbund.openapi import Extended
 from verbund.reference import ASSOCIATIONS
@@ -52,11 +52,6 @@ def _if_match(request) -> int | None:
 
 def _event_response(event: dict, status: int = 200):
     return json_response(event, status, headers={"ETag": f'"{event["version"]}"'})
-
-
-def _file(body: bytes, content_type: str, name: str, disposition: str = "attachment") -> Response:
-    return Response(body, content_type=content_type,
-                    headers={"Content-Disposition": f'{disposition}; filename="{name}"'})
 
 
 class EventsService(ServiceBase):
@@ -115,7 +110,7 @@ class EventsService(ServiceBase):
         """One event as an .ics file."""
         with self.db.transaction() as session:
             event = commands.calendar_event(session, event_id)
-        return _file(calendar.event_ics(event), CALENDAR_TYPE, f"event-{event_id}.ics", "inline")
+        return file_response(calendar.event_ics(event), CALENDAR_TYPE, f"event-{event_id}.ics", "inline")
 
     @api("GET", "/calendar.ics", roles=ANYONE, query=FeedQuerySchema,
          responses={200: ("Events not yet over, as an iCalendar feed", CALENDAR)})
@@ -128,7 +123,7 @@ class EventsService(ServiceBase):
         if query.get("association"):
             name += f" – {ASSOCIATIONS[query['association']]}"
         name += "".join(f" – {query[key]}" for key in ("sector", "topic", "kind") if query.get(key))
-        return _file(calendar.feed_ics(events, name), CALENDAR_TYPE, "verbund-events.ics", "inline")
+        return file_response(calendar.feed_ics(events, name), CALENDAR_TYPE, "verbund-events.ics", "inline")
 
     # --- registrations ----------------------------------------------------------------------------
 
@@ -176,13 +171,15 @@ class EventsService(ServiceBase):
 
     # --- attendee exports -------------------------------------------------------------------------
 
-    @api("GET", "/events/<string:event_id>/attendees.csv", roles=STAFF,
+    @api("GET", "/events/<string:event_id>/attendees.csv", roles=STAFF, query=export.ExportQuerySchema,
          responses={200: ("The attendee list, confirmed first, then the waitlist", ("text/csv", {"type": "string"}))})
     def attendees_csv(self, request, event_id):
-        """The attendee list as CSV."""
+        """The attendee list as CSV, for German Excel by default when the request prefers German."""
+        query = export.ExportQuerySchema().load(request.args.to_dict())
+        dialect = export.choose_dialect(query.get("dialect"), request.accept_languages)
         with self.db.transaction() as session:
             event, rows = commands.attendees(session, request.principal, event_id)
-        return _file(export.to_csv(rows), export.CSV_TYPE, export.filename(event, "csv"))
+        return file_response(export.to_csv(rows, dialect), export.CSV_TYPE, export.filename(event, "csv"))
 
     @api("GET", "/events/<string:event_id>/attendees.xlsx", roles=STAFF,
          responses={200: ("The attendee list as an Excel workbook",
@@ -191,4 +188,4 @@ class EventsService(ServiceBase):
         """The attendee list as Excel."""
         with self.db.transaction() as session:
             event, rows = commands.attendees(session, request.principal, event_id)
-        return _file(export.to_xlsx(event, rows), export.XLSX_TYPE, export.filename(event, "xlsx"))
+        return file_response(export.to_xlsx(event, rows), export.XLSX_TYPE, export.filename(event, "xlsx"))

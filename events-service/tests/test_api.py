@@ -2,14 +2,17 @@
 with member.* events fed in and its own events observed on the real broker."""
 import csv
 import io
+import re
 import threading
 import uuid
+from datetime import datetime
 
 import pytest
 import requests
 from icalendar import Calendar
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import select, update
+from werkzeug.http import parse_options_header
 
 from events.models import Member
 from verbund import envelope
@@ -267,7 +270,7 @@ def test_organizers_export_the_attendee_list_as_csv_and_excel(events_api, event_
     response = requests.get(f"{url}.csv", headers=IT_ORGANIZER, timeout=10)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
     assert "attachment" in response.headers["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))  # Excel's BOM by default
     assert [(row["status"], row["organisation"], row["seats"]) for row in rows] == [
         ("confirmed", confirmed["name"], "2"), ("waitlisted", "'" + sneaky["name"], "1")]
     assert rows[0]["contact_email"] == "erika@example.com" and rows[0]["attendees"] == "Erika Muster; Max Muster"
@@ -279,8 +282,93 @@ def test_organizers_export_the_attendee_list_as_csv_and_excel(events_api, event_
     values = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert values[0][:3] == ["Status", "Waitlist position", "Organisation"]
     assert values[1][:3] == ["confirmed", None, confirmed["name"]]
-    assert values[2][2] == "'" + sneaky["name"]  # text, not a formula
+    assert values[2][2] == sneaky["name"]  # the name as typed, stored as text, not a formula
+    assert isinstance(values[1][9], datetime) and values[1][9].tzinfo is None  # an Excel date, local time
     assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+
+
+def test_exports_survive_control_characters_and_formulas_already_stored_in_the_read_model(events_api, event_input,
+                                                                                         members_feed):
+    event = schedule(events_api, event_input(capacity=5))
+    tabbed, formula = members_feed.member(), members_feed.member()
+    register(events_api, event, tabbed)
+    register(events_api, event, formula)
+    # These came in before input was cleaned: straight into the read model, past every validation.
+    engine = make_engine(events_api.database_url)
+    with engine.begin() as conn:
+        conn.execute(update(Member).where(Member.id == tabbed["id"]).values(
+            contact_name="Anna\x0bBerg", name="Gießerei\x01\x1fNord\x85GmbH"))
+        conn.execute(update(Member).where(Member.id == formula["id"]).values(
+            name='=HYPERLINK("http://evil.example","Klick")', contact_name="@SUM(A1:A9)"))
+    engine.dispose()
+    url = f"{events_api.url}/events/{event['id']}/attendees"
+
+    response = requests.get(f"{url}.xlsx", headers=IT_ORGANIZER, timeout=10)
+    assert response.status_code == 200, response.text
+    sheet = load_workbook(io.BytesIO(response.content))["Attendees"]
+    cells = {row[2].value: row for row in sheet.iter_rows(min_row=2)}
+    assert cells["Gießerei Nord GmbH"][4].value == "Anna Berg"
+    hyperlink = cells['=HYPERLINK("http://evil.example","Klick")']
+    assert hyperlink[2].data_type == "s" and hyperlink[4].value == "@SUM(A1:A9)" and hyperlink[4].data_type == "s"
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+
+    response = requests.get(f"{url}.csv", params={"dialect": "rfc4180"}, headers=IT_ORGANIZER, timeout=10)
+    assert response.status_code == 200, response.text
+    rows = {row["member_id"]: row for row in csv.DictReader(io.StringIO(response.content.decode("utf-8")))}
+    assert (rows[tabbed["id"]]["organisation"], rows[tabbed["id"]]["contact_name"]) == ("Gießerei Nord GmbH",
+                                                                                       "Anna Berg")
+    assert rows[formula["id"]]["organisation"] == '\'=HYPERLINK("http://evil.example","Klick")'
+    assert rows[formula["id"]]["contact_name"] == "'@SUM(A1:A9)"
+
+
+def test_the_attendee_csv_opens_in_german_excel_and_in_programs(events_api, event_input, members_feed):
+    event = schedule(events_api, event_input(capacity=5))
+    profile = members_feed.member(name="Müller; Söhne GmbH")
+    registration = register(events_api, event, profile, seats=2)
+    url = f"{events_api.url}/events/{event['id']}/attendees.csv"
+    german = {**IT_ORGANIZER, "Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
+
+    def fetch(headers, **params):
+        response = requests.get(url, params=params, headers=headers, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.content
+
+    for body in (fetch(german), fetch(IT_ORGANIZER, dialect="excel-de")):
+        # German Excel: a BOM so it reads UTF-8, ";" as its list separator, dates it recognises.
+        assert body.startswith(b"\xef\xbb\xbf")
+        [row] = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig")), delimiter=";"))
+        assert row["organisation"] == "Müller; Söhne GmbH" and row["seats"] == "2"
+        assert re.fullmatch(r"\d\d\.\d\d\.20\d\d \d\d:\d\d:\d\d", row["registered_at"])
+        assert row["registration_id"] == registration["id"]
+    for body in (fetch({**IT_ORGANIZER, "Accept-Language": "en-GB,en;q=0.8,de;q=0.5"}), fetch(IT_ORGANIZER),
+                 fetch(german, dialect="excel")):
+        assert body.startswith(b"\xef\xbb\xbf")
+        [row] = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+        assert row["organisation"] == "Müller; Söhne GmbH"
+        assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d:\d\d", row["registered_at"])
+    plain = fetch(german, dialect="rfc4180")
+    assert not plain.startswith(b"\xef\xbb\xbf") and b"\r\n" in plain
+    [row] = list(csv.DictReader(io.StringIO(plain.decode("utf-8"))))
+    assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", row["registered_at"])  # ISO 8601
+    wrong = requests.get(url, params={"dialect": "excel-fr"}, headers=IT_ORGANIZER, timeout=10)
+    assert wrong.status_code == 422 and "dialect" in wrong.json()["fields"]
+
+
+def test_download_file_names_keep_their_umlauts(events_api, event_input):
+    event = schedule(events_api, event_input(title="Gießerei trifft Logistik"))
+    day = event["starts_at"][:10]
+    for extension in ("csv", "xlsx"):
+        response = requests.get(f"{events_api.url}/events/{event['id']}/attendees.{extension}", headers=ADMIN,
+                                timeout=10)
+        assert response.status_code == 200, response.text
+        disposition = response.headers["Content-Disposition"]
+        assert disposition == (f'attachment; filename="attendees-giesserei-trifft-logistik-{day}.{extension}"; '
+                               f"filename*=UTF-8''attendees-Gie%C3%9Ferei-trifft-Logistik-{day}.{extension}")
+        # What a browser saves it as: filename* wins (RFC 6266 4.3); werkzeug reads it as browsers do.
+        assert parse_options_header(disposition) == (
+            "attachment", {"filename": f"attendees-Gießerei-trifft-Logistik-{day}.{extension}"})
+    response = requests.get(f"{events_api.url}/events/{event['id']}/calendar.ics", timeout=10)
+    assert response.headers["Content-Disposition"] == f'inline; filename="event-{event["id"]}.ics"'
 
 
 def test_member_deleted_through_the_broker_frees_seats_and_erases_the_member(events_api, event_input, members_feed,

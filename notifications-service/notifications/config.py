@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+from notifications.channels.email import parse_mail_from
 from verbund.settings import DEFAULT_PORTS
 
 
@@ -55,6 +56,11 @@ class Config:
     def from_env(cls, http_host: str = "127.0.0.1", http_port: int | None = None) -> Config:
         port = http_port or DEFAULT_PORTS["notifications"]
         default = cls()
+        mail_from = _env("MAIL_FROM", default.mail_from)
+        try:
+            parse_mail_from(mail_from)  # at start-up, not at the first mail
+        except ValueError as exc:
+            raise SystemExit(f"notifications-service configuration: {exc}") from None
         return cls(
             smtp_host=_env("SMTP_HOST", default.smtp_host),
             smtp_port=int(_env("SMTP_PORT", str(default.smtp_port))),
@@ -62,7 +68,7 @@ class Config:
             smtp_password=_env("SMTP_PASSWORD", ""),
             smtp_starttls=_flag(_env("SMTP_STARTTLS", "false")),
             smtp_timeout=float(_env("SMTP_TIMEOUT_SECONDS", str(default.smtp_timeout))),
-            mail_from=_env("MAIL_FROM", default.mail_from),
+            mail_from=mail_from,
             email_rate=float(_env("EMAIL_RATE_PER_SECOND", str(default.email_rate))),
             email_retry_delays=_seconds(_env("EMAIL_RETRY_DELAYS", "60,300,1800,7200")),
             webhook_retry_delays=_seconds(_env("WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000")),

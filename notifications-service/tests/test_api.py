@@ -152,6 +152,27 @@ def test_webhook_endpoints_are_validated_owned_and_logged(api):
                          headers=bearer("organizer", association="it-cluster"), timeout=5).status_code == 403
 
 
+@pytest.mark.parametrize("url", [
+    "http://2130706433:9/x", "http://0x7f000001/", "http://0177.0.0.1/", "http://127.1/", "http://[::ffff:127.0.0.1]/",
+    "http://[::1]/", "http://[fe80::1]/", "http://[fd00::1]/", "http://localhost./", "http://0xA9FEA9FE/",
+])
+def test_every_spelling_of_a_non_public_webhook_target_is_refused_on_create_and_update(api, url):
+    # The service runs under eventlet, whose resolver finds no address for "2130706433": only reading
+    # the host as the connection will (inet_aton) catches these before they are stored.
+    profile, headers = known_member(api)
+    hooks = f"{api.url}/webhooks"
+    response = requests.post(hooks, json={"url": url}, headers=headers, timeout=5)
+    assert response.status_code == 422 and "url" in response.json()["fields"], response.text
+    hook = requests.post(hooks, json={"url": "https://93.184.215.14/hook"}, headers=headers, timeout=5).json()
+    response = requests.patch(f"{hooks}/{hook['id']}", json={"url": url}, headers=headers, timeout=5)
+    assert response.status_code == 422 and "url" in response.json()["fields"], response.text
+    assert requests.get(f"{hooks}/{hook['id']}", headers=headers, timeout=5).json()["url"] == \
+        "https://93.184.215.14/hook"  # nothing half-written
+    allowed = requests.post(hooks, json={"url": url, "member_id": profile["id"], "allow_private": True},
+                            headers=ADMIN, timeout=5)
+    assert allowed.status_code == 201, allowed.text  # an admin's permission, as the tests' local receivers use
+
+
 def test_the_unsubscribe_link_needs_no_login_and_turns_email_off(api):
     profile, headers = known_member(api)
     token = domain.unsubscribe_token(profile["id"], TEST_AUTH_SECRET)

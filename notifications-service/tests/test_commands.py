@@ -301,6 +301,29 @@ def test_mails_go_out_through_smtp_with_their_calendar_and_are_reported(store, c
     assert send_emails(store, config) == 0  # nothing is sent twice
 
 
+def test_a_german_sender_and_recipient_arrive_as_names_and_addresses(store, config, mailcatcher):
+    config = replace(config, mail_from="Verbund Geschäftsstelle <noreply@verbund.example>")
+    umlauts = member(contact_name="Jürgen Müller-Lüdenscheidt")
+    stored_badly = member()
+    consume(store, umlauts, stored_badly)
+    with store.engine.begin() as conn:  # a name stored before input was cleaned
+        conn.execute(update(Recipient).where(Recipient.member_id == profile_of(stored_badly)["id"])
+                     .values(contact_name="Anna\x0bBerg"))
+    joint = joint_event()
+    consume(store, *(registration("registration.confirmed", profile_of(each)["id"], joint)
+                     for each in (umlauts, stored_badly)))
+    assert send_emails(store, config) == 2
+
+    for registered, name in ((umlauts, "Jürgen Müller-Lüdenscheidt"), (stored_badly, "Anna Berg")):
+        address = profile_of(registered)["contact"]["email"]
+        [mail] = mailcatcher.wait(1, to=address)
+        [sender] = mail["From"].addresses
+        assert (sender.display_name, sender.addr_spec) == ("Verbund Geschäftsstelle", "noreply@verbund.example")
+        [recipient] = mail["To"].addresses
+        assert (recipient.display_name, recipient.addr_spec) == (name, address)
+        assert mail["Message-ID"].endswith("@verbund.example>")
+
+
 def test_an_unreachable_mail_server_is_retried_then_reported_as_failed(store, config):
     consume(store, member(sector="automotive"), scheduled(joint_event()))
     down = replace(config, smtp_port=free_port())

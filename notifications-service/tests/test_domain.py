@@ -11,6 +11,7 @@ from icalendar import Calendar
 from notifications import domain
 from notifications.channels import email as mail
 from notifications.channels import webhook
+from notifications.config import Config
 from notifications.dispatch import ics_for
 from notifications.rendering import Rendered, Renderer, RenderError, context_for
 from notifications.testing import (
@@ -218,6 +219,70 @@ def test_a_mail_has_the_headers_a_mail_system_expects_and_a_valid_calendar_file(
     assert str(vevent["UID"]).startswith(source["data"]["event"]["id"])
 
 
+GERMAN_SENDER = "Verbund Geschäftsstelle <noreply@verbund.example>"
+
+
+def parsed_mail(**overrides) -> email.message.EmailMessage:
+    arguments = {"mail_from": GERMAN_SENDER, "to_address": "j.mueller@example.org", "to_name": "Jürgen Müller",
+                 "rendered": Rendered("Grüße", "s", "Hallo\n"), "language": "de", "message_id": "<x.1@verbund.example>",
+                 "unsubscribe_url": "https://n.example/unsubscribe/tok", **overrides}
+    raw = mail.compose(**arguments).as_bytes(policy=mail.POLICY)
+    assert raw.split(b"\r\n\r\n")[0].isascii()  # headers are 7-bit: RFC 2047 words only where needed
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def test_a_sender_with_umlauts_stays_a_display_name_and_an_address():
+    parsed = parsed_mail()
+    [sender] = parsed["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Verbund Geschäftsstelle", "noreply@verbund.example")
+    assert "<noreply@verbund.example>" in parsed.as_string().split("\n\n")[0]  # the address outside any encoded word
+    [recipient] = parsed["To"].addresses
+    assert (recipient.display_name, recipient.addr_spec) == ("Jürgen Müller", "j.mueller@example.org")
+
+
+@pytest.mark.parametrize("to_name, shown", [
+    ("Müller, Hans", "Müller, Hans"),                  # a comma would split the address list if not quoted
+    ('Erika "Eri" Muster', 'Erika "Eri" Muster'),
+    ("Anna\x0bBerg\r\nBcc: spy@evil.example", "Anna Berg Bcc: spy@evil.example"),  # stored before validation
+    (None, ""),
+])
+def test_recipient_names_are_never_pasted_into_the_header(to_name, shown):
+    parsed = parsed_mail(to_name=to_name)
+    [recipient] = parsed["To"].addresses
+    assert (recipient.display_name, recipient.addr_spec) == (shown, "j.mueller@example.org")
+    assert parsed["Bcc"] is None
+
+
+def test_an_international_domain_is_sent_in_its_idna_form():
+    [recipient] = parsed_mail(to_address="info@müller-logistik.example")["To"].addresses
+    assert recipient.addr_spec == "info@xn--mller-logistik-gsb.example"
+
+
+@pytest.mark.parametrize("address, valid", [
+    ("erika@example.org", True), ("info@müller-logistik.example", True), ("@example.org", False),
+    ("erika", False), ("jürgen@example.org", False), ("a@example.org, b@example.org", False), (None, False),
+])
+def test_only_addresses_a_mail_can_be_sent_to_are_valid(address, valid):
+    assert mail.valid_address(address) is valid
+
+
+@pytest.mark.parametrize("value", ["noreply", "Verbund Geschäftsstelle noreply@verbund.example",
+                                   "a@verbund.example, b@verbund.example", "Verbund <noreply>", " ",
+                                   "Verbund <noreply@verbund.example>\r\nBcc: spy@evil.example"])
+def test_a_mail_from_that_is_not_one_address_stops_the_start(monkeypatch, value):
+    monkeypatch.setenv("MAIL_FROM", value)
+    monkeypatch.delenv("NOTIFICATIONS_MAIL_FROM", raising=False)
+    with pytest.raises(SystemExit, match="MAIL_FROM"):
+        Config.from_env()
+
+
+def test_a_valid_mail_from_is_taken(monkeypatch):
+    monkeypatch.setenv("NOTIFICATIONS_MAIL_FROM", GERMAN_SENDER)
+    config = Config.from_env()
+    assert config.mail_from == GERMAN_SENDER and config.mail_domain == "verbund.example"
+    assert mail.parse_mail_from("noreply@verbund.example").addr_spec == "noreply@verbund.example"
+
+
 def test_a_cancelled_registration_sends_a_calendar_cancellation():
     ics, method = ics_for(registration("registration.cancelled", MEMBER, joint_event()))
     assert method == "CANCEL" and b"METHOD:CANCEL" in ics and b"STATUS:CANCELLED" in ics
@@ -245,6 +310,46 @@ def test_new_secrets_are_standard_webhooks_secrets():
     secret = webhook.new_secret()
     assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 24
     assert secret != webhook.new_secret()
+
+
+# Every spelling of a non-public address the connection would reach; refused without asking a resolver.
+NON_PUBLIC_SPELLINGS = [
+    "http://2130706433:9/x", "http://0x7f000001/", "http://0177.0.0.1/", "http://127.1/", "http://0x7f.1/",
+    "http://017700000001/", "http://127.0.0.1./", "http://0/", "http://[::ffff:127.0.0.1]/",
+    "http://[::ffff:7f00:1]/", "http://[::1]/", "http://[0:0:0:0:0:0:0:1]/", "http://[fe80::1]/",
+    "http://[fe80::1%25eth0]/", "http://[fd12:3456:789a::1]/", "http://[fc00::1]/", "http://[::]/",
+    "http://[ff02::1]/", "http://224.0.0.1/", "http://240.0.0.1/", "http://255.255.255.255/",
+    "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://localhost./", "http://LOCALHOST/",
+    "http://api.localhost/", "http://0xA9FEA9FE/latest/meta-data",  # 169.254.169.254, the cloud metadata
+]
+
+
+@pytest.mark.parametrize("url", NON_PUBLIC_SPELLINGS)
+def test_every_spelling_of_a_non_public_address_is_refused(url, monkeypatch):
+    def no_resolver(*args, **kwargs):  # as under eventlet's resolver, which knows no inet_aton spellings
+        raise OSError("no address found")
+    monkeypatch.setattr(webhook.socket, "getaddrinfo", no_resolver)
+    with pytest.raises(webhook.UnsafeUrl):
+        webhook.check_url(url)
+    with pytest.raises(webhook.UnsafeUrl):
+        webhook.check_url(url, must_resolve=True)  # the same function decides at delivery
+    webhook.check_url(url, allow_private=True)  # an admin's explicit permission, and the tests' receivers
+
+
+@pytest.mark.parametrize("host, address", [
+    ("2130706433", "127.0.0.1"), ("0x7f000001", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"), ("127.1", "127.0.0.1"),
+    ("10.1", "10.0.0.1"), ("0x0a.0.0.1", "10.0.0.1"), ("3221225985", "192.0.2.1"),
+    ("::ffff:127.0.0.1", "::ffff:7f00:1"), ("1.2.3.4.", "1.2.3.4"),
+])
+def test_hosts_are_read_the_way_the_connection_reads_them(host, address):
+    assert str(webhook.canonical_host(host)) == address
+    assert webhook.canonical_host("Crm.Example.COM.") == "crm.example.com"
+
+
+@pytest.mark.parametrize("url", ["http://1.2.3.4.5/", "http://256.0.0.1/", "http://0x100000000/", "http://08.0.0.1/"])
+def test_numeric_hosts_that_are_no_address_are_refused(url):
+    with pytest.raises(webhook.UnsafeUrl, match="not a valid IP address"):
+        webhook.check_url(url, allow_private=True)
 
 
 @pytest.mark.parametrize("url", [

@@ -1,9 +1,11 @@
 """E-mail: composing a notification mail and sending it over SMTP."""
 from __future__ import annotations
 
+import re
 import smtplib
 from email import encoders, policy
 from email.charset import QP, Charset
+from email.errors import HeaderParseError
 from email.header import Header
 from email.headerregistry import Address
 from email.message import Message
@@ -11,6 +13,7 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate
+from functools import lru_cache
 
 from notifications.rendering import Rendered
 
@@ -19,6 +22,8 @@ from notifications.rendering import Rendered
 POLICY = policy.compat32.clone(linesep="\r\n", max_line_length=998)
 UTF8_QP = Charset("utf-8")
 UTF8_QP.body_encoding = QP  # readable in the source of a mail, unlike base64
+# Control characters (stored names may hold them) would break a header or smuggle another one in.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 class SendError(Exception):
@@ -34,10 +39,65 @@ def message_id(kind: str, delivery_key: str, domain: str) -> str:
     return f"<{kind}.{delivery_key}@{domain}>"
 
 
-def compose(*, mail_from: str, to_address: str, to_name: str | None, rendered: Rendered, language: str,
+def mailbox(addr_spec: str, display_name: str | None = None) -> Address:
+    """An address object from an addr-spec ("erika@example.org") and an optional display name.
+
+    Control characters in the name become spaces, surrounding blanks go. Raises ValueError when
+    ``addr_spec`` is not one RFC 5322 addr-spec with an ASCII local part and a domain.
+    """
+    name = _CONTROL.sub(" ", display_name or "").strip()
+    try:
+        address = Address(display_name=name, addr_spec=addr_spec.strip())
+    except (ValueError, IndexError, HeaderParseError):
+        raise ValueError(f"{addr_spec!r} is not an e-mail address") from None
+    if not address.username or not address.domain:
+        raise ValueError(f"{addr_spec!r} is not an e-mail address")
+    if not address.username.isascii():  # would need SMTPUTF8 (RFC 6531), which we do not send with
+        raise ValueError(f"{addr_spec!r} has a non-ASCII local part")
+    return address
+
+
+def header_address(address: Address) -> str:
+    """``address`` as the value of an address header (From, To, Reply-To) after RFC 5322: the display
+    name quoted when needed and RFC 2047-encoded when not ASCII, the address itself outside it
+    (``=?utf-8?q?Verbund_Gesch=C3=A4ftsstelle?= <noreply@verbund.example>``), a non-ASCII domain
+    in its IDNA form (RFC 5891).
+
+    email.utils.formataddr does the encoding: the modern policy's header folder does the same
+    but takes milliseconds a header and encodes a non-ASCII domain as an RFC 2047 word, which is invalid.
+    """
+    domain = address.domain if address.domain.isascii() else address.domain.encode("idna").decode("ascii")
+    local = address.addr_spec.rpartition("@")[0]  # quoted by Address when it needs to be
+    return formataddr((address.display_name or None, f"{local}@{domain}"), charset="utf-8")
+
+
+@lru_cache(maxsize=8)
+def parse_mail_from(value: str) -> Address:
+    """MAIL_FROM (``Verbund Geschäftsstelle <noreply@verbund.example>`` or a bare address) as an address
+    object, read by the standard library's RFC 5322 header parser. Raises ValueError that says what is
+    wrong unless it is exactly one address with a local part and a domain."""
+    example = "such as 'Verbund Geschäftsstelle <noreply@verbund.example>'"
+    if _CONTROL.search(value):
+        raise ValueError(f"MAIL_FROM must be one line, {example}")
+    try:
+        header = policy.default.header_factory("From", value)
+        addresses = header.addresses
+    except (ValueError, IndexError, HeaderParseError) as exc:
+        raise ValueError(f"MAIL_FROM is not an e-mail address ({exc}), {example}: {value!r}") from None
+    if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain or header.defects:
+        raise ValueError(f"MAIL_FROM must be exactly one e-mail address, {example}, not {value!r}")
+    return addresses[0]
+
+
+def compose(*, mail_from: str | Address, to_address: str, to_name: str | None, rendered: Rendered, language: str,
             message_id: str, unsubscribe_url: str, ics: bytes | None = None,
             ics_method: str = "PUBLISH") -> Message:
-    """A notification mail: plain text, the ``.ics`` as an attachment, one-click unsubscribe (RFC 8058)."""
+    """A notification mail: plain text, the ``.ics`` as an attachment, one-click unsubscribe (RFC 8058).
+
+    ``mail_from`` is MAIL_FROM (parsed by :func:`parse_mail_from`) or an address object; From and To
+    are built from address objects (:func:`header_address`), never pasted together as text.
+    Raises ValueError for a ``to_address`` that is no e-mail address.
+    """
     text = MIMEText(rendered.text, "plain", UTF8_QP, policy=POLICY)
     if ics is None:
         message = text
@@ -49,8 +109,9 @@ def compose(*, mail_from: str, to_address: str, to_name: str | None, rendered: R
         encoders.encode_base64(calendar)
         calendar.add_header("Content-Disposition", "attachment", filename="event.ics")
         message.attach(calendar)
-    message["From"] = mail_from
-    message["To"] = formataddr((to_name, to_address), charset="utf-8") if to_name else to_address
+    sender = parse_mail_from(mail_from) if isinstance(mail_from, str) else mail_from
+    message["From"] = header_address(sender)
+    message["To"] = header_address(mailbox(to_address, to_name))
     message["Subject"] = Header(rendered.subject, "utf-8").encode() if not rendered.subject.isascii() \
         else rendered.subject
     message["Date"] = formatdate(usegmt=True)
@@ -63,11 +124,12 @@ def compose(*, mail_from: str, to_address: str, to_name: str | None, rendered: R
 
 
 def valid_address(address: str | None) -> bool:
-    if not address or "@" not in address:
+    """Whether a mail can be addressed to ``address`` (see :func:`mailbox`)."""
+    if not address:
         return False
     try:
-        Address(addr_spec=address)
-    except (ValueError, IndexError):
+        mailbox(address)
+    except ValueError:
         return False
     return True
 

@@ -5,9 +5,11 @@ can drop duplicates), ``webhook-timestamp`` (Unix seconds) and
 ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``,
 keyed with the endpoint's secret ``whsec_<base64>``.
 
-Target addresses are checked when an endpoint is registered and again
-before each request: private, loopback, link-local and other non-public
-addresses are refused unless an admin allowed them for the endpoint.
+Target addresses are checked when an endpoint is registered or changed and
+again before each request, by one function (``check_url``): the host is
+read the way the connection will read it (``2130706433`` and ``127.1`` are
+127.0.0.1), and private, loopback, link-local, multicast, reserved and other
+non-public addresses are refused unless an admin allowed them for the endpoint.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import socket
 import time
@@ -79,11 +82,60 @@ def verify(secret: str, request_headers, body: bytes, *, now: float | None = Non
 
 # --- where a webhook may go ------------------------------------------------------------------------
 
+# A host made of numbers only (decimal, 0x hex or 0-led octal parts) is an IPv4 address, or invalid,
+# to the C resolver (inet_aton) and to browsers (WHATWG URL "ends in a number"), never a name.
+_IPV4_PART = r"(?:0x[0-9a-f]*|[0-9]+)"
+_NUMERIC_HOST = re.compile(rf"{_IPV4_PART}(?:\.{_IPV4_PART})*", re.IGNORECASE)
+# RFC 6761: these names are loopback wherever they are looked up.
+_LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+# RFC 6052 NAT64 prefix: the last 32 bits are an IPv4 address the gateway connects to.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def canonical_host(host: str) -> Address | str:
+    """The host a connection to ``host`` reaches: an address if ``host`` spells one, else the name.
+
+    Every spelling the C resolver takes for an IPv4 address becomes that address, by the
+    ``inet_aton`` rules (POSIX, and the WHATWG URL standard's IPv4 parser): ``2130706433``,
+    ``0x7f000001``, ``0177.0.0.1`` and ``127.1`` are all ``IPv4Address('127.0.0.1')``. IPv6
+    (without brackets, as ``urlsplit().hostname`` gives it, zone ids allowed) becomes an
+    ``IPv6Address``. A name comes back lower case without its trailing dots (``"localhost."`` →
+    ``"localhost"``). Raises UnsafeUrl for a numeric host that is no address (``1.2.3.4.5``, ``256.1.1.1``).
+    """
+    bare = host.strip().lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    if _NUMERIC_HOST.fullmatch(bare):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(bare))
+        except OSError:
+            raise UnsafeUrl(f"{host} is not a valid IP address") from None
+    return bare
+
+
+def refusal(address: Address | str) -> str | None:
+    """Why ``address`` must not be a webhook target ("a loopback address"), or None
+    for a public one. Refused: unspecified, loopback, link-local, multicast, private (RFC 1918,
+    IPv6 ULA), reserved and any other address IANA does not mark globally reachable (e.g. 100.64/10),
+    also when an IPv6 address carries one of these IPv4 addresses (mapped, NAT64, 6to4, Teredo)."""
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None) \
+            or ip.sixtofour or (ip.teredo[1] if ip.teredo else None) or ip
+    for kind in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
+        if getattr(ip, f"is_{kind}"):
+            return f"{'an' if kind == 'unspecified' else 'a'} {kind.replace('_', '-')} address"
+    if not ip.is_global:
+        return "not a public address"
+    return None
+
+
 def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local)
+    return refusal(address) is None
 
 
 def parse_url(url: str) -> tuple[str, int]:
@@ -103,10 +155,7 @@ def parse_url(url: str) -> tuple[str, int]:
 
 
 def addresses(host: str, port: int) -> list[str]:
-    try:
-        return [ipaddress.ip_address(host).compressed]
-    except ValueError:
-        pass
+    """The addresses a name resolves to now (none if it does not resolve)."""
     try:
         return sorted({info[4][0].split("%")[0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)})
     except (OSError, UnicodeError):
@@ -114,22 +163,35 @@ def addresses(host: str, port: int) -> list[str]:
 
 
 def check_url(url: str, *, allow_private: bool = False, must_resolve: bool = False) -> None:
-    """Raise UnsafeUrl unless ``url`` may be a webhook target.
+    """Raise UnsafeUrl unless ``url`` may be a webhook target; the one check for creating and
+    updating an endpoint and for every delivery.
 
-    A host that does not resolve (yet) passes unless ``must_resolve``; it is
-    checked again before every request.
+    The host is canonicalised first (:func:`canonical_host`), so every spelling of an address is
+    judged as the address the connection reaches, without asking a resolver. A name is resolved
+    and each of its addresses judged; one that does not resolve (yet) passes unless
+    ``must_resolve`` (set at delivery, where it is checked again before every request, so a name
+    turned to a private address later, DNS rebinding, is refused then). ``allow_private`` (an
+    admin's permission, and the tests' local receivers) lets private and loopback targets pass.
     """
     host, port = parse_url(url)
-    if host.lower() in ("localhost", "localhost.localdomain") and not allow_private:
-        raise UnsafeUrl("loopback addresses are not allowed")
+    target = canonical_host(host)
+    if not isinstance(target, str):
+        reason = refusal(target)
+        if reason and not allow_private:
+            spelled = isinstance(target, ipaddress.IPv4Address) and str(target) != host
+            raise UnsafeUrl(f"{host} is {target}, {reason}" if spelled else f"{host} is {reason}")
+        return
+    if (target in _LOOPBACK_NAMES or target.endswith(".localhost")) and not allow_private:
+        raise UnsafeUrl(f"{host} is a loopback address")
     found = addresses(host, port)
     if not found and must_resolve:
         raise UnsafeUrl(f"host {host} does not resolve")
     if allow_private:
         return
     for address in found:
-        if not is_public(address):
-            raise UnsafeUrl(f"{host} resolves to {address}, a private, loopback or link-local address")
+        reason = refusal(address)
+        if reason:
+            raise UnsafeUrl(f"{host} resolves to {address}, {reason}")
 
 
 @dataclass(frozen=True)
