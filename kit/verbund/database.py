@@ -1,7 +1,8 @@
 """SQLAlchemy 2 engine, unit of work, and the nameko dependency provider.
 
-A handler opens ``with self.db.transaction() as session:``; everything in
-the block, state and outbox rows alike, commits together or not at all.
+A use case runs in ``with self.db.unit_of_work() as uow:``: its state changes
+(``uow.session``) and the events it announces (``uow.emit``) commit together
+or not at all, and it reads the time from ``uow.now()``, never the wall clock.
 After a commit that wrote events the outbox relay runs at once.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, event
@@ -17,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from verbund import logs, metrics, outbox
+from verbund import catalogue, envelope, logs, metrics, outbox
 from verbund.broker import Publisher
 
 log = logging.getLogger(__name__)
@@ -70,13 +72,76 @@ def make_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-class Store:
-    """What a worker gets: transactions on the service's database."""
+Clock = Callable[[], datetime]
 
-    def __init__(self, engine: Engine, relay: outbox.Relay, after_commit: Callable[[], None] | None = None):
+
+class UnitOfWork:
+    """One business transaction (the unit of work pattern): the SQLAlchemy
+    ``session`` for state, the events it announces, and the clock it reads.
+
+    ``emit`` builds a CloudEvent with the service's ``source`` and validates it
+    at once (a ``ValueError`` naming the schema violation); the collected
+    events are written to the outbox in one statement, in the order emitted,
+    just before the transaction commits. ``now()`` is the injected clock, an
+    aware UTC datetime, so use cases never read the wall clock themselves.
+    """
+
+    def __init__(self, session: Session, source: str, clock: Clock = envelope.utcnow):
+        self.session = session
+        self.source = source
+        self._clock = clock
+        self.events: list[dict] = []
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def emit(self, type: str, subject: str, data: dict) -> dict:
+        """Announce a catalogued event ``type`` about ``subject`` (an aggregate id) with ``data``."""
+        event = envelope.new_event(type, self.source, subject=subject, data=data, time=self.now())
+        self.events.append(event)
+        return event
+
+    def flush_events(self) -> None:
+        """Write the events emitted so far to the outbox (one statement); called before commit."""
+        outbox.add(self.session, *self.events)
+        self.events = []
+
+
+class Store:
+    """What a worker gets: units of work on the service's database.
+
+    ``source`` is the CloudEvents source of the events the service emits
+    (``/verbund/<service>``); ``clock`` is what ``uow.now()`` returns (tests fix it).
+    """
+
+    def __init__(self, engine: Engine, relay: outbox.Relay, after_commit: Callable[[], None] | None = None, *,
+                 source: str = "/verbund/unknown", clock: Clock = envelope.utcnow):
         self.engine = engine
         self.relay = relay
+        self.source = source
+        self.clock = clock
         self._after_commit = after_commit or relay.relay_quietly
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """A unit of work; it commits when the block ends and rolls back if it raises."""
+        with self.transaction() as session:
+            uow = UnitOfWork(session, self.source, self.clock)
+            yield uow
+            uow.flush_events()
+
+    def handle(self, event: dict, handler: Callable[[UnitOfWork, dict], object]) -> bool:
+        """Run ``handler(uow, event)`` unless this event was handled before (the idempotent inbox).
+
+        The inbox record, the handler's effect and the events it emits commit together; False
+        when the event id was claimed before (a redelivery), and nothing runs.
+        """
+        with self.unit_of_work() as uow:
+            if not outbox.claim(uow.session, event):
+                log.info("event %s already processed, skipped", event["id"])
+                return False
+            handler(uow, event)
+            return True
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -125,7 +190,8 @@ class Database(DependencyProvider):
         self.stop()
 
     def get_dependency(self, worker_ctx):
-        return Store(self.engine, self.relay, after_commit=self._relay_in_background)
+        return Store(self.engine, self.relay, after_commit=self._relay_in_background,
+                     source=catalogue.source_of(self.container.config["VERBUND"].service))
 
     def worker_setup(self, worker_ctx):
         # Runs in the worker's green thread: log lines of this worker carry its correlation id.

@@ -381,3 +381,63 @@ def migrated_store(service: str, database_url: str, amqp_uri: str):
     finally:
         relay.close()
         engine.dispose()
+
+
+# --- use-case tests: SQLite and a recording publisher, no broker -------------------------------------
+
+class RecordingPublisher:
+    """Stands in for the broker in use-case tests: the real outbox relay hands it
+    the committed events, and it keeps them (as CloudEvent dicts) in order."""
+
+    def __init__(self):
+        self.published: list[dict] = []
+
+    def publish_many(self, messages) -> None:
+        from verbund import envelope
+
+        self.published.extend(envelope.loads(message.body) for message in messages)
+
+    def types(self) -> list[str]:
+        return [event["type"] for event in self.published]
+
+    def of_type(self, type: str) -> list[dict]:
+        return [event for event in self.published if event["type"] == type]
+
+    def close(self) -> None:
+        pass
+
+
+class FixedClock:
+    """A clock for ``Store(clock=…)``: returns ``moment`` until moved with ``advance``."""
+
+    def __init__(self, moment=None):
+        from datetime import UTC, datetime
+
+        self.moment = moment or datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+
+    def __call__(self):
+        return self.moment
+
+    def advance(self, **delta):
+        from datetime import timedelta
+
+        self.moment += timedelta(**delta)
+        return self.moment
+
+
+@contextmanager
+def use_case_store(service: str, path: Path, clock=None):
+    """The service's schema migrated into a SQLite file under ``path`` and a Store on it
+    whose relay publishes to a RecordingPublisher (``store.relay.publisher``) at each
+    commit, with ``clock`` (default a FixedClock) as ``uow.now()``. No broker, no PostgreSQL."""
+    from verbund import catalogue, migrations, outbox
+    from verbund.database import Store, make_engine
+
+    database_url = f"sqlite:///{path / (service + '.db')}"
+    migrations.upgrade(service, database_url)
+    engine = make_engine(database_url)
+    relay = outbox.Relay(engine, RecordingPublisher())
+    try:
+        yield Store(engine, relay, source=catalogue.source_of(service), clock=clock or FixedClock())
+    finally:
+        engine.dispose()
