@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from functools import partial
 
@@ -30,6 +31,12 @@ ANYONE = ("anonymous", *auth.ROLES)
 AUTHENTICATED = auth.ROLES
 MAX_JSON_BYTES = 1024 * 1024
 MAX_DATABASE_INTEGER = 2**63 - 1
+# No API input nests deeper than a few levels; 64 leaves room and keeps every parser,
+# validator and serialiser far from Python's recursion limit (~1000 frames).
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPENING = b"[{"
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -43,10 +50,30 @@ def error_response(status: int, message: str, **details) -> Response:
     return json_response({"error": message, **details, "correlation_id": logs.correlation_id()}, status)
 
 
+def json_depth(data: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON text (0 for a scalar),
+    found by scanning the bytes without recursion: brackets inside strings
+    do not count. Malformed text gets a number too; the parser refuses it later."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in _OPENING:
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def json_body(request) -> dict:
-    """The request's JSON object; 400 if it is not one."""
+    """The request's JSON object; 400 if it is not one or nests deeper than
+    ``MAX_JSON_DEPTH`` (checked before parsing, since the parser recurses),
+    413 if it is larger than the endpoint's limit (``MAX_JSON_BYTES`` by default)."""
     try:
-        body = json.loads(request.get_data(cache=True) or b"")
+        data = request.get_data(cache=True) or b""
+        if json_depth(data) > MAX_JSON_DEPTH:
+            raise BadRequest(f"request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels")
+        body = json.loads(data)
     except RequestEntityTooLarge:
         raise
     except ValueError as exc:
