@@ -22,6 +22,14 @@ def load(**data):
 
 def test_surrounding_whitespace_is_trimmed():
     assert load(name="  Anna ")["name"] == "Anna"
+    # What a copy from a spreadsheet cell or a file brings along: tab, line end, no-break space, BOM.
+    assert load(name="\ufeff\u00a0Anna\t\r\n")["name"] == "Anna"
+
+
+def test_controls_at_the_ends_are_refused_not_trimmed():
+    with pytest.raises(ValidationError) as error:
+        load(name="Anna\x0b")
+    assert "U+000B" in error.value.messages["name"][0]
 
 
 def test_decomposed_text_is_stored_composed():

@@ -32,24 +32,28 @@ _NONCHARACTERS = "\ufdd0-\ufdef" + "".join(
 _ALWAYS_REFUSED = f"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_NONCHARACTERS}{_BIDI_CONTROLS}"
 _MULTI_LINE_REFUSED = re.compile(f"[{_ALWAYS_REFUSED}]")
 _SINGLE_LINE_REFUSED = re.compile(f"[{_ALWAYS_REFUSED}\t\n\r\u2028\u2029]")
+# Trimmed first, in any field: spaces (Unicode Zs), tab, line breaks and a byte order mark that
+# a copy from a spreadsheet cell or a file brings along. Other controls are refused, not trimmed.
+_SPACE = "\t\n\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200b))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 
 def normalize_text(value: str, *, multiline: bool = False) -> str:
-    """Text as the platform stores it: NFC (Unicode Standard Annex #15), line
-    breaks as LF, surrounding whitespace trimmed.
+    """Text as the platform stores it: surrounding whitespace trimmed, line
+    breaks as LF, NFC (Unicode Standard Annex #15).
 
     ``value``: any str. Raises ``ValidationError`` naming the first refused
     character by its code point (see the list above this function) and its
-    position, counted from 1 in the submitted text.
+    position, counted from 1 in the trimmed text.
     """
+    value = value.strip(_SPACE)
     if multiline:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
     refused = (_MULTI_LINE_REFUSED if multiline else _SINGLE_LINE_REFUSED).search(value)
     if refused:
         char = refused.group()
-        kind = "a line break" if char in "\t\n\r\u2028\u2029" else "a control or invalid character"
+        kind = "a tab or line break" if char in "\t\n\r\u2028\u2029" else "a control or invalid character"
         raise ValidationError(f"must not contain {kind} (U+{ord(char):04X} at position {refused.start() + 1})")
-    return unicodedata.normalize("NFC", value).strip()
+    return unicodedata.normalize("NFC", value)
 
 
 def search_key(value: str) -> str:
