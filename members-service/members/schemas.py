@@ -102,5 +102,10 @@ class ListQuerySchema(Schema):
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
+class VocabularyQuerySchema(Schema):
+    q = Text(load_default="", validate=validate.Length(max=200),
+             metadata={"description": "searches competency labels and synonyms"})
+
+
 class ImportQuerySchema(Schema):
     dry_run = fields.Boolean(load_default=False, metadata={"description": "validate and report, import nothing"})

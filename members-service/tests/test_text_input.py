@@ -70,9 +70,17 @@ def test_text_is_stored_composed_and_trimmed_and_descriptions_keep_their_lines(m
     assert stored["offers"][0]["description"] == "Aluminium\n\tbis 20 kg"
 
 
-def test_a_query_string_with_a_control_character_is_a_field_error(members_api):
-    response = requests.get(f"{members_api.url}/members", params={"city": "Ulm\x0b"}, headers=ADMIN, timeout=10)
-    assert response.status_code == 422 and "city" in response.json()["fields"]
+@pytest.mark.parametrize("path, params", [("/members", {"city": "Ulm\x0b"}), ("/members", {"q": "A\x00"}),
+                                          ("/members", {"competency": "Druck\x1bguss"}),
+                                          ("/vocabulary", {"q": "Guss\x0b"})])
+def test_a_query_string_with_a_control_character_is_a_field_error(members_api, path, params):
+    response = requests.get(f"{members_api.url}{path}", params=params, headers=ADMIN, timeout=10)
+    assert response.status_code == 422 and set(params) == set(response.json()["fields"]), response.text
+
+
+def test_the_vocabulary_is_searched_with_the_trimmed_query(members_api):
+    response = requests.get(f"{members_api.url}/vocabulary", params={"q": "  Druckguss "}, timeout=10)
+    assert response.status_code == 200 and response.json()["competencies"]
 
 
 @pytest.mark.parametrize("body", DEEP_BODIES, ids=["arrays", "objects"])
