@@ -98,6 +98,7 @@ def test_search_keys_meet_regardless_of_case_and_composition(stored, query):
 @pytest.mark.parametrize("text, depth", [
     ('{"a": 1}', 1), ("[]", 1), ("3", 0), ('"[[[["', 0), ('{"a": "]]]\\"[[[", "b": [[{}]]}', 4),
     ("[" * 5000 + "]" * 5000, 5000), ('{"a":' * 100 + "1" + "}" * 100, 100),
+    ('["\\\\", [[]]]', 3), ('["\\\\\\"[", [[]]]', 3), ('"' + '\\"[' * 100_000, 0),
 ])
 def test_json_depth_is_found_without_recursion(text, depth):
     assert json_depth(text.encode()) == depth

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from functools import partial
+from itertools import accumulate
 
 from eventlet.event import Event
 from marshmallow import ValidationError
@@ -34,9 +34,8 @@ MAX_DATABASE_INTEGER = 2**63 - 1
 # No API input nests deeper than a few levels; 64 leaves room and keeps every parser,
 # validator and serialiser far from Python's recursion limit (~1000 frames).
 MAX_JSON_DEPTH = 64
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_OPENING = b"[{"
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_STEP = [1 if byte in b"[{" else -1 for byte in range(256)]
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -51,18 +50,18 @@ def error_response(status: int, message: str, **details) -> Response:
 
 
 def json_depth(data: bytes) -> int:
-    """How deeply arrays and objects nest in a JSON text (0 for a scalar),
-    found by scanning the bytes without recursion: brackets inside strings
-    do not count. Malformed text gets a number too; the parser refuses it later."""
-    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    depth = deepest = 0
-    for byte in brackets:
-        if byte in _OPENING:
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
+    """How deeply arrays and objects nest in a JSON text (0 for a scalar).
+
+    Found without recursion and in linear time, with C-speed byte operations
+    only (a hostile megabyte takes milliseconds): escaped backslashes and
+    quotes are dropped, what lies between quotes is dropped, and the depth
+    is the highest running sum of the remaining brackets. Malformed text
+    gets a number too; the parser refuses it afterwards.
+    """
+    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside_strings = b"".join(unescaped.split(b'"')[::2])
+    brackets = outside_strings.translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets), initial=0))
 
 
 def json_body(request) -> dict:
