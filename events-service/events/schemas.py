@@ -75,7 +75,7 @@ class EventSchema(Schema):
     registration_deadline = moment(load_default=None, allow_none=True)
     venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
     online_url = Url(load_default=None, allow_none=True, schemes={"http", "https"},
-                            validate=validate.Length(max=500))
+                     validate=validate.Length(max=500))
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_CAPACITY))
 
 

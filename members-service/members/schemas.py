@@ -18,7 +18,7 @@ TERM_IDS = sorted(load_vocabulary().competencies)
 
 class CompetencySchema(Schema):
     term = Text(load_default=None, allow_none=True,
-                         validate=validate.OneOf(TERM_IDS, error="unknown vocabulary term; see GET /vocabulary"))
+                validate=validate.OneOf(TERM_IDS, error="unknown vocabulary term; see GET /vocabulary"))
     label = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
     description = Text(load_default=None, allow_none=True, multiline=True, validate=validate.Length(max=2000))
 
@@ -31,7 +31,7 @@ class CompetencySchema(Schema):
 class RegionSchema(Schema):
     state = Text(required=True, validate=validate.OneOf(sorted(STATES)))
     postcode = Text(required=True,
-                             validate=validate.Regexp(r"^[0-9]{5}$", error="a German postcode has five digits"))
+                    validate=validate.Regexp(r"^[0-9]{5}$", error="a German postcode has five digits"))
     city = Text(required=True, validate=validate.Length(min=1, max=100))
 
 
@@ -65,7 +65,7 @@ class MemberSchema(Schema):
     region = fields.Nested(RegionSchema, required=True)
     size = fields.Nested(SizeSchema, required=True)
     website = Url(load_default=None, allow_none=True, schemes={"http", "https"},
-                         validate=validate.Length(max=500))
+                  validate=validate.Length(max=500))
     contact = fields.Nested(ContactSchema, required=True)
     offers = fields.List(fields.Nested(CompetencySchema), load_default=list,
                          validate=validate.Length(max=MAX_COMPETENCIES))
