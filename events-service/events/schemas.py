@@ -5,7 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from events import domain
 from verbund.reference import ASSOCIATIONS, SECTORS
-from verbund.schema_fields import page_field
+from verbund.schema_fields import Text, Url, page_field
 from verbund.vocabulary import load as load_vocabulary
 
 MAX_CAPACITY = 100_000
@@ -33,7 +33,7 @@ def _known_timezone(value: str) -> None:
         raise ValidationError(str(exc)) from None
 
 
-class TopicField(fields.String):
+class TopicField(Text):
     """A topic of the vocabulary, by its id or any of its labels and synonyms; loads as the id."""
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -52,30 +52,30 @@ def _unique(name: str):
 
 
 class VenueSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
-    city = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    address = Text(load_default=None, allow_none=True, validate=validate.Length(max=300))
+    city = Text(load_default=None, allow_none=True, validate=validate.Length(max=100))
 
 
 class EventSchema(Schema):
     """A whole joint event as an organizer sends it. Times without an offset
     are wall-clock times in ``timezone``; the service stores UTC."""
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10_000))
-    kind = fields.String(required=True, validate=validate.OneOf(domain.KINDS))
-    organizers = fields.List(fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS))), required=True,
+    title = Text(required=True, validate=validate.Length(min=1, max=200))
+    description = Text(load_default=None, allow_none=True, multiline=True, validate=validate.Length(max=10_000))
+    kind = Text(required=True, validate=validate.OneOf(domain.KINDS))
+    organizers = fields.List(Text(validate=validate.OneOf(sorted(ASSOCIATIONS))), required=True,
                              validate=[validate.Length(min=1, max=len(ASSOCIATIONS)), _unique("organizers")])
-    target_sectors = fields.List(fields.String(validate=validate.OneOf(SECTORS)), load_default=list,
+    target_sectors = fields.List(Text(validate=validate.OneOf(SECTORS)), load_default=list,
                                  validate=_unique("target_sectors"))
     topics = fields.List(TopicField(), load_default=list,
                          validate=[validate.Length(max=MAX_TOPICS), _unique("topics")])
-    timezone = fields.String(load_default=domain.DEFAULT_TIMEZONE, validate=_known_timezone)
+    timezone = Text(load_default=domain.DEFAULT_TIMEZONE, validate=_known_timezone)
     starts_at = moment(required=True)
     ends_at = moment(required=True)
     registration_deadline = moment(load_default=None, allow_none=True)
     venue = fields.Nested(VenueSchema, load_default=None, allow_none=True)
-    online_url = fields.Url(load_default=None, allow_none=True, schemes={"http", "https"},
-                            validate=validate.Length(max=500))
+    online_url = Url(load_default=None, allow_none=True, schemes={"http", "https"},
+                     validate=validate.Length(max=500))
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_CAPACITY))
 
 
@@ -85,9 +85,9 @@ READ_ONLY_FIELDS = ("id", "version", "status", "cancel_reason", "created_at", "u
 
 
 class RegistrationSchema(Schema):
-    member_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=36))
+    member_id = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=36))
     seats = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=MAX_CAPACITY))
-    attendees = fields.List(fields.String(validate=validate.Length(min=1, max=200)), load_default=list)
+    attendees = fields.List(Text(validate=validate.Length(min=1, max=200)), load_default=list)
 
     @validates_schema
     def _attendees_fit(self, data, **kwargs):
@@ -96,15 +96,15 @@ class RegistrationSchema(Schema):
 
 
 class CancelSchema(Schema):
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    reason = Text(load_default=None, allow_none=True, multiline=True, validate=validate.Length(max=2000))
 
 
 class ListQuerySchema(Schema):
-    kind = fields.String(validate=validate.OneOf(domain.KINDS))
-    sector = fields.String(validate=validate.OneOf(SECTORS))
-    association = fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS)))
+    kind = Text(validate=validate.OneOf(domain.KINDS))
+    sector = Text(validate=validate.OneOf(SECTORS))
+    association = Text(validate=validate.OneOf(sorted(ASSOCIATIONS)))
     topic = TopicField()
-    status = fields.String(validate=validate.OneOf(domain.STATUSES))
+    status = Text(validate=validate.OneOf(domain.STATUSES))
     starts_after = moment()
     starts_before = moment()
     page = page_field()
@@ -112,7 +112,7 @@ class ListQuerySchema(Schema):
 
 
 class FeedQuerySchema(Schema):
-    kind = fields.String(validate=validate.OneOf(domain.KINDS))
-    sector = fields.String(validate=validate.OneOf(SECTORS))
-    association = fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS)))
+    kind = Text(validate=validate.OneOf(domain.KINDS))
+    sector = Text(validate=validate.OneOf(SECTORS))
+    association = Text(validate=validate.OneOf(sorted(ASSOCIATIONS)))
     topic = TopicField()

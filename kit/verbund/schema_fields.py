@@ -1,8 +1,100 @@
-"""marshmallow fields the services' schemas share."""
+"""marshmallow fields the services' schemas share.
+
+What a text field accepts is decided here, once, for every service
+(``Text``, ``Email``, ``Url``); ``search_key`` is how stored text is
+compared in searches.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
 from marshmallow import ValidationError, fields, validate
 
 # Beyond this the offset would overflow a database integer; no list is that long.
 MAX_PAGE = 100_000
+
+# Characters no text field accepts (the single-line ones refuse line breaks as well):
+# - C0 controls U+0000-U+001F (a vertical tab or NUL breaks XLSX and XML exports, a NUL
+#   PostgreSQL text), DEL U+007F and the C1 controls U+0080-U+009F (Unicode category Cc);
+#   multi-line fields keep tab, line feed and carriage return (CR LF and CR become LF);
+# - surrogates U+D800-U+DFFF, which JSON's "\\ud800" escapes can smuggle in alone and
+#   which are no characters at all (they cannot be encoded as UTF-8);
+# - the noncharacters U+FDD0-U+FDEF and U+xFFFE/U+xFFFF of every plane (Unicode 15, 23.7),
+#   never meant for interchange;
+# - the bidirectional embeddings, overrides and isolates U+202A-U+202E and U+2066-U+2069,
+#   which make a name display as something else ("Trojan Source", CVE-2021-42574);
+#   the implicit marks U+200E/U+200F, which cannot reorder text, stay allowed.
+# Single-line fields also refuse the line and paragraph separators U+2028/U+2029.
+_BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+_NONCHARACTERS = "\ufdd0-\ufdef" + "".join(
+    f"{chr(plane * 0x10000 + 0xfffe)}{chr(plane * 0x10000 + 0xffff)}" for plane in range(17))
+_ALWAYS_REFUSED = f"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_NONCHARACTERS}{_BIDI_CONTROLS}"
+_MULTI_LINE_REFUSED = re.compile(f"[{_ALWAYS_REFUSED}]")
+_SINGLE_LINE_REFUSED = re.compile(f"[{_ALWAYS_REFUSED}\t\n\r\u2028\u2029]")
+# Trimmed first, in any field: spaces (Unicode Zs), tab, line breaks and a byte order mark that
+# a copy from a spreadsheet cell or a file brings along. Other controls are refused, not trimmed.
+_SPACE = "\t\n\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200b))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+def normalize_text(value: str, *, multiline: bool = False) -> str:
+    """Text as the platform stores it: surrounding whitespace trimmed, line
+    breaks as LF, NFC (Unicode Standard Annex #15).
+
+    ``value``: any str. Raises ``ValidationError`` naming the first refused
+    character by its code point (see the list above this function) and its
+    position, counted from 1 in the trimmed text.
+    """
+    value = value.strip(_SPACE)
+    if multiline:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    refused = (_MULTI_LINE_REFUSED if multiline else _SINGLE_LINE_REFUSED).search(value)
+    if refused:
+        char = refused.group()
+        kind = "a tab or line break" if char in "\t\n\r\u2028\u2029" else "a control or invalid character"
+        raise ValidationError(f"must not contain {kind} (U+{ord(char):04X} at position {refused.start() + 1})")
+    return unicodedata.normalize("NFC", value)
+
+
+def search_key(value: str) -> str:
+    """The form in which text is compared in searches: NFC, case-folded
+    (Unicode full case folding, ``str.casefold``: "Straße" and "STRASSE" meet),
+    NFC again since folding can decompose. Both the stored column and the
+    query go through it, so SQL's ASCII-only ``lower()`` is never needed."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
+
+
+class _TextMixin:
+    """Normalises with ``normalize_text`` before the field's own checks, so
+    lengths, patterns and OneOf validators see the stored form."""
+
+    def __init__(self, *args, multiline: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.multiline = multiline
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = normalize_text(value, multiline=self.multiline)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Text(_TextMixin, fields.String):
+    """A text field of an API input (body or query string).
+
+    Single-line by default (names, cities, titles, labels, query terms);
+    ``multiline=True`` for descriptions, messages and comments, which keep
+    tab and line feeds. Loads as NFC text without surrounding whitespace;
+    a refused character is a field error (answered with 422). Validators
+    such as ``validate.Length`` apply to the normalised text.
+    """
+
+
+class Email(_TextMixin, fields.Email):
+    """``fields.Email`` with the text rules of ``Text`` (single-line)."""
+
+
+class Url(_TextMixin, fields.Url):
+    """``fields.Url`` with the text rules of ``Text`` (single-line)."""
 
 
 def page_field() -> fields.Integer:

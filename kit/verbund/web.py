@@ -13,6 +13,7 @@ import json
 import logging
 import uuid
 from functools import partial
+from itertools import accumulate
 
 from eventlet.event import Event
 from marshmallow import ValidationError
@@ -30,6 +31,11 @@ ANYONE = ("anonymous", *auth.ROLES)
 AUTHENTICATED = auth.ROLES
 MAX_JSON_BYTES = 1024 * 1024
 MAX_DATABASE_INTEGER = 2**63 - 1
+# No API input nests deeper than a few levels; 64 leaves room and keeps every parser,
+# validator and serialiser far from Python's recursion limit (~1000 frames).
+MAX_JSON_DEPTH = 64
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_STEP = [1 if byte in b"[{" else -1 for byte in range(256)]
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
@@ -43,10 +49,30 @@ def error_response(status: int, message: str, **details) -> Response:
     return json_response({"error": message, **details, "correlation_id": logs.correlation_id()}, status)
 
 
+def json_depth(data: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON text (0 for a scalar).
+
+    Found without recursion and in linear time, with C-speed byte operations
+    only (a hostile megabyte takes milliseconds): escaped backslashes and
+    quotes are dropped, what lies between quotes is dropped, and the depth
+    is the highest running sum of the remaining brackets. Malformed text
+    gets a number too; the parser refuses it afterwards.
+    """
+    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside_strings = b"".join(unescaped.split(b'"')[::2])
+    brackets = outside_strings.translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets), initial=0))
+
+
 def json_body(request) -> dict:
-    """The request's JSON object; 400 if it is not one."""
+    """The request's JSON object; 400 if it is not one or nests deeper than
+    ``MAX_JSON_DEPTH`` (checked before parsing, since the parser recurses),
+    413 if it is larger than the endpoint's limit (``MAX_JSON_BYTES`` by default)."""
     try:
-        body = json.loads(request.get_data(cache=True) or b"")
+        data = request.get_data(cache=True) or b""
+        if json_depth(data) > MAX_JSON_DEPTH:
+            raise BadRequest(f"request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels")
+        body = json.loads(data)
     except RequestEntityTooLarge:
         raise
     except ValueError as exc:

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from verbund.schema_fields import StrictBoolean, page_field
+from verbund.schema_fields import StrictBoolean, Text, page_field
 
 STATUSES = ("proposed", "formed", "closed")
 
 
 class ResponseSchema(Schema):
-    response = fields.String(required=True, validate=validate.OneOf(("accept", "decline")))
+    response = Text(required=True, validate=validate.OneOf(("accept", "decline")))
     # An admin answers on a member's behalf and names it; a member answers for itself.
-    member_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=36))
+    member_id = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=36))
 
 
 class ProposeSchema(Schema):
-    member_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=36))
-    topic = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
+    member_id = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=36))
+    topic = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
 
     @validates_schema
     def _one_of(self, data, **kwargs):
@@ -25,14 +25,14 @@ class ProposeSchema(Schema):
 
 
 class ProposalQuerySchema(Schema):
-    status = fields.String(validate=validate.OneOf(STATUSES))
-    member_id = fields.String(validate=validate.Length(min=1, max=36))
+    status = Text(validate=validate.OneOf(STATUSES))
+    member_id = Text(validate=validate.Length(min=1, max=36))
     page = page_field()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class MemberProposalQuerySchema(Schema):
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = Text(validate=validate.OneOf(STATUSES))
 
 
 class RebuildSchema(Schema):

@@ -16,6 +16,7 @@ from verbund import envelope, outbox
 from verbund.auth import Principal
 from verbund.catalogue import source_of
 from verbund.errors import Conflict, Forbidden, Gone, NotFound, PreconditionFailed, Unprocessable
+from verbund.schema_fields import search_key
 from verbund.vocabulary import load as load_vocabulary
 
 SOURCE = source_of("members")
@@ -167,7 +168,7 @@ def erase(session: Session, principal: Principal, member_id: str) -> None:
 
 def _competency_filter(text: str, kind: str | None):
     term = load_vocabulary().find_competency(text)
-    match = Competency.term == term if term else func.lower(Competency.label) == text.lower()
+    match = Competency.term == term if term else Competency.label_key == search_key(text)
     condition = (Competency.member_id == Member.id) & match
     if kind:
         condition &= Competency.kind == kind
@@ -179,13 +180,18 @@ def _tag_filter(facet: str, value: str):
 
 
 def search(session: Session, query: dict) -> dict:
-    """Members matching every given filter, a page at a time, oldest first."""
+    """Members matching every given filter, a page at a time, oldest first.
+
+    ``query``: a loaded ``ListQuerySchema``. Text filters (``q`` within the
+    name, ``city`` whole, a free-text ``competency``/``offers``/``needs``
+    label whole) compare search keys (``search_key``: NFC, Unicode case
+    folding), so they behave alike on SQLite and PostgreSQL."""
     conditions = [Member.deleted_at.is_(None)]
     for column in ("sector", "state"):
         if query.get(column):
             conditions.append(getattr(Member, column) == query[column])
     if query.get("city"):
-        conditions.append(func.lower(Member.city) == query["city"].lower())
+        conditions.append(Member.city_key == search_key(query["city"]))
     if query.get("postcode"):
         conditions.append(Member.postcode.startswith(query["postcode"]))
     if query.get("association"):
@@ -199,7 +205,7 @@ def search(session: Session, query: dict) -> dict:
         is_sme = Member.size_category != "large"
         conditions.append(is_sme if query["sme"] else ~is_sme)
     if query.get("q"):
-        conditions.append(func.lower(Member.name).contains(query["q"].lower(), autoescape=True))
+        conditions.append(Member.name_key.contains(search_key(query["q"]), autoescape=True))
     total = session.execute(select(func.count()).select_from(Member).where(*conditions)).scalar_one()
     page, per_page = query["page"], query["per_page"]
     members = session.execute(select(Member).where(*conditions).order_by(Member.created_at, Member.id)

@@ -10,6 +10,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from members.domain import size_category, size_profile
 from verbund.envelope import isoformat
+from verbund.schema_fields import search_key
+
+# Search keys (verbund.schema_fields.search_key: NFC, case-folded) of the texts a list filters on,
+# kept next to the text on every write: SQLite's lower() folds ASCII only, and neither database
+# folds "ß" to "ss" or composes "u" + U+0308. Folding can lengthen text (ß -> ss), hence the room.
+KEY_ROOM = 3
 
 
 class Base(DeclarativeBase):
@@ -25,6 +31,7 @@ class Competency(Base):
     position: Mapped[int] = mapped_column(Integer)
     term: Mapped[str | None] = mapped_column(String(100), index=True)
     label: Mapped[str] = mapped_column(String(200))
+    label_key: Mapped[str | None] = mapped_column(String(200 * KEY_ROOM), index=True)
     description: Mapped[str | None] = mapped_column(Text)
 
 
@@ -46,10 +53,12 @@ class Member(Base):
     # Unique while the member exists; cleared on erasure so the organisation may register again.
     organisation_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    name_key: Mapped[str | None] = mapped_column(String(200 * KEY_ROOM))
     sector: Mapped[str | None] = mapped_column(String(20), index=True)
     state: Mapped[str | None] = mapped_column(String(2), index=True)
     postcode: Mapped[str | None] = mapped_column(String(5))
     city: Mapped[str | None] = mapped_column(String(100))
+    city_key: Mapped[str | None] = mapped_column(String(100 * KEY_ROOM), index=True)
     employees: Mapped[int | None] = mapped_column(Integer)
     turnover_eur: Mapped[int | None] = mapped_column(BigInteger)
     balance_sheet_eur: Mapped[int | None] = mapped_column(BigInteger)
@@ -101,8 +110,10 @@ class Member(Base):
     def set_profile(self, data: dict) -> None:
         """Write validated, resolved profile fields onto the row and its children."""
         self.name = data["name"]
+        self.name_key = search_key(self.name)
         self.sector = data["sector"]
         self.state, self.postcode, self.city = (data["region"][k] for k in ("state", "postcode", "city"))
+        self.city_key = search_key(self.city)
         size = data["size"]
         self.employees = size["employees"]
         self.turnover_eur = size.get("turnover_eur")
@@ -116,7 +127,7 @@ class Member(Base):
         self.consent_email = data["consent"]["email"]
         self.competencies = [
             Competency(kind=kind, position=i, term=item["term"], label=item["label"],
-                       description=item.get("description"))
+                       label_key=search_key(item["label"]), description=item.get("description"))
             for kind, items in (("offer", data["offers"]), ("need", data["needs"]))
             for i, item in enumerate(items)
         ]
@@ -126,9 +137,9 @@ class Member(Base):
 
     def erase(self, when: datetime) -> None:
         """GDPR erasure: keep id and version, forget everything else."""
-        for column in ("organisation_key", "name", "sector", "state", "postcode", "city", "employees",
-                       "turnover_eur", "balance_sheet_eur", "size_category", "website", "contact_name", "contact_email",
-                       "contact_language"):
+        for column in ("organisation_key", "name", "name_key", "sector", "state", "postcode", "city", "city_key",
+                       "employees", "turnover_eur", "balance_sheet_eur", "size_category", "website", "contact_name",
+                       "contact_email", "contact_language"):
             setattr(self, column, None)
         self.consent_suggest = self.consent_email = False
         self.competencies = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from verbund.reference import ASSOCIATIONS, LANGUAGES, SECTORS, STATES
-from verbund.schema_fields import StrictBoolean, page_field
+from verbund.schema_fields import Email, StrictBoolean, Text, Url, page_field
 from verbund.vocabulary import load as load_vocabulary
 
 MAX_COMPETENCIES = 50
@@ -17,10 +17,10 @@ TERM_IDS = sorted(load_vocabulary().competencies)
 
 
 class CompetencySchema(Schema):
-    term = fields.String(load_default=None, allow_none=True,
-                         validate=validate.OneOf(TERM_IDS, error="unknown vocabulary term; see GET /vocabulary"))
-    label = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
-    description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    term = Text(load_default=None, allow_none=True,
+                validate=validate.OneOf(TERM_IDS, error="unknown vocabulary term; see GET /vocabulary"))
+    label = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    description = Text(load_default=None, allow_none=True, multiline=True, validate=validate.Length(max=2000))
 
     @validates_schema
     def _term_or_label(self, data, **kwargs):
@@ -29,10 +29,10 @@ class CompetencySchema(Schema):
 
 
 class RegionSchema(Schema):
-    state = fields.String(required=True, validate=validate.OneOf(sorted(STATES)))
-    postcode = fields.String(required=True,
-                             validate=validate.Regexp(r"^[0-9]{5}$", error="a German postcode has five digits"))
-    city = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    state = Text(required=True, validate=validate.OneOf(sorted(STATES)))
+    postcode = Text(required=True,
+                    validate=validate.Regexp(r"^[0-9]{5}$", error="a German postcode has five digits"))
+    city = Text(required=True, validate=validate.Length(min=1, max=100))
 
 
 class SizeSchema(Schema):
@@ -42,13 +42,13 @@ class SizeSchema(Schema):
                                        validate=validate.Range(min=0))
     # Derived from the figures above; accepted (and ignored) so a profile read can be sent back.
     sme = StrictBoolean(load_only=True)
-    category = fields.String(load_only=True)
+    category = Text(load_only=True)
 
 
 class ContactSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.Email(required=True, validate=validate.Length(max=320))
-    language = fields.String(load_default="de", validate=validate.OneOf(LANGUAGES))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    email = Email(required=True, validate=validate.Length(max=320))
+    language = Text(load_default="de", validate=validate.OneOf(LANGUAGES))
 
 
 class ConsentSchema(Schema):
@@ -58,20 +58,20 @@ class ConsentSchema(Schema):
 
 
 class MemberSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    sector = fields.String(required=True, validate=validate.OneOf(SECTORS))
-    associations = fields.List(fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS))), load_default=list,
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    sector = Text(required=True, validate=validate.OneOf(SECTORS))
+    associations = fields.List(Text(validate=validate.OneOf(sorted(ASSOCIATIONS))), load_default=list,
                                validate=validate.Length(max=len(ASSOCIATIONS)))
     region = fields.Nested(RegionSchema, required=True)
     size = fields.Nested(SizeSchema, required=True)
-    website = fields.Url(load_default=None, allow_none=True, schemes={"http", "https"},
-                         validate=validate.Length(max=500))
+    website = Url(load_default=None, allow_none=True, schemes={"http", "https"},
+                  validate=validate.Length(max=500))
     contact = fields.Nested(ContactSchema, required=True)
     offers = fields.List(fields.Nested(CompetencySchema), load_default=list,
                          validate=validate.Length(max=MAX_COMPETENCIES))
     needs = fields.List(fields.Nested(CompetencySchema), load_default=list,
                         validate=validate.Length(max=MAX_COMPETENCIES))
-    topics = fields.List(fields.String(validate=validate.OneOf(TOPIC_IDS, error="unknown topic; see GET /vocabulary")),
+    topics = fields.List(Text(validate=validate.OneOf(TOPIC_IDS, error="unknown topic; see GET /vocabulary")),
                          load_default=list, validate=validate.Length(max=MAX_TOPICS))
     consent = fields.Nested(ConsentSchema, load_default=lambda: {"suggest_as_partner": False, "email": False})
 
@@ -87,19 +87,24 @@ READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
 
 
 class ListQuerySchema(Schema):
-    sector = fields.String(validate=validate.OneOf(SECTORS))
-    state = fields.String(validate=validate.OneOf(sorted(STATES)))
-    city = fields.String(validate=validate.Length(max=100))
-    postcode = fields.String(validate=validate.Regexp(r"^[0-9]{1,5}$", error="digits: a postcode or its prefix"))
-    association = fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS)))
-    topic = fields.String(validate=validate.Length(max=100))
-    competency = fields.String(validate=validate.Length(max=200))
-    offers = fields.String(validate=validate.Length(max=200))
-    needs = fields.String(validate=validate.Length(max=200))
+    sector = Text(validate=validate.OneOf(SECTORS))
+    state = Text(validate=validate.OneOf(sorted(STATES)))
+    city = Text(validate=validate.Length(max=100))
+    postcode = Text(validate=validate.Regexp(r"^[0-9]{1,5}$", error="digits: a postcode or its prefix"))
+    association = Text(validate=validate.OneOf(sorted(ASSOCIATIONS)))
+    topic = Text(validate=validate.Length(max=100))
+    competency = Text(validate=validate.Length(max=200))
+    offers = Text(validate=validate.Length(max=200))
+    needs = Text(validate=validate.Length(max=200))
     sme = fields.Boolean()
-    q = fields.String(validate=validate.Length(max=200))
+    q = Text(validate=validate.Length(max=200))
     page = page_field()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class VocabularyQuerySchema(Schema):
+    q = Text(load_default="", validate=validate.Length(max=200),
+             metadata={"description": "searches competency labels and synonyms"})
 
 
 class ImportQuerySchema(Schema):

@@ -8,7 +8,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from members import commands, importer
 from members.messages import Messages, negotiate
-from members.schemas import ImportQuerySchema, ListQuerySchema, MemberSchema
+from members.schemas import ImportQuerySchema, ListQuerySchema, MemberSchema, VocabularyQuerySchema
 from verbund import auth
 from verbund.errors import BadRequest, Conflict
 from verbund.openapi import Extended
@@ -114,12 +114,12 @@ class MembersService(ServiceBase):
             raise Conflict(messages.text("registered_meanwhile")) from None
         return json_response(report, headers={"Content-Language": messages.language, "Vary": "Accept-Language"})
 
-    @api("GET", "/vocabulary", roles=ANYONE, responses={200: ("Competency terms, topics, categories",
-                                                                {"type": "object"})})
+    @api("GET", "/vocabulary", roles=ANYONE, query=VocabularyQuerySchema,
+         responses={200: ("Competency terms, topics, categories", {"type": "object"})})
     def vocabulary(self, request):
         """The curated vocabulary; ?q= searches the competency labels and synonyms."""
         vocabulary = load_vocabulary()
-        query = request.args.get("q", "")
+        query = VocabularyQuerySchema().load(request.args.to_dict())["q"]
         terms = vocabulary.search(query, limit=50) if query else vocabulary.competencies.values()
         return {"competencies": [term.as_dict() for term in terms],
                 "topics": [topic.as_dict() for topic in vocabulary.topics.values()],

@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from notifications.domain import FREQUENCIES, type_matches
 from verbund.catalogue import EVENT_TYPES, SUBSCRIPTIONS
 from verbund.reference import LANGUAGES
-from verbund.schema_fields import StrictBoolean, page_field
+from verbund.schema_fields import StrictBoolean, Text, page_field
 from verbund.vocabulary import load as load_vocabulary
 
 MAX_TOPICS = 30
@@ -35,11 +35,11 @@ class ChannelsSchema(Schema):
 class PreferencesSchema(Schema):
     """PUT body: every field optional; what is left out stays as it was."""
     channels = fields.Nested(ChannelsSchema)
-    frequency = fields.String(validate=validate.OneOf(FREQUENCIES))
+    frequency = Text(validate=validate.OneOf(FREQUENCIES))
     # null: hear about every topic that fits the profile; a list: only these.
-    topics = fields.List(fields.String(validate=_known_topic), allow_none=True,
+    topics = fields.List(Text(validate=_known_topic), allow_none=True,
                          validate=validate.Length(min=1, max=MAX_TOPICS))
-    language = fields.String(allow_none=True, validate=validate.OneOf(LANGUAGES))
+    language = Text(allow_none=True, validate=validate.OneOf(LANGUAGES))
 
 
 class InboxQuerySchema(Schema):
@@ -54,11 +54,11 @@ class PageQuerySchema(Schema):
 
 
 class WebhookSchema(Schema):
-    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    member_id = fields.String(validate=validate.Length(min=1, max=36))
+    url = Text(required=True, validate=validate.Length(min=1, max=2000))
+    member_id = Text(validate=validate.Length(min=1, max=36))
     # Integrator endpoints: which platform events to receive (RabbitMQ-style patterns).
-    event_types = fields.List(fields.String(validate=_pattern), validate=validate.Length(min=1, max=20))
-    description = fields.String(allow_none=True, validate=validate.Length(max=500))
+    event_types = fields.List(Text(validate=_pattern), validate=validate.Length(min=1, max=20))
+    description = Text(allow_none=True, multiline=True, validate=validate.Length(max=500))
     allow_private = StrictBoolean()
 
     @validates_schema
@@ -69,10 +69,10 @@ class WebhookSchema(Schema):
 
 
 class WebhookPatchSchema(Schema):
-    url = fields.String(validate=validate.Length(min=1, max=2000))
+    url = Text(validate=validate.Length(min=1, max=2000))
     enabled = StrictBoolean()
-    event_types = fields.List(fields.String(validate=_pattern), validate=validate.Length(min=1, max=20))
-    description = fields.String(allow_none=True, validate=validate.Length(max=500))
+    event_types = fields.List(Text(validate=_pattern), validate=validate.Length(min=1, max=20))
+    description = Text(allow_none=True, multiline=True, validate=validate.Length(max=500))
     allow_private = StrictBoolean()
 
 

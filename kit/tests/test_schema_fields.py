@@ -1,0 +1,109 @@
+"""The kit's text field and the JSON depth guard: no service, no broker."""
+import json
+
+import pytest
+from marshmallow import Schema, ValidationError, validate
+
+from verbund.schema_fields import Email, Text, Url, search_key
+from verbund.web import MAX_JSON_DEPTH, json_depth
+
+
+class Contact(Schema):
+    name = Text(required=True, validate=validate.Length(min=1, max=6))
+    note = Text(load_default=None, allow_none=True, multiline=True)
+    kind = Text(validate=validate.OneOf(["a", "b"]))
+    email = Email()
+    website = Url()
+
+
+def load(**data):
+    return Contact().load({"name": "Anna", **data})
+
+
+def test_surrounding_whitespace_is_trimmed():
+    assert load(name="  Anna ")["name"] == "Anna"
+    # What a copy from a spreadsheet cell or a file brings along: tab, line end, no-break space, BOM.
+    assert load(name="\ufeff\u00a0Anna\t\r\n")["name"] == "Anna"
+
+
+def test_controls_at_the_ends_are_refused_not_trimmed():
+    with pytest.raises(ValidationError) as error:
+        load(name="Anna\x0b")
+    assert "U+000B" in error.value.messages["name"][0]
+
+
+def test_decomposed_text_is_stored_composed():
+    name = load(name="Mu\u0308ller")["name"]
+    assert name == "M\u00fcller" and len(name) == 6
+
+
+def test_lengths_count_the_normalised_text():
+    # Six characters once composed and trimmed, although nine code points were sent.
+    assert load(name=" Mu\u0308ller ")["name"] == "Müller"
+    with pytest.raises(ValidationError):
+        load(name="Mu\u0308llers")
+    with pytest.raises(ValidationError) as error:
+        load(name="   ")
+    assert "name" in error.value.messages
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\x9f", "\ud800", "\udfff",
+                                  "\ufffe", "\uffff", "\ufdd0", "\U0010ffff", "\u202e", "\u2066",
+                                  "\t", "\n", "\r", "\u2028"])
+def test_a_single_line_field_refuses_control_and_invalid_characters(char):
+    with pytest.raises(ValidationError) as error:
+        load(name=f"A{char}b")
+    [message] = error.value.messages["name"]
+    assert f"U+{ord(char):04X}" in message and "position 2" in message
+
+
+@pytest.mark.parametrize("char", ["\x0b", "\x00", "\x85", "\u202e", "\ud800"])
+def test_a_multi_line_field_refuses_them_too(char):
+    with pytest.raises(ValidationError) as error:
+        load(note=f"Zeile 1\nZeile{char}2")
+    assert "note" in error.value.messages
+
+
+def test_a_multi_line_field_keeps_tabs_and_newlines_and_unifies_line_ends():
+    assert load(note="  Zeile 1\r\nZeile 2\rZeile\t3\n\n")["note"] == "Zeile 1\nZeile 2\nZeile\t3"
+
+
+def test_ordinary_international_text_passes():
+    text = "Ærø Šťastný – “Ölanalytik” 株式会社 \u200fשלום\u200e 👩\u200d🔧"
+    assert load(note=text)["note"] == text
+
+
+def test_choices_email_and_urls_see_the_normalised_text():
+    data = load(kind=" a ", email=" a@example.org ", website=" https://example.org ")
+    assert (data["kind"], data["email"], data["website"]) == ("a", "a@example.org", "https://example.org")
+    with pytest.raises(ValidationError) as error:
+        load(email="a\x0b@example.org")
+    assert "email" in error.value.messages
+
+
+def test_null_and_non_text_keep_their_answers():
+    assert load(note=None)["note"] is None
+    with pytest.raises(ValidationError) as error:
+        load(name=42)
+    assert error.value.messages["name"] == ["Not a valid string."]
+
+
+@pytest.mark.parametrize("stored, query", [("Überlingen", "überlingen"), ("Ärztehaus", "ärztehaus"),
+                                           ("Ölanalytik-Software", "ÖLANALYTIK"), ("Mu\u0308ller", "MÜLLER"),
+                                           ("Gießerei", "GIESSEREI")])
+def test_search_keys_meet_regardless_of_case_and_composition(stored, query):
+    assert search_key(query) in search_key(stored)
+
+
+@pytest.mark.parametrize("text, depth", [
+    ('{"a": 1}', 1), ("[]", 1), ("3", 0), ('"[[[["', 0), ('{"a": "]]]\\"[[[", "b": [[{}]]}', 4),
+    ("[" * 5000 + "]" * 5000, 5000), ('{"a":' * 100 + "1" + "}" * 100, 100),
+    ('["\\\\", [[]]]', 3), ('["\\\\\\"[", [[]]]', 3), ('"' + '\\"[' * 100_000, 0),
+])
+def test_json_depth_is_found_without_recursion(text, depth):
+    assert json_depth(text.encode()) == depth
+
+
+def test_the_depth_limit_leaves_room_for_every_real_body():
+    body = json.dumps({"a": [{"b": [{"c": "[" * 1000}]}]})
+    assert json_depth(body.encode()) < MAX_JSON_DEPTH
