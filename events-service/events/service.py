@@ -86,7 +86,7 @@ class EventsService(ServiceBase):
         with self.db.transaction() as session:
             return _event_response(commands.get(session, event_id))
 
-    @api("PATCH", "/events/<string:event_id>", roles=STAFF, body=EventSchema, errors=(409, 412),
+    @api("PATCH", "/events/<string:event_id>", roles=STAFF, body=EventSchema, load_body=False, errors=(409, 412),
          responses={200: ("The event at its new version", EVENT)})
     def update_event(self, request, event_id):
         """Change an event: the fields sent replace the current ones."""

@@ -82,11 +82,6 @@ def json_body(request) -> dict:
     return body
 
 
-def load(schema, request, **kwargs) -> dict:
-    """Validate the JSON body with a marshmallow schema (422 with field errors)."""
-    return schema.load(json_body(request), **kwargs)
-
-
 class JsonWsgiApp(WsgiApp):
     """nameko's WSGI app, with routing errors (404 no such path, 405 wrong
     method with its Allow header) answered in JSON like every other error."""
@@ -112,18 +107,27 @@ class JsonWebServer(WebServer):
 
 
 class ApiEndpoint(HttpRequestHandler):
-    """``roles``: who may call it. For the OpenAPI document (verbund.openapi):
-    ``body`` and ``query`` marshmallow schemas, ``responses`` {status: description
-    or (description, schema)} where a schema is a marshmallow class, a kit JSON
-    Schema urn or a dict, and ``errors``: further error statuses it answers with."""
+    """``roles``: who may call it. ``body`` and ``query``: marshmallow schema
+    classes that the endpoint loads before the handler runs, into
+    ``request.body_data`` and ``request.query_data`` (a 422 with the field
+    errors, or 400 for a body that is not a JSON object); an empty body is
+    loaded as ``{}`` where no body field is required. ``load_body=False``
+    leaves a declared body to the handler, for a merge patch that is
+    validated only once merged with what is stored (RFC 7396).
+    For the OpenAPI document (verbund.openapi) the same schemas, ``responses``
+    {status: description or (description, schema)} where a schema is a
+    marshmallow class, a kit JSON Schema urn or a dict, and ``errors``:
+    further error statuses it answers with."""
 
     server = JsonWebServer()
 
     def __init__(self, method: str, url: str, roles=AUTHENTICATED, max_body: int = MAX_JSON_BYTES, *,
-                 body=None, query=None, responses: dict | None = None, errors: tuple = (), **kwargs):
+                 body=None, query=None, responses: dict | None = None, errors: tuple = (), load_body: bool = True,
+                 **kwargs):
         self.roles = tuple(roles)
         self.max_body = max_body
         self.body, self.query, self.errors = body, query, tuple(errors)
+        self.load_body = load_body and body is not None and not isinstance(body, dict)
         self.responses = responses or {200: "OK"}
         # Bad input is the caller's error: nameko logs these as warnings, not with a traceback.
         kwargs.setdefault("expected_exceptions", (AppError, ValidationError))
@@ -136,6 +140,7 @@ class ApiEndpoint(HttpRequestHandler):
         logs.set_correlation_id(correlation_id)
         try:
             request.principal = self._authorize(request)
+            self._load_input(request)
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)
             event = Event()
@@ -158,6 +163,14 @@ class ApiEndpoint(HttpRequestHandler):
                 raise Unauthorized("this endpoint needs a bearer token")
             raise Forbidden(f"role {principal.role} may not {self.method} {self.url}")
         return principal
+
+    def _load_input(self, request) -> None:
+        request.query_data = self.query().load(request.args.to_dict()) if self.query is not None else None
+        request.body_data = None
+        if self.load_body:
+            schema = self.body()
+            empty_allowed = not any(field.required for field in schema.fields.values())
+            request.body_data = schema.load({} if empty_allowed and not request.get_data() else json_body(request))
 
     def response_from_result(self, result):
         if isinstance(result, Response):

@@ -50,7 +50,7 @@ def _member_response(profile: dict, status: int = 200, **extra):
 class MembersService(ServiceBase):
     name = "members"
 
-    @api("POST", "/members", roles=ANYONE, body=MemberSchema, errors=(409, 413),
+    @api("POST", "/members", roles=ANYONE, body=MemberSchema, load_body=False, errors=(409, 413),
          responses={201: ("The profile, with the member's own access_token", REGISTERED)})
     def register(self, request):
         """Register a member organisation (self-registration or by staff)."""
@@ -71,7 +71,7 @@ class MembersService(ServiceBase):
             return _member_response(commands.get(session, request.principal, str(member_id)))
 
     @api("PATCH", "/members/<uuid:member_id>", roles=("admin", "organizer", "member"), body=MemberSchema,
-         errors=(409, 410, 412), responses={200: ("The profile at its new version", PROFILE)})
+         load_body=False, errors=(409, 410, 412), responses={200: ("The profile at its new version", PROFILE)})
     def update_member(self, request, member_id):
         """Change a profile with a JSON Merge Patch of any of its fields; If-Match optional."""
         patch = json_body(request)
