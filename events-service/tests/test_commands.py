@@ -300,7 +300,8 @@ def test_the_member_read_model_ignores_stale_versions(store, known_member):
     older = {**profile, "version": 2, "name": "Alter Name GmbH"}
     for data in (newer, older):
         store.handle_once(envelope.new_event("member.updated", "/verbund/members", profile["id"],
-                                             {"profile": data, "changed": ["name"]}), commands.apply_member_event)
+                                             {"profile": data, "changed": ["name"]}, version=1),
+                          commands.apply_member_event)
     with store.transaction() as session:
         row = session.get(Member, profile["id"])
         assert (row.version, row.name) == (3, "Neuer Name GmbH")
@@ -334,7 +335,7 @@ def test_member_deleted_cancels_registrations_promotes_and_erases_personal_data(
         assert session.get(Registration, named["id"]).attendees is None
     # A late, older update cannot bring the member back; it cannot register again.
     store.handle_once(envelope.new_event("member.updated", "/verbund/members", leaving["id"],
-                                         {"profile": {**leaving, "version": 1}, "changed": ["name"]}),
+                                         {"profile": {**leaving, "version": 1}, "changed": ["name"]}, version=1),
                       commands.apply_member_event)
     with pytest.raises(Unprocessable, match="deleted"):
         register(store, event, leaving)

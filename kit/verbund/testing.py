@@ -363,7 +363,8 @@ def member_registered(**overrides) -> dict:
     from verbund import envelope
 
     profile = member_profile(**overrides)
-    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
+    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile},
+                              version=1)
 
 
 @contextmanager

@@ -32,12 +32,12 @@ def engine():
 
 
 def registered(profile):
-    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
+    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile}, version=1)
 
 
 def updated(profile, changed):
     return envelope.new_event("member.updated", "/verbund/members", profile["id"],
-                              {"profile": profile, "changed": changed})
+                              {"profile": profile, "changed": changed}, version=1)
 
 
 def deleted(member_id, version):

@@ -8,7 +8,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from members import commands, importer
 from members.schemas import ImportQuerySchema, ListQuerySchema, MemberSchema
-from verbund import auth
+from verbund import auth, personal
 from verbund.errors import BadRequest, Conflict
 from verbund.openapi import Extended
 from verbund.service import ServiceBase
@@ -26,6 +26,12 @@ REGISTERED = Extended(PROFILE, "registered-member", {"access_token": {
 PAGE = {"type": "object", "properties": {
     "items": {"type": "array", "items": {"$ref": "#/components/schemas/member-profile.v1"}},
     "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"}}}
+MEMBER_KEY = {"type": "object", "required": ["kty", "kid", "alg", "enc", "k"], "description":
+              "The member's key as a JSON Web Key (RFC 7517): opens profile.personal of its member.* events "
+              "(JWE, alg dir, enc A256GCM, kid = member id).", "properties": {
+                  "kty": {"const": "oct"}, "kid": {"type": "string"}, "alg": {"const": personal.ALG},
+                  "enc": {"const": personal.ENC}, "use": {"const": "enc"},
+                  "k": {"type": "string", "description": "the 256-bit key, base64url"}}}
 IMPORT_BODY = {"text/csv": {"schema": {"type": "string"}},
                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
                    {"schema": {"type": "string", "format": "binary"}}}
@@ -89,6 +95,15 @@ class MembersService(ServiceBase):
             commands.erase(session, request.principal, str(member_id))
         return json_response(None, 204)
 
+    @api("GET", "/members/<uuid:member_id>/key", roles=("admin", "integrator"), errors=(410,),
+         responses={200: ("The member's key (JWK); keep it no longer than Cache-Control says", MEMBER_KEY)})
+    def get_member_key(self, request, member_id):
+        """The key to a member's encrypted personal fields: admins and integrators entitled to personal data;
+        410 once the member is erased."""
+        with self.db.transaction() as session:
+            key = commands.member_key(session, request.principal, str(member_id))
+        return json_response(key, headers={"Cache-Control": f"private, max-age={int(personal.key_ttl_seconds())}"})
+
     @api("GET", "/members", roles=STAFF + ("integrator",), query=ListQuerySchema,
          responses={200: ("A page of profiles", PAGE)})
     def list_members(self, request):
@@ -136,3 +151,13 @@ class MembersService(ServiceBase):
         """Live profiles in id order from ``after_id`` on, for rebuilding read models."""
         with self.db.transaction() as session:
             return commands.profiles_after(session, after_id, min(max(limit, 1), 1000))
+
+    @rpc
+    def member_key(self, member_id: str) -> dict:
+        """A member's key as a JWK, for services decrypting its events' personal fields (the RPC
+        exchange is the services' alone); raises KeyErased for an erased or unknown member."""
+        with self.db.transaction() as session:
+            try:
+                return commands.member_key(session, None, member_id)
+            except (commands.NotFound, commands.Gone) as exc:
+                raise personal.KeyErased(str(exc)) from None
