@@ -367,6 +367,18 @@ def member_registered(**overrides) -> dict:
                               version=1)
 
 
+def member_event_v2(profile: dict, key: bytes, type: str = "member.registered",
+                    changed: list[str] | None = None) -> dict:
+    """A member.registered/updated event as members-service publishes it (v2): ``profile`` (v1 shape,
+    see member_profile) with its contact person encrypted under ``key``."""
+    from verbund import envelope, personal
+
+    data = {"profile": personal.conceal(profile, key)}
+    if type == "member.updated":
+        data["changed"] = changed or ["contact"]
+    return envelope.new_event(type, "/verbund/members", profile["id"], data)
+
+
 @contextmanager
 def migrated_store(service: str, database_url: str, amqp_uri: str):
     """A service's database, migrated by Alembic, with its outbox relaying to the real broker."""
