@@ -11,10 +11,12 @@ left anywhere the platform controls:
 - every row of every table of every service database, outbox history and inbox included;
 - every message of every queue of the vhost (read without acking: subscriber, retry and dead-letter
   queues, the integrator's queue, RPC queues), and the replay stream read back from its start;
+- the services' logs;
 
 while ciphertext of them may remain (in the integrator's queue and the replay stream), and the key
 that would open it is gone: the key endpoint answers 410 and the RPC refuses. Mail already sent (the
-mail catcher's files) is out of reach and not examined.
+mail catcher's files) is out of reach and not examined; so are bytes a database has not yet
+overwritten (SQLite's write-ahead log, PostgreSQL's dead tuples before VACUUM), which no query returns.
 """
 import json
 import subprocess
@@ -249,6 +251,10 @@ def test_after_erasure_no_readable_copy_of_the_contact_person_is_left(platform, 
     copies = {f"{queue}#{i}": body + json.dumps(headers, default=str)
               for queue, found in queues.items() for i, (body, headers) in enumerate(found)}
     assert readable(copies, secrets) == {}
+
+    # The services' own logs.
+    logs = {f"{service}.log": process.logs() for service, process in processes.items()}
+    assert readable(logs, secrets) == {}
 
     # Ciphertext of the contact person may remain (the integrator's queue, the replay stream) ...
     ciphertexts = [json.loads(body)["data"]["profile"]["personal"]
