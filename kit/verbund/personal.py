@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -129,6 +130,16 @@ def reveal(profile: dict, fields: dict | None) -> dict:
     revealed = {key: value for key, value in profile.items() if key != "personal"}
     revealed["contact"] = {**profile["contact"], **{field: contact.get(field) for field in CONTACT_FIELDS}}
     return revealed
+
+
+# An e-mail address as mail servers quote it in their errors ("<name@example.org>: User unknown").
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def redact_addresses(text: str | None) -> str | None:
+    """``text`` with every e-mail address replaced by ``<address>``: for error texts that leave the
+    service in public events (notification.failed), where the recipient's address has no place."""
+    return None if text is None else _ADDRESS.sub("<address>", text)
 
 
 class KeyCache:

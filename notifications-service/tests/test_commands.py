@@ -347,6 +347,20 @@ def test_an_unreachable_mail_server_is_retried_then_reported_as_failed(store, co
         assert commands.failures(session, {"page": 1, "per_page": 10})["total"] == 1
 
 
+def test_a_refusal_that_names_the_recipient_leaves_its_address_out_of_notification_failed(store):
+    recipient = member(sector="automotive")
+    address = profile_of(recipient)["contact"]["email"]
+    consume(store, recipient, scheduled(joint_event()))
+    with store.transaction() as session:
+        delivery = session.execute(select(Delivery)).scalar_one()
+        dispatch.fail(session, delivery, f"recipient refused: 550 b'5.1.1 <{address}>: Recipient address "
+                                         f"rejected: User unknown in virtual mailbox table'")
+    [failed] = outbox_events(store, "notification.failed")
+    assert address not in json.dumps(failed)
+    assert failed["data"]["error"] == ("recipient refused: 550 b'5.1.1 <<address>>: Recipient address rejected: "
+                                       "User unknown in virtual mailbox table'")
+
+
 def test_a_template_that_fails_lands_in_the_failure_log_not_in_a_crash(store, config, tmp_path, mailcatcher):
     (tmp_path / "de").mkdir()
     (tmp_path / "de" / "event_announced.txt").write_text(
