@@ -48,6 +48,14 @@ def _if_match(request) -> int | None:
         raise BadRequest('If-Match must be an ETag this API sent, such as "3"') from None
 
 
+def _visible(principal: auth.Principal, profile: dict) -> dict:
+    """The profile as ``principal`` may see it: an integrator whose token does not grant personal data
+    sees the contact's language, not the person (GDPR art. 5(1)(c), as in the events it receives)."""
+    if principal.role != "integrator" or principal.personal:
+        return profile
+    return {**profile, "contact": {"name": None, "email": None, "language": profile["contact"]["language"]}}
+
+
 def _member_response(profile: dict, status: int = 200, **extra):
     return json_response({**profile, **extra}, status, headers={"ETag": f'"{profile["version"]}"'})
 
@@ -73,7 +81,8 @@ class MembersService(ServiceBase):
     def get_member(self, request, member_id):
         """Read a member's profile."""
         with self.db.transaction() as session:
-            return _member_response(commands.get(session, request.principal, str(member_id)))
+            return _member_response(_visible(request.principal, commands.get(session, request.principal,
+                                                                              str(member_id))))
 
     @api("PATCH", "/members/<uuid:member_id>", roles=("admin", "organizer", "member"), body=MemberSchema,
          errors=(409, 410, 412), responses={200: ("The profile at its new version", PROFILE)})
@@ -110,7 +119,8 @@ class MembersService(ServiceBase):
         """List and filter members, a page at a time."""
         query = ListQuerySchema().load(request.args.to_dict())
         with self.db.transaction() as session:
-            return commands.search(session, query)
+            found = commands.search(session, query)
+        return {**found, "items": [_visible(request.principal, profile) for profile in found["items"]]}
 
     @api("POST", "/members/import", roles=STAFF, max_body=MAX_IMPORT_BYTES, body=IMPORT_BODY,
          query=ImportQuerySchema, errors=(409, 413, 415),

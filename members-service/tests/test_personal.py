@@ -159,3 +159,20 @@ def test_keys_over_rpc_for_services_refused_after_erasure(members_api, member_in
             cluster.members.member_key(created["id"])
         with pytest.raises(personal.KeyErased):
             cluster.members.member_key(str(uuid.uuid4()))
+
+
+def test_integrators_read_profiles_without_the_person_unless_entitled(members_api, member_input):
+    created = requests.post(f"{members_api.url}/members", json=member_input(name=f"Firma {uuid.uuid4().hex[:8]}"),
+                            timeout=10).json()
+    url = f"{members_api.url}/members/{created['id']}"
+    listing = f"{members_api.url}/members?q={created['name'].split()[1]}"
+    plain = bearer("integrator")
+    for response in (requests.get(url, headers=plain, timeout=10).json(),
+                     requests.get(listing, headers=plain, timeout=10).json()["items"][0]):
+        assert response["contact"] == {"name": None, "email": None, "language": "de"}
+        assert response["name"] == created["name"]
+    entitled = bearer("integrator", personal=True)
+    assert requests.get(url, headers=entitled, timeout=10).json()["contact"] == created["contact"]
+    assert requests.get(listing, headers=entitled, timeout=10).json()["items"][0]["contact"] == created["contact"]
+    assert requests.get(url, headers=bearer("organizer", association="automotive-cluster"),
+                        timeout=10).json()["contact"] == created["contact"]
