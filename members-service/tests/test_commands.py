@@ -11,17 +11,10 @@ from members.models import Competency, Member, Tag
 from verbund import outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Conflict, Forbidden, Gone, NotFound, PreconditionFailed, Unprocessable
-from verbund.testing import migrated_store
 
 pytestmark = pytest.mark.integration
 
 ADMIN = Principal("admin", "admin")
-
-
-@pytest.fixture
-def store(database_url, amqp_uri):
-    with migrated_store("members", database_url, amqp_uri) as store:
-        yield store
 
 
 def outbox_events(store):

@@ -14,17 +14,11 @@ from members.models import MemberKey
 from verbund import outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Gone, NotFound
-from verbund.testing import bearer, migrated_store
+from verbund.testing import bearer
 
 pytestmark = pytest.mark.integration
 
 ADMIN = Principal("admin", "admin")
-
-
-@pytest.fixture
-def store(database_url, amqp_uri):
-    with migrated_store("members", database_url, amqp_uri) as store:
-        yield store
 
 
 def outbox_bodies(store) -> list[str]:
