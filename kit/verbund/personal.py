@@ -50,6 +50,10 @@ class KeyErased(Exception):
     """The member's key is gone (the member was erased) or never existed: nothing to decrypt."""
 
 
+class KeyUnavailable(RuntimeError):
+    """members-service did not answer for a key in time: the handler fails and is retried later."""
+
+
 class UnreadablePersonalData(ValueError):
     """A ``personal`` value that is not a JWE this key opens (tampered, or another member's)."""
 
@@ -57,6 +61,12 @@ class UnreadablePersonalData(ValueError):
 def key_ttl_seconds() -> float:
     """How long a consumer may keep a fetched key, in seconds (``PERSONAL_KEY_TTL_SECONDS``, default 300)."""
     return float(os.environ.get("PERSONAL_KEY_TTL_SECONDS") or DEFAULT_KEY_TTL_SECONDS)
+
+
+def key_rpc_timeout_seconds() -> float:
+    """How long a consumer waits for members-service to hand out a key, in seconds
+    (``PERSONAL_KEY_RPC_TIMEOUT_SECONDS``, default 10); then the handler fails and is retried."""
+    return float(os.environ.get("PERSONAL_KEY_RPC_TIMEOUT_SECONDS") or 10)
 
 
 def new_key() -> bytes:
@@ -223,7 +233,17 @@ class MemberKeys(_rpc_proxy_base()):
 
     def get_dependency(self, worker_ctx):
         proxy = super().get_dependency(worker_ctx)
-        return Keys(self.cache, lambda kid: key_from_jwk(proxy.member_key(kid)))
+        timeout = key_rpc_timeout_seconds()
+
+        def fetch(kid: str) -> bytes:
+            # nameko's RPC proxy waits forever; a members-service that is down must not hold the
+            # consumer's workers (and with them every other event type in its queue).
+            import eventlet
+
+            with eventlet.Timeout(timeout, KeyUnavailable(f"members-service gave no key for {kid} in {timeout:g} s")):
+                return key_from_jwk(proxy.member_key(kid))
+
+        return Keys(self.cache, fetch)
 
 
 class Keys:
