@@ -4,7 +4,8 @@ All four services run as real processes on their own databases and a vhost of th
 integrator's queue is bound to every event. A member registers with a contact person whose name and
 e-mail address appear nowhere else, changes its profile, registers the contact person for a joint
 event, and every service and the integrator consume its events (events-service and notifications
-decrypt the contact person with the member's key, which proves the key path). Then the member is
+decrypt the contact person with the member's key over RPC, the integrator with the key endpoint's
+JWK, which proves both key paths). Then the member is
 erased, with a change still on its way. Afterwards no readable copy of the name or the address is
 left anywhere the platform controls:
 
@@ -220,6 +221,13 @@ def test_after_erasure_no_readable_copy_of_the_contact_person_is_left(platform, 
               for queue, found in every_message(amqp_uri).items() for i, m in enumerate(found)}
     assert any(member_id in content for content in before.values())
     assert not readable(before, secrets), "the contact person travels in clear"
+    # An integrator entitled to personal data opens the ciphertext in its queue with the key endpoint's JWK.
+    jwk = requests.get(f"{members.url}/members/{member_id}/key", headers=ENTITLED_INTEGRATOR, timeout=10)
+    assert jwk.status_code == 200, jwk.text
+    mine = [json.loads(body) for body in (before[k] for k in before if k.startswith(INTEGRATOR_QUEUE + "#"))]
+    registered = next(e for e in mine if e["type"] == "member.registered" and e["subject"] == member_id)
+    assert personal.decrypt(registered["data"]["profile"]["personal"], personal.key_from_jwk(jwk.json())) == \
+        {"contact": {"name": contact_name, "email": email}}
 
     # Erasure, with a change still on its way (its key may be gone before it is consumed).
     requests.patch(f"{members.url}/members/{member_id}", json={"topics": ["ai"]}, headers=own, timeout=10)
