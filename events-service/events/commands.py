@@ -6,6 +6,7 @@ transaction already starts with BEGIN IMMEDIATE)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from marshmallow import ValidationError
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from events import domain
 from events.models import Event, EventTag, Member, Registration
 from events.schemas import READ_ONLY_FIELDS, EventSchema, RegistrationSchema
-from verbund import envelope, outbox
+from verbund import envelope, outbox, personal
 from verbund.auth import Principal
 from verbund.catalogue import source_of
 from verbund.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
@@ -467,12 +468,17 @@ def attendees(session: Session, principal: Principal, event_id: str) -> tuple[di
 
 # --- the member read model ------------------------------------------------------------------------
 
-def apply_member_event(session: Session, event: dict) -> None:
-    """Keep the member read model current; ``member.deleted`` also ends the member's registrations."""
+def apply_member_event(session: Session, event: dict, keys: Callable[[str], bytes | None] | None = None) -> None:
+    """Keep the member read model current; ``member.deleted`` also ends the member's registrations.
+
+    ``keys(member_id)`` gives the member's key for the contact person that member.* v2 carries
+    encrypted (verbund.personal), or None once the member is erased: then no contact is stored.
+    """
     if event["type"] == "member.deleted":
+        personal.forget(keys, event["data"]["id"])
         member_deleted(session, event["data"])
         return
-    profile = event["data"]["profile"]
+    profile = personal.member_profile(event, keys)
     member = session.execute(select(Member).where(Member.id == profile["id"]).with_for_update()).scalar()
     if member is None:
         member = Member(id=profile["id"])

@@ -2,6 +2,8 @@
 its work to ``events.commands`` inside one transaction."""
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy.exc import IntegrityError
 
 from events import commands, export
@@ -10,6 +12,7 @@ from verbund import calendar
 from verbund.downloads import file_response
 from verbund.errors import BadRequest, Conflict
 from verbund.openapi import Extended
+from verbund.personal import MemberKeys
 from verbund.reference import ASSOCIATIONS
 from verbund.service import ServiceBase
 from verbund.subscriber import subscribe
@@ -56,11 +59,12 @@ def _event_response(event: dict, status: int = 200):
 
 class EventsService(ServiceBase):
     name = "events"
+    member_keys = MemberKeys()  # the contact person of member.* v2, decrypted with the member's key
 
     @subscribe()
     def on_member_event(self, event):
         """member.* keeps the member read model; member.deleted also ends the member's registrations."""
-        self.db.handle_once(event, commands.apply_member_event)
+        self.db.handle_once(event, partial(commands.apply_member_event, keys=self.member_keys))
 
     # --- events ---------------------------------------------------------------------------------
 

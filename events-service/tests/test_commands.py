@@ -4,6 +4,7 @@ import json
 import threading
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 
 from events import commands
 from events.models import Event, Member, Registration
-from verbund import envelope, outbox
+from verbund import envelope, outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
 
@@ -300,7 +301,8 @@ def test_the_member_read_model_ignores_stale_versions(store, known_member):
     older = {**profile, "version": 2, "name": "Alter Name GmbH"}
     for data in (newer, older):
         store.handle_once(envelope.new_event("member.updated", "/verbund/members", profile["id"],
-                                             {"profile": data, "changed": ["name"]}), commands.apply_member_event)
+                                             {"profile": data, "changed": ["name"]}, version=1),
+                          commands.apply_member_event)
     with store.transaction() as session:
         row = session.get(Member, profile["id"])
         assert (row.version, row.name) == (3, "Neuer Name GmbH")
@@ -334,7 +336,7 @@ def test_member_deleted_cancels_registrations_promotes_and_erases_personal_data(
         assert session.get(Registration, named["id"]).attendees is None
     # A late, older update cannot bring the member back; it cannot register again.
     store.handle_once(envelope.new_event("member.updated", "/verbund/members", leaving["id"],
-                                         {"profile": {**leaving, "version": 1}, "changed": ["name"]}),
+                                         {"profile": {**leaving, "version": 1}, "changed": ["name"]}, version=1),
                       commands.apply_member_event)
     with pytest.raises(Unprocessable, match="deleted"):
         register(store, event, leaving)
@@ -391,3 +393,56 @@ def test_the_feed_lists_upcoming_events_with_filters(store, event_input):
         assert commands.feed(session, {}, now=envelope.utcnow() + timedelta(days=32)) == []
         listed = commands.search(session, {"status": "cancelled"})
     assert [event["id"] for event in listed["items"]] == [cancelled["id"]]
+
+
+# --- member.* v2: the contact person encrypted with the member's key ---------------------------------
+
+def test_the_read_model_decrypts_the_contact_person_with_the_members_key(store):
+    from verbund.testing import member_event_v2, member_profile
+
+    profile, key = member_profile(contact={"name": "Edda Brandt", "email": "e.brandt@firma.example",
+                                           "language": "en"}), personal.new_key()
+    asked = []
+    store.handle_once(member_event_v2(profile, key),
+                      partial(commands.apply_member_event, keys=lambda kid: asked.append(kid) or key))
+    assert asked == [profile["id"]]
+    with store.transaction() as session:
+        row = session.get(Member, profile["id"])
+        assert (row.name, row.contact_name, row.contact_email, row.contact_language) == \
+            (profile["name"], "Edda Brandt", "e.brandt@firma.example", "en")
+
+
+def test_an_update_queued_behind_an_erasure_stores_no_contact_and_does_not_fail(store):
+    """member.updated still queued when the member was erased: its key is gone, the update is
+    applied without the contact person (no retry, no dead letter), member.deleted then erases it."""
+    from verbund.testing import member_event_v2, member_profile
+
+    profile, key = member_profile(), personal.new_key()
+    keys = {profile["id"]: key}
+    store.handle_once(member_event_v2(profile, key), partial(commands.apply_member_event, keys=keys.get))
+    update = member_event_v2({**profile, "version": 2, "name": "Umbenannt GmbH"}, key, "member.updated", ["name"])
+    del keys[profile["id"]]  # erased at members-service
+    assert store.handle_once(update, partial(commands.apply_member_event, keys=keys.get)) is True
+    with store.transaction() as session:
+        row = session.get(Member, profile["id"])
+        assert (row.version, row.name, row.contact_name, row.contact_email) == (2, "Umbenannt GmbH", None, None)
+    deleted = envelope.new_event("member.deleted", "/verbund/members", profile["id"],
+                                 {"id": profile["id"], "version": 3, "deleted_at": "2026-12-01T10:00:00Z"})
+    store.handle_once(deleted, partial(commands.apply_member_event, keys=keys.get))
+    with store.transaction() as session:
+        assert session.get(Member, profile["id"]).name is None
+
+
+def test_member_deleted_drops_the_cached_key(store):
+    from verbund.testing import member_event_v2, member_profile
+
+    profile, key = member_profile(), personal.new_key()
+    fetched = []
+    keys = personal.Keys(personal.KeyCache(ttl=300), lambda kid: fetched.append(kid) or key)
+    store.handle_once(member_event_v2(profile, key), partial(commands.apply_member_event, keys=keys))
+    assert keys(profile["id"]) == key and fetched == [profile["id"]]  # cached
+    store.handle_once(envelope.new_event("member.deleted", "/verbund/members", profile["id"],
+                                         {"id": profile["id"], "version": 2, "deleted_at": "2026-12-01T10:00:00Z"}),
+                      partial(commands.apply_member_event, keys=keys))
+    keys(profile["id"])
+    assert fetched == [profile["id"], profile["id"]]  # not kept past the erasure

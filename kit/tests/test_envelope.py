@@ -19,7 +19,8 @@ def test_a_new_event_carries_every_cloudevents_attribute():
 def test_data_that_breaks_its_schema_is_refused_at_publish_time():
     profile = member_profile(sector="aerospace")
     with pytest.raises(envelope.InvalidEvent, match="sector"):
-        envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
+        envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile},
+                           version=1)
 
 
 def test_an_unknown_event_type_is_refused():

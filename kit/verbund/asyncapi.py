@@ -34,7 +34,7 @@ def _bundle(schema: dict, documents: dict[str, dict], root: dict | None = None) 
             if key not in ("$schema", "$id", "$defs")}
 
 
-def _envelope_schema(event: catalogue.EventType, data_schema: dict) -> dict:
+def _envelope_schema(event: catalogue.EventType, data_schema: dict, version: int) -> dict:
     return {
         "type": "object",
         "description": "CloudEvents 1.0, structured JSON mode",
@@ -47,7 +47,7 @@ def _envelope_schema(event: catalogue.EventType, data_schema: dict) -> dict:
             "subject": {"type": "string", "description": "id of the aggregate the event is about"},
             "time": {"type": "string", "format": "date-time"},
             "datacontenttype": {"const": "application/json"},
-            "dataschema": {"const": event.dataschema},
+            "dataschema": {"const": event.dataschema_of(version)},
             "data": data_schema,
         },
     }
@@ -61,12 +61,14 @@ def _subject_of(data: dict) -> str:
     return str(data.get("member_id") or data.get("id") or data.get("notification_id"))
 
 
-def _examples(event: catalogue.EventType, schema: dict) -> list[dict]:
+def _examples(event: catalogue.EventType, schema: dict, version: int) -> list[dict]:
     """Each ``examples`` entry of the data schema, wrapped in its envelope."""
-    return [{"name": f"{event.name.replace('.', '-')}-{number}", "payload": {
+    suffix = "" if version == event.version else f"-v{version}"
+    return [{"name": f"{event.name.replace('.', '-')}{suffix}-{number}", "payload": {
         "specversion": envelope.SPECVERSION, "id": f"0b8e4f3a-6d0c-4a51-9a43-2f7d1c5e9b{number:02d}",
         "source": catalogue.source_of(event.producer), "type": event.name, "subject": _subject_of(data),
-        "time": "2026-11-21T09:30:00Z", "datacontenttype": "application/json", "dataschema": event.dataschema,
+        "time": "2026-11-21T09:30:00Z", "datacontenttype": "application/json",
+        "dataschema": event.dataschema_of(version),
         "data": data}} for number, data in enumerate(schema.get("examples", []), start=1)]
 
 
@@ -75,22 +77,32 @@ def document() -> dict:
     channels, operations, messages, schemas = {}, {}, {}, {}
     for event in catalogue.EVENT_TYPES.values():
         key = event.name
-        source = documents[event.dataschema]
-        schemas[f"{key}.v{event.version}"] = _bundle(copy.deepcopy(source), documents)
-        messages[key] = {
-            "name": key,
-            "title": source.get("title", key),
-            "summary": event.summary,
-            "contentType": envelope.CONTENT_TYPE,
-            "payload": {"schemaFormat": SCHEMA_FORMAT,
-                        "schema": _envelope_schema(event, {"$ref": f"#/components/schemas/{key}.v{event.version}"})},
-            "examples": _examples(event, source),
-        }
+        names = {}
+        for version in (event.version, *event.deprecated):
+            name = key if version == event.version else f"{key}.v{version}"
+            source = documents[event.dataschema_of(version)]
+            schemas[f"{key}.v{version}"] = _bundle(copy.deepcopy(source), documents)
+            summary = event.summary if version == event.version else (
+                f"Deprecated: version {version}, no longer published; consumers accept it until {catalogue.SUNSET} "
+                f"(events of it may still be in queues and the replay stream). Read version {event.version}.")
+            if version != event.version:
+                schemas[f"{key}.v{version}"]["deprecated"] = True
+            messages[name] = {
+                "name": name,
+                "title": source.get("title", key) + ("" if version == event.version else f" (v{version})"),
+                "summary": summary,
+                "contentType": envelope.CONTENT_TYPE,
+                "payload": {"schemaFormat": SCHEMA_FORMAT,
+                            "schema": _envelope_schema(event, {"$ref": f"#/components/schemas/{key}.v{version}"},
+                                                       version)},
+                "examples": _examples(event, source, version),
+            }
+            names[name] = {"$ref": f"#/components/messages/{name}"}
         channels[key] = {
             "address": key,
             "description": f"Routing key `{key}` on the topic exchange `{catalogue.EXCHANGE}`; "
                            f"published by {event.producer}-service.",
-            "messages": {key: {"$ref": f"#/components/messages/{key}"}},
+            "messages": names,
             "bindings": {"amqp": {"is": "routingKey", "exchange": {
                 "name": catalogue.EXCHANGE, "type": "topic", "durable": True, "autoDelete": False, "vhost": "/"},
                 "bindingVersion": "0.3.0"}},
@@ -100,17 +112,26 @@ def document() -> dict:
             "summary": f"An integrator receives {key}: bind a queue to {catalogue.EXCHANGE} with `{key}` "
                        f"or a pattern such as `{key.split('.')[0]}.*`.",
             "channel": {"$ref": f"#/channels/{key.replace('/', '~1')}"},
-            "messages": [{"$ref": f"#/channels/{key}/messages/{key}"}],
+            "messages": [{"$ref": f"#/channels/{key}/messages/{name}"} for name in names],
         }
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "Verbund platform events",
-            "version": "1.0.0",
+            "version": "2.0.0",
             "description": "Every domain event of the Verbund services, as CloudEvents 1.0 in structured JSON "
                            f"mode on the RabbitMQ topic exchange `{catalogue.EXCHANGE}`; the routing key is the "
                            "event type. Generated from kit/verbund/catalogue.py and kit/verbund/event_schemas/ "
-                           "by `verbund asyncapi`: do not edit by hand.",
+                           "by `verbund asyncapi`: do not edit by hand.\n\n"
+                           "Personal data: no event carries the name or e-mail address of a natural person in "
+                           "clear. member.registered and member.updated (version 2) carry the contact person only "
+                           "in `profile.personal`, a JWE (RFC 7516, alg dir, enc A256GCM, kid = member id) under "
+                           "the member's own key. Integrators whose account grants personal data fetch the key "
+                           "as a JWK at `GET /members/{id}/key` on members-service and keep it no longer than "
+                           "its Cache-Control max-age; after the member's erasure the key answers 410 Gone and "
+                           "every copy of `personal` stays unreadable. Version 1 of member.registered and "
+                           "member.updated (contact in clear) is no longer published and is documented as "
+                           f"deprecated until {catalogue.SUNSET}.",
         },
         "defaultContentType": envelope.CONTENT_TYPE,
         "servers": {"local": {"host": "localhost:5672", "protocol": "amqp", "protocolVersion": "0.9.1",

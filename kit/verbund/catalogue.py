@@ -17,23 +17,41 @@ class EventType:
     producer: str
     version: int
     summary: str
+    # Older versions consumers still accept until SUNSET (deprecated; no longer published).
+    deprecated: tuple[int, ...] = ()
 
     @property
     def dataschema(self) -> str:
-        return f"urn:verbund:schema:{self.name}:v{self.version}"
+        return self.dataschema_of(self.version)
+
+    def dataschema_of(self, version: int) -> str:
+        return f"urn:verbund:schema:{self.name}:v{version}"
+
+    @property
+    def accepted_dataschemas(self) -> tuple[str, ...]:
+        """The current dataschema first, then the deprecated ones a consumer still accepts."""
+        return tuple(self.dataschema_of(v) for v in (self.version, *self.deprecated))
 
     @property
     def schema_file(self) -> str:
         return f"{self.name}.v{self.version}.json"
 
 
+# member.* v1 carried the contact person's name and e-mail in clear; v2 carries them encrypted with
+# the member's key (verbund.personal). v1 events (in queues, dead letters, the 7-day replay stream, an
+# integrator's own store) stay readable by the platform's consumers until this date.
+SUNSET = "2027-06-30"
+
+
 EVENT_TYPES = {
     event.name: event
     for event in [
         # members-service
-        EventType("member.registered", "members", 1, "A member organisation registered its profile."),
-        EventType("member.updated", "members", 1,
-                  "A member profile changed; carries the whole profile and what changed."),
+        EventType("member.registered", "members", 2,
+                  "A member organisation registered its profile; the contact person only encrypted.", (1,)),
+        EventType("member.updated", "members", 2,
+                  "A member profile changed; carries the whole profile (the contact person only encrypted) "
+                  "and what changed.", (1,)),
         EventType("member.deleted", "members", 1, "A member left; every copy of its personal data must be erased."),
         # events-service
         EventType("event.scheduled", "events", 1, "Organizers scheduled a joint event."),

@@ -4,6 +4,7 @@ registered through the services' own HTTP APIs, as a real user would. It
 can run again: what exists already is left as it is."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from importlib import resources
 from zoneinfo import ZoneInfo
@@ -64,11 +65,18 @@ def seed_events(events_url: str, admin: str, events: list[dict]) -> dict[str, st
     return ids
 
 
-def register(events_url: str, event_id: str, member_ids: list[str]) -> None:
+def register(events_url: str, event_id: str, member_ids: list[str], patience: float = 30.0) -> None:
+    """Register members for the event; a member events-service has not heard of yet (its
+    member.registered still on the way) is asked again for up to ``patience`` seconds."""
     for member_id in member_ids:
         token = auth.issue("member", f"member:{member_id}", member_id=member_id)
-        response = requests.post(f"{events_url}/events/{event_id}/registrations", json={"seats": 1},
-                                 headers=_bearer(token), timeout=30)
+        deadline = time.monotonic() + patience
+        while True:
+            response = requests.post(f"{events_url}/events/{event_id}/registrations", json={"seats": 1},
+                                     headers=_bearer(token), timeout=30)
+            if response.status_code != 422 or "not known here" not in response.text or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         if response.status_code not in (201, 409):  # 409: registered before
             raise RuntimeError(f"demo registration: {response.status_code} {response.text}")
 

@@ -43,8 +43,9 @@ def isoformat(moment: datetime) -> str:
 
 
 def new_event(type: str, source: str, subject: str, data: dict, *, id: str | None = None,
-              time: datetime | None = None) -> dict:
-    """A CloudEvent of a catalogued type, validated before it is returned."""
+              time: datetime | None = None, version: int | None = None) -> dict:
+    """A CloudEvent of a catalogued type, validated before it is returned; ``version`` builds a
+    deprecated version of the type's schema (for tests of older consumers), else the current one."""
     event = {
         "specversion": SPECVERSION,
         "id": id or str(uuid.uuid4()),
@@ -53,7 +54,8 @@ def new_event(type: str, source: str, subject: str, data: dict, *, id: str | Non
         "subject": subject,
         "time": isoformat(time or utcnow()),
         "datacontenttype": "application/json",
-        "dataschema": catalogue.event_type(type).dataschema if type in catalogue.EVENT_TYPES else "",
+        "dataschema": (catalogue.event_type(type).dataschema_of(version) if version
+                       else catalogue.event_type(type).dataschema) if type in catalogue.EVENT_TYPES else "",
         "data": data,
     }
     validate(event)
@@ -143,10 +145,10 @@ def validate(event: object) -> None:
         raise InvalidEvent("time is not an RFC 3339 timestamp") from None
     if event["datacontenttype"] != "application/json":
         raise InvalidEvent("datacontenttype must be application/json")
-    expected = catalogue.event_type(event["type"]).dataschema
-    if event["dataschema"] != expected:
-        raise InvalidEvent(f"dataschema {event['dataschema']!r} is not {expected!r}")
-    error = _schema_error(expected, event["data"])
+    accepted = catalogue.event_type(event["type"]).accepted_dataschemas
+    if event["dataschema"] not in accepted:
+        raise InvalidEvent(f"dataschema {event['dataschema']!r} is not {' or '.join(map(repr, accepted))}")
+    error = _schema_error(event["dataschema"], event["data"])
     if error is not None:
         raise InvalidEvent(error)
 

@@ -363,7 +363,20 @@ def member_registered(**overrides) -> dict:
     from verbund import envelope
 
     profile = member_profile(**overrides)
-    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
+    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile},
+                              version=1)
+
+
+def member_event_v2(profile: dict, key: bytes, type: str = "member.registered",
+                    changed: list[str] | None = None) -> dict:
+    """A member.registered/updated event as members-service publishes it (v2): ``profile`` (v1 shape,
+    see member_profile) with its contact person encrypted under ``key``."""
+    from verbund import envelope, personal
+
+    data = {"profile": personal.conceal(profile, key)}
+    if type == "member.updated":
+        data["changed"] = changed or ["contact"]
+    return envelope.new_event(type, "/verbund/members", profile["id"], data)
 
 
 @contextmanager

@@ -39,7 +39,7 @@ from verbund.database import Store, make_engine
 
 
 def registered(profile: dict) -> dict:
-    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
+    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile}, version=1)
 
 
 def preload(store: Store, engine: Engine, profiles: list[dict]) -> None:

@@ -118,8 +118,9 @@ def apply_member_event(session: Session, engine: Engine, event: dict) -> None:
 
 
 def minimal(profile: dict) -> dict:
-    """What matching keeps of a profile: no contact person, e-mail address or website."""
-    return {**profile, "contact": {"language": profile.get("contact", {}).get("language", "de")}, "website": None}
+    """What matching keeps of a profile: no contact person, e-mail address or website (nor their ciphertext)."""
+    kept = {key: value for key, value in profile.items() if key != "personal"}
+    return {**kept, "contact": {"language": profile.get("contact", {}).get("language", "de")}, "website": None}
 
 
 def store_profile(session: Session, engine: Engine, profile: dict) -> bool:

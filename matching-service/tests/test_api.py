@@ -44,7 +44,8 @@ def make_trio(publish, api):
                member_profile(name="Soft GmbH", sector="it", offers=[term(software)], needs=[]),
                member_profile(name="Spedition GmbH", sector="logistics", offers=[term(transport)], needs=[]))
     for member in members:
-        publish(envelope.new_event("member.registered", "/verbund/members", member["id"], {"profile": member}))
+        publish(envelope.new_event("member.registered", "/verbund/members", member["id"], {"profile": member},
+                                   version=1))
     url = f"{api.url}/members/{members[0]['id']}/suggestions"
 
     def suggested_both():

@@ -32,12 +32,12 @@ def engine():
 
 
 def registered(profile):
-    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile})
+    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile}, version=1)
 
 
 def updated(profile, changed):
     return envelope.new_event("member.updated", "/verbund/members", profile["id"],
-                              {"profile": profile, "changed": changed})
+                              {"profile": profile, "changed": changed}, version=1)
 
 
 def deleted(member_id, version):
@@ -364,3 +364,15 @@ def test_the_registering_member_hears_of_its_partners_first(store, engine):
             assert subjects[1:] == sorted(subjects[1:])
             checked += 1
     assert checked >= 10  # most registrations changed the newcomer's list and others
+
+
+def test_a_v2_profile_is_kept_without_the_contact_person_and_its_ciphertext(store, engine):
+    from verbund import personal
+    from verbund.testing import member_event_v2, member_profile
+
+    profile = member_profile()
+    assert apply(store, engine, member_event_v2(profile, personal.new_key())) is True
+    with store.transaction() as session:
+        kept = session.get(MemberProfile, profile["id"]).profile
+    assert "personal" not in kept and kept["contact"] == {"language": "de"} and kept["website"] is None
+    assert kept["name"] == profile["name"]

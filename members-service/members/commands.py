@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from members import domain, importer
 from members.messages import Messages
-from members.models import Competency, Member, Tag
+from members.models import Competency, Member, MemberKey, Tag
 from members.schemas import READ_ONLY_FIELDS, MemberSchema
-from verbund import envelope, outbox
+from verbund import envelope, outbox, personal
 from verbund.auth import Principal
 from verbund.catalogue import source_of
 from verbund.errors import Conflict, Forbidden, Gone, NotFound, PreconditionFailed, Unprocessable
@@ -39,6 +39,21 @@ def _announce(session: Session, type: str, member: Member, data: dict) -> None:
     outbox.add(session, envelope.new_event(type, SOURCE, subject=member.id, data=data))
 
 
+def _member_key(session: Session, member_id: str) -> bytes:
+    """The member's key for its personal fields, made at its first event (also for members older
+    than the keys)."""
+    held = session.get(MemberKey, member_id)
+    if held is None:
+        held = MemberKey(member_id=member_id, key=personal.new_key(), created_at=envelope.utcnow())
+        session.add(held)
+    return held.key
+
+
+def _published(session: Session, snapshot: dict) -> dict:
+    """The profile as member.* events carry it (member-profile v2): the contact person only encrypted."""
+    return personal.conceal(snapshot, _member_key(session, snapshot["id"]))
+
+
 def _existing_with_key(session: Session, key: str) -> str | None:
     return session.execute(select(Member.id).where(Member.organisation_key == key)).scalar()
 
@@ -50,7 +65,7 @@ def _create(session: Session, profile: dict, key: str) -> dict:
     session.add(member)
     session.flush()  # assigns the version
     snapshot = member.profile()
-    _announce(session, "member.registered", member, {"profile": snapshot})
+    _announce(session, "member.registered", member, {"profile": _published(session, snapshot)})
     return snapshot
 
 
@@ -148,7 +163,7 @@ def update(session: Session, principal: Principal, member_id: str, patch: dict,
     member.updated_at = envelope.utcnow()
     session.flush()
     snapshot = member.profile()
-    _announce(session, "member.updated", member, {"profile": snapshot, "changed": changed})
+    _announce(session, "member.updated", member, {"profile": _published(session, snapshot), "changed": changed})
     return snapshot
 
 
@@ -159,11 +174,34 @@ def erase(session: Session, principal: Principal, member_id: str) -> None:
         raise Forbidden("only the member itself or an admin may delete a member")
     member.erase(envelope.utcnow())
     session.flush()
+    # Crypto-shredding: without the key no copy of the member's encrypted personal fields can be read.
+    session.execute(delete(MemberKey).where(MemberKey.member_id == member_id))
     # Published events about the member carry its data; drop them from the replayable history.
     session.execute(delete(outbox.outbox_table).where(outbox.outbox_table.c.subject == member_id,
                                                       outbox.outbox_table.c.published_at.is_not(None)))
     _announce(session, "member.deleted", member, {"id": member.id, "version": member.version,
                                                   "deleted_at": envelope.isoformat(member.deleted_at)})
+
+
+def member_key(session: Session, principal: Principal | None, member_id: str) -> dict:
+    """The member's key as a JWK (verbund.personal.jwk) for decrypting ``profile.personal`` of its events.
+
+    ``principal`` None is a service over the internal RPC; over HTTP only admins and integrators
+    whose token grants personal data (``personal``) and ``member.*`` events may have it (GDPR art.
+    5(1)(c): personal data only to those who need it). Raises NotFound (no such member, or no
+    encrypted event yet), Gone (erased: the key is deleted), Forbidden.
+    """
+    if principal is not None and not domain.can_read_personal(principal):
+        raise Forbidden("only admins and integrators entitled to personal data may read member keys")
+    member = session.get(Member, member_id)
+    if member is None:
+        raise NotFound(f"no member {member_id}")
+    if member.deleted_at is not None:
+        raise Gone(f"member {member_id} was deleted; its key is erased")
+    held = session.get(MemberKey, member_id)
+    if held is None:
+        raise NotFound(f"member {member_id} has no key yet")
+    return personal.jwk(member_id, held.key)
 
 
 def _competency_filter(text: str, kind: str | None):

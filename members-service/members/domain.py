@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from verbund.auth import Principal
+from verbund.integrators import topic_matches
 from verbund.vocabulary import normalize
 
 # Legal-form suffixes that do not make two registrations different organisations.
@@ -93,6 +94,16 @@ def can_change(principal: Principal, member_id: str, associations: list[str]) ->
     if principal.is_admin or principal.is_member(member_id):
         return True
     return principal.role == "organizer" and principal.association in associations
+
+
+def can_read_personal(principal: Principal) -> bool:
+    """Who may have a member's key: admins, and integrators whose scope grants personal data and
+    covers the member.* events that carry it."""
+    if principal.is_admin:
+        return True
+    return principal.role == "integrator" and principal.personal and any(
+        topic_matches(type_, pattern) for type_ in ("member.registered", "member.updated")
+        for pattern in principal.events)
 
 
 def can_delete(principal: Principal, member_id: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from members.domain import size_category, size_profile
@@ -145,3 +145,14 @@ class Member(Base):
         self.competencies = []
         self.tags = []
         self.deleted_at = self.updated_at = when
+
+
+class MemberKey(Base):
+    """The member's own key for the personal fields its events carry encrypted (verbund.personal,
+    JWE kid = member id). Erasure deletes it in the same transaction as the profile: every copy of
+    the ciphertext anywhere becomes unreadable (crypto-shredding, GDPR art. 17)."""
+    __tablename__ = "member_keys"
+
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary(32))  # 256-bit AES-GCM key
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -9,7 +9,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from members import commands, importer
 from members.messages import Messages, negotiate
 from members.schemas import ImportQuerySchema, ListQuerySchema, MemberSchema, VocabularyQuerySchema
-from verbund import auth
+from verbund import auth, personal
 from verbund.errors import BadRequest, Conflict
 from verbund.openapi import Extended
 from verbund.service import ServiceBase
@@ -27,6 +27,12 @@ REGISTERED = Extended(PROFILE, "registered-member", {"access_token": {
 PAGE = {"type": "object", "properties": {
     "items": {"type": "array", "items": {"$ref": "#/components/schemas/member-profile.v1"}},
     "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"}}}
+MEMBER_KEY = {"type": "object", "required": ["kty", "kid", "alg", "enc", "k"], "description":
+              "The member's key as a JSON Web Key (RFC 7517): opens profile.personal of its member.* events "
+              "(JWE, alg dir, enc A256GCM, kid = member id).", "properties": {
+                  "kty": {"const": "oct"}, "kid": {"type": "string"}, "alg": {"const": personal.ALG},
+                  "enc": {"const": personal.ENC}, "use": {"const": "enc"},
+                  "k": {"type": "string", "description": "the 256-bit key, base64url"}}}
 IMPORT_BODY = {"text/csv": {"schema": {"type": "string"}},
                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
                    {"schema": {"type": "string", "format": "binary"}}}
@@ -41,6 +47,14 @@ def _if_match(request) -> int | None:
         return int(value.strip().removeprefix("W/").strip('"'))
     except ValueError:
         raise BadRequest('If-Match must be an ETag this API sent, such as "3"') from None
+
+
+def _visible(principal: auth.Principal, profile: dict) -> dict:
+    """The profile as ``principal`` may see it: an integrator whose token does not grant personal data
+    sees the contact's language, not the person (GDPR art. 5(1)(c), as in the events it receives)."""
+    if principal.role != "integrator" or principal.personal:
+        return profile
+    return {**profile, "contact": {"name": None, "email": None, "language": profile["contact"]["language"]}}
 
 
 def _member_response(profile: dict, status: int = 200, **extra):
@@ -68,7 +82,8 @@ class MembersService(ServiceBase):
     def get_member(self, request, member_id):
         """Read a member's profile."""
         with self.db.transaction() as session:
-            return _member_response(commands.get(session, request.principal, str(member_id)))
+            return _member_response(_visible(request.principal, commands.get(session, request.principal,
+                                                                              str(member_id))))
 
     @api("PATCH", "/members/<uuid:member_id>", roles=("admin", "organizer", "member"), body=MemberSchema,
          load_body=False, errors=(409, 410, 412), responses={200: ("The profile at its new version", PROFILE)})
@@ -90,13 +105,23 @@ class MembersService(ServiceBase):
             commands.erase(session, request.principal, str(member_id))
         return json_response(None, 204)
 
+    @api("GET", "/members/<uuid:member_id>/key", roles=("admin", "integrator"), errors=(410,),
+         responses={200: ("The member's key (JWK); keep it no longer than Cache-Control says", MEMBER_KEY)})
+    def get_member_key(self, request, member_id):
+        """The key to a member's encrypted personal fields: admins and integrators entitled to personal data;
+        410 once the member is erased."""
+        with self.db.transaction() as session:
+            key = commands.member_key(session, request.principal, str(member_id))
+        return json_response(key, headers={"Cache-Control": f"private, max-age={int(personal.key_ttl_seconds())}"})
+
     @api("GET", "/members", roles=STAFF + ("integrator",), query=ListQuerySchema,
          responses={200: ("A page of profiles", PAGE)})
     def list_members(self, request):
         """List and filter members, a page at a time."""
         query = ListQuerySchema().load(request.args.to_dict())
         with self.db.transaction() as session:
-            return commands.search(session, query)
+            found = commands.search(session, query)
+        return {**found, "items": [_visible(request.principal, profile) for profile in found["items"]]}
 
     @api("POST", "/members/import", roles=STAFF, max_body=MAX_IMPORT_BYTES, body=IMPORT_BODY,
          query=ImportQuerySchema, errors=(409, 413, 415),
@@ -139,3 +164,13 @@ class MembersService(ServiceBase):
         """Live profiles in id order from ``after_id`` on, for rebuilding read models."""
         with self.db.transaction() as session:
             return commands.profiles_after(session, after_id, min(max(limit, 1), 1000))
+
+    @rpc
+    def member_key(self, member_id: str) -> dict:
+        """A member's key as a JWK, for services decrypting its events' personal fields (the RPC
+        exchange is the services' alone); raises KeyErased for an erased or unknown member."""
+        with self.db.transaction() as session:
+            try:
+                return commands.member_key(session, None, member_id)
+            except (commands.NotFound, commands.Gone) as exc:
+                raise personal.KeyErased(str(exc)) from None

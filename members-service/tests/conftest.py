@@ -2,7 +2,7 @@ import copy
 
 import pytest
 
-from verbund.testing import ServiceProcess
+from verbund.testing import ServiceProcess, migrated_store
 
 
 def valid_member(**overrides) -> dict:
@@ -41,3 +41,10 @@ def members_api(request, amqp_uri, tmp_path_factory):
 def member_input():
     """A factory of valid registration bodies: ``member_input(name=...)``."""
     return valid_member
+
+
+@pytest.fixture
+def store(database_url, amqp_uri):
+    """The members database, migrated by Alembic, with its outbox relaying to the real broker."""
+    with migrated_store("members", database_url, amqp_uri) as store:
+        yield store

@@ -8,20 +8,13 @@ from sqlalchemy import func, select
 
 from members import commands
 from members.models import Competency, Member, Tag
-from verbund import outbox
+from verbund import outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Conflict, Forbidden, Gone, NotFound, PreconditionFailed, Unprocessable
-from verbund.testing import migrated_store
 
 pytestmark = pytest.mark.integration
 
 ADMIN = Principal("admin", "admin")
-
-
-@pytest.fixture
-def store(database_url, amqp_uri):
-    with migrated_store("members", database_url, amqp_uri) as store:
-        yield store
 
 
 def outbox_events(store):
@@ -45,7 +38,10 @@ def test_register_writes_the_member_and_its_event(store, member_input, event_tap
     profile = register(store, member_input())
     assert profile["version"] == 1 and profile["size"]["sme"] is True
     [event] = tap.wait("member.registered", subject=profile["id"])
-    assert event["data"]["profile"] == profile
+    with store.transaction() as session:
+        key = personal.key_from_jwk(commands.member_key(session, ADMIN, profile["id"]))
+    assert event["dataschema"] == "urn:verbund:schema:member.registered:v2"
+    assert personal.member_profile(event, {profile["id"]: key}.get) == profile
     assert outbox.pending_count(store.engine) == 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import (
@@ -44,7 +45,7 @@ from notifications.models import (
 )
 from notifications.rendering import Renderer, RenderError, context_for
 from notifications.schemas import PreferencesSchema, WebhookPatchSchema, WebhookSchema
-from verbund import envelope, outbox
+from verbund import envelope, outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Gone, NotFound, Unprocessable
 
@@ -64,15 +65,20 @@ def _ts(value):
 
 # --- the read model of recipients ------------------------------------------------------------------
 
-def apply_member_event(session: Session, event: dict) -> None:
-    """Keep the recipient read model; an older version than the one held is ignored."""
+def apply_member_event(session: Session, event: dict, keys: Callable[[str], bytes | None] | None = None) -> None:
+    """Keep the recipient read model; an older version than the one held is ignored.
+
+    ``keys(member_id)`` gives the member's key for the contact person that member.* v2 carries
+    encrypted (verbund.personal), or None once the member is erased: then no address is stored.
+    """
     if event["type"] == "member.deleted":
+        personal.forget(keys, event["data"]["id"])
         erase_member(session, event["data"]["id"], event["data"]["version"], keep_event_id=event["id"])
         return
-    profile = event["data"]["profile"]
-    current = session.get(Recipient, profile["id"], with_for_update=True)
-    if current is not None and current.version >= profile["version"]:
+    current = session.get(Recipient, event["data"]["profile"]["id"], with_for_update=True)
+    if current is not None and current.version >= event["data"]["profile"]["version"]:
         return  # stale or repeated: what we hold is as new or newer (possibly a tombstone)
+    profile = personal.member_profile(event, keys)
     if current is None:
         current = Recipient(member_id=profile["id"])
         session.add(current)
@@ -82,7 +88,8 @@ def apply_member_event(session: Session, event: dict) -> None:
     current.contact_name = profile["contact"]["name"]
     current.email = profile["contact"]["email"]
     current.language = profile["contact"]["language"]
-    current.consent_email = bool(profile["consent"]["email"])
+    # No address (the key was erased before this event arrived): nothing can be mailed.
+    current.consent_email = bool(profile["consent"]["email"]) and current.email is not None
     current.sector = profile["sector"]
     current.associations = ",".join(profile["associations"])
     current.updated_at = _now()
@@ -174,10 +181,11 @@ def _live_recipient(session: Session, member_id: str) -> Recipient | None:
 
 # --- fan-out: from a consumed event to inbox entries and delivery work items -----------------------
 
-def handle(session: Session, event: dict) -> dict:
-    """What consuming one event does (inside the inbox claim's transaction)."""
+def handle(session: Session, event: dict, keys: Callable[[str], bytes | None] | None = None) -> dict:
+    """What consuming one event does (inside the inbox claim's transaction); ``keys`` as for
+    :func:`apply_member_event`."""
     if event["type"].startswith("member."):
-        apply_member_event(session, event)
+        apply_member_event(session, event, keys)
     return notify(session, event)
 
 

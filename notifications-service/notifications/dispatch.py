@@ -37,7 +37,7 @@ from notifications.models import (
     WebhookEndpoint,
 )
 from notifications.rendering import Rendered, Renderer, RenderError, context_for
-from verbund import envelope, outbox
+from verbund import envelope, outbox, personal
 from verbund.catalogue import source_of
 from verbund.database import Store
 
@@ -61,7 +61,7 @@ def _announce(session: Session, delivery: Delivery, type_: str, error: str | Non
         "source_event_id": delivery.source_event_id,
         "source_type": delivery.source_type,
         "attempts": max(delivery.attempts, 1),
-        "error": error,
+        "error": personal.redact_addresses(error),  # a mail server's refusal names the recipient
         "delivery_id": delivery.id,
         "endpoint_id": delivery.target if delivery.channel == "webhook" else None,
     }

@@ -18,6 +18,7 @@ from notifications.config import Config
 from notifications.rendering import Renderer
 from notifications.schemas import InboxQuerySchema, PageQuerySchema
 from verbund.errors import NotFound
+from verbund.personal import MemberKeys
 from verbund.service import ServiceBase
 from verbund.settings import auth_secret
 from verbund.subscriber import subscribe
@@ -71,6 +72,7 @@ def _page(title: str, text: str, form_action: str | None = None, status: int = 2
 class NotificationsService(ServiceBase):
     name = "notifications"
     channels = Channels()
+    member_keys = MemberKeys()  # the contact person of member.* v2, decrypted with the member's key
 
     # --- consuming ---------------------------------------------------------------------------------
 
@@ -80,7 +82,7 @@ class NotificationsService(ServiceBase):
         counts = {}
 
         def handle(session, event):
-            counts.update(commands.handle(session, event))
+            counts.update(commands.handle(session, event, self.member_keys))
 
         self.db.handle_once(event, handle)
         if any(counts.values()):

@@ -178,7 +178,7 @@ def member(**overrides) -> dict:
 def member_updated(registered: dict, version: int, **changes) -> dict:
     profile = {**registered["data"]["profile"], **changes, "version": version}
     return envelope.new_event("member.updated", "/verbund/members", profile["id"],
-                              {"profile": profile, "changed": sorted(changes) or ["name"]})
+                              {"profile": profile, "changed": sorted(changes) or ["name"]}, version=1)
 
 
 def member_deleted(member_id: str, version: int = 2) -> dict:

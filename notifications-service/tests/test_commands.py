@@ -8,6 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from icalendar import Calendar
@@ -43,7 +44,7 @@ from notifications.testing import (
     registration,
     scheduled,
 )
-from verbund import outbox
+from verbund import outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Gone, NotFound, Unprocessable
 from verbund.testing import free_port, migrated_store
@@ -106,6 +107,36 @@ def test_the_recipient_read_model_follows_members_and_ignores_stale_versions(sto
     [recipient] = rows(store, Recipient, Recipient.member_id == member_id)
     assert (recipient.version, recipient.sector, recipient.language) == (3, "logistics", "en")
     assert [r.topic for r in rows(store, RecipientTopic, RecipientTopic.member_id == member_id)] == ["green-logistics"]
+
+
+def test_the_recipient_address_is_decrypted_with_the_members_key(store):
+    from verbund.testing import member_event_v2, member_profile
+
+    profile, key = member_profile(contact={"name": "Pia Lorenz", "email": "p.lorenz@firma.example",
+                                           "language": "en"}), personal.new_key()
+    store.handle_once(member_event_v2(profile, key), partial(commands.handle, keys={profile["id"]: key}.get))
+    [recipient] = rows(store, Recipient, Recipient.member_id == profile["id"])
+    assert (recipient.contact_name, recipient.email, recipient.language, recipient.consent_email) == \
+        ("Pia Lorenz", "p.lorenz@firma.example", "en", True)
+
+
+def test_an_update_after_the_key_was_erased_keeps_no_address_and_mails_nobody(store):
+    """The member was erased while its member.updated waited in the queue: the key is gone, the
+    recipient keeps no address (and so gets no mail) and nothing fails; member.deleted follows."""
+    from verbund.testing import member_event_v2, member_profile
+
+    profile, key = member_profile(), personal.new_key()
+    keys = {profile["id"]: key}
+    store.handle_once(member_event_v2(profile, key), partial(commands.handle, keys=keys.get))
+    del keys[profile["id"]]
+    update = member_event_v2({**profile, "version": 2, "topics": ["ai"]}, key, "member.updated", ["topics"])
+    assert store.handle_once(update, partial(commands.handle, keys=keys.get)) is True
+    [recipient] = rows(store, Recipient, Recipient.member_id == profile["id"])
+    assert (recipient.version, recipient.contact_name, recipient.email, recipient.consent_email) == \
+        (2, None, None, False)
+    store.handle_once(member_deleted(profile["id"], 3), partial(commands.handle, keys=keys.get))
+    [recipient] = rows(store, Recipient, Recipient.member_id == profile["id"])
+    assert recipient.deleted and recipient.name is None
 
 
 def test_erasure_forgets_the_member_everywhere_and_stays_erased(store, config):
@@ -337,6 +368,20 @@ def test_an_unreachable_mail_server_is_retried_then_reported_as_failed(store, co
     assert failed["data"]["attempts"] == 3 and failed["data"]["channel"] == "email"
     with store.transaction() as session:
         assert commands.failures(session, {"page": 1, "per_page": 10})["total"] == 1
+
+
+def test_a_refusal_that_names_the_recipient_leaves_its_address_out_of_notification_failed(store):
+    recipient = member(sector="automotive")
+    address = profile_of(recipient)["contact"]["email"]
+    consume(store, recipient, scheduled(joint_event()))
+    with store.transaction() as session:
+        delivery = session.execute(select(Delivery)).scalar_one()
+        dispatch.fail(session, delivery, f"recipient refused: 550 b'5.1.1 <{address}>: Recipient address "
+                                         f"rejected: User unknown in virtual mailbox table'")
+    [failed] = outbox_events(store, "notification.failed")
+    assert address not in json.dumps(failed)
+    assert failed["data"]["error"] == ("recipient refused: 550 b'5.1.1 <<address>>: Recipient address rejected: "
+                                       "User unknown in virtual mailbox table'")
 
 
 def test_a_template_that_fails_lands_in_the_failure_log_not_in_a_crash(store, config, tmp_path, mailcatcher):

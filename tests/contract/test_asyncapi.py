@@ -40,7 +40,22 @@ def test_the_document_is_valid_asyncapi_3():
 def test_every_event_type_has_a_channel_and_a_message():
     document = yaml.safe_load(COMMITTED.read_text())
     assert set(document["channels"]) == set(catalogue.EVENT_TYPES)
-    assert set(document["components"]["messages"]) == set(catalogue.EVENT_TYPES)
+    deprecated = {f"{event.name}.v{version}" for event in catalogue.EVENT_TYPES.values()
+                  for version in event.deprecated}
+    assert set(document["components"]["messages"]) == set(catalogue.EVENT_TYPES) | deprecated
+
+
+def test_member_events_document_v2_without_the_contact_person_and_v1_as_deprecated():
+    document = yaml.safe_load(COMMITTED.read_text())
+    schemas = document["components"]["schemas"]
+    for name in ("member.registered", "member.updated"):
+        contact = schemas[f"{name}.v2"]["properties"]["profile"]["properties"]["contact"]
+        assert set(contact["properties"]) == {"language"}
+        assert "personal" in schemas[f"{name}.v2"]["properties"]["profile"]["required"]
+        assert schemas[f"{name}.v1"]["deprecated"] is True
+        assert catalogue.SUNSET in document["components"]["messages"][f"{name}.v1"]["summary"]
+        assert set(document["channels"][name]["messages"]) == {name, f"{name}.v1"}
+    assert "GET /members/{id}/key" in document["info"]["description"]
 
 
 def test_broken_documents_are_caught_by_the_specification():

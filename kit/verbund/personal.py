@@ -1,0 +1,259 @@
+"""Personal data of natural persons in events: encrypted per member, erased by deleting the key.
+
+Public events carry what integrators need about an organisation; the contact person's name and
+e-mail address (GDPR art. 4(1) personal data) travel only encrypted, in ``profile.personal``
+(member-profile v2). Each member has its own 256-bit key, held by members-service; erasure deletes
+the key in the transaction that erases the member (art. 17), after which every copy of the
+ciphertext, in the replay stream, outbox history, dead-letter queues or an integrator's store, is
+unreadable ("crypto-shredding"). Art. 5(1)(c) data minimisation is why the fields are not simply
+left in clear for whoever binds a queue.
+
+The format is a JWE in compact serialization (RFC 7516): ``alg`` ``dir`` (the member key is the
+content key), ``enc`` ``A256GCM`` (AES-GCM, authenticated), ``kid`` the member id, so any JOSE
+library opens it with the key as a JWK (RFC 7517). Encryption and decryption are joserfc's; no
+cryptography of our own here.
+
+Consumers fetch keys through an authorised path (services: the ``members.member_key`` RPC on the
+internal broker; integrators entitled to personal data: ``GET /members/{id}/key``) and keep them
+no longer than ``PERSONAL_KEY_TTL_SECONDS`` (default 300 s).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
+
+ALG, ENC = "dir", "A256GCM"
+KEY_BYTES = 32  # A256GCM: a 256-bit key
+# The contact person's fields that leave the clear-text profile (member-profile v1 -> v2).
+CONTACT_FIELDS = ("name", "email")
+DEFAULT_KEY_TTL_SECONDS = 300.0
+
+try:  # nameko re-raises this very class in the RPC caller (not a RemoteError)
+    from nameko.exceptions import deserialize_to_instance
+except ImportError:  # pragma: no cover - the kit always has nameko
+    def deserialize_to_instance(cls):
+        return cls
+
+
+@deserialize_to_instance
+class KeyErased(Exception):
+    """The member's key is gone (the member was erased) or never existed: nothing to decrypt."""
+
+
+class KeyUnavailable(RuntimeError):
+    """members-service did not answer for a key in time: the handler fails and is retried later."""
+
+
+class UnreadablePersonalData(ValueError):
+    """A ``personal`` value that is not a JWE this key opens (tampered, or another member's)."""
+
+
+def key_ttl_seconds() -> float:
+    """How long a consumer may keep a fetched key, in seconds (``PERSONAL_KEY_TTL_SECONDS``, default 300)."""
+    return float(os.environ.get("PERSONAL_KEY_TTL_SECONDS") or DEFAULT_KEY_TTL_SECONDS)
+
+
+def key_rpc_timeout_seconds() -> float:
+    """How long a consumer waits for members-service to hand out a key, in seconds
+    (``PERSONAL_KEY_RPC_TIMEOUT_SECONDS``, default 10); then the handler fails and is retried."""
+    return float(os.environ.get("PERSONAL_KEY_RPC_TIMEOUT_SECONDS") or 10)
+
+
+def new_key() -> bytes:
+    """A fresh random 256-bit member key (32 bytes from the OS's CSPRNG)."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jwk(kid: str, key: bytes) -> dict:
+    """The key as a JSON Web Key (RFC 7517, ``kty`` ``oct``), as the RPC and the HTTP endpoint serve it."""
+    return {"kty": "oct", "kid": kid, "alg": ALG, "enc": ENC, "use": "enc", "k": _b64(key)}
+
+
+def key_from_jwk(value: dict) -> bytes:
+    """The raw 32-byte key of a JWK from :func:`jwk`; ValueError for anything else."""
+    try:
+        raw = _unb64(value["k"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not an oct JWK: {exc}") from None
+    if value.get("kty") != "oct" or len(raw) != KEY_BYTES:
+        raise ValueError("not a 256-bit oct JWK")
+    return raw
+
+
+def encrypt(fields: dict, kid: str, key: bytes) -> str:
+    """``fields`` (a JSON object) as a JWE compact string under the member's key."""
+    header = {"alg": ALG, "enc": ENC, "kid": kid, "cty": "application/json"}
+    plaintext = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return jwe.encrypt_compact(header, plaintext, OctKey.import_key(key))
+
+
+def kid_of(token: str) -> str:
+    """The ``kid`` in a JWE's protected header (readable without the key)."""
+    try:
+        header = json.loads(_unb64(token.split(".", 1)[0]))
+        return str(header["kid"])
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise UnreadablePersonalData(f"not a JWE with a kid: {exc}") from None
+
+
+def decrypt(token: str, key: bytes) -> dict:
+    """The JSON object inside a JWE from :func:`encrypt`; UnreadablePersonalData if this key does not open it."""
+    try:
+        plaintext = jwe.decrypt_compact(token, OctKey.import_key(key)).plaintext
+        return json.loads(plaintext)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise UnreadablePersonalData(f"personal data cannot be decrypted: {type(exc).__name__}") from None
+
+
+def conceal(profile: dict, key: bytes) -> dict:
+    """A member-profile v1 (contact in clear) as member-profile v2: ``contact`` keeps the language,
+    the contact person's name and e-mail go encrypted into ``personal`` (kid = member id)."""
+    contact = profile["contact"]
+    secret = {"contact": {field: contact.get(field) for field in CONTACT_FIELDS}}
+    public = {**profile, "contact": {"language": contact["language"]}}
+    public["personal"] = encrypt(secret, profile["id"], key)
+    return public
+
+
+def reveal(profile: dict, fields: dict | None) -> dict:
+    """A member-profile v2 with its decrypted ``personal`` fields put back in the v1 shape; with
+    ``fields`` None (key erased) the contact's name and e-mail are None."""
+    contact = (fields or {}).get("contact") or {}
+    revealed = {key: value for key, value in profile.items() if key != "personal"}
+    revealed["contact"] = {**profile["contact"], **{field: contact.get(field) for field in CONTACT_FIELDS}}
+    return revealed
+
+
+# An e-mail address as mail servers quote it in their errors ("<name@example.org>: User unknown").
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def redact_addresses(text: str | None) -> str | None:
+    """``text`` with every e-mail address replaced by ``<address>``: for error texts that leave the
+    service in public events (notification.failed), where the recipient's address has no place."""
+    return None if text is None else _ADDRESS.sub("<address>", text)
+
+
+class KeyCache:
+    """Member keys a consumer fetched, each kept at most ``ttl`` seconds (an erased member's key
+    must not outlive its erasure by more than that). Thread- and greenlet-safe enough: a race
+    fetches a key twice, never uses a stale one longer than ``ttl``.
+
+    ``fetch(kid)`` returns the raw key, or raises KeyErased; other errors (members-service
+    unreachable) propagate, so the handler fails and is retried.
+    """
+
+    def __init__(self, ttl: float | None = None, clock: Callable[[], float] = time.monotonic):
+        self.ttl = key_ttl_seconds() if ttl is None else ttl
+        self.clock = clock
+        self._keys: dict[str, tuple[float, bytes | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kid: str, fetch: Callable[[str], bytes]) -> bytes | None:
+        """The key for ``kid``, or None when it is erased."""
+        now = self.clock()
+        with self._lock:
+            held = self._keys.get(kid)
+        if held is not None and held[0] > now:
+            return held[1]
+        try:
+            key = fetch(kid)
+        except KeyErased:
+            key = None
+        with self._lock:
+            self._keys[kid] = (now + self.ttl, key)
+        return key
+
+    def forget(self, kid: str) -> None:
+        """Drop a key at once (a consumer does on member.deleted)."""
+        with self._lock:
+            self._keys.pop(kid, None)
+
+
+def forget(keys: Callable[[str], bytes | None] | None, kid: str) -> None:
+    """Drop a cached key (on member.deleted), when ``keys`` is a cache (:class:`Keys`)."""
+    if isinstance(keys, Keys):
+        keys.forget(kid)
+
+
+def member_profile(event: dict, keys: Callable[[str], bytes | None] | None) -> dict:
+    """The profile of a ``member.registered``/``member.updated`` event in the v1 shape: v1 as it is;
+    v2 with the contact person decrypted by ``keys(kid)``, or with name and e-mail None when the key is
+    erased (the member was deleted meanwhile: the consumer stores no contact, nothing to retry).
+
+    Raises UnreadablePersonalData for a ciphertext the member's key does not open (tampered).
+    """
+    profile = event["data"]["profile"]
+    if "personal" not in profile:  # v1 (deprecated until catalogue.SUNSET)
+        return profile
+    if keys is None:
+        raise LookupError("member.* v2 carries the contact encrypted: the consumer needs a key lookup (MemberKeys)")
+    token = profile["personal"]
+    if kid_of(token) != profile["id"]:
+        raise UnreadablePersonalData("personal data is not under the member's own key")
+    key = keys(profile["id"])
+    return reveal(profile, decrypt(token, key) if key is not None else None)
+
+
+def _rpc_proxy_base():
+    from nameko.rpc import RpcProxy
+    return RpcProxy
+
+
+class MemberKeys(_rpc_proxy_base()):
+    """nameko dependency of a consuming service: ``self.member_keys`` looks a member's key up
+    (``keys(kid) -> bytes | None``; ``keys.forget(kid)``), fetched over RPC from members-service and
+    cached per service instance for ``PERSONAL_KEY_TTL_SECONDS``. The RPC is the services' path: only
+    services have rights on the internal RPC exchange."""
+
+    def __init__(self, **options):
+        super().__init__("members", **options)
+
+    def setup(self):
+        super().setup()
+        self.cache = KeyCache()
+
+    def get_dependency(self, worker_ctx):
+        proxy = super().get_dependency(worker_ctx)
+        timeout = key_rpc_timeout_seconds()
+
+        def fetch(kid: str) -> bytes:
+            # nameko's RPC proxy waits forever; a members-service that is down must not hold the
+            # consumer's workers (and with them every other event type in its queue).
+            import eventlet
+
+            with eventlet.Timeout(timeout, KeyUnavailable(f"members-service gave no key for {kid} in {timeout:g} s")):
+                return key_from_jwk(proxy.member_key(kid))
+
+        return Keys(self.cache, fetch)
+
+
+class Keys:
+    """A key lookup for one worker: a cache and how to fill it."""
+
+    def __init__(self, cache: KeyCache, fetch: Callable[[str], bytes]):
+        self.cache, self.fetch = cache, fetch
+
+    def __call__(self, kid: str) -> bytes | None:
+        return self.cache.get(kid, self.fetch)
+
+    def forget(self, kid: str) -> None:
+        self.cache.forget(kid)

@@ -1,0 +1,172 @@
+"""The member's personal data in its events: the contact person travels only encrypted under the
+member's own key; erasure deletes the key in the same transaction (crypto-shredding), and only
+services (RPC) and entitled integrators (HTTP) get keys. Use cases on SQLite and PostgreSQL,
+HTTP and RPC against a real members-service process."""
+import json
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from members import commands
+from members.models import MemberKey
+from verbund import outbox, personal
+from verbund.auth import Principal
+from verbund.errors import Forbidden, Gone, NotFound
+from verbund.testing import bearer
+
+pytestmark = pytest.mark.integration
+
+ADMIN = Principal("admin", "admin")
+
+
+def outbox_bodies(store) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(outbox.outbox_table.c.body).order_by(outbox.outbox_table.c.seq)).scalars())
+
+
+def key_count(store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(MemberKey)).scalar()
+
+
+def test_events_carry_the_contact_person_only_encrypted(store, member_input):
+    body = member_input(contact={"name": "Zora Quendt", "email": "z.quendt@vertraulich.example", "language": "en"})
+    with store.transaction() as session:
+        member = commands.register(session, body)
+    with store.transaction() as session:
+        commands.update(session, ADMIN, member["id"], {"contact": {"email": "zora@vertraulich.example"}})
+    bodies = outbox_bodies(store)
+    assert len(bodies) == 2
+    for raw in bodies:
+        assert "Quendt" not in raw and "vertraulich.example" not in raw
+    registered, updated = (json.loads(raw) for raw in bodies)
+    assert registered["data"]["profile"]["contact"] == {"language": "en"}
+    assert updated["data"]["changed"] == ["contact"]
+    with store.transaction() as session:
+        key = personal.key_from_jwk(commands.member_key(session, ADMIN, member["id"]))
+    assert personal.member_profile(updated, {member["id"]: key}.get)["contact"] == {
+        "name": "Zora Quendt", "email": "zora@vertraulich.example", "language": "en"}
+    # Each member has its own key: another's does not open it.
+    with store.transaction() as session:
+        other = commands.register(session, member_input(name="Andere Firma GmbH"))
+        other_key = personal.key_from_jwk(commands.member_key(session, ADMIN, other["id"]))
+    with pytest.raises(personal.UnreadablePersonalData):
+        personal.decrypt(updated["data"]["profile"]["personal"], other_key)
+
+
+def test_erasure_deletes_the_key_with_the_member(store, member_input):
+    with store.transaction() as session:
+        member = commands.register(session, member_input())
+    ciphertext = json.loads(outbox_bodies(store)[0])["data"]["profile"]["personal"]
+    assert key_count(store) == 1
+    with store.transaction() as session:
+        commands.erase(session, ADMIN, member["id"])
+    assert key_count(store) == 0
+    with pytest.raises(Gone):
+        with store.transaction() as session:
+            commands.member_key(session, ADMIN, member["id"])
+    assert ciphertext.count(".") == 4  # the ciphertext may live on elsewhere; nothing can open it now
+
+
+def test_an_erasure_that_fails_keeps_the_key(store, member_input):
+    with store.transaction() as session:
+        member = commands.register(session, member_input())
+    with pytest.raises(Forbidden):
+        with store.transaction() as session:
+            commands.erase(session, Principal("x", "member", member_id="someone-else"), member["id"])
+    assert key_count(store) == 1
+
+
+@pytest.mark.parametrize("principal, allowed", [
+    (ADMIN, True),
+    (Principal("crm", "integrator", personal=True), True),
+    (Principal("crm", "integrator", events=("member.*",), personal=True), True),
+    (Principal("crm", "integrator"), False),  # no personal-data grant: the default
+    (Principal("crm", "integrator", events=("event.*",), personal=True), False),  # not scoped to member.*
+    (Principal("olga", "organizer", association="automotive-cluster"), False),
+])
+def test_who_may_have_a_members_key(store, member_input, principal, allowed):
+    with store.transaction() as session:
+        member = commands.register(session, member_input())
+    with store.transaction() as session:
+        if allowed:
+            assert commands.member_key(session, principal, member["id"])["kid"] == member["id"]
+        else:
+            with pytest.raises(Forbidden):
+                commands.member_key(session, principal, member["id"])
+    # The member itself neither: its own contact it reads from its profile.
+    with pytest.raises(Forbidden):
+        with store.transaction() as session:
+            commands.member_key(session, Principal("m", "member", member_id=member["id"]), member["id"])
+
+
+def test_a_key_for_no_member_is_not_found(store):
+    with pytest.raises(NotFound):
+        with store.transaction() as session:
+            commands.member_key(session, ADMIN, str(uuid.uuid4()))
+
+
+# --- over HTTP and RPC, against the running service ------------------------------------------------
+
+def test_keys_over_http_for_entitled_integrators_and_gone_after_erasure(members_api, member_input, event_tap):
+    tap = event_tap("member.registered")
+    created = requests.post(f"{members_api.url}/members", json=member_input(name=f"Firma {uuid.uuid4().hex[:8]}"),
+                            timeout=10).json()
+    [event] = tap.wait("member.registered", subject=created["id"])
+    url = f"{members_api.url}/members/{created['id']}/key"
+    entitled = bearer("integrator", events=("member.*", "event.*"), personal=True)
+
+    response = requests.get(url, headers=entitled, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["Cache-Control"] == "private, max-age=300"
+    key = personal.key_from_jwk(response.json())
+    assert personal.decrypt(event["data"]["profile"]["personal"], key) == {
+        "contact": {"name": created["contact"]["name"], "email": created["contact"]["email"]}}
+
+    assert requests.get(url, headers=bearer("integrator"), timeout=10).status_code == 403
+    assert requests.get(url, headers={"Authorization": f"Bearer {created['access_token']}"},
+                        timeout=10).status_code == 403
+    assert requests.get(url, timeout=10).status_code == 401
+    assert requests.get(f"{members_api.url}/members/{uuid.uuid4()}/key", headers=entitled,
+                        timeout=10).status_code == 404
+
+    own = {"Authorization": f"Bearer {created['access_token']}"}
+    assert requests.delete(f"{members_api.url}/members/{created['id']}", headers=own, timeout=10).status_code == 204
+    gone = requests.get(url, headers=entitled, timeout=10)
+    assert gone.status_code == 410 and gone.json()["error"]
+    assert requests.get(url, headers=bearer("admin"), timeout=10).status_code == 410
+
+
+def test_keys_over_rpc_for_services_refused_after_erasure(members_api, member_input, amqp_uri):
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    created = requests.post(f"{members_api.url}/members", json=member_input(name=f"Firma {uuid.uuid4().hex[:8]}"),
+                            timeout=10).json()
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=10) as cluster:
+        jwk = cluster.members.member_key(created["id"])
+        assert jwk["kid"] == created["id"] and len(personal.key_from_jwk(jwk)) == 32
+        requests.delete(f"{members_api.url}/members/{created['id']}",
+                        headers={"Authorization": f"Bearer {created['access_token']}"}, timeout=10)
+        with pytest.raises(personal.KeyErased):
+            cluster.members.member_key(created["id"])
+        with pytest.raises(personal.KeyErased):
+            cluster.members.member_key(str(uuid.uuid4()))
+
+
+def test_integrators_read_profiles_without_the_person_unless_entitled(members_api, member_input):
+    created = requests.post(f"{members_api.url}/members", json=member_input(name=f"Firma {uuid.uuid4().hex[:8]}"),
+                            timeout=10).json()
+    url = f"{members_api.url}/members/{created['id']}"
+    listing = f"{members_api.url}/members?q={created['name'].split()[1]}"
+    plain = bearer("integrator")
+    for response in (requests.get(url, headers=plain, timeout=10).json(),
+                     requests.get(listing, headers=plain, timeout=10).json()["items"][0]):
+        assert response["contact"] == {"name": None, "email": None, "language": "de"}
+        assert response["name"] == created["name"]
+    entitled = bearer("integrator", personal=True)
+    assert requests.get(url, headers=entitled, timeout=10).json()["contact"] == created["contact"]
+    assert requests.get(listing, headers=entitled, timeout=10).json()["items"][0]["contact"] == created["contact"]
+    assert requests.get(url, headers=bearer("organizer", association="automotive-cluster"),
+                        timeout=10).json()["contact"] == created["contact"]
