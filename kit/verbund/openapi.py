@@ -133,5 +133,9 @@ def document(service_cls, version: str = "1.0.0") -> dict:
             operation["responses"].setdefault(str(status), {
                 "description": STATUS_TEXT[status],
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+        if endpoint.query is not None:
+            # The WSGI server refuses a request line over 8 KiB before any handler runs, with a
+            # plain-text answer: long percent-encoded filters can reach that.
+            operation["responses"]["414"] = {"description": "URI Too Long: the query string exceeds 8 KiB"}
         spec.path(path=_path(endpoint.url), operations={endpoint.method.lower(): operation})
     return spec.to_dict()
