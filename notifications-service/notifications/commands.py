@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from notifications import domain
 from notifications.channels import webhook as webhooks
 from notifications.models import (
+    CalendarEntry,
     Delivery,
     DeliveryAttempt,
     Notification,
@@ -114,7 +116,7 @@ def erase_member(session: Session, member_id: str, version: int, keep_event_id: 
     for column in ("name", "contact_name", "email", "language", "sector", "associations"):
         setattr(current, column, None)
     current.consent_email = False
-    for model in (RecipientTopic, Preference, PreferenceTopic, Notification):
+    for model in (RecipientTopic, Preference, PreferenceTopic, Notification, CalendarEntry):
         session.execute(delete(model).where(model.member_id == member_id))
     endpoint_ids = select(WebhookEndpoint.id).where(WebhookEndpoint.member_id == member_id)
     # Deliveries to the member, to its endpoints, and integrator deliveries of events about it
@@ -240,7 +242,11 @@ def notify(session: Session, event: dict) -> dict:
     elif plan.announcement:
         counts = _notify_audience(session, event, plan, now)
     else:
-        counts = _notify_members(conn, event, plan.member_ids, now)
+        counts = _notify_calendar_holders(session, event, plan, now) if plan.calendar_holders else None
+        named = _notify_members(conn, event, plan.member_ids, now)
+        counts = named if counts is None else {key: counts[key] + named[key] for key in named}
+    if plan is not None and plan.ics_cancel is not None and counts["email"] + counts["held"]:
+        _record_calendar_entries(session, event, now)
     counts["integrator"] = _queue_integrator_deliveries(conn, event, now)
     if counts["inbox"] or counts["integrator"]:
         conn.execute(_NEW_SOURCE_EVENT, {
@@ -260,6 +266,60 @@ def _notify_audience(session: Session, event: dict, plan: domain.Plan, now: date
     if counts["inbox"]:
         counts.update(_queue_member_deliveries(session, event, now))
     return counts
+
+
+def _newest_calendar_entries(event_id: str):
+    """Each member's newest calendar entry of a joint event: ``member_id``, ``sequence``,
+    ``event_version``, ``status``."""
+    newest = (select(CalendarEntry.member_id, func.max(CalendarEntry.sequence).label("sequence"))
+              .where(CalendarEntry.event_id == event_id).group_by(CalendarEntry.member_id).subquery())
+    return (select(CalendarEntry.member_id, CalendarEntry.sequence, CalendarEntry.event_version,
+                   CalendarEntry.status)
+            .join(newest, and_(newest.c.member_id == CalendarEntry.member_id,
+                               newest.c.sequence == CalendarEntry.sequence))
+            # A copy sent again unchanged keeps its sequence: one row per member all the same.
+            .where(CalendarEntry.event_id == event_id).distinct()).subquery()
+
+
+def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:
+    """An event update or cancellation also reaches every member that holds the event in its
+    calendar (was sent its ``.ics`` and not yet its removal) but is not among the members the
+    event names (``_notify_members`` tells those): an inbox entry, and e-mail and webhooks as
+    its consent and preferences allow, as the announcement did. Set-based, like an announcement."""
+    holders = _newest_calendar_entries(event["data"]["event"]["id"])
+    audience = (select(holders.c.member_id, literal(event["id"], String), literal(event["type"], String), _ts(now))
+                .join(Recipient, Recipient.member_id == holders.c.member_id)
+                .where(holders.c.status != "CANCELLED", Recipient.deleted.is_(False),
+                       holders.c.member_id.not_in(plan.member_ids)))
+    counts = {"inbox": session.execute(insert(Notification).from_select(
+        ["member_id", "source_event_id", "source_type", "created_at"], audience)).rowcount,
+        "email": 0, "held": 0, "webhook": 0}
+    if counts["inbox"]:
+        counts.update(_queue_member_deliveries(session, event, now))
+    return counts
+
+
+def _record_calendar_entries(session: Session, event: dict, now: datetime) -> None:
+    """Remember the calendar entry each e-mail of this event carries (its ``.ics``), with the
+    SEQUENCE and STATUS of ``domain.calendar_sequence``/``calendar_status`` computed from each
+    member's previous entry; ``dispatch`` writes the ``.ics`` from it. Digest (held) mails count:
+    switching back to immediate mail sends them singly, with the ``.ics``."""
+    joint = event["data"]["event"]
+    version = int(joint["version"])
+    previous = _newest_calendar_entries(joint["id"])
+    if event["type"] == "event.updated":
+        status = case((previous.c.status == "TENTATIVE", "TENTATIVE"), else_=domain.calendar_status(event["type"]))
+    else:
+        status = literal(domain.calendar_status(event["type"]), String)
+    sequence = case((previous.c.sequence.is_(None), version),
+                    (and_(previous.c.event_version == version, previous.c.status == status), previous.c.sequence),
+                    (previous.c.sequence + 1 > version, previous.c.sequence + 1), else_=version)
+    session.execute(insert(CalendarEntry).from_select(
+        ["member_id", "source_event_id", "event_id", "event_version", "sequence", "status", "created_at"],
+        select(Delivery.target, literal(event["id"], String), literal(joint["id"], String), literal(version),
+               sequence, status, _ts(now))
+        .outerjoin(previous, previous.c.member_id == Delivery.target)
+        .where(Delivery.channel == "email", Delivery.source_event_id == event["id"])))
 
 
 def _notify_members(conn: Connection, event: dict, member_ids: tuple[str, ...], now: datetime) -> dict:

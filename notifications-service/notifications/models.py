@@ -161,3 +161,22 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(10), nullable=False)  # delivered | retry | failed
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class CalendarEntry(Base):
+    """One calendar entry (the ``.ics`` of an e-mail) a member was sent for a joint event:
+    per member and source event at most one. Who holds an event in its calendar, and at which
+    SEQUENCE and STATUS, is the member's newest row of that event (the highest sequence);
+    the event's later updates and its cancellation go to every such member
+    (RFC 5546: same UID, higher SEQUENCE)."""
+    __tablename__ = "calendar_entries"
+
+    member_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source_event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), nullable=False)  # the joint event (the UID)
+    event_version: Mapped[int] = mapped_column(Integer, nullable=False)  # the joint event's version it shows
+    sequence: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False)  # CONFIRMED | TENTATIVE | CANCELLED
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (Index("ix_calendar_entries_event_member", "event_id", "member_id", "sequence"),)
