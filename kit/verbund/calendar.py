@@ -31,7 +31,8 @@ STATUSES = ("CONFIRMED", "TENTATIVE", "CANCELLED")  # RFC 5545 3.8.1.11, for a V
 # only escaped (which the library does); C1 controls (U+0080-009F) are no text anybody typed, and
 # lone surrogates (JSON lets "\\ud800" through) and U+FFFE/FFFF cannot be written as UTF-8 text.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_BREAKS = re.compile("\r\n?|[\u2028\u2029\x85]")  # CRLF, CR, NEL and the Unicode separators
+# Line breaks as str.splitlines knows them: CRLF, CR, vertical tab, form feed, NEL, the Unicode separators.
+_BREAKS = re.compile("\r\n?|[\x0b\x0c\x85\u2028\u2029]")
 _BLANKS = re.compile("[ \t\n]+")
 
 
@@ -157,3 +158,21 @@ def feed_ics(events: list[dict], name: str) -> bytes:
     calendar.add("refresh-interval", REFRESH_INTERVAL, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", "PT1H")  # the same, as Outlook reads it
     return calendar.to_ical()
+
+
+def file_problems(ics: bytes) -> list[str]:
+    """What makes ``ics`` (a whole ``.ics`` file) break RFC 5545's content-line rules (3.1):
+    not UTF-8, a line not ended by CRLF, or a control character other than HTAB in a content
+    line (after unfolding). An empty list for a valid file; for tests and checks of stored files."""
+    try:
+        text = ics.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [f"not UTF-8: {exc}"]
+    problems = []
+    if not text.endswith("\r\n") or "\n" in text.replace("\r\n", ""):
+        problems.append("lines must end with CRLF")
+    for number, line in enumerate(text.replace("\r\n ", "").replace("\r\n\t", "").split("\r\n"), 1):
+        bad = sorted({f"U+{ord(c):04X}" for c in line if _FORBIDDEN.match(c) or c in "\r\n"})
+        if bad:
+            problems.append(f"line {number}: control characters {', '.join(bad)}: {line[:60]!r}")
+    return problems

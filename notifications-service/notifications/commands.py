@@ -245,7 +245,7 @@ def notify(session: Session, event: dict) -> dict:
         counts = _notify_calendar_holders(session, event, plan, now) if plan.calendar_holders else None
         named = _notify_members(conn, event, plan.member_ids, now)
         counts = named if counts is None else {key: counts[key] + named[key] for key in named}
-    if plan is not None and plan.ics_cancel is not None and counts["email"] + counts["held"]:
+    if plan is not None and plan.ics_cancel is not None and counts["inbox"]:
         _record_calendar_entries(session, event, now)
     counts["integrator"] = _queue_integrator_deliveries(conn, event, now)
     if counts["inbox"] or counts["integrator"]:
@@ -282,10 +282,11 @@ def _newest_calendar_entries(event_id: str):
 
 
 def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:
-    """An event update or cancellation also reaches every member that holds the event in its
-    calendar (was sent its ``.ics`` and not yet its removal) but is not among the members the
-    event names (``_notify_members`` tells those): an inbox entry, and e-mail and webhooks as
-    its consent and preferences allow, as the announcement did. Set-based, like an announcement."""
+    """An event update or cancellation also reaches every member that holds the event's calendar
+    entry (was told of the event and not yet of its removal) but is not among the members the
+    event names (``_notify_members`` tells those): an inbox entry, and e-mail (with the ``.ics``)
+    and webhooks as its consent and preferences allow, as the announcement did. Set-based,
+    like an announcement."""
     holders = _newest_calendar_entries(event["data"]["event"]["id"])
     audience = (select(holders.c.member_id, literal(event["id"], String), literal(event["type"], String), _ts(now))
                 .join(Recipient, Recipient.member_id == holders.c.member_id)
@@ -300,10 +301,12 @@ def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, n
 
 
 def _record_calendar_entries(session: Session, event: dict, now: datetime) -> None:
-    """Remember the calendar entry each e-mail of this event carries (its ``.ics``), with the
-    SEQUENCE and STATUS of ``domain.calendar_sequence``/``calendar_status`` computed from each
-    member's previous entry; ``dispatch`` writes the ``.ics`` from it. Digest (held) mails count:
-    switching back to immediate mail sends them singly, with the ``.ics``."""
+    """Remember the calendar entry of this event each member told of it holds from now on, with
+    the SEQUENCE and STATUS of ``domain.calendar_sequence``/``calendar_status`` computed from its
+    previous entry; ``dispatch`` writes a mail's ``.ics`` from it. Every member with an inbox entry
+    counts, not only those mailed at once: digest mails go out singly with their ``.ics`` when the
+    member switches back to immediate mail, and whoever was told of an event is told of its
+    changes, on the channels its consent and preferences allow."""
     joint = event["data"]["event"]
     version = int(joint["version"])
     previous = _newest_calendar_entries(joint["id"])
@@ -316,10 +319,10 @@ def _record_calendar_entries(session: Session, event: dict, now: datetime) -> No
                     (previous.c.sequence + 1 > version, previous.c.sequence + 1), else_=version)
     session.execute(insert(CalendarEntry).from_select(
         ["member_id", "source_event_id", "event_id", "event_version", "sequence", "status", "created_at"],
-        select(Delivery.target, literal(event["id"], String), literal(joint["id"], String), literal(version),
-               sequence, status, _ts(now))
-        .outerjoin(previous, previous.c.member_id == Delivery.target)
-        .where(Delivery.channel == "email", Delivery.source_event_id == event["id"])))
+        select(Notification.member_id, literal(event["id"], String), literal(joint["id"], String),
+               literal(version), sequence, status, _ts(now))
+        .outerjoin(previous, previous.c.member_id == Notification.member_id)
+        .where(Notification.source_event_id == event["id"])))
 
 
 def _notify_members(conn: Connection, event: dict, member_ids: tuple[str, ...], now: datetime) -> dict:

@@ -164,11 +164,12 @@ class DeliveryAttempt(Base):
 
 
 class CalendarEntry(Base):
-    """One calendar entry (the ``.ics`` of an e-mail) a member was sent for a joint event:
-    per member and source event at most one. Who holds an event in its calendar, and at which
-    SEQUENCE and STATUS, is the member's newest row of that event (the highest sequence);
-    the event's later updates and its cancellation go to every such member
-    (RFC 5546: same UID, higher SEQUENCE)."""
+    """A revision of a joint event's calendar entry (the ``.ics`` its mails carry) for a member:
+    one per member and source event that told the member of it, whether its mail went out at
+    once, waits for a digest or was not allowed (the inbox entry alone). The member's newest row
+    of an event (the highest sequence) is what it holds; the event's later updates and its
+    cancellation go to every member whose newest row is not CANCELLED (RFC 5546: same UID,
+    higher SEQUENCE). Erased with the member."""
     __tablename__ = "calendar_entries"
 
     member_id: Mapped[str] = mapped_column(String(36), primary_key=True)
