@@ -5,7 +5,6 @@ import pytest
 from icalendar import Calendar
 
 from notifications.testing import (
-    Platform,
     event_changed,
     joint_event,
     member,
@@ -16,17 +15,6 @@ from verbund.calendar import event_uid, file_problems
 from verbund.testing import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def platform(request, infrastructure, mailcatcher, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("notifications-calendar")
-    url = f"sqlite:///{workdir / 'notifications.db'}" if request.param == "sqlite" \
-        else request.getfixturevalue("postgres").create()
-    running = Platform(workdir, url, mailcatcher.port)
-    running.service.start()
-    yield running
-    running.close()
 
 
 def calendar_of(mail) -> tuple[str, str, str, int, bytes]:

@@ -23,16 +23,6 @@ from verbund.testing import bearer, wait_for
 pytestmark = pytest.mark.integration
 
 ADMIN = bearer("admin")
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def platform(request, infrastructure, mailcatcher, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("notifications-flow")
-    url = f"sqlite:///{workdir / 'notifications.db'}" if request.param == "sqlite" \
-        else request.getfixturevalue("postgres").create()
-    running = Platform(workdir, url, mailcatcher.port)
-    running.service.start()
-    yield running
-    running.close()
-
 
 def test_a_scheduled_event_reaches_exactly_the_targeted_inboxes_and_mailboxes(platform, mailcatcher):
     by_sector = member(sector="automotive", topics=[])
