@@ -270,15 +270,16 @@ def _notify_audience(session: Session, event: dict, plan: domain.Plan, now: date
 
 def _newest_calendar_entries(event_id: str):
     """Each member's newest calendar entry of a joint event: ``member_id``, ``sequence``,
-    ``event_version``, ``status``."""
-    newest = (select(CalendarEntry.member_id, func.max(CalendarEntry.sequence).label("sequence"))
-              .where(CalendarEntry.event_id == event_id).group_by(CalendarEntry.member_id).subquery())
-    return (select(CalendarEntry.member_id, CalendarEntry.sequence, CalendarEntry.event_version,
-                   CalendarEntry.status)
-            .join(newest, and_(newest.c.member_id == CalendarEntry.member_id,
-                               newest.c.sequence == CalendarEntry.sequence))
-            # A copy sent again unchanged keeps its sequence: one row per member all the same.
-            .where(CalendarEntry.event_id == event_id).distinct()).subquery()
+    ``event_version``, ``status``; exactly one row per member, also when two instances wrote
+    entries of the same sequence at once (ties go to the later one)."""
+    ranked = select(CalendarEntry.member_id, CalendarEntry.sequence, CalendarEntry.event_version,
+                    CalendarEntry.status,
+                    func.row_number().over(partition_by=CalendarEntry.member_id, order_by=(
+                        CalendarEntry.sequence.desc(), CalendarEntry.created_at.desc(),
+                        CalendarEntry.source_event_id.desc())).label("rank")
+                    ).where(CalendarEntry.event_id == event_id).subquery()
+    return select(ranked.c.member_id, ranked.c.sequence, ranked.c.event_version, ranked.c.status).where(
+        ranked.c.rank == 1).subquery()
 
 
 def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:

@@ -197,3 +197,21 @@ def test_erasure_forgets_the_members_calendar_entries(store):
     consume(store, cancellation)
     assert told(store, leaving_id, cancellation["id"]) == (False, None)
     assert told(store, profile_of(staying)["id"], cancellation["id"]) == (True, "pending")
+
+
+@pytest.mark.integration
+def test_two_entries_of_the_same_sequence_written_at_once_do_not_block_the_next_event(store):
+    # Two instances consuming a member's waitlisting and promotion at the same time may both
+    # compute the same sequence; the event after that must still go through, once per member.
+    profile = member(sector="it", topics=[])
+    member_id, joint = profile_of(profile)["id"], joint_event(target_sectors=["it"], topics=[])
+    consume(store, profile, scheduled(joint))
+    with store.transaction() as session:
+        first = session.execute(select(CalendarEntry)).scalar_one()
+        for source_id, status in (("race-1", "TENTATIVE"), ("race-2", "CONFIRMED")):
+            session.add(CalendarEntry(member_id=member_id, source_event_id=source_id, event_id=joint["id"],
+                                      event_version=1, sequence=2, status=status, created_at=first.created_at))
+    update = event_changed("event.updated", {**joint, "version": 2}, [member_id])
+    consume(store, update)
+    assert told(store, member_id, update["id"]) == (True, "pending")
+    assert newest(store, member_id, joint["id"])[0] == 3
