@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from notifications import domain
 from notifications.channels import webhook as webhooks
@@ -268,18 +268,13 @@ def _notify_audience(session: Session, event: dict, plan: domain.Plan, now: date
     return counts
 
 
-def _newest_calendar_entries(event_id: str):
-    """Each member's newest calendar entry of a joint event: ``member_id``, ``sequence``,
-    ``event_version``, ``status``; exactly one row per member, also when two instances wrote
-    entries of the same sequence at once (ties go to the later one)."""
-    ranked = select(CalendarEntry.member_id, CalendarEntry.sequence, CalendarEntry.event_version,
-                    CalendarEntry.status,
-                    func.row_number().over(partition_by=CalendarEntry.member_id, order_by=(
-                        CalendarEntry.sequence.desc(), CalendarEntry.created_at.desc(),
-                        CalendarEntry.source_event_id.desc())).label("rank")
-                    ).where(CalendarEntry.event_id == event_id).subquery()
-    return select(ranked.c.member_id, ranked.c.sequence, ranked.c.event_version, ranked.c.status).where(
-        ranked.c.rank == 1).subquery()
+def _previous_entry(column: str, event_id: str, member_id):
+    """A column of the member's newest calendar entry of the joint event ``event_id`` (None if it
+    has none), as a correlated subquery: one index lookup per member, however many hold the
+    event. Ties of sequence (two instances writing at once) go to one row all the same."""
+    entry = aliased(CalendarEntry)
+    return (select(getattr(entry, column)).where(entry.event_id == event_id, entry.member_id == member_id)
+            .order_by(entry.sequence.desc(), entry.source_event_id.desc()).limit(1).scalar_subquery())
 
 
 def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:
@@ -288,11 +283,13 @@ def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, n
     event names (``_notify_members`` tells those): an inbox entry, and e-mail (with the ``.ics``)
     and webhooks as its consent and preferences allow, as the announcement did. Set-based,
     like an announcement."""
-    holders = _newest_calendar_entries(event["data"]["event"]["id"])
+    event_id = event["data"]["event"]["id"]
+    holders = (select(CalendarEntry.member_id).distinct()
+               .where(CalendarEntry.event_id == event_id,
+                      _previous_entry("status", event_id, CalendarEntry.member_id) != "CANCELLED")).subquery()
     audience = (select(holders.c.member_id, literal(event["id"], String), literal(event["type"], String), _ts(now))
                 .join(Recipient, Recipient.member_id == holders.c.member_id)
-                .where(holders.c.status != "CANCELLED", Recipient.deleted.is_(False),
-                       holders.c.member_id.not_in(plan.member_ids)))
+                .where(Recipient.deleted.is_(False), holders.c.member_id.not_in(plan.member_ids)))
     counts = {"inbox": session.execute(insert(Notification).from_select(
         ["member_id", "source_event_id", "source_type", "created_at"], audience)).rowcount,
         "email": 0, "held": 0, "webhook": 0}
@@ -310,19 +307,19 @@ def _record_calendar_entries(session: Session, event: dict, now: datetime) -> No
     changes, on the channels its consent and preferences allow."""
     joint = event["data"]["event"]
     version = int(joint["version"])
-    previous = _newest_calendar_entries(joint["id"])
+    previous = {column: _previous_entry(column, joint["id"], Notification.member_id)
+                for column in ("sequence", "event_version", "status")}
     if event["type"] == "event.updated":
-        status = case((previous.c.status == "TENTATIVE", "TENTATIVE"), else_=domain.calendar_status(event["type"]))
+        status = case((previous["status"] == "TENTATIVE", "TENTATIVE"), else_=domain.calendar_status(event["type"]))
     else:
         status = literal(domain.calendar_status(event["type"]), String)
-    sequence = case((previous.c.sequence.is_(None), version),
-                    (and_(previous.c.event_version == version, previous.c.status == status), previous.c.sequence),
-                    (previous.c.sequence + 1 > version, previous.c.sequence + 1), else_=version)
+    sequence = case((previous["sequence"].is_(None), version),
+                    (and_(previous["event_version"] == version, previous["status"] == status), previous["sequence"]),
+                    (previous["sequence"] + 1 > version, previous["sequence"] + 1), else_=version)
     session.execute(insert(CalendarEntry).from_select(
         ["member_id", "source_event_id", "event_id", "event_version", "sequence", "status", "created_at"],
         select(Notification.member_id, literal(event["id"], String), literal(joint["id"], String),
                literal(version), sequence, status, _ts(now))
-        .outerjoin(previous, previous.c.member_id == Notification.member_id)
         .where(Notification.source_event_id == event["id"])))
 
 
