@@ -307,15 +307,20 @@ def _record_calendar_entries(session: Session, event: dict, now: datetime) -> No
     changes, on the channels its consent and preferences allow."""
     joint = event["data"]["event"]
     version = int(joint["version"])
-    previous = {column: _previous_entry(column, joint["id"], Notification.member_id)
-                for column in ("sequence", "event_version", "status")}
-    if event["type"] == "event.updated":
-        status = case((previous["status"] == "TENTATIVE", "TENTATIVE"), else_=domain.calendar_status(event["type"]))
-    else:
-        status = literal(domain.calendar_status(event["type"]), String)
-    sequence = case((previous["sequence"].is_(None), version),
-                    (and_(previous["event_version"] == version, previous["status"] == status), previous["sequence"]),
-                    (previous["sequence"] + 1 > version, previous["sequence"] + 1), else_=version)
+    if session.execute(select(CalendarEntry.member_id).where(CalendarEntry.event_id == joint["id"]).limit(1)).first():
+        previous = {column: _previous_entry(column, joint["id"], Notification.member_id)
+                    for column in ("sequence", "event_version", "status")}
+        if event["type"] == "event.updated":
+            status = case((previous["status"] == "TENTATIVE", "TENTATIVE"),
+                          else_=domain.calendar_status(event["type"]))
+        else:
+            status = literal(domain.calendar_status(event["type"]), String)
+        sequence = case((previous["sequence"].is_(None), version),
+                        (and_(previous["event_version"] == version, previous["status"] == status),
+                         previous["sequence"]),
+                        (previous["sequence"] + 1 > version, previous["sequence"] + 1), else_=version)
+    else:  # nobody holds the event yet (an announcement): every copy is the first, no lookups
+        status, sequence = literal(domain.calendar_status(event["type"]), String), literal(version)
     session.execute(insert(CalendarEntry).from_select(
         ["member_id", "source_event_id", "event_id", "event_version", "sequence", "status", "created_at"],
         select(Notification.member_id, literal(event["id"], String), literal(joint["id"], String),
