@@ -188,7 +188,11 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
     kind = domain.KINDS[delivery.source_type]
     footer = {"recipient_name": recipient.contact_name,
               "unsubscribe_url": unsubscribe_url(config, secret, recipient.member_id)}
-    rendered = renderer.render(kind, lang, context_for(delivery.source_type, source["data"], lang), footer=footer)
+    context = context_for(delivery.source_type, source["data"], lang)
+    if "registered_member_ids" in source["data"]:
+        # Changes reach members only invited (holding the announcement's calendar entry) as well.
+        context["registered"] = recipient.member_id in source["data"]["registered_member_ids"]
+    rendered = renderer.render(kind, lang, context, footer=footer)
     try:
         calendars = {} if calendars is None else calendars
         cache_key = (source["id"], entry.sequence, entry.status) if entry is not None else (source["id"],)
