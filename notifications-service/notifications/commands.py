@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -28,11 +29,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from notifications import domain
 from notifications.channels import webhook as webhooks
 from notifications.models import (
+    CalendarEntry,
     Delivery,
     DeliveryAttempt,
     Notification,
@@ -121,7 +123,7 @@ def erase_member(session: Session, member_id: str, version: int, keep_event_id: 
     for column in ("name", "contact_name", "email", "language", "sector", "associations"):
         setattr(current, column, None)
     current.consent_email = False
-    for model in (RecipientTopic, Preference, PreferenceTopic, Notification):
+    for model in (RecipientTopic, Preference, PreferenceTopic, Notification, CalendarEntry):
         session.execute(delete(model).where(model.member_id == member_id))
     endpoint_ids = select(WebhookEndpoint.id).where(WebhookEndpoint.member_id == member_id)
     # Deliveries to the member, to its endpoints, and integrator deliveries of events about it
@@ -248,7 +250,11 @@ def notify(session: Session, event: dict) -> dict:
     elif plan.announcement:
         counts = _notify_audience(session, event, plan, now)
     else:
-        counts = _notify_members(conn, event, plan.member_ids, now)
+        counts = _notify_calendar_holders(session, event, plan, now) if plan.calendar_holders else None
+        named = _notify_members(conn, event, plan.member_ids, now)
+        counts = named if counts is None else {key: counts[key] + named[key] for key in named}
+    if plan is not None and plan.ics_cancel is not None and counts["inbox"]:
+        _record_calendar_entries(session, event, now)
     counts["integrator"] = _queue_integrator_deliveries(conn, event, now)
     if counts["inbox"] or counts["integrator"]:
         conn.execute(_NEW_SOURCE_EVENT, {
@@ -268,6 +274,66 @@ def _notify_audience(session: Session, event: dict, plan: domain.Plan, now: date
     if counts["inbox"]:
         counts.update(_queue_member_deliveries(session, event, now))
     return counts
+
+
+def _previous_entry(column: str, event_id: str, member_id):
+    """A column of the member's newest calendar entry of the joint event ``event_id`` (None if it
+    has none), as a correlated subquery: one index lookup per member, however many hold the
+    event. Ties of sequence (two instances writing at once) go to one row all the same."""
+    entry = aliased(CalendarEntry)
+    return (select(getattr(entry, column)).where(entry.event_id == event_id, entry.member_id == member_id)
+            .order_by(entry.sequence.desc(), entry.source_event_id.desc()).limit(1).scalar_subquery())
+
+
+def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:
+    """An event update or cancellation also reaches every member that holds the event's calendar
+    entry (was told of the event and not yet of its removal) but is not among the members the
+    event names (``_notify_members`` tells those): an inbox entry, and e-mail (with the ``.ics``)
+    and webhooks as its consent and preferences allow, as the announcement did. Set-based,
+    like an announcement."""
+    event_id = event["data"]["event"]["id"]
+    holders = (select(CalendarEntry.member_id).distinct()
+               .where(CalendarEntry.event_id == event_id,
+                      _previous_entry("status", event_id, CalendarEntry.member_id) != "CANCELLED")).subquery()
+    audience = (select(holders.c.member_id, literal(event["id"], String), literal(event["type"], String), _ts(now))
+                .join(Recipient, Recipient.member_id == holders.c.member_id)
+                .where(Recipient.deleted.is_(False), holders.c.member_id.not_in(plan.member_ids)))
+    counts = {"inbox": session.execute(insert(Notification).from_select(
+        ["member_id", "source_event_id", "source_type", "created_at"], audience)).rowcount,
+        "email": 0, "held": 0, "webhook": 0}
+    if counts["inbox"]:
+        counts.update(_queue_member_deliveries(session, event, now))
+    return counts
+
+
+def _record_calendar_entries(session: Session, event: dict, now: datetime) -> None:
+    """Remember the calendar entry of this event each member told of it holds from now on, with
+    the SEQUENCE and STATUS of ``domain.calendar_sequence``/``calendar_status`` computed from its
+    previous entry; ``dispatch`` writes a mail's ``.ics`` from it. Every member with an inbox entry
+    counts, not only those mailed at once: digest mails go out singly with their ``.ics`` when the
+    member switches back to immediate mail, and whoever was told of an event is told of its
+    changes, on the channels its consent and preferences allow."""
+    joint = event["data"]["event"]
+    version = int(joint["version"])
+    if session.execute(select(CalendarEntry.member_id).where(CalendarEntry.event_id == joint["id"]).limit(1)).first():
+        previous = {column: _previous_entry(column, joint["id"], Notification.member_id)
+                    for column in ("sequence", "event_version", "status")}
+        if event["type"] == "event.updated":
+            status = case((previous["status"] == "TENTATIVE", "TENTATIVE"),
+                          else_=domain.calendar_status(event["type"]))
+        else:
+            status = literal(domain.calendar_status(event["type"]), String)
+        sequence = case((previous["sequence"].is_(None), version),
+                        (and_(previous["event_version"] == version, previous["status"] == status),
+                         previous["sequence"]),
+                        (previous["sequence"] + 1 > version, previous["sequence"] + 1), else_=version)
+    else:  # nobody holds the event yet (an announcement): every copy is the first, no lookups
+        status, sequence = literal(domain.calendar_status(event["type"]), String), literal(version)
+    session.execute(insert(CalendarEntry).from_select(
+        ["member_id", "source_event_id", "event_id", "event_version", "sequence", "status", "created_at"],
+        select(Notification.member_id, literal(event["id"], String), literal(joint["id"], String),
+               literal(version), sequence, status, _ts(now))
+        .where(Notification.source_event_id == event["id"])))
 
 
 def _notify_members(conn: Connection, event: dict, member_ids: tuple[str, ...], now: datetime) -> dict:

@@ -28,6 +28,7 @@ from notifications.channels import email as mail
 from notifications.channels import webhook as webhooks
 from notifications.config import Config
 from notifications.models import (
+    CalendarEntry,
     Delivery,
     DeliveryAttempt,
     Notification,
@@ -157,14 +158,20 @@ def unsubscribe_url(config: Config, secret: str, member_id: str) -> str:
     return f"{config.public_url}/unsubscribe/{domain.unsubscribe_token(member_id, secret)}"
 
 
-def ics_for(source: dict) -> tuple[bytes, str] | None:
-    """The ``.ics`` attached to event and registration mails, and its METHOD."""
+def ics_for(source: dict, entry: CalendarEntry | None = None) -> tuple[bytes, str] | None:
+    """The ``.ics`` attached to an event or registration mail, and its METHOD (PUBLISH or CANCEL);
+    None for mails without one. ``entry`` is the member's calendar entry recorded at fan-out
+    (its SEQUENCE and STATUS: ``domain.calendar_sequence``/``calendar_status``); without one
+    (mails queued before entries were recorded) the event's version and status as they are."""
     from verbund.calendar import event_ics
 
     plan = domain.plan(source)
     if plan is None or plan.ics_cancel is None:
         return None
     event = source["data"]["event"]
+    if entry is not None:
+        ics = event_ics(event, "PUBLISH", sequence=entry.sequence, status=entry.status)
+        return ics, "CANCEL" if entry.status == "CANCELLED" or event["status"] == "cancelled" else "PUBLISH"
     if plan.ics_cancel:
         event = {**event, "status": "cancelled"}  # for this member the event is off its calendar
     ics = event_ics(event, "PUBLISH")
@@ -172,19 +179,26 @@ def ics_for(source: dict) -> tuple[bytes, str] | None:
 
 
 def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Delivery, recipient: Recipient,
-                  preference: Preference | None, source: dict, calendars: dict | None = None):
+                  preference: Preference | None, source: dict, calendars: dict | None = None,
+                  entry: CalendarEntry | None = None):
     """The mail of one notification; RenderError if its template or calendar file cannot be made.
-    ``calendars`` caches the ``.ics`` per source event: an announcement has one for every recipient."""
+    ``entry`` is the member's calendar entry of this mail (see ``ics_for``); ``calendars`` caches
+    the ``.ics`` per source event, SEQUENCE and STATUS: an announcement has one for every recipient."""
     lang = domain.language(preference.language if preference else None, recipient.language)
     kind = domain.KINDS[delivery.source_type]
     footer = {"recipient_name": recipient.contact_name,
               "unsubscribe_url": unsubscribe_url(config, secret, recipient.member_id)}
-    rendered = renderer.render(kind, lang, context_for(delivery.source_type, source["data"], lang), footer=footer)
+    context = context_for(delivery.source_type, source["data"], lang)
+    if "registered_member_ids" in source["data"]:
+        # Changes reach members only invited (holding the announcement's calendar entry) as well.
+        context["registered"] = recipient.member_id in source["data"]["registered_member_ids"]
+    rendered = renderer.render(kind, lang, context, footer=footer)
     try:
         calendars = {} if calendars is None else calendars
-        if source["id"] not in calendars:
-            calendars[source["id"]] = ics_for(source)
-        attachment = calendars[source["id"]]
+        cache_key = (source["id"], entry.sequence, entry.status) if entry is not None else (source["id"],)
+        if cache_key not in calendars:
+            calendars[cache_key] = ics_for(source, entry)
+        attachment = calendars[cache_key]
     except Exception as exc:  # a calendar that cannot be made is this mail's failure, not the sender's
         raise RenderError(f"calendar file: {type(exc).__name__}: {exc}") from exc
     return rendered, mail.compose(
@@ -222,6 +236,9 @@ def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, 
         preferences = {p.member_id: p for p in session.execute(
             select(Preference).where(Preference.member_id.in_(member_ids))).scalars()}
         sources = _sources(session, [d.source_event_id for d in deliveries])
+        entries = {(e.member_id, e.source_event_id): e for e in session.execute(select(CalendarEntry).where(
+            CalendarEntry.member_id.in_(member_ids),
+            CalendarEntry.source_event_id.in_({d.source_event_id for d in deliveries}))).scalars()}
     jobs, calendars = [], {}
     for delivery in deliveries:
         recipient, preference = recipients.get(delivery.target), preferences.get(delivery.target)
@@ -232,7 +249,8 @@ def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, 
             continue
         try:
             rendered, message = compose_email(config, renderer, secret, delivery, recipient, preference,
-                                              sources[delivery.source_event_id], calendars)
+                                              sources[delivery.source_event_id], calendars,
+                                              entries.get((delivery.target, delivery.source_event_id)))
             jobs.append(EmailJob(delivery.id, key, recipient.email, rendered, message))
         except (RenderError, KeyError) as exc:
             jobs.append(EmailJob(delivery.id, key, None, error=f"could not render: {exc}"))

@@ -48,6 +48,8 @@ class Plan:
     topics: tuple[str, ...] = ()
     member_ids: tuple[str, ...] = field(default_factory=tuple)
     ics_cancel: bool | None = None  # None: no .ics; False: the event as it is; True: a cancellation
+    # Also every member that holds the event in its calendar (was sent its .ics and not its removal).
+    calendar_holders: bool = False
 
 
 def plan(event: dict) -> Plan | None:
@@ -63,7 +65,7 @@ def plan(event: dict) -> Plan | None:
                     topics=tuple(joint.get("topics") or ()), ics_cancel=False)
     if type_ in ("event.updated", "event.cancelled"):
         return Plan(kind, member_ids=_unique(data["registered_member_ids"]),
-                    ics_cancel=type_ == "event.cancelled")
+                    ics_cancel=type_ == "event.cancelled", calendar_holders=True)
     if type_.startswith("registration."):
         # A member who cancelled gets a cancellation for its own calendar.
         return Plan(kind, member_ids=(data["registration"]["member_id"],),
@@ -73,6 +75,49 @@ def plan(event: dict) -> Plan | None:
     if type_.startswith("project."):
         return Plan(kind, member_ids=_unique(member["member_id"] for member in data["project"]["members"]))
     return None
+
+
+# --- calendar entries ------------------------------------------------------------------------------
+#
+# A member's calendar copy of a joint event (the .ics of its mails) has one UID; each mail that
+# carries it is a revision with a higher SEQUENCE (RFC 5546 2.1.4), and a removal is METHOD:CANCEL
+# with the same UID (RFC 5546 3.2.5). STATUS says how sure the member's seat is: a waitlisted
+# registration is TENTATIVE (it may already hold the announcement's CONFIRMED copy, which must not
+# stand; sending nothing would leave it), a promotion makes it CONFIRMED again.
+
+_CALENDAR_STATUS = {
+    "event.scheduled": "CONFIRMED",
+    "event.cancelled": "CANCELLED",
+    "registration.confirmed": "CONFIRMED",
+    "registration.promoted": "CONFIRMED",
+    "registration.waitlisted": "TENTATIVE",
+    "registration.cancelled": "CANCELLED",
+}
+
+
+def calendar_status(event_type: str, previous: str | None = None) -> str | None:
+    """STATUS (RFC 5545 3.8.1.11) of the calendar copy a mail about ``event_type`` carries, given
+    the member's ``previous`` copy's (None: it has none); None when the mail carries no ``.ics``.
+    An update keeps a waitlisted member's copy TENTATIVE. The SQL in ``commands`` does the same."""
+    if event_type == "event.updated":
+        return "TENTATIVE" if previous == "TENTATIVE" else "CONFIRMED"
+    return _CALENDAR_STATUS.get(event_type)
+
+
+def calendar_sequence(event_version: int, status: str, previous: tuple[int, int, str] | None = None) -> int:
+    """SEQUENCE (RFC 5545 3.8.7.4) of a member's next calendar copy showing the joint event at
+    ``event_version`` with ``status``, given its ``previous`` copy as (sequence, event version,
+    status), None if it has none. The first copy has the event's version (what the
+    events-service's own ``.ics`` says); the same copy again keeps its sequence; any revision
+    (a new event version, another status) goes above the previous one, since a registration's
+    changes revise the member's copy without a new event version. The SQL in ``commands`` does
+    the same."""
+    if previous is None:
+        return event_version
+    sequence, shown_version, shown_status = previous
+    if (shown_version, shown_status) == (event_version, status):
+        return sequence
+    return max(event_version, sequence + 1)
 
 
 def _unique(values) -> tuple[str, ...]:

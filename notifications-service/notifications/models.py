@@ -161,3 +161,23 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(10), nullable=False)  # delivered | retry | failed
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class CalendarEntry(Base):
+    """A revision of a joint event's calendar entry (the ``.ics`` its mails carry) for a member:
+    one per member and source event that told the member of it, whether its mail went out at
+    once, waits for a digest or was not allowed (the inbox entry alone). The member's newest row
+    of an event (the highest sequence) is what it holds; the event's later updates and its
+    cancellation go to every member whose newest row is not CANCELLED (RFC 5546: same UID,
+    higher SEQUENCE). Erased with the member."""
+    __tablename__ = "calendar_entries"
+
+    member_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source_event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), nullable=False)  # the joint event (the UID)
+    event_version: Mapped[int] = mapped_column(Integer, nullable=False)  # the joint event's version it shows
+    sequence: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(10), nullable=False)  # CONFIRMED | TENTATIVE | CANCELLED
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (Index("ix_calendar_entries_event_member", "event_id", "member_id", "sequence"),)

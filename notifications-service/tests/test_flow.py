@@ -12,68 +12,17 @@ from icalendar import Calendar
 from notifications.channels import webhook
 from notifications.testing import (
     MailCatcher,
+    Platform,
     joint_event,
     member,
-    profile_of,
     registration,
     scheduled,
 )
-from verbund import envelope
-from verbund.broker import Publisher
-from verbund.testing import EventTap, ServiceProcess, Vhost, bearer, wait_for
+from verbund.testing import bearer, wait_for
 
 pytestmark = pytest.mark.integration
 
 ADMIN = bearer("admin")
-FAST = {"DISPATCH_INTERVAL_SECONDS": "0.2", "EMAIL_RATE_PER_SECOND": "100", "EMAIL_RETRY_DELAYS": "0.5,1",
-        "WEBHOOK_RETRY_DELAYS": "0.3,0.6,1", "WEBHOOK_TIMEOUT_SECONDS": "3", "DIGEST_CHECK_SECONDS": "3600"}
-
-
-class Platform:
-    """notifications-service with its own vhost and database, fed like the other services would."""
-
-    def __init__(self, workdir, database_url, mail_port, env=None):
-        self.vhost = Vhost()
-        self.publisher = Publisher(self.vhost.uri)
-        self.tap = EventTap(self.vhost.uri, ("notification.*",))
-        self.service = ServiceProcess("notifications", self.vhost.uri, database_url, workdir,
-                                      env={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(mail_port), **FAST,
-                                           **(env or {})})
-
-    def publish(self, *events):
-        for event in events:
-            self.publisher.publish(event["type"], envelope.dumps(event), message_id=event["id"])
-
-    def members(self, *registrations) -> list[dict]:
-        """Publish member.registered events and wait until the service holds every one."""
-        self.publish(*registrations)
-        for event in registrations:
-            profile = profile_of(event)
-            wait_for(lambda p=profile: requests.get(f"{self.service.url}/members/{p['id']}/preferences",
-                                                    headers=ADMIN, timeout=5).json().get("email_address")
-                     == p["contact"]["email"], timeout=30, message="a member in the read model")
-        return [profile_of(event) for event in registrations]
-
-    def inbox(self, member_id: str) -> dict:
-        return requests.get(f"{self.service.url}/members/{member_id}/notifications", headers=ADMIN, timeout=5).json()
-
-    def close(self):
-        self.service.stop()
-        self.tap.close()
-        self.publisher.close()
-        self.vhost.delete()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def platform(request, infrastructure, mailcatcher, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("notifications-flow")
-    url = f"sqlite:///{workdir / 'notifications.db'}" if request.param == "sqlite" \
-        else request.getfixturevalue("postgres").create()
-    running = Platform(workdir, url, mailcatcher.port)
-    running.service.start()
-    yield running
-    running.close()
-
 
 def test_a_scheduled_event_reaches_exactly_the_targeted_inboxes_and_mailboxes(platform, mailcatcher):
     by_sector = member(sector="automotive", topics=[])
