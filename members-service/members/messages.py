@@ -31,6 +31,11 @@ _MARSHMALLOW = [
     (re.compile(r"Longer than maximum length (?P<max>\d+)\."), "length_max"),
     (re.compile(r"Must be greater than or equal to (?P<min>-?\d+)\."), "range_min"),
     (re.compile(r"Must be less than or equal to (?P<max>-?\d+)\."), "range_max"),
+    # the kit's text field (verbund.schema_fields.normalize_text)
+    (re.compile(r"must not contain a tab or line break \(U\+(?P<code>[0-9A-F]{4,6}) at position (?P<position>\d+)\)"),
+     "text_line_break"),
+    (re.compile(r"must not contain a control or invalid character \(U\+(?P<code>[0-9A-F]{4,6}) at position "
+                r"(?P<position>\d+)\)"), "text_control"),
     # the members schemas' own messages
     (re.compile(r"a German postcode has five digits"), "postcode"),
     (re.compile(r"unknown topic.*"), "unknown_topic"),

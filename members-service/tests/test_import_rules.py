@@ -113,6 +113,11 @@ def schema_messages(data: dict) -> dict:
     ({"topics": ["time-travel"]}, "topics", "time-travel: unbekanntes Thema", "time-travel: unknown topic"),
     ({"region": {"state": "BW", "postcode": "7017", "city": "A"}}, "postcode",
      "Eine deutsche Postleitzahl hat fünf Ziffern", "a German postcode has five digits"),
+    ({"contact": {"name": "Erika\x0bMuster", "email": "x@example.org"}}, "contact_name",
+     "enthält ein Steuerzeichen oder ungültiges Zeichen (U+000B an Stelle 6)",
+     "must not contain a control or invalid character (U+000B at position 6)"),
+    ({"name": "Muster\nGmbH"}, "name", "darf keinen Tabulator und keinen Zeilenumbruch enthalten (U+000A an Stelle 7)",
+     "must not contain a tab or line break (U+000A at position 7)"),
 ])
 def test_marshmallows_common_messages_read_in_both_languages(change, column, german, english, member_input):
     errors = schema_messages(member_input(**change))
