@@ -31,20 +31,6 @@ def engine():
     return Engine()
 
 
-def registered(profile):
-    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile}, version=1)
-
-
-def updated(profile, changed):
-    return envelope.new_event("member.updated", "/verbund/members", profile["id"],
-                              {"profile": profile, "changed": changed}, version=1)
-
-
-def deleted(member_id, version):
-    return envelope.new_event("member.deleted", "/verbund/members", member_id,
-                              {"id": member_id, "version": version, "deleted_at": "2026-02-01T00:00:00Z"})
-
-
 def apply(store, engine, event) -> bool:
     return store.handle(event, lambda uow, e: services.on_member_event(uow, engine, e))
 
@@ -75,21 +61,11 @@ def count(store, model):
         return conn.execute(select(func.count()).select_from(model)).scalar()
 
 
-@pytest.fixture
-def trio(profile):
-    """An automotive supplier needing traceability and battery transport, an IT house and a carrier."""
-    return (profile(name="Zellwerk GmbH", sector="automotive", offers=["battery-cell-manufacturing"],
-                    needs=["traceability-software", "lithium-battery-transport"]),
-            profile(name="TraceSoft GmbH", sector="it", offers=["traceability-software"], needs=[]),
-            profile(name="Neckar Gefahrgut GmbH", sector="logistics", offers=["lithium-battery-transport"],
-                    needs=["track-and-trace-software"]))
-
-
-def test_registrations_give_explained_suggestions_and_a_proposal(store, engine, trio, event_tap):
+def test_registrations_give_explained_suggestions_and_a_proposal(store, engine, trio, event_tap, member_events):
     tap = event_tap("match.suggested", "project.*")
     supplier, it, carrier = trio
     for member in trio:
-        assert apply(store, engine, registered(member))
+        assert apply(store, engine, member_events.registered(member))
     # First with TraceSoft only, then with the carrier too.
     first, suggested = tap.wait("match.suggested", subject=supplier["id"], count=2)
     assert [s["partner_name"] for s in first["data"]["suggestions"]] == ["TraceSoft GmbH"]
@@ -114,42 +90,42 @@ def test_registrations_give_explained_suggestions_and_a_proposal(store, engine, 
                                                                 suggested["data"]["suggestions"]]
 
 
-def test_a_redelivered_or_stale_event_changes_nothing(store, engine, trio):
+def test_a_redelivered_or_stale_event_changes_nothing(store, engine, trio, member_events):
     supplier, it, _ = trio
-    event = registered(supplier)
+    event = member_events.registered(supplier)
     assert apply(store, engine, event)
     assert not apply(store, engine, event)  # the inbox knows it
-    apply(store, engine, registered(it))
+    apply(store, engine, member_events.registered(it))
     before = len(outbox_events(store))
     older = {**supplier, "version": 1, "name": "Old Name"}
-    assert apply(store, engine, updated(older, ["name"]))  # handled, but version 1 is not newer
+    assert apply(store, engine, member_events.updated(older, ["name"]))  # handled, but version 1 is not newer
     with store.unit_of_work() as uow:
         assert uow.session.get(MemberProfile, supplier["id"]).profile["name"] == "Zellwerk GmbH"
     assert len(outbox_events(store)) == before
 
 
-def test_suggestions_are_announced_again_only_when_they_changed(store, engine, trio):
+def test_suggestions_are_announced_again_only_when_they_changed(store, engine, trio, member_events):
     supplier, it, carrier = trio
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     announced = len(outbox_events(store, "match.suggested"))
     # A new e-mail address changes nobody's suggestions.
-    apply(store, engine, updated({**it, "version": 2, "contact": {**it["contact"], "email": "new@it.example"}},
-                                 ["contact"]))
+    new_address = {**it, "version": 2, "contact": {**it["contact"], "email": "new@it.example"}}
+    apply(store, engine, member_events.updated(new_address, ["contact"]))
     assert len(outbox_events(store, "match.suggested")) == announced
     # A new name does: the members who see TraceSoft hear of it.
-    apply(store, engine, updated({**it, "version": 3, "name": "TraceSoft Solutions GmbH"}, ["name"]))
+    apply(store, engine, member_events.updated({**it, "version": 3, "name": "TraceSoft Solutions GmbH"}, ["name"]))
     renamed = outbox_events(store, "match.suggested")[announced:]
     assert {e["subject"] for e in renamed} == {supplier["id"]}
     assert "TraceSoft Solutions GmbH" in {s["partner_name"] for s in renamed[0]["data"]["suggestions"]}
 
 
-def test_a_deleted_member_is_forgotten_everywhere(store, engine, trio):
+def test_a_deleted_member_is_forgotten_everywhere(store, engine, trio, member_events):
     supplier, it, carrier = trio
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     proposal_id = open_proposal(store)
-    apply(store, engine, deleted(it["id"], 2))
+    apply(store, engine, member_events.deleted(it["id"], 2))
     [closed] = closed_because(store, "member_deleted")
     members = closed["data"]["project"]["members"]
     assert closed["data"]["project"]["closed_reason"] == "member_deleted"
@@ -169,13 +145,13 @@ def test_a_deleted_member_is_forgotten_everywhere(store, engine, trio):
     assert not [e for e in outbox_events(store) if it["id"] in json.dumps(e) and e["type"] == "match.suggested"
                 and outbox_published(store, e["id"])]
     # A late update of the deleted member does not bring it back.
-    apply(store, engine, updated({**it, "version": 2}, ["name"]))
+    apply(store, engine, member_events.updated({**it, "version": 2}, ["name"]))
     assert it["id"] not in engine
 
 
-def test_all_accept_forms_the_project(store, engine, trio):
+def test_all_accept_forms_the_project(store, engine, trio, member_events):
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     proposal_id = open_proposal(store)
     for i, member in enumerate(trio):
         principal = Principal(member["id"], "member", member_id=member["id"])
@@ -188,10 +164,11 @@ def test_all_accept_forms_the_project(store, engine, trio):
         services.respond(uow, ADMIN, proposal_id, {"response": "decline", "member_id": trio[0]["id"]})
 
 
-def test_a_decline_closes_the_proposal_and_the_pairing_is_not_proposed_again(store, engine, trio, profile):
+def test_a_decline_closes_the_proposal_and_the_pairing_is_not_proposed_again(store, engine, trio, profile,
+                                                                             member_events):
     supplier, it, carrier = trio
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     proposal_id = open_proposal(store)
     outsider = Principal("x", "member", member_id="someone-else")
     with store.unit_of_work() as uow, pytest.raises(Forbidden):
@@ -211,41 +188,42 @@ def test_a_decline_closes_the_proposal_and_the_pairing_is_not_proposed_again(sto
     assert count(store, DeclinedPair) == 2
     # The supplier changes its needs: a new proposal may come, but never with the carrier again.
     other_carrier = profile(name="Elbe Batterielogistik", sector="logistics", offers=["lithium-battery-transport"])
-    apply(store, engine, registered(other_carrier))
-    apply(store, engine, updated({**supplier, "version": 2, "topics": ["battery-value-chain"]}, ["topics"]))
+    apply(store, engine, member_events.registered(other_carrier))
+    new_topics = {**supplier, "version": 2, "topics": ["battery-value-chain"]}
+    apply(store, engine, member_events.updated(new_topics, ["topics"]))
     proposals = outbox_events(store, "project.proposed")
     members = {m["member_id"] for m in proposals[-1]["data"]["project"]["members"]}
     assert carrier["id"] not in members and other_carrier["id"] in members
 
 
-def test_withdrawn_consent_closes_open_proposals(store, engine, trio):
+def test_withdrawn_consent_closes_open_proposals(store, engine, trio, member_events):
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     it = trio[1]
-    apply(store, engine, updated({**it, "version": 2, "consent": {"suggest_as_partner": False, "email": True}},
-                                 ["consent"]))
+    withdrawn = {**it, "version": 2, "consent": {"suggest_as_partner": False, "email": True}}
+    apply(store, engine, member_events.updated(withdrawn, ["consent"]))
     [closed] = closed_because(store, "consent_withdrawn")
     assert it["id"] in {m["member_id"] for m in closed["data"]["project"]["members"]}
 
 
-def test_a_second_instance_catches_up_from_the_read_model(store, engine, trio):
+def test_a_second_instance_catches_up_from_the_read_model(store, engine, trio, member_events):
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     other_instance = Engine()
     with store.unit_of_work() as uow:
         services.load_engine(uow, other_instance)
     supplier = trio[0]
-    apply(store, engine, updated({**supplier, "version": 2, "needs": []}, ["needs"]))
+    apply(store, engine, member_events.updated({**supplier, "version": 2, "needs": []}, ["needs"]))
     with store.unit_of_work() as uow:
         services.catch_up(uow, other_instance)
     assert other_instance.card(supplier["id"]).needs == ()
     assert other_instance.suggestions(supplier["id"]) == engine.suggestions(supplier["id"])
 
 
-def test_the_read_model_is_rebuilt_from_member_pages(store, engine, trio, profile):
+def test_the_read_model_is_rebuilt_from_member_pages(store, engine, trio, profile, member_events):
     supplier, it, carrier = trio
     ghost = profile(name="Ghost GmbH", sector="it", offers=["traceability-software"])
-    apply(store, engine, registered(ghost))  # known here, gone at members-service
+    apply(store, engine, member_events.registered(ghost))  # known here, gone at members-service
     newer_it = {**it, "version": 4, "name": "TraceSoft AG"}
     with store.unit_of_work() as uow:
         result = services.rebuild_read_model(uow, engine, [[supplier, newer_it], [carrier]])
@@ -259,10 +237,10 @@ def test_the_read_model_is_rebuilt_from_member_pages(store, engine, trio, profil
         assert services.refresh_all(uow, engine) == 0  # nothing changed since
 
 
-def test_organizers_ask_for_consortia_around_a_member_or_topic(store, engine, trio, profile):
+def test_organizers_ask_for_consortia_around_a_member_or_topic(store, engine, trio, profile, member_events):
     supplier, it, carrier = ({**m, "topics": ["battery-value-chain"]} for m in trio)
     for member in (supplier, it, carrier):
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     with store.unit_of_work() as uow:
         with pytest.raises(NotFound):
             services.propose(uow, engine, {"member_id": "no-such-member", "topic": None})
@@ -270,7 +248,7 @@ def test_organizers_ask_for_consortia_around_a_member_or_topic(store, engine, tr
             services.propose(uow, engine, {"member_id": None, "topic": "no-such-topic"})
     second_it = profile(name="Batteriepass IT GmbH", sector="it", offers=["traceability-software"], needs=[],
                         topics=["battery-value-chain"])
-    apply(store, engine, registered(second_it))
+    apply(store, engine, member_events.registered(second_it))
     with store.unit_of_work() as uow:
         by_topic = services.propose(uow, engine, {"member_id": None, "topic": "battery-value-chain"})
     assert by_topic["topic"] == "battery-value-chain"
@@ -318,7 +296,7 @@ def test_lookups_in_one_transaction_count_the_proposals_it_makes_and_closes(stor
         assert declined.declined_among([a, b]) == set()  # known now, and c is not among them
 
 
-def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_proposals(store, engine):
+def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_proposals(store, engine, member_events):
     """Many registrations, several proposals per event: a partner is only added to a team while it
     has fewer than MAX_OPEN_INVITATIONS open invitations (replayed from the events, in order)."""
     from matching.synthetic import ProfileFactory
@@ -328,7 +306,7 @@ def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_prop
     most_in_one_event = 0
     for member in ProfileFactory(seed=11).profiles(80):
         before = count(quiet, Proposal)
-        apply(quiet, engine, registered(member))
+        apply(quiet, engine, member_events.registered(member))
         most_in_one_event = max(most_in_one_event, count(quiet, Proposal) - before)
     open_invitations: dict[str, int] = {}
     members_of: dict[str, list[str]] = {}
@@ -349,7 +327,7 @@ def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_prop
     assert reached_limit and most_in_one_event >= 3  # the rule mattered, within single events too
 
 
-def test_the_registering_member_hears_of_its_partners_first(store, engine):
+def test_the_registering_member_hears_of_its_partners_first(store, engine, member_events):
     """Of the lists one registration changes, the newcomer's own goes out first: it is the one
     waiting for its suggestions; the members it joined the lists of follow in id order."""
     from matching.synthetic import ProfileFactory
@@ -359,7 +337,7 @@ def test_the_registering_member_hears_of_its_partners_first(store, engine):
     checked = 0
     for member in ProfileFactory(seed=5).profiles(40):
         seen = len(outbox_events(quiet, "match.suggested"))
-        apply(quiet, engine, registered(member))
+        apply(quiet, engine, member_events.registered(member))
         subjects = [event["subject"] for event in outbox_events(quiet, "match.suggested")[seen:]]
         if member["id"] in subjects and len(subjects) > 1:
             assert subjects[0] == member["id"]

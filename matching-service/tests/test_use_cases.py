@@ -32,30 +32,6 @@ def engine():
     return Engine()
 
 
-@pytest.fixture
-def trio(profile):
-    """An automotive supplier needing traceability and battery transport, an IT house and a carrier."""
-    return (profile(name="Zellwerk GmbH", sector="automotive", offers=["battery-cell-manufacturing"],
-                    needs=["traceability-software", "lithium-battery-transport"]),
-            profile(name="TraceSoft GmbH", sector="it", offers=["traceability-software"], needs=[]),
-            profile(name="Neckar Gefahrgut GmbH", sector="logistics", offers=["lithium-battery-transport"],
-                    needs=["track-and-trace-software"]))
-
-
-def registered(profile):
-    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile}, version=1)
-
-
-def updated(profile, changed):
-    return envelope.new_event("member.updated", "/verbund/members", profile["id"],
-                              {"profile": profile, "changed": changed}, version=1)
-
-
-def deleted(member_id, version):
-    return envelope.new_event("member.deleted", "/verbund/members", member_id,
-                              {"id": member_id, "version": version, "deleted_at": "2026-02-01T00:00:00Z"})
-
-
 def apply(store, engine, event) -> bool:
     return store.handle(event, lambda uow, e: services.on_member_event(uow, engine, e))
 
@@ -70,10 +46,10 @@ def count(store, model):
 
 
 def test_a_registering_member_hears_first_then_the_members_it_joins_in_one_outbox_statement(
-        store, engine, trio, clock):
+        store, engine, trio, clock, member_events):
     supplier, it, carrier = trio
-    apply(store, engine, registered(supplier))
-    apply(store, engine, registered(it))
+    apply(store, engine, member_events.registered(supplier))
+    apply(store, engine, member_events.registered(it))
     before = len(published(store))
     outbox_inserts = []
 
@@ -83,7 +59,7 @@ def test_a_registering_member_hears_first_then_the_members_it_joins_in_one_outbo
 
     sa_event.listen(store.engine, "before_cursor_execute", count_outbox_inserts)
     clock.advance(minutes=5)
-    registration = registered(carrier)
+    registration = member_events.registered(carrier)
     assert apply(store, engine, registration) is True
     sa_event.remove(store.engine, "before_cursor_execute", count_outbox_inserts)
 
@@ -109,14 +85,14 @@ def test_a_registering_member_hears_first_then_the_members_it_joins_in_one_outbo
     assert len(published(store)) == before + len(events)
 
 
-def test_a_deleted_member_is_forgotten_and_its_proposals_closed(store, engine, trio, clock):
+def test_a_deleted_member_is_forgotten_and_its_proposals_closed(store, engine, trio, clock, member_events):
     supplier, it, carrier = trio
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     proposal_id = published(store, "project.proposed")[-1]["subject"]
     before = len(published(store))
     clock.advance(hours=1)
-    assert apply(store, engine, deleted(it["id"], 2))
+    assert apply(store, engine, member_events.deleted(it["id"], 2))
 
     events = published(store)[before:]
     [closed] = [e for e in events if e["type"] == "project.closed"]
@@ -135,14 +111,14 @@ def test_a_deleted_member_is_forgotten_and_its_proposals_closed(store, engine, t
         with pytest.raises(NotFound):
             queries.suggestions_of(uow.session, ADMIN, it["id"])
     # A late update of an older version does not bring it back.
-    assert apply(store, engine, updated({**it, "version": 2}, ["name"]))
+    assert apply(store, engine, member_events.updated({**it, "version": 2}, ["name"]))
     assert it["id"] not in engine
     assert len(published(store)) == before + len(events)
 
 
-def test_an_answered_proposal_forms_or_closes(store, engine, trio, clock):
+def test_an_answered_proposal_forms_or_closes(store, engine, trio, clock, member_events):
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     proposal_id = published(store, "project.proposed")[-1]["subject"]
     supplier, it, carrier = trio
     clock.advance(minutes=10)
@@ -169,9 +145,9 @@ def test_an_answered_proposal_forms_or_closes(store, engine, trio, clock):
     assert count(store, DeclinedPair) == 0
 
 
-def test_a_decline_closes_the_proposal_and_rules_out_the_pairings(store, engine, trio):
+def test_a_decline_closes_the_proposal_and_rules_out_the_pairings(store, engine, trio, member_events):
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     proposal_id = published(store, "project.proposed")[-1]["subject"]
     carrier = trio[2]
     with store.unit_of_work() as uow:

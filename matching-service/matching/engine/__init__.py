@@ -24,24 +24,7 @@ member's suggestions are rebuilt in one compiled loop.
 """
 from __future__ import annotations
 
-from matching.engine.cards import (
-    BORDERS,
-    CARD_FEATURES_KEPT,
-    MAX_CONSORTIUM,
-    PROPOSAL_POOL,
-    RELATED_FACTOR,
-    SECTOR_CODES,
-    STATE_CODES,
-    SUGGESTIONS,
-    WEIGHTS,
-    WORD_WEIGHT,
-    Card,
-    Changes,
-    Column,
-    Feature,
-    card_from_profile,
-    tiebreak,
-)
+from matching.engine.cards import WEIGHTS, Card, Changes, Feature, card_from_profile, tiebreak
 from matching.engine.consortium import Consortium
 from matching.engine.explanation import Explanation
 from matching.engine.index import Index
@@ -53,6 +36,5 @@ class Engine(Consortium, Explanation, Index):
     ``propose_for_topic`` (the consortia)."""
 
 
-__all__ = ["BORDERS", "CARD_FEATURES_KEPT", "MAX_CONSORTIUM", "PROPOSAL_POOL", "RELATED_FACTOR", "SECTOR_CODES",
-           "STATE_CODES", "SUGGESTIONS", "WEIGHTS", "WORD_WEIGHT", "Card", "Changes", "Column", "Consortium",
-           "Engine", "Explanation", "Feature", "Index", "card_from_profile", "tiebreak"]
+__all__ = ["WEIGHTS", "Card", "Changes", "Consortium", "Engine", "Explanation", "Feature", "Index",
+           "card_from_profile", "tiebreak"]
