@@ -81,6 +81,14 @@ def new_id() -> str:
 
 
 @pytest.fixture
+def engine():
+    """A fresh matching engine with the platform's vocabulary."""
+    from matching.engine import Engine
+
+    return Engine()
+
+
+@pytest.fixture
 def trio(profile):
     """An automotive supplier needing traceability and battery transport, an IT house and a carrier."""
     return (profile(name="Zellwerk GmbH", sector="automotive", offers=["battery-cell-manufacturing"],

@@ -26,11 +26,6 @@ def store(database_url, amqp_uri):
         yield store
 
 
-@pytest.fixture
-def engine():
-    return Engine()
-
-
 def apply(store, engine, event) -> bool:
     return store.handle(event, lambda uow, e: services.on_member_event(uow, engine, e))
 

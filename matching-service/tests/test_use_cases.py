@@ -6,7 +6,6 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from matching import queries, services
-from matching.engine import Engine
 from matching.models import DeclinedPair, MemberProfile, Proposal, SuggestionSet
 from verbund import envelope
 from verbund.auth import Principal
@@ -25,11 +24,6 @@ def clock():
 def store(tmp_path, clock):
     with use_case_store("matching", tmp_path, clock=clock) as store:
         yield store
-
-
-@pytest.fixture
-def engine():
-    return Engine()
 
 
 def apply(store, engine, event) -> bool:
