@@ -45,8 +45,8 @@ def registered(profile: dict) -> dict:
 def preload(store: Store, engine: Engine, profiles: list[dict]) -> None:
     """The read model as members-service would have filled it, the engine and every stored list."""
     now = envelope.utcnow()
-    with store.transaction() as session:
-        session.execute(insert(MemberProfile), [
+    with store.unit_of_work() as uow:
+        uow.session.execute(insert(MemberProfile), [
             {"id": p["id"], "version": p["version"], "seq": seq, "deleted": False,
              "profile": services.minimal(p), "updated_at": now} for seq, p in enumerate(profiles, start=1)])
     with store.unit_of_work() as uow:
