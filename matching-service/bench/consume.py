@@ -3,7 +3,7 @@
 A migrated SQLite store with ``--members`` synthetic members in the read model, the engine built
 from it and every suggestion list stored (as after a rebuild); then ``--events`` new synthetic
 members' ``member.registered`` events are applied the way the service applies them
-(``Store.handle_once`` → ``commands.apply_member_event``, one transaction each, the outbox row
+(``Store.handle`` → ``services.on_member_event``, one transaction each, the outbox row
 included). The outbox is not relayed to a broker (that is the kit's relay, measured elsewhere).
 
 Reports CPU ms per event (``time.process_time``: mean, median, p95; first and second half, since
@@ -30,11 +30,11 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from matching import commands
+from matching import services
 from matching.engine import Engine
 from matching.models import MemberProfile
 from matching.synthetic import ProfileFactory
-from verbund import envelope, migrations, outbox
+from verbund import catalogue, envelope, migrations, outbox
 from verbund.database import Store, make_engine
 
 
@@ -45,13 +45,13 @@ def registered(profile: dict) -> dict:
 def preload(store: Store, engine: Engine, profiles: list[dict]) -> None:
     """The read model as members-service would have filled it, the engine and every stored list."""
     now = envelope.utcnow()
-    with store.transaction() as session:
-        session.execute(insert(MemberProfile), [
+    with store.unit_of_work() as uow:
+        uow.session.execute(insert(MemberProfile), [
             {"id": p["id"], "version": p["version"], "seq": seq, "deleted": False,
-             "profile": commands.minimal(p), "updated_at": now} for seq, p in enumerate(profiles, start=1)])
-    with store.transaction() as session:
-        commands.load_engine(session, engine)
-        commands.refresh_all(session, engine)
+             "profile": services.minimal(p), "updated_at": now} for seq, p in enumerate(profiles, start=1)])
+    with store.unit_of_work() as uow:
+        services.load_engine(uow, engine)
+        services.refresh_all(uow, engine)
     with store.engine.begin() as conn:  # start the timed part with an empty outbox
         conn.execute(outbox.outbox_table.delete())
 
@@ -86,7 +86,7 @@ def main() -> int:
         url = f"sqlite:///{Path(folder) / 'matching.db'}"
         migrations.upgrade("matching", url)
         db = make_engine(url)
-        store = Store(db, relay=None, after_commit=lambda: None)
+        store = Store(db, relay=None, after_commit=lambda: None, source=catalogue.source_of("matching"))
         engine = Engine()
         engine.warm_up()
         started = time.perf_counter()
@@ -94,7 +94,7 @@ def main() -> int:
         print(f"preloaded {args.members:,} members in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
         def apply(event):
-            store.handle_once(event, lambda session, e: commands.apply_member_event(session, engine, e))
+            store.handle(event, lambda uow, e: services.on_member_event(uow, engine, e))
 
         for event in warm:
             apply(event)

@@ -1,6 +1,6 @@
-"""The rules of matching around the engine: stale versions, when suggestions
-count as changed, who may see what, and how responses decide a proposal.
-No I/O, no nameko: plain functions."""
+"""The rules of matching around the engine: the no-spam limits, stale versions,
+when suggestions count as changed, who may see and answer what, and how
+responses decide a proposal. No I/O, no nameko: plain functions."""
 from __future__ import annotations
 
 import hashlib
@@ -8,6 +8,15 @@ import json
 from dataclasses import dataclass
 
 from verbund.auth import Principal
+from verbund.errors import Forbidden, Unprocessable
+
+# No spam: a member is invited to at most this many open proposals at a time, and one event
+# leads to proposals around at most this many members.
+MAX_OPEN_INVITATIONS = 3
+PROPOSALS_PER_EVENT = 5
+# A member's open proposal gives way to a new one that covers this much more of its needs
+# (a share of its needs: 0.2 = 20 percentage points).
+SUPERSEDE_GAIN = 0.2
 
 # Profile fields whose change can change a member's partners or consortia.
 MATCHING_FIELDS = frozenset({"sector", "region", "size", "offers", "needs", "topics", "consent", "name"})
@@ -43,6 +52,40 @@ def can_see_member(principal: Principal, member_id: str) -> bool:
 
 def can_see_proposal(principal: Principal, member_ids: list[str]) -> bool:
     return principal.is_admin or (principal.role == "member" and principal.member_id in member_ids)
+
+
+def is_busy(open_invitations: int) -> bool:
+    """A member invited to MAX_OPEN_INVITATIONS open proposals is not invited to another."""
+    return open_invitations >= MAX_OPEN_INVITATIONS
+
+
+def supersedes(new_coverage: float, open_coverage: float) -> bool:
+    """A new team replaces the anchor's open proposal only if it covers SUPERSEDE_GAIN more of its
+    needs (coverages are shares in [0, 1])."""
+    return new_coverage >= open_coverage + SUPERSEDE_GAIN
+
+
+def answering_member(principal: Principal, named: str | None) -> str:
+    """Who answers a proposal: a member for itself (naming another is Forbidden), an admin for the
+    member it names (Unprocessable without one); any other role is Forbidden."""
+    if principal.is_admin:
+        if not named:
+            raise Unprocessable("validation failed", fields={"member_id": ["an admin names the member it answers for"]})
+        return named
+    if principal.role == "member":
+        if named and named != principal.member_id:
+            raise Forbidden("a member answers for itself only")
+        return principal.member_id
+    raise Forbidden("only invited members (or an admin) answer proposals")
+
+
+def check_invited(principal: Principal, member_id: str, invited) -> None:
+    """The answering member must be invited: an admin naming another gets a field error (422),
+    a member a 403."""
+    if member_id not in invited:
+        if principal.is_admin:
+            raise Unprocessable("validation failed", fields={"member_id": ["not invited to this proposal"]})
+        raise Forbidden("you are not invited to this proposal")
 
 
 @dataclass(frozen=True)

@@ -38,3 +38,79 @@ class MemberProposalQuerySchema(Schema):
 class RebuildSchema(Schema):
     # True: fetch every profile from members-service first (after data loss); False: recompute only.
     from_members = StrictBoolean(load_default=True)
+
+
+# --- answers (for the OpenAPI document; the shapes of match-suggestion.v1 and project.v1) ----------------
+
+class ReasonSchema(Schema):
+    kind = fields.String(required=True, metadata={"description": "need_met, offer_wanted, topic, region or sme"})
+    text = fields.String(required=True, metadata={"description": "in the member's contact language"})
+    need = fields.String(allow_none=True)
+    offer = fields.String(allow_none=True)
+    term = fields.String(allow_none=True, metadata={"description": "the vocabulary term that matched"})
+    strength = fields.Float(metadata={"description": "0-1"})
+    match = fields.String(metadata={"description": "term, similar, word or related"})
+    topics = fields.List(fields.String())
+
+
+class SuggestionSchema(Schema):
+    partner_id = fields.String(required=True)
+    partner_name = fields.String(required=True)
+    partner_sector = fields.String(required=True)
+    score = fields.Float(required=True, metadata={"description": "0-1, the sum of the weighted parts"})
+    rank = fields.Integer(required=True, metadata={"description": "1 = best"})
+    parts = fields.Dict(keys=fields.String(), values=fields.Float(), required=True,
+                        metadata={"description": "need_coverage, offer_coverage, topics, proximity, sme (weighted)"})
+    reasons = fields.List(fields.Nested(ReasonSchema), required=True)
+
+
+class SuggestionsSchema(Schema):
+    member_id = fields.String(required=True)
+    suggestions = fields.List(fields.Nested(SuggestionSchema), required=True)
+    updated_at = fields.DateTime(allow_none=True, required=True, metadata={"description": "null: none stored yet"})
+
+
+class ProposalMemberSchema(Schema):
+    member_id = fields.String(required=True)
+    name = fields.String(metadata={"description": "left out for a member who left"})
+    sector = fields.String(required=True)
+    response = fields.String(required=True, validate=validate.OneOf(("pending", "accepted", "declined")))
+
+
+class ProposalSchema(Schema):
+    id = fields.UUID(required=True)
+    version = fields.Integer(required=True)
+    title = fields.String(required=True)
+    topic = fields.String(allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    anchor_id = fields.String(required=True)
+    score = fields.Float(required=True)
+    need_coverage = fields.Float(required=True, metadata={"description": "share of the anchor's needs covered, 0-1"})
+    members = fields.List(fields.Nested(ProposalMemberSchema), required=True)
+    explanation = fields.List(fields.Dict(), required=True, metadata={
+        "description": "need_covered {need, member_id, offer, strength}, need_open {need}, sectors {sectors}, "
+                       "topics {topics}, each with its kind"})
+    closed_reason = fields.String(allow_none=True, metadata={
+        "description": "declined, member_deleted, consent_withdrawn or superseded"})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class MemberProposalsSchema(Schema):
+    member_id = fields.String(required=True)
+    items = fields.List(fields.Nested(ProposalSchema), required=True)
+
+
+class ProposalPageSchema(Schema):
+    items = fields.List(fields.Nested(ProposalSchema), required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class RebuildResultSchema(Schema):
+    fetched = fields.Integer(metadata={"description": "profiles members-service gave (with from_members)"})
+    stored = fields.Integer(metadata={"description": "profiles newer than the read model's"})
+    forgotten = fields.Integer(metadata={"description": "members members-service no longer has"})
+    announced = fields.Integer(required=True, metadata={"description": "suggestion lists announced"})
+    members = fields.Integer(required=True, metadata={"description": "members in the engine"})

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from verbund import envelope
 from verbund.testing import ServiceProcess, member_profile
 from verbund.vocabulary import load as load_vocabulary
 
@@ -77,3 +78,45 @@ def matching_api(request, module_amqp_uri, tmp_path_factory):
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+@pytest.fixture
+def engine():
+    """A fresh matching engine with the platform's vocabulary."""
+    from matching.engine import Engine
+
+    return Engine()
+
+
+@pytest.fixture
+def trio(profile):
+    """An automotive supplier needing traceability and battery transport, an IT house and a carrier."""
+    return (profile(name="Zellwerk GmbH", sector="automotive", offers=["battery-cell-manufacturing"],
+                    needs=["traceability-software", "lithium-battery-transport"]),
+            profile(name="TraceSoft GmbH", sector="it", offers=["traceability-software"], needs=[]),
+            profile(name="Neckar Gefahrgut GmbH", sector="logistics", offers=["lithium-battery-transport"],
+                    needs=["track-and-trace-software"]))
+
+
+class MemberEvents:
+    """member.* events as members-service publishes them (v1), for feeding the use cases."""
+
+    @staticmethod
+    def registered(profile):
+        return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile},
+                                  version=1)
+
+    @staticmethod
+    def updated(profile, changed):
+        return envelope.new_event("member.updated", "/verbund/members", profile["id"],
+                                  {"profile": profile, "changed": changed}, version=1)
+
+    @staticmethod
+    def deleted(member_id, version):
+        return envelope.new_event("member.deleted", "/verbund/members", member_id,
+                                  {"id": member_id, "version": version, "deleted_at": "2026-02-01T00:00:00Z"})
+
+
+@pytest.fixture
+def member_events():
+    return MemberEvents

@@ -1,6 +1,9 @@
 """The rules around the engine, as plain functions."""
+import pytest
+
 from matching import domain
 from verbund.auth import Principal
+from verbund.errors import Forbidden, Unprocessable
 
 ADMIN = Principal("admin", "admin")
 
@@ -39,3 +42,25 @@ def test_who_sees_what():
     assert domain.can_see_member(ADMIN, "m2")
     assert domain.can_see_proposal(member, ["m1", "m3"]) and not domain.can_see_proposal(member, ["m2"])
     assert not domain.can_see_proposal(Principal("o", "organizer", association="it-cluster"), ["m1"])
+
+
+def test_the_no_spam_limits():
+    assert not domain.is_busy(domain.MAX_OPEN_INVITATIONS - 1) and domain.is_busy(domain.MAX_OPEN_INVITATIONS)
+    assert domain.supersedes(0.7, 0.5) and not domain.supersedes(0.69, 0.5)
+
+
+def test_who_answers_a_proposal():
+    member = Principal("m", "member", member_id="a")
+    assert domain.answering_member(member, None) == "a" == domain.answering_member(member, "a")
+    assert domain.answering_member(ADMIN, "b") == "b"
+    with pytest.raises(Forbidden):
+        domain.answering_member(member, "b")
+    with pytest.raises(Unprocessable):
+        domain.answering_member(ADMIN, None)
+    with pytest.raises(Forbidden):
+        domain.answering_member(Principal("o", "organizer"), "a")
+    domain.check_invited(member, "a", {"a", "b"})
+    with pytest.raises(Forbidden):
+        domain.check_invited(member, "c", {"a", "b"})
+    with pytest.raises(Unprocessable):
+        domain.check_invited(ADMIN, "c", {"a", "b"})

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from matching import commands
+from matching import domain, queries, services
 from matching.engine import Engine
 from matching.models import DeclinedPair, MemberProfile, Proposal, SuggestionSet
 from verbund import envelope, outbox
@@ -26,27 +26,8 @@ def store(database_url, amqp_uri):
         yield store
 
 
-@pytest.fixture
-def engine():
-    return Engine()
-
-
-def registered(profile):
-    return envelope.new_event("member.registered", "/verbund/members", profile["id"], {"profile": profile}, version=1)
-
-
-def updated(profile, changed):
-    return envelope.new_event("member.updated", "/verbund/members", profile["id"],
-                              {"profile": profile, "changed": changed}, version=1)
-
-
-def deleted(member_id, version):
-    return envelope.new_event("member.deleted", "/verbund/members", member_id,
-                              {"id": member_id, "version": version, "deleted_at": "2026-02-01T00:00:00Z"})
-
-
 def apply(store, engine, event) -> bool:
-    return store.handle_once(event, lambda session, e: commands.apply_member_event(session, engine, e))
+    return store.handle(event, lambda uow, e: services.on_member_event(uow, engine, e))
 
 
 def outbox_events(store, type=None):
@@ -75,21 +56,11 @@ def count(store, model):
         return conn.execute(select(func.count()).select_from(model)).scalar()
 
 
-@pytest.fixture
-def trio(profile):
-    """An automotive supplier needing traceability and battery transport, an IT house and a carrier."""
-    return (profile(name="Zellwerk GmbH", sector="automotive", offers=["battery-cell-manufacturing"],
-                    needs=["traceability-software", "lithium-battery-transport"]),
-            profile(name="TraceSoft GmbH", sector="it", offers=["traceability-software"], needs=[]),
-            profile(name="Neckar Gefahrgut GmbH", sector="logistics", offers=["lithium-battery-transport"],
-                    needs=["track-and-trace-software"]))
-
-
-def test_registrations_give_explained_suggestions_and_a_proposal(store, engine, trio, event_tap):
+def test_registrations_give_explained_suggestions_and_a_proposal(store, engine, trio, event_tap, member_events):
     tap = event_tap("match.suggested", "project.*")
     supplier, it, carrier = trio
     for member in trio:
-        assert apply(store, engine, registered(member))
+        assert apply(store, engine, member_events.registered(member))
     # First with TraceSoft only, then with the carrier too.
     first, suggested = tap.wait("match.suggested", subject=supplier["id"], count=2)
     assert [s["partner_name"] for s in first["data"]["suggestions"]] == ["TraceSoft GmbH"]
@@ -108,102 +79,103 @@ def test_registrations_give_explained_suggestions_and_a_proposal(store, engine, 
     assert project["members"][0]["member_id"] == supplier["id"]
     assert {m["member_id"] for m in project["members"]} == {supplier["id"], it["id"], carrier["id"]}
     assert all(m["response"] == "pending" for m in project["members"])
-    with store.transaction() as session:
-        stored = commands.suggestions_of(session, ADMIN, supplier["id"])
+    with store.unit_of_work() as uow:
+        stored = queries.suggestions_of(uow.session, ADMIN, supplier["id"])
     assert [s["partner_id"] for s in stored["suggestions"]] == [s["partner_id"] for s in
                                                                 suggested["data"]["suggestions"]]
 
 
-def test_a_redelivered_or_stale_event_changes_nothing(store, engine, trio):
+def test_a_redelivered_or_stale_event_changes_nothing(store, engine, trio, member_events):
     supplier, it, _ = trio
-    event = registered(supplier)
+    event = member_events.registered(supplier)
     assert apply(store, engine, event)
     assert not apply(store, engine, event)  # the inbox knows it
-    apply(store, engine, registered(it))
+    apply(store, engine, member_events.registered(it))
     before = len(outbox_events(store))
     older = {**supplier, "version": 1, "name": "Old Name"}
-    assert apply(store, engine, updated(older, ["name"]))  # handled, but version 1 is not newer
-    with store.transaction() as session:
-        assert session.get(MemberProfile, supplier["id"]).profile["name"] == "Zellwerk GmbH"
+    assert apply(store, engine, member_events.updated(older, ["name"]))  # handled, but version 1 is not newer
+    with store.unit_of_work() as uow:
+        assert uow.session.get(MemberProfile, supplier["id"]).profile["name"] == "Zellwerk GmbH"
     assert len(outbox_events(store)) == before
 
 
-def test_suggestions_are_announced_again_only_when_they_changed(store, engine, trio):
+def test_suggestions_are_announced_again_only_when_they_changed(store, engine, trio, member_events):
     supplier, it, carrier = trio
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     announced = len(outbox_events(store, "match.suggested"))
     # A new e-mail address changes nobody's suggestions.
-    apply(store, engine, updated({**it, "version": 2, "contact": {**it["contact"], "email": "new@it.example"}},
-                                 ["contact"]))
+    new_address = {**it, "version": 2, "contact": {**it["contact"], "email": "new@it.example"}}
+    apply(store, engine, member_events.updated(new_address, ["contact"]))
     assert len(outbox_events(store, "match.suggested")) == announced
     # A new name does: the members who see TraceSoft hear of it.
-    apply(store, engine, updated({**it, "version": 3, "name": "TraceSoft Solutions GmbH"}, ["name"]))
+    apply(store, engine, member_events.updated({**it, "version": 3, "name": "TraceSoft Solutions GmbH"}, ["name"]))
     renamed = outbox_events(store, "match.suggested")[announced:]
     assert {e["subject"] for e in renamed} == {supplier["id"]}
     assert "TraceSoft Solutions GmbH" in {s["partner_name"] for s in renamed[0]["data"]["suggestions"]}
 
 
-def test_a_deleted_member_is_forgotten_everywhere(store, engine, trio):
+def test_a_deleted_member_is_forgotten_everywhere(store, engine, trio, member_events):
     supplier, it, carrier = trio
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     proposal_id = open_proposal(store)
-    apply(store, engine, deleted(it["id"], 2))
+    apply(store, engine, member_events.deleted(it["id"], 2))
     [closed] = closed_because(store, "member_deleted")
     members = closed["data"]["project"]["members"]
     assert closed["data"]["project"]["closed_reason"] == "member_deleted"
     assert [m.get("name") for m in members if m["member_id"] == it["id"]] == [None]  # no name of the leaver
     latest = {e["subject"]: e for e in outbox_events(store, "match.suggested")}
     assert it["id"] not in {s["partner_id"] for s in latest[supplier["id"]]["data"]["suggestions"]}
-    with store.transaction() as session:
-        assert session.get(SuggestionSet, it["id"]) is None
-        assert session.get(Proposal, proposal_id) is None
-        tombstone = session.get(MemberProfile, it["id"])
+    with store.unit_of_work() as uow:
+        assert uow.session.get(SuggestionSet, it["id"]) is None
+        assert uow.session.get(Proposal, proposal_id) is None
+        tombstone = uow.session.get(MemberProfile, it["id"])
         assert tombstone.deleted and tombstone.profile is None
-        kept = session.get(MemberProfile, supplier["id"]).profile
+        kept = uow.session.get(MemberProfile, supplier["id"]).profile
         assert kept["contact"] == {"language": "de"}  # no contact data in the read model
         with pytest.raises(NotFound):
-            commands.suggestions_of(session, ADMIN, it["id"])
+            queries.suggestions_of(uow.session, ADMIN, it["id"])
     # Published events that named it are gone from the outbox's history.
     assert not [e for e in outbox_events(store) if it["id"] in json.dumps(e) and e["type"] == "match.suggested"
                 and outbox_published(store, e["id"])]
     # A late update of the deleted member does not bring it back.
-    apply(store, engine, updated({**it, "version": 2}, ["name"]))
+    apply(store, engine, member_events.updated({**it, "version": 2}, ["name"]))
     assert it["id"] not in engine
 
 
-def test_all_accept_forms_the_project(store, engine, trio):
+def test_all_accept_forms_the_project(store, engine, trio, member_events):
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     proposal_id = open_proposal(store)
     for i, member in enumerate(trio):
         principal = Principal(member["id"], "member", member_id=member["id"])
-        with store.transaction() as session:
-            result = commands.respond(session, principal, proposal_id, {"response": "accept"})
+        with store.unit_of_work() as uow:
+            result = services.respond(uow, principal, proposal_id, {"response": "accept"})
         assert result["status"] == ("formed" if i == 2 else "proposed")
     [formed] = outbox_events(store, "project.formed")
     assert {m["response"] for m in formed["data"]["project"]["members"]} == {"accepted"}
-    with store.transaction() as session, pytest.raises(Conflict):
-        commands.respond(session, ADMIN, proposal_id, {"response": "decline", "member_id": trio[0]["id"]})
+    with store.unit_of_work() as uow, pytest.raises(Conflict):
+        services.respond(uow, ADMIN, proposal_id, {"response": "decline", "member_id": trio[0]["id"]})
 
 
-def test_a_decline_closes_the_proposal_and_the_pairing_is_not_proposed_again(store, engine, trio, profile):
+def test_a_decline_closes_the_proposal_and_the_pairing_is_not_proposed_again(store, engine, trio, profile,
+                                                                             member_events):
     supplier, it, carrier = trio
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     proposal_id = open_proposal(store)
     outsider = Principal("x", "member", member_id="someone-else")
-    with store.transaction() as session, pytest.raises(Forbidden):
-        commands.respond(session, outsider, proposal_id, {"response": "accept"})
-    with store.transaction() as session, pytest.raises(Unprocessable):
-        commands.respond(session, ADMIN, proposal_id, {"response": "accept"})
-    with store.transaction() as session:
-        commands.respond(session, ADMIN, proposal_id, {"response": "accept", "member_id": supplier["id"]})
-        again = commands.respond(session, ADMIN, proposal_id, {"response": "accept", "member_id": supplier["id"]})
+    with store.unit_of_work() as uow, pytest.raises(Forbidden):
+        services.respond(uow, outsider, proposal_id, {"response": "accept"})
+    with store.unit_of_work() as uow, pytest.raises(Unprocessable):
+        services.respond(uow, ADMIN, proposal_id, {"response": "accept"})
+    with store.unit_of_work() as uow:
+        services.respond(uow, ADMIN, proposal_id, {"response": "accept", "member_id": supplier["id"]})
+        again = services.respond(uow, ADMIN, proposal_id, {"response": "accept", "member_id": supplier["id"]})
     assert again["status"] == "proposed"
-    with store.transaction() as session:
-        result = commands.respond(session, Principal("c", "member", member_id=carrier["id"]), proposal_id,
+    with store.unit_of_work() as uow:
+        result = services.respond(uow, Principal("c", "member", member_id=carrier["id"]), proposal_id,
                                   {"response": "decline"})
     assert result["status"] == "closed" and result["closed_reason"] == "declined"
     [closed] = closed_because(store, "declined")
@@ -211,77 +183,78 @@ def test_a_decline_closes_the_proposal_and_the_pairing_is_not_proposed_again(sto
     assert count(store, DeclinedPair) == 2
     # The supplier changes its needs: a new proposal may come, but never with the carrier again.
     other_carrier = profile(name="Elbe Batterielogistik", sector="logistics", offers=["lithium-battery-transport"])
-    apply(store, engine, registered(other_carrier))
-    apply(store, engine, updated({**supplier, "version": 2, "topics": ["battery-value-chain"]}, ["topics"]))
+    apply(store, engine, member_events.registered(other_carrier))
+    new_topics = {**supplier, "version": 2, "topics": ["battery-value-chain"]}
+    apply(store, engine, member_events.updated(new_topics, ["topics"]))
     proposals = outbox_events(store, "project.proposed")
     members = {m["member_id"] for m in proposals[-1]["data"]["project"]["members"]}
     assert carrier["id"] not in members and other_carrier["id"] in members
 
 
-def test_withdrawn_consent_closes_open_proposals(store, engine, trio):
+def test_withdrawn_consent_closes_open_proposals(store, engine, trio, member_events):
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     it = trio[1]
-    apply(store, engine, updated({**it, "version": 2, "consent": {"suggest_as_partner": False, "email": True}},
-                                 ["consent"]))
+    withdrawn = {**it, "version": 2, "consent": {"suggest_as_partner": False, "email": True}}
+    apply(store, engine, member_events.updated(withdrawn, ["consent"]))
     [closed] = closed_because(store, "consent_withdrawn")
     assert it["id"] in {m["member_id"] for m in closed["data"]["project"]["members"]}
 
 
-def test_a_second_instance_catches_up_from_the_read_model(store, engine, trio):
+def test_a_second_instance_catches_up_from_the_read_model(store, engine, trio, member_events):
     for member in trio:
-        apply(store, engine, registered(member))
+        apply(store, engine, member_events.registered(member))
     other_instance = Engine()
-    with store.transaction() as session:
-        commands.load_engine(session, other_instance)
+    with store.unit_of_work() as uow:
+        services.load_engine(uow, other_instance)
     supplier = trio[0]
-    apply(store, engine, updated({**supplier, "version": 2, "needs": []}, ["needs"]))
-    with store.transaction() as session:
-        commands.catch_up(session, other_instance)
+    apply(store, engine, member_events.updated({**supplier, "version": 2, "needs": []}, ["needs"]))
+    with store.unit_of_work() as uow:
+        services.catch_up(uow, other_instance)
     assert other_instance.card(supplier["id"]).needs == ()
     assert other_instance.suggestions(supplier["id"]) == engine.suggestions(supplier["id"])
 
 
-def test_the_read_model_is_rebuilt_from_member_pages(store, engine, trio, profile):
+def test_the_read_model_is_rebuilt_from_member_pages(store, engine, trio, profile, member_events):
     supplier, it, carrier = trio
     ghost = profile(name="Ghost GmbH", sector="it", offers=["traceability-software"])
-    apply(store, engine, registered(ghost))  # known here, gone at members-service
+    apply(store, engine, member_events.registered(ghost))  # known here, gone at members-service
     newer_it = {**it, "version": 4, "name": "TraceSoft AG"}
-    with store.transaction() as session:
-        result = commands.rebuild_read_model(session, engine, [[supplier, newer_it], [carrier]])
+    with store.unit_of_work() as uow:
+        result = services.rebuild_read_model(uow, engine, [[supplier, newer_it], [carrier]])
     assert result == {"fetched": 3, "stored": 3, "forgotten": 1}
-    with store.transaction() as session:
-        commands.load_engine(session, engine)
-        announced = commands.refresh_all(session, engine)
+    with store.unit_of_work() as uow:
+        services.load_engine(uow, engine)
+        announced = services.refresh_all(uow, engine)
     assert announced == 3
     assert ghost["id"] not in engine and engine.card(it["id"]).name == "TraceSoft AG"
-    with store.transaction() as session:
-        assert commands.refresh_all(session, engine) == 0  # nothing changed since
+    with store.unit_of_work() as uow:
+        assert services.refresh_all(uow, engine) == 0  # nothing changed since
 
 
-def test_organizers_ask_for_consortia_around_a_member_or_topic(store, engine, trio, profile):
+def test_organizers_ask_for_consortia_around_a_member_or_topic(store, engine, trio, profile, member_events):
     supplier, it, carrier = ({**m, "topics": ["battery-value-chain"]} for m in trio)
     for member in (supplier, it, carrier):
-        apply(store, engine, registered(member))
-    with store.transaction() as session:
+        apply(store, engine, member_events.registered(member))
+    with store.unit_of_work() as uow:
         with pytest.raises(NotFound):
-            commands.propose(session, engine, {"member_id": "no-such-member", "topic": None})
+            services.propose(uow, engine, {"member_id": "no-such-member", "topic": None})
         with pytest.raises(Unprocessable):
-            commands.propose(session, engine, {"member_id": None, "topic": "no-such-topic"})
+            services.propose(uow, engine, {"member_id": None, "topic": "no-such-topic"})
     second_it = profile(name="Batteriepass IT GmbH", sector="it", offers=["traceability-software"], needs=[],
                         topics=["battery-value-chain"])
-    apply(store, engine, registered(second_it))
-    with store.transaction() as session:
-        by_topic = commands.propose(session, engine, {"member_id": None, "topic": "battery-value-chain"})
+    apply(store, engine, member_events.registered(second_it))
+    with store.unit_of_work() as uow:
+        by_topic = services.propose(uow, engine, {"member_id": None, "topic": "battery-value-chain"})
     assert by_topic["topic"] == "battery-value-chain"
     # The team proposed at registration is not proposed again: the new IT house takes the IT seat.
     assert {m["member_id"] for m in by_topic["members"]} == {supplier["id"], second_it["id"], carrier["id"]}
     # Asked again: a team never proposed before, or none.
     earlier = {frozenset(m["member_id"] for m in e["data"]["project"]["members"])
                for e in outbox_events(store, "project.proposed")}
-    with store.transaction() as session:
+    with store.unit_of_work() as uow:
         try:
-            again = commands.propose(session, engine, {"member_id": supplier["id"], "topic": None})
+            again = services.propose(uow, engine, {"member_id": supplier["id"], "topic": None})
         except Unprocessable:
             again = None
     assert again is None or frozenset(m["member_id"] for m in again["members"]) not in earlier
@@ -295,39 +268,40 @@ def test_lookups_in_one_transaction_count_the_proposals_it_makes_and_closes(stor
         return {"anchor_id": members[0], "topic": None, "title": "t", "score": 0.5, "need_coverage": 0.5,
                 "explanation": [], "members": [{"member_id": m, "name": m[:8], "sector": "it"} for m in members]}
 
-    with store.transaction() as session:
-        lookups = commands.Lookups(session)
-        commands._create_proposal(session, consortium(a, b), lookups)
+    with store.unit_of_work() as uow:
+        lookups = queries.Lookups(uow.session)
+        services.create_proposal(uow, consortium(a, b), lookups)
         assert lookups.busy_among([a, b, c, d]) == set()  # read now: b is invited once
         assert lookups.teams_of(c) == set()
-        commands._create_proposal(session, consortium(c, b), lookups)
-        third = commands._create_proposal(session, consortium(d, b, c), lookups)
+        services.create_proposal(uow, consortium(c, b), lookups)
+        third = services.create_proposal(uow, consortium(d, b, c), lookups)
         assert lookups.busy_among([a, b, c, d]) == {b}
         assert lookups.teams_of(c) == {frozenset((b, c)), frozenset((b, c, d))}
-        fresh = commands.Lookups(session)
+        fresh = queries.Lookups(uow.session)
         assert fresh.busy_among([a, b, c, d]) == {b} and fresh.teams_of(c) == lookups.teams_of(c)
         # Closed: b is free again, and the team still counts as proposed before.
-        commands.close_proposals(session, reason="superseded", only=session.get(Proposal, third["id"]),
+        services.close_proposals(uow, reason="superseded", only=uow.session.get(Proposal, third["id"]),
                                  lookups=lookups)
-        assert lookups.busy_among([b]) == set() == commands.Lookups(session).busy_among([b])
+        assert lookups.busy_among([b]) == set() == queries.Lookups(uow.session).busy_among([b])
         assert frozenset((b, c, d)) in lookups.teams_of(d)
-        session.add(DeclinedPair(member_a=min(a, c), member_b=max(a, c), declined_at=envelope.utcnow()))
-        session.flush()
-        declined = commands.Lookups(session)
+        uow.session.add(DeclinedPair(member_a=min(a, c), member_b=max(a, c), declined_at=envelope.utcnow()))
+        uow.session.flush()
+        declined = queries.Lookups(uow.session)
         assert declined.declined_among([a, b, c]) == {frozenset((a, c))}
         assert declined.declined_among([a, b]) == set()  # known now, and c is not among them
 
 
-def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_proposals(store, engine):
+def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_proposals(store, engine, member_events):
     """Many registrations, several proposals per event: a partner is only added to a team while it
     has fewer than MAX_OPEN_INVITATIONS open invitations (replayed from the events, in order)."""
     from matching.synthetic import ProfileFactory
 
-    quiet = Store(store.engine, store.relay, after_commit=lambda: None)  # the outbox is what is checked
+    # The outbox is what is checked.
+    quiet = Store(store.engine, store.relay, after_commit=lambda: None, source=store.source)
     most_in_one_event = 0
     for member in ProfileFactory(seed=11).profiles(80):
         before = count(quiet, Proposal)
-        apply(quiet, engine, registered(member))
+        apply(quiet, engine, member_events.registered(member))
         most_in_one_event = max(most_in_one_event, count(quiet, Proposal) - before)
     open_invitations: dict[str, int] = {}
     members_of: dict[str, list[str]] = {}
@@ -337,10 +311,10 @@ def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_prop
             project = event["data"]["project"]
             members = [m["member_id"] for m in project["members"]]
             for partner in members[1:]:
-                assert open_invitations.get(partner, 0) < commands.MAX_OPEN_INVITATIONS
+                assert open_invitations.get(partner, 0) < domain.MAX_OPEN_INVITATIONS
             for member_id in members:
                 open_invitations[member_id] = open_invitations.get(member_id, 0) + 1
-                reached_limit |= open_invitations[member_id] >= commands.MAX_OPEN_INVITATIONS
+                reached_limit |= open_invitations[member_id] >= domain.MAX_OPEN_INVITATIONS
             members_of[project["id"]] = members
         elif event["type"] == "project.closed":
             for member_id in members_of[event["data"]["project"]["id"]]:
@@ -348,16 +322,17 @@ def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_prop
     assert reached_limit and most_in_one_event >= 3  # the rule mattered, within single events too
 
 
-def test_the_registering_member_hears_of_its_partners_first(store, engine):
+def test_the_registering_member_hears_of_its_partners_first(store, engine, member_events):
     """Of the lists one registration changes, the newcomer's own goes out first: it is the one
     waiting for its suggestions; the members it joined the lists of follow in id order."""
     from matching.synthetic import ProfileFactory
 
-    quiet = Store(store.engine, store.relay, after_commit=lambda: None)  # the outbox is what is checked
+    # The outbox is what is checked.
+    quiet = Store(store.engine, store.relay, after_commit=lambda: None, source=store.source)
     checked = 0
     for member in ProfileFactory(seed=5).profiles(40):
         seen = len(outbox_events(quiet, "match.suggested"))
-        apply(quiet, engine, registered(member))
+        apply(quiet, engine, member_events.registered(member))
         subjects = [event["subject"] for event in outbox_events(quiet, "match.suggested")[seen:]]
         if member["id"] in subjects and len(subjects) > 1:
             assert subjects[0] == member["id"]
@@ -372,7 +347,7 @@ def test_a_v2_profile_is_kept_without_the_contact_person_and_its_ciphertext(stor
 
     profile = member_profile()
     assert apply(store, engine, member_event_v2(profile, personal.new_key())) is True
-    with store.transaction() as session:
-        kept = session.get(MemberProfile, profile["id"]).profile
+    with store.unit_of_work() as uow:
+        kept = uow.session.get(MemberProfile, profile["id"]).profile
     assert "personal" not in kept and kept["contact"] == {"language": "de"} and kept["website"] is None
     assert kept["name"] == profile["name"]

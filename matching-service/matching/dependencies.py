@@ -1,0 +1,202 @@
+"""nameko dependency providers of matching-service (the nameko-examples
+convention): the in-memory engine with its lock, the read-model lock across
+instances, and the rebuild from members-service over RPC, a page at a time,
+retried with backoff until members-service answers.
+
+The engine lives in memory (``MatchingEngine``), built from the read-model
+table when the service starts. If that table is empty, it is first filled
+from members-service over RPC (``members.profiles_after``) in the background.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import eventlet
+from eventlet.event import Event
+from nameko.extensions import DependencyProvider
+from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from matching import queries, services
+from matching.engine import Engine
+from verbund.database import Database, Store, UnitOfWork
+from verbund.errors import AppError
+
+log = logging.getLogger(__name__)
+
+RPC_PAGE = 500             # profiles per members.profiles_after call
+RPC_TIMEOUT = 30           # seconds one RPC call may take
+READY_TIMEOUT = 60         # seconds a request waits for the engine to load before a 503
+BACKOFF_FIRST = 1.0        # seconds before the first retry at start ...
+BACKOFF_MAX = 60.0         # ... doubling up to this
+READ_MODEL_LOCK = 0x4D41544348  # "MATCH": one instance at a time changes the read model
+
+
+class NotReady(AppError):
+    status = 503
+
+
+def serialise(session: Session) -> None:
+    """Take the read-model lock for this transaction (PostgreSQL's advisory transaction lock;
+    SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": READ_MODEL_LOCK})
+
+
+def fetch_pages(amqp_uri: str, page_size: int = RPC_PAGE):
+    """Every live profile from members-service (``members.profiles_after``), a list per page."""
+    config = {"AMQP_URI": amqp_uri, "serializer": "json"}
+    with ClusterRpcProxy(config, timeout=RPC_TIMEOUT) as rpc:
+        after = None
+        while True:
+            page = rpc.members.profiles_after(after, page_size)
+            yield page["profiles"]
+            if not page["next"]:
+                return
+            after = page["next"]
+
+
+def retry_with_backoff(what: str, attempt: Callable[[], object]):
+    """Call ``attempt`` until it returns, waiting BACKOFF_FIRST seconds after the first failure,
+    doubling up to BACKOFF_MAX (green sleeps: other work goes on meanwhile)."""
+    delay = BACKOFF_FIRST
+    while True:
+        try:
+            return attempt()
+        except Exception as exc:
+            log.warning("%s failed, retrying in %.0fs: %s", what, delay, exc)
+            eventlet.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+
+class MatchingEngine:
+    """The container's engine over the service's ``store``: one use case at a time changes it (and
+    the read model)."""
+
+    def __init__(self, store: Store, amqp_uri: str):
+        self.store = store
+        self.amqp_uri = amqp_uri
+        self.engine = Engine()
+        self.lock = threading.Lock()  # green under `verbund run`'s monkey patch
+        self.ready = Event()
+        self.stale = True
+
+    def wait_ready(self) -> None:
+        """Wait up to READY_TIMEOUT seconds for the engine; NotReady (503) after that."""
+        if not self.ready.ready():
+            with eventlet.Timeout(READY_TIMEOUT, False):
+                self.ready.wait()
+        if not self.ready.ready():
+            raise NotReady("the matching engine is still loading; try again shortly")
+
+    def reload(self) -> None:
+        """Build the engine from the read model (the caller holds the lock)."""
+        started = time.monotonic()
+        with self.store.unit_of_work() as uow:
+            seq, profiles = queries.read_model(uow.session)
+        # Outside the transaction: on SQLite it would hold the write lock all the while.
+        self.engine.load(profiles)
+        self.engine.seq = seq
+        self.stale = False
+        log.info("matching engine loaded: %d members in %.1fs", len(self.engine), time.monotonic() - started)
+
+    def _locked(self, work: Callable[[], object]):
+        """Run ``work()`` under the lock, on a current engine; a failure leaves the engine to be rebuilt
+        from the read model, which the rolled-back transaction did not change."""
+        self.wait_ready()
+        with self.lock:
+            if self.stale:
+                self.reload()
+            try:
+                return work()
+            except BaseException:
+                self.stale = True
+                raise
+
+    def _prepared(self, uow: UnitOfWork) -> Engine:
+        serialise(uow.session)
+        services.catch_up(uow, self.engine)
+        return self.engine
+
+    def run(self, use_case: Callable[..., object], *args):
+        """``use_case(uow, engine, *args)`` in a unit of work of its own, serialised and caught up."""
+        def work():
+            with self.store.unit_of_work() as uow:
+                return use_case(uow, self._prepared(uow), *args)
+        return self._locked(work)
+
+    def handle(self, event: dict, handler: Callable[[UnitOfWork, Engine, dict], object]) -> bool:
+        """``handler(uow, engine, event)`` through the idempotent inbox (False: handled before)."""
+        return self._locked(lambda: self.store.handle(
+            event, lambda uow, e: handler(uow, self._prepared(uow), e)))
+
+    def rebuild(self, from_members: bool = True) -> dict:
+        """Refill the read model from members-service (optional), rebuild the engine and store
+        (and announce) every suggestion that changed. ``{fetched, stored, forgotten, announced,
+        members}``; NotReady (503) when members-service does not answer."""
+        result = {}
+        pages = None
+        if from_members:
+            try:
+                pages = list(fetch_pages(self.amqp_uri))  # before taking the lock: events flow while we wait
+            except Exception as exc:
+                raise NotReady(f"members-service did not answer: {type(exc).__name__}: {exc}") from None
+        with self.lock:
+            try:
+                if pages is not None:
+                    with self.store.unit_of_work() as uow:
+                        serialise(uow.session)
+                        result.update(services.rebuild_read_model(uow, self.engine, pages))
+                self.reload()
+                with self.store.unit_of_work() as uow:
+                    serialise(uow.session)
+                    result["announced"] = services.refresh_all(uow, self.engine)
+            except BaseException:
+                self.stale = True
+                raise
+        result["members"] = len(self.engine)
+        return result
+
+    def warm_up(self) -> None:
+        """At start: load the engine; if the read model was empty, fill it from members-service."""
+        def load() -> bool:
+            with self.store.unit_of_work() as uow:
+                empty = queries.read_model_empty(uow.session)
+            with self.lock:
+                self.engine.warm_up()
+                self.reload()
+            return empty
+
+        # Until the database is reachable /ready says so.
+        empty = retry_with_backoff("loading the matching engine", load)
+        self.ready.send(True)
+        if empty:  # members-service not up yet: try again; events flow meanwhile
+            result = retry_with_backoff("rebuild from members-service", lambda: self.rebuild(from_members=True))
+            log.info("read model rebuilt from members-service: %s", result)
+
+
+class EngineProvider(DependencyProvider):
+    """Gives workers the container's ``MatchingEngine`` over the service's own database.
+
+    ``database``: the attribute name of the service's ``Database`` dependency. nameko 2 binds every
+    declared extension separately (an extension given as an argument would be bound again as a copy
+    with a connection pool and outbox relay of its own), so the engine gets the Store of that bound
+    dependency when the container starts."""
+
+    def __init__(self, database: str = "db"):
+        self.database = database
+
+    def start(self):
+        # In start, not setup: every dependency's setup (the Database's engine and relay) has run.
+        database = next(d for d in self.container.dependencies if d.attr_name == self.database)
+        if not isinstance(database, Database):
+            raise TypeError(f"{self.database} is not a Database dependency")
+        self.matching = MatchingEngine(database.get_dependency(None), self.container.config["VERBUND"].amqp_uri)
+        self.container.spawn_managed_thread(self.matching.warm_up, identifier="matching.warm_up")
+
+    def get_dependency(self, worker_ctx):
+        return self.matching

@@ -1,0 +1,400 @@
+"""The index: profiles as flat numpy arrays (per member its offer features and
+need rows, with related terms expanded) and inverted indexes feature ->
+members offering it / need rows wanting it, scored by the compiled kernels
+(``matching.kernel``). Slots are append-only: a changed member gets a new slot
+and the old one is dead. Updates go to a small delta index, folded into the
+main index when it exceeds 5% of the members. Keeps every member's best
+``k`` partners current as members come, change and go."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from matching import kernel
+from matching.engine.cards import (
+    RELATED_FACTOR,
+    SECTOR_CODES,
+    STATE_CODES,
+    SUGGESTIONS,
+    WEIGHTS,
+    WORD_WEIGHT,
+    Card,
+    Changes,
+    Column,
+    Feature,
+    _neighbours,
+    _pause,
+    card_from_profile,
+    tiebreak,
+)
+from matching.text import TextAnalyzer
+from verbund.vocabulary import Vocabulary
+from verbund.vocabulary import load as load_vocabulary
+
+
+class Index:
+    """Members' cards in slots, their postings, and each live member's best partners (no I/O)."""
+
+    def __init__(self, vocabulary: Vocabulary | None = None, k: int = SUGGESTIONS, text: TextAnalyzer | None = None):
+        self.vocabulary = vocabulary or load_vocabulary()
+        self.text = text or TextAnalyzer(self.vocabulary)
+        self.k = k
+        self.term_ids = sorted(self.vocabulary.competencies)
+        self.feature_of = {term: i for i, term in enumerate(self.term_ids)}
+        self.feature_names = list(self.term_ids)
+        self.topic_bit = {topic: i for i, topic in enumerate(sorted(self.vocabulary.topics))}
+        self.related = self._symmetric_related()
+        self.neighbours = _neighbours()
+        self.weights = np.array([WEIGHTS[name] for name in WEIGHTS], np.float64)
+        self._analyse = {}
+        self._reset()
+
+    def _symmetric_related(self) -> dict[str, set[str]]:
+        related = {term: set(data.related) for term, data in self.vocabulary.competencies.items()}
+        for term, data in self.vocabulary.competencies.items():
+            for other in data.related:
+                related.setdefault(other, set()).add(term)
+        return related
+
+    def _reset(self) -> None:
+        self.ids: list[str] = []
+        self.cards: list[Card | None] = []
+        self.slot_of: dict[str, int] = {}
+        self.alive = Column(np.bool_, False)
+        self.group = Column(np.int8, -1)
+        self.consent = Column(np.bool_, False)
+        self.sector = Column(np.int8, -1)
+        self.state = Column(np.int8, -1)
+        self.region = Column(np.int16, -1)
+        self.sme = Column(np.float64, 0.0)
+        self.tmask = Column(np.int64, 0)
+        self.tcount = Column(np.int8, 0)
+        self.need_count = Column(np.int32, 0)
+        self.tie = Column(np.float64, 0.0)
+        self.need_ptr = Column(np.int64)
+        self.need_ptr.append(0)
+        self.nf_ptr = Column(np.int64)
+        self.nf_ptr.append(0)
+        self.nf_feat = Column(np.int32)
+        self.nf_w = Column(np.float64)
+        self.need_owner = Column(np.int32)
+        self.of_ptr = Column(np.int64)
+        self.of_ptr.append(0)
+        self.of_feat = Column(np.int32)
+        self.of_w = Column(np.float64)
+        self.top_slots = Column(np.int32, -1, width=self.k)
+        self.top_scores = Column(np.float64, -1.0, width=self.k)
+        empty = self._postings_of(0, 0)
+        self.main, self.delta = empty, empty
+        self.main_boundary = 0
+        self._scratch = kernel.new_scratch(16, 16)
+        self._card_features: dict[str, tuple] = {}  # member id -> (card, its features), see _features_of
+        self.seq = 0  # the read model's change counter this state reflects (kept by the service layer)
+
+    # --- reading profiles -------------------------------------------------------------------------
+
+    def _feature(self, word: str) -> int:
+        key = "w:" + word
+        if key not in self.feature_of:
+            self.feature_of[key] = len(self.feature_names)
+            self.feature_names.append(key)
+        return self.feature_of[key]
+
+    def analyse(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
+        """The features of one offer or need; a need also reaches related terms."""
+        key = (label, term, need)
+        cached = self._analyse.get(key)
+        if cached is not None:
+            return cached
+        if term and term in self.feature_of:
+            links = ((term, 1.0),)
+        else:
+            links = self.text.resolve(label)
+        found: dict[int, Feature] = {}
+
+        def put(feature: Feature):
+            if feature.id not in found or found[feature.id].weight < feature.weight:
+                found[feature.id] = feature
+
+        for linked, weight in links:
+            put(Feature(self.feature_of[linked], weight, "term" if weight == 1.0 else "similar", linked))
+        if not links or links[0][1] < 1.0:  # free text: its own words count too
+            for word in sorted(self.text.tokens(label)):
+                put(Feature(self._feature(word), WORD_WEIGHT, "word", word))
+        if need:
+            for linked, weight in links:
+                for other in sorted(self.related.get(linked, ())):
+                    put(Feature(self.feature_of[other], RELATED_FACTOR * weight, "related", linked))
+        result = tuple(sorted(found.values(), key=lambda f: f.id))
+        if len(self._analyse) > 200_000:
+            self._analyse.clear()
+        self._analyse[key] = result
+        return result
+
+    # --- adding and removing members ---------------------------------------------------------------
+
+    def _append(self, cards: list[Card]) -> None:
+        """Give each card the next slot; columns grow once per call, not once per value."""
+        cols: dict[str, list] = {name: [] for name in (
+            "alive", "group", "consent", "sector", "state", "region", "sme", "tmask", "tcount", "tie", "need_count",
+            "need_ptr", "nf_ptr", "nf_feat", "nf_w", "need_owner", "of_ptr", "of_feat", "of_w")}
+        rows, need_features, offer_features = self.need_owner.length, self.nf_feat.length, self.of_feat.length
+        for card in cards:
+            slot = len(self.ids)
+            self.ids.append(card.id)
+            self.cards.append(card)
+            self.slot_of[card.id] = slot
+            bits = {self.topic_bit[t] for t in card.topics if t in self.topic_bit}
+            cols["alive"].append(True)
+            cols["group"].append(SECTOR_CODES.get(card.sector, 5))
+            cols["consent"].append(card.consent)
+            cols["sector"].append(SECTOR_CODES.get(card.sector, 5))
+            cols["state"].append(STATE_CODES.get(card.state, -1))
+            cols["region"].append(int(card.postcode[:2]) if card.postcode[:2].isdigit() else -1)
+            cols["sme"].append(1.0 if card.sme else 0.0)
+            cols["tmask"].append(sum(1 << bit for bit in bits))
+            cols["tcount"].append(len(bits))
+            cols["tie"].append(tiebreak(card.id))
+            for label, term in card.needs:
+                features = self.analyse(label, term, need=True)
+                cols["nf_feat"].extend(f.id for f in features)
+                cols["nf_w"].extend(f.weight for f in features)
+                need_features += len(features)
+                cols["nf_ptr"].append(need_features)
+                cols["need_owner"].append(slot)
+            rows += len(card.needs)
+            cols["need_ptr"].append(rows)
+            cols["need_count"].append(len(card.needs))
+            offered: dict[int, float] = {}
+            for label, term in card.offers:
+                for f in self.analyse(label, term, need=False):
+                    if f.weight > offered.get(f.id, 0.0):
+                        offered[f.id] = f.weight
+            cols["of_feat"].extend(offered)
+            cols["of_w"].extend(offered.values())
+            offer_features += len(offered)
+            cols["of_ptr"].append(offer_features)
+        for name, values in cols.items():
+            getattr(self, name).extend(values)
+        self.top_slots.extend(np.full((len(cards), self.k), -1))
+        self.top_scores.extend(np.full((len(cards), self.k), -1.0))
+
+    def _postings_of(self, lo: int, hi: int) -> tuple:
+        """Offer and need postings (feature -> slots / need rows) of the live slots in [lo, hi)."""
+        features = len(self.feature_names)
+        alive = self.alive.view
+        o_lo, o_hi = self.of_ptr.view[lo], self.of_ptr.view[hi]
+        o_slot = np.repeat(np.arange(lo, hi, dtype=np.int32), np.diff(self.of_ptr.view[lo: hi + 1]))
+        o_feat, o_w = self.of_feat.view[o_lo:o_hi], self.of_w.view[o_lo:o_hi]
+        keep = alive[o_slot] if len(o_slot) else np.zeros(0, np.bool_)
+        offer = self._csr(o_feat[keep], o_slot[keep], o_w[keep], features)
+        r_lo, r_hi = self.need_ptr.view[lo], self.need_ptr.view[hi]
+        n_lo, n_hi = self.nf_ptr.view[r_lo], self.nf_ptr.view[r_hi]
+        n_row = np.repeat(np.arange(r_lo, r_hi, dtype=np.int32), np.diff(self.nf_ptr.view[r_lo: r_hi + 1]))
+        n_feat, n_w = self.nf_feat.view[n_lo:n_hi], self.nf_w.view[n_lo:n_hi]
+        keep = alive[self.need_owner.view[n_row]] if len(n_row) else np.zeros(0, np.bool_)
+        need = self._csr(n_feat[keep], n_row[keep], n_w[keep], features)
+        return offer + need
+
+    @staticmethod
+    def _csr(feat, target, weight, features):
+        order = np.argsort(feat, kind="stable")
+        ptr = np.zeros(features + 1, np.int64)
+        np.cumsum(np.bincount(feat, minlength=features), out=ptr[1:])
+        return ptr, np.ascontiguousarray(target[order], np.int32), np.ascontiguousarray(weight[order], np.float64)
+
+    def compact(self) -> None:
+        """Fold the delta into the main postings."""
+        self.main = self._postings_of(0, len(self.ids))
+        self.main_boundary = len(self.ids)
+        self.delta = self._postings_of(self.main_boundary, self.main_boundary)
+
+    def _refresh_delta(self) -> None:
+        pending = len(self.ids) - self.main_boundary
+        if pending > max(512, len(self.slot_of) // 20):
+            self.compact()
+        else:
+            self.delta = self._postings_of(self.main_boundary, len(self.ids))
+
+    def _index(self) -> kernel.Index:
+        return kernel.Index(
+            self.alive.view, self.group.view, self.consent.view, self.sector.view, self.state.view, self.region.view,
+            self.sme.view, self.tmask.view, self.tcount.view, self.need_count.view, self.tie.view,
+            self.need_ptr.view, self.nf_ptr.view, self.nf_feat.view, self.nf_w.view, self.need_owner.view,
+            self.of_ptr.view, self.of_feat.view, self.of_w.view, *self.main, *self.delta,
+            self.neighbours, self.weights)
+
+    def _scratch_for(self) -> kernel.Scratch:
+        slots, rows = len(self.ids), self.need_owner.length
+        if len(self._scratch.mark) < slots or len(self._scratch.row_mark) < rows:
+            stamp = self._scratch.stamp.copy()
+            self._scratch = kernel.new_scratch(max(slots, 2 * len(self._scratch.mark)),
+                                               max(rows, 2 * len(self._scratch.row_mark), 16))
+            self._scratch.stamp[:] = stamp
+        return self._scratch
+
+    def load(self, profiles) -> None:
+        """Start afresh from profiles (the read model) and compute everybody's suggestions."""
+        self._reset()
+        cards = {}
+        for profile in profiles:
+            cards[profile["id"]] = card_from_profile(profile)
+        cards = list(cards.values())
+        for start in range(0, len(cards), 5000):
+            self._append(cards[start:start + 5000])
+            _pause()
+        self.compact()
+        self.compute_all()
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) every kernel now, not on the first event."""
+        def member(number: int, sector: str, offers: list[str], needs: list[str]) -> dict:
+            return {"id": f"00000000-0000-4000-8000-{number:012d}", "version": 1, "name": f"warm-up {number}",
+                    "sector": sector, "region": {"state": "BW", "postcode": "70173", "city": "-"},
+                    "size": {"employees": 1, "sme": True, "category": "micro"}, "contact": {"language": "de"},
+                    "offers": [{"term": t, "label": t} for t in offers],
+                    "needs": [{"term": t, "label": t} for t in needs], "topics": [],
+                    "consent": {"suggest_as_partner": True}}
+
+        tiny = type(self)(self.vocabulary, text=self.text)
+        tiny.load([member(1, "automotive", ["mes"], ["wms"]), member(2, "it", ["wms"], ["mes"])])
+        tiny.upsert(member(3, "logistics", ["wms"], ["mes"]))
+
+    def compute_all(self) -> None:
+        """Every live member's best partners, in one compiled pass on all cores."""
+        slots = np.flatnonzero(self.alive.view).astype(np.int64)
+        kernel.score_all(self._index(), max(1, numba.get_num_threads()), slots, self.k, self.top_slots.view,
+                         self.top_scores.view, pause=_pause)
+
+    def __len__(self) -> int:
+        return len(self.slot_of)
+
+    def __contains__(self, member_id: str) -> bool:
+        return member_id in self.slot_of
+
+    def card(self, member_id: str) -> Card | None:
+        slot = self.slot_of.get(member_id)
+        return self.cards[slot] if slot is not None else None
+
+    def _score(self, slot: int, k: int, topic: str | None = None):
+        ix, sc = self._index(), self._scratch_for()
+        slots, scores = np.full(k, -1, np.int32), np.full(k, -1.0)
+        size = len(self.ids)
+        cands, fwd, rev = np.zeros(size, np.int32), np.zeros(size), np.zeros(size)
+        n = kernel.score_one(ix, sc, slot, k, self.topic_bit.get(topic, -1) if topic else -1,
+                             slots, scores, cands, fwd, rev)
+        found = slots >= 0
+        return slots[found], scores[found], cands[:n], fwd[:n], rev[:n]
+
+    def _set_list(self, slot: int, slots: np.ndarray, scores: np.ndarray) -> bool:
+        """Store a slot's best partners; True if the list changed."""
+        new_slots = np.full(self.k, -1, np.int32)
+        new_scores = np.full(self.k, -1.0)
+        new_slots[: len(slots)] = slots[: self.k]
+        new_scores[: len(scores)] = scores[: self.k]
+        # Compared by member, not slot: a partner whose profile changed has a new slot.
+        before = [self.ids[s] for s in self.top_slots.data[slot] if s >= 0]
+        after = [self.ids[s] for s in new_slots if s >= 0]
+        changed = before != after or not np.allclose(new_scores, self.top_scores.data[slot], atol=1e-9)
+        self.top_slots.data[slot] = new_slots
+        self.top_scores.data[slot] = new_scores
+        return changed
+
+    def _list(self, slot: int) -> list[tuple[str, float]]:
+        return [(self.ids[s], round(float(score), 4)) for s, score in
+                zip(self.top_slots.data[slot], self.top_scores.data[slot], strict=True) if s >= 0]
+
+    def _kill(self, slot: int) -> None:
+        self.alive.data[slot] = False
+        self.group.data[slot] = -1
+
+    def _holders(self, slot: int) -> np.ndarray:
+        """Slots that list ``slot`` among their best partners."""
+        return np.flatnonzero((self.top_slots.view == slot).any(axis=1))
+
+    def upsert(self, profile: dict) -> Changes:
+        """A member is new or changed: its suggestions, and those of members it now matters to."""
+        card = card_from_profile(profile)
+        old = self.slot_of.get(card.id)
+        if old is not None:
+            self._kill(old)
+        self._append([card])
+        slot = len(self.ids) - 1
+        self._refresh_delta()
+        changes = Changes()
+        slots, scores, cands, fwd, rev = self._score(slot, self.k)
+        self._set_list(slot, slots, scores)
+        changes.lists[card.id] = self._list(slot)
+        # How the others now see this member: their need coverage is its offer coverage and vice versa.
+        if card.consent and len(cands):
+            theirs = self._their_scores(slot, cands, fwd, rev)
+        else:
+            theirs = np.zeros(0)
+        self._update_others(slot, old, cands, theirs, changes)
+        return changes
+
+    def _their_scores(self, slot: int, cands: np.ndarray, fwd: np.ndarray, rev: np.ndarray) -> np.ndarray:
+        w = self.weights
+        tmask, tcount = self.tmask.view, self.tcount.view.astype(np.float64)
+        common = np.bitwise_count(tmask[cands] & tmask[slot]).astype(np.float64)
+        smaller = np.minimum(tcount[cands], tcount[slot])
+        topics = np.divide(common, smaller, out=np.zeros(len(cands)), where=smaller > 0)
+        region, state = self.region.view, self.state.view
+        near = np.where((region[cands] == region[slot]) & (region[slot] >= 0), 1.0,
+                        np.where((state[cands] == state[slot]) & (state[slot] >= 0), 0.7,
+                                 np.where(self.neighbours[state[cands], state[slot]] & (state[slot] >= 0)
+                                          & (state[cands] >= 0), 0.4, 0.0)))
+        return (w[0] * rev + w[1] * fwd + w[2] * topics + w[3] * near + w[4] * self.sme.view[slot]
+                + self.tie.view[slot])
+
+    def _update_others(self, slot: int, old: int | None, cands, theirs, changes: Changes) -> None:
+        score_for = dict(zip(cands.tolist(), theirs.tolist(), strict=True)) if len(theirs) else {}
+        affected = set()
+        if len(theirs):
+            kth = self.top_scores.view[cands, self.k - 1]
+            affected.update(cands[theirs > kth].tolist())
+        if old is not None:
+            affected.update(self._holders(old).tolist())
+        for other in sorted(affected):
+            if not self.alive.data[other] or other == slot:
+                continue
+            current = [(s, sc) for s, sc in zip(self.top_slots.data[other].tolist(),
+                                                  self.top_scores.data[other].tolist(), strict=True) if s >= 0]
+            had_old = any(s == old for s, _ in current)
+            new_score = score_for.get(other)
+            full = len(current) == self.k
+            if had_old and full and (new_score is None or new_score < current[-1][1]):
+                # The old entry leaves a gap that someone we do not know may fill: ask the index.
+                slots, scores, *_ = self._score(other, self.k)
+            else:
+                merged = [(s, sc) for s, sc in current if s != old]
+                if new_score is not None:
+                    merged.append((slot, new_score))
+                merged.sort(key=lambda pair: -pair[1])
+                slots = np.array([s for s, _ in merged[: self.k]], np.int32)
+                scores = np.array([sc for _, sc in merged[: self.k]])
+            # A list that showed the member's old profile is reported even if the ranking stands:
+            # its name or offers may read differently now (the service compares what it told).
+            if self._set_list(other, slots, scores) or had_old:
+                changes.lists[self.ids[other]] = self._list(other)
+
+    def remove(self, member_id: str) -> Changes:
+        """A member left: forget it and repair the lists it was on."""
+        changes = Changes()
+        slot = self.slot_of.pop(member_id, None)
+        if slot is None:
+            return changes
+        self._kill(slot)
+        self.cards[slot] = None
+        changes.removed.add(member_id)
+        self._update_others(-1, slot, np.zeros(0, np.int32), np.zeros(0), changes)
+        self._refresh_delta()
+        return changes
+
+    def suggestions(self, member_id: str) -> list[tuple[str, float]]:
+        slot = self.slot_of.get(member_id)
+        return self._list(slot) if slot is not None else []
+
+    def all_suggestions(self):
+        for member_id, slot in self.slot_of.items():
+            yield member_id, self._list(slot)
