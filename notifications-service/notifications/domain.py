@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from itsdangerous import BadSignature, URLSafeSerializer
+
 from verbund.errors import Forbidden, Unprocessable
 from verbund.reference import LANGUAGES
 
@@ -237,27 +239,44 @@ def redact(type_: str, data: dict, member_id: str) -> dict:
 
 # --- the unsubscribe link -------------------------------------------------------------------------
 
+_UNSUBSCRIBE_SALT = "verbund.notifications.unsubscribe"
+
+
+def _unsubscribe_serializer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt=_UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_token(member_id: str, secret: str) -> str:
+    """A token that lets whoever holds the mail turn e-mail off for this member, and nothing else
+    (RFC 8058 one-click: the link itself is the permission). URL-safe, signed with itsdangerous
+    (HMAC-SHA1 over the member id, keyed with ``secret`` and a salt of its own), no expiry: an
+    unsubscribe link in an old mail keeps working."""
+    return _unsubscribe_serializer(secret).dumps(member_id)
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def unsubscribe_token(member_id: str, secret: str) -> str:
-    """A token that lets whoever holds the mail turn e-mail off for this member, and nothing else."""
+def _legacy_member(token: str, secret: str) -> str | None:
+    """Links in mails sent before tokens came from itsdangerous: base64 member id, a dot, and
+    the first 18 bytes of HMAC-SHA256("unsubscribe:<id>"). Read only, never made any more."""
+    try:
+        encoded, _ = token.split(".", 1)
+        member_id = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
     mac = hmac.new(secret.encode(), f"unsubscribe:{member_id}".encode(), hashlib.sha256).digest()
-    return f"{_b64(member_id.encode())}.{_b64(mac[:18])}"
+    return member_id if hmac.compare_digest(f"{encoded}.{_b64(mac[:18])}", token) else None
 
 
 def member_of_unsubscribe_token(token: str, secret: str) -> str | None:
+    """The member id a token was made for, or None if it is forged, garbled or another secret's."""
     try:
-        encoded, _ = token.split(".", 1)
-        member_id = _unb64(encoded).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return member_id if hmac.compare_digest(unsubscribe_token(member_id, secret), token) else None
+        member_id = _unsubscribe_serializer(secret).loads(token)
+    except BadSignature:
+        return _legacy_member(token, secret)
+    return member_id if isinstance(member_id, str) else None
 
 
 # --- authorization and policy of the use cases -----------------------------------------------------

@@ -145,6 +145,13 @@ def test_unsubscribe_tokens_name_their_member_and_cannot_be_forged():
     assert domain.member_of_unsubscribe_token("garbage", "secret") is None
 
 
+def test_unsubscribe_links_in_mails_sent_before_still_work():
+    # The token format of mails already out (before itsdangerous made them) is still read.
+    legacy = "MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAx.IfTJ1a3qx7Ol5FdH1u3debut"
+    assert domain.member_of_unsubscribe_token(legacy, "secret") == "00000000-0000-0000-0000-000000000001"
+    assert domain.member_of_unsubscribe_token(legacy, "another secret") is None
+
+
 # --- templates -------------------------------------------------------------------------------------
 
 EVERY_EVENT = [
