@@ -104,7 +104,8 @@ def test_preferences_hold_mails_for_a_digest_and_release_them(store, clock):
     view = set_preferences(store, as_member(profile_of(recipient)), member_id, {"frequency": "daily"})
     assert view["frequency"] == "daily" and view["channels"] == {"inbox": True, "email": True, "webhook": True}
     with store.unit_of_work() as uow:
-        assert domain.utc(uow.session.get(Preference, member_id).last_digest_at) == clock()  # the next slot, not at once
+        # The first digest comes at the next slot, not at once.
+        assert domain.utc(uow.session.get(Preference, member_id).last_digest_at) == clock()
     consume(store, scheduled(joint_event(target_sectors=["automotive"], topics=[])))
     assert [d.status for d in deliveries_of(store, member_id)] == ["held"]
 
@@ -178,7 +179,8 @@ def test_a_delivery_is_leased_retried_then_failed_with_its_event(store, clock):
             deliveries.retry_or_fail(uow, due, "421 try later", (60,))
         clock.advance(minutes=2)
     [failed] = deliveries_of(store, member_id)
-    assert (failed.status, failed.attempts, domain.utc(failed.finished_at)) == ("failed", 2, clock() - timedelta(minutes=2))
+    gave_up = clock() - timedelta(minutes=2)
+    assert (failed.status, failed.attempts, domain.utc(failed.finished_at)) == ("failed", 2, gave_up)
     [event] = store.relay.publisher.of_type("notification.failed")
     assert event["subject"] == member_id and event["data"]["attempts"] == 2
     assert event["data"]["error"] == "gave up after 2 attempts: 421 try later"
