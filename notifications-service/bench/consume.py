@@ -1,11 +1,11 @@
 """Micro-benchmark: CPU per consumed targeted event.
 
 Builds a migrated store (SQLite, and PostgreSQL if asked), loads MEMBERS
-recipients through ``commands.handle`` (``member.registered`` events, a few
+recipients through ``services.on_event`` (``member.registered`` events, a few
 with a digest preference, a webhook endpoint, e-mail consent withdrawn, or
 erased; two integrator endpoints), then consumes realistic ``match.suggested``
 events (one member, ten suggestions, as matching publishes them) and
-``project.proposed`` events (three members) with ``Store.handle_once`` — the
+``project.proposed`` events (three members) with ``Store.handle`` — the
 inbox claim and the fan-out in one transaction, as the service does — and
 reports the CPU time (``time.process_time``) per event of each type.
 
@@ -21,7 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
-from notifications import commands
+from notifications import services
+from notifications.schemas import WebhookSchema
 from notifications.testing import member, member_deleted, profile_of
 from verbund import envelope
 from verbund.auth import Principal
@@ -63,31 +64,31 @@ def project_proposed(member_ids: list[str]) -> dict:
 
 
 def load(store, members: int, rng: random.Random) -> list[str]:
-    """Recipients through commands.handle, with some preferences, webhooks and erasures."""
+    """Recipients through services.on_event, with some preferences, webhooks and erasures."""
     ids = []
     for n in range(members):
         event = member(sector=SECTORS[n % 3], topics=["hydrogen"], language="de" if n % 3 else "en",
                        consent_email=n % 10 != 0)
-        store.handle_once(event, commands.handle)
+        store.handle(event, services.on_event)
         ids.append(profile_of(event)["id"])
-    with store.transaction() as session:
+    with store.unit_of_work() as uow:
         for member_id in rng.sample(ids, members // 10):
-            commands.set_preferences(session, ADMIN, member_id, {"frequency": rng.choice(["daily", "weekly"])})
+            services.preferences.set_preferences(uow, ADMIN, member_id, {"frequency": rng.choice(["daily", "weekly"])})
         for member_id in rng.sample(ids, members // 20):
-            commands.create_webhook(session, ADMIN, {"url": "http://127.0.0.1:9/hook", "member_id": member_id,
-                                                     "allow_private": True})
+            services.webhooks.create_webhook(uow, ADMIN, WebhookSchema().load(
+                {"url": "http://127.0.0.1:9/hook", "member_id": member_id, "allow_private": True}))
         for patterns in (["event.*"], ["project.*", "member.deleted"]):
-            commands.create_webhook(session, ADMIN, {"url": "http://127.0.0.1:9/crm", "event_types": patterns,
-                                                     "allow_private": True})
+            services.webhooks.create_webhook(uow, ADMIN, WebhookSchema().load(
+                {"url": "http://127.0.0.1:9/crm", "event_types": patterns, "allow_private": True}))
     for member_id in rng.sample(ids, members // 100):
-        store.handle_once(member_deleted(member_id), commands.handle)
+        store.handle(member_deleted(member_id), services.on_event)
     return ids
 
 
 def cpu_per_event(store, events: list[dict]) -> float:
     started = time.process_time()
     for event in events:
-        assert store.handle_once(event, commands.handle)
+        assert store.handle(event, services.on_event)
     return (time.process_time() - started) * 1000 / len(events)
 
 

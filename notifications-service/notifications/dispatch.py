@@ -23,14 +23,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifications import domain
+from notifications import deliveries, domain
 from notifications.channels import email as mail
 from notifications.channels import webhook as webhooks
 from notifications.config import Config
 from notifications.models import (
     CalendarEntry,
     Delivery,
-    DeliveryAttempt,
     Notification,
     Preference,
     Recipient,
@@ -38,13 +37,11 @@ from notifications.models import (
     WebhookEndpoint,
 )
 from notifications.rendering import Rendered, Renderer, RenderError, context_for
-from verbund import envelope, outbox, personal
-from verbund.catalogue import source_of
-from verbund.database import Store
+from verbund import envelope
+from verbund.database import Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
-SOURCE = source_of("notifications")
 MESSAGE_NAMESPACE = uuid.UUID("6f0c8f0e-2d5e-4a57-9a0c-5e1f5d8a9b11")
 
 
@@ -52,88 +49,7 @@ def _iso(moment: datetime) -> str:
     return envelope.isoformat(domain.utc(moment))
 
 
-# --- outcomes --------------------------------------------------------------------------------------
-
-def _announce(session: Session, delivery: Delivery, type_: str, error: str | None = None) -> None:
-    data = {
-        "notification_id": str(delivery.notification_id) if delivery.notification_id else f"delivery-{delivery.id}",
-        "member_id": delivery.member_id,
-        "channel": delivery.channel,
-        "source_event_id": delivery.source_event_id,
-        "source_type": delivery.source_type,
-        "attempts": max(delivery.attempts, 1),
-        "error": personal.redact_addresses(error),  # a mail server's refusal names the recipient
-        "delivery_id": delivery.id,
-        "endpoint_id": delivery.target if delivery.channel == "webhook" else None,
-    }
-    outbox.add(session, envelope.new_event(type_, SOURCE, delivery.member_id or delivery.target, data))
-
-
-def _log_attempt(session: Session, delivery: Delivery, outcome: str, *, status_code: int | None = None,
-                 duration_ms: int = 0, error: str | None = None) -> None:
-    session.add(DeliveryAttempt(delivery_id=delivery.id, number=max(delivery.attempts, 1), at=envelope.utcnow(),
-                                duration_ms=duration_ms, status_code=status_code, outcome=outcome, error=error))
-
-
-def succeed(session: Session, delivery: Delivery, *, status_code: int | None = None, duration_ms: int = 0) -> None:
-    _log_attempt(session, delivery, "delivered", status_code=status_code, duration_ms=duration_ms)
-    delivery.status, delivery.finished_at, delivery.lease_until, delivery.last_error = \
-        "delivered", envelope.utcnow(), None, None
-    _announce(session, delivery, "notification.delivered")
-
-
-def fail(session: Session, delivery: Delivery, error: str, *, status_code: int | None = None,
-         duration_ms: int = 0, log_attempt: bool = False) -> None:
-    """Give up on a delivery: it lands in the failure log and ``notification.failed`` says so."""
-    if log_attempt:
-        _log_attempt(session, delivery, "failed", status_code=status_code, duration_ms=duration_ms, error=error)
-    delivery.status, delivery.finished_at, delivery.lease_until, delivery.last_error = \
-        "failed", envelope.utcnow(), None, error[:2000]
-    _announce(session, delivery, "notification.failed", error[:2000])
-
-
-def retry_or_fail(session: Session, delivery: Delivery, error: str, delays: tuple[float, ...], *,
-                  status_code: int | None = None, duration_ms: int = 0) -> None:
-    wait = domain.retry_delay(delays, delivery.attempts)
-    if wait is None:
-        fail(session, delivery, f"gave up after {delivery.attempts} attempts: {error}", status_code=status_code,
-             duration_ms=duration_ms, log_attempt=True)
-        return
-    _log_attempt(session, delivery, "retry", status_code=status_code, duration_ms=duration_ms, error=error)
-    delivery.status, delivery.lease_until, delivery.last_error = "pending", None, error[:2000]
-    delivery.next_attempt_at = envelope.utcnow() + timedelta(seconds=wait)
-
-
-def _cancel(session: Session, delivery: Delivery, reason: str) -> None:
-    delivery.status, delivery.finished_at, delivery.lease_until, delivery.last_error = \
-        "cancelled", envelope.utcnow(), None, reason
-
-
-def _locked(session: Session, delivery_id: int) -> Delivery | None:
-    """The delivery to complete, unless erasure removed it meanwhile."""
-    return session.execute(select(Delivery).where(Delivery.id == delivery_id).with_for_update()).scalar()
-
-
 # --- claiming --------------------------------------------------------------------------------------
-
-def _due(session: Session, channel: str, now: datetime, limit: int) -> list[Delivery]:
-    stalled = (select(Delivery).where(Delivery.channel == channel, Delivery.status == "sending",
-                                      Delivery.lease_until < now)
-               .order_by(Delivery.lease_until).limit(limit).with_for_update(skip_locked=True))
-    found = list(session.execute(stalled).scalars())
-    if len(found) < limit:
-        pending = (select(Delivery).where(Delivery.channel == channel, Delivery.status == "pending",
-                                          Delivery.next_attempt_at <= now)
-                   .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit - len(found))
-                   .with_for_update(skip_locked=True))
-        found += session.execute(pending).scalars()
-    return found
-
-
-def _claim(deliveries: list[Delivery], lease_until: datetime) -> None:
-    for delivery in deliveries:
-        delivery.status, delivery.lease_until, delivery.attempts = "sending", lease_until, delivery.attempts + 1
-
 
 def _sources(session: Session, ids) -> dict[str, dict]:
     ids = list(set(ids))
@@ -223,24 +139,24 @@ def _blocked(recipient: Recipient | None, preference: Preference | None) -> str 
 def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, limit: int) -> list[EmailJob]:
     """Claim due e-mails in a short transaction, then compose them outside it (rendering a
     batch takes a while, and on SQLite a transaction holds the one write lock)."""
-    now = envelope.utcnow()
-    with store.transaction() as session:
-        deliveries = _due(session, "email", now, limit)
+    with store.unit_of_work() as uow:
+        session, now = uow.session, uow.now()
+        due = deliveries.due(session, "email", now, limit)
         # The lease covers sending the batch at the configured rate, with room to spare.
-        _claim(deliveries, now + timedelta(seconds=len(deliveries) / max(config.email_rate, 0.01) + 60))
-        if not deliveries:
+        deliveries.lease(due, now + timedelta(seconds=len(due) / max(config.email_rate, 0.01) + 60))
+        if not due:
             return []
-        member_ids = [d.target for d in deliveries]
+        member_ids = [d.target for d in due]
         recipients = {r.member_id: r for r in session.execute(
             select(Recipient).where(Recipient.member_id.in_(member_ids))).scalars()}
         preferences = {p.member_id: p for p in session.execute(
             select(Preference).where(Preference.member_id.in_(member_ids))).scalars()}
-        sources = _sources(session, [d.source_event_id for d in deliveries])
+        sources = _sources(session, [d.source_event_id for d in due])
         entries = {(e.member_id, e.source_event_id): e for e in session.execute(select(CalendarEntry).where(
             CalendarEntry.member_id.in_(member_ids),
-            CalendarEntry.source_event_id.in_({d.source_event_id for d in deliveries}))).scalars()}
+            CalendarEntry.source_event_id.in_({d.source_event_id for d in due}))).scalars()}
     jobs, calendars = [], {}
-    for delivery in deliveries:
+    for delivery in due:
         recipient, preference = recipients.get(delivery.target), preferences.get(delivery.target)
         key = f"{delivery.source_event_id}.{delivery.target}"
         blocked = _blocked(recipient, preference)
@@ -282,7 +198,8 @@ def send_due_emails(store: Store, config: Config, renderer: Renderer, secret: st
     if not jobs:
         return 0
     # Outcome events are published once per batch, not after every mail: half the writes per mail.
-    batch_store = Store(store.engine, store.relay, after_commit=lambda: None)
+    batch_store = Store(store.engine, store.relay, after_commit=lambda: None, source=store.source,
+                        clock=store.clock)
     try:
         return _send_jobs(batch_store, config, sender, jobs, pacer or Pacer(config.email_rate, slack=0))
     finally:
@@ -293,12 +210,12 @@ def _send_jobs(store: Store, config: Config, sender: mail.SmtpSender, jobs: list
     sent = 0
     for job in jobs:
         if job.skip or job.error:
-            with store.transaction() as session:
-                delivery = _locked(session, job.delivery_id)
+            with store.unit_of_work() as uow:
+                delivery = deliveries.locked(uow.session, job.delivery_id)
                 if delivery is not None and job.skip:
-                    _cancel(session, delivery, job.skip)
+                    deliveries.cancel(uow, delivery, job.skip)
                 elif delivery is not None:
-                    fail(session, delivery, job.error, log_attempt=True)
+                    deliveries.fail(uow, delivery, job.error, log_attempt=True)
             continue
         pacer.wait()
         started = time.monotonic()
@@ -308,17 +225,17 @@ def _send_jobs(store: Store, config: Config, sender: mail.SmtpSender, jobs: list
         except mail.SendError as exc:
             error = exc
         took = int((time.monotonic() - started) * 1000)
-        with store.transaction() as session:
-            delivery = _locked(session, job.delivery_id)
+        with store.unit_of_work() as uow:
+            delivery = deliveries.locked(uow.session, job.delivery_id)
             if delivery is None:
                 continue
             if error is None:
-                succeed(session, delivery, duration_ms=took)
+                deliveries.succeed(uow, delivery, duration_ms=took)
                 sent += 1
             elif error.permanent:
-                fail(session, delivery, str(error), duration_ms=took, log_attempt=True)
+                deliveries.fail(uow, delivery, str(error), duration_ms=took, log_attempt=True)
             else:
-                retry_or_fail(session, delivery, str(error), config.email_retry_delays, duration_ms=took)
+                deliveries.retry_or_fail(uow, delivery, str(error), config.email_retry_delays, duration_ms=took)
     return sent
 
 
@@ -327,9 +244,9 @@ def _send_jobs(store: Store, config: Config, sender: mail.SmtpSender, jobs: list
 def send_due_digests(store: Store, config: Config, renderer: Renderer, secret: str, sender: mail.SmtpSender,
                      now: datetime | None = None) -> int:
     """One mail per member on a daily or weekly digest whose slot has come, grouping what was held."""
-    now = now or envelope.utcnow()
-    with store.transaction() as session:
-        waiting = session.execute(
+    now = now or store.clock()
+    with store.unit_of_work() as uow:
+        waiting = uow.session.execute(
             select(Preference.member_id, Preference.frequency, Preference.last_digest_at)
             .where(Preference.frequency.in_(("daily", "weekly")),
                    select(Delivery.id).where(Delivery.channel == "email", Delivery.target == Preference.member_id,
@@ -343,7 +260,8 @@ def send_due_digests(store: Store, config: Config, renderer: Renderer, secret: s
 
 
 def _send_digest(store, config, renderer, secret, sender, member_id: str, now: datetime) -> int:
-    with store.transaction() as session:
+    with store.unit_of_work() as uow:
+        session = uow.session
         preference = session.execute(select(Preference).where(Preference.member_id == member_id)
                                      .with_for_update()).scalar()
         if preference is None or not domain.digest_due(preference.frequency, preference.last_digest_at, now,
@@ -358,7 +276,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
         blocked = _blocked(recipient, preference)
         if blocked:
             for delivery in held:
-                _cancel(session, delivery, blocked)
+                deliveries.cancel(uow, delivery, blocked)
             return 0
         lang = domain.language(preference.language, recipient.language)
         sources = _sources(session, [d.source_event_id for d in held])
@@ -371,7 +289,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
                                              context_for(delivery.source_type, source["data"], lang)))
                 included.append(delivery)
             except (RenderError, KeyError) as exc:
-                fail(session, delivery, f"could not render: {exc}", log_attempt=True)
+                deliveries.fail(uow, delivery, f"could not render: {exc}", log_attempt=True)
         if not items:
             return 0
         footer = {"recipient_name": recipient.contact_name,
@@ -380,7 +298,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
             digest = renderer.render_digest(lang, items, footer, preference.frequency)
         except RenderError as exc:
             for delivery in included:
-                fail(session, delivery, str(exc), log_attempt=True)
+                deliveries.fail(uow, delivery, str(exc), log_attempt=True)
             return 0
         lease = now + timedelta(seconds=300)
         for delivery in included:
@@ -398,13 +316,13 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
     except mail.SendError as exc:
         error = exc
     took = int((time.monotonic() - started) * 1000)
-    with store.transaction() as session:
-        for delivery in session.execute(select(Delivery).where(Delivery.id.in_(ids)).with_for_update()).scalars():
+    with store.unit_of_work() as uow:
+        for delivery in uow.session.execute(select(Delivery).where(Delivery.id.in_(ids)).with_for_update()).scalars():
             if error is None:
-                succeed(session, delivery, duration_ms=took)
+                deliveries.succeed(uow, delivery, duration_ms=took)
             else:
                 # Back to waiting for the next try; the digest slot is used, so it goes out as a single mail.
-                retry_or_fail(session, delivery, str(error), config.email_retry_delays, duration_ms=took)
+                deliveries.retry_or_fail(uow, delivery, str(error), config.email_retry_delays, duration_ms=took)
     return 1 if error is None else 0
 
 
@@ -478,9 +396,9 @@ class WebhookDispatcher:
         return len(jobs)
 
     def _claim(self, store: Store, capacity: int) -> list[WebhookJob]:
-        now = envelope.utcnow()
-        with store.transaction() as session:
-            candidates = _due(session, "webhook", now, capacity * 5)
+        with store.unit_of_work() as uow:
+            session, now = uow.session, uow.now()
+            candidates = deliveries.due(session, "webhook", now, capacity * 5)
             chosen, taken = [], dict(self.in_flight)
             for delivery in candidates:
                 if len(chosen) >= capacity:
@@ -488,7 +406,7 @@ class WebhookDispatcher:
                 if taken.get(delivery.target, 0) < self.config.webhook_per_endpoint:
                     taken[delivery.target] = taken.get(delivery.target, 0) + 1
                     chosen.append(delivery)
-            _claim(chosen, now + timedelta(seconds=self.config.webhook_timeout * 2 + 30))
+            deliveries.lease(chosen, now + timedelta(seconds=self.config.webhook_timeout * 2 + 30))
             if not chosen:
                 return []
             endpoints = {e.id: e for e in session.execute(select(WebhookEndpoint).where(
@@ -505,7 +423,7 @@ class WebhookDispatcher:
             for delivery in chosen:
                 endpoint = endpoints.get(delivery.target)
                 if endpoint is None or not endpoint.enabled:
-                    fail(session, delivery, "endpoint removed or disabled")
+                    deliveries.fail(uow, delivery, "endpoint removed or disabled")
                     continue
                 recipient, preference = recipients.get(delivery.member_id), preferences.get(delivery.member_id)
                 lang = domain.language(preference.language if preference else None,
@@ -524,15 +442,15 @@ class WebhookDispatcher:
     def _deliver(self, store: Store, job: WebhookJob) -> None:
         try:
             if job.error:
-                with store.transaction() as session:
-                    delivery = _locked(session, job.delivery_id)
+                with store.unit_of_work() as uow:
+                    delivery = deliveries.locked(uow.session, job.delivery_id)
                     if delivery is not None:
-                        fail(session, delivery, job.error, log_attempt=True)
+                        deliveries.fail(uow, delivery, job.error, log_attempt=True)
                 return
             result = webhooks.post(job.url, job.body, webhooks.headers(job.secret, job.message_id, job.body),
                                    timeout=self.config.webhook_timeout, allow_private=job.allow_private)
-            with store.transaction() as session:
-                complete_webhook(session, job.delivery_id, result, self.config.webhook_retry_delays)
+            with store.unit_of_work() as uow:
+                complete_webhook(uow, job.delivery_id, result, self.config.webhook_retry_delays)
         except Exception:
             log.exception("webhook delivery %s failed unexpectedly; its lease runs out and it is tried again",
                           job.delivery_id)
@@ -542,22 +460,21 @@ class WebhookDispatcher:
                 self.in_flight.pop(job.endpoint_id, None)
 
 
-def complete_webhook(session: Session, delivery_id: int, result: webhooks.Outcome, delays: tuple[float, ...]) -> None:
-    from notifications.commands import disable_endpoint
-
-    delivery = _locked(session, delivery_id)
+def complete_webhook(uow: UnitOfWork, delivery_id: int, result: webhooks.Outcome, delays: tuple[float, ...]) -> None:
+    """Record the outcome of one POST: delivered, retried (``delays`` in seconds) or failed;
+    a 410 Gone also disables the endpoint."""
+    delivery = deliveries.locked(uow.session, delivery_id)
     if delivery is None or delivery.status != "sending":
         return  # erased meanwhile, or the endpoint was disabled and the delivery already failed
     if result.outcome == "delivered":
-        succeed(session, delivery, status_code=result.status_code, duration_ms=result.duration_ms)
+        deliveries.succeed(uow, delivery, status_code=result.status_code, duration_ms=result.duration_ms)
     elif result.outcome == "gone":
-        fail(session, delivery, result.error or "410 Gone", status_code=410, duration_ms=result.duration_ms,
-             log_attempt=True)
-        endpoint = session.execute(select(WebhookEndpoint).where(WebhookEndpoint.id == delivery.target)
-                                   .with_for_update()).scalar()
+        deliveries.fail(uow, delivery, result.error or "410 Gone", status_code=410, duration_ms=result.duration_ms,
+                        log_attempt=True)
+        endpoint = uow.session.execute(select(WebhookEndpoint).where(WebhookEndpoint.id == delivery.target)
+                                       .with_for_update()).scalar()
         if endpoint is not None and endpoint.enabled:
-            disable_endpoint(session, endpoint, "the receiver answered 410 Gone")
+            deliveries.disable_endpoint(uow, endpoint, "the receiver answered 410 Gone")
     else:
-        retry_or_fail(session, delivery, result.error or "failed", delays, status_code=result.status_code,
-                      duration_ms=result.duration_ms)
-
+        deliveries.retry_or_fail(uow, delivery, result.error or "failed", delays, status_code=result.status_code,
+                                 duration_ms=result.duration_ms)

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from verbund.errors import Forbidden, Unprocessable
 from verbund.reference import LANGUAGES
 
 CHANNELS = ("inbox", "email", "webhook")
@@ -236,24 +239,99 @@ def redact(type_: str, data: dict, member_id: str) -> dict:
 
 # --- the unsubscribe link -------------------------------------------------------------------------
 
+_UNSUBSCRIBE_SALT = "verbund.notifications.unsubscribe"
+
+
+def _unsubscribe_serializer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt=_UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_token(member_id: str, secret: str) -> str:
+    """A token that lets whoever holds the mail turn e-mail off for this member, and nothing else
+    (RFC 8058 one-click: the link itself is the permission). URL-safe, signed with itsdangerous
+    (HMAC-SHA1 over the member id, keyed with ``secret`` and a salt of its own), no expiry: an
+    unsubscribe link in an old mail keeps working."""
+    return _unsubscribe_serializer(secret).dumps(member_id)
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def unsubscribe_token(member_id: str, secret: str) -> str:
-    """A token that lets whoever holds the mail turn e-mail off for this member, and nothing else."""
+def _legacy_member(token: str, secret: str) -> str | None:
+    """Links in mails sent before tokens came from itsdangerous: base64 member id, a dot, and
+    the first 18 bytes of HMAC-SHA256("unsubscribe:<id>"). Read only, never made any more."""
+    try:
+        encoded, _ = token.split(".", 1)
+        member_id = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
     mac = hmac.new(secret.encode(), f"unsubscribe:{member_id}".encode(), hashlib.sha256).digest()
-    return f"{_b64(member_id.encode())}.{_b64(mac[:18])}"
+    return member_id if hmac.compare_digest(f"{encoded}.{_b64(mac[:18])}", token) else None
 
 
 def member_of_unsubscribe_token(token: str, secret: str) -> str | None:
+    """The member id a token was made for, or None if it is forged, garbled or another secret's."""
     try:
-        encoded, _ = token.split(".", 1)
-        member_id = _unb64(encoded).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return member_id if hmac.compare_digest(unsubscribe_token(member_id, secret), token) else None
+        member_id = _unsubscribe_serializer(secret).loads(token)
+    except BadSignature:
+        return _legacy_member(token, secret)
+    return member_id if isinstance(member_id, str) else None
+
+
+# --- authorization and policy of the use cases -----------------------------------------------------
+
+def check_own(principal, member_id: str, what: str) -> None:
+    """Only the member itself (a ``member`` token with its ``member_id``) or an admin sees and
+    changes a member's ``what`` (preferences, inbox); else ``verbund.errors.Forbidden`` (403)."""
+    if not (principal.is_admin or principal.is_member(member_id)):
+        raise Forbidden(f"you may see and change your own {what} only")
+
+
+def may_manage_endpoint(principal, owner_role: str, owner_subject: str, member_id: str | None) -> bool:
+    """Who may see and change a webhook endpoint: an admin; for a member's endpoint that member;
+    for an integrator's endpoint the same role and subject that made it."""
+    if principal.is_admin:
+        return True
+    if member_id is not None:
+        return principal.is_member(member_id)
+    return principal.role == owner_role and principal.subject == owner_subject
+
+
+def webhook_member(principal, body: dict) -> str | None:
+    """Whose notifications a new webhook endpoint receives (``body`` as WebhookSchema loads it):
+    a member id, or None for an integrator's endpoint of platform events.
+
+    Raises Forbidden (403) for ``allow_private`` without admin rights, a member registering for
+    another member, and organizers; Unprocessable (422) for ``member_id`` from an integrator and
+    ``event_types`` on a member's endpoint (a member narrows by topics in its preferences)."""
+    if body.get("allow_private") and not principal.is_admin:
+        raise Forbidden("only an admin may allow private or loopback webhook addresses")
+    if principal.role == "member":
+        member_id = body.get("member_id", principal.member_id)
+        if member_id != principal.member_id:
+            raise Forbidden("you may register webhooks for your own member only")
+    elif principal.role == "integrator":
+        if "member_id" in body:
+            raise Unprocessable("validation failed", fields={"member_id": ["integrators receive platform events, "
+                                                                           "not a member's notifications"]})
+        member_id = None
+    elif principal.is_admin:
+        member_id = body.get("member_id")
+    else:
+        raise Forbidden("organizers do not register webhooks")
+    if member_id is not None and body.get("event_types"):
+        raise Unprocessable("validation failed", fields={"event_types": [
+            "a member's webhook receives all its notifications; choose topics in the preferences"]})
+    return member_id
+
+
+def starts_digest(before: str | None, after: str) -> bool:
+    """True when a frequency change moves a member onto a digest (``daily``/``weekly``) from
+    immediate mail: its first digest then comes at the next slot, not at once."""
+    return after in DIGEST_FREQUENCIES and before not in DIGEST_FREQUENCIES
+
+
+def releases_held(email_on: bool, frequency: str) -> bool:
+    """True when mails held for a digest go out at once: e-mail on and ``immediately``."""
+    return email_on and frequency == "immediately"

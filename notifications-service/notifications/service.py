@@ -1,64 +1,32 @@
 """notifications-service entrypoints: the event subscriber, the timers that
-send, and the HTTP API. Each hands its work to ``notifications.commands``
-or ``notifications.dispatch``."""
+send, and the HTTP API. Entrypoints only: each parses (the ``@api``
+schemas load bodies and query strings), authorises and hands its work to one
+use case (``notifications.services``), query (``notifications.queries``) or
+sender (``notifications.dispatch``)."""
 from __future__ import annotations
 
 import html
 import logging
 import time
 
-import eventlet
-from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from werkzeug.wrappers import Response
 
-from notifications import commands, dispatch, schemas
-from notifications.channels.email import SmtpSender
+from notifications import dispatch, queries, schemas, services
 from notifications.config import Config
-from notifications.rendering import Renderer
+from notifications.dependencies import Channels
 from notifications.schemas import InboxQuerySchema, PageQuerySchema
 from verbund.errors import NotFound
 from verbund.personal import MemberKeys
 from verbund.service import ServiceBase
-from verbund.settings import auth_secret
 from verbund.subscriber import subscribe
-from verbund.web import ANYONE, api, json_body, json_response
+from verbund.web import ANYONE, api, json_response
 
 log = logging.getLogger(__name__)
 
 CONFIG = Config.from_env()  # timer intervals are read when the class is defined
 OWNERS = ("admin", "member")
 WEBHOOK_OWNERS = ("admin", "member", "integrator")
-
-
-class Channels(DependencyProvider):
-    """Configuration, templates and the pool webhook deliveries run in, per container."""
-
-    def setup(self):
-        settings = self.container.config["VERBUND"]
-        self.config = Config.from_env(settings.http_host, settings.http_port)
-        self.renderer = Renderer(self.config.template_dir)
-        self.secret = auth_secret()
-        self.pool = eventlet.GreenPool(self.config.webhook_concurrency)
-        self.pacer = dispatch.Pacer(self.config.email_rate)
-        self.webhooks = dispatch.WebhookDispatcher(self.config, self.renderer, self.pool)
-
-    def stop(self):
-        # Let posts in flight finish (each is bounded by the timeout) rather than cut them off.
-        with eventlet.Timeout(self.config.webhook_timeout + 5, False):
-            self.pool.waitall()
-
-    def kill(self):
-        for thread in list(self.pool.coroutines_running):
-            thread.kill()
-
-    def get_dependency(self, worker_ctx):
-        return self
-
-    def smtp(self) -> SmtpSender:
-        c = self.config
-        return SmtpSender(c.smtp_host, c.smtp_port, timeout=c.smtp_timeout, user=c.smtp_user,
-                          password=c.smtp_password, starttls=c.smtp_starttls)
 
 
 def _page(title: str, text: str, form_action: str | None = None, status: int = 200) -> Response:
@@ -81,10 +49,10 @@ class NotificationsService(ServiceBase):
         started = time.monotonic()
         counts = {}
 
-        def handle(session, event):
-            counts.update(commands.handle(session, event, self.member_keys))
+        def handle(uow, event):
+            counts.update(services.on_event(uow, event, self.member_keys))
 
-        self.db.handle_once(event, handle)
+        self.db.handle(event, handle)
         if any(counts.values()):
             log.info("%s %s fanned out in %.0f ms: %s", event["type"], event["id"],
                      (time.monotonic() - started) * 1000, counts)
@@ -113,31 +81,30 @@ class NotificationsService(ServiceBase):
          responses={200: ("The member's preferences (defaults until it sets some)", schemas.PREFERENCES)})
     def get_preferences(self, request, member_id):
         """Read a member's notification preferences."""
-        with self.db.transaction() as session:
-            return commands.get_preferences(session, request.principal, member_id)
+        with self.db.unit_of_work() as uow:
+            return queries.get_preferences(uow.session, request.principal, member_id)
 
     @api("PUT", "/members/<string:member_id>/preferences", roles=OWNERS, body=schemas.PreferencesSchema,
          errors=(410,), responses={200: ("The preferences as they now are", schemas.PREFERENCES)})
     def set_preferences(self, request, member_id):
         """Set channels, frequency, topics and language; fields left out stay as they were."""
-        body = json_body(request)
-        with self.db.transaction() as session:
-            return commands.set_preferences(session, request.principal, member_id, body)
+        with self.db.unit_of_work() as uow:
+            return services.preferences.set_preferences(uow, request.principal, member_id, request.body_data)
 
     @api("GET", "/members/<string:member_id>/notifications", roles=OWNERS, query=InboxQuerySchema,
          errors=(410,), responses={200: ("A page of the inbox, newest first", schemas.INBOX_PAGE)})
     def inbox(self, request, member_id):
         """A member's inbox, newest first; ?unread=true for the unread ones."""
-        query = InboxQuerySchema().load(request.args.to_dict())
-        with self.db.transaction() as session:
-            return commands.inbox(session, request.principal, member_id, query, self.channels.renderer)
+        with self.db.unit_of_work() as uow:
+            return queries.inbox(uow.session, request.principal, member_id, request.query_data,
+                                 self.channels.renderer)
 
     @api("POST", "/members/<string:member_id>/notifications/<int:notification_id>/read", roles=OWNERS,
          responses={200: ("The entry, now read", schemas.INBOX_ENTRY)})
     def mark_read(self, request, member_id, notification_id):
         """Mark one inbox entry read."""
-        with self.db.transaction() as session:
-            return commands.mark_read(session, request.principal, member_id, notification_id,
+        with self.db.unit_of_work() as uow:
+            return services.inbox.mark_read(uow, request.principal, member_id, notification_id,
                                       self.channels.renderer)
 
     @api("POST", "/members/<string:member_id>/notifications/read", roles=OWNERS,
@@ -145,8 +112,8 @@ class NotificationsService(ServiceBase):
                                                           "properties": {"marked": {"type": "integer"}}})})
     def mark_all_read(self, request, member_id):
         """Mark every inbox entry read."""
-        with self.db.transaction() as session:
-            return commands.mark_all_read(session, request.principal, member_id)
+        with self.db.unit_of_work() as uow:
+            return services.inbox.mark_all_read(uow, request.principal, member_id)
 
     # --- unsubscribe links (no login: the signed token is the permission) ---------------------------
 
@@ -167,8 +134,8 @@ class NotificationsService(ServiceBase):
         """Turn e-mail off (RFC 8058 one-click, or the page's button)."""
         # RFC 8058 one-click (body "List-Unsubscribe=One-Click") and the page's button alike.
         try:
-            with self.db.transaction() as session:
-                commands.unsubscribe(session, token, self.channels.secret)
+            with self.db.unit_of_work() as uow:
+                services.preferences.unsubscribe(uow, token, self.channels.secret)
         except NotFound as exc:
             return _page("Link ungültig / Invalid link", exc.message, status=404)
         return _page("Abgemeldet / Unsubscribed",
@@ -180,53 +147,49 @@ class NotificationsService(ServiceBase):
          responses={201: ("The endpoint with its signing secret, shown this once", schemas.WEBHOOK)})
     def create_webhook(self, request):
         """Register a webhook: a member's gets its notifications, an integrator's the platform events it names."""
-        body = json_body(request)
-        with self.db.transaction() as session:
-            return 201, commands.create_webhook(session, request.principal, body)
+        with self.db.unit_of_work() as uow:
+            return 201, services.webhooks.create_webhook(uow, request.principal, request.body_data)
 
     @api("GET", "/webhooks", roles=WEBHOOK_OWNERS,
          responses={200: ("The caller's endpoints (an admin's: all)", {
              "type": "object", "properties": {"items": {"type": "array", "items": schemas.WEBHOOK}}})})
     def list_webhooks(self, request):
         """List your webhook endpoints."""
-        with self.db.transaction() as session:
-            return commands.list_webhooks(session, request.principal)
+        with self.db.unit_of_work() as uow:
+            return queries.list_webhooks(uow.session, request.principal)
 
     @api("GET", "/webhooks/<string:endpoint_id>", roles=WEBHOOK_OWNERS,
          responses={200: ("The endpoint", schemas.WEBHOOK)})
     def get_webhook(self, request, endpoint_id):
         """Read a webhook endpoint."""
-        with self.db.transaction() as session:
-            return commands.get_webhook(session, request.principal, endpoint_id)
+        with self.db.unit_of_work() as uow:
+            return queries.get_webhook(uow.session, request.principal, endpoint_id)
 
     @api("PATCH", "/webhooks/<string:endpoint_id>", roles=WEBHOOK_OWNERS, body=schemas.WebhookPatchSchema,
          responses={200: ("The endpoint as it now is", schemas.WEBHOOK)})
     def update_webhook(self, request, endpoint_id):
         """Change an endpoint's URL, types or description; enable it again after a 410."""
-        body = json_body(request)
-        with self.db.transaction() as session:
-            return commands.update_webhook(session, request.principal, endpoint_id, body)
+        with self.db.unit_of_work() as uow:
+            return services.webhooks.update_webhook(uow, request.principal, endpoint_id, request.body_data)
 
     @api("DELETE", "/webhooks/<string:endpoint_id>", roles=WEBHOOK_OWNERS,
          responses={204: "Removed, with its log"})
     def delete_webhook(self, request, endpoint_id):
         """Remove a webhook endpoint and its delivery log."""
-        with self.db.transaction() as session:
-            commands.delete_webhook(session, request.principal, endpoint_id)
+        with self.db.unit_of_work() as uow:
+            services.webhooks.delete_webhook(uow, request.principal, endpoint_id)
         return json_response(None, 204)
 
     @api("GET", "/webhooks/<string:endpoint_id>/deliveries", roles=WEBHOOK_OWNERS, query=PageQuerySchema,
          responses={200: ("Deliveries, newest first, each with every attempt", schemas.DELIVERY_PAGE)})
     def webhook_deliveries(self, request, endpoint_id):
         """The delivery log of an endpoint."""
-        query = PageQuerySchema().load(request.args.to_dict())
-        with self.db.transaction() as session:
-            return commands.webhook_deliveries(session, request.principal, endpoint_id, query)
+        with self.db.unit_of_work() as uow:
+            return queries.webhook_deliveries(uow.session, request.principal, endpoint_id, request.query_data)
 
     @api("GET", "/failures", roles=("admin",), query=PageQuerySchema,
          responses={200: ("Deliveries that gave up, with why", schemas.DELIVERY_PAGE)})
     def failures(self, request):
         """The failure log: e-mails and webhooks that could not be delivered."""
-        query = PageQuerySchema().load(request.args.to_dict())
-        with self.db.transaction() as session:
-            return commands.failures(session, query)
+        with self.db.unit_of_work() as uow:
+            return queries.failures(uow.session, request.query_data)

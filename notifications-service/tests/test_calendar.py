@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from icalendar import Calendar
 from sqlalchemy import select
 
-from notifications import commands, dispatch, domain
+from notifications import dispatch, domain, services
 from notifications.models import Base, CalendarEntry, Delivery, Notification
 from notifications.testing import (
     event_changed,
@@ -98,7 +98,7 @@ def store(database_url, amqp_uri):
 
 
 def consume(store, *events):
-    return [store.handle_once(event, commands.handle) for event in events]
+    return [store.handle(event, services.on_event) for event in events]
 
 
 def newest(store, member_id, event_id):
@@ -134,8 +134,8 @@ def test_everyone_told_of_an_event_holds_its_entry_and_hears_of_changes_by_its_o
     silent = member(sector="automotive", topics=[], consent_email=False)
     ids = [profile_of(m)["id"] for m in (plain, digest, silent, left, late)]
     consume(store, plain, digest, silent, left)
-    with store.transaction() as session:
-        commands.set_preferences(session, Principal("admin", "admin"), ids[1], {"frequency": "weekly"})
+    with store.unit_of_work() as uow:
+        services.preferences.set_preferences(uow, Principal("admin", "admin"), ids[1], {"frequency": "weekly"})
     joint = joint_event(target_sectors=["automotive"], topics=[])
     announcement = scheduled(joint)
     consume(store, announcement, registration("registration.confirmed", ids[3], joint))
@@ -172,8 +172,8 @@ def test_a_waitlisted_member_keeps_its_tentative_entry_through_updates_and_each_
     assert newest(store, member_id, joint["id"]) == (3, "TENTATIVE")  # 1 announced, 2 waitlisted, 3 updated
 
     # Each mail's .ics is its own revision, whenever it is sent.
-    with store.transaction() as session:
-        entries = {e.source_event_id: e for e in session.execute(select(CalendarEntry)).scalars()}
+    with store.unit_of_work() as uow:
+        entries = {e.source_event_id: e for e in uow.session.execute(select(CalendarEntry)).scalars()}
     for source, method, status, sequence in ((announcement, "PUBLISH", "CONFIRMED", 1),
                                              (waitlisted, "PUBLISH", "TENTATIVE", 2),
                                              (update, "PUBLISH", "TENTATIVE", 3)):
@@ -206,10 +206,10 @@ def test_two_entries_of_the_same_sequence_written_at_once_do_not_block_the_next_
     profile = member(sector="it", topics=[])
     member_id, joint = profile_of(profile)["id"], joint_event(target_sectors=["it"], topics=[])
     consume(store, profile, scheduled(joint))
-    with store.transaction() as session:
-        first = session.execute(select(CalendarEntry)).scalar_one()
+    with store.unit_of_work() as uow:
+        first = uow.session.execute(select(CalendarEntry)).scalar_one()
         for source_id, status in (("race-1", "TENTATIVE"), ("race-2", "CONFIRMED")):
-            session.add(CalendarEntry(member_id=member_id, source_event_id=source_id, event_id=joint["id"],
+            uow.session.add(CalendarEntry(member_id=member_id, source_event_id=source_id, event_id=joint["id"],
                                       event_version=1, sequence=2, status=status, created_at=first.created_at))
     update = event_changed("event.updated", {**joint, "version": 2}, [member_id])
     consume(store, update)

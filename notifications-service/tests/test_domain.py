@@ -22,6 +22,8 @@ from notifications.testing import (
     registration,
     scheduled,
 )
+from verbund.auth import Principal
+from verbund.errors import Forbidden, Unprocessable
 
 MEMBER = "5b2f6a0e-1111-4c3e-9d5e-000000000001"
 OTHER = "5b2f6a0e-2222-4c3e-9d5e-000000000002"
@@ -143,6 +145,13 @@ def test_unsubscribe_tokens_name_their_member_and_cannot_be_forged():
     forged = domain.unsubscribe_token(OTHER, "guess").split(".")[0] + "." + token.split(".")[1]
     assert domain.member_of_unsubscribe_token(forged, "secret") is None
     assert domain.member_of_unsubscribe_token("garbage", "secret") is None
+
+
+def test_unsubscribe_links_in_mails_sent_before_still_work():
+    # The token format of mails already out (before itsdangerous made them) is still read.
+    legacy = "MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAx.IfTJ1a3qx7Ol5FdH1u3debut"
+    assert domain.member_of_unsubscribe_token(legacy, "secret") == "00000000-0000-0000-0000-000000000001"
+    assert domain.member_of_unsubscribe_token(legacy, "another secret") is None
 
 
 # --- templates -------------------------------------------------------------------------------------
@@ -373,3 +382,58 @@ def test_malformed_targets_are_refused_even_with_permission(url):
 def test_public_targets_pass():
     webhook.check_url("https://93.184.215.14/hooks/verbund")
     assert webhook.is_public("2a00:1450:4001:80b::200e")
+
+
+# --- authorization and policy of the use cases -----------------------------------------------------
+
+def test_a_members_preferences_and_inbox_are_its_own_or_an_admins():
+    domain.check_own(Principal("a", "admin"), MEMBER, "inbox")
+    domain.check_own(Principal("m", "member", member_id=MEMBER), MEMBER, "inbox")
+    for stranger in (Principal("m", "member", member_id=OTHER), Principal("o", "organizer"),
+                     Principal("crm", "integrator")):
+        with pytest.raises(Forbidden, match="your own inbox"):
+            domain.check_own(stranger, MEMBER, "inbox")
+
+
+def test_who_manages_a_webhook_endpoint():
+    integrator, other_integrator = Principal("crm", "integrator"), Principal("erp", "integrator")
+    assert domain.may_manage_endpoint(Principal("a", "admin"), "integrator", "crm", None)
+    assert domain.may_manage_endpoint(integrator, "integrator", "crm", None)
+    assert not domain.may_manage_endpoint(other_integrator, "integrator", "crm", None)
+    assert domain.may_manage_endpoint(Principal("m", "member", member_id=MEMBER), "member", "x", MEMBER)
+    assert not domain.may_manage_endpoint(Principal("m", "member", member_id=OTHER), "member", "x", MEMBER)
+    assert not domain.may_manage_endpoint(integrator, "member", "crm", MEMBER)
+
+
+def test_whose_notifications_a_new_webhook_receives():
+    me = Principal("m", "member", member_id=MEMBER)
+    assert domain.webhook_member(me, {"url": "https://x"}) == MEMBER
+    assert domain.webhook_member(Principal("crm", "integrator"), {"url": "https://x"}) is None
+    assert domain.webhook_member(Principal("a", "admin"), {"member_id": OTHER}) == OTHER
+    assert domain.webhook_member(Principal("a", "admin"), {"allow_private": True}) is None
+    with pytest.raises(Forbidden):
+        domain.webhook_member(me, {"member_id": OTHER})
+    with pytest.raises(Forbidden):
+        domain.webhook_member(me, {"allow_private": True})
+    with pytest.raises(Forbidden):
+        domain.webhook_member(Principal("o", "organizer"), {})
+    with pytest.raises(Unprocessable) as refused:
+        domain.webhook_member(Principal("crm", "integrator"), {"member_id": MEMBER})
+    assert "member_id" in refused.value.details["fields"]
+    with pytest.raises(Unprocessable) as refused:
+        domain.webhook_member(me, {"event_types": ["event.*"]})
+    assert "event_types" in refused.value.details["fields"]
+
+
+@pytest.mark.parametrize("before, after, starts", [
+    ("immediately", "daily", True), (None, "weekly", True), ("daily", "weekly", False),
+    ("weekly", "weekly", False), ("daily", "immediately", False),
+])
+def test_moving_onto_a_digest_waits_for_the_next_slot(before, after, starts):
+    assert domain.starts_digest(before, after) is starts
+
+
+def test_held_mails_are_released_by_immediate_mail_only():
+    assert domain.releases_held(True, "immediately")
+    assert not domain.releases_held(True, "daily")
+    assert not domain.releases_held(False, "immediately")

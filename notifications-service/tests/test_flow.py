@@ -2,12 +2,12 @@
 broker, a real notifications-service process, mails through a real SMTP
 server process, webhooks to a local HTTP server."""
 import json
-import time
 import uuid
 
 import pytest
 import requests
 from icalendar import Calendar
+from kombu import Connection, Queue
 
 from notifications.channels import webhook
 from notifications.testing import (
@@ -18,11 +18,33 @@ from notifications.testing import (
     registration,
     scheduled,
 )
+from verbund.subscriber import ATTEMPTS_HEADER, ERROR_HEADER
 from verbund.testing import bearer, wait_for
 
 pytestmark = pytest.mark.integration
 
 ADMIN = bearer("admin")
+DEAD = "notifications.events.dead"
+
+
+def skipped(service, event_id: str) -> bool:
+    """Whether the service logged that it claimed ``event_id`` before and skipped it (the inbox)."""
+    return any(line.get("message") == f"event {event_id} already processed, skipped" for line in service.log_lines())
+
+
+def dead_letters(amqp_uri: str, expected: int) -> list:
+    """Wait until the service's dead-letter queue has given ``expected`` messages and take them."""
+    taken = []
+    with Connection(amqp_uri) as connection:
+        queue = Queue(DEAD)(connection.default_channel)
+
+        def collect():
+            while (message := queue.get(no_ack=True)) is not None:
+                taken.append((message.headers, message.body))
+            return len(taken) >= expected
+
+        wait_for(collect, timeout=30, message=f"{expected} dead letter(s)")
+    return taken
 
 def test_a_scheduled_event_reaches_exactly_the_targeted_inboxes_and_mailboxes(platform, mailcatcher):
     by_sector = member(sector="automotive", topics=[])
@@ -46,15 +68,18 @@ def test_a_scheduled_event_reaches_exactly_the_targeted_inboxes_and_mailboxes(pl
     assert mailcatcher.mails(to=profiles[2]["contact"]["email"]) == []
     assert mailcatcher.mails(to=profiles[3]["contact"]["email"]) == []
 
-    # The same event delivered again (a broker redelivery) sends nothing twice.
+    # The same event delivered again (a broker redelivery) sends nothing twice: the service says it
+    # skipped it, and a marker mail queued after it arrives while the announcement's count stays one.
     platform.publish(announcement)
-    time.sleep(2)
-    assert platform.inbox(profiles[0]["id"])["total"] == 1
-    assert len(mailcatcher.mails(to=profiles[0]["contact"]["email"])) == 1
+    wait_for(lambda: skipped(platform.service, announcement["id"]), timeout=30, message="the repeat skipped")
+    platform.publish(registration("registration.confirmed", profiles[0]["id"], joint_event(title="Marker")))
+    marked = mailcatcher.wait(2, to=profiles[0]["contact"]["email"])
+    assert sum(mail["Subject"].startswith("Einladung: Batterie-Werkstatt") for mail in marked) == 1
+    assert platform.inbox(profiles[0]["id"])["total"] == 2
 
 
 def test_a_registration_confirmation_carries_a_valid_ics_and_a_working_unsubscribe_link(platform, mailcatcher):
-    [profile] = platform.members(member(sector="research", topics=[]))
+    profile, bystander = platform.members(member(sector="research", topics=[]), member(sector="research", topics=[]))
     joint = joint_event(title="Wasserstoff-Webinar", kind="webinar", venue=None,
                         online_url="https://meet.example/h2", target_sectors=["research"], topics=[])
     platform.publish(registration("registration.confirmed", profile["id"], joint))
@@ -73,7 +98,10 @@ def test_a_registration_confirmation_carries_a_valid_ics_and_a_working_unsubscri
     assert requests.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=5).status_code == 200
     platform.publish(registration("registration.promoted", profile["id"], joint))
     wait_for(lambda: platform.inbox(profile["id"])["total"] == 2, timeout=30, message="the second inbox entry")
-    time.sleep(1.5)
+    # A marker mail to another member, queued after the promotion: once it is out, a mail of the
+    # promotion would have gone before it (mails go out in the order they were queued).
+    platform.publish(registration("registration.confirmed", bystander["id"], joint))
+    mailcatcher.wait(1, to=bystander["contact"]["email"])
     assert len(mailcatcher.mails(to=profile["contact"]["email"])) == 1
 
 
@@ -139,8 +167,11 @@ def test_a_restart_mid_send_sends_every_mail_exactly_once(infrastructure, tmp_pa
         running.publish(announcement)  # and the event comes again, as after a lost ack
         running.service.start()
         mail.wait(25, timeout=60)
-        time.sleep(1.5)
-        mails = mail.mails()
+        # The repeat was skipped, and a marker mail queued after everything else has come through.
+        wait_for(lambda: skipped(running.service, announcement["id"]), timeout=30, message="the repeat skipped")
+        running.publish(registration("registration.confirmed", profiles[0]["id"], joint_event(title="Marker")))
+        mail.wait(2, to=profiles[0]["contact"]["email"])
+        mails = [m for m in mail.mails() if not m["Subject"].startswith("Anmeldung bestätigt: Marker")]
         assert len(mails) == 25 and len({m["Message-ID"] for m in mails}) == 25
         assert sorted(m["To"].addresses[0].addr_spec for m in mails) == sorted(p["contact"]["email"] for p in profiles)
     finally:
@@ -151,6 +182,10 @@ def test_a_restart_mid_send_sends_every_mail_exactly_once(infrastructure, tmp_pa
 def test_unknown_event_data_is_dead_lettered_not_crashing_the_consumer(platform):
     # A body that breaks the contract goes to the dead-letter queue; the next good event is still handled.
     platform.publisher.publish("event.scheduled", b'{"not": "a cloudevent"}', message_id=str(uuid.uuid4()))
+    [(headers, body)] = dead_letters(platform.vhost.uri, 1)
+    assert headers[ERROR_HEADER].startswith("invalid event:")
+    assert headers[ATTEMPTS_HEADER] == 0  # not retried: it cannot get better
+    assert json.loads(body) == {"not": "a cloudevent"}  # kept as it came, for whoever mends it
     [profile] = platform.members(member(sector="logistics", topics=["hydrogen"]))
     platform.publish(scheduled(joint_event(target_sectors=[], topics=["hydrogen"])))
     wait_for(lambda: platform.inbox(profile["id"])["total"] == 1, timeout=30, message="the good event")

@@ -3,7 +3,8 @@
 Every request carries ``webhook-id`` (the same on every retry, so receivers
 can drop duplicates), ``webhook-timestamp`` (Unix seconds) and
 ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``,
-keyed with the endpoint's secret ``whsec_<base64>``.
+keyed with the endpoint's secret ``whsec_<base64>``. The signature is made by
+the ``standardwebhooks`` reference library (its output is exactly this format).
 
 Target addresses are checked when an endpoint is registered or changed and
 again before each request, by one function (``check_url``): the host is
@@ -14,7 +15,6 @@ non-public addresses are refused unless an admin allowed them for the endpoint.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import ipaddress
 import re
@@ -22,9 +22,11 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
+from standardwebhooks.webhooks import Webhook
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_SECONDS = 5 * 60
@@ -43,13 +45,10 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
 
 
-def _key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-
-
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(_key(secret), signed, hashlib.sha256).digest()).decode("ascii")
+    """``v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` keyed with the ``whsec_`` secret
+    (Standard Webhooks 1.0, "Signature scheme"); ``timestamp`` in Unix seconds."""
+    return Webhook(secret).sign(message_id, datetime.fromtimestamp(timestamp, UTC), body)
 
 
 def headers(secret: str, message_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
@@ -65,7 +64,10 @@ def headers(secret: str, message_id: str, body: bytes, timestamp: int | None = N
 
 def verify(secret: str, request_headers, body: bytes, *, now: float | None = None,
            tolerance: int = TOLERANCE_SECONDS) -> None:
-    """What a receiver does: raise InvalidSignature unless the request is authentic and fresh."""
+    """What a receiver does: raise InvalidSignature unless the request is authentic and fresh
+    (``webhook-timestamp`` within ``tolerance`` seconds of ``now``, Unix seconds; default the
+    wall clock). The library's own ``verify`` reads the wall clock only, so the tolerance is
+    checked here and the signature compared with the library's."""
     lower = {key.lower(): value for key, value in dict(request_headers).items()}
     try:
         message_id, timestamp = lower["webhook-id"], int(lower["webhook-timestamp"])

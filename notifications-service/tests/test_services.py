@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from notifications import commands, dispatch, domain
+from notifications import deliveries, dispatch, domain, queries, services
 from notifications.channels import webhook
 from notifications.channels.email import SmtpSender
 from notifications.config import Config
@@ -32,6 +32,7 @@ from notifications.models import (
     WebhookEndpoint,
 )
 from notifications.rendering import Renderer
+from notifications.schemas import PreferencesSchema, WebhookPatchSchema, WebhookSchema
 from notifications.testing import (
     event_changed,
     joint_event,
@@ -68,8 +69,23 @@ def config(mailcatcher):
                   webhook_retry_delays=(0, 0), webhook_timeout=2, public_url="https://notify.example")
 
 
+def set_preferences(uow, principal, member_id, body):
+    """The use case with its input loaded as the PUT entrypoint loads it."""
+    return services.preferences.set_preferences(uow, principal, member_id, PreferencesSchema().load(body))
+
+
+def create_webhook(uow, principal, body):
+    """The use case with its input loaded as the POST entrypoint loads it."""
+    return services.webhooks.create_webhook(uow, principal, WebhookSchema().load(body))
+
+
+def update_webhook(uow, principal, endpoint_id, body):
+    """The use case with its input loaded as the PATCH entrypoint loads it."""
+    return services.webhooks.update_webhook(uow, principal, endpoint_id, WebhookPatchSchema().load(body))
+
+
 def consume(store, *events):
-    return [store.handle_once(event, commands.handle) for event in events]
+    return [store.handle(event, services.on_event) for event in events]
 
 
 def rows(store, model, *conditions):
@@ -114,7 +130,7 @@ def test_the_recipient_address_is_decrypted_with_the_members_key(store):
 
     profile, key = member_profile(contact={"name": "Pia Lorenz", "email": "p.lorenz@firma.example",
                                            "language": "en"}), personal.new_key()
-    store.handle_once(member_event_v2(profile, key), partial(commands.handle, keys={profile["id"]: key}.get))
+    store.handle(member_event_v2(profile, key), partial(services.on_event, keys={profile["id"]: key}.get))
     [recipient] = rows(store, Recipient, Recipient.member_id == profile["id"])
     assert (recipient.contact_name, recipient.email, recipient.language, recipient.consent_email) == \
         ("Pia Lorenz", "p.lorenz@firma.example", "en", True)
@@ -127,14 +143,14 @@ def test_an_update_after_the_key_was_erased_keeps_no_address_and_mails_nobody(st
 
     profile, key = member_profile(), personal.new_key()
     keys = {profile["id"]: key}
-    store.handle_once(member_event_v2(profile, key), partial(commands.handle, keys=keys.get))
+    store.handle(member_event_v2(profile, key), partial(services.on_event, keys=keys.get))
     del keys[profile["id"]]
     update = member_event_v2({**profile, "version": 2, "topics": ["ai"]}, key, "member.updated", ["topics"])
-    assert store.handle_once(update, partial(commands.handle, keys=keys.get)) is True
+    assert store.handle(update, partial(services.on_event, keys=keys.get)) is True
     [recipient] = rows(store, Recipient, Recipient.member_id == profile["id"])
     assert (recipient.version, recipient.contact_name, recipient.email, recipient.consent_email) == \
         (2, None, None, False)
-    store.handle_once(member_deleted(profile["id"], 3), partial(commands.handle, keys=keys.get))
+    store.handle(member_deleted(profile["id"], 3), partial(services.on_event, keys=keys.get))
     [recipient] = rows(store, Recipient, Recipient.member_id == profile["id"])
     assert recipient.deleted and recipient.name is None
 
@@ -144,9 +160,9 @@ def test_erasure_forgets_the_member_everywhere_and_stays_erased(store, config):
     leaving = member(sector="automotive", topics=["battery-value-chain"])
     leaving_id, kept_id = profile_of(leaving)["id"], profile_of(kept)["id"]
     consume(store, kept, leaving)
-    with store.transaction() as session:
-        commands.set_preferences(session, as_member(profile_of(leaving)), leaving_id, {"frequency": "daily"})
-        commands.create_webhook(session, ADMIN, {"url": "http://127.0.0.1:9/hook", "member_id": leaving_id,
+    with store.unit_of_work() as uow:
+        set_preferences(uow, as_member(profile_of(leaving)), leaving_id, {"frequency": "daily"})
+        create_webhook(uow, ADMIN, {"url": "http://127.0.0.1:9/hook", "member_id": leaving_id,
                                                  "allow_private": True})
     consume(store, scheduled(joint_event()), match_suggested(kept_id, partner_id=leaving_id),
             project("project.proposed", [kept_id, leaving_id]))
@@ -183,14 +199,14 @@ def test_an_announcement_reaches_exactly_the_members_the_rule_selects(store):
         frequency = rng.choice(["immediately", "immediately", "daily"])
         population.append((event, preferred, frequency))
         consume(store, event)
-        with store.transaction() as session:
-            commands.set_preferences(session, ADMIN, profile_of(event)["id"],
+        with store.unit_of_work() as uow:
+            set_preferences(uow, ADMIN, profile_of(event)["id"],
                                      {"topics": preferred, "frequency": frequency})
     erased = population[0][0]
     consume(store, member_deleted(profile_of(erased)["id"]))
     joint = joint_event(target_sectors=["automotive", "research"], topics=["ai", "e-mobility"])
-    with store.transaction() as session:
-        counts = commands.notify(session, scheduled(joint))
+    with store.unit_of_work() as uow:
+        counts = services.fanout.notify(uow, scheduled(joint))
 
     expected = {profile_of(e)["id"] for e, preferred, _ in population[1:] if domain.wants_announcement(
         profile_of(e)["sector"], profile_of(e)["topics"], preferred, joint["target_sectors"], joint["topics"])}
@@ -216,11 +232,11 @@ def test_named_members_hear_of_changes_registrations_and_projects(store):
                          ids[1]: ["event.updated", "registration.confirmed", "project.formed"]}
 
 
-def _hook(session, member_id, enabled=True):
-    endpoint = commands.create_webhook(session, ADMIN, {"url": "http://127.0.0.1:9/hook", "member_id": member_id,
-                                                        "allow_private": True})
+def _hook(uow, member_id, enabled=True):
+    endpoint = create_webhook(uow, ADMIN, {"url": "http://127.0.0.1:9/hook", "member_id": member_id,
+                                           "allow_private": True})
     if not enabled:
-        commands.update_webhook(session, ADMIN, endpoint["id"], {"enabled": False})
+        update_webhook(uow, ADMIN, endpoint["id"], {"enabled": False})
     return endpoint["id"]
 
 
@@ -230,19 +246,19 @@ def test_a_named_event_writes_each_members_deliveries_by_its_consent_preferences
            [("plain", plain), ("digest", digest), ("quiet", quiet), ("refused", refused), ("erased", erased)]}
     ids["early"], ids["stranger"] = str(uuid.uuid4()), str(uuid.uuid4())  # registrations not arrived yet
     consume(store, plain, digest, quiet, refused, erased)
-    with store.transaction() as session:
-        hooks = {"plain": _hook(session, ids["plain"]), "digest": _hook(session, ids["digest"]),
-                 "quiet": _hook(session, ids["quiet"]), "refused": _hook(session, ids["refused"]),
-                 "erased": _hook(session, ids["erased"]), "early": _hook(session, ids["early"])}
-        _hook(session, ids["digest"], enabled=False)
-        commands.set_preferences(session, ADMIN, ids["digest"], {"frequency": "weekly"})
-        commands.set_preferences(session, ADMIN, ids["quiet"], {"channels": {"email": False, "webhook": False}})
-        crm = commands.create_webhook(session, ADMIN, {
+    with store.unit_of_work() as uow:
+        hooks = {"plain": _hook(uow, ids["plain"]), "digest": _hook(uow, ids["digest"]),
+                 "quiet": _hook(uow, ids["quiet"]), "refused": _hook(uow, ids["refused"]),
+                 "erased": _hook(uow, ids["erased"]), "early": _hook(uow, ids["early"])}
+        _hook(uow, ids["digest"], enabled=False)
+        set_preferences(uow, ADMIN, ids["digest"], {"frequency": "weekly"})
+        set_preferences(uow, ADMIN, ids["quiet"], {"channels": {"email": False, "webhook": False}})
+        crm = create_webhook(uow, ADMIN, {
             "url": "http://127.0.0.1:9/crm", "event_types": ["event.*"], "allow_private": True})["id"]
     consume(store, member_deleted(ids["erased"]))
     updated = event_changed("event.updated", joint_event(), list(ids.values()))
-    with store.transaction() as session:
-        counts = commands.notify(session, updated)
+    with store.unit_of_work() as uow:
+        counts = services.fanout.notify(uow, updated)
 
     assert counts == {"inbox": 6, "email": 1, "held": 1, "webhook": 4, "integrator": 1}
     inbox = {row.member_id: row.id for row in rows(store, Notification)}
@@ -259,8 +275,8 @@ def test_a_named_event_writes_each_members_deliveries_by_its_consent_preferences
     }
     assert [row.id for row in rows(store, SourceEvent)] == [updated["id"]]
     # A suggestion for an erased member alone writes nothing at all.
-    with store.transaction() as session:
-        assert commands.notify(session, match_suggested(ids["erased"])) == {
+    with store.unit_of_work() as uow:
+        assert services.fanout.notify(uow, match_suggested(ids["erased"])) == {
             "inbox": 0, "email": 0, "held": 0, "webhook": 0, "integrator": 0}
     assert count(store, SourceEvent) == 1
 
@@ -271,18 +287,18 @@ def test_named_and_announced_events_apply_the_same_delivery_rules(store):
     population = [member(sector="automotive", consent_email=rng.random() < 0.7) for _ in range(40)]
     consume(store, *population)
     ids = [profile_of(m)["id"] for m in population]
-    with store.transaction() as session:
+    with store.unit_of_work() as uow:
         for member_id in ids:
-            commands.set_preferences(session, ADMIN, member_id, {
+            set_preferences(uow, ADMIN, member_id, {
                 "frequency": rng.choice(["immediately", "daily", "weekly"]),
                 "channels": {"email": rng.random() < 0.8, "webhook": rng.random() < 0.8}})
             for _ in range(rng.choice([0, 0, 1, 2])):
-                _hook(session, member_id, enabled=rng.random() < 0.8)
+                _hook(uow, member_id, enabled=rng.random() < 0.8)
     consume(store, *(member_deleted(member_id) for member_id in ids[:3]))
     joint = joint_event(target_sectors=["automotive"], topics=[])
     announced, changed = scheduled(joint), event_changed("event.updated", joint, ids)
-    with store.transaction() as session:
-        counts = [commands.notify(session, event) for event in (announced, changed)]
+    with store.unit_of_work() as uow:
+        counts = [services.fanout.notify(uow, event) for event in (announced, changed)]
 
     def deliveries(event):
         return {(d.channel, d.target, d.member_id, d.status)
@@ -300,8 +316,8 @@ def test_a_redelivered_event_changes_nothing(store):
     assert count(store, Notification) == 2 and count(store, Delivery) == 2
     # Even past the inbox claim, the unique keys refuse a second notification of the same event.
     with pytest.raises(IntegrityError):
-        with store.transaction() as session:
-            commands.notify(session, announcement)
+        with store.unit_of_work() as uow:
+            services.fanout.notify(uow, announcement)
     assert count(store, Notification) == 2
 
 
@@ -366,17 +382,17 @@ def test_an_unreachable_mail_server_is_retried_then_reported_as_failed(store, co
     assert [a.outcome for a in rows(store, DeliveryAttempt)] == ["retry", "retry", "failed"]
     [failed] = outbox_events(store, "notification.failed")
     assert failed["data"]["attempts"] == 3 and failed["data"]["channel"] == "email"
-    with store.transaction() as session:
-        assert commands.failures(session, {"page": 1, "per_page": 10})["total"] == 1
+    with store.unit_of_work() as uow:
+        assert queries.failures(uow.session, {"page": 1, "per_page": 10})["total"] == 1
 
 
 def test_a_refusal_that_names_the_recipient_leaves_its_address_out_of_notification_failed(store):
     recipient = member(sector="automotive")
     address = profile_of(recipient)["contact"]["email"]
     consume(store, recipient, scheduled(joint_event()))
-    with store.transaction() as session:
-        delivery = session.execute(select(Delivery)).scalar_one()
-        dispatch.fail(session, delivery, f"recipient refused: 550 b'5.1.1 <{address}>: Recipient address "
+    with store.unit_of_work() as uow:
+        delivery = uow.session.execute(select(Delivery)).scalar_one()
+        deliveries.fail(uow, delivery, f"recipient refused: 550 b'5.1.1 <{address}>: Recipient address "
                                          f"rejected: User unknown in virtual mailbox table'")
     [failed] = outbox_events(store, "notification.failed")
     assert address not in json.dumps(failed)
@@ -397,8 +413,8 @@ def test_a_template_that_fails_lands_in_the_failure_log_not_in_a_crash(store, co
     assert not mailcatcher.mails(to=profile_of(recipient)["contact"]["email"])
     assert outbox_events(store, "notification.failed")[0]["data"]["error"].startswith("could not render")
     # The inbox still lists the entry, titled by its type.
-    with store.transaction() as session:
-        [entry] = commands.inbox(session, ADMIN, profile_of(recipient)["id"], PAGE, Renderer(str(tmp_path)))["items"]
+    with store.unit_of_work() as uow:
+        [entry] = queries.inbox(uow.session, ADMIN, profile_of(recipient)["id"], PAGE, Renderer(str(tmp_path)))["items"]
     assert entry["title"] == "event.scheduled"
 
 
@@ -406,14 +422,14 @@ def test_a_digest_groups_what_was_held_into_one_mail_at_its_hour(store, config, 
     recipient = member(sector="automotive")
     member_id, address = profile_of(recipient)["id"], profile_of(recipient)["contact"]["email"]
     consume(store, recipient)
-    with store.transaction() as session:
-        commands.set_preferences(session, as_member(profile_of(recipient)), member_id, {"frequency": "daily"})
+    with store.unit_of_work() as uow:
+        set_preferences(uow, as_member(profile_of(recipient)), member_id, {"frequency": "daily"})
     consume(store, scheduled(joint_event(title="Erstes Treffen")), scheduled(joint_event(title="Zweites Treffen")))
     assert send_emails(store, config) == 0  # held for the digest
     hour = replace(config, digest_hour=7, digest_timezone="UTC")
     day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    with store.transaction() as session:  # the last digest went out the morning before
-        session.execute(update(Preference).values(last_digest_at=day - timedelta(hours=16, minutes=30)))
+    with store.unit_of_work() as uow:  # the last digest went out the morning before
+        uow.session.execute(update(Preference).values(last_digest_at=day - timedelta(hours=16, minutes=30)))
     with SmtpSender("127.0.0.1", config.smtp_port) as sender:
         def digests_at(hh, mm):
             return dispatch.send_due_digests(store, hour, Renderer(), SECRET, sender,
@@ -439,8 +455,8 @@ def test_bad_preferences_are_refused_with_the_field(store, body, field):
     recipient = member()
     consume(store, recipient)
     with pytest.raises(ValidationError) as refused:
-        with store.transaction() as session:
-            commands.set_preferences(session, as_member(profile_of(recipient)), profile_of(recipient)["id"], body)
+        with store.unit_of_work() as uow:
+            set_preferences(uow, as_member(profile_of(recipient)), profile_of(recipient)["id"], body)
     assert field in refused.value.messages
     assert count(store, Preference) == 0
 
@@ -449,13 +465,13 @@ def test_preferences_are_a_members_own(store):
     mine, theirs = member(), member()
     consume(store, mine, theirs, member_deleted(profile_of(theirs)["id"]))
     with pytest.raises(Forbidden):
-        with store.transaction() as session:
-            commands.set_preferences(session, as_member(profile_of(mine)), profile_of(theirs)["id"], {})
+        with store.unit_of_work() as uow:
+            set_preferences(uow, as_member(profile_of(mine)), profile_of(theirs)["id"], {})
     with pytest.raises(Gone):
-        with store.transaction() as session:
-            commands.get_preferences(session, ADMIN, profile_of(theirs)["id"])
-    with store.transaction() as session:
-        view = commands.set_preferences(session, as_member(profile_of(mine)), profile_of(mine)["id"],
+        with store.unit_of_work() as uow:
+            queries.get_preferences(uow.session, ADMIN, profile_of(theirs)["id"])
+    with store.unit_of_work() as uow:
+        view = set_preferences(uow, as_member(profile_of(mine)), profile_of(mine)["id"],
                                         {"channels": {"webhook": False}, "topics": ["ai"], "language": "en"})
     assert view["channels"] == {"inbox": True, "email": True, "webhook": False}
     assert view["topics"] == ["ai"] and view["effective_language"] == "en" and view["email_consent"] is True
@@ -466,11 +482,11 @@ def test_the_unsubscribe_token_turns_email_off_and_stops_waiting_mails(store, co
     member_id = profile_of(recipient)["id"]
     consume(store, recipient, scheduled(joint_event()))
     with pytest.raises(NotFound):
-        with store.transaction() as session:
-            commands.unsubscribe(session, domain.unsubscribe_token(member_id, "wrong secret"), SECRET)
-    with store.transaction() as session:
-        assert commands.unsubscribe(session, domain.unsubscribe_token(member_id, SECRET), SECRET) == member_id
-        assert commands.get_preferences(session, ADMIN, member_id)["channels"]["email"] is False
+        with store.unit_of_work() as uow:
+            services.preferences.unsubscribe(uow, domain.unsubscribe_token(member_id, "wrong secret"), SECRET)
+    with store.unit_of_work() as uow:
+        assert services.preferences.unsubscribe(uow, domain.unsubscribe_token(member_id, SECRET), SECRET) == member_id
+        assert queries.get_preferences(uow.session, ADMIN, member_id)["channels"]["email"] is False
     assert send_emails(store, config) == 0
     assert rows(store, Delivery)[0].status == "cancelled"
 
@@ -481,20 +497,20 @@ def test_the_inbox_pages_newest_first_filters_unread_and_marks_read(store):
     owner = as_member(profile_of(recipient))
     consume(store, recipient, *[scheduled(joint_event(title=f"Meetup {n}")) for n in range(5)])
     renderer = Renderer()
-    with store.transaction() as session:
-        first = commands.inbox(session, owner, member_id, {"unread": False, "page": 1, "per_page": 2}, renderer)
+    with store.unit_of_work() as uow:
+        first = queries.inbox(uow.session, owner, member_id, {"unread": False, "page": 1, "per_page": 2}, renderer)
         assert first["total"] == 5 and first["unread"] == 5
         assert [item["title"].split(" (")[0] for item in first["items"]] == ["Invitation: Meetup 4",
                                                                                "Invitation: Meetup 3"]
-        marked = commands.mark_read(session, owner, member_id, first["items"][0]["id"], renderer)
+        marked = services.inbox.mark_read(uow, owner, member_id, first["items"][0]["id"], renderer)
         assert marked["read"] is True
-        unread = commands.inbox(session, owner, member_id, {"unread": True, "page": 1, "per_page": 10}, renderer)
+        unread = queries.inbox(uow.session, owner, member_id, {"unread": True, "page": 1, "per_page": 10}, renderer)
         assert unread["total"] == 4 and first["items"][0]["id"] not in [i["id"] for i in unread["items"]]
         with pytest.raises(Forbidden):
-            commands.inbox(session, Principal("x", "member", member_id="someone-else"), member_id, PAGE, renderer)
+            queries.inbox(uow.session, Principal("x", "member", member_id="someone-else"), member_id, PAGE, renderer)
         with pytest.raises(NotFound):
-            commands.mark_read(session, owner, member_id, 999999, renderer)
-        assert commands.mark_all_read(session, owner, member_id) == {"marked": 4}
+            services.inbox.mark_read(uow, owner, member_id, 999999, renderer)
+        assert services.inbox.mark_all_read(uow, owner, member_id) == {"marked": 4}
 
 
 # --- webhooks --------------------------------------------------------------------------------------
@@ -535,8 +551,8 @@ def drain_webhooks(dispatcher, store, rounds=10):
 
 
 def make_webhook(store, principal, **body):
-    with store.transaction() as session:
-        return commands.create_webhook(session, principal, body)
+    with store.unit_of_work() as uow:
+        return create_webhook(uow, principal, body)
 
 
 def test_webhook_targets_and_owners_are_checked(store):
@@ -556,9 +572,9 @@ def test_webhook_targets_and_owners_are_checked(store):
                      event_types=["billing.*"])
     created = make_webhook(store, principal, url="https://93.184.215.14/x")
     assert created["secret"].startswith("whsec_") and created["owner"]["member_id"] == profile_of(owner)["id"]
-    with store.transaction() as session:
-        assert commands.list_webhooks(session, Principal("crm", "integrator"))["items"] == []
-        assert "secret" not in commands.get_webhook(session, principal, created["id"])
+    with store.unit_of_work() as uow:
+        assert queries.list_webhooks(uow.session, Principal("crm", "integrator"))["items"] == []
+        assert "secret" not in queries.get_webhook(uow.session, principal, created["id"])
 
 
 def test_webhooks_are_signed_retried_and_a_410_disables_the_endpoint(store, config, receiver):
@@ -581,11 +597,11 @@ def test_webhooks_are_signed_retried_and_a_410_disables_the_endpoint(store, conf
         assert payload["type"] == "event.scheduled" and payload["data"]["member_id"] == profile_of(owner)["id"]
         assert payload["data"]["title"].startswith("Einladung:")
     assert len({p["headers"]["webhook-id"] for p in posts}) == 2  # a retry keeps its message id
-    with store.transaction() as session:
-        log = commands.webhook_deliveries(session, ADMIN, hook["id"], {"page": 1, "per_page": 10})
+    with store.unit_of_work() as uow:
+        log = queries.webhook_deliveries(uow.session, ADMIN, hook["id"], {"page": 1, "per_page": 10})
         assert sorted(len(item["log"]) for item in log["items"]) == [1, 2]
         assert {item["status"] for item in log["items"]} == {"delivered"}
-        crm_view = commands.get_webhook(session, ADMIN, crm["id"])
+        crm_view = queries.get_webhook(uow.session, ADMIN, crm["id"])
         assert crm_view["enabled"] is False and "410" in crm_view["disabled_reason"]
     assert len(receiver.received("/crm")) == 1  # disabled after the first answer; the second was never sent
     failed = outbox_events(store, "notification.failed")

@@ -1,0 +1,21 @@
+"""The use cases of notifications, by concern: ``read_model`` (member.* → recipients),
+``fanout`` (consumed events → inbox entries and deliveries), ``preferences``, ``inbox`` and
+``webhooks``. Each takes a unit of work (``verbund.database.UnitOfWork``) and validated input."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from notifications.services import fanout, inbox, preferences, read_model, webhooks
+from verbund.database import UnitOfWork
+
+
+def on_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | None] | None = None) -> dict:
+    """What consuming one event does (inside the inbox claim's unit of work): ``member.*`` keep
+    the read model (``keys`` as for ``read_model.apply_member_event``), then the fan-out.
+    Returns the fan-out's counts (``fanout.notify``)."""
+    if event["type"].startswith("member."):
+        read_model.apply_member_event(uow, event, keys)
+    return fanout.notify(uow, event)
+
+
+__all__ = ["fanout", "inbox", "on_event", "preferences", "read_model", "webhooks"]

@@ -1,0 +1,281 @@
+"""Fan-out: from a consumed event to inbox entries and delivery work items, in one
+transaction with the inbox claim: an announcement with set-based INSERT ... SELECT statements,
+so that 100k members are a handful of statements, not 100k ORM objects; an event that names
+its few members (most events) with one query for what is known of them and one bulk insert each
+for their inbox entries and deliveries."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import (
+    DateTime,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    insert,
+    literal,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, aliased
+
+from notifications import domain
+from notifications.models import (
+    CalendarEntry,
+    Delivery,
+    Notification,
+    Preference,
+    PreferenceTopic,
+    Recipient,
+    RecipientTopic,
+    SourceEvent,
+    WebhookEndpoint,
+)
+from verbund.database import UnitOfWork
+
+
+def _ts(value):
+    """A timestamp as SQL literal of the right type (SQLite stores them as text)."""
+    return literal(value, DateTime(timezone=True))
+
+
+def _announcement_audience(plan: domain.Plan):
+    """Members an announcement reaches: sector targeted or a shared topic, and (if they
+    narrowed their topics) a topic they chose. Both lookups are indexed."""
+    candidates = union(
+        select(Recipient.member_id.label("member_id")).where(Recipient.sector.in_(plan.sectors)),
+        select(RecipientTopic.member_id.label("member_id")).where(RecipientTopic.topic.in_(plan.topics)),
+    ).subquery()
+    return (select(candidates.c.member_id)
+            .join(Recipient, Recipient.member_id == candidates.c.member_id)
+            .outerjoin(Preference, Preference.member_id == candidates.c.member_id)
+            .where(Recipient.deleted.is_(False))
+            .where(or_(Preference.topics_filter.is_(None), Preference.topics_filter.is_(False),
+                       exists().where(PreferenceTopic.member_id == candidates.c.member_id,
+                                      PreferenceTopic.topic.in_(plan.topics)))))
+
+
+# The statements of the common case, an event naming a few members, built once (building a
+# statement costs more than running it) and run on the session's connection as Core statements
+# (the ORM's execute and bulk insert add more than the statements themselves cost).
+#
+# What the read model knows of the named members: recipient, preferences and enabled endpoints,
+# one row per endpoint. A member with an endpoint but no registration yet has a row too; a member
+# nobody knows has none (it gets its inbox entry only).
+_named = bindparam("member_ids", expanding=True)
+
+
+_known = union(
+    select(Recipient.member_id.label("member_id")).where(Recipient.member_id.in_(_named)),
+    select(WebhookEndpoint.member_id.label("member_id")).where(WebhookEndpoint.member_id.in_(_named),
+                                                                WebhookEndpoint.enabled.is_(True)),
+).subquery()
+
+
+_NAMED_MEMBERS = (
+    select(_known.c.member_id, Recipient.deleted, Recipient.consent_email, Recipient.email,
+           Preference.email.label("email_on"), Preference.webhook.label("webhook_on"), Preference.frequency,
+           WebhookEndpoint.id.label("endpoint_id"))
+    .select_from(_known)
+    .outerjoin(Recipient, Recipient.member_id == _known.c.member_id)
+    .outerjoin(Preference, Preference.member_id == _known.c.member_id)
+    .outerjoin(WebhookEndpoint, and_(WebhookEndpoint.member_id == _known.c.member_id,
+                                     WebhookEndpoint.enabled.is_(True)))
+)
+
+
+_INTEGRATOR_ENDPOINTS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+    WebhookEndpoint.member_id.is_(None), WebhookEndpoint.enabled.is_(True))
+
+
+_NEW_NOTIFICATIONS = insert(Notification.__table__).returning(Notification.member_id, Notification.id)
+
+
+_NEW_DELIVERIES = insert(Delivery.__table__)
+
+
+_NEW_SOURCE_EVENT = insert(SourceEvent.__table__)
+
+
+def notify(uow: UnitOfWork, event: dict) -> dict:
+    """Everything a consumed event sets off: inbox entries, e-mails (or digest entries)
+    and webhook deliveries of the members it concerns, and integrator webhook deliveries.
+    Returns how many of each were written: ``{inbox, email, held, webhook, integrator}``."""
+    session, now = uow.session, uow.now()
+    plan = domain.plan(event)
+    session.flush()  # the Core statements below see what the session changed before
+    conn = session.connection()
+    if plan is None:
+        counts = {"inbox": 0, "email": 0, "held": 0, "webhook": 0}
+    elif plan.announcement:
+        counts = _notify_audience(session, event, plan, now)
+    else:
+        counts = _notify_calendar_holders(session, event, plan, now) if plan.calendar_holders else None
+        named = _notify_members(conn, event, plan.member_ids, now)
+        counts = named if counts is None else {key: counts[key] + named[key] for key in named}
+    if plan is not None and plan.ics_cancel is not None and counts["inbox"]:
+        _record_calendar_entries(session, event, now)
+    counts["integrator"] = _queue_integrator_deliveries(conn, event, now)
+    if counts["inbox"] or counts["integrator"]:
+        conn.execute(_NEW_SOURCE_EVENT, {
+            "id": event["id"], "type": event["type"], "subject": event["subject"],
+            "body": json.dumps(event, ensure_ascii=False),
+            "time": datetime.fromisoformat(event["time"].replace("Z", "+00:00"))})
+    return counts
+
+
+def _notify_audience(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:
+    """An announcement: set-based, a handful of statements however big the audience."""
+    audience = _announcement_audience(plan)
+    counts = {"inbox": session.execute(insert(Notification).from_select(
+        ["member_id", "source_event_id", "source_type", "created_at"],
+        select(audience.subquery().c.member_id, literal(event["id"], String),
+               literal(event["type"], String), _ts(now)))).rowcount, "email": 0, "held": 0, "webhook": 0}
+    if counts["inbox"]:
+        counts.update(_queue_member_deliveries(session, event, now))
+    return counts
+
+
+def _previous_entry(column: str, event_id: str, member_id):
+    """A column of the member's newest calendar entry of the joint event ``event_id`` (None if it
+    has none), as a correlated subquery: one index lookup per member, however many hold the
+    event. Ties of sequence (two instances writing at once) go to one row all the same."""
+    entry = aliased(CalendarEntry)
+    return (select(getattr(entry, column)).where(entry.event_id == event_id, entry.member_id == member_id)
+            .order_by(entry.sequence.desc(), entry.source_event_id.desc()).limit(1).scalar_subquery())
+
+
+def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:
+    """An event update or cancellation also reaches every member that holds the event's calendar
+    entry (was told of the event and not yet of its removal) but is not among the members the
+    event names (``_notify_members`` tells those): an inbox entry, and e-mail (with the ``.ics``)
+    and webhooks as its consent and preferences allow, as the announcement did. Set-based,
+    like an announcement."""
+    event_id = event["data"]["event"]["id"]
+    holders = (select(CalendarEntry.member_id).distinct()
+               .where(CalendarEntry.event_id == event_id,
+                      _previous_entry("status", event_id, CalendarEntry.member_id) != "CANCELLED")).subquery()
+    audience = (select(holders.c.member_id, literal(event["id"], String), literal(event["type"], String), _ts(now))
+                .join(Recipient, Recipient.member_id == holders.c.member_id)
+                .where(Recipient.deleted.is_(False), holders.c.member_id.not_in(plan.member_ids)))
+    counts = {"inbox": session.execute(insert(Notification).from_select(
+        ["member_id", "source_event_id", "source_type", "created_at"], audience)).rowcount,
+        "email": 0, "held": 0, "webhook": 0}
+    if counts["inbox"]:
+        counts.update(_queue_member_deliveries(session, event, now))
+    return counts
+
+
+def _record_calendar_entries(session: Session, event: dict, now: datetime) -> None:
+    """Remember the calendar entry of this event each member told of it holds from now on, with
+    the SEQUENCE and STATUS of ``domain.calendar_sequence``/``calendar_status`` computed from its
+    previous entry; ``dispatch`` writes a mail's ``.ics`` from it. Every member with an inbox entry
+    counts, not only those mailed at once: digest mails go out singly with their ``.ics`` when the
+    member switches back to immediate mail, and whoever was told of an event is told of its
+    changes, on the channels its consent and preferences allow."""
+    joint = event["data"]["event"]
+    version = int(joint["version"])
+    if session.execute(select(CalendarEntry.member_id).where(CalendarEntry.event_id == joint["id"]).limit(1)).first():
+        previous = {column: _previous_entry(column, joint["id"], Notification.member_id)
+                    for column in ("sequence", "event_version", "status")}
+        if event["type"] == "event.updated":
+            status = case((previous["status"] == "TENTATIVE", "TENTATIVE"),
+                          else_=domain.calendar_status(event["type"]))
+        else:
+            status = literal(domain.calendar_status(event["type"]), String)
+        sequence = case((previous["sequence"].is_(None), version),
+                        (and_(previous["event_version"] == version, previous["status"] == status),
+                         previous["sequence"]),
+                        (previous["sequence"] + 1 > version, previous["sequence"] + 1), else_=version)
+    else:  # nobody holds the event yet (an announcement): every copy is the first, no lookups
+        status, sequence = literal(domain.calendar_status(event["type"]), String), literal(version)
+    session.execute(insert(CalendarEntry).from_select(
+        ["member_id", "source_event_id", "event_id", "event_version", "sequence", "status", "created_at"],
+        select(Notification.member_id, literal(event["id"], String), literal(joint["id"], String),
+               literal(version), sequence, status, _ts(now))
+        .where(Notification.source_event_id == event["id"])))
+
+
+def _notify_members(conn: Connection, event: dict, member_ids: tuple[str, ...], now: datetime) -> dict:
+    """An event that names its members: what is known of them in one query, their inbox
+    entries in one insert, their e-mail and webhook deliveries in another."""
+    known: dict[str, list] = {}
+    for row in conn.execute(_NAMED_MEMBERS, {"member_ids": list(member_ids)}):
+        known.setdefault(row.member_id, []).append(row)
+    members = [m for m in member_ids if not (m in known and known[m][0].deleted)]  # erased: not told
+    counts = {"inbox": len(members), "email": 0, "held": 0, "webhook": 0}
+    if not members:
+        return counts
+    notification_ids = dict(conn.execute(_NEW_NOTIFICATIONS, [
+        {"member_id": m, "source_event_id": event["id"], "source_type": event["type"], "created_at": now}
+        for m in members]).all())
+    deliveries = []
+    for member_id in members:
+        rows = known.get(member_id, ())
+        if not rows:
+            continue
+        member, notification_id = rows[0], notification_ids[member_id]
+        status = domain.email_status(member.consent_email, member.email, member.email_on, member.frequency)
+        if status is not None:
+            deliveries.append(_delivery(event, now, "email", member_id, member_id, notification_id, status))
+            counts["email" if status == "pending" else "held"] += 1
+        if domain.wants_webhooks(member.webhook_on):
+            for row in rows:
+                if row.endpoint_id is not None:
+                    deliveries.append(_delivery(event, now, "webhook", row.endpoint_id, member_id,
+                                                notification_id))
+                    counts["webhook"] += 1
+    if deliveries:
+        conn.execute(_NEW_DELIVERIES, deliveries)
+    return counts
+
+
+def _delivery(event: dict, now: datetime, channel: str, target: str, member_id: str | None,
+              notification_id: int | None, status: str = "pending") -> dict:
+    return {"channel": channel, "target": target, "source_event_id": event["id"], "source_type": event["type"],
+            "subject": event["subject"], "member_id": member_id, "notification_id": notification_id,
+            "status": status, "attempts": 0, "next_attempt_at": now, "created_at": now}
+
+
+def _queue_member_deliveries(session: Session, event: dict, now: datetime) -> dict:
+    columns = ["channel", "target", "source_event_id", "source_type", "subject", "member_id", "notification_id",
+               "status", "attempts", "next_attempt_at", "created_at"]
+    mine = Notification.source_event_id == event["id"]
+    constants = (literal(event["id"], String), literal(event["type"], String), literal(event["subject"], String))
+    wants_email = or_(Preference.email.is_(None), Preference.email.is_(True))
+    on_digest = Preference.frequency.in_(domain.DIGEST_FREQUENCIES)  # as domain.email_status
+
+    def emails(status: str, when):
+        # Members on a digest get their e-mail deliveries held until the digest collects them.
+        return (select(literal("email", String), Notification.member_id, *constants, Notification.member_id,
+                       Notification.id, literal(status, String), literal(0), _ts(now), _ts(now))
+                .join(Recipient, Recipient.member_id == Notification.member_id)
+                .outerjoin(Preference, Preference.member_id == Notification.member_id)
+                .where(mine, Recipient.consent_email.is_(True), Recipient.email.is_not(None), wants_email, when))
+
+    pending = session.execute(insert(Delivery).from_select(
+        columns, emails("pending", or_(Preference.frequency.is_(None), ~on_digest)))).rowcount
+    held = session.execute(insert(Delivery).from_select(columns, emails("held", on_digest))).rowcount
+    hooks = (select(literal("webhook", String), WebhookEndpoint.id, *constants, Notification.member_id,
+                    Notification.id, literal("pending", String), literal(0), _ts(now), _ts(now))
+             .join(WebhookEndpoint, and_(WebhookEndpoint.member_id == Notification.member_id,
+                                         WebhookEndpoint.enabled.is_(True)))
+             .outerjoin(Preference, Preference.member_id == Notification.member_id)
+             .where(mine, or_(Preference.webhook.is_(None), Preference.webhook.is_(True))))
+    webhook = session.execute(insert(Delivery).from_select(columns, hooks)).rowcount
+    return {"email": pending, "held": held, "webhook": webhook}
+
+
+def _queue_integrator_deliveries(conn: Connection, event: dict, now: datetime) -> int:
+    rows = [_delivery(event, now, "webhook", endpoint.id, None, None)
+            for endpoint in conn.execute(_INTEGRATOR_ENDPOINTS)
+            if any(domain.type_matches(pattern, event["type"])
+                   for pattern in json.loads(endpoint.event_types or '["#"]'))]
+    if rows:
+        conn.execute(_NEW_DELIVERIES, rows)
+    return len(rows)
