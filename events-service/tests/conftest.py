@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from verbund import envelope
+from verbund.catalogue import source_of
 from verbund.testing import ServiceProcess, member_registered, migrated_store
 
 
@@ -44,17 +45,18 @@ def event_input():
 def store(database_url, amqp_uri):
     """The events database (migrated by Alembic) with its outbox relaying to the real broker."""
     with migrated_store("events", database_url, amqp_uri) as store:
+        store.source = source_of("events")  # the events it emits come from events-service
         yield store
 
 
 @pytest.fixture
 def known_member(store):
     """Feeds a member.registered event through the inbox into the read model; returns its profile."""
-    from events import commands
+    from events import services
 
     def make(**overrides):
         event = member_registered(name=f"Firma {uuid.uuid4().hex[:6]} GmbH", **overrides)
-        store.handle_once(event, commands.apply_member_event)
+        store.handle(event, services.on_member_event)
         return event["data"]["profile"]
     return make
 
