@@ -41,7 +41,16 @@ REGISTRATION = {"type": "object", "required": ["id", "event_id", "member_id", "s
                     "reason": {"type": ["string", "null"]},
                     "attendees": {"type": "array", "items": {"type": "string"}},
                     "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}
-REGISTRATIONS = {"type": "object", "properties": {"items": {"type": "array", "items": REGISTRATION}}}
+EVENT_REGISTRATIONS = {"type": "object", "required": ["event", "items"], "properties": {
+    "event": {"$ref": "#/components/schemas/event-view"},
+    "items": {"type": "array", "items": {**REGISTRATION, "properties": {
+        **REGISTRATION["properties"], "member_name": {"type": ["string", "null"]}}}}}}
+MEMBER_REGISTRATIONS = {"type": "object", "required": ["member_id", "items"], "properties": {
+    "member_id": {"type": "string"},
+    "items": {"type": "array", "items": {**REGISTRATION, "properties": {**REGISTRATION["properties"], "event": {
+        "type": "object", "description": "the event in brief",
+        "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "starts_at": {"type": "string"},
+                       "status": {"enum": ["scheduled", "cancelled", "completed"]}}}}}}}}
 CALENDAR = ("text/calendar", {"type": "string"})
 
 
@@ -144,7 +153,7 @@ class EventsService(ServiceBase):
         return json_response(registration, 201)
 
     @api("GET", "/events/<string:event_id>/registrations", roles=STAFF,
-         responses={200: ("The event and every registration in arrival order", REGISTRATIONS)})
+         responses={200: ("The event and every registration in arrival order", EVENT_REGISTRATIONS)})
     def list_registrations(self, request, event_id):
         """An event's registrations."""
         with self.db.unit_of_work() as uow:
@@ -166,7 +175,7 @@ class EventsService(ServiceBase):
             return services.cancel_registration(uow, request.principal, event_id, registration_id)
 
     @api("GET", "/members/<string:member_id>/registrations", roles=("admin", "organizer", "member"),
-         responses={200: ("The member's registrations with their events", REGISTRATIONS)})
+         responses={200: ("The member's registrations with their events", MEMBER_REGISTRATIONS)})
     def member_registrations(self, request, member_id):
         """A member's registrations."""
         with self.db.unit_of_work() as uow:

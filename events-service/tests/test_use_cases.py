@@ -1,9 +1,12 @@
 """The events use cases on a migrated SQLite file with a recording publisher and a fixed
 clock: no broker, no PostgreSQL (``make unit``). Each asserts the events it emits as the
 outbox relay publishes them after the commit."""
+import json
 import uuid
 from datetime import datetime
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 from events import domain, queries, services
@@ -176,3 +179,24 @@ def test_member_deleted_cancels_promotes_erases_and_is_handled_once(store, clock
         assert row.deleted_at == clock() and row.name is None and row.contact_email is None
         assert uow.session.get(Registration, seat["id"]).attendees is None
     assert status(store, waiting) == "confirmed"
+
+
+def test_the_registration_lists_answer_as_the_openapi_document_says(store):
+    """The committed document's response schemas fit what the queries answer (with data in them)."""
+    document = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi" / "events.json").read_text())
+
+    def answer_schema(path, method="get"):
+        schema = document["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        return {**schema, "components": document["components"]}
+
+    event = schedule(store, capacity=1)
+    (profile, first), (_, second) = known_member(store), known_member(store)
+    register(store, event, first, attendees=["Erika Muster"])
+    register(store, event, second)
+    with store.unit_of_work() as uow:
+        listed = queries.list_registrations(uow, IT_ORGANIZER, event["id"])
+        mine = queries.member_registrations(uow, first, profile["id"])
+    assert [item["status"] for item in listed["items"]] == ["confirmed", "waitlisted"]
+    assert mine["items"][0]["event"]["status"] == "scheduled"
+    jsonschema.validate(listed, answer_schema("/events/{event_id}/registrations"))
+    jsonschema.validate(mine, answer_schema("/members/{member_id}/registrations"))
