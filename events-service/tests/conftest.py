@@ -61,6 +61,32 @@ def known_member(store):
     return make
 
 
+class RegistrationDesk:
+    """Cancels and looks up registrations through the use cases, on a test's store."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def cancel(self, event: dict, registration: dict, principal):
+        from events import services
+
+        with self.store.unit_of_work() as uow:
+            return services.cancel_registration(uow, principal, event["id"], registration["id"])
+
+    def status(self, registration: dict) -> str:
+        from events.models import Registration
+
+        with self.store.unit_of_work() as uow:
+            return uow.session.get(Registration, registration["id"]).status
+
+
+@pytest.fixture
+def desk(store):
+    """``desk.cancel(event, registration, principal)`` and ``desk.status(registration)`` on the test
+    module's ``store`` (the broker-backed one, or the use-case store where a module overrides it)."""
+    return RegistrationDesk(store)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def events_api(request, amqp_uri, tmp_path_factory):
     """events-service as a real process, once per database, shared by a module's tests."""

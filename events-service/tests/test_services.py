@@ -68,16 +68,6 @@ def register(store, event, profile, seats=1, principal=None, now=None):
         return services.register(uow, principal or member(profile), event["id"], RegistrationSchema().load(data))
 
 
-def cancel_registration(store, event, registration, principal):
-    with store.unit_of_work() as uow:
-        return services.cancel_registration(uow, principal, event["id"], registration["id"])
-
-
-def status(store, registration):
-    with store.unit_of_work() as uow:
-        return uow.session.get(Registration, registration["id"]).status
-
-
 def test_scheduling_stores_utc_and_announces_the_event(store, event_input, event_tap):
     tap = event_tap("event.*")
     created = schedule(store, event_input())
@@ -152,7 +142,7 @@ def test_seats_are_confirmed_while_free_then_the_waitlist_fills_in_arrival_order
     assert (shown["seats_confirmed"], shown["seats_free"], shown["waitlisted"]) == (2, 0, 2)
 
 
-def test_no_double_registration(store, event_input, known_member):
+def test_no_double_registration(store, desk, event_input, known_member):
     event = schedule(store, event_input())
     profile = known_member()
     first = register(store, event, profile)
@@ -160,32 +150,32 @@ def test_no_double_registration(store, event_input, known_member):
         register(store, event, profile)
     assert raised.value.details["registration_id"] == first["id"]
     assert count(store, Registration) == 1
-    cancel_registration(store, event, first, member(profile))
+    desk.cancel(event, first, member(profile))
     assert register(store, event, profile)["status"] == "confirmed"  # after cancelling, it may come back
 
 
-def test_a_cancellation_promotes_the_first_on_the_waitlist(store, event_input, known_member, event_tap):
+def test_a_cancellation_promotes_the_first_on_the_waitlist(store, desk, event_input, known_member, event_tap):
     tap = event_tap("registration.*")
     event = schedule(store, event_input(capacity=1))
     holder, next_in_line, after = (known_member() for _ in range(3))
     seat = register(store, event, holder)
     waiting = register(store, event, next_in_line)
     register(store, event, after)
-    cancelled = cancel_registration(store, event, seat, member(holder))
+    cancelled = desk.cancel(event, seat, member(holder))
     assert cancelled["status"] == "cancelled" and cancelled["reason"] == "member"
-    assert status(store, waiting) == "confirmed"
+    assert desk.status(waiting) == "confirmed"
     [promoted] = tap.wait("registration.promoted", subject=waiting["id"])
     assert promoted["data"]["registration"]["version"] == 2 and promoted["data"]["registration"]["status"] == \
         "confirmed"
     [gone] = tap.wait("registration.cancelled", subject=seat["id"])
     assert gone["data"]["registration"]["reason"] == "member"
     with pytest.raises(Conflict):
-        cancel_registration(store, event, seat, member(holder))
+        desk.cancel(event, seat, member(holder))
     with pytest.raises(Forbidden):
-        cancel_registration(store, event, waiting, member(holder))
+        desk.cancel(event, waiting, member(holder))
 
 
-def test_raising_the_capacity_promotes_as_many_as_fit_and_tells_everyone_registered(store, event_input,
+def test_raising_the_capacity_promotes_as_many_as_fit_and_tells_everyone_registered(store, desk, event_input,
                                                                                      known_member):
     event = schedule(store, event_input(capacity=2))
     profiles = [known_member() for _ in range(5)]
@@ -193,7 +183,7 @@ def test_raising_the_capacity_promotes_as_many_as_fit_and_tells_everyone_registe
     with store.unit_of_work() as uow:
         updated = services.update(uow, IT_ORGANIZER, event["id"], {"capacity": 5}, expected_version=1)
     assert updated["version"] == 2 and updated["seats_confirmed"] == 5 and updated["waitlisted"] == 1
-    assert [status(store, r) for r in registrations] == ["confirmed", "confirmed", "confirmed", "confirmed",
+    assert [desk.status(r) for r in registrations] == ["confirmed", "confirmed", "confirmed", "confirmed",
                                                           "waitlisted"]
     [change] = outbox_events(store, "event.updated")
     assert change["data"]["changed"] == ["capacity"]
@@ -292,7 +282,7 @@ def test_cancelling_an_event_cancels_every_registration_and_says_who_was_registe
             services.update(uow, IT_ORGANIZER, event["id"], {"capacity": 20})
 
 
-def test_groups_may_be_passed_twice_then_the_seats_are_held_for_them(store, event_input, known_member):
+def test_groups_may_be_passed_twice_then_the_seats_are_held_for_them(store, desk, event_input, known_member):
     event = schedule(store, event_input(capacity=6))
     big, group, single1, single2, single3 = (known_member() for _ in range(5))
     seat = register(store, event, big, seats=4)  # 2 seats left
@@ -301,11 +291,11 @@ def test_groups_may_be_passed_twice_then_the_seats_are_held_for_them(store, even
     first_pass = register(store, event, single1)
     assert first_pass["status"] == "confirmed"  # passes the group: 1 seat left
     assert register(store, event, single2)["status"] == "confirmed"  # passes it again: full
-    cancel_registration(store, event, first_pass, member(single1))  # 1 seat free ...
+    desk.cancel(event, first_pass, member(single1))  # 1 seat free ...
     held = register(store, event, single3)
     assert held["status"] == "waitlisted" and held["waitlist_position"] == 2  # ... but held for the group
-    cancel_registration(store, event, seat, member(big))  # 5 seats free: the group first, then the single
-    assert status(store, waiting_group) == "confirmed" and status(store, held) == "confirmed"
+    desk.cancel(event, seat, member(big))  # 5 seats free: the group first, then the single
+    assert desk.status(waiting_group) == "confirmed" and desk.status(held) == "confirmed"
     promoted = [e["subject"] for e in outbox_events(store, "registration.promoted")]
     assert promoted == [waiting_group["id"], held["id"]]
 
@@ -326,7 +316,7 @@ def test_the_member_read_model_ignores_stale_versions(store, known_member):
     assert member_profile()["contact"]["email"]  # the helper's profile carries contact data the export uses
 
 
-def test_member_deleted_cancels_registrations_promotes_and_erases_personal_data(store, event_input, known_member):
+def test_member_deleted_cancels_registrations_promotes_and_erases_personal_data(store, desk, event_input, known_member):
     event = schedule(store, event_input(capacity=1))
     leaving, next_in_line = known_member(), known_member()
     seat = register(store, event, leaving, seats=1)
@@ -341,8 +331,8 @@ def test_member_deleted_cancels_registrations_promotes_and_erases_personal_data(
     assert store.handle(deleted, services.on_member_event) is True
     assert store.handle(deleted, services.on_member_event) is False  # redelivered: no second effect
 
-    assert status(store, seat) == "cancelled" and status(store, named) == "cancelled"
-    assert status(store, waiting) == "confirmed"
+    assert desk.status(seat) == "cancelled" and desk.status(named) == "cancelled"
+    assert desk.status(waiting) == "confirmed"
     cancelled = outbox_events(store, "registration.cancelled")
     assert sorted(e["subject"] for e in cancelled) == sorted([seat["id"], named["id"]])
     assert {e["data"]["registration"]["reason"] for e in cancelled} == {"member_deleted"}

@@ -60,16 +60,6 @@ def register(store, event, principal, **body):
         return services.register(uow, principal, event["id"], RegistrationSchema().load(body))
 
 
-def cancel_registration(store, event, registration, principal):
-    with store.unit_of_work() as uow:
-        return services.cancel_registration(uow, principal, event["id"], registration["id"])
-
-
-def status(store, registration):
-    with store.unit_of_work() as uow:
-        return uow.session.get(Registration, registration["id"]).status
-
-
 def test_scheduling_emits_event_scheduled_from_events_at_the_clocks_time(store):
     event = schedule(store)
     assert (event["version"], event["status"], event["seats_free"]) == (1, "scheduled", 2)
@@ -115,15 +105,15 @@ def test_a_group_that_does_not_fit_waits_and_a_later_single_takes_the_free_seat(
     assert waiting.passed == 1 and domain.MAX_PASSES == 2
 
 
-def test_a_cancellation_frees_the_seat_and_promotes_the_first_on_the_waitlist(store, clock):
+def test_a_cancellation_frees_the_seat_and_promotes_the_first_on_the_waitlist(store, desk, clock):
     event = schedule(store, capacity=1)
     (_, holder), (_, next_in_line) = known_member(store), known_member(store)
     seat = register(store, event, holder)
     waiting = register(store, event, next_in_line)
     clock.advance(minutes=5)
-    cancelled = cancel_registration(store, event, seat, holder)
+    cancelled = desk.cancel(event, seat, holder)
     assert (cancelled["status"], cancelled["reason"]) == ("cancelled", "member")
-    assert status(store, waiting) == "confirmed"
+    assert desk.status(waiting) == "confirmed"
     assert published(store)[-2:] == ["registration.cancelled", "registration.promoted"]
     [promoted] = published(store, "registration.promoted")
     assert promoted["subject"] == waiting["id"]
@@ -131,7 +121,7 @@ def test_a_cancellation_frees_the_seat_and_promotes_the_first_on_the_waitlist(st
         "confirmed"
     assert promoted["data"]["registration"]["updated_at"] == "2026-06-01T08:05:00Z"
     with pytest.raises(Conflict):
-        cancel_registration(store, event, seat, holder)
+        desk.cancel(event, seat, holder)
 
 
 def test_registration_closes_at_the_deadline_by_the_injected_clock(store, clock):
@@ -159,7 +149,7 @@ def test_cancelling_an_event_cancels_every_registration_without_promotion(store)
     assert published(store, "registration.promoted") == []
 
 
-def test_member_deleted_cancels_promotes_erases_and_is_handled_once(store, clock):
+def test_member_deleted_cancels_promotes_erases_and_is_handled_once(store, desk, clock):
     event = schedule(store, capacity=1)
     (leaving, leaving_principal), (_, next_in_line) = known_member(store), known_member(store)
     seat = register(store, event, leaving_principal, attendees=["Erika Muster"])
@@ -178,7 +168,7 @@ def test_member_deleted_cancels_promotes_erases_and_is_handled_once(store, clock
         row = uow.session.get(Member, leaving["id"])
         assert row.deleted_at == clock() and row.name is None and row.contact_email is None
         assert uow.session.get(Registration, seat["id"]).attendees is None
-    assert status(store, waiting) == "confirmed"
+    assert desk.status(waiting) == "confirmed"
 
 
 def test_the_registration_lists_answer_as_the_openapi_document_says(store):
