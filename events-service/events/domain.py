@@ -7,13 +7,22 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
+from marshmallow import ValidationError
+
 from verbund.auth import Principal
+from verbund.errors import Forbidden
 
 KINDS = ("fair", "workshop", "meetup", "webinar", "conference")
 # "completed" is never stored: a scheduled event whose end has passed is completed.
 STATUSES = ("scheduled", "cancelled", "completed")
 DEFAULT_TIMEZONE = "Europe/Berlin"
 MAX_DURATION = timedelta(days=31)
+# Roles that may schedule and manage events (organizers only those of their association's events).
+STAFF = ("admin", "organizer")
+# Registration statuses that hold or wait for seats; "cancelled" is the only other one.
+ACTIVE = ("confirmed", "waitlisted")
+# The calendar feed lists at most this many events (calendar programs choke on huge feeds).
+MAX_FEED_EVENTS = 1000
 
 # Waitlist rule (see README): requests are served in arrival order; a later
 # request may take free seats that an earlier, larger request cannot use, but
@@ -96,7 +105,37 @@ def can_manage(principal: Principal, organizers: list[str]) -> bool:
 
 
 def can_see_registration(principal: Principal, member_id: str, organizers: list[str]) -> bool:
+    """The registration's member itself, and staff of the event (who may also cancel it)."""
     return principal.is_member(member_id) or can_manage(principal, organizers)
+
+
+def keeps_own_association(principal: Principal, organizers: list[str]) -> bool:
+    """An organizer may not remove its own association from an event's organizers (it would lose
+    the event); admins may."""
+    return principal.role != "organizer" or principal.association in organizers
+
+
+def may_see_member_registrations(principal: Principal, member_id: str) -> bool:
+    """Admins, any organizer (filtered to its association's events by the query), the member itself."""
+    return principal.is_admin or principal.role == "organizer" or principal.is_member(member_id)
+
+
+def registrant(principal: Principal, requested_member_id: str | None) -> str:
+    """The member a registration is for: a member registers itself only (Forbidden otherwise);
+    staff must name the member (a ValidationError on ``member_id``). Whether staff may register for
+    this event is ``can_manage``, checked once the event is loaded."""
+    if principal.role == "member":
+        if requested_member_id not in (None, principal.member_id):
+            raise Forbidden("a member registers itself only")
+        return principal.member_id
+    if not requested_member_id:
+        raise ValidationError({"member_id": ["say which member to register"]})
+    return requested_member_id
+
+
+def cancellation_reason(principal: Principal, member_id: str) -> str:
+    """``member`` when the member cancels its own registration, else ``organizer`` (staff)."""
+    return "member" if principal.is_member(member_id) else "organizer"
 
 
 # --- registrations -------------------------------------------------------------------------------

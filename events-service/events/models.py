@@ -9,7 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from events import domain
-from verbund.envelope import isoformat, utcnow
+from verbund.envelope import isoformat
 
 
 class UTCDateTime(TypeDecorator):
@@ -113,8 +113,9 @@ class Event(Base):
     def is_over(self, now: datetime) -> bool:
         return self.ends_at <= now
 
-    def snapshot(self, now: datetime | None = None) -> dict:
-        """The event as events carry it (joint-event.v1) and the API shows it."""
+    def snapshot(self, now: datetime) -> dict:
+        """The event as events carry it (joint-event.v1) and the API shows it; ``now`` (the unit of
+        work's clock) decides whether a scheduled event shows as completed."""
         fields = self.fields()
         return {
             "id": self.id,
@@ -123,7 +124,7 @@ class Event(Base):
             "starts_at": _iso(self.starts_at),
             "ends_at": _iso(self.ends_at),
             "registration_deadline": _iso(self.registration_deadline),
-            "status": domain.effective_status(self.status, self.ends_at, now or utcnow()),
+            "status": domain.effective_status(self.status, self.ends_at, now),
             "cancel_reason": self.cancel_reason,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from verbund import envelope
+from verbund.catalogue import source_of
 from verbund.testing import ServiceProcess, member_registered, migrated_store
 
 
@@ -44,19 +45,46 @@ def event_input():
 def store(database_url, amqp_uri):
     """The events database (migrated by Alembic) with its outbox relaying to the real broker."""
     with migrated_store("events", database_url, amqp_uri) as store:
+        store.source = source_of("events")  # the events it emits come from events-service
         yield store
 
 
 @pytest.fixture
 def known_member(store):
     """Feeds a member.registered event through the inbox into the read model; returns its profile."""
-    from events import commands
+    from events import services
 
     def make(**overrides):
         event = member_registered(name=f"Firma {uuid.uuid4().hex[:6]} GmbH", **overrides)
-        store.handle_once(event, commands.apply_member_event)
+        store.handle(event, services.on_member_event)
         return event["data"]["profile"]
     return make
+
+
+class RegistrationDesk:
+    """Cancels and looks up registrations through the use cases, on a test's store."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def cancel(self, event: dict, registration: dict, principal):
+        from events import services
+
+        with self.store.unit_of_work() as uow:
+            return services.cancel_registration(uow, principal, event["id"], registration["id"])
+
+    def status(self, registration: dict) -> str:
+        from events.models import Registration
+
+        with self.store.unit_of_work() as uow:
+            return uow.session.get(Registration, registration["id"]).status
+
+
+@pytest.fixture
+def desk(store):
+    """``desk.cancel(event, registration, principal)`` and ``desk.status(registration)`` on the test
+    module's ``store`` (the broker-backed one, or the use-case store where a module overrides it)."""
+    return RegistrationDesk(store)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -4,10 +4,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from events import domain
 from events.domain import MAX_PASSES, Request, allocate
 from verbund.auth import Principal
+from verbund.errors import Forbidden
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -98,6 +100,39 @@ def test_a_registration_is_seen_by_its_member_and_the_events_organizers():
     assert domain.can_see_registration(Principal("m", "member", member_id="m1"), "m1", ["it-cluster"])
     assert not domain.can_see_registration(Principal("m", "member", member_id="m2"), "m1", ["it-cluster"])
     assert domain.can_see_registration(Principal("o", "organizer", association="it-cluster"), "m1", ["it-cluster"])
+
+
+def test_an_organizer_keeps_its_own_association_among_the_organizers_admins_need_not():
+    it = Principal("o", "organizer", association="it-cluster")
+    assert domain.keeps_own_association(it, ["it-cluster", "logistics-network"])
+    assert not domain.keeps_own_association(it, ["automotive-cluster"])
+    assert domain.keeps_own_association(Principal("a", "admin"), ["automotive-cluster"])
+
+
+def test_a_members_registrations_are_seen_by_itself_organizers_and_admins():
+    assert domain.may_see_member_registrations(Principal("m", "member", member_id="m1"), "m1")
+    assert not domain.may_see_member_registrations(Principal("m", "member", member_id="m2"), "m1")
+    assert domain.may_see_member_registrations(Principal("o", "organizer", association="it-cluster"), "m1")
+    assert domain.may_see_member_registrations(Principal("a", "admin"), "m1")
+    assert not domain.may_see_member_registrations(Principal("i", "integrator"), "m1")
+
+
+def test_a_member_registers_itself_only_and_staff_name_the_member():
+    member = Principal("m", "member", member_id="m1")
+    assert domain.registrant(member, None) == "m1" and domain.registrant(member, "m1") == "m1"
+    with pytest.raises(Forbidden):
+        domain.registrant(member, "m2")
+    organizer = Principal("o", "organizer", association="it-cluster")
+    assert domain.registrant(organizer, "m2") == "m2"
+    with pytest.raises(ValidationError) as raised:
+        domain.registrant(organizer, None)
+    assert "member_id" in raised.value.messages
+
+
+def test_a_cancellation_is_the_members_own_or_an_organizers():
+    assert domain.cancellation_reason(Principal("m", "member", member_id="m1"), "m1") == "member"
+    assert domain.cancellation_reason(Principal("o", "organizer", association="it-cluster"), "m1") == "organizer"
+    assert domain.cancellation_reason(Principal("a", "admin"), "m1") == "organizer"
 
 
 # --- registration rules ---------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The events use cases on SQLite and PostgreSQL (migrated by Alembic), with their
-events going through the outbox to the real broker."""
+events going through the outbox to the real broker. Input is loaded by the schemas
+first, as the HTTP entrypoints do."""
 import json
 import threading
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -11,8 +13,9 @@ import pytest
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 
-from events import commands
+from events import queries, services
 from events.models import Event, Member, Registration
+from events.schemas import EventSchema, RegistrationSchema
 from verbund import envelope, outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
@@ -40,26 +43,29 @@ def count(store, model, *conditions):
         return conn.execute(select(func.count()).select_from(model).where(*conditions)).scalar()
 
 
+@contextmanager
+def unit_of_work(store, now=None):
+    """A unit of work on ``store``, at ``now`` when given (the store's clock otherwise)."""
+    clock = store.clock
+    if now is not None:
+        store.clock = lambda: now
+    try:
+        with store.unit_of_work() as uow:
+            yield uow
+    finally:
+        store.clock = clock
+
+
 def schedule(store, data, principal=IT_ORGANIZER):
-    with store.transaction() as session:
-        return commands.schedule(session, principal, data)
+    with store.unit_of_work() as uow:
+        return services.schedule(uow, principal, EventSchema().load(data))
 
 
-def register(store, event, profile, seats=1, principal=None, **kwargs):
+def register(store, event, profile, seats=1, principal=None, now=None):
     """``profile`` registers itself, or ``principal`` (staff) registers it."""
     data = {"seats": seats, **({"member_id": profile["id"]} if principal else {})}
-    with store.transaction() as session:
-        return commands.register(session, principal or member(profile), event["id"], data, **kwargs)
-
-
-def cancel_registration(store, event, registration, principal):
-    with store.transaction() as session:
-        return commands.cancel_registration(session, principal, event["id"], registration["id"])
-
-
-def status(store, registration):
-    with store.transaction() as session:
-        return session.get(Registration, registration["id"]).status
+    with unit_of_work(store, now) as uow:
+        return services.register(uow, principal or member(profile), event["id"], RegistrationSchema().load(data))
 
 
 def test_scheduling_stores_utc_and_announces_the_event(store, event_input, event_tap):
@@ -106,13 +112,13 @@ def test_an_organizer_cannot_schedule_or_change_another_associations_event(store
         schedule(store, event_input(organizers=["logistics-network"]))
     created = schedule(store, event_input(organizers=["logistics-network"]), principal=ADMIN)
     with pytest.raises(Forbidden):
-        with store.transaction() as session:
-            commands.update(session, AUTOMOTIVE_ORGANIZER, created["id"], {"title": "Gekapert"})
+        with store.unit_of_work() as uow:
+            services.update(uow, AUTOMOTIVE_ORGANIZER, created["id"], {"title": "Gekapert"})
     with pytest.raises(Forbidden):
-        with store.transaction() as session:
-            commands.cancel(session, AUTOMOTIVE_ORGANIZER, created["id"], "nope")
-    with store.transaction() as session:
-        assert commands.get(session, created["id"])["title"] == created["title"]
+        with store.unit_of_work() as uow:
+            services.cancel(uow, AUTOMOTIVE_ORGANIZER, created["id"], "nope")
+    with store.unit_of_work() as uow:
+        assert queries.get(uow, created["id"])["title"] == created["title"]
     assert [event["type"] for event in outbox_events(store)] == ["event.scheduled"]
 
 
@@ -131,12 +137,12 @@ def test_seats_are_confirmed_while_free_then_the_waitlist_fills_in_arrival_order
     assert announced["data"]["registration"]["waitlist_position"] == 2
     assert announced["data"]["event"]["id"] == event["id"]
     assert len(tap.wait("registration.confirmed", count=2)) == 2
-    with store.transaction() as session:
-        shown = commands.get(session, event["id"])
+    with store.unit_of_work() as uow:
+        shown = queries.get(uow, event["id"])
     assert (shown["seats_confirmed"], shown["seats_free"], shown["waitlisted"]) == (2, 0, 2)
 
 
-def test_no_double_registration(store, event_input, known_member):
+def test_no_double_registration(store, desk, event_input, known_member):
     event = schedule(store, event_input())
     profile = known_member()
     first = register(store, event, profile)
@@ -144,40 +150,40 @@ def test_no_double_registration(store, event_input, known_member):
         register(store, event, profile)
     assert raised.value.details["registration_id"] == first["id"]
     assert count(store, Registration) == 1
-    cancel_registration(store, event, first, member(profile))
+    desk.cancel(event, first, member(profile))
     assert register(store, event, profile)["status"] == "confirmed"  # after cancelling, it may come back
 
 
-def test_a_cancellation_promotes_the_first_on_the_waitlist(store, event_input, known_member, event_tap):
+def test_a_cancellation_promotes_the_first_on_the_waitlist(store, desk, event_input, known_member, event_tap):
     tap = event_tap("registration.*")
     event = schedule(store, event_input(capacity=1))
     holder, next_in_line, after = (known_member() for _ in range(3))
     seat = register(store, event, holder)
     waiting = register(store, event, next_in_line)
     register(store, event, after)
-    cancelled = cancel_registration(store, event, seat, member(holder))
+    cancelled = desk.cancel(event, seat, member(holder))
     assert cancelled["status"] == "cancelled" and cancelled["reason"] == "member"
-    assert status(store, waiting) == "confirmed"
+    assert desk.status(waiting) == "confirmed"
     [promoted] = tap.wait("registration.promoted", subject=waiting["id"])
     assert promoted["data"]["registration"]["version"] == 2 and promoted["data"]["registration"]["status"] == \
         "confirmed"
     [gone] = tap.wait("registration.cancelled", subject=seat["id"])
     assert gone["data"]["registration"]["reason"] == "member"
     with pytest.raises(Conflict):
-        cancel_registration(store, event, seat, member(holder))
+        desk.cancel(event, seat, member(holder))
     with pytest.raises(Forbidden):
-        cancel_registration(store, event, waiting, member(holder))
+        desk.cancel(event, waiting, member(holder))
 
 
-def test_raising_the_capacity_promotes_as_many_as_fit_and_tells_everyone_registered(store, event_input,
+def test_raising_the_capacity_promotes_as_many_as_fit_and_tells_everyone_registered(store, desk, event_input,
                                                                                      known_member):
     event = schedule(store, event_input(capacity=2))
     profiles = [known_member() for _ in range(5)]
     registrations = [register(store, event, profile, seats=2 if i == 2 else 1) for i, profile in enumerate(profiles)]
-    with store.transaction() as session:
-        updated = commands.update(session, IT_ORGANIZER, event["id"], {"capacity": 5}, expected_version=1)
+    with store.unit_of_work() as uow:
+        updated = services.update(uow, IT_ORGANIZER, event["id"], {"capacity": 5}, expected_version=1)
     assert updated["version"] == 2 and updated["seats_confirmed"] == 5 and updated["waitlisted"] == 1
-    assert [status(store, r) for r in registrations] == ["confirmed", "confirmed", "confirmed", "confirmed",
+    assert [desk.status(r) for r in registrations] == ["confirmed", "confirmed", "confirmed", "confirmed",
                                                           "waitlisted"]
     [change] = outbox_events(store, "event.updated")
     assert change["data"]["changed"] == ["capacity"]
@@ -192,35 +198,35 @@ def test_lowering_the_capacity_below_the_confirmed_seats_is_refused(store, event
     for profile in (known_member(), known_member()):
         register(store, event, profile, seats=2)
     with pytest.raises(Unprocessable) as raised:
-        with store.transaction() as session:
-            commands.update(session, IT_ORGANIZER, event["id"], {"capacity": 3})
+        with store.unit_of_work() as uow:
+            services.update(uow, IT_ORGANIZER, event["id"], {"capacity": 3})
     assert "4 seat(s) are already confirmed" in raised.value.message
-    with store.transaction() as session:
-        assert commands.get(session, event["id"])["capacity"] == 5
+    with store.unit_of_work() as uow:
+        assert queries.get(uow, event["id"])["capacity"] == 5
     assert outbox_events(store, "event.updated") == []
-    with store.transaction() as session:
-        assert commands.update(session, IT_ORGANIZER, event["id"], {"capacity": 4})["version"] == 2
+    with store.unit_of_work() as uow:
+        assert services.update(uow, IT_ORGANIZER, event["id"], {"capacity": 4})["version"] == 2
 
 
 def test_an_update_says_what_changed_and_a_stale_version_changes_nothing(store, event_input):
     event = schedule(store, event_input())
     day = event["starts_local"][:10]
-    with store.transaction() as session:
-        updated = commands.update(session, IT_ORGANIZER, event["id"],
+    with store.unit_of_work() as uow:
+        updated = services.update(uow, IT_ORGANIZER, event["id"],
                                   {"starts_at": f"{day}T10:00:00", "title": event["title"]})
     assert updated["version"] == 2 and updated["starts_local"] == event["starts_local"].replace("T09", "T10")
     assert outbox_events(store, "event.updated")[0]["data"]["changed"] == ["starts_at"]
     with pytest.raises(PreconditionFailed):
-        with store.transaction() as session:
-            commands.update(session, IT_ORGANIZER, event["id"], {"capacity": 50}, expected_version=1)
+        with store.unit_of_work() as uow:
+            services.update(uow, IT_ORGANIZER, event["id"], {"capacity": 50}, expected_version=1)
     with pytest.raises(ValidationError):
-        with store.transaction() as session:
-            commands.update(session, IT_ORGANIZER, event["id"], {"ends_at": f"{day}T08:00:00"})
+        with store.unit_of_work() as uow:
+            services.update(uow, IT_ORGANIZER, event["id"], {"ends_at": f"{day}T08:00:00"})
     with pytest.raises(Unprocessable):
-        with store.transaction() as session:
-            commands.update(session, IT_ORGANIZER, event["id"], {"organizers": ["automotive-cluster"]})
-    with store.transaction() as session:
-        same = commands.update(session, IT_ORGANIZER, event["id"], {"capacity": event["capacity"]})
+        with store.unit_of_work() as uow:
+            services.update(uow, IT_ORGANIZER, event["id"], {"organizers": ["automotive-cluster"]})
+    with store.unit_of_work() as uow:
+        same = services.update(uow, IT_ORGANIZER, event["id"], {"capacity": event["capacity"]})
     assert same["version"] == 2 and len(outbox_events(store, "event.updated")) == 1
 
 
@@ -244,12 +250,13 @@ def test_registration_is_refused_after_the_deadline_after_the_start_and_for_unkn
     with pytest.raises(Forbidden):  # an organizer of another association
         register(store, event, profile, principal=AUTOMOTIVE_ORGANIZER)
     with pytest.raises(Forbidden):  # a member registering someone else
-        with store.transaction() as session:
-            commands.register(session, member(known_member()), event["id"], {"member_id": profile["id"]})
+        with store.unit_of_work() as uow:
+            services.register(uow, member(known_member()), event["id"],
+                              RegistrationSchema().load({"member_id": profile["id"]}))
     assert count(store, Registration) == 0
-    with store.transaction() as session:  # an organizer of the event registers the member on its behalf
-        on_behalf = commands.register(session, IT_ORGANIZER, event["id"], {"member_id": profile["id"], "seats": 2,
-                                                                           "attendees": ["Erika Muster"]})
+    with store.unit_of_work() as uow:  # an organizer of the event registers the member on its behalf
+        on_behalf = services.register(uow, IT_ORGANIZER, event["id"], RegistrationSchema().load(
+            {"member_id": profile["id"], "seats": 2, "attendees": ["Erika Muster"]}))
     assert on_behalf["status"] == "confirmed" and on_behalf["attendees"] == ["Erika Muster"]
 
 
@@ -258,8 +265,8 @@ def test_cancelling_an_event_cancels_every_registration_and_says_who_was_registe
     event = schedule(store, event_input(capacity=1))
     confirmed, waiting = known_member(), known_member()
     registrations = [register(store, event, confirmed), register(store, event, waiting)]
-    with store.transaction() as session:
-        cancelled = commands.cancel(session, IT_ORGANIZER, event["id"], "Referent erkrankt")
+    with store.unit_of_work() as uow:
+        cancelled = services.cancel(uow, IT_ORGANIZER, event["id"], "Referent erkrankt")
     assert cancelled["status"] == "cancelled" and cancelled["version"] == 2
     [announced] = outbox_events(store, "event.cancelled")
     assert announced["data"]["reason"] == "Referent erkrankt"
@@ -271,11 +278,11 @@ def test_cancelling_an_event_cancels_every_registration_and_says_who_was_registe
     with pytest.raises(Conflict, match="cancelled"):
         register(store, event, known_member())
     with pytest.raises(Conflict):
-        with store.transaction() as session:
-            commands.update(session, IT_ORGANIZER, event["id"], {"capacity": 20})
+        with store.unit_of_work() as uow:
+            services.update(uow, IT_ORGANIZER, event["id"], {"capacity": 20})
 
 
-def test_groups_may_be_passed_twice_then_the_seats_are_held_for_them(store, event_input, known_member):
+def test_groups_may_be_passed_twice_then_the_seats_are_held_for_them(store, desk, event_input, known_member):
     event = schedule(store, event_input(capacity=6))
     big, group, single1, single2, single3 = (known_member() for _ in range(5))
     seat = register(store, event, big, seats=4)  # 2 seats left
@@ -284,11 +291,11 @@ def test_groups_may_be_passed_twice_then_the_seats_are_held_for_them(store, even
     first_pass = register(store, event, single1)
     assert first_pass["status"] == "confirmed"  # passes the group: 1 seat left
     assert register(store, event, single2)["status"] == "confirmed"  # passes it again: full
-    cancel_registration(store, event, first_pass, member(single1))  # 1 seat free ...
+    desk.cancel(event, first_pass, member(single1))  # 1 seat free ...
     held = register(store, event, single3)
     assert held["status"] == "waitlisted" and held["waitlist_position"] == 2  # ... but held for the group
-    cancel_registration(store, event, seat, member(big))  # 5 seats free: the group first, then the single
-    assert status(store, waiting_group) == "confirmed" and status(store, held) == "confirmed"
+    desk.cancel(event, seat, member(big))  # 5 seats free: the group first, then the single
+    assert desk.status(waiting_group) == "confirmed" and desk.status(held) == "confirmed"
     promoted = [e["subject"] for e in outbox_events(store, "registration.promoted")]
     assert promoted == [waiting_group["id"], held["id"]]
 
@@ -300,48 +307,48 @@ def test_the_member_read_model_ignores_stale_versions(store, known_member):
     newer = {**profile, "version": 3, "name": "Neuer Name GmbH"}
     older = {**profile, "version": 2, "name": "Alter Name GmbH"}
     for data in (newer, older):
-        store.handle_once(envelope.new_event("member.updated", "/verbund/members", profile["id"],
+        store.handle(envelope.new_event("member.updated", "/verbund/members", profile["id"],
                                              {"profile": data, "changed": ["name"]}, version=1),
-                          commands.apply_member_event)
-    with store.transaction() as session:
-        row = session.get(Member, profile["id"])
+                          services.on_member_event)
+    with store.unit_of_work() as uow:
+        row = uow.session.get(Member, profile["id"])
         assert (row.version, row.name) == (3, "Neuer Name GmbH")
     assert member_profile()["contact"]["email"]  # the helper's profile carries contact data the export uses
 
 
-def test_member_deleted_cancels_registrations_promotes_and_erases_personal_data(store, event_input, known_member):
+def test_member_deleted_cancels_registrations_promotes_and_erases_personal_data(store, desk, event_input, known_member):
     event = schedule(store, event_input(capacity=1))
     leaving, next_in_line = known_member(), known_member()
     seat = register(store, event, leaving, seats=1)
     waiting = register(store, event, next_in_line)
     other_event = schedule(store, event_input(title="Meetup", capacity=5))
-    with store.transaction() as session:
-        named = commands.register(session, member(leaving), other_event["id"],
-                                  {"seats": 2, "attendees": ["Erika Muster", "Max Muster"]})
+    with store.unit_of_work() as uow:
+        named = services.register(uow, member(leaving), other_event["id"],
+                                  RegistrationSchema().load({"seats": 2, "attendees": ["Erika Muster", "Max Muster"]}))
     deleted = envelope.new_event("member.deleted", "/verbund/members", leaving["id"],
                                  {"id": leaving["id"], "version": 2, "deleted_at": envelope.isoformat(
                                      envelope.utcnow())})
-    assert store.handle_once(deleted, commands.apply_member_event) is True
-    assert store.handle_once(deleted, commands.apply_member_event) is False  # redelivered: no second effect
+    assert store.handle(deleted, services.on_member_event) is True
+    assert store.handle(deleted, services.on_member_event) is False  # redelivered: no second effect
 
-    assert status(store, seat) == "cancelled" and status(store, named) == "cancelled"
-    assert status(store, waiting) == "confirmed"
+    assert desk.status(seat) == "cancelled" and desk.status(named) == "cancelled"
+    assert desk.status(waiting) == "confirmed"
     cancelled = outbox_events(store, "registration.cancelled")
     assert sorted(e["subject"] for e in cancelled) == sorted([seat["id"], named["id"]])
     assert {e["data"]["registration"]["reason"] for e in cancelled} == {"member_deleted"}
     assert [e["subject"] for e in outbox_events(store, "registration.promoted")] == [waiting["id"]]
-    with store.transaction() as session:
-        row = session.get(Member, leaving["id"])
+    with store.unit_of_work() as uow:
+        row = uow.session.get(Member, leaving["id"])
         assert row.deleted_at is not None and row.name is None and row.contact_email is None
-        assert session.get(Registration, named["id"]).attendees is None
+        assert uow.session.get(Registration, named["id"]).attendees is None
     # A late, older update cannot bring the member back; it cannot register again.
-    store.handle_once(envelope.new_event("member.updated", "/verbund/members", leaving["id"],
+    store.handle(envelope.new_event("member.updated", "/verbund/members", leaving["id"],
                                          {"profile": {**leaving, "version": 1}, "changed": ["name"]}, version=1),
-                      commands.apply_member_event)
+                      services.on_member_event)
     with pytest.raises(Unprocessable, match="deleted"):
         register(store, event, leaving)
-    with store.transaction() as session:
-        assert session.get(Member, leaving["id"]).name is None
+    with store.unit_of_work() as uow:
+        assert uow.session.get(Member, leaving["id"]).name is None
 
 
 def test_two_members_asking_for_the_last_seat_at_the_same_moment_get_one_seat(store, event_input, known_member):
@@ -367,8 +374,8 @@ def test_two_members_asking_for_the_last_seat_at_the_same_moment_get_one_seat(st
     assert errors == []
     assert sorted(results.values()) == ["confirmed"] + ["waitlisted"] * 5
     assert count(store, Registration, Registration.status == "confirmed") == 1
-    with store.transaction() as session:
-        arrivals = session.execute(select(Registration.arrival).order_by(Registration.arrival)).scalars().all()
+    with store.unit_of_work() as uow:
+        arrivals = uow.session.execute(select(Registration.arrival).order_by(Registration.arrival)).scalars().all()
     assert arrivals == [1, 2, 3, 4, 5, 6]  # every request has its own place in the queue
 
 
@@ -377,21 +384,22 @@ def test_the_feed_lists_upcoming_events_with_filters(store, event_input):
     fair = schedule(store, event_input(title="Messe", kind="fair", organizers=["automotive-cluster"],
                                        target_sectors=["automotive"], topics=["e-mobility"]), principal=ADMIN)
     cancelled = schedule(store, event_input(title="Abgesagt"))
-    with store.transaction() as session:
-        commands.cancel(session, ADMIN, cancelled["id"], None)
+    with store.unit_of_work() as uow:
+        services.cancel(uow, ADMIN, cancelled["id"], None)
 
     def ids(**query):
-        with store.transaction() as session:
-            return {event["id"] for event in commands.feed(session, query)}
+        with store.unit_of_work() as uow:
+            return {event["id"] for event in queries.feed(uow, query)}
 
     assert ids() == {workshop["id"], fair["id"], cancelled["id"]}
     assert ids(association="automotive-cluster") == {fair["id"]}
     assert ids(sector="logistics") == {workshop["id"], cancelled["id"]}
     assert ids(topic="e-mobility") == {fair["id"]}
     assert ids(kind="fair") == {fair["id"]}
-    with store.transaction() as session:  # a month and a day later, all of them are over
-        assert commands.feed(session, {}, now=envelope.utcnow() + timedelta(days=32)) == []
-        listed = commands.search(session, {"status": "cancelled"})
+    with unit_of_work(store, envelope.utcnow() + timedelta(days=32)) as uow:  # a month and a day later, all are over
+        assert queries.feed(uow, {}) == []
+    with store.unit_of_work() as uow:
+        listed = queries.search(uow, {"status": "cancelled"})
     assert [event["id"] for event in listed["items"]] == [cancelled["id"]]
 
 
@@ -403,11 +411,11 @@ def test_the_read_model_decrypts_the_contact_person_with_the_members_key(store):
     profile, key = member_profile(contact={"name": "Edda Brandt", "email": "e.brandt@firma.example",
                                            "language": "en"}), personal.new_key()
     asked = []
-    store.handle_once(member_event_v2(profile, key),
-                      partial(commands.apply_member_event, keys=lambda kid: asked.append(kid) or key))
+    store.handle(member_event_v2(profile, key),
+                      partial(services.on_member_event, keys=lambda kid: asked.append(kid) or key))
     assert asked == [profile["id"]]
-    with store.transaction() as session:
-        row = session.get(Member, profile["id"])
+    with store.unit_of_work() as uow:
+        row = uow.session.get(Member, profile["id"])
         assert (row.name, row.contact_name, row.contact_email, row.contact_language) == \
             (profile["name"], "Edda Brandt", "e.brandt@firma.example", "en")
 
@@ -419,18 +427,18 @@ def test_an_update_queued_behind_an_erasure_stores_no_contact_and_does_not_fail(
 
     profile, key = member_profile(), personal.new_key()
     keys = {profile["id"]: key}
-    store.handle_once(member_event_v2(profile, key), partial(commands.apply_member_event, keys=keys.get))
+    store.handle(member_event_v2(profile, key), partial(services.on_member_event, keys=keys.get))
     update = member_event_v2({**profile, "version": 2, "name": "Umbenannt GmbH"}, key, "member.updated", ["name"])
     del keys[profile["id"]]  # erased at members-service
-    assert store.handle_once(update, partial(commands.apply_member_event, keys=keys.get)) is True
-    with store.transaction() as session:
-        row = session.get(Member, profile["id"])
+    assert store.handle(update, partial(services.on_member_event, keys=keys.get)) is True
+    with store.unit_of_work() as uow:
+        row = uow.session.get(Member, profile["id"])
         assert (row.version, row.name, row.contact_name, row.contact_email) == (2, "Umbenannt GmbH", None, None)
     deleted = envelope.new_event("member.deleted", "/verbund/members", profile["id"],
                                  {"id": profile["id"], "version": 3, "deleted_at": "2026-12-01T10:00:00Z"})
-    store.handle_once(deleted, partial(commands.apply_member_event, keys=keys.get))
-    with store.transaction() as session:
-        assert session.get(Member, profile["id"]).name is None
+    store.handle(deleted, partial(services.on_member_event, keys=keys.get))
+    with store.unit_of_work() as uow:
+        assert uow.session.get(Member, profile["id"]).name is None
 
 
 def test_member_deleted_drops_the_cached_key(store):
@@ -439,10 +447,10 @@ def test_member_deleted_drops_the_cached_key(store):
     profile, key = member_profile(), personal.new_key()
     fetched = []
     keys = personal.Keys(personal.KeyCache(ttl=300), lambda kid: fetched.append(kid) or key)
-    store.handle_once(member_event_v2(profile, key), partial(commands.apply_member_event, keys=keys))
+    store.handle(member_event_v2(profile, key), partial(services.on_member_event, keys=keys))
     assert keys(profile["id"]) == key and fetched == [profile["id"]]  # cached
-    store.handle_once(envelope.new_event("member.deleted", "/verbund/members", profile["id"],
+    store.handle(envelope.new_event("member.deleted", "/verbund/members", profile["id"],
                                          {"id": profile["id"], "version": 2, "deleted_at": "2026-12-01T10:00:00Z"}),
-                      partial(commands.apply_member_event, keys=keys))
+                      partial(services.on_member_event, keys=keys))
     keys(profile["id"])
     assert fetched == [profile["id"], profile["id"]]  # not kept past the erasure
