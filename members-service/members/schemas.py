@@ -82,10 +82,6 @@ class MemberSchema(Schema):
                 raise ValidationError("lists each value once", name)
 
 
-# Fields a client may send back from a profile it read; they are not its to set.
-READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
-
-
 class ListQuerySchema(Schema):
     sector = Text(validate=validate.OneOf(SECTORS))
     state = Text(validate=validate.OneOf(sorted(STATES)))
