@@ -7,65 +7,16 @@ from nameko.rpc import rpc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from members import domain, importer, queries, services
+from members import domain, importer, queries, schemas, services
 from members.messages import Messages, negotiate
-from members.schemas import ImportQuerySchema, ListQuerySchema, MemberSchema, VocabularyQuerySchema
 from verbund import auth, personal
 from verbund.errors import BadRequest, Conflict, Gone, NotFound
-from verbund.openapi import Extended
 from verbund.service import ServiceBase
 from verbund.web import ANYONE, api, json_body, json_response
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 STAFF = ("admin", "organizer")
 READERS = ("admin", "organizer", "integrator", "member")
-
-
-PROFILE = "urn:verbund:schema:member-profile:v1"
-REGISTERED = Extended(PROFILE, "registered-member", {"access_token": {
-    "type": "string", "description": "the member's bearer token for its own profile"}})
-PAGE = {"type": "object", "properties": {
-    "items": {"type": "array", "items": {"$ref": "#/components/schemas/member-profile.v1"}},
-    "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"}}}
-MEMBER_KEY = {"type": "object", "required": ["kty", "kid", "alg", "enc", "k"], "description":
-              "The member's key as a JSON Web Key (RFC 7517): opens profile.personal of its member.* events "
-              "(JWE, alg dir, enc A256GCM, kid = member id).", "properties": {
-                  "kty": {"const": "oct"}, "kid": {"type": "string"}, "alg": {"const": personal.ALG},
-                  "enc": {"const": personal.ENC}, "use": {"const": "enc"},
-                  "k": {"type": "string", "description": "the 256-bit key, base64url"}}}
-_TERM = {"type": "object", "required": ["id", "en", "de"], "properties": {
-    "id": {"type": "string"}, "en": {"type": "string"}, "de": {"type": "string"},
-    "synonyms": {"type": "array", "items": {"type": "string"}},
-    "sectors": {"type": "array", "items": {"type": "string"}}, "category": {"type": ["string", "null"]},
-    "topics": {"type": "array", "items": {"type": "string"}},
-    "related": {"type": "array", "items": {"type": "string"}}}}
-VOCABULARY = {"type": "object", "required": ["competencies", "topics", "categories"], "properties": {
-    "competencies": {"type": "array", "items": _TERM}, "topics": {"type": "array", "items": _TERM},
-    "categories": {"type": "array", "items": {"type": "object", "required": ["id", "en", "de"], "properties": {
-        "id": {"type": "string"}, "en": {"type": "string"}, "de": {"type": "string"}}}}}}
-_FIELD_ERRORS = {"type": "object", "description": "column of the file: its messages",
-                 "additionalProperties": {"type": "array", "items": {"type": "string"}}}
-IMPORT_REPORT = {"type": "object", "required": ["rows", "valid", "imported", "errors", "warnings", "dry_run"],
-                 "properties": {
-                     "rows": {"type": "integer", "description": "rows with content below the header"},
-                     "valid": {"type": "integer"}, "dry_run": {"type": "boolean"},
-                     "imported": {"type": "array", "items": {"type": "object", "required": ["row", "id", "name"],
-                                                             "properties": {"row": {"type": "integer"},
-                                                                            "id": {"type": "string"},
-                                                                            "name": {"type": "string"}}}},
-                     "errors": {"type": "array", "items": {"type": "object", "required": ["row", "errors"],
-                                                           "properties": {"row": {"type": "integer"},
-                                                                          "errors": _FIELD_ERRORS}}},
-                     "warnings": {"type": "array", "items": {"type": "object", "required": ["code", "message"],
-                                                             "properties": {
-                                                                 "code": {"enum": ["unknown_columns",
-                                                                                   "duplicate_columns"]},
-                                                                 "columns": {"type": "array",
-                                                                             "items": {"type": "string"}},
-                                                                 "message": {"type": "string"}}}}}}
-IMPORT_BODY = {"text/csv": {"schema": {"type": "string"}},
-               "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
-                   {"schema": {"type": "string", "format": "binary"}}}
 
 
 def _if_match(request) -> int | None:
@@ -86,8 +37,8 @@ def _member_response(profile: dict, status: int = 200, **extra):
 class MembersService(ServiceBase):
     name = "members"
 
-    @api("POST", "/members", roles=ANYONE, body=MemberSchema, errors=(409, 413),
-         responses={201: ("The profile, with the member's own access_token", REGISTERED)})
+    @api("POST", "/members", roles=ANYONE, body=schemas.MemberSchema, errors=(409, 413),
+         responses={201: ("The profile, with the member's own access_token", schemas.REGISTERED)})
     def register(self, request):
         """Register a member organisation (self-registration or by staff)."""
         try:
@@ -99,15 +50,16 @@ class MembersService(ServiceBase):
         return _member_response(profile, 201, access_token=token)
 
     @api("GET", "/members/<uuid:member_id>", roles=READERS, errors=(410,),
-         responses={200: ("The profile; ETag is its version", PROFILE)})
+         responses={200: ("The profile; ETag is its version", schemas.PROFILE)})
     def get_member(self, request, member_id):
         """Read a member's profile."""
         with self.db.unit_of_work() as uow:
             profile = queries.get(uow.session, request.principal, str(member_id))
         return _member_response(domain.visible(request.principal, profile))
 
-    @api("PATCH", "/members/<uuid:member_id>", roles=("admin", "organizer", "member"), body=MemberSchema,
-         load_body=False, errors=(409, 410, 412), responses={200: ("The profile at its new version", PROFILE)})
+    @api("PATCH", "/members/<uuid:member_id>", roles=("admin", "organizer", "member"), body=schemas.MemberSchema,
+         load_body=False, errors=(409, 410, 412),
+         responses={200: ("The profile at its new version", schemas.PROFILE)})
     def update_member(self, request, member_id):
         """Change a profile with a JSON Merge Patch of any of its fields; If-Match optional."""
         # load_body=False: a merge patch is validated once merged with the stored profile (RFC 7396).
@@ -128,7 +80,8 @@ class MembersService(ServiceBase):
         return json_response(None, 204)
 
     @api("GET", "/members/<uuid:member_id>/key", roles=("admin", "integrator"), errors=(410,),
-         responses={200: ("The member's key (JWK); keep it no longer than Cache-Control says", MEMBER_KEY)})
+         responses={200: ("The member's key (JWK); keep it no longer than Cache-Control says",
+                          schemas.MEMBER_KEY)})
     def get_member_key(self, request, member_id):
         """The key to a member's encrypted personal fields: admins and integrators entitled to personal data;
         410 once the member is erased."""
@@ -136,17 +89,17 @@ class MembersService(ServiceBase):
             key = queries.member_key(uow.session, request.principal, str(member_id))
         return json_response(key, headers={"Cache-Control": f"private, max-age={int(personal.key_ttl_seconds())}"})
 
-    @api("GET", "/members", roles=STAFF + ("integrator",), query=ListQuerySchema,
-         responses={200: ("A page of profiles", PAGE)})
+    @api("GET", "/members", roles=STAFF + ("integrator",), query=schemas.ListQuerySchema,
+         responses={200: ("A page of profiles", schemas.PAGE)})
     def list_members(self, request):
         """List and filter members, a page at a time."""
         with self.db.unit_of_work() as uow:
             found = queries.search(uow.session, request.query_data)
         return {**found, "items": [domain.visible(request.principal, profile) for profile in found["items"]]}
 
-    @api("POST", "/members/import", roles=STAFF, max_body=MAX_IMPORT_BYTES, body=IMPORT_BODY,
-         query=ImportQuerySchema, errors=(409, 413, 415),
-         responses={200: ("Which rows were imported, which not and why", IMPORT_REPORT)})
+    @api("POST", "/members/import", roles=STAFF, max_body=MAX_IMPORT_BYTES, body=schemas.IMPORT_BODY,
+         query=schemas.ImportQuerySchema, errors=(409, 413, 415),
+         responses={200: ("Which rows were imported, which not and why", schemas.IMPORT_REPORT)})
     def import_members(self, request):
         """Import a member list from CSV or Excel, with a per-row report."""
         messages = Messages(negotiate(request.accept_languages))
@@ -159,8 +112,8 @@ class MembersService(ServiceBase):
             raise Conflict(messages.text("registered_meanwhile")) from None
         return json_response(report, headers={"Content-Language": messages.language, "Vary": "Accept-Language"})
 
-    @api("GET", "/vocabulary", roles=ANYONE, query=VocabularyQuerySchema,
-         responses={200: ("Competency terms, topics, categories", VOCABULARY)})
+    @api("GET", "/vocabulary", roles=ANYONE, query=schemas.VocabularyQuerySchema,
+         responses={200: ("Competency terms, topics, categories", schemas.VOCABULARY)})
     def vocabulary(self, request):
         """The curated vocabulary; ?q= searches the competency labels and synonyms."""
         return queries.vocabulary(request.query_data["q"])

@@ -229,7 +229,7 @@ def test_keys_are_made_at_the_first_event_with_the_clocks_time(use_cases, member
 def test_the_import_report_and_the_vocabulary_match_their_documented_schemas(use_cases, member_input, register):
     from jsonschema import Draft202012Validator
 
-    from members.service import IMPORT_REPORT, VOCABULARY
+    from members.schemas import IMPORT_REPORT, VOCABULARY
 
     register(use_cases, member_input())
     warnings = [{"code": "unknown_columns", "columns": ["Notizen"], "message": "not imported"}]
