@@ -37,6 +37,8 @@ def size_category(employees: int, turnover_eur: int | None = None, balance_sheet
 
 
 def size_profile(employees: int, turnover_eur: int | None, balance_sheet_eur: int | None) -> dict:
+    """The profile's ``size``: the figures (head count, whole euros) with ``sme`` and ``category``
+    derived by the EU definition (``size_category``)."""
     category = size_category(employees, turnover_eur, balance_sheet_eur)
     return {"employees": employees, "turnover_eur": turnover_eur, "balance_sheet_eur": balance_sheet_eur,
             "sme": category != "large", "category": category}
