@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from verbund.auth import Principal
+from verbund.errors import Forbidden, Unprocessable
 from verbund.integrators import topic_matches
 from verbund.vocabulary import normalize
 
@@ -16,6 +17,9 @@ SME_CEILINGS = (
     ("small", 50, 10_000_000, 10_000_000),
     ("medium", 250, 50_000_000, 43_000_000),
 )
+
+# Fields a client may send back from a profile it read; they are not its to set.
+READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
 
 PROFILE_FIELDS = ("name", "sector", "associations", "region", "size", "website", "contact", "offers", "needs",
                   "topics", "consent")
@@ -33,6 +37,8 @@ def size_category(employees: int, turnover_eur: int | None = None, balance_sheet
 
 
 def size_profile(employees: int, turnover_eur: int | None, balance_sheet_eur: int | None) -> dict:
+    """The profile's ``size``: the figures (head count, whole euros) with ``sme`` and ``category``
+    derived by the EU definition (``size_category``)."""
     category = size_category(employees, turnover_eur, balance_sheet_eur)
     return {"employees": employees, "turnover_eur": turnover_eur, "balance_sheet_eur": balance_sheet_eur,
             "sme": category != "large", "category": category}
@@ -82,10 +88,27 @@ def merge_patch(current: dict, patch: dict) -> dict:
 
 
 def changed_fields(before: dict, after: dict) -> list[str]:
+    """The profile fields (``PROFILE_FIELDS``, in that order) whose values differ: ``member.updated``'s
+    ``changed``."""
     return [name for name in PROFILE_FIELDS if before.get(name) != after.get(name)]
 
 
+def check_read_only(before: dict, patch: dict) -> None:
+    """A merge patch may repeat a read-only field (``READ_ONLY_FIELDS``) as it was read, never change it.
+
+    Raises Unprocessable (422) with ``{field: ["read-only"]}`` for the first field it would change."""
+    for name in READ_ONLY_FIELDS:
+        if name in patch and patch[name] != before[name]:
+            raise Unprocessable("validation failed", fields={name: ["read-only"]})
+
+
+def without_read_only(profile: dict) -> dict:
+    """``profile`` without the fields the platform sets (``READ_ONLY_FIELDS``)."""
+    return {key: value for key, value in profile.items() if key not in READ_ONLY_FIELDS}
+
+
 def can_read(principal: Principal, member_id: str) -> bool:
+    """Staff and integrators read every profile; a member only its own."""
     return principal.role in ("admin", "organizer", "integrator") or principal.is_member(member_id)
 
 
@@ -107,4 +130,38 @@ def can_read_personal(principal: Principal) -> bool:
 
 
 def can_delete(principal: Principal, member_id: str) -> bool:
+    """GDPR erasure (art. 17) is the member's own right, and the admin's."""
     return principal.is_admin or principal.is_member(member_id)
+
+
+def authorize_read(principal: Principal, member_id: str) -> None:
+    """Raises Forbidden (403) unless ``principal`` may read the member's profile (``can_read``)."""
+    if not can_read(principal, member_id):
+        raise Forbidden("you may read your own profile only")
+
+
+def authorize_change(principal: Principal, member_id: str, associations: list[str]) -> None:
+    """Raises Forbidden (403) unless ``principal`` may change the member's profile (``can_change``)."""
+    if not can_change(principal, member_id, associations):
+        raise Forbidden("you may change your own profile, or those of your association's members")
+
+
+def authorize_erase(principal: Principal, member_id: str) -> None:
+    """Raises Forbidden (403) unless ``principal`` may erase the member (``can_delete``)."""
+    if not can_delete(principal, member_id):
+        raise Forbidden("only the member itself or an admin may delete a member")
+
+
+def authorize_key(principal: Principal | None) -> None:
+    """Raises Forbidden (403) unless ``principal`` may have members' keys (``can_read_personal``);
+    None is a service over the internal RPC, which may."""
+    if principal is not None and not can_read_personal(principal):
+        raise Forbidden("only admins and integrators entitled to personal data may read member keys")
+
+
+def visible(principal: Principal, profile: dict) -> dict:
+    """The profile as ``principal`` may see it: an integrator whose token does not grant personal data
+    sees the contact's language, not the person (GDPR art. 5(1)(c), as in the events it receives)."""
+    if principal.role != "integrator" or principal.personal:
+        return profile
+    return {**profile, "contact": {"name": None, "email": None, "language": profile["contact"]["language"]}}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from verbund import personal
+from verbund.openapi import Extended
 from verbund.reference import ASSOCIATIONS, LANGUAGES, SECTORS, STATES
 from verbund.schema_fields import Email, StrictBoolean, Text, Url, page_field
 from verbund.vocabulary import load as load_vocabulary
@@ -82,10 +84,6 @@ class MemberSchema(Schema):
                 raise ValidationError("lists each value once", name)
 
 
-# Fields a client may send back from a profile it read; they are not its to set.
-READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
-
-
 class ListQuerySchema(Schema):
     sector = Text(validate=validate.OneOf(SECTORS))
     state = Text(validate=validate.OneOf(sorted(STATES)))
@@ -109,3 +107,52 @@ class VocabularyQuerySchema(Schema):
 
 class ImportQuerySchema(Schema):
     dry_run = fields.Boolean(load_default=False, metadata={"description": "validate and report, import nothing"})
+
+
+# --- JSON Schemas of the answers, for the OpenAPI document --------------------------------------------
+
+PROFILE = "urn:verbund:schema:member-profile:v1"
+REGISTERED = Extended(PROFILE, "registered-member", {"access_token": {
+    "type": "string", "description": "the member's bearer token for its own profile"}})
+PAGE = {"type": "object", "properties": {
+    "items": {"type": "array", "items": {"$ref": "#/components/schemas/member-profile.v1"}},
+    "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"}}}
+MEMBER_KEY = {"type": "object", "required": ["kty", "kid", "alg", "enc", "k"], "description":
+              "The member's key as a JSON Web Key (RFC 7517): opens profile.personal of its member.* events "
+              "(JWE, alg dir, enc A256GCM, kid = member id).", "properties": {
+                  "kty": {"const": "oct"}, "kid": {"type": "string"}, "alg": {"const": personal.ALG},
+                  "enc": {"const": personal.ENC}, "use": {"const": "enc"},
+                  "k": {"type": "string", "description": "the 256-bit key, base64url"}}}
+_TERM = {"type": "object", "required": ["id", "en", "de"], "properties": {
+    "id": {"type": "string"}, "en": {"type": "string"}, "de": {"type": "string"},
+    "synonyms": {"type": "array", "items": {"type": "string"}},
+    "sectors": {"type": "array", "items": {"type": "string"}}, "category": {"type": ["string", "null"]},
+    "topics": {"type": "array", "items": {"type": "string"}},
+    "related": {"type": "array", "items": {"type": "string"}}}}
+VOCABULARY = {"type": "object", "required": ["competencies", "topics", "categories"], "properties": {
+    "competencies": {"type": "array", "items": _TERM}, "topics": {"type": "array", "items": _TERM},
+    "categories": {"type": "array", "items": {"type": "object", "required": ["id", "en", "de"], "properties": {
+        "id": {"type": "string"}, "en": {"type": "string"}, "de": {"type": "string"}}}}}}
+_FIELD_ERRORS = {"type": "object", "description": "column of the file: its messages",
+                 "additionalProperties": {"type": "array", "items": {"type": "string"}}}
+IMPORT_REPORT = {"type": "object", "required": ["rows", "valid", "imported", "errors", "warnings", "dry_run"],
+                 "properties": {
+                     "rows": {"type": "integer", "description": "rows with content below the header"},
+                     "valid": {"type": "integer"}, "dry_run": {"type": "boolean"},
+                     "imported": {"type": "array", "items": {"type": "object", "required": ["row", "id", "name"],
+                                                             "properties": {"row": {"type": "integer"},
+                                                                            "id": {"type": "string"},
+                                                                            "name": {"type": "string"}}}},
+                     "errors": {"type": "array", "items": {"type": "object", "required": ["row", "errors"],
+                                                           "properties": {"row": {"type": "integer"},
+                                                                          "errors": _FIELD_ERRORS}}},
+                     "warnings": {"type": "array", "items": {"type": "object", "required": ["code", "message"],
+                                                             "properties": {
+                                                                 "code": {"enum": ["unknown_columns",
+                                                                                   "duplicate_columns"]},
+                                                                 "columns": {"type": "array",
+                                                                             "items": {"type": "string"}},
+                                                                 "message": {"type": "string"}}}}}}
+IMPORT_BODY = {"text/csv": {"schema": {"type": "string"}},
+               "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
+                   {"schema": {"type": "string", "format": "binary"}}}

@@ -2,7 +2,9 @@ import copy
 
 import pytest
 
-from verbund.testing import ServiceProcess, migrated_store
+from members import services
+from members.schemas import MemberSchema
+from verbund.testing import ServiceProcess, migrated_store, use_case_store
 
 
 def valid_member(**overrides) -> dict:
@@ -48,3 +50,20 @@ def store(database_url, amqp_uri):
     """The members database, migrated by Alembic, with its outbox relaying to the real broker."""
     with migrated_store("members", database_url, amqp_uri) as store:
         yield store
+
+
+@pytest.fixture
+def use_cases(tmp_path):
+    """The members database on a migrated SQLite file, its events going to a RecordingPublisher
+    (``use_cases.relay.publisher``), ``uow.now()`` a FixedClock (``use_cases.clock``): no broker."""
+    with use_case_store("members", tmp_path) as store:
+        yield store
+
+
+@pytest.fixture
+def register():
+    """``register(store, body)``: the register use case on a body as POST /members loads it."""
+    def register(store, data: dict) -> dict:
+        with store.unit_of_work() as uow:
+            return services.register(uow, MemberSchema().load(data))
+    return register

@@ -58,6 +58,7 @@ def test_a_member_changes_its_profile_with_an_etag(members_api, member_input, ev
     ({"contact": {"name": "X", "email": "x@@example", "language": "de"}}, 422, "contact"),
     ({"needs": {"label": "not a list"}}, 422, "needs"),
     ({"name": None}, 422, "name"),
+    ({"id": "00000000-0000-0000-0000-000000000000"}, 422, "id"),  # the platform chooses the id
 ])
 def test_bad_registrations_get_field_errors_and_leave_no_trace(members_api, member_input, event_tap, body, status,
                                                                 field):

@@ -2,6 +2,7 @@ import pytest
 
 from members import domain
 from verbund.auth import Principal
+from verbund.errors import Forbidden, Unprocessable
 
 
 @pytest.mark.parametrize("employees, turnover, balance, category", [
@@ -73,3 +74,35 @@ def test_who_may_do_what():
     assert not domain.can_change(integrator, "m1", ["it-cluster"])
     assert domain.can_delete(admin, "m1") and domain.can_delete(own, "m1")
     assert not domain.can_delete(organizer, "m1")
+
+
+def test_the_authorization_checks_refuse_with_a_403():
+    own, other = Principal("m", "member", member_id="m1"), Principal("o", "member", member_id="m2")
+    domain.authorize_read(own, "m1")
+    domain.authorize_change(own, "m1", [])
+    domain.authorize_erase(own, "m1")
+    domain.authorize_key(None)  # a service over the internal RPC
+    domain.authorize_key(Principal("crm", "integrator", events=("member.*",), personal=True))
+    for check in (lambda: domain.authorize_read(other, "m1"), lambda: domain.authorize_change(other, "m1", []),
+                  lambda: domain.authorize_erase(Principal("o", "organizer", association="it-cluster"), "m1"),
+                  lambda: domain.authorize_key(own), lambda: domain.authorize_key(Principal("crm", "integrator"))):
+        with pytest.raises(Forbidden):
+            check()
+
+
+def test_read_only_fields_may_be_sent_back_unchanged_only():
+    before = {"id": "m1", "version": 3, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-02T00:00:00Z",
+              "name": "A"}
+    domain.check_read_only(before, {**before, "name": "B"})
+    with pytest.raises(Unprocessable) as refused:
+        domain.check_read_only(before, {"version": 4})
+    assert refused.value.details["fields"] == {"version": ["read-only"]}
+    assert domain.without_read_only(before) == {"name": "A"}
+
+
+def test_integrators_see_the_contact_person_only_when_entitled():
+    profile = {"name": "A", "contact": {"name": "Jana", "email": "j@a.example", "language": "en"}}
+    hidden = domain.visible(Principal("crm", "integrator"), profile)
+    assert hidden["contact"] == {"name": None, "email": None, "language": "en"} and hidden["name"] == "A"
+    assert domain.visible(Principal("crm", "integrator", personal=True), profile) == profile
+    assert domain.visible(Principal("o", "organizer", association="it-cluster"), profile) == profile

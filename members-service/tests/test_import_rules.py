@@ -6,8 +6,8 @@ import pytest
 from marshmallow import ValidationError
 
 from members import importer
-from members.commands import validate_profile
 from members.messages import LANGUAGES, Messages, catalogue, negotiate
+from members.services import validate_profile
 from verbund import reference
 from verbund.errors import BadRequest
 

@@ -9,8 +9,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from members import commands
+from members import queries, services
 from members.models import MemberKey
+from members.schemas import MemberSchema
 from verbund import outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Gone, NotFound
@@ -33,10 +34,10 @@ def key_count(store) -> int:
 
 def test_events_carry_the_contact_person_only_encrypted(store, member_input):
     body = member_input(contact={"name": "Zora Quendt", "email": "z.quendt@vertraulich.example", "language": "en"})
-    with store.transaction() as session:
-        member = commands.register(session, body)
-    with store.transaction() as session:
-        commands.update(session, ADMIN, member["id"], {"contact": {"email": "zora@vertraulich.example"}})
+    with store.unit_of_work() as uow:
+        member = services.register(uow, MemberSchema().load(body))
+    with store.unit_of_work() as uow:
+        services.update(uow, ADMIN, member["id"], {"contact": {"email": "zora@vertraulich.example"}})
     bodies = outbox_bodies(store)
     assert len(bodies) == 2
     for raw in bodies:
@@ -44,38 +45,38 @@ def test_events_carry_the_contact_person_only_encrypted(store, member_input):
     registered, updated = (json.loads(raw) for raw in bodies)
     assert registered["data"]["profile"]["contact"] == {"language": "en"}
     assert updated["data"]["changed"] == ["contact"]
-    with store.transaction() as session:
-        key = personal.key_from_jwk(commands.member_key(session, ADMIN, member["id"]))
+    with store.unit_of_work() as uow:
+        key = personal.key_from_jwk(queries.member_key(uow.session, ADMIN, member["id"]))
     assert personal.member_profile(updated, {member["id"]: key}.get)["contact"] == {
         "name": "Zora Quendt", "email": "zora@vertraulich.example", "language": "en"}
     # Each member has its own key: another's does not open it.
-    with store.transaction() as session:
-        other = commands.register(session, member_input(name="Andere Firma GmbH"))
-        other_key = personal.key_from_jwk(commands.member_key(session, ADMIN, other["id"]))
+    with store.unit_of_work() as uow:
+        other = services.register(uow, MemberSchema().load(member_input(name="Andere Firma GmbH")))
+        other_key = personal.key_from_jwk(queries.member_key(uow.session, ADMIN, other["id"]))
     with pytest.raises(personal.UnreadablePersonalData):
         personal.decrypt(updated["data"]["profile"]["personal"], other_key)
 
 
 def test_erasure_deletes_the_key_with_the_member(store, member_input):
-    with store.transaction() as session:
-        member = commands.register(session, member_input())
+    with store.unit_of_work() as uow:
+        member = services.register(uow, MemberSchema().load(member_input()))
     ciphertext = json.loads(outbox_bodies(store)[0])["data"]["profile"]["personal"]
     assert key_count(store) == 1
-    with store.transaction() as session:
-        commands.erase(session, ADMIN, member["id"])
+    with store.unit_of_work() as uow:
+        services.erase(uow, ADMIN, member["id"])
     assert key_count(store) == 0
     with pytest.raises(Gone):
-        with store.transaction() as session:
-            commands.member_key(session, ADMIN, member["id"])
+        with store.unit_of_work() as uow:
+            queries.member_key(uow.session, ADMIN, member["id"])
     assert ciphertext.count(".") == 4  # the ciphertext may live on elsewhere; nothing can open it now
 
 
 def test_an_erasure_that_fails_keeps_the_key(store, member_input):
-    with store.transaction() as session:
-        member = commands.register(session, member_input())
+    with store.unit_of_work() as uow:
+        member = services.register(uow, MemberSchema().load(member_input()))
     with pytest.raises(Forbidden):
-        with store.transaction() as session:
-            commands.erase(session, Principal("x", "member", member_id="someone-else"), member["id"])
+        with store.unit_of_work() as uow:
+            services.erase(uow, Principal("x", "member", member_id="someone-else"), member["id"])
     assert key_count(store) == 1
 
 
@@ -88,24 +89,24 @@ def test_an_erasure_that_fails_keeps_the_key(store, member_input):
     (Principal("olga", "organizer", association="automotive-cluster"), False),
 ])
 def test_who_may_have_a_members_key(store, member_input, principal, allowed):
-    with store.transaction() as session:
-        member = commands.register(session, member_input())
-    with store.transaction() as session:
+    with store.unit_of_work() as uow:
+        member = services.register(uow, MemberSchema().load(member_input()))
+    with store.unit_of_work() as uow:
         if allowed:
-            assert commands.member_key(session, principal, member["id"])["kid"] == member["id"]
+            assert queries.member_key(uow.session, principal, member["id"])["kid"] == member["id"]
         else:
             with pytest.raises(Forbidden):
-                commands.member_key(session, principal, member["id"])
+                queries.member_key(uow.session, principal, member["id"])
     # The member itself neither: its own contact it reads from its profile.
     with pytest.raises(Forbidden):
-        with store.transaction() as session:
-            commands.member_key(session, Principal("m", "member", member_id=member["id"]), member["id"])
+        with store.unit_of_work() as uow:
+            queries.member_key(uow.session, Principal("m", "member", member_id=member["id"]), member["id"])
 
 
 def test_a_key_for_no_member_is_not_found(store):
     with pytest.raises(NotFound):
-        with store.transaction() as session:
-            commands.member_key(session, ADMIN, str(uuid.uuid4()))
+        with store.unit_of_work() as uow:
+            queries.member_key(uow.session, ADMIN, str(uuid.uuid4()))
 
 
 # --- over HTTP and RPC, against the running service ------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 from marshmallow import ValidationError
 
 from members import importer
-from members.commands import validate_profile
+from members.services import validate_profile
 
 
 def test_a_valid_profile_is_linked_to_the_vocabulary(member_input):

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from sqlalchemy import column, insert, select, table
 
-from members import commands
+from members import queries, services
 from members.models import Member
 from members.schemas import ListQuerySchema
 from verbund import envelope, migrations
@@ -24,17 +24,12 @@ def store(database_url, amqp_uri):
         yield store
 
 
-def register(store, data):
-    with store.transaction() as session:
-        return commands.register(session, data)
-
-
 def found(store, **params) -> list[str]:
-    with store.transaction() as session:
-        return [item["name"] for item in commands.search(session, ListQuerySchema().load(params))["items"]]
+    with store.unit_of_work() as uow:
+        return [item["name"] for item in queries.search(uow.session, ListQuerySchema().load(params))["items"]]
 
 
-def test_umlauts_are_found_in_any_case(store, member_input):
+def test_umlauts_are_found_in_any_case(store, member_input, register):
     register(store, member_input(name="Ärztehaus am See", region={"state": "BW", "postcode": "88662",
                                                                   "city": "Überlingen"}))
     register(store, member_input(name="Ölanalytik-Software GmbH", offers=[{"label": "Ölanalytik-Software"}]))
@@ -49,7 +44,7 @@ def test_umlauts_are_found_in_any_case(store, member_input):
     assert found(store, q="%") == [] and found(store, q="_rztehaus") == []
 
 
-def test_text_sent_decomposed_is_stored_composed_and_found(store, member_input):
+def test_text_sent_decomposed_is_stored_composed_and_found(store, member_input, register):
     profile = register(store, member_input(name=DECOMPOSED))
     assert profile["name"] == "Müller Förderbänder GmbH"
     assert found(store, q="müller") == found(store, q="MÜLLER FÖRDERBÄNDER") == [profile["name"]]
@@ -83,10 +78,10 @@ def test_rows_from_before_the_search_keys_are_backfilled(database_url, amqp_uri)
             == [DECOMPOSED]
 
 
-def test_a_search_key_is_forgotten_with_the_member(store, member_input):
+def test_a_search_key_is_forgotten_with_the_member(store, member_input, register):
     profile = register(store, member_input(name=f"Löschbar {uuid.uuid4().hex[:6]} GmbH"))
-    with store.transaction() as session:
-        commands.erase(session, Principal("admin", "admin"), profile["id"])
+    with store.unit_of_work() as uow:
+        services.erase(uow, Principal("admin", "admin"), profile["id"])
     with store.engine.connect() as conn:
         assert conn.execute(select(Member.name_key, Member.city_key).where(Member.id == profile["id"])).one() \
             == (None, None)

@@ -1,0 +1,121 @@
+"""The members read side: profiles, search, read-model paging, keys and the vocabulary.
+Functions take a SQLAlchemy Session (``uow.session``) and change nothing."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from members import domain
+from members.models import Competency, Member, MemberKey, Tag
+from verbund import personal
+from verbund.auth import Principal
+from verbund.errors import Gone, NotFound
+from verbund.schema_fields import search_key
+from verbund.vocabulary import load as load_vocabulary
+
+
+def load_member(session: Session, member_id: str, *, for_update: bool = False) -> Member:
+    """The live member ``member_id`` (row-locked with ``for_update``); raises NotFound (404), or
+    Gone (410) for an erased member."""
+    query = select(Member).where(Member.id == member_id)
+    member = session.execute(query.with_for_update() if for_update else query).scalar()
+    if member is None:
+        raise NotFound(f"no member {member_id}")
+    if member.deleted_at is not None:
+        raise Gone(f"member {member_id} was deleted")
+    return member
+
+
+def get(session: Session, principal: Principal, member_id: str) -> dict:
+    """A member's profile, for those who may read it (``domain.can_read``): Forbidden, NotFound, Gone."""
+    domain.authorize_read(principal, member_id)
+    return load_member(session, member_id).profile()
+
+
+def member_key(session: Session, principal: Principal | None, member_id: str) -> dict:
+    """The member's key as a JWK (verbund.personal.jwk) for decrypting ``profile.personal`` of its events.
+
+    ``principal`` None is a service over the internal RPC; over HTTP only admins and integrators
+    whose token grants personal data (``personal``) and ``member.*`` events may have it (GDPR art.
+    5(1)(c): personal data only to those who need it). Raises NotFound (no such member, or no
+    encrypted event yet), Gone (erased: the key is deleted), Forbidden.
+    """
+    domain.authorize_key(principal)
+    member = session.get(Member, member_id)
+    if member is None:
+        raise NotFound(f"no member {member_id}")
+    if member.deleted_at is not None:
+        raise Gone(f"member {member_id} was deleted; its key is erased")
+    held = session.get(MemberKey, member_id)
+    if held is None:
+        raise NotFound(f"member {member_id} has no key yet")
+    return personal.jwk(member_id, held.key)
+
+
+def _competency_filter(text: str, kind: str | None):
+    term = load_vocabulary().find_competency(text)
+    match = Competency.term == term if term else Competency.label_key == search_key(text)
+    condition = (Competency.member_id == Member.id) & match
+    if kind:
+        condition &= Competency.kind == kind
+    return select(Competency.id).where(condition).exists()
+
+
+def _tag_filter(facet: str, value: str):
+    return select(Tag.value).where((Tag.member_id == Member.id) & (Tag.facet == facet) & (Tag.value == value)).exists()
+
+
+def search(session: Session, query: dict) -> dict:
+    """Members matching every given filter, a page at a time, oldest first.
+
+    ``query``: a loaded ``ListQuerySchema``. Text filters (``q`` within the
+    name, ``city`` whole, a free-text ``competency``/``offers``/``needs``
+    label whole) compare search keys (``search_key``: NFC, Unicode case
+    folding), so they behave alike on SQLite and PostgreSQL."""
+    conditions = [Member.deleted_at.is_(None)]
+    for column in ("sector", "state"):
+        if query.get(column):
+            conditions.append(getattr(Member, column) == query[column])
+    if query.get("city"):
+        conditions.append(Member.city_key == search_key(query["city"]))
+    if query.get("postcode"):
+        conditions.append(Member.postcode.startswith(query["postcode"]))
+    if query.get("association"):
+        conditions.append(_tag_filter("association", query["association"]))
+    if query.get("topic"):
+        conditions.append(_tag_filter("topic", load_vocabulary().find_topic(query["topic"]) or query["topic"]))
+    for param, kind in (("competency", None), ("offers", "offer"), ("needs", "need")):
+        if query.get(param):
+            conditions.append(_competency_filter(query[param], kind))
+    if "sme" in query:
+        is_sme = Member.size_category != "large"
+        conditions.append(is_sme if query["sme"] else ~is_sme)
+    if query.get("q"):
+        conditions.append(Member.name_key.contains(search_key(query["q"]), autoescape=True))
+    total = session.execute(select(func.count()).select_from(Member).where(*conditions)).scalar_one()
+    page, per_page = query["page"], query["per_page"]
+    members = session.execute(select(Member).where(*conditions).order_by(Member.created_at, Member.id)
+                              .offset((page - 1) * per_page).limit(per_page)).scalars().all()
+    return {"items": [member.profile() for member in members], "page": page, "per_page": per_page, "total": total}
+
+
+def profiles_after(session: Session, after_id: str | None, limit: int) -> dict:
+    """Every live profile in id order, a batch of at most ``limit`` at a time: how a read model rebuilds
+    itself. ``{"profiles": [...], "next": the id to continue after, or None at the end}``."""
+    query = select(Member).where(Member.deleted_at.is_(None)).order_by(Member.id).limit(limit)
+    if after_id:
+        query = query.where(Member.id > after_id)
+    members = session.execute(query).scalars().all()
+    return {"profiles": [member.profile() for member in members],
+            "next": members[-1].id if len(members) == limit else None}
+
+
+def vocabulary(q: str = "", limit: int = 50) -> dict:
+    """The curated vocabulary (``kit/verbund/data/vocabulary.yaml``): every competency term, or the best
+    ``limit`` for the search text ``q`` (labels and synonyms, German and English), with all topics and
+    categories."""
+    terms = load_vocabulary()
+    found = terms.search(q, limit=limit) if q else terms.competencies.values()
+    return {"competencies": [term.as_dict() for term in found],
+            "topics": [topic.as_dict() for topic in terms.topics.values()],
+            "categories": list(terms.categories.values())}
