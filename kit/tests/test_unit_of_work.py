@@ -1,11 +1,17 @@
 """The unit of work: state and emitted events commit together, in order, with the injected clock.
 SQLite and a recording publisher: no broker."""
+import uuid
+
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from verbund import outbox
 from verbund.database import Store, make_engine
-from verbund.testing import FixedClock, RecordingPublisher, member_profile
+from verbund.testing import FixedClock, RecordingPublisher
+
+
+def _deleted(member_id: str) -> dict:
+    return {"id": member_id, "version": 2, "deleted_at": "2026-06-01T08:00:00Z"}
 
 things = Table("things", MetaData(), Column("id", Integer, primary_key=True), Column("name", String(50)))
 
@@ -25,13 +31,13 @@ def _count(store, table):
 
 
 def test_emitted_events_commit_with_the_state_and_are_published_in_order(store):
-    profiles = [member_profile(name=f"Firma {i}") for i in range(3)]
+    ids = [str(uuid.uuid4()) for _ in range(3)]
     with store.unit_of_work() as uow:
         uow.session.execute(insert(things).values(name="x"))
-        for profile in profiles:
-            uow.emit("member.registered", profile["id"], {"profile": profile})
+        for member_id in ids:
+            uow.emit("member.deleted", member_id, _deleted(member_id))
     published = store.relay.publisher.published
-    assert [event["subject"] for event in published] == [profile["id"] for profile in profiles]
+    assert [event["subject"] for event in published] == ids
     assert {event["source"] for event in published} == {"/verbund/members"}
     assert {event["time"] for event in published} == {"2026-06-01T08:00:00Z"}  # the injected clock
     assert _count(store, things) == 1
@@ -40,7 +46,8 @@ def test_emitted_events_commit_with_the_state_and_are_published_in_order(store):
 def test_a_failing_unit_of_work_leaves_neither_state_nor_events(store):
     with pytest.raises(RuntimeError), store.unit_of_work() as uow:
         uow.session.execute(insert(things).values(name="x"))
-        uow.emit("member.registered", "m1", {"profile": member_profile()})
+        member_id = str(uuid.uuid4())
+        uow.emit("member.deleted", member_id, _deleted(member_id))
         raise RuntimeError("boom")
     assert _count(store, things) == 0
     assert _count(store, outbox.outbox_table) == 0
@@ -49,7 +56,7 @@ def test_a_failing_unit_of_work_leaves_neither_state_nor_events(store):
 
 def test_an_event_that_breaks_its_schema_is_refused_when_emitted(store):
     with pytest.raises(ValueError), store.unit_of_work() as uow:
-        uow.emit("member.registered", "m1", {"profile": {"name": "no id"}})
+        uow.emit("member.deleted", "m1", {"id": "not a uuid", "version": 1})
     assert _count(store, outbox.outbox_table) == 0
 
 
