@@ -50,3 +50,9 @@ class UnsupportedMediaType(AppError):
 
 class Unprocessable(AppError):
     status = 422
+
+
+class ServiceUnavailable(AppError):
+    """503: a dependency the request needs (a read model being rebuilt, the broker) is not ready yet;
+    the client may retry later (RFC 9110 section 15.6.4)."""
+    status = 503

@@ -11,9 +11,15 @@ from alembic.config import Config
 
 from verbund.database import make_engine
 from verbund.outbox import messaging_metadata
+from verbund.settings import env
 
 
 def migrations_dir(service: str) -> Path:
+    """The service's Alembic folder: ``<SERVICE>_MIGRATIONS_DIR`` or ``MIGRATIONS_DIR`` where set (an
+    image installs the package from a wheel), else ``migrations/`` beside the package (editable install)."""
+    configured = env("MIGRATIONS_DIR", service=service)
+    if configured:
+        return Path(configured)
     package = importlib.import_module(service)
     return Path(package.__file__).resolve().parent.parent / "migrations"
 

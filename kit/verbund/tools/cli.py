@@ -137,18 +137,15 @@ def cmd_up(args) -> int:
         return 2
     processes, urls = {}, {}
     for service in args.services or SERVICES:
-        processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.cli", "run", service])
+        processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service])
         settings = Settings.from_env(service)
         urls[service] = f"http://{settings.http_host}:{settings.http_port}"
         print(f"  {service:<14} {urls[service]}   (database {settings.database_url})")
-    if "notifications" in processes and not (os.environ.get("NOTIFICATIONS_SMTP_HOST") or os.environ.get("SMTP_HOST")):
-        # Embedded default: mails go to a local catcher that keeps each one as an .eml file.
-        port = os.environ.get("NOTIFICATIONS_SMTP_PORT") or os.environ.get("SMTP_PORT") or "8025"
-        processes["mailcatcher"] = subprocess.Popen([sys.executable, "-m", "notifications.mailcatcher",
-                                                     "--port", port])
-        from verbund.settings import data_dir
-
-        print(f"  {'mail catcher':<14} smtp://127.0.0.1:{port}   (mails as .eml files in {data_dir() / 'mail'})")
+    for service in list(processes):
+        # What a service wants beside it in development (notifications: a mail catcher), by its own hook.
+        for companion in getattr(_service_class(service), "companions", lambda: [])():
+            processes[companion.name] = subprocess.Popen(companion.argv)
+            print(f"  {companion.name:<14} {companion.address}")
 
     def stop(*_):
         for process in processes.values():
@@ -160,7 +157,7 @@ def cmd_up(args) -> int:
     if _wait_ready(urls, processes):
         print("all services ready", flush=True)
         if args.demo:
-            from verbund import demo
+            from verbund.tools import demo
 
             try:
                 for line in demo.seed(urls):
@@ -234,8 +231,9 @@ def cmd_integrator(args) -> int:
     from amqp.exceptions import AMQPError
     from kombu.exceptions import KombuError
 
-    from verbund import auth, integrators
+    from verbund import auth
     from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.tools import integrators
 
     amqp_uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
     parts = urlsplit(amqp_uri)
@@ -269,8 +267,8 @@ def cmd_replay(args) -> int:
     from amqp.exceptions import AMQPError, ChannelError
     from kombu.exceptions import KombuError
 
-    from verbund import integrators
     from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.tools import integrators
 
     try:
         scope = integrators.parse_scope(args.events)
@@ -296,8 +294,8 @@ def cmd_replay(args) -> int:
 
 
 def cmd_tail(args) -> int:
-    from verbund import integrators
     from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.tools import integrators
 
     since = integrators.parse_since(args.since) if args.since else None
     try:
@@ -326,7 +324,8 @@ def cmd_openapi(args) -> int:
 def cmd_token(args) -> int:
     from datetime import timedelta
 
-    from verbund import auth, integrators
+    from verbund import auth
+    from verbund.tools import integrators
 
     try:
         events = integrators.parse_scope(args.events) if args.events is not None else None
