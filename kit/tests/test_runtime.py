@@ -123,3 +123,13 @@ def test_ready_answers_from_the_readiness_checks_hook():
     assert response.status_code == 503
     assert json.loads(response.get_data()) == {"service": "probe", "ready": False,
                                                "checks": {"database": "ok", "engine": "loading"}}
+
+
+def test_verbund_up_starts_what_a_service_declares_and_names_no_service_itself():
+    from pathlib import Path
+
+    from verbund.tools import cli
+
+    assert ServiceBase.companions() == []
+    source = Path(cli.__file__).read_text()
+    assert "mailcatcher" not in source and "\"companions\"" in source  # the hook, not a service by name

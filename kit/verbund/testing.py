@@ -4,6 +4,9 @@ as real processes, a tap on the event exchange, and waiting with a timeout.
 
 Where RabbitMQ or PostgreSQL is not running locally but a Docker engine is,
 pytest-docker brings up the ``docker-compose.yml`` infrastructure instead.
+
+It needs pytest, which a running service does not: install the kit with its
+``testing`` extra (``pip install -e 'kit[testing]'``, as ``make install`` does).
 """
 from __future__ import annotations
 

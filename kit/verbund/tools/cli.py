@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 # Every service of the platform, in start order; `verbund up` starts those installed.
 ALL_SERVICES = ("members", "events", "matching", "notifications")
@@ -143,7 +144,10 @@ def cmd_up(args) -> int:
         print(f"  {service:<14} {urls[service]}   (database {settings.database_url})")
     for service in list(processes):
         # What a service wants beside it in development (notifications: a mail catcher), by its own hook.
-        for companion in getattr(_service_class(service), "companions", lambda: [])():
+        with warnings.catch_warnings():  # importing the service class here is for the hook, not to run it
+            warnings.simplefilter("ignore")
+            companions = getattr(_service_class(service), "companions", lambda: [])()
+        for companion in companions:
             processes[companion.name] = subprocess.Popen(companion.argv)
             print(f"  {companion.name:<14} {companion.address}")
 
