@@ -13,7 +13,6 @@ the consumer's queue instead of being dropped.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import NamedTuple
 
@@ -21,6 +20,7 @@ import amqp
 from kombu import Connection, Exchange, Queue, binding
 
 from verbund import catalogue
+from verbund.settings import env
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def topic_matches(pattern: str, routing_key: str) -> bool:
 
 def queue_type() -> str:
     # One value for every declarer: a queue redeclared with other arguments is refused.
-    return os.environ.get("VERBUND_QUEUE_TYPE", "quorum")
+    return env("VERBUND_QUEUE_TYPE", "quorum")
 
 
 def main_queue(service: str, patterns: list[str] | None = None) -> Queue:
@@ -87,7 +87,7 @@ def replay_stream() -> Queue:
     it from a point in time to catch up (consumer argument ``x-stream-offset``)."""
     return Queue(REPLAY_STREAM, bindings=[binding(events_exchange, routing_key="#")], durable=True,
                  queue_arguments={"x-queue-type": "stream",
-                                  "x-max-age": os.environ.get("VERBUND_REPLAY_MAX_AGE", "7D")})
+                                  "x-max-age": env("VERBUND_REPLAY_MAX_AGE", "7D")})
 
 
 def declare_topology(connection: Connection, subscriptions: dict[str, list[str]] | None = None) -> None:

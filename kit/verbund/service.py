@@ -81,7 +81,7 @@ class ServiceBase:
 
     @api("GET", "/ready", roles=ANYONE, responses={200: "Database and broker reachable", 503: "Not ready"})
     def ready(self, request):
-        """Readiness: every check of ``readiness_checks`` (the database and the broker at least) is ok."""
-        checks = self.readiness_checks()
+        """Readiness: the database and the broker answer."""
+        checks = self.readiness_checks()  # the database and the broker, and what a service adds
         ready = all(value == "ok" for value in checks.values())
         return json_response({"service": self.name, "ready": ready, "checks": checks}, 200 if ready else 503)

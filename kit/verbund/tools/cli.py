@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -126,15 +125,15 @@ def _wait_ready(urls: dict[str, str], processes: dict, timeout: float = 120) -> 
 
 
 def cmd_up(args) -> int:
-    from verbund.settings import DEFAULT_AMQP_URI, Settings
+    from verbund.settings import DEFAULT_AMQP_URI, Settings, env
 
     unknown = set(args.services) - set(SERVICES)
     if unknown:
         print(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(SERVICES)}", file=sys.stderr)
         return 2
-    error = _broker_error(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
+    error = _broker_error(env("AMQP_URI", DEFAULT_AMQP_URI))
     if error:
-        print(BROKER_HELP.format(uri=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
+        print(BROKER_HELP.format(uri=env("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
         return 2
     processes, urls = {}, {}
     for service in args.services or SERVICES:
@@ -197,9 +196,9 @@ def cmd_declare(args) -> int:
     from kombu import Connection
 
     from verbund.broker import declare_topology
-    from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.settings import DEFAULT_AMQP_URI, env
 
-    with Connection(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)) as connection:
+    with Connection(env("AMQP_URI", DEFAULT_AMQP_URI)) as connection:
         declare_topology(connection)
     print("exchange and subscriber queues declared")
     return 0
@@ -236,10 +235,10 @@ def cmd_integrator(args) -> int:
     from kombu.exceptions import KombuError
 
     from verbund import auth
-    from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.settings import DEFAULT_AMQP_URI, env
     from verbund.tools import integrators
 
-    amqp_uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
+    amqp_uri = env("AMQP_URI", DEFAULT_AMQP_URI)
     parts = urlsplit(amqp_uri)
     admin_uri = urlunsplit(parts._replace(path="/" + quote(args.vhost, safe="")))  # the same broker, that vhost
     try:
@@ -271,7 +270,7 @@ def cmd_replay(args) -> int:
     from amqp.exceptions import AMQPError, ChannelError
     from kombu.exceptions import KombuError
 
-    from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.settings import DEFAULT_AMQP_URI, env
     from verbund.tools import integrators
 
     try:
@@ -281,7 +280,7 @@ def cmd_replay(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        copied = integrators.replay_into(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), args.name, since, scope,
+        copied = integrators.replay_into(env("AMQP_URI", DEFAULT_AMQP_URI), args.name, since, scope,
                                          queue=args.queue, idle_timeout=args.idle)
     except ChannelError as exc:
         print(f"error: {exc} (does queue {integrators.queue_prefix(args.name)}{args.queue} exist?)", file=sys.stderr)
@@ -298,12 +297,12 @@ def cmd_replay(args) -> int:
 
 
 def cmd_tail(args) -> int:
-    from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.settings import DEFAULT_AMQP_URI, env
     from verbund.tools import integrators
 
     since = integrators.parse_since(args.since) if args.since else None
     try:
-        for event in integrators.follow(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), args.patterns or ["#"],
+        for event in integrators.follow(env("AMQP_URI", DEFAULT_AMQP_URI), args.patterns or ["#"],
                                         since=since, idle_timeout=args.idle):
             print(json.dumps(event, ensure_ascii=False) if args.json else integrators.describe(event), flush=True)
     except KeyboardInterrupt:
