@@ -60,3 +60,10 @@ def test_a_database_migrated_by_the_old_first_revision_keeps_its_tables_and_rows
     assert versions == HEADS
     assert "ix_outbox_published_at" in indexes
     assert inbox == ["e-1"]  # the processed events are remembered: no second effect after the upgrade
+
+
+def test_an_image_names_the_migrations_folder_a_wheel_install_has_not_beside_the_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROBE_MIGRATIONS_DIR", str(tmp_path))
+    assert migrations.migrations_dir("probe") == tmp_path
+    monkeypatch.delenv("PROBE_MIGRATIONS_DIR")
+    assert migrations.migrations_dir("probe").name == "migrations"
