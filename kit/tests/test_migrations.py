@@ -1,6 +1,7 @@
 """The outbox and inbox from the kit's migration branch, on SQLite and PostgreSQL: a fresh
 database gets them from it, and a database migrated when the service's first revision still
 created them itself keeps them, with their rows, and reaches the same heads."""
+import pytest
 from sqlalchemy import create_engine, insert, inspect, select, text
 
 from probe.models import metadata as probe_metadata
@@ -28,6 +29,7 @@ def _state(database_url):
         engine.dispose()
 
 
+@pytest.mark.integration  # PostgreSQL too
 def test_a_fresh_database_gets_the_outbox_and_inbox_from_the_kit_branch(database_url):
     assert migrations.uses_kit_branch(migrations.migrations_dir("probe") / "versions")
     # members still creates the tables in its own first revision: it is not handed the kit branch (yet)
@@ -42,6 +44,7 @@ def test_a_fresh_database_gets_the_outbox_and_inbox_from_the_kit_branch(database
     assert _state(database_url)[1] == HEADS
 
 
+@pytest.mark.integration  # PostgreSQL too
 def test_a_database_migrated_by_the_old_first_revision_keeps_its_tables_and_rows(database_url):
     # What the first revision did before the tables moved into the kit: everything in one go.
     engine = _engine(database_url)
