@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): kit/pyproject.toml $(foreach s,$(SERVICES),$(s)/pyproject.toml) requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e kit $(foreach s,$(SERVICES),-e $(s)) -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e 'kit[testing]' $(foreach s,$(SERVICES),-e $(s)) -r requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,7 +6,7 @@ import pytest
 
 from verbund import envelope
 from verbund.catalogue import source_of
-from verbund.testing import ServiceProcess, member_registered, migrated_store
+from verbund.testing import member_registered, migrated_store, service_api
 
 
 def local_day(days_ahead: int) -> str:
@@ -87,12 +87,5 @@ def desk(store):
     return RegistrationDesk(store)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def events_api(request, amqp_uri, tmp_path_factory):
-    """events-service as a real process, once per database, shared by a module's tests."""
-    workdir = tmp_path_factory.mktemp("events")
-    url = f"sqlite:///{workdir / 'events.db'}" if request.param == "sqlite" \
-        else request.getfixturevalue("postgres").create()
-    process = ServiceProcess("events", amqp_uri, url, workdir).start()
-    yield process
-    process.stop()
+# events-service as a real process, once per database, shared by a module's tests.
+events_api = service_api("events")

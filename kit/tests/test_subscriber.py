@@ -128,6 +128,13 @@ def test_a_handler_that_fails_once_succeeds_on_retry_with_one_effect(probe, brok
     event = member_registered(name="fail-once GmbH")
     publish(publisher, event)
     wait_for(lambda: effects_of(database_url, event["id"]) == ["fail-once GmbH"], message="the retried effect")
+    # The effect came from a second attempt through the retry queue, not from the first delivery.
+    retries = [line for line in probe.log_lines() if "retrying via" in line["message"]]
+    assert [line["correlation_id"] for line in retries] == [event["id"]]
+    assert "(attempt 1)" in retries[0]["message"] and "probe.events.retry.100ms" in retries[0]["message"]
+    exposed = requests.get(f"{probe.url}/metrics", timeout=10).text
+    assert 'verbund_messages_failed_total{service="probe",type="member.registered"} 1.0' in exposed
+    assert 'verbund_messages_consumed_total{service="probe",type="member.registered"} 1.0' in exposed
 
 
 def test_a_redelivered_event_has_no_second_effect(probe, broker, database_url):

@@ -13,7 +13,6 @@ the consumer's queue instead of being dropped.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import NamedTuple
 
@@ -21,15 +20,35 @@ import amqp
 from kombu import Connection, Exchange, Queue, binding
 
 from verbund import catalogue
+from verbund.settings import env
 
 log = logging.getLogger(__name__)
 
 events_exchange = Exchange(catalogue.EXCHANGE, type="topic", durable=True)
 
 
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """Whether an AMQP topic binding ``pattern`` routes ``routing_key``, as RabbitMQ decides it.
+
+    Both are dot-separated words; in the pattern ``*`` stands for exactly one
+    word and ``#`` for zero or more (AMQP 0-9-1 topic exchange).
+    ``topic_matches("member.*", "member.registered")`` is True,
+    ``topic_matches("member.*", "member.a.b")`` False, ``topic_matches("#", "x")`` True.
+    """
+    def match(parts: list[str], words: list[str]) -> bool:
+        if not parts:
+            return not words
+        head, rest = parts[0], parts[1:]
+        if head == "#":
+            return any(match(rest, words[i:]) for i in range(len(words) + 1))
+        return bool(words) and head in ("*", words[0]) and match(rest, words[1:])
+
+    return match(pattern.split("."), routing_key.split("."))
+
+
 def queue_type() -> str:
     # One value for every declarer: a queue redeclared with other arguments is refused.
-    return os.environ.get("VERBUND_QUEUE_TYPE", "quorum")
+    return env("VERBUND_QUEUE_TYPE", "quorum")
 
 
 def main_queue(service: str, patterns: list[str] | None = None) -> Queue:
@@ -68,7 +87,7 @@ def replay_stream() -> Queue:
     it from a point in time to catch up (consumer argument ``x-stream-offset``)."""
     return Queue(REPLAY_STREAM, bindings=[binding(events_exchange, routing_key="#")], durable=True,
                  queue_arguments={"x-queue-type": "stream",
-                                  "x-max-age": os.environ.get("VERBUND_REPLAY_MAX_AGE", "7D")})
+                                  "x-max-age": env("VERBUND_REPLAY_MAX_AGE", "7D")})
 
 
 def declare_topology(connection: Connection, subscriptions: dict[str, list[str]] | None = None) -> None:

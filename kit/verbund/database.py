@@ -11,10 +11,10 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import create_engine, event
+from sqlalchemy import DateTime, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -73,6 +73,31 @@ def make_engine(url: str, **kwargs) -> Engine:
 
 
 Clock = Callable[[], datetime]
+
+
+class UTCDateTime(TypeDecorator):
+    """A column type for aware UTC datetimes, alike on every database.
+
+    Binds an aware datetime (any zone; stored as UTC) and hands back an aware
+    UTC datetime, also on SQLite, which keeps no zone and would return naive
+    ones. A naive datetime is refused with ``ValueError``: the zone it means
+    cannot be guessed.
+    """
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: say which zone they are in")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class UnitOfWork:

@@ -40,13 +40,15 @@ class PreconditionFailed(AppError):
     status = 412
 
 
-class PayloadTooLarge(AppError):
-    status = 413
-
-
 class UnsupportedMediaType(AppError):
     status = 415
 
 
 class Unprocessable(AppError):
     status = 422
+
+
+class ServiceUnavailable(AppError):
+    """503: a dependency the request needs (a read model being rebuilt, the broker) is not ready yet;
+    the client may retry later (RFC 9110 section 15.6.4)."""
+    status = 503

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import secrets
 import threading
@@ -31,6 +30,8 @@ from collections.abc import Callable
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
+
+from verbund.settings import env
 
 ALG, ENC = "dir", "A256GCM"
 KEY_BYTES = 32  # A256GCM: a 256-bit key
@@ -60,13 +61,13 @@ class UnreadablePersonalData(ValueError):
 
 def key_ttl_seconds() -> float:
     """How long a consumer may keep a fetched key, in seconds (``PERSONAL_KEY_TTL_SECONDS``, default 300)."""
-    return float(os.environ.get("PERSONAL_KEY_TTL_SECONDS") or DEFAULT_KEY_TTL_SECONDS)
+    return env("PERSONAL_KEY_TTL_SECONDS", float(DEFAULT_KEY_TTL_SECONDS), kind="float")
 
 
 def key_rpc_timeout_seconds() -> float:
     """How long a consumer waits for members-service to hand out a key, in seconds
     (``PERSONAL_KEY_RPC_TIMEOUT_SECONDS``, default 10); then the handler fails and is retried."""
-    return float(os.environ.get("PERSONAL_KEY_RPC_TIMEOUT_SECONDS") or 10)
+    return env("PERSONAL_KEY_RPC_TIMEOUT_SECONDS", 10.0, kind="float")
 
 
 def new_key() -> bytes:

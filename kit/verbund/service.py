@@ -1,8 +1,12 @@
 """What every service has: its database with the outbox sweep, and health
-and readiness endpoints. A service class derives from ``ServiceBase``."""
+and readiness endpoints. A service class derives from ``ServiceBase``.
+
+Hooks a service may extend: ``readiness_checks`` (more checks for ``/ready``)
+and ``companions`` (processes ``verbund up`` starts beside the service, such
+as a development mail catcher)."""
 from __future__ import annotations
 
-import os
+from typing import NamedTuple
 
 from kombu import Connection
 from nameko.timer import timer
@@ -11,9 +15,18 @@ from werkzeug.wrappers import Response
 
 from verbund import metrics, openapi, outbox
 from verbund.database import Database
+from verbund.settings import env
 from verbund.web import ANYONE, api, json_response
 
-SWEEP_SECONDS = float(os.environ.get("OUTBOX_SWEEP_SECONDS", "5"))
+SWEEP_SECONDS = env("OUTBOX_SWEEP_SECONDS", 5.0, kind="float")
+
+
+class Companion(NamedTuple):
+    """A process ``verbund up`` starts beside a service: ``argv`` as for ``subprocess.Popen``,
+    ``address`` printed where the services' URLs are (e.g. ``smtp://127.0.0.1:8025``)."""
+    name: str
+    argv: list[str]
+    address: str
 
 
 class ServiceBase:
@@ -41,9 +54,16 @@ class ServiceBase:
         body, content_type = metrics.exposition()
         return Response(body, content_type=content_type)
 
-    @api("GET", "/ready", roles=ANYONE, responses={200: "Database and broker reachable", 503: "Not ready"})
-    def ready(self, request):
-        """Readiness: the database and the broker answer."""
+    @classmethod
+    def companions(cls) -> list[Companion]:
+        """Processes ``verbund up`` (development only) starts beside this service; none by default."""
+        return []
+
+    def readiness_checks(self) -> dict[str, str]:
+        """What ``/ready`` reports: check name to ``"ok"`` or what is wrong; ready when all are ``"ok"``.
+
+        A service extends it: ``checks = super().readiness_checks(); checks["engine"] = ...``.
+        """
         checks = {}
         try:
             with self.db.engine.connect() as conn:
@@ -57,5 +77,11 @@ class ServiceBase:
             checks["broker"] = "ok"
         except Exception as exc:
             checks["broker"] = f"error: {exc}"
+        return checks
+
+    @api("GET", "/ready", roles=ANYONE, responses={200: "Database and broker reachable", 503: "Not ready"})
+    def ready(self, request):
+        """Readiness: the database and the broker answer."""
+        checks = self.readiness_checks()  # the database and the broker, and what a service adds
         ready = all(value == "ok" for value in checks.values())
         return json_response({"service": self.name, "ready": ready, "checks": checks}, 200 if ready else 503)

@@ -4,27 +4,58 @@ With nothing set, a service uses a SQLite file under the local data folder
 and the RabbitMQ on localhost. Per-service variables (``MEMBERS_DATABASE_URL``,
 ``MEMBERS_PORT``) win over the shared ones (``DATABASE_URL``, ``HTTP_PORT``),
 so one environment can run all services, each with its own database.
+
+Names say their unit where a number has one (``RETRY_DELAYS_MS``,
+``AMQP_HEARTBEAT_SECONDS``); a renamed variable keeps working under its old
+name with a ``DeprecationWarning``. Values are parsed by environs (typed,
+marshmallow underneath), so a malformed one stops the service at start-up
+with the variable's name instead of failing later.
 """
 from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+
+from environs import Env
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 
 # Where each service listens unless told otherwise.
 DEFAULT_PORTS = {"members": 8001, "events": 8002, "matching": 8003, "notifications": 8004}
 
+_parser = Env(expand_vars=False)
 
-def _env(service: str, name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"{service.upper()}_{name}") or os.environ.get(name) or default
+
+def env(name: str, default=None, *, service: str | None = None, kind: str = "str",
+        old_name: str | None = None, **options):
+    """The value of the environment variable ``name``, parsed as ``kind``.
+
+    ``service`` (e.g. ``"notifications"``): ``NOTIFICATIONS_<name>`` wins over
+    ``<name>``. ``kind`` is an environs parser: ``"str"``, ``"int"``,
+    ``"float"``, ``"bool"``, ``"list"`` (with ``subcast=int`` or ``float``, comma
+    separated), ...; ``options`` go to it. ``old_name``: the variable's name before
+    it was renamed (e.g. to say its unit), read after the new name with a
+    ``DeprecationWarning``. Unset and empty variables give ``default`` (not parsed).
+
+    Raises ``environs.EnvError`` naming the variable when its value does not parse.
+    """
+    names = [name] + ([old_name] if old_name else [])
+    for candidate in names:
+        for key in ([f"{service.upper()}_{candidate}"] if service else []) + [candidate]:
+            if os.environ.get(key, "").strip():
+                if candidate == old_name:
+                    warnings.warn(f"{key} is deprecated: set {key.removesuffix(old_name)}{name} instead",
+                                  DeprecationWarning, stacklevel=2)
+                return getattr(_parser, kind)(key, **options)
+    return default
 
 
 def data_dir() -> Path:
-    """The local data folder for SQLite files and the generated auth secret."""
-    path = Path(os.environ.get("VERBUND_DATA_DIR", Path.cwd() / ".data"))
+    """The local data folder for SQLite files and the generated auth secret (``VERBUND_DATA_DIR``)."""
+    path = Path(env("VERBUND_DATA_DIR") or Path.cwd() / ".data")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -32,17 +63,13 @@ def data_dir() -> Path:
 def auth_secret() -> str:
     """``AUTH_SECRET``, or a secret generated once and kept in the data folder
     so that the services and the ``verbund token`` command agree on it."""
-    if os.environ.get("AUTH_SECRET"):
-        return os.environ["AUTH_SECRET"]
+    if env("AUTH_SECRET"):
+        return env("AUTH_SECRET")
     path = data_dir() / "auth-secret"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
-
-
-def _delays(raw: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in raw.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -57,22 +84,25 @@ class Settings:
     # the last one the message goes to the dead-letter queue.
     retry_delays_ms: tuple[int, ...]
     max_workers: int
-    heartbeat: int
-    extra: dict = field(default_factory=dict)
+    heartbeat_seconds: int
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
+        """The settings of ``service`` ("members", ...); raises ``environs.EnvError`` on a malformed value."""
         sqlite_default = f"sqlite:///{data_dir() / (service + '.db')}"
+        port = env("PORT", service=service, kind="int") or env("HTTP_PORT", service=service, kind="int")
         return cls(
             service=service,
-            amqp_uri=_env(service, "AMQP_URI", DEFAULT_AMQP_URI),
-            database_url=_env(service, "DATABASE_URL", sqlite_default),
-            http_host=_env(service, "HTTP_HOST", "127.0.0.1"),
-            http_port=int(_env(service, "PORT") or _env(service, "HTTP_PORT") or DEFAULT_PORTS.get(service, 8000)),
-            log_level=_env(service, "LOG_LEVEL", "INFO").upper(),
-            retry_delays_ms=_delays(_env(service, "RETRY_DELAYS_MS", "1000,5000,30000")),
-            max_workers=int(_env(service, "MAX_WORKERS", "10")),
-            heartbeat=int(_env(service, "AMQP_HEARTBEAT", "30")),
+            amqp_uri=env("AMQP_URI", DEFAULT_AMQP_URI, service=service),
+            database_url=env("DATABASE_URL", sqlite_default, service=service),
+            http_host=env("HTTP_HOST", "127.0.0.1", service=service),
+            http_port=port or DEFAULT_PORTS.get(service, 8000),
+            log_level=env("LOG_LEVEL", "INFO", service=service).upper(),
+            retry_delays_ms=tuple(env("RETRY_DELAYS_MS", [1000, 5000, 30000], service=service, kind="list",
+                                      subcast=int)),
+            max_workers=env("MAX_WORKERS", 10, service=service, kind="int"),
+            heartbeat_seconds=env("AMQP_HEARTBEAT_SECONDS", 30, service=service, kind="int",
+                                  old_name="AMQP_HEARTBEAT"),
         )
 
     def nameko_config(self) -> dict:
@@ -81,7 +111,7 @@ class Settings:
             "AMQP_URI": self.amqp_uri,
             "WEB_SERVER_ADDRESS": f"{self.http_host}:{self.http_port}",
             "max_workers": self.max_workers,
-            "HEARTBEAT": self.heartbeat,
+            "HEARTBEAT": self.heartbeat_seconds,
             "serializer": "json",
             "VERBUND": self,
         }

@@ -4,6 +4,9 @@ as real processes, a tap on the event exchange, and waiting with a timeout.
 
 Where RabbitMQ or PostgreSQL is not running locally but a Docker engine is,
 pytest-docker brings up the ``docker-compose.yml`` infrastructure instead.
+
+It needs pytest, which a running service does not: install the kit with its
+``testing`` extra (``pip install -e 'kit[testing]'``, as ``make install`` does).
 """
 from __future__ import annotations
 
@@ -206,7 +209,7 @@ class ServiceProcess:
 
     def start(self, timeout: float = 60) -> ServiceProcess:
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "verbund.cli", "run", self.service],
+        self.process = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", self.service],
                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
@@ -263,6 +266,27 @@ def start_service(amqp_uri, tmp_path):
     yield start
     for process in started:
         process.stop()
+
+
+def service_api(service: str, *, name: str | None = None, amqp_fixture: str = "amqp_uri", env: dict | None = None,
+                timeout: float = 60):
+    """A module-scoped pytest fixture: ``service`` ("members", ...) as a real process (a ``ServiceProcess``),
+    once per database (SQLite, then a fresh PostgreSQL database), shared by a module's tests.
+
+    Declare it in a conftest: ``members_api = service_api("members")``. ``name``: the fixture's name
+    (default ``<service>_api``); ``amqp_fixture``: the fixture giving the broker URI (``module_amqp_uri``
+    for a vhost of the module's own); ``env``: extra environment; ``timeout``: seconds to wait for ``/ready``.
+    """
+    @pytest.fixture(scope="module", params=["sqlite", "postgresql"], name=name or f"{service}_api")
+    def running_service(request, tmp_path_factory):
+        workdir = tmp_path_factory.mktemp(service)
+        url = f"sqlite:///{workdir / (service + '.db')}" if request.param == "sqlite" \
+            else request.getfixturevalue("postgres").create()
+        process = ServiceProcess(service, request.getfixturevalue(amqp_fixture), url, workdir, env)
+        yield process.start(timeout=timeout)
+        process.stop()
+
+    return running_service
 
 
 # --- a tap on the event exchange -------------------------------------------------------------------

@@ -49,6 +49,23 @@ def error_response(status: int, message: str, **details) -> Response:
     return json_response({"error": message, **details, "correlation_id": logs.correlation_id()}, status)
 
 
+def if_match(request) -> int | None:
+    """The version an ``If-Match`` header asks for, or None when there is none.
+
+    The services send a resource's version as its strong ETag (``"3"``); a weak
+    form (``W/"3"``) is read the same (RFC 9110 section 13.1.1).
+
+    Raises ``BadRequest`` (400) when the header is not such an ETag.
+    """
+    value = request.headers.get("If-Match")
+    if not value:
+        return None
+    try:
+        return int(value.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise BadRequest('If-Match must be an ETag this API sent, such as "3"') from None
+
+
 def json_depth(data: bytes) -> int:
     """How deeply arrays and objects nest in a JSON text (0 for a scalar).
 

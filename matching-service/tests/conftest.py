@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from verbund import envelope
-from verbund.testing import ServiceProcess, member_profile
+from verbund.testing import member_profile, service_api
 from verbund.vocabulary import load as load_vocabulary
 
 QUALITY_SET = Path(__file__).parent / "data" / "quality_set.yaml"
@@ -63,17 +63,10 @@ def profile():
     return make
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def matching_api(request, module_amqp_uri, tmp_path_factory):
-    """matching-service as a real process, once per database, shared by a module's tests."""
-    workdir = tmp_path_factory.mktemp("matching")
-    url = f"sqlite:///{workdir / 'matching.db'}" if request.param == "sqlite" \
-        else request.getfixturevalue("postgres").create()
-    # A vhost of the module's own: the session's holds other modules' member events, which would
-    # flood the read model and mix with the members these tests arrange.
-    process = ServiceProcess("matching", module_amqp_uri, url, workdir).start(timeout=120)
-    yield process
-    process.stop()
+# matching-service as a real process, once per database, shared by a module's tests.
+# A vhost of the module's own: the session's holds other modules' member events, which would
+# flood the read model and mix with the members these tests arrange.
+matching_api = service_api("matching", amqp_fixture="module_amqp_uri", timeout=120)
 
 
 def new_id() -> str:

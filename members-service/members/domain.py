@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from verbund.auth import Principal
+from verbund.broker import topic_matches
 from verbund.errors import Forbidden, Unprocessable
-from verbund.integrators import topic_matches
 from verbund.vocabulary import normalize
 
 # Legal-form suffixes that do not make two registrations different organisations.
@@ -125,7 +125,7 @@ def can_read_personal(principal: Principal) -> bool:
     if principal.is_admin:
         return True
     return principal.role == "integrator" and principal.personal and any(
-        topic_matches(type_, pattern) for type_ in ("member.registered", "member.updated")
+        topic_matches(pattern, type_) for type_ in ("member.registered", "member.updated")
         for pattern in principal.events)
 
 

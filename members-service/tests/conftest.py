@@ -4,7 +4,7 @@ import pytest
 
 from members import services
 from members.schemas import MemberSchema
-from verbund.testing import ServiceProcess, migrated_store, use_case_store
+from verbund.testing import migrated_store, service_api, use_case_store
 
 
 def valid_member(**overrides) -> dict:
@@ -28,15 +28,8 @@ def valid_member(**overrides) -> dict:
     return member
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def members_api(request, amqp_uri, tmp_path_factory):
-    """members-service as a real process, once per database, shared by a module's tests."""
-    workdir = tmp_path_factory.mktemp("members")
-    url = f"sqlite:///{workdir / 'members.db'}" if request.param == "sqlite" \
-        else request.getfixturevalue("postgres").create()
-    process = ServiceProcess("members", amqp_uri, url, workdir).start()
-    yield process
-    process.stop()
+# members-service as a real process, once per database, shared by a module's tests.
+members_api = service_api("members")
 
 
 @pytest.fixture

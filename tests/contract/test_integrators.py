@@ -12,9 +12,10 @@ import pytest
 from amqp.exceptions import AccessRefused
 from kombu import Connection, Queue, binding
 
-from verbund import envelope, integrators
+from verbund import broker, envelope
 from verbund.broker import Publisher, events_exchange
 from verbund.testing import member_registered
+from verbund.tools import integrators
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not os.path.exists("/usr/sbin/rabbitmqctl") and
@@ -81,7 +82,7 @@ def test_it_catches_up_from_a_point_in_time_through_the_replay_stream(integrator
 
 def test_verbund_tail_prints_events_readably(integrator, fresh_amqp_uri):
     env = {**os.environ, "AMQP_URI": fresh_amqp_uri}
-    result = subprocess.run([sys.executable, "-m", "verbund.cli", "tail", "member.*", "--since", "10m",
+    result = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "tail", "member.*", "--since", "10m",
                              "--idle", "2"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "member.registered" in result.stdout and "Vorher GmbH" in result.stdout
@@ -93,4 +94,4 @@ def test_verbund_tail_prints_events_readably(integrator, fresh_amqp_uri):
     ("a.b.c", "*.b.*", True),
 ])
 def test_topic_matching_as_rabbitmq_does_it(key, pattern, expected):
-    assert integrators.topic_matches(key, pattern) is expected
+    assert broker.topic_matches(pattern, key) is expected

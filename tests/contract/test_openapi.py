@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import validate
 
-from verbund.cli import SERVICES, _service_class
 from verbund.openapi import document
+from verbund.tools.cli import SERVICES, _service_class
 
 FOLDER = Path(__file__).resolve().parents[2] / "docs" / "openapi"
 

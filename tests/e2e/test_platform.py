@@ -9,9 +9,9 @@ import sys
 import pytest
 import requests
 
-from verbund import demo
-from verbund.cli import SERVICES
 from verbund.testing import free_port, wait_for
+from verbund.tools import demo
+from verbund.tools.cli import SERVICES
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def platform(amqp_uri, tmp_path):
     env.pop("AUTH_SECRET", None)  # embedded default: a secret generated into the data folder
     env.pop("DATABASE_URL", None)
     log = open(tmp_path / "up.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "verbund.cli", "up", "--demo"], env=env, stdout=log,
+    process = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "up", "--demo"], env=env, stdout=log,
                                stderr=subprocess.STDOUT, cwd=tmp_path)
     def ready(service):
         assert process.poll() is None, (tmp_path / "up.log").read_text()
@@ -56,7 +56,7 @@ def test_a_member_registered_over_http_appears_as_a_cloudevent(platform, event_t
     assert (data_dir / "members.db").exists()  # the embedded SQLite default
 
     # An admin issues a token from the command line and lists members with it.
-    token = subprocess.run([sys.executable, "-m", "verbund.cli", "token", "admin", "--subject", "e2e"], env=env,
+    token = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "token", "admin", "--subject", "e2e"], env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     listed = requests.get(f"{url}/members", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert listed.status_code == 200 and listed.json()["total"] == len(demo.load()["members"]) + 1
@@ -84,7 +84,7 @@ def jwt_member_id(token: str) -> str:
 def test_without_a_broker_verbund_up_says_so_and_how_to_start_one(tmp_path):
     env = {**os.environ, "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
            "VERBUND_DATA_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "verbund.cli", "up"], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "up"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
     assert "RabbitMQ is not reachable" in result.stderr and "rabbitmq-server -detached" in result.stderr

@@ -20,10 +20,10 @@ from kombu import Connection
 from sqlalchemy import func, select
 
 from verbund import catalogue
-from verbund.cli import SERVICES
 from verbund.database import make_engine
 from verbund.outbox import outbox_table
 from verbund.testing import ServiceProcess, bearer, wait_for
+from verbund.tools.cli import SERVICES
 
 pytestmark = [
     pytest.mark.integration,

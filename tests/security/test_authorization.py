@@ -11,9 +11,9 @@ import uuid
 import pytest
 import requests
 
-from verbund.cli import SERVICES, _service_class
 from verbund.openapi import endpoints
 from verbund.testing import ServiceProcess, bearer, wait_for
+from verbund.tools.cli import SERVICES, _service_class
 
 pytestmark = pytest.mark.integration
 

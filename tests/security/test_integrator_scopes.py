@@ -13,9 +13,10 @@ import pytest
 from amqp.exceptions import AccessRefused, ConnectionForced
 from kombu import Connection, Exchange, Queue, binding
 
-from verbund import auth, envelope, integrators
+from verbund import auth, envelope
 from verbund.broker import Publisher, declare_topology, events_exchange
 from verbund.testing import member_registered
+from verbund.tools import integrators
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(subprocess.run(["which", "rabbitmqctl"], capture_output=True).returncode != 0,
@@ -204,7 +205,7 @@ def test_a_scoped_integrator_catches_up_through_verbund_replay_within_its_scope_
     for events, expected in (("#", [scheduled, confirmed]), ("event.*", [scheduled])):
         queue = own_queue(name)
         bind(uri, queue, "event.*")
-        result = subprocess.run([sys.executable, "-m", "verbund.cli", "replay", name, "--events", events,
+        result = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "replay", name, "--events", events,
                                  "--since", since.isoformat(), "--queue", queue.rsplit(".", 1)[1], "--idle", "2"],
                                 env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
@@ -215,7 +216,7 @@ def test_a_scoped_integrator_catches_up_through_verbund_replay_within_its_scope_
 def test_verbund_replay_into_a_missing_queue_or_for_nobody_is_a_clear_error(platform, scoped):
     env = {**os.environ, "AMQP_URI": platform.admin_uri}
     for name, queue in ((scoped[0], "nothere"), ("nobody-here", "inbox")):
-        result = subprocess.run([sys.executable, "-m", "verbund.cli", "replay", name, "--since", "1m",
+        result = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "replay", name, "--since", "1m",
                                  "--queue", queue, "--idle", "1"], env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and "error:" in result.stderr and "Traceback" not in result.stderr
 
@@ -224,7 +225,7 @@ def test_verbund_integrator_prints_a_working_uri_and_a_scoped_token(platform):
     name = f"t{uuid.uuid4().hex[:8]}"
     platform.users.append(integrators.user_name(name))
     env = {**os.environ, "AMQP_URI": platform.admin_uri}
-    result = subprocess.run([sys.executable, "-m", "verbund.cli", "integrator", name, "--vhost", platform.vhost,
+    result = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "integrator", name, "--vhost", platform.vhost,
                              "--events", "event.*,registration.*", "--personal"],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -236,14 +237,14 @@ def test_verbund_integrator_prints_a_working_uri_and_a_scoped_token(platform):
     bind(uri, f"integrator.{name}.inbox", "registration.*")
     assert refused(lambda: bind(uri, f"integrator.{name}.inbox", "member.*")).code == 403
     # The same command again without a scope: the documented default, and a token without personal data.
-    result = subprocess.run([sys.executable, "-m", "verbund.cli", "integrator", name, "--vhost", platform.vhost,
+    result = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "integrator", name, "--vhost", platform.vhost,
                              "--keep-password"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     principal = auth.verify(re.search(r"^TOKEN=(\S+)$", result.stdout, re.M).group(1))
     assert principal.events == ("#",) and principal.personal is False
     bind(uri, f"integrator.{name}.inbox", "member.*")
     # Narrowing while the broker's AMQP port is out of reach: said plainly, and the old password still works.
-    result = subprocess.run([sys.executable, "-m", "verbund.cli", "integrator", name, "--vhost", platform.vhost,
+    result = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "integrator", name, "--vhost", platform.vhost,
                              "--events", "event.*"], env={**env, "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/"},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "could not be removed" in result.stderr, result.stderr

@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
 
 # Every service of the platform, in start order; `verbund up` starts those installed.
 ALL_SERVICES = ("members", "events", "matching", "notifications")
@@ -125,30 +125,30 @@ def _wait_ready(urls: dict[str, str], processes: dict, timeout: float = 120) -> 
 
 
 def cmd_up(args) -> int:
-    from verbund.settings import DEFAULT_AMQP_URI, Settings
+    from verbund.settings import DEFAULT_AMQP_URI, Settings, env
 
     unknown = set(args.services) - set(SERVICES)
     if unknown:
         print(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(SERVICES)}", file=sys.stderr)
         return 2
-    error = _broker_error(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
+    error = _broker_error(env("AMQP_URI", DEFAULT_AMQP_URI))
     if error:
-        print(BROKER_HELP.format(uri=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
+        print(BROKER_HELP.format(uri=env("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
         return 2
     processes, urls = {}, {}
     for service in args.services or SERVICES:
-        processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.cli", "run", service])
+        processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service])
         settings = Settings.from_env(service)
         urls[service] = f"http://{settings.http_host}:{settings.http_port}"
         print(f"  {service:<14} {urls[service]}   (database {settings.database_url})")
-    if "notifications" in processes and not (os.environ.get("NOTIFICATIONS_SMTP_HOST") or os.environ.get("SMTP_HOST")):
-        # Embedded default: mails go to a local catcher that keeps each one as an .eml file.
-        port = os.environ.get("NOTIFICATIONS_SMTP_PORT") or os.environ.get("SMTP_PORT") or "8025"
-        processes["mailcatcher"] = subprocess.Popen([sys.executable, "-m", "notifications.mailcatcher",
-                                                     "--port", port])
-        from verbund.settings import data_dir
-
-        print(f"  {'mail catcher':<14} smtp://127.0.0.1:{port}   (mails as .eml files in {data_dir() / 'mail'})")
+    for service in list(processes):
+        # What a service wants beside it in development (notifications: a mail catcher), by its own hook.
+        with warnings.catch_warnings():  # importing the service class here is for the hook, not to run it
+            warnings.simplefilter("ignore")
+            companions = getattr(_service_class(service), "companions", lambda: [])()
+        for companion in companions:
+            processes[companion.name] = subprocess.Popen(companion.argv)
+            print(f"  {companion.name:<14} {companion.address}")
 
     def stop(*_):
         for process in processes.values():
@@ -160,7 +160,7 @@ def cmd_up(args) -> int:
     if _wait_ready(urls, processes):
         print("all services ready", flush=True)
         if args.demo:
-            from verbund import demo
+            from verbund.tools import demo
 
             try:
                 for line in demo.seed(urls):
@@ -196,9 +196,9 @@ def cmd_declare(args) -> int:
     from kombu import Connection
 
     from verbund.broker import declare_topology
-    from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.settings import DEFAULT_AMQP_URI, env
 
-    with Connection(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)) as connection:
+    with Connection(env("AMQP_URI", DEFAULT_AMQP_URI)) as connection:
         declare_topology(connection)
     print("exchange and subscriber queues declared")
     return 0
@@ -234,10 +234,11 @@ def cmd_integrator(args) -> int:
     from amqp.exceptions import AMQPError
     from kombu.exceptions import KombuError
 
-    from verbund import auth, integrators
-    from verbund.settings import DEFAULT_AMQP_URI
+    from verbund import auth
+    from verbund.settings import DEFAULT_AMQP_URI, env
+    from verbund.tools import integrators
 
-    amqp_uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
+    amqp_uri = env("AMQP_URI", DEFAULT_AMQP_URI)
     parts = urlsplit(amqp_uri)
     admin_uri = urlunsplit(parts._replace(path="/" + quote(args.vhost, safe="")))  # the same broker, that vhost
     try:
@@ -269,8 +270,8 @@ def cmd_replay(args) -> int:
     from amqp.exceptions import AMQPError, ChannelError
     from kombu.exceptions import KombuError
 
-    from verbund import integrators
-    from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.settings import DEFAULT_AMQP_URI, env
+    from verbund.tools import integrators
 
     try:
         scope = integrators.parse_scope(args.events)
@@ -279,7 +280,7 @@ def cmd_replay(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        copied = integrators.replay_into(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), args.name, since, scope,
+        copied = integrators.replay_into(env("AMQP_URI", DEFAULT_AMQP_URI), args.name, since, scope,
                                          queue=args.queue, idle_timeout=args.idle)
     except ChannelError as exc:
         print(f"error: {exc} (does queue {integrators.queue_prefix(args.name)}{args.queue} exist?)", file=sys.stderr)
@@ -296,12 +297,12 @@ def cmd_replay(args) -> int:
 
 
 def cmd_tail(args) -> int:
-    from verbund import integrators
-    from verbund.settings import DEFAULT_AMQP_URI
+    from verbund.settings import DEFAULT_AMQP_URI, env
+    from verbund.tools import integrators
 
     since = integrators.parse_since(args.since) if args.since else None
     try:
-        for event in integrators.follow(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI), args.patterns or ["#"],
+        for event in integrators.follow(env("AMQP_URI", DEFAULT_AMQP_URI), args.patterns or ["#"],
                                         since=since, idle_timeout=args.idle):
             print(json.dumps(event, ensure_ascii=False) if args.json else integrators.describe(event), flush=True)
     except KeyboardInterrupt:
@@ -326,7 +327,8 @@ def cmd_openapi(args) -> int:
 def cmd_token(args) -> int:
     from datetime import timedelta
 
-    from verbund import auth, integrators
+    from verbund import auth
+    from verbund.tools import integrators
 
     try:
         events = integrators.parse_scope(args.events) if args.events is not None else None

@@ -79,7 +79,7 @@ def parse_scope(text: str | None) -> tuple[str, ...]:
                              f"not {bad[0]!r}")
         if words[0] not in ("*", "#") and words[0] not in families:
             raise ScopeError(f"unknown event type family {words[0]!r} in {pattern!r}; known: {', '.join(families)}")
-        if not any(topic_matches(name, pattern) for name in catalogue.EVENT_TYPES):
+        if not any(broker.topic_matches(pattern, name) for name in catalogue.EVENT_TYPES):
             raise ScopeError(f"pattern {pattern!r} matches no event type of the catalogue "
                              f"(docs/asyncapi.yaml lists them)")
         if pattern not in scope:
@@ -289,18 +289,6 @@ def parse_since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def topic_matches(routing_key: str, pattern: str) -> bool:
-    """AMQP topic matching: '*' stands for one word, '#' for zero or more."""
-    def match(words: list[str], parts: list[str]) -> bool:
-        if not parts:
-            return not words
-        if parts[0] == "#":
-            return any(match(words[i:], parts[1:]) for i in range(len(words) + 1))
-        return bool(words) and parts[0] in ("*", words[0]) and match(words[1:], parts[1:])
-
-    return match(routing_key.split("."), pattern.split("."))
-
-
 def follow(amqp_uri: str, patterns: list[str], since: datetime | None = None, queue_name: str | None = None,
            idle_timeout: float | None = None) -> Iterator[dict]:
     """Yield events as they arrive: live through a queue bound to the patterns
@@ -322,7 +310,7 @@ def follow(amqp_uri: str, patterns: list[str], since: datetime | None = None, qu
             message.ack()
             # A stream starts at the chunk holding `since`: skip what is older, and filter the patterns here.
             if since is not None and (datetime.fromisoformat(event["time"].replace("Z", "+00:00")) < since
-                                      or not any(topic_matches(event["type"], p) for p in patterns)):
+                                      or not any(broker.topic_matches(p, event["type"]) for p in patterns)):
                 return
             received.append(event)
 
