@@ -13,13 +13,13 @@ from events.domain import STAFF
 from events.schemas import CancelSchema, EventSchema, FeedQuerySchema, ListQuerySchema, RegistrationSchema
 from verbund import calendar
 from verbund.downloads import file_response
-from verbund.errors import BadRequest, Conflict
+from verbund.errors import Conflict
 from verbund.openapi import Extended
 from verbund.personal import MemberKeys
 from verbund.reference import ASSOCIATIONS
 from verbund.service import ServiceBase
 from verbund.subscriber import subscribe
-from verbund.web import ANYONE, api, json_body, json_response
+from verbund.web import ANYONE, api, if_match, json_body, json_response
 
 FEED_NAME = "Verbund joint events"
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
@@ -54,16 +54,6 @@ MEMBER_REGISTRATIONS = {"type": "object", "required": ["member_id", "items"], "p
 CALENDAR = ("text/calendar", {"type": "string"})
 
 
-def _if_match(request) -> int | None:
-    """The version an ``If-Match: "<version>"`` header asks for, or None; 400 for another value.
-    Kept here until the kit offers ``verbund.web.if_match``."""
-    value = request.headers.get("If-Match")
-    if not value:
-        return None
-    try:
-        return int(value.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        raise BadRequest('If-Match must be an ETag this API sent, such as "3"') from None
 
 
 def _event_response(event: dict, status: int = 200):
@@ -107,7 +97,7 @@ class EventsService(ServiceBase):
         """Change an event: the fields sent replace the current ones."""
         patch = json_body(request)  # a merge patch: validated once merged with the stored event
         with self.db.unit_of_work() as uow:
-            return _event_response(services.update(uow, request.principal, event_id, patch, _if_match(request)))
+            return _event_response(services.update(uow, request.principal, event_id, patch, if_match(request)))
 
     @api("POST", "/events/<string:event_id>/cancel", roles=STAFF, body=CancelSchema, errors=(409,),
          responses={200: ("The cancelled event", EVENT)})

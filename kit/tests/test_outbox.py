@@ -156,11 +156,11 @@ def test_the_inbox_lets_an_event_take_effect_once(engine, relay):
     store = Store(engine, relay)
     event = member_registered()
 
-    def handler(session, event):
-        session.execute(insert(things).values(name=event["id"][:50]))
+    def handler(uow, event):
+        uow.session.execute(insert(things).values(name=event["id"][:50]))
 
-    assert store.handle_once(event, handler) is True
-    assert store.handle_once(event, handler) is False  # redelivered
+    assert store.handle(event, handler) is True
+    assert store.handle(event, handler) is False  # redelivered
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(things)).scalar() == 1
 
@@ -169,13 +169,13 @@ def test_a_failing_handler_leaves_no_inbox_record(engine, relay):
     store = Store(engine, relay)
     event = member_registered()
 
-    def failing(session, event):
-        session.execute(insert(things).values(name="partial"))
+    def failing(uow, event):
+        uow.session.execute(insert(things).values(name="partial"))
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        store.handle_once(event, failing)
-    assert store.handle_once(event, lambda session, event: None) is True  # the retry is not skipped
+        store.handle(event, failing)
+    assert store.handle(event, lambda uow, event: None) is True  # the retry is not skipped
 
 
 def test_a_mandatory_publish_to_no_queue_fails_instead_of_vanishing(amqp_uri):

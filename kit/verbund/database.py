@@ -170,6 +170,7 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        """A bare transaction, under ``unit_of_work``; services use a unit of work."""
         session = Session(self.engine, expire_on_commit=False)
         try:
             with session.begin():
@@ -184,18 +185,6 @@ class Store:
         """Publish what an earlier crash or broker outage left in the outbox."""
         self.relay.relay_quietly()
         self.relay.purge_published()
-
-    def handle_once(self, event: dict, handler: Callable[[Session, dict], object]) -> bool:
-        """Run ``handler(session, event)`` unless this event was handled before.
-
-        The inbox record and the handler's effect commit together.
-        """
-        with self.transaction() as session:
-            if not outbox.claim(session, event):
-                log.info("event %s already processed, skipped", event["id"])
-                return False
-            handler(session, event)
-            return True
 
 
 class Database(DependencyProvider):

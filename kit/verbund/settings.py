@@ -45,7 +45,7 @@ def env(name: str, default=None, *, service: str | None = None, kind: str = "str
     names = [name] + ([old_name] if old_name else [])
     for candidate in names:
         for key in ([f"{service.upper()}_{candidate}"] if service else []) + [candidate]:
-            if os.environ.get(key, "").strip():
+            if os.environ.get(key, ""):
                 if candidate == old_name:
                     warnings.warn(f"{key} is deprecated: set {key.removesuffix(old_name)}{name} instead",
                                   DeprecationWarning, stacklevel=2)

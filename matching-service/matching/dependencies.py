@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from matching import queries, services
 from matching.engine import Engine
 from verbund.database import Database, Store, UnitOfWork
-from verbund.errors import AppError
+from verbund.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ READY_TIMEOUT = 60         # seconds a request waits for the engine to load befo
 BACKOFF_FIRST = 1.0        # seconds before the first retry at start ...
 BACKOFF_MAX = 60.0         # ... doubling up to this
 READ_MODEL_LOCK = 0x4D41544348  # "MATCH": one instance at a time changes the read model
-
-
-class NotReady(AppError):
-    status = 503
 
 
 def serialise(session: Session) -> None:
@@ -86,12 +82,12 @@ class MatchingEngine:
         self.stale = True
 
     def wait_ready(self) -> None:
-        """Wait up to READY_TIMEOUT seconds for the engine; NotReady (503) after that."""
+        """Wait up to READY_TIMEOUT seconds for the engine; ServiceUnavailable (503) after that."""
         if not self.ready.ready():
             with eventlet.Timeout(READY_TIMEOUT, False):
                 self.ready.wait()
         if not self.ready.ready():
-            raise NotReady("the matching engine is still loading; try again shortly")
+            raise ServiceUnavailable("the matching engine is still loading; try again shortly")
 
     def reload(self) -> None:
         """Build the engine from the read model (the caller holds the lock)."""
@@ -137,14 +133,14 @@ class MatchingEngine:
     def rebuild(self, from_members: bool = True) -> dict:
         """Refill the read model from members-service (optional), rebuild the engine and store
         (and announce) every suggestion that changed. ``{fetched, stored, forgotten, announced,
-        members}``; NotReady (503) when members-service does not answer."""
+        members}``; ServiceUnavailable (503) when members-service does not answer."""
         result = {}
         pages = None
         if from_members:
             try:
                 pages = list(fetch_pages(self.amqp_uri))  # before taking the lock: events flow while we wait
             except Exception as exc:
-                raise NotReady(f"members-service did not answer: {type(exc).__name__}: {exc}") from None
+                raise ServiceUnavailable(f"members-service did not answer: {type(exc).__name__}: {exc}") from None
         with self.lock:
             try:
                 if pages is not None:

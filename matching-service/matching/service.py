@@ -7,8 +7,6 @@ The engine, its locks and the rebuild from members-service are in
 """
 from __future__ import annotations
 
-import json
-
 from matching import queries, services
 from matching.dependencies import EngineProvider
 from matching.schemas import (
@@ -25,7 +23,7 @@ from matching.schemas import (
 )
 from verbund.service import ServiceBase
 from verbund.subscriber import subscribe
-from verbund.web import ANYONE, api, json_response
+from verbund.web import api, json_response
 
 
 class MatchingService(ServiceBase):
@@ -37,14 +35,11 @@ class MatchingService(ServiceBase):
         if event["type"].startswith("member."):
             self.matching.handle(event, services.on_member_event)
 
-    @api("GET", "/ready", roles=ANYONE, responses={200: "Database, broker and engine ready", 503: "Not ready"})
-    def ready(self, request):
-        """Ready when the database and the broker answer and the engine is loaded."""
-        response = ServiceBase.ready(self, request)
-        body = json.loads(response.get_data())
-        body["checks"]["engine"] = "ok" if self.matching.ready.ready() else "loading"
-        body["ready"] = body["ready"] and body["checks"]["engine"] == "ok"
-        return json_response(body, 200 if body["ready"] else 503)
+    def readiness_checks(self) -> dict[str, str]:
+        """The database and the broker, and the engine: "loading" until its read model is in memory."""
+        checks = super().readiness_checks()
+        checks["engine"] = "ok" if self.matching.ready.ready() else "loading"
+        return checks
 
     @api("GET", "/members/<string:member_id>/suggestions", roles=("admin", "member"),
          responses={200: ("The member's explained cross-sector partner suggestions", SuggestionsSchema)})

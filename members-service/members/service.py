@@ -10,24 +10,15 @@ from sqlalchemy.orm.exc import StaleDataError
 from members import domain, importer, queries, schemas, services
 from members.messages import Messages, negotiate
 from verbund import auth, personal
-from verbund.errors import BadRequest, Conflict, Gone, NotFound
+from verbund.errors import Conflict, Gone, NotFound
 from verbund.service import ServiceBase
-from verbund.web import ANYONE, api, json_body, json_response
+from verbund.web import ANYONE, api, if_match, json_body, json_response
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 STAFF = ("admin", "organizer")
 READERS = ("admin", "organizer", "integrator", "member")
 
 
-def _if_match(request) -> int | None:
-    """The version an If-Match header asks for, as in ETag "<version>"."""
-    value = request.headers.get("If-Match")
-    if not value:
-        return None
-    try:
-        return int(value.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        raise BadRequest('If-Match must be an ETag this API sent, such as "3"') from None
 
 
 def _member_response(profile: dict, status: int = 200, **extra):
@@ -63,7 +54,7 @@ class MembersService(ServiceBase):
     def update_member(self, request, member_id):
         """Change a profile with a JSON Merge Patch of any of its fields; If-Match optional."""
         # load_body=False: a merge patch is validated once merged with the stored profile (RFC 7396).
-        patch, expected_version = json_body(request), _if_match(request)
+        patch, expected_version = json_body(request), if_match(request)
         try:
             with self.db.unit_of_work() as uow:
                 profile = services.update(uow, request.principal, str(member_id), patch, expected_version)

@@ -2,16 +2,15 @@
 defaults. ``NOTIFICATIONS_<NAME>`` wins over ``<NAME>``, as in ``verbund.settings``."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from email.utils import parseaddr
 
 from notifications.channels.email import parse_mail_from
-from verbund.settings import DEFAULT_PORTS
+from verbund.settings import DEFAULT_PORTS, env
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"NOTIFICATIONS_{name}") or os.environ.get(name) or default
+def _env(name: str, default: str, old_name: str | None = None) -> str:
+    return env(name, default, service="notifications", old_name=old_name)
 
 
 def _seconds(raw: str) -> tuple[float, ...]:
@@ -70,8 +69,10 @@ class Config:
             smtp_timeout=float(_env("SMTP_TIMEOUT_SECONDS", str(default.smtp_timeout))),
             mail_from=mail_from,
             email_rate=float(_env("EMAIL_RATE_PER_SECOND", str(default.email_rate))),
-            email_retry_delays=_seconds(_env("EMAIL_RETRY_DELAYS", "60,300,1800,7200")),
-            webhook_retry_delays=_seconds(_env("WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000")),
+            email_retry_delays=_seconds(_env("EMAIL_RETRY_DELAYS_SECONDS", "60,300,1800,7200",
+                                                         old_name="EMAIL_RETRY_DELAYS")),
+            webhook_retry_delays=_seconds(_env("WEBHOOK_RETRY_DELAYS_SECONDS", "5,300,1800,7200,18000,36000",
+                                                           old_name="WEBHOOK_RETRY_DELAYS")),
             webhook_timeout=float(_env("WEBHOOK_TIMEOUT_SECONDS", str(default.webhook_timeout))),
             webhook_concurrency=int(_env("WEBHOOK_CONCURRENCY", str(default.webhook_concurrency))),
             webhook_per_endpoint=int(_env("WEBHOOK_PER_ENDPOINT", str(default.webhook_per_endpoint))),

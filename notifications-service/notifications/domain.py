@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from verbund.broker import topic_matches
 from verbund.errors import Forbidden, Unprocessable
 from verbund.reference import LANGUAGES
 
@@ -195,17 +196,8 @@ def retry_delay(delays: tuple[float, ...], attempts: int) -> float | None:
     return delays[attempts - 1] if 1 <= attempts <= len(delays) else None
 
 
-def type_matches(pattern: str, type_: str) -> bool:
-    """Topic patterns as RabbitMQ binds them: ``*`` one word, ``#`` any number of words."""
-    def match(parts: list[str], words: list[str]) -> bool:
-        if not parts:
-            return not words
-        head, rest = parts[0], parts[1:]
-        if head == "#":
-            return any(match(rest, words[i:]) for i in range(len(words) + 1))
-        return bool(words) and (head == "*" or head == words[0]) and match(rest, words[1:])
-
-    return match(pattern.split("."), type_.split("."))
+# Topic patterns as RabbitMQ binds them: the kit's one implementation.
+type_matches = topic_matches
 
 
 def about_member(event: dict, member_id: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import logging
+import sys
 import time
 
 from nameko.timer import timer
@@ -18,7 +19,8 @@ from notifications.dependencies import Channels
 from notifications.schemas import InboxQuerySchema, PageQuerySchema
 from verbund.errors import NotFound
 from verbund.personal import MemberKeys
-from verbund.service import ServiceBase
+from verbund.service import Companion, ServiceBase
+from verbund.settings import data_dir, env
 from verbund.subscriber import subscribe
 from verbund.web import ANYONE, api, json_response
 
@@ -41,6 +43,16 @@ class NotificationsService(ServiceBase):
     name = "notifications"
     channels = Channels()
     member_keys = MemberKeys()  # the contact person of member.* v2, decrypted with the member's key
+
+    @classmethod
+    def companions(cls) -> list[Companion]:
+        """Embedded default: with no SMTP_HOST, mails go to a local catcher that keeps each one as an
+        ``.eml`` file (``verbund up`` starts it)."""
+        if env("SMTP_HOST", service="notifications"):
+            return []
+        port = env("SMTP_PORT", "8025", service="notifications")
+        return [Companion("mail catcher", [sys.executable, "-m", "notifications.mailcatcher", "--port", port],
+                          f"smtp://127.0.0.1:{port}   (mails as .eml files in {data_dir() / 'mail'})")]
 
     # --- consuming ---------------------------------------------------------------------------------
 

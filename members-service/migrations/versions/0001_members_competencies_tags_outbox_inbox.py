@@ -1,4 +1,4 @@
-"""members, competencies, tags, outbox, inbox
+"""members, competencies, tags
 
 Revision ID: 0001
 Revises:
@@ -10,7 +10,7 @@ from alembic import op
 revision = '0001'
 down_revision = None
 branch_labels = None
-depends_on = None
+depends_on = 'verbund_0001'
 
 
 def upgrade() -> None:
@@ -71,34 +71,12 @@ def upgrade() -> None:
     with op.batch_alter_table('member_tags', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_member_tags_value'), ['value'], unique=False)
 
-    op.create_table('inbox',
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('type', sa.String(length=100), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('event_id')
-    )
-    op.create_table('outbox',
-    sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('type', sa.String(length=100), nullable=False),
-    sa.Column('subject', sa.String(length=200), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('seq'),
-    sa.UniqueConstraint('event_id')
-    )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_outbox_published_at'), ['published_at'], unique=False)
+    # The outbox and inbox come from the kit's migration (verbund_0001), which this one depends on.
 
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_outbox_published_at'))
 
-    op.drop_table('outbox')
-    op.drop_table('inbox')
     with op.batch_alter_table('member_tags', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_member_tags_value'))
 

@@ -9,14 +9,14 @@ from verbund.subscriber import subscribe
 attempts: Counter = Counter()  # per process, which outlives the retries of a message
 
 
-def record(session, event):
+def record(uow, event):
     name = event["data"]["profile"]["name"]
     attempts[event["id"]] += 1
     if name.startswith("fail-always"):
         raise RuntimeError(f"cannot handle {name}")
     if name.startswith("fail-once") and attempts[event["id"]] == 1:
         raise RuntimeError("failing the first time")
-    session.execute(insert(effects).values(event_id=event["id"], member_name=name))
+    uow.session.execute(insert(effects).values(event_id=event["id"], member_name=name))
 
 
 class ProbeService(ServiceBase):
@@ -24,4 +24,4 @@ class ProbeService(ServiceBase):
 
     @subscribe(["member.registered"])
     def on_event(self, event):
-        self.db.handle_once(event, record)
+        self.db.handle(event, record)
