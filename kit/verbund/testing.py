@@ -207,7 +207,7 @@ class ServiceProcess:
         }
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> ServiceProcess:
+    def start(self, timeout: float = 120) -> ServiceProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", self.service],
                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
@@ -269,7 +269,7 @@ def start_service(amqp_uri, tmp_path):
 
 
 def service_api(service: str, *, name: str | None = None, amqp_fixture: str = "amqp_uri", env: dict | None = None,
-                timeout: float = 60):
+                timeout: float = 120):
     """A module-scoped pytest fixture: ``service`` ("members", ...) as a real process (a ``ServiceProcess``),
     once per database (SQLite, then a fresh PostgreSQL database), shared by a module's tests.
 
