@@ -103,7 +103,7 @@ _ALIASES = {
     # as does an empty cell (consent is opt-in). Anything else ("?", "☒", which is a ticked box
     # in Word but a cross to others) names nothing and is the row's error, never a silent "no".
     "yes_no": {"yes": ("j", "y", "x", "1", "true", "wahr", *_CHECK_MARKS),
-               "no": ("n", "0", "false", "falsch", "-", "", *_CROSSES)},
+               "no": ("n", "0", "false", "falsch", "-", "–", "—", "", *_CROSSES)},
 }
 
 

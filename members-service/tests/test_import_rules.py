@@ -209,7 +209,7 @@ def test_the_new_field_messages_are_translated(member_input):
     ("state", "Freistaat Thüringen", "TH"), ("state", "Land Berlin", "BE"),
     ("yes_no", "☑", "yes"), ("yes_no", "✅", "yes"), ("yes_no", "✓", "yes"), ("yes_no", "✔", "yes"),
     ("yes_no", "✔️", "yes"), ("yes_no", "✗", "no"), ("yes_no", "☐", "no"), ("yes_no", "❌", "no"),
-    ("yes_no", "-", "no"), ("yes_no", "?", None), ("yes_no", "☒", None), ("yes_no", "??", None),
+    ("yes_no", "-", "no"), ("yes_no", "–", "no"), ("yes_no", "?", None), ("yes_no", "☒", None), ("yes_no", "??", None),
     ("yes_no", "vielleicht", None),
 ])
 def test_abbreviations_long_names_and_check_symbols(kind, text, id):
