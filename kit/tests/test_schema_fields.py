@@ -2,9 +2,9 @@
 import json
 
 import pytest
-from marshmallow import Schema, ValidationError, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from verbund.schema_fields import Email, Text, Url, search_key
+from verbund.schema_fields import MAX_DB_INTEGER, NON_ASCII_LOCAL_PART, Email, Text, Url, search_key
 from verbund.web import MAX_JSON_DEPTH, json_depth
 
 
@@ -107,3 +107,52 @@ def test_json_depth_is_found_without_recursion(text, depth):
 def test_the_depth_limit_leaves_room_for_every_real_body():
     body = json.dumps({"a": [{"b": [{"c": "[" * 1000}]}]})
     assert json_depth(body.encode()) < MAX_JSON_DEPTH
+
+
+@pytest.mark.parametrize("address", ["jürgen@baecker.example", "ßtefan@example.org", "émile@exemple.fr"])
+def test_an_address_the_platform_cannot_mail_is_refused(address):
+    with pytest.raises(ValidationError) as error:
+        load(email=address)
+    assert error.value.messages["email"] == [NON_ASCII_LOCAL_PART]
+
+
+def test_an_internationalised_domain_is_accepted():
+    assert load(email="juergen@bäcker.example")["email"] == "juergen@bäcker.example"
+
+
+def _input_schemas():
+    """Every body and query schema of every service's HTTP entrypoints."""
+    import importlib
+
+    from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+
+    for module in ("members.service", "events.service", "matching.service", "notifications.service"):
+        service = importlib.import_module(module)
+        for cls in vars(service).values():
+            for method in vars(cls).values() if isinstance(cls, type) else ():
+                for factory in getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, ()):
+                    for name in ("body", "query"):
+                        schema = getattr(factory, name, None)
+                        if isinstance(schema, type) and issubclass(schema, Schema):
+                            yield f"{module}.{cls.__name__}.{method.__name__}", schema()
+
+
+def _integer_fields(schema, path=""):
+    for name, field in schema.fields.items():
+        inner = field.inner if isinstance(field, fields.List) else field
+        if isinstance(inner, fields.Nested):
+            yield from _integer_fields(inner.schema, f"{path}{name}.")
+        elif isinstance(inner, fields.Integer) and not field.dump_only:
+            yield f"{path}{name}", inner
+
+
+def test_every_integer_input_of_every_service_fits_a_database_integer():
+    """A value beyond 64 bits is a 500 from the database, not a 422 (issue 11, the tester's 10^20)."""
+    seen = set()
+    for where, schema in _input_schemas():
+        for name, field in _integer_fields(schema):
+            seen.add(f"{where}:{name}")
+            bounds = [v for v in field.validators if isinstance(v, validate.Range) and v.max is not None]
+            assert bounds and max(v.max for v in bounds) <= MAX_DB_INTEGER, f"{where}: {name} has no upper bound"
+            assert all(v.min is not None and v.min >= -MAX_DB_INTEGER - 1 for v in bounds), f"{where}: {name}"
+    assert any(key.endswith("size.turnover_eur") for key in seen)  # the walk reaches nested schemas

@@ -40,6 +40,10 @@ class PreconditionFailed(AppError):
     status = 412
 
 
+class PayloadTooLarge(AppError):
+    status = 413
+
+
 class UnsupportedMediaType(AppError):
     status = 415
 

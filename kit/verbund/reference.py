@@ -57,6 +57,11 @@ NAMES = {
     },
 }
 
+# Symbols a person uses for yes and no in a cell (emoji forms with U+FE0F are the same).
+_CHECK_MARKS = ("✓", "✔", "☑", "✅", "🗸")
+_CROSSES = ("✗", "✘", "❌", "☐", "❎", "✕", "✖")
+_SYMBOLS = frozenset("".join(_CHECK_MARKS + _CROSSES) + "☒")
+
 _ALIASES = {
     "sector": {
         "automotive": ("Automobilindustrie", "Automobilzulieferer", "Automobilwirtschaft", "Fahrzeugbau", "Kfz",
@@ -73,24 +78,48 @@ _ALIASES = {
         "it-cluster": ("IT-Verband",),
         "logistics-network": ("Logistik-Netzwerk", "Logistiknetz"),
     },
-    "state": {"BW": ("Baden-Wurttemberg",), "TH": ("Thuringen",)},
+    # The usual abbreviations (Duden, the states' own), the official long names ("Freistaat
+    # Bayern", "Freie und Hansestadt Hamburg"), "Land X" and the ISO codes with their "DE-".
+    "state": {code: (f"DE-{code}", f"Land {name}", *more) for code, name, more in (
+        ("BW", STATES["BW"], ("Baden-Wurttemberg", "BaWü", "Ba-Wü", "Bad.-Württ.", "Baden-Württ.")),
+        ("BY", STATES["BY"], ("Freistaat Bayern", "Bay.", "Bayer.")),
+        ("BE", STATES["BE"], ("Bln.", "Berlin (Land)")),
+        ("BB", STATES["BB"], ("Brandenb.", "Bbg.", "Brbg.")),
+        ("HB", STATES["HB"], ("Freie Hansestadt Bremen", "Brem.", "Bremen (Land)")),
+        ("HH", STATES["HH"], ("Freie und Hansestadt Hamburg", "Hbg.", "Hmb.")),
+        ("HE", STATES["HE"], ("Hess.",)),
+        ("MV", STATES["MV"], ("Meck-Pomm", "Meckpomm", "Mecklenb.-Vorp.", "M-V", "Mecklenburg-West Pomerania")),
+        ("NI", STATES["NI"], ("Nds.", "Niedersachs.")),
+        ("NW", STATES["NW"], ("NRW", "Nordrh.-Westf.", "North Rhine Westfalia")),
+        ("RP", STATES["RP"], ("RLP", "Rheinl.-Pf.", "Rheinland-Pf.")),
+        ("SL", STATES["SL"], ("Saar", "Saarl.")),
+        ("SN", STATES["SN"], ("Freistaat Sachsen", "Sachs.")),
+        ("ST", STATES["ST"], ("LSA", "Sachs.-Anh.", "Sachsen-Anh.")),
+        ("SH", STATES["SH"], ("Schlesw.-Holst.", "Schl.-H.", "SchlH")),
+        ("TH", STATES["TH"], ("Thuringen", "Freistaat Thüringen", "Thür.")),
+    )},
     "language": {"de": ("deu", "ger", "Deutsch (de)"), "en": ("eng", "Englisch (en)")},
-    # "x" is how a spreadsheet ticks a box; an empty cell is "no" (consent is opt-in).
-    "yes_no": {"yes": ("j", "y", "x", "1", "true", "wahr", "✓", "✔"),
-               "no": ("n", "0", "false", "falsch", "-", "")},
+    # "x" and check marks are how a spreadsheet ticks a box; crosses and empty boxes say no,
+    # as does an empty cell (consent is opt-in). Anything else ("?", "☒", which is a ticked box
+    # in Word but a cross to others) names nothing and is the row's error, never a silent "no".
+    "yes_no": {"yes": ("j", "y", "x", "1", "true", "wahr", *_CHECK_MARKS),
+               "no": ("n", "0", "false", "falsch", "-", "–", "—", "", *_CROSSES)},
 }
 
 
 def name_key(text: str) -> str:
     """A spelling reduced to what tells names apart: case-folded, umlauts as
     their two-letter forms (Thüringen = Thueringen), only letters and digits
-    ("E-Mail" = "email"). For matching names and headers people type."""
+    ("E-Mail" = "email"), besides the yes/no symbols (✓, ✗, ☐). A text of
+    signs alone ("-", "?") keeps its signs, so it is not taken for an empty
+    cell. For matching names and headers people type."""
     import unicodedata
 
     text = unicodedata.normalize("NFC", str(text)).casefold()
     for umlaut, spelled in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
         text = text.replace(umlaut, spelled)
-    return "".join(char for char in text if char.isalnum() or char in "✓✔")
+    key = "".join(char for char in text if char.isalnum() or char in _SYMBOLS)
+    return key or "".join(text.split())
 
 
 def _index() -> dict[str, dict[str, str]]:

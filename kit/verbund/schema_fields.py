@@ -13,6 +13,13 @@ from marshmallow import ValidationError, fields, validate
 
 # Beyond this the offset would overflow a database integer; no list is that long.
 MAX_PAGE = 100_000
+# The largest integer every database of the platform stores: SQLite's INTEGER and
+# PostgreSQL's BIGINT are signed 64-bit. Every integer input has a maximum at or
+# below it (most a far smaller business one), or a large value is a 500, not a 422.
+MAX_DB_INTEGER = 2**63 - 1
+# Euro amounts of a firm (turnover, balance sheet total): 10 trillion EUR is beyond the
+# largest company's figures and far inside 64 bits.
+MAX_EUR = 10**13
 
 # Characters no text field accepts (the single-line ones refuse line breaks as well):
 # - C0 controls U+0000-U+001F (a vertical tab or NUL breaks XLSX and XML exports, a NUL
@@ -90,7 +97,22 @@ class Text(_TextMixin, fields.String):
 
 
 class Email(_TextMixin, fields.Email):
-    """``fields.Email`` with the text rules of ``Text`` (single-line)."""
+    """``fields.Email`` with the text rules of ``Text`` (single-line), limited
+    to what the platform can mail to: the local part (before the last "@")
+    must be ASCII, since notifications sends without SMTPUTF8 (RFC 6531);
+    an internationalised domain ("bäcker.example") is fine, it is sent in
+    its IDNA form (RFC 5891). Refused: a field error (422) saying so.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        address = super()._deserialize(value, attr, data, **kwargs)
+        if address and not address.rpartition("@")[0].isascii():
+            raise ValidationError(NON_ASCII_LOCAL_PART)
+        return address
+
+
+NON_ASCII_LOCAL_PART = ("the part before the @ must be written without umlauts or accents "
+                        "(ASCII); mail cannot be delivered to such an address")
 
 
 class Url(_TextMixin, fields.Url):
@@ -98,7 +120,15 @@ class Url(_TextMixin, fields.Url):
 
 
 def page_field() -> fields.Integer:
+    """The ``page`` query parameter: 1 by default, 1 to ``MAX_PAGE``."""
     return fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+
+
+def euro_field(**kwargs) -> fields.Integer:
+    """A whole euro amount of a firm's figures (turnover, balance sheet total):
+    a JSON integer from 0 to ``MAX_EUR`` (10^13 EUR), so it fits a 64-bit
+    database integer (``MAX_DB_INTEGER``); bigger is a field error (422)."""
+    return fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_EUR), **kwargs)
 
 
 class StrictBoolean(fields.Boolean):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from members.messages import Messages
 from verbund import reference
 from verbund.errors import BadRequest, UnsupportedMediaType
+from verbund.vocabulary import load as load_vocabulary
 
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "text/tab-separated-values")
 EXCEL_TYPES = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",)
@@ -66,7 +67,9 @@ _LEGACY_ENCODINGS = ("cp1252", "mac_roman", "cp850", "iso8859_15")
 _PLAUSIBLE = set("äöüÄÖÜßéèêëàáâçñóòôíìîúùûÉÈÀÇ€„“”‚‘’«»–—…•°§²³µ·×\xa0")
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-_SEP_HINT = re.compile(r'"?sep=([^\r\n"])"?[ \t]*(\r\n|\r|\n|$)', re.IGNORECASE)
+# Excel writes "sep=;" as the first line, LibreOffice '"sep=;";;;;' (the hint as a quoted
+# cell, then the row's empty cells).
+_SEP_HINT = re.compile(r'"?sep=([^\r\n"])"?(?:[;,\t]|"")*[ \t]*(\r\n|\r|\n|$)', re.IGNORECASE)
 
 
 class RowError(ValueError):
@@ -109,7 +112,7 @@ def read_table(content: bytes, content_type: str, messages: Messages | None = No
                                                  media_type=media_type or "-"))
     header, body = None, []
     for number, cells in records:
-        texts = ["" if cell is None else str(cell).strip() for cell in cells]
+        texts = [_cell_text(cell) for cell in cells]
         if not any(texts):
             continue
         if header is None:
@@ -129,6 +132,15 @@ def read_table(content: bytes, content_type: str, messages: Messages | None = No
         row.number = number
         rows.append(row)
     return Table(rows, warnings)
+
+
+def _cell_text(cell) -> str:
+    """A cell as text; Excel's whole numbers as digits (a float 1e20 would read "1e+20")."""
+    if cell is None:
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell).strip()
 
 
 def _columns(header: list[str], body: list, messages: Messages) -> tuple[list[str | None], list[dict]]:
@@ -225,18 +237,45 @@ def _csv_records(content: bytes, messages: Messages, charset: str | None = None)
         delimiter, text = hint.group(1), text[hint.end():]
     else:
         first_line = next((line for line in text.splitlines() if line.strip(",;\t \"")), "")
-        delimiter = max(",;\t", key=first_line.count) if first_line else ","
+        if not first_line:  # nothing but blank or ";;;;" lines
+            raise BadRequest(messages.text("no_header"))
+        delimiter = max(",;\t", key=first_line.count)
     if "\x00" in text:  # Python's csv reads NUL bytes; a text file has none (a database refuses them)
         row = text.count("\n", 0, text.index("\x00")) + 1
         raise BadRequest(messages.text("csv_error", row=row, reason="NUL character"))
     # newline="" lets the csv module see \r, \n and \r\n (old Mac files end lines with \r alone).
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    number = 0
-    try:
-        for number, cells in enumerate(reader, start=1):  # noqa: B007 (number is read after a csv.Error)
-            yield number, cells
-    except csv.Error as exc:
-        raise BadRequest(messages.text("csv_error", row=number + 1, reason=exc)) from None
+    # strict: a quote that opens a cell must close it, or the reader stops with an error instead
+    # of reading on to the next quote or the end of the file (which swallows the rows between).
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    number, width = 0, 0
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num > first_line or "unexpected end of data" in str(exc):
+                raise BadRequest(messages.text("unterminated_quote", row=number + 1)) from None
+            if "expected after" in str(exc):
+                raise BadRequest(messages.text("quote_in_cell", row=number + 1)) from None
+            raise BadRequest(messages.text("csv_error", row=number + 1, reason=exc)) from None
+        number += 1
+        width = width or sum(1 for cell in cells if cell)
+        if _swallows_rows(cells, delimiter, width):
+            raise BadRequest(messages.text("unterminated_quote", row=number))
+        yield number, cells
+
+
+def _swallows_rows(cells: list[str], delimiter: str, width: int) -> bool:
+    """Whether a cell holds what looks like whole rows of the file: a line break followed by a line
+    with the delimiter between at least half as many cells as the header has (at least 3). A quote
+    left open in one row reads the following rows into that cell; a note spanning lines does not
+    look like that."""
+    least = max(2, width // 2 - 1)
+    return any(line.count(delimiter) >= least
+               for cell in cells if "\n" in cell or "\r" in cell
+               for line in re.split(r"\r\n|\r|\n", cell)[1:])
 
 
 def _excel_records(content: bytes, messages: Messages) -> Iterator[tuple[int, tuple]]:
@@ -259,8 +298,17 @@ def _excel_records(content: bytes, messages: Messages) -> Iterator[tuple[int, tu
         workbook.close()
 
 
-def _list(cell: str) -> list[str]:
-    return [part.strip() for part in cell.split(";") if part.strip()]
+def _list(cell: str, known=None) -> list[str]:
+    """The values of a list cell, separated by semicolons. With ``known`` (a test whether a value
+    names something: an association, a topic) also by commas, except inside parentheses
+    ("Datenräume (Catena-X, Gaia-X)") and where the text with its comma is known as a whole."""
+    values = []
+    for part in (part.strip() for part in cell.split(";")):
+        if known is not None and "," in part and not known(part):
+            values.extend(piece.strip() for piece in re.split(r",(?![^()]*\))", part))
+        else:
+            values.append(part)
+    return [value for value in values if value]
 
 
 def _competencies(cell: str) -> list[dict]:
@@ -271,15 +319,29 @@ def _competencies(cell: str) -> list[dict]:
     return items
 
 
-def _int(cell: str) -> int | None:
-    """A whole number as people write it (1.200, 1,200, 1 200, 120.0 from Excel); ValueError otherwise."""
-    text = cell.replace(" ", "").replace("\xa0", "")
-    if re.fullmatch(r"\d{1,3}([.,]\d{3})+", text):  # thousands separators: 1.200.000 or 1,200,000
-        text = re.sub(r"[.,]", "", text)
-    value = float(text)  # Excel hands over 120 as 120.0
-    if not value.is_integer():
-        raise ValueError(cell)
-    return int(value)
+_CURRENCY = re.compile(r"^(?:€|eur|euro)|(?:€|eur|euro)$", re.IGNORECASE)
+_NUMBER_FORMS = (
+    re.compile(r"(?P<whole>\d{1,3}(?:\.\d{3})+)(?:,(?P<fraction>\d+))?"),  # German: 1.200.000,00
+    re.compile(r"(?P<whole>\d{1,3}(?:,\d{3})+)(?:\.(?P<fraction>\d+))?"),  # English: 1,200,000.00
+    re.compile(r"(?P<whole>\d+)(?:[.,](?P<fraction>\d+))?"),  # 1200000, 12,0 (German), 120.0 (Excel)
+)
+
+
+def _int(cell: str) -> int:
+    """A whole number as people write it in a German or English file: digits with thousands
+    dots or commas (1.200.000 and 1,200,000 are 1200000), a decimal comma or point with zeros
+    after it (12,0; 1.200.000,00; 120.0 as Excel hands over whole numbers), spaces as thousands
+    separators, a euro sign or "EUR" before or after. ValueError for anything else, also for
+    "12,5", a minus sign, "1e3" and "1_000" (which Python's float() would take)."""
+    text = re.sub(r"[\s\u00a0\u202f]", "", cell)
+    text = _CURRENCY.sub("", text)
+    for form in _NUMBER_FORMS:
+        match = form.fullmatch(text)
+        if match:
+            if (match["fraction"] or "0").strip("0"):
+                raise ValueError(cell)  # not a whole number
+            return int(re.sub(r"[.,]", "", match["whole"]))
+    raise ValueError(cell)
 
 
 def _postcode(cell: str) -> str:
@@ -332,7 +394,8 @@ def read_row(row: dict, messages: Messages | None = None) -> tuple[dict, dict[st
         sector=cell("sector") and named("sector", "sector", cell("sector")),
         website=cell("website"),
     )
-    data["associations"] = [named("association", "associations", text) for text in _list(cell("associations"))]
+    data["associations"] = [named("association", "associations", text) for text in
+                            _list(cell("associations"), known=lambda text: reference.resolve("association", text))]
     # Spreadsheets drop leading zeros of postcodes such as 01067 (Dresden).
     data["region"] = present(state=cell("state") and named("state", "state", cell("state")),
                              postcode=_postcode(cell("postcode")), city=cell("city"))
@@ -342,7 +405,7 @@ def read_row(row: dict, messages: Messages | None = None) -> tuple[dict, dict[st
                               language=cell("language") and named("language", "language", cell("language")))
     data["offers"] = _competencies(cell("offers"))
     data["needs"] = _competencies(cell("needs"))
-    data["topics"] = _list(cell("topics"))
+    data["topics"] = _list(cell("topics"), known=load_vocabulary().find_topic)
     data["consent"] = {"suggest_as_partner": yes_no("suggest_as_partner"), "email": yes_no("email_consent")}
     return data, errors
 

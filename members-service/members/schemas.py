@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from verbund import personal
 from verbund.openapi import Extended
 from verbund.reference import ASSOCIATIONS, LANGUAGES, SECTORS, STATES
-from verbund.schema_fields import Email, StrictBoolean, Text, Url, page_field
+from verbund.schema_fields import Email, StrictBoolean, Text, Url, euro_field, page_field
 from verbund.vocabulary import load as load_vocabulary
 
 MAX_COMPETENCIES = 50
@@ -39,9 +39,8 @@ class RegionSchema(Schema):
 
 class SizeSchema(Schema):
     employees = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=5_000_000))
-    turnover_eur = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
-    balance_sheet_eur = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                       validate=validate.Range(min=0))
+    turnover_eur = euro_field(load_default=None, allow_none=True)
+    balance_sheet_eur = euro_field(load_default=None, allow_none=True)
     # Derived from the figures above; accepted (and ignored) so a profile read can be sent back.
     sme = StrictBoolean(load_only=True)
     category = Text(load_only=True)

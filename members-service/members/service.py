@@ -6,13 +6,14 @@ from __future__ import annotations
 from nameko.rpc import rpc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from members import domain, importer, queries, schemas, services
 from members.messages import Messages, negotiate
 from verbund import auth, personal
-from verbund.errors import Conflict, Gone, NotFound
+from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge
 from verbund.service import ServiceBase
-from verbund.web import ANYONE, api, if_match, json_body, json_response
+from verbund.web import ANYONE, api, error_response, if_match, json_body, json_response
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 STAFF = ("admin", "organizer")
@@ -94,14 +95,25 @@ class MembersService(ServiceBase):
     def import_members(self, request):
         """Import a member list from CSV or Excel, with a per-row report."""
         messages = Messages(negotiate(request.accept_languages))
-        table = importer.read_table(request.get_data(), request.headers.get("Content-Type", ""), messages)
+        # Refusals (400, 409, 413, 415) are in the requester's language as well, and say so.
+        language = {"Content-Language": messages.language, "Vary": "Accept-Language"}
         try:
-            with self.db.unit_of_work() as uow:
-                report = services.import_members(uow, table.rows, dry_run=request.query_data["dry_run"],
-                                                 messages=messages, warnings=table.warnings)
-        except IntegrityError:
-            raise Conflict(messages.text("registered_meanwhile")) from None
-        return json_response(report, headers={"Content-Language": messages.language, "Vary": "Accept-Language"})
+            try:
+                content = request.get_data()
+            except RequestEntityTooLarge:
+                raise PayloadTooLarge(messages.text("too_large", max_bytes=MAX_IMPORT_BYTES)) from None
+            table = importer.read_table(content, request.headers.get("Content-Type", ""), messages)
+            try:
+                with self.db.unit_of_work() as uow:
+                    report = services.import_members(uow, table.rows, dry_run=request.query_data["dry_run"],
+                                                     messages=messages, warnings=table.warnings)
+            except IntegrityError:
+                raise Conflict(messages.text("registered_meanwhile")) from None
+        except AppError as exc:
+            response = error_response(exc.status, exc.message, **exc.details)
+            response.headers.update(language)
+            return response
+        return json_response(report, headers=language)
 
     @api("GET", "/vocabulary", roles=ANYONE, query=schemas.VocabularyQuerySchema,
          responses={200: ("Competency terms, topics, categories", schemas.VOCABULARY)})

@@ -201,3 +201,27 @@ def test_routing_errors_are_json_too(members_api):
     assert wrong.status_code == 405 and set(wrong.headers["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
     not_an_id = requests.get(f"{members_api.url}/members/import", headers=ADMIN, timeout=10)
     assert not_an_id.status_code == 405  # /members/import is only POSTed to, never read as a member id
+
+
+@pytest.mark.parametrize("size, field", [({"employees": 5, "turnover_eur": 10**20}, "turnover_eur"),
+                                         ({"employees": 5, "balance_sheet_eur": 10**20}, "balance_sheet_eur"),
+                                         ({"employees": 2**63}, "employees")])
+def test_figures_beyond_the_database_are_a_422_on_registration_and_change(members_api, member_input, size, field):
+    response = requests.post(f"{members_api.url}/members", json=unique(member_input, size=size), timeout=10)
+    assert response.status_code == 422, response.text
+    assert list(response.json()["fields"]["size"]) == [field]
+    created = register(members_api, unique(member_input))
+    own = {"Authorization": f"Bearer {created['access_token']}"}
+    response = requests.patch(f"{members_api.url}/members/{created['id']}", json={"size": size}, headers=own,
+                              timeout=10)
+    assert response.status_code == 422, response.text
+    assert requests.get(f"{members_api.url}/members/{created['id']}", headers=own, timeout=10).json()["version"] == 1
+
+
+def test_a_contact_address_the_platform_cannot_mail_is_a_422(members_api, member_input):
+    contact = {"name": "Jürgen Bäcker", "email": "jürgen@baecker.example", "language": "de"}
+    response = requests.post(f"{members_api.url}/members", json=unique(member_input, contact=contact), timeout=10)
+    assert response.status_code == 422, response.text
+    assert "before the @" in response.json()["fields"]["contact"]["email"][0]
+    created = register(members_api, unique(member_input, contact={**contact, "email": "juergen@bäcker.example"}))
+    assert created["contact"]["email"] == "juergen@bäcker.example"  # an internationalised domain is sent as IDNA

@@ -236,3 +236,141 @@ def test_refusals_follow_the_requesters_language_too(members_api):
     assert "Kopfzeile" in post(members_api, body, language="de").json()["error"]
     assert "Kopfzeile" in post(members_api, body).json()["error"]
     assert "Excel" in post(members_api, b"%PDF", "application/pdf", language="en").json()["error"]
+
+
+# --- the tester's findings (issue 11's classes) ------------------------------------------------------
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_turnover_beyond_the_database_is_a_row_error_in_a_dry_run_and_an_import_alike(members_api, dry_run):
+    header = [*HEADER, "Umsatz", "Bilanzsumme"]
+    row = member_row(f"Riesig {tag()} GmbH") + [str(10**20), "100000000000000000000"]
+    report = imported(post(members_api, csv_text(row, header=header).encode("utf-8"), dry_run=dry_run,
+                           language="de"))
+    [error] = report["errors"]
+    assert error["errors"] == {"turnover_eur": ["muss zwischen 0 und 10.000.000.000.000 liegen"],
+                               "balance_sheet_eur": ["muss zwischen 0 und 10.000.000.000.000 liegen"]}
+    assert report["valid"] == 0 and report["imported"] == []
+
+
+def test_an_excel_turnover_beyond_the_database_is_a_row_error(members_api):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append([*HEADER, "Umsatz"])
+    workbook.active.append([*member_row(f"Excel Riesig {tag()} GmbH"), 1e20])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    [error] = imported(post(members_api, buffer.getvalue(), EXCEL, language="en"))["errors"]
+    assert error["errors"] == {"turnover_eur": ["must be between 0 and 10,000,000,000,000"]}
+
+
+def test_a_contact_address_the_platform_cannot_mail_is_a_row_error(members_api):
+    rows = [member_row(f"Bäcker {tag()} GmbH", **{"E-Mail": "jürgen@baecker.example"}),
+            member_row(f"Bäcker {tag()} GmbH", **{"E-Mail": "juergen@bäcker.example"})]
+    report = imported(post(members_api, csv_text(*rows).encode("utf-8"), language="en"))
+    [error] = report["errors"]
+    assert error["row"] == 2 and "before the @" in error["errors"]["contact_email"][0]
+    assert [profile["contact"]["email"] for profile in stored(members_api, report)] == ["juergen@bäcker.example"]
+
+
+def stray_quote_file() -> str:
+    """29 rows; row 11 opens a quote it never closes."""
+    name = f"Quote {tag()}"
+    rows = [member_row(f"{name} {number} GmbH", PLZ=f"{30100 + number}") for number in range(2, 30)]
+    lines = csv_text(*rows).split("\r\n")
+    lines[10] = '"' + lines[10]  # row 11 as the spreadsheet counts, header = 1
+    return "\r\n".join(lines)
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+@pytest.mark.parametrize("language, expected", [("en", "Unterminated quote in row 11"),
+                                                ("de", "Nicht geschlossenes Anführungszeichen in Zeile 11")])
+def test_a_stray_quote_is_a_400_naming_its_row_never_rows_swallowed(members_api, dry_run, language, expected):
+    response = post(members_api, stray_quote_file().encode("utf-8"), dry_run=dry_run, language=language)
+    assert response.status_code == 400, response.text
+    assert expected in response.json()["error"]
+    assert response.headers["Content-Language"] == language
+
+
+def test_a_stray_quote_closed_rows_later_is_found_by_the_swallowed_rows(members_api):
+    body = stray_quote_file().replace("Quote", "Schluss", 1)
+    lines = body.split("\r\n")
+    lines[20] = lines[20].replace(";", '";', 1)  # a quote that closes the open one, rows later
+    response = post(members_api, "\r\n".join(lines).encode("utf-8"), language="en")
+    assert response.status_code == 400 and "row 11" in response.json()["error"]
+
+
+def test_a_quote_at_the_start_of_an_unquoted_cell_is_reported_not_dropped(members_api):
+    row = csv_text(member_row("X")).split("\r\n")[1].replace("X", '"Zur Linde" Gasthaus GmbH', 1)
+    body = csv_text(member_row(f"Linde {tag()} GmbH")) + row + "\r\n"
+    response = post(members_api, body.encode("utf-8"), language="en")
+    assert response.status_code == 400, response.text
+    assert "row 3" in response.json()["error"] and '"""Zur Linde"" Gasthaus GmbH"' in response.json()["error"]
+    # written as Excel writes it, the quotes are kept
+    name = f'"Zur Linde" Gasthaus {tag()} GmbH'
+    [profile] = stored(members_api, imported(post(members_api, csv_text(member_row(name)).encode("utf-8"))))
+    assert profile["name"] == name
+
+
+def test_libreoffices_quoted_sep_hint_sets_the_delimiter(members_api):
+    name = f"Libre {tag()} GmbH"
+    body = '"sep=,",,,,,,\r\n' + csv_text(member_row(name), sep=",")
+    assert [item["name"] for item in imported(post(members_api, body.encode("utf-8")))["imported"]] == [name]
+
+
+@pytest.mark.parametrize("body", [b";;;;\r\n;;;;\r\n", b"\r\n\r\n", b",,,\n", b"sep=;\r\n;;;\r\n"])
+def test_a_file_of_blank_lines_has_no_header_row(members_api, body):
+    response = post(members_api, body, language="en")
+    assert response.status_code == 400 and response.json()["error"] == "the file has no header row"
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_refusals_carry_their_language(members_api, language):
+    texts = {"de": ("Kopfzeile", "Excel", "größer"), "en": ("header", "Excel", "larger")}[language]
+    too_large = b"Firma\r\n" + b"x" * (10 * 1024 * 1024 + 1)
+    for (body, content_type), text in zip([(b"foo;bar\r\n1;2\r\n", "text/csv"), (b"%PDF", "application/pdf"),
+                                           (too_large, "text/csv")], texts, strict=True):
+        response = post(members_api, body, content_type, language=language)
+        assert response.status_code in (400, 413, 415)
+        assert text in response.json()["error"], response.text
+        assert response.headers["Content-Language"] == language
+
+
+def test_german_office_values_are_read(members_api):
+    header = [*HEADER, "Umsatz", "Bilanzsumme", "Themen"]
+    name = f"Bürowerte {tag()}"
+    rows = [
+        member_row(f"{name} A GmbH", Bundesland="NRW", Verband="IT-Cluster, Logistiknetzwerk",
+                   Mitarbeiter="12,0", **{"Partnervorschläge": "☑", "E-Mail-Einwilligung": "✗"})
+        + ["1.200.000,00", "1.500.000 €", "Künstliche Intelligenz, Wasserstoff"],
+        member_row(f"{name} B GmbH", Bundesland="Nds.", **{"Partnervorschläge": "✅", "E-Mail-Einwilligung": "☐"})
+        + ["1.500.000 EUR", "EUR 2.000", "Datenräume (Catena-X, Gaia-X), KI"],
+        member_row(f"{name} C GmbH", Bundesland="BaWü", **{"Partnervorschläge": "✔", "E-Mail-Einwilligung": "❌"})
+        + ["", "", ""],
+        member_row(f"{name} D GmbH", Bundesland="Freistaat Bayern", **{"Partnervorschläge": "✓"}) + ["", "", ""],
+        member_row(f"{name} E GmbH", Bundesland="Freie und Hansestadt Hamburg") + ["", "", ""],
+    ]
+    report = imported(post(members_api, csv_text(*rows, header=header).encode("utf-8")))
+    assert report["errors"] == []
+    profiles = stored(members_api, report)
+    assert [(p["region"]["state"], p["consent"]["suggest_as_partner"], p["consent"]["email"]) for p in profiles] \
+        == [("NW", True, False), ("NI", True, False), ("BW", True, False), ("BY", True, False), ("HH", True, False)]
+    assert profiles[0]["associations"] == ["it-cluster", "logistics-network"]
+    assert (profiles[0]["size"]["employees"], profiles[0]["size"]["turnover_eur"],
+            profiles[0]["size"]["balance_sheet_eur"]) == (12, 1_200_000, 1_500_000)
+    assert profiles[0]["topics"] == ["ai", "hydrogen"]
+    assert (profiles[1]["size"]["turnover_eur"], profiles[1]["size"]["balance_sheet_eur"]) == (1_500_000, 2_000)
+    assert profiles[1]["topics"] == ["data-spaces", "ai"]
+
+
+@pytest.mark.parametrize("cell, column, message", [
+    ("?", "Partnervorschläge", "'?' is neither yes nor no"),
+    ("☒", "E-Mail-Einwilligung", "'☒' is neither yes nor no"),
+    ("1e3", "Mitarbeiter", "'1e3' is not a whole number"),
+    ("1_000", "Mitarbeiter", "'1_000' is not a whole number"),
+    ("12,5", "Mitarbeiter", "'12,5' is not a whole number"),
+])
+def test_unknown_symbols_and_programmers_numbers_are_row_errors(members_api, cell, column, message):
+    row = member_row(f"Zeichen {tag()} GmbH", **{column: cell})
+    [error] = imported(post(members_api, csv_text(row).encode("utf-8"), dry_run=True, language="en"))["errors"]
+    assert message in str(error["errors"])

@@ -3,7 +3,7 @@ kit, the message catalogues and marshmallow's messages in both languages."""
 import re
 
 import pytest
-from marshmallow import ValidationError
+from marshmallow import ValidationError, validate
 
 from members import importer
 from members.messages import LANGUAGES, Messages, catalogue, negotiate
@@ -156,3 +156,98 @@ def test_an_excel_workbook_with_a_broken_sheet_is_a_400():
             target.writestr(item, data[: len(data) // 2] if item.filename.endswith("sheet1.xml") else data)
     with pytest.raises(BadRequest, match="Excel"):
         importer.read_table(broken.getvalue(), importer.EXCEL_TYPES[0], Messages("en"))
+
+
+def _message(validator, value) -> str:
+    with pytest.raises(ValidationError) as error:
+        validator(value)
+    [message] = error.value.messages
+    return message
+
+
+@pytest.mark.parametrize("validator, value, de, en", [
+    (validate.Range(min=0, max=5_000_000), 9_000_000, "muss zwischen 0 und 5.000.000 liegen",
+     "must be between 0 and 5,000,000"),
+    (validate.Range(min=0), -1, "muss mindestens 0 sein", "must be at least 0"),
+    (validate.Range(max=500), 501, "darf höchstens 500 sein", "must be at most 500"),
+    (validate.Range(min=0, min_inclusive=False), 0, "muss größer als 0 sein", "must be greater than 0"),
+    (validate.Range(max=5, max_inclusive=False), 5, "muss kleiner als 5 sein", "must be less than 5"),
+    (validate.Range(min=0, max=5, min_inclusive=False), 9, "muss größer als 0 und höchstens 5 sein",
+     "must be greater than 0 and at most 5"),
+    (validate.Range(min=0, max=5, max_inclusive=False), 9, "muss mindestens 0 und kleiner als 5 sein",
+     "must be at least 0 and less than 5"),
+    (validate.Range(min=0, max=5, min_inclusive=False, max_inclusive=False), 9,
+     "muss größer als 0 und kleiner als 5 sein", "must be greater than 0 and less than 5"),
+    (validate.Range(min=0.5, max=1500.25), 9_999, "muss zwischen 0,5 und 1.500,25 liegen",
+     "must be between 0.5 and 1,500.25"),
+    (validate.Range(min=-10), -11, "muss mindestens -10 sein", "must be at least -10"),
+    (validate.Length(min=1, max=200), "", "muss zwischen 1 und 200 Zeichen lang sein",
+     "length must be between 1 and 200 characters"),
+    (validate.Length(min=2), "a", "kürzer als 2 Zeichen", "shorter than 2 characters"),
+    (validate.Length(max=1), "ab", "länger als 1 Zeichen", "longer than 1 characters"),
+    (validate.Length(equal=5), "a", "muss genau 5 Zeichen lang sein", "must be exactly 5 characters long"),
+])
+def test_every_range_and_length_message_is_translated(validator, value, de, en):
+    message = _message(validator, value)
+    assert (Messages("de").field_error(message), Messages("en").field_error(message)) == (de, en)
+
+
+def test_the_new_field_messages_are_translated(member_input):
+    data = member_input(size={"employees": 1, "turnover_eur": 10**20},
+                        contact={"name": "J", "email": "jürgen@baecker.example", "language": "de"})
+    with pytest.raises(ValidationError) as error:
+        validate_profile(data)
+    errors = importer.column_errors(error.value.messages, data, Messages("de"))
+    assert errors == {"turnover_eur": ["muss zwischen 0 und 10.000.000.000.000 liegen"],
+                      "contact_email": [catalogue("de")["email_non_ascii"]]}
+
+
+@pytest.mark.parametrize("kind, text, id", [
+    ("state", "NRW", "NW"), ("state", "Nds.", "NI"), ("state", "BaWü", "BW"), ("state", "Freistaat Bayern", "BY"),
+    ("state", "Freie und Hansestadt Hamburg", "HH"), ("state", "Freie Hansestadt Bremen", "HB"),
+    ("state", "RLP", "RP"), ("state", "LSA", "ST"), ("state", "Meck-Pomm", "MV"), ("state", "DE-SN", "SN"),
+    ("state", "Freistaat Thüringen", "TH"), ("state", "Land Berlin", "BE"),
+    ("yes_no", "☑", "yes"), ("yes_no", "✅", "yes"), ("yes_no", "✓", "yes"), ("yes_no", "✔", "yes"),
+    ("yes_no", "✔️", "yes"), ("yes_no", "✗", "no"), ("yes_no", "☐", "no"), ("yes_no", "❌", "no"),
+    ("yes_no", "-", "no"), ("yes_no", "–", "no"), ("yes_no", "?", None), ("yes_no", "☒", None), ("yes_no", "??", None),
+    ("yes_no", "vielleicht", None),
+])
+def test_abbreviations_long_names_and_check_symbols(kind, text, id):
+    assert reference.resolve(kind, text) == id
+
+
+def test_no_spelling_means_two_ids():
+    for kind in reference.NAMES:
+        keys: dict[str, str] = {}
+        for id, labels in reference.NAMES[kind].items():
+            for spelling in (id, *labels.values(), *reference._ALIASES.get(kind, {}).get(id, ())):
+                assert keys.setdefault(reference.name_key(spelling), id) == id, (kind, spelling)
+
+
+@pytest.mark.parametrize("cell, number", [
+    ("1.200.000,00", 1_200_000), ("1.500.000 €", 1_500_000), ("12,0", 12), ("1.500.000 EUR", 1_500_000),
+    ("EUR 2.000", 2_000), ("1,200,000.00", 1_200_000), ("1 200", 1_200), ("120.0", 120), ("40", 40),
+    ("1e3", None), ("1_000", None), ("12,5", None), ("1.2.3", None), ("viele", None), ("∞", None), ("0x10", None),
+])
+def test_numbers_as_german_and_english_offices_write_them(cell, number):
+    if number is None:
+        with pytest.raises(ValueError):
+            importer._int(cell)
+    else:
+        assert importer._int(cell) == number
+
+
+@pytest.mark.parametrize("cell, values", [
+    ("IT-Cluster, Logistiknetzwerk", ["it-cluster", "logistics-network"]),
+    ("IT-Cluster; Logistiknetzwerk", ["it-cluster", "logistics-network"]),
+])
+def test_associations_are_separated_by_commas_or_semicolons(cell, values):
+    data, errors = importer.read_row({"associations": cell})
+    assert data["associations"] == values and "associations" not in errors
+
+
+def test_competencies_are_separated_by_semicolons_only():
+    """A comma belongs to the text of a competency ("Fräsen, Drehen und Schleifen")."""
+    data, _ = importer.read_row({"offers": "Fräsen, Drehen und Schleifen; Lackieren: Pulver, nass"})
+    assert data["offers"] == [{"label": "Fräsen, Drehen und Schleifen", "description": None},
+                              {"label": "Lackieren", "description": "Pulver, nass"}]
