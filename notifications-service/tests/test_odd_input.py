@@ -14,7 +14,7 @@ from notifications.channels import email as mail
 from notifications.channels import webhook
 from notifications.channels.email import SmtpSender
 from notifications.config import Config
-from notifications.models import Delivery, DeliveryAttempt
+from notifications.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from notifications.rendering import Rendered, Renderer
 from notifications.schemas import WebhookPatchSchema, WebhookSchema
 from notifications.testing import joint_event, member, profile_of, registration
@@ -151,6 +151,41 @@ def test_a_delivery_whose_lease_keeps_running_out_is_retried_then_fails_with_the
         assert conn.execute(select(func.count()).select_from(Delivery)
                             .where(Delivery.status == "sending")).scalar() == 0
     assert not mailcatcher.mails(to=profile_of(exhausted)["contact"]["email"])
+
+
+class InlinePool:
+    """What WebhookDispatcher needs of a pool, running each task at once (the service uses a GreenPool)."""
+
+    def free(self) -> int:
+        return 10
+
+    def spawn_n(self, fn, *args):
+        fn(*args)
+
+
+def test_an_unexpected_webhook_error_retries_only_its_delivery_then_fails_with_the_reason(store, config, receiver):
+    admin = Principal("admin", "admin")
+    good, broken = member(), member()
+    consume(store, good, broken)
+    endpoints = {}
+    for who, path in ((good, "/good"), (broken, "/broken")):
+        with store.unit_of_work() as uow:
+            endpoints[path] = services.webhooks.create_webhook(uow, admin, WebhookSchema().load(
+                {"url": f"{receiver.url}{path}", "member_id": profile_of(who)["id"], "allow_private": True}))["id"]
+    with store.engine.begin() as conn:  # a secret damaged in storage: signing raises, no one expected that
+        conn.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoints["/broken"])
+                     .values(secret="whsec_%%%"))
+    confirmations(store, good, broken)
+    dispatcher = dispatch.WebhookDispatcher(replace(config, webhook_retry_delays=(0, 0)), Renderer(), InlinePool())
+    for _ in range(3):
+        dispatcher.dispatch_due(store)
+    assert len(receiver.received("/good")) == 1 and not receiver.received("/broken")
+    with store.engine.connect() as conn:
+        status = {d.target: d for d in conn.execute(select(Delivery).where(Delivery.channel == "webhook")).all()}
+    assert status[endpoints["/good"]].status == "delivered"
+    failed = status[endpoints["/broken"]]
+    assert (failed.status, failed.attempts) == ("failed", 3) and "unexpected error" in failed.last_error
+    assert dispatcher.in_flight == {}
 
 
 # --- 11: MAIL_FROM with "e.V." ----------------------------------------------------------------------
