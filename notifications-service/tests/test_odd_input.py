@@ -20,23 +20,10 @@ from notifications.schemas import WebhookPatchSchema, WebhookSchema
 from notifications.testing import joint_event, member, profile_of, registration
 from verbund.auth import Principal
 from verbund.errors import NotFound, Unprocessable
-from verbund.testing import migrated_store
 
 pytestmark = pytest.mark.integration
 
 SECRET = "odd-input-secret"
-
-
-@pytest.fixture
-def store(database_url, amqp_uri):
-    with migrated_store("notifications", database_url, amqp_uri) as store:
-        yield store
-
-
-@pytest.fixture
-def config(mailcatcher):
-    return Config(smtp_port=mailcatcher.port, email_rate=1000, email_retry_delays=(0, 0),
-                  public_url="https://notify.example")
 
 
 def consume(store, *events):
