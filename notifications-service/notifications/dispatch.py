@@ -458,6 +458,9 @@ class WebhookDispatcher:
                     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
                 except (RenderError, KeyError) as exc:
                     error = f"could not render: {exc}"
+                except Exception as exc:  # fails this delivery, not the claim of all the others
+                    log.exception("webhook delivery %s could not be composed", delivery.id)
+                    error = f"could not compose: {type(exc).__name__}: {exc}"[:500]
                 jobs.append(WebhookJob(delivery.id, endpoint.id, endpoint.url, endpoint.secret, endpoint.allow_private,
                                        webhook_message_id(delivery), body, error))
             return jobs

@@ -2,6 +2,7 @@
 domain, a sender named "… e.V.", a mail that breaks for an unexpected reason, a delivery whose sender
 died, a webhook URL with a space, an unsubscribe link that is cut off or forged. Use cases on SQLite
 and PostgreSQL, mails through the real mail catcher process."""
+import json
 from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes, policy
@@ -14,7 +15,7 @@ from notifications.channels import email as mail
 from notifications.channels import webhook
 from notifications.channels.email import SmtpSender
 from notifications.config import Config
-from notifications.models import Delivery, DeliveryAttempt, WebhookEndpoint
+from notifications.models import Delivery, DeliveryAttempt, SourceEvent, WebhookEndpoint
 from notifications.rendering import Rendered, Renderer
 from notifications.schemas import WebhookPatchSchema, WebhookSchema
 from notifications.testing import joint_event, member, profile_of, registration
@@ -140,6 +141,30 @@ def test_a_delivery_whose_lease_keeps_running_out_is_retried_then_fails_with_the
     assert not mailcatcher.mails(to=profile_of(exhausted)["contact"]["email"])
 
 
+def spoil(store, source_event_id: str) -> None:
+    """A kept event of a shape no template expects (stored by an older release, say)."""
+    with store.engine.begin() as conn:
+        body = json.loads(conn.execute(select(SourceEvent.body).where(SourceEvent.id == source_event_id)).scalar())
+        body["data"]["event"] = None
+        conn.execute(update(SourceEvent).where(SourceEvent.id == source_event_id).values(body=json.dumps(body)))
+
+
+def test_a_mail_that_cannot_be_composed_fails_alone(store, config, mailcatcher):
+    fine, spoiled = member(), member()
+    joint = joint_event()
+    consume(store, fine, spoiled)
+    events = {m["id"]: registration("registration.confirmed", profile_of(m)["id"], joint) for m in (fine, spoiled)}
+    consume(store, *events.values())
+    spoil(store, events[spoiled["id"]]["id"])
+    assert send_emails(store, config) == 1
+    found = deliveries_by_address(store, [fine, spoiled])
+    broken = found[profile_of(spoiled)["contact"]["email"]]
+    assert found[profile_of(fine)["contact"]["email"]].status == "delivered"
+    assert broken.status == "failed" and broken.last_error.startswith("could not")
+    with store.unit_of_work() as uow:
+        assert queries.failures(uow.session, {"page": 1, "per_page": 10})["total"] == 1
+
+
 class InlinePool:
     """What WebhookDispatcher needs of a pool, running each task at once (the service uses a GreenPool)."""
 
@@ -164,12 +189,18 @@ def test_an_unexpected_webhook_error_retries_only_its_delivery_then_fails_with_t
                      .values(secret="whsec_%%%"))
     confirmations(store, good, broken)
     dispatcher = dispatch.WebhookDispatcher(replace(config, webhook_retry_delays=(0, 0)), Renderer(), InlinePool())
+    spoiled = registration("registration.confirmed", profile_of(good)["id"], joint_event())
+    consume(store, spoiled)
+    spoil(store, spoiled["id"])  # composing this one raises: it fails, the others are sent
     for _ in range(3):
         dispatcher.dispatch_due(store)
     assert len(receiver.received("/good")) == 1 and not receiver.received("/broken")
     with store.engine.connect() as conn:
-        status = {d.target: d for d in conn.execute(select(Delivery).where(Delivery.channel == "webhook")).all()}
+        hooks = conn.execute(select(Delivery).where(Delivery.channel == "webhook")).all()
+    status = {d.target: d for d in hooks if d.source_event_id != spoiled["id"]}
     assert status[endpoints["/good"]].status == "delivered"
+    [not_composed] = [d for d in hooks if d.source_event_id == spoiled["id"]]
+    assert not_composed.status == "failed" and not_composed.last_error.startswith("could not")
     failed = status[endpoints["/broken"]]
     assert (failed.status, failed.attempts) == ("failed", 3) and "unexpected error" in failed.last_error
     assert dispatcher.in_flight == {}
