@@ -3,9 +3,8 @@ defaults. ``NOTIFICATIONS_<NAME>`` wins over ``<NAME>``, as in ``verbund.setting
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import parseaddr
 
-from notifications.channels.email import parse_mail_from
+from notifications.channels.email import ascii_domain, parse_mail_from
 from verbund.settings import DEFAULT_PORTS, env
 
 
@@ -48,8 +47,11 @@ class Config:
 
     @property
     def mail_domain(self) -> str:
-        address = parseaddr(self.mail_from)[1]
-        return address.rsplit("@", 1)[-1] if "@" in address else "verbund.example"
+        """MAIL_FROM's domain in ASCII (IDNA), for Message-IDs; ``verbund.example`` if MAIL_FROM is bad."""
+        try:
+            return ascii_domain(parse_mail_from(self.mail_from).domain)
+        except ValueError:
+            return "verbund.example"
 
     @classmethod
     def from_env(cls, http_host: str = "127.0.0.1", http_port: int | None = None) -> Config:

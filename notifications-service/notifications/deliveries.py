@@ -58,6 +58,32 @@ def due(session: Session, channel: str, now: datetime, limit: int) -> list[Deliv
     return found
 
 
+STALLED = "the previous attempt did not finish before its lease ran out (the sender stopped or crashed)"
+
+
+def claim(uow: UnitOfWork, channel: str, limit: int, lease_until: datetime,
+          delays: tuple[float, ...]) -> list[Delivery]:
+    """Take up to ``limit`` due deliveries of ``channel`` (:func:`due`) and lease them (:func:`take`)."""
+    return take(uow, due(uow.session, channel, uow.now(), limit), lease_until, delays)
+
+
+def take(uow: UnitOfWork, found: list[Delivery], lease_until: datetime, delays: tuple[float, ...]) -> list[Delivery]:
+    """Lease ``found`` (from :func:`due`) until ``lease_until``; returns those leased. A delivery
+    whose lease ran out counts that attempt as failed: it is logged with the reason, and once
+    ``delays`` (seconds, ``domain.retry_delay``) are used up it fails into the failure log
+    instead of being sent again, so nothing stays ``sending`` for ever."""
+    taken = []
+    for delivery in found:
+        if delivery.status == "sending":
+            if domain.retry_delay(delays, delivery.attempts) is None:
+                fail(uow, delivery, f"gave up after {delivery.attempts} attempts: {STALLED}", log_attempt=True)
+                continue
+            _log_attempt(uow, delivery, "retry", error=STALLED)
+        taken.append(delivery)
+    lease(taken, lease_until)
+    return taken
+
+
 def lease(deliveries: list[Delivery], lease_until: datetime) -> None:
     """Claim deliveries for sending until ``lease_until``; each claim counts as an attempt."""
     for delivery in deliveries:

@@ -141,9 +141,9 @@ def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, 
     batch takes a while, and on SQLite a transaction holds the one write lock)."""
     with store.unit_of_work() as uow:
         session, now = uow.session, uow.now()
-        due = deliveries.due(session, "email", now, limit)
         # The lease covers sending the batch at the configured rate, with room to spare.
-        deliveries.lease(due, now + timedelta(seconds=len(due) / max(config.email_rate, 0.01) + 60))
+        due = deliveries.claim(uow, "email", limit, now + timedelta(seconds=limit / max(config.email_rate, 0.01) + 60),
+                               config.email_retry_delays)
         if not due:
             return []
         member_ids = [d.target for d in due]
@@ -170,6 +170,9 @@ def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, 
             jobs.append(EmailJob(delivery.id, key, recipient.email, rendered, message))
         except (RenderError, KeyError) as exc:
             jobs.append(EmailJob(delivery.id, key, None, error=f"could not render: {exc}"))
+        except Exception as exc:  # whatever else breaks one mail fails that mail, not the batch
+            log.exception("e-mail delivery %s could not be composed", delivery.id)
+            jobs.append(EmailJob(delivery.id, key, None, error=f"could not compose: {type(exc).__name__}: {exc}"))
     return jobs
 
 
@@ -207,36 +210,56 @@ def send_due_emails(store: Store, config: Config, renderer: Renderer, secret: st
 
 
 def _send_jobs(store: Store, config: Config, sender: mail.SmtpSender, jobs: list[EmailJob], pacer: Pacer) -> int:
+    """Send each job and record its outcome in its own transaction; an error of one job, expected
+    or not, decides that job's fate only (retried or failed with the reason), never the batch's."""
     sent = 0
     for job in jobs:
-        if job.skip or job.error:
-            with store.unit_of_work() as uow:
-                delivery = deliveries.locked(uow.session, job.delivery_id)
-                if delivery is not None and job.skip:
-                    deliveries.cancel(uow, delivery, job.skip)
-                elif delivery is not None:
-                    deliveries.fail(uow, delivery, job.error, log_attempt=True)
-            continue
-        pacer.wait()
-        started = time.monotonic()
         try:
-            sender.send(job.message, job.to_address)
-            error = None
-        except mail.SendError as exc:
-            error = exc
-        took = int((time.monotonic() - started) * 1000)
+            sent += _send_job(store, config, sender, job, pacer)
+        except Exception:  # its outcome could not be recorded: the lease runs out and claim() decides
+            log.exception("e-mail delivery %s: recording the outcome failed", job.delivery_id)
+    return sent
+
+
+def _send(sender: mail.SmtpSender, message, to_address: str, what: str) -> mail.SendError | None:
+    """Send one mail; None when it went, else why not. An unexpected error (a bug, a library's
+    surprise) is that mail's error, to be retried on a fresh connection, never the batch's."""
+    try:
+        sender.send(message, to_address)
+    except mail.SendError as exc:
+        return exc
+    except Exception as exc:
+        log.exception("%s failed unexpectedly", what)
+        sender.close()
+        return mail.SendError(f"unexpected error: {type(exc).__name__}: {exc}"[:500])
+    return None
+
+
+def _send_job(store: Store, config: Config, sender: mail.SmtpSender, job: EmailJob, pacer: Pacer) -> int:
+    if job.skip or job.error:
         with store.unit_of_work() as uow:
             delivery = deliveries.locked(uow.session, job.delivery_id)
-            if delivery is None:
-                continue
-            if error is None:
-                deliveries.succeed(uow, delivery, duration_ms=took)
-                sent += 1
-            elif error.permanent:
-                deliveries.fail(uow, delivery, str(error), duration_ms=took, log_attempt=True)
-            else:
-                deliveries.retry_or_fail(uow, delivery, str(error), config.email_retry_delays, duration_ms=took)
-    return sent
+            if delivery is not None and job.skip:
+                deliveries.cancel(uow, delivery, job.skip)
+            elif delivery is not None:
+                deliveries.fail(uow, delivery, job.error, log_attempt=True)
+        return 0
+    pacer.wait()
+    started = time.monotonic()
+    error = _send(sender, job.message, job.to_address, f"e-mail delivery {job.delivery_id}")
+    took = int((time.monotonic() - started) * 1000)
+    with store.unit_of_work() as uow:
+        delivery = deliveries.locked(uow.session, job.delivery_id)
+        if delivery is None:
+            return 0
+        if error is None:
+            deliveries.succeed(uow, delivery, duration_ms=took)
+            return 1
+        if error.permanent:
+            deliveries.fail(uow, delivery, str(error), duration_ms=took, log_attempt=True)
+        else:
+            deliveries.retry_or_fail(uow, delivery, str(error), config.email_retry_delays, duration_ms=took)
+    return 0
 
 
 # --- digests ---------------------------------------------------------------------------------------
@@ -255,7 +278,10 @@ def send_due_digests(store: Store, config: Config, renderer: Renderer, secret: s
         row.frequency, row.last_digest_at, now, config.digest_hour, config.digest_weekday, config.digest_timezone)]
     sent = 0
     for member_id in due:
-        sent += _send_digest(store, config, renderer, secret, sender, member_id, now)
+        try:
+            sent += _send_digest(store, config, renderer, secret, sender, member_id, now)
+        except Exception:  # one member's digest never holds up the others'; its lease runs out
+            log.exception("digest of %s failed", member_id)
     return sent
 
 
@@ -310,11 +336,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
             message_id=mail.message_id("digest", f"{member_id}.{int(now.timestamp())}", config.mail_domain))
         to_address = recipient.email
     started = time.monotonic()
-    try:
-        sender.send(message, to_address)
-        error = None
-    except mail.SendError as exc:
-        error = exc
+    error = _send(sender, message, to_address, f"digest of {member_id}")
     took = int((time.monotonic() - started) * 1000)
     with store.unit_of_work() as uow:
         for delivery in uow.session.execute(select(Delivery).where(Delivery.id.in_(ids)).with_for_update()).scalars():
@@ -406,7 +428,8 @@ class WebhookDispatcher:
                 if taken.get(delivery.target, 0) < self.config.webhook_per_endpoint:
                     taken[delivery.target] = taken.get(delivery.target, 0) + 1
                     chosen.append(delivery)
-            deliveries.lease(chosen, now + timedelta(seconds=self.config.webhook_timeout * 2 + 30))
+            chosen = deliveries.take(uow, chosen, now + timedelta(seconds=self.config.webhook_timeout * 2 + 30),
+                                     self.config.webhook_retry_delays)
             if not chosen:
                 return []
             endpoints = {e.id: e for e in session.execute(select(WebhookEndpoint).where(
@@ -435,6 +458,9 @@ class WebhookDispatcher:
                     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
                 except (RenderError, KeyError) as exc:
                     error = f"could not render: {exc}"
+                except Exception as exc:  # fails this delivery, not the claim of all the others
+                    log.exception("webhook delivery %s could not be composed", delivery.id)
+                    error = f"could not compose: {type(exc).__name__}: {exc}"[:500]
                 jobs.append(WebhookJob(delivery.id, endpoint.id, endpoint.url, endpoint.secret, endpoint.allow_private,
                                        webhook_message_id(delivery), body, error))
             return jobs
@@ -451,9 +477,14 @@ class WebhookDispatcher:
                                    timeout=self.config.webhook_timeout, allow_private=job.allow_private)
             with store.unit_of_work() as uow:
                 complete_webhook(uow, job.delivery_id, result, self.config.webhook_retry_delays)
-        except Exception:
-            log.exception("webhook delivery %s failed unexpectedly; its lease runs out and it is tried again",
-                          job.delivery_id)
+        except Exception as exc:  # this delivery's problem only: retried, finally in the failure log
+            log.exception("webhook delivery %s failed unexpectedly", job.delivery_id)
+            reason = webhooks.Outcome("retry", None, 0, f"unexpected error: {type(exc).__name__}: {exc}"[:500])
+            try:
+                with store.unit_of_work() as uow:
+                    complete_webhook(uow, job.delivery_id, reason, self.config.webhook_retry_delays)
+            except Exception:  # not even that could be recorded: the lease runs out, deliveries.take decides
+                log.exception("webhook delivery %s: recording the failure failed", job.delivery_id)
         finally:
             self.in_flight[job.endpoint_id] = self.in_flight.get(job.endpoint_id, 1) - 1
             if self.in_flight[job.endpoint_id] <= 0:

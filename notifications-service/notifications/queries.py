@@ -29,6 +29,28 @@ def _iso(moment: datetime) -> str:
     return envelope.isoformat(domain.utc(moment))
 
 
+INVALID_UNSUBSCRIBE_LINK = (
+    "Dieser Abmeldelink ist ungültig oder unvollständig. Öffnen Sie den Link aus der E-Mail vollständig, "
+    "oder melden Sie sich an und ändern Sie Ihre Einstellungen. / This unsubscribe link is invalid or "
+    "incomplete. Open the whole link from the e-mail, or sign in and change your settings.")
+EXPIRED_UNSUBSCRIBE_LINK = (
+    "Dieser Abmeldelink gilt nicht mehr: das Mitglied ist nicht mehr auf der Plattform. / "
+    "This unsubscribe link is no longer valid: the member is no longer on the platform.")
+
+
+def unsubscribe_member(session: Session, token: str, secret: str) -> str:
+    """The member an unsubscribe link (``domain.unsubscribe_token``) was made for, checked before
+    the page with the button is shown and again when it is used. NotFound (404) with a message in
+    German and English for a forged, garbled or cut-off token and for a member erased or unknown."""
+    member_id = domain.member_of_unsubscribe_token(token, secret)
+    if member_id is None:
+        raise NotFound(INVALID_UNSUBSCRIBE_LINK)
+    recipient = session.get(Recipient, member_id)
+    if recipient is None or recipient.deleted:
+        raise NotFound(EXPIRED_UNSUBSCRIBE_LINK)
+    return member_id
+
+
 def live_recipient(session: Session, member_id: str) -> Recipient | None:
     """The member's recipient row; Gone after erasure; None while its registration has not arrived."""
     recipient = session.get(Recipient, member_id)

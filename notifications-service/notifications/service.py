@@ -34,7 +34,7 @@ WEBHOOK_OWNERS = ("admin", "member", "integrator")
 def _page(title: str, text: str, form_action: str | None = None, status: int = 200) -> Response:
     button = (f'<form method="post" action="{html.escape(form_action)}">'
               '<button type="submit">E-Mails abbestellen / Unsubscribe</button></form>') if form_action else ""
-    body = (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+    body = (f'<!doctype html><html lang="de"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
             f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{button}</body></html>")
     return Response(body, status=status, mimetype="text/html")
 
@@ -130,10 +130,16 @@ class NotificationsService(ServiceBase):
     # --- unsubscribe links (no login: the signed token is the permission) ---------------------------
 
     @api("GET", "/unsubscribe/<string:token>", roles=ANYONE,
-         responses={200: ("A page with a button that unsubscribes", schemas.HTML_PAGE)})
+         responses={200: ("A page with a button that unsubscribes", schemas.HTML_PAGE),
+                    404: ("A page saying the link is invalid", schemas.HTML_PAGE)})
     def unsubscribe_page(self, request, token):
-        """The page an unsubscribe link in a mail opens."""
+        """The page an unsubscribe link in a mail opens; an invalid link says so at once."""
         # A GET changes nothing: mail scanners follow links. The button POSTs.
+        try:
+            with self.db.unit_of_work() as uow:
+                queries.unsubscribe_member(uow.session, token, self.channels.secret)
+        except NotFound as exc:
+            return _page("Link ungültig / Invalid link", exc.message, status=404)
         return _page("E-Mails abbestellen / Unsubscribe",
                      "Keine E-Mails mehr von Verbund erhalten? Ihr Posteingang auf der Plattform bleibt. / "
                      "Stop e-mails from Verbund? Your inbox on the platform stays.",

@@ -1,6 +1,8 @@
 import pytest
 
+from notifications.config import Config
 from notifications.testing import MailCatcher, Platform, WebhookReceiver
+from verbund.testing import migrated_store
 
 
 @pytest.fixture(scope="module")
@@ -30,3 +32,17 @@ def platform(request, infrastructure, mailcatcher, tmp_path_factory):
     running.service.start()
     yield running
     running.close()
+
+
+@pytest.fixture
+def store(database_url, amqp_uri):
+    """notifications' database, migrated by Alembic, on SQLite and PostgreSQL, relaying to the test's vhost."""
+    with migrated_store("notifications", database_url, amqp_uri) as store:
+        yield store
+
+
+@pytest.fixture
+def config(mailcatcher):
+    """Channels that send to the module's mail catcher at once and retry twice without waiting."""
+    return Config(smtp_port=mailcatcher.port, email_rate=1000, email_retry_delays=(0, 0),
+                  webhook_retry_delays=(0, 0), webhook_timeout=2, public_url="https://notify.example")

@@ -188,6 +188,31 @@ def test_the_unsubscribe_link_needs_no_login_and_turns_email_off(api):
     assert requests.post(f"{api.url}/unsubscribe/{forged}", timeout=5).status_code == 404
 
 
+@pytest.mark.parametrize("token", ["abc", "cut-off", "tampered"])
+def test_an_invalid_unsubscribe_link_says_so_on_the_page_it_opens(api, token):
+    profile, _ = known_member(api)
+    valid = domain.unsubscribe_token(profile["id"], TEST_AUTH_SECRET)
+    token = {"abc": "abc", "cut-off": valid[:-5], "tampered": valid[:-4] + ("AAAA" if not valid.endswith("AAAA")
+                                                                          else "BBBB")}[token]
+    for method in ("GET", "POST"):
+        page = requests.request(method, f"{api.url}/unsubscribe/{token}", timeout=5)
+        assert page.status_code == 404 and "text/html" in page.headers["Content-Type"], method
+        assert "<form" not in page.text and "ungültig" in page.text and "invalid" in page.text
+
+
+def test_a_webhook_url_with_a_space_is_a_422_on_create_and_update(api):
+    profile, headers = known_member(api)
+    hooks = f"{api.url}/webhooks"
+    refused = requests.post(hooks, json={"url": "http://exa mple.com/"}, headers=headers, timeout=5)
+    assert refused.status_code == 422 and "RFC 3986" in refused.json()["fields"]["url"][0]
+    created = requests.post(hooks, json={"url": "https://93.184.215.14/hook"}, headers=headers, timeout=5).json()
+    changed = requests.patch(f"{hooks}/{created['id']}", json={"url": "http://exa mple.com/"}, headers=headers,
+                             timeout=5)
+    assert changed.status_code == 422 and "url" in changed.json()["fields"]
+    assert requests.get(f"{hooks}/{created['id']}", headers=headers, timeout=5).json()["url"] == \
+        "https://93.184.215.14/hook"
+
+
 def test_the_failure_log_is_for_admins(api):
     assert requests.get(f"{api.url}/failures", headers=ADMIN, timeout=5).status_code == 200
     assert requests.get(f"{api.url}/failures", headers=INTEGRATOR, timeout=5).status_code == 403

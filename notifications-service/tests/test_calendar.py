@@ -20,7 +20,6 @@ from notifications.testing import (
 )
 from verbund.auth import Principal
 from verbund.calendar import event_ics, event_uid, file_problems, ical_text
-from verbund.testing import migrated_store
 
 # --- the rules -------------------------------------------------------------------------------------
 
@@ -90,12 +89,6 @@ def test_file_problems_finds_control_characters_and_bare_line_feeds():
 
 
 # --- the use cases ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def store(database_url, amqp_uri):
-    with migrated_store("notifications", database_url, amqp_uri) as store:
-        yield store
-
 
 def consume(store, *events):
     return [store.handle(event, services.on_event) for event in events]

@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from notifications import deliveries, dispatch, domain, queries, services
 from notifications.channels import webhook
 from notifications.channels.email import SmtpSender
-from notifications.config import Config
 from notifications.models import (
     Delivery,
     DeliveryAttempt,
@@ -48,25 +47,13 @@ from notifications.testing import (
 from verbund import outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Gone, NotFound, Unprocessable
-from verbund.testing import free_port, migrated_store
+from verbund.testing import free_port
 
 pytestmark = pytest.mark.integration
 
 ADMIN = Principal("admin", "admin")
 SECRET = "unsubscribe-test-secret"
 PAGE = {"unread": False, "page": 1, "per_page": 50}
-
-
-@pytest.fixture
-def store(database_url, amqp_uri):
-    with migrated_store("notifications", database_url, amqp_uri) as store:
-        yield store
-
-
-@pytest.fixture
-def config(mailcatcher):
-    return Config(smtp_port=mailcatcher.port, email_rate=1000, email_retry_delays=(0, 0),
-                  webhook_retry_delays=(0, 0), webhook_timeout=2, public_url="https://notify.example")
 
 
 def set_preferences(uow, principal, member_id, body):

@@ -5,15 +5,17 @@ import re
 import smtplib
 from email import encoders, policy
 from email.charset import QP, Charset
-from email.errors import HeaderParseError
+from email.errors import HeaderParseError, ObsoleteHeaderDefect
 from email.header import Header
 from email.headerregistry import Address
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate
+from email.utils import formataddr, formatdate, getaddresses
 from functools import lru_cache
+
+import idna
 
 from notifications.rendering import Rendered
 
@@ -54,7 +56,31 @@ def mailbox(addr_spec: str, display_name: str | None = None) -> Address:
         raise ValueError(f"{addr_spec!r} is not an e-mail address")
     if not address.username.isascii():  # would need SMTPUTF8 (RFC 6531), which we do not send with
         raise ValueError(f"{addr_spec!r} has a non-ASCII local part")
+    ascii_domain(address.domain, addr_spec)  # a domain no mail system can reach is no address
     return address
+
+
+def ascii_domain(domain: str, where: str = "") -> str:
+    """``domain`` as it goes on the wire: ASCII as it is, an internationalised domain in its
+    IDNA 2008 A-label form with the UTS #46 mapping (``bäcker.example`` → ``xn--bcker-gra.example``,
+    ``straße.de`` → ``xn--strae-oqa.de`` as DENIC registers it; Python's ``idna`` codec is IDNA 2003,
+    which would turn ß into ss). Raises ValueError for a domain IDNA cannot encode."""
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"{where or domain!r} has a domain that is not a valid internationalised name: {exc}") \
+            from None
+
+
+def envelope_address(addr_spec: str) -> str:
+    """An addr-spec as the SMTP envelope carries it (MAIL FROM, RCPT TO): the domain in IDNA
+    (:func:`ascii_domain`), so no SMTPUTF8 extension (RFC 6531) is needed; the local part stays as
+    quoted by ``Address``. Raises ValueError for what :func:`mailbox` refuses."""
+    address = mailbox(addr_spec)
+    local = address.addr_spec.rpartition("@")[0]
+    return f"{local}@{ascii_domain(address.domain)}"
 
 
 def header_address(address: Address) -> str:
@@ -66,17 +92,20 @@ def header_address(address: Address) -> str:
     email.utils.formataddr does the encoding: the modern policy's header folder does the same
     but takes milliseconds a header and encodes a non-ASCII domain as an RFC 2047 word, which is invalid.
     """
-    domain = address.domain if address.domain.isascii() else address.domain.encode("idna").decode("ascii")
     local = address.addr_spec.rpartition("@")[0]  # quoted by Address when it needs to be
-    return formataddr((address.display_name or None, f"{local}@{domain}"), charset="utf-8")
+    return formataddr((address.display_name or None, f"{local}@{ascii_domain(address.domain)}"), charset="utf-8")
 
 
 @lru_cache(maxsize=8)
 def parse_mail_from(value: str) -> Address:
-    """MAIL_FROM (``Verbund Geschäftsstelle <noreply@verbund.example>`` or a bare address) as an address
-    object, read by the standard library's RFC 5322 header parser. Raises ValueError that says what is
-    wrong unless it is exactly one address with a local part and a domain."""
-    example = "such as 'Verbund Geschäftsstelle <noreply@verbund.example>'"
+    """MAIL_FROM (``Verbund Geschäftsstelle <noreply@verbund.example>``, ``Verbund e.V. <...>`` or a
+    bare address) as an address object, read by the standard library's RFC 5322 header parser.
+
+    Obsolete syntax (RFC 5322 section 4, e.g. the unquoted period of "e.V." in the display name) is
+    read, as the RFC asks of a parser: the name is quoted when the header is written
+    (:func:`header_address`). Raises ValueError naming the problem (several addresses, no domain,
+    a missing ``>``, ...) unless it is exactly one address with a local part and a valid domain."""
+    example = "such as 'Verbund e.V. <noreply@verbund.example>'"
     if _CONTROL.search(value):
         raise ValueError(f"MAIL_FROM must be one line, {example}")
     try:
@@ -84,8 +113,19 @@ def parse_mail_from(value: str) -> Address:
         addresses = header.addresses
     except (ValueError, IndexError, HeaderParseError) as exc:
         raise ValueError(f"MAIL_FROM is not an e-mail address ({exc}), {example}: {value!r}") from None
-    if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain or header.defects:
-        raise ValueError(f"MAIL_FROM must be exactly one e-mail address, {example}, not {value!r}")
+    problems = [str(defect) for defect in header.defects if not isinstance(defect, ObsoleteHeaderDefect)]
+    if len(addresses) != 1:
+        problems.insert(0, f"it holds {len(addresses)} addresses, not one")
+    elif not addresses[0].username or not addresses[0].domain:
+        problems.insert(0, "the address needs a local part, an @ and a domain")
+    if not problems:
+        try:
+            ascii_domain(addresses[0].domain)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ValueError(f"MAIL_FROM {value!r} is not one e-mail address: {'; '.join(dict.fromkeys(problems))}; "
+                         f"use one address with an optional display name, {example}")
     return addresses[0]
 
 
@@ -154,8 +194,17 @@ class SmtpSender:
         return self._smtp
 
     def send(self, message: Message, to_address: str) -> None:
+        """Send ``message`` to ``to_address``; the envelope (MAIL FROM from the From header, RCPT TO)
+        carries domains in IDNA (:func:`envelope_address`), so a compat32 message never takes
+        smtplib's SMTPUTF8 path. Raises SendError (``permanent`` for a 5xx or an address that
+        cannot be put on the wire)."""
         try:
-            refused = self._connection().send_message(message, to_addrs=[to_address])
+            sender = envelope_address(getaddresses([message["From"]])[0][1])
+            recipient = envelope_address(to_address)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise SendError(f"cannot address the mail: {exc}", permanent=True) from None
+        try:
+            refused = self._connection().send_message(message, from_addr=sender, to_addrs=[recipient])
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))
             raise SendError(f"recipient refused: {code} {reason!r}", permanent=code >= 500) from None

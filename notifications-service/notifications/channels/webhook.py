@@ -140,8 +140,36 @@ def is_public(address: str) -> bool:
     return refusal(address) is None
 
 
+# RFC 3986 appendix A: a URI holds unreserved and reserved characters and %-escapes, nothing else.
+# (The ``rfc3986`` package checks the host but lets a space or "<" in the path pass.)
+_URI_CHARACTER = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}")
+
+
+def url_syntax_problem(url: str) -> str | None:
+    """Why ``url`` is not a URI after RFC 3986 (a space, an umlaut, a ``%`` not followed by two hex
+    digits, ...), naming the first offending character and its position (1-based); None if every
+    character is allowed. Non-ASCII letters are refused too: an IRI must be written with its host
+    in IDNA (``xn--``) and its path %-encoded, as the request will carry it."""
+    position = 0
+    for match in _URI_CHARACTER.finditer(url):
+        if match.start() != position:
+            break
+        position = match.end()
+    if position == len(url):
+        return None
+    bad = url[position]
+    what = "a space" if bad == " " else "an incomplete %-escape" if bad == "%" else repr(bad)
+    advice = ("write a domain with umlauts in its xn-- form and other letters %-encoded" if not bad.isascii()
+              else "write it %-encoded (a space is %20)")
+    return f"{what} at position {position + 1} is not allowed in a URL (RFC 3986); {advice}"
+
+
 def parse_url(url: str) -> tuple[str, int]:
-    """Host and port of an http(s) URL; UnsafeUrl if it is not one."""
+    """Host and port of an http(s) URL; UnsafeUrl if it is not one (RFC 3986 syntax, see
+    :func:`url_syntax_problem`; scheme http or https; a host; no credentials)."""
+    problem = url_syntax_problem(url)
+    if problem:
+        raise UnsafeUrl(problem)
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -4,10 +4,9 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, update
 
 from notifications import deliveries, domain, queries
-from notifications.models import Delivery, Preference, PreferenceTopic, Recipient
+from notifications.models import Delivery, Preference, PreferenceTopic
 from verbund.auth import Principal
 from verbund.database import UnitOfWork
-from verbund.errors import NotFound
 
 
 def set_preferences(uow: UnitOfWork, principal: Principal, member_id: str, changes: dict) -> dict:
@@ -55,12 +54,7 @@ def set_preferences(uow: UnitOfWork, principal: Principal, member_id: str, chang
 def unsubscribe(uow: UnitOfWork, token: str, secret: str) -> str:
     """Turn e-mail off for the member the token was made for; returns its id. NotFound (404)
     for a token that is not valid or a member no longer known."""
-    member_id = domain.member_of_unsubscribe_token(token, secret)
-    if member_id is None:
-        raise NotFound("this unsubscribe link is not valid")
-    recipient = uow.session.get(Recipient, member_id)
-    if recipient is None or recipient.deleted:
-        raise NotFound("this unsubscribe link is not valid any more")
+    member_id = queries.unsubscribe_member(uow.session, token, secret)
     set_preferences(uow, Principal("unsubscribe", "member", member_id=member_id), member_id,
                     {"channels": {"email": False}})
     return member_id
