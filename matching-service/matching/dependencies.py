@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import eventlet
+import tenacity
 from eventlet.event import Event
 from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -57,16 +58,14 @@ def fetch_pages(amqp_uri: str, page_size: int = RPC_PAGE):
 
 
 def retry_with_backoff(what: str, attempt: Callable[[], object]):
-    """Call ``attempt`` until it returns, waiting BACKOFF_FIRST seconds after the first failure,
-    doubling up to BACKOFF_MAX (green sleeps: other work goes on meanwhile)."""
-    delay = BACKOFF_FIRST
-    while True:
-        try:
-            return attempt()
-        except Exception as exc:
-            log.warning("%s failed, retrying in %.0fs: %s", what, delay, exc)
-            eventlet.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX)
+    """Call ``attempt`` until it returns (tenacity), waiting BACKOFF_FIRST seconds after the first
+    failure, doubling up to BACKOFF_MAX (green sleeps: other work goes on meanwhile)."""
+    def warn(state: tenacity.RetryCallState) -> None:
+        log.warning("%s failed, retrying in %.0fs: %s", what, state.upcoming_sleep, state.outcome.exception())
+
+    retrying = tenacity.Retrying(wait=tenacity.wait_exponential(multiplier=BACKOFF_FIRST, max=BACKOFF_MAX),
+                                 sleep=eventlet.sleep, before_sleep=warn, reraise=True)
+    return retrying(attempt)
 
 
 class MatchingEngine:
