@@ -40,7 +40,7 @@ from kombu import Connection, Consumer, Exchange, Queue, binding
 from verbund import broker, catalogue, envelope
 
 # The pattern rules live in the runtime module verbund.topics (services use them too); re-exported here.
-from verbund.topics import is_everything, scope_regex, topic_matches  # noqa: F401
+from verbund.topics import is_everything, scope_regex  # noqa: F401
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 # Bound to, never declared: declaring the exchange would need rights an integrator does not have.
@@ -48,6 +48,8 @@ EXISTING_EXCHANGE = Exchange(broker.events_exchange.name, type="topic", durable=
 # What an integrator made without --events, or before scopes existed, may read: every event type.
 DEFAULT_SCOPE = ("#",)
 _WORD = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
 class ScopeError(ValueError):
     """An integrator scope that cannot be granted: empty, malformed or naming unknown event types."""
 
@@ -272,6 +274,18 @@ def parse_since(text: str) -> datetime:
         return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def topic_matches(routing_key: str, pattern: str) -> bool:
+    """AMQP topic matching: '*' stands for one word, '#' for zero or more."""
+    def match(words: list[str], parts: list[str]) -> bool:
+        if not parts:
+            return not words
+        if parts[0] == "#":
+            return any(match(words[i:], parts[1:]) for i in range(len(words) + 1))
+        return bool(words) and parts[0] in ("*", words[0]) and match(words[1:], parts[1:])
+
+    return match(routing_key.split("."), pattern.split("."))
 
 
 def follow(amqp_uri: str, patterns: list[str], since: datetime | None = None, queue_name: str | None = None,

@@ -1,5 +1,5 @@
-"""AMQP topic patterns and integrator scopes: which routing keys a pattern matches, and which
-binding keys (or webhook event-type patterns) a scope covers. Pure functions, used at run time by
+"""Integrator scopes over AMQP topic patterns: which binding keys (or webhook event-type patterns,
+or event types) a scope covers. Pure functions, used at run time by
 the services (members' key rules, notifications' webhook filters) and by ``verbund integrator``.
 
 The rules are AMQP 0-9-1 topic matching as RabbitMQ implements it: words separated by dots,
@@ -59,18 +59,6 @@ def scope_regex(scope: tuple[str, ...]) -> str:
     # Scope words are plain names, so the regex holds no '{': RabbitMQ expands {username}-style variables.
     # "(?!\n)$": PCRE's and Python's '$' also match before a final newline.
     return "^(?:" + "|".join(_plain(pattern.split(".")) for pattern in scope) + r")(?!\n)$"
-
-
-def topic_matches(routing_key: str, pattern: str) -> bool:
-    """AMQP topic matching: '*' stands for one word, '#' for zero or more."""
-    def match(words: list[str], parts: list[str]) -> bool:
-        if not parts:
-            return not words
-        if parts[0] == "#":
-            return any(match(words[i:], parts[1:]) for i in range(len(words) + 1))
-        return bool(words) and parts[0] in ("*", words[0]) and match(words[1:], parts[1:])
-
-    return match(routing_key.split("."), pattern.split("."))
 
 
 def covers(scope: tuple[str, ...] | list[str], pattern: str) -> bool:

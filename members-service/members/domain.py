@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Unprocessable
-from verbund.topics import covers, topic_matches
+from verbund.topics import covers
 from verbund.vocabulary import normalize
 
 # Legal-form suffixes that do not make two registrations different organisations.
@@ -150,8 +150,8 @@ def can_read_personal(principal: Principal, grant: dict | None = None) -> bool:
     if principal.role != "integrator" or principal.grant is None:
         return False
     check_grant(principal, grant)
-    return principal.personal and any(topic_matches(type_, pattern) for type_ in PERSONAL_EVENTS
-                                      for pattern in principal.events)
+    # An event type is a binding key without wildcards: covered iff a scope pattern matches it.
+    return principal.personal and any(covers(principal.events, type_) for type_ in PERSONAL_EVENTS)
 
 
 def can_delete(principal: Principal, member_id: str) -> bool:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
@@ -263,8 +264,9 @@ def test_verbund_integrator_prints_a_working_uri_and_a_scoped_token(platform, me
 
 def verbund_integrator(platform, members_url: str, name: str, *options: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "AMQP_URI": platform.admin_uri, "MEMBERS_URL": members_url, "AUTH_SECRET": TEST_AUTH_SECRET}
-    return subprocess.run([sys.executable, "-m", "verbund.cli", "integrator", name, "--vhost", platform.vhost,
-                           *options], env=env, capture_output=True, text=True, timeout=60)
+    command = Path(sys.executable).with_name("verbund")  # the installed command, wherever its module lives
+    return subprocess.run([str(command), "integrator", name, "--vhost", platform.vhost, *options], env=env,
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_narrowing_with_verbund_integrator_takes_back_the_old_token(platform, members, member_input):
