@@ -275,6 +275,15 @@ def cmd_integrator(args) -> int:
     credentials = f"{user}:{quote(password, safe='')}" if password else f"{user}:<unchanged password>"
     print(f"AMQP_URI=amqp://{credentials}@{parts.hostname}:{parts.port or 5672}/{quote(args.vhost, safe='')}")
     print(f"TOKEN={token}")
+    try:  # last: webhooks are what an integrator made with its token; they follow a narrowed scope
+        changed = integrators.narrow_webhooks(integrators.notifications_url(), args.name, scope)
+    except RuntimeError as exc:
+        print(f"error: the integrator's webhooks could not be brought within the scope: {exc}; run the command "
+              f"again with --keep-password", file=sys.stderr)
+        return 1
+    for hook in changed:
+        after = ",".join(hook["after"]) if hook["after"] else "disabled (nothing left in scope)"
+        print(f"webhook {hook['id']}: {','.join(hook['before'])} -> {after}")
     return 0
 
 

@@ -188,6 +188,58 @@ def record_grant(url: str, name: str, scope: tuple[str, ...], personal: bool, ti
     return response.json()
 
 
+def notifications_url() -> str:
+    """Where notifications-service (which holds integrators' webhooks) answers: ``NOTIFICATIONS_URL``,
+    else its address from the settings."""
+    from verbund.settings import Settings
+
+    if os.environ.get("NOTIFICATIONS_URL"):
+        return os.environ["NOTIFICATIONS_URL"].rstrip("/")
+    settings = Settings.from_env("notifications")
+    return f"http://{settings.http_host}:{settings.http_port}"
+
+
+def narrow_webhooks(url: str, name: str, scope: tuple[str, ...], timeout: float = 10.0) -> list[dict]:
+    """Bring the integrator's webhook endpoints at notifications-service within ``scope`` after a
+    narrowing, as its own token of that scope would change them (``PATCH /webhooks/{id}``): a pattern
+    the scope covers stays, one it does not is replaced by the scope patterns inside it (``#`` under
+    scope ``event.*`` becomes ``event.*``; ``member.*`` goes), and an endpoint left with nothing is
+    disabled. Returns ``[{"id", "before", "after"}]`` (``after`` None: disabled). Raises RuntimeError
+    saying why when notifications-service cannot be reached or refuses."""
+    import requests
+
+    from verbund import auth
+    from verbund.topics import covers
+
+    if is_everything(scope):
+        return []
+    headers = {"Authorization": f"Bearer {auth.issue('integrator', name, events=scope, ttl=timedelta(minutes=1))}"}
+    changed = []
+    try:
+        listed = requests.get(f"{url}/webhooks", headers=headers, timeout=timeout)
+        if listed.status_code != 200:
+            raise RuntimeError(f"notifications-service at {url} refused the webhook list: {listed.status_code}")
+        for hook in listed.json()["items"]:
+            before = hook.get("event_types") or ["#"]
+            if all(covers(scope, pattern) for pattern in before):
+                continue
+            after: list[str] = []
+            for pattern in before:
+                for kept in [pattern] if covers(scope, pattern) else [s for s in scope if covers((pattern,), s)]:
+                    if kept not in after:
+                        after.append(kept)
+            answer = requests.patch(f"{url}/webhooks/{hook['id']}", headers=headers, timeout=timeout,
+                                    json={"event_types": after} if after else {"enabled": False})
+            if answer.status_code != 200:
+                raise RuntimeError(f"notifications-service at {url} refused to narrow webhook {hook['id']}: "
+                                   f"{answer.status_code} {answer.text[:300]}")
+            changed.append({"id": hook["id"], "before": before, "after": after or None})
+    except requests.RequestException as exc:
+        raise RuntimeError(f"notifications-service at {url} is not reachable ({exc.__class__.__name__}); "
+                           f"set NOTIFICATIONS_URL") from None
+    return changed
+
+
 def prune_bindings(admin_uri: str, name: str, vhost: str, scope: tuple[str, ...]) -> list[tuple[str, str]]:
     """Unbind the integrator's queues and exchanges from ``verbund.events`` where the binding key is
     outside ``scope`` (RabbitMQ checks the scope on bind only). Returns the removed (name, key) pairs."""

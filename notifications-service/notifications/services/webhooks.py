@@ -58,6 +58,8 @@ def update_webhook(uow: UnitOfWork, principal: Principal, endpoint_id: str, chan
         endpoint.event_types = json.dumps(domain.integrator_event_types(principal, changes["event_types"]))
     _check_url(endpoint.url, endpoint.allow_private)
     if changes.get("enabled") is True and not endpoint.enabled:
+        if endpoint.member_id is None:  # what was disabled as outside a narrowed scope stays off
+            domain.integrator_event_types(principal, json.loads(endpoint.event_types or '["#"]'))
         endpoint.enabled, endpoint.disabled_reason = True, None
     elif changes.get("enabled") is False and endpoint.enabled:
         deliveries.disable_endpoint(uow, endpoint, "disabled by its owner")
