@@ -248,7 +248,7 @@ def cmd_integrator(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:  # the grant first: the old tokens lose personal data even if the broker part fails below
-        grant = integrators.record_grant(integrators.members_url(), args.name, scope, args.personal)
+        grant = integrators.record_grant(integrators.service_url("members"), args.name, scope, args.personal)
     except RuntimeError as exc:
         print(f"error: nothing changed, the grant could not be recorded: {exc}", file=sys.stderr)
         return 1
@@ -276,7 +276,7 @@ def cmd_integrator(args) -> int:
     print(f"AMQP_URI=amqp://{credentials}@{parts.hostname}:{parts.port or 5672}/{quote(args.vhost, safe='')}")
     print(f"TOKEN={token}")
     try:  # last: webhooks are what an integrator made with its token; they follow a narrowed scope
-        changed = integrators.narrow_webhooks(integrators.notifications_url(), args.name, scope)
+        changed = integrators.narrow_webhooks(integrators.service_url("notifications"), args.name, scope)
     except RuntimeError as exc:
         print(f"error: the integrator's webhooks could not be brought within the scope: {exc}; run the command "
               f"again with --keep-password", file=sys.stderr)

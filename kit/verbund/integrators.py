@@ -155,14 +155,15 @@ def create(name: str, vhost: str = "/", password: str | None = None, scope: tupl
     return password
 
 
-def members_url() -> str:
-    """Where members-service (the key service, which holds integrators' grants) answers:
-    ``MEMBERS_URL``, else its address from the settings (``MEMBERS_HTTP_HOST``/``MEMBERS_PORT``)."""
+def service_url(service: str) -> str:
+    """Where ``service`` (``members``: the key service, which holds integrators' grants;
+    ``notifications``: their webhooks) answers: ``MEMBERS_URL``/``NOTIFICATIONS_URL``, else its
+    address from the settings (``MEMBERS_HTTP_HOST``, ``MEMBERS_PORT``, ...)."""
     from verbund.settings import Settings
 
-    if os.environ.get("MEMBERS_URL"):
-        return os.environ["MEMBERS_URL"].rstrip("/")
-    settings = Settings.from_env("members")
+    if os.environ.get(f"{service.upper()}_URL"):
+        return os.environ[f"{service.upper()}_URL"].rstrip("/")
+    settings = Settings.from_env(service)
     return f"http://{settings.http_host}:{settings.http_port}"
 
 
@@ -186,17 +187,6 @@ def record_grant(url: str, name: str, scope: tuple[str, ...], personal: bool, ti
     if response.status_code != 200:
         raise RuntimeError(f"members-service at {url} refused the grant: {response.status_code} {response.text[:300]}")
     return response.json()
-
-
-def notifications_url() -> str:
-    """Where notifications-service (which holds integrators' webhooks) answers: ``NOTIFICATIONS_URL``,
-    else its address from the settings."""
-    from verbund.settings import Settings
-
-    if os.environ.get("NOTIFICATIONS_URL"):
-        return os.environ["NOTIFICATIONS_URL"].rstrip("/")
-    settings = Settings.from_env("notifications")
-    return f"http://{settings.http_host}:{settings.http_port}"
 
 
 def narrow_webhooks(url: str, name: str, scope: tuple[str, ...], timeout: float = 10.0) -> list[dict]:
