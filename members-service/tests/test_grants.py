@@ -22,14 +22,13 @@ def integrator(**claims) -> Principal:
 
 # --- the rule ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("principal", [
-    integrator(events=("member.*",), personal=True, grant=2),  # an older grant
-    integrator(events=("member.*",), personal=True, grant=4),  # one that never was
-    integrator(events=("#",), grant=3),  # claims more event types than granted
-    integrator(events=("member.*",), personal=True, grant=3, ),
+@pytest.mark.parametrize("principal, grant", [
+    (integrator(events=("member.*",), personal=True, grant=2), CURRENT),  # an older grant
+    (integrator(events=("member.*",), personal=True, grant=4), CURRENT),  # one that never was
+    (integrator(events=("#",), grant=3), CURRENT),  # claims more event types than granted
+    (integrator(events=("member.*",), personal=True, grant=3), {**CURRENT, "events": ["member.registered"]}),
 ])
-def test_a_token_of_another_grant_or_claiming_more_is_refused(principal):
-    grant = {**CURRENT, "events": ["member.registered"]} if principal.grant == 3 and principal.personal else CURRENT
+def test_a_token_of_another_grant_or_claiming_more_is_refused(principal, grant):
     with pytest.raises(Forbidden) as refused:
         domain.check_grant(principal, grant)
     assert "new token" in refused.value.message
