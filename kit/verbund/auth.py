@@ -31,6 +31,9 @@ class Principal:
     # type and no personal data.
     events: tuple[str, ...] = ("#",)
     personal: bool = False
+    # The serial of the integrator's grant this token was issued under (members-service holds the
+    # current one); None for tokens issued before grants were recorded.
+    grant: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -45,9 +48,10 @@ ANONYMOUS = Principal(subject="anonymous", role="anonymous")
 
 def issue(role: str, subject: str, *, member_id: str | None = None, association: str | None = None,
           ttl: timedelta = timedelta(days=30), secret: str | None = None,
-          events: tuple[str, ...] | None = None, personal: bool = False) -> str:
-    """A signed JWT (HS256) for ``role``; ``events`` (topic patterns such as ``event.*``) and
-    ``personal`` state an integrator's scope and are refused for other roles."""
+          events: tuple[str, ...] | None = None, personal: bool = False, grant: int | None = None) -> str:
+    """A signed JWT (HS256) for ``role``; ``events`` (topic patterns such as ``event.*``),
+    ``personal`` and ``grant`` (the serial of its recorded grant, claim ``grant``) state an
+    integrator's scope and are refused for other roles."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if role == "member" and not member_id:
@@ -60,12 +64,14 @@ def issue(role: str, subject: str, *, member_id: str | None = None, association:
         claims["member_id"] = member_id
     if association:
         claims["association"] = association
-    if (events is not None or personal) and role != "integrator":
+    if (events is not None or personal or grant is not None) and role != "integrator":
         raise ValueError("only an integrator token has an event scope or personal-data access")
     if events is not None:
         claims["events"] = list(events)
     if personal:
         claims["personal"] = True
+    if grant is not None:
+        claims["grant"] = grant
     return jwt.encode(claims, secret or auth_secret(), algorithm=ALGORITHM)
 
 
@@ -79,7 +85,8 @@ def verify(token: str, secret: str | None = None) -> Principal:
         raise InvalidToken("unknown role")
     return Principal(subject=claims["sub"], role=claims["role"], member_id=claims.get("member_id"),
                      association=claims.get("association"),
-                     events=tuple(claims.get("events") or ("#",)), personal=claims.get("personal") is True)
+                     events=tuple(claims.get("events") or ("#",)), personal=claims.get("personal") is True,
+                     grant=claims["grant"] if type(claims.get("grant")) is int else None)
 
 
 def from_header(value: str | None) -> Principal:

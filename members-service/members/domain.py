@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from verbund.auth import Principal
-from verbund.broker import topic_matches
 from verbund.errors import Forbidden, Unprocessable
+from verbund.topics import covers
 from verbund.vocabulary import normalize
 
 # Legal-form suffixes that do not make two registrations different organisations.
@@ -119,14 +119,39 @@ def can_change(principal: Principal, member_id: str, associations: list[str]) ->
     return principal.role == "organizer" and principal.association in associations
 
 
-def can_read_personal(principal: Principal) -> bool:
-    """Who may have a member's key: admins, and integrators whose scope grants personal data and
-    covers the member.* events that carry it."""
+# The events that carry a member's personal fields (encrypted): a scope must cover one to need its key.
+PERSONAL_EVENTS = ("member.registered", "member.updated")
+
+
+def check_grant(principal: Principal, grant: dict | None) -> None:
+    """Raises Forbidden (403) when an integrator token was issued under a grant that is no longer the
+    integrator's current one (``grant``: its stored grant ``{"serial", "events", "personal", ...}`` or
+    None), or claims more than that grant: narrowing a scope takes back the old tokens (GDPR art.
+    5(1)(c), 25(2)). Tokens without a grant claim (issued before grants were recorded) pass: they get
+    the documented default, every event type and no personal data (``can_read_personal``)."""
+    if principal.role != "integrator" or principal.grant is None:
+        return
+    if grant is None or principal.grant != grant["serial"]:
+        raise Forbidden(f"the grant of integrator {principal.subject} changed since this token was issued; "
+                        f"ask the platform's admin for a new token (verbund integrator)")
+    if (principal.personal and not grant["personal"]) or \
+            not all(covers(grant["events"], pattern) for pattern in principal.events):
+        raise Forbidden(f"this token claims more than the grant of integrator {principal.subject}; "
+                        f"ask the platform's admin for a new token (verbund integrator)")
+
+
+def can_read_personal(principal: Principal, grant: dict | None = None) -> bool:
+    """Who may have a member's key and see its contact person: admins, and integrators whose token
+    carries their current grant (``check_grant``: Forbidden otherwise) and whose grant gives personal
+    data and covers a ``member.*`` event that carries it. Tokens without a grant claim get no
+    personal data. The one rule for the key endpoint and profile visibility."""
     if principal.is_admin:
         return True
-    return principal.role == "integrator" and principal.personal and any(
-        topic_matches(pattern, type_) for type_ in ("member.registered", "member.updated")
-        for pattern in principal.events)
+    if principal.role != "integrator" or principal.grant is None:
+        return False
+    check_grant(principal, grant)
+    # An event type is a binding key without wildcards: covered iff a scope pattern matches it.
+    return principal.personal and any(covers(principal.events, type_) for type_ in PERSONAL_EVENTS)
 
 
 def can_delete(principal: Principal, member_id: str) -> bool:
@@ -152,16 +177,18 @@ def authorize_erase(principal: Principal, member_id: str) -> None:
         raise Forbidden("only the member itself or an admin may delete a member")
 
 
-def authorize_key(principal: Principal | None) -> None:
-    """Raises Forbidden (403) unless ``principal`` may have members' keys (``can_read_personal``);
-    None is a service over the internal RPC, which may."""
-    if principal is not None and not can_read_personal(principal):
+def authorize_key(principal: Principal | None, grant: dict | None = None) -> None:
+    """Raises Forbidden (403) unless ``principal`` may have members' keys (``can_read_personal``
+    under the integrator's current ``grant``); None is a service over the internal RPC, which may."""
+    if principal is not None and not can_read_personal(principal, grant):
         raise Forbidden("only admins and integrators entitled to personal data may read member keys")
 
 
-def visible(principal: Principal, profile: dict) -> dict:
-    """The profile as ``principal`` may see it: an integrator whose token does not grant personal data
-    sees the contact's language, not the person (GDPR art. 5(1)(c), as in the events it receives)."""
-    if principal.role != "integrator" or principal.personal:
+def visible(principal: Principal, profile: dict, grant: dict | None = None) -> dict:
+    """The profile as ``principal`` may see it: an integrator not entitled to personal data
+    (``can_read_personal`` under its current ``grant``, the rule of the key endpoint) sees the
+    contact's language, not the person (GDPR art. 5(1)(c), as in the events it receives).
+    Forbidden (403) for an integrator token whose grant changed."""
+    if principal.role != "integrator" or can_read_personal(principal, grant):
         return profile
     return {**profile, "contact": {"name": None, "email": None, "language": profile["contact"]["language"]}}

@@ -3,6 +3,7 @@
 id and version only, so late updates get 410 and versions keep rising."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
@@ -156,3 +157,21 @@ class MemberKey(Base):
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[bytes] = mapped_column(LargeBinary(32))  # 256-bit AES-GCM key
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IntegratorGrant(Base):
+    """An integrator's current grant, as ``verbund integrator`` last recorded it: the event types it
+    may read (topic patterns, JSON list) and whether it may see personal data. ``serial`` rises with
+    every grant and is the ``grant`` claim of the tokens issued under it; the key endpoint and the
+    profiles refuse a token of an older serial, so narrowing a scope takes back the old tokens."""
+    __tablename__ = "integrator_grants"
+
+    name: Mapped[str] = mapped_column(String(41), primary_key=True)
+    events: Mapped[str] = mapped_column(Text)  # JSON list of topic patterns
+    personal: Mapped[bool] = mapped_column(Boolean)
+    serial: Mapped[int] = mapped_column(Integer)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def view(self) -> dict:
+        return {"name": self.name, "events": json.loads(self.events), "personal": self.personal,
+                "serial": self.serial, "granted_at": isoformat(self.granted_at)}

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from members import domain
-from members.models import Competency, Member, MemberKey, Tag
+from members.models import Competency, IntegratorGrant, Member, MemberKey, Tag
 from verbund import personal
 from verbund.auth import Principal
 from verbund.errors import Gone, NotFound
@@ -26,6 +26,18 @@ def load_member(session: Session, member_id: str, *, for_update: bool = False) -
     return member
 
 
+def integrator_grant(session: Session, principal: Principal | None) -> dict | None:
+    """The current grant of the integrator ``principal`` (``IntegratorGrant.view``), None for other
+    principals and integrators without a recorded grant. Raises Forbidden (403) for a token whose
+    grant is not the current one (``domain.check_grant``), before anything is read."""
+    if principal is None or principal.role != "integrator":
+        return None
+    held = session.get(IntegratorGrant, principal.subject)
+    grant = held.view() if held is not None else None
+    domain.check_grant(principal, grant)
+    return grant
+
+
 def get(session: Session, principal: Principal, member_id: str) -> dict:
     """A member's profile, for those who may read it (``domain.can_read``): Forbidden, NotFound, Gone."""
     domain.authorize_read(principal, member_id)
@@ -36,11 +48,12 @@ def member_key(session: Session, principal: Principal | None, member_id: str) ->
     """The member's key as a JWK (verbund.personal.jwk) for decrypting ``profile.personal`` of its events.
 
     ``principal`` None is a service over the internal RPC; over HTTP only admins and integrators
-    whose token grants personal data (``personal``) and ``member.*`` events may have it (GDPR art.
-    5(1)(c): personal data only to those who need it). Raises NotFound (no such member, or no
-    encrypted event yet), Gone (erased: the key is deleted), Forbidden.
+    whose token carries their current grant (``integrator_grant``), which gives personal data and
+    ``member.*`` events, may have it (GDPR art. 5(1)(c): personal data only to those who need it).
+    Raises NotFound (no such member, or no encrypted event yet), Gone (erased: the key is deleted),
+    Forbidden (not entitled, or a token of an older grant).
     """
-    domain.authorize_key(principal)
+    domain.authorize_key(principal, integrator_grant(session, principal))
     member = session.get(Member, member_id)
     if member is None:
         raise NotFound(f"no member {member_id}")

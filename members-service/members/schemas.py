@@ -155,3 +155,23 @@ IMPORT_REPORT = {"type": "object", "required": ["rows", "valid", "imported", "er
 IMPORT_BODY = {"text/csv": {"schema": {"type": "string"}},
                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
                    {"schema": {"type": "string", "format": "binary"}}}
+
+
+# An AMQP topic pattern of an integrator scope: words of lowercase names, '*' or '#', joined by dots.
+TOPIC_PATTERN = r"^(\*|#|[a-z][a-z0-9_-]*)(\.(\*|#|[a-z][a-z0-9_-]*))*$"
+INTEGRATOR_NAME = r"^[a-z0-9][a-z0-9-]{1,40}$"
+
+
+class GrantSchema(Schema):
+    """An integrator's grant as ``verbund integrator`` records it: ``PUT /integrators/{name}/grant``."""
+    events = fields.List(fields.String(validate=validate.Regexp(TOPIC_PATTERN, error="not a topic pattern such as "
+                                                                                      "'event.*'")),
+                         required=True, validate=validate.Length(min=1, max=50))
+    personal = StrictBoolean(load_default=False)
+
+
+GRANT = {"type": "object", "required": ["name", "events", "personal", "serial", "granted_at"], "properties": {
+    "name": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}},
+    "personal": {"type": "boolean"},
+    "serial": {"type": "integer", "description": "the `grant` claim of the tokens issued under this grant"},
+    "granted_at": {"type": "string", "format": "date-time"}}}

@@ -3,6 +3,8 @@ schemas into ``request.body_data`` and ``request.query_data``), authorises, call
 (``members.services``, in one unit of work) or query (``members.queries``), and answers."""
 from __future__ import annotations
 
+import re
+
 from nameko.rpc import rpc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -11,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from members import domain, importer, queries, schemas, services
 from members.messages import Messages, negotiate
 from verbund import auth, personal
-from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge
+from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge, Unprocessable
 from verbund.service import ServiceBase
 from verbund.web import ANYONE, api, error_response, if_match, json_body, json_response
 
@@ -46,8 +48,9 @@ class MembersService(ServiceBase):
     def get_member(self, request, member_id):
         """Read a member's profile."""
         with self.db.unit_of_work() as uow:
+            grant = queries.integrator_grant(uow.session, request.principal)
             profile = queries.get(uow.session, request.principal, str(member_id))
-        return _member_response(domain.visible(request.principal, profile))
+        return _member_response(domain.visible(request.principal, profile, grant))
 
     @api("PATCH", "/members/<uuid:member_id>", roles=("admin", "organizer", "member"), body=schemas.MemberSchema,
          load_body=False, errors=(409, 410, 412),
@@ -86,8 +89,22 @@ class MembersService(ServiceBase):
     def list_members(self, request):
         """List and filter members, a page at a time."""
         with self.db.unit_of_work() as uow:
+            grant = queries.integrator_grant(uow.session, request.principal)
             found = queries.search(uow.session, request.query_data)
-        return {**found, "items": [domain.visible(request.principal, profile) for profile in found["items"]]}
+        return {**found, "items": [domain.visible(request.principal, profile, grant) for profile in found["items"]]}
+
+    @api("PUT", "/integrators/<string:name>/grant", roles=("admin",), body=schemas.GrantSchema, errors=(409,),
+         responses={200: ("The integrator's grant; its serial goes into the tokens' grant claim", schemas.GRANT)})
+    def record_grant(self, request, name):
+        """Record an integrator's grant (``verbund integrator`` does): older tokens lose personal data."""
+        if not re.match(schemas.INTEGRATOR_NAME, name):
+            raise Unprocessable("validation failed", fields={"name": [
+                "an integrator name is 2-41 lowercase letters, digits or dashes"]})
+        try:
+            with self.db.unit_of_work() as uow:
+                return services.record_grant(uow, name, request.body_data)
+        except IntegrityError:  # the same integrator's first grant recorded at the same time
+            raise Conflict("the integrator's grant changed at the same time; run the command again") from None
 
     @api("POST", "/members/import", roles=STAFF, max_body=MAX_IMPORT_BYTES, body=schemas.IMPORT_BODY,
          query=schemas.ImportQuerySchema, errors=(409, 413, 415),

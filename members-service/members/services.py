@@ -4,6 +4,7 @@
 (transactional outbox), and it reads the time from ``uow.now()`` only."""
 from __future__ import annotations
 
+import json
 import uuid
 
 from marshmallow import ValidationError
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from members import domain, importer
 from members.messages import Messages
-from members.models import Member, MemberKey
+from members.models import IntegratorGrant, Member, MemberKey
 from members.queries import load_member
 from members.schemas import MemberSchema
 from verbund import envelope, outbox, personal
@@ -173,3 +174,20 @@ def erase(uow: UnitOfWork, principal: Principal, member_id: str) -> None:
                                                           outbox.outbox_table.c.published_at.is_not(None)))
     uow.emit("member.deleted", member.id, {"id": member.id, "version": member.version,
                                           "deleted_at": envelope.isoformat(member.deleted_at)})
+
+
+def record_grant(uow: UnitOfWork, name: str, grant: dict) -> dict:
+    """Record integrator ``name``'s new grant (``grant`` as GrantSchema loads it: ``events``, topic
+    patterns, and ``personal``) and return its view with the next ``serial``: tokens issued under an
+    older serial lose the key endpoint and the contact persons (``domain.check_grant``). The
+    serial rises even when the grant is unchanged, so every ``verbund integrator`` run takes back
+    the tokens printed before."""
+    held = uow.session.execute(select(IntegratorGrant).where(IntegratorGrant.name == name)
+                               .with_for_update()).scalar()
+    if held is None:
+        held = IntegratorGrant(name=name, serial=0)
+        uow.session.add(held)
+    held.events, held.personal = json.dumps(list(grant["events"])), grant["personal"]
+    held.serial, held.granted_at = held.serial + 1, uow.now()
+    uow.session.flush()
+    return held.view()

@@ -82,7 +82,8 @@ def test_the_authorization_checks_refuse_with_a_403():
     domain.authorize_change(own, "m1", [])
     domain.authorize_erase(own, "m1")
     domain.authorize_key(None)  # a service over the internal RPC
-    domain.authorize_key(Principal("crm", "integrator", events=("member.*",), personal=True))
+    domain.authorize_key(Principal("crm", "integrator", events=("member.*",), personal=True, grant=1),
+                         {"events": ["member.*"], "personal": True, "serial": 1})
     for check in (lambda: domain.authorize_read(other, "m1"), lambda: domain.authorize_change(other, "m1", []),
                   lambda: domain.authorize_erase(Principal("o", "organizer", association="it-cluster"), "m1"),
                   lambda: domain.authorize_key(own), lambda: domain.authorize_key(Principal("crm", "integrator"))):
@@ -104,5 +105,8 @@ def test_integrators_see_the_contact_person_only_when_entitled():
     profile = {"name": "A", "contact": {"name": "Jana", "email": "j@a.example", "language": "en"}}
     hidden = domain.visible(Principal("crm", "integrator"), profile)
     assert hidden["contact"] == {"name": None, "email": None, "language": "en"} and hidden["name"] == "A"
-    assert domain.visible(Principal("crm", "integrator", personal=True), profile) == profile
+    assert domain.visible(Principal("crm", "integrator", personal=True, grant=1), profile,
+                          {"events": ["#"], "personal": True, "serial": 1}) == profile
+    # A personal claim without a grant claim (a token issued before grants) is the default: no person.
+    assert domain.visible(Principal("crm", "integrator", personal=True), profile) == hidden
     assert domain.visible(Principal("o", "organizer", association="it-cluster"), profile) == profile

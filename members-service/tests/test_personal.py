@@ -80,17 +80,22 @@ def test_an_erasure_that_fails_keeps_the_key(store, member_input):
     assert key_count(store) == 1
 
 
-@pytest.mark.parametrize("principal, allowed", [
-    (ADMIN, True),
-    (Principal("crm", "integrator", personal=True), True),
-    (Principal("crm", "integrator", events=("member.*",), personal=True), True),
-    (Principal("crm", "integrator"), False),  # no personal-data grant: the default
-    (Principal("crm", "integrator", events=("event.*",), personal=True), False),  # not scoped to member.*
-    (Principal("olga", "organizer", association="automotive-cluster"), False),
+@pytest.mark.parametrize("principal, grant, allowed", [
+    (ADMIN, None, True),
+    (Principal("crm", "integrator", personal=True, grant=1), {"events": ["#"], "personal": True}, True),
+    (Principal("crm", "integrator", events=("member.*",), personal=True, grant=1),
+     {"events": ["member.*"], "personal": True}, True),
+    (Principal("crm", "integrator"), None, False),  # no personal-data grant: the default
+    (Principal("crm", "integrator", personal=True), None, False),  # no grant claim: the default, whatever it says
+    (Principal("crm", "integrator", events=("event.*",), personal=True, grant=1),
+     {"events": ["event.*"], "personal": True}, False),  # not scoped to member.*
+    (Principal("olga", "organizer", association="automotive-cluster"), None, False),
 ])
-def test_who_may_have_a_members_key(store, member_input, principal, allowed):
+def test_who_may_have_a_members_key(store, member_input, principal, grant, allowed):
     with store.unit_of_work() as uow:
         member = services.register(uow, MemberSchema().load(member_input()))
+        if grant:
+            services.record_grant(uow, principal.subject, grant)
     with store.unit_of_work() as uow:
         if allowed:
             assert queries.member_key(uow.session, principal, member["id"])["kid"] == member["id"]
@@ -117,7 +122,11 @@ def test_keys_over_http_for_entitled_integrators_and_gone_after_erasure(members_
                             timeout=10).json()
     [event] = tap.wait("member.registered", subject=created["id"])
     url = f"{members_api.url}/members/{created['id']}/key"
-    entitled = bearer("integrator", events=("member.*", "event.*"), personal=True)
+    granted = requests.put(f"{members_api.url}/integrators/crm-keys/grant", headers=bearer("admin"), timeout=10,
+                           json={"events": ["member.*", "event.*"], "personal": True})
+    assert granted.status_code == 200, granted.text
+    entitled = bearer("integrator", subject="crm-keys", events=("member.*", "event.*"), personal=True,
+                      grant=granted.json()["serial"])
 
     response = requests.get(url, headers=entitled, timeout=10)
     assert response.status_code == 200, response.text
@@ -166,7 +175,9 @@ def test_integrators_read_profiles_without_the_person_unless_entitled(members_ap
                      requests.get(listing, headers=plain, timeout=10).json()["items"][0]):
         assert response["contact"] == {"name": None, "email": None, "language": "de"}
         assert response["name"] == created["name"]
-    entitled = bearer("integrator", personal=True)
+    serial = requests.put(f"{members_api.url}/integrators/crm-profiles/grant", headers=bearer("admin"), timeout=10,
+                          json={"events": ["#"], "personal": True}).json()["serial"]
+    entitled = bearer("integrator", subject="crm-profiles", personal=True, grant=serial)
     assert requests.get(url, headers=entitled, timeout=10).json()["contact"] == created["contact"]
     assert requests.get(listing, headers=entitled, timeout=10).json()["items"][0]["contact"] == created["contact"]
     assert requests.get(url, headers=bearer("organizer", association="automotive-cluster"),

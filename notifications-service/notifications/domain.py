@@ -16,6 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from verbund.broker import topic_matches
 from verbund.errors import Forbidden, Unprocessable
 from verbund.reference import LANGUAGES
+from verbund.topics import covers
 
 CHANNELS = ("inbox", "email", "webhook")
 FREQUENCIES = ("immediately", "daily", "weekly")
@@ -316,6 +317,23 @@ def webhook_member(principal, body: dict) -> str | None:
         raise Unprocessable("validation failed", fields={"event_types": [
             "a member's webhook receives all its notifications; choose topics in the preferences"]})
     return member_id
+
+
+def integrator_event_types(principal, event_types: list[str] | None) -> list[str]:
+    """The event-type patterns an integrator's webhook endpoint gets: ``event_types`` as given, or
+    without them the token's scope (``principal.events``). Each must lie within that scope by the
+    rule the broker's topic permission applies to binding keys (``verbund.topics.covers``), so a
+    webhook is no way around it; raises Unprocessable (422) on ``event_types`` naming the patterns
+    outside. Other principals (an admin) are not scoped: ``event_types`` or ``["#"]``."""
+    if principal.role != "integrator":
+        return list(event_types or ["#"])
+    chosen = list(event_types or principal.events)
+    outside = [pattern for pattern in chosen if not covers(principal.events, pattern)]
+    if outside:
+        raise Unprocessable("validation failed", fields={"event_types": [
+            f"{', '.join(outside)} lies outside your integrator scope ({', '.join(principal.events)}); "
+            f"ask the platform's admin to widen it (verbund integrator --events)"]})
+    return chosen
 
 
 def starts_digest(before: str | None, after: str) -> bool:

@@ -216,3 +216,28 @@ def test_a_webhook_url_with_a_space_is_a_422_on_create_and_update(api):
 def test_the_failure_log_is_for_admins(api):
     assert requests.get(f"{api.url}/failures", headers=ADMIN, timeout=5).status_code == 200
     assert requests.get(f"{api.url}/failures", headers=INTEGRATOR, timeout=5).status_code == 403
+
+
+@pytest.mark.parametrize("outside", [["member.*"], ["#"], ["*.*"], ["event.#"], ["event.*", "member.registered"]])
+def test_an_integrators_webhook_stays_within_its_scope(api, outside):
+    """A webhook is no way around an integrator's scope: what the broker refuses to bind, the
+    webhook refuses to deliver (422 on event_types), on create and on change."""
+    hooks = f"{api.url}/webhooks"
+    scoped = bearer("integrator", subject=f"crm-{uuid.uuid4().hex[:6]}", events=("event.*",))
+    refused = requests.post(hooks, json={"url": "https://93.184.215.14/crm", "event_types": outside},
+                            headers=scoped, timeout=5)
+    assert refused.status_code == 422, refused.text
+    assert "outside your integrator scope" in refused.json()["fields"]["event_types"][0]
+    # Without event_types it gets its scope, not every event type.
+    hook = requests.post(hooks, json={"url": "https://93.184.215.14/crm"}, headers=scoped, timeout=5)
+    assert hook.status_code == 201 and hook.json()["event_types"] == ["event.*"]
+    narrower = requests.patch(f"{hooks}/{hook.json()['id']}", json={"event_types": ["event.scheduled"]},
+                              headers=scoped, timeout=5)
+    assert narrower.status_code == 200 and narrower.json()["event_types"] == ["event.scheduled"]
+    wider = requests.patch(f"{hooks}/{hook.json()['id']}", json={"event_types": outside}, headers=scoped, timeout=5)
+    assert wider.status_code == 422 and "event_types" in wider.json()["fields"]
+    stored = requests.get(f"{hooks}/{hook.json()['id']}", headers=scoped, timeout=5).json()
+    assert stored["event_types"] == ["event.scheduled"]  # nothing half-written
+    # An integrator of the documented default (every event type) keeps what it had.
+    assert requests.post(hooks, json={"url": "https://93.184.215.14/crm", "event_types": outside},
+                         headers=INTEGRATOR, timeout=5).status_code == 201

@@ -39,7 +39,18 @@ pytestmark = pytest.mark.integration
 
 SERVICES = ("members", "events", "matching", "notifications")
 ADMIN = bearer("admin")
-ENTITLED_INTEGRATOR = bearer("integrator", subject="e2e-crm", events=("member.*",), personal=True)
+
+
+def entitled_integrator(members_url: str) -> dict:
+    """An integrator's token under a grant of member.* with personal data, recorded at members-service
+    as `verbund integrator e2e-crm --events 'member.*' --personal` does."""
+    granted = requests.put(f"{members_url}/integrators/e2e-crm/grant", json={"events": ["member.*"], "personal": True},
+                           headers=bearer("admin"), timeout=10)
+    assert granted.status_code == 200, granted.text
+    return bearer("integrator", subject="e2e-crm", events=("member.*",), personal=True,
+                  grant=granted.json()["serial"])
+
+
 INTEGRATOR_QUEUE = "integrator.e2e-crm.everything"
 
 
@@ -194,6 +205,7 @@ def test_after_erasure_no_readable_copy_of_the_contact_person_is_left(platform, 
     assert created.status_code == 201, created.text
     member = created.json()
     member_id, own = member["id"], {"Authorization": f"Bearer {member['access_token']}"}
+    entitled = entitled_integrator(members.url)
 
     # events-service and notifications decrypted the contact person with the member's key (over RPC) ...
     wait_for(lambda: row_count(urls["events"], "SELECT count(*) FROM members WHERE id = :id AND contact_email = :e",
@@ -222,7 +234,7 @@ def test_after_erasure_no_readable_copy_of_the_contact_person_is_left(platform, 
     assert any(member_id in content for content in before.values())
     assert not readable(before, secrets), "the contact person travels in clear"
     # An integrator entitled to personal data opens the ciphertext in its queue with the key endpoint's JWK.
-    jwk = requests.get(f"{members.url}/members/{member_id}/key", headers=ENTITLED_INTEGRATOR, timeout=10)
+    jwk = requests.get(f"{members.url}/members/{member_id}/key", headers=entitled, timeout=10)
     assert jwk.status_code == 200, jwk.text
     mine = [json.loads(body) for body in (before[k] for k in before if k.startswith(INTEGRATOR_QUEUE + "#"))]
     registered = next(e for e in mine if e["type"] == "member.registered" and e["subject"] == member_id)
@@ -270,7 +282,7 @@ def test_after_erasure_no_readable_copy_of_the_contact_person_is_left(platform, 
                    if json.loads(body)["subject"] == member_id and json.loads(body)["type"] != "member.deleted"]
     assert len(ciphertexts) >= 4 and all(personal.kid_of(c) == member_id for c in ciphertexts)
     # ... but the key that would open it is gone: for integrators and for services.
-    key = requests.get(f"{members.url}/members/{member_id}/key", headers=ENTITLED_INTEGRATOR, timeout=10)
+    key = requests.get(f"{members.url}/members/{member_id}/key", headers=entitled, timeout=10)
     assert key.status_code == 410, key.text
     from nameko.standalone.rpc import ClusterRpcProxy
 

@@ -7,15 +7,17 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
+import requests
 from amqp.exceptions import AccessRefused, ConnectionForced
 from kombu import Connection, Exchange, Queue, binding
 
 from verbund import auth, envelope
 from verbund.broker import Publisher, declare_topology, events_exchange
-from verbund.testing import member_registered
+from verbund.testing import TEST_AUTH_SECRET, ServiceProcess, member_registered
 from verbund.tools import integrators
 
 pytestmark = [pytest.mark.integration,
@@ -65,6 +67,25 @@ def platform(module_amqp_uri):
     broker = Broker(module_amqp_uri)  # rabbitmqctl takes a second or two a call: users are made sparingly
     yield broker
     broker.close()
+
+
+@pytest.fixture(scope="module")
+def members(module_amqp_uri, tmp_path_factory):
+    """members-service, which holds the integrators' grants, as a real process."""
+    workdir = tmp_path_factory.mktemp("members")
+    process = ServiceProcess("members", module_amqp_uri, f"sqlite:///{workdir / 'members.db'}", workdir).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def notifications(module_amqp_uri, tmp_path_factory):
+    """notifications-service, which holds the integrators' webhooks, as a real process."""
+    workdir = tmp_path_factory.mktemp("notifications")
+    process = ServiceProcess("notifications", module_amqp_uri, f"sqlite:///{workdir / 'notifications.db'}", workdir,
+                             env={"SMTP_PORT": "9", "DIGEST_CHECK_SECONDS": "3600"}).start()
+    yield process
+    process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -221,10 +242,11 @@ def test_verbund_replay_into_a_missing_queue_or_for_nobody_is_a_clear_error(plat
         assert result.returncode == 2 and "error:" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_verbund_integrator_prints_a_working_uri_and_a_scoped_token(platform):
+def test_verbund_integrator_prints_a_working_uri_and_a_scoped_token(platform, members, notifications):
     name = f"t{uuid.uuid4().hex[:8]}"
     platform.users.append(integrators.user_name(name))
-    env = {**os.environ, "AMQP_URI": platform.admin_uri}
+    env = {**os.environ, "AMQP_URI": platform.admin_uri, "MEMBERS_URL": members.url,
+           "NOTIFICATIONS_URL": notifications.url, "AUTH_SECRET": TEST_AUTH_SECRET}
     result = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "integrator", name, "--vhost", platform.vhost,
                              "--events", "event.*,registration.*", "--personal"],
                             env=env, capture_output=True, text=True, timeout=60)
@@ -250,3 +272,82 @@ def test_verbund_integrator_prints_a_working_uri_and_a_scoped_token(platform):
     assert result.returncode == 1 and "could not be removed" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     bind(uri, f"integrator.{name}.inbox", "event.scheduled")
+
+
+def verbund_integrator(platform, members_url: str, name: str, *options: str,
+                       notifications_url: str = "http://127.0.0.1:1") -> subprocess.CompletedProcess:
+    env = {**os.environ, "AMQP_URI": platform.admin_uri, "MEMBERS_URL": members_url,
+           "NOTIFICATIONS_URL": notifications_url, "AUTH_SECRET": TEST_AUTH_SECRET}
+    command = Path(sys.executable).with_name("verbund")  # the installed command, wherever its module lives
+    return subprocess.run([str(command), "integrator", name, "--vhost", platform.vhost, *options], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_narrowing_with_verbund_integrator_takes_back_the_old_token(platform, members, notifications, member_input):
+    """Tester's no. 5: the token of a personal grant loses the key and the contact persons when the
+    integrator is made again with a narrower scope and without --personal."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    platform.users.append(integrators.user_name(name))
+    first = verbund_integrator(platform, members.url, name, "--events", "member.registered", "--personal",
+                               notifications_url=notifications.url)
+    assert first.returncode == 0, first.stderr
+    old = {"Authorization": "Bearer " + re.search(r"^TOKEN=(\S+)$", first.stdout, re.M).group(1)}
+    member = requests.post(f"{members.url}/members", json=member_input(name=f"Firma {uuid.uuid4().hex[:8]}"),
+                           timeout=10).json()
+    key, profile = f"{members.url}/members/{member['id']}/key", f"{members.url}/members/{member['id']}"
+    assert requests.get(key, headers=old, timeout=10).status_code == 200
+    assert requests.get(profile, headers=old, timeout=10).json()["contact"]["email"] == member["contact"]["email"]
+
+    second = verbund_integrator(platform, members.url, name, "--events", "event.*", "--keep-password",
+                                notifications_url=notifications.url)
+    assert second.returncode == 0, second.stderr
+    refused = requests.get(key, headers=old, timeout=10)
+    assert refused.status_code == 403 and "changed" in refused.json()["error"]
+    assert requests.get(profile, headers=old, timeout=10).status_code == 403
+    assert requests.get(f"{members.url}/members", params={"q": member["name"]}, headers=old,
+                        timeout=10).status_code == 403
+    new = {"Authorization": "Bearer " + re.search(r"^TOKEN=(\S+)$", second.stdout, re.M).group(1)}
+    assert requests.get(key, headers=new, timeout=10).status_code == 403
+    assert requests.get(profile, headers=new, timeout=10).json()["contact"]["email"] is None
+
+
+def test_verbund_integrator_without_members_service_changes_nothing(platform):
+    name = f"t{uuid.uuid4().hex[:8]}"
+    platform.users.append(integrators.user_name(name))
+    result = verbund_integrator(platform, "http://127.0.0.1:1", name, "--events", "event.*")
+    assert result.returncode == 1 and "nothing changed" in result.stderr and "MEMBERS_URL" in result.stderr
+    assert "Traceback" not in result.stderr and "TOKEN=" not in result.stdout
+    users = subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True).stdout.split()
+    assert integrators.user_name(name) not in users
+
+
+def test_narrowing_with_verbund_integrator_brings_its_webhooks_within_the_scope(platform, members, notifications):
+    """A webhook made under a wide scope does not keep delivering what a narrowed scope refuses."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    platform.users.append(integrators.user_name(name))
+    first = verbund_integrator(platform, members.url, name, notifications_url=notifications.url)  # everything
+    assert first.returncode == 0, first.stderr
+    wide = {"Authorization": "Bearer " + re.search(r"^TOKEN=(\S+)$", first.stdout, re.M).group(1)}
+    hooks = {}
+    for types in (["#"], ["member.*"], ["event.scheduled", "member.registered"]):
+        made = requests.post(f"{notifications.url}/webhooks", json={"url": "https://93.184.215.14/crm",
+                                                                    "event_types": types}, headers=wide, timeout=10)
+        assert made.status_code == 201, made.text
+        hooks[made.json()["id"]] = types
+
+    second = verbund_integrator(platform, members.url, name, "--events", "event.*", "--keep-password",
+                                notifications_url=notifications.url)
+    assert second.returncode == 0, second.stderr
+    narrow = {"Authorization": "Bearer " + re.search(r"^TOKEN=(\S+)$", second.stdout, re.M).group(1)}
+    now = {hook["id"]: (hook["event_types"], hook["enabled"]) for hook in
+           requests.get(f"{notifications.url}/webhooks", headers=narrow, timeout=10).json()["items"]}
+    by_types = {tuple(types): now[hook_id] for hook_id, types in hooks.items()}
+    assert by_types == {("#",): (["event.*"], True), ("member.*",): (["member.*"], False),
+                        ("event.scheduled", "member.registered"): (["event.scheduled"], True)}
+    # What was disabled as outside the scope cannot be switched back on with the narrow token.
+    [off] = [hook_id for hook_id, types in hooks.items() if types == ["member.*"]]
+    again = requests.patch(f"{notifications.url}/webhooks/{off}", json={"enabled": True}, headers=narrow, timeout=10)
+    assert again.status_code == 422 and "event_types" in again.json()["fields"]
+    # notifications-service out of reach: the command says so and exits non-zero after the rest.
+    third = verbund_integrator(platform, members.url, name, "--events", "event.*", "--keep-password")
+    assert third.returncode == 1 and "NOTIFICATIONS_URL" in third.stderr and "Traceback" not in third.stderr

@@ -243,12 +243,24 @@ def cmd_integrator(args) -> int:
     admin_uri = urlunsplit(parts._replace(path="/" + quote(args.vhost, safe="")))  # the same broker, that vhost
     try:
         scope = integrators.parse_scope(args.events)
+        if not integrators.NAME.match(args.name):
+            raise ValueError("an integrator name is 2-41 lowercase letters, digits or dashes")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:  # the grant first: the old tokens lose personal data even if the broker part fails below
+        grant = integrators.record_grant(integrators.service_url("members"), args.name, scope, args.personal)
+    except RuntimeError as exc:
+        print(f"error: nothing changed, the grant could not be recorded: {exc}", file=sys.stderr)
+        return 1
+    try:
         password = integrators.create(args.name, vhost=args.vhost, scope=scope, admin_uri=admin_uri,
                                       keep_password=args.keep_password)
         token = auth.issue("integrator", args.name, events=scope, personal=args.personal,
-                           ttl=timedelta(days=args.days))
+                           ttl=timedelta(days=args.days), grant=grant["serial"])
     except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: grant {grant['serial']} recorded (older tokens are void), but the broker part failed: {exc}; "
+              f"run the command again", file=sys.stderr)
         return 2
     except (OSError, AMQPError, KombuError) as exc:  # pruning old bindings: the rights are set already
         print(f"error: scope set and password unchanged, but bindings outside the scope could not be removed "
@@ -259,10 +271,20 @@ def cmd_integrator(args) -> int:
         "(not the replay stream, which holds every type: an admin catches it up with `verbund replay`)"
     print(f"user {user} may read queues {integrators.queue_prefix(args.name)}* bound to verbund.events with "
           f"binding keys within {','.join(scope)} {replay}; it cannot publish.")
-    print(f"personal data: {'may be decrypted (key service)' if args.personal else 'none'}")
+    print(f"personal data: {'may be decrypted (key service)' if args.personal else 'none'}; grant "
+          f"{grant['serial']} recorded at members-service: tokens printed before no longer read personal data")
     credentials = f"{user}:{quote(password, safe='')}" if password else f"{user}:<unchanged password>"
     print(f"AMQP_URI=amqp://{credentials}@{parts.hostname}:{parts.port or 5672}/{quote(args.vhost, safe='')}")
     print(f"TOKEN={token}")
+    try:  # last: webhooks are what an integrator made with its token; they follow a narrowed scope
+        changed = integrators.narrow_webhooks(integrators.service_url("notifications"), args.name, scope)
+    except RuntimeError as exc:
+        print(f"error: the integrator's webhooks could not be brought within the scope: {exc}; run the command "
+              f"again with --keep-password", file=sys.stderr)
+        return 1
+    for hook in changed:
+        after = ",".join(hook["after"]) if hook["after"] else "disabled (nothing left in scope)"
+        print(f"webhook {hook['id']}: {','.join(hook['before'])} -> {after}")
     return 0
 
 

@@ -26,6 +26,7 @@ event type and no personal data: the documented default, ``DEFAULT_SCOPE``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -38,16 +39,15 @@ from kombu import Connection, Consumer, Exchange, Queue, binding
 
 from verbund import broker, catalogue, envelope
 
+# The pattern rules live in the runtime module verbund.topics (services use them too); re-exported here.
+from verbund.topics import is_everything, scope_regex  # noqa: F401
+
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 # Bound to, never declared: declaring the exchange would need rights an integrator does not have.
 EXISTING_EXCHANGE = Exchange(broker.events_exchange.name, type="topic", durable=True, no_declare=True)
 # What an integrator made without --events, or before scopes existed, may read: every event type.
 DEFAULT_SCOPE = ("#",)
 _WORD = re.compile(r"^[a-z][a-z0-9_-]*$")
-# Regex pieces over the words of a binding key. A literal word never holds '*' or '#' (conservative:
-# RabbitMQ would read "a*b" literally, we refuse it) nor a newline (PCRE's '$' accepts one before the end).
-_LITERAL = r"[^.*#\n]+"
-_ANY_WORD = r"[^.\n]*"
 
 
 class ScopeError(ValueError):
@@ -85,52 +85,6 @@ def parse_scope(text: str | None) -> tuple[str, ...]:
         if pattern not in scope:
             scope.append(pattern)
     return tuple(scope)
-
-
-def is_everything(scope: tuple[str, ...]) -> bool:
-    """Whether the scope covers every event type there is or will be (a pattern of only '#' words)."""
-    return any(all(word == "#" for word in pattern.split(".")) for pattern in scope)
-
-
-def _dotted(words: list[str]) -> str:
-    # A regex over "." + the binding key's remaining words: each piece starts with the dot it consumes.
-    if not words:
-        return ""
-    head = r"(?:\.[^.\n]*)*" if words[0] == "#" else r"\." + _word(words[0])
-    return head + _dotted(words[1:])
-
-
-def _plain(words: list[str]) -> str:
-    # A regex over the binding key's words themselves (no leading dot).
-    if not words:
-        return ""
-    if words[0] != "#":
-        return _word(words[0]) + _dotted(words[1:])
-    # '#' takes one or more of the key's words, or none (and then no dot either).
-    return rf"(?:{_ANY_WORD}(?:\.{_ANY_WORD})*{_dotted(words[1:])}|{_plain(words[1:])})"
-
-
-def _word(word: str) -> str:
-    # A scope's '*' admits a binding word that is a name or '*', never '#' (that would widen it).
-    return rf"(?:{_LITERAL}|\*)" if word == "*" else re.escape(word)
-
-
-def scope_regex(scope: tuple[str, ...]) -> str:
-    """The read regex of the integrator's topic permission on ``verbund.events``.
-
-    RabbitMQ matches it (PCRE, unanchored, so it is anchored here) against the *binding key* of a
-    ``queue.bind``. It accepts a binding key exactly when one scope pattern covers it word by word:
-    a scope word that is a name admits that name, ``*`` admits a name or ``*``, ``#`` admits any run
-    of words including ``*`` and ``#``. Every routing key such a binding key matches is then in the
-    scope. So scope ``event.*`` admits ``event.*`` and ``event.scheduled`` and refuses ``#``, ``*.*``,
-    ``member.*`` and ``event.#`` (which would also match ``event.a.b``). A binding key covered only by
-    the union of several patterns is refused: bind one pattern at a time.
-    """
-    if is_everything(scope):
-        return ".*"
-    # Scope words are plain names, so the regex holds no '{': RabbitMQ expands {username}-style variables.
-    # "(?!\n)$": PCRE's and Python's '$' also match before a final newline.
-    return "^(?:" + "|".join(_plain(pattern.split(".")) for pattern in scope) + r")(?!\n)$"
 
 
 def user_name(name: str) -> str:
@@ -199,6 +153,81 @@ def create(name: str, vhost: str = "/", password: str | None = None, scope: tupl
         if password:  # last: if anything above failed, the integrator's old password still works
             _rabbitmqctl("change_password", user, password)
     return password
+
+
+def service_url(service: str) -> str:
+    """Where ``service`` (``members``: the key service, which holds integrators' grants;
+    ``notifications``: their webhooks) answers: ``MEMBERS_URL``/``NOTIFICATIONS_URL``, else its
+    address from the settings (``MEMBERS_HTTP_HOST``, ``MEMBERS_PORT``, ...)."""
+    from verbund.settings import Settings
+
+    if os.environ.get(f"{service.upper()}_URL"):
+        return os.environ[f"{service.upper()}_URL"].rstrip("/")
+    settings = Settings.from_env(service)
+    return f"http://{settings.http_host}:{settings.http_port}"
+
+
+def record_grant(url: str, name: str, scope: tuple[str, ...], personal: bool, timeout: float = 10.0) -> dict:
+    """Record the integrator's grant at members-service (``PUT {url}/integrators/{name}/grant`` with an
+    admin token signed here for a minute) and return it: ``{"serial", "events", "personal", ...}``.
+    Its ``serial`` goes into the tokens' ``grant`` claim; tokens of older serials lose the key
+    endpoint and the contact persons. Raises RuntimeError saying why when members-service cannot
+    be reached or refuses."""
+    import requests
+
+    from verbund import auth
+
+    admin = auth.issue("admin", "verbund-integrator", ttl=timedelta(minutes=1))
+    try:
+        response = requests.put(f"{url}/integrators/{name}/grant", json={"events": list(scope), "personal": personal},
+                                headers={"Authorization": f"Bearer {admin}"}, timeout=timeout)
+    except requests.RequestException as exc:
+        raise RuntimeError(f"members-service at {url} is not reachable ({exc.__class__.__name__}); "
+                           f"set MEMBERS_URL") from None
+    if response.status_code != 200:
+        raise RuntimeError(f"members-service at {url} refused the grant: {response.status_code} {response.text[:300]}")
+    return response.json()
+
+
+def narrow_webhooks(url: str, name: str, scope: tuple[str, ...], timeout: float = 10.0) -> list[dict]:
+    """Bring the integrator's webhook endpoints at notifications-service within ``scope`` after a
+    narrowing, as its own token of that scope would change them (``PATCH /webhooks/{id}``): a pattern
+    the scope covers stays, one it does not is replaced by the scope patterns inside it (``#`` under
+    scope ``event.*`` becomes ``event.*``; ``member.*`` goes), and an endpoint left with nothing is
+    disabled. Returns ``[{"id", "before", "after"}]`` (``after`` None: disabled). Raises RuntimeError
+    saying why when notifications-service cannot be reached or refuses."""
+    import requests
+
+    from verbund import auth
+    from verbund.topics import covers
+
+    if is_everything(scope):
+        return []
+    headers = {"Authorization": f"Bearer {auth.issue('integrator', name, events=scope, ttl=timedelta(minutes=1))}"}
+    changed = []
+    try:
+        listed = requests.get(f"{url}/webhooks", headers=headers, timeout=timeout)
+        if listed.status_code != 200:
+            raise RuntimeError(f"notifications-service at {url} refused the webhook list: {listed.status_code}")
+        for hook in listed.json()["items"]:
+            before = hook.get("event_types") or ["#"]
+            if all(covers(scope, pattern) for pattern in before):
+                continue
+            after: list[str] = []
+            for pattern in before:
+                for kept in [pattern] if covers(scope, pattern) else [s for s in scope if covers((pattern,), s)]:
+                    if kept not in after:
+                        after.append(kept)
+            answer = requests.patch(f"{url}/webhooks/{hook['id']}", headers=headers, timeout=timeout,
+                                    json={"event_types": after} if after else {"enabled": False})
+            if answer.status_code != 200:
+                raise RuntimeError(f"notifications-service at {url} refused to narrow webhook {hook['id']}: "
+                                   f"{answer.status_code} {answer.text[:300]}")
+            changed.append({"id": hook["id"], "before": before, "after": after or None})
+    except requests.RequestException as exc:
+        raise RuntimeError(f"notifications-service at {url} is not reachable ({exc.__class__.__name__}); "
+                           f"set NOTIFICATIONS_URL") from None
+    return changed
 
 
 def prune_bindings(admin_uri: str, name: str, vhost: str, scope: tuple[str, ...]) -> list[tuple[str, str]]:

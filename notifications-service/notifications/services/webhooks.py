@@ -24,15 +24,17 @@ def _check_url(url: str, allow_private: bool) -> None:
 def create_webhook(uow: UnitOfWork, principal: Principal, body: dict) -> dict:
     """Register an endpoint (``body`` as WebhookSchema loads it); returns its view with the
     signing secret, shown this once. Who may register what: ``domain.webhook_member``; a
-    non-public URL is a 422 on ``url`` unless an admin allows it; Gone (410) for an erased member."""
+    non-public URL is a 422 on ``url`` unless an admin allows it; Gone (410) for an erased member;
+    an integrator's ``event_types`` outside its scope are a 422 (``domain.integrator_event_types``)."""
     member_id = domain.webhook_member(principal, body)
     if member_id is not None:
         queries.live_recipient(uow.session, member_id)
     _check_url(body["url"], bool(body.get("allow_private")))
+    event_types = None if member_id else domain.integrator_event_types(principal, body.get("event_types"))
     endpoint = WebhookEndpoint(
         id=str(uuid.uuid4()), owner_role="member" if member_id else principal.role,
         owner_subject=principal.subject, member_id=member_id, url=body["url"], secret=webhooks.new_secret(),
-        event_types=None if member_id else json.dumps(body.get("event_types") or ["#"]),
+        event_types=None if member_id else event_types and json.dumps(event_types),
         description=body.get("description"), allow_private=bool(body.get("allow_private")), enabled=True,
         created_at=uow.now())
     uow.session.add(endpoint)
@@ -52,10 +54,12 @@ def update_webhook(uow: UnitOfWork, principal: Principal, endpoint_id: str, chan
     for name in ("url", "description", "allow_private"):
         if name in changes:
             setattr(endpoint, name, changes[name])
-    if "event_types" in changes:
-        endpoint.event_types = json.dumps(changes["event_types"])
+    if "event_types" in changes:  # an integrator's stay within its token's scope
+        endpoint.event_types = json.dumps(domain.integrator_event_types(principal, changes["event_types"]))
     _check_url(endpoint.url, endpoint.allow_private)
     if changes.get("enabled") is True and not endpoint.enabled:
+        if endpoint.member_id is None:  # what was disabled as outside a narrowed scope stays off
+            domain.integrator_event_types(principal, json.loads(endpoint.event_types or '["#"]'))
         endpoint.enabled, endpoint.disabled_reason = True, None
     elif changes.get("enabled") is False and endpoint.enabled:
         deliveries.disable_endpoint(uow, endpoint, "disabled by its owner")
