@@ -32,8 +32,8 @@ def _state(database_url):
 @pytest.mark.integration  # PostgreSQL too
 def test_a_fresh_database_gets_the_outbox_and_inbox_from_the_kit_branch(database_url):
     assert migrations.uses_kit_branch(migrations.migrations_dir("probe") / "versions")
-    # members still creates the tables in its own first revision: it is not handed the kit branch (yet)
-    assert not migrations.uses_kit_branch(migrations.migrations_dir("members") / "versions")
+    for service in ("members", "events", "matching", "notifications"):  # none pastes the tables any more
+        assert migrations.uses_kit_branch(migrations.migrations_dir(service) / "versions"), service
     migrations.upgrade("probe", database_url)
     tables, versions, indexes, inbox = _state(database_url)
     assert {"outbox", "inbox", "effects"} <= tables
