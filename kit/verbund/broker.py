@@ -21,29 +21,11 @@ from kombu import Connection, Exchange, Queue, binding
 
 from verbund import catalogue
 from verbund.settings import env
+from verbund.topics import topic_matches  # noqa: F401  (the broker's routing rule)
 
 log = logging.getLogger(__name__)
 
 events_exchange = Exchange(catalogue.EXCHANGE, type="topic", durable=True)
-
-
-def topic_matches(pattern: str, routing_key: str) -> bool:
-    """Whether an AMQP topic binding ``pattern`` routes ``routing_key``, as RabbitMQ decides it.
-
-    Both are dot-separated words; in the pattern ``*`` stands for exactly one
-    word and ``#`` for zero or more (AMQP 0-9-1 topic exchange).
-    ``topic_matches("member.*", "member.registered")`` is True,
-    ``topic_matches("member.*", "member.a.b")`` False, ``topic_matches("#", "x")`` True.
-    """
-    def match(parts: list[str], words: list[str]) -> bool:
-        if not parts:
-            return not words
-        head, rest = parts[0], parts[1:]
-        if head == "#":
-            return any(match(rest, words[i:]) for i in range(len(words) + 1))
-        return bool(words) and head in ("*", words[0]) and match(rest, words[1:])
-
-    return match(pattern.split("."), routing_key.split("."))
 
 
 def queue_type() -> str:

@@ -15,6 +15,25 @@ _LITERAL = r"[^.*#\n]+"
 _ANY_WORD = r"[^.\n]*"
 
 
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """Whether an AMQP topic binding ``pattern`` routes ``routing_key``, as RabbitMQ decides it.
+
+    Both are dot-separated words; in the pattern ``*`` stands for exactly one
+    word and ``#`` for zero or more (AMQP 0-9-1 topic exchange).
+    ``topic_matches("member.*", "member.registered")`` is True,
+    ``topic_matches("member.*", "member.a.b")`` False, ``topic_matches("#", "x")`` True.
+    """
+    def match(parts: list[str], words: list[str]) -> bool:
+        if not parts:
+            return not words
+        head, rest = parts[0], parts[1:]
+        if head == "#":
+            return any(match(rest, words[i:]) for i in range(len(words) + 1))
+        return bool(words) and head in ("*", words[0]) and match(rest, words[1:])
+
+    return match(pattern.split("."), routing_key.split("."))
+
+
 def is_everything(scope: tuple[str, ...]) -> bool:
     """Whether the scope covers every event type there is or will be (a pattern of only '#' words)."""
     return any(all(word == "#" for word in pattern.split(".")) for pattern in scope)

@@ -13,10 +13,9 @@ from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from verbund.broker import topic_matches
 from verbund.errors import Forbidden, Unprocessable
 from verbund.reference import LANGUAGES
-from verbund.topics import covers
+from verbund.topics import covers, topic_matches
 
 CHANNELS = ("inbox", "email", "webhook")
 FREQUENCIES = ("immediately", "daily", "weekly")
