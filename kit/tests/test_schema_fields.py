@@ -81,6 +81,23 @@ def test_choices_email_and_urls_see_the_normalised_text():
     assert "email" in error.value.messages
 
 
+@pytest.mark.parametrize("url, where", [("https://example.org/a<script>", "'<' at position 22"),
+                                        ("https://example.org/50%", "'%' at position 23"),
+                                        ("https://example.org/%zz", "'%' at position 21"),
+                                        ('https://example.org/"x', "position 21"),
+                                        ("https://example.org/a|b", "'|' at position 22")])
+def test_a_url_refuses_what_rfc_3986_leaves_out(url, where):
+    with pytest.raises(ValidationError) as error:
+        load(website=url)
+    assert where in error.value.messages["website"][0]
+
+
+@pytest.mark.parametrize("url", ["https://example.org/a%20b?x=1&y=%C3%BC#teil", "https://müller.de/über-uns",
+                                 "http://example.org/(c)/~name;v=1,2+3*4!'$@:"])
+def test_percent_encodings_and_iris_stay_urls(url):
+    assert load(website=url)["website"] == url
+
+
 def test_null_and_non_text_keep_their_answers():
     assert load(note=None)["note"] is None
     with pytest.raises(ValidationError) as error:

@@ -115,8 +115,26 @@ NON_ASCII_LOCAL_PART = ("the part before the @ must be written without umlauts o
                         "(ASCII); mail cannot be delivered to such an address")
 
 
+# What an http(s) URL may contain besides non-ASCII letters (an IRI, RFC 3987): RFC 3986's
+# unreserved and reserved characters (section 2.2/2.3) and "%" only as the start of a
+# percent-encoding "%XX" (section 2.1). "<", ">", '"', "{", "}", "|", "\\", "^" and "`"
+# are not part of a URL; a page that links such a value would have to guess.
+_URL_REFUSED = re.compile(r'[<>"{}|\\^`]|%(?![0-9A-Fa-f]{2})')
+
+
 class Url(_TextMixin, fields.Url):
-    """``fields.Url`` with the text rules of ``Text`` (single-line)."""
+    """``fields.Url`` with the text rules of ``Text`` (single-line), and only
+    the characters RFC 3986 allows (non-ASCII letters too, as in an IRI,
+    RFC 3987): a stray "<" or a "%" not followed by two hex digits is a
+    field error (422) naming the character and its position."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        url = super()._deserialize(value, attr, data, **kwargs)
+        if url and (bad := _URL_REFUSED.search(url)):
+            raise ValidationError(
+                f"{bad.group()[0]!r} at position {bad.start() + 1} is not allowed in a URL"
+                + (" (a % must start a percent-encoding such as %20)" if bad.group() == "%" else ""))
+        return url
 
 
 def page_field() -> fields.Integer:
