@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from verbund import auth
 from verbund.broker import topic_matches
 from verbund.tools import cli, integrators
+from verbund.testing import TEST_AUTH_SECRET
 from verbund.tools.integrators import parse_scope, scope_regex
 
 
@@ -135,15 +136,36 @@ def test_bad_input_is_a_clear_error_and_exit_code_2(argv, capsys):
     assert "error" in err and "Traceback" not in err
 
 
-def test_verbund_token_integrator_carries_the_scope(capsys):
-    assert cli.main(["token", "integrator", "--subject", "crm-sync", "--events", "event.*, registration.*",
-                     "--personal"]) == 0
+@pytest.fixture
+def platform_secret(monkeypatch):
+    monkeypatch.setenv("AUTH_SECRET", TEST_AUTH_SECRET)
+
+
+def test_verbund_token_integrator_carries_the_scope(capsys, platform_secret):
+    assert cli.main(["token", "integrator", "--subject", "crm-sync", "--events", "event.*, registration.*"]) == 0
     principal = auth.verify(capsys.readouterr().out.strip())
     assert principal.role == "integrator" and principal.subject == "crm-sync"
-    assert principal.events == ("event.*", "registration.*") and principal.personal is True
+    assert principal.events == ("event.*", "registration.*") and principal.personal is False
 
 
-def test_a_token_without_scope_reads_every_event_type_and_no_personal_data(capsys):
+def test_verbund_token_refuses_personal_data_without_a_grant(capsys, platform_secret):
+    assert cli.main(["token", "integrator", "--subject", "crm-sync", "--personal"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "verbund integrator NAME --personal" in captured.err
+
+
+@pytest.mark.parametrize("argv", [["token", "admin"], ["integrator", "crm-sync", "--events", "event.*"]])
+def test_without_the_platform_secret_nothing_is_signed(argv, capsys, monkeypatch, tmp_path):
+    """A token signed with a secret made up on the spot is void at every service: say so instead."""
+    monkeypatch.delenv("AUTH_SECRET", raising=False)
+    monkeypatch.setenv("VERBUND_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert cli.main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no platform secret found" in captured.err and "AUTH_SECRET" in captured.err
+    assert not (tmp_path / "elsewhere" / "auth-secret").exists()
+
+
+def test_a_token_without_scope_reads_every_event_type_and_no_personal_data(capsys, platform_secret):
     assert cli.main(["token", "integrator", "--subject", "old-crm"]) == 0
     principal = auth.verify(capsys.readouterr().out.strip())
     assert principal.events == ("#",) and principal.personal is False

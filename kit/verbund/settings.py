@@ -72,6 +72,26 @@ def auth_secret() -> str:
     return path.read_text().strip()
 
 
+class NoAuthSecret(RuntimeError):
+    """There is no platform secret to sign with here (see ``existing_auth_secret``)."""
+
+
+def existing_auth_secret() -> str:
+    """The secret the running platform signs with: ``AUTH_SECRET``, or the one
+    ``make run`` keeps in the data folder. Unlike ``auth_secret`` it never makes
+    a new one: a token signed with a fresh secret is refused by every service,
+    so a command run from the wrong folder must say so instead (raises
+    ``NoAuthSecret`` with what to do)."""
+    if env("AUTH_SECRET"):
+        return env("AUTH_SECRET")
+    path = data_dir() / "auth-secret"
+    if not path.exists():
+        raise NoAuthSecret(f"no platform secret found: {path} does not exist and AUTH_SECRET is not set. "
+                           "Run the command in the folder where `make run` keeps .data/, or set "
+                           "VERBUND_DATA_DIR or AUTH_SECRET as the services have it")
+    return path.read_text().strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str

@@ -248,6 +248,12 @@ def cmd_integrator(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from verbund.settings import NoAuthSecret, existing_auth_secret
+    try:
+        existing_auth_secret()  # the tokens below are signed with it; a new one would be void everywhere
+    except NoAuthSecret as exc:
+        print(f"error: nothing changed: {exc}", file=sys.stderr)
+        return 1
     try:  # the grant first: the old tokens lose personal data even if the broker part fails below
         grant = integrators.record_grant(integrators.service_url("members"), args.name, scope, args.personal)
     except RuntimeError as exc:
@@ -352,13 +358,24 @@ def cmd_token(args) -> int:
     from verbund import auth
     from verbund.tools import integrators
 
+    from verbund.settings import NoAuthSecret, existing_auth_secret
+
+    if args.personal:
+        # Personal data needs a grant recorded at members-service; a bare token's claim would be void.
+        print("error: --personal needs a recorded grant: use `verbund integrator NAME --personal`, "
+              "which records it and prints the token", file=sys.stderr)
+        return 2
     try:
         events = integrators.parse_scope(args.events) if args.events is not None else None
+        secret = existing_auth_secret()
         print(auth.issue(args.role, args.subject, member_id=args.member_id, association=args.association,
-                         ttl=timedelta(days=args.days), events=events, personal=args.personal))
+                         ttl=timedelta(days=args.days), events=events, secret=secret))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NoAuthSecret as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -416,7 +433,8 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--association", help="for an organizer token: the association")
     token.add_argument("--days", type=int, default=30, help="validity in days (default: 30)")
     token.add_argument("--events", help=EVENTS_HELP)
-    token.add_argument("--personal", action="store_true", help=PERSONAL_HELP)
+    token.add_argument("--personal", action="store_true",
+                       help="refused here: personal data needs a grant, use `verbund integrator NAME --personal`")
     token.set_defaults(func=cmd_token)
     return root
 
