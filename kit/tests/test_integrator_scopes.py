@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from verbund import auth
 from verbund.broker import topic_matches
-from verbund.tools import cli, integrators
 from verbund.testing import TEST_AUTH_SECRET
+from verbund.tools import cli, integrators
 from verbund.tools.integrators import parse_scope, scope_regex
 
 

@@ -356,9 +356,8 @@ def cmd_token(args) -> int:
     from datetime import timedelta
 
     from verbund import auth
-    from verbund.tools import integrators
-
     from verbund.settings import NoAuthSecret, existing_auth_secret
+    from verbund.tools import integrators
 
     if args.personal:
         # Personal data needs a grant recorded at members-service; a bare token's claim would be void.
