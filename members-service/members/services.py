@@ -374,7 +374,7 @@ def answer_contact(uow: UnitOfWork, principal: Principal, request_id: str, accep
     domain.authorize_answer(principal, held.recipient_id)
     status = domain.contact_status(held.status, held.expires_at, now)
     if status != "pending":
-        raise Conflict(f"this request is {status} and can no longer be answered", status=status)
+        raise Conflict(f"this request is {status} and can no longer be answered", request_status=status)
     held.status, held.answered_at = ("accepted" if accept else "declined"), now
     uow.session.flush()
     view = queries.contact_request_view(uow.session, held, now)
