@@ -16,7 +16,8 @@ PUBLISH_DELAY_SECONDS = 0.05
 class SignInMail(RpcProxy):
     """``self.sign_in_mail(recipients, issue)`` makes each recipient's link (``issue(recipient)``: a
     unit of work with ``services.issue_sign_in_link``) and has notifications-service mail it by RPC
-    (``notifications.send_sign_in_link``): the link's secret travels on the services' own RPC exchange, never on the event exchange integrators read.
+    (``notifications.send_sign_in_link``): the link's secret travels on the services' own RPC
+    exchange, never on the event exchange integrators read.
     Both happen in a thread of their own after the answer is on its way (the token's insert and
     publishing with confirms took ~12 ms, which told a known address from an unknown one), and the
     RPC's reply is not waited for; a mail that cannot be sent is logged by notifications, and the
