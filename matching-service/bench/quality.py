@@ -172,7 +172,8 @@ def main(argv=None) -> int:
         ("hybrid", both_parts(qs, rank_engine(qs, vectors, texts, calibration, word))),
         ("lexical (model unavailable)", both_parts(qs, rank_engine(qs))),
         ("char-n-gram TF-IDF", both_parts(qs, rank_pairwise(qs, tfidf_similarity(texts)))),
-        (f"embeddings alone ({embedder.name})", both_parts(qs, rank_pairwise(qs, embedding_similarity(texts, vectors)))),
+        (f"embeddings alone ({embedder.name})",
+         both_parts(qs, rank_pairwise(qs, embedding_similarity(texts, vectors)))),
     ]
     report = table(rows)
     print(report)

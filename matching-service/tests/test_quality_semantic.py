@@ -53,7 +53,7 @@ def test_test_part_stays_where_it_was(measured):
 def test_semantic_reasons_are_plain_and_true(measured):
     _, engine, qs = measured
     seen = 0
-    for key, profile in qs.profiles.items():
+    for profile in qs.profiles.values():
         for partner_id, _ in engine.suggestions(profile["id"]):
             for reason in engine.explain(profile["id"], partner_id)["reasons"]:
                 if reason.get("match") != "semantic":
