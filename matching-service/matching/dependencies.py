@@ -26,9 +26,13 @@ from matching import queries, semantic, services, vectors
 from matching.engine import Engine
 from verbund.database import Database, Store, UnitOfWork
 from verbund.errors import ServiceUnavailable
+from verbund.settings import env
 
 log = logging.getLogger(__name__)
 
+# The embedding model in the running service. Off by default for now: with it loaded the engine's
+# first build did not finish in the service process (under investigation; README "Limits").
+SEMANTIC = env("MATCHING_SEMANTIC", "0") == "1"
 RPC_PAGE = 500             # profiles per members.profiles_after call
 RPC_TIMEOUT = 30           # seconds one RPC call may take
 READY_TIMEOUT = 60         # seconds a request waits for the engine to load before a 503
@@ -196,7 +200,10 @@ class MatchingEngine:
             with self.lock:
                 self.engine.warm_up()
                 if self.semantic_status == "loading":
-                    self.load_model()
+                    if SEMANTIC:
+                        self.load_model()
+                    else:
+                        self.semantic_status = "degraded: semantic matching switched off (MATCHING_SEMANTIC=0)"
                 self.reload()
             return empty
 
