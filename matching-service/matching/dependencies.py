@@ -22,13 +22,17 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from matching import queries, services
+from matching import queries, semantic, services, vectors
 from matching.engine import Engine
 from verbund.database import Database, Store, UnitOfWork
 from verbund.errors import ServiceUnavailable
+from verbund.settings import env
 
 log = logging.getLogger(__name__)
 
+# The embedding model in the running service. Off by default for now: with it loaded the engine's
+# first build did not finish in the service process (under investigation; README "Limits").
+SEMANTIC = env("MATCHING_SEMANTIC", "0") == "1"
 RPC_PAGE = 500             # profiles per members.profiles_after call
 RPC_TIMEOUT = 30           # seconds one RPC call may take
 READY_TIMEOUT = 60         # seconds a request waits for the engine to load before a 503
@@ -75,6 +79,10 @@ class MatchingEngine:
     def __init__(self, store: Store, amqp_uri: str):
         self.store = store
         self.amqp_uri = amqp_uri
+        # The model is loaded in warm_up (off the start path); until then and without it: lexical.
+        self.embedder = None
+        self.semantic_status = "loading"
+        self.space: semantic.Space | None = None
         self.engine = Engine()
         self.lock = threading.Lock()  # green under `verbund run`'s monkey patch
         self.ready = Event()
@@ -93,11 +101,32 @@ class MatchingEngine:
         started = time.monotonic()
         with self.store.unit_of_work() as uow:
             seq, profiles = queries.read_model(uow.session)
+        if self.space is not None:
+            profiles = list(profiles)
+            self.embed(profiles)
         # Outside the transaction: on SQLite it would hold the write lock all the while.
         self.engine.load(profiles)
         self.engine.seq = seq
         self.stale = False
         log.info("matching engine loaded: %d members in %.1fs", len(self.engine), time.monotonic() - started)
+
+    def load_model(self) -> None:
+        """Load the embedding model; without it the engine matches lexically (``/ready``: degraded)."""
+        self.embedder, self.semantic_status = semantic.load_embedder()
+        if self.embedder is not None:
+            self.space = semantic.Space()
+            self.engine = Engine(semantic=self.space)
+            self.stale = True
+        log.info("semantic matching: %s", self.semantic_status)
+
+    def embed(self, profiles) -> dict:
+        """Vectors for the profiles' texts: stored ones read, new ones embedded in a native thread
+        (the event loop keeps running meanwhile) and stored in their own transaction."""
+        if self.space is None:
+            return {"read": 0, "embedded": 0}
+        with self.store.unit_of_work() as uow:
+            return vectors.ensure(uow.session, self.space, self.embedder, semantic.MODEL, profiles,
+                                  run=eventlet.tpool.execute)
 
     def _locked(self, work: Callable[[], object]):
         """Run ``work()`` under the lock, on a current engine; a failure leaves the engine to be rebuilt
@@ -125,7 +154,14 @@ class MatchingEngine:
         return self._locked(work)
 
     def handle(self, event: dict, handler: Callable[[UnitOfWork, Engine, dict], object]) -> bool:
-        """``handler(uow, engine, event)`` through the idempotent inbox (False: handled before)."""
+        """``handler(uow, engine, event)`` through the idempotent inbox (False: handled before).
+        The profile's new texts are embedded first, outside the engine's lock."""
+        profile = (event.get("data") or {}).get("profile")
+        if profile and self.space is not None and self.ready.ready():
+            try:
+                self.embed([profile])
+            except Exception:  # the member is matched lexically now and semantically at the next rebuild
+                log.exception("embedding the texts of %s failed", profile.get("id"))
         return self._locked(lambda: self.store.handle(
             event, lambda uow, e: handler(uow, self._prepared(uow), e)))
 
@@ -163,6 +199,11 @@ class MatchingEngine:
                 empty = queries.read_model_empty(uow.session)
             with self.lock:
                 self.engine.warm_up()
+                if self.semantic_status == "loading":
+                    if SEMANTIC:
+                        self.load_model()
+                    else:
+                        self.semantic_status = "degraded: semantic matching switched off (MATCHING_SEMANTIC=0)"
                 self.reload()
             return empty
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -82,3 +82,16 @@ class DeclinedPair(Base):
     member_a: Mapped[str] = mapped_column(String(36), primary_key=True)
     member_b: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
     declined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TextVector(Base):
+    """A need or offer text's embedding, computed once: a rebuild reads it instead of embedding
+    again. ``key`` is ``semantic.text_key(kind, text)`` (model, side and text); ``vector`` float32
+    bytes. Texts are what members wrote in their public profile, no personal data."""
+    __tablename__ = "text_vectors"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(40), nullable=False)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    vector: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)

@@ -39,6 +39,8 @@ class MatchingService(ServiceBase):
         """The database and the broker, and the engine: "loading" until its read model is in memory."""
         checks = super().readiness_checks()
         checks["engine"] = "ok" if self.matching.ready.ready() else "loading"
+        # "degraded: …" when the embedding model could not be loaded: ready, but matching lexically.
+        checks["semantic"] = self.matching.semantic_status
         return checks
 
     @api("GET", "/members/<string:member_id>/suggestions", roles=("admin", "member"),

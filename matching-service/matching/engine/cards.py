@@ -14,6 +14,8 @@ from verbund.reference import STATES
 WEIGHTS = {"need_coverage": 0.45, "offer_coverage": 0.25, "topics": 0.12, "proximity": 0.10, "sme": 0.08}
 RELATED_FACTOR = 0.4
 WORD_WEIGHT = 0.6
+# A shared word when the embeddings are there to confirm or deny it (fitted on the tuning part).
+WORD_WEIGHT_WITH_SEMANTIC = 0.4
 SUGGESTIONS = 10
 PROPOSAL_POOL = 40
 MAX_CONSORTIUM = 4

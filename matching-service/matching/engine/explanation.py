@@ -107,8 +107,35 @@ class Explanation:
                 "score": round(pair["score"], 4), "parts": {k: round(v, 4) for k, v in pair["parts"].items()},
                 "reasons": reasons}
 
+    @staticmethod
+    def _strength_words(strength: float, de: bool) -> str:
+        if strength >= 0.75:
+            return "sehr gut" if de else "very well"
+        if strength >= 0.45:
+            return "gut" if de else "well"
+        return "teilweise" if de else "partly"
+
+    def _semantic_reason(self, kind, need_label, offer_label, strength, de: bool) -> dict:
+        how = self._strength_words(strength, de)
+        percent = round(100 * strength)
+        if kind == "need_met":
+            text = (f"Ihr Bedarf „{need_label}“ passt inhaltlich {how} zu deren Angebot „{offer_label}“ "
+                    f"(Stärke {percent} %)" if de else
+                    f"Your need '{need_label}' fits their offer '{offer_label}' {how} in substance "
+                    f"(strength {percent}%)")
+        else:
+            text = (f"Ihr Angebot „{offer_label}“ passt inhaltlich {how} zu deren Bedarf „{need_label}“ "
+                    f"(Stärke {percent} %)" if de else
+                    f"Your offer '{offer_label}' fits their need '{need_label}' {how} in substance "
+                    f"(strength {percent}%)")
+        return {"kind": kind, "text": text, "need": need_label, "offer": offer_label, "term": None,
+                "strength": round(strength, 4), "match": "semantic"}
+
     def _match_reason(self, kind, need_label, offer_label, strength, feature: Feature, de: bool) -> dict:
         via = feature.via
+        if feature.kind == "semantic":
+            # Only said when the embeddings really link these two texts (the strength is theirs).
+            return self._semantic_reason(kind, need_label, offer_label, strength, de)
         if feature.kind == "word":
             how = f"gemeinsames Wort „{via}“" if de else f"shared word '{via}'"
             term = None

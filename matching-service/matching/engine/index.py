@@ -18,6 +18,7 @@ from matching.engine.cards import (
     SUGGESTIONS,
     WEIGHTS,
     WORD_WEIGHT,
+    WORD_WEIGHT_WITH_SEMANTIC,
     Card,
     Changes,
     Column,
@@ -27,6 +28,7 @@ from matching.engine.cards import (
     card_from_profile,
     tiebreak,
 )
+from matching.semantic import NEED, OFFER, Space
 from matching.text import TextAnalyzer
 from verbund.vocabulary import Vocabulary
 from verbund.vocabulary import load as load_vocabulary
@@ -35,8 +37,14 @@ from verbund.vocabulary import load as load_vocabulary
 class Index:
     """Members' cards in slots, their postings, and each live member's best partners (no I/O)."""
 
-    def __init__(self, vocabulary: Vocabulary | None = None, k: int = SUGGESTIONS, text: TextAnalyzer | None = None):
+    def __init__(self, vocabulary: Vocabulary | None = None, k: int = SUGGESTIONS, text: TextAnalyzer | None = None,
+                 semantic: Space | None = None, word_weight: float | None = None):
         self.vocabulary = vocabulary or load_vocabulary()
+        # Semantic links between need and offer texts (None: lexical only). With them, a shared
+        # word alone counts less: the embedding says whether the texts mean the same.
+        self.semantic = semantic
+        self.word_weight = word_weight if word_weight is not None else (
+            WORD_WEIGHT_WITH_SEMANTIC if semantic is not None else WORD_WEIGHT)
         self.text = text or TextAnalyzer(self.vocabulary)
         self.k = k
         self.term_ids = sorted(self.vocabulary.competencies)
@@ -93,8 +101,8 @@ class Index:
 
     # --- reading profiles -------------------------------------------------------------------------
 
-    def _feature(self, word: str) -> int:
-        key = "w:" + word
+    def _feature(self, word: str, prefix: str = "w:") -> int:
+        key = prefix + word
         if key not in self.feature_of:
             self.feature_of[key] = len(self.feature_names)
             self.feature_names.append(key)
@@ -120,15 +128,28 @@ class Index:
             put(Feature(self.feature_of[linked], weight, "term" if weight == 1.0 else "similar", linked))
         if not links or links[0][1] < 1.0:  # free text: its own words count too
             for word in sorted(self.text.tokens(label)):
-                put(Feature(self._feature(word), WORD_WEIGHT, "word", word))
+                put(Feature(self._feature(word), self.word_weight, "word", word))
         if need:
             for linked, weight in links:
                 for other in sorted(self.related.get(linked, ())):
                     put(Feature(self.feature_of[other], RELATED_FACTOR * weight, "related", linked))
+        complete = True
+        if self.semantic is not None:
+            # A text's own id is a feature (1.0) on its side; the earlier texts of the other side it
+            # meets are features with the calibrated strength. need·offer then gives the strength
+            # whichever of the two came first.
+            side, other = ("n", "o") if need else ("o", "n")
+            own, links = self.semantic.links(NEED if need else OFFER, label)
+            complete = own is not None  # not embedded yet: lexical for now, analysed again later
+            if own is not None:
+                put(Feature(self._feature(f"{side}{own}", "s:"), 1.0, "semantic", label))
+                for linked, strength, _ in links:
+                    put(Feature(self._feature(f"{other}{linked}", "s:"), strength, "semantic", label))
         result = tuple(sorted(found.values(), key=lambda f: f.id))
         if len(self._analyse) > 200_000:
             self._analyse.clear()
-        self._analyse[key] = result
+        if complete:
+            self._analyse[key] = result
         return result
 
     # --- adding and removing members ---------------------------------------------------------------

