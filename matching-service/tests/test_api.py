@@ -33,7 +33,8 @@ def publish(module_amqp_uri):
 # Each trio needs and offers terms of its own, so that trios do not mix in each other's proposals.
 TRIO_TERMS = iter([("traceability-software", "lithium-battery-transport"), ("wms", "jis-sequencing"),
                    ("customs-software", "heavy-oversized-transport"), ("pcf-calculation", "export-packaging"),
-                   ("predictive-maintenance", "cold-chain-logistics"), ("erp-mid-market", "rail-freight")])
+                   ("predictive-maintenance", "cold-chain-logistics"), ("erp-mid-market", "rail-freight"),
+                   ("tisax", "machine-relocation"), ("hmi-development", "inland-waterway")])
 
 
 def make_trio(publish, api):
