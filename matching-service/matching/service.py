@@ -55,7 +55,7 @@ class MatchingService(ServiceBase):
         with self.db.unit_of_work() as uow:
             return queries.proposals_of(uow.session, request.principal, member_id, request.query_data.get("status"))
 
-    @api("POST", "/members/<string:member_id>/proposals", roles=("admin", "member"), errors=(404, 409),
+    @api("POST", "/members/<string:member_id>/proposals", roles=("admin", "member"), errors=(404, 409, 422),
          responses={201: ("A new proposal around the member's needs", ProposalSchema)})
     def request_proposal(self, request, member_id):
         """Ask for a (new) partner-project proposal around the member's needs, e.g. after declining
