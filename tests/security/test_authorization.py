@@ -85,6 +85,7 @@ OTHERS_RESOURCES = [
     ("events", "GET", "/members/{a}/registrations"),
     ("matching", "GET", "/members/{a}/suggestions"),
     ("matching", "GET", "/members/{a}/proposals"),
+    ("matching", "POST", "/members/{a}/proposals"),
 ]
 
 
