@@ -26,10 +26,11 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
 
-## Benchmarks (not part of `make test`): each service's bench/run.py and the platform's bench/platform.py
+## Benchmarks (not part of `make test`): each service's bench/run.py (and churn.py where there is one) and the
+## platform's bench/platform.py
 ## write their reports under docs/bench/.
 bench: $(STAMP)
-	@for script in $(wildcard *-service/bench/run.py) bench/platform.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $(wildcard *-service/bench/run.py) $(wildcard *-service/bench/churn.py) bench/platform.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 ## Regenerate the contract documents from the code (tests fail when a committed one is stale).
 docs: $(STAMP)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Unprocessable
@@ -14,9 +15,29 @@ from verbund.errors import Forbidden, Unprocessable
 # leads to proposals around at most this many members.
 MAX_OPEN_INVITATIONS = 3
 PROPOSALS_PER_EVENT = 5
-# A member's open proposal gives way to a new one that covers this much more of its needs
-# (a share of its needs: 0.2 = 20 percentage points).
-SUPERSEDE_GAIN = 0.2
+
+
+@dataclass(frozen=True)
+class ProposalPolicy:
+    """When a team is worth proposing on its own and when a proposal gives way (coverages are
+    shares of the anchor's needs in [0, 1], each need counted with the strength it is met with).
+
+    ``min_coverage``: a team is proposed without being asked for only if it covers at least this
+    share (0.6: two of three needs fully, or all of them by close free-text matches; half of the
+    needs is not a team for them yet).
+    ``supersede_gain`` and ``quiet``: an open proposal gives way to a team that covers this much
+    more of the needs, and not before it has stood for ``quiet`` - the member has time to answer
+    and is not told of a new team every few days. ``quiet`` also separates a declined proposal from
+    the next one made without being asked for (a member can ask for one sooner)."""
+    min_coverage: float = 0.6
+    supersede_gain: float = 0.25
+    quiet: timedelta = timedelta(days=7)
+
+
+# The rules in force; the churn benchmark swaps in the earlier ones for comparison.
+POLICY = ProposalPolicy()
+# Before proposals held still: any team, replaced by one 20 points better at any time.
+UNSTEADY_POLICY = ProposalPolicy(min_coverage=0.0, supersede_gain=0.2, quiet=timedelta(0))
 
 # Profile fields whose change can change a member's partners or consortia.
 MATCHING_FIELDS = frozenset({"sector", "region", "size", "offers", "needs", "topics", "consent", "name"})
@@ -59,10 +80,34 @@ def is_busy(open_invitations: int) -> bool:
     return open_invitations >= MAX_OPEN_INVITATIONS
 
 
-def supersedes(new_coverage: float, open_coverage: float) -> bool:
-    """A new team replaces the anchor's open proposal only if it covers SUPERSEDE_GAIN more of its
-    needs (coverages are shares in [0, 1])."""
-    return new_coverage >= open_coverage + SUPERSEDE_GAIN
+def utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives them back naive)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def clearly_covers(coverage: float, policy: ProposalPolicy | None = None) -> bool:
+    """A team is proposed without being asked for only if it covers ``policy.min_coverage`` of the
+    anchor's needs."""
+    return coverage >= (policy or POLICY).min_coverage
+
+
+def too_soon(now: datetime, since: datetime | None, policy: ProposalPolicy | None = None) -> bool:
+    """True while ``since`` (a proposal made, or declined) is less than ``policy.quiet`` ago."""
+    return since is not None and now - utc(since) < (policy or POLICY).quiet
+
+
+def supersedes(new_coverage: float, open_coverage_now: float, open_since: datetime, now: datetime,
+               policy: ProposalPolicy | None = None) -> bool:
+    """Whether a new team replaces the anchor's open proposal (hysteresis).
+
+    ``open_coverage_now``: how much of the anchor's needs the open team covers as the profiles are
+    now. If it no longer clearly covers them (the anchor changed its needs, a partner its offers),
+    any team that does replaces it at once. Otherwise only a team that covers ``supersede_gain``
+    more, and only once the open one has stood for ``quiet``."""
+    policy = policy or POLICY
+    if not clearly_covers(open_coverage_now, policy):
+        return clearly_covers(new_coverage, policy) and new_coverage > open_coverage_now
+    return not too_soon(now, open_since, policy) and new_coverage >= open_coverage_now + policy.supersede_gain
 
 
 def answering_member(principal: Principal, named: str | None) -> str:

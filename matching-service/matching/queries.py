@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from matching import domain
+from matching import domain, wording
 from matching.models import DeclinedPair, MemberProfile, Proposal, ProposalMember, SuggestionSet
 from verbund import envelope
 from verbund.auth import Principal
@@ -49,8 +49,10 @@ def suggestions_of(session: Session, principal: Principal, member_id: str) -> di
 # --- proposals -----------------------------------------------------------------------------------------
 
 def project_data(proposal: Proposal, erase: str | None = None) -> dict:
-    """A proposal as the project.* events and the API show it (without a deleted member's name)."""
-    return {
+    """A proposal as the project.* events and the API show it (without a deleted member's name):
+    the structured explanation with a sentence per item in German and English, and a ``summary``
+    sentence per language for every invited member (``matching.wording``)."""
+    data = {
         "id": proposal.id, "version": proposal.version, "title": proposal.title, "topic": proposal.topic,
         "status": proposal.status, "anchor_id": proposal.anchor_id, "score": proposal.score,
         "need_coverage": proposal.need_coverage,
@@ -59,6 +61,7 @@ def project_data(proposal: Proposal, erase: str | None = None) -> dict:
         "explanation": proposal.explanation, "closed_reason": proposal.closed_reason,
         "created_at": envelope.isoformat(proposal.created_at), "updated_at": envelope.isoformat(proposal.updated_at),
     }
+    return {**data, "explanation": wording.explained(data), "summary": wording.summary(data)}
 
 
 # Statements built once (their ids are bound when run): open invitations per member, driven by the

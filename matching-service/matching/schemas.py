@@ -88,8 +88,12 @@ class ProposalSchema(Schema):
     need_coverage = fields.Float(required=True, metadata={"description": "share of the anchor's needs covered, 0-1"})
     members = fields.List(fields.Nested(ProposalMemberSchema), required=True)
     explanation = fields.List(fields.Dict(), required=True, metadata={
-        "description": "need_covered {need, member_id, offer, strength}, need_open {need}, sectors {sectors}, "
-                       "topics {topics}, each with its kind"})
+        "description": "need_covered {need, member_id, member_name, offer, strength, match}, need_open {need}, "
+                       "sectors {sectors}, topics {topics}, each with its kind and text {de, en}: a sentence that "
+                       "speaks to the anchor (\"TraceSoft GmbH bringt „traceability system“ für Ihren Bedarf "
+                       "„Rückverfolgbarkeit“ mit.\")"})
+    summary = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "{de, en}: one sentence for every invited member: whose needs, who covers how many"})
     closed_reason = fields.String(allow_none=True, metadata={
         "description": "declined, member_deleted, consent_withdrawn or superseded"})
     created_at = fields.DateTime(required=True)

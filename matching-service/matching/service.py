@@ -57,6 +57,17 @@ class MatchingService(ServiceBase):
         with self.db.unit_of_work() as uow:
             return queries.proposals_of(uow.session, request.principal, member_id, request.query_data.get("status"))
 
+    @api("POST", "/members/<string:member_id>/proposals", roles=("admin", "member"), errors=(404, 409, 422),
+         responses={201: ("A new proposal around the member's needs", ProposalSchema)})
+    def request_proposal(self, request, member_id):
+        """Ask for a (new) partner-project proposal around the member's needs, e.g. after declining
+        one: the best team not proposed or declined before, made at once (``project.proposed``).
+        The member itself or an admin; no body. 403 another member's; 404 unknown or deleted member;
+        409 while a proposal around its needs is open (answer it first; ``proposal_id`` names it);
+        422 when the profile names no needs, the member has not agreed to be proposed, or no new
+        team can be found."""
+        return json_response(self.matching.run(services.request_proposal, request.principal, member_id), 201)
+
     @api("GET", "/proposals", roles=("admin",), query=ProposalQuerySchema,
          responses={200: ("A page of proposals", ProposalPageSchema)})
     def list_proposals(self, request):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, tuple_
 
@@ -24,7 +26,7 @@ from matching.queries import Lookups, project_data
 from verbund import outbox
 from verbund.auth import Principal
 from verbund.database import UnitOfWork
-from verbund.errors import Conflict, NotFound, Unprocessable
+from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
 
 STORED_LISTS_PER_QUERY = 200  # suggestion lists read with one SELECT ... IN
 log = logging.getLogger(__name__)
@@ -78,12 +80,28 @@ def on_member_changed(uow: UnitOfWork, engine: Engine, event: dict) -> None:
     if not profile["consent"]["suggest_as_partner"]:
         close_proposals(uow, involving=profile["id"], reason="consent_withdrawn")
     # Around the member itself if what it offers or needs changed, and around members who have
-    # a new partner now: a growing network leads to better teams.
+    # a new partner now: a growing network leads to better teams. Those it matters to most come
+    # first (it tops their list), so the obvious partner of a newcomer is not crowded out by
+    # older members it merely entered the lists of.
     anchors = [profile["id"]] if domain.affects_matching(changed) else []
-    anchors += [member_id for member_id in changes.lists if member_id != profile["id"]]
+    anchors += anchors_by_gain(changes.lists, profile["id"])
     lookups = Lookups(uow.session)
-    for member_id in anchors[:domain.PROPOSALS_PER_EVENT]:
-        propose_around(uow, engine, member_id, lookups)
+    tried = 0
+    for member_id in anchors[:domain.PROPOSALS_PER_EVENT * 4]:
+        if tried == domain.PROPOSALS_PER_EVENT:
+            break
+        state = anchor_state(uow, engine, member_id)
+        if state.settled:
+            continue  # its proposal stands (or it declined lately): no need to search
+        tried += 1
+        propose_around(uow, engine, member_id, lookups, state=state)
+
+
+def anchors_by_gain(lists: dict[str, list[tuple[str, float]]], member_id: str) -> list[str]:
+    """The members whose lists changed because of ``member_id``, those that rank it highest first
+    (by its score in their list), then those that do not list it, in id order."""
+    score = {other: dict(partners).get(member_id) for other, partners in lists.items() if other != member_id}
+    return sorted(score, key=lambda other: (score[other] is None, -(score[other] or 0.0), other))
 
 
 def on_member_deleted(uow: UnitOfWork, engine: Engine, event: dict) -> None:
@@ -222,23 +240,80 @@ def create_proposal(uow: UnitOfWork, consortium: dict, lookups: Lookups) -> dict
     return data
 
 
-def propose_around(uow: UnitOfWork, engine: Engine, member_id: str, lookups: Lookups | None = None) -> dict | None:
-    """Propose a consortium around a member's needs. Its open proposal, if any, stays unless the new
-    team covers clearly more of its needs (``domain.supersedes``); then the old one is closed as
-    superseded. ``lookups`` may be shared by the calls within one unit of work."""
-    session = uow.session
-    lookups = lookups or Lookups(session)
+@dataclass
+class AnchorState:
+    """What proposing around a member depends on: its open proposal, when it last declined (or a
+    partner declined its team), and whether there is no point searching now (``settled``)."""
+    open: Proposal | None
+    last_declined: datetime | None
+    settled: bool
+
+
+def anchor_state(uow: UnitOfWork, engine: Engine, member_id: str, *, requested: bool = False) -> AnchorState:
+    """Its open proposal stands while it is younger than the quiet period and its team still
+    clearly covers the member's needs; after a decline the next unasked proposal waits the quiet
+    period too (``domain.POLICY``). A member who asks (``requested``) is never made to wait."""
+    now = uow.now()
     # Through the anchor's index alone, the status filtered here: with "status = 'proposed'" in the
     # query SQLite walks every open proposal by the status index.
-    open_own = next((proposal for proposal in session.execute(
-        select(Proposal).where(Proposal.anchor_id == member_id)).scalars() if proposal.status == "proposed"), None)
+    own = uow.session.execute(select(Proposal).where(Proposal.anchor_id == member_id)).scalars().all()
+    open_own = next((proposal for proposal in own if proposal.status == "proposed"), None)
+    last_declined = max((p.updated_at for p in own if p.closed_reason == "declined"), default=None)
+    settled = False
+    if not requested:
+        if open_own is not None:
+            settled = domain.too_soon(now, open_own.created_at) and domain.clearly_covers(
+                engine.team_coverage(member_id, [m.member_id for m in open_own.members]))
+        else:
+            settled = domain.too_soon(now, last_declined)
+    return AnchorState(open_own, last_declined, settled)
+
+
+def propose_around(uow: UnitOfWork, engine: Engine, member_id: str, lookups: Lookups | None = None, *,
+                   state: AnchorState | None = None) -> dict | None:
+    """Propose a consortium around a member's needs if one clearly covers them
+    (``domain.clearly_covers``). Its open proposal, if any, stays unless the new team is clearly
+    better and the open one has stood long enough (``domain.supersedes``); then the old one is
+    closed as superseded. Teams proposed before, and parts of them, are not proposed again.
+    ``lookups`` may be shared by the calls within one unit of work. Returns the new proposal or None."""
+    lookups = lookups or Lookups(uow.session)
+    state = state or anchor_state(uow, engine, member_id)
+    if state.settled:
+        return None
+    consortium = engine.propose(member_id, **lookups.options())
+    if consortium is None or not domain.clearly_covers(consortium["need_coverage"]):
+        return None
+    if state.open is not None:
+        standing = engine.team_coverage(member_id, [m.member_id for m in state.open.members])
+        if not domain.supersedes(consortium["need_coverage"], standing, state.open.created_at, uow.now()):
+            return None
+        close_proposals(uow, reason="superseded", only=state.open, lookups=lookups)
+    return create_proposal(uow, consortium, lookups)
+
+
+def request_proposal(uow: UnitOfWork, engine: Engine, principal: Principal, member_id: str) -> dict:
+    """A member asks for a (new) proposal around its needs, e.g. after it declined one: the best
+    team not proposed or declined before, made at once, even if it covers less than an unasked
+    proposal must. Forbidden for another member; NotFound for an unknown member; Conflict while a
+    proposal around its needs is open (answer that one first); Unprocessable when no team can be
+    found (no needs, no consent, or every fitting team was proposed or declined before)."""
+    if not domain.can_see_member(principal, member_id):
+        raise Forbidden("a member asks for proposals for itself only")
+    card = engine.card(member_id)
+    if card is None:
+        raise NotFound(f"no member {member_id}")
+    state = anchor_state(uow, engine, member_id, requested=True)
+    if state.open is not None:
+        raise Conflict("a proposal around your needs is open: accept or decline it first",
+                       proposal_id=state.open.id)
+    if not card.needs or not card.consent:
+        raise Unprocessable("validation failed", fields={"member_id": [
+            "the profile names no needs" if not card.needs else "the member has not agreed to be proposed to others"]})
+    lookups = Lookups(uow.session)
     consortium = engine.propose(member_id, **lookups.options())
     if consortium is None:
-        return None
-    if open_own is not None:
-        if not domain.supersedes(consortium["need_coverage"], open_own.need_coverage):
-            return None
-        close_proposals(uow, reason="superseded", only=open_own, lookups=lookups)
+        raise Unprocessable("no new team can be proposed now: no partners from other sectors cover your needs "
+                            "beyond the teams proposed or declined before")
     return create_proposal(uow, consortium, lookups)
 
 

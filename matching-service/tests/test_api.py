@@ -33,7 +33,8 @@ def publish(module_amqp_uri):
 # Each trio needs and offers terms of its own, so that trios do not mix in each other's proposals.
 TRIO_TERMS = iter([("traceability-software", "lithium-battery-transport"), ("wms", "jis-sequencing"),
                    ("customs-software", "heavy-oversized-transport"), ("pcf-calculation", "export-packaging"),
-                   ("predictive-maintenance", "cold-chain-logistics"), ("erp-mid-market", "rail-freight")])
+                   ("predictive-maintenance", "cold-chain-logistics"), ("erp-mid-market", "rail-freight"),
+                   ("tisax", "machine-relocation"), ("hmi-development", "inland-waterway")])
 
 
 def make_trio(publish, api):
@@ -195,3 +196,33 @@ def test_an_admin_recomputes_everything(matching_api, trio):
     assert response.status_code == 200, response.text
     assert response.json()["members"] >= 3
     assert response.json()["announced"] == 0  # nothing changed: nobody is told again
+
+
+def test_a_member_who_declined_asks_for_another_proposal(matching_api, fresh_trio, publish):
+    supplier, it, carrier = fresh_trio
+    proposal = open_proposal(matching_api, supplier)
+    url = f"{matching_api.url}/members/{supplier['id']}/proposals"
+    assert requests.post(url, timeout=10).status_code == 401
+    assert requests.post(url, headers=as_member(it), timeout=10).status_code == 403
+    assert requests.post(f"{matching_api.url}/members/nobody/proposals", headers=ADMIN, timeout=10).status_code == 404
+    still_open = requests.post(url, headers=as_member(supplier), timeout=10)
+    assert still_open.status_code == 409 and still_open.json()["proposal_id"] == proposal["id"]
+    declined = requests.post(f"{matching_api.url}/proposals/{proposal['id']}/responses",
+                             json={"response": "decline"}, headers=as_member(supplier), timeout=10)
+    assert declined.status_code == 200
+    nobody_new = requests.post(url, headers=as_member(supplier), timeout=10)
+    assert nobody_new.status_code == 422 and "no new team" in nobody_new.json()["error"]
+    # Another software house joins: asked, the supplier gets a team with it at once.
+    other = member_profile(name="Zweitsoft GmbH", sector="it", offers=[supplier["needs"][0]], needs=[])
+    publish(envelope.new_event("member.registered", "/verbund/members", other["id"], {"profile": other}, version=1))
+
+    def knows_it():
+        response = requests.get(f"{matching_api.url}/members/{supplier['id']}/suggestions", headers=ADMIN, timeout=10)
+        return other["id"] in {s["partner_id"] for s in response.json()["suggestions"]}
+
+    wait_for(knows_it, timeout=30, message="the new software house among the supplier's partners")
+    asked = requests.post(url, headers=as_member(supplier), timeout=10)
+    assert asked.status_code == 201, asked.text
+    body = asked.json()
+    assert {m["member_id"] for m in body["members"]} == {supplier["id"], other["id"]}
+    assert body["status"] == "proposed" and body["summary"]["de"].startswith("Ein Team für Zellwerk GmbH")

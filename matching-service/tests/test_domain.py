@@ -1,4 +1,6 @@
 """The rules around the engine, as plain functions."""
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from matching import domain
@@ -46,7 +48,26 @@ def test_who_sees_what():
 
 def test_the_no_spam_limits():
     assert not domain.is_busy(domain.MAX_OPEN_INVITATIONS - 1) and domain.is_busy(domain.MAX_OPEN_INVITATIONS)
-    assert domain.supersedes(0.7, 0.5) and not domain.supersedes(0.69, 0.5)
+
+
+def test_only_a_team_that_clearly_covers_the_needs_is_proposed_unasked():
+    assert domain.clearly_covers(0.6) and domain.clearly_covers(1.0)
+    assert not domain.clearly_covers(0.59) and not domain.clearly_covers(0.5)
+
+
+def test_an_open_proposal_gives_way_only_to_a_much_better_team_and_not_within_days():
+    made = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+    week = made + timedelta(days=7)
+    # Much better, but too soon: it stands.
+    assert not domain.supersedes(1.0, 0.6, made, made + timedelta(days=6, hours=23))
+    # After the quiet period: only a clearly better team (25 points of the needs).
+    assert domain.supersedes(0.95, 0.7, made, week) and not domain.supersedes(0.94, 0.7, made, week)
+    # A team that no longer clearly covers the needs (the anchor changed them) gives way at once,
+    # but only to one that does.
+    assert domain.supersedes(0.7, 0.3, made, made) and not domain.supersedes(0.55, 0.3, made, made)
+    # Times as SQLite gives them back (naive UTC) count the same.
+    assert domain.too_soon(made + timedelta(days=1), made.replace(tzinfo=None))
+    assert not domain.too_soon(week, made.replace(tzinfo=None)) and not domain.too_soon(made, None)
 
 
 def test_who_answers_a_proposal():

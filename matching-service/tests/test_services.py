@@ -68,11 +68,10 @@ def test_registrations_give_explained_suggestions_and_a_proposal(store, engine, 
     assert set(names) == {"TraceSoft GmbH", "Neckar Gefahrgut GmbH"}
     first = suggested["data"]["suggestions"][0]
     assert first["rank"] == 1 and first["reasons"][0]["kind"] == "need_met" and first["parts"]["need_coverage"] > 0
-    # Around the supplier: first with TraceSoft, then a team that also covers the transport.
-    smaller, proposed = tap.wait("project.proposed", count=2)
-    assert len(smaller["data"]["project"]["members"]) == 2
-    [superseded] = tap.wait("project.closed", subject=smaller["subject"])
-    assert superseded["data"]["project"]["closed_reason"] == "superseded"
+    # Around the supplier: not with TraceSoft alone (half of its needs), but once the carrier
+    # covers the transport too - one proposal, not one replaced minutes later.
+    [proposed] = tap.wait("project.proposed")
+    assert len(outbox_events(store, "project.proposed")) == 1 and not outbox_events(store, "project.closed")
     project = proposed["data"]["project"]
     assert project["need_coverage"] == 1.0
     assert project["anchor_id"] == supplier["id"] and project["status"] == "proposed"
@@ -319,7 +318,7 @@ def test_no_member_is_invited_beyond_the_limit_when_one_event_makes_several_prop
         elif event["type"] == "project.closed":
             for member_id in members_of[event["data"]["project"]["id"]]:
                 open_invitations[member_id] -= 1
-    assert reached_limit and most_in_one_event >= 3  # the rule mattered, within single events too
+    assert reached_limit and most_in_one_event >= 2  # the rule mattered, within single events too
 
 
 def test_the_registering_member_hears_of_its_partners_first(store, engine, member_events):

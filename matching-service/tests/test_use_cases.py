@@ -5,11 +5,11 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
-from matching import queries, services
+from matching import domain, queries, services
 from matching.models import DeclinedPair, MemberProfile, Proposal, SuggestionSet
 from verbund import envelope
 from verbund.auth import Principal
-from verbund.errors import Conflict, NotFound
+from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
 from verbund.testing import FixedClock, use_case_store
 
 ADMIN = Principal("admin", "admin")
@@ -151,3 +151,181 @@ def test_a_decline_closes_the_proposal_and_rules_out_the_pairings(store, engine,
     closed = [e for e in published(store, "project.closed") if e["subject"] == proposal_id]
     assert [e["data"]["project"]["closed_reason"] for e in closed] == ["declined"]
     assert count(store, DeclinedPair) == 2
+
+
+# --- steady proposals -----------------------------------------------------------------------------------
+
+def opened(store):
+    """Proposals made, as the events told them, oldest first."""
+    return [e["data"]["project"] for e in published(store, "project.proposed")]
+
+
+def team(project) -> set[str]:
+    return {m["member_id"] for m in project["members"]}
+
+
+def as_member(member):
+    return Principal(member["id"], "member", member_id=member["id"])
+
+
+def test_the_obvious_pair_is_proposed_when_the_second_firm_registers(store, engine, profile, member_events):
+    """Works that need a warehouse system among much else registered first; then a body shop that
+    needs exactly one, then the IT house that offers it. The IT house enters all their lists; the
+    body shop, for which it is the obvious partner, is proposed the pair at once."""
+    for i in range(6):
+        apply(store, engine, member_events.registered(profile(
+            name=f"Werk {i}", sector="automotive", needs=["wms", "mes", "traceability-software"])))
+    body_shop = profile(name="Karosseriebau Ost GmbH", sector="automotive", offers=["battery-cell-manufacturing"],
+                        needs=["wms"])
+    apply(store, engine, member_events.registered(body_shop))
+    assert opened(store) == []
+    it_house = profile(name="Lagerlogik GmbH", sector="it", offers=["wms"], needs=[])
+    apply(store, engine, member_events.registered(it_house))
+    [project] = [p for p in opened(store) if p["anchor_id"] == body_shop["id"]]
+    assert team(project) == {body_shop["id"], it_house["id"]} and project["need_coverage"] == 1.0
+    assert opened(store) == [project]  # a third of the works' needs is no team for them
+
+
+def test_a_team_that_covers_too_little_is_not_proposed(store, engine, profile, member_events):
+    anchor = profile(name="Zellwerk GmbH", sector="automotive", needs=["wms", "traceability-software"])
+    apply(store, engine, member_events.registered(anchor))
+    apply(store, engine, member_events.registered(profile(name="Lagerlogik GmbH", sector="it", offers=["wms"])))
+    assert opened(store) == []  # half of the needs: not a team yet
+    apply(store, engine, member_events.registered(
+        profile(name="TraceSoft GmbH", sector="it", offers=["traceability-software"])))
+    [project] = opened(store)
+    assert project["anchor_id"] == anchor["id"] and project["need_coverage"] == 1.0
+
+
+@pytest.fixture
+def supplier_with_a_team(store, engine, profile, member_events):
+    """A supplier with three needs and an open proposal that covers two of them."""
+    supplier = profile(name="Zellwerk GmbH", sector="automotive", offers=["battery-cell-manufacturing"],
+                       needs=["wms", "traceability-software", "lithium-battery-transport"])
+    it = profile(name="TraceSoft GmbH", sector="it", offers=["wms", "traceability-software"], needs=[])
+    for member in (supplier, it):
+        apply(store, engine, member_events.registered(member))
+    [project] = opened(store)
+    assert team(project) == {supplier["id"], it["id"]} and project["need_coverage"] == pytest.approx(0.6667)
+    return supplier, it, project
+
+
+def test_an_open_proposal_stands_until_a_much_better_team_after_the_quiet_period(
+        store, engine, profile, member_events, clock, supplier_with_a_team):
+    supplier, it, first = supplier_with_a_team
+    carrier = profile(name="Neckar Gefahrgut GmbH", sector="logistics", offers=["lithium-battery-transport"], needs=[])
+    clock.advance(days=1)
+    apply(store, engine, member_events.registered(carrier))
+    assert opened(store) == [first] and not published(store, "project.closed")  # better, but too soon
+    clock.advance(days=5)
+    apply(store, engine, member_events.updated({**carrier, "version": 2, "topics": ["hydrogen"]}, ["topics"]))
+    assert len(opened(store)) == 1
+    clock.advance(days=2)  # the proposal has stood for eight days: the much better team replaces it
+    apply(store, engine, member_events.updated({**carrier, "version": 3, "topics": []}, ["topics"]))
+    second = opened(store)[-1]
+    assert team(second) == {supplier["id"], it["id"], carrier["id"]} and second["need_coverage"] == 1.0
+    [closed] = published(store, "project.closed")
+    assert closed["subject"] == first["id"] and closed["data"]["project"]["closed_reason"] == "superseded"
+
+
+def test_a_slightly_better_team_never_replaces_an_open_proposal(store, engine, profile, member_events, clock,
+                                                                  supplier_with_a_team):
+    supplier, it, first = supplier_with_a_team
+    clock.advance(days=30)
+    # A carrier whose offer is only related to the need: the team would cover a little more, not much more.
+    courier = profile(name="Kurier GmbH", sector="logistics", offers=["~Gefahrguttransport"], needs=[])
+    apply(store, engine, member_events.registered(courier))
+    with_courier = engine.team_coverage(supplier["id"], [it["id"], courier["id"]])
+    assert first["need_coverage"] < with_courier < first["need_coverage"] + domain.POLICY.supersede_gain
+    assert opened(store) == [first] and not published(store, "project.closed")
+
+
+def test_a_closed_team_or_a_part_of_it_is_never_proposed_again(store, engine, profile, member_events, clock,
+                                                                supplier_with_a_team):
+    supplier, it, first = supplier_with_a_team
+    carrier = profile(name="Neckar Gefahrgut GmbH", sector="logistics", offers=["lithium-battery-transport"], needs=[])
+    clock.advance(days=8)
+    apply(store, engine, member_events.registered(carrier))
+    second = opened(store)[-1]
+    assert second["id"] != first["id"] and team(second) == {supplier["id"], it["id"], carrier["id"]}
+    # The carrier leaves: its team is closed. What is left of it is the first team again, closed
+    # before: it is not proposed again, however often the profiles change.
+    clock.advance(days=8)
+    apply(store, engine, member_events.deleted(carrier["id"], 2))
+    for version in range(2, 6):
+        clock.advance(days=8)
+        apply(store, engine, member_events.updated({**supplier, "version": version, "name": f"Zellwerk {version}"},
+                                                   ["name"]))
+    assert len(opened(store)) == 2
+    reasons = [e["data"]["project"]["closed_reason"] for e in published(store, "project.closed")]
+    assert reasons == ["superseded", "member_deleted"]
+
+
+def test_after_a_decline_a_member_asks_for_another_proposal(store, engine, profile, member_events, clock,
+                                                            supplier_with_a_team):
+    supplier, it, first = supplier_with_a_team
+    with store.unit_of_work() as uow:
+        services.respond(uow, as_member(supplier), first["id"], {"response": "decline", "member_id": None})
+    other_it = profile(name="Lagerlogik GmbH", sector="it", offers=["wms", "traceability-software"], needs=[])
+    clock.advance(days=1)
+    apply(store, engine, member_events.registered(other_it))
+    assert opened(store) == [first]  # not unasked, right after a decline
+    with store.unit_of_work() as uow, pytest.raises(Forbidden):
+        services.request_proposal(uow, engine, as_member(it), supplier["id"])
+    with store.unit_of_work() as uow:
+        asked = services.request_proposal(uow, engine, as_member(supplier), supplier["id"])
+    assert asked["status"] == "proposed" and team(asked) == {supplier["id"], other_it["id"]}
+    assert opened(store)[-1]["id"] == asked["id"]
+    with store.unit_of_work() as uow, pytest.raises(Conflict) as open_one:
+        services.request_proposal(uow, engine, as_member(supplier), supplier["id"])
+    assert open_one.value.details["proposal_id"] == asked["id"]
+    with store.unit_of_work() as uow, pytest.raises(NotFound):
+        services.request_proposal(uow, engine, ADMIN, "no-such-member")
+
+
+def test_asking_without_needs_or_without_a_new_team_is_answered_plainly(store, engine, profile, member_events,
+                                                                        supplier_with_a_team):
+    supplier, it, first = supplier_with_a_team
+    with store.unit_of_work() as uow, pytest.raises(Unprocessable) as no_needs:
+        services.request_proposal(uow, engine, as_member(it), it["id"])
+    assert "no needs" in no_needs.value.details["fields"]["member_id"][0]
+    with store.unit_of_work() as uow:
+        services.respond(uow, as_member(it), first["id"], {"response": "decline", "member_id": None})
+    with store.unit_of_work() as uow, pytest.raises(Unprocessable) as nobody:
+        services.request_proposal(uow, engine, as_member(supplier), supplier["id"])
+    assert "no new team" in nobody.value.message
+
+
+def test_a_proposal_reads_as_sentences_in_german_and_english(store, engine, profile, member_events):
+    supplier = profile(name="Zellwerk GmbH", sector="automotive", offers=["battery-cell-manufacturing"],
+                       needs=["wms", "traceability-software", "~Leasing von Gabelstaplern"])
+    it = profile(name="TraceSoft GmbH", sector="it", offers=["wms", "traceability-software"], needs=[])
+    for member in (supplier, it):
+        apply(store, engine, member_events.registered(member))
+    [project] = opened(store)
+    # The title names the needs the team covers, not the one it leaves open.
+    labels = [need["label"] for need in supplier["needs"]]
+    assert project["title"] == f"Partnerprojekt: {labels[0]}, {labels[1]}"
+    covered = [r for r in project["explanation"] if r["kind"] == "need_covered"]
+    assert {r["member_id"] for r in covered} == {it["id"]} and covered[0]["member_name"] == "TraceSoft GmbH"
+    need = covered[0]["need"]
+    assert covered[0]["text"]["de"] == f"TraceSoft GmbH bringt „{covered[0]['offer']}“ für Ihren Bedarf „{need}“ mit."
+    assert covered[0]["text"]["en"] == f"TraceSoft GmbH brings “{covered[0]['offer']}” to your need “{need}”."
+    [missing] = [r for r in project["explanation"] if r["kind"] == "need_open"]
+    assert missing["text"]["de"] == \
+        "Für Ihren Bedarf „Leasing von Gabelstaplern“ fehlt in diesem Team noch ein Partner."
+    assert missing["text"]["en"] == "Nobody in this team covers your need “Leasing von Gabelstaplern” yet."
+    [sectors] = [r for r in project["explanation"] if r["kind"] == "sectors"]
+    assert sectors["text"] == {"de": "Das Team verbindet die Branchen Automobil und IT.",
+                               "en": "The team brings together Automotive and IT."}
+    assert project["summary"] == {"de": "Ein Team für Zellwerk GmbH: TraceSoft GmbH (IT) deckt 2 von 3 Bedarfen ab.",
+                                  "en": "A team for Zellwerk GmbH: TraceSoft GmbH (IT) covers 2 of its 3 needs."}
+    texts = [text for r in project["explanation"] for text in r["text"].values()] + list(project["summary"].values())
+    assert not any(member_id in text for text in texts for member_id in (supplier["id"], it["id"]))
+    # A member who leaves is not named in the closing event's sentences either.
+    apply(store, engine, member_events.deleted(it["id"], 2))
+    [closed] = published(store, "project.closed")
+    gone = closed["data"]["project"]
+    assert "TraceSoft" not in str(gone)
+    assert [r["text"]["de"] for r in gone["explanation"] if r["kind"] == "need_covered"][0].startswith(
+        "ein ausgeschiedenes Mitglied bringt")

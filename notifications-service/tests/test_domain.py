@@ -178,6 +178,16 @@ def test_every_kind_renders_in_both_languages(event, lang):
     assert "{{" not in rendered.text and "{%" not in rendered.text
 
 
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_a_proposal_mail_says_in_a_sentence_what_the_team_covers(lang):
+    summary = {"de": "Ein Team für Zellwerk GmbH: TraceSoft GmbH (IT) deckt 2 von 3 Bedarfen ab.",
+               "en": "A team for Zellwerk GmbH: TraceSoft GmbH (IT) covers 2 of its 3 needs."}
+    event = project("project.proposed", [MEMBER, OTHER], summary=summary)
+    rendered = Renderer().render("project_proposed", lang, context_for(event["type"], event["data"], lang),
+                                 footer={"recipient_name": None, "unsubscribe_url": "https://u.example/x"})
+    assert summary[lang] in rendered.text and summary["en" if lang == "de" else "de"] not in rendered.text
+
+
 def test_dates_are_shown_in_the_events_time_zone_as_each_language_writes_them():
     event = scheduled(joint_event(starts_at="2027-03-03T08:00:00Z", ends_at="2027-03-03T15:00:00Z"))
     german = Renderer().render("event_announced", "de", context_for(event["type"], event["data"], "de"))

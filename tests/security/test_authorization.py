@@ -86,6 +86,7 @@ OTHERS_RESOURCES = [
     ("events", "GET", "/members/{a}/registrations"),
     ("matching", "GET", "/members/{a}/suggestions"),
     ("matching", "GET", "/members/{a}/proposals"),
+    ("matching", "POST", "/members/{a}/proposals"),
 ]
 
 

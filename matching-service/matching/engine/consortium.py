@@ -72,6 +72,12 @@ class Consortium:
         if callable(proposed):
             proposed = proposed(anchor.id)
 
+        def earlier(team) -> bool:
+            # Proposed before, or a part of a team proposed before: closing a team and proposing it
+            # again, or what is left of it, would go round in circles.
+            ids = frozenset(m.id for m in team)
+            return any(ids <= before for before in proposed)
+
         def rated(team, covered):
             sectors = sorted({m.sector for m in team})
             pairs = [mutual(x, y) for i, x in enumerate(team) for y in team[i + 1:]]
@@ -82,10 +88,10 @@ class Consortium:
         if len(team) < 2:
             return None
         options = [(team, covered)]
-        if frozenset(m.id for m in team) in proposed:
-            # Proposed before: the best team that does without one of its partners.
+        if earlier(team):
+            # The best team without one of its partners (and with someone new instead).
             options = [greedy({m.id}) for m in team[1:]]
-        options = [rated(t, c) for t, c in options if len(t) >= 2 and frozenset(m.id for m in t) not in proposed]
+        options = [rated(t, c) for t, c in options if len(t) >= 2 and not earlier(t)]
         if not options:
             return None
         score, team, covered, sectors = max(options, key=lambda option: option[0])
@@ -93,7 +99,23 @@ class Consortium:
         return {"anchor_id": anchor.id, "topic": topic or self._main_topic(team),
                 "members": [{"member_id": m.id, "name": m.name, "sector": m.sector} for m in team],
                 "sectors": sectors, "score": round(score, 4), "need_coverage": round(need_coverage, 4),
-                "title": self._title(anchor, topic), "explanation": self._consortium_reasons(anchor, team, covers)}
+                "title": self._title(anchor, topic, covered),
+                "explanation": self._consortium_reasons(anchor, team, covers)}
+
+    def team_coverage(self, anchor_id: str, member_ids) -> float:
+        """The share of the anchor's needs (0-1, each need with the strength it is met with) that
+        these members cover as their profiles are now; members who left or withdrew consent count
+        for nothing, an anchor without needs (or unknown) gets 0."""
+        anchor = self.card(anchor_id)
+        if anchor is None or not anchor.needs:
+            return 0.0
+        covered = [0.0] * len(anchor.needs)
+        for member_id in member_ids:
+            partner = self.card(member_id)
+            if member_id == anchor_id or partner is None or not partner.consent:
+                continue
+            covered = [max(have, m[0]) for have, m in zip(covered, self._best_matches(anchor, partner), strict=True)]
+        return round(sum(covered) / len(covered), 4)
 
     def propose_for_topic(self, topic: str, *, declined=frozenset(), proposed=frozenset(), unavailable=frozenset(),
                           tries: int = 20):
@@ -121,21 +143,29 @@ class Consortium:
         shared = [(count, topic) for topic, count in counts.items() if count > 1]
         return max(shared)[1] if shared else None
 
-    def _title(self, anchor: Card, topic: str | None) -> str:
+    def _title(self, anchor: Card, topic: str | None, covered: list[float]) -> str:
+        """In the anchor's language: the topic asked for, or the needs the team covers (never one it
+        leaves open), the best covered first, at most three."""
         de = anchor.language == "de"
         if topic and topic in self.vocabulary.topics:
             subject = self.vocabulary.topics[topic].label(anchor.language)
         else:
-            subject = ", ".join(label for label, _ in anchor.needs[:3])
+            met = sorted((i for i, strength in enumerate(covered) if strength > 0), key=lambda i: (-covered[i], i))
+            labels = [anchor.needs[i][0] for i in met[:3]]
+            subject = ", ".join(labels)
+            if len(met) > 3:
+                subject += f" und {len(met) - 3} weitere" if de else f" and {len(met) - 3} more"
         return f"Partnerprojekt: {subject}" if de else f"Partner project: {subject}"
 
     def _consortium_reasons(self, anchor: Card, team: list[Card], covers) -> list[dict]:
         reasons = []
         for i, (need, _) in enumerate(anchor.needs):
-            best = max(((covers[m.id][i][0], m, covers[m.id][i][1]) for m in team[1:]), key=lambda t: t[0])
+            best = max(((covers[m.id][i][0], m, covers[m.id][i][1], covers[m.id][i][2]) for m in team[1:]),
+                       key=lambda t: t[0])
             if best[0] > 0:
                 reasons.append({"kind": "need_covered", "need": need, "member_id": best[1].id,
-                                "offer": best[1].offers[best[2]][0], "strength": round(best[0], 4)})
+                                "member_name": best[1].name, "offer": best[1].offers[best[2]][0],
+                                "strength": round(best[0], 4), "match": best[3].kind})
             else:
                 reasons.append({"kind": "need_open", "need": need})
         reasons.append({"kind": "sectors", "sectors": sorted({m.sector for m in team})})
