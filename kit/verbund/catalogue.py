@@ -53,6 +53,11 @@ EVENT_TYPES = {
                   "A member profile changed; carries the whole profile (the contact person only encrypted) "
                   "and what changed.", (1,)),
         EventType("member.deleted", "members", 1, "A member left; every copy of its personal data must be erased."),
+        EventType("contact.requested", "members", 1,
+                  "A member asked another for contact (the message itself stays with members-service)."),
+        EventType("contact.accepted", "members", 1,
+                  "A contact request was accepted: both members now see each other's contact person."),
+        EventType("contact.declined", "members", 1, "A contact request was declined."),
         # events-service
         EventType("event.scheduled", "events", 1, "Organizers scheduled a joint event."),
         EventType("event.updated", "events", 1,
@@ -80,7 +85,8 @@ EVENT_TYPES = {
 SUBSCRIPTIONS: dict[str, list[str]] = {
     "events": ["member.*"],
     "matching": ["member.*"],
-    "notifications": ["member.*", "event.*", "registration.*", "match.suggested", "project.*"],
+    "notifications": ["member.*", "event.*", "registration.*", "match.suggested", "project.*",
+                      "contact.*"],
 }
 
 

@@ -52,6 +52,16 @@ class Unprocessable(AppError):
     status = 422
 
 
+class TooManyRequests(AppError):
+    """429: a rate limit is reached (RFC 6585 section 4); ``retry_after`` whole seconds until the caller
+    may try again, sent as the ``Retry-After`` header (RFC 9110 section 10.2.3) and in the body."""
+    status = 429
+
+    def __init__(self, message: str, retry_after: int, **details):
+        super().__init__(message, retry_after=max(1, int(retry_after)), **details)
+        self.retry_after = max(1, int(retry_after))
+
+
 class ServiceUnavailable(AppError):
     """503: a dependency the request needs (a read model being rebuilt, the broker) is not ready yet;
     the client may retry later (RFC 9110 section 15.6.4)."""

@@ -26,7 +26,7 @@ ERROR = {
 STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Malformed request", 401: "No or invalid token",
                403: "Not allowed for this role or principal", 404: "Not found", 409: "Conflict",
                410: "Gone (deleted)", 412: "Stale If-Match", 413: "Body too large", 415: "Unsupported media type",
-               422: "Field errors", 503: "Not ready"}
+               422: "Field errors", 429: "Too many requests; wait Retry-After seconds", 503: "Not ready"}
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,12 @@ def auth_secret() -> str:
     return path.read_text().strip()
 
 
+def portal_url() -> str:
+    """``PORTAL_URL``: where people open the platform in a browser (the portal), the base of the links
+    in sign-in and contact mails; ``http://localhost:8000`` by default."""
+    return (env("PORTAL_URL") or "http://localhost:8000").rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str

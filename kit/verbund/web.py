@@ -199,7 +199,10 @@ class ApiEndpoint(HttpRequestHandler):
 
     def response_from_exception(self, exc):
         if isinstance(exc, AppError):
-            return error_response(exc.status, exc.message, **exc.details)
+            response = error_response(exc.status, exc.message, **exc.details)
+            if getattr(exc, "retry_after", None):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         if isinstance(exc, ValidationError):
             return error_response(422, "validation failed", fields=exc.messages)
         if isinstance(exc, RequestEntityTooLarge):

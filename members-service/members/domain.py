@@ -1,8 +1,13 @@
 """The rules of member profiles. No I/O, no nameko: plain functions."""
 from __future__ import annotations
 
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 from verbund.auth import Principal
-from verbund.errors import Forbidden, Unprocessable
+from verbund.errors import Conflict, Forbidden, Unprocessable
 from verbund.topics import covers
 from verbund.vocabulary import normalize
 
@@ -192,3 +197,104 @@ def visible(principal: Principal, profile: dict, grant: dict | None = None) -> d
     if principal.role != "integrator" or can_read_personal(principal, grant):
         return profile
     return {**profile, "contact": {"name": None, "email": None, "language": profile["contact"]["language"]}}
+
+
+# --- sign-in by e-mail link ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    """How long a sign-in link lives and how often one may be asked for (settings, see the README)."""
+    token_ttl: timedelta = timedelta(minutes=15)
+    per_address: int = 5  # requests per address and window, known address or not
+    per_client: int = 20  # requests per client (IP address) and window
+    window: timedelta = timedelta(hours=1)
+    member_token_ttl: timedelta = timedelta(days=30)  # the bearer token an exchange gives
+
+
+def token_hash(secret: str) -> str:
+    """What is stored of a sign-in link's secret: its SHA-256 in hex. The secret is 256 bits from
+    ``secrets.token_urlsafe(32)``, so a plain hash (no salt, no key stretching) cannot be reversed."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def normalise_email(address: str) -> str:
+    """An e-mail address as sign-in compares it: trimmed and lower-cased (mail providers treat
+    the local part case-insensitively in practice; the database compares ``lower(contact_email)``)."""
+    return address.strip().lower()
+
+
+def limit_key(value: str) -> str:
+    """The rate limits' key of an address or a client IP: its SHA-256, so no address is kept in clear."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def retry_after(recent: list[datetime], limit: int, window: timedelta, now: datetime) -> int | None:
+    """Seconds until one more request is allowed when ``recent`` (the times of the requests within
+    ``window`` before ``now``) already holds ``limit`` of them; None while below the limit (a sliding
+    window: the oldest counted request must leave it)."""
+    if len(recent) < limit:
+        return None
+    oldest_counted = sorted(recent)[-limit]
+    return max(1, math.ceil((oldest_counted + window - now).total_seconds()))
+
+
+# --- contact requests (privacy by relationship) -----------------------------------------------------
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    """Limits of contact requests (settings, see the README)."""
+    per_day: int = 10  # new requests per member in 24 hours
+    ttl: timedelta = timedelta(days=14)  # unanswered, a request expires
+    decline_pause: timedelta = timedelta(days=30)  # after a decline, the same requester waits this long
+
+
+def contact_status(stored: str, expires_at: datetime, now: datetime) -> str:
+    """The status a contact request shows: a pending one past ``expires_at`` is ``expired``."""
+    return "expired" if stored == "pending" and now >= expires_at else stored
+
+
+def check_contact_request(requester_id: str, recipient_id: str, between: list[tuple[str, str, datetime,
+                                                                                     datetime | None]],
+                          now: datetime, policy: ContactPolicy) -> None:
+    """Whether ``requester_id`` may ask ``recipient_id`` for contact, given the requests ``between``
+    the two (either direction) as (requester id, shown status, created, answered). Raises
+    Unprocessable (422) for oneself, Conflict (409) when one is pending between the two, when they are
+    in contact already, or when the recipient declined this requester within ``decline_pause``."""
+    if requester_id == recipient_id:
+        raise Unprocessable("validation failed", fields={"recipient_id": ["you cannot ask yourself for contact"]})
+    for asked_by, status, _created, answered in between:
+        if status == "pending":
+            if asked_by == requester_id:
+                raise Conflict("you have asked this member already; the request is waiting for an answer")
+            raise Conflict("this member has asked you for contact already; answer their request instead")
+        if status == "accepted":
+            raise Conflict("you are in contact with this member already")
+        if status == "declined" and asked_by == requester_id and answered is not None \
+                and now < answered + policy.decline_pause:
+            raise Conflict("this member declined your request recently; you may ask again "
+                           f"{policy.decline_pause.days} days after the answer",
+                           retry_after=math.ceil((answered + policy.decline_pause - now).total_seconds()))
+
+
+def authorize_answer(principal: Principal, recipient_id: str) -> None:
+    """Only the member asked answers a contact request; Forbidden (403) otherwise."""
+    if not principal.is_member(recipient_id):
+        raise Forbidden("only the member asked may answer a contact request")
+
+
+def can_see_contact(principal: Principal, member_id: str, in_contact: bool) -> bool:
+    """Who sees a member's contact person and e-mail (``GET /members/{id}/contact``): the member
+    itself, admins, and a member joined to it by an accepted contact request (``in_contact``)."""
+    return principal.is_admin or principal.is_member(member_id) or (principal.role == "member" and in_contact)
+
+
+def client_address(remote_addr: str | None, forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> str:
+    """The address of the client a sign-in request counts against: the connection's peer, or, when
+    that peer is a trusted proxy (the portal, a reverse proxy: ``TRUSTED_PROXIES``), the last address
+    it put into ``X-Forwarded-For`` (the one it saw; earlier entries are the client's own claims)."""
+    remote = remote_addr or "unknown"
+    if forwarded_for and remote in trusted_proxies:
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        if hops:
+            return hops[-1]
+    return remote

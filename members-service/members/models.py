@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from members.domain import size_category, size_profile
+from verbund.database import UTCDateTime
 from verbund.envelope import isoformat
 from verbund.schema_fields import search_key
 
@@ -175,3 +176,45 @@ class IntegratorGrant(Base):
     def view(self) -> dict:
         return {"name": self.name, "events": json.loads(self.events), "personal": self.personal,
                 "serial": self.serial, "granted_at": isoformat(self.granted_at)}
+
+
+class SignInToken(Base):
+    """A single-use sign-in link's secret, kept only as its SHA-256 hash (a stolen table opens no
+    session). ``used_at`` is set by the one exchange that wins; expired and used rows are swept."""
+    __tablename__ = "sign_in_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex SHA-256 of the link's secret
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInAttempt(Base):
+    """One sign-in request, counted against the rate limits: ``scope`` is ``address`` or ``client``,
+    ``key`` the SHA-256 of the normalised e-mail address or of the client's IP address (known or not,
+    no address is stored in clear)."""
+    __tablename__ = "sign_in_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_sign_in_attempts_scope_key_at", "scope", "key", "at"),)
+
+
+class ContactRequest(Base):
+    """A member's request to get in touch with another (privacy by relationship): only an accepted
+    request lets the two see each other's contact person. ``status`` as stored is pending, accepted
+    or declined; a pending request past ``expires_at`` is shown as expired (``domain.contact_status``)."""
+    __tablename__ = "contact_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    recipient_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

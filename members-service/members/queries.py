@@ -2,14 +2,17 @@
 Functions take a SQLAlchemy Session (``uow.session``) and change nothing."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from members import domain
-from members.models import Competency, IntegratorGrant, Member, MemberKey, Tag
+from members.models import Competency, ContactRequest, IntegratorGrant, Member, MemberKey, Tag
 from verbund import personal
 from verbund.auth import Principal
-from verbund.errors import Gone, NotFound
+from verbund.envelope import isoformat
+from verbund.errors import Forbidden, Gone, NotFound
 from verbund.schema_fields import search_key
 from verbund.vocabulary import load as load_vocabulary
 
@@ -132,3 +135,70 @@ def vocabulary(q: str = "", limit: int = 50) -> dict:
     return {"competencies": [term.as_dict() for term in found],
             "topics": [topic.as_dict() for topic in terms.topics.values()],
             "categories": list(terms.categories.values())}
+
+
+# --- contact requests -----------------------------------------------------------------------------
+
+def _names(session: Session, *member_ids: str) -> dict[str, str | None]:
+    rows = session.execute(select(Member.id, Member.name).where(Member.id.in_(set(member_ids)))).all()
+    return {row.id: row.name for row in rows}
+
+
+def contact_request_view(session: Session, held: ContactRequest, now: datetime,
+                         names: dict[str, str | None] | None = None) -> dict:
+    """A contact request as the API shows it: ``{id, requester_id, recipient_id, requester_name,
+    recipient_name, message, status, created_at, expires_at, answered_at}``; the names are the
+    organisations' current ones, the status ``domain.contact_status`` (``expired`` computed)."""
+    names = names if names is not None else _names(session, held.requester_id, held.recipient_id)
+    return {"id": held.id, "requester_id": held.requester_id, "recipient_id": held.recipient_id,
+            "requester_name": names.get(held.requester_id), "recipient_name": names.get(held.recipient_id),
+            "message": held.message, "status": domain.contact_status(held.status, held.expires_at, now),
+            "created_at": isoformat(held.created_at), "expires_at": isoformat(held.expires_at),
+            "answered_at": isoformat(held.answered_at) if held.answered_at else None}
+
+
+def contact_requests_between(session: Session, one: str, other: str) -> list[ContactRequest]:
+    """Every contact request between two members, in either direction, oldest first."""
+    pair = or_(and_(ContactRequest.requester_id == one, ContactRequest.recipient_id == other),
+               and_(ContactRequest.requester_id == other, ContactRequest.recipient_id == one))
+    return list(session.execute(select(ContactRequest).where(pair).order_by(ContactRequest.created_at)).scalars())
+
+
+def contact_requests(session: Session, principal: Principal, query: dict, now: datetime) -> dict:
+    """The member's contact requests, newest first: ``query["direction"]`` ``incoming`` (asked of it),
+    ``outgoing`` (its own) or None for both; ``query["status"]`` pending, accepted, declined or expired
+    (None: all). ``{"items": [view, ...]}``."""
+    me = principal.member_id
+    direction = query.get("direction")
+    condition = {"incoming": ContactRequest.recipient_id == me, "outgoing": ContactRequest.requester_id == me}.get(
+        direction, or_(ContactRequest.recipient_id == me, ContactRequest.requester_id == me))
+    statement = select(ContactRequest).where(condition)
+    status = query.get("status")
+    if status == "pending":
+        statement = statement.where(ContactRequest.status == "pending", ContactRequest.expires_at > now)
+    elif status == "expired":
+        statement = statement.where(ContactRequest.status == "pending", ContactRequest.expires_at <= now)
+    elif status:
+        statement = statement.where(ContactRequest.status == status)
+    held = list(session.execute(statement.order_by(ContactRequest.created_at.desc(), ContactRequest.id)
+                                .limit(500)).scalars())
+    names = _names(session, *{m for request in held for m in (request.requester_id, request.recipient_id)})
+    return {"items": [contact_request_view(session, request, now, names) for request in held]}
+
+
+def in_contact(session: Session, one: str, other: str) -> bool:
+    """Whether an accepted contact request joins the two members (either direction)."""
+    return any(held.status == "accepted" for held in contact_requests_between(session, one, other))
+
+
+def contact_details(session: Session, principal: Principal, member_id: str) -> dict:
+    """A member's contact person and e-mail, ``{"contact_name", "contact_email"}``, for those
+    ``domain.can_see_contact`` admits (itself, admins, a member in contact with it); Forbidden (403)
+    otherwise, NotFound (404), Gone (410)."""
+    member = load_member(session, member_id)
+    joined = principal.role == "member" and principal.member_id is not None \
+        and in_contact(session, principal.member_id, member_id)
+    if not domain.can_see_contact(principal, member_id, joined):
+        raise Forbidden("you see a member's contact person once it has accepted your contact request, "
+                        "or you have accepted its request")
+    return {"contact_name": member.contact_name, "contact_email": member.contact_email}

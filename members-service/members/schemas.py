@@ -175,3 +175,56 @@ GRANT = {"type": "object", "required": ["name", "events", "personal", "serial", 
     "personal": {"type": "boolean"},
     "serial": {"type": "integer", "description": "the `grant` claim of the tokens issued under this grant"},
     "granted_at": {"type": "string", "format": "date-time"}}}
+
+
+# --- sign-in by e-mail link and contact requests -------------------------------------------------------
+
+class SignInRequestSchema(Schema):
+    """``POST /auth/sign-in-requests``: the contact e-mail of a member organisation."""
+    email = Email(required=True, validate=validate.Length(max=320),
+                  metadata={"description": "the organisation's contact e-mail"})
+    language = Text(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES),
+                    metadata={"description": "the language of the page asking; the mail is in the member's "
+                                             "own language when it has one"})
+
+
+class TokenExchangeSchema(Schema):
+    """``POST /auth/tokens``: the secret of a sign-in link."""
+    sign_in_token = Text(required=True, validate=validate.Length(min=1, max=200),
+                         metadata={"description": "the last part of the link {PORTAL_URL}/sign-in/{token}"})
+
+
+class ContactRequestSchema(Schema):
+    """``POST /members/{id}/contact-requests``: a short introduction for the member asked."""
+    message = Text(required=True, multiline=True, validate=validate.Length(min=1, max=1000),
+                   metadata={"description": "who you are and why you would like to get in touch, 1-1000 characters"})
+
+
+class ContactListQuerySchema(Schema):
+    direction = Text(load_default=None, validate=validate.OneOf(("incoming", "outgoing")),
+                     metadata={"description": "incoming: asked of you; outgoing: your own; both when left out"})
+    status = Text(load_default=None, validate=validate.OneOf(("pending", "accepted", "declined", "expired")))
+
+
+SIGN_IN_SENT = {"type": "object", "required": ["status"], "properties": {"status": {"const": "sent"}},
+                "description": "The same answer for every address: a link is mailed if the address is a member's."}
+MEMBER_TOKEN = {"type": "object", "required": ["token", "expires_in", "member_id", "role", "language"], "properties": {
+    "token": {"type": "string", "description": "the member's bearer token (JWT)"},
+    "expires_in": {"type": "integer", "description": "seconds the token is valid"},
+    "member_id": {"type": "string", "format": "uuid"}, "role": {"const": "member"},
+    "language": {"enum": list(LANGUAGES)}}}
+CONTACT_REQUEST = {"type": "object", "required": ["id", "requester_id", "recipient_id", "requester_name",
+                                                  "recipient_name", "message", "status", "created_at",
+                                                  "expires_at"], "properties": {
+    "id": {"type": "string", "format": "uuid"}, "requester_id": {"type": "string", "format": "uuid"},
+    "recipient_id": {"type": "string", "format": "uuid"},
+    "requester_name": {"type": ["string", "null"]}, "recipient_name": {"type": ["string", "null"]},
+    "message": {"type": "string"}, "status": {"enum": ["pending", "accepted", "declined", "expired"]},
+    "created_at": {"type": "string", "format": "date-time"},
+    "expires_at": {"type": "string", "format": "date-time"},
+    "answered_at": {"type": ["string", "null"], "format": "date-time"}}}
+CONTACT_REQUESTS = {"type": "object", "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": CONTACT_REQUEST}}}
+CONTACT_DETAILS = {"type": "object", "required": ["contact_name", "contact_email"], "properties": {
+    "contact_name": {"type": ["string", "null"]}, "contact_email": {"type": ["string", "null"], "format": "email"},
+    "phone": {"type": ["string", "null"], "description": "not collected yet; left out"}}}

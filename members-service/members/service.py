@@ -11,17 +11,23 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from members import domain, importer, queries, schemas, services
+from members.dependencies import SignInMail
 from members.messages import Messages, negotiate
 from verbund import auth, personal
 from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge, Unprocessable
 from verbund.service import ServiceBase
+from verbund.settings import env
 from verbund.web import ANYONE, api, error_response, if_match, json_body, json_response
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 STAFF = ("admin", "organizer")
 READERS = ("admin", "organizer", "integrator", "member")
+# Proxies whose X-Forwarded-For names the client a sign-in request counts against (the portal).
+TRUSTED_PROXIES = tuple(env("TRUSTED_PROXIES", ["127.0.0.1", "::1"], service="members", kind="list"))
 
 
+def _client(request) -> str:
+    return domain.client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), TRUSTED_PROXIES)
 
 
 def _member_response(profile: dict, status: int = 200, **extra):
@@ -30,6 +36,7 @@ def _member_response(profile: dict, status: int = 200, **extra):
 
 class MembersService(ServiceBase):
     name = "members"
+    sign_in_mail = SignInMail()
 
     @api("POST", "/members", roles=ANYONE, body=schemas.MemberSchema, errors=(409, 413),
          responses={201: ("The profile, with the member's own access_token", schemas.REGISTERED)})
@@ -40,7 +47,8 @@ class MembersService(ServiceBase):
                 profile = services.register(uow, request.body_data)
         except IntegrityError:  # a concurrent registration of the same organisation won the race
             raise Conflict("this organisation is already registered at this postcode", field="name") from None
-        token = auth.issue("member", f"member:{profile['id']}", member_id=profile["id"])
+        token = auth.issue("member", f"member:{profile['id']}", member_id=profile["id"],
+                           ttl=services.sign_in_policy().member_token_ttl)
         return _member_response(profile, 201, access_token=token)
 
     @api("GET", "/members/<uuid:member_id>", roles=READERS, errors=(410,),
@@ -137,6 +145,82 @@ class MembersService(ServiceBase):
     def vocabulary(self, request):
         """The curated vocabulary; ?q= searches the competency labels and synonyms."""
         return queries.vocabulary(request.query_data["q"])
+
+    # --- sign-in by e-mail link ---------------------------------------------------------------------
+
+    @api("POST", "/auth/sign-in-requests", roles=ANYONE, body=schemas.SignInRequestSchema, errors=(429,),
+         responses={202: ("Accepted: a sign-in link is mailed if the address is a member's contact e-mail",
+                          schemas.SIGN_IN_SENT)})
+    def request_sign_in(self, request):
+        """Ask for a sign-in link: body ``{"email", "language"?}``. Always 202 ``{"status": "sent"}``,
+        for known and unknown addresses alike (no enumeration). For each member with that contact
+        e-mail, notifications-service mails ``{PORTAL_URL}/sign-in/{token}`` in the member's language;
+        the link works once, for 15 minutes (``SIGN_IN_TOKEN_TTL_SECONDS``). 429 with ``Retry-After``
+        (seconds) beyond 5 requests an hour per address or 20 per client (``SIGN_IN_LIMIT_*``; the
+        client is the peer, or the last ``X-Forwarded-For`` hop of a ``TRUSTED_PROXIES`` peer)."""
+        body = request.body_data
+        with self.db.unit_of_work() as uow:
+            links = services.request_sign_in(uow, body["email"], _client(request), language=body["language"])
+        if links:
+            self.sign_in_mail(links)
+        return json_response({"status": "sent"}, 202)
+
+    @api("POST", "/auth/tokens", roles=ANYONE, body=schemas.TokenExchangeSchema,
+         responses={200: ("The member's bearer token", schemas.MEMBER_TOKEN),
+                    400: "The link is unknown, used or expired (one message for all three)"})
+    def exchange_token(self, request):
+        """Exchange a sign-in link's token (body ``{"sign_in_token"}``) for the member's bearer token:
+        200 ``{token, expires_in (seconds), member_id, role: "member", language}``. Each link works
+        once (of two exchanges at the same time one wins); 400 with the same message for an unknown,
+        used or expired link."""
+        with self.db.unit_of_work() as uow:
+            return services.exchange_sign_in_token(uow, request.body_data["sign_in_token"])
+
+    # --- contact requests ---------------------------------------------------------------------------
+
+    @api("POST", "/members/<uuid:member_id>/contact-requests", roles=("member",), body=schemas.ContactRequestSchema,
+         errors=(409, 410, 429), responses={201: ("The request, pending", schemas.CONTACT_REQUEST)})
+    def request_contact(self, request, member_id):
+        """Ask member ``member_id`` for contact with a message (1-1000 characters). 201 the request
+        (pending; expires after 14 days unanswered). 409 when a request between the two is pending,
+        they are in contact already, or the member declined the caller's request within 30 days; 422
+        asking oneself; 429 (``Retry-After``) beyond 10 requests in 24 hours; 404/410 no such member.
+        Emits ``contact.requested`` (without the message, which only the two members see)."""
+        with self.db.unit_of_work() as uow:
+            return 201, services.request_contact(uow, request.principal, str(member_id),
+                                                 request.body_data["message"])
+
+    @api("GET", "/contact-requests", roles=("member",), query=schemas.ContactListQuerySchema,
+         responses={200: ("The caller's contact requests, newest first", schemas.CONTACT_REQUESTS)})
+    def list_contact_requests(self, request):
+        """The caller's contact requests: ``?direction=incoming|outgoing`` (both when left out),
+        ``?status=pending|accepted|declined|expired``."""
+        with self.db.unit_of_work() as uow:
+            return queries.contact_requests(uow.session, request.principal, request.query_data, uow.now())
+
+    @api("POST", "/contact-requests/<uuid:request_id>/accept", roles=("member",), errors=(409,),
+         responses={200: ("The request, accepted", schemas.CONTACT_REQUEST)})
+    def accept_contact(self, request, request_id):
+        """Accept a contact request asked of you: both members see each other's contact person from now
+        on (``GET /members/{id}/contact``). 403 unless you are the member asked; 409 not pending."""
+        with self.db.unit_of_work() as uow:
+            return services.answer_contact(uow, request.principal, str(request_id), accept=True)
+
+    @api("POST", "/contact-requests/<uuid:request_id>/decline", roles=("member",), errors=(409,),
+         responses={200: ("The request, declined", schemas.CONTACT_REQUEST)})
+    def decline_contact(self, request, request_id):
+        """Decline a contact request asked of you; the requester hears of it in neutral words and may
+        ask again after 30 days. 403 unless you are the member asked; 409 not pending."""
+        with self.db.unit_of_work() as uow:
+            return services.answer_contact(uow, request.principal, str(request_id), accept=False)
+
+    @api("GET", "/members/<uuid:member_id>/contact", roles=("admin", "member"), errors=(410,),
+         responses={200: ("The member's contact person", schemas.CONTACT_DETAILS)})
+    def get_contact(self, request, member_id):
+        """A member's contact person and e-mail ``{contact_name, contact_email}``: for the member
+        itself, admins, and a member joined to it by an accepted contact request; 403 otherwise."""
+        with self.db.unit_of_work() as uow:
+            return queries.contact_details(uow.session, request.principal, str(member_id))
 
     @rpc
     def get_profile(self, member_id: str) -> dict | None:

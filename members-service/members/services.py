@@ -5,21 +5,26 @@
 from __future__ import annotations
 
 import json
+import math
+import secrets
 import uuid
+from datetime import timedelta
 
 from marshmallow import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
-from members import domain, importer
+from members import domain, importer, queries
 from members.messages import Messages
-from members.models import IntegratorGrant, Member, MemberKey
+from members.models import ContactRequest, IntegratorGrant, Member, MemberKey, SignInAttempt, SignInToken
 from members.queries import load_member
 from members.schemas import MemberSchema
-from verbund import envelope, outbox, personal
+from verbund import auth, envelope, outbox, personal
 from verbund.auth import Principal
 from verbund.database import UnitOfWork
-from verbund.errors import Conflict, PreconditionFailed
+from verbund.errors import BadRequest, Conflict, NotFound, PreconditionFailed, TooManyRequests
+from verbund.settings import env
 from verbund.vocabulary import load as load_vocabulary
 
 
@@ -169,6 +174,10 @@ def erase(uow: UnitOfWork, principal: Principal, member_id: str) -> None:
     uow.session.flush()
     # Crypto-shredding: without the key no copy of the member's encrypted personal fields can be read.
     uow.session.execute(delete(MemberKey).where(MemberKey.member_id == member_id))
+    # Its contact requests (their messages are personal) and open sign-in links go with it.
+    uow.session.execute(delete(ContactRequest).where(or_(ContactRequest.requester_id == member_id,
+                                                         ContactRequest.recipient_id == member_id)))
+    uow.session.execute(delete(SignInToken).where(SignInToken.member_id == member_id))
     # Published events about the member carry its data; drop them from the replayable history.
     uow.session.execute(delete(outbox.outbox_table).where(outbox.outbox_table.c.subject == member_id,
                                                           outbox.outbox_table.c.published_at.is_not(None)))
@@ -191,3 +200,183 @@ def record_grant(uow: UnitOfWork, name: str, grant: dict) -> dict:
     held.serial, held.granted_at = held.serial + 1, uow.now()
     uow.session.flush()
     return held.view()
+
+
+# --- sign-in by e-mail link -----------------------------------------------------------------------
+
+INVALID_SIGN_IN_LINK = ("this sign-in link is not valid (any more): it may be used already or older than "
+                        "15 minutes; ask for a new one")
+MAX_MEMBERS_PER_ADDRESS = 5  # one contact e-mail may serve several organisations; one link each
+
+
+def sign_in_policy() -> domain.SignInPolicy:
+    """The sign-in settings: ``SIGN_IN_TOKEN_TTL_SECONDS`` (900), ``SIGN_IN_LIMIT_PER_ADDRESS`` (5),
+    ``SIGN_IN_LIMIT_PER_CLIENT`` (20), ``SIGN_IN_LIMIT_WINDOW_SECONDS`` (3600), ``MEMBER_TOKEN_TTL_SECONDS``
+    (30 days); each also as ``MEMBERS_<NAME>``."""
+    default = domain.SignInPolicy()
+
+    def seconds(name: str, value: timedelta) -> timedelta:
+        return timedelta(seconds=env(name, value.total_seconds(), service="members", kind="float"))
+
+    return domain.SignInPolicy(
+        token_ttl=seconds("SIGN_IN_TOKEN_TTL_SECONDS", default.token_ttl),
+        per_address=env("SIGN_IN_LIMIT_PER_ADDRESS", default.per_address, service="members", kind="int"),
+        per_client=env("SIGN_IN_LIMIT_PER_CLIENT", default.per_client, service="members", kind="int"),
+        window=seconds("SIGN_IN_LIMIT_WINDOW_SECONDS", default.window),
+        member_token_ttl=seconds("MEMBER_TOKEN_TTL_SECONDS", default.member_token_ttl))
+
+
+def _lock(uow: UnitOfWork, *keys: str) -> None:
+    """Serialise the rate-limit check of these keys across instances: on PostgreSQL a transaction
+    advisory lock per key (sorted, so two requests never wait for each other in a circle); SQLite's
+    BEGIN IMMEDIATE serialises every write transaction already."""
+    if uow.session.get_bind().dialect.name == "postgresql":
+        for key in sorted(keys):
+            uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+
+
+def _check_limit(uow: UnitOfWork, scope: str, key: str, limit: int, window: timedelta, message: str) -> None:
+    now = uow.now()
+    recent = list(uow.session.execute(select(SignInAttempt.at).where(
+        SignInAttempt.scope == scope, SignInAttempt.key == key, SignInAttempt.at > now - window)).scalars())
+    wait = domain.retry_after(recent, limit, window, now)
+    if wait is not None:
+        raise TooManyRequests(f"{message}; try again in {math.ceil(wait / 60)} minute(s)", retry_after=wait)
+
+
+def request_sign_in(uow: UnitOfWork, email: str, client: str, policy: domain.SignInPolicy | None = None,
+                    language: str | None = None) -> list[dict]:
+    """A sign-in request for the contact e-mail ``email`` from ``client`` (an IP address): counted against
+    the limits per address and per client whether the address is known or not (TooManyRequests, 429,
+    with the seconds to wait, beyond them); for each live member with that contact e-mail (at most
+    ``MAX_MEMBERS_PER_ADDRESS``) a single-use token valid for ``policy.token_ttl``, stored as its hash.
+
+    Returns what the mails need, one per member: ``{member_id, email, contact_name, organisation,
+    language, token, expires_minutes}`` (``language``: the member's contact language, else the request's);
+    an empty list for an unknown address. The caller sends them (by RPC, never as an event)."""
+    policy = policy or sign_in_policy()
+    now = uow.now()
+    address = domain.normalise_email(email)
+    address_key, client_key = domain.limit_key(address), domain.limit_key(client)
+    _lock(uow, f"sign-in:address:{address_key}", f"sign-in:client:{client_key}")
+    _check_limit(uow, "client", client_key, policy.per_client, policy.window,
+                 "too many sign-in requests from your network")
+    _check_limit(uow, "address", address_key, policy.per_address, policy.window,
+                 "too many sign-in links were asked for this address")
+    uow.session.add_all([SignInAttempt(scope="address", key=address_key, at=now),
+                         SignInAttempt(scope="client", key=client_key, at=now)])
+    # What has served its purpose goes: attempts out of the window, links expired a day ago.
+    uow.session.execute(delete(SignInAttempt).where(SignInAttempt.at <= now - policy.window))
+    uow.session.execute(delete(SignInToken).where(SignInToken.expires_at < now - timedelta(days=1)))
+    members = uow.session.execute(
+        select(Member).where(func.lower(Member.contact_email) == address, Member.deleted_at.is_(None))
+        .order_by(Member.created_at).limit(MAX_MEMBERS_PER_ADDRESS)).scalars().all()
+    links = []
+    for member in members:
+        secret = secrets.token_urlsafe(32)  # 256 bits
+        uow.session.add(SignInToken(token_hash=domain.token_hash(secret), member_id=member.id, created_at=now,
+                                    expires_at=now + policy.token_ttl))
+        links.append({"member_id": member.id, "email": member.contact_email, "contact_name": member.contact_name,
+                      "organisation": member.name, "language": member.contact_language or language or "de",
+                      "token": secret, "expires_minutes": max(1, round(policy.token_ttl.total_seconds() / 60))})
+    return links
+
+
+def exchange_sign_in_token(uow: UnitOfWork, secret: str, policy: domain.SignInPolicy | None = None) -> dict:
+    """Exchange a sign-in link's secret for the member's bearer token (a JWT as at registration).
+
+    Single use: one conditional UPDATE marks the token used, so of two exchanges at the same time one
+    wins (the database's row lock decides) and the other finds it used. Every other open link of the
+    member is used up too. Returns ``{token, expires_in (seconds), member_id, role: "member",
+    language}``; raises BadRequest (400) with one message for an unknown, used or expired secret, or an
+    erased member."""
+    policy = policy or sign_in_policy()
+    now = uow.now()
+    hashed = domain.token_hash(secret)
+    won = uow.session.execute(sql_update(SignInToken).where(
+        SignInToken.token_hash == hashed, SignInToken.used_at.is_(None), SignInToken.expires_at > now)
+        .values(used_at=now).execution_options(synchronize_session=False))
+    if won.rowcount != 1:
+        raise BadRequest(INVALID_SIGN_IN_LINK, fields={"sign_in_token": [INVALID_SIGN_IN_LINK]})
+    member_id = uow.session.execute(select(SignInToken.member_id).where(SignInToken.token_hash == hashed)).scalar()
+    member = uow.session.get(Member, member_id)
+    if member is None or member.deleted_at is not None:
+        raise BadRequest(INVALID_SIGN_IN_LINK, fields={"sign_in_token": [INVALID_SIGN_IN_LINK]})
+    uow.session.execute(sql_update(SignInToken).where(SignInToken.member_id == member_id, SignInToken.used_at.is_(None))
+                        .values(used_at=now).execution_options(synchronize_session=False))
+    ttl = policy.member_token_ttl
+    return {"token": auth.issue("member", f"member:{member_id}", member_id=member_id, ttl=ttl),
+            "expires_in": int(ttl.total_seconds()), "member_id": member_id, "role": "member",
+            "language": member.contact_language or "de"}
+
+
+# --- contact requests -----------------------------------------------------------------------------
+
+def contact_policy() -> domain.ContactPolicy:
+    """The contact-request settings: ``CONTACT_REQUESTS_PER_DAY`` (10), ``CONTACT_REQUEST_TTL_DAYS``
+    (14), ``CONTACT_DECLINE_PAUSE_DAYS`` (30); each also as ``MEMBERS_<NAME>``."""
+    default = domain.ContactPolicy()
+    return domain.ContactPolicy(
+        per_day=env("CONTACT_REQUESTS_PER_DAY", default.per_day, service="members", kind="int"),
+        ttl=timedelta(days=env("CONTACT_REQUEST_TTL_DAYS", default.ttl.days, service="members", kind="float")),
+        decline_pause=timedelta(days=env("CONTACT_DECLINE_PAUSE_DAYS", default.decline_pause.days,
+                                         service="members", kind="float")))
+
+
+def _contact_event(request: dict) -> dict:
+    """The contact.* event data: the request without its message (personal; it stays here)."""
+    return {"request": {key: value for key, value in request.items() if key != "message"}}
+
+
+def request_contact(uow: UnitOfWork, principal: Principal, recipient_id: str, message: str,
+                    policy: domain.ContactPolicy | None = None) -> dict:
+    """The member ``principal`` asks member ``recipient_id`` for contact with ``message`` (validated, 1-1000
+    characters); emits ``contact.requested`` (without the message). Returns the request
+    (``queries.contact_request_view``). Raises Unprocessable (422, oneself), NotFound/Gone (404/410, no
+    such or an erased recipient), Conflict (409, ``domain.check_contact_request``), TooManyRequests (429,
+    more than ``policy.per_day`` requests in 24 hours)."""
+    policy = policy or contact_policy()
+    now = uow.now()
+    requester_id = principal.member_id
+    if requester_id == recipient_id:
+        domain.check_contact_request(requester_id, recipient_id, [], now, policy)
+    # Both members locked (in id order), so two requests between the same pair run one after the other.
+    for member_id in sorted((requester_id, recipient_id)):
+        load_member(uow.session, member_id, for_update=True)
+    day_ago = now - timedelta(days=1)
+    recent = list(uow.session.execute(select(ContactRequest.created_at).where(
+        ContactRequest.requester_id == requester_id, ContactRequest.created_at > day_ago)).scalars())
+    wait = domain.retry_after(recent, policy.per_day, timedelta(days=1), now)
+    if wait is not None:
+        raise TooManyRequests(f"you have sent {policy.per_day} contact requests in the last 24 hours; "
+                              f"try again in {math.ceil(wait / 3600)} hour(s)", retry_after=wait)
+    between = [(held.requester_id, domain.contact_status(held.status, held.expires_at, now), held.created_at,
+                held.answered_at) for held in queries.contact_requests_between(uow.session, requester_id, recipient_id)]
+    domain.check_contact_request(requester_id, recipient_id, between, now, policy)
+    held = ContactRequest(id=str(uuid.uuid4()), requester_id=requester_id, recipient_id=recipient_id,
+                          message=message, status="pending", created_at=now, expires_at=now + policy.ttl)
+    uow.session.add(held)
+    uow.session.flush()
+    view = queries.contact_request_view(uow.session, held, now)
+    uow.emit("contact.requested", held.id, _contact_event(view))
+    return view
+
+
+def answer_contact(uow: UnitOfWork, principal: Principal, request_id: str, accept: bool) -> dict:
+    """The recipient accepts (``accept``) or declines a pending contact request; emits
+    ``contact.accepted`` or ``contact.declined``. Returns the request. Raises NotFound (404), Forbidden
+    (403, not the recipient), Conflict (409, answered or expired)."""
+    now = uow.now()
+    held = uow.session.execute(select(ContactRequest).where(ContactRequest.id == request_id)
+                               .with_for_update()).scalar()
+    if held is None:
+        raise NotFound(f"no contact request {request_id}")
+    domain.authorize_answer(principal, held.recipient_id)
+    status = domain.contact_status(held.status, held.expires_at, now)
+    if status != "pending":
+        raise Conflict(f"this request is {status} and can no longer be answered", status=status)
+    held.status, held.answered_at = ("accepted" if accept else "declined"), now
+    uow.session.flush()
+    view = queries.contact_request_view(uow.session, held, now)
+    uow.emit(f"contact.{held.status}", held.id, _contact_event(view))
+    return view

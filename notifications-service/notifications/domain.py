@@ -35,6 +35,9 @@ KINDS = {
     "project.proposed": "project_proposed",
     "project.formed": "project_formed",
     "project.closed": "project_closed",
+    "contact.requested": "contact_requested",
+    "contact.accepted": "contact_accepted",
+    "contact.declined": "contact_declined",
 }
 
 
@@ -78,6 +81,10 @@ def plan(event: dict) -> Plan | None:
         return Plan(kind, member_ids=(data["member_id"],))
     if type_.startswith("project."):
         return Plan(kind, member_ids=_unique(member["member_id"] for member in data["project"]["members"]))
+    if type_ == "contact.requested":  # the member asked hears of it; the requester of the answer
+        return Plan(kind, member_ids=(data["request"]["recipient_id"],))
+    if type_ in ("contact.accepted", "contact.declined"):
+        return Plan(kind, member_ids=(data["request"]["requester_id"],))
     return None
 
 
@@ -210,6 +217,8 @@ def about_member(event: dict, member_id: str) -> bool:
         return data["registration"]["member_id"] == member_id
     if type_ == "match.suggested":
         return data["member_id"] == member_id
+    if type_.startswith("contact."):
+        return member_id in (data["request"]["requester_id"], data["request"]["recipient_id"])
     return event["subject"] == member_id
 
 

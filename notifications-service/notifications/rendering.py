@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateError
 
+from verbund.settings import portal_url
+
 WEEKDAYS = {"de": ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"), "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
 EVENT_KINDS = {
     "de": {"fair": "Messe (Gemeinschaftsstand)", "workshop": "Workshop", "meetup": "Meetup", "webinar": "Webinar",
@@ -104,6 +106,7 @@ class Renderer:
             undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=True)
         self.environment.globals["sector_name"] = lambda sector, lang: SECTORS[lang].get(sector, sector)
+        self.environment.globals["portal_url"] = portal_url()  # where members answer (contact requests)
 
     def _block(self, template, name: str, context: dict) -> str:
         return "".join(template.blocks[name](template.new_context(context)))
@@ -120,6 +123,21 @@ class Renderer:
                 content = self._block(template, "content", context).strip("\n")
                 text = self.environment.get_template(f"{lang}/_mail.txt").render(
                     {**context, **footer, "content": content})
+        except (TemplateError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RenderError(f"{lang}/{kind}.txt: {type(exc).__name__}: {exc}") from exc
+        return Rendered(subject, summary, text)
+
+    def render_requested(self, kind: str, lang: str, context: dict, recipient_name: str | None) -> Rendered:
+        """A mail the person asked for (a sign-in link): the template's blocks wrapped by
+        ``_requested_mail.txt``, which says why it came and has no unsubscribe footer."""
+        context = {**context, "lang": lang}
+        try:
+            template = self.environment.get_template(f"{lang}/{kind}.txt")
+            subject = _one_line(self._block(template, "subject", context))
+            summary = _one_line(self._block(template, "summary", context))
+            content = self._block(template, "content", context).strip("\n")
+            text = self.environment.get_template(f"{lang}/_requested_mail.txt").render(
+                {**context, "recipient_name": recipient_name, "content": content})
         except (TemplateError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RenderError(f"{lang}/{kind}.txt: {type(exc).__name__}: {exc}") from exc
         return Rendered(subject, summary, text)
@@ -151,4 +169,6 @@ def context_for(source_type: str, data: dict, lang: str) -> dict:
         context["suggestions"] = data.get("suggestions", [])
     if "project" in data:
         context["project"] = data["project"]
+    if source_type.startswith("contact."):
+        context["contact"] = data["request"]
     return context

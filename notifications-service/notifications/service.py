@@ -10,10 +10,11 @@ import logging
 import sys
 import time
 
+from nameko.rpc import rpc
 from nameko.timer import timer
 from werkzeug.wrappers import Response
 
-from notifications import dispatch, queries, schemas, services
+from notifications import dispatch, queries, schemas, services, sign_in
 from notifications.config import Config
 from notifications.dependencies import Channels
 from notifications.schemas import InboxQuerySchema, PageQuerySchema
@@ -68,6 +69,19 @@ class NotificationsService(ServiceBase):
         if any(counts.values()):
             log.info("%s %s fanned out in %.0f ms: %s", event["type"], event["id"],
                      (time.monotonic() - started) * 1000, counts)
+
+    # --- sign-in links (RPC from members-service only: the link's secret is never an event) ----------
+
+    @rpc
+    def send_sign_in_link(self, email: str, contact_name: str | None, organisation: str | None,
+                          language: str | None, link: str, expires_minutes: int) -> dict:
+        """Mail a sign-in ``link`` (``{PORTAL_URL}/sign-in/<secret>``, valid ``expires_minutes``) to
+        ``email`` in ``language`` (de/en), at once, whatever the member's notification preferences:
+        the person asked for it. Returns ``{"sent": bool, "error"?}``; nothing is stored."""
+        with self.channels.smtp() as sender:
+            return sign_in.send(self.channels.config, self.channels.renderer, sender, email=email,
+                                contact_name=contact_name, organisation=organisation, language=language,
+                                link=link, expires_minutes=expires_minutes)
 
     # --- sending -----------------------------------------------------------------------------------
 

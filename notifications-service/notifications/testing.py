@@ -236,3 +236,14 @@ def profile_of(event: dict) -> dict:
 
 def json_of(request: dict) -> dict:
     return json.loads(request["body"])
+
+
+def contact_event(type_: str, requester_id: str, recipient_id: str, **overrides) -> dict:
+    """A contact.requested/accepted/declined event as members-service emits it (no message)."""
+    status = {"contact.requested": "pending", "contact.accepted": "accepted", "contact.declined": "declined"}[type_]
+    body = {"id": str(uuid.uuid4()), "requester_id": requester_id, "recipient_id": recipient_id,
+            "requester_name": "Alpha Zulieferer GmbH", "recipient_name": "Beta Logistik GmbH", "status": status,
+            "created_at": "2026-06-01T08:00:00Z", "expires_at": "2026-06-15T08:00:00Z",
+            "answered_at": None if status == "pending" else "2026-06-02T08:00:00Z"}
+    body.update(overrides)
+    return envelope.new_event(type_, "/verbund/members", body["id"], {"request": body})
