@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from verbund.testing import ServiceProcess, TEST_AUTH_SECRET, bearer, free_port, wait_for
+from verbund.testing import TEST_AUTH_SECRET, ServiceProcess, bearer, free_port, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

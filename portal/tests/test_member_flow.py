@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
 WORDS = {
-    "de": {"sector": "Automobil", "state": "Sachsen", "register": "Organisation registrieren", "request": "Kontakt anfragen",
+    "de": {"sector": "Automobil", "state": "Sachsen", "register": "Organisation registrieren",
+           "request": "Kontakt anfragen",
            "send": "Anfrage senden", "accept": "Annehmen", "waitlist": "Auf die Warteliste",
            "book": "Anmelden", "cancel": "Meine Anmeldung stornieren", "sign_out": "Abmelden",
-           "why": "Warum dieser Partner", "need": "Ihr Bedarf", "mark_read": "Als gelesen markieren"},
-    "en": {"sector": "Automotive", "state": "Saxony", "register": "Register your organisation", "request": "Request contact",
+           "why": "Warum dieser Partner", "accepted": "angenommen", "need": "Ihr Bedarf",
+           "mark_read": "Als gelesen markieren"},
+    "en": {"sector": "Automotive", "state": "Saxony", "register": "Register your organisation",
+           "request": "Request contact",
            "send": "Send request", "accept": "Accept", "waitlist": "Join the waitlist",
            "book": "Register", "cancel": "Cancel my registration", "sign_out": "Sign out",
-           "why": "Why this partner", "need": "Your need", "mark_read": "Mark as read"},
+           "why": "Why this partner", "accepted": "accepted", "need": "Your need", "mark_read": "Mark as read"},
 }
 
 
@@ -36,7 +39,7 @@ def logistics_partner(suffix: str, language: str) -> dict:
 
 
 def full_event(platform, suffix: str) -> dict:
-    starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=30)
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
     return platform.schedule_event(
         title=f"Batterie-Workshop {suffix}", kind="workshop", organizers=["logistics-network"],
         target_sectors=["automotive", "logistics"], topics=["battery-value-chain"], timezone="Europe/Berlin",
@@ -128,6 +131,16 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     assert "Lena Hansen" in mine.inner_text() and partner_email in mine.inner_text()
     assert page.locator("h1").first.inner_text()
     anna.screenshot("contacts")
+
+    # --- the partner-project proposal: the team, who covers what, one click to accept ------------
+    anna.open("/projects")
+    proposal = page.locator("article", has_text=partner["name"])
+    anna.reload_until(lambda p: proposal.count() >= 1, message="a partner-project proposal")
+    assert "Gefahrgut" in proposal.first.inner_text()  # the need and who covers it, in words
+    anna.check_accessibility()
+    anna.screenshot("projects")
+    proposal.first.get_by_role("button", name=words["accept"]).click()
+    assert words["accepted"] in page.locator("article", has_text=partner["name"]).first.inner_text()
 
     # --- a full event: the waitlist, then the promotion in the inbox -----------------------------
     event = full_event(platform, suffix)

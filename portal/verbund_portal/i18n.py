@@ -10,7 +10,7 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_date, format_time, get_locale
 
 from verbund import reference, vocabulary
 from verbund.settings import data_dir
@@ -83,15 +83,16 @@ def choices(kind: str) -> list[tuple[str, str]]:
     return [(value, reference.label(kind, value, language())) for value in reference.NAMES[kind]]
 
 
-def when(value: str | None, style: str = "medium") -> str:
-    """An ISO 8601 timestamp as a date and time in the page's language ("12.05.2027, 09:00")."""
+def when(value: str | None) -> str:
+    """An ISO 8601 timestamp as a date and time in the page's language and Berlin time
+    ("05.01.2027, 09:30" / "5 Jan 2027, 09:30")."""
     if not value:
         return ""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
-    return format_datetime(moment, style)
+    return f"{format_date(moment, 'medium')}, {format_time(moment, 'HH:mm')}"
 
 
 def register_filters(app: Flask) -> None:

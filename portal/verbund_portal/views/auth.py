@@ -14,8 +14,10 @@ blueprint = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site (no scheme, no host, no //): never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+    """Only a path on this site (no scheme, no host, no //, no backslash, which browsers read as /):
+    never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target \
+            or urlsplit(target).netloc:
         return None
     return target
 
