@@ -55,10 +55,12 @@ class PortalConfig:
     @classmethod
     def from_env(cls) -> PortalConfig:
         """Raises ``environs.EnvError`` naming a variable whose value does not parse."""
+        port = env("PORTAL_PORT", 8000, kind="int")
         return cls(
-            portal_url=env("PORTAL_URL", "http://localhost:8000").rstrip("/"),
+            # The services build the links in their mails from PORTAL_URL too: set both together.
+            portal_url=env("PORTAL_URL", f"http://localhost:{port}").rstrip("/"),
             host=env("PORTAL_HOST", "127.0.0.1"),
-            port=env("PORTAL_PORT", 8000, kind="int"),
+            port=port,
             secret_key=secret_key(),
             services={service: service_url(service) for service in SERVICES},
             idle_minutes=env("PORTAL_IDLE_MINUTES", 30, kind="int"),

@@ -142,7 +142,7 @@ def cmd_up(args) -> int:
         settings = Settings.from_env(service)
         urls[service] = f"http://{settings.http_host}:{settings.http_port}"
         print(f"  {service:<14} {urls[service]}   (database {settings.database_url})")
-    for service in list(processes):
+    for service in args.services or SERVICES:
         # What a service wants beside it in development (notifications: a mail catcher), by its own hook.
         with warnings.catch_warnings():  # importing the service class here is for the hook, not to run it
             warnings.simplefilter("ignore")
