@@ -160,9 +160,15 @@ class MembersService(ServiceBase):
         client is the peer, or the last ``X-Forwarded-For`` hop of a ``TRUSTED_PROXIES`` peer)."""
         body = request.body_data
         with self.db.unit_of_work() as uow:
-            links = services.request_sign_in(uow, body["email"], _client(request), language=body["language"])
-        if links:
-            self.sign_in_mail(links)
+            recipients = services.request_sign_in(uow, body["email"], _client(request), language=body["language"])
+        if recipients:
+            store = self.db
+
+            def issue(recipient: dict) -> dict:
+                with store.unit_of_work() as uow:
+                    return services.issue_sign_in_link(uow, recipient)
+
+            self.sign_in_mail(recipients, issue)
         return json_response({"status": "sent"}, 202)
 
     @api("POST", "/auth/tokens", roles=ANYONE, body=schemas.TokenExchangeSchema,

@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 
 from marshmallow import ValidationError
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import delete, func, insert, or_, select, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -248,12 +248,13 @@ def request_sign_in(uow: UnitOfWork, email: str, client: str, policy: domain.Sig
                     language: str | None = None) -> list[dict]:
     """A sign-in request for the contact e-mail ``email`` from ``client`` (an IP address): counted against
     the limits per address and per client whether the address is known or not (TooManyRequests, 429,
-    with the seconds to wait, beyond them); for each live member with that contact e-mail (at most
-    ``MAX_MEMBERS_PER_ADDRESS``) a single-use token valid for ``policy.token_ttl``, stored as its hash.
+    with the seconds to wait, beyond them).
 
-    Returns what the mails need, one per member: ``{member_id, email, contact_name, organisation,
-    language, token, expires_minutes}`` (``language``: the member's contact language, else the request's);
-    an empty list for an unknown address. The caller sends them (by RPC, never as an event)."""
+    Returns whom to send a link, one per live member with that contact e-mail (at most
+    ``MAX_MEMBERS_PER_ADDRESS``): ``{member_id, email, contact_name, organisation, language}``
+    (``language``: the member's contact language, else the request's); an empty list for an unknown
+    address. The links are made by ``issue_sign_in_link`` afterwards, outside the request, so that a
+    known address costs the request what an unknown one does."""
     policy = policy or sign_in_policy()
     now = uow.now()
     address = domain.normalise_email(email)
@@ -263,23 +264,33 @@ def request_sign_in(uow: UnitOfWork, email: str, client: str, policy: domain.Sig
                  "too many sign-in requests from your network")
     _check_limit(uow, "address", address_key, policy.per_address, policy.window,
                  "too many sign-in links were asked for this address")
-    uow.session.add_all([SignInAttempt(scope="address", key=address_key, at=now),
-                         SignInAttempt(scope="client", key=client_key, at=now)])
+    uow.session.execute(insert(SignInAttempt), [{"scope": "address", "key": address_key, "at": now},
+                                                {"scope": "client", "key": client_key, "at": now}])
     # What has served its purpose goes: attempts out of the window, links expired a day ago.
     uow.session.execute(delete(SignInAttempt).where(SignInAttempt.at <= now - policy.window))
     uow.session.execute(delete(SignInToken).where(SignInToken.expires_at < now - timedelta(days=1)))
+    # Columns only (no profile with its offers and tags): a known address must cost about what an
+    # unknown one does (docs/bench/members.md).
     members = uow.session.execute(
-        select(Member).where(func.lower(Member.contact_email) == address, Member.deleted_at.is_(None))
-        .order_by(Member.created_at).limit(MAX_MEMBERS_PER_ADDRESS)).scalars().all()
-    links = []
-    for member in members:
-        secret = secrets.token_urlsafe(32)  # 256 bits
-        uow.session.add(SignInToken(token_hash=domain.token_hash(secret), member_id=member.id, created_at=now,
-                                    expires_at=now + policy.token_ttl))
-        links.append({"member_id": member.id, "email": member.contact_email, "contact_name": member.contact_name,
-                      "organisation": member.name, "language": member.contact_language or language or "de",
-                      "token": secret, "expires_minutes": max(1, round(policy.token_ttl.total_seconds() / 60))})
-    return links
+        select(Member.id, Member.contact_email, Member.contact_name, Member.name, Member.contact_language)
+        .where(func.lower(Member.contact_email) == address, Member.deleted_at.is_(None))
+        .order_by(Member.created_at).limit(MAX_MEMBERS_PER_ADDRESS)).all()
+    return [{"member_id": member.id, "email": member.contact_email, "contact_name": member.contact_name,
+             "organisation": member.name, "language": member.contact_language or language or "de"}
+            for member in members]
+
+
+def issue_sign_in_link(uow: UnitOfWork, recipient: dict, policy: domain.SignInPolicy | None = None) -> dict:
+    """A single-use sign-in token for ``recipient`` (an item of ``request_sign_in``), valid for
+    ``policy.token_ttl`` and stored only as its hash: ``recipient`` with ``token`` (the secret for
+    the link) and ``expires_minutes``."""
+    policy = policy or sign_in_policy()
+    now = uow.now()
+    secret = secrets.token_urlsafe(32)  # 256 bits
+    uow.session.execute(insert(SignInToken).values(token_hash=domain.token_hash(secret),
+                                                   member_id=recipient["member_id"], created_at=now,
+                                                   expires_at=now + policy.token_ttl))
+    return {**recipient, "token": secret, "expires_minutes": max(1, round(policy.token_ttl.total_seconds() / 60))}
 
 
 def exchange_sign_in_token(uow: UnitOfWork, secret: str, policy: domain.SignInPolicy | None = None) -> dict:
@@ -374,7 +385,7 @@ def answer_contact(uow: UnitOfWork, principal: Principal, request_id: str, accep
     domain.authorize_answer(principal, held.recipient_id)
     status = domain.contact_status(held.status, held.expires_at, now)
     if status != "pending":
-        raise Conflict(f"this request is {status} and can no longer be answered", status=status)
+        raise Conflict(f"this request is {status} and can no longer be answered", request_status=status)
     held.status, held.answered_at = ("accepted" if accept else "declined"), now
     uow.session.flush()
     view = queries.contact_request_view(uow.session, held, now)

@@ -33,8 +33,14 @@ def two(use_cases, register, member_input):
 
 
 def ask(store, email="ada@alpha.example", client="203.0.113.5", policy=POLICY):
+    """A sign-in request and the links made for it afterwards (as the entrypoint does)."""
     with store.unit_of_work() as uow:
-        return services.request_sign_in(uow, email, client, policy)
+        recipients = services.request_sign_in(uow, email, client, policy)
+    links = []
+    for recipient in recipients:
+        with store.unit_of_work() as uow:
+            links.append(services.issue_sign_in_link(uow, recipient, policy))
+    return links
 
 
 def exchange(store, secret):

@@ -80,6 +80,7 @@ def test_make_run_seeds_demo_data_and_says_where_to_look(platform):
     member_id = jwt_member_id(token)
     own = requests.get(f"{url}/members/{member_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert own.status_code == 200 and own.json()["name"] == demo.load()["members"][0]["name"]
+    assert f"with the e-mail {demo.load()['members'][0]['contact']['email']}" in log  # how to sign in
 
 
 def jwt_member_id(token: str) -> str:

@@ -78,6 +78,7 @@ OTHERS_RESOURCES = [
     ("members", "GET", "/members/{a}"),
     ("members", "PATCH", "/members/{a}"),
     ("members", "DELETE", "/members/{a}"),
+    ("members", "GET", "/members/{a}/contact"),
     ("notifications", "GET", "/members/{a}/preferences"),
     ("notifications", "PUT", "/members/{a}/preferences"),
     ("notifications", "GET", "/members/{a}/notifications"),
@@ -100,3 +101,39 @@ def test_a_member_cannot_touch_another_members_data(platform, two_members, servi
     assert refused.status_code == 403, refused.text
     if method == "GET":  # the same request is fine for A itself: the refusal was about B
         assert requests.get(url, headers=a_auth, timeout=30).status_code == 200
+
+
+def test_contact_details_need_an_accepted_request_and_only_the_member_asked_answers(platform, two_members):
+    """Privacy by relationship: B sees A's contact person neither before A answers nor after a decline; a
+    third member can neither answer A's request nor see the contact once A and B are in contact."""
+    (a, a_auth), (b, b_auth) = two_members
+    members = platform["members"]
+    third = requests.post(f"{members}/members", timeout=30, json={
+        "name": f"Gamma IT {uuid.uuid4().hex[:6]} GmbH", "sector": "it",
+        "region": {"state": "SN", "postcode": "01067", "city": "Dresden"}, "size": {"employees": 9},
+        "contact": {"name": "Gina", "email": "gina@gamma.example", "language": "de"}})
+    c_auth = {"Authorization": f"Bearer {third.json()['access_token']}"}
+
+    def sees(who, whom):
+        return requests.get(f"{members}/members/{whom}/contact", headers=who, timeout=30).status_code
+
+    def ask(who, whom):
+        made = requests.post(f"{members}/members/{whom}/contact-requests", json={"message": "Hallo"}, headers=who,
+                             timeout=30)
+        assert made.status_code == 201, made.text
+        return made.json()["id"]
+
+    declined = ask(b_auth, a)
+    assert sees(b_auth, a) == 403 and sees(a_auth, b) == 403  # pending
+    def answer(who, request_id, verb):
+        return requests.post(f"{members}/contact-requests/{request_id}/{verb}", headers=who, timeout=30).status_code
+
+    assert answer(b_auth, declined, "accept") == 403 and answer(c_auth, declined, "accept") == 403
+    assert answer(a_auth, declined, "decline") == 200
+    assert sees(b_auth, a) == 403 and sees(a_auth, b) == 403  # declined
+    accepted = ask(a_auth, b)
+    assert answer(b_auth, accepted, "accept") == 200
+    assert sees(b_auth, a) == 200 and sees(a_auth, b) == 200
+    assert sees(c_auth, a) == 403 and sees(c_auth, b) == 403  # their contact is theirs alone
+    listed = requests.get(f"{members}/contact-requests", headers=c_auth, timeout=30).json()["items"]
+    assert listed == []  # nor does it see their requests

@@ -13,7 +13,7 @@ import requests
 import yaml
 
 from verbund import auth
-from verbund.settings import data_dir
+from verbund.settings import data_dir, portal_url
 
 
 def load() -> dict:
@@ -100,6 +100,10 @@ def seed(urls: dict[str, str]) -> list[str]:
         lines.append(f"  its partner suggestions: curl -H \"Authorization: Bearer $TOKEN\" "
                      f"{urls['matching']}/members/{first_id}/suggestions")
     if "notifications" in urls:
+        email = data["members"][0]["contact"]["email"]
+        lines.append(f"sign in as {first_name} with the e-mail {email}: in the portal ({portal_url()}), or "
+                     f"curl -X POST -H 'Content-Type: application/json' -d '{{\"email\": \"{email}\"}}' "
+                     f"{urls['members']}/auth/sign-in-requests; the link arrives in the mail folder below")
         lines.append(f"  its inbox: curl -H \"Authorization: Bearer $TOKEN\" "
                      f"{urls['notifications']}/members/{first_id}/notifications")
         lines.append(f"  the mails sent: {data_dir() / 'mail'}")
