@@ -112,6 +112,7 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     page.get_by_role("button", name=words["send"]).click()
     page.wait_for_url("**/contacts")
     assert partner["name"] in page.inner_text("main")
+    assert partner_email not in page.content() and "Lena Hansen" not in page.content()  # not before acceptance
     anna.check_accessibility()
 
     # --- the partner accepts in their own browser ------------------------------------------------
