@@ -140,7 +140,7 @@ def test_the_services_field_errors_land_on_the_form_fields(app):
         left = apply_errors(form, nested)
         assert form.postcode.errors == ["Not a valid postcode."]
         assert form.contact_email.errors == ["Not a valid e-mail."]
-        assert form.offers.errors == ["Too long."]
+        assert form.offers.entries[3].errors == ["Too long."]
         assert left == ["Something else."]
 
 

@@ -78,7 +78,8 @@ def test_profile_edit_preferences_download_and_delete(platform, person):
     assert page.locator("#website-error").is_visible()
     tom.check_accessibility()
     page.locator("#website").fill("https://havel-it.example")
-    page.locator("#needs").fill("Gefahrguttransport (ADR)")
+    assert page.locator("#offers-0").input_value() == "Tourenplanungssoftware"
+    page.locator("#needs-0").fill("Gefahrguttransport (ADR)")
     page.get_by_role("button", name="Speichern").click()
     page.wait_for_url("**/profile")
     assert "Gefahrguttransport" in page.inner_text("main") and "havel-it.example" in page.inner_text("main")

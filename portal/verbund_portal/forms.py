@@ -10,6 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
+    FieldList,
     IntegerField,
     SelectField,
     SelectMultipleField,
@@ -23,7 +24,8 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Numbe
 from verbund_portal import i18n
 from verbund_portal.api import flatten_fields
 
-COMPETENCY_FIELDS = 5  # inputs for offers and for needs; more can be added after saving
+COMPETENCY_FIELDS = 5  # inputs for offers and for needs at sign-up
+SPARE_FIELDS = 3       # empty inputs below a saved profile's competencies, for more
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -59,8 +61,12 @@ class ProfileForm(FlaskForm):
         DataRequired(_l("Please enter an e-mail address.")),
         Email(_l("This is not a valid e-mail address."), check_deliverability=False), Length(max=320)])
     language = SelectField(_l("Language for e-mails and pages"))
-    offers = TextAreaField(_l("What your organisation offers"))
-    needs = TextAreaField(_l("What your organisation is looking for"))
+    # One input per competency: each suggests the vocabulary's terms as one types (a datalist, no script).
+    offers = FieldList(StringField(_l("Offer"), validators=[Optional(), Length(max=200)]),
+                       label=_l("What your organisation offers"), min_entries=COMPETENCY_FIELDS, max_entries=50)
+    needs = FieldList(StringField(_l("Need"), validators=[Optional(), Length(max=200)]),
+                      label=_l("What your organisation is looking for"), min_entries=COMPETENCY_FIELDS,
+                      max_entries=50)
     topics = MultiCheckboxField(_l("Topics"))
     consent_partner = BooleanField(_l("Suggest us as a partner to other members"))
     consent_email = BooleanField(_l("Send us e-mails about suggestions, contact requests and events"))
@@ -82,8 +88,17 @@ class ProfileForm(FlaskForm):
         self.topics.choices = i18n.topic_choices()
 
     @staticmethod
-    def _lines(text: str | None) -> list[dict]:
-        return [{"label": line.strip()} for line in (text or "").splitlines() if line.strip()][:50]
+    def _competencies(field: FieldList) -> list[dict]:
+        return [{"label": entry.data.strip()} for entry in field if (entry.data or "").strip()][:50]
+
+    @staticmethod
+    def _show(field: FieldList, labels: list[str]) -> None:
+        while field.entries:
+            field.pop_entry()
+        for label in labels[:50]:
+            field.append_entry(label)
+        while len(field.entries) < min(50, max(COMPETENCY_FIELDS, len(labels) + SPARE_FIELDS)):
+            field.append_entry("")
 
     def to_member(self) -> dict:
         """The member JSON of members-service (``POST /members``, ``PATCH /members/{id}``)."""
@@ -94,7 +109,7 @@ class ProfileForm(FlaskForm):
             "size": {"employees": self.employees.data}, "website": self.website.data or None,
             "contact": {"name": self.contact_name.data.strip(), "email": self.contact_email.data.strip(),
                         "language": self.language.data},
-            "offers": self._lines(self.offers.data), "needs": self._lines(self.needs.data),
+            "offers": self._competencies(self.offers), "needs": self._competencies(self.needs),
             "topics": self.topics.data,
             "consent": {"suggest_as_partner": self.consent_partner.data, "email": self.consent_email.data},
         }
@@ -110,8 +125,8 @@ class ProfileForm(FlaskForm):
         self.website.data = member.get("website")
         self.contact_name.data, self.contact_email.data = contact.get("name"), contact.get("email")
         self.language.data = contact.get("language") or "de"
-        self.offers.data = "\n".join(i18n.competency_text(c) for c in member.get("offers") or [])
-        self.needs.data = "\n".join(i18n.competency_text(c) for c in member.get("needs") or [])
+        self._show(self.offers, [i18n.competency_text(c) for c in member.get("offers") or []])
+        self._show(self.needs, [i18n.competency_text(c) for c in member.get("needs") or []])
         self.topics.data = member.get("topics") or []
         consent = member.get("consent") or {}
         self.consent_partner.data, self.consent_email.data = consent.get("suggest_as_partner"), consent.get("email")
@@ -162,6 +177,9 @@ def apply_errors(form: FlaskForm, fields: dict) -> list[str]:
             parts = name.split(".")
             target = mapping.get(parts[0]) or mapping.get(".".join(parts[:2]))
         field = getattr(form, target, None) if target else None
+        index = name.split(".")[1] if name.count(".") >= 1 else ""
+        if isinstance(field, FieldList) and index.isdigit() and int(index) < len(field.entries):
+            field = field.entries[int(index)]  # offers.3.label: the fourth offer's input
         if field is None:
             left.extend(messages)
         else:

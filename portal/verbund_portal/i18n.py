@@ -95,11 +95,20 @@ def when(value: str | None) -> str:
     return f"{format_date(moment, 'medium')}, {format_time(moment, 'HH:mm')}"
 
 
+def flat_errors(errors) -> list[str]:
+    """A field's errors as one list of messages (a list of inputs has a list per input)."""
+    flat = []
+    for error in errors or []:
+        flat.extend(flat_errors(error) if isinstance(error, (list, tuple, dict)) else [str(error)])
+    return flat
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         sector=lambda value: reference_label("sector", value),
         association=lambda value: reference_label("association", value),
         state=lambda value: reference_label("state", value),
         language_name=lambda value: reference_label("language", value),
-        topic=topic_label, competency=competency_text, competency_name=competency_name, when=when)
+        topic=topic_label, competency=competency_text, competency_name=competency_name, when=when,
+        flat_errors=flat_errors)
     app.jinja_env.globals.update(competency_labels=competency_labels)
