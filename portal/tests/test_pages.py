@@ -113,3 +113,43 @@ def test_profile_edit_preferences_download_and_delete(platform, person):
     gone = requests.get(f"{platform.url('members')}/members/{profile['id']}", headers=bearer("admin", subject="t"),
                         timeout=10)
     assert gone.status_code in (404, 410) or gone.json().get("deleted_at"), gone.text
+
+
+def test_too_many_sign_in_requests_are_answered_at_the_field(platform, person):
+    visitor = person("en")
+    address = f"someone.{uuid.uuid4().hex[:6]}@example.org"  # unknown or not: the same limit, the same answers
+    sent = 0
+    while sent < 6:
+        page = visitor.open("/sign-in")
+        page.get_by_label(re.compile("E-mail address")).fill(address)
+        page.get_by_role("button", name="Send me a sign-in link").click()
+        if "/sign-in/sent" not in page.url:
+            break
+        sent += 1
+    assert sent == 5, "the sixth request within the hour is refused"
+    assert "Too many sign-in requests" in page.locator("#email-error").inner_text()
+    visitor.check_accessibility()
+
+
+def test_a_member_cannot_answer_a_request_made_to_someone_else(platform, person):
+    """The portal adds no authority of its own: members-service refuses, the portal says so."""
+    suffix = uuid.uuid4().hex[:6]
+    first, second = (platform.register_member(**member(f"{suffix}{n}")) for n in (1, 2))
+    import requests
+
+    from verbund.testing import bearer
+
+    made = requests.post(f"{platform.url('members')}/members/{second['id']}/contact-requests",
+                         json={"message": "Hallo"}, headers=bearer("member", subject=f"member:{first['id']}",
+                                                                   member_id=first["id"]), timeout=10)
+    assert made.status_code == 201, made.text
+    requester = person("de")
+    requester.sign_in(first["contact"]["email"])
+    page = requester.open("/contacts")
+    assert "Hallo" in page.inner_text("main") and second["contact"]["email"] not in page.content()
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    answer = page.request.post(f"{platform.portal_url}/contacts/{made.json()['id']}/accept",
+                               form={"csrf_token": token}, max_redirects=0)
+    assert answer.status == 403 and "Nicht erlaubt" in answer.text()
+    page = requester.open("/contacts")
+    assert second["contact"]["email"] not in page.content()  # still no contact details
