@@ -90,6 +90,20 @@ def test_profile_edit_preferences_download_and_delete(platform, person):
     page.get_by_role("button", name="Speichern").click()
     assert page.locator("#frequency").input_value() == "weekly"
 
+    # Webhooks for the organisation's own systems: a bad address first, then the secret shown once.
+    page.get_by_role("link", name="Webhooks").click()
+    tom.check_accessibility()
+    page.locator("#url").fill("kein link")
+    page.get_by_role("button", name="Webhook hinzufügen").click()
+    assert page.locator("#url").get_attribute("aria-invalid") == "true", page.inner_text("main")
+    page.locator("#url").fill("https://crm.havel-it.example/verbund")
+    page.get_by_role("button", name="Webhook hinzufügen").click()
+    assert page.locator("#webhook-secret").inner_text().startswith("whsec_")
+    assert "crm.havel-it.example" in page.locator(".webhooks").inner_text()
+    tom.check_accessibility()
+    page.get_by_role("button", name="Entfernen").click()
+    assert "crm.havel-it.example" not in page.locator(".webhooks").inner_text()
+
     tom.open("/profile")
     with page.expect_download() as download:
         page.get_by_role("link", name=re.compile("Meine Daten herunterladen")).click()

@@ -148,14 +148,23 @@ class RegistrationForm(FlaskForm):
 
 class PreferencesForm(FlaskForm):
     email = BooleanField(_l("Also send me news by e-mail"))
+    webhook = BooleanField(_l("Also send everything to my webhooks"))
     frequency = SelectField(_l("How often"), choices=[("immediately", _l("Immediately")), ("daily", _l("Daily digest")),
                                                        ("weekly", _l("Weekly digest"))])
     language = SelectField(_l("Language"))
-    FIELD_MAP = {"channels.email": "email", "channels": "email", "frequency": "frequency", "language": "language"}
+    FIELD_MAP = {"channels.email": "email", "channels.webhook": "webhook", "channels": "email",
+                 "frequency": "frequency", "language": "language"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.language.choices = i18n.choices("language")
+
+
+class WebhookForm(FlaskForm):
+    url = URLField(_l("Address (URL) of your system"), validators=[
+        DataRequired(_l("Please enter the address.")), Length(max=2000)])
+    description = StringField(_l("What it is for (optional)"), validators=[Optional(), Length(max=500)])
+    FIELD_MAP = {"url": "url", "description": "description"}
 
 
 class DeleteForm(FlaskForm):
