@@ -136,7 +136,8 @@ def cmd_up(args) -> int:
         print(BROKER_HELP.format(uri=env("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
         return 2
     processes, urls = {}, {}
-    portal = _start_portal(processes) if not args.services else None
+    if not args.services:  # the whole platform: with the portal, whose address comes first
+        _start_portal(processes)
     for service in args.services or SERVICES:
         processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service])
         settings = Settings.from_env(service)
@@ -168,10 +169,6 @@ def cmd_up(args) -> int:
                     print(line, flush=True)
             except Exception as exc:  # the platform runs on; the demo is a courtesy
                 print(f"demo data not seeded: {exc}", file=sys.stderr)
-            else:
-                if portal:
-                    for line in _portal_sign_in_help(portal, demo.load()):
-                        print(line, flush=True)
     else:
         print("not every service became ready; see the log lines above", file=sys.stderr)
     print("Press Ctrl-C to stop.", flush=True)
@@ -201,15 +198,6 @@ def _start_portal(processes: dict) -> str | None:
     processes["portal"] = subprocess.Popen([sys.executable, "-m", f"{PORTAL_MODULE}.app"])
     print(f"Verbund portal: {config.portal_url}   <- open this in your browser", flush=True)
     return config.portal_url
-
-
-def _portal_sign_in_help(portal_url: str, data: dict) -> list[str]:
-    """How a newcomer signs in as the first demo member: its e-mail, and where the link arrives."""
-    from verbund.settings import data_dir
-
-    email = data["members"][0]["contact"]["email"]
-    return [f"Sign in to the portal as a demo member: open {portal_url}/sign-in and enter {email}",
-            f"  the sign-in link arrives in the mail catcher: the newest .eml file in {data_dir() / 'mail'}"]
 
 
 def cmd_migrate(args) -> int:
