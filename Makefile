@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test unit lint install clean bench docs
 
-$(STAMP): kit/pyproject.toml $(foreach s,$(SERVICES),$(s)/pyproject.toml) requirements-dev.txt
+$(STAMP): kit/pyproject.toml $(foreach s,$(SERVICES),$(s)/pyproject.toml) portal/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e 'kit[testing]' $(foreach s,$(SERVICES),-e $(s)) -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e 'kit[testing]' $(foreach s,$(SERVICES),-e $(s)) -e portal -r requirements-dev.txt
+	@# The portal's browser tests drive Debian's chromium (never a browser downloaded by playwright).
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || echo "chromium is missing: apt-get install chromium (as root) for the portal's browser tests" >&2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,7 +41,7 @@ docs: $(STAMP)
 	RETRY_DELAYS_MS= $(BIN)/verbund definitions > infra/rabbitmq/definitions.json
 
 lint: $(STAMP)
-	$(BIN)/ruff check kit $(SERVICES) tests
+	$(BIN)/ruff check kit $(SERVICES) portal tests
 
 clean:
 	rm -rf $(VENV) .data

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def platform(amqp_uri, tmp_path):
     ports = {service: free_port() for service in SERVICES}
+    portal_port = free_port()
     env = {**os.environ, "AMQP_URI": amqp_uri, "VERBUND_DATA_DIR": str(tmp_path / "data"),
-           "SMTP_PORT": str(free_port()),
+           "SMTP_PORT": str(free_port()), "PORTAL_PORT": str(portal_port),
+           "PORTAL_URL": f"http://127.0.0.1:{portal_port}",
            **{f"{service.upper()}_PORT": str(port) for service, port in ports.items()}}
     env.pop("AUTH_SECRET", None)  # embedded default: a secret generated into the data folder
     env.pop("DATABASE_URL", None)
@@ -67,6 +69,13 @@ def test_make_run_seeds_demo_data_and_says_where_to_look(platform):
     log = (data_dir.parent / "up.log").read_text()
     assert "demo data not seeded" not in log
     assert f"{len(demo.load()['members'])} demo members" in log and "joint events" in log
+    # The portal comes first: it is what a person opens; then how to sign in as a demo member.
+    first = log.splitlines()[0]
+    assert first.startswith("Verbund portal: http://127.0.0.1:") and "browser" in first
+    portal = first.split()[2]
+    assert "Anmelden" in requests.get(f"{portal}/sign-in", headers={"Accept-Language": "de"}, timeout=10).text
+    email = demo.load()["members"][0]["contact"]["email"]
+    assert f"with the e-mail {email}: in the portal ({portal})" in log
     token = log.split("export TOKEN=")[1].split()[0]
     member_id = jwt_member_id(token)
     own = requests.get(f"{url}/members/{member_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10)

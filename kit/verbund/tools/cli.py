@@ -136,12 +136,14 @@ def cmd_up(args) -> int:
         print(BROKER_HELP.format(uri=env("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
         return 2
     processes, urls = {}, {}
+    if not args.services:  # the whole platform: with the portal, whose address comes first
+        _start_portal(processes)
     for service in args.services or SERVICES:
         processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service])
         settings = Settings.from_env(service)
         urls[service] = f"http://{settings.http_host}:{settings.http_port}"
         print(f"  {service:<14} {urls[service]}   (database {settings.database_url})")
-    for service in list(processes):
+    for service in args.services or SERVICES:
         # What a service wants beside it in development (notifications: a mail catcher), by its own hook.
         with warnings.catch_warnings():  # importing the service class here is for the hook, not to run it
             warnings.simplefilter("ignore")
@@ -180,6 +182,22 @@ def cmd_up(args) -> int:
             process.kill()
     failed = [name for name, process in processes.items() if process.returncode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0
+
+
+PORTAL_MODULE = "verbund_portal"
+
+
+def _start_portal(processes: dict) -> str | None:
+    """Start the members' web portal beside the services (when installed) and print its address
+    first: it is what a person opens. Returns the address, or None without the portal."""
+    if importlib.util.find_spec(PORTAL_MODULE) is None:
+        return None
+    from verbund_portal.config import PortalConfig
+
+    config = PortalConfig.from_env()
+    processes["portal"] = subprocess.Popen([sys.executable, "-m", f"{PORTAL_MODULE}.app"])
+    print(f"Verbund portal: {config.portal_url}   <- open this in your browser", flush=True)
+    return config.portal_url
 
 
 def cmd_migrate(args) -> int:

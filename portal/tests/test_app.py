@@ -1,0 +1,167 @@
+"""The portal without services: headers, cookies, CSRF, sessions, language, error pages, the
+mapping of the services' field errors, and the catalogues. Service addresses point at a closed
+port, so every call to a service fails as a stopped service does."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from babel.messages.pofile import read_po
+from verbund_portal import create_app, i18n, sessions
+from verbund_portal.api import flatten_fields
+from verbund_portal.config import PortalConfig
+from verbund_portal.forms import ProfileForm, apply_errors
+from verbund_portal.views.auth import _safe_next
+
+from verbund.testing import free_port
+
+
+def config(**overrides) -> PortalConfig:
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    values = dict(portal_url="http://localhost:8000", host="127.0.0.1", port=8000, secret_key="unit-test-secret",
+                  services={s: down for s in ("members", "events", "matching", "notifications")},
+                  service_timeout_seconds=2.0)
+    values.update(overrides)
+    return PortalConfig(**values)
+
+
+@pytest.fixture
+def app():
+    return create_app(config())
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf(client, path: str = "/sign-in") -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+
+
+def test_every_page_carries_a_strict_csp_and_the_usual_security_headers(client):
+    response = client.get("/sign-in")
+    assert response.status_code == 200
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "Strict-Transport-Security" not in response.headers  # plain http in development
+    assert "<script" not in response.get_data(as_text=True)  # the pages need no script at all
+
+
+def test_the_session_cookie_is_httponly_lax_and_secure_behind_https():
+    for url, secure in (("http://localhost:8000", False), ("https://verbund.example", True)):
+        client = create_app(config(portal_url=url)).test_client()
+        response = client.get("/sign-in")
+        cookie = response.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert ("Secure" in cookie) is secure
+        if secure:
+            assert "max-age" in response.headers["Strict-Transport-Security"]
+
+
+def test_a_form_without_its_csrf_token_is_refused_with_a_page_not_a_500(client):
+    response = client.post("/sign-in", data={"email": "a@b.example"}, headers={"Accept-Language": "en"})
+    assert response.status_code == 400
+    assert "The form had expired" in response.get_data(as_text=True)
+    assert client.post("/sign-out").status_code == 400
+
+
+def test_a_service_that_is_down_gives_a_friendly_page_in_the_page_language(client):
+    token = csrf(client)
+    response = client.post("/sign-in", data={"email": "a@b.example", "csrf_token": token},
+                           headers={"Accept-Language": "de-DE,de;q=0.9"})
+    assert response.status_code == 503
+    body = response.get_data(as_text=True)
+    assert "Vorübergehend nicht erreichbar" in body and "Traceback" not in body
+
+
+def test_bad_input_comes_back_with_its_field_error_before_anything_is_sent(client):
+    token = csrf(client)
+    response = client.post("/sign-in", data={"email": "no-address", "csrf_token": token},
+                           headers={"Accept-Language": "en"})
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert 'aria-invalid="true"' in body and 'aria-describedby="email-error"' in body
+    assert "This is not a valid e-mail address." in body
+
+
+def test_language_from_the_browser_then_from_the_switcher(client):
+    assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "en-GB,en"}).get_data(as_text=True)
+    assert '<html lang="de">' in client.get("/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    token = csrf(client, "/")
+    switched = client.post("/language", data={"language": "en", "next": "/accessibility", "csrf_token": token})
+    assert switched.status_code == 302 and switched.headers["Location"] == "/accessibility"
+    page = client.get("/accessibility", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert '<html lang="en">' in page and "Accessibility statement" in page
+    away = client.post("/language", data={"language": "de", "next": "https://evil.example/", "csrf_token": token})
+    assert away.headers["Location"] == "/"  # never an open redirect
+
+
+def test_member_pages_send_a_stranger_to_sign_in(client):
+    for path in ("/suggestions", "/contacts", "/projects", "/events", "/inbox", "/profile", "/preferences"):
+        response = client.get(path)
+        assert response.status_code == 302 and response.headers["Location"].startswith("/sign-in?next=")
+
+
+def test_a_session_ends_when_idle_and_the_token_is_not_readable_in_the_cookie(app, monkeypatch):
+    with app.test_request_context("/"):
+        from flask import session
+
+        sessions.start("header.payload.signature", "m-1", "member", "en", expires_in=3600)
+        assert "payload" not in session["token"]  # encrypted, not merely signed
+        assert sessions.current()["token"] == "header.payload.signature"
+        later = time.time() + app.config["PORTAL"].idle_minutes * 60 + 5
+        monkeypatch.setattr(time, "time", lambda: later)
+        assert sessions.current() is None and session.get("language") == "en"
+
+
+def test_a_session_ends_with_its_token_even_when_used(app, monkeypatch):
+    with app.test_request_context("/"):
+        sessions.start("t", "m-1", "member", None, expires_in=60)
+        now = time.time()
+        for step in range(1, 4):  # used every 25 s: never idle, but the token lives 60 s
+            monkeypatch.setattr(time, "time", lambda step=step: now + step * 25)
+            alive = sessions.current()
+        assert alive is None
+
+
+def test_the_services_field_errors_land_on_the_form_fields(app):
+    nested = {"region": {"postcode": ["Not a valid postcode."]}, "contact": {"email": ["Not a valid e-mail."]},
+              "offers": {"3": {"label": ["Too long."]}}, "unknown": ["Something else."]}
+    assert flatten_fields(nested)["region.postcode"] == ["Not a valid postcode."]
+    with app.test_request_context("/sign-up", method="POST"):
+        form = ProfileForm(meta={"csrf": False})
+        left = apply_errors(form, nested)
+        assert form.postcode.errors == ["Not a valid postcode."]
+        assert form.contact_email.errors == ["Not a valid e-mail."]
+        assert form.offers.entries[3].errors == ["Too long."]
+        assert left == ["Something else."]
+
+
+def test_only_paths_on_this_site_are_followed_after_sign_in():
+    assert _safe_next("/events?kind=fair") == "/events?kind=fair"
+    for target in ("https://evil.example/", "//evil.example/x", "evil", None, "/\\evil.example"):
+        assert _safe_next(target) is None
+
+
+def test_every_message_has_its_german_translation_and_the_catalogues_compile(tmp_path):
+    with open(i18n.CATALOGUES / "de" / "LC_MESSAGES" / "messages.po", "rb") as source:
+        catalog = read_po(source, locale="de")
+    missing = [m.id for m in catalog if m.id and not (m.string if isinstance(m.string, str) else all(m.string))]
+    assert not missing
+    compiled = i18n.compiled_catalogues(tmp_path)
+    assert (compiled / "de" / "LC_MESSAGES" / "messages.mo").stat().st_size > 10_000
+
+
+def test_member_text_is_escaped(app):
+    with app.test_request_context("/"):
+        from flask import render_template
+
+        html = render_template("error.html", title="<script>x</script>", message="<img src=x onerror=alert(1)>")
+    assert "<script>x</script>" not in html and "&lt;script&gt;" in html and "<img" not in html

@@ -1,0 +1,179 @@
+"""The Flask application: configuration, language, security headers, error pages, and the
+``verbund-portal`` command (``python -m portal.app``) that ``verbund up`` starts."""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+from datetime import timedelta
+
+from flask import Flask, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import Babel
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from verbund_portal import api, i18n, sessions
+from verbund_portal.config import PortalConfig
+
+LANGUAGES = ("de", "en")
+
+# Strict: nothing inline, nothing from elsewhere; the pages need no script at all.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # The sign-in page's address holds the link's secret: never send it on.
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+
+csrf = CSRFProtect()
+
+
+def select_language() -> str:
+    """The member's chosen language (switcher or profile), else the browser's Accept-Language, else German."""
+    if session.get("language") in LANGUAGES:
+        return session["language"]
+    return request.accept_languages.best_match(LANGUAGES) or "de"
+
+
+def services() -> api.Services:
+    """The services' APIs as the signed-in member (or anonymously), once per request."""
+    if "services" not in g:
+        config = current_app.config["PORTAL"]
+        member = sessions.current()
+        g.member = member
+        g.services = api.Services(config.services, member["token"] if member else None,
+                                  config.service_timeout_seconds, select_language(), request.remote_addr)
+    return g.services
+
+
+def member_required(view):
+    """Pages for signed-in members: others go to the sign-in page (and come back after)."""
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        services()
+        if not g.member:
+            return redirect(url_for("auth.sign_in", next=request.path))
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def create_app(config: PortalConfig | None = None) -> Flask:
+    """The portal as a WSGI app; ``config`` defaults to ``PortalConfig.from_env()``."""
+    config = config or PortalConfig.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        PORTAL=config,
+        SECRET_KEY=config.secret_key,
+        SESSION_COOKIE_NAME="verbund_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=config.absolute_hours),
+        WTF_CSRF_TIME_LIMIT=None,  # the session's own expiry bounds a form's token
+        WTF_CSRF_SSL_STRICT=config.secure_cookies,
+        MAX_CONTENT_LENGTH=256 * 1024,
+        BABEL_DEFAULT_LOCALE="de",
+        BABEL_DEFAULT_TIMEZONE="Europe/Berlin",
+        BABEL_TRANSLATION_DIRECTORIES=str(i18n.compiled_catalogues()),
+    )
+    if config.behind_proxy:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    csrf.init_app(app)
+    Babel(app, locale_selector=select_language)
+    app.jinja_env.add_extension("jinja2.ext.do")  # {% do %} in templates; autoescaping stays on
+    i18n.register_filters(app)
+
+    from verbund_portal.views import auth, events, inbox, member, pages, partners
+
+    for module in (auth, member, partners, events, inbox, pages):
+        app.register_blueprint(module.blueprint)
+
+    @app.context_processor
+    def page_context():
+        services()
+        unread = None
+        if g.member:
+            try:
+                unread = services().get("notifications", f"/members/{g.member['member_id']}/notifications",
+                                        params={"unread": "true", "per_page": 1})["unread"]
+            except (api.ServiceDown, api.ApiError, api.SessionExpired, KeyError, TypeError):
+                unread = None  # the header goes without the count; the page itself still works
+        return {"member": g.member, "language": select_language(), "unread": unread,
+                "session_expired": session.pop("expired", False)}
+
+    @app.after_request
+    def security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if config.secure_cookies:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if "token" in session or request.path.startswith("/sign-in/"):
+            response.headers["Cache-Control"] = "no-store"  # personal pages stay out of shared caches
+        return response
+
+    @app.errorhandler(api.ServiceDown)
+    def service_down(error):
+        app.logger.warning("service unavailable: %s", error)
+        return render_template("error.html", title=_("Temporarily unavailable"),
+                               message=_("Part of Verbund is not answering right now. Please try again in a "
+                                         "few minutes. Nothing you entered has been lost on our side.")), 503
+
+    @app.errorhandler(api.SessionExpired)
+    def session_expired(error):
+        sessions.end()
+        session["expired"] = True
+        return redirect(url_for("auth.sign_in"))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template("error.html", title=_("The form had expired"),
+                               message=_("For your security, forms are only valid for a while. Please go back, "
+                                         "reload the page and send it again.")), 400
+
+    @app.errorhandler(api.ApiError)
+    def api_error(error):
+        status = error.status if error.status in (403, 404, 409, 410, 429) else 400
+        titles = {403: _("Not allowed"), 404: _("Not found")}
+        return render_template("error.html", title=titles.get(status, _("That did not work")),
+                               message=error.message), status
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return render_template("error.html", title=_("Not found"),
+                               message=_("This page does not exist. Check the address or use the menu.")), 404
+
+    @app.errorhandler(500)
+    def internal(error):
+        return render_template("error.html", title=_("Something went wrong"),
+                               message=_("We could not show this page. Please try again later.")), 500
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``verbund-portal [--host H] [--port P]``: serve the portal (waitress when installed, else Werkzeug)."""
+    parser = argparse.ArgumentParser(prog="verbund-portal", description="Serve the Verbund portal")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    args = parser.parse_args(argv)
+    config = PortalConfig.from_env()
+    host, port = args.host or config.host, args.port or config.port
+    app = create_app(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s portal %(levelname)s %(message)s")
+    print(f"portal listening on http://{host}:{port}", flush=True)
+    from waitress import serve
+
+    serve(app, host=host, port=port, threads=8, ident="verbund-portal")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

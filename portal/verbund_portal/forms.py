@@ -1,0 +1,196 @@
+"""The portal's forms (Flask-WTF: CSRF on each) and how the services' field errors map onto them.
+
+Labels are lazy gettext strings, so a form speaks the page's language. A form's own validators
+catch what a person can fix before anything is sent; what only a service knows comes back as its
+422 field errors and is shown at the field it concerns (``apply_errors``)."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    FieldList,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    URLField,
+    widgets,
+)
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
+
+from verbund_portal import i18n
+from verbund_portal.api import flatten_fields
+
+COMPETENCY_FIELDS = 5  # inputs for offers and for needs at sign-up
+SPARE_FIELDS = 3       # empty inputs below a saved profile's competencies, for more
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(_l("E-mail address of your organisation's contact person"),
+                       validators=[DataRequired(_l("Please enter an e-mail address.")),
+                                   Email(_l("This is not a valid e-mail address."), check_deliverability=False),
+                                   Length(max=320)])
+
+
+class ProfileForm(FlaskForm):
+    """The registration form; the profile's edit form is the same without the consent texts' extra."""
+    name = StringField(_l("Name of your organisation"), validators=[DataRequired(_l("Please enter a name.")),
+                                                                    Length(max=200)])
+    sector = SelectField(_l("Sector"), validators=[DataRequired(_l("Please choose a sector."))])
+    associations = MultiCheckboxField(_l("Member of"))
+    state = SelectField(_l("Federal state"), validators=[DataRequired(_l("Please choose a federal state."))])
+    postcode = StringField(_l("Postcode"), validators=[
+        DataRequired(_l("Please enter a postcode.")),
+        Regexp(r"^[0-9]{5}$", message=_l("A German postcode has five digits."))])
+    city = StringField(_l("City"), validators=[DataRequired(_l("Please enter a city.")), Length(max=100)])
+    employees = IntegerField(_l("Number of employees"), validators=[
+        InputRequired(_l("Please enter the number of employees.")),
+        NumberRange(min=0, max=5_000_000, message=_l("Please enter a number from 0 to 5,000,000."))])
+    website = URLField(_l("Website (optional)"), validators=[Optional(), Length(max=500)])
+    contact_name = StringField(_l("Contact person"), validators=[DataRequired(_l("Please enter a name.")),
+                                                                 Length(max=200)])
+    contact_email = EmailField(_l("Contact e-mail (you sign in with it)"), validators=[
+        DataRequired(_l("Please enter an e-mail address.")),
+        Email(_l("This is not a valid e-mail address."), check_deliverability=False), Length(max=320)])
+    language = SelectField(_l("Language for e-mails and pages"))
+    # One input per competency: each suggests the vocabulary's terms as one types (a datalist, no script).
+    offers = FieldList(StringField(_l("Offer"), validators=[Optional(), Length(max=200)]),
+                       label=_l("What your organisation offers"), min_entries=COMPETENCY_FIELDS, max_entries=50)
+    needs = FieldList(StringField(_l("Need"), validators=[Optional(), Length(max=200)]),
+                      label=_l("What your organisation is looking for"), min_entries=COMPETENCY_FIELDS,
+                      max_entries=50)
+    topics = MultiCheckboxField(_l("Topics"))
+    consent_partner = BooleanField(_l("Suggest us as a partner to other members"))
+    consent_email = BooleanField(_l("Send us e-mails about suggestions, contact requests and events"))
+
+    # service field → form field
+    FIELD_MAP = {"name": "name", "sector": "sector", "associations": "associations", "region.state": "state",
+                 "region.postcode": "postcode", "region.city": "city", "region": "postcode",
+                 "size.employees": "employees", "size": "employees", "website": "website",
+                 "contact.name": "contact_name", "contact.email": "contact_email", "contact.language": "language",
+                 "contact": "contact_email", "offers": "offers", "needs": "needs", "topics": "topics",
+                 "consent": "consent_partner"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sector.choices = [("", _l("Please choose"))] + i18n.choices("sector")
+        self.associations.choices = i18n.choices("association")
+        self.state.choices = [("", _l("Please choose"))] + sorted(i18n.choices("state"), key=lambda c: c[1])
+        self.language.choices = i18n.choices("language")
+        self.topics.choices = i18n.topic_choices()
+
+    @staticmethod
+    def _competencies(field: FieldList) -> list[dict]:
+        return [{"label": entry.data.strip()} for entry in field if (entry.data or "").strip()][:50]
+
+    @staticmethod
+    def _show(field: FieldList, labels: list[str]) -> None:
+        while field.entries:
+            field.pop_entry()
+        for label in labels[:50]:
+            field.append_entry(label)
+        while len(field.entries) < min(50, max(COMPETENCY_FIELDS, len(labels) + SPARE_FIELDS)):
+            field.append_entry("")
+
+    def to_member(self) -> dict:
+        """The member JSON of members-service (``POST /members``, ``PATCH /members/{id}``)."""
+        return {
+            "name": self.name.data.strip(), "sector": self.sector.data, "associations": self.associations.data,
+            "region": {"state": self.state.data, "postcode": self.postcode.data.strip(),
+                       "city": self.city.data.strip()},
+            "size": {"employees": self.employees.data}, "website": self.website.data or None,
+            "contact": {"name": self.contact_name.data.strip(), "email": self.contact_email.data.strip(),
+                        "language": self.language.data},
+            "offers": self._competencies(self.offers), "needs": self._competencies(self.needs),
+            "topics": self.topics.data,
+            "consent": {"suggest_as_partner": self.consent_partner.data, "email": self.consent_email.data},
+        }
+
+    def fill(self, member: dict) -> None:
+        """Show a stored profile in the form."""
+        region, contact = member.get("region") or {}, member.get("contact") or {}
+        self.name.data, self.sector.data = member.get("name"), member.get("sector")
+        self.associations.data = member.get("associations") or []
+        self.state.data, self.postcode.data, self.city.data = region.get("state"), region.get("postcode"), \
+            region.get("city")
+        self.employees.data = (member.get("size") or {}).get("employees")
+        self.website.data = member.get("website")
+        self.contact_name.data, self.contact_email.data = contact.get("name"), contact.get("email")
+        self.language.data = contact.get("language") or "de"
+        self._show(self.offers, [i18n.competency_text(c) for c in member.get("offers") or []])
+        self._show(self.needs, [i18n.competency_text(c) for c in member.get("needs") or []])
+        self.topics.data = member.get("topics") or []
+        consent = member.get("consent") or {}
+        self.consent_partner.data, self.consent_email.data = consent.get("suggest_as_partner"), consent.get("email")
+
+
+class ContactRequestForm(FlaskForm):
+    message = TextAreaField(_l("Your message"), validators=[
+        DataRequired(_l("Please write a short message.")),
+        Length(max=1000, message=_l("At most 1000 characters, please."))])
+    FIELD_MAP = {"message": "message"}
+
+
+class RegistrationForm(FlaskForm):
+    seats = IntegerField(_l("Seats"), default=1, validators=[
+        InputRequired(_l("Please enter the number of seats.")),
+        NumberRange(min=1, max=100, message=_l("Please enter a number from 1 to 100."))])
+    FIELD_MAP = {"seats": "seats"}
+
+
+class PreferencesForm(FlaskForm):
+    email = BooleanField(_l("Also send me news by e-mail"))
+    webhook = BooleanField(_l("Also send everything to my webhooks"))
+    frequency = SelectField(_l("How often"), choices=[("immediately", _l("Immediately")), ("daily", _l("Daily digest")),
+                                                       ("weekly", _l("Weekly digest"))])
+    language = SelectField(_l("Language"))
+    FIELD_MAP = {"channels.email": "email", "channels.webhook": "webhook", "channels": "email",
+                 "frequency": "frequency", "language": "language"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.language.choices = i18n.choices("language")
+
+
+class WebhookForm(FlaskForm):
+    url = URLField(_l("Address (URL) of your system"), validators=[
+        DataRequired(_l("Please enter the address.")), Length(max=2000)])
+    description = StringField(_l("What it is for (optional)"), validators=[Optional(), Length(max=500)])
+    FIELD_MAP = {"url": "url", "description": "description"}
+
+
+class DeleteForm(FlaskForm):
+    confirm_name = StringField(_l("Type the name of your organisation to confirm"),
+                               validators=[DataRequired(_l("Please type the name to confirm."))])
+
+
+class EmptyForm(FlaskForm):
+    """A button that changes something: CSRF only."""
+
+
+def apply_errors(form: FlaskForm, fields: dict) -> list[str]:
+    """Put a service's 422 field errors on the form's fields; return the ones no field takes."""
+    left = []
+    mapping = getattr(form, "FIELD_MAP", {})
+    for name, messages in flatten_fields(fields).items():
+        target = mapping.get(name)
+        if target is None:  # offers.3.label → offers; region.x → region
+            parts = name.split(".")
+            target = mapping.get(parts[0]) or mapping.get(".".join(parts[:2]))
+        field = getattr(form, target, None) if target else None
+        index = name.split(".")[1] if name.count(".") >= 1 else ""
+        if isinstance(field, FieldList) and index.isdigit() and int(index) < len(field.entries):
+            field = field.entries[int(index)]  # offers.3.label: the fourth offer's input
+        if field is None:
+            left.extend(messages)
+        else:
+            field.errors = list(field.errors) + list(messages)
+    return left
