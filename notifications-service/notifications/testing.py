@@ -4,6 +4,8 @@ receiver, and schema-valid synthetic events of the services notifications
 listens to. No pytest here; the fixtures are in the tests' conftest."""
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import socket
 import subprocess
@@ -12,6 +14,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -236,3 +239,43 @@ def profile_of(event: dict) -> dict:
 
 def json_of(request: dict) -> dict:
     return json.loads(request["body"])
+
+
+# --- sending without a mail server, on the injected clock ------------------------------------------
+
+@dataclass
+class SentMail:
+    at: object  # the clock's time when it was handed over
+    to: str
+    message: object
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def text(self) -> str:
+        return self.message.get_body(("plain",)).get_content()
+
+    @property
+    def is_digest(self) -> bool:
+        return str(self.message["Message-ID"]).startswith("<digest.")
+
+
+class RecordingSender:
+    """Stands in for ``channels.email.SmtpSender``: keeps each mail with the time of ``clock``."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.sent: list[SentMail] = []
+
+    def send(self, message, to_address: str) -> None:
+        # Read back as a receiving mail program would (headers decoded, parts found).
+        parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+        self.sent.append(SentMail(self.clock(), to_address, parsed))
+
+    def close(self) -> None:
+        pass
+
+    def to(self, address: str) -> list[SentMail]:
+        return [mail for mail in self.sent if mail.to == address]
