@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -114,7 +114,9 @@ class WebhookReceiver:
 
 ADMIN = bearer("admin")
 FAST = {"DISPATCH_INTERVAL_SECONDS": "0.2", "EMAIL_RATE_PER_SECOND": "100", "EMAIL_RETRY_DELAYS_SECONDS": "0.5,1",
-        "WEBHOOK_RETRY_DELAYS_SECONDS": "0.3,0.6,1", "WEBHOOK_TIMEOUT_SECONDS": "3", "DIGEST_CHECK_SECONDS": "3600"}
+        "WEBHOOK_RETRY_DELAYS_SECONDS": "0.3,0.6,1", "WEBHOOK_TIMEOUT_SECONDS": "3", "DIGEST_CHECK_SECONDS": "3600",
+        # Tests of sending: every mail leaves at once (the policy is tested on the injected clock).
+        "DEFAULT_FREQUENCY": "immediately", "COALESCE_SECONDS": "0", "DAILY_MAIL_BUDGET": "0"}
 
 
 class Platform:

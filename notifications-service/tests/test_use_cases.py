@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from notifications import deliveries, domain, queries, services
-from notifications.models import CalendarEntry, Delivery, Notification, Preference
+from notifications.models import CalendarEntry, Delivery, Notification
 from notifications.rendering import Renderer
 from notifications.schemas import PreferencesSchema
 from notifications.testing import (
