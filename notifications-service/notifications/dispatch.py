@@ -207,10 +207,11 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
     the ``.ics`` per source event, SEQUENCE and STATUS: an announcement has one for every recipient.
     ``merged``: what the message says after coalescing (``domain.merge``)."""
     lang = domain.language(preference.language if preference else None, recipient.language)
-    kind = domain.KINDS[delivery.source_type]
+    shown_type = merged.render_type if merged is not None and merged.render_type else delivery.source_type
+    kind = domain.KINDS[shown_type]
     footer = {"recipient_name": recipient.contact_name,
               "unsubscribe_url": unsubscribe_url(config, secret, recipient.member_id)}
-    context = context_for(delivery.source_type, source["data"], lang, merged)
+    context = context_for(shown_type, source["data"], lang, merged)
     if "registered_member_ids" in source["data"]:
         # Changes reach members only invited (holding the announcement's calendar entry) as well.
         context["registered"] = recipient.member_id in source["data"]["registered_member_ids"]
@@ -427,7 +428,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
         for delivery in held:
             groups.setdefault(delivery.topic or f"delivery:{delivery.id}", []).append(delivery)
         entries = []
-        for key, group in groups.items():
+        for group in groups.values():
             if group[-1].topic is None:
                 entries.extend((delivery, None) for delivery in group)
                 continue
@@ -441,8 +442,9 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
             delivery.attempts += 1
             try:
                 source = sources[delivery.source_event_id]
-                items.append(renderer.render(domain.KINDS[delivery.source_type], lang,
-                                             context_for(delivery.source_type, source["data"], lang, merged)))
+                shown = merged.render_type if merged is not None and merged.render_type else delivery.source_type
+                items.append(renderer.render(domain.KINDS[shown], lang, context_for(shown, source["data"], lang,
+                                                                                     merged)))
                 included.append(delivery)
             except (RenderError, KeyError) as exc:
                 deliveries.fail(uow, delivery, f"could not render: {exc}", log_attempt=True)

@@ -107,6 +107,12 @@ def mail_mode(kind: str, override: str | None, frequency: str | None,
     return "immediately" if (frequency or default_frequency) == "immediately" else "digest"
 
 
+def holder_kind(kind: str) -> str:
+    """The policy kind for a member told of an event's change only because it was invited (it holds
+    the announcement, not a registration): news about its invitation, as the announcement was."""
+    return "event_announced" if kind in ("event_updated", "event_cancelled") else kind
+
+
 def digest_period(frequency: str | None, default_frequency: str = DEFAULT_FREQUENCY) -> str:
     """When a member's digest comes: its frequency if that is ``daily`` or ``weekly``; a member
     who takes news at once gets what overflowed its budget or what it put in the digest daily."""
@@ -152,9 +158,13 @@ class Merged:
     added: tuple[dict, ...] = ()  # match.suggested: partners new on the list
     removed: tuple[dict, ...] = ()  # match.suggested: partners no longer on it
     count: int = 1  # how many changes the message stands for
+    # Render as this source type with the newest data (an invitation not yet sent, showing the
+    # event as it now is, rather than "changed" about something the member never heard of).
+    render_type: str | None = None
 
 
 CLOSED_BEFORE_MAILED = "the proposal was closed before its message left"
+CANCELLED_BEFORE_INVITED = "the event was cancelled before its invitation left"
 NOTHING_CHANGED = "the suggestions changed back to what the member last heard"
 
 
@@ -166,6 +176,8 @@ def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = 
     * a proposal closed before any message about it left is never mailed;
     * a suggestion list that changed back to the baseline sends nothing; else the message names
       the partners that came and went;
+    * an invitation not yet sent shows the event as it now is, and is not sent at all once the
+      event is cancelled;
     * event changes name every field changed over all merged updates."""
     newest = sources[-1]
     type_ = newest["type"]
@@ -179,6 +191,11 @@ def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = 
         if not added and not removed:
             return Merged(False, NOTHING_CHANGED, count=len(sources))
         return Merged(True, added=added, removed=removed, count=len(sources))
+    invited = any(source["type"] == "event.scheduled" for source in sources)
+    if invited and type_ == "event.cancelled" and not told_before:
+        return Merged(False, CANCELLED_BEFORE_INVITED, count=len(sources))
+    if invited and type_ == "event.updated" and not told_before:
+        return Merged(True, count=len(sources), render_type="event.scheduled")
     changed = tuple(dict.fromkeys(field for source in sources if source["type"] == "event.updated"
                                   for field in source["data"].get("changed", [])))
     return Merged(True, changed=changed, count=len(sources))

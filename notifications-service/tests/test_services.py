@@ -308,8 +308,9 @@ def test_named_and_announced_events_apply_the_same_delivery_rules(store):
                                                     Delivery.channel == "email")}
 
     def hooks(event):
-        return {(d.target, d.member_id, d.status) for d in rows(store, Delivery, Delivery.source_event_id == event["id"],
-                                                                Delivery.channel == "webhook", Delivery.member_id.is_not(None))}
+        return {(d.target, d.member_id, d.status) for d in rows(
+            store, Delivery, Delivery.source_event_id == event["id"], Delivery.channel == "webhook",
+            Delivery.member_id.is_not(None))}
 
     assert counts[0]["inbox"] == 37 and counts[0]["webhook"] > 0
     assert emails(announced) == expected("event_announced")
@@ -439,7 +440,8 @@ def test_a_digest_groups_what_was_held_into_one_mail_at_its_hour(store, config, 
     hour = replace(config, digest_hour=7, digest_timezone="UTC")
     day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     with store.unit_of_work() as uow:  # the last digest went out the morning before
-        uow.session.add(Mailbox(member_id=member_id, budget_used=0, last_digest_at=day - timedelta(hours=16, minutes=30)))
+        uow.session.add(Mailbox(member_id=member_id, budget_used=0,
+                                last_digest_at=day - timedelta(hours=16, minutes=30)))
     with SmtpSender("127.0.0.1", config.smtp_port) as sender:
         def digests_at(hh, mm):
             return dispatch.send_due_digests(store, hour, Renderer(), SECRET, sender,

@@ -252,7 +252,8 @@ def test_changes_of_one_registration_within_the_window_become_one_message(store,
     assert sent.subject.startswith("Nachgerückt:")
     statuses = {d.source_type: (d.status, d.merged_into) for d in deliveries_of(store, member_id)}
     promoted = [d.id for d in deliveries_of(store, member_id) if d.source_type == "registration.promoted"][0]
-    assert statuses == {"registration.waitlisted": ("cancelled", promoted), "registration.promoted": ("delivered", None)}
+    assert statuses == {"registration.waitlisted": ("cancelled", promoted),
+                        "registration.promoted": ("delivered", None)}
 
 
 def test_two_changes_of_an_event_become_one_message_naming_both(store, clock, mail):

@@ -177,7 +177,8 @@ def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, n
         ["member_id", "source_event_id", "source_type", "created_at"], audience)).rowcount,
         "email": 0, "held": 0, "webhook": 0}
     if counts["inbox"]:
-        counts.update(_queue_member_deliveries(session, event, plan, now, policy))
+        # Only invited, not registered: news about the invitation (domain.holder_kind).
+        counts.update(_queue_member_deliveries(session, event, plan, now, policy, domain.holder_kind(plan.kind)))
     return counts
 
 
@@ -271,14 +272,14 @@ def _mail_mode(kind: str, policy: domain.MailPolicy):
 
 
 def _queue_member_deliveries(session: Session, event: dict, plan: domain.Plan, now: datetime,
-                             policy: domain.MailPolicy) -> dict:
+                             policy: domain.MailPolicy, kind: str | None = None) -> dict:
     columns = ["channel", "target", "source_event_id", "source_type", "subject", "member_id", "notification_id",
                "status", "attempts", "next_attempt_at", "created_at", "topic"]
     mine = Notification.source_event_id == event["id"]
     constants = (literal(event["id"], String), literal(event["type"], String), literal(event["subject"], String))
     topic = literal(domain.topic_of(event), String)
     wants_email = or_(Preference.email.is_(None), Preference.email.is_(True))
-    mode = _mail_mode(plan.kind, policy)  # as domain.email_status
+    mode = _mail_mode(kind or plan.kind, policy)  # as domain.email_status
     due = now + timedelta(seconds=policy.coalesce_seconds)
 
     def emails(status: str, wanted_mode: str, at: datetime):
