@@ -403,3 +403,30 @@ def test_a_member_changes_a_kind_in_its_preferences(store, clock, mail):
     assert [(d.source_type, d.status) for d in deliveries_of(store, member_id)] == [("event.scheduled", "pending")]
     view = set_preferences(store, ADMIN, member_id, {"kinds": {"event_announced": None}})
     assert view["kinds"]["event_announced"] == "digest" and view["kinds_changed"] == ["registration_confirmed"]
+
+
+def test_an_invitation_not_yet_sent_shows_the_event_as_it_now_is_or_nothing_once_cancelled(store, clock, mail):
+    invited, registered = member(sector="automotive", topics=[]), member(sector="automotive", topics=[])
+    ids = [profile_of(invited)["id"], profile_of(registered)["id"]]
+    clock.moment = clock.moment.replace(year=2027, month=3, day=2, hour=10)  # a Tuesday
+    joint = joint_event(target_sectors=["automotive"], topics=[])
+    consume(store, invited, registered, scheduled(joint), registration("registration.confirmed", ids[1], joint))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1  # the registration's confirmation (the invitation merged into it)
+    moved = event_changed("event.updated", {**joint, "version": 2, "title": "Batterie-Werkstatt (neuer Termin)"},
+                          [ids[1]])
+    consume(store, moved)
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1  # registered: the change at once; only invited: news for its digest
+    assert [m.subject.split(":")[0] for m in mail.to(registered)] == ["Anmeldung bestätigt", "Geändert"]
+    clock.moment = clock.moment.replace(day=8, hour=6, minute=1)
+    assert mail.digests() == 1
+    [digest] = mail.to(invited)
+    assert "Einladung: Batterie-Werkstatt (neuer Termin)" in digest.text and "Geändert" not in digest.text
+
+    other = joint_event(target_sectors=["automotive"], topics=[])
+    consume(store, scheduled(other), event_changed("event.cancelled", other, []))
+    clock.advance(days=7)
+    assert mail.digests() == 0  # cancelled before its invitation left: never mailed
+    assert {d.last_error for d in deliveries_of(store, ids[0]) if d.subject == other["id"]} == {
+        domain.CANCELLED_BEFORE_INVITED}
