@@ -360,11 +360,14 @@ def examples(result: dict) -> list[tuple[str, str]]:
                if profile_of(e)["contact"]["language"] == "en"}
     wanted = [("digest", "de"), ("digest", "en"), ("event-updated", "de"), ("registration-promoted", "en"),
               ("project-proposed", "de"), ("event-updated", "en")]
-    found = {}
+    found, richest = {}, {}
     for mail in result["sender"].sent:
         key = (str(mail.message["Message-ID"]).strip("<>").split(".")[0], "en" if mail.to in english else "de")
-        if key in wanted and key not in found:
-            found[key] = (mail.subject, mail.text.replace("\r\n", "\n").split("\n--\n")[0].rstrip())
+        text = mail.text.replace("\r\n", "\n").split("\n--\n")[0].rstrip()
+        entries = text.count("\n* ")
+        # The first mail of each kind; of digests the one with the most entries.
+        if key in wanted and (key not in found or (key[0] == "digest" and entries > richest[key])):
+            found[key], richest[key] = (mail.subject, text), entries
     return [found[key] for key in wanted if key in found]
 
 
