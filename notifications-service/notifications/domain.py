@@ -518,12 +518,6 @@ def integrator_event_types(principal, event_types: list[str] | None) -> list[str
     return chosen
 
 
-def starts_digest(before: str | None, after: str) -> bool:
-    """True when a frequency change moves a member onto a digest (``daily``/``weekly``) from
-    immediate mail: its first digest then comes at the next slot, not at once."""
-    return after in DIGEST_FREQUENCIES and before not in DIGEST_FREQUENCIES
-
-
 def releases_held(email_on: bool, frequency: str) -> bool:
     """True when mails held for a digest go out at once: e-mail on and ``immediately``."""
     return email_on and frequency == "immediately"

@@ -61,7 +61,6 @@ class Preference(Base):
     language: Mapped[str | None] = mapped_column(String(2))
     # True when the member narrowed announcements to the topics in preference_topics.
     topics_filter: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    last_digest_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 

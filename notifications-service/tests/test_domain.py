@@ -562,12 +562,13 @@ def test_whose_notifications_a_new_webhook_receives():
     assert "event_types" in refused.value.details["fields"]
 
 
-@pytest.mark.parametrize("before, after, starts", [
-    ("immediately", "daily", True), (None, "weekly", True), ("daily", "weekly", False),
-    ("weekly", "weekly", False), ("daily", "immediately", False),
-])
-def test_moving_onto_a_digest_waits_for_the_next_slot(before, after, starts):
-    assert domain.starts_digest(before, after) is starts
+def test_a_digest_waits_for_the_first_slot_after_something_waits_for_it():
+    tuesday = datetime(2027, 3, 2, 9, 0, tzinfo=UTC)
+    monday = datetime(2027, 3, 8, 6, 1, tzinfo=UTC)  # 7:01 in Berlin
+    args = (7, 0, "Europe/Berlin")
+    assert not domain.digest_due("weekly", None, tuesday, *args, oldest_held=tuesday)  # Monday's slot was before
+    assert domain.digest_due("weekly", None, monday, *args, oldest_held=tuesday)
+    assert not domain.digest_due("weekly", monday, monday, *args, oldest_held=tuesday)  # one per period
 
 
 def test_held_mails_are_released_by_immediate_mail_only():

@@ -35,9 +35,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('topic', sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column('merged_into', sa.Integer(), nullable=True))
         batch_op.create_index('ix_deliveries_target_topic', ['target', 'topic'], unique=False)
+    with op.batch_alter_table('preferences', schema=None) as batch_op:
+        batch_op.drop_column('last_digest_at')
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('preferences', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('last_digest_at', sa.DateTime(timezone=True), nullable=True))
+    op.execute("UPDATE preferences SET last_digest_at = (SELECT last_digest_at FROM mailboxes "
+               "WHERE mailboxes.member_id = preferences.member_id)")
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_deliveries_target_topic')
         batch_op.drop_column('merged_into')
