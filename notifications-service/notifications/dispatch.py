@@ -133,7 +133,7 @@ def coalesce_claimed(uow: UnitOfWork, config: Config, claimed: list[Delivery],
     window after its first cause); a mail over the member's budget is held for its digest. Retries
     go as they are. Returns the deliveries to send (leased) and, per id, what each says."""
     session, now = uow.session, uow.now()
-    claimed_ids = {d.id for d in claimed}
+    claimed_ids = {d.id for d in claimed if d.attempts == 1}  # retries are not merged into others
     to_send, merged, seen = [], {}, set()
     for delivery in claimed:
         if delivery.id in seen:
