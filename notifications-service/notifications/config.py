@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notifications.channels.email import ascii_domain, parse_mail_from
+from notifications.domain import FREQUENCIES, MailPolicy
 from verbund.settings import DEFAULT_PORTS, env
 
 
@@ -18,6 +19,14 @@ def _seconds(raw: str) -> tuple[float, ...]:
 
 def _flag(raw: str) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _choice(name: str, default: str, choices) -> str:
+    value = _env(name, default).strip()
+    if value not in choices:
+        raise SystemExit(f"notifications-service configuration: {name} must be one of {', '.join(choices)}, "
+                         f"not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,16 @@ class Config:
     digest_check_interval: float = 60.0
     public_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['notifications']}"
     template_dir: str = ""  # a folder whose templates override the built-in ones
+    # The portal's address: mails link to its pages (/events/<id>, /projects, /suggestions, /inbox, /contacts).
+    portal_url: str = "http://localhost:8000"
+    # The notification policy's settings (domain.MailPolicy).
+    default_frequency: str = "weekly"
+    coalesce_seconds: float = 30.0
+    daily_budget: int = 8
+
+    @property
+    def policy(self) -> MailPolicy:
+        return MailPolicy(self.default_frequency, self.coalesce_seconds, self.daily_budget)
 
     @property
     def mail_domain(self) -> str:
@@ -85,4 +104,8 @@ class Config:
             digest_check_interval=float(_env("DIGEST_CHECK_SECONDS", str(default.digest_check_interval))),
             public_url=_env("PUBLIC_URL", f"http://{http_host}:{port}").rstrip("/"),
             template_dir=_env("TEMPLATE_DIR", ""),
+            portal_url=_env("PORTAL_URL", default.portal_url).rstrip("/"),
+            default_frequency=_choice("DEFAULT_FREQUENCY", default.default_frequency, FREQUENCIES),
+            coalesce_seconds=float(_env("COALESCE_SECONDS", str(default.coalesce_seconds))),
+            daily_budget=int(_env("DAILY_MAIL_BUDGET", str(default.daily_budget))),
         )

@@ -17,7 +17,7 @@ class Channels(DependencyProvider):
     def setup(self):
         settings = self.container.config["VERBUND"]
         self.config = Config.from_env(settings.http_host, settings.http_port)
-        self.renderer = Renderer(self.config.template_dir)
+        self.renderer = Renderer(self.config.template_dir, self.config.portal_url)
         self.secret = auth_secret()
         self.pool = eventlet.GreenPool(self.config.webhook_concurrency)
         self.pacer = dispatch.Pacer(self.config.email_rate)

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from notifications import deliveries, domain
@@ -30,6 +30,7 @@ from notifications.config import Config
 from notifications.models import (
     CalendarEntry,
     Delivery,
+    Mailbox,
     Notification,
     Preference,
     Recipient,
@@ -55,6 +56,110 @@ def _sources(session: Session, ids) -> dict[str, dict]:
     ids = list(set(ids))
     return {row.id: json.loads(row.body) for row in
             session.execute(select(SourceEvent).where(SourceEvent.id.in_(ids))).scalars()} if ids else {}
+
+
+# --- coalescing and the daily budget -----------------------------------------------------------------
+
+MERGED = "merged into a later message about the same thing"
+OVER_BUDGET = "the member's daily e-mail budget was used up: waits for its digest"
+
+
+def _unsent_of_topic(session: Session, target: str, topic: str, claimed_ids) -> list[Delivery]:
+    """A member's e-mails about ``topic`` that have not left: waiting (pending, held) or claimed
+    by this sender (``claimed_ids``), oldest first, locked."""
+    return list(session.execute(select(Delivery).where(
+        Delivery.channel == "email", Delivery.target == target, Delivery.topic == topic,
+        or_(Delivery.status.in_(("pending", "held")), Delivery.id.in_(list(claimed_ids))))
+        .order_by(Delivery.created_at, Delivery.id).with_for_update()).scalars())
+
+
+def _last_told(session: Session, target: str, topic: str) -> dict | None:
+    """The source event of the last mail about ``topic`` that reached the member, or None."""
+    source_id = session.execute(select(Delivery.source_event_id).where(
+        Delivery.channel == "email", Delivery.target == target, Delivery.topic == topic,
+        Delivery.status == "delivered").order_by(Delivery.finished_at.desc(), Delivery.id.desc()).limit(1)).scalar()
+    return _sources(session, [source_id]).get(source_id) if source_id else None
+
+
+def merge_topic(uow: UnitOfWork, group: list[Delivery]) -> tuple[Delivery | None, domain.Merged]:
+    """Coalesce a member's unsent e-mails about one topic (``group``, oldest first) by
+    ``domain.merge``: the newest carries the message, the others are cancelled as merged into it
+    (and what was merged into them before now points to it); when nothing is left to tell, all
+    are cancelled and the answer is (None, why)."""
+    session = uow.session
+    newest = group[-1]
+    merged_before = list(session.execute(select(Delivery.source_event_id).where(
+        Delivery.merged_into.in_([d.id for d in group])).order_by(Delivery.created_at, Delivery.id)).scalars())
+    sources = _sources(session, [*merged_before, *(d.source_event_id for d in group)])
+    told = _last_told(session, newest.target, newest.topic)
+    ordered = [sources[i] for i in dict.fromkeys([*merged_before, *(d.source_event_id for d in group)])
+               if i in sources]
+    result = domain.merge(ordered or [sources[newest.source_event_id]], told is not None,
+                          told["data"].get("suggestions", []) if told and told["type"] == "match.suggested" else [])
+    if not result.send:
+        for delivery in group:
+            deliveries.cancel(uow, delivery, result.reason)
+        return None, result
+    others = [d for d in group if d is not newest]
+    for delivery in others:
+        deliveries.cancel(uow, delivery, MERGED)
+        delivery.merged_into = newest.id
+    if others:
+        session.execute(update(Delivery).where(Delivery.merged_into.in_([d.id for d in others]))
+                        .values(merged_into=newest.id))
+    return newest, result
+
+
+def _spend_budget(session: Session, member_id: str, now: datetime, config: Config) -> bool:
+    """Count one immediate mail against the member's daily budget (``domain.within_budget``);
+    False when it is used up."""
+    mailbox = session.get(Mailbox, member_id, with_for_update=True)
+    if mailbox is None:
+        mailbox = Mailbox(member_id=member_id, budget_used=0)
+        session.add(mailbox)
+    today = domain.budget_day(now, config.digest_timezone)
+    if not domain.within_budget(mailbox.budget_used or 0, mailbox.budget_day, today, config.daily_budget):
+        return False
+    mailbox.budget_used = (mailbox.budget_used if mailbox.budget_day == today else 0) + 1
+    mailbox.budget_day = today
+    return True
+
+
+def coalesce_claimed(uow: UnitOfWork, config: Config, claimed: list[Delivery],
+                     lease_until: datetime) -> tuple[list[Delivery], dict[int, domain.Merged]]:
+    """What of the claimed e-mails is sent now, after coalescing and the daily budget: a claimed
+    mail (first attempt) takes every unsent mail of its member and topic with it (``merge_topic``),
+    the newest of them leaving now in place of all (so a message leaves at most the coalescing
+    window after its first cause); a mail over the member's budget is held for its digest. Retries
+    go as they are. Returns the deliveries to send (leased) and, per id, what each says."""
+    session, now = uow.session, uow.now()
+    claimed_ids = {d.id for d in claimed if d.attempts == 1}  # retries are not merged into others
+    to_send, merged, seen = [], {}, set()
+    for delivery in claimed:
+        if delivery.id in seen:
+            continue
+        seen.add(delivery.id)
+        if delivery.attempts > 1 or not delivery.topic:
+            to_send.append(delivery)
+            continue
+        group = _unsent_of_topic(session, delivery.target, delivery.topic, claimed_ids)
+        seen.update(d.id for d in group)
+        if not group:
+            continue
+        newest, result = merge_topic(uow, group)
+        if newest is None:
+            continue
+        if newest.status == "held":
+            continue  # the newest change is news: the digest says it all
+        if newest.status == "pending":  # a later change, not yet due: it leaves now for all of them
+            deliveries.lease([newest], lease_until)
+        if not _spend_budget(session, newest.target, now, config):
+            newest.status, newest.lease_until, newest.last_error = "held", None, OVER_BUDGET
+            newest.attempts = max(newest.attempts - 1, 0)
+            continue
+        merged[newest.id] = result
+        to_send.append(newest)
+    return to_send, merged
 
 
 # --- e-mail ----------------------------------------------------------------------------------------
@@ -96,15 +201,17 @@ def ics_for(source: dict, entry: CalendarEntry | None = None) -> tuple[bytes, st
 
 def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Delivery, recipient: Recipient,
                   preference: Preference | None, source: dict, calendars: dict | None = None,
-                  entry: CalendarEntry | None = None):
+                  entry: CalendarEntry | None = None, merged: domain.Merged | None = None):
     """The mail of one notification; RenderError if its template or calendar file cannot be made.
     ``entry`` is the member's calendar entry of this mail (see ``ics_for``); ``calendars`` caches
-    the ``.ics`` per source event, SEQUENCE and STATUS: an announcement has one for every recipient."""
+    the ``.ics`` per source event, SEQUENCE and STATUS: an announcement has one for every recipient.
+    ``merged``: what the message says after coalescing (``domain.merge``)."""
     lang = domain.language(preference.language if preference else None, recipient.language)
-    kind = domain.KINDS[delivery.source_type]
+    shown_type = merged.render_type if merged is not None and merged.render_type else delivery.source_type
+    kind = domain.KINDS[shown_type]
     footer = {"recipient_name": recipient.contact_name,
               "unsubscribe_url": unsubscribe_url(config, secret, recipient.member_id)}
-    context = context_for(delivery.source_type, source["data"], lang)
+    context = context_for(shown_type, source["data"], lang, merged)
     if "registered_member_ids" in source["data"]:
         # Changes reach members only invited (holding the announcement's calendar entry) as well.
         context["registered"] = recipient.member_id in source["data"]["registered_member_ids"]
@@ -142,8 +249,11 @@ def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, 
     with store.unit_of_work() as uow:
         session, now = uow.session, uow.now()
         # The lease covers sending the batch at the configured rate, with room to spare.
-        due = deliveries.claim(uow, "email", limit, now + timedelta(seconds=limit / max(config.email_rate, 0.01) + 60),
-                               config.email_retry_delays)
+        lease_until = now + timedelta(seconds=limit / max(config.email_rate, 0.01) + 60)
+        due = deliveries.claim(uow, "email", limit, lease_until, config.email_retry_delays)
+        if not due:
+            return []
+        due, merged = coalesce_claimed(uow, config, due, lease_until)
         if not due:
             return []
         member_ids = [d.target for d in due]
@@ -166,7 +276,8 @@ def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, 
         try:
             rendered, message = compose_email(config, renderer, secret, delivery, recipient, preference,
                                               sources[delivery.source_event_id], calendars,
-                                              entries.get((delivery.target, delivery.source_event_id)))
+                                              entries.get((delivery.target, delivery.source_event_id)),
+                                              merged.get(delivery.id))
             jobs.append(EmailJob(delivery.id, key, recipient.email, rendered, message))
         except (RenderError, KeyError) as exc:
             jobs.append(EmailJob(delivery.id, key, None, error=f"could not render: {exc}"))
@@ -266,16 +377,20 @@ def _send_job(store: Store, config: Config, sender: mail.SmtpSender, job: EmailJ
 
 def send_due_digests(store: Store, config: Config, renderer: Renderer, secret: str, sender: mail.SmtpSender,
                      now: datetime | None = None) -> int:
-    """One mail per member on a daily or weekly digest whose slot has come, grouping what was held."""
+    """One mail per member whose digest slot has come (``domain.digest_due``: its period from
+    ``domain.digest_period``, at most one per period), grouping what was held; unsent changes of
+    one topic become one entry (``merge_topic``)."""
     now = now or store.clock()
     with store.unit_of_work() as uow:
+        held = (select(Delivery.target.label("member_id"), func.min(Delivery.created_at).label("oldest"))
+                .where(Delivery.channel == "email", Delivery.status == "held").group_by(Delivery.target).subquery())
         waiting = uow.session.execute(
-            select(Preference.member_id, Preference.frequency, Preference.last_digest_at)
-            .where(Preference.frequency.in_(("daily", "weekly")),
-                   select(Delivery.id).where(Delivery.channel == "email", Delivery.target == Preference.member_id,
-                                             Delivery.status == "held").exists())).all()
+            select(held.c.member_id, held.c.oldest, Preference.frequency, Mailbox.last_digest_at)
+            .outerjoin(Preference, Preference.member_id == held.c.member_id)
+            .outerjoin(Mailbox, Mailbox.member_id == held.c.member_id)).all()
     due = [row.member_id for row in waiting if domain.digest_due(
-        row.frequency, row.last_digest_at, now, config.digest_hour, config.digest_weekday, config.digest_timezone)]
+        domain.digest_period(row.frequency, config.default_frequency), row.last_digest_at, now, config.digest_hour,
+        config.digest_weekday, config.digest_timezone, row.oldest)]
     sent = 0
     for member_id in due:
         try:
@@ -288,40 +403,58 @@ def send_due_digests(store: Store, config: Config, renderer: Renderer, secret: s
 def _send_digest(store, config, renderer, secret, sender, member_id: str, now: datetime) -> int:
     with store.unit_of_work() as uow:
         session = uow.session
-        preference = session.execute(select(Preference).where(Preference.member_id == member_id)
-                                     .with_for_update()).scalar()
-        if preference is None or not domain.digest_due(preference.frequency, preference.last_digest_at, now,
-                                                       config.digest_hour, config.digest_weekday,
-                                                       config.digest_timezone):
-            return 0  # another instance sent it, or the member changed its mind
-        preference.last_digest_at = now
+        mailbox = session.get(Mailbox, member_id, with_for_update=True)
+        if mailbox is None:
+            mailbox = Mailbox(member_id=member_id, budget_used=0)
+            session.add(mailbox)
+        preference = session.get(Preference, member_id)
+        period = domain.digest_period(preference.frequency if preference else None, config.default_frequency)
         held = list(session.execute(select(Delivery).where(
             Delivery.channel == "email", Delivery.target == member_id, Delivery.status == "held")
             .order_by(Delivery.created_at, Delivery.id).with_for_update()).scalars())
+        if not held or not domain.digest_due(period, mailbox.last_digest_at, now, config.digest_hour,
+                                             config.digest_weekday, config.digest_timezone,
+                                             min(domain.utc(d.created_at) for d in held)):
+            return 0  # another instance sent it, or the member changed its mind
         recipient = session.get(Recipient, member_id)
         blocked = _blocked(recipient, preference)
         if blocked:
             for delivery in held:
                 deliveries.cancel(uow, delivery, blocked)
             return 0
-        lang = domain.language(preference.language, recipient.language)
-        sources = _sources(session, [d.source_event_id for d in held])
-        items, included = [], []
+        lang = domain.language(preference.language if preference else None, recipient.language)
+        # Changes of one topic become one entry; a topic with nothing left to tell drops out.
+        groups: dict[str, list[Delivery]] = {}
         for delivery in held:
+            groups.setdefault(delivery.topic or f"delivery:{delivery.id}", []).append(delivery)
+        entries = []
+        for group in groups.values():
+            if group[-1].topic is None:
+                entries.extend((delivery, None) for delivery in group)
+                continue
+            newest, merged = merge_topic(uow, group)
+            if newest is not None:
+                entries.append((newest, merged))
+        entries.sort(key=lambda entry: (entry[0].created_at, entry[0].id))
+        sources = _sources(session, [d.source_event_id for d, _ in entries])
+        items, included = [], []
+        for delivery, merged in entries:
             delivery.attempts += 1
             try:
                 source = sources[delivery.source_event_id]
-                items.append(renderer.render(domain.KINDS[delivery.source_type], lang,
-                                             context_for(delivery.source_type, source["data"], lang)))
+                shown = merged.render_type if merged is not None and merged.render_type else delivery.source_type
+                items.append(renderer.render(domain.KINDS[shown], lang, context_for(shown, source["data"], lang,
+                                                                                     merged)))
                 included.append(delivery)
             except (RenderError, KeyError) as exc:
                 deliveries.fail(uow, delivery, f"could not render: {exc}", log_attempt=True)
         if not items:
             return 0
+        mailbox.last_digest_at = now
         footer = {"recipient_name": recipient.contact_name,
                   "unsubscribe_url": unsubscribe_url(config, secret, member_id)}
         try:
-            digest = renderer.render_digest(lang, items, footer, preference.frequency)
+            digest = renderer.render_digest(lang, items, footer, period)
         except RenderError as exc:
             for delivery in included:
                 deliveries.fail(uow, delivery, str(exc), log_attempt=True)

@@ -18,8 +18,11 @@ from verbund.reference import LANGUAGES
 from verbund.topics import covers, topic_matches
 
 CHANNELS = ("inbox", "email", "webhook")
+# ``frequency`` in the preferences: how often news reach the member by e-mail (in a digest daily or
+# weekly, or each on its own); what needs the member goes out at once whatever it says.
 FREQUENCIES = ("immediately", "daily", "weekly")
 DIGEST_FREQUENCIES = ("daily", "weekly")
+DEFAULT_FREQUENCY = "weekly"
 DEFAULT_LANGUAGE = "de"
 
 # Which template tells a member of which event.
@@ -39,6 +42,180 @@ KINDS = {
     "contact.accepted": "contact_accepted",
     "contact.declined": "contact_declined",
 }
+
+
+# --- the notification policy -----------------------------------------------------------------------
+#
+# Which kinds need the member (``action``: mailed at once) and which are news (``news``: inbox and the
+# member's digest), and the portal page where the member acts on it. The README's policy table is
+# this table. A member overrides a kind in its preferences (``MODES``).
+
+ACTION, NEWS = "action", "news"
+# What a member may choose per kind: mail it at once, collect it in the digest, or the inbox only.
+MODES = ("immediately", "digest", "inbox")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one kind of notification reaches a member by default, and where it acts on it."""
+    kind: str
+    need: str  # ACTION or NEWS
+    path: str  # the portal page, "{event_id}" filled in from the notification
+    label_de: str
+    label_en: str
+
+
+POLICY: dict[str, Rule] = {rule.kind: rule for rule in (
+    # Contact requests between members (``contact.*`` of members-service): a request waits for an
+    # answer and an acceptance opens the contact details, so both go at once; a decline is news.
+    Rule("contact_requested", ACTION, "/contacts", "Kontaktanfrage", "contact request"),
+    Rule("contact_accepted", ACTION, "/contacts", "Kontaktanfrage angenommen", "contact request accepted"),
+    Rule("project_proposed", ACTION, "/projects", "Einladung zu einem Partnerprojekt",
+         "invitation to a partner project"),
+    Rule("project_formed", ACTION, "/projects", "Partnerprojekt steht", "partner project formed"),
+    Rule("registration_confirmed", ACTION, "/events/{event_id}", "Anmeldung bestätigt", "registration confirmed"),
+    Rule("registration_waitlisted", ACTION, "/events/{event_id}", "Warteliste", "waitlisted"),
+    Rule("registration_promoted", ACTION, "/events/{event_id}", "von der Warteliste nachgerückt",
+         "moved up from the waitlist"),
+    Rule("registration_cancelled", ACTION, "/events/{event_id}", "Anmeldung storniert", "registration cancelled"),
+    Rule("event_updated", ACTION, "/events/{event_id}", "Veranstaltung geändert", "event changed"),
+    Rule("event_cancelled", ACTION, "/events/{event_id}", "Veranstaltung abgesagt", "event cancelled"),
+    Rule("contact_declined", NEWS, "/contacts", "Kontaktanfrage abgelehnt", "contact request declined"),
+    Rule("project_closed", NEWS, "/projects", "Projektvorschlag beendet", "project proposal closed"),
+    Rule("match_suggested", NEWS, "/suggestions", "Partnervorschläge geändert", "partner suggestions changed"),
+    Rule("event_announced", NEWS, "/events/{event_id}", "neue passende Veranstaltung", "new event that fits"),
+)}
+
+
+@dataclass(frozen=True)
+class MailPolicy:
+    """The operator's settings of the policy (``Config.policy``): the frequency of a member who
+    chose none, how long an immediate mail waits for more changes of its topic (seconds; the
+    first change's mail leaves at most this long after it), and how many immediate mails a member
+    gets a day at most (0: no limit; overflow goes to the digest)."""
+    default_frequency: str = DEFAULT_FREQUENCY
+    coalesce_seconds: float = 30.0
+    daily_budget: int = 8
+
+
+def mail_mode(kind: str, override: str | None, frequency: str | None,
+              default_frequency: str = DEFAULT_FREQUENCY) -> str:
+    """How a member's e-mail of a ``kind`` goes: ``immediately``, ``digest`` or ``inbox`` (no mail).
+
+    The member's per-kind ``override`` wins; else what needs the member goes at once and news go
+    to the digest, unless the member's ``frequency`` (None: ``default_frequency``) is
+    ``immediately``. The SQL in ``services.fanout`` does the same for an announcement's audience."""
+    if override in MODES:
+        return override
+    rule = POLICY.get(kind)
+    if rule is None or rule.need == ACTION:
+        return "immediately"
+    return "immediately" if (frequency or default_frequency) == "immediately" else "digest"
+
+
+def holder_kind(kind: str) -> str:
+    """The policy kind for a member told of an event's change only because it was invited (it holds
+    the announcement, not a registration): news about its invitation, as the announcement was."""
+    return "event_announced" if kind in ("event_updated", "event_cancelled") else kind
+
+
+def digest_period(frequency: str | None, default_frequency: str = DEFAULT_FREQUENCY) -> str:
+    """When a member's digest comes: its frequency if that is ``daily`` or ``weekly``; a member
+    who takes news at once gets what overflowed its budget or what it put in the digest daily."""
+    frequency = frequency or default_frequency
+    return frequency if frequency in DIGEST_FREQUENCIES else "daily"
+
+
+def action_path(kind: str, data: dict) -> str:
+    """The portal path where the member acts on a notification of ``kind`` about ``data`` (the
+    source event's data): ``/events/<id>``, ``/projects``, ``/suggestions``, ``/contacts``; the inbox
+    (``/inbox``) for anything else."""
+    rule = POLICY.get(kind)
+    if rule is None:
+        return "/inbox"
+    event = data.get("event") or {}
+    if "{event_id}" in rule.path:
+        return rule.path.format(event_id=event["id"]) if event.get("id") else "/inbox"
+    return rule.path
+
+
+def topic_of(event: dict) -> str | None:
+    """What a notification is about, for coalescing: all mails of one member about one joint event
+    (announcement, changes, its registration), one partner project, or its suggestion list are
+    one thing; unsent ones become one message (``merge``)."""
+    data, type_ = event["data"], event["type"]
+    if type_ == "match.suggested":
+        return "suggestions"
+    if type_.startswith("project."):
+        return f"project:{data['project']['id']}"
+    if type_.startswith(("event.", "registration.")) and isinstance(data.get("event"), dict):
+        return f"event:{data['event']['id']}"
+    return None
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What one message about a topic says after coalescing its unsent changes (``merge``): the
+    newest source event (its kind decides the template), and what changed since the member last
+    heard of it; ``send`` False when nothing is left to tell."""
+    send: bool
+    reason: str | None = None  # why nothing is sent
+    changed: tuple[str, ...] = ()  # event.updated: the fields changed, over all merged updates
+    added: tuple[dict, ...] = ()  # match.suggested: partners new on the list
+    removed: tuple[dict, ...] = ()  # match.suggested: partners no longer on it
+    count: int = 1  # how many changes the message stands for
+    # Render as this source type with the newest data (an invitation not yet sent, showing the
+    # event as it now is, rather than "changed" about something the member never heard of).
+    render_type: str | None = None
+
+
+CLOSED_BEFORE_MAILED = "the proposal was closed before its message left"
+CANCELLED_BEFORE_INVITED = "the event was cancelled before its invitation left"
+NOTHING_CHANGED = "the suggestions changed back to what the member last heard"
+
+
+def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = None) -> Merged:
+    """Coalesce a member's unsent notifications about one topic (``topic_of``), oldest first, into
+    one message of the newest (``sources[-1]``). ``told_before``: the member was mailed about this
+    topic before; ``baseline``: the suggestion list it last heard of (match.suggested).
+
+    * a proposal closed before any message about it left is never mailed;
+    * a suggestion list that changed back to the baseline sends nothing; else the message names
+      the partners that came and went;
+    * an invitation not yet sent shows the event as it now is, and is not sent at all once the
+      event is cancelled;
+    * event changes name every field changed over all merged updates."""
+    newest = sources[-1]
+    type_ = newest["type"]
+    if type_ == "project.closed" and not told_before:
+        return Merged(False, CLOSED_BEFORE_MAILED, count=len(sources))
+    if type_ == "match.suggested":
+        before = {s["partner_id"]: s for s in (baseline or [])}
+        after = {s["partner_id"]: s for s in newest["data"].get("suggestions", [])}
+        added = tuple(after[p] for p in after if p not in before)
+        removed = tuple(before[p] for p in before if p not in after)
+        if not added and not removed:
+            return Merged(False, NOTHING_CHANGED, count=len(sources))
+        return Merged(True, added=added, removed=removed, count=len(sources))
+    invited = any(source["type"] == "event.scheduled" for source in sources)
+    if invited and type_ == "event.cancelled" and not told_before:
+        return Merged(False, CANCELLED_BEFORE_INVITED, count=len(sources))
+    if invited and type_ == "event.updated" and not told_before:
+        return Merged(True, count=len(sources), render_type="event.scheduled")
+    changed = tuple(dict.fromkeys(field for source in sources if source["type"] == "event.updated"
+                                  for field in source["data"].get("changed", [])))
+    return Merged(True, changed=changed, count=len(sources))
+
+
+def budget_day(now: datetime, tz: str) -> str:
+    """The day a member's daily e-mail budget counts in (ISO date in ``tz``)."""
+    return now.astimezone(ZoneInfo(tz)).date().isoformat()
+
+
+def within_budget(used: int, day: str | None, today: str, budget: int) -> bool:
+    """Whether one more immediate mail fits the member's budget for ``today``: ``used`` mails were
+    counted on ``day`` (another day: none today). ``budget`` 0 or less: no limit."""
+    return budget <= 0 or (used if day == today else 0) < budget
 
 
 @dataclass(frozen=True)
@@ -149,14 +326,18 @@ def wants_announcement(sector: str | None, topics, preferred_topics, target_sect
 
 
 def email_status(consent: bool | None, address: str | None, email_on: bool | None,
-                 frequency: str | None) -> str | None:
-    """How a member's e-mail of a notification is queued: ``pending``, ``held`` for its digest,
-    or None (no consent, no address, or e-mail off). ``consent`` and ``address`` are None while
-    the member's registration has not arrived; ``email_on``/``frequency`` None: no preferences
-    yet (the defaults). The SQL in ``commands`` does the same for an announcement's audience."""
+                 frequency: str | None, kind: str = "registration_confirmed", override: str | None = None,
+                 default_frequency: str = DEFAULT_FREQUENCY) -> str | None:
+    """How a member's e-mail of a notification of ``kind`` is queued: ``pending``, ``held`` for its
+    digest, or None (no consent, no address, e-mail off, or the kind set to the inbox only).
+    ``consent`` and ``address`` are None while the member's registration has not arrived;
+    ``email_on``/``frequency`` None: no preferences yet (the defaults); ``override`` the member's
+    choice for the kind (``mail_mode``). The SQL in ``services.fanout`` does the same for an
+    announcement's audience."""
     if not consent or address is None or email_on is False:
         return None
-    return "held" if frequency in DIGEST_FREQUENCIES else "pending"
+    mode = mail_mode(kind, override, frequency, default_frequency)
+    return None if mode == "inbox" else "held" if mode == "digest" else "pending"
 
 
 def wants_webhooks(webhook_on: bool | None) -> bool:
@@ -192,10 +373,15 @@ def latest_digest_slot(frequency: str, now: datetime, hour: int, weekday: int, t
 
 
 def digest_due(frequency: str, last_sent: datetime | None, now: datetime, hour: int, weekday: int,
-               tz: str) -> bool:
-    """A member's digest is due once per slot: when the latest slot passed after the last digest."""
+               tz: str, oldest_held: datetime | None = None) -> bool:
+    """A member's digest is due once per slot: when the latest slot passed after the last digest
+    and (``oldest_held`` given) something held waits from before that slot, so a member who joined
+    on a Tuesday gets its first weekly digest on the Monday after, not at once. At most one digest
+    per period follows from the first condition."""
     slot = latest_digest_slot(frequency, now, hour, weekday, tz)
-    return slot is not None and (last_sent is None or utc(last_sent) < slot)
+    if slot is None or (last_sent is not None and utc(last_sent) >= slot):
+        return False
+    return oldest_held is None or utc(oldest_held) < slot
 
 
 def retry_delay(delays: tuple[float, ...], attempts: int) -> float | None:
@@ -342,12 +528,6 @@ def integrator_event_types(principal, event_types: list[str] | None) -> list[str
             f"{', '.join(outside)} lies outside your integrator scope ({', '.join(principal.events)}); "
             f"ask the platform's admin to widen it (verbund integrator --events)"]})
     return chosen
-
-
-def starts_digest(before: str | None, after: str) -> bool:
-    """True when a frequency change moves a member onto a digest (``daily``/``weekly``) from
-    immediate mail: its first digest then comes at the next slot, not at once."""
-    return after in DIGEST_FREQUENCIES and before not in DIGEST_FREQUENCIES
 
 
 def releases_held(email_on: bool, frequency: str) -> bool:

@@ -61,8 +61,28 @@ class Preference(Base):
     language: Mapped[str | None] = mapped_column(String(2))
     # True when the member narrowed announcements to the topics in preference_topics.
     topics_filter: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    last_digest_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class PreferenceKind(Base):
+    """A member's choice for one kind of notification, overriding the policy (``domain.POLICY``):
+    ``immediately``, ``digest`` or ``inbox`` (no e-mail)."""
+    __tablename__ = "preference_kinds"
+
+    member_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(12), nullable=False)
+
+
+class Mailbox(Base):
+    """Per member, what limits its e-mail: the immediate mails of its current budget day
+    (``domain.budget_day``) and when its last digest went. No row: nothing sent yet."""
+    __tablename__ = "mailboxes"
+
+    member_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    budget_day: Mapped[str | None] = mapped_column(String(10))  # ISO date in the digest time zone
+    budget_used: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_digest_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PreferenceTopic(Base):
@@ -131,8 +151,13 @@ class Delivery(Base):
     subject: Mapped[str] = mapped_column(String(200), nullable=False)  # the source event's
     member_id: Mapped[str | None] = mapped_column(String(36))  # None: an integrator's delivery
     notification_id: Mapped[int | None] = mapped_column(Integer)
-    # pending -> sending -> delivered | failed; held: waits for the member's digest
+    # pending -> sending -> delivered | failed; held: waits for the member's digest; cancelled
+    # (with merged_into: a later message about the same thing says it, see ``topic``)
     status: Mapped[str] = mapped_column(String(10), nullable=False)
+    # What the message is about, for coalescing (``domain.topic_of``): "event:<id>", "project:<id>",
+    # "suggestions". Unsent e-mails of one member and topic become one message.
+    topic: Mapped[str | None] = mapped_column(String(80))
+    merged_into: Mapped[int | None] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -145,6 +170,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("channel", "target", "source_event_id", name="uq_deliveries_channel_target_event"),
         Index("ix_deliveries_due", "channel", "status", "next_attempt_at"),
+        Index("ix_deliveries_target_topic", "target", "topic"),
         Index("ix_deliveries_integrator_subject", "subject", postgresql_where=text("member_id IS NULL"),
               sqlite_where=text("member_id IS NULL")),
     )

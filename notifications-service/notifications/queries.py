@@ -14,6 +14,7 @@ from notifications.models import (
     DeliveryAttempt,
     Notification,
     Preference,
+    PreferenceKind,
     PreferenceTopic,
     Recipient,
     SourceEvent,
@@ -59,16 +60,22 @@ def live_recipient(session: Session, member_id: str) -> Recipient | None:
     return recipient
 
 
-def preferences_view(session: Session, member_id: str) -> dict:
+def preferences_view(session: Session, member_id: str, default_frequency: str = domain.DEFAULT_FREQUENCY) -> dict:
+    """A member's preferences as the API shows them; ``default_frequency`` for a member that chose none."""
     preference = session.get(Preference, member_id)
     recipient = session.get(Recipient, member_id)
     topics = sorted(session.execute(select(PreferenceTopic.topic).where(
         PreferenceTopic.member_id == member_id)).scalars())
     email = preference.email if preference else True
+    frequency = preference.frequency if preference else default_frequency
+    chosen = dict(session.execute(select(PreferenceKind.kind, PreferenceKind.mode).where(
+        PreferenceKind.member_id == member_id)).all())
     return {
         "member_id": member_id,
         "channels": {"inbox": True, "email": email, "webhook": preference.webhook if preference else True},
-        "frequency": preference.frequency if preference else "immediately",
+        "frequency": frequency,
+        "kinds": {kind: domain.mail_mode(kind, chosen.get(kind), frequency) for kind in domain.POLICY},
+        "kinds_changed": sorted(kind for kind in chosen if kind in domain.POLICY),
         "topics": topics if preference and preference.topics_filter else None,
         "language": preference.language if preference else None,
         "effective_language": domain.language(preference.language if preference else None,
@@ -79,11 +86,12 @@ def preferences_view(session: Session, member_id: str) -> dict:
     }
 
 
-def get_preferences(session: Session, principal: Principal, member_id: str) -> dict:
+def get_preferences(session: Session, principal: Principal, member_id: str,
+                    default_frequency: str = domain.DEFAULT_FREQUENCY) -> dict:
     """A member's preferences (defaults until it sets some); 403 for another member, 410 erased."""
     domain.check_own(principal, member_id, "preferences")
     live_recipient(session, member_id)
-    return preferences_view(session, member_id)
+    return preferences_view(session, member_id, default_frequency)
 
 
 def render_entry(renderer: Renderer, source: SourceEvent | None, source_type: str, lang: str) -> dict:

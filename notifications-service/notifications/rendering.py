@@ -14,11 +14,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from babel import Locale
+from babel.dates import format_date, format_time
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateError
 
-from verbund.settings import portal_url
+from notifications import domain
+from verbund import settings
+from verbund.vocabulary import load as load_vocabulary
 
-WEEKDAYS = {"de": ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"), "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+# Dates and times as a reader writes them (CLDR patterns through Babel): "Mi., 3. März 2027, 9:30 Uhr",
+# "Wed, 3 March 2027, 09:30". English follows British usage (day before month, 24-hour clock).
+LOCALES = {"de": "de_DE", "en": "en_GB"}
+DATE_PATTERNS = {"de": "EEE, d. MMMM y", "en": "EEE, d MMMM y"}
+TIME_PATTERNS = {"de": "H:mm", "en": "HH:mm"}
+CLOCK = {"de": " Uhr", "en": ""}
+# The zone members read times in: the platform's members are in Germany (no member sets its own yet).
+MEMBER_ZONE = "Europe/Berlin"
 EVENT_KINDS = {
     "de": {"fair": "Messe (Gemeinschaftsstand)", "workshop": "Workshop", "meetup": "Meetup", "webinar": "Webinar",
            "conference": "Konferenz"},
@@ -39,6 +50,28 @@ SECTORS = {
 }
 
 
+# What changed in an event.updated, in words (fields not listed are named together as "other details").
+FIELDS = {
+    "de": {"title": "Titel", "description": "Beschreibung", "starts_at": "Beginn", "ends_at": "Ende",
+           "timezone": "Zeitzone", "venue": "Ort", "online_url": "Online-Link", "capacity": "Teilnehmerzahl",
+           "registration_deadline": "Anmeldeschluss", "kind": "Art der Veranstaltung", "topics": "Themen",
+           "target_sectors": "Zielbranchen", "organizers": "Veranstalter"},
+    "en": {"title": "title", "description": "description", "starts_at": "start", "ends_at": "end",
+           "timezone": "time zone", "venue": "venue", "online_url": "online link", "capacity": "number of places",
+           "registration_deadline": "registration deadline", "kind": "kind of event", "topics": "topics",
+           "target_sectors": "target sectors", "organizers": "organisers"},
+}
+OTHER_DETAILS = {"de": "weitere Angaben", "en": "other details"}
+
+
+def changed_names(fields, lang: str) -> str:
+    """"Beginn und Ort" / "start and venue" for the changed fields of an event."""
+    names = list(dict.fromkeys(FIELDS[lang][field] for field in fields if field in FIELDS[lang]))
+    if not names or any(field not in FIELDS[lang] for field in fields):
+        names.append(OTHER_DETAILS[lang])
+    return join_and(names, lang)
+
+
 class RenderError(Exception):
     """A template could not be rendered; the notification goes to the failure log."""
 
@@ -48,6 +81,7 @@ class Rendered:
     subject: str
     summary: str
     text: str  # the whole mail body
+    link: str = ""  # the portal page where the member acts on it
 
 
 def _moment(value: str) -> datetime:
@@ -55,22 +89,37 @@ def _moment(value: str) -> datetime:
 
 
 def _date_time(moment: datetime, lang: str) -> tuple[str, str]:
-    day = WEEKDAYS[lang][moment.weekday()]
-    if lang == "de":
-        return f"{day}., {moment:%d.%m.%Y}", f"{moment:%H:%M}"
-    return f"{day}, {moment:%Y-%m-%d}", f"{moment:%H:%M}"
+    """The day ("Mi., 3. März 2027") and the time ("9:30") of an aware ``moment`` in ``lang``."""
+    locale = LOCALES[lang]
+    return (format_date(moment, DATE_PATTERNS[lang], locale=locale),
+            format_time(moment, TIME_PATTERNS[lang], locale=locale))
 
 
-def when(event: dict, lang: str) -> str:
-    """Start and end in the event's own time zone, as a reader of ``lang`` writes them."""
-    zone = ZoneInfo(event.get("timezone") or "Europe/Berlin")
-    start, end = _moment(event["starts_at"]).astimezone(zone), _moment(event["ends_at"]).astimezone(zone)
+def plural(count: int, one: str, other: str, lang: str) -> str:
+    """``one`` or ``other`` by the CLDR plural rule of ``lang`` (German and English: "one" for 1)."""
+    return one if Locale.parse(LOCALES[lang]).plural_form(count) == "one" else other
+
+
+def join_and(items, lang: str) -> str:
+    """"A, B und C" / "A, B and C"."""
+    items = [str(item) for item in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {'und' if lang == 'de' else 'and'} {items[-1]}"
+
+
+def when(event: dict, lang: str, zone: str = MEMBER_ZONE) -> str:
+    """Start and end in the reader's time ``zone``, as a reader of ``lang`` writes them:
+    "Mi., 3. März 2027, 9:00–16:00 Uhr", across days "Mi., 3. März 2027, 9:00 Uhr – Do., 4. März 2027,
+    17:00 Uhr"."""
+    tz = ZoneInfo(zone)
+    start, end = _moment(event["starts_at"]).astimezone(tz), _moment(event["ends_at"]).astimezone(tz)
     start_day, start_time = _date_time(start, lang)
     end_day, end_time = _date_time(end, lang)
-    clock = " Uhr" if lang == "de" else ""
+    clock = CLOCK[lang]
     if start.date() == end.date():
-        return f"{start_day}, {start_time}–{end_time}{clock} ({zone.key})"
-    return f"{start_day}, {start_time}{clock} – {end_day}, {end_time}{clock} ({zone.key})"
+        return f"{start_day}, {start_time}–{end_time}{clock}"
+    return f"{start_day}, {start_time}{clock} – {end_day}, {end_time}{clock}"
 
 
 def where(event: dict) -> str | None:
@@ -84,11 +133,11 @@ def event_view(event: dict, lang: str) -> dict:
     return {
         **event,
         "when": when(event, lang),
-        "day": _date_time(_moment(event["starts_at"]).astimezone(ZoneInfo(event.get("timezone") or "Europe/Berlin")),
-                          lang)[0],
+        "day": _date_time(_moment(event["starts_at"]).astimezone(ZoneInfo(MEMBER_ZONE)), lang)[0],
         "where": where(event),
         "kind_label": EVENT_KINDS[lang].get(event["kind"], event["kind"]),
-        "organizer_names": ", ".join(ASSOCIATIONS[lang].get(a, a) for a in event.get("organizers", [])),
+        "organizer_names": join_and((ASSOCIATIONS[lang].get(a, a) for a in event.get("organizers") or []), lang),
+        "organizer_count": len(event.get("organizers") or []),
         "description": event.get("description"),
         "online_url": event.get("online_url"),
     }
@@ -99,21 +148,28 @@ def _one_line(text: str) -> str:
 
 
 class Renderer:
-    def __init__(self, override_dir: str = ""):
+    """The templates (``override_dir`` first, then the built-in ones); links in mails point into the
+    portal at ``portal_url``."""
+
+    def __init__(self, override_dir: str = "", portal_url: str | None = None):
         loaders = [FileSystemLoader(override_dir)] if override_dir else []
         self.environment = Environment(
             loader=ChoiceLoader([*loaders, PackageLoader("notifications", "templates")]),
             undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=True)
         self.environment.globals["sector_name"] = lambda sector, lang: SECTORS[lang].get(sector, sector)
-        self.environment.globals["portal_url"] = portal_url()  # where members answer (contact requests)
+        self.environment.globals["plural"] = plural
+        self.environment.globals["reason_text"] = reason_text
+        self.environment.globals["join_and"] = join_and
+        self.portal_url = (portal_url or settings.portal_url()).rstrip("/")
+        self.environment.globals["portal_url"] = self.portal_url
 
     def _block(self, template, name: str, context: dict) -> str:
         return "".join(template.blocks[name](template.new_context(context)))
 
     def render(self, kind: str, lang: str, context: dict, *, footer: dict | None = None) -> Rendered:
         """Subject, summary and (with ``footer``: recipient and unsubscribe link) the whole mail text."""
-        context = {**context, "lang": lang}
+        context = {"link": self.portal_url + context.get("path", "/inbox"), **context, "lang": lang}
         try:
             template = self.environment.get_template(f"{lang}/{kind}.txt")
             subject = _one_line(self._block(template, "subject", context))
@@ -125,7 +181,7 @@ class Renderer:
                     {**context, **footer, "content": content})
         except (TemplateError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RenderError(f"{lang}/{kind}.txt: {type(exc).__name__}: {exc}") from exc
-        return Rendered(subject, summary, text)
+        return Rendered(subject, summary, text, context["link"])
 
     def render_requested(self, kind: str, lang: str, context: dict, recipient_name: str | None) -> Rendered:
         """A mail the person asked for (a sign-in link): the template's blocks wrapped by
@@ -154,9 +210,46 @@ class Renderer:
         return Rendered(subject, f"{len(items)}", text)
 
 
-def context_for(source_type: str, data: dict, lang: str) -> dict:
-    """What the templates of a source event's kind get to see."""
-    context: dict = {"type": source_type}
+_REGION = {  # proximity reasons come as text in the profile's language; the other language's words
+    "de": (("Same region (postcode ", "Gleiche Region (PLZ "), ("Same state (", "Gleiches Bundesland ("),
+           ("Neighbouring state (", "Benachbartes Bundesland ("), ("Nachbarland (", "Benachbartes Bundesland (")),
+    "en": (("Gleiche Region (PLZ ", "Same region (postcode "), ("Gleiches Bundesland (", "Same state ("),
+           ("Benachbartes Bundesland (", "Neighbouring state ("), ("Nachbarland (", "Neighbouring state (")),
+}
+
+
+def reason_text(reason: dict, lang: str) -> str:
+    """Why a partner is suggested, in ``lang`` whatever language the suggestion was made in: from the
+    reason's fields where it has them (need and offer, topics), else its text with the other
+    language's words replaced (a German federal state is a "Bundesland")."""
+    kind = reason.get("kind")
+    if kind in ("need_met", "offer_wanted") and reason.get("need") and reason.get("offer"):
+        need, offer = reason["need"], reason["offer"]
+        if kind == "need_met":
+            return (f"Ihr Bedarf „{need}“ passt zu deren Angebot „{offer}“" if lang == "de"
+                    else f"Your need '{need}' meets their offer '{offer}'")
+        return (f"Ihr Angebot „{offer}“ passt zu deren Bedarf „{need}“" if lang == "de"
+                else f"Your offer '{offer}' meets their need '{need}'")
+    if kind == "topic" and reason.get("topics"):
+        topics = load_vocabulary().topics
+        labels = [topics[t].label(lang) if t in topics else t for t in reason["topics"]]
+        return ("Gemeinsame Themen: " if lang == "de" else "Topics in common: ") + ", ".join(labels)
+    if kind == "sme":
+        return "Kleines oder mittleres Unternehmen" if lang == "de" else "Small or mid-sized enterprise"
+    text = reason.get("text") or ""
+    for other, own in _REGION.get(lang, ()):
+        if text.startswith(other):
+            return own + text[len(other):]
+    return text
+
+
+def context_for(source_type: str, data: dict, lang: str, merged: domain.Merged | None = None) -> dict:
+    """What the templates of a source event's kind get to see: the event's data made readable,
+    ``link`` (the portal page where the member acts on it, ``domain.action_path``), and after
+    coalescing (``merged``, ``domain.merge``) what changed since the member last heard of it:
+    ``changed`` over all merged event updates, ``added``/``removed`` suggestions, ``count``."""
+    kind = domain.KINDS.get(source_type, "")
+    context: dict = {"type": source_type, "path": domain.action_path(kind, data), "merged_count": 1}
     if "event" in data:
         context["event"] = event_view(data["event"], lang)
     if "registration" in data:
@@ -171,4 +264,12 @@ def context_for(source_type: str, data: dict, lang: str) -> dict:
         context["project"] = data["project"]
     if source_type.startswith("contact."):
         context["contact"] = data["request"]
+    if merged is not None:
+        context["merged_count"] = merged.count
+        if source_type == "event.updated":
+            context["changed"] = list(merged.changed) or context["changed"]
+        if source_type == "match.suggested":
+            context["added"], context["removed"] = list(merged.added), list(merged.removed)
+    if source_type == "event.updated":
+        context["changed_names"] = changed_names(context["changed"], lang)
     return context

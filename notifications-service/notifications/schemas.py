@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from notifications.domain import FREQUENCIES, type_matches
+from notifications.domain import FREQUENCIES, MODES, POLICY, type_matches
 from verbund.catalogue import EVENT_TYPES, SUBSCRIPTIONS
 from verbund.reference import LANGUAGES
 from verbund.schema_fields import StrictBoolean, Text, page_field
@@ -40,6 +40,9 @@ class PreferencesSchema(Schema):
     topics = fields.List(Text(validate=_known_topic), allow_none=True,
                          validate=validate.Length(min=1, max=MAX_TOPICS))
     language = Text(allow_none=True, validate=validate.OneOf(LANGUAGES))
+    # Per kind of notification: "immediately", "digest" or "inbox" (no e-mail); null: back to the policy.
+    kinds = fields.Dict(keys=Text(validate=validate.OneOf(tuple(POLICY))),
+                        values=Text(allow_none=True, validate=validate.OneOf(MODES)))
 
 
 class InboxQuerySchema(Schema):
@@ -86,7 +89,12 @@ _TEXT, _NULLABLE_TEXT = {"type": "string"}, {"type": ["string", "null"]}
 PREFERENCES = _object({
     "member_id": _TEXT,
     "channels": _object({"inbox": {"const": True}, "email": {"type": "boolean"}, "webhook": {"type": "boolean"}}),
-    "frequency": {"enum": list(FREQUENCIES)},
+    "frequency": {"enum": list(FREQUENCIES), "description": "how often news arrive by e-mail: in a daily or "
+                  "weekly digest, or each on its own (immediately); what needs the member goes at once"},
+    "kinds": {"type": "object", "description": "per kind of notification how its e-mail goes: immediately, "
+              "digest or inbox (no e-mail); the policy's choice unless the member changed it",
+              "properties": {kind: {"enum": list(MODES)} for kind in POLICY}},
+    "kinds_changed": {"type": "array", "items": _TEXT, "description": "the kinds the member changed"},
     "topics": {"type": ["array", "null"], "items": _TEXT},
     "language": {"enum": [*LANGUAGES, None]},
     "effective_language": {"enum": list(LANGUAGES)},

@@ -63,7 +63,7 @@ class NotificationsService(ServiceBase):
         counts = {}
 
         def handle(uow, event):
-            counts.update(services.on_event(uow, event, self.member_keys))
+            counts.update(services.on_event(uow, event, self.member_keys, self.channels.config.policy))
 
         self.db.handle(event, handle)
         if any(counts.values()):
@@ -108,14 +108,17 @@ class NotificationsService(ServiceBase):
     def get_preferences(self, request, member_id):
         """Read a member's notification preferences."""
         with self.db.unit_of_work() as uow:
-            return queries.get_preferences(uow.session, request.principal, member_id)
+            return queries.get_preferences(uow.session, request.principal, member_id,
+                                           self.channels.config.default_frequency)
 
     @api("PUT", "/members/<string:member_id>/preferences", roles=OWNERS, body=schemas.PreferencesSchema,
          errors=(410,), responses={200: ("The preferences as they now are", schemas.PREFERENCES)})
     def set_preferences(self, request, member_id):
-        """Set channels, frequency, topics and language; fields left out stay as they were."""
+        """Set channels, frequency (how often news arrive by e-mail), per-kind choices (``kinds``),
+        topics and language; fields left out stay as they were."""
         with self.db.unit_of_work() as uow:
-            return services.preferences.set_preferences(uow, request.principal, member_id, request.body_data)
+            return services.preferences.set_preferences(uow, request.principal, member_id, request.body_data,
+                                                        self.channels.config.default_frequency)
 
     @api("GET", "/members/<string:member_id>/notifications", roles=OWNERS, query=InboxQuerySchema,
          errors=(410,), responses={200: ("A page of the inbox, newest first", schemas.INBOX_PAGE)})

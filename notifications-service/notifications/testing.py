@@ -4,6 +4,8 @@ receiver, and schema-valid synthetic events of the services notifications
 listens to. No pytest here; the fixtures are in the tests' conftest."""
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -111,7 +114,9 @@ class WebhookReceiver:
 
 ADMIN = bearer("admin")
 FAST = {"DISPATCH_INTERVAL_SECONDS": "0.2", "EMAIL_RATE_PER_SECOND": "100", "EMAIL_RETRY_DELAYS_SECONDS": "0.5,1",
-        "WEBHOOK_RETRY_DELAYS_SECONDS": "0.3,0.6,1", "WEBHOOK_TIMEOUT_SECONDS": "3", "DIGEST_CHECK_SECONDS": "3600"}
+        "WEBHOOK_RETRY_DELAYS_SECONDS": "0.3,0.6,1", "WEBHOOK_TIMEOUT_SECONDS": "3", "DIGEST_CHECK_SECONDS": "3600",
+        # Tests of sending: every mail leaves at once (the policy is tested on the injected clock).
+        "DEFAULT_FREQUENCY": "immediately", "COALESCE_SECONDS": "0", "DAILY_MAIL_BUDGET": "0"}
 
 
 class Platform:
@@ -247,3 +252,43 @@ def contact_event(type_: str, requester_id: str, recipient_id: str, **overrides)
             "answered_at": None if status == "pending" else "2026-06-02T08:00:00Z"}
     body.update(overrides)
     return envelope.new_event(type_, "/verbund/members", body["id"], {"request": body})
+
+
+# --- sending without a mail server, on the injected clock ------------------------------------------
+
+@dataclass
+class SentMail:
+    at: object  # the clock's time when it was handed over
+    to: str
+    message: object
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def text(self) -> str:
+        return self.message.get_body(("plain",)).get_content()
+
+    @property
+    def is_digest(self) -> bool:
+        return str(self.message["Message-ID"]).startswith("<digest.")
+
+
+class RecordingSender:
+    """Stands in for ``channels.email.SmtpSender``: keeps each mail with the time of ``clock``."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.sent: list[SentMail] = []
+
+    def send(self, message, to_address: str) -> None:
+        # Read back as a receiving mail program would (headers decoded, parts found).
+        parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+        self.sent.append(SentMail(self.clock(), to_address, parsed))
+
+    def close(self) -> None:
+        pass
+
+    def to(self, address: str) -> list[SentMail]:
+        return [mail for mail in self.sent if mail.to == address]

@@ -60,8 +60,15 @@ def test_a_member_reads_and_sets_its_preferences(api):
     url = f"{api.url}/members/{profile['id']}/preferences"
     defaults = requests.get(url, headers=headers, timeout=5).json()
     assert defaults["channels"] == {"inbox": True, "email": True, "webhook": True}
-    assert defaults["frequency"] == "immediately" and defaults["topics"] is None
+    # The policy: news in a weekly digest, what needs the member at once.
+    assert defaults["frequency"] == "weekly" and defaults["topics"] is None and defaults["kinds_changed"] == []
+    assert defaults["kinds"]["match_suggested"] == "digest" and defaults["kinds"]["project_proposed"] == "immediately"
     assert defaults["effective_language"] == "en"
+    kinds = requests.put(url, json={"kinds": {"match_suggested": "inbox", "no_such_kind": "digest",
+                                              "event_updated": "sometimes"}}, headers=headers, timeout=5)
+    assert kinds.status_code == 422 and set(kinds.json()["fields"]["kinds"]) == {"no_such_kind", "event_updated"}
+    kinds = requests.put(url, json={"kinds": {"match_suggested": "inbox"}}, headers=headers, timeout=5)
+    assert kinds.status_code == 200 and kinds.json()["kinds"]["match_suggested"] == "inbox"
     changed = requests.put(url, json={"frequency": "weekly", "topics": ["ai", "hydrogen"], "language": "de",
                                       "channels": {"webhook": False}}, headers=headers, timeout=5)
     assert changed.status_code == 200, changed.text

@@ -1,6 +1,8 @@
 """Calendar entries: the rules (no I/O), the kit's .ics text handling, and the use cases on
 SQLite and PostgreSQL (migrated by Alembic): who holds which event's entry, at which
 SEQUENCE and STATUS, who hears of its changes, and erasure."""
+from functools import partial
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -90,8 +92,12 @@ def test_file_problems_finds_control_characters_and_bare_line_feeds():
 
 # --- the use cases ---------------------------------------------------------------------------------
 
+# These tests are about sending: every mail leaves at once (the policy's own tests are in test_use_cases).
+AT_ONCE = domain.MailPolicy(default_frequency="immediately", coalesce_seconds=0, daily_budget=0)
+
+
 def consume(store, *events):
-    return [store.handle(event, services.on_event) for event in events]
+    return [store.handle(event, partial(services.on_event, policy=AT_ONCE)) for event in events]
 
 
 def newest(store, member_id, event_id):
@@ -128,7 +134,8 @@ def test_everyone_told_of_an_event_holds_its_entry_and_hears_of_changes_by_its_o
     ids = [profile_of(m)["id"] for m in (plain, digest, silent, left, late)]
     consume(store, plain, digest, silent, left)
     with store.unit_of_work() as uow:
-        services.preferences.set_preferences(uow, Principal("admin", "admin"), ids[1], {"frequency": "weekly"})
+        services.preferences.set_preferences(uow, Principal("admin", "admin"), ids[1], {
+            "frequency": "weekly", "kinds": {"event_updated": "digest"}})
     joint = joint_event(target_sectors=["automotive"], topics=[])
     announcement = scheduled(joint)
     consume(store, announcement, registration("registration.confirmed", ids[3], joint))

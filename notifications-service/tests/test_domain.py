@@ -3,6 +3,7 @@ signatures: no broker, no database."""
 import base64
 import email
 import email.policy
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +14,7 @@ from notifications.channels import email as mail
 from notifications.channels import webhook
 from notifications.config import Config
 from notifications.dispatch import ics_for
-from notifications.rendering import Rendered, Renderer, RenderError, context_for
+from notifications.rendering import Rendered, Renderer, RenderError, context_for, reason_text, when
 from notifications.testing import (
     event_changed,
     joint_event,
@@ -75,19 +76,93 @@ def test_the_announcement_rule(sector, topics, preferred, expected):
     assert domain.wants_announcement(sector, topics, preferred, ["automotive"], ["ai", "e-mobility"]) is expected
 
 
-@pytest.mark.parametrize("consent, address, email_on, frequency, expected", [
-    (True, "a@example.org", None, None, "pending"),        # no preferences: the defaults
-    (True, "a@example.org", True, "immediately", "pending"),
-    (True, "a@example.org", True, "daily", "held"),         # waits for the digest
-    (True, "a@example.org", None, "weekly", "held"),
-    (True, "a@example.org", False, "daily", None),          # e-mail turned off
-    (False, "a@example.org", True, "immediately", None),    # no consent in the profile
-    (True, None, True, "immediately", None),                # no contact address
-    (None, None, True, "immediately", None),                # registration not arrived yet
+@pytest.mark.parametrize("consent, address, email_on, frequency, kind, override, expected", [
+    (True, "a@example.org", None, None, "registration_confirmed", None, "pending"),  # no preferences: the policy
+    (True, "a@example.org", None, None, "event_announced", None, "held"),         # news: the weekly digest
+    (True, "a@example.org", None, None, "match_suggested", None, "held"),
+    (True, "a@example.org", True, "immediately", "match_suggested", None, "pending"),  # news each on its own
+    (True, "a@example.org", True, "daily", "project_proposed", None, "pending"),  # needs the member: at once
+    (True, "a@example.org", True, "daily", "project_proposed", "digest", "held"),  # ... unless it chose
+    (True, "a@example.org", True, "weekly", "event_announced", "immediately", "pending"),
+    (True, "a@example.org", True, "weekly", "registration_confirmed", "inbox", None),  # the inbox only
+    (True, "a@example.org", False, "daily", "registration_confirmed", None, None),  # e-mail turned off
+    (False, "a@example.org", True, "immediately", "registration_confirmed", None, None),  # no consent
+    (True, None, True, "immediately", "registration_confirmed", None, None),  # no contact address
+    (None, None, True, "immediately", "registration_confirmed", None, None),  # registration not arrived yet
 ])
-def test_an_email_needs_consent_an_address_and_email_on_and_waits_for_a_digest(
-        consent, address, email_on, frequency, expected):
-    assert domain.email_status(consent, address, email_on, frequency) == expected
+def test_an_email_follows_the_policy_and_needs_consent_an_address_and_email_on(
+        consent, address, email_on, frequency, kind, override, expected):
+    assert domain.email_status(consent, address, email_on, frequency, kind, override) == expected
+
+
+def test_the_policy_lists_what_needs_a_member_and_what_is_news():
+    action = {kind for kind, rule in domain.POLICY.items() if rule.need == domain.ACTION}
+    assert action == {"contact_requested", "contact_accepted", "project_proposed", "project_formed", "registration_confirmed",
+                      "registration_waitlisted", "registration_promoted", "registration_cancelled",
+                      "event_updated", "event_cancelled"}
+    assert {kind for kind in domain.POLICY if kind not in action} == {"match_suggested", "event_announced",
+                                                                      "project_closed", "contact_declined"}
+    assert set(domain.KINDS.values()) <= set(domain.POLICY)  # every kind sent has a rule
+    # The operator's default frequency decides news of a member who chose none.
+    assert domain.mail_mode("match_suggested", None, None, default_frequency="immediately") == "immediately"
+    assert domain.digest_period(None) == "weekly" and domain.digest_period("daily") == "daily"
+    assert domain.digest_period("immediately") == "daily"  # overflow and chosen kinds: next morning
+
+
+def test_each_message_links_to_the_portal_page_where_the_member_acts():
+    joint = {"event": {"id": "e-1"}}
+    assert domain.action_path("registration_confirmed", joint) == "/events/e-1"
+    assert domain.action_path("event_announced", joint) == "/events/e-1"
+    assert domain.action_path("project_proposed", {"project": {}}) == "/projects"
+    assert domain.action_path("match_suggested", {}) == "/suggestions"
+    assert domain.action_path("contact_requested", {}) == "/contacts"
+    assert domain.action_path("unknown", {}) == "/inbox"
+
+
+def _suggested(*partners):
+    return {"type": "match.suggested", "data": {"member_id": "m", "suggestions": [
+        {"partner_id": p, "partner_name": p.upper()} for p in partners]}}
+
+
+def _project(type_, reason=None):
+    return {"type": type_, "data": {"project": {"id": "p", "closed_reason": reason}}}
+
+
+def test_merging_a_suggestion_list_that_changed_back_sends_nothing():
+    merged = domain.merge([_suggested("a", "b", "c"), _suggested("a", "b")], True, baseline=[
+        {"partner_id": "a"}, {"partner_id": "b"}])
+    assert (merged.send, merged.reason, merged.count) == (False, domain.NOTHING_CHANGED, 2)
+
+
+def test_merging_suggestions_names_who_came_and_who_went_since_the_member_last_heard():
+    merged = domain.merge([_suggested("a", "x"), _suggested("a", "c", "d")], True,
+                          baseline=[{"partner_id": "a"}, {"partner_id": "b"}])
+    assert merged.send and [s["partner_id"] for s in merged.added] == ["c", "d"]
+    assert [s["partner_id"] for s in merged.removed] == ["b"]
+    first = domain.merge([_suggested("a")], False)  # the first list: every partner is new
+    assert [s["partner_id"] for s in first.added] == ["a"] and first.removed == ()
+
+
+def test_a_proposal_closed_before_its_message_left_is_never_mailed():
+    never = domain.merge([_project("project.proposed"), _project("project.closed", "superseded")], False)
+    assert (never.send, never.reason) == (False, domain.CLOSED_BEFORE_MAILED)
+    assert domain.merge([_project("project.closed", "declined")], True).send  # it was mailed: say it ended
+
+
+def test_merging_event_changes_names_every_field_changed():
+    updates = [{"type": "event.updated", "data": {"changed": ["starts_at"]}},
+               {"type": "event.updated", "data": {"changed": ["venue", "starts_at"]}}]
+    merged = domain.merge(updates, True)
+    assert merged.send and merged.changed == ("starts_at", "venue") and merged.count == 2
+
+
+def test_the_daily_budget_counts_per_day_in_the_members_zone():
+    now = datetime(2027, 3, 2, 23, 30, tzinfo=UTC)  # already 3 March in Berlin
+    assert domain.budget_day(now, "Europe/Berlin") == "2027-03-03"
+    assert domain.within_budget(2, "2027-03-03", "2027-03-03", 3)
+    assert not domain.within_budget(3, "2027-03-03", "2027-03-03", 3)
+    assert domain.within_budget(9, "2027-03-02", "2027-03-03", 3)  # yesterday's count does not count
+    assert domain.within_budget(99, "2027-03-03", "2027-03-03", 0)  # 0: no limit
 
 
 def test_webhooks_go_unless_turned_off():
@@ -188,13 +263,75 @@ def test_a_proposal_mail_says_in_a_sentence_what_the_team_covers(lang):
     assert summary[lang] in rendered.text and summary["en" if lang == "de" else "de"] not in rendered.text
 
 
-def test_dates_are_shown_in_the_events_time_zone_as_each_language_writes_them():
-    event = scheduled(joint_event(starts_at="2027-03-03T08:00:00Z", ends_at="2027-03-03T15:00:00Z"))
+def test_dates_are_shown_in_the_members_zone_as_each_language_writes_them():
+    event = scheduled(joint_event(starts_at="2027-03-03T08:30:00Z", ends_at="2027-03-03T15:00:00Z"))
     german = Renderer().render("event_announced", "de", context_for(event["type"], event["data"], "de"))
     english = Renderer().render("event_announced", "en", context_for(event["type"], event["data"], "en"))
-    assert "Mi., 03.03.2027, 09:00–16:00 Uhr (Europe/Berlin)" in german.summary
-    assert "Wed, 2027-03-03, 09:00–16:00 (Europe/Berlin)" in english.summary
-    assert german.subject.startswith("Einladung:") and english.subject.startswith("Invitation:")
+    assert "am Mi., 3. März 2027, 9:30–16:00 Uhr," in german.summary
+    assert "on Wed, 3 March 2027, 09:30–16:00," in english.summary
+    assert german.subject.endswith("am Mi., 3. März 2027") and english.subject.endswith("on Wed, 3 March 2027")
+    # Across days, and in summer time: each end has its own day and time.
+    summer = joint_event(starts_at="2027-07-01T07:00:00Z", ends_at="2027-07-02T14:00:00Z")
+    assert when(summer, "de") == "Do., 1. Juli 2027, 9:00 Uhr – Fr., 2. Juli 2027, 16:00 Uhr"
+    assert when(summer, "en") == "Thu, 1 July 2027, 09:00 – Fri, 2 July 2027, 16:00"
+
+
+@pytest.mark.parametrize("seats, german, english", [
+    (1, "(1 Platz)", "(1 place)"), (2, "(2 Plätze)", "(2 places)")])
+def test_numbers_agree_with_their_nouns_and_verbs(seats, german, english):
+    event = registration("registration.promoted", MEMBER, joint_event(), seats=seats)
+    de = Renderer().render("registration_promoted", "de", context_for(event["type"], event["data"], "de"),
+                           footer={"recipient_name": None, "unsubscribe_url": "u"})
+    en = Renderer().render("registration_promoted", "en", context_for(event["type"], event["data"], "en"),
+                           footer={"recipient_name": None, "unsubscribe_url": "u"})
+    assert german in de.summary and english in en.summary
+    assert ("Es ist ein Platz frei geworden" if seats == 1 else "Es sind Plätze frei geworden") in de.text
+    assert ("a place has become free" if seats == 1 else "places have become free") in en.text
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+@pytest.mark.parametrize("event", EVERY_EVENT, ids=lambda e: e["type"])
+def test_messages_speak_the_members_language_without_codes_or_ids_and_link_to_the_portal(event, lang):
+    event = json.loads(json.dumps(event))
+    data = event["data"]
+    if "event" in data:  # what organizers and members typed stays as they typed it; here it is neither language
+        data["event"].update(title="Battery Day 2027", description=None)
+    for suggestion in data.get("suggestions", []):
+        suggestion["reasons"] = [{"kind": "need_met", "text": "…", "need": "Li-ion", "offer": "Li-ion"}]
+    rendered = Renderer(portal_url="https://portal.example/").render(
+        domain.KINDS[event["type"]], lang, context_for(event["type"], data, lang),
+        footer={"recipient_name": None, "unsubscribe_url": "https://u.example/x"})
+    body = rendered.text.split("\n--\n")[0]
+    link = f"https://portal.example{domain.action_path(domain.KINDS[event['type']], data)}"
+    assert link in body
+    for code in ("(declined)", "(superseded)", "member_deleted", "event_cancelled", "starts_at", "Nachbarland",
+                 "Europe/Berlin", MEMBER, OTHER, event["subject"]):
+        assert code not in f"{rendered.subject} {rendered.summary} {rendered.text}".replace(link, "")
+    other = {"de": (" the ", " your ", "Hello", " and "), "en": (" Sie ", " Ihre ", " und ", "Guten Tag")}[lang]
+    assert not [word for word in other if word in body]
+
+
+def test_suggestion_reasons_are_told_in_the_members_language_and_states_are_bundeslaender():
+    reasons = [{"kind": "need_met", "text": "Your need 'x' ↔ their offer 'y' (term 'z')", "need": "Batterietransport",
+                "offer": "Gefahrgutlogistik"},
+               {"kind": "topic", "text": "Topics in common: E-mobility", "topics": ["e-mobility"]},
+               {"kind": "region", "text": "Nachbarland (Brandenburg)"},
+               {"kind": "region", "text": "Neighbouring state (Sachsen)"}]
+    assert [reason_text(r, "de") for r in reasons] == [
+        "Ihr Bedarf „Batterietransport“ passt zu deren Angebot „Gefahrgutlogistik“",
+        "Gemeinsame Themen: Elektromobilität", "Benachbartes Bundesland (Brandenburg)",
+        "Benachbartes Bundesland (Sachsen)"]
+    assert reason_text(reasons[2], "en") == "Neighbouring state (Brandenburg)"
+
+
+def test_a_merged_suggestion_message_says_who_came_and_who_went():
+    event = match_suggested(MEMBER)
+    came = event["data"]["suggestions"][0]
+    merged = domain.Merged(True, added=(came,), removed=({"partner_id": "p", "partner_name": "Spree IT"},), count=3)
+    rendered = Renderer().render("match_suggested", "de", context_for(event["type"], event["data"], "de", merged),
+                                 footer={"recipient_name": None, "unsubscribe_url": "u"})
+    assert rendered.summary == "1 neuer Vorschlag: Elbe Logistik GmbH. Nicht mehr vorgeschlagen: Spree IT."
+    assert "Nicht mehr vorgeschlagen, weil sich ein Profil geändert hat: Spree IT." in rendered.text
 
 
 def test_a_broken_template_is_a_render_error(tmp_path):
@@ -435,12 +572,13 @@ def test_whose_notifications_a_new_webhook_receives():
     assert "event_types" in refused.value.details["fields"]
 
 
-@pytest.mark.parametrize("before, after, starts", [
-    ("immediately", "daily", True), (None, "weekly", True), ("daily", "weekly", False),
-    ("weekly", "weekly", False), ("daily", "immediately", False),
-])
-def test_moving_onto_a_digest_waits_for_the_next_slot(before, after, starts):
-    assert domain.starts_digest(before, after) is starts
+def test_a_digest_waits_for_the_first_slot_after_something_waits_for_it():
+    tuesday = datetime(2027, 3, 2, 9, 0, tzinfo=UTC)
+    monday = datetime(2027, 3, 8, 6, 1, tzinfo=UTC)  # 7:01 in Berlin
+    args = (7, 0, "Europe/Berlin")
+    assert not domain.digest_due("weekly", None, tuesday, *args, oldest_held=tuesday)  # Monday's slot was before
+    assert domain.digest_due("weekly", None, monday, *args, oldest_held=tuesday)
+    assert not domain.digest_due("weekly", monday, monday, *args, oldest_held=tuesday)  # one per period
 
 
 def test_held_mails_are_released_by_immediate_mail_only():

@@ -59,7 +59,7 @@ def test_a_scheduled_event_reaches_exactly_the_targeted_inboxes_and_mailboxes(pl
         wait_for(lambda p=profile: platform.inbox(p["id"])["total"] == 1, timeout=30, message="an inbox entry")
     german = mailcatcher.wait(1, to=profiles[0]["contact"]["email"])[0]
     english = mailcatcher.wait(1, to=profiles[1]["contact"]["email"])[0]
-    assert german["Subject"] == "Einladung: Batterie-Werkstatt: Zellfertigung trifft Logistik (Mi., 03.03.2027)"
+    assert german["Subject"] == "Einladung: Batterie-Werkstatt: Zellfertigung trifft Logistik am Mi., 3. März 2027"
     assert english["Subject"].startswith("Invitation: ") and english["Content-Language"] == "en"
     delivered = platform.tap.wait("notification.delivered", count=2, timeout=30)
     assert {e["data"]["member_id"] for e in delivered} == {profiles[0]["id"], profiles[1]["id"]}

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes, policy
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select, update
@@ -27,9 +28,13 @@ pytestmark = pytest.mark.integration
 SECRET = "odd-input-secret"
 
 
+# These tests are about sending: every mail leaves at once (the policy's own tests are in test_use_cases).
+AT_ONCE = domain.MailPolicy(default_frequency="immediately", coalesce_seconds=0, daily_budget=0)
+
+
 def consume(store, *events):
     for event in events:
-        store.handle(event, services.on_event)
+        store.handle(event, partial(services.on_event, policy=AT_ONCE))
 
 
 def send_emails(store, config, sender=None):

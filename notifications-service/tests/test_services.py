@@ -22,6 +22,7 @@ from notifications.channels.email import SmtpSender
 from notifications.models import (
     Delivery,
     DeliveryAttempt,
+    Mailbox,
     Notification,
     Preference,
     PreferenceTopic,
@@ -71,8 +72,12 @@ def update_webhook(uow, principal, endpoint_id, body):
     return services.webhooks.update_webhook(uow, principal, endpoint_id, WebhookPatchSchema().load(body))
 
 
+# These tests are about sending: every mail leaves at once (the policy's own tests are in test_use_cases).
+AT_ONCE = domain.MailPolicy(default_frequency="immediately", coalesce_seconds=0, daily_budget=0)
+
+
 def consume(store, *events):
-    return [store.handle(event, services.on_event) for event in events]
+    return [store.handle(event, partial(services.on_event, policy=AT_ONCE)) for event in events]
 
 
 def rows(store, model, *conditions):
@@ -193,7 +198,7 @@ def test_an_announcement_reaches_exactly_the_members_the_rule_selects(store):
     consume(store, member_deleted(profile_of(erased)["id"]))
     joint = joint_event(target_sectors=["automotive", "research"], topics=["ai", "e-mobility"])
     with store.unit_of_work() as uow:
-        counts = services.fanout.notify(uow, scheduled(joint))
+        counts = services.fanout.notify(uow, scheduled(joint), AT_ONCE)
 
     expected = {profile_of(e)["id"] for e, preferred, _ in population[1:] if domain.wants_announcement(
         profile_of(e)["sector"], profile_of(e)["topics"], preferred, joint["target_sectors"], joint["topics"])}
@@ -238,7 +243,7 @@ def test_a_named_event_writes_each_members_deliveries_by_its_consent_preferences
                  "quiet": _hook(uow, ids["quiet"]), "refused": _hook(uow, ids["refused"]),
                  "erased": _hook(uow, ids["erased"]), "early": _hook(uow, ids["early"])}
         _hook(uow, ids["digest"], enabled=False)
-        set_preferences(uow, ADMIN, ids["digest"], {"frequency": "weekly"})
+        set_preferences(uow, ADMIN, ids["digest"], {"frequency": "weekly", "kinds": {"event_updated": "digest"}})
         set_preferences(uow, ADMIN, ids["quiet"], {"channels": {"email": False, "webhook": False}})
         crm = create_webhook(uow, ADMIN, {
             "url": "http://127.0.0.1:9/crm", "event_types": ["event.*"], "allow_private": True})["id"]
@@ -269,31 +274,54 @@ def test_a_named_event_writes_each_members_deliveries_by_its_consent_preferences
 
 
 def test_named_and_announced_events_apply_the_same_delivery_rules(store):
-    """A named event's deliveries are decided in Python, an announcement's in SQL: alike."""
+    """A named event's deliveries are decided in Python, an announcement's and the calendar holders'
+    in SQL: both as ``domain.email_status`` says, per kind, frequency and the member's choice."""
     rng = random.Random(11)
     population = [member(sector="automotive", consent_email=rng.random() < 0.7) for _ in range(40)]
     consume(store, *population)
     ids = [profile_of(m)["id"] for m in population]
+    consent = {profile_of(m)["id"]: profile_of(m)["consent"]["email"] for m in population}
+    chosen = {}
     with store.unit_of_work() as uow:
         for member_id in ids:
-            set_preferences(uow, ADMIN, member_id, {
-                "frequency": rng.choice(["immediately", "daily", "weekly"]),
-                "channels": {"email": rng.random() < 0.8, "webhook": rng.random() < 0.8}})
+            body = {"frequency": rng.choice(["immediately", "daily", "weekly"]),
+                    "channels": {"email": rng.random() < 0.8, "webhook": rng.random() < 0.8},
+                    "kinds": {kind: rng.choice([None, "immediately", "digest", "inbox"])
+                              for kind in ("event_announced", "event_updated")}}
+            chosen[member_id] = body
+            set_preferences(uow, ADMIN, member_id, body)
             for _ in range(rng.choice([0, 0, 1, 2])):
                 _hook(uow, member_id, enabled=rng.random() < 0.8)
     consume(store, *(member_deleted(member_id) for member_id in ids[:3]))
     joint = joint_event(target_sectors=["automotive"], topics=[])
-    announced, changed = scheduled(joint), event_changed("event.updated", joint, ids)
+    announced = scheduled(joint)
+    named, holders = (event_changed("event.updated", joint, ids[:20]), event_changed("event.updated", joint, []))
     with store.unit_of_work() as uow:
-        counts = [services.fanout.notify(uow, event) for event in (announced, changed)]
+        counts = [services.fanout.notify(uow, event) for event in (announced, named, holders)]
 
-    def deliveries(event):
-        return {(d.channel, d.target, d.member_id, d.status)
-                for d in rows(store, Delivery, Delivery.source_event_id == event["id"])}
+    def expected(kind, members):
+        return {(m, status) for m in members if (status := domain.email_status(
+            consent[m], "x", chosen[m]["channels"]["email"], chosen[m]["frequency"], kind, chosen[m]["kinds"][kind]))}
 
-    assert counts[0] == counts[1] and counts[0]["inbox"] == 37 and counts[0]["webhook"] > 0
-    assert deliveries(announced) == deliveries(changed)
-    assert {s for _, _, _, s in deliveries(changed)} == {"pending", "held"}
+    def emails(event):
+        return {(d.target, d.status) for d in rows(store, Delivery, Delivery.source_event_id == event["id"],
+                                                    Delivery.channel == "email")}
+
+    def hooks(event):
+        return {(d.target, d.member_id, d.status) for d in rows(
+            store, Delivery, Delivery.source_event_id == event["id"], Delivery.channel == "webhook",
+            Delivery.member_id.is_not(None))}
+
+    assert counts[0]["inbox"] == 37 and counts[0]["webhook"] > 0
+    live = ids[3:]
+    assert emails(announced) == expected("event_announced", live)
+    # A change: named (registered) members by the policy of changes, members only invited (calendar
+    # holders) by the policy of announcements (domain.holder_kind).
+    assert emails(named) == expected("event_updated", ids[3:20]) | expected("event_announced", ids[20:])
+    assert emails(holders) == expected("event_announced", live)
+    assert expected("event_updated", live) != expected("event_announced", live)
+    assert hooks(announced) == hooks(named) == hooks(holders)
+    assert {s for _, s in emails(named)} == {"pending", "held"}
 
 
 def test_a_redelivered_event_changes_nothing(store):
@@ -304,7 +332,7 @@ def test_a_redelivered_event_changes_nothing(store):
     # Even past the inbox claim, the unique keys refuse a second notification of the same event.
     with pytest.raises(IntegrityError):
         with store.unit_of_work() as uow:
-            services.fanout.notify(uow, announcement)
+            services.fanout.notify(uow, announcement, AT_ONCE)
     assert count(store, Notification) == 2
 
 
@@ -314,8 +342,9 @@ def test_mails_go_out_through_smtp_with_their_calendar_and_are_reported(store, c
     tap = event_tap("notification.*")
     german, english, silent = member(), member(language="en", contact_name="Sam Smith"), member(consent_email=False)
     consume(store, german, english, silent)
-    joint = joint_event(target_sectors=["automotive"])
-    consume(store, scheduled(joint), registration("registration.confirmed", profile_of(english)["id"], joint))
+    # Two joint events: mails about one and the same event would become one message (test_use_cases).
+    announced, joint = joint_event(target_sectors=["automotive"]), joint_event(title="Speed-Dating", version=2)
+    consume(store, scheduled(announced), registration("registration.confirmed", profile_of(english)["id"], joint))
     assert send_emails(store, config) == 3
 
     [invitation] = mailcatcher.wait(1, to=profile_of(german)["contact"]["email"])
@@ -416,7 +445,8 @@ def test_a_digest_groups_what_was_held_into_one_mail_at_its_hour(store, config, 
     hour = replace(config, digest_hour=7, digest_timezone="UTC")
     day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     with store.unit_of_work() as uow:  # the last digest went out the morning before
-        uow.session.execute(update(Preference).values(last_digest_at=day - timedelta(hours=16, minutes=30)))
+        uow.session.add(Mailbox(member_id=member_id, budget_used=0,
+                                last_digest_at=day - timedelta(hours=16, minutes=30)))
     with SmtpSender("127.0.0.1", config.smtp_port) as sender:
         def digests_at(hh, mm):
             return dispatch.send_due_digests(store, hour, Renderer(), SECRET, sender,
@@ -487,7 +517,7 @@ def test_the_inbox_pages_newest_first_filters_unread_and_marks_read(store):
     with store.unit_of_work() as uow:
         first = queries.inbox(uow.session, owner, member_id, {"unread": False, "page": 1, "per_page": 2}, renderer)
         assert first["total"] == 5 and first["unread"] == 5
-        assert [item["title"].split(" (")[0] for item in first["items"]] == ["Invitation: Meetup 4",
+        assert [item["title"].split(" on ")[0] for item in first["items"]] == ["Invitation: Meetup 4",
                                                                                "Invitation: Meetup 3"]
         marked = services.inbox.mark_read(uow, owner, member_id, first["items"][0]["id"], renderer)
         assert marked["read"] is True

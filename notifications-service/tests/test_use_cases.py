@@ -8,10 +8,19 @@ import pytest
 from sqlalchemy import select
 
 from notifications import deliveries, domain, queries, services
-from notifications.models import CalendarEntry, Delivery, Notification, Preference
+from notifications.models import CalendarEntry, Delivery, Notification
 from notifications.rendering import Renderer
 from notifications.schemas import PreferencesSchema
-from notifications.testing import joint_event, member, profile_of, registration, scheduled
+from notifications.testing import (
+    event_changed,
+    joint_event,
+    match_suggested,
+    member,
+    profile_of,
+    project,
+    registration,
+    scheduled,
+)
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Gone, NotFound
 from verbund.testing import FixedClock, use_case_store
@@ -67,9 +76,9 @@ def test_an_announcement_reaches_the_targeted_sector_and_topic_members_once(stor
     ids = [profile_of(m)["id"] for m in (by_sector, by_topic, untouched, no_consent)]
     assert set(told) == {ids[0], ids[1], ids[3]}
     assert {domain.utc(at) for at in told.values()} == {clock()}  # the injected clock, not the wall clock
-    for member_id in ids[:2]:
+    for member_id in ids[:2]:  # news: held for the member's (weekly) digest
         [mail] = deliveries_of(store, member_id)
-        assert (mail.channel, mail.status, domain.utc(mail.next_attempt_at)) == ("email", "pending", clock())
+        assert (mail.channel, mail.status, mail.topic) == ("email", "held", f"event:{announcement['subject']}")
     assert deliveries_of(store, ids[3]) == []  # no consent: the inbox only
     # Nothing was sent yet, so nothing was announced.
     assert store.relay.publisher.published == []
@@ -103,9 +112,6 @@ def test_preferences_hold_mails_for_a_digest_and_release_them(store, clock):
 
     view = set_preferences(store, as_member(profile_of(recipient)), member_id, {"frequency": "daily"})
     assert view["frequency"] == "daily" and view["channels"] == {"inbox": True, "email": True, "webhook": True}
-    with store.unit_of_work() as uow:
-        # The first digest comes at the next slot, not at once.
-        assert domain.utc(uow.session.get(Preference, member_id).last_digest_at) == clock()
     consume(store, scheduled(joint_event(target_sectors=["automotive"], topics=[])))
     assert [d.status for d in deliveries_of(store, member_id)] == ["held"]
 
@@ -144,7 +150,7 @@ def test_the_inbox_marks_entries_read_at_the_clocks_time(store, clock):
 
     with store.unit_of_work() as uow:
         page = queries.inbox(uow.session, owner, member_id, PAGE, Renderer())
-        assert [i["title"].split(" (")[0] for i in page["items"]] == [f"Invitation: Meetup {n}" for n in (2, 1, 0)]
+        assert [i["title"].split(" on ")[0] for i in page["items"]] == [f"Invitation: Meetup {n}" for n in (2, 1, 0)]
         read = services.inbox.mark_read(uow, owner, member_id, page["items"][0]["id"], Renderer())
     assert read["read"] is True and read["read_at"] == "2026-06-01T08:15:00Z"
     with store.unit_of_work() as uow:
@@ -170,7 +176,8 @@ def test_an_erased_members_inbox_is_gone(store):
 def test_a_delivery_is_leased_retried_then_failed_with_its_event(store, clock):
     recipient = member(sector="automotive", topics=[])
     member_id = profile_of(recipient)["id"]
-    consume(store, recipient, scheduled(joint_event(target_sectors=["automotive"], topics=[])))
+    consume(store, recipient, registration("registration.confirmed", member_id, joint_event()))
+    clock.advance(seconds=domain.MailPolicy().coalesce_seconds)  # the window for more changes is over
 
     for _ in (1, 2):
         with store.unit_of_work() as uow:
@@ -185,3 +192,241 @@ def test_a_delivery_is_leased_retried_then_failed_with_its_event(store, clock):
     assert event["subject"] == member_id and event["data"]["attempts"] == 2
     assert event["data"]["error"] == "gave up after 2 attempts: 421 try later"
     assert event["source"] == "/verbund/notifications"
+
+
+# --- fewer, better messages: the policy, coalescing, the budget, digests on the injected clock ----
+
+SECRET = "use-case-secret"
+
+
+@pytest.fixture
+def mail(store, clock):
+    """What the e-mail timers send on the injected clock: ``mail.due()`` runs the sender's timer once
+    (``send_emails``), ``mail.digests()`` the digest timer, into a recording sender."""
+    from notifications import dispatch
+    from notifications.config import Config
+    from notifications.testing import RecordingSender
+
+    class Mail:
+        config = Config(digest_timezone="Europe/Berlin", daily_budget=3)
+        sender = RecordingSender(clock)
+
+        def due(self):
+            return dispatch.send_due_emails(store, self.config, Renderer(), SECRET, self.sender, limit=100,
+                                            pacer=dispatch.Pacer(0))
+
+        def digests(self):
+            return dispatch.send_due_digests(store, self.config, Renderer(), SECRET, self.sender)
+
+        def to(self, registered):
+            return self.sender.to(profile_of(registered)["contact"]["email"])
+
+    return Mail()
+
+
+WINDOW = domain.MailPolicy().coalesce_seconds
+
+
+def test_a_message_that_needs_the_member_leaves_when_its_window_is_over(store, clock, mail):
+    someone = member()
+    consume(store, someone, registration("registration.confirmed", profile_of(someone)["id"], joint_event()))
+    assert mail.due() == 0  # changes of the same registration may still come
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1 and mail.due() == 0
+    [sent] = mail.to(someone)
+    assert sent.subject.startswith("Anmeldung bestätigt:") and sent.at - clock() == timedelta(0)
+    assert "http://localhost:8000/events/" in sent.text
+
+
+def test_changes_of_one_registration_within_the_window_become_one_message(store, clock, mail):
+    someone = member()
+    member_id, joint = profile_of(someone)["id"], joint_event()
+    consume(store, someone, registration("registration.waitlisted", member_id, joint))
+    clock.advance(seconds=WINDOW / 2)
+    consume(store, registration("registration.promoted", member_id, joint))
+    clock.advance(seconds=WINDOW / 2)  # the first change's window is over: one message for both, now
+    assert mail.due() == 1
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 0
+    [sent] = mail.to(someone)
+    assert sent.subject.startswith("Nachgerückt:")
+    statuses = {d.source_type: (d.status, d.merged_into) for d in deliveries_of(store, member_id)}
+    promoted = [d.id for d in deliveries_of(store, member_id) if d.source_type == "registration.promoted"][0]
+    assert statuses == {"registration.waitlisted": ("cancelled", promoted),
+                        "registration.promoted": ("delivered", None)}
+
+
+def test_two_changes_of_an_event_become_one_message_naming_both(store, clock, mail):
+    someone = member()
+    member_id, joint = profile_of(someone)["id"], joint_event()
+    first = event_changed("event.updated", joint, [member_id])
+    first["data"]["changed"] = ["starts_at"]
+    second = event_changed("event.updated", {**joint, "version": 2}, [member_id])
+    second["data"]["changed"] = ["venue"]
+    consume(store, someone, first)
+    clock.advance(seconds=5)
+    consume(store, second)
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1
+    [sent] = mail.to(someone)
+    assert "Geändert: Beginn und Ort" in sent.text
+
+
+def test_a_proposal_closed_before_its_message_left_is_never_mailed(store, clock, mail):
+    a, b = member(), member()
+    consume(store, a, b)
+    ids = [profile_of(a)["id"], profile_of(b)["id"]]
+    proposed = project("project.proposed", ids)
+    consume(store, proposed)
+    clock.advance(seconds=WINDOW / 3)
+    consume(store, project("project.closed", ids, id=proposed["data"]["project"]["id"], closed_reason="superseded"))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 0
+    clock.advance(days=8, hours=1)  # and no digest brings it either
+    assert mail.digests() == 0 and mail.sender.sent == []
+    for member_id in ids:
+        assert {(d.status, d.last_error) for d in deliveries_of(store, member_id) if d.channel == "email"} == {
+            ("cancelled", domain.CLOSED_BEFORE_MAILED)}
+        with store.unit_of_work() as uow:  # the inbox still shows both
+            assert queries.inbox(uow.session, ADMIN, member_id, PAGE, Renderer())["total"] == 2
+
+
+def test_a_closure_after_the_proposal_was_mailed_is_news_for_the_digest(store, clock, mail):
+    a, b = member(), member()
+    consume(store, a, b)
+    ids = [profile_of(a)["id"], profile_of(b)["id"]]
+    proposed = project("project.proposed", ids)
+    consume(store, proposed)
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 2
+    consume(store, project("project.closed", ids, id=proposed["data"]["project"]["id"]))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 0
+    clock.advance(days=8)
+    assert mail.digests() == 2
+    digest = [m for m in mail.to(a) if m.is_digest][0]
+    assert "kommt nicht zustande: ein Beteiligter hat abgesagt" in digest.text and "declined" not in digest.text
+
+
+def _suggestions(member_id, *partners):
+    event = match_suggested(member_id)
+    template = event["data"]["suggestions"][0]
+    event["data"]["suggestions"] = [{**template, "partner_id": p, "partner_name": f"Partner {p}"} for p in partners]
+    return event
+
+
+def test_a_suggestion_list_that_changes_back_sends_nothing(store, clock, mail):
+    someone = member()
+    member_id = profile_of(someone)["id"]
+    consume(store, someone)
+    set_preferences(store, ADMIN, member_id, {"frequency": "immediately"})  # news each on its own
+    consume(store, _suggestions(member_id, "a", "b"))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1  # the first list
+
+    consume(store, _suggestions(member_id, "a", "c"))
+    clock.advance(seconds=WINDOW / 2)
+    consume(store, _suggestions(member_id, "a", "b"))  # back as it was
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 0 and len(mail.to(someone)) == 1
+
+    consume(store, _suggestions(member_id, "a", "d"))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1
+    changed = mail.to(someone)[-1]
+    assert "* Partner d" in changed.text and "* Partner a" not in changed.text  # only who is new
+    assert "Nicht mehr vorgeschlagen, weil sich ein Profil geändert hat: Partner b." in changed.text
+
+
+def test_news_wait_for_one_weekly_digest_that_drops_what_changed_back(store, clock, mail):
+    someone = member(sector="automotive", topics=[])
+    member_id = profile_of(someone)["id"]
+    clock.moment = clock.moment.replace(year=2027, month=3, day=2, hour=10)  # a Tuesday
+    consume(store, someone, scheduled(joint_event(target_sectors=["automotive"], topics=[])))
+    consume(store, _suggestions(member_id, "a"))
+    clock.advance(hours=1)
+    consume(store, _suggestions(member_id))  # and gone again before anyone was told
+    clock.advance(days=1)
+    assert mail.due() == 0 and mail.digests() == 0  # the Monday slot before it arrived does not count
+
+    clock.moment = clock.moment.replace(day=8, hour=6, minute=1)  # Monday 7:01 in Berlin
+    assert mail.digests() == 1 and mail.digests() == 0  # one digest per period
+    [digest] = mail.to(someone)
+    assert digest.subject == "Ihre wöchentliche Übersicht: 1 Neuigkeit"
+    assert "Einladung:" in digest.text and "Partnervorschl" not in digest.text
+
+    consume(store, scheduled(joint_event(target_sectors=["automotive"], topics=[])))
+    clock.advance(days=1)
+    assert mail.digests() == 0  # next Monday's
+    clock.advance(days=6)
+    assert mail.digests() == 1
+
+
+def test_the_daily_budget_sends_overflow_to_the_digest_and_loses_nothing(store, clock, mail):
+    someone = member()
+    member_id = profile_of(someone)["id"]
+    consume(store, someone)
+    clock.moment = clock.moment.replace(year=2027, month=3, day=2, hour=10)
+    for _ in range(5):  # five registrations for five events in one morning; the budget is 3
+        consume(store, registration("registration.confirmed", member_id, joint_event()))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 3
+    over = [d for d in deliveries_of(store, member_id) if d.status == "held"]
+    assert len(over) == 2 and {d.last_error for d in over} == {dispatch_over_budget()}
+    clock.moment = clock.moment.replace(day=8, hour=6, minute=1)
+    assert mail.digests() == 1
+    digest = [m for m in mail.to(someone) if m.is_digest][0]
+    assert digest.text.count("Anmeldung bestätigt:") == 2
+    assert {d.status for d in deliveries_of(store, member_id)} == {"delivered"}
+    # A new day, a new budget.
+    consume(store, registration("registration.confirmed", member_id, joint_event()))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1
+
+
+def dispatch_over_budget():
+    from notifications import dispatch
+    return dispatch.OVER_BUDGET
+
+
+def test_a_member_changes_a_kind_in_its_preferences(store, clock, mail):
+    someone = member(sector="automotive", topics=[])
+    member_id = profile_of(someone)["id"]
+    consume(store, someone)
+    view = set_preferences(store, ADMIN, member_id, {"kinds": {"event_announced": "immediately",
+                                                               "registration_confirmed": "inbox"}})
+    assert view["frequency"] == "weekly" and view["kinds_changed"] == ["event_announced", "registration_confirmed"]
+    assert view["kinds"]["event_announced"] == "immediately" and view["kinds"]["match_suggested"] == "digest"
+    assert view["kinds"]["contact_requested"] == "immediately"
+    consume(store, scheduled(joint_event(target_sectors=["automotive"], topics=[])),
+            registration("registration.confirmed", member_id, joint_event()))
+    assert [(d.source_type, d.status) for d in deliveries_of(store, member_id)] == [("event.scheduled", "pending")]
+    view = set_preferences(store, ADMIN, member_id, {"kinds": {"event_announced": None}})
+    assert view["kinds"]["event_announced"] == "digest" and view["kinds_changed"] == ["registration_confirmed"]
+
+
+def test_an_invitation_not_yet_sent_shows_the_event_as_it_now_is_or_nothing_once_cancelled(store, clock, mail):
+    invited, registered = member(sector="automotive", topics=[]), member(sector="automotive", topics=[])
+    ids = [profile_of(invited)["id"], profile_of(registered)["id"]]
+    clock.moment = clock.moment.replace(year=2027, month=3, day=2, hour=10)  # a Tuesday
+    joint = joint_event(target_sectors=["automotive"], topics=[])
+    consume(store, invited, registered, scheduled(joint), registration("registration.confirmed", ids[1], joint))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1  # the registration's confirmation (the invitation merged into it)
+    moved = event_changed("event.updated", {**joint, "version": 2, "title": "Batterie-Werkstatt (neuer Termin)"},
+                          [ids[1]])
+    consume(store, moved)
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1  # registered: the change at once; only invited: news for its digest
+    assert [m.subject.split(":")[0] for m in mail.to(registered)] == ["Anmeldung bestätigt", "Geändert"]
+    clock.moment = clock.moment.replace(day=8, hour=6, minute=1)
+    assert mail.digests() == 1
+    [digest] = mail.to(invited)
+    assert "Einladung: Batterie-Werkstatt (neuer Termin)" in digest.text and "Geändert" not in digest.text
+
+    other = joint_event(target_sectors=["automotive"], topics=[])
+    consume(store, scheduled(other), event_changed("event.cancelled", other, []))
+    clock.advance(days=7)
+    assert mail.digests() == 0  # cancelled before its invitation left: never mailed
+    assert {d.last_error for d in deliveries_of(store, ids[0]) if d.subject == other["id"]} == {
+        domain.CANCELLED_BEFORE_INVITED}

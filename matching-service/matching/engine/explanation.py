@@ -97,7 +97,8 @@ class Explanation:
             region = b.postcode[:2]
             text = {1.0: (f"Gleiche Region (PLZ {region}…, {state})", f"Same region (postcode {region}…, {state})"),
                     0.7: (f"Gleiches Bundesland ({state})", f"Same state ({state})"),
-                    0.4: (f"Nachbarland ({state})", f"Neighbouring state ({state})")}[proximity][0 if de else 1]
+                    0.4: (f"Benachbartes Bundesland ({state})", f"Neighbouring state ({state})"),
+                    }[proximity][0 if de else 1]
             reasons.append({"kind": "region", "text": text, "need": None, "offer": None, "term": None})
         if b.sme:
             reasons.append({"kind": "sme", "text": ("Kleines oder mittleres Unternehmen" if de

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from notifications import domain
 from notifications.services import fanout, inbox, preferences, read_model, webhooks
 from verbund.database import UnitOfWork
 
 
-def on_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | None] | None = None) -> dict:
+def on_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | None] | None = None,
+             policy: domain.MailPolicy | None = None) -> dict:
     """What consuming one event does (inside the inbox claim's unit of work): ``member.*`` keep
-    the read model (``keys`` as for ``read_model.apply_member_event``), then the fan-out.
-    Returns the fan-out's counts (``fanout.notify``)."""
+    the read model (``keys`` as for ``read_model.apply_member_event``), then the fan-out under
+    the operator's ``policy`` (default: ``domain.MailPolicy()``). Returns the fan-out's counts
+    (``fanout.notify``)."""
     if event["type"].startswith("member."):
         read_model.apply_member_event(uow, event, keys)
-    return fanout.notify(uow, event)
+    return fanout.notify(uow, event, policy)
 
 
 __all__ = ["fanout", "inbox", "on_event", "preferences", "read_model", "webhooks"]

@@ -6,7 +6,7 @@ for their inbox entries and deliveries."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     DateTime,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     case,
     exists,
+    func,
     insert,
     literal,
     or_,
@@ -30,6 +31,7 @@ from notifications.models import (
     Delivery,
     Notification,
     Preference,
+    PreferenceKind,
     PreferenceTopic,
     Recipient,
     RecipientTopic,
@@ -80,10 +82,12 @@ _known = union(
 _NAMED_MEMBERS = (
     select(_known.c.member_id, Recipient.deleted, Recipient.consent_email, Recipient.email,
            Preference.email.label("email_on"), Preference.webhook.label("webhook_on"), Preference.frequency,
-           WebhookEndpoint.id.label("endpoint_id"))
+           PreferenceKind.mode.label("override"), WebhookEndpoint.id.label("endpoint_id"))
     .select_from(_known)
     .outerjoin(Recipient, Recipient.member_id == _known.c.member_id)
     .outerjoin(Preference, Preference.member_id == _known.c.member_id)
+    .outerjoin(PreferenceKind, and_(PreferenceKind.member_id == _known.c.member_id,
+                                    PreferenceKind.kind == bindparam("kind")))
     .outerjoin(WebhookEndpoint, and_(WebhookEndpoint.member_id == _known.c.member_id,
                                      WebhookEndpoint.enabled.is_(True)))
 )
@@ -102,21 +106,25 @@ _NEW_DELIVERIES = insert(Delivery.__table__)
 _NEW_SOURCE_EVENT = insert(SourceEvent.__table__)
 
 
-def notify(uow: UnitOfWork, event: dict) -> dict:
+def notify(uow: UnitOfWork, event: dict, policy: domain.MailPolicy | None = None) -> dict:
     """Everything a consumed event sets off: inbox entries, e-mails (or digest entries)
     and webhook deliveries of the members it concerns, and integrator webhook deliveries.
-    Returns how many of each were written: ``{inbox, email, held, webhook, integrator}``."""
+    E-mails follow the notification policy (``domain.mail_mode``; ``policy`` the operator's
+    settings): what needs the member is queued to leave after ``policy.coalesce_seconds`` (more
+    changes of the same topic meanwhile become one message, ``dispatch``), news are held for
+    the digest. Returns how many of each were written: ``{inbox, email, held, webhook, integrator}``."""
     session, now = uow.session, uow.now()
+    policy = policy or domain.MailPolicy()
     plan = domain.plan(event)
     session.flush()  # the Core statements below see what the session changed before
     conn = session.connection()
     if plan is None:
         counts = {"inbox": 0, "email": 0, "held": 0, "webhook": 0}
     elif plan.announcement:
-        counts = _notify_audience(session, event, plan, now)
+        counts = _notify_audience(session, event, plan, now, policy)
     else:
-        counts = _notify_calendar_holders(session, event, plan, now) if plan.calendar_holders else None
-        named = _notify_members(conn, event, plan.member_ids, now)
+        counts = _notify_calendar_holders(session, event, plan, now, policy) if plan.calendar_holders else None
+        named = _notify_members(conn, event, plan, now, policy)
         counts = named if counts is None else {key: counts[key] + named[key] for key in named}
     if plan is not None and plan.ics_cancel is not None and counts["inbox"]:
         _record_calendar_entries(session, event, now)
@@ -129,7 +137,8 @@ def notify(uow: UnitOfWork, event: dict) -> dict:
     return counts
 
 
-def _notify_audience(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:
+def _notify_audience(session: Session, event: dict, plan: domain.Plan, now: datetime,
+                     policy: domain.MailPolicy) -> dict:
     """An announcement: set-based, a handful of statements however big the audience."""
     audience = _announcement_audience(plan)
     counts = {"inbox": session.execute(insert(Notification).from_select(
@@ -137,7 +146,7 @@ def _notify_audience(session: Session, event: dict, plan: domain.Plan, now: date
         select(audience.subquery().c.member_id, literal(event["id"], String),
                literal(event["type"], String), _ts(now)))).rowcount, "email": 0, "held": 0, "webhook": 0}
     if counts["inbox"]:
-        counts.update(_queue_member_deliveries(session, event, now))
+        counts.update(_queue_member_deliveries(session, event, plan, now, policy))
     return counts
 
 
@@ -150,7 +159,8 @@ def _previous_entry(column: str, event_id: str, member_id):
             .order_by(entry.sequence.desc(), entry.source_event_id.desc()).limit(1).scalar_subquery())
 
 
-def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, now: datetime) -> dict:
+def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, now: datetime,
+                             policy: domain.MailPolicy) -> dict:
     """An event update or cancellation also reaches every member that holds the event's calendar
     entry (was told of the event and not yet of its removal) but is not among the members the
     event names (``_notify_members`` tells those): an inbox entry, and e-mail (with the ``.ics``)
@@ -167,7 +177,8 @@ def _notify_calendar_holders(session: Session, event: dict, plan: domain.Plan, n
         ["member_id", "source_event_id", "source_type", "created_at"], audience)).rowcount,
         "email": 0, "held": 0, "webhook": 0}
     if counts["inbox"]:
-        counts.update(_queue_member_deliveries(session, event, now))
+        # Only invited, not registered: news about the invitation (domain.holder_kind).
+        counts.update(_queue_member_deliveries(session, event, plan, now, policy, domain.holder_kind(plan.kind)))
     return counts
 
 
@@ -201,11 +212,13 @@ def _record_calendar_entries(session: Session, event: dict, now: datetime) -> No
         .where(Notification.source_event_id == event["id"])))
 
 
-def _notify_members(conn: Connection, event: dict, member_ids: tuple[str, ...], now: datetime) -> dict:
+def _notify_members(conn: Connection, event: dict, plan: domain.Plan, now: datetime,
+                    policy: domain.MailPolicy) -> dict:
     """An event that names its members: what is known of them in one query, their inbox
     entries in one insert, their e-mail and webhook deliveries in another."""
+    member_ids = plan.member_ids
     known: dict[str, list] = {}
-    for row in conn.execute(_NAMED_MEMBERS, {"member_ids": list(member_ids)}):
+    for row in conn.execute(_NAMED_MEMBERS, {"member_ids": list(member_ids), "kind": plan.kind}):
         known.setdefault(row.member_id, []).append(row)
     members = [m for m in member_ids if not (m in known and known[m][0].deleted)]  # erased: not told
     counts = {"inbox": len(members), "email": 0, "held": 0, "webhook": 0}
@@ -220,9 +233,11 @@ def _notify_members(conn: Connection, event: dict, member_ids: tuple[str, ...], 
         if not rows:
             continue
         member, notification_id = rows[0], notification_ids[member_id]
-        status = domain.email_status(member.consent_email, member.email, member.email_on, member.frequency)
+        status = domain.email_status(member.consent_email, member.email, member.email_on, member.frequency,
+                                     plan.kind, member.override, policy.default_frequency)
         if status is not None:
-            deliveries.append(_delivery(event, now, "email", member_id, member_id, notification_id, status))
+            deliveries.append(_delivery(event, now, "email", member_id, member_id, notification_id, status,
+                                        now + timedelta(seconds=policy.coalesce_seconds)))
             counts["email" if status == "pending" else "held"] += 1
         if domain.wants_webhooks(member.webhook_on):
             for row in rows:
@@ -236,33 +251,51 @@ def _notify_members(conn: Connection, event: dict, member_ids: tuple[str, ...], 
 
 
 def _delivery(event: dict, now: datetime, channel: str, target: str, member_id: str | None,
-              notification_id: int | None, status: str = "pending") -> dict:
+              notification_id: int | None, status: str = "pending", due: datetime | None = None) -> dict:
     return {"channel": channel, "target": target, "source_event_id": event["id"], "source_type": event["type"],
             "subject": event["subject"], "member_id": member_id, "notification_id": notification_id,
-            "status": status, "attempts": 0, "next_attempt_at": now, "created_at": now}
+            "status": status, "attempts": 0, "next_attempt_at": due or now, "created_at": now,
+            "topic": domain.topic_of(event) if channel == "email" else None}
 
 
-def _queue_member_deliveries(session: Session, event: dict, now: datetime) -> dict:
+def _mail_mode(kind: str, policy: domain.MailPolicy):
+    """``domain.mail_mode`` as SQL over Notification, Preference and the member's PreferenceKind."""
+    override = (select(PreferenceKind.mode).where(PreferenceKind.member_id == Notification.member_id,
+                                                  PreferenceKind.kind == kind).scalar_subquery())
+    rule = domain.POLICY.get(kind)
+    if rule is None or rule.need == domain.ACTION:
+        default = literal("immediately", String)
+    else:
+        default = case((func.coalesce(Preference.frequency, policy.default_frequency) == "immediately",
+                        "immediately"), else_="digest")
+    return func.coalesce(override, default)
+
+
+def _queue_member_deliveries(session: Session, event: dict, plan: domain.Plan, now: datetime,
+                             policy: domain.MailPolicy, kind: str | None = None) -> dict:
     columns = ["channel", "target", "source_event_id", "source_type", "subject", "member_id", "notification_id",
-               "status", "attempts", "next_attempt_at", "created_at"]
+               "status", "attempts", "next_attempt_at", "created_at", "topic"]
     mine = Notification.source_event_id == event["id"]
     constants = (literal(event["id"], String), literal(event["type"], String), literal(event["subject"], String))
+    topic = literal(domain.topic_of(event), String)
     wants_email = or_(Preference.email.is_(None), Preference.email.is_(True))
-    on_digest = Preference.frequency.in_(domain.DIGEST_FREQUENCIES)  # as domain.email_status
+    mode = _mail_mode(kind or plan.kind, policy)  # as domain.email_status
+    due = now + timedelta(seconds=policy.coalesce_seconds)
 
-    def emails(status: str, when):
-        # Members on a digest get their e-mail deliveries held until the digest collects them.
+    def emails(status: str, wanted_mode: str, at: datetime):
+        # News (and kinds a member put in its digest) are held until the digest collects them.
         return (select(literal("email", String), Notification.member_id, *constants, Notification.member_id,
-                       Notification.id, literal(status, String), literal(0), _ts(now), _ts(now))
+                       Notification.id, literal(status, String), literal(0), _ts(at), _ts(now), topic)
                 .join(Recipient, Recipient.member_id == Notification.member_id)
                 .outerjoin(Preference, Preference.member_id == Notification.member_id)
-                .where(mine, Recipient.consent_email.is_(True), Recipient.email.is_not(None), wants_email, when))
+                .where(mine, Recipient.consent_email.is_(True), Recipient.email.is_not(None), wants_email,
+                       mode == wanted_mode))
 
-    pending = session.execute(insert(Delivery).from_select(
-        columns, emails("pending", or_(Preference.frequency.is_(None), ~on_digest)))).rowcount
-    held = session.execute(insert(Delivery).from_select(columns, emails("held", on_digest))).rowcount
+    pending = session.execute(insert(Delivery).from_select(columns, emails("pending", "immediately", due))).rowcount
+    held = session.execute(insert(Delivery).from_select(columns, emails("held", "digest", now))).rowcount
     hooks = (select(literal("webhook", String), WebhookEndpoint.id, *constants, Notification.member_id,
-                    Notification.id, literal("pending", String), literal(0), _ts(now), _ts(now))
+                    Notification.id, literal("pending", String), literal(0), _ts(now), _ts(now),
+                    literal(None, String))
              .join(WebhookEndpoint, and_(WebhookEndpoint.member_id == Notification.member_id,
                                          WebhookEndpoint.enabled.is_(True)))
              .outerjoin(Preference, Preference.member_id == Notification.member_id)

@@ -13,8 +13,10 @@ from notifications.models import (
     CalendarEntry,
     Delivery,
     DeliveryAttempt,
+    Mailbox,
     Notification,
     Preference,
+    PreferenceKind,
     PreferenceTopic,
     Recipient,
     RecipientTopic,
@@ -77,7 +79,7 @@ def erase_member(uow: UnitOfWork, member_id: str, version: int, keep_event_id: s
     for column in ("name", "contact_name", "email", "language", "sector", "associations"):
         setattr(current, column, None)
     current.consent_email = False
-    for model in (RecipientTopic, Preference, PreferenceTopic, Notification, CalendarEntry):
+    for model in (RecipientTopic, Preference, PreferenceTopic, PreferenceKind, Mailbox, Notification, CalendarEntry):
         session.execute(delete(model).where(model.member_id == member_id))
     endpoint_ids = select(WebhookEndpoint.id).where(WebhookEndpoint.member_id == member_id)
     # Deliveries to the member, to its endpoints, and integrator deliveries of events about it
