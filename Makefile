@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SERVICES := $(wildcard *-service)
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit lint install clean bench docs
+.PHONY: run test unit lint install clean bench docs screenshots
 
 $(STAMP): kit/pyproject.toml $(foreach s,$(SERVICES),$(s)/pyproject.toml) portal/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ docs: $(STAMP)
 	$(BIN)/verbund asyncapi
 	$(BIN)/verbund openapi
 	RETRY_DELAYS_MS= $(BIN)/verbund definitions > infra/rabbitmq/definitions.json
+
+## Retake the portal's screenshots in docs/screenshots (the README's) with the browser flow tests.
+screenshots: $(STAMP)
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest portal/tests/test_member_flow.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kit $(SERVICES) portal tests
