@@ -124,7 +124,7 @@ def fit(qs, vectors, texts, background) -> tuple[Calibration, float, tuple, dict
     """Grid search on the tuning part only."""
     best = None
     for weights, threshold, span, cap, word in itertools.product(
-            ((1.0, 2.0), (0.0, 1.0)), (1.0, 1.5, 2.0), (0.5, 1.0), (0.6, 0.8), (0.6, 0.8)):
+            ((0.0, 1.0), (1.0, 2.0)), (0.5, 1.0, 1.5, 2.0), (2.0, 3.0, 4.0, 5.0), (0.8, 1.0), (0.45, 0.6, 0.7)):
         calibration = Calibration(threshold, threshold + span, cap)
         ranked = rank_engine(qs, vectors, texts, calibration, word, background, weights)
         result = quality.measure(ranked, qs.expected["tuning"], qs.distractors["tuning"])

@@ -41,6 +41,9 @@ DIMENSIONS = PARTS[-1][1]
 # worse, so e5 counts 0 for now; its vectors are kept so that a new fit needs no re-embedding.
 MODEL_WEIGHTS = (0.0, 1.0)
 NEED, OFFER = "need", "offer"
+# A text links to at most this many texts of the other side (the strongest): a low threshold must not
+# make every new text a feature of thousands of others in a large network.
+MAX_LINKS = 100
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,9 @@ class Calibration:
     typically scores against the vocabulary) becomes a match strength in [0, cap]: nothing below
     ``threshold``, then linear up to ``cap`` at ``full`` and above. Fitted on the tuning part of the
     quality set (``bench/quality.py --fit``)."""
-    threshold: float = 2.0
-    full: float = 3.0
-    cap: float = 0.6
+    threshold: float = 1.0
+    full: float = 5.0
+    cap: float = 1.0
 
     def strength(self, similarity: np.ndarray) -> np.ndarray:
         span = max(self.full - self.threshold, 1e-6)
@@ -248,7 +251,7 @@ class Space:
                                             self._std[other][:rows])
             strength = self.calibration.strength(similarity)
             hits = np.flatnonzero(strength > 0)
-            order = hits[np.argsort(-strength[hits], kind="stable")]
+            order = hits[np.argsort(-strength[hits], kind="stable")][:MAX_LINKS]
             found = tuple((int(i), float(strength[i]), float(similarity[i])) for i in order)
         own = self._register(kind, text)
         self._links[key] = found
