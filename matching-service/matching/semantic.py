@@ -225,6 +225,8 @@ class Space:
         """The text's normalised similarity to each row of the other side's ``matrix``."""
         total = np.zeros(len(matrix), np.float32)
         for p, (a, b) in enumerate(PARTS):
+            if not self.weights[p]:  # a model the fit gave no weight costs nothing
+                continue
             cosine = matrix[:, a:b] @ vector[a:b]
             if self.background is None:
                 total += self.weights[p] * cosine
