@@ -83,7 +83,8 @@ def main(argv=None) -> int:
             times.append(time.perf_counter() - started)
         times.sort()
         p95 = times[int(0.95 * len(times))]
-        lines.append(f"| {size:,} | {statistics.median(times) * 1000:.1f} / {p95 * 1000:.1f} ms | {rss_mib():.0f} MiB |")
+        median = statistics.median(times)
+        lines.append(f"| {size:,} | {median * 1000:.1f} / {p95 * 1000:.1f} ms | {rss_mib():.0f} MiB |")
         print(lines[-1], flush=True)
         del space
     report = "\n".join(lines) + "\n"
