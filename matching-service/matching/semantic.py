@@ -52,7 +52,7 @@ class Calibration:
     typically scores against the vocabulary) becomes a match strength in [0, cap]: nothing below
     ``threshold``, then linear up to ``cap`` at ``full`` and above. Fitted on the tuning part of the
     quality set (``bench/quality.py --fit``)."""
-    threshold: float = 1.0
+    threshold: float = 2.0
     full: float = 5.0
     cap: float = 1.0
 
