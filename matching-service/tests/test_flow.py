@@ -112,3 +112,29 @@ def test_an_empty_read_model_is_rebuilt_from_members_service(fresh_amqp_uri, sta
     [announced] = tap.wait("match.suggested", subject=supplier["id"], timeout=30)
     assert len(announced["data"]["suggestions"]) == 2
     # No event reached matching (its queue was gone before it started): the RPC rebuild did this.
+
+
+# Written the way members write: no vocabulary word and no word in common (lexically no match at all).
+SHOP = registration("Hohenlohe Karosseriebau GmbH", "automotive", "automotive-cluster",
+                    offers=[{"label": "Karosserieteile in Kleinserie"}],
+                    needs=[{"label": "Wir brauchen einen Fotografen für unsere Produktbilder"}], topics=[])
+STUDIO = registration("Pixelwerk Media Ltd", "it", "it-cluster",
+                      offers=[{"label": "product photography"}], needs=[], topics=[], language="en")
+
+
+def test_the_embedding_model_matches_paraphrases_in_the_running_service(fresh_amqp_uri, start_service):
+    members = start_service("members", amqp=fresh_amqp_uri)
+    matching = start_service("matching", amqp=fresh_amqp_uri)  # the model is on by default
+    assert requests.get(f"{matching.url}/ready", timeout=10).json()["checks"]["semantic"] == "ok"
+    studio, shop = register(members, STUDIO), register(members, SHOP)
+
+    def semantic_reason():
+        response = requests.get(f"{matching.url}/members/{shop['id']}/suggestions", headers=own(shop), timeout=10)
+        suggestions = response.status_code == 200 and response.json()["suggestions"]
+        return suggestions and [r for s in suggestions if s["partner_id"] == studio["id"]
+                                for r in s["reasons"] if r.get("match") == "semantic"]
+    [reason] = wait_for(semantic_reason, timeout=60, message="a semantic match of the paraphrases")
+    assert reason["need"] == SHOP["needs"][0]["label"] and reason["offer"] == "product photography"
+    assert "passt inhaltlich" in reason["text"]
+    # The engine was not rebuilt lexically meanwhile: the model is still in use.
+    assert requests.get(f"{matching.url}/ready", timeout=10).json()["checks"]["semantic"] == "ok"

@@ -15,7 +15,7 @@ WEIGHTS = {"need_coverage": 0.45, "offer_coverage": 0.25, "topics": 0.12, "proxi
 RELATED_FACTOR = 0.4
 WORD_WEIGHT = 0.6
 # A shared word when the embeddings are there to confirm or deny it (fitted on the tuning part).
-WORD_WEIGHT_WITH_SEMANTIC = 0.4
+WORD_WEIGHT_WITH_SEMANTIC = 0.45  # fitted on the quality set's tuning part (bench/quality.py --fit)
 SUGGESTIONS = 10
 PROPOSAL_POOL = 40
 MAX_CONSORTIUM = 4
