@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from members import domain
-from members.models import Competency, ContactRequest, IntegratorGrant, Member, MemberKey, Tag
+from members.models import Competency, ContactRequest, IntegratorGrant, Member, MemberKey, StaffAccount, Tag
 from verbund import personal
 from verbund.auth import Principal
 from verbund.envelope import isoformat
@@ -202,3 +202,42 @@ def contact_details(session: Session, principal: Principal, member_id: str) -> d
         raise Forbidden("you see a member's contact person once it has accepted your contact request, "
                         "or you have accepted its request")
     return {"contact_name": member.contact_name, "contact_email": member.contact_email}
+
+
+# --- staff accounts -------------------------------------------------------------------------------
+
+def staff_accounts(session: Session) -> dict:
+    """Every staff account, active first, then by name: ``{"items": [account, ...]}``."""
+    rows = session.execute(select(StaffAccount).order_by(StaffAccount.status, StaffAccount.name)).scalars()
+    return {"items": [row.view() for row in rows]}
+
+
+def staff_active(session: Session, staff_id: str) -> bool:
+    """Whether the staff account ``staff_id`` exists and is active (its tokens are honoured)."""
+    return session.execute(select(StaffAccount.status).where(StaffAccount.id == staff_id)).scalar() == "active"
+
+
+def me(session: Session, principal: Principal) -> dict:
+    """Who a token is for: ``{role, subject}`` and, by role, ``member_id``, ``name`` (organisation),
+    ``language`` (members); ``staff_id``, ``name``, ``email``, ``association``, ``language`` (staff
+    accounts); ``association`` (organizer tokens of the command line); ``events`` (integrators).
+    Raises Unauthorized (401) for a revoked staff account or an erased member."""
+    from verbund.errors import Unauthorized
+
+    answer = {"role": principal.role, "subject": principal.subject}
+    if principal.staff_id:
+        staff = session.get(StaffAccount, principal.staff_id)
+        if staff is None or staff.status != "active":
+            raise Unauthorized("this staff account was revoked; ask an admin of the platform")
+        answer.update(staff_id=staff.id, name=staff.name, email=staff.email, association=staff.association,
+                      language=staff.language)
+    elif principal.role == "member":
+        member = session.get(Member, principal.member_id)
+        if member is None or member.deleted_at is not None:
+            raise Unauthorized("this member organisation is deleted")
+        answer.update(member_id=member.id, name=member.name, language=member.contact_language or "de")
+    elif principal.role == "organizer":
+        answer["association"] = principal.association
+    elif principal.role == "integrator":
+        answer["events"] = list(principal.events)
+    return answer
