@@ -241,3 +241,48 @@ def me(session: Session, principal: Principal) -> dict:
     elif principal.role == "integrator":
         answer["events"] = list(principal.events)
     return answer
+
+
+# --- dashboard figures ----------------------------------------------------------------------------
+
+def _in_association(query, member_id_column, association: str | None):
+    if association is None:
+        return query
+    return query.where(member_id_column.in_(
+        select(Tag.member_id).where(Tag.facet == "association", Tag.value == association)))
+
+
+def member_stats(session: Session, association: str | None, now: datetime) -> dict:
+    """The registered members (erased ones are not counted: erasure removes what they were) of one
+    association or of the cooperation: ``{scope, total, by_sector: {sector: n}, by_state: {ISO 3166-2:DE
+    code: n}, by_size: {micro|small|medium|large: n} (EU Recommendation 2003/361/EC), sme: n,
+    growth: [{month, joined, total}]}`` (months in Europe/Berlin, up to ``now``'s)."""
+    from verbund import stats
+
+    live = Member.deleted_at.is_(None)
+
+    def counts(column) -> dict:
+        query = _in_association(select(column, func.count()).where(live).group_by(column), Member.id, association)
+        return {key: n for key, n in session.execute(query).all() if key is not None}
+
+    joined = session.execute(_in_association(select(Member.created_at).where(live), Member.id, association)).scalars()
+    by_size = counts(Member.size_category)
+    return {"scope": association or stats.COOPERATION, "total": sum(counts(Member.sector).values()),
+            "by_sector": counts(Member.sector), "by_state": counts(Member.state), "by_size": by_size,
+            "sme": sum(n for category, n in by_size.items() if category != "large"),
+            "growth": stats.growth(joined, now)}
+
+
+def contact_stats(session: Session, association: str | None, now: datetime) -> dict:
+    """Contact requests sent by members of one association (or by anyone) and what became of them:
+    ``{scope, sent, accepted, declined, pending, expired}`` (a pending request past its expiry counts
+    as expired)."""
+    from verbund import stats
+
+    query = _in_association(select(ContactRequest.status, ContactRequest.expires_at), ContactRequest.requester_id,
+                            association)
+    figures = {"sent": 0, "accepted": 0, "declined": 0, "pending": 0, "expired": 0}
+    for status, expires_at in session.execute(query).all():
+        figures["sent"] += 1
+        figures[domain.contact_status(status, expires_at, now)] += 1
+    return {"scope": association or stats.COOPERATION, **figures}

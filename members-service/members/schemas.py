@@ -268,3 +268,20 @@ CONTACT_REQUESTS = {"type": "object", "required": ["items"],
 CONTACT_DETAILS = {"type": "object", "required": ["contact_name", "contact_email"], "properties": {
     "contact_name": {"type": ["string", "null"]}, "contact_email": {"type": ["string", "null"], "format": "email"},
     "phone": {"type": ["string", "null"], "description": "not collected yet; left out"}}}
+
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+_SCOPE = {"type": "string", "description": "the association, or cooperation for the totals"}
+MEMBER_STATS = {"type": "object", "required": ["scope", "total", "by_sector", "by_state", "by_size", "sme", "growth"],
+                "properties": {
+    "scope": _SCOPE, "total": {"type": "integer", "description": "registered members (erased ones not counted)"},
+    "by_sector": {**_COUNTS, "description": "sector id: members"},
+    "by_state": {**_COUNTS, "description": "ISO 3166-2:DE state code (Bundesland): members"},
+    "by_size": {**_COUNTS, "description": "micro, small, medium, large (EU Recommendation 2003/361/EC): members"},
+    "sme": {"type": "integer", "description": "micro, small and medium-sized members"},
+    "growth": {"type": "array", "description": "per calendar month (Europe/Berlin) from the first member's",
+               "items": {"type": "object", "required": ["month", "joined", "total"], "properties": {
+                   "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                   "joined": {"type": "integer"}, "total": {"type": "integer"}}}}}}
+CONTACT_STATS = {"type": "object", "required": ["scope", "sent", "accepted", "declined", "pending", "expired"],
+                 "properties": {"scope": _SCOPE, **{key: {"type": "integer"} for key in (
+                     "sent", "accepted", "declined", "pending", "expired")}}}

@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from members import domain, importer, queries, schemas, services
 from members.dependencies import SignInMail, StaffInvitationMail
 from members.messages import Messages, negotiate
-from verbund import auth, personal
+from verbund import auth, personal, stats
 from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge, Unprocessable
 from verbund.service import ServiceBase
 from verbund.settings import env
@@ -237,6 +237,27 @@ class MembersService(ServiceBase):
         account; 409 one's own account."""
         with self.db.unit_of_work() as uow:
             return services.revoke_staff(uow, request.principal, str(staff_id))
+
+    # --- dashboard figures --------------------------------------------------------------------------
+
+    @api("GET", "/stats/members", roles=STAFF, query=stats.StatsQuerySchema,
+         responses={200: ("Members by sector, region and size class, and their growth", schemas.MEMBER_STATS)})
+    def member_stats(self, request):
+        """Members of one association (``?association=``) or of the cooperation: ``{scope, total,
+        by_sector, by_state, by_size, sme, growth: [{month, joined, total}]}``. Organizers see their own
+        association's figures and the totals (403 another's), admins all."""
+        association = stats.scope(request.principal, request.query_data["association"])
+        with self.db.unit_of_work() as uow:
+            return queries.member_stats(uow.session, association, uow.now())
+
+    @api("GET", "/stats/contacts", roles=STAFF, query=stats.StatsQuerySchema,
+         responses={200: ("Contact requests sent and what became of them", schemas.CONTACT_STATS)})
+    def contact_stats(self, request):
+        """Contact requests sent by members of one association (``?association=``) or by any member:
+        ``{scope, sent, accepted, declined, pending, expired}``. Authorization as ``/stats/members``."""
+        association = stats.scope(request.principal, request.query_data["association"])
+        with self.db.unit_of_work() as uow:
+            return queries.contact_stats(uow.session, association, uow.now())
 
     # --- contact requests ---------------------------------------------------------------------------
 
