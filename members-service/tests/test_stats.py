@@ -51,7 +51,8 @@ def seeded(use_cases):
 
     def ask(requester, recipient):
         with use_cases.unit_of_work() as uow:
-            return services.request_contact(uow, Principal("m", "member", member_id=requester), recipient, "Hallo")["id"]
+            asker = Principal("m", "member", member_id=requester)
+            return services.request_contact(uow, asker, recipient, "Hallo")["id"]
 
     def answer(recipient, request_id, accept):
         with use_cases.unit_of_work() as uow:
