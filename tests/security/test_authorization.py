@@ -138,3 +138,66 @@ def test_contact_details_need_an_accepted_request_and_only_the_member_asked_answ
     assert sees(c_auth, a) == 403 and sees(c_auth, b) == 403  # their contact is theirs alone
     listed = requests.get(f"{members}/contact-requests", headers=c_auth, timeout=30).json()["items"]
     assert listed == []  # nor does it see their requests
+
+
+STAFF_PROBES = {"members": "/staff", "events": "/events", "matching": "/proposals", "notifications": "/failures"}
+
+
+def test_a_revoked_staff_account_is_refused_by_every_service_within_the_check_bound(platform):
+    """Revocation takes effect on the next request: at members-service at once, elsewhere within
+    STAFF_CHECK_TTL_SECONDS (2 s) of cached "active" answers (verbund.staff)."""
+    import time
+
+    from verbund.staff import check_ttl_seconds
+
+    created = requests.post(f"{platform['members']}/staff", headers=ROLE_HEADERS["admin"], timeout=30, json={
+        "email": f"admin-{uuid.uuid4().hex[:8]}@verbund.example", "name": "Ada Admin", "role": "admin"})
+    assert created.status_code == 201, created.text
+    staff = bearer("admin", staff_id=created.json()["id"])
+    probes = {service: platform[service] + path for service, path in STAFF_PROBES.items() if service in platform}
+    for url in probes.values():  # every service now holds an "active" answer in its cache
+        assert requests.get(url, headers=staff, timeout=30).status_code == 200, url
+    revoked = requests.post(f"{platform['members']}/staff/{created.json()['id']}/revoke",
+                            headers=ROLE_HEADERS["admin"], timeout=30)
+    assert revoked.status_code == 200
+    started = time.monotonic()
+    assert requests.get(probes["members"], headers=staff, timeout=30).status_code == 401  # the very next request
+    refused_after = {}
+    wait_for(lambda: all(refused_after.setdefault(service, time.monotonic() - started)
+                         if requests.get(url, headers=staff, timeout=30).status_code == 401 else False
+                         for service, url in probes.items() if service not in refused_after) and
+             len(refused_after) == len(probes), timeout=10, message="every service refuses the revoked token")
+    bound = check_ttl_seconds() + 0.5  # the cache's bound, plus a request's time on a busy machine
+    assert max(refused_after.values()) <= bound, refused_after
+
+
+STATS = {"members": ["/stats/members", "/stats/contacts"], "matching": ["/stats/matching"]}
+
+
+@pytest.mark.parametrize("service, path", [(service, path) for service, paths in STATS.items() for path in paths])
+def test_organizers_see_their_associations_figures_and_the_totals_admins_all(platform, service, path):
+    if service not in platform:
+        pytest.skip(f"{service} is not installed")
+    url = platform[service] + path
+    organizer = ROLE_HEADERS["organizer"]  # of the logistics-network
+    for query, status in (("", 200), ("?association=logistics-network", 200), ("?association=it-cluster", 403)):
+        assert requests.get(url + query, headers=organizer, timeout=30).status_code == status, (query, status)
+    assert requests.get(url + "?association=it-cluster", headers=ROLE_HEADERS["admin"], timeout=30).status_code == 200
+
+
+def test_the_staff_check_fails_closed_when_members_service_does_not_answer(fresh_amqp_uri, tmp_path):
+    """events-service alone on a broker where no members-service answers: a staff token gets 503
+    within the check's timeout, never a pass; command-line tokens (no staff account) are not checked."""
+    import time
+
+    events = ServiceProcess("events", fresh_amqp_uri, f"sqlite:///{tmp_path / 'events.db'}", tmp_path,
+                            {"STAFF_CHECK_TIMEOUT_SECONDS": "1"}).start()
+    try:
+        started = time.monotonic()
+        staff = bearer("organizer", association="it-cluster", staff_id=str(uuid.uuid4()))
+        refused = requests.get(f"{events.url}/events", headers=staff, timeout=30)
+        assert refused.status_code == 503 and "members-service" in refused.json()["error"]
+        assert time.monotonic() - started < 5
+        assert requests.get(f"{events.url}/events", headers=ROLE_HEADERS["organizer"], timeout=30).status_code == 200
+    finally:
+        events.stop()
