@@ -167,7 +167,6 @@ class Person:
         the portal's test secret, holding a token from ``verbund.testing`` (no route in the portal does
         this, so nothing like it is reachable in production)."""
         from flask import Flask
-
         from verbund_portal import sessions
 
         staff_id = staff_id or f"test-{role}-{association or 'all'}"

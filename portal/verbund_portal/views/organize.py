@@ -29,7 +29,7 @@ from verbund_portal.forms import (
 blueprint = Blueprint("organize", __name__, url_prefix="/organize")
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-UPLOAD_MINUTES = 60
+UPLOAD_MINUTES = 60  # a dry-run file waits this long for the real import
 # The import report names members-service's columns; the organizer reads them as their file's headings.
 IMPORT_COLUMNS = {"name": _l("Name"), "sector": _l("Sector"), "associations": _l("Association"),
                   "state": _l("Federal state"), "postcode": _l("Postcode"), "city": _l("City"),
@@ -37,7 +37,7 @@ IMPORT_COLUMNS = {"name": _l("Name"), "sector": _l("Sector"), "associations": _l
                   "balance_sheet_eur": _l("Balance sheet total"), "website": _l("Website"),
                   "contact_name": _l("Contact person"), "contact_email": _l("E-mail"), "language": _l("Language"),
                   "offers": _l("Offers"), "needs": _l("Needs"), "topics": _l("Topics"),
-                  "suggest_as_partner": _l("Partner suggestions"), "email_consent": _l("E-mail consent")}  # a dry-run file waits this long for the real import
+                  "suggest_as_partner": _l("Partner suggestions"), "email_consent": _l("E-mail consent")}
 
 
 def _public_url(endpoint: str, **values) -> str:
