@@ -143,8 +143,11 @@ def test_an_organizer_runs_a_joint_event_and_a_member_import(platform, person, t
     found = requests.get(f"{platform.url('members')}/members", params={"q": f"Lausitz Antriebe {suffix}"},
                          headers=bearer("admin"), timeout=10).json()
     assert found["total"] == 0  # the dry run imported nothing
+    page.get_by_label(re.compile("auch an Mitglieder ohne E-Mail-Einwilligung")).check()
     page.get_by_role("button", name="1 Mitglied jetzt importieren").click()
     assert "1 Mitglied importiert" in page.locator("#import-summary").inner_text()
+    assert "1 Mitglied hat einen Anmeldelink" in page.locator("#invited").inner_text()
+    assert platform.sign_in_link(f"karl.{suffix}@lausitz-antriebe.example")  # the invitation arrives
     olga.check_accessibility()
 
     # --- the directory finds it, with the same filters as the API -----------------------------------------

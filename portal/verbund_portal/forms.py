@@ -341,7 +341,9 @@ class ImportForm(FlaskForm):
 
 
 class ConfirmImportForm(FlaskForm):
-    """The real import of the file checked in the dry run: CSRF only."""
+    """The real import of the file checked in the dry run. Imported members who gave e-mail consent in
+    the file get a sign-in link; ticking the box sends it to every imported member."""
+    invite_all = BooleanField(_l("Also send the sign-in link to members whose row gives no e-mail consent"))
 
 
 class StaffInviteForm(FlaskForm):

@@ -188,8 +188,9 @@ def _uploads() -> Path:
     return folder
 
 
-def _import(content: bytes, content_type: str, dry_run: bool) -> dict:
-    return services().call("POST", "members", "/members/import", params={"dry_run": "true" if dry_run else "false"},
+def _import(content: bytes, content_type: str, dry_run: bool, invite: str = "none") -> dict:
+    return services().call("POST", "members", "/members/import",
+                           params={"dry_run": "true" if dry_run else "false", "invite": invite},
                            data=content, content_type=content_type)
 
 
@@ -217,20 +218,23 @@ def import_members():
             session["import"] = {"key": key, "type": content_type, "name": upload.filename[:200]}
     status = 422 if form.errors or form_errors else 200
     return render_template("organize/import.html", form=form, report=report, columns=IMPORT_COLUMNS,
+                           confirm=ConfirmImportForm(),
                            filename=(session.get("import") or {}).get("name")), status
 
 
 @blueprint.route("/members/import/confirm", methods=["POST"])
 @staff_required()
 def confirm_import():
-    """Step 2: import the file checked in the dry run (the same bytes, kept for this session only)."""
+    """Step 2: import the file checked in the dry run (the same bytes, kept for this session only);
+    members-service mails a sign-in link to the imported members with e-mail consent, or to all."""
     form = ConfirmImportForm()
     pending = session.get("import")
     path = _uploads() / f"{pending['key']}.upload" if pending else None
     if not form.validate_on_submit() or path is None or not path.exists():
         flash(_("Please choose the file again: the checked file is no longer here."))
         return redirect(url_for("organize.import_members"))
-    report = _import(path.read_bytes(), pending["type"], dry_run=False)
+    report = _import(path.read_bytes(), pending["type"], dry_run=False,
+                     invite="all" if form.invite_all.data else "consented")
     path.unlink(missing_ok=True)
     session.pop("import", None)
     return render_template("organize/import_done.html", report=report)
