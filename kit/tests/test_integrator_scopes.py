@@ -154,7 +154,8 @@ def test_verbund_token_refuses_personal_data_without_a_grant(capsys, platform_se
     assert captured.out == "" and "verbund integrator NAME --personal" in captured.err
 
 
-@pytest.mark.parametrize("argv", [["token", "admin"], ["integrator", "crm-sync", "--events", "event.*"]])
+@pytest.mark.parametrize("argv", [["token", "admin"], ["integrator", "crm-sync", "--events", "event.*"],
+                                  ["staff", "add", "root@verbund.example", "--name", "Root"]])
 def test_without_the_platform_secret_nothing_is_signed(argv, capsys, monkeypatch, tmp_path):
     """A token signed with a secret made up on the spot is void at every service: say so instead."""
     monkeypatch.delenv("AUTH_SECRET", raising=False)

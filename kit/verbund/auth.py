@@ -34,6 +34,10 @@ class Principal:
     # The serial of the integrator's grant this token was issued under (members-service holds the
     # current one); None for tokens issued before grants were recorded.
     grant: int | None = None
+    # A staff account's id (organizers and admins who signed in by e-mail link): members-service
+    # holds the account, and a revoked account's tokens are refused (verbund.staff). None for
+    # tokens issued by the command line (operators).
+    staff_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -48,10 +52,12 @@ ANONYMOUS = Principal(subject="anonymous", role="anonymous")
 
 def issue(role: str, subject: str, *, member_id: str | None = None, association: str | None = None,
           ttl: timedelta = timedelta(days=30), secret: str | None = None,
-          events: tuple[str, ...] | None = None, personal: bool = False, grant: int | None = None) -> str:
+          events: tuple[str, ...] | None = None, personal: bool = False, grant: int | None = None,
+          staff_id: str | None = None) -> str:
     """A signed JWT (HS256) for ``role``; ``events`` (topic patterns such as ``event.*``),
     ``personal`` and ``grant`` (the serial of its recorded grant, claim ``grant``) state an
-    integrator's scope and are refused for other roles."""
+    integrator's scope and are refused for other roles; ``staff_id`` (claim ``staff_id``) ties an
+    admin or organizer token to its staff account, so revoking the account voids it."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if role == "member" and not member_id:
@@ -66,6 +72,10 @@ def issue(role: str, subject: str, *, member_id: str | None = None, association:
         claims["association"] = association
     if (events is not None or personal or grant is not None) and role != "integrator":
         raise ValueError("only an integrator token has an event scope or personal-data access")
+    if staff_id is not None:
+        if role not in ("admin", "organizer"):
+            raise ValueError("only an admin or organizer token belongs to a staff account")
+        claims["staff_id"] = staff_id
     if events is not None:
         claims["events"] = list(events)
     if personal:
@@ -86,7 +96,8 @@ def verify(token: str, secret: str | None = None) -> Principal:
     return Principal(subject=claims["sub"], role=claims["role"], member_id=claims.get("member_id"),
                      association=claims.get("association"),
                      events=tuple(claims.get("events") or ("#",)), personal=claims.get("personal") is True,
-                     grant=claims["grant"] if type(claims.get("grant")) is int else None)
+                     grant=claims["grant"] if type(claims.get("grant")) is int else None,
+                     staff_id=claims.get("staff_id") if isinstance(claims.get("staff_id"), str) else None)
 
 
 def from_header(value: str | None) -> Principal:

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from verbund import auth, logs
 from verbund.errors import AppError, BadRequest, Forbidden, Unauthorized
+from verbund.staff import StaffStatus
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class ApiEndpoint(HttpRequestHandler):
     further error statuses it answers with."""
 
     server = JsonWebServer()
+    staff_status = StaffStatus()
 
     def __init__(self, method: str, url: str, roles=AUTHENTICATED, max_body: int = MAX_JSON_BYTES, *,
                  body=None, query=None, responses: dict | None = None, errors: tuple = (), load_body: bool = True,
@@ -157,6 +159,8 @@ class ApiEndpoint(HttpRequestHandler):
         logs.set_correlation_id(correlation_id)
         try:
             request.principal = self._authorize(request)
+            if request.principal.staff_id:  # a staff account's token: refused once the account is revoked
+                self.staff_status.ensure_active(request.principal.staff_id, self, {"correlation_id": correlation_id})
             self._load_input(request)
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)

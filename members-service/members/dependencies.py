@@ -48,3 +48,28 @@ class SignInMail(RpcProxy):
                                                 identifier="members.sign_in_mail")
 
         return send
+
+
+class StaffInvitationMail(RpcProxy):
+    """``self.staff_invitation(link)`` has notifications-service mail a new staff account its
+    invitation (``notifications.send_staff_invitation``) with the sign-in link ``{PORTAL_URL}/sign-in/
+    {token}``; ``link`` is what ``services.invite_link`` returns, ``invited_by`` the inviting person's
+    name. By RPC like the sign-in link (the secret never goes on the event exchange), not waited for."""
+
+    def __init__(self, **options):
+        super().__init__("notifications", **options)
+
+    def get_dependency(self, worker_ctx):
+        proxy = super().get_dependency(worker_ctx)
+
+        def send(link: dict, invited_by: str | None) -> None:
+            try:
+                proxy.send_staff_invitation.call_async(
+                    email=link["email"], name=link["contact_name"], role=link["role"],
+                    association=link["association"], language=link["language"], invited_by=invited_by,
+                    link=f"{portal_url()}/sign-in/{link['token']}", expires_hours=link["expires_hours"])
+            except Exception:  # the broker is down: the admin sees no mail arrive and invites again
+                log.exception("invitation of staff account %s could not be handed to notifications",
+                              link["staff_id"])
+
+        return send

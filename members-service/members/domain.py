@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from verbund import reference
 from verbund.auth import Principal
 from verbund.errors import Conflict, Forbidden, Unprocessable
 from verbund.topics import covers
@@ -209,6 +210,9 @@ class SignInPolicy:
     per_client: int = 20  # requests per client (IP address) and window
     window: timedelta = timedelta(hours=1)
     member_token_ttl: timedelta = timedelta(days=30)  # the bearer token an exchange gives
+    # A staff token lives a working day; revocation does not wait for it (verbund.staff checks each request).
+    staff_token_ttl: timedelta = timedelta(hours=12)
+    invitation_ttl: timedelta = timedelta(days=3)  # a staff invitation's link
 
 
 def token_hash(secret: str) -> str:
@@ -298,3 +302,15 @@ def client_address(remote_addr: str | None, forwarded_for: str | None, trusted_p
         if hops:
             return hops[-1]
     return remote
+
+
+STAFF_ROLES = ("organizer", "admin")
+
+
+def staff_account_label(role: str, association: str | None, language: str) -> str:
+    """What a staff sign-in mail says the link is for ("für den Organisator-Zugang im Automobilcluster"),
+    so a person who is also a member's contact knows which of their links opens which account."""
+    if role == "admin":
+        return "den Administrator-Zugang" if language == "de" else "the admin account"
+    place = reference.label("association", association or "", language)
+    return f"den Organisator-Zugang im {place}" if language == "de" else f"the organizer account of the {place}"

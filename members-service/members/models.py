@@ -218,3 +218,39 @@ class ContactRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StaffAccount(Base):
+    """An organizer (of one association) or an admin of the platform, who signs in by e-mail link like
+    a member. ``status`` is active or revoked; a revoked account's tokens are refused on the next
+    request (``verbund.staff``). ``email`` is stored lower-cased: one account per address."""
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(10))  # organizer or admin
+    association: Mapped[str | None] = mapped_column(String(40))  # organizers only
+    language: Mapped[str] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(10))  # active or revoked
+    invited_by: Mapped[str | None] = mapped_column(String(200))  # a staff id, or "cli"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def view(self) -> dict:
+        return {"id": self.id, "email": self.email, "name": self.name, "role": self.role,
+                "association": self.association, "language": self.language, "status": self.status,
+                "invited_by": self.invited_by, "created_at": isoformat(self.created_at),
+                "revoked_at": isoformat(self.revoked_at) if self.revoked_at else None}
+
+
+class StaffSignInToken(Base):
+    """A staff account's single-use sign-in link (an invitation or a sign-in request), kept as its
+    SHA-256 hash like a member's (``SignInToken``); an invitation's link lives longer."""
+    __tablename__ = "staff_sign_in_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from members import domain
-from members.models import Competency, ContactRequest, IntegratorGrant, Member, MemberKey, Tag
+from members.models import Competency, ContactRequest, IntegratorGrant, Member, MemberKey, StaffAccount, Tag
 from verbund import personal
 from verbund.auth import Principal
 from verbund.envelope import isoformat
@@ -202,3 +202,87 @@ def contact_details(session: Session, principal: Principal, member_id: str) -> d
         raise Forbidden("you see a member's contact person once it has accepted your contact request, "
                         "or you have accepted its request")
     return {"contact_name": member.contact_name, "contact_email": member.contact_email}
+
+
+# --- staff accounts -------------------------------------------------------------------------------
+
+def staff_accounts(session: Session) -> dict:
+    """Every staff account, active first, then by name: ``{"items": [account, ...]}``."""
+    rows = session.execute(select(StaffAccount).order_by(StaffAccount.status, StaffAccount.name)).scalars()
+    return {"items": [row.view() for row in rows]}
+
+
+def staff_active(session: Session, staff_id: str) -> bool:
+    """Whether the staff account ``staff_id`` exists and is active (its tokens are honoured)."""
+    return session.execute(select(StaffAccount.status).where(StaffAccount.id == staff_id)).scalar() == "active"
+
+
+def me(session: Session, principal: Principal) -> dict:
+    """Who a token is for: ``{role, subject}`` and, by role, ``member_id``, ``name`` (organisation),
+    ``language`` (members); ``staff_id``, ``name``, ``email``, ``association``, ``language`` (staff
+    accounts); ``association`` (organizer tokens of the command line); ``events`` (integrators).
+    Raises Unauthorized (401) for a revoked staff account or an erased member."""
+    from verbund.errors import Unauthorized
+
+    answer = {"role": principal.role, "subject": principal.subject}
+    if principal.staff_id:
+        staff = session.get(StaffAccount, principal.staff_id)
+        if staff is None or staff.status != "active":
+            raise Unauthorized("this staff account was revoked; ask an admin of the platform")
+        answer.update(staff_id=staff.id, name=staff.name, email=staff.email, association=staff.association,
+                      language=staff.language)
+    elif principal.role == "member":
+        member = session.get(Member, principal.member_id)
+        if member is None or member.deleted_at is not None:
+            raise Unauthorized("this member organisation is deleted")
+        answer.update(member_id=member.id, name=member.name, language=member.contact_language or "de")
+    elif principal.role == "organizer":
+        answer["association"] = principal.association
+    elif principal.role == "integrator":
+        answer["events"] = list(principal.events)
+    return answer
+
+
+# --- dashboard figures ----------------------------------------------------------------------------
+
+def _in_association(query, member_id_column, association: str | None):
+    if association is None:
+        return query
+    return query.where(member_id_column.in_(
+        select(Tag.member_id).where(Tag.facet == "association", Tag.value == association)))
+
+
+def member_stats(session: Session, association: str | None, now: datetime) -> dict:
+    """The registered members (erased ones are not counted: erasure removes what they were) of one
+    association or of the cooperation: ``{scope, total, by_sector: {sector: n}, by_state: {ISO 3166-2:DE
+    code: n}, by_size: {micro|small|medium|large: n} (EU Recommendation 2003/361/EC), sme: n,
+    growth: [{month, joined, total}]}`` (months in Europe/Berlin, up to ``now``'s)."""
+    from verbund import stats
+
+    live = Member.deleted_at.is_(None)
+
+    def counts(column) -> dict:
+        query = _in_association(select(column, func.count()).where(live).group_by(column), Member.id, association)
+        return {key: n for key, n in session.execute(query).all() if key is not None}
+
+    joined = session.execute(_in_association(select(Member.created_at).where(live), Member.id, association)).scalars()
+    by_size = counts(Member.size_category)
+    return {"scope": association or stats.COOPERATION, "total": sum(counts(Member.sector).values()),
+            "by_sector": counts(Member.sector), "by_state": counts(Member.state), "by_size": by_size,
+            "sme": sum(n for category, n in by_size.items() if category != "large"),
+            "growth": stats.growth(joined, now)}
+
+
+def contact_stats(session: Session, association: str | None, now: datetime) -> dict:
+    """Contact requests sent by members of one association (or by anyone) and what became of them:
+    ``{scope, sent, accepted, declined, pending, expired}`` (a pending request past its expiry counts
+    as expired)."""
+    from verbund import stats
+
+    query = _in_association(select(ContactRequest.status, ContactRequest.expires_at), ContactRequest.requester_id,
+                            association)
+    figures = {"sent": 0, "accepted": 0, "declined": 0, "pending": 0, "expired": 0}
+    for status, expires_at in session.execute(query).all():
+        figures["sent"] += 1
+        figures[domain.contact_status(status, expires_at, now)] += 1
+    return {"scope": association or stats.COOPERATION, **figures}

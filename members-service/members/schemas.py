@@ -210,6 +210,23 @@ class ContactListQuerySchema(Schema):
     status = Text(load_default=None, validate=validate.OneOf(("pending", "accepted", "declined", "expired")))
 
 
+class StaffSchema(Schema):
+    """``POST /staff``: invite an organizer (of one association) or an admin."""
+    email = Email(required=True, validate=validate.Length(max=320))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    role = Text(required=True, validate=validate.OneOf(("organizer", "admin")))
+    association = Text(load_default=None, allow_none=True, validate=validate.OneOf(sorted(ASSOCIATIONS)),
+                       metadata={"description": "the organizer's association; required for organizers, "
+                                                "ignored for admins"})
+    language = Text(load_default="de", validate=validate.OneOf(LANGUAGES),
+                    metadata={"description": "the language of the invitation and of the account's mails"})
+
+    @validates_schema(skip_on_field_errors=False)
+    def _organizer_has_association(self, data, **kwargs):
+        if data.get("role") == "organizer" and not data.get("association"):
+            raise ValidationError("an organizer belongs to one association", "association")
+
+
 SIGN_IN_SENT = {"type": "object", "required": ["status"], "properties": {"status": {"const": "sent"}},
                 "description": "The same answer for every address: a link is mailed if the address is a member's."}
 MEMBER_TOKEN = {"type": "object", "required": ["token", "expires_in", "member_id", "role", "language"], "properties": {
@@ -217,6 +234,29 @@ MEMBER_TOKEN = {"type": "object", "required": ["token", "expires_in", "member_id
     "expires_in": {"type": "integer", "description": "seconds the token is valid"},
     "member_id": {"type": "string", "format": "uuid"}, "role": {"const": "member"},
     "language": {"enum": list(LANGUAGES)}}}
+STAFF_TOKEN = {"type": "object", "required": ["token", "expires_in", "staff_id", "role", "language"], "properties": {
+    "token": {"type": "string", "description": "the staff account's bearer token (JWT with claim staff_id)"},
+    "expires_in": {"type": "integer", "description": "seconds the token is valid (12 hours)"},
+    "staff_id": {"type": "string", "format": "uuid"}, "role": {"enum": ["organizer", "admin"]},
+    "association": {"enum": sorted(ASSOCIATIONS), "description": "organizers only"},
+    "language": {"enum": list(LANGUAGES)}}}
+TOKEN = {"oneOf": [MEMBER_TOKEN, STAFF_TOKEN]}
+STAFF = {"type": "object", "required": ["id", "email", "name", "role", "association", "status", "invited_by",
+                                        "created_at"], "properties": {
+    "id": {"type": "string", "format": "uuid"}, "email": {"type": "string", "format": "email"},
+    "name": {"type": "string"}, "role": {"enum": ["organizer", "admin"]},
+    "association": {"enum": [*sorted(ASSOCIATIONS), None]}, "language": {"enum": list(LANGUAGES)},
+    "status": {"enum": ["active", "revoked"]},
+    "invited_by": {"type": ["string", "null"], "description": "the inviting admin's staff id, or cli"},
+    "created_at": {"type": "string", "format": "date-time"},
+    "revoked_at": {"type": ["string", "null"], "format": "date-time"}}}
+STAFF_LIST = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": STAFF}}}
+ME = {"type": "object", "required": ["role", "subject"], "properties": {
+    "role": {"enum": ["admin", "organizer", "member", "integrator"]}, "subject": {"type": "string"},
+    "member_id": {"type": "string", "format": "uuid"}, "staff_id": {"type": "string", "format": "uuid"},
+    "name": {"type": "string"}, "email": {"type": "string"},
+    "association": {"type": ["string", "null"]}, "language": {"enum": list(LANGUAGES)},
+    "events": {"type": "array", "items": {"type": "string"}}}}
 CONTACT_REQUEST = {"type": "object", "required": ["id", "requester_id", "recipient_id", "requester_name",
                                                   "recipient_name", "message", "status", "created_at",
                                                   "expires_at"], "properties": {
@@ -232,3 +272,20 @@ CONTACT_REQUESTS = {"type": "object", "required": ["items"],
 CONTACT_DETAILS = {"type": "object", "required": ["contact_name", "contact_email"], "properties": {
     "contact_name": {"type": ["string", "null"]}, "contact_email": {"type": ["string", "null"], "format": "email"},
     "phone": {"type": ["string", "null"], "description": "not collected yet; left out"}}}
+
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+_SCOPE = {"type": "string", "description": "the association, or cooperation for the totals"}
+MEMBER_STATS = {"type": "object", "required": ["scope", "total", "by_sector", "by_state", "by_size", "sme", "growth"],
+                "properties": {
+    "scope": _SCOPE, "total": {"type": "integer", "description": "registered members (erased ones not counted)"},
+    "by_sector": {**_COUNTS, "description": "sector id: members"},
+    "by_state": {**_COUNTS, "description": "ISO 3166-2:DE state code (Bundesland): members"},
+    "by_size": {**_COUNTS, "description": "micro, small, medium, large (EU Recommendation 2003/361/EC): members"},
+    "sme": {"type": "integer", "description": "micro, small and medium-sized members"},
+    "growth": {"type": "array", "description": "per calendar month (Europe/Berlin) from the first member's",
+               "items": {"type": "object", "required": ["month", "joined", "total"], "properties": {
+                   "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                   "joined": {"type": "integer"}, "total": {"type": "integer"}}}}}}
+CONTACT_STATS = {"type": "object", "required": ["scope", "sent", "accepted", "declined", "pending", "expired"],
+                 "properties": {"scope": _SCOPE, **{key: {"type": "integer"} for key in (
+                     "sent", "accepted", "declined", "pending", "expired")}}}

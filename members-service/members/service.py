@@ -7,13 +7,14 @@ import re
 
 from nameko.rpc import rpc
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from members import domain, importer, queries, schemas, services
-from members.dependencies import SignInMail
+from members.dependencies import SignInMail, StaffInvitationMail
 from members.messages import Messages, negotiate
-from verbund import auth, personal
+from verbund import auth, personal, stats
 from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge, Unprocessable
 from verbund.service import ServiceBase
 from verbund.settings import env
@@ -37,6 +38,15 @@ def _member_response(profile: dict, status: int = 200, **extra):
 class MembersService(ServiceBase):
     name = "members"
     sign_in_mail = SignInMail()
+    staff_invitation = StaffInvitationMail()
+
+    @staticmethod
+    def staff_active_here(container, staff_id: str) -> bool:
+        """The staff check of ``verbund.staff`` answered from this service's own database, on every
+        request: a revocation holds here from the very next request."""
+        database = next(dependency for dependency in container.dependencies if dependency.attr_name == "db")
+        with Session(database.engine) as session:
+            return queries.staff_active(session, staff_id)
 
     @api("POST", "/members", roles=ANYONE, body=schemas.MemberSchema, errors=(409, 413),
          responses={201: ("The profile, with the member's own access_token", schemas.REGISTERED)})
@@ -184,15 +194,82 @@ class MembersService(ServiceBase):
         return json_response({"status": "sent"}, 202)
 
     @api("POST", "/auth/tokens", roles=ANYONE, body=schemas.TokenExchangeSchema,
-         responses={200: ("The member's bearer token", schemas.MEMBER_TOKEN),
+         responses={200: ("The bearer token of the account the link is for", schemas.TOKEN),
                     400: "The link is unknown, used or expired (one message for all three)"})
     def exchange_token(self, request):
-        """Exchange a sign-in link's token (body ``{"sign_in_token"}``) for the member's bearer token:
-        200 ``{token, expires_in (seconds), member_id, role: "member", language}``. Each link works
-        once (of two exchanges at the same time one wins); 400 with the same message for an unknown,
-        used or expired link."""
+        """Exchange a sign-in link's token (body ``{"sign_in_token"}``) for a bearer token. A member's
+        link: 200 ``{token, expires_in (seconds), member_id, role: "member", language}``; a staff
+        account's link (sign-in or invitation): 200 ``{token, expires_in, role: "organizer"|"admin",
+        association (organizers), staff_id, language}``. Each link is for one account, and says which in
+        its mail. Each link works once (of two exchanges at the same time one wins); 400 with the same
+        message for an unknown, used or expired link, or a revoked account's."""
         with self.db.unit_of_work() as uow:
             return services.exchange_sign_in_token(uow, request.body_data["sign_in_token"])
+
+    @api("GET", "/auth/me", roles=auth.ROLES, errors=(401,),
+         responses={200: ("Who the token is for", schemas.ME)})
+    def me(self, request):
+        """Who the bearer token is for: ``{role, subject}`` plus ``member_id``, ``name``, ``language``
+        (members), ``staff_id``, ``name``, ``email``, ``association``, ``language`` (staff accounts),
+        ``events`` (integrators). 401 for a revoked staff account or an erased member."""
+        with self.db.unit_of_work() as uow:
+            return queries.me(uow.session, request.principal)
+
+    # --- staff accounts -----------------------------------------------------------------------------
+
+    @api("POST", "/staff", roles=("admin",), body=schemas.StaffSchema, errors=(409,),
+         responses={201: ("The new staff account; the invitation is on its way", schemas.STAFF)})
+    def add_staff(self, request):
+        """Invite an organizer or admin: body ``{email, name, role: "organizer"|"admin", association
+        (organizers), language?: "de"|"en"}``. 201 the account; the person gets an e-mail (in
+        ``language``, German by default) with a sign-in link valid 3 days (``STAFF_INVITATION_TTL_SECONDS``).
+        409 an active account has that address (a revoked one is made active again); 422 field errors."""
+        principal = request.principal
+        try:
+            with self.db.unit_of_work() as uow:
+                account = services.add_staff(uow, request.body_data, principal.staff_id or "cli")
+                link = services.invite_link(uow, account["id"])
+                inviter = queries.me(uow.session, principal).get("name") if principal.staff_id else None
+        except IntegrityError:  # the same address invited twice at the same time
+            raise Conflict("a staff account with this e-mail address exists already", field="email") from None
+        self.staff_invitation(link, inviter)
+        return 201, account
+
+    @api("GET", "/staff", roles=("admin",), responses={200: ("Every staff account", schemas.STAFF_LIST)})
+    def list_staff(self, request):
+        """The staff accounts, active ones first: ``{"items": [...]}``."""
+        with self.db.unit_of_work() as uow:
+            return queries.staff_accounts(uow.session)
+
+    @api("POST", "/staff/<uuid:staff_id>/revoke", roles=("admin",), errors=(409,),
+         responses={200: ("The account, revoked", schemas.STAFF)})
+    def revoke_staff(self, request, staff_id):
+        """Revoke a staff account: its tokens are refused from the next request on (here at once, in the
+        other services within ``STAFF_CHECK_TTL_SECONDS``, 2 s), its open links stop working. 404 no such
+        account; 409 one's own account."""
+        with self.db.unit_of_work() as uow:
+            return services.revoke_staff(uow, request.principal, str(staff_id))
+
+    # --- dashboard figures --------------------------------------------------------------------------
+
+    @api("GET", "/stats/members", roles=STAFF, query=stats.StatsQuerySchema,
+         responses={200: ("Members by sector, region and size class, and their growth", schemas.MEMBER_STATS)})
+    def member_stats(self, request):
+        """Members of one association (``?association=``) or of the cooperation: ``{scope, total,
+        by_sector, by_state, by_size, sme, growth: [{month, joined, total}]}``. Organizers see their own
+        association's figures and the totals (403 another's), admins all."""
+        association = stats.scope(request.principal, request.query_data["association"])
+        with self.db.unit_of_work() as uow:
+            return queries.member_stats(uow.session, association, uow.now())
+
+    @api("GET", "/stats/contacts", roles=STAFF, query=stats.StatsQuerySchema,
+         responses={200: ("Contact requests sent and what became of them", schemas.CONTACT_STATS)})
+    def contact_stats(self, request):
+        """Contact requests sent by members of one association (``?association=``) or by any member:
+        ``{scope, sent, accepted, declined, pending, expired}``. Authorization as ``/stats/members``."""
+        association = stats.scope(request.principal, request.query_data["association"])
+        with self.db.unit_of_work() as uow:
+            return queries.contact_stats(uow.session, association, uow.now())
 
     # --- contact requests ---------------------------------------------------------------------------
 
@@ -248,6 +325,12 @@ class MembersService(ServiceBase):
                 return queries.get(uow.session, auth.Principal("rpc", "admin"), member_id)
             except (NotFound, Gone):
                 return None
+
+    @rpc
+    def staff_status(self, staff_id: str) -> dict:
+        """``{"active": bool}``: whether a staff account's tokens are honoured (``verbund.staff``)."""
+        with self.db.unit_of_work() as uow:
+            return {"active": queries.staff_active(uow.session, staff_id)}
 
     @rpc
     def profiles_after(self, after_id: str | None = None, limit: int = 500) -> dict:

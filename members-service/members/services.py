@@ -17,7 +17,16 @@ from sqlalchemy.orm import Session
 
 from members import domain, importer, queries
 from members.messages import Messages
-from members.models import ContactRequest, IntegratorGrant, Member, MemberKey, SignInAttempt, SignInToken
+from members.models import (
+    ContactRequest,
+    IntegratorGrant,
+    Member,
+    MemberKey,
+    SignInAttempt,
+    SignInToken,
+    StaffAccount,
+    StaffSignInToken,
+)
 from members.queries import load_member
 from members.schemas import MemberSchema
 from verbund import auth, envelope, outbox, personal
@@ -212,7 +221,8 @@ MAX_MEMBERS_PER_ADDRESS = 5  # one contact e-mail may serve several organisation
 def sign_in_policy() -> domain.SignInPolicy:
     """The sign-in settings: ``SIGN_IN_TOKEN_TTL_SECONDS`` (900), ``SIGN_IN_LIMIT_PER_ADDRESS`` (5),
     ``SIGN_IN_LIMIT_PER_CLIENT`` (20), ``SIGN_IN_LIMIT_WINDOW_SECONDS`` (3600), ``MEMBER_TOKEN_TTL_SECONDS``
-    (30 days); each also as ``MEMBERS_<NAME>``."""
+    (30 days), ``STAFF_TOKEN_TTL_SECONDS`` (12 hours), ``STAFF_INVITATION_TTL_SECONDS`` (3 days); each also
+    as ``MEMBERS_<NAME>``."""
     default = domain.SignInPolicy()
 
     def seconds(name: str, value: timedelta) -> timedelta:
@@ -223,7 +233,9 @@ def sign_in_policy() -> domain.SignInPolicy:
         per_address=env("SIGN_IN_LIMIT_PER_ADDRESS", default.per_address, service="members", kind="int"),
         per_client=env("SIGN_IN_LIMIT_PER_CLIENT", default.per_client, service="members", kind="int"),
         window=seconds("SIGN_IN_LIMIT_WINDOW_SECONDS", default.window),
-        member_token_ttl=seconds("MEMBER_TOKEN_TTL_SECONDS", default.member_token_ttl))
+        member_token_ttl=seconds("MEMBER_TOKEN_TTL_SECONDS", default.member_token_ttl),
+        staff_token_ttl=seconds("STAFF_TOKEN_TTL_SECONDS", default.staff_token_ttl),
+        invitation_ttl=seconds("STAFF_INVITATION_TTL_SECONDS", default.invitation_ttl))
 
 
 def _lock(uow: UnitOfWork, *keys: str) -> None:
@@ -275,9 +287,22 @@ def request_sign_in(uow: UnitOfWork, email: str, client: str, policy: domain.Sig
         select(Member.id, Member.contact_email, Member.contact_name, Member.name, Member.contact_language)
         .where(func.lower(Member.contact_email) == address, Member.deleted_at.is_(None))
         .order_by(Member.created_at).limit(MAX_MEMBERS_PER_ADDRESS)).all()
-    return [{"member_id": member.id, "email": member.contact_email, "contact_name": member.contact_name,
-             "organisation": member.name, "language": member.contact_language or language or "de"}
-            for member in members]
+    found = [{"member_id": member.id, "email": member.contact_email, "contact_name": member.contact_name,
+              "organisation": member.name, "language": member.contact_language or language or "de"}
+             for member in members]
+    # A staff account with that address gets a link of its own: one address may be a member's contact
+    # and an organizer's, and each mail says which account its link opens.
+    staff = uow.session.execute(select(StaffAccount).where(StaffAccount.email == address,
+                                                           StaffAccount.status == "active")).scalar()
+    if staff is not None:
+        found.append(_staff_recipient(staff))
+    return found
+
+
+def _staff_recipient(staff: StaffAccount) -> dict:
+    return {"staff_id": staff.id, "email": staff.email, "contact_name": staff.name,
+            "organisation": domain.staff_account_label(staff.role, staff.association, staff.language),
+            "language": staff.language}
 
 
 def import_invitations(uow: UnitOfWork, report: dict, invite: str) -> list[dict]:
@@ -304,9 +329,14 @@ def issue_sign_in_link(uow: UnitOfWork, recipient: dict, policy: domain.SignInPo
     policy = policy or sign_in_policy()
     now = uow.now()
     secret = secrets.token_urlsafe(32)  # 256 bits
-    uow.session.execute(insert(SignInToken).values(token_hash=domain.token_hash(secret),
-                                                   member_id=recipient["member_id"], created_at=now,
-                                                   expires_at=now + policy.token_ttl))
+    if "staff_id" in recipient:
+        uow.session.execute(insert(StaffSignInToken).values(token_hash=domain.token_hash(secret),
+                                                            staff_id=recipient["staff_id"], created_at=now,
+                                                            expires_at=now + policy.token_ttl))
+    else:
+        uow.session.execute(insert(SignInToken).values(token_hash=domain.token_hash(secret),
+                                                       member_id=recipient["member_id"], created_at=now,
+                                                       expires_at=now + policy.token_ttl))
     return {**recipient, "token": secret, "expires_minutes": max(1, round(policy.token_ttl.total_seconds() / 60))}
 
 
@@ -325,7 +355,7 @@ def exchange_sign_in_token(uow: UnitOfWork, secret: str, policy: domain.SignInPo
         SignInToken.token_hash == hashed, SignInToken.used_at.is_(None), SignInToken.expires_at > now)
         .values(used_at=now).execution_options(synchronize_session=False))
     if won.rowcount != 1:
-        raise BadRequest(INVALID_SIGN_IN_LINK, fields={"sign_in_token": [INVALID_SIGN_IN_LINK]})
+        return _exchange_staff_token(uow, hashed, policy)
     member_id = uow.session.execute(select(SignInToken.member_id).where(SignInToken.token_hash == hashed)).scalar()
     member = uow.session.get(Member, member_id)
     if member is None or member.deleted_at is not None:
@@ -336,6 +366,86 @@ def exchange_sign_in_token(uow: UnitOfWork, secret: str, policy: domain.SignInPo
     return {"token": auth.issue("member", f"member:{member_id}", member_id=member_id, ttl=ttl),
             "expires_in": int(ttl.total_seconds()), "member_id": member_id, "role": "member",
             "language": member.contact_language or "de"}
+
+
+def _exchange_staff_token(uow: UnitOfWork, hashed: str, policy: domain.SignInPolicy) -> dict:
+    """The staff half of ``exchange_sign_in_token``: a staff link (sign-in or invitation) for an
+    active account gives ``{token, expires_in, role, association?, staff_id, language}``."""
+    now = uow.now()
+    won = uow.session.execute(sql_update(StaffSignInToken).where(
+        StaffSignInToken.token_hash == hashed, StaffSignInToken.used_at.is_(None), StaffSignInToken.expires_at > now)
+        .values(used_at=now).execution_options(synchronize_session=False))
+    invalid = BadRequest(INVALID_SIGN_IN_LINK, fields={"sign_in_token": [INVALID_SIGN_IN_LINK]})
+    if won.rowcount != 1:
+        raise invalid
+    staff_id = uow.session.execute(select(StaffSignInToken.staff_id)
+                                   .where(StaffSignInToken.token_hash == hashed)).scalar()
+    staff = uow.session.get(StaffAccount, staff_id)
+    if staff is None or staff.status != "active":
+        raise invalid
+    uow.session.execute(sql_update(StaffSignInToken).where(StaffSignInToken.staff_id == staff_id,
+                                                           StaffSignInToken.used_at.is_(None))
+                        .values(used_at=now).execution_options(synchronize_session=False))
+    ttl = policy.staff_token_ttl
+    answer = {"token": auth.issue(staff.role, f"staff:{staff.id}", association=staff.association, ttl=ttl,
+                                  staff_id=staff.id),
+              "expires_in": int(ttl.total_seconds()), "role": staff.role, "staff_id": staff.id,
+              "language": staff.language}
+    if staff.association:
+        answer["association"] = staff.association
+    return answer
+
+
+# --- staff accounts -------------------------------------------------------------------------------
+
+def add_staff(uow: UnitOfWork, data: dict, invited_by: str) -> dict:
+    """Create a staff account from ``{email, name, role, association?, language}`` (validated by
+    ``schemas.StaffSchema``), invited by ``invited_by`` (a staff id, or ``"cli"``). A revoked account
+    with that address is made active again with the new details. Returns the account's view.
+    Raises Conflict (409) when an active account has that address."""
+    email = domain.normalise_email(data["email"])
+    staff = uow.session.execute(select(StaffAccount).where(StaffAccount.email == email)).scalar()
+    if staff is not None and staff.status == "active":
+        raise Conflict("a staff account with this e-mail address exists already", field="email")
+    if staff is None:
+        staff = StaffAccount(id=str(uuid.uuid4()), email=email)
+        uow.session.add(staff)
+    staff.name, staff.role, staff.language = data["name"], data["role"], data.get("language") or "de"
+    staff.association = data.get("association") if data["role"] == "organizer" else None
+    staff.status, staff.invited_by, staff.created_at, staff.revoked_at = "active", invited_by, uow.now(), None
+    uow.session.flush()
+    return staff.view()
+
+
+def invite_link(uow: UnitOfWork, staff_id: str, policy: domain.SignInPolicy | None = None) -> dict:
+    """An invitation's sign-in link for a new staff account: like ``issue_sign_in_link``, valid
+    ``policy.invitation_ttl`` (3 days by default: an invitation is not read at once)."""
+    policy = policy or sign_in_policy()
+    staff = uow.session.get(StaffAccount, staff_id)
+    secret = secrets.token_urlsafe(32)
+    now = uow.now()
+    uow.session.execute(insert(StaffSignInToken).values(token_hash=domain.token_hash(secret), staff_id=staff.id,
+                                                        created_at=now, expires_at=now + policy.invitation_ttl))
+    return {**_staff_recipient(staff), "role": staff.role, "association": staff.association, "token": secret,
+            "expires_hours": max(1, round(policy.invitation_ttl.total_seconds() / 3600))}
+
+
+def revoke_staff(uow: UnitOfWork, principal: Principal, staff_id: str) -> dict:
+    """Revoke a staff account: its tokens are refused from the next request on, its open links are
+    void. Raises NotFound (404), Conflict (409) for one's own account (an admin cannot lock
+    themselves out; another admin can)."""
+    staff = uow.session.get(StaffAccount, staff_id)
+    if staff is None:
+        raise NotFound("no such staff account")
+    if principal.staff_id == staff_id:
+        raise Conflict("you cannot revoke your own account; ask another admin")
+    if staff.status != "revoked":
+        staff.status, staff.revoked_at = "revoked", uow.now()
+        uow.session.execute(sql_update(StaffSignInToken).where(StaffSignInToken.staff_id == staff_id,
+                                                               StaffSignInToken.used_at.is_(None))
+                            .values(used_at=uow.now()).execution_options(synchronize_session=False))
+    uow.session.flush()
+    return staff.view()
 
 
 # --- contact requests -----------------------------------------------------------------------------

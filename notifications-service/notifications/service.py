@@ -83,6 +83,17 @@ class NotificationsService(ServiceBase):
                                 contact_name=contact_name, organisation=organisation, language=language,
                                 link=link, expires_minutes=expires_minutes)
 
+    @rpc
+    def send_staff_invitation(self, email: str, name: str | None, role: str, association: str | None,
+                              language: str | None, invited_by: str | None, link: str, expires_hours: int) -> dict:
+        """Mail a new staff account (``role`` organizer of ``association``, or admin) its invitation with
+        the sign-in ``link`` (valid ``expires_hours``) in ``language`` (de/en), at once. Returns
+        ``{"sent": bool, "error"?}``; nothing is stored, neither link nor address is logged."""
+        with self.channels.smtp() as sender:
+            return sign_in.send_invitation(self.channels.config, self.channels.renderer, sender, email=email,
+                                           name=name, role=role, association=association, language=language,
+                                           invited_by=invited_by, link=link, expires_hours=expires_hours)
+
     # --- sending -----------------------------------------------------------------------------------
 
     @timer(interval=CONFIG.dispatch_interval)

@@ -27,6 +27,23 @@ def compose(config: Config, renderer: Renderer, *, email: str, contact_name: str
     lang = choose_language(language, None)
     rendered = renderer.render_requested("sign_in_link", lang, {
         "link": link, "organisation": organisation, "expires_minutes": expires_minutes}, contact_name)
+    return _message(config, rendered, email, contact_name, lang)
+
+
+def compose_invitation(config: Config, renderer: Renderer, *, email: str, name: str | None, role: str,
+                       association: str | None, language: str | None, invited_by: str | None, link: str,
+                       expires_hours: int):
+    """A staff invitation (``staff_invitation.txt``): who invited whom as what, and the sign-in link."""
+    from verbund.reference import label
+
+    lang = choose_language(language, None)
+    rendered = renderer.render_requested("staff_invitation", lang, {
+        "link": link, "role": role, "association": label("association", association, lang) if association else None,
+        "invited_by": invited_by, "expires_hours": expires_hours}, name)
+    return _message(config, rendered, email, name, lang)
+
+
+def _message(config: Config, rendered, email: str, contact_name: str | None, lang: str):
     message = MIMEText(rendered.text, "plain", mail.UTF8_QP, policy=mail.POLICY)
     message["From"] = mail.header_address(mail.parse_mail_from(config.mail_from))
     message["To"] = mail.header_address(mail.mailbox(email, contact_name))
@@ -46,14 +63,28 @@ def send(config: Config, renderer: Renderer, sender: mail.SmtpSender, **link) ->
     except Exception as exc:
         log.warning("sign-in mail could not be composed: %s", type(exc).__name__)
         return {"sent": False, "error": f"cannot compose: {type(exc).__name__}"}
+    return _deliver(sender, message, link["email"])
+
+
+def _deliver(sender: mail.SmtpSender, message, email: str) -> dict:
     error = None
     for _ in range(ATTEMPTS):
         try:
-            sender.send(message, link["email"])
+            sender.send(message, email)
             return {"sent": True}
         except mail.SendError as exc:
             error = exc
             if exc.permanent:
                 break
-    log.warning("sign-in mail not sent: %s", str(error).replace(link["email"], "<address>"))
-    return {"sent": False, "error": str(error).replace(link["email"], "<address>")}
+    log.warning("sign-in mail not sent: %s", str(error).replace(email, "<address>"))
+    return {"sent": False, "error": str(error).replace(email, "<address>")}
+
+
+def send_invitation(config: Config, renderer: Renderer, sender: mail.SmtpSender, **invitation) -> dict:
+    """Compose and send a staff invitation (as :func:`compose_invitation` takes it), like :func:`send`."""
+    try:
+        message = compose_invitation(config, renderer, **invitation)
+    except Exception as exc:
+        log.warning("staff invitation could not be composed: %s", type(exc).__name__)
+        return {"sent": False, "error": f"cannot compose: {type(exc).__name__}"}
+    return _deliver(sender, message, invitation["email"])

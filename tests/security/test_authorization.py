@@ -138,3 +138,34 @@ def test_contact_details_need_an_accepted_request_and_only_the_member_asked_answ
     assert sees(c_auth, a) == 403 and sees(c_auth, b) == 403  # their contact is theirs alone
     listed = requests.get(f"{members}/contact-requests", headers=c_auth, timeout=30).json()["items"]
     assert listed == []  # nor does it see their requests
+
+
+STAFF_PROBES = {"members": "/staff", "events": "/events", "matching": "/proposals", "notifications": "/failures"}
+
+
+def test_a_revoked_staff_account_is_refused_by_every_service_within_the_check_bound(platform):
+    """Revocation takes effect on the next request: at members-service at once, elsewhere within
+    STAFF_CHECK_TTL_SECONDS (2 s) of cached "active" answers (verbund.staff)."""
+    import time
+
+    from verbund.staff import check_ttl_seconds
+
+    created = requests.post(f"{platform['members']}/staff", headers=ROLE_HEADERS["admin"], timeout=30, json={
+        "email": f"admin-{uuid.uuid4().hex[:8]}@verbund.example", "name": "Ada Admin", "role": "admin"})
+    assert created.status_code == 201, created.text
+    staff = bearer("admin", staff_id=created.json()["id"])
+    probes = {service: platform[service] + path for service, path in STAFF_PROBES.items() if service in platform}
+    for url in probes.values():  # every service now holds an "active" answer in its cache
+        assert requests.get(url, headers=staff, timeout=30).status_code == 200, url
+    revoked = requests.post(f"{platform['members']}/staff/{created.json()['id']}/revoke",
+                            headers=ROLE_HEADERS["admin"], timeout=30)
+    assert revoked.status_code == 200
+    started = time.monotonic()
+    assert requests.get(probes["members"], headers=staff, timeout=30).status_code == 401  # the very next request
+    refused_after = {}
+    wait_for(lambda: all(refused_after.setdefault(service, time.monotonic() - started)
+                         if requests.get(url, headers=staff, timeout=30).status_code == 401 else False
+                         for service, url in probes.items() if service not in refused_after) and
+             len(refused_after) == len(probes), timeout=10, message="every service refuses the revoked token")
+    bound = check_ttl_seconds() + 0.5  # the cache's bound, plus a request's time on a busy machine
+    assert max(refused_after.values()) <= bound, refused_after

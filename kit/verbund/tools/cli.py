@@ -11,6 +11,7 @@
   verbund replay NAME          copy a scoped integrator's events from the replay stream into its queue
   verbund tail [PATTERN ...]   print live events readably (--since to replay)
   verbund token ROLE ...       issue a bearer token (admin's command)
+  verbund staff add EMAIL ...  create a staff account (the first admin) and mail its invitation
 """
 from __future__ import annotations
 
@@ -396,6 +397,57 @@ def cmd_token(args) -> int:
     return 0
 
 
+def add_staff(url: str, body: dict, secret: str, timeout: float = 10.0) -> dict:
+    """Create a staff account at members-service (``POST {url}/staff`` with an admin token signed with
+    the platform's ``secret`` for a minute) and return it; members-service mails the invitation.
+    Raises RuntimeError saying why when members-service cannot be reached or refuses."""
+    from datetime import timedelta
+
+    import requests
+
+    from verbund import auth
+
+    admin = auth.issue("admin", "verbund-staff", ttl=timedelta(minutes=1), secret=secret)
+    try:
+        response = requests.post(f"{url}/staff", json=body, headers={"Authorization": f"Bearer {admin}"},
+                                 timeout=timeout)
+    except requests.RequestException as exc:
+        raise RuntimeError(f"members-service at {url} is not reachable ({exc.__class__.__name__}); "
+                           f"start the platform (make run) or set MEMBERS_URL") from None
+    if response.status_code != 201:
+        try:
+            detail = response.json()
+            reason = detail.get("error", "") + (f" {detail['fields']}" if detail.get("fields") else "")
+        except ValueError:
+            reason = response.text[:300]
+        raise RuntimeError(f"members-service refused: {response.status_code} {reason}")
+    return response.json()
+
+
+def cmd_staff(args) -> int:
+    from verbund.settings import NoAuthSecret, existing_auth_secret
+    from verbund.tools import integrators
+
+    try:
+        secret = existing_auth_secret()  # a token signed with a new secret would be refused by the platform
+    except NoAuthSecret as exc:
+        print(f"error: nothing changed: {exc}", file=sys.stderr)
+        return 1
+    body = {"email": args.email, "name": args.name, "role": args.role, "language": args.language}
+    if args.association:
+        body["association"] = args.association
+    try:
+        account = add_staff(integrators.service_url("members"), body, secret)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    place = f" of {account['association']}" if account.get("association") else ""
+    print(f"{account['role']}{place} {account['name']} <{account['email']}> created (id {account['id']}); "
+          f"an invitation with a sign-in link is on its way. Later sign-ins: ask for a link on the portal's "
+          f"sign-in page with this address.")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="verbund", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -453,6 +505,17 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--personal", action="store_true",
                        help="refused here: personal data needs a grant, use `verbund integrator NAME --personal`")
     token.set_defaults(func=cmd_token)
+    staff = commands.add_parser("staff", help="staff accounts (organizers, admins)")
+    staff_commands = staff.add_subparsers(dest="staff_command", required=True)
+    staff_add = staff_commands.add_parser("add", help="create a staff account, e.g. the first admin, and mail "
+                                                      "its invitation (needs the platform running and its secret)")
+    staff_add.add_argument("email", help="the person's e-mail address: they sign in by a link sent there")
+    staff_add.add_argument("--name", required=True, help="the person's name, as the portal shows it")
+    staff_add.add_argument("--role", choices=["admin", "organizer"], default="admin")
+    staff_add.add_argument("--association",
+                           help="for an organizer: automotive-cluster, it-cluster or logistics-network")
+    staff_add.add_argument("--language", choices=["de", "en"], default="de", help="of the mails (default: de)")
+    staff_add.set_defaults(func=cmd_staff)
     return root
 
 
