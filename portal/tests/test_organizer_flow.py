@@ -48,10 +48,33 @@ def test_an_organizer_runs_a_joint_event_and_a_member_import(platform, person, t
     first = platform.register_member(**member(suffix, f"Erzgebirge Guss {suffix}", f"jana.{suffix}@guss.example"))
     second = platform.register_member(**member(suffix, f"Vogtland Teile {suffix}", f"tim.{suffix}@teile.example"))
 
-    # --- the organizer schedules a joint event; bad input first ---------------------------------------
+    # --- an admin invites an organizer (bad input first); she signs in from the e-mail link -------------
+    ada = person("de")
+    ada.start_staff_session("admin")
+    page = ada.open("/admin/staff")
+    ada.check_accessibility()
+    organizer_email = f"olga.{suffix}@automobilcluster.example"
+    page.locator("#name").fill("Olga Brandt")
+    page.locator("#email").fill(organizer_email)
+    page.locator("#role").select_option("organizer")
+    page.get_by_role("button", name="Einladung senden").click()
+    assert page.locator("#association").get_attribute("aria-invalid") == "true"  # an organizer needs one
+    ada.check_accessibility()
+    page.locator("#association").select_option("automotive-cluster")
+    page.get_by_role("button", name="Einladung senden").click()
+    assert "Olga Brandt ist eingeladen" in page.inner_text("main")
+    row = page.locator("tbody tr", has_text=organizer_email)
+    assert "Automobilcluster" in row.inner_text() and "Aktiv" in row.inner_text()
+    ada.screenshot("admin-staff")
+
     olga = person("de")
-    olga.start_staff_session("organizer", "automotive-cluster")
-    page = olga.open("/organize/events")
+    olga.page.goto(platform.sign_in_link(organizer_email))
+    olga.check_accessibility()
+    olga.page.get_by_role("button", name="Jetzt anmelden").click()
+    olga.page.wait_for_url("**/organize/events")
+    page = olga.page
+
+    # --- the organizer schedules a joint event; bad input first ---------------------------------------
     assert page.get_by_role("link", name="Mitgliederlisten").is_visible()
     assert page.get_by_role("link", name="Vorschläge").count() == 0  # no member menu for staff
     olga.check_accessibility()
@@ -194,3 +217,29 @@ def test_admin_pages_and_the_menu_by_role(platform, person):
     olga.check_accessibility()
     response = olga.page.goto(f"{platform.portal_url}/suggestions")  # no member pages for staff
     assert response.status == 403
+
+
+def test_a_revoked_organizer_is_signed_out_on_the_next_request(platform, person):
+    suffix = uuid.uuid4().hex[:6]
+    ada = person("en")
+    ada.start_staff_session("admin")
+    page = ada.open("/admin/staff")
+    email = f"otto.{suffix}@it-cluster.example"
+    page.locator("#name").fill(f"Otto Lenz {suffix}")
+    page.locator("#email").fill(email)
+    page.locator("#role").select_option("organizer")
+    page.locator("#association").select_option("it-cluster")
+    page.locator("#language").select_option("en")  # his pages and mails in English
+    page.get_by_role("button", name="Send the invitation").click()
+    otto = person("en")
+    otto.page.goto(platform.sign_in_link(email))
+    otto.page.get_by_role("button", name="Sign in now").click()
+    otto.page.wait_for_url("**/organize/events")
+    assert otto.page.get_by_role("heading", name=re.compile("Events of IT cluster")).is_visible()
+
+    page.get_by_role("button", name=f"Revoke Otto Lenz {suffix}").click()
+    assert "revoked" in page.inner_text("main")
+    assert "Revoked" in page.locator("tbody tr", has_text=email).inner_text()
+    ada.check_accessibility()
+    # The services refuse the revoked account's token (within their check bound): the portal ends the session.
+    otto.reload_until(lambda p: "/sign-in" in p.url, timeout=30, message="the revoked organizer to be signed out")
