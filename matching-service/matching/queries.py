@@ -183,3 +183,37 @@ def list_proposals(session: Session, query: dict) -> dict:
     rows = session.execute(select(Proposal).where(*conditions).order_by(Proposal.created_at.desc(), Proposal.id)
                            .offset((page - 1) * per_page).limit(per_page)).scalars().all()
     return {"items": [project_data(p) for p in rows], "page": page, "per_page": per_page, "total": total}
+
+
+# --- dashboard figures ---------------------------------------------------------------------------------
+
+def stats(session: Session, association: str | None) -> dict:
+    """What matching produced for the members of one association (or all): ``{scope, suggestions:
+    {total, members}, proposals: {total, proposed, formed, closed, closed_by_reason: {reason: n}}}``.
+    Suggestions are the current lists (each member's latest, as shown to it); a proposal counts for an
+    association when one of its team belongs to it (by the read model; ``proposed`` are the open ones,
+    ``total`` every proposal ever made). Reasons: declined, superseded, consent_withdrawn,
+    member_deleted."""
+    from verbund.stats import COOPERATION
+
+    in_scope = None
+    if association is not None:
+        in_scope = {profile["id"] for profile in live_profiles(session)
+                    if association in (profile.get("associations") or [])}
+    suggestions = members = 0
+    for member_id, listed in session.execute(select(SuggestionSet.member_id, SuggestionSet.suggestions)).all():
+        if listed and (in_scope is None or member_id in in_scope):
+            suggestions, members = suggestions + len(listed), members + 1
+    query = select(Proposal.id, Proposal.status, Proposal.closed_reason)
+    if in_scope is not None:
+        query = query.where(Proposal.id.in_(select(ProposalMember.proposal_id)
+                                            .where(ProposalMember.member_id.in_(sorted(in_scope)))))
+    proposals = {"total": 0, "proposed": 0, "formed": 0, "closed": 0, "closed_by_reason": {}}
+    for _, status, reason in session.execute(query).all():
+        proposals["total"] += 1
+        proposals[status] += 1
+        if status == "closed":
+            key = reason or "unknown"
+            proposals["closed_by_reason"][key] = proposals["closed_by_reason"].get(key, 0) + 1
+    return {"scope": association or COOPERATION, "suggestions": {"total": suggestions, "members": members},
+            "proposals": proposals}

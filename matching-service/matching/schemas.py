@@ -118,3 +118,17 @@ class RebuildResultSchema(Schema):
     forgotten = fields.Integer(metadata={"description": "members members-service no longer has"})
     announced = fields.Integer(required=True, metadata={"description": "suggestion lists announced"})
     members = fields.Integer(required=True, metadata={"description": "members in the engine"})
+
+
+STATS = {"type": "object", "required": ["scope", "suggestions", "proposals"], "properties": {
+    "scope": {"type": "string", "description": "the association, or cooperation for the totals"},
+    "suggestions": {"type": "object", "required": ["total", "members"], "properties": {
+        "total": {"type": "integer", "description": "partner suggestions in the members' current lists"},
+        "members": {"type": "integer", "description": "members with at least one suggestion"}}},
+    "proposals": {"type": "object", "required": ["total", "proposed", "formed", "closed", "closed_by_reason"],
+                  "properties": {
+        "total": {"type": "integer", "description": "partner projects ever proposed"},
+        "proposed": {"type": "integer", "description": "open: waiting for the team's answers"},
+        "formed": {"type": "integer"}, "closed": {"type": "integer"},
+        "closed_by_reason": {"type": "object", "additionalProperties": {"type": "integer"},
+                             "description": "declined, superseded, consent_withdrawn, member_deleted"}}}}}

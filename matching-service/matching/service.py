@@ -10,6 +10,7 @@ from __future__ import annotations
 from matching import queries, services
 from matching.dependencies import EngineProvider
 from matching.schemas import (
+    STATS,
     MemberProposalQuerySchema,
     MemberProposalsSchema,
     ProposalPageSchema,
@@ -21,6 +22,7 @@ from matching.schemas import (
     ResponseSchema,
     SuggestionsSchema,
 )
+from verbund import stats
 from verbund.service import ServiceBase
 from verbund.subscriber import subscribe
 from verbund.web import api, json_response
@@ -94,6 +96,17 @@ class MatchingService(ServiceBase):
     def propose(self, request):
         """Build a proposal around a member's needs or a topic now."""
         return json_response(self.matching.run(services.propose, request.body_data), 201)
+
+    @api("GET", "/stats/matching", roles=("admin", "organizer"), query=stats.StatsQuerySchema,
+         responses={200: ("Suggestions made, partner projects proposed, formed and closed (why)", STATS)})
+    def matching_stats(self, request):
+        """What matching produced for one association's members (``?association=``) or for all:
+        ``{scope, suggestions: {total, members}, proposals: {total, proposed, formed, closed,
+        closed_by_reason}}``. Organizers see their own association's figures and the totals (403
+        another's), admins all."""
+        association = stats.scope(request.principal, request.query_data["association"])
+        with self.db.unit_of_work() as uow:
+            return queries.stats(uow.session, association)
 
     @api("POST", "/admin/rebuild", roles=("admin",), body=RebuildSchema, errors=(503,),
          responses={200: ("What the rebuild did", RebuildResultSchema)})

@@ -81,6 +81,15 @@ def test_make_run_seeds_demo_data_and_says_where_to_look(platform):
     own = requests.get(f"{url}/members/{member_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert own.status_code == 200 and own.json()["name"] == demo.load()["members"][0]["name"]
     assert f"with the e-mail {demo.load()['members'][0]['contact']['email']}" in log  # how to sign in
+    # A demo admin and a demo organizer sign in by link out of the box: their accounts exist.
+    for account in demo.load()["staff"]:
+        assert f"at {portal} with the e-mail {account['email']}" in log
+    secret = (data_dir / "auth-secret").read_text().strip()
+    from verbund import auth
+    admin = {"Authorization": f"Bearer {auth.issue('admin', 'e2e', secret=secret)}"}
+    staff = requests.get(f"{url}/staff", headers=admin, timeout=10).json()["items"]
+    assert {(item["email"], item["role"], item["status"]) for item in staff} == {
+        (account["email"], account["role"], "active") for account in demo.load()["staff"]}
 
 
 def jwt_member_id(token: str) -> str:

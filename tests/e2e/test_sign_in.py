@@ -92,3 +92,29 @@ def test_the_member_asked_for_contact_gets_a_mail_in_its_language_without_the_me
     body = mail.get_body().get_content()
     assert a["name"] in mail["Subject"] and f"{PORTAL}/contacts" in body
     assert "4711" not in body  # the message is read on the platform, not carried in events or mails
+
+
+def test_an_invited_organizer_signs_in_from_the_invitation_and_later_by_link(platform):
+    from verbund.testing import bearer
+
+    urls, catcher = platform
+    email = f"olga-{uuid.uuid4().hex[:6]}@it-cluster.example"
+    invited = requests.post(f"{urls['members']}/staff", headers=bearer("admin"), timeout=10, json={
+        "email": email, "name": "Olga Organa", "role": "organizer", "association": "it-cluster"})
+    assert invited.status_code == 201, invited.text
+    [mail] = catcher.wait(1, to=email)
+    body = mail.get_body().get_content()
+    assert mail["Subject"] == "Ihr Zugang zu Verbund" and mail["Content-Language"] == "de"
+    assert "Guten Tag Olga Organa" in body and "als Organisator:in (IT-Cluster)" in body and "72 Stunden" in body
+    [token] = re.findall(re.escape(PORTAL) + r"/sign-in/([A-Za-z0-9_-]{43})", body)
+    answer = requests.post(f"{urls['members']}/auth/tokens", json={"sign_in_token": token}, timeout=10).json()
+    assert (answer["role"], answer["association"], answer["staff_id"]) == ("organizer", "it-cluster",
+                                                                          invited.json()["id"])
+    me = requests.get(f"{urls['members']}/auth/me", headers={"Authorization": f"Bearer {answer['token']}"},
+                      timeout=10).json()
+    assert (me["name"], me["email"], me["association"]) == ("Olga Organa", email, "it-cluster")
+
+    # Later: a sign-in link like a member's, saying which account it opens.
+    requests.post(f"{urls['members']}/auth/sign-in-requests", json={"email": email}, timeout=10).raise_for_status()
+    [_, again] = catcher.wait(2, to=email)
+    assert "für den Organisator-Zugang im IT-Cluster" in again.get_body().get_content()

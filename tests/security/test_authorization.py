@@ -169,3 +169,17 @@ def test_a_revoked_staff_account_is_refused_by_every_service_within_the_check_bo
              len(refused_after) == len(probes), timeout=10, message="every service refuses the revoked token")
     bound = check_ttl_seconds() + 0.5  # the cache's bound, plus a request's time on a busy machine
     assert max(refused_after.values()) <= bound, refused_after
+
+
+STATS = {"members": ["/stats/members", "/stats/contacts"], "matching": ["/stats/matching"]}
+
+
+@pytest.mark.parametrize("service, path", [(service, path) for service, paths in STATS.items() for path in paths])
+def test_organizers_see_their_associations_figures_and_the_totals_admins_all(platform, service, path):
+    if service not in platform:
+        pytest.skip(f"{service} is not installed")
+    url = platform[service] + path
+    organizer = ROLE_HEADERS["organizer"]  # of the logistics-network
+    for query, status in (("", 200), ("?association=logistics-network", 200), ("?association=it-cluster", 403)):
+        assert requests.get(url + query, headers=organizer, timeout=30).status_code == status, (query, status)
+    assert requests.get(url + "?association=it-cluster", headers=ROLE_HEADERS["admin"], timeout=30).status_code == 200

@@ -40,6 +40,16 @@ def seed_members(members_url: str, admin: str, members: list[dict]) -> dict[str,
     return ids
 
 
+def seed_staff(members_url: str, admin: str, staff: list[dict]) -> list[dict]:
+    """Create the demo staff accounts (each gets its invitation mail); one that exists is left as it is.
+    Returns the accounts as given."""
+    for account in staff:
+        response = requests.post(f"{members_url}/staff", json=account, headers=_bearer(admin), timeout=30)
+        if response.status_code not in (201, 409):  # 409: seeded before
+            raise RuntimeError(f"demo staff account {account['email']}: {response.status_code} {response.text}")
+    return staff
+
+
 def _event_body(event: dict) -> dict:
     zone = ZoneInfo(event["timezone"])
     day = (datetime.now(zone) + timedelta(days=event["days_from_now"])).date()
@@ -89,6 +99,10 @@ def seed(urls: dict[str, str]) -> list[str]:
     members = seed_members(urls["members"], admin, data["members"])
     first_name, first_id = next(iter(members.items()))
     member_token = auth.issue("member", f"member:{first_id}", member_id=first_id)
+    for account in seed_staff(urls["members"], admin, data.get("staff", [])):
+        what = "admin" if account["role"] == "admin" else f"organizer of the {account['association']}"
+        lines.append(f"demo {what}: sign in at {portal_url()} with the e-mail {account['email']} "
+                     f"(the link arrives in the mail folder below)")
     lines.append(f"{len(members)} demo members: curl -H 'Authorization: Bearer {admin}' {urls['members']}/members")
     if "events" in urls:
         events = seed_events(urls["events"], admin, data["events"])
