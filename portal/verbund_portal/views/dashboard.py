@@ -3,7 +3,7 @@ whole, as tables, small server-rendered SVG bar charts (no script) and a CSV dow
 
 Every figure comes from the services' APIs with the signed-in staff member's token (members-service
 ``/stats/members`` and ``/stats/contacts``; events-service ``/events`` for fill rates and waitlists;
-matching-service ``/stats/...`` when it offers them), so the services' authorization decides what an
+matching-service ``/stats/matching``), so the services' authorization decides what an
 organizer may see: their own association's figures and the cooperation's totals."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import io
 from flask import Blueprint, Response, g, render_template, request
 from flask_babel import gettext as _
 
-from verbund_portal import api, i18n
+from verbund_portal import i18n
 from verbund_portal.app import services, staff_required
 
 blueprint = Blueprint("dashboard", __name__, url_prefix="/organize")
@@ -32,16 +32,6 @@ def _scope() -> str | None:
     return g.member.get("association")
 
 
-def _optional(service: str, path: str, params: dict) -> dict | None:
-    """Figures a service may not offer yet (404): left out of the page rather than failing it."""
-    try:
-        return services().get(service, path, params=params)
-    except api.ApiError as error:
-        if error.status == 404:
-            return None
-        raise
-
-
 def figures(association: str | None) -> dict:
     """Every figure of the dashboard for ``association`` (None: the cooperation), from the APIs."""
     params = {"association": association} if association else {}
@@ -53,7 +43,7 @@ def figures(association: str | None) -> dict:
                    "fill": round(100 * e["seats_confirmed"] / e["capacity"]) if e["capacity"] else 0}
                   for e in events if e["status"] != "cancelled"]
     return {"members": members, "contacts": contacts, "events": event_rows,
-            "matching": _optional("matching", "/stats/matching", params)}
+            "matching": services().get("matching", "/stats/matching", params=params)}
 
 
 def _bars(counts: dict, label) -> list[dict]:
@@ -82,10 +72,20 @@ def sections(data: dict) -> list[dict]:
              ("sent", _("sent")), ("accepted", _("accepted")), ("declined", _("declined")),
              ("pending", _("waiting for an answer")), ("expired", _("expired unanswered")))]},
     ]
-    if data["matching"]:
-        result.append({"id": "matching", "title": _("Suggestions and partner projects"), "chart": False,
-                       "rows": [{"key": key, "label": key.replace("_", " "), "value": value}
-                                for key, value in data["matching"].items() if isinstance(value, int)]})
+    matching = data["matching"]
+    suggestions, proposals = matching["suggestions"], matching["proposals"]
+    reasons = {"declined": _("closed: a partner declined"), "superseded": _("closed: replaced by a newer proposal"),
+               "consent_withdrawn": _("closed: a partner withdrew consent"),
+               "member_deleted": _("closed: a partner left Verbund")}
+    result.append({"id": "matching", "title": _("Suggestions and partner projects"), "chart": False, "rows": [
+        {"key": "suggestions", "label": _("partner suggestions made"), "value": suggestions["total"]},
+        {"key": "suggested_members", "label": _("members with a suggestion"), "value": suggestions["members"]},
+        {"key": "proposals", "label": _("partner projects proposed"), "value": proposals["total"]},
+        {"key": "proposed", "label": _("waiting for the team's answers"), "value": proposals["proposed"]},
+        {"key": "formed", "label": _("formed"), "value": proposals["formed"]},
+        {"key": "closed", "label": _("closed"), "value": proposals["closed"]},
+        *({"key": f"closed_{reason}", "label": reasons.get(reason, reason), "value": count}
+          for reason, count in sorted(proposals["closed_by_reason"].items()))]})
     return result
 
 
