@@ -204,6 +204,7 @@ def test_admin_pages_and_the_menu_by_role(platform, person):
     assert rows.count() == 4
     assert "Ready" in rows.first.inner_text()
     assert page.get_by_role("link", name="Staff accounts").is_visible()
+    assert page.get_by_role("heading", name="Notifications that could not be delivered").is_visible()
     ada.check_accessibility()
     ada.screenshot("admin-health")
     page = ada.open("/organize/events")  # admins see every association's events

@@ -1,6 +1,7 @@
 """The admins' pages: staff accounts (invite an organizer or admin by e-mail, revoke) through
 members-service's ``/staff``, and each service's health (``/ready``) with its dead-lettered messages
-(``verbund_messages_dead_lettered_total`` in ``/metrics``)."""
+(``verbund_messages_dead_lettered_total`` in ``/metrics``) and the notifications that could not be
+delivered (notifications-service ``/failures``)."""
 from __future__ import annotations
 
 import re
@@ -78,5 +79,11 @@ def _health(service: str) -> dict:
 @blueprint.route("/health")
 @staff_required("admin")
 def health():
-    """Each service: ready or not, and how many messages went to its dead-letter queue since it started."""
-    return render_template("admin/health.html", states=[_health(service) for service in SERVICES])
+    """Each service: ready or not, how many messages went to its dead-letter queue since it started;
+    and the latest notifications that could not be delivered (notifications-service ``/failures``)."""
+    states = [_health(service) for service in SERVICES]
+    try:
+        failures = services().get("notifications", "/failures", params={"per_page": 20})
+    except api.ServiceDown:
+        failures = None  # the table above says notifications is not ready
+    return render_template("admin/health.html", states=states, failures=failures)
