@@ -105,7 +105,15 @@ def test_an_organizer_runs_a_joint_event_and_a_member_import(platform, person, t
     event_id = page.url.rsplit("/", 1)[1]
     assert "Automobilcluster" in page.inner_text("main") and "IT-Cluster" in page.inner_text("main")
     olga.check_accessibility()
-    olga.screenshot("organizer-event")
+    # Edit: the form shows the stored event in its own time zone; a change is saved.
+    page.get_by_role("link", name="Veranstaltung bearbeiten").click()
+    assert page.locator("#starts_at").input_value() == starts.strftime("%Y-%m-%dT%H:%M")
+    assert page.locator("#organizers-1").is_checked()  # the co-organizer kept
+    olga.check_accessibility()
+    page.locator("#venue_city").fill("Zwickau")
+    page.get_by_role("button", name="Änderungen speichern").click()
+    page.wait_for_url(f"**/organize/events/{event_id}")
+    assert "Ihre Änderungen sind gespeichert" in page.inner_text("main") and "Zwickau" in page.inner_text("main")
 
     # --- one member registers; another, in their own browser, goes on the waitlist --------------------
     answer = requests.post(f"{platform.url('events')}/events/{event_id}/registrations", json={"seats": 1},
@@ -124,6 +132,7 @@ def test_an_organizer_runs_a_joint_event_and_a_member_import(platform, person, t
     assert waitlist.count() == 1 and f"Erzgebirge Guss {suffix}" in waitlist.first.inner_text()
     assert waitlist.first.locator("td").first.inner_text() == "1"
     olga.check_accessibility()
+    olga.screenshot("organizer-event")
 
     # --- exports: CSV and Excel, one click each ----------------------------------------------------------
     with page.expect_download() as download:
