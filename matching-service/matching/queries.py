@@ -13,6 +13,7 @@ from matching.models import DeclinedPair, MemberProfile, Proposal, ProposalMembe
 from verbund import envelope
 from verbund.auth import Principal
 from verbund.errors import Forbidden, NotFound
+from verbund.stats import COOPERATION
 
 
 def read_model_empty(session: Session) -> bool:
@@ -194,8 +195,6 @@ def stats(session: Session, association: str | None) -> dict:
     association when one of its team belongs to it (by the read model; ``proposed`` are the open ones,
     ``total`` every proposal ever made). Reasons: declined, superseded, consent_withdrawn,
     member_deleted."""
-    from verbund.stats import COOPERATION
-
     in_scope = None
     if association is not None:
         in_scope = {profile["id"] for profile in live_profiles(session)

@@ -1,12 +1,14 @@
 """GET /stats/matching's figures on a known seeded read model (exact numbers), per association and
-for the cooperation (SQLite, no broker)."""
+for the cooperation, on SQLite and PostgreSQL (the query filters JSON profiles and team rows)."""
 from datetime import UTC, datetime
 
 import pytest
 
 from matching import queries
 from matching.models import MemberProfile, Proposal, ProposalMember, SuggestionSet
-from verbund.testing import use_case_store
+from verbund.testing import migrated_store
+
+pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 ASSOCIATIONS = {"a": ["automotive-cluster"], "b": ["it-cluster"], "c": ["logistics-network", "it-cluster"],
@@ -17,8 +19,8 @@ PROPOSALS = [("p1", "proposed", None, "ab"), ("p2", "formed", None, "bc"), ("p3"
 
 
 @pytest.fixture
-def seeded(tmp_path):
-    with use_case_store("matching", tmp_path) as store:
+def seeded(database_url, amqp_uri):
+    with migrated_store("matching", database_url, amqp_uri) as store:
         with store.unit_of_work() as uow:
             for seq, (member, associations) in enumerate(ASSOCIATIONS.items(), 1):
                 uow.session.add(MemberProfile(id=member, version=1, seq=seq, deleted=False, updated_at=NOW,

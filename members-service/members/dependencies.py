@@ -40,8 +40,8 @@ class SignInMail(RpcProxy):
                         language=link["language"], link=f"{base}/sign-in/{link['token']}",
                         expires_minutes=link["expires_minutes"])
                 except Exception:  # the database or broker is down: the person sees no mail and asks again
-                    log.exception("sign-in link for member %s could not be made or handed to notifications",
-                                  recipient["member_id"])
+                    log.exception("sign-in link for %s could not be made or handed to notifications",
+                                  recipient.get("member_id") or f"staff account {recipient.get('staff_id')}")
 
         def send(recipients: list[dict], issue) -> None:
             self.container.spawn_managed_thread(lambda: publish(recipients, issue),

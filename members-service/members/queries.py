@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from members import domain
 from members.models import Competency, ContactRequest, IntegratorGrant, Member, MemberKey, StaffAccount, Tag
-from verbund import personal
+from verbund import personal, stats
 from verbund.auth import Principal
 from verbund.envelope import isoformat
-from verbund.errors import Forbidden, Gone, NotFound
+from verbund.errors import Forbidden, Gone, NotFound, Unauthorized
 from verbund.schema_fields import search_key
 from verbund.vocabulary import load as load_vocabulary
 
@@ -222,8 +222,6 @@ def me(session: Session, principal: Principal) -> dict:
     ``language`` (members); ``staff_id``, ``name``, ``email``, ``association``, ``language`` (staff
     accounts); ``association`` (organizer tokens of the command line); ``events`` (integrators).
     Raises Unauthorized (401) for a revoked staff account or an erased member."""
-    from verbund.errors import Unauthorized
-
     answer = {"role": principal.role, "subject": principal.subject}
     if principal.staff_id:
         staff = session.get(StaffAccount, principal.staff_id)
@@ -257,8 +255,6 @@ def member_stats(session: Session, association: str | None, now: datetime) -> di
     association or of the cooperation: ``{scope, total, by_sector: {sector: n}, by_state: {ISO 3166-2:DE
     code: n}, by_size: {micro|small|medium|large: n} (EU Recommendation 2003/361/EC), sme: n,
     growth: [{month, joined, total}]}`` (months in Europe/Berlin, up to ``now``'s)."""
-    from verbund import stats
-
     live = Member.deleted_at.is_(None)
 
     def counts(column) -> dict:
@@ -277,8 +273,6 @@ def contact_stats(session: Session, association: str | None, now: datetime) -> d
     """Contact requests sent by members of one association (or by anyone) and what became of them:
     ``{scope, sent, accepted, declined, pending, expired}`` (a pending request past its expiry counts
     as expired)."""
-    from verbund import stats
-
     query = _in_association(select(ContactRequest.status, ContactRequest.expires_at), ContactRequest.requester_id,
                             association)
     figures = {"sent": 0, "accepted": 0, "declined": 0, "pending": 0, "expired": 0}

@@ -223,7 +223,8 @@ class MembersService(ServiceBase):
         """Invite an organizer or admin: body ``{email, name, role: "organizer"|"admin", association
         (organizers), language?: "de"|"en"}``. 201 the account; the person gets an e-mail (in
         ``language``, German by default) with a sign-in link valid 3 days (``STAFF_INVITATION_TTL_SECONDS``).
-        409 an active account has that address (a revoked one is made active again); 422 field errors."""
+        409 an active account has that address (a revoked one gives way to a new account with a new id, so
+        its old tokens stay void); 422 field errors."""
         principal = request.principal
         try:
             with self.db.unit_of_work() as uow:

@@ -401,15 +401,18 @@ def _exchange_staff_token(uow: UnitOfWork, hashed: str, policy: domain.SignInPol
 def add_staff(uow: UnitOfWork, data: dict, invited_by: str) -> dict:
     """Create a staff account from ``{email, name, role, association?, language}`` (validated by
     ``schemas.StaffSchema``), invited by ``invited_by`` (a staff id, or ``"cli"``). A revoked account
-    with that address is made active again with the new details. Returns the account's view.
-    Raises Conflict (409) when an active account has that address."""
+    with that address gives way to a new account with a new id, so the revoked one's tokens (which
+    name its id) stay void. Returns the account's view. Raises Conflict (409) when an active account
+    has that address."""
     email = domain.normalise_email(data["email"])
     staff = uow.session.execute(select(StaffAccount).where(StaffAccount.email == email)).scalar()
     if staff is not None and staff.status == "active":
         raise Conflict("a staff account with this e-mail address exists already", field="email")
-    if staff is None:
-        staff = StaffAccount(id=str(uuid.uuid4()), email=email)
-        uow.session.add(staff)
+    if staff is not None:  # revoked: its links go with it (cascade), its tokens name an id that is no more
+        uow.session.delete(staff)
+        uow.session.flush()
+    staff = StaffAccount(id=str(uuid.uuid4()), email=email)
+    uow.session.add(staff)
     staff.name, staff.role, staff.language = data["name"], data["role"], data.get("language") or "de"
     staff.association = data.get("association") if data["role"] == "organizer" else None
     staff.status, staff.invited_by, staff.created_at, staff.revoked_at = "active", invited_by, uow.now(), None

@@ -84,6 +84,8 @@ def test_revocation_voids_links_and_me_and_is_not_for_oneself(use_cases):
         with pytest.raises(Unauthorized):
             queries.me(uow.session, Principal("x", "organizer", association="it-cluster", staff_id=account["id"]))
         assert services.request_sign_in(uow, account["email"], "203.0.113.10") == []  # no link for it
-    # Invited again: active with the new details.
+    # Invited again: a new account, so the revoked one's tokens (naming its id) stay void.
     again, _ = add(use_cases, email=account["email"], role="admin")
-    assert (again["id"], again["status"], again["role"]) == (account["id"], "active", "admin")
+    assert (again["status"], again["role"]) == ("active", "admin") and again["id"] != account["id"]
+    with use_cases.unit_of_work() as uow:
+        assert not queries.staff_active(uow.session, account["id"]) and queries.staff_active(uow.session, again["id"])

@@ -82,3 +82,12 @@ def test_verbund_staff_add_creates_the_first_admin(members_api, monkeypatch, cap
     assert "409" in capsys.readouterr().err
     assert cli.main(["staff", "add", "x@verbund.example", "--name", "X", "--role", "organizer"]) == 1
     assert "association" in capsys.readouterr().err
+
+
+def test_an_admin_signed_in_as_staff_is_recorded_as_the_inviter(members_api):
+    admin = invite(members_api, role="admin", name="Rita Root").json()
+    as_rita = bearer("admin", staff_id=admin["id"])
+    created = invite(members_api, headers=as_rita, association="it-cluster")
+    assert created.status_code == 201 and created.json()["invited_by"] == admin["id"]
+    revoked = requests.post(f"{members_api.url}/staff/{created.json()['id']}/revoke", headers=as_rita, timeout=10)
+    assert revoked.status_code == 200

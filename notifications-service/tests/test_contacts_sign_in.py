@@ -101,3 +101,19 @@ def test_a_contact_request_reaches_the_recipients_inbox_and_mail_at_once(tmp_pat
         assert inbox == {(b, "contact.requested"), (a, "contact.declined")}
         # The request needs the recipient: mailed at once; a decline is news and waits for the digest.
         assert mails == {(b, "contact.requested", "pending"), (a, "contact.declined", "held")}
+
+
+@pytest.mark.parametrize("lang, role, association, invited_by, words", [
+    ("en", "admin", None, None, ["You have been invited to Verbund", "as an admin of the platform", "72 hours"]),
+    ("en", "organizer", "logistics-network", "Rita Root",
+     ["Rita Root has invited you", "as an organizer (Logistics network)"]),
+    ("de", "organizer", "automotive-cluster", None,
+     ["Sie sind zu Verbund eingeladen", "als Organisator:in (Automobilcluster)", "72 Stunden"])])
+def test_the_staff_invitation_says_who_invited_whom_as_what(lang, role, association, invited_by, words):
+    link = "http://localhost:8000/sign-in/abc_DEF-123"
+    message = sign_in.compose_invitation(Config(), Renderer(), email="olga@cluster.example", name="Olga Organa",
+                                         role=role, association=association, language=lang, invited_by=invited_by,
+                                         link=link, expires_hours=72)
+    body = message.get_payload(decode=True).decode("utf-8")
+    assert link in body and all(word in body for word in words), body
+    assert str(message["Content-Language"]) == lang and "List-Unsubscribe" not in message

@@ -183,3 +183,21 @@ def test_organizers_see_their_associations_figures_and_the_totals_admins_all(pla
     for query, status in (("", 200), ("?association=logistics-network", 200), ("?association=it-cluster", 403)):
         assert requests.get(url + query, headers=organizer, timeout=30).status_code == status, (query, status)
     assert requests.get(url + "?association=it-cluster", headers=ROLE_HEADERS["admin"], timeout=30).status_code == 200
+
+
+def test_the_staff_check_fails_closed_when_members_service_does_not_answer(fresh_amqp_uri, tmp_path):
+    """events-service alone on a broker where no members-service answers: a staff token gets 503
+    within the check's timeout, never a pass; command-line tokens (no staff account) are not checked."""
+    import time
+
+    events = ServiceProcess("events", fresh_amqp_uri, f"sqlite:///{tmp_path / 'events.db'}", tmp_path,
+                            {"STAFF_CHECK_TIMEOUT_SECONDS": "1"}).start()
+    try:
+        started = time.monotonic()
+        staff = bearer("organizer", association="it-cluster", staff_id=str(uuid.uuid4()))
+        refused = requests.get(f"{events.url}/events", headers=staff, timeout=30)
+        assert refused.status_code == 503 and "members-service" in refused.json()["error"]
+        assert time.monotonic() - started < 5
+        assert requests.get(f"{events.url}/events", headers=ROLE_HEADERS["organizer"], timeout=30).status_code == 200
+    finally:
+        events.stop()
