@@ -106,6 +106,9 @@ class VocabularyQuerySchema(Schema):
 
 class ImportQuerySchema(Schema):
     dry_run = fields.Boolean(load_default=False, metadata={"description": "validate and report, import nothing"})
+    invite = Text(load_default="none", validate=validate.OneOf(("none", "consented", "all")), metadata={
+        "description": "after a real import, mail a sign-in link to no one (default), to the imported members "
+                       "whose row gave e-mail consent, or to all imported members"})
 
 
 # --- JSON Schemas of the answers, for the OpenAPI document --------------------------------------------
@@ -138,6 +141,7 @@ IMPORT_REPORT = {"type": "object", "required": ["rows", "valid", "imported", "er
                  "properties": {
                      "rows": {"type": "integer", "description": "rows with content below the header"},
                      "valid": {"type": "integer"}, "dry_run": {"type": "boolean"},
+                     "invited": {"type": "integer", "description": "sign-in links mailed (?invite)"},
                      "imported": {"type": "array", "items": {"type": "object", "required": ["row", "id", "name"],
                                                              "properties": {"row": {"type": "integer"},
                                                                             "id": {"type": "string"},

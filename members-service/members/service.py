@@ -128,7 +128,9 @@ class MembersService(ServiceBase):
          query=schemas.ImportQuerySchema, errors=(409, 413, 415),
          responses={200: ("Which rows were imported, which not and why", schemas.IMPORT_REPORT)})
     def import_members(self, request):
-        """Import a member list from CSV or Excel, with a per-row report."""
+        """Import a member list from CSV or Excel, with a per-row report. ``?invite=consented|all`` mails
+        the imported members a sign-in link (those whose row gave e-mail consent, or all); ``invited``
+        in the answer says how many."""
         messages = Messages(negotiate(request.accept_languages))
         # Refusals (400, 409, 413, 415) are in the requester's language as well, and say so.
         language = {"Content-Language": messages.language, "Vary": "Accept-Language"}
@@ -142,12 +144,22 @@ class MembersService(ServiceBase):
                 with self.db.unit_of_work() as uow:
                     report = services.import_members(uow, table.rows, dry_run=request.query_data["dry_run"],
                                                      messages=messages, warnings=table.warnings)
+                    invitations = services.import_invitations(uow, report, request.query_data["invite"])
             except IntegrityError:
                 raise Conflict(messages.text("registered_meanwhile")) from None
         except AppError as exc:
             response = error_response(exc.status, exc.message, **exc.details)
             response.headers.update(language)
             return response
+        if invitations:  # after the commit, as for a sign-in request: the secret only on the RPC exchange
+            store = self.db
+
+            def issue(recipient: dict) -> dict:
+                with store.unit_of_work() as uow:
+                    return services.issue_sign_in_link(uow, recipient)
+
+            self.sign_in_mail(invitations, issue)
+        report["invited"] = len(invitations)
         return json_response(report, headers=language)
 
     @api("GET", "/vocabulary", roles=ANYONE, query=schemas.VocabularyQuerySchema,

@@ -305,6 +305,23 @@ def _staff_recipient(staff: StaffAccount) -> dict:
             "language": staff.language}
 
 
+def import_invitations(uow: UnitOfWork, report: dict, invite: str) -> list[dict]:
+    """Whom to mail a sign-in link after a real import (``invite``: ``none``, ``consented`` — the
+    imported members whose row gave e-mail consent — or ``all``, the organizer's explicit choice):
+    recipients as ``request_sign_in`` returns them, for ``issue_sign_in_link``. An invitation is a
+    sign-in link like any other (15 minutes; the mail says how to ask for a new one), so it does not
+    count against the sign-in limits, which guard against strangers, not staff."""
+    ids = [row["id"] for row in report["imported"]]
+    if invite == "none" or not ids:
+        return []
+    query = select(Member.id, Member.contact_email, Member.contact_name, Member.name, Member.contact_language,
+                   Member.consent_email).where(Member.id.in_(ids), Member.deleted_at.is_(None))
+    return [{"member_id": member.id, "email": member.contact_email, "contact_name": member.contact_name,
+             "organisation": member.name, "language": member.contact_language or "de"}
+            for member in uow.session.execute(query).all()
+            if member.contact_email and (invite == "all" or member.consent_email)]
+
+
 def issue_sign_in_link(uow: UnitOfWork, recipient: dict, policy: domain.SignInPolicy | None = None) -> dict:
     """A single-use sign-in token for ``recipient`` (an item of ``request_sign_in``), valid for
     ``policy.token_ttl`` and stored only as its hash: ``recipient`` with ``token`` (the secret for

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from verbund.testing import TEST_AUTH_SECRET, ServiceProcess, bearer, free_port, wait_for
+from verbund.testing import TEST_AUTH_SECRET, ServiceProcess, bearer, free_port, token, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # `make screenshots` sends them to docs/screenshots, the README's pictures.
 SCREENSHOTS = ROOT / os.environ.get("SCREENSHOTS_DIR", ".data/screenshots")
 SERVICES = ("members", "events", "matching", "notifications")
+PORTAL_SECRET_KEY = "portal-test-secret"
 LINK = re.compile(r"(http://\S+/sign-in/[A-Za-z0-9_\-]+)")
 
 
@@ -56,7 +57,7 @@ class Platform:
         self.portal_log = workdir / "portal.log"
         portal_env = {**os.environ, "AUTH_SECRET": TEST_AUTH_SECRET, "VERBUND_DATA_DIR": str(workdir / "data"),
                       "PORTAL_URL": self.portal_url, "PORTAL_PORT": str(self.portal_port),
-                      "PORTAL_SECRET_KEY": "portal-test-secret",
+                      "PORTAL_SECRET_KEY": PORTAL_SECRET_KEY,
                       **{f"{s.upper()}_URL": process.url for s, process in self.services.items()}}
         with open(self.portal_log, "ab") as log:
             self.portal = subprocess.Popen([sys.executable, "-m", "verbund_portal.app"], env=portal_env,
@@ -161,7 +162,27 @@ class Person:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}-{self.language}.png"), full_page=True)
 
-    def sign_in(self, email: str, count: int = 1) -> None:
+    def start_staff_session(self, role: str, association: str | None = None, staff_id: str | None = None) -> None:
+        """A staff session without the e-mail link: the test signs the portal's session cookie itself with
+        the portal's test secret, holding a token from ``verbund.testing`` (no route in the portal does
+        this, so nothing like it is reachable in production)."""
+        from flask import Flask
+        from verbund_portal import sessions
+
+        staff_id = staff_id or f"test-{role}-{association or 'all'}"
+        claims = {"association": association} if association else {}
+        app = Flask("portal-test-session")
+        app.config.update(SECRET_KEY=PORTAL_SECRET_KEY,
+                          PORTAL=type("Config", (), {"absolute_hours": 12})())
+        with app.test_request_context():
+            from flask import session
+
+            sessions.start(token(role, subject=staff_id, **claims), None, role, self.language, 3600,
+                           staff_id=staff_id, association=association)
+            value = app.session_interface.get_signing_serializer(app).dumps(dict(session))
+        self.context.add_cookies([{"name": "verbund_session", "value": value, "url": self.platform.portal_url}])
+
+    def sign_in(self, email: str, count: int = 1, landing: str = "**/suggestions") -> None:
         """Ask for a link on the sign-in page, open the ``count``-th link mailed, press the button."""
         page = self.open("/sign-in")
         page.get_by_label(re.compile("E-Mail-Adresse|E-mail address")).fill(email)
@@ -172,7 +193,7 @@ class Person:
         self.page.goto(link)
         self.check_accessibility()
         self.page.get_by_role("button", name=re.compile("Jetzt anmelden|Sign in now")).click()
-        self.page.wait_for_url("**/suggestions")
+        self.page.wait_for_url(landing)
         assert "/sign-in/" not in self.page.url  # no secret left in the address bar
 
     def reload_until(self, predicate, timeout: float = 60, message: str = "the page to show it") -> None:

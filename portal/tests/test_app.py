@@ -165,3 +165,64 @@ def test_member_text_is_escaped(app):
 
         html = render_template("error.html", title="<script>x</script>", message="<img src=x onerror=alert(1)>")
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html and "<img" not in html
+
+
+STAFF_PAGES = ("/organize/dashboard", "/organize/dashboard.csv", "/organize/events", "/organize/events/new",
+               "/organize/events/e-1", "/organize/events/e-1/edit", "/organize/events/e-1/cancel",
+               "/organize/events/e-1/attendees.xlsx", "/organize/members", "/organize/members/import")
+ADMIN_PAGES = ("/admin/staff", "/admin/health")
+MEMBER_PAGES = ("/suggestions", "/contacts", "/projects", "/events", "/inbox", "/profile", "/preferences")
+
+
+def signed_in(app, client, role: str, association: str | None = None) -> None:
+    """Put a session for ``role`` into the test client's cookie, as signing in would."""
+    with app.test_request_context("/"):
+        from flask import session
+
+        member_id = "m-1" if role == "member" else None
+        sessions.start("t", member_id, role, "en", expires_in=3600, staff_id=None if member_id else "s-1",
+                       association=association)
+        cookie = app.session_interface.get_signing_serializer(app).dumps(dict(session))
+    client.set_cookie("verbund_session", cookie, domain="localhost")
+
+
+@pytest.mark.parametrize("role, association, refused", [
+    ("member", None, STAFF_PAGES + ADMIN_PAGES),
+    ("organizer", "it-cluster", ADMIN_PAGES + MEMBER_PAGES),
+    ("admin", None, MEMBER_PAGES),
+])
+def test_each_role_is_refused_the_pages_of_the_others_before_any_service_is_asked(app, client, role, association,
+                                                                                  refused):
+    for path in STAFF_PAGES + ADMIN_PAGES:  # a stranger is sent to sign in first
+        response = app.test_client().get(path)
+        assert response.status_code == 302 and response.headers["Location"].startswith("/sign-in?next="), path
+    signed_in(app, client, role, association)
+    for path in refused:
+        response = client.get(path)
+        # 403 (not 503): the portal refused without calling the services, which are down here
+        assert response.status_code == 403, path
+        assert "Not allowed" in response.get_data(as_text=True)
+    if role != "member":  # the staff menu, not the member's
+        html = client.get("/admin/health" if role == "admin" else "/organize/members/import").get_data(as_text=True)
+        assert "Member lists" in html and "Suggestions" not in html
+        assert ("Staff accounts" in html) == (role == "admin")
+
+
+def test_the_event_form_sends_wall_clock_times_in_the_chosen_zone_and_shows_stored_ones_in_it(app):
+    from verbund_portal.forms import EventForm
+
+    with app.test_request_context("/", method="POST", data={
+            "title": "Messe", "kind": "fair", "organizers": ["it-cluster"], "timezone": "Europe/Lisbon",
+            "starts_at": "2027-03-15T09:30", "ends_at": "2027-03-15T17:00", "capacity": "40",
+            "venue_name": "Halle 3", "venue_city": "Lissabon"}):
+        form = EventForm(meta={"csrf": False})
+        assert form.validate(), form.errors
+        event = form.to_event()
+        assert event["timezone"] == "Europe/Lisbon" and event["starts_at"] == "2027-03-15T09:30"
+        assert event["venue"] == {"name": "Halle 3", "address": None, "city": "Lissabon"}
+        assert event["registration_deadline"] is None and event["online_url"] is None
+        assert form.timezone.choices[0][0] == "Europe/Berlin"  # the default first in the list
+        shown = EventForm(meta={"csrf": False}, formdata=None)
+        shown.fill({"title": "Messe", "kind": "fair", "organizers": ["it-cluster"], "timezone": "Europe/Berlin",
+                    "starts_at": "2027-07-01T07:30:00+00:00", "ends_at": "2027-07-01T15:00:00Z", "capacity": 40})
+        assert shown.starts_at.data == "2027-07-01T09:30" and shown.ends_at.data == "2027-07-01T17:00"  # CEST

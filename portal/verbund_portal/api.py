@@ -49,8 +49,12 @@ class Services:
         self.client_ip = client_ip
         self.http = requests.Session()
 
-    def call(self, method: str, service: str, path: str, *, json=None, params=None, raw: bool = False):
+    def call(self, method: str, service: str, path: str, *, json=None, params=None, raw: bool = False,
+             data: bytes | None = None, content_type: str | None = None):
+        """One call; ``data`` with ``content_type`` sends a file as it is (a member list to import)."""
         headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if self.language:
@@ -59,7 +63,7 @@ class Services:
             headers["X-Forwarded-For"] = self.client_ip
         try:
             response = self.http.request(method, f"{self.urls[service]}{path}", json=json, params=params,
-                                         headers=headers, timeout=self.timeout)
+                                         data=data, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
             raise ServiceDown(service, type(exc).__name__) from exc
         if response.status_code >= 500:

@@ -52,15 +52,46 @@ def services() -> api.Services:
     return g.services
 
 
+STAFF_ROLES = ("organizer", "admin")
+
+
+def _forbidden():
+    return render_template("error.html", title=_("Not allowed"),
+                           message=_("This page is for the associations' organizers and admins. If you "
+                                     "should have access, ask an admin of Verbund.")), 403
+
+
 def member_required(view):
-    """Pages for signed-in members: others go to the sign-in page (and come back after)."""
+    """Member pages (suggestions, profile, inbox …): staff have no member profile and get a friendly 403."""
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         services()
         if not g.member:
             return redirect(url_for("auth.sign_in", next=request.path))
+        if g.member["role"] != "member":  # also sends members whose page it is not to sign-in
+            return render_template("error.html", title=_("Not allowed"),
+                                   message=_("This page is for member organisations. Use the menu for your "
+                                             "organizer pages.")), 403
         return view(*args, **kwargs)
     return wrapped
+
+
+def staff_required(*roles: str):
+    """Pages for staff of the given roles (default: organizers and admins). Others get a 403 page; the
+    services decide again on every call (an organizer of another association gets their 403 too)."""
+    allowed = roles or STAFF_ROLES
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            services()
+            if not g.member:
+                return redirect(url_for("auth.sign_in", next=request.path))
+            if g.member["role"] not in allowed:
+                return _forbidden()
+            return view(*args, **kwargs)
+        return wrapped
+    return decorate
 
 
 def create_app(config: PortalConfig | None = None) -> Flask:
@@ -91,22 +122,24 @@ def create_app(config: PortalConfig | None = None) -> Flask:
     app.jinja_env.add_extension("jinja2.ext.do")  # {% do %} in templates; autoescaping stays on
     i18n.register_filters(app)
 
-    from verbund_portal.views import auth, events, inbox, member, pages, partners
+    from verbund_portal.views import admin, auth, dashboard, events, inbox, member, organize, pages, partners
 
-    for module in (auth, member, partners, events, inbox, pages):
+    for module in (auth, member, partners, events, inbox, pages, organize, dashboard, admin):
         app.register_blueprint(module.blueprint)
 
     @app.context_processor
     def page_context():
         services()
         unread = None
-        if g.member:
+        if g.member and g.member.get("member_id"):
             try:
                 unread = services().get("notifications", f"/members/{g.member['member_id']}/notifications",
                                         params={"unread": "true", "per_page": 1})["unread"]
             except (api.ServiceDown, api.ApiError, api.SessionExpired, KeyError, TypeError):
                 unread = None  # the header goes without the count; the page itself still works
-        return {"member": g.member, "language": select_language(), "unread": unread,
+        role = g.member["role"] if g.member else None
+        return {"member": g.member, "role": role, "is_staff": role in STAFF_ROLES, "language": select_language(),
+                "unread": unread,
                 "session_expired": session.pop("expired", False)}
 
     @app.after_request
@@ -142,8 +175,12 @@ def create_app(config: PortalConfig | None = None) -> Flask:
     def api_error(error):
         status = error.status if error.status in (403, 404, 409, 410, 429) else 400
         titles = {403: _("Not allowed"), 404: _("Not found")}
+        message = error.message
+        if status == 403:  # the service decided; say it in the page's language, not the API's
+            message = _("Your account may not see or change this (it may belong to another association). "
+                        "If you think it should, ask an admin of Verbund.")
         return render_template("error.html", title=titles.get(status, _("That did not work")),
-                               message=error.message), status
+                               message=message), status
 
     @app.errorhandler(404)
     def not_found(error):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     BooleanField,
     EmailField,
@@ -194,3 +195,169 @@ def apply_errors(form: FlaskForm, fields: dict) -> list[str]:
         else:
             field.errors = list(field.errors) + list(messages)
     return left
+
+
+# --- staff forms -------------------------------------------------------------------------------------
+
+KINDS = ("fair", "workshop", "meetup", "webinar", "conference")
+KIND_NAMES = {"fair": _l("Trade fair"), "workshop": _l("Workshop"), "meetup": _l("Meetup"),
+              "webinar": _l("Webinar"), "conference": _l("Conference")}
+DEFAULT_TIMEZONE = "Europe/Berlin"
+
+
+def timezone_choices() -> list[tuple[str, str]]:
+    """IANA time zones (the system's tz database) with Europe/Berlin first: events are mostly here."""
+    import zoneinfo
+
+    zones = sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
+    return [(DEFAULT_TIMEZONE, DEFAULT_TIMEZONE)] + [(z, z) for z in zones if z != DEFAULT_TIMEZONE]
+
+
+class LocalDateTimeField(StringField):
+    """An ``<input type="datetime-local">``: a wall-clock time in the event's time zone (ISO without offset)."""
+
+    def __call__(self, **kwargs):
+        kwargs.setdefault("type", "datetime-local")
+        return super().__call__(**kwargs)
+
+
+LOCAL_TIME = Regexp(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$",
+                    message=_l("Please enter a date and time, e.g. 2027-03-15T09:30."))
+
+
+class EventForm(FlaskForm):
+    """A joint event as organizers create and edit it (events-service ``POST``/``PATCH /events``)."""
+    title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), Length(max=200)])
+    description = TextAreaField(_l("Description (optional)"), validators=[Optional(), Length(max=10_000)])
+    kind = SelectField(_l("Kind"), choices=[(k, KIND_NAMES[k]) for k in KINDS],
+                       validators=[DataRequired(_l("Please choose a kind."))])
+    organizers = MultiCheckboxField(_l("Organized by"), validators=[
+        DataRequired(_l("Please choose at least one organizing association."))])
+    target_sectors = MultiCheckboxField(_l("For members of the sectors"))
+    topics = MultiCheckboxField(_l("Topics"))
+    timezone = SelectField(_l("Time zone"), default=DEFAULT_TIMEZONE)
+    starts_at = LocalDateTimeField(_l("Starts"), validators=[DataRequired(_l("Please enter when it starts.")),
+                                                             LOCAL_TIME])
+    ends_at = LocalDateTimeField(_l("Ends"), validators=[DataRequired(_l("Please enter when it ends.")), LOCAL_TIME])
+    registration_deadline = LocalDateTimeField(_l("Registration closes (optional)"),
+                                               validators=[Optional(), LOCAL_TIME])
+    venue_name = StringField(_l("Venue"), validators=[Optional(), Length(max=200)])
+    venue_address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
+    venue_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
+    online_url = URLField(_l("Online address (optional)"), validators=[Optional(), Length(max=500)])
+    capacity = IntegerField(_l("Places (seats)"), validators=[
+        InputRequired(_l("Please enter the number of places.")),
+        NumberRange(min=1, max=100_000, message=_l("Please enter a number from 1 to 100,000."))])
+
+    FIELD_MAP = {"title": "title", "description": "description", "kind": "kind", "organizers": "organizers",
+                 "target_sectors": "target_sectors", "topics": "topics", "timezone": "timezone",
+                 "starts_at": "starts_at", "ends_at": "ends_at", "registration_deadline": "registration_deadline",
+                 "venue.name": "venue_name", "venue.address": "venue_address", "venue.city": "venue_city",
+                 "venue": "venue_name", "online_url": "online_url", "capacity": "capacity"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organizers.choices = i18n.choices("association")
+        self.target_sectors.choices = i18n.choices("sector")
+        self.topics.choices = i18n.topic_choices()
+        self.timezone.choices = timezone_choices()
+
+    def to_event(self) -> dict:
+        """The event JSON of events-service: times as wall-clock times in the chosen time zone."""
+        venue = None
+        if (self.venue_name.data or "").strip():
+            venue = {"name": self.venue_name.data.strip(), "address": (self.venue_address.data or "").strip() or None,
+                     "city": (self.venue_city.data or "").strip() or None}
+        return {
+            "title": self.title.data.strip(), "description": (self.description.data or "").strip() or None,
+            "kind": self.kind.data, "organizers": self.organizers.data, "target_sectors": self.target_sectors.data,
+            "topics": self.topics.data, "timezone": self.timezone.data, "starts_at": self.starts_at.data,
+            "ends_at": self.ends_at.data, "registration_deadline": self.registration_deadline.data or None,
+            "venue": venue, "online_url": self.online_url.data or None, "capacity": self.capacity.data,
+        }
+
+    def fill(self, event: dict) -> None:
+        """Show a stored event: its times as the wall-clock times of its own time zone."""
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(event.get("timezone") or DEFAULT_TIMEZONE)
+
+        def local(value):
+            if not value:
+                return None
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(zone)
+            return moment.strftime("%Y-%m-%dT%H:%M")
+
+        venue = event.get("venue") or {}
+        self.title.data, self.description.data, self.kind.data = event["title"], event.get("description"), event["kind"]
+        self.organizers.data, self.target_sectors.data = event["organizers"], event.get("target_sectors") or []
+        self.topics.data, self.timezone.data = event.get("topics") or [], event.get("timezone") or DEFAULT_TIMEZONE
+        self.starts_at.data, self.ends_at.data = local(event["starts_at"]), local(event["ends_at"])
+        self.registration_deadline.data = local(event.get("registration_deadline"))
+        self.venue_name.data, self.venue_address.data = venue.get("name"), venue.get("address")
+        self.venue_city.data, self.online_url.data = venue.get("city"), event.get("online_url")
+        self.capacity.data = event["capacity"]
+
+
+class CancelEventForm(FlaskForm):
+    reason = TextAreaField(_l("Reason (the registered members read it)"), validators=[Optional(), Length(max=2000)])
+    FIELD_MAP = {"reason": "reason"}
+
+
+class MemberSearchForm(FlaskForm):
+    """The directory's filters (members-service ``GET /members``); a GET form, so no CSRF."""
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("Name contains"), validators=[Optional(), Length(max=200)])
+    sector = SelectField(_l("Sector"), validators=[Optional()])
+    state = SelectField(_l("Federal state"), validators=[Optional()])
+    association = SelectField(_l("Association"), validators=[Optional()])
+    competency = StringField(_l("Competency (offered or sought)"), validators=[Optional(), Length(max=200)])
+    topic = SelectField(_l("Topic"), validators=[Optional()])
+    sme = SelectField(_l("Size"), choices=[("", _l("All")), ("true", _l("SMEs only")), ("false", _l("Large only"))],
+                      validators=[Optional()])
+    FIELD_MAP = {key: key for key in ("q", "sector", "state", "association", "competency", "topic", "sme")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        everything = [("", _l("All"))]
+        self.sector.choices = everything + i18n.choices("sector")
+        self.state.choices = everything + sorted(i18n.choices("state"), key=lambda c: c[1])
+        self.association.choices = everything + i18n.choices("association")
+        self.topic.choices = everything + i18n.topic_choices()
+
+    def query(self) -> dict:
+        return {name: (getattr(self, name).data or "").strip() for name in self.FIELD_MAP
+                if (getattr(self, name).data or "").strip()}
+
+
+class ImportForm(FlaskForm):
+    file = FileField(_l("Member list (CSV or Excel .xlsx)"), validators=[
+        FileRequired(_l("Please choose a file.")),
+        FileAllowed(["csv", "xlsx"], _l("Please choose a CSV or Excel (.xlsx) file."))])
+    FIELD_MAP = {"file": "file"}
+
+
+class ConfirmImportForm(FlaskForm):
+    """The real import of the file checked in the dry run. Imported members who gave e-mail consent in
+    the file get a sign-in link; ticking the box sends it to every imported member."""
+    invite_all = BooleanField(_l("Also send the sign-in link to members whose row gives no e-mail consent"))
+
+
+class StaffInviteForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)])
+    email = EmailField(_l("E-mail address"), validators=[
+        DataRequired(_l("Please enter an e-mail address.")),
+        Email(_l("This is not a valid e-mail address."), check_deliverability=False), Length(max=320)])
+    role = SelectField(_l("Role"), choices=[("organizer", _l("Organizer")), ("admin", _l("Admin"))])
+    association = SelectField(_l("Association (organizers)"), validators=[Optional()])
+    language = SelectField(_l("Language of the invitation"))
+    FIELD_MAP = {"name": "name", "email": "email", "role": "role", "association": "association",
+                 "language": "language"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.association.choices = [("", _l("None (admins)"))] + i18n.choices("association")
+        self.language.choices = i18n.choices("language")

@@ -20,15 +20,19 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
-def start(token: str, member_id: str, role: str, language: str | None, expires_in: int) -> None:
-    """Begin a session for the member the token belongs to (after exchanging a sign-in link)."""
+def start(token: str, member_id: str | None, role: str, language: str | None, expires_in: int, *,
+          staff_id: str | None = None, association: str | None = None) -> None:
+    """Begin a session for the person the token belongs to (after exchanging a sign-in link): a member
+    (``member_id``) or staff (``role`` organizer or admin, ``staff_id``, an organizer's ``association``).
+    The role only chooses menus and pages; the services check the token on every call."""
     config = current_app.config["PORTAL"]
     now = int(time.time())
     session.clear()
     session.permanent = True
     session.update({
         "token": _fernet().encrypt(token.encode()).decode(),
-        "member_id": member_id, "role": role, "started": now, "seen": now,
+        "member_id": member_id, "role": role, "staff_id": staff_id, "association": association,
+        "started": now, "seen": now,
         "ends": now + min(int(expires_in), config.absolute_hours * 3600),
     })
     if language in ("de", "en"):
@@ -44,7 +48,8 @@ def end() -> None:
 
 
 def current() -> dict | None:
-    """``{"token", "member_id", "role"}`` of a live session, else None (an expired one is ended)."""
+    """``{"token", "member_id", "role", "staff_id", "association"}`` of a live session, else None (an
+    expired one is ended). ``member_id`` is None for staff, ``staff_id`` None for members."""
     if "token" not in session:
         return None
     config = current_app.config["PORTAL"]
@@ -60,4 +65,5 @@ def current() -> dict | None:
         return None
     if now - session["seen"] > 30:  # refresh the idle clock without rewriting the cookie on every request
         session["seen"] = now
-    return {"token": token, "member_id": session["member_id"], "role": session.get("role", "member")}
+    return {"token": token, "member_id": session.get("member_id"), "role": session.get("role", "member"),
+            "staff_id": session.get("staff_id"), "association": session.get("association")}

@@ -63,9 +63,12 @@ def sign_in_link(token: str):
         except api.ApiError:
             return render_template("sign_in_link.html", form=form, invalid=True), 400
         target = session.get("next")
-        sessions.start(answer["token"], answer["member_id"], answer.get("role", "member"), answer.get("language"),
-                       int(answer.get("expires_in") or 3600))
-        return redirect(_safe_next(target) or url_for("partners.suggestions"))
+        role = answer.get("role", "member")
+        sessions.start(answer["token"], answer.get("member_id"), role, answer.get("language"),
+                       int(answer.get("expires_in") or 3600), staff_id=answer.get("staff_id"),
+                       association=answer.get("association"))
+        start_page = url_for("partners.suggestions") if role == "member" else url_for("organize.events")
+        return redirect(_safe_next(target) or start_page)
     return render_template("sign_in_link.html", form=form, invalid=False)
 
 

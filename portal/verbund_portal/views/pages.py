@@ -12,6 +12,8 @@ blueprint = Blueprint("pages", __name__)
 def home():
     services()
     if g.member:
+        if g.member["role"] != "member":
+            return redirect(url_for("organize.events"))
         return redirect(url_for("partners.suggestions"))
     return render_template("home.html")
 

@@ -1,0 +1,241 @@
+"""The organizers' workspace: joint events (create, edit, cancel, registrations with the waitlist,
+exports, the public page and calendar link) and the member lists (directory search, import with a
+dry run first). Every call carries the organizer's own token: events-service and members-service
+decide what an organizer of which association may do; a refusal shows as a friendly 403 page."""
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from verbund.settings import data_dir
+from verbund_portal import api
+from verbund_portal.app import services, staff_required
+from verbund_portal.forms import (
+    KIND_NAMES,
+    CancelEventForm,
+    ConfirmImportForm,
+    EmptyForm,
+    EventForm,
+    ImportForm,
+    MemberSearchForm,
+    apply_errors,
+)
+
+blueprint = Blueprint("organize", __name__, url_prefix="/organize")
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+UPLOAD_MINUTES = 60  # a dry-run file waits this long for the real import
+# The import report names members-service's columns; the organizer reads them as their file's headings.
+IMPORT_COLUMNS = {"name": _l("Name"), "sector": _l("Sector"), "associations": _l("Association"),
+                  "state": _l("Federal state"), "postcode": _l("Postcode"), "city": _l("City"),
+                  "employees": _l("Employees"), "turnover_eur": _l("Turnover"),
+                  "balance_sheet_eur": _l("Balance sheet total"), "website": _l("Website"),
+                  "contact_name": _l("Contact person"), "contact_email": _l("E-mail"), "language": _l("Language"),
+                  "offers": _l("Offers"), "needs": _l("Needs"), "topics": _l("Topics"),
+                  "suggest_as_partner": _l("Partner suggestions"), "email_consent": _l("E-mail consent")}
+
+
+def _public_url(endpoint: str, **values) -> str:
+    return current_app.config["PORTAL"].portal_url + url_for(endpoint, **values)
+
+
+@blueprint.route("/events")
+@staff_required()
+def events():
+    """The events of the organizer's association (admins: all), soonest first, with fill and waitlist."""
+    params = {"per_page": 200}
+    if g.member["role"] == "organizer" and g.member.get("association"):
+        params["association"] = g.member["association"]
+    page = services().get("events", "/events", params=params)
+    return render_template("organize/events.html", events=page["items"], kind_names=KIND_NAMES)
+
+
+def _event_form_page(form: EventForm, event: dict | None):
+    """Save the form (create or PATCH); on the services' 422 the form comes back with its field errors."""
+    form_errors: list[str] = []
+    if form.validate_on_submit():
+        body = form.to_event()
+        try:
+            if event is None:
+                saved = services().post("events", "/events", json=body)
+                flash(_("The event has been scheduled. Members of its sectors and topics hear of it."))
+            else:
+                saved = services().call("PATCH", "events", f"/events/{event['id']}", json=body)
+                flash(_("Your changes have been saved. Registered members hear of them."))
+        except api.ApiError as error:
+            if error.status not in (409, 422):
+                raise
+            form_errors = apply_errors(form, error.fields) or [error.message]
+        else:
+            return redirect(url_for("organize.event", event_id=saved["id"]))
+    status = 422 if form.errors or form_errors else 200
+    return render_template("organize/event_form.html", form=form, form_errors=form_errors, event=event), status
+
+
+@blueprint.route("/events/new", methods=["GET", "POST"])
+@staff_required()
+def new_event():
+    """Schedule a joint event; an organizer's own association is ticked already (co-organizers added)."""
+    form = EventForm()
+    if request.method == "GET" and g.member.get("association"):
+        form.organizers.data = [g.member["association"]]
+    return _event_form_page(form, None)
+
+
+@blueprint.route("/events/<event_id>/edit", methods=["GET", "POST"])
+@staff_required()
+def edit_event(event_id: str):
+    """Change an event. The registrations page (readable only by its organizers) is asked first, so an
+    organizer of another association gets the service's 403 before seeing a form."""
+    event = services().get("events", f"/events/{event_id}/registrations")["event"]
+    form = EventForm()
+    if request.method == "GET":
+        form.fill(event)
+    return _event_form_page(form, event)
+
+
+@blueprint.route("/events/<event_id>")
+@staff_required()
+def event(event_id: str):
+    """An event with its registrations: confirmed, the waitlist in order, cancelled; exports and links."""
+    answer = services().get("events", f"/events/{event_id}/registrations")
+    items = answer["items"]
+    confirmed = [r for r in items if r["status"] == "confirmed"]
+    waitlist = sorted((r for r in items if r["status"] == "waitlisted"),
+                      key=lambda r: (r.get("waitlist_position") or 0))
+    cancelled = [r for r in items if r["status"] == "cancelled"]
+    return render_template("organize/event.html", event=answer["event"], confirmed=confirmed, waitlist=waitlist,
+                           cancelled=cancelled, kind_names=KIND_NAMES, button=EmptyForm(),
+                           public_url=_public_url("events.detail", event_id=event_id),
+                           calendar_url=_public_url("events.calendar", event_id=event_id))
+
+
+@blueprint.route("/events/<event_id>/registrations/<registration_id>/cancel", methods=["POST"])
+@staff_required()
+def cancel_registration(event_id: str, registration_id: str):
+    """Cancel one member's registration (the first on the waitlist moves up, the member hears of it)."""
+    if EmptyForm().validate_on_submit():
+        services().call("DELETE", "events", f"/events/{event_id}/registrations/{registration_id}")
+        flash(_("The registration has been cancelled; the member is told."))
+    return redirect(url_for("organize.event", event_id=event_id))
+
+
+@blueprint.route("/events/<event_id>/cancel", methods=["GET", "POST"])
+@staff_required()
+def cancel_event(event_id: str):
+    """A confirmation step with an optional reason, then the event and every registration are cancelled."""
+    event = services().get("events", f"/events/{event_id}/registrations")["event"]
+    form = CancelEventForm()
+    if form.validate_on_submit():
+        try:
+            services().post("events", f"/events/{event_id}/cancel", json={"reason": form.reason.data or None})
+        except api.ApiError as error:
+            if error.status != 409:
+                raise
+            flash(error.message)
+        else:
+            flash(_("The event has been cancelled. Every registered member is told."))
+        return redirect(url_for("organize.event", event_id=event_id))
+    return render_template("organize/event_cancel.html", event=event, form=form), 422 if form.errors else 200
+
+
+@blueprint.route("/events/<event_id>/attendees.<kind>")
+@staff_required()
+def attendees(event_id: str, kind: str):
+    """The attendee list from events-service, as CSV (German Excel in German) or Excel."""
+    if kind not in ("csv", "xlsx"):
+        return render_template("error.html", title=_("Not found"), message=_("There is no such export.")), 404
+    response = services().get("events", f"/events/{event_id}/attendees.{kind}", raw=True)
+    mimetype = XLSX if kind == "xlsx" else response.headers.get("Content-Type", "text/csv")
+    return Response(response.content, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="attendees-{event_id[:8]}.{kind}"'})
+
+
+# --- member lists -------------------------------------------------------------------------------------
+
+@blueprint.route("/members")
+@staff_required()
+def members():
+    """The directory filtered as members-service's ``GET /members`` does (same results as the API)."""
+    form = MemberSearchForm(request.args)
+    searched = bool(request.args)
+    page = int(request.args.get("page") or 1) if (request.args.get("page") or "1").isdigit() else 1
+    result, form_errors = None, []
+    if form.validate():
+        try:
+            result = services().get("members", "/members", params={**form.query(), "page": page, "per_page": 50})
+        except api.ApiError as error:
+            if error.status != 422:
+                raise
+            form_errors = apply_errors(form, error.fields) or [error.message]
+    status = 422 if form.errors or form_errors else 200
+    return render_template("organize/members.html", form=form, form_errors=form_errors, result=result,
+                           searched=searched, page=page), status
+
+
+def _uploads() -> Path:
+    folder = data_dir() / "portal-imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - UPLOAD_MINUTES * 60
+    for old in folder.glob("*.upload"):  # files nobody imported after their dry run
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+    return folder
+
+
+def _import(content: bytes, content_type: str, dry_run: bool, invite: str = "none") -> dict:
+    return services().call("POST", "members", "/members/import",
+                           params={"dry_run": "true" if dry_run else "false", "invite": invite},
+                           data=content, content_type=content_type)
+
+
+@blueprint.route("/members/import", methods=["GET", "POST"])
+@staff_required()
+def import_members():
+    """Step 1: upload a CSV or Excel file → a dry run; the per-row report (in the organizer's language,
+    members-service answers in the Accept-Language) shows what is wrong, and nothing is imported yet."""
+    form = ImportForm()
+    report, form_errors = None, []
+    if form.validate_on_submit():
+        upload = form.file.data
+        content = upload.read()
+        content_type = XLSX if upload.filename.lower().endswith(".xlsx") else "text/csv"
+        try:
+            report = _import(content, content_type, dry_run=True)
+        except api.ApiError as error:
+            if error.status not in (400, 409, 413, 415, 422):
+                raise
+            form.file.errors = [error.message]
+        else:
+            # The file waits on the portal's side (not in the cookie) for step 2, for this session only.
+            key = secrets.token_urlsafe(16)
+            (_uploads() / f"{key}.upload").write_bytes(content)
+            session["import"] = {"key": key, "type": content_type, "name": upload.filename[:200]}
+    status = 422 if form.errors or form_errors else 200
+    return render_template("organize/import.html", form=form, report=report, columns=IMPORT_COLUMNS,
+                           confirm=ConfirmImportForm(),
+                           filename=(session.get("import") or {}).get("name")), status
+
+
+@blueprint.route("/members/import/confirm", methods=["POST"])
+@staff_required()
+def confirm_import():
+    """Step 2: import the file checked in the dry run (the same bytes, kept for this session only);
+    members-service mails a sign-in link to the imported members with e-mail consent, or to all."""
+    form = ConfirmImportForm()
+    pending = session.get("import")
+    path = _uploads() / f"{pending['key']}.upload" if pending else None
+    if not form.validate_on_submit() or path is None or not path.exists():
+        flash(_("Please choose the file again: the checked file is no longer here."))
+        return redirect(url_for("organize.import_members"))
+    report = _import(path.read_bytes(), pending["type"], dry_run=False,
+                     invite="all" if form.invite_all.data else "consented")
+    path.unlink(missing_ok=True)
+    session.pop("import", None)
+    return render_template("organize/import_done.html", report=report)
+
