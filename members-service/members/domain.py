@@ -215,6 +215,13 @@ def without_pending(profile: dict) -> dict:
     return {**profile, "contact": {key: value for key, value in contact.items() if key != "pending_email"}}
 
 
+def withdraws_email_change(patch: dict) -> bool:
+    """Whether a merge patch removes the pending contact e-mail: ``{"contact": {"pending_email": null}}``
+    (RFC 7396's way to remove a member). The pending address sent back as it was read changes nothing."""
+    contact = patch.get("contact")
+    return isinstance(contact, dict) and "pending_email" in contact and contact["pending_email"] is None
+
+
 def email_change(current: str | None, wanted: str) -> str | None:
     """The address a profile change asks to confirm: ``wanted`` when it is another address than
     ``current`` (compared as ``normalise_email`` does), None when it is the same one (a change of case

@@ -85,8 +85,8 @@ class MembersService(ServiceBase):
         """Change a profile with a JSON Merge Patch of any of its fields; If-Match optional. A new
         ``contact.email`` is not used until confirmed: the profile keeps the old address and shows the
         new one as ``contact.pending_email``; a link valid 24 hours goes to the new address
-        (``POST /auth/email-confirmations``), a notice to the old one. Sending the current address
-        again withdraws the change. 409 when the new address is another organisation's (field
+        (``POST /auth/email-confirmations``), a notice to the old one. ``{"contact":
+        {"pending_email": null}}`` withdraws the change. 409 when the new address is another organisation's (field
         ``contact.email``); 429 beyond the per-address limit of links."""
         # load_body=False: a merge patch is validated once merged with the stored profile (RFC 7396).
         patch, expected_version = json_body(request), if_match(request)

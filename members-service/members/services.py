@@ -202,7 +202,8 @@ def update(uow: UnitOfWork, principal: Principal, member_id: str, patch: dict,
     A new contact e-mail is not taken at once: it waits as ``contact.pending_email`` until the link
     mailed to it is used (``confirm_email``); the mails to send after commit are appended to ``mails``
     (``purpose`` ``confirm_email`` to the new address with its ``token``, ``email_change_notice`` to the
-    old one). Sending the current address again withdraws a pending change.
+    old one). ``{"contact": {"pending_email": null}}`` withdraws a pending change; a pending address sent
+    back as read is ignored.
 
     Raises NotFound (404), Gone (410), Forbidden (403, ``domain.can_change``), PreconditionFailed
     (412, ``expected_version`` is not the stored one), Unprocessable (422, a read-only field changed),
@@ -216,6 +217,7 @@ def update(uow: UnitOfWork, principal: Principal, member_id: str, patch: dict,
                                  version=member.version)
     shown = member.profile()
     before = domain.without_pending(shown)
+    withdraw = domain.withdraws_email_change(patch)
     patch = domain.without_pending(patch)
     domain.check_read_only(before, patch)
     profile = validate_profile(domain.without_read_only(domain.merge_patch(before, patch)))
@@ -226,7 +228,7 @@ def update(uow: UnitOfWork, principal: Principal, member_id: str, patch: dict,
     if wanted is not None:
         _claim_email(uow, wanted, member.id)
         profile["contact"]["email"] = member.contact_email  # the old address serves until the new one is confirmed
-    elif isinstance(patch.get("contact"), dict) and "email" in patch["contact"] and member.contact_pending_email:
+    elif withdraw and member.contact_pending_email:
         _withdraw_email_change(uow, member)
     candidate = Member(id=member.id, version=member.version, created_at=member.created_at,
                        updated_at=member.updated_at)
