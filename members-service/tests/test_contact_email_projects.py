@@ -58,7 +58,8 @@ def test_a_second_organisation_with_the_same_contact_e_mail_is_a_conflict_at_tha
 def test_an_erased_organisations_address_is_free_again(use_cases, register, member_input, firm):
     with use_cases.unit_of_work() as uow:
         services.erase(uow, member(firm["id"]), firm["id"])
-    again = register(use_cases, member_input(name="Alpha Neu GmbH", contact={"name": "A", "email": "ada@alpha.example"}))
+    again = register(use_cases, member_input(name="Alpha Neu GmbH",
+                                             contact={"name": "A", "email": "ada@alpha.example"}))
     assert again["contact"]["email"] == "ada@alpha.example"
 
 
@@ -187,7 +188,8 @@ def test_another_organisations_address_is_refused_at_once_and_at_confirmation(us
 
 def test_too_many_links_for_one_new_address_are_refused(use_cases, firm):
     for n in range(POLICY.per_address):
-        change(use_cases, firm["id"], {"contact": {"email": "target@victim.example" if n % 2 == 0 else f"x{n}@a.example"}})
+        address = "target@victim.example" if n % 2 == 0 else f"x{n}@a.example"
+        change(use_cases, firm["id"], {"contact": {"email": address}})
     with pytest.raises(TooManyRequests):
         for _ in range(POLICY.per_address):
             change(use_cases, firm["id"], {"contact": {"email": "target@victim.example"}})
