@@ -104,8 +104,8 @@ def test_a_contact_request_reaches_the_recipients_inbox_and_mail_at_once(tmp_pat
 
 
 @pytest.mark.parametrize("purpose, lang, subject, words, reason", [
-    ("welcome", "de", "Willkommen bei Verbund: bitte bestätigen Sie Ihre Adresse", "bestätigen Sie diese E-Mail-Adresse",
-     "bei der Registrierung"),
+    ("welcome", "de", "Willkommen bei Verbund: bitte bestätigen Sie Ihre Adresse",
+     "bestätigen Sie diese E-Mail-Adresse", "bei der Registrierung"),
     ("welcome", "en", "Welcome to Verbund: please confirm your address", "confirm this e-mail address",
      "when an organisation registered"),
     ("confirm_email", "de", "Bitte bestätigen Sie Ihre neue E-Mail-Adresse bei Verbund", "gilt 24 Stunden",
