@@ -26,7 +26,7 @@ def valid_member(**overrides) -> dict:
         "consent": {"suggest_as_partner": True, "email": True},
     }
     member.update(copy.deepcopy(overrides))
-    if "name" in overrides and "contact" not in overrides:
+    if isinstance(overrides.get("name"), str) and "contact" not in overrides:
         # Each organisation has its own contact e-mail (a shared one is a 409).
         tag = hashlib.sha256(overrides["name"].encode()).hexdigest()[:10]
         member["contact"] = {**member["contact"], "email": f"kontakt-{tag}@praezisionsteile.example"}
