@@ -3,6 +3,7 @@ members-service process, on SQLite and PostgreSQL: German office files
 (encodings, line endings, Excel's habits), German and English values and
 headers, every error of a row, the report in the requester's language."""
 import csv
+import hashlib
 import io
 import uuid
 
@@ -29,6 +30,8 @@ def member_row(name: str, **cells) -> list[str]:
            "PLZ": "30159", "Ort": "Hannover", "Mitarbeiter": "40", "Ansprechpartner": "Jörg Weiß",
            "E-Mail": "j.weiss@foerder.example", "Sprache": "Deutsch", "Partnervorschläge": "ja",
            "E-Mail-Einwilligung": "nein"} | cells
+    if "E-Mail" not in cells:  # each organisation its own address (a shared one is the row's error)
+        row["E-Mail"] = f"kontakt-{hashlib.sha256(name.encode()).hexdigest()[:10]}@foerder.example"
     return [row[column] for column in HEADER]
 
 

@@ -37,7 +37,7 @@ def test_events_carry_the_contact_person_only_encrypted(store, member_input):
     with store.unit_of_work() as uow:
         member = services.register(uow, MemberSchema().load(body))
     with store.unit_of_work() as uow:
-        services.update(uow, ADMIN, member["id"], {"contact": {"email": "zora@vertraulich.example"}})
+        services.update(uow, ADMIN, member["id"], {"contact": {"name": "Zora Quendt-Ilse"}})
     bodies = outbox_bodies(store)
     assert len(bodies) == 2
     for raw in bodies:
@@ -48,7 +48,7 @@ def test_events_carry_the_contact_person_only_encrypted(store, member_input):
     with store.unit_of_work() as uow:
         key = personal.key_from_jwk(queries.member_key(uow.session, ADMIN, member["id"]))
     assert personal.member_profile(updated, {member["id"]: key}.get)["contact"] == {
-        "name": "Zora Quendt", "email": "zora@vertraulich.example", "language": "en"}
+        "name": "Zora Quendt-Ilse", "email": "z.quendt@vertraulich.example", "language": "en"}
     # Each member has its own key: another's does not open it.
     with store.unit_of_work() as uow:
         other = services.register(uow, MemberSchema().load(member_input(name="Andere Firma GmbH")))
