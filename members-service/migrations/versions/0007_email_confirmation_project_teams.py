@@ -1,6 +1,6 @@
 """email_confirmations, project_contacts; members.contact_pending_email and contact_confirmed_at
 
-Revision ID: 0006_email_projects
+Revision ID: 0007_email_projects
 Revises: 0006_staff_accounts
 Create Date: 2026-12-06 16:30:00
 
