@@ -12,7 +12,8 @@ from flask_babel import Babel
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from verbund_portal import api, i18n, sessions
+from verbund.settings import data_dir
+from verbund_portal import api, i18n, messages, sessions
 from verbund_portal.config import PortalConfig
 
 LANGUAGES = ("de", "en")
@@ -52,13 +53,38 @@ def services() -> api.Services:
     return g.services
 
 
+# POST-only actions and the page that shows their button (sign-in never comes back to a POST).
+LIST_PAGES = ("projects", "contacts", "inbox", "webhooks", "suggestions", "events", "profile", "preferences")
+
+
+def return_page() -> tuple[str, bool]:
+    """Where to come back to after signing in, and whether a button has to be pressed again: the
+    page itself for a GET; for a POST its page if it has one for GET, else the list page that
+    shows its button (``/projects/<id>/accept`` → ``/projects``, ``/events/<id>/cancel`` → ``/events/<id>``)."""
+    if request.method in ("GET", "HEAD"):
+        return request.full_path.rstrip("?"), False
+    try:
+        current_app.url_map.bind("").match(request.path, method="GET")
+        return request.path, True
+    except Exception:  # werkzeug's NotFound/MethodNotAllowed: no page to GET at this address
+        pass
+    parts = request.path.strip("/").split("/")
+    if parts[0] == "events" and len(parts) > 2:
+        return f"/events/{parts[1]}", True
+    return (f"/{parts[0]}" if parts[0] in LIST_PAGES else "/"), True
+
+
 def member_required(view):
-    """Pages for signed-in members: others go to the sign-in page (and come back after)."""
+    """Pages for signed-in members: others go to the sign-in page (and come back after; from a
+    button, to the page with the button and a note to press it again)."""
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         services()
         if not g.member:
-            return redirect(url_for("auth.sign_in", next=request.path))
+            target, press_again = return_page()
+            if press_again:
+                session["press_again"] = True
+            return redirect(url_for("auth.sign_in", next=target))
         return view(*args, **kwargs)
     return wrapped
 
@@ -86,6 +112,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    sessions.init_app(app, data_dir() / "portal-sessions")
     csrf.init_app(app)
     Babel(app, locale_selector=select_language)
     app.jinja_env.add_extension("jinja2.ext.do")  # {% do %} in templates; autoescaping stays on
@@ -115,7 +142,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             response.headers.setdefault(name, value)
         if config.secure_cookies:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if "token" in session or request.path.startswith("/sign-in/"):
+        if "token" in session or request.path.startswith(("/sign-in/", "/unsubscribe/")):
             response.headers["Cache-Control"] = "no-store"  # personal pages stay out of shared caches
         return response
 
@@ -143,7 +170,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
         status = error.status if error.status in (403, 404, 409, 410, 429) else 400
         titles = {403: _("Not allowed"), 404: _("Not found")}
         return render_template("error.html", title=titles.get(status, _("That did not work")),
-                               message=error.message), status
+                               message=messages.page_message(status, error.message)), status
 
     @app.errorhandler(404)
     def not_found(error):
