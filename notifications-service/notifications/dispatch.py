@@ -176,7 +176,17 @@ class EmailJob:
 
 
 def unsubscribe_url(config: Config, secret: str, member_id: str) -> str:
+    """The one-click unsubscribe URL of the ``List-Unsubscribe`` header: on this service
+    (``PUBLIC_URL``), which answers the RFC 8058 POST a mail provider sends without cookies or a
+    form token; the portal's forms need a CSRF token such a POST cannot carry."""
     return f"{config.public_url}/unsubscribe/{domain.unsubscribe_token(member_id, secret)}"
+
+
+def unsubscribe_page_url(config: Config, secret: str, member_id: str) -> str:
+    """The unsubscribe link in a mail's footer, for people: the portal's page
+    (``{PORTAL_URL}/unsubscribe/<token>``), in the portal's look and the member's language; the
+    portal calls this service's ``POST /unsubscribe/{token}`` with the same token."""
+    return f"{config.portal_url}/unsubscribe/{domain.unsubscribe_token(member_id, secret)}"
 
 
 def ics_for(source: dict, entry: CalendarEntry | None = None) -> tuple[bytes, str] | None:
@@ -210,7 +220,7 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
     shown_type = merged.render_type if merged is not None and merged.render_type else delivery.source_type
     kind = domain.KINDS[shown_type]
     footer = {"recipient_name": recipient.contact_name,
-              "unsubscribe_url": unsubscribe_url(config, secret, recipient.member_id)}
+              "unsubscribe_url": unsubscribe_page_url(config, secret, recipient.member_id)}
     context = context_for(shown_type, source["data"], lang, merged)
     if "registered_member_ids" in source["data"]:
         # Changes reach members only invited (holding the announcement's calendar entry) as well.
@@ -229,7 +239,7 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
         language=lang,
         message_id=mail.message_id(kind.replace("_", "-"), f"{delivery.source_event_id}.{delivery.target}",
                                    config.mail_domain),
-        unsubscribe_url=footer["unsubscribe_url"], ics=attachment[0] if attachment else None,
+        unsubscribe_url=unsubscribe_url(config, secret, recipient.member_id), ics=attachment[0] if attachment else None,
         ics_method=attachment[1] if attachment else "PUBLISH")
 
 
@@ -452,7 +462,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
             return 0
         mailbox.last_digest_at = now
         footer = {"recipient_name": recipient.contact_name,
-                  "unsubscribe_url": unsubscribe_url(config, secret, member_id)}
+                  "unsubscribe_url": unsubscribe_page_url(config, secret, member_id)}
         try:
             digest = renderer.render_digest(lang, items, footer, period)
         except RenderError as exc:
@@ -465,7 +475,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
         ids = [d.id for d in included]
         message = mail.compose(
             mail_from=config.mail_from, to_address=recipient.email, to_name=recipient.contact_name,
-            rendered=digest, language=lang, unsubscribe_url=footer["unsubscribe_url"],
+            rendered=digest, language=lang, unsubscribe_url=unsubscribe_url(config, secret, member_id),
             message_id=mail.message_id("digest", f"{member_id}.{int(now.timestamp())}", config.mail_domain))
         to_address = recipient.email
     started = time.monotonic()

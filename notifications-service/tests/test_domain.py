@@ -97,9 +97,9 @@ def test_an_email_follows_the_policy_and_needs_consent_an_address_and_email_on(
 
 def test_the_policy_lists_what_needs_a_member_and_what_is_news():
     action = {kind for kind, rule in domain.POLICY.items() if rule.need == domain.ACTION}
-    assert action == {"contact_requested", "contact_accepted", "project_proposed", "project_formed", "registration_confirmed",
-                      "registration_waitlisted", "registration_promoted", "registration_cancelled",
-                      "event_updated", "event_cancelled"}
+    assert action == {"contact_requested", "contact_accepted", "project_proposed", "project_formed",
+                      "registration_confirmed", "registration_waitlisted", "registration_promoted",
+                      "registration_cancelled", "event_updated", "event_cancelled"}
     assert {kind for kind in domain.POLICY if kind not in action} == {"match_suggested", "event_announced",
                                                                       "project_closed", "contact_declined"}
     assert set(domain.KINDS.values()) <= set(domain.POLICY)  # every kind sent has a rule

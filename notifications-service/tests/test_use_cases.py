@@ -98,6 +98,7 @@ def test_a_registration_confirmation_tells_its_member_with_a_calendar_entry(stor
         assert queries.inbox(uow.session, ADMIN, profile_of(other)["id"], PAGE, Renderer())["total"] == 0
     [item] = inbox["items"]
     assert item["type"] == "registration.confirmed" and item["title"].startswith("Anmeldung bestätigt")
+    assert item["link"] == f"/events/{joint['id']}"  # where the member acts on it, in the portal
     assert (entry.member_id, entry.status, entry.sequence) == (member_id, "CONFIRMED", 3)
     [mail] = deliveries_of(store, member_id)
     assert (mail.channel, mail.status, mail.source_type) == ("email", "pending", "registration.confirmed")
