@@ -95,7 +95,8 @@ def merge_topic(uow: UnitOfWork, group: list[Delivery]) -> tuple[Delivery | None
     ordered = [sources[i] for i in dict.fromkeys([*merged_before, *(d.source_event_id for d in group)])
                if i in sources]
     result = domain.merge(ordered or [sources[newest.source_event_id]], told is not None,
-                          told["data"].get("suggestions", []) if told and told["type"] == "match.suggested" else [])
+                          told["data"].get("suggestions", []) if told and told["type"] == "match.suggested" else [],
+                          told["type"] if told else None)
     if not result.send:
         for delivery in group:
             deliveries.cancel(uow, delivery, result.reason)

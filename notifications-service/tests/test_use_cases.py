@@ -431,3 +431,61 @@ def test_an_invitation_not_yet_sent_shows_the_event_as_it_now_is_or_nothing_once
     assert mail.digests() == 0  # cancelled before its invitation left: never mailed
     assert {d.last_error for d in deliveries_of(store, ids[0]) if d.subject == other["id"]} == {
         domain.CANCELLED_BEFORE_INVITED}
+
+
+# --- fewer messages: findings of a new-user test ----------------------------------------------------
+
+def test_suggestion_lists_within_the_window_make_one_unread_inbox_entry(store, clock, mail):
+    someone = member()
+    member_id = profile_of(someone)["id"]
+    consume(store, someone)
+    for partners in (("a",), ("a", "b"), ("a", "b", "c")):  # a burst of registrations: 1, 2, 3 partners
+        consume(store, _suggestions(member_id, *partners))
+        clock.advance(seconds=WINDOW / 3)
+    with store.unit_of_work() as uow:
+        page = queries.inbox(uow.session, ADMIN, member_id, PAGE, Renderer())
+    [entry] = page["items"]
+    assert page["unread"] == 1 and entry["link"] == "/suggestions"
+    assert entry["summary"].startswith("3 passende Partner")  # the newest list
+    # Once read, the next list is an entry of its own; so is one after the window.
+    with store.unit_of_work() as uow:
+        services.inbox.mark_read(uow, as_member(profile_of(someone)), member_id, entry["id"], Renderer())
+    consume(store, _suggestions(member_id, "a", "d"))
+    clock.advance(seconds=WINDOW + 1)
+    consume(store, _suggestions(member_id, "d"))
+    with store.unit_of_work() as uow:
+        assert queries.inbox(uow.session, ADMIN, member_id, PAGE, Renderer())["total"] == 3
+    # The mails (held for the digest) still say what changed since the member last heard.
+    clock.advance(days=8)
+    assert mail.digests() == 1
+    [digest] = mail.to(someone)
+    assert digest.text.count("Partnervorschläge") == 1
+
+
+def test_a_registration_cancelled_within_the_window_sends_no_mail_at_all(store, clock, mail):
+    someone = member()
+    member_id, joint = profile_of(someone)["id"], joint_event()
+    consume(store, someone, registration("registration.confirmed", member_id, joint))
+    clock.advance(seconds=WINDOW / 2)
+    consume(store, registration("registration.cancelled", member_id, joint))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 0
+    clock.advance(days=8)
+    assert mail.digests() == 0 and mail.sender.sent == []  # no "Anmeldung storniert", no METHOD:CANCEL
+    assert {(d.status, d.last_error) for d in deliveries_of(store, member_id) if d.channel == "email"} == {
+        ("cancelled", domain.REGISTERED_AND_CANCELLED)}
+
+
+def test_a_cancellation_of_a_registration_the_member_heard_of_is_mailed(store, clock, mail):
+    someone = member()
+    member_id, joint = profile_of(someone)["id"], joint_event()
+    consume(store, someone, registration("registration.confirmed", member_id, joint))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1
+    # Cancelled, registered again and cancelled again within one window: it last heard "confirmed".
+    consume(store, registration("registration.cancelled", member_id, joint))
+    consume(store, registration("registration.confirmed", member_id, joint))
+    consume(store, registration("registration.cancelled", member_id, joint))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1
+    assert mail.to(someone)[-1].subject.startswith("Anmeldung storniert:")
