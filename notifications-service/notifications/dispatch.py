@@ -33,6 +33,7 @@ from notifications.models import (
     Mailbox,
     Notification,
     Preference,
+    PreferenceKind,
     Recipient,
     SourceEvent,
     WebhookEndpoint,
@@ -111,6 +112,24 @@ def merge_topic(uow: UnitOfWork, group: list[Delivery]) -> tuple[Delivery | None
     return newest, result
 
 
+INVITED_TODAY = "the member was mailed a project invitation today already: waits for its digest"
+
+
+def _invited_today(session: Session, member_id: str, now: datetime, config: Config, in_batch: int = 0) -> bool:
+    """Whether a further project invitation of the member waits for its digest
+    (``domain.another_invitation_held``: ``DAILY_INVITATION_MAILS`` delivered today already, counting
+    ``in_batch`` ones this sender is about to send)."""
+    if config.daily_invitations <= 0:
+        return False
+    since = domain.day_start(now, config.digest_timezone)
+    mailed = in_batch + session.execute(select(func.count()).select_from(Delivery).where(
+        Delivery.channel == "email", Delivery.target == member_id, Delivery.source_type == "project.proposed",
+        Delivery.status == "delivered", Delivery.finished_at >= since)).scalar_one()
+    chosen = session.execute(select(PreferenceKind.mode).where(
+        PreferenceKind.member_id == member_id, PreferenceKind.kind == "project_proposed")).scalar()
+    return domain.another_invitation_held(mailed, config.daily_invitations, chosen)
+
+
 def _spend_budget(session: Session, member_id: str, now: datetime, config: Config) -> bool:
     """Count one immediate mail against the member's daily budget (``domain.within_budget``);
     False when it is used up."""
@@ -154,6 +173,12 @@ def coalesce_claimed(uow: UnitOfWork, config: Config, claimed: list[Delivery],
             continue  # the newest change is news: the digest says it all
         if newest.status == "pending":  # a later change, not yet due: it leaves now for all of them
             deliveries.lease([newest], lease_until)
+        if newest.source_type == "project.proposed" and _invited_today(
+                session, newest.target, now, config,
+                sum(1 for d in to_send if d.target == newest.target and d.source_type == "project.proposed")):
+            newest.status, newest.lease_until, newest.last_error = "held", None, INVITED_TODAY
+            newest.attempts = max(newest.attempts - 1, 0)
+            continue
         if not _spend_budget(session, newest.target, now, config):
             newest.status, newest.lease_until, newest.last_error = "held", None, OVER_BUDGET
             newest.attempts = max(newest.attempts - 1, 0)

@@ -223,6 +223,22 @@ def budget_day(now: datetime, tz: str) -> str:
     return now.astimezone(ZoneInfo(tz)).date().isoformat()
 
 
+def day_start(now: datetime, tz: str) -> datetime:
+    """Midnight of ``now``'s day in ``tz`` (the day a daily limit counts in), as an aware datetime."""
+    local = now.astimezone(ZoneInfo(tz))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def another_invitation_held(invitations_mailed_today: int, limit: int, chosen: str | None) -> bool:
+    """Whether a project invitation waits for the member's digest instead of going at once: the
+    member got ``limit`` invitation mails today already (``limit`` 0: no limit) and did not choose
+    ``immediately`` for invitations itself (``chosen``: its per-kind choice). Why: a burst of
+    registrations invites a member into several teams within minutes; the first mail leads to its
+    portal page of projects, which lists every open invitation, and the rest come in the digest
+    (the inbox has each at once)."""
+    return limit > 0 and chosen != "immediately" and invitations_mailed_today >= limit
+
+
 def within_budget(used: int, day: str | None, today: str, budget: int) -> bool:
     """Whether one more immediate mail fits the member's budget for ``today``: ``used`` mails were
     counted on ``day`` (another day: none today). ``budget`` 0 or less: no limit."""

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from notifications import deliveries, domain, queries, services
+from notifications import deliveries, dispatch, domain, queries, services
 from notifications.models import CalendarEntry, Delivery, Notification
 from notifications.rendering import Renderer
 from notifications.schemas import PreferencesSchema
@@ -489,3 +489,32 @@ def test_a_cancellation_of_a_registration_the_member_heard_of_is_mailed(store, c
     clock.advance(seconds=WINDOW)
     assert mail.due() == 1
     assert mail.to(someone)[-1].subject.startswith("Anmeldung storniert:")
+
+
+def test_a_burst_of_project_invitations_mails_one_and_keeps_the_rest_for_the_digest(store, clock, mail):
+    popular, *others = [member() for _ in range(4)]
+    consume(store, popular, *others)
+    popular_id = profile_of(popular)["id"]
+    clock.moment = clock.moment.replace(year=2027, month=3, day=2, hour=9)  # a Tuesday morning
+    for other in others:  # three registrations within ten minutes, each proposing a team with it
+        consume(store, project("project.proposed", [profile_of(other)["id"], popular_id]))
+        clock.advance(seconds=WINDOW)
+        mail.due()
+        clock.advance(minutes=3)
+    invitations = [m for m in mail.to(popular) if not m.is_digest]
+    assert len(invitations) == 1 and invitations[0].subject.startswith("Einladung zu einem Partnerprojekt")
+    assert all(len(mail.to(other)) == 1 for other in others)  # each anchor hears of its own team
+    held = [d for d in deliveries_of(store, popular_id) if d.channel == "email" and d.status == "held"]
+    assert [d.last_error for d in held] == [dispatch.INVITED_TODAY] * 2
+    with store.unit_of_work() as uow:  # the inbox has every invitation at once
+        assert queries.inbox(uow.session, ADMIN, popular_id, PAGE, Renderer())["total"] == 3
+    # The next day an invitation goes at once again; the held ones come in the weekly digest.
+    clock.advance(days=1)
+    consume(store, project("project.proposed", [profile_of(others[0])["id"], popular_id]))
+    clock.advance(seconds=WINDOW)
+    mail.due()
+    assert len([m for m in mail.to(popular) if not m.is_digest]) == 2
+    clock.advance(days=6)
+    assert mail.digests() >= 1
+    [digest] = [m for m in mail.to(popular) if m.is_digest]
+    assert digest.text.count("Einladung zu einem Partnerprojekt") == 2
