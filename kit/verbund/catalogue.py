@@ -84,6 +84,7 @@ EVENT_TYPES = {
 # Topic patterns each consuming service binds its queue ``<service>.events`` to.
 SUBSCRIPTIONS: dict[str, list[str]] = {
     "events": ["member.*"],
+    "members": ["project.formed"],
     "matching": ["member.*"],
     "notifications": ["member.*", "event.*", "registration.*", "match.suggested", "project.*",
                       "contact.*"],

@@ -184,6 +184,9 @@ def _test_environment(monkeypatch, tmp_path):
 
 # --- services as real processes --------------------------------------------------------------------
 
+SMTP_SETTINGS = ("SMTP_", "NOTIFICATIONS_SMTP_")
+
+
 class ServiceProcess:
     """``verbund run SERVICE`` in a subprocess, with its own port and database."""
 
@@ -194,7 +197,12 @@ class ServiceProcess:
         self.database_url = database_url
         self.log_path = workdir / f"{service}-{self.port}.log"
         self.env = {
-            **os.environ,
+            # Never the developer's mail settings: a test mails its own MailCatcher (SMTP_PORT in ``env``)
+            # or nobody. Without one, SMTP goes to a free port nothing listens on, never to the mail
+            # catcher of ``make run`` on 8025, where another run's mails would land in a person's folder.
+            **{name: value for name, value in os.environ.items() if not name.startswith(SMTP_SETTINGS)},
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(free_port()),
             "AMQP_URI": amqp_uri,
             f"{service.upper()}_DATABASE_URL": database_url,
             f"{service.upper()}_PORT": str(self.port),

@@ -12,6 +12,15 @@ log = logging.getLogger(__name__)
 
 PUBLISH_DELAY_SECONDS = 0.05
 
+# Where each kind of mail's link leads in the portal (``purpose`` of the RPC ``send_sign_in_link``).
+PORTAL_PATHS = {"sign_in": "/sign-in/{token}", "welcome": "/sign-in/{token}",
+                "confirm_email": "/email-confirmation/{token}", "email_change_notice": "/profile"}
+
+
+def portal_link(base: str, purpose: str, token: str | None) -> str:
+    """The portal address a mail of ``purpose`` links to (``PORTAL_PATHS``), under ``base`` (PORTAL_URL)."""
+    return base + PORTAL_PATHS[purpose].format(token=token)
+
 
 class SignInMail(RpcProxy):
     """``self.sign_in_mail(recipients, issue)`` makes each recipient's link (``issue(recipient)``: a
@@ -21,7 +30,11 @@ class SignInMail(RpcProxy):
     Both happen in a thread of their own after the answer is on its way (the token's insert and
     publishing with confirms took ~12 ms, which told a known address from an unknown one), and the
     RPC's reply is not waited for; a mail that cannot be sent is logged by notifications, and the
-    person asks again."""
+    person asks again.
+
+    ``issue`` None: each recipient carries its ``token`` already (made in the request's own unit of
+    work: a changed address's confirmation). A recipient's ``purpose`` (``PORTAL_PATHS``; ``sign_in``
+    when left out) chooses the mail's wording and its link."""
 
     def __init__(self, **options):
         super().__init__("notifications", **options)
@@ -34,16 +47,17 @@ class SignInMail(RpcProxy):
             base = portal_url()
             for recipient in recipients:
                 try:
-                    link = issue(recipient)
+                    link = issue(recipient) if issue is not None else recipient
+                    purpose = link.get("purpose", "sign_in")
                     proxy.send_sign_in_link.call_async(
                         email=link["email"], contact_name=link["contact_name"], organisation=link["organisation"],
-                        language=link["language"], link=f"{base}/sign-in/{link['token']}",
-                        expires_minutes=link["expires_minutes"])
+                        language=link["language"], link=portal_link(base, purpose, link.get("token")),
+                        expires_minutes=link["expires_minutes"], purpose=purpose)
                 except Exception:  # the database or broker is down: the person sees no mail and asks again
-                    log.exception("sign-in link for member %s could not be made or handed to notifications",
+                    log.exception("a link for member %s could not be made or handed to notifications",
                                   recipient["member_id"])
 
-        def send(recipients: list[dict], issue) -> None:
+        def send(recipients: list[dict], issue=None) -> None:
             self.container.spawn_managed_thread(lambda: publish(recipients, issue),
                                                 identifier="members.sign_in_mail")
 

@@ -196,7 +196,44 @@ def visible(principal: Principal, profile: dict, grant: dict | None = None) -> d
     Forbidden (403) for an integrator token whose grant changed."""
     if principal.role != "integrator" or can_read_personal(principal, grant):
         return profile
-    return {**profile, "contact": {"name": None, "email": None, "language": profile["contact"]["language"]}}
+    hidden = {field: None for field in ("name", "email", "pending_email") if field in profile["contact"]}
+    return {**profile, "contact": {**profile["contact"], **hidden}}
+
+
+# --- the contact e-mail -------------------------------------------------------------------------
+
+EMAIL_TAKEN = "this e-mail address is already the contact address of another organisation; sign in with it instead"
+EMAIL_CONFIRMATION_TTL = timedelta(hours=24)
+
+
+def without_pending(profile: dict) -> dict:
+    """``profile`` (or a merge patch) without ``contact.pending_email``, which only the platform sets: a
+    client may send the profile back as it read it."""
+    contact = profile.get("contact")
+    if not isinstance(contact, dict) or "pending_email" not in contact:
+        return profile
+    return {**profile, "contact": {key: value for key, value in contact.items() if key != "pending_email"}}
+
+
+def withdraws_email_change(patch: dict) -> bool:
+    """Whether a merge patch removes the pending contact e-mail: ``{"contact": {"pending_email": null}}``
+    (RFC 7396's way to remove a member). The pending address sent back as it was read changes nothing."""
+    contact = patch.get("contact")
+    return isinstance(contact, dict) and "pending_email" in contact and contact["pending_email"] is None
+
+
+def email_change(current: str | None, wanted: str) -> str | None:
+    """The address a profile change asks to confirm: ``wanted`` when it is another address than
+    ``current`` (compared as ``normalise_email`` does), None when it is the same one (a change of case
+    alone is taken at once: it reaches the same mailbox)."""
+    if current is not None and normalise_email(current) == normalise_email(wanted):
+        return None
+    return wanted
+
+
+def email_taken_error() -> Conflict:
+    """The 409 for a contact e-mail another organisation uses, at the field ``contact.email``."""
+    return Conflict(EMAIL_TAKEN, fields={"contact": {"email": [EMAIL_TAKEN]}})
 
 
 # --- sign-in by e-mail link ---------------------------------------------------------------------
@@ -284,7 +321,8 @@ def authorize_answer(principal: Principal, recipient_id: str) -> None:
 
 def can_see_contact(principal: Principal, member_id: str, in_contact: bool) -> bool:
     """Who sees a member's contact person and e-mail (``GET /members/{id}/contact``): the member
-    itself, admins, and a member joined to it by an accepted contact request (``in_contact``)."""
+    itself, admins, and a member joined to it by an accepted contact request or a formed partner
+    project (``in_contact``)."""
     return principal.is_admin or principal.is_member(member_id) or (principal.role == "member" and in_contact)
 
 

@@ -69,6 +69,10 @@ class Member(Base):
     contact_name: Mapped[str | None] = mapped_column(String(200))
     contact_email: Mapped[str | None] = mapped_column(String(320))
     contact_language: Mapped[str | None] = mapped_column(String(2))
+    # A changed contact e-mail waits here until the link mailed to it is used (EmailConfirmation).
+    contact_pending_email: Mapped[str | None] = mapped_column(String(320))
+    # When a link mailed to the contact address was last used: the address is the member's.
+    contact_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     consent_suggest: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_email: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -100,7 +104,9 @@ class Member(Base):
             "region": {"state": self.state, "postcode": self.postcode, "city": self.city},
             "size": size_profile(self.employees, self.turnover_eur, self.balance_sheet_eur),
             "website": self.website,
-            "contact": {"name": self.contact_name, "email": self.contact_email, "language": self.contact_language},
+            "contact": {"name": self.contact_name, "email": self.contact_email, "language": self.contact_language,
+                        # only while a new address waits for confirmation (never in events)
+                        **({"pending_email": self.contact_pending_email} if self.contact_pending_email else {})},
             "offers": self._competencies("offer"),
             "needs": self._competencies("need"),
             "topics": self._tags("topic"),
@@ -141,7 +147,7 @@ class Member(Base):
         """GDPR erasure: keep id and version, forget everything else."""
         for column in ("organisation_key", "name", "name_key", "sector", "state", "postcode", "city", "city_key",
                        "employees", "turnover_eur", "balance_sheet_eur", "size_category", "website", "contact_name",
-                       "contact_email", "contact_language"):
+                       "contact_email", "contact_language", "contact_pending_email", "contact_confirmed_at"):
             setattr(self, column, None)
         self.consent_suggest = self.consent_email = False
         self.competencies = []
@@ -218,3 +224,27 @@ class ContactRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EmailConfirmation(Base):
+    """A link that confirms a changed contact e-mail (``email``), kept only as its SHA-256 hash; single
+    use, 24 hours. Using it makes ``email`` the member's contact e-mail."""
+    __tablename__ = "email_confirmations"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProjectContact(Base):
+    """A member of a formed partner project (``project.formed`` from matching-service): the members of
+    one project see each other's contact person, as if a contact request had been accepted."""
+    __tablename__ = "project_contacts"
+
+    project_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(36), primary_key=True, index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    formed_at: Mapped[datetime] = mapped_column(UTCDateTime)

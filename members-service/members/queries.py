@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from members import domain
-from members.models import Competency, ContactRequest, IntegratorGrant, Member, MemberKey, Tag
+from members.models import Competency, ContactRequest, IntegratorGrant, Member, MemberKey, ProjectContact, Tag
 from verbund import personal
 from verbund.auth import Principal
 from verbund.envelope import isoformat
@@ -191,14 +191,52 @@ def in_contact(session: Session, one: str, other: str) -> bool:
     return any(held.status == "accepted" for held in contact_requests_between(session, one, other))
 
 
+def projects_between(session: Session, one: str, other: str) -> list[ProjectContact]:
+    """The formed partner projects both members belong to (``one``'s rows), oldest first."""
+    theirs = select(ProjectContact.project_id).where(ProjectContact.member_id == other)
+    return list(session.execute(select(ProjectContact).where(
+        ProjectContact.member_id == one, ProjectContact.project_id.in_(theirs))
+        .order_by(ProjectContact.formed_at, ProjectContact.project_id)).scalars())
+
+
 def contact_details(session: Session, principal: Principal, member_id: str) -> dict:
     """A member's contact person and e-mail, ``{"contact_name", "contact_email"}``, for those
-    ``domain.can_see_contact`` admits (itself, admins, a member in contact with it); Forbidden (403)
-    otherwise, NotFound (404), Gone (410)."""
+    ``domain.can_see_contact`` admits (itself, admins, a member in contact with it by an accepted request
+    or a formed partner project); Forbidden (403) otherwise, NotFound (404), Gone (410)."""
     member = load_member(session, member_id)
-    joined = principal.role == "member" and principal.member_id is not None \
-        and in_contact(session, principal.member_id, member_id)
+    me = principal.member_id if principal.role == "member" else None
+    joined = me is not None and (in_contact(session, me, member_id) or bool(projects_between(session, me, member_id)))
     if not domain.can_see_contact(principal, member_id, joined):
         raise Forbidden("you see a member's contact person once it has accepted your contact request, "
-                        "or you have accepted its request")
+                        "you have accepted its request, or you work together in a formed partner project")
     return {"contact_name": member.contact_name, "contact_email": member.contact_email}
+
+
+def contacts(session: Session, principal: Principal, member_id: str) -> dict:
+    """The members ``member_id`` is in contact with, by name: ``{"items": [{member_id, name, contact_name,
+    contact_email, via: [{"kind": "contact_request", "request_id", "since"} | {"kind": "project",
+    "project_id", "title", "since"}]}]}``, ordered by name. For the member itself and admins (Forbidden,
+    403, otherwise); NotFound (404), Gone (410). Erased members are left out."""
+    load_member(session, member_id)
+    if not (principal.is_admin or principal.is_member(member_id)):
+        raise Forbidden("only the member itself sees its contacts")
+    via: dict[str, list[dict]] = {}
+    accepted = session.execute(select(ContactRequest).where(
+        ContactRequest.status == "accepted",
+        or_(ContactRequest.requester_id == member_id, ContactRequest.recipient_id == member_id))
+        .order_by(ContactRequest.answered_at)).scalars()
+    for held in accepted:
+        other = held.recipient_id if held.requester_id == member_id else held.requester_id
+        via.setdefault(other, []).append({"kind": "contact_request", "request_id": held.id,
+                                          "since": isoformat(held.answered_at)})
+    mine = select(ProjectContact.project_id).where(ProjectContact.member_id == member_id)
+    teams = session.execute(select(ProjectContact).where(ProjectContact.project_id.in_(mine),
+                                                         ProjectContact.member_id != member_id)
+                            .order_by(ProjectContact.formed_at, ProjectContact.project_id)).scalars()
+    for row in teams:
+        via.setdefault(row.member_id, []).append({"kind": "project", "project_id": row.project_id,
+                                                  "title": row.title, "since": isoformat(row.formed_at)})
+    members = session.execute(select(Member).where(Member.id.in_(set(via)), Member.deleted_at.is_(None))).scalars()
+    items = [{"member_id": m.id, "name": m.name, "contact_name": m.contact_name, "contact_email": m.contact_email,
+              "via": via[m.id]} for m in members]
+    return {"items": sorted(items, key=lambda item: (search_key(item["name"] or ""), item["member_id"]))}

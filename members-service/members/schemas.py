@@ -194,6 +194,12 @@ class TokenExchangeSchema(Schema):
                          metadata={"description": "the last part of the link {PORTAL_URL}/sign-in/{token}"})
 
 
+class EmailConfirmationSchema(Schema):
+    """``POST /auth/email-confirmations``: the secret of a confirmation link."""
+    token = Text(required=True, validate=validate.Length(min=1, max=200),
+                 metadata={"description": "the last part of the link {PORTAL_URL}/email-confirmation/{token}"})
+
+
 class ContactRequestSchema(Schema):
     """``POST /members/{id}/contact-requests``: a short introduction for the member asked."""
     message = Text(required=True, multiline=True, validate=validate.Length(min=1, max=1000),
@@ -228,3 +234,16 @@ CONTACT_REQUESTS = {"type": "object", "required": ["items"],
 CONTACT_DETAILS = {"type": "object", "required": ["contact_name", "contact_email"], "properties": {
     "contact_name": {"type": ["string", "null"]}, "contact_email": {"type": ["string", "null"], "format": "email"},
     "phone": {"type": ["string", "null"], "description": "not collected yet; left out"}}}
+_SINCE = {"type": "string", "format": "date-time"}
+CONTACTS = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+    "type": "object", "required": ["member_id", "name", "contact_name", "contact_email", "via"], "properties": {
+        "member_id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+        "contact_name": {"type": ["string", "null"]}, "contact_email": {"type": ["string", "null"]},
+        "via": {"type": "array", "description": "how the two are in contact, oldest first", "items": {"oneOf": [
+            {"type": "object", "required": ["kind", "request_id", "since"], "properties": {
+                "kind": {"const": "contact_request"}, "request_id": {"type": "string", "format": "uuid"},
+                "since": _SINCE}},
+            {"type": "object", "required": ["kind", "project_id", "title", "since"], "properties": {
+                "kind": {"const": "project"}, "project_id": {"type": "string"},
+                "title": {"type": "string", "description": "the partner project's title"},
+                "since": _SINCE}}]}}}}}}}

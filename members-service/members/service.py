@@ -17,6 +17,7 @@ from verbund import auth, personal
 from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge, Unprocessable
 from verbund.service import ServiceBase
 from verbund.settings import env
+from verbund.subscriber import subscribe
 from verbund.web import ANYONE, api, error_response, if_match, json_body, json_response
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -41,15 +42,32 @@ class MembersService(ServiceBase):
     @api("POST", "/members", roles=ANYONE, body=schemas.MemberSchema, errors=(409, 413),
          responses={201: ("The profile, with the member's own access_token", schemas.REGISTERED)})
     def register(self, request):
-        """Register a member organisation (self-registration or by staff)."""
+        """Register a member organisation (self-registration or by staff). 409 when the organisation
+        (field ``name``) or its contact e-mail (field ``contact.email``, case-insensitive) is another
+        organisation's already. A self-registration has a sign-in link mailed to the contact e-mail,
+        which also confirms the address (counted against the per-address limit of sign-in links, 429
+        beyond it, not the per-client one); staff registering a firm mail nothing, as an import does."""
+        self_registration = request.principal.role not in STAFF
         try:
             with self.db.unit_of_work() as uow:
-                profile = services.register(uow, request.body_data)
+                profile = services.register(uow, request.body_data, mail_link=self_registration)
         except IntegrityError:  # a concurrent registration of the same organisation won the race
             raise Conflict("this organisation is already registered at this postcode", field="name") from None
+        if self_registration:
+            self._mail_links([services.registration_mail(profile)])
         token = auth.issue("member", f"member:{profile['id']}", member_id=profile["id"],
                            ttl=services.sign_in_policy().member_token_ttl)
         return _member_response(profile, 201, access_token=token)
+
+    def _mail_links(self, recipients: list[dict]) -> None:
+        """Have notifications mail each recipient a fresh sign-in link, after the answer (``SignInMail``)."""
+        store = self.db
+
+        def issue(recipient: dict) -> dict:
+            with store.unit_of_work() as uow:
+                return services.issue_sign_in_link(uow, recipient)
+
+        self.sign_in_mail(recipients, issue)
 
     @api("GET", "/members/<uuid:member_id>", roles=READERS, errors=(410,),
          responses={200: ("The profile; ETag is its version", schemas.PROFILE)})
@@ -64,14 +82,22 @@ class MembersService(ServiceBase):
          load_body=False, errors=(409, 410, 412),
          responses={200: ("The profile at its new version", schemas.PROFILE)})
     def update_member(self, request, member_id):
-        """Change a profile with a JSON Merge Patch of any of its fields; If-Match optional."""
+        """Change a profile with a JSON Merge Patch of any of its fields; If-Match optional. A new
+        ``contact.email`` is not used until confirmed: the profile keeps the old address and shows the
+        new one as ``contact.pending_email``; a link valid 24 hours goes to the new address
+        (``POST /auth/email-confirmations``), a notice to the old one. ``{"contact":
+        {"pending_email": null}}`` withdraws the change. 409 when the new address is another organisation's (field
+        ``contact.email``); 429 beyond the per-address limit of links."""
         # load_body=False: a merge patch is validated once merged with the stored profile (RFC 7396).
         patch, expected_version = json_body(request), if_match(request)
+        mails: list[dict] = []
         try:
             with self.db.unit_of_work() as uow:
-                profile = services.update(uow, request.principal, str(member_id), patch, expected_version)
+                profile = services.update(uow, request.principal, str(member_id), patch, expected_version, mails)
         except (StaleDataError, IntegrityError):
             raise Conflict("the member changed at the same time; read it again and retry") from None
+        if mails:
+            self.sign_in_mail(mails)
         return _member_response(profile)
 
     @api("DELETE", "/members/<uuid:member_id>", roles=("admin", "member"), errors=(410,),
@@ -162,14 +188,19 @@ class MembersService(ServiceBase):
         with self.db.unit_of_work() as uow:
             recipients = services.request_sign_in(uow, body["email"], _client(request), language=body["language"])
         if recipients:
-            store = self.db
-
-            def issue(recipient: dict) -> dict:
-                with store.unit_of_work() as uow:
-                    return services.issue_sign_in_link(uow, recipient)
-
-            self.sign_in_mail(recipients, issue)
+            self._mail_links(recipients)
         return json_response({"status": "sent"}, 202)
+
+    @api("POST", "/auth/email-confirmations", roles=ANYONE, body=schemas.EmailConfirmationSchema, errors=(409,),
+         responses={200: ("The profile with the confirmed contact e-mail", schemas.PROFILE),
+                    400: "The link is unknown, used, replaced by a newer one or expired (one message for all)"})
+    def confirm_email(self, request):
+        """Confirm a changed contact e-mail with the token of the link mailed to it (body ``{"token"}``):
+        200 the profile, the new address in ``contact.email`` (``member.updated``). Each link works once,
+        for 24 hours, and only the member's newest; 400 otherwise; 409 when another organisation has
+        taken the address meanwhile (field ``contact.email``)."""
+        with self.db.unit_of_work() as uow:
+            return _member_response(services.confirm_email(uow, request.body_data["token"]))
 
     @api("POST", "/auth/tokens", roles=ANYONE, body=schemas.TokenExchangeSchema,
          responses={200: ("The member's bearer token", schemas.MEMBER_TOKEN),
@@ -224,9 +255,24 @@ class MembersService(ServiceBase):
          responses={200: ("The member's contact person", schemas.CONTACT_DETAILS)})
     def get_contact(self, request, member_id):
         """A member's contact person and e-mail ``{contact_name, contact_email}``: for the member
-        itself, admins, and a member joined to it by an accepted contact request; 403 otherwise."""
+        itself, admins, and a member joined to it by an accepted contact request or a formed partner
+        project; 403 otherwise."""
         with self.db.unit_of_work() as uow:
             return queries.contact_details(uow.session, request.principal, str(member_id))
+
+    @api("GET", "/members/<uuid:member_id>/contacts", roles=("admin", "member"), errors=(410,),
+         responses={200: ("The members it is in contact with and how", schemas.CONTACTS)})
+    def list_contacts(self, request, member_id):
+        """The members ``member_id`` is in contact with, ordered by name: ``{items: [{member_id, name,
+        contact_name, contact_email, via: [{kind: contact_request, request_id, since} | {kind: project,
+        project_id, title, since}]}]}``. For the member itself and admins; 403 otherwise."""
+        with self.db.unit_of_work() as uow:
+            return queries.contacts(uow.session, request.principal, str(member_id))
+
+    @subscribe()
+    def on_project_event(self, event):
+        """project.formed: the members of a formed partner project see each other's contact person."""
+        self.db.handle(event, services.on_project_formed)
 
     @rpc
     def get_profile(self, member_id: str) -> dict | None:

@@ -17,13 +17,22 @@ from sqlalchemy.orm import Session
 
 from members import domain, importer, queries
 from members.messages import Messages
-from members.models import ContactRequest, IntegratorGrant, Member, MemberKey, SignInAttempt, SignInToken
+from members.models import (
+    ContactRequest,
+    EmailConfirmation,
+    IntegratorGrant,
+    Member,
+    MemberKey,
+    ProjectContact,
+    SignInAttempt,
+    SignInToken,
+)
 from members.queries import load_member
 from members.schemas import MemberSchema
 from verbund import auth, envelope, outbox, personal
 from verbund.auth import Principal
 from verbund.database import UnitOfWork
-from verbund.errors import BadRequest, Conflict, NotFound, PreconditionFailed, TooManyRequests
+from verbund.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed, TooManyRequests
 from verbund.settings import env
 from verbund.vocabulary import load as load_vocabulary
 
@@ -77,16 +86,63 @@ def _create(uow: UnitOfWork, profile: dict, key: str) -> dict:
     return snapshot
 
 
-def register(uow: UnitOfWork, profile: dict) -> dict:
+def _email_user(session: Session, address: str, other_than: str | None = None) -> str | None:
+    """The id of a live member whose contact e-mail is ``address`` (case-insensitive), other than
+    ``other_than``; None when there is none."""
+    query = select(Member.id).where(func.lower(Member.contact_email) == domain.normalise_email(address),
+                                    Member.deleted_at.is_(None))
+    if other_than is not None:
+        query = query.where(Member.id != other_than)
+    return session.execute(query.limit(1)).scalar()
+
+
+def _claim_email(uow: UnitOfWork, address: str, member_id: str | None = None) -> None:
+    """Raises Conflict (409, field ``contact.email``) when another live organisation has ``address`` as
+    its contact e-mail. On PostgreSQL an advisory lock per address keeps two registrations at the same
+    time from both passing (SQLite serialises writers anyway). Members that shared an address before
+    this rule keep it (no unique index): sign-in still sends them one link each."""
+    _lock(uow, f"contact-email:{domain.limit_key(domain.normalise_email(address))}")
+    if _email_user(uow.session, address, member_id):
+        raise domain.email_taken_error()
+
+
+def _count_link_for_address(uow: UnitOfWork, address: str, policy: domain.SignInPolicy) -> None:
+    """A link mailed to ``address`` outside a sign-in request (registration, a changed address) counts
+    against the per-address limit of sign-in links (TooManyRequests, 429, beyond it), not the per-client
+    one: a sign-up behind a busy network (a firm, the portal) always gets its link."""
+    key = domain.limit_key(domain.normalise_email(address))
+    _lock(uow, f"sign-in:address:{key}")
+    _check_limit(uow, "address", key, policy.per_address, policy.window,
+                 "too many sign-in links were asked for this address")
+    uow.session.execute(insert(SignInAttempt), [{"scope": "address", "key": key, "at": uow.now()}])
+
+
+def register(uow: UnitOfWork, profile: dict, *, mail_link: bool = False,
+             policy: domain.SignInPolicy | None = None) -> dict:
     """Register an organisation from a loaded ``MemberSchema`` ``profile``; emits ``member.registered``.
 
     Returns the stored profile at version 1. Raises Conflict (409) when the same organisation
-    (``domain.organisation_key``) is registered already."""
+    (``domain.organisation_key``, field ``name``) is registered already or its contact e-mail is another
+    organisation's (field ``contact.email``). ``mail_link`` (self-registration): the sign-in link that
+    confirms the address will be mailed (``registration_mail``), counted against the per-address limit
+    (TooManyRequests, 429, and nothing registered, beyond it)."""
     link_vocabulary(profile)
     key = domain.organisation_key(profile["name"], profile["region"]["postcode"])
     if _existing_with_key(uow.session, key):
         raise Conflict("this organisation is already registered at this postcode", field="name")
+    _claim_email(uow, profile["contact"]["email"])
+    if mail_link:
+        _count_link_for_address(uow, profile["contact"]["email"], policy or sign_in_policy())
     return _create(uow, profile, key)
+
+
+def registration_mail(profile: dict) -> dict:
+    """Whom the sign-in link after a self-registration goes to (an item as ``request_sign_in`` returns,
+    for ``issue_sign_in_link``), with ``purpose`` ``welcome``: the mail says the link also confirms the
+    address."""
+    contact = profile["contact"]
+    return {"member_id": profile["id"], "email": contact["email"], "contact_name": contact["name"],
+            "organisation": profile["name"], "language": contact["language"] or "de", "purpose": "welcome"}
 
 
 def import_members(uow: UnitOfWork, rows: list[dict], *, dry_run: bool = False,
@@ -102,7 +158,7 @@ def import_members(uow: UnitOfWork, rows: list[dict], *, dry_run: bool = False,
     """
     messages = messages or Messages()
     vocabulary = load_vocabulary()
-    errors, valid, rows_by_key = [], [], {}
+    errors, valid, rows_by_key, rows_by_email = [], [], {}, {}
     for index, row in enumerate(rows):
         number = getattr(row, "number", None) or index + 2
         data, row_errors = importer.read_row(row, messages)
@@ -116,12 +172,18 @@ def import_members(uow: UnitOfWork, rows: list[dict], *, dry_run: bool = False,
             errors.append({"row": number, "errors": row_errors})
             continue
         key = domain.organisation_key(profile["name"], profile["region"]["postcode"])
+        email = domain.normalise_email(profile["contact"]["email"])
         if key in rows_by_key:
             errors.append({"row": number, "errors": {"name": [messages.text("same_as_row", row=rows_by_key[key])]}})
         elif _existing_with_key(uow.session, key):
             errors.append({"row": number, "errors": {"name": [messages.text("already_registered")]}})
+        elif email in rows_by_email:
+            errors.append({"row": number, "errors": {"contact_email": [
+                messages.text("email_same_as_row", row=rows_by_email[email])]}})
+        elif _email_user(uow.session, email):
+            errors.append({"row": number, "errors": {"contact_email": [messages.text("email_taken")]}})
         else:
-            rows_by_key[key] = number
+            rows_by_key[key], rows_by_email[email] = number, number
             valid.append((number, profile, key))
     imported = [] if dry_run else [
         {"row": number, "id": _create(uow, profile, key)["id"], "name": profile["name"]}
@@ -132,35 +194,123 @@ def import_members(uow: UnitOfWork, rows: list[dict], *, dry_run: bool = False,
 
 
 def update(uow: UnitOfWork, principal: Principal, member_id: str, patch: dict,
-           expected_version: int | None = None) -> dict:
+           expected_version: int | None = None, mails: list[dict] | None = None,
+           policy: domain.SignInPolicy | None = None) -> dict:
     """Apply a JSON Merge Patch (RFC 7396) ``patch`` to a profile; emits ``member.updated`` with the
     changed fields, or nothing (and no new version) when nothing changed.
 
+    A new contact e-mail is not taken at once: it waits as ``contact.pending_email`` until the link
+    mailed to it is used (``confirm_email``); the mails to send after commit are appended to ``mails``
+    (``purpose`` ``confirm_email`` to the new address with its ``token``, ``email_change_notice`` to the
+    old one). ``{"contact": {"pending_email": null}}`` withdraws a pending change; a pending address sent
+    back as read is ignored.
+
     Raises NotFound (404), Gone (410), Forbidden (403, ``domain.can_change``), PreconditionFailed
     (412, ``expected_version`` is not the stored one), Unprocessable (422, a read-only field changed),
-    ValidationError (422, the merged profile is invalid), Conflict (409, the new name is taken)."""
+    ValidationError (422, the merged profile is invalid), Conflict (409, the new name is taken, or the
+    new e-mail is another organisation's contact address: field ``contact.email``), TooManyRequests
+    (429, too many links for the new address)."""
     member = load_member(uow.session, member_id, for_update=True)
     domain.authorize_change(principal, member_id, member.profile()["associations"])
     if expected_version is not None and expected_version != member.version:
         raise PreconditionFailed(f"member is at version {member.version}, not {expected_version}",
                                  version=member.version)
-    before = member.profile()
+    shown = member.profile()
+    before = domain.without_pending(shown)
+    withdraw = domain.withdraws_email_change(patch)
+    patch = domain.without_pending(patch)
     domain.check_read_only(before, patch)
     profile = validate_profile(domain.without_read_only(domain.merge_patch(before, patch)))
     key = domain.organisation_key(profile["name"], profile["region"]["postcode"])
     if key != member.organisation_key and _existing_with_key(uow.session, key):
         raise Conflict("another member is registered under this name at this postcode", field="name")
+    wanted = domain.email_change(member.contact_email, profile["contact"]["email"])
+    if wanted is not None:
+        _claim_email(uow, wanted, member.id)
+        profile["contact"]["email"] = member.contact_email  # the old address serves until the new one is confirmed
+    elif withdraw and member.contact_pending_email:
+        _withdraw_email_change(uow, member)
     candidate = Member(id=member.id, version=member.version, created_at=member.created_at,
                        updated_at=member.updated_at)
     candidate.set_profile(profile)
-    changed = domain.changed_fields(before, candidate.profile())
+    changed = domain.changed_fields(before, domain.without_pending(candidate.profile()))
+    if wanted is not None:
+        _ask_to_confirm(uow, member, wanted, mails if mails is not None else [], policy or sign_in_policy())
     if not changed:
-        return before  # nothing changed: no new version, no event
+        if member.contact_pending_email != shown["contact"].get("pending_email"):
+            uow.session.flush()
+            return member.profile()  # only the address waiting for confirmation changed: no event
+        return shown  # nothing changed: no new version, no event
     member.set_profile(profile)
     member.organisation_key = key
     member.updated_at = uow.now()
     uow.session.flush()
     snapshot = member.profile()
+    uow.emit("member.updated", member.id, {"profile": _published(uow, snapshot), "changed": changed})
+    return snapshot
+
+
+def _withdraw_email_change(uow: UnitOfWork, member: Member) -> None:
+    """Forget a pending contact e-mail and use up its links."""
+    member.contact_pending_email = None
+    uow.session.execute(sql_update(EmailConfirmation).where(
+        EmailConfirmation.member_id == member.id, EmailConfirmation.used_at.is_(None))
+        .values(used_at=uow.now()).execution_options(synchronize_session=False))
+
+
+def _ask_to_confirm(uow: UnitOfWork, member: Member, address: str, mails: list[dict],
+                    policy: domain.SignInPolicy) -> None:
+    """Make ``address`` the member's pending contact e-mail with a new confirmation link (the earlier
+    ones used up) and append the two mails to ``mails``: the link to the new address, a notice to the
+    old one (so a change the organisation did not make does not pass unseen)."""
+    _count_link_for_address(uow, address, policy)
+    _withdraw_email_change(uow, member)
+    now = uow.now()
+    secret = secrets.token_urlsafe(32)  # 256 bits
+    uow.session.add(EmailConfirmation(token_hash=domain.token_hash(secret), member_id=member.id, email=address,
+                                      created_at=now, expires_at=now + domain.EMAIL_CONFIRMATION_TTL))
+    member.contact_pending_email = address
+    common = {"member_id": member.id, "contact_name": member.contact_name, "organisation": member.name,
+              "language": member.contact_language or "de",
+              "expires_minutes": int(domain.EMAIL_CONFIRMATION_TTL.total_seconds() // 60)}
+    mails.append({**common, "purpose": "confirm_email", "email": address, "token": secret})
+    if member.contact_email:
+        mails.append({**common, "purpose": "email_change_notice", "email": member.contact_email, "token": None})
+
+
+INVALID_CONFIRMATION_LINK = ("this confirmation link is not valid (any more): it may be used already, replaced by "
+                             "a newer one or older than 24 hours; change the address in the profile again")
+
+
+def confirm_email(uow: UnitOfWork, secret: str) -> dict:
+    """Confirm a changed contact e-mail with the secret of the link mailed to it: the address becomes the
+    member's contact e-mail (``member.updated``, changed ``contact``). Single use, 24 hours, and only the
+    newest link of a member works. Returns the profile. Raises BadRequest (400) with one message for an
+    unknown, used, replaced or expired link or an erased member, Conflict (409, field ``contact.email``)
+    when another organisation took the address meanwhile."""
+    now = uow.now()
+    hashed = domain.token_hash(secret)
+    won = uow.session.execute(sql_update(EmailConfirmation).where(
+        EmailConfirmation.token_hash == hashed, EmailConfirmation.used_at.is_(None),
+        EmailConfirmation.expires_at > now).values(used_at=now).execution_options(synchronize_session=False))
+    invalid = BadRequest(INVALID_CONFIRMATION_LINK, fields={"token": [INVALID_CONFIRMATION_LINK]})
+    if won.rowcount != 1:
+        raise invalid
+    held = uow.session.execute(select(EmailConfirmation.member_id, EmailConfirmation.email)
+                               .where(EmailConfirmation.token_hash == hashed)).one()
+    try:
+        member = load_member(uow.session, held.member_id, for_update=True)
+    except (NotFound, Gone):
+        raise invalid from None
+    if member.contact_pending_email != held.email:
+        raise invalid
+    _claim_email(uow, held.email, member.id)
+    before = domain.without_pending(member.profile())
+    member.contact_email, member.contact_pending_email, member.contact_confirmed_at = held.email, None, now
+    member.updated_at = now
+    uow.session.flush()
+    snapshot = member.profile()
+    changed = domain.changed_fields(before, domain.without_pending(snapshot))
     uow.emit("member.updated", member.id, {"profile": _published(uow, snapshot), "changed": changed})
     return snapshot
 
@@ -174,10 +324,12 @@ def erase(uow: UnitOfWork, principal: Principal, member_id: str) -> None:
     uow.session.flush()
     # Crypto-shredding: without the key no copy of the member's encrypted personal fields can be read.
     uow.session.execute(delete(MemberKey).where(MemberKey.member_id == member_id))
-    # Its contact requests (their messages are personal) and open sign-in links go with it.
+    # Its contact requests (their messages are personal), project teams and open links go with it.
     uow.session.execute(delete(ContactRequest).where(or_(ContactRequest.requester_id == member_id,
                                                          ContactRequest.recipient_id == member_id)))
+    uow.session.execute(delete(ProjectContact).where(ProjectContact.member_id == member_id))
     uow.session.execute(delete(SignInToken).where(SignInToken.member_id == member_id))
+    uow.session.execute(delete(EmailConfirmation).where(EmailConfirmation.member_id == member_id))
     # Published events about the member carry its data; drop them from the replayable history.
     uow.session.execute(delete(outbox.outbox_table).where(outbox.outbox_table.c.subject == member_id,
                                                           outbox.outbox_table.c.published_at.is_not(None)))
@@ -315,6 +467,10 @@ def exchange_sign_in_token(uow: UnitOfWork, secret: str, policy: domain.SignInPo
         raise BadRequest(INVALID_SIGN_IN_LINK, fields={"sign_in_token": [INVALID_SIGN_IN_LINK]})
     uow.session.execute(sql_update(SignInToken).where(SignInToken.member_id == member_id, SignInToken.used_at.is_(None))
                         .values(used_at=now).execution_options(synchronize_session=False))
+    # The link reached the contact address: it is confirmed. A plain UPDATE, so the profile's version
+    # (its ETag) stays: nothing a reader sees changed.
+    uow.session.execute(sql_update(Member).where(Member.id == member_id).values(contact_confirmed_at=now)
+                        .execution_options(synchronize_session=False))
     ttl = policy.member_token_ttl
     return {"token": auth.issue("member", f"member:{member_id}", member_id=member_id, ttl=ttl),
             "expires_in": int(ttl.total_seconds()), "member_id": member_id, "role": "member",
@@ -391,3 +547,23 @@ def answer_contact(uow: UnitOfWork, principal: Principal, request_id: str, accep
     view = queries.contact_request_view(uow.session, held, now)
     uow.emit(f"contact.{held.status}", held.id, _contact_event(view))
     return view
+
+
+# --- partner projects -------------------------------------------------------------------------------
+
+def on_project_formed(uow: UnitOfWork, event: dict) -> None:
+    """``project.formed`` (matching-service): the project's members are introduced to each other; each
+    sees the others' contact person (``queries.contact_details``) as after an accepted contact request.
+    Members erased meanwhile or unknown here are left out. Run through the idempotent inbox
+    (``Store.handle``); a second delivery of the same project adds nothing."""
+    project = event["data"]["project"]
+    if project.get("status") != "formed":
+        return
+    ids = {member["member_id"] for member in project["members"]}
+    live = set(uow.session.execute(select(Member.id).where(Member.id.in_(ids), Member.deleted_at.is_(None))).scalars())
+    held = set(uow.session.execute(select(ProjectContact.member_id).where(
+        ProjectContact.project_id == project["id"])).scalars())
+    formed_at = uow.now()
+    for member_id in sorted(live - held):
+        uow.session.add(ProjectContact(project_id=project["id"], member_id=member_id,
+                                       title=project["title"][:500], formed_at=formed_at))

@@ -1,4 +1,5 @@
 import copy
+import hashlib
 
 import pytest
 
@@ -25,6 +26,10 @@ def valid_member(**overrides) -> dict:
         "consent": {"suggest_as_partner": True, "email": True},
     }
     member.update(copy.deepcopy(overrides))
+    if "name" in overrides and "contact" not in overrides:
+        # Each organisation has its own contact e-mail (a shared one is a 409).
+        tag = hashlib.sha256(overrides["name"].encode()).hexdigest()[:10]
+        member["contact"] = {**member["contact"], "email": f"kontakt-{tag}@praezisionsteile.example"}
     return member
 
 

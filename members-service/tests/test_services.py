@@ -195,7 +195,8 @@ def test_an_import_registers_valid_rows_and_reports_the_others(use_cases, member
 
 
 def test_an_import_that_fails_stores_no_row_and_emits_nothing(use_cases, monkeypatch):
-    rows = [{**IMPORT_ROWS[0], "name": f"Firma {i} GmbH"} for i in range(3)]
+    rows = [{**IMPORT_ROWS[0], "name": f"Firma {i} GmbH", "contact_email": f"kontakt@firma{i}.example"}
+            for i in range(3)]
     created = services._create
 
     def fail_on_the_third(uow, profile, key):

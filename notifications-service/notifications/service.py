@@ -74,14 +74,17 @@ class NotificationsService(ServiceBase):
 
     @rpc
     def send_sign_in_link(self, email: str, contact_name: str | None, organisation: str | None,
-                          language: str | None, link: str, expires_minutes: int) -> dict:
+                          language: str | None, link: str, expires_minutes: int, purpose: str = "sign_in") -> dict:
         """Mail a sign-in ``link`` (``{PORTAL_URL}/sign-in/<secret>``, valid ``expires_minutes``) to
         ``email`` in ``language`` (de/en), at once, whatever the member's notification preferences:
-        the person asked for it. Returns ``{"sent": bool, "error"?}``; nothing is stored."""
+        the person asked for it. ``purpose`` (``sign_in.TEMPLATES``): ``sign_in``; ``welcome`` (after a
+        self-registration, the link also confirms the address); ``confirm_email`` (the link that
+        confirms a changed contact e-mail, to the new address); ``email_change_notice`` (to the old
+        address, linking to the profile). Returns ``{"sent": bool, "error"?}``; nothing is stored."""
         with self.channels.smtp() as sender:
             return sign_in.send(self.channels.config, self.channels.renderer, sender, email=email,
                                 contact_name=contact_name, organisation=organisation, language=language,
-                                link=link, expires_minutes=expires_minutes)
+                                link=link, expires_minutes=expires_minutes, purpose=purpose)
 
     # --- sending -----------------------------------------------------------------------------------
 

@@ -18,21 +18,31 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 2  # one more on a temporary SMTP error; the link is short-lived, so no queue of retries
 
+# What members-service asks to mail (``purpose``) and the template of each: a sign-in link, the link
+# after a self-registration (it also confirms the address), the link confirming a changed contact
+# e-mail (to the new address), and the notice of that change (to the old address).
+TEMPLATES = {"sign_in": "sign_in_link", "welcome": "welcome_link", "confirm_email": "confirm_email",
+             "email_change_notice": "email_change_notice"}
+
 
 def compose(config: Config, renderer: Renderer, *, email: str, contact_name: str | None, organisation: str | None,
-            language: str | None, link: str, expires_minutes: int):
-    """The sign-in mail (``sign_in_link.txt`` in ``language``, German when unknown): plain text, no
-    unsubscribe header (the person asked for it), ``Auto-Submitted``. Raises RenderError, or
-    ValueError for an address a mail cannot go to."""
+            language: str | None, link: str, expires_minutes: int, purpose: str = "sign_in"):
+    """The mail of ``purpose`` (``TEMPLATES``; ``sign_in_link.txt`` for a sign-in) in ``language``, German
+    when unknown: plain text, no unsubscribe header (the person asked for it, or it is about its own
+    account), ``Auto-Submitted``. Raises RenderError, or ValueError for an address a mail cannot go to
+    or an unknown ``purpose``."""
     lang = choose_language(language, None)
-    rendered = renderer.render_requested("sign_in_link", lang, {
-        "link": link, "organisation": organisation, "expires_minutes": expires_minutes}, contact_name)
+    if purpose not in TEMPLATES:
+        raise ValueError(f"unknown purpose {purpose!r}")
+    rendered = renderer.render_requested(TEMPLATES[purpose], lang, {
+        "link": link, "organisation": organisation, "expires_minutes": expires_minutes, "purpose": purpose},
+        contact_name)
     message = MIMEText(rendered.text, "plain", mail.UTF8_QP, policy=mail.POLICY)
     message["From"] = mail.header_address(mail.parse_mail_from(config.mail_from))
     message["To"] = mail.header_address(mail.mailbox(email, contact_name))
     message["Subject"] = rendered.subject if rendered.subject.isascii() else Header(rendered.subject, "utf-8").encode()
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = mail.message_id("sign-in", str(uuid.uuid4()), config.mail_domain)
+    message["Message-ID"] = mail.message_id(purpose.replace("_", "-"), str(uuid.uuid4()), config.mail_domain)
     message["Content-Language"] = lang
     message["Auto-Submitted"] = "auto-generated"
     return message
