@@ -89,6 +89,7 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     page.locator("#postcode").fill("04109")
     page.get_by_role("button", name=words["register"], exact=True).click()
     page.wait_for_url("**/sign-in/sent**")
+    assert re.search("bestätigen|confirm", page.locator("#welcome-next").inner_text())  # the mail's link confirms
     anna.check_accessibility()
 
     # --- the link from the mail signs in; suggestions explain themselves ------------------------
@@ -165,6 +166,10 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     page.get_by_role("button", name=words["waitlist"]).click()
     status = page.locator("#registration-status").inner_text()
     assert re.search(r"(Platz|position) 1\b", status), status
+    # the time as the mails write it: weekday, the day once, "Uhr" in German, day first in English
+    when = page.locator("dl.facts dd").nth(1).inner_text()
+    assert re.fullmatch(r"\w{2,3}\.?, \d{1,2}\.? \w+ \d{4}, \d{1,2}:\d{2}–\d{1,2}:\d{2}( Uhr)?", when), when
+    assert when.endswith(" Uhr") is (language == "de")
     anna.check_accessibility()
     anna.screenshot("event")
     assert page.get_by_role("link", name=re.compile(r"\.ics")).get_attribute("href").endswith("/calendar.ics")
@@ -176,6 +181,9 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
                       re.search(r"Platz frei|place.*free|promoted|nachgerückt|Nachrücker|confirmed|bestätigt",
                                 p.inner_text("main"), re.I) is not None,
                       message="the promotion in the inbox")
+    # each entry leads to its page: the promotion to the event
+    assert page.locator(f"a.inbox-link[href='/events/{event['id']}']").count() >= 1
+    assert page.locator("a.inbox-link[href='/contacts']").count() >= 1  # the accepted contact request
     anna.check_accessibility()
     anna.screenshot("inbox")
     unread_before = int(page.locator("#unread-count").inner_text())

@@ -142,7 +142,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             response.headers.setdefault(name, value)
         if config.secure_cookies:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if "token" in session or request.path.startswith(("/sign-in/", "/unsubscribe/")):
+        if "token" in session or request.path.startswith(("/sign-in/", "/unsubscribe/", "/email-confirmation/")):
             response.headers["Cache-Control"] = "no-store"  # personal pages stay out of shared caches
         return response
 

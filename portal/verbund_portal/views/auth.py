@@ -120,6 +120,26 @@ def sign_up():
     return render_template("sign_up.html", form=form, form_errors=form_errors, email_taken=email_taken), status
 
 
+@blueprint.route("/email-confirmation/<token>", methods=["GET", "POST"])
+def confirm_email(token: str):
+    """The link mailed to a changed contact e-mail. Opening it shows a button (mail scanners follow
+    links); the button calls members ``POST /auth/email-confirmations``: the new address becomes
+    the contact e-mail (``done``), or the link is used, replaced or expired (``invalid``, 400), or
+    another organisation took the address meanwhile (``taken``, 409)."""
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        return render_template("email_confirmation.html", form=form, state="ask")
+    try:
+        profile = services().post("members", "/auth/email-confirmations", json={"token": token})
+    except api.ApiError as error:
+        if error.status not in (400, 404, 409, 410, 422):
+            raise
+        state = "taken" if error.status == 409 else "invalid"
+        return render_template("email_confirmation.html", form=form, state=state), error.status
+    return render_template("email_confirmation.html", form=form, state="done",
+                           address=((profile or {}).get("contact") or {}).get("email"))
+
+
 @blueprint.route("/language", methods=["POST"])
 def language():
     """The switcher: remember the language for this browser, back to the page it came from."""

@@ -69,7 +69,10 @@ def preferences():
     form = preferences_form(kinds)
     form_errors = []
     if request.method == "GET":
-        form.email.data = bool((profile.get("consent") or {}).get("email"))
+        # e-mail goes out only with both: the profile's consent and notifications' channel (which an
+        # unsubscribe link turns off); saving here sets both alike
+        form.email.data = bool((profile.get("consent") or {}).get("email")) and \
+            bool((current.get("channels") or {}).get("email", True))
         form.webhook.data = (current.get("channels") or {}).get("webhook")
         form.frequency.data = current.get("frequency")
         form.language.data = (profile.get("contact") or {}).get("language") or "de"
