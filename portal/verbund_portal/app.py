@@ -81,12 +81,18 @@ def member_required(view):
     def wrapped(*args, **kwargs):
         services()
         if not g.member:
-            target, press_again = return_page()
-            if press_again:
-                session["press_again"] = True
-            return redirect(url_for("auth.sign_in", next=target))
+            return _to_sign_in()
         return view(*args, **kwargs)
+    wrapped.member_only = True
     return wrapped
+
+
+def _to_sign_in():
+    """Back to the sign-in page, coming back afterwards to the page (see ``return_page``)."""
+    target, press_again = return_page()
+    if press_again:
+        session["press_again"] = True
+    return redirect(url_for("auth.sign_in", next=target))
 
 
 def create_app(config: PortalConfig | None = None) -> Flask:
@@ -161,6 +167,11 @@ def create_app(config: PortalConfig | None = None) -> Flask:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
+        services()
+        view = app.view_functions.get(request.endpoint)
+        if not g.member and getattr(view, "member_only", False):
+            # the session (and its form token) is gone: a member's button leads to signing in again
+            return _to_sign_in()
         return render_template("error.html", title=_("The form had expired"),
                                message=_("For your security, forms are only valid for a while. Please go back, "
                                          "reload the page and send it again.")), 400
