@@ -289,3 +289,29 @@ def test_the_unsubscribe_link_opens_a_portal_page_in_the_member_language(platfor
                                headers=bearer("member", subject=f"member:{second['id']}", member_id=second["id"]),
                                timeout=10).json()
     assert preferences["channels"]["email"] is False
+
+
+def test_a_suggestion_card_shows_a_declined_request_instead_of_the_button(platform, person):
+    import requests
+
+    from verbund.testing import bearer
+
+    suffix = uuid.uuid4().hex[:6]
+    partner = platform.register_member(**member(f"{suffix}p"))  # offers route-planning software
+    seeker = platform.register_member(**{**member(f"{suffix}s"), "name": f"Spree Spedition {suffix}",
+                                         "sector": "logistics", "associations": ["logistics-network"],
+                                         "offers": [], "needs": [{"label": "Tourenplanungssoftware"}]})
+    as_member = {m["id"]: bearer("member", subject=f"member:{m['id']}", member_id=m["id"]) for m in (partner, seeker)}
+    made = requests.post(f"{platform.url('members')}/members/{partner['id']}/contact-requests",
+                         json={"message": "Hallo"}, headers=as_member[seeker["id"]], timeout=10)
+    assert made.status_code == 201, made.text
+    declined = requests.post(f"{platform.url('members')}/contact-requests/{made.json()['id']}/decline",
+                             headers=as_member[partner["id"]], timeout=10)
+    assert declined.status_code == 200, declined.text
+    seeker_browser = person("de")
+    seeker_browser.sign_in(seeker["contact"]["email"])
+    card = seeker_browser.page.locator("article", has=seeker_browser.page.get_by_role("heading", name=partner["name"]))
+    seeker_browser.reload_until(lambda p: card.count() == 1, message="the partner among the suggestions")
+    assert "abgelehnt" in card.inner_text()
+    assert card.get_by_role("link", name=re.compile("Kontakt anfragen")).count() == 0
+    seeker_browser.check_accessibility()
