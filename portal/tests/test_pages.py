@@ -315,3 +315,43 @@ def test_a_suggestion_card_shows_a_declined_request_instead_of_the_button(platfo
     assert "abgelehnt" in card.inner_text()
     assert card.get_by_role("link", name=re.compile("Kontakt anfragen")).count() == 0
     seeker_browser.check_accessibility()
+
+
+def test_a_changed_contact_email_waits_for_its_confirmation_link(platform, person):
+    from verbund.testing import wait_for
+
+    suffix = uuid.uuid4().hex[:6]
+    other = platform.register_member(**member(f"{suffix}o"))
+    profile = platform.register_member(**member(suffix))
+    tom = person("de")
+    tom.sign_in(profile["contact"]["email"])
+    page = tom.open("/profile/edit")
+    page.locator("#contact_email").fill(other["contact"]["email"])  # another organisation's address
+    page.get_by_role("button", name="Speichern").click()
+    assert "anderen Organisation" in page.locator("#contact_email-error").inner_text(), page.inner_text("main")
+    new_address = f"tom.neu.{suffix}@havel-it.example"
+    page.locator("#contact_email").fill(new_address)
+    page.get_by_role("button", name="Speichern").click()
+    page.wait_for_url("**/profile")
+    assert new_address in page.locator("#pending-email").inner_text()
+    assert profile["contact"]["email"] in page.inner_text("main")  # the old one serves until confirmed
+
+    def confirmation_link():
+        for mail in platform.catcher.mails(to=new_address):
+            found = re.search(r"(http://\S+/email-confirmation/[A-Za-z0-9_\-]+)",
+                              mail.get_body(preferencelist=("plain",)).get_content())
+            if found:
+                return found.group(1)
+        return None
+
+    link = wait_for(confirmation_link, timeout=30, interval=0.3, message="the confirmation mail")
+    assert link.startswith(platform.portal_url)
+    page.goto(link)
+    tom.check_accessibility()
+    page.get_by_role("button", name="Adresse bestätigen").click()
+    assert "bestätigt" in page.inner_text("h1") and new_address in page.inner_text("main")
+    page.goto(link)
+    page.get_by_role("button", name="Adresse bestätigen").click()
+    assert "funktioniert nicht" in page.inner_text("h1")  # a link works once
+    tom.open("/profile")
+    assert new_address in page.inner_text("main") and page.locator("#pending-email").count() == 0
