@@ -28,15 +28,17 @@ def register(api, body):
 
 def client():
     """A client address of this test's own (the test runs on 127.0.0.1, a trusted proxy)."""
-    return {"X-Forwarded-For": f"198.51.100.{uuid.uuid4().int % 250 + 1}, 10.0.{uuid.uuid4().int % 250}.1"}
+    # A documentation prefix (RFC 3849) with 32 random bits: two tests do not share a client.
+    return {"X-Forwarded-For": f"203.0.113.9, 2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"}
 
 
 def test_known_and_unknown_addresses_get_the_same_answer_then_429_with_retry_after(members_api, member_input):
     _, _, created = register(members_api, unique(member_input))
     url = f"{members_api.url}/auth/sign-in-requests"
-    for email in (created["contact"]["email"], f"nobody-{uuid.uuid4().hex[:6]}@example.org"):
+    # The registration mailed the first link to its address: it counts, so four more are left there.
+    for email, left in ((created["contact"]["email"], 4), (f"nobody-{uuid.uuid4().hex[:6]}@example.org", 5)):
         answers = [requests.post(url, json={"email": email, "language": "de"}, headers=client(), timeout=10)
-                   for _ in range(5)]
+                   for _ in range(left)]
         assert {(a.status_code, a.text) for a in answers} == {(202, '{"status": "sent"}')}
         limited = requests.post(url, json={"email": email}, headers=client(), timeout=10)
         assert limited.status_code == 429 and 3500 <= int(limited.headers["Retry-After"]) <= 3600

@@ -291,7 +291,9 @@ def run(month: Month, config: Config, workdir: Path) -> dict:
             emails = uow.session.execute(select(Delivery).where(Delivery.channel == "email")).scalars().all()
             merged_causes: dict[int, datetime] = {}  # the first cause that needed the member, per message
             for d in emails:
-                if d.merged_into and domain.KINDS[d.source_type] in ACTION_KINDS:
+                # A mail the policy kept for the digest (budget, invited that day) waited on purpose.
+                deferred = d.last_error and d.last_error.endswith((dispatch.OVER_BUDGET, dispatch.INVITED_TODAY))
+                if d.merged_into and domain.KINDS[d.source_type] in ACTION_KINDS and not deferred:
                     merged_causes[d.merged_into] = min(merged_causes.get(d.merged_into, domain.utc(d.created_at)),
                                                        domain.utc(d.created_at))
             deliveries = {(d.source_event_id, d.target): d for d in emails}

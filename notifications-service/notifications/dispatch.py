@@ -104,7 +104,9 @@ def merge_topic(uow: UnitOfWork, group: list[Delivery]) -> tuple[Delivery | None
         return None, result
     others = [d for d in group if d is not newest]
     for delivery in others:
-        deliveries.cancel(uow, delivery, MERGED)
+        # A mail the policy kept for the digest says so still (it was no immediate message late).
+        deferred = delivery.status == "held" and delivery.last_error in (OVER_BUDGET, INVITED_TODAY)
+        deliveries.cancel(uow, delivery, f"{MERGED}; {delivery.last_error}" if deferred else MERGED)
         delivery.merged_into = newest.id
     if others:
         session.execute(update(Delivery).where(Delivery.merged_into.in_([d.id for d in others]))

@@ -101,3 +101,36 @@ def test_a_contact_request_reaches_the_recipients_inbox_and_mail_at_once(tmp_pat
         assert inbox == {(b, "contact.requested"), (a, "contact.declined")}
         # The request needs the recipient: mailed at once; a decline is news and waits for the digest.
         assert mails == {(b, "contact.requested", "pending"), (a, "contact.declined", "held")}
+
+
+@pytest.mark.parametrize("purpose, lang, subject, words, reason", [
+    ("welcome", "de", "Willkommen bei Verbund: bitte bestätigen Sie Ihre Adresse",
+     "bestätigen Sie diese E-Mail-Adresse", "bei der Registrierung"),
+    ("welcome", "en", "Welcome to Verbund: please confirm your address", "confirm this e-mail address",
+     "when an organisation registered"),
+    ("confirm_email", "de", "Bitte bestätigen Sie Ihre neue E-Mail-Adresse bei Verbund", "gilt 24 Stunden",
+     "als neue Kontaktadresse"),
+    ("confirm_email", "en", "Please confirm your new e-mail address for Verbund", "for 24 hours",
+     "as the new contact address"),
+    ("email_change_notice", "de", "Die Kontaktadresse Ihrer Organisation bei Verbund soll geändert werden",
+     "erst, wenn sie mit dem Link bestätigt ist", "die Kontaktadresse einer Organisation ist"),
+    ("email_change_notice", "en", "A change of your organisation's contact address at Verbund was requested",
+     "only once it is confirmed", "is the contact address of an organisation"),
+])
+def test_the_account_mails_say_what_they_are_for_in_the_members_language(purpose, lang, subject, words, reason):
+    link = "http://localhost:8000/somewhere/abc_DEF-123"
+    message = sign_in.compose(Config(), Renderer(), email="jana@example.org", contact_name="Jana Keller",
+                              organisation="Bäckerei Keller GmbH", language=lang, link=link, expires_minutes=15,
+                              purpose=purpose)
+    body = message.get_payload(decode=True).decode("utf-8")
+    assert link in body and words in body and reason in body and "Bäckerei Keller GmbH" in body
+    assert "Anmeldelink für diese Adresse angefordert" not in body and "asked the Verbund platform" not in body
+    assert "List-Unsubscribe" not in message and message["Auto-Submitted"] == "auto-generated"
+    from email.header import decode_header, make_header
+    assert str(make_header(decode_header(message["Subject"]))) == subject
+
+
+def test_an_unknown_purpose_is_not_mailed():
+    with pytest.raises(ValueError):
+        sign_in.compose(Config(), Renderer(), email="jana@example.org", contact_name=None, organisation=None,
+                        language="de", link="http://x", expires_minutes=15, purpose="newsletter")

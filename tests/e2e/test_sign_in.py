@@ -44,14 +44,59 @@ def register(url, language="de"):
     return response.json()
 
 
+def links(mail, path="sign-in"):
+    return re.findall(re.escape(PORTAL) + "/" + path + r"/([A-Za-z0-9_-]{43})", mail.get_body().get_content())
+
+
+def test_a_sign_up_gets_the_link_that_confirms_its_address_and_signs_it_in(platform):
+    urls, catcher = platform
+    member = register(urls["members"])
+    [mail] = catcher.wait(1, to=member["contact"]["email"])
+    assert mail["Subject"] == "Willkommen bei Verbund: bitte bestätigen Sie Ihre Adresse"
+    assert member["name"] in mail.get_body().get_content() and "Registrierung" in mail.get_body().get_content()
+    [token] = links(mail)
+    exchanged = requests.post(f"{urls['members']}/auth/tokens", json={"sign_in_token": token}, timeout=10)
+    assert exchanged.status_code == 200 and exchanged.json()["member_id"] == member["id"]
+
+
+def test_a_changed_address_is_used_once_confirmed_by_the_link_mailed_to_it(platform):
+    urls, catcher = platform
+    member = register(urls["members"], language="en")
+    old, new = member["contact"]["email"], f"new-{uuid.uuid4().hex[:8]}@example.org"
+    catcher.wait(1, to=old)  # the welcome mail
+    auth = {"Authorization": f"Bearer {member['access_token']}"}
+    changed = requests.patch(f"{urls['members']}/members/{member['id']}", json={"contact": {"email": new}},
+                             headers=auth, timeout=10)
+    assert changed.status_code == 200 and changed.json()["contact"]["pending_email"] == new
+
+    [confirmation] = catcher.wait(1, to=new)
+    assert confirmation["Subject"] == "Please confirm your new e-mail address for Verbund"
+    [token] = links(confirmation, "email-confirmation")
+    notice = catcher.wait(2, to=old)[-1]
+    assert notice["Subject"] == "A change of your organisation's contact address at Verbund was requested"
+    assert f"{PORTAL}/profile" in notice.get_body().get_content() and token not in notice.get_body().get_content()
+    # Until confirmed, sign-in links go to the old address only.
+    requests.post(f"{urls['members']}/auth/sign-in-requests", json={"email": new}, timeout=10)
+
+    confirmed = requests.post(f"{urls['members']}/auth/email-confirmations", json={"token": token}, timeout=10)
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["contact"]["email"] == new and "pending_email" not in confirmed.json()["contact"]
+    assert requests.post(f"{urls['members']}/auth/email-confirmations", json={"token": token},
+                         timeout=10).status_code == 400
+    requests.post(f"{urls['members']}/auth/sign-in-requests", json={"email": new}, timeout=10)
+    [_, sign_in] = catcher.wait(2, to=new)  # the one asked for after the confirmation, not the one before
+    assert sign_in["Subject"] == "Your sign-in link for Verbund" and len(links(sign_in)) == 1
+
+
 def test_a_member_signs_in_with_the_link_from_the_mail(platform):
     urls, catcher = platform
     member = register(urls["members"], language="en")
     email = member["contact"]["email"]
+    catcher.wait(1, to=email)  # the welcome mail
     asked = requests.post(f"{urls['members']}/auth/sign-in-requests", json={"email": email.upper()}, timeout=10)
     assert asked.status_code == 202 and asked.json() == {"status": "sent"}
 
-    [mail] = catcher.wait(1, to=email)
+    mail = catcher.wait(2, to=email)[-1]
     assert mail["Subject"] == "Your sign-in link for Verbund" and mail["Content-Language"] == "en"
     body = mail.get_body().get_content()
     [token] = re.findall(re.escape(PORTAL) + r"/sign-in/([A-Za-z0-9_-]{43})", body)
@@ -73,8 +118,9 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(platform):
     asked = requests.post(f"{urls['members']}/auth/sign-in-requests", json={"email": nobody}, timeout=10)
     assert asked.status_code == 202 and asked.json() == {"status": "sent"}
     marker = register(urls["members"])  # a mail asked for after it arrives after it would have
-    requests.post(f"{urls['members']}/auth/sign-in-requests", json={"email": marker["contact"]["email"]}, timeout=10)
     catcher.wait(1, to=marker["contact"]["email"])
+    requests.post(f"{urls['members']}/auth/sign-in-requests", json={"email": marker["contact"]["email"]}, timeout=10)
+    catcher.wait(2, to=marker["contact"]["email"])
     assert catcher.mails(to=nobody) == []
 
 
@@ -88,7 +134,7 @@ def test_the_member_asked_for_contact_gets_a_mail_in_its_language_without_the_me
                          json={"message": "Vertrauliche Nachricht 4711"},
                          headers={"Authorization": f"Bearer {a['access_token']}"}, timeout=10)
     assert made.status_code == 201, made.text
-    [mail] = catcher.wait(1, to=b["contact"]["email"])
+    mail = catcher.wait(2, to=b["contact"]["email"])[-1]  # after the welcome mail
     body = mail.get_body().get_content()
     assert a["name"] in mail["Subject"] and f"{PORTAL}/contacts" in body
     assert "4711" not in body  # the message is read on the platform, not carried in events or mails

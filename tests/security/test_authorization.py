@@ -11,6 +11,8 @@ import uuid
 import pytest
 import requests
 
+from verbund import envelope
+from verbund.broker import Publisher
 from verbund.openapi import endpoints
 from verbund.testing import ServiceProcess, bearer, wait_for
 from verbund.tools.cli import SERVICES, _service_class
@@ -79,6 +81,7 @@ OTHERS_RESOURCES = [
     ("members", "PATCH", "/members/{a}"),
     ("members", "DELETE", "/members/{a}"),
     ("members", "GET", "/members/{a}/contact"),
+    ("members", "GET", "/members/{a}/contacts"),
     ("notifications", "GET", "/members/{a}/preferences"),
     ("notifications", "PUT", "/members/{a}/preferences"),
     ("notifications", "GET", "/members/{a}/notifications"),
@@ -138,3 +141,42 @@ def test_contact_details_need_an_accepted_request_and_only_the_member_asked_answ
     assert sees(c_auth, a) == 403 and sees(c_auth, b) == 403  # their contact is theirs alone
     listed = requests.get(f"{members}/contact-requests", headers=c_auth, timeout=30).json()["items"]
     assert listed == []  # nor does it see their requests
+
+
+def _project(status: str, member_ids: list[str]) -> dict:
+    """A project.* event as matching-service publishes it."""
+    project_id = str(uuid.uuid4())
+    return envelope.new_event(f"project.{status}", "/verbund/matching", project_id, {"project": {
+        "id": project_id, "version": 1 if status == "proposed" else 2, "title": f"Projekt {project_id[:6]}",
+        "topic": None, "status": status, "score": 0.5, "explanation": [],
+        "members": [{"member_id": m, "sector": "it", "response": "accepted" if status == "formed" else "pending"}
+                    for m in member_ids]}})
+
+
+def test_contact_details_between_members_of_a_formed_project_only(platform, amqp_uri):
+    """A formed partner project introduces its members to each other; a proposal that has not formed
+    (yet) does not, and nobody outside the team sees more than before."""
+    members = platform["members"]
+    team = []
+    for n in range(4):
+        made = requests.post(f"{members}/members", timeout=30, json={
+            "name": f"Projektfirma {n} {uuid.uuid4().hex[:6]} GmbH", "sector": "it",
+            "region": {"state": "SN", "postcode": "01067", "city": "Dresden"}, "size": {"employees": 9},
+            "contact": {"name": "Kim", "email": f"kim-{uuid.uuid4().hex[:8]}@example.org", "language": "de"}})
+        assert made.status_code == 201, made.text
+        team.append((made.json()["id"], {"Authorization": f"Bearer {made.json()['access_token']}"}))
+    (a, a_auth), (b, b_auth), (c, c_auth), (d, d_auth) = team
+
+    def sees(who, whom):
+        return requests.get(f"{members}/members/{whom}/contact", headers=who, timeout=30).status_code
+
+    publisher = Publisher(amqp_uri)
+    try:
+        for event in (_project("proposed", [a, c]), _project("formed", [a, b])):
+            publisher.publish(event["type"], envelope.dumps(event), message_id=event["id"])
+    finally:
+        publisher.close()
+    wait_for(lambda: sees(a_auth, b) == 200, timeout=30, message="project.formed in members-service")
+    assert sees(b_auth, a) == 200
+    assert sees(a_auth, c) == 403 and sees(c_auth, a) == 403  # proposed, not formed
+    assert sees(d_auth, a) == 403 and sees(d_auth, b) == 403 and sees(b_auth, c) == 403
