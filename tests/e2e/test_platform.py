@@ -49,7 +49,10 @@ def platform(amqp_uri, tmp_path):
 def test_a_member_registered_over_http_appears_as_a_cloudevent(platform, event_tap, member_input):
     url, data_dir, env = platform
     tap = event_tap("member.*")
-    response = requests.post(f"{url}/members", json=member_input(name="Havel Spedition KG"), timeout=10)
+    # an address of its own: the demo data holds member_input's, and an address serves one organisation
+    contact = {"name": "Jonas Weber", "email": "j.weber@havel-spedition.example", "language": "de"}
+    response = requests.post(f"{url}/members", json=member_input(name="Havel Spedition KG", contact=contact),
+                             timeout=10)
     assert response.status_code == 201, response.text
     member = response.json()
     [event] = tap.wait("member.registered", subject=member["id"])
