@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): kit/pyproject.toml $(foreach s,$(SERVICES),$(s)/pyproject.toml) portal/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e 'kit[testing]' $(foreach s,$(SERVICES),-e $(s)) -e portal -r requirements-dev.txt
+	@# -qq: errors only (pip's and the build backend's warnings would bury `make run`'s own lines)
+	$(BIN)/pip install -qq --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -qq --disable-pip-version-check -e 'kit[testing]' $(foreach s,$(SERVICES),-e $(s)) -e portal -r requirements-dev.txt
 	@# The portal's browser tests drive Debian's chromium (never a browser downloaded by playwright).
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || echo "chromium is missing: apt-get install chromium (as root) for the portal's browser tests" >&2
 	touch $(STAMP)

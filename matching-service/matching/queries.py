@@ -52,7 +52,9 @@ def suggestions_of(session: Session, principal: Principal, member_id: str) -> di
 def project_data(proposal: Proposal, erase: str | None = None) -> dict:
     """A proposal as the project.* events and the API show it (without a deleted member's name):
     the structured explanation with a sentence per item in German and English, and a ``summary``
-    sentence per language for every invited member (``matching.wording``)."""
+    sentence per language for every invited member, the title in both languages (``title_i18n``)
+    and what it is about without the word "Partnerprojekt"/"Partner project" (``about_i18n``;
+    ``matching.wording``)."""
     data = {
         "id": proposal.id, "version": proposal.version, "title": proposal.title, "topic": proposal.topic,
         "status": proposal.status, "anchor_id": proposal.anchor_id, "score": proposal.score,
@@ -62,7 +64,9 @@ def project_data(proposal: Proposal, erase: str | None = None) -> dict:
         "explanation": proposal.explanation, "closed_reason": proposal.closed_reason,
         "created_at": envelope.isoformat(proposal.created_at), "updated_at": envelope.isoformat(proposal.updated_at),
     }
-    return {**data, "explanation": wording.explained(data), "summary": wording.summary(data)}
+    title_i18n, about_i18n = wording.titles(data)
+    return {**data, "explanation": wording.explained(data), "summary": wording.summary(data),
+            "title_i18n": title_i18n, "about_i18n": about_i18n}
 
 
 # Statements built once (their ids are bound when run): open invitations per member, driven by the

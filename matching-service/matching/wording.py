@@ -60,6 +60,19 @@ def _reason_text(reason: dict, names: dict[str, str], language: str) -> str | No
     return None
 
 
+def _covers(count: int, total: int, language: str) -> str:
+    """How many of the anchor's needs the team covers, in words: "den Bedarf" (1 of 1), "alle 3
+    Bedarfe" (all), "2 von 3 Bedarfen" (some); English "its need", "all 3 of its needs", "2 of its
+    3 needs". German dative plural after "von" (Bedarfen), nominative/accusative "Bedarfe"."""
+    if language == "de":
+        if count == total:
+            return "den Bedarf" if total == 1 else f"alle {total} Bedarfe"
+        return f"{count} von {total} Bedarfen"
+    if count == total:
+        return "its need" if total == 1 else f"all {total} of its needs"
+    return f"{count} of its {total} needs"
+
+
 def summary(project: dict) -> dict[str, str]:
     """One sentence per language for every invited member: whose needs, who covers how many.
     ``project``: as ``queries.project_data`` builds it (members with names, explanation)."""
@@ -74,16 +87,65 @@ def summary(project: dict) -> dict[str, str]:
         anchor_name = anchor.get("name") or FORMER_MEMBER[language]
         team = _and([f"{m.get('name') or FORMER_MEMBER[language]} ({_sector(m['sector'], language)})"
                      for m in partners], language)
-        if language == "de":
+        if not total:  # an anchor without needs (older proposals): the team alone
+            texts[language] = (f"Ein Team für {anchor_name}: {team}." if language == "de"
+                               else f"A team for {anchor_name}: {team}.")
+        elif language == "de":
             together = "gemeinsam " if len(partners) > 1 else ""
-            text = f"Ein Team für {anchor_name}: {team} {'decken' if len(partners) > 1 else 'deckt'} " \
-                   f"{together}{covered} von {total} Bedarfen ab."
+            texts[language] = f"Ein Team für {anchor_name}: {team} {'decken' if len(partners) > 1 else 'deckt'} " \
+                              f"{together}{_covers(covered, total, language)} ab."
         else:
             together = " together" if len(partners) > 1 else ""
-            text = f"A team for {anchor_name}: {team}{together} cover{'s' if len(partners) == 1 else ''} " \
-                   f"{covered} of its {total} needs."
-        texts[language] = text
+            texts[language] = f"A team for {anchor_name}: {team}{together} " \
+                              f"cover{'s' if len(partners) == 1 else ''} {_covers(covered, total, language)}."
     return texts
+
+
+# A proposal's title: what it is about after a word that says what it is. One place for both the
+# title the engine stores (in the anchor's language) and the title in either language.
+TITLE = {"de": "Partnerprojekt: {}", "en": "Partner project: {}"}
+MORE = {"de": "{} und {} weitere", "en": "{} and {} more"}
+TITLE_NEEDS = 3  # the title names at most this many needs, the best covered first
+
+
+def about(labels: list[str], language: str) -> str:
+    """What a proposal is about, from the labels of the needs it covers (best covered first):
+    at most three, then "und 2 weitere" / "and 2 more"."""
+    text = ", ".join(labels[:TITLE_NEEDS])
+    return MORE[language].format(text, len(labels) - TITLE_NEEDS) if len(labels) > TITLE_NEEDS else text
+
+
+def _term_label(need: str, term: str | None, language: str, vocabulary) -> str:
+    """A need's label in ``language`` when it is a vocabulary term (``need_term``, or for proposals
+    made before that was recorded, a need written exactly as a term's German or English label);
+    else the need as the member wrote it."""
+    found = vocabulary.competencies.get(term) if term else None
+    if found is None and not term:
+        found = next((t for t in vocabulary.competencies.values() if need in (t.de, t.en)), None)
+    return found.label(language) if found is not None else need
+
+
+def titles(project: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """A proposal's title in German and English (``title_i18n``: "Partnerprojekt: …", "Partner
+    project: …") and what it is about without that word (``about_i18n``), built as the engine
+    builds the stored title (``engine.consortium``): the topic it was proposed for, or the needs
+    the team covers, best covered first, each vocabulary term in the reader's language."""
+    vocabulary = load_vocabulary()
+    stored = project.get("title") or ""
+    topic = vocabulary.topics.get(project.get("topic") or "")
+    if topic is not None and stored in (TITLE[lang].format(topic.label(lang)) for lang in LANGUAGES):
+        abouts = {lang: topic.label(lang) for lang in LANGUAGES}
+    else:
+        covered = [(i, r) for i, r in enumerate(project.get("explanation") or []) if r.get("kind") == "need_covered"]
+        covered.sort(key=lambda item: (-item[1].get("strength", 1.0), item[0]))
+        if covered:
+            abouts = {lang: about([_term_label(r["need"], r.get("need_term"), lang, vocabulary) for _, r in covered],
+                                  lang) for lang in LANGUAGES}
+        else:  # nothing to build it from: the stored title without its word
+            bare = next((stored[len(TITLE[lang].format("")):] for lang in LANGUAGES
+                         if stored.startswith(TITLE[lang].format(""))), stored)
+            abouts = {lang: bare for lang in LANGUAGES}
+    return {lang: TITLE[lang].format(abouts[lang]) for lang in LANGUAGES}, abouts
 
 
 def explained(project: dict) -> list[dict]:

@@ -85,3 +85,51 @@ def test_who_answers_a_proposal():
         domain.check_invited(member, "c", {"a", "b"})
     with pytest.raises(Unprocessable):
         domain.check_invited(ADMIN, "c", {"a", "b"})
+
+
+# --- a proposal in words (matching.wording) ---------------------------------------------------------
+
+def _project(partners: int, covered: int, total: int, **more) -> dict:
+    members = [{"member_id": "a", "name": "Zellwerk GmbH", "sector": "automotive"},
+               *({"member_id": f"p{n}", "name": f"Partner {n} GmbH", "sector": "it"} for n in range(partners))]
+    explanation = [{"kind": "need_covered", "need": f"Bedarf {n}", "member_id": "p0", "offer": "x", "strength": 1.0}
+                   for n in range(covered)] + [{"kind": "need_open", "need": f"Offen {n}"}
+                                               for n in range(total - covered)]
+    return {"members": members, "anchor_id": "a", "explanation": explanation, **more}
+
+
+@pytest.mark.parametrize(("partners", "covered", "total", "de", "en"), [
+    (1, 1, 1, "Partner 0 GmbH (IT) deckt den Bedarf ab.", "Partner 0 GmbH (IT) covers its need."),
+    (1, 3, 3, "Partner 0 GmbH (IT) deckt alle 3 Bedarfe ab.", "Partner 0 GmbH (IT) covers all 3 of its needs."),
+    (1, 1, 3, "Partner 0 GmbH (IT) deckt 1 von 3 Bedarfen ab.", "Partner 0 GmbH (IT) covers 1 of its 3 needs."),
+    (2, 2, 2, "Partner 0 GmbH (IT) und Partner 1 GmbH (IT) decken gemeinsam alle 2 Bedarfe ab.",
+     "Partner 0 GmbH (IT) and Partner 1 GmbH (IT) together cover all 2 of its needs."),
+])
+def test_the_summary_says_how_many_needs_in_correct_german_and_english(partners, covered, total, de, en):
+    from matching import wording
+
+    assert wording.summary(_project(partners, covered, total)) == {
+        "de": f"Ein Team für Zellwerk GmbH: {de}", "en": f"A team for Zellwerk GmbH: {en}"}
+
+
+def test_a_proposals_title_reads_in_either_language():
+    from matching import wording
+    from verbund.vocabulary import load
+
+    vocabulary = load()
+    topic = next(iter(vocabulary.topics.values()))
+    by_topic = _project(1, 1, 1, title=f"Partnerprojekt: {topic.de}", topic=topic.id)
+    assert wording.titles(by_topic) == ({"de": f"Partnerprojekt: {topic.de}", "en": f"Partner project: {topic.en}"},
+                                        {"de": topic.de, "en": topic.en})
+    # Needs: terms in the reader's words, typed ones as typed; the best covered first, at most three.
+    term = next(t for t in vocabulary.competencies.values() if t.de != t.en)
+    needs = _project(1, 0, 0, title="Partner project: …", topic=None)
+    needs["explanation"] = [
+        {"kind": "need_covered", "need": "Gabelstapler-Leasing", "strength": 0.5},
+        {"kind": "need_covered", "need": term.en, "need_term": term.id, "strength": 1.0},
+        {"kind": "need_open", "need": "Offen"},
+        *({"kind": "need_covered", "need": f"Bedarf {n}", "strength": 0.4} for n in range(2))]
+    titles, about = wording.titles(needs)
+    assert about == {"de": f"{term.de}, Gabelstapler-Leasing, Bedarf 0 und 1 weitere",
+                     "en": f"{term.en}, Gabelstapler-Leasing, Bedarf 0 and 1 more"}
+    assert titles["de"] == f"Partnerprojekt: {about['de']}"

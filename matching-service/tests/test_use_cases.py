@@ -11,6 +11,7 @@ from verbund import envelope
 from verbund.auth import Principal
 from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
 from verbund.testing import FixedClock, use_case_store
+from verbund.vocabulary import load as load_vocabulary
 
 ADMIN = Principal("admin", "admin")
 
@@ -306,6 +307,10 @@ def test_a_proposal_reads_as_sentences_in_german_and_english(store, engine, prof
     # The title names the needs the team covers, not the one it leaves open.
     labels = [need["label"] for need in supplier["needs"]]
     assert project["title"] == f"Partnerprojekt: {labels[0]}, {labels[1]}"
+    # The same title in either language, vocabulary terms in the reader's words.
+    english = [load_vocabulary().competencies[term].en for term in ("wms", "traceability-software")]
+    assert project["title_i18n"] == {"de": project["title"], "en": f"Partner project: {english[0]}, {english[1]}"}
+    assert project["about_i18n"] == {"de": f"{labels[0]}, {labels[1]}", "en": f"{english[0]}, {english[1]}"}
     covered = [r for r in project["explanation"] if r["kind"] == "need_covered"]
     assert {r["member_id"] for r in covered} == {it["id"]} and covered[0]["member_name"] == "TraceSoft GmbH"
     need = covered[0]["need"]

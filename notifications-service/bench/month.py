@@ -63,6 +63,7 @@ DAYS = 31
 SECRET = "month-simulation-secret"
 SECTORS = (("automotive", 0.4), ("it", 0.3), ("logistics", 0.24), ("research", 0.06))
 TOPICS = ("battery-value-chain", "e-mobility", "ai", "hydrogen", "predictive-maintenance", "circular-economy")
+WAVE = 12  # newcomers who sign up on one morning
 ACTION_KINDS = {kind for kind, rule in domain.POLICY.items() if rule.need == domain.ACTION}
 
 
@@ -87,14 +88,26 @@ class Month:
         self.by_sector: dict[str, list[str]] = defaultdict(list)
         founders = members - members // 20  # 5% join during the month
         for n in range(members):
-            self._register(START - timedelta(days=30) if n < founders else self._working_moment())
+            if n < founders:
+                self._register(START - timedelta(days=30))
+            elif n - founders < WAVE:  # an onboarding morning: a dozen firms sign up within half an hour
+                self._register(START + timedelta(days=1, hours=10, minutes=2.5 * (n - founders)))
+            else:
+                self._register(self._working_moment())
         for member_id in list(self.profiles)[:founders]:  # everyone starts with a list of suggestions
             self._suggest(member_id, START - timedelta(days=29), changes=None)
+        # The members a newcomer's teams are built from most often (the best-known offers of a sector).
+        popular = [m for sector, _ in SECTORS for m in self.by_sector[sector][:5]]
         for member_id in list(self.profiles)[founders:]:
             joined = self.causes_of(member_id)[0]
             self._suggest(member_id, joined + timedelta(minutes=2), changes=None)
             for other in self.rng.sample(self._others(member_id), 12):  # the newcomer enters others' lists
                 self._suggest(other, joined + timedelta(minutes=2), changes=1)
+            if self.rng.random() < 0.7:  # its needs make a team at once, with members others were invited with
+                sector = profile_of(self.profiles[member_id])["sector"]
+                pool = [m for m in popular if profile_of(self.profiles[m])["sector"] != sector]
+                self._proposal(member_id, self.rng.sample(pool, self.rng.choice((1, 2))),
+                               joined + timedelta(minutes=3))
         for _ in range(members // 4):  # profile edits, often a few in a row, each moving some lists
             self._profile_edits()
         for day, capacity in ((1, 40), (8, 30), (15, 40)):
@@ -210,10 +223,11 @@ class Month:
                 room["data"]["changed"] = ["venue"]
                 self.add(change_at + timedelta(minutes=3), room)
 
-    def _proposal(self) -> None:
-        anchor = self.rng.choice(list(self.profiles))
-        team = [anchor, *self.rng.sample(self._others(anchor), self.rng.choice((1, 2)))]
-        at = self._working_moment()
+    def _proposal(self, anchor: str | None = None, partners: list[str] | None = None,
+                  at: datetime | None = None) -> None:
+        anchor = anchor or self.rng.choice(list(self.profiles))
+        team = [anchor, *(partners or self.rng.sample(self._others(anchor), self.rng.choice((1, 2))))]
+        at = at or self._working_moment()
         proposed = project("project.proposed", team, title=f"Partnerprojekt {len(self.causes)}")
         project_id = proposed["data"]["project"]["id"]
         self.add(at, proposed)
@@ -277,7 +291,9 @@ def run(month: Month, config: Config, workdir: Path) -> dict:
             emails = uow.session.execute(select(Delivery).where(Delivery.channel == "email")).scalars().all()
             merged_causes: dict[int, datetime] = {}  # the first cause that needed the member, per message
             for d in emails:
-                if d.merged_into and domain.KINDS[d.source_type] in ACTION_KINDS:
+                # A mail the policy kept for the digest (budget, invited that day) waited on purpose.
+                deferred = d.last_error and d.last_error.endswith((dispatch.OVER_BUDGET, dispatch.INVITED_TODAY))
+                if d.merged_into and domain.KINDS[d.source_type] in ACTION_KINDS and not deferred:
                     merged_causes[d.merged_into] = min(merged_causes.get(d.merged_into, domain.utc(d.created_at)),
                                                        domain.utc(d.created_at))
             deliveries = {(d.source_event_id, d.target): d for d in emails}
@@ -313,6 +329,8 @@ def analyse(result: dict) -> dict:
         kind = kind_part.replace("-", "_")
         per_kind[kind]["e-mail"] += 1
         per_member_day[(member_id, day)]["e-mail"] += 1
+        if kind == "project_proposed":
+            per_member_day[(member_id, day)]["invitation e-mail"] += 1
         delivery = result["deliveries"][(source_event_id, target)]
         if kind in ACTION_KINDS:
             cause = min(domain.utc(delivery.created_at), result["merged_causes"].get(delivery.id, datetime.max.replace(
@@ -326,6 +344,8 @@ def analyse(result: dict) -> dict:
     for (_source, _target), delivery in result["deliveries"].items():
         if delivery.status == "delivered" and delivery.last_error == dispatch.OVER_BUDGET:
             per_kind[domain.KINDS[delivery.source_type]]["in a digest (over budget)"] += 1
+        if delivery.status == "delivered" and delivery.last_error == dispatch.INVITED_TODAY:
+            per_kind[domain.KINDS[delivery.source_type]]["in a digest (invited today)"] += 1
     e_mails_per_day = [c["e-mail"] + c["digest e-mail"] for c in per_member_day.values()]
     all_days = members * DAYS
     mails_per_member = Counter()
@@ -342,6 +362,10 @@ def analyse(result: dict) -> dict:
         "emails_per_member_day_mean": sum(e_mails_per_day) / all_days,
         "emails_per_member_day_max": max(e_mails_per_day, default=0),
         "member_days_with_more_than_2": sum(1 for n in e_mails_per_day if n > 2),
+        "invitation_mails_per_member_day_max": max((c["invitation e-mail"] for c in per_member_day.values()),
+                                                   default=0),
+        "member_days_with_several_invitation_mails": sum(1 for c in per_member_day.values()
+                                                         if c["invitation e-mail"] > 1),
         "inbox_per_member_day_mean": sum(c["inbox"] for c in per_member_day.values()) / all_days,
         "duplicates": sum(n - 1 for n in ids.values() if n > 1),
         "action_latency": (min(latencies, default=0), statistics.median(latencies) if latencies else 0,
@@ -371,7 +395,7 @@ def examples(result: dict) -> list[tuple[str, str]]:
     return [found[key] for key in wanted if key in found]
 
 
-def report(default: dict, before: dict, samples: list[tuple[str, str]], args) -> str:
+def report(default: dict, before: dict, samples: list[tuple[str, str]], args, uncapped: dict) -> str:
     lines = [
         "# notifications-service: a month of a 500-member cooperation",
         "",
@@ -382,7 +406,8 @@ def report(default: dict, before: dict, samples: list[tuple[str, str]], args) ->
         "The month: members joining and editing their profiles (partner suggestions that change, 40% of",
         "multi-edit bursts changing lists back), three joint events with waitlists (one changed once, one",
         "twice within three minutes), partner-project proposals (formed, declined, or superseded within",
-        "a minute by a better team). No webhooks.",
+        f"a minute by a better team; {WAVE} firms signing up on one morning, most newcomers' needs making a team at",
+        "once with the best-known members of other sectors, so these are invited several times a day). No webhooks.",
         "",
         "| | default settings | every message at once (before) |",
         "|---|---|---|",
@@ -397,6 +422,11 @@ def report(default: dict, before: dict, samples: list[tuple[str, str]], args) ->
         f"{before['emails_per_member_day_max']} |",
         f"| member-days with more than 2 e-mails | {default['member_days_with_more_than_2']} | "
         f"{before['member_days_with_more_than_2']} |",
+        f"| project invitation e-mails of one member in a day, max | "
+        f"{default['invitation_mails_per_member_day_max']} | {before['invitation_mails_per_member_day_max']} |",
+        f"| member-days with more than one project invitation e-mail | "
+        f"{default['member_days_with_several_invitation_mails']} | "
+        f"{before['member_days_with_several_invitation_mails']} |",
         f"| inbox entries per member and day (mean) | {default['inbox_per_member_day_mean']:.2f} | "
         f"{before['inbox_per_member_day_mean']:.2f} |",
         f"| duplicate e-mails (same Message-ID twice) | **{default['duplicates']}** | {before['duplicates']} |",
@@ -407,20 +437,30 @@ def report(default: dict, before: dict, samples: list[tuple[str, str]], args) ->
         f"| e-mails left waiting at the end | {sum(default['left'].values())} | {sum(before['left'].values())} |",
         f"| simulation time | {default['seconds']:.0f} s | {before['seconds']:.0f} s |",
         "",
+        "Project invitations (`DAILY_INVITATION_MAILS`, default 1): with every invitation mailed at once "
+        f"(`DAILY_INVITATION_MAILS=0`, the rest as default) one member got up to "
+        f"{uncapped['invitation_mails_per_member_day_max']} invitation e-mails in a day and "
+        f"{uncapped['member_days_with_several_invitation_mails']} member-days had more than one "
+        f"({uncapped['emails']} e-mails in the month, {uncapped['non_action_per_member_week']:.2f} non-action "
+        f"per member and week); with the default, at most {default['invitation_mails_per_member_day_max']} a day, "
+        "the others in the digest (the first mail links to the portal's projects page, which lists every open "
+        "invitation; the inbox has each at once).",
+        "",
         "## By kind and channel, default settings (messages in the month)",
         "",
-        "| kind | policy | inbox entries | e-mails of their own | in a digest over the budget |",
-        "|---|---|---|---|---|",
+        "| kind | policy | inbox entries | e-mails of their own | in a digest over the budget "
+        "| in a digest, invited that day already |",
+        "|---|---|---|---|---|---|",
     ]
     for kind in sorted(default["per_kind"], key=lambda k: (k.startswith("("), k)):
         counts = default["per_kind"][kind]
         rule = domain.POLICY.get(kind)
         need = "" if rule is None else ("at once" if rule.need == domain.ACTION else "news → digest")
         if kind == "(digest)":
-            lines.append(f"| digest | weekly | – | {counts['digest e-mail']} | – |")
+            lines.append(f"| digest | weekly | – | {counts['digest e-mail']} | – | – |")
             continue
         lines.append(f"| {kind} | {need} | {counts['inbox']} | {counts['e-mail']} | "
-                     f"{counts['in a digest (over budget)']} |")
+                     f"{counts['in a digest (over budget)']} | {counts['in a digest (invited today)']} |")
     lines += ["", "What happened to the e-mail work items (default settings): "
               + ", ".join(f"{status} {n}" for status, n in sorted(default["statuses"].items()))
               + " (cancelled: merged into a later message about the same thing, a suggestion list back as it was,"
@@ -444,14 +484,17 @@ def main() -> int:
     month = Month(args.members, args.seed)
     print(f"{len(month.causes)} events in the month", flush=True)
     default_config = Config()
-    at_once = Config(default_frequency="immediately", coalesce_seconds=0, daily_budget=0)
+    at_once = Config(default_frequency="immediately", coalesce_seconds=0, daily_budget=0, daily_invitations=0)
+    every_invitation = Config(daily_invitations=0)
     with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
         result = run(month, default_config, Path(first))
         default = analyse(result)
         samples = examples(result)
         before = analyse(run(month, at_once, Path(second)))
+    with tempfile.TemporaryDirectory() as third:
+        uncapped = analyse(run(month, every_invitation, Path(third)))
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(report(default, before, samples, args))
+    Path(args.report).write_text(report(default, before, samples, args, uncapped))
     print(f"report written to {args.report}")
     summary = {k: default[k] for k in ("emails", "digests", "non_action_per_member_week", "duplicates",
                                         "action_latency", "left")}

@@ -59,6 +59,8 @@ class Config:
     default_frequency: str = "weekly"
     coalesce_seconds: float = 30.0
     daily_budget: int = 8
+    # Project invitations mailed at once per member and day; more that day wait for the digest (0: no limit).
+    daily_invitations: int = 1
 
     @property
     def policy(self) -> MailPolicy:
@@ -108,4 +110,5 @@ class Config:
             default_frequency=_choice("DEFAULT_FREQUENCY", default.default_frequency, FREQUENCIES),
             coalesce_seconds=float(_env("COALESCE_SECONDS", str(default.coalesce_seconds))),
             daily_budget=int(_env("DAILY_MAIL_BUDGET", str(default.daily_budget))),
+            daily_invitations=int(_env("DAILY_INVITATION_MAILS", str(default.daily_invitations))),
         )

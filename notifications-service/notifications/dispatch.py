@@ -33,6 +33,7 @@ from notifications.models import (
     Mailbox,
     Notification,
     Preference,
+    PreferenceKind,
     Recipient,
     SourceEvent,
     WebhookEndpoint,
@@ -95,19 +96,40 @@ def merge_topic(uow: UnitOfWork, group: list[Delivery]) -> tuple[Delivery | None
     ordered = [sources[i] for i in dict.fromkeys([*merged_before, *(d.source_event_id for d in group)])
                if i in sources]
     result = domain.merge(ordered or [sources[newest.source_event_id]], told is not None,
-                          told["data"].get("suggestions", []) if told and told["type"] == "match.suggested" else [])
+                          told["data"].get("suggestions", []) if told and told["type"] == "match.suggested" else [],
+                          told["type"] if told else None)
     if not result.send:
         for delivery in group:
             deliveries.cancel(uow, delivery, result.reason)
         return None, result
     others = [d for d in group if d is not newest]
     for delivery in others:
-        deliveries.cancel(uow, delivery, MERGED)
+        # A mail the policy kept for the digest says so still (it was no immediate message late).
+        deferred = delivery.status == "held" and delivery.last_error in (OVER_BUDGET, INVITED_TODAY)
+        deliveries.cancel(uow, delivery, f"{MERGED}; {delivery.last_error}" if deferred else MERGED)
         delivery.merged_into = newest.id
     if others:
         session.execute(update(Delivery).where(Delivery.merged_into.in_([d.id for d in others]))
                         .values(merged_into=newest.id))
     return newest, result
+
+
+INVITED_TODAY = "the member was mailed a project invitation today already: waits for its digest"
+
+
+def _invited_today(session: Session, member_id: str, now: datetime, config: Config, in_batch: int = 0) -> bool:
+    """Whether a further project invitation of the member waits for its digest
+    (``domain.another_invitation_held``: ``DAILY_INVITATION_MAILS`` delivered today already, counting
+    ``in_batch`` ones this sender is about to send)."""
+    if config.daily_invitations <= 0:
+        return False
+    since = domain.day_start(now, config.digest_timezone)
+    mailed = in_batch + session.execute(select(func.count()).select_from(Delivery).where(
+        Delivery.channel == "email", Delivery.target == member_id, Delivery.source_type == "project.proposed",
+        Delivery.status == "delivered", Delivery.finished_at >= since)).scalar_one()
+    chosen = session.execute(select(PreferenceKind.mode).where(
+        PreferenceKind.member_id == member_id, PreferenceKind.kind == "project_proposed")).scalar()
+    return domain.another_invitation_held(mailed, config.daily_invitations, chosen)
 
 
 def _spend_budget(session: Session, member_id: str, now: datetime, config: Config) -> bool:
@@ -153,6 +175,12 @@ def coalesce_claimed(uow: UnitOfWork, config: Config, claimed: list[Delivery],
             continue  # the newest change is news: the digest says it all
         if newest.status == "pending":  # a later change, not yet due: it leaves now for all of them
             deliveries.lease([newest], lease_until)
+        if newest.source_type == "project.proposed" and _invited_today(
+                session, newest.target, now, config,
+                sum(1 for d in to_send if d.target == newest.target and d.source_type == "project.proposed")):
+            newest.status, newest.lease_until, newest.last_error = "held", None, INVITED_TODAY
+            newest.attempts = max(newest.attempts - 1, 0)
+            continue
         if not _spend_budget(session, newest.target, now, config):
             newest.status, newest.lease_until, newest.last_error = "held", None, OVER_BUDGET
             newest.attempts = max(newest.attempts - 1, 0)
@@ -176,7 +204,17 @@ class EmailJob:
 
 
 def unsubscribe_url(config: Config, secret: str, member_id: str) -> str:
+    """The one-click unsubscribe URL of the ``List-Unsubscribe`` header: on this service
+    (``PUBLIC_URL``), which answers the RFC 8058 POST a mail provider sends without cookies or a
+    form token; the portal's forms need a CSRF token such a POST cannot carry."""
     return f"{config.public_url}/unsubscribe/{domain.unsubscribe_token(member_id, secret)}"
+
+
+def unsubscribe_page_url(config: Config, secret: str, member_id: str) -> str:
+    """The unsubscribe link in a mail's footer, for people: the portal's page
+    (``{PORTAL_URL}/unsubscribe/<token>``), in the portal's look and the member's language; the
+    portal calls this service's ``POST /unsubscribe/{token}`` with the same token."""
+    return f"{config.portal_url}/unsubscribe/{domain.unsubscribe_token(member_id, secret)}"
 
 
 def ics_for(source: dict, entry: CalendarEntry | None = None) -> tuple[bytes, str] | None:
@@ -210,7 +248,7 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
     shown_type = merged.render_type if merged is not None and merged.render_type else delivery.source_type
     kind = domain.KINDS[shown_type]
     footer = {"recipient_name": recipient.contact_name,
-              "unsubscribe_url": unsubscribe_url(config, secret, recipient.member_id)}
+              "unsubscribe_url": unsubscribe_page_url(config, secret, recipient.member_id)}
     context = context_for(shown_type, source["data"], lang, merged)
     if "registered_member_ids" in source["data"]:
         # Changes reach members only invited (holding the announcement's calendar entry) as well.
@@ -229,7 +267,7 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
         language=lang,
         message_id=mail.message_id(kind.replace("_", "-"), f"{delivery.source_event_id}.{delivery.target}",
                                    config.mail_domain),
-        unsubscribe_url=footer["unsubscribe_url"], ics=attachment[0] if attachment else None,
+        unsubscribe_url=unsubscribe_url(config, secret, recipient.member_id), ics=attachment[0] if attachment else None,
         ics_method=attachment[1] if attachment else "PUBLISH")
 
 
@@ -452,7 +490,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
             return 0
         mailbox.last_digest_at = now
         footer = {"recipient_name": recipient.contact_name,
-                  "unsubscribe_url": unsubscribe_url(config, secret, member_id)}
+                  "unsubscribe_url": unsubscribe_page_url(config, secret, member_id)}
         try:
             digest = renderer.render_digest(lang, items, footer, period)
         except RenderError as exc:
@@ -465,7 +503,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
         ids = [d.id for d in included]
         message = mail.compose(
             mail_from=config.mail_from, to_address=recipient.email, to_name=recipient.contact_name,
-            rendered=digest, language=lang, unsubscribe_url=footer["unsubscribe_url"],
+            rendered=digest, language=lang, unsubscribe_url=unsubscribe_url(config, secret, member_id),
             message_id=mail.message_id("digest", f"{member_id}.{int(now.timestamp())}", config.mail_domain))
         to_address = recipient.email
     started = time.monotonic()

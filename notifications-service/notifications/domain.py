@@ -172,14 +172,22 @@ class Merged:
 CLOSED_BEFORE_MAILED = "the proposal was closed before its message left"
 CANCELLED_BEFORE_INVITED = "the event was cancelled before its invitation left"
 NOTHING_CHANGED = "the suggestions changed back to what the member last heard"
+REGISTERED_AND_CANCELLED = "the registration was cancelled before its confirmation left"
+# A registration's first word to the member: made within the window and cancelled within it, the
+# member never heard of it (and its calendar never held it), so there is nothing to take back.
+_REGISTRATION_MADE = ("registration.confirmed", "registration.waitlisted", "registration.promoted")
 
 
-def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = None) -> Merged:
+def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = None,
+          told_type: str | None = None) -> Merged:
     """Coalesce a member's unsent notifications about one topic (``topic_of``), oldest first, into
     one message of the newest (``sources[-1]``). ``told_before``: the member was mailed about this
-    topic before; ``baseline``: the suggestion list it last heard of (match.suggested).
+    topic before; ``baseline``: the suggestion list it last heard of (match.suggested);
+    ``told_type``: the type of the last message about it that reached the member, if known.
 
     * a proposal closed before any message about it left is never mailed;
+    * a registration made and cancelled before its message left sends nothing (no mail, no
+      METHOD:CANCEL ``.ics`` for an appointment never sent);
     * a suggestion list that changed back to the baseline sends nothing; else the message names
       the partners that came and went;
     * an invitation not yet sent shows the event as it now is, and is not sent at all once the
@@ -197,6 +205,9 @@ def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = 
         if not added and not removed:
             return Merged(False, NOTHING_CHANGED, count=len(sources))
         return Merged(True, added=added, removed=removed, count=len(sources))
+    if (type_ == "registration.cancelled" and told_type not in _REGISTRATION_MADE
+            and any(source["type"] in _REGISTRATION_MADE for source in sources[:-1])):
+        return Merged(False, REGISTERED_AND_CANCELLED, count=len(sources))
     invited = any(source["type"] == "event.scheduled" for source in sources)
     if invited and type_ == "event.cancelled" and not told_before:
         return Merged(False, CANCELLED_BEFORE_INVITED, count=len(sources))
@@ -210,6 +221,22 @@ def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = 
 def budget_day(now: datetime, tz: str) -> str:
     """The day a member's daily e-mail budget counts in (ISO date in ``tz``)."""
     return now.astimezone(ZoneInfo(tz)).date().isoformat()
+
+
+def day_start(now: datetime, tz: str) -> datetime:
+    """Midnight of ``now``'s day in ``tz`` (the day a daily limit counts in), as an aware datetime."""
+    local = now.astimezone(ZoneInfo(tz))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def another_invitation_held(invitations_mailed_today: int, limit: int, chosen: str | None) -> bool:
+    """Whether a project invitation waits for the member's digest instead of going at once: the
+    member got ``limit`` invitation mails today already (``limit`` 0: no limit) and did not choose
+    ``immediately`` for invitations itself (``chosen``: its per-kind choice). Why: a burst of
+    registrations invites a member into several teams within minutes; the first mail leads to its
+    portal page of projects, which lists every open invitation, and the rest come in the digest
+    (the inbox has each at once)."""
+    return limit > 0 and chosen != "immediately" and invitations_mailed_today >= limit
 
 
 def within_budget(used: int, day: str | None, today: str, budget: int) -> bool:

@@ -95,17 +95,21 @@ def get_preferences(session: Session, principal: Principal, member_id: str,
 
 
 def render_entry(renderer: Renderer, source: SourceEvent | None, source_type: str, lang: str) -> dict:
-    """Title and summary of an inbox entry in the reader's language; a broken template
-    shows the event type rather than failing the whole page."""
+    """Title and summary of an inbox entry in the reader's language, and ``link``: the portal path
+    where the member acts on it (``domain.action_path``: ``/contacts``, ``/projects``,
+    ``/events/<id>``, ``/suggestions``, else ``/inbox``), derived from the source event, so entries
+    written before links existed have one too. A broken template shows the event type rather than
+    failing the whole page."""
     if source is None:
-        return {"title": source_type, "summary": None, "kind": domain.KINDS.get(source_type)}
+        return {"title": source_type, "summary": None, "kind": domain.KINDS.get(source_type), "link": "/inbox"}
     body = json.loads(source.body)
     kind = domain.KINDS[source_type]
+    link = domain.action_path(kind, body["data"])
     try:
         rendered = renderer.render(kind, lang, context_for(source_type, body["data"], lang))
-        return {"title": rendered.subject, "summary": rendered.summary, "kind": kind}
+        return {"title": rendered.subject, "summary": rendered.summary, "kind": kind, "link": link}
     except RenderError:
-        return {"title": source_type, "summary": None, "kind": kind}
+        return {"title": source_type, "summary": None, "kind": kind, "link": link}
 
 
 def entry_view(renderer: Renderer, notification: Notification, source: SourceEvent | None, lang: str) -> dict:

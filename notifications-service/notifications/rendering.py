@@ -20,6 +20,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, S
 
 from notifications import domain
 from verbund import settings
+from verbund.reference import NAMES
 from verbund.vocabulary import load as load_vocabulary
 
 # Dates and times as a reader writes them (CLDR patterns through Babel): "Mi., 3. März 2027, 9:30 Uhr",
@@ -36,18 +37,27 @@ EVENT_KINDS = {
     "en": {"fair": "Trade fair (joint booth)", "workshop": "Workshop", "meetup": "Meetup", "webinar": "Webinar",
            "conference": "Conference"},
 }
-ASSOCIATIONS = {
-    "de": {"automotive-cluster": "Automotive-Cluster", "it-cluster": "IT-Cluster",
-           "logistics-network": "Logistiknetzwerk"},
-    "en": {"automotive-cluster": "Automotive Cluster", "it-cluster": "IT Cluster",
-           "logistics-network": "Logistics Network"},
-}
-SECTORS = {
-    "de": {"automotive": "Automobil", "it": "IT", "logistics": "Logistik", "research": "Forschung",
-           "public": "öffentliche Hand", "other": "Sonstige"},
-    "en": {"automotive": "automotive", "it": "IT", "logistics": "logistics", "research": "research",
-           "public": "public sector", "other": "other"},
-}
+# Associations and sectors are named as the portal names them: one catalogue, ``verbund.reference.NAMES``.
+ASSOCIATIONS = {lang: {key: names[lang] for key, names in NAMES["association"].items()} for lang in LOCALES}
+SECTORS = {lang: {key: names[lang] for key, names in NAMES["sector"].items()} for lang in LOCALES}
+QUOTES = {"de": ("„", "“"), "en": ('"', '"')}
+
+
+def association_names(lang: str) -> str:
+    """The cooperation's three associations for a mail's signature: "Automobilcluster · IT-Cluster ·
+    Logistiknetzwerk" (the portal's names, ``verbund.reference.NAMES``)."""
+    return " · ".join(ASSOCIATIONS[lang].values())
+
+
+def named_event(title: str, kind: str, lang: str) -> str:
+    """An event named with its kind: 'Meetup „E-Mobilität“'; a title that starts with the kind's word
+    already says it ('„Meetup: E-Mobilität“', not 'Meetup „Meetup: E-Mobilität“')."""
+    label = EVENT_KINDS[lang].get(kind, kind)
+    words = {label.split(" (")[0].casefold(), kind.casefold(), *(EVENT_KINDS[other].get(kind, kind).split(" (")[0]
+                                                                 .casefold() for other in EVENT_KINDS)}
+    opening, closing = QUOTES[lang]
+    quoted = f"{opening}{title}{closing}"
+    return quoted if any(title.casefold().startswith(word) for word in words if word) else f"{label} {quoted}"
 
 
 # What changed in an event.updated, in words (fields not listed are named together as "other details").
@@ -136,11 +146,33 @@ def event_view(event: dict, lang: str) -> dict:
         "day": _date_time(_moment(event["starts_at"]).astimezone(ZoneInfo(MEMBER_ZONE)), lang)[0],
         "where": where(event),
         "kind_label": EVENT_KINDS[lang].get(event["kind"], event["kind"]),
+        "named": named_event(event["title"], event["kind"], lang),
         "organizer_names": join_and((ASSOCIATIONS[lang].get(a, a) for a in event.get("organizers") or []), lang),
         "organizer_count": len(event.get("organizers") or []),
         "description": event.get("description"),
         "online_url": event.get("online_url"),
     }
+
+
+# The word matching-service puts before a proposal's title (``matching.wording.TITLE``), for
+# proposals announced before the title came in both languages.
+PROJECT_WORD = {"de": "Partnerprojekt: ", "en": "Partner project: "}
+
+
+def project_view(project: dict, lang: str) -> dict:
+    """A partner project as the templates show it, in the reader's language: ``title`` ("Partnerprojekt:
+    Rückverfolgbarkeit") and ``about`` (what it is about, for texts that say "Partnerprojekt"
+    themselves) from the event's ``title_i18n``/``about_i18n``; events without them (older ones) give
+    the title in the anchor's language, whose word before the colon is put in the reader's."""
+    about = (project.get("about_i18n") or {}).get(lang)
+    if about is None:
+        about = project.get("title") or ""
+        for word in PROJECT_WORD.values():
+            if about.startswith(word):
+                about = about[len(word):]
+                break
+    title = (project.get("title_i18n") or {}).get(lang) or PROJECT_WORD[lang] + about
+    return {**project, "title": title, "about": about}
 
 
 def _one_line(text: str) -> str:
@@ -161,6 +193,7 @@ class Renderer:
         self.environment.globals["plural"] = plural
         self.environment.globals["reason_text"] = reason_text
         self.environment.globals["join_and"] = join_and
+        self.environment.globals["association_names"] = association_names
         self.portal_url = (portal_url or settings.portal_url()).rstrip("/")
         self.environment.globals["portal_url"] = self.portal_url
 
@@ -261,7 +294,7 @@ def context_for(source_type: str, data: dict, lang: str, merged: domain.Merged |
     if source_type == "match.suggested":
         context["suggestions"] = data.get("suggestions", [])
     if "project" in data:
-        context["project"] = data["project"]
+        context["project"] = project_view(data["project"], lang)
     if source_type.startswith("contact."):
         context["contact"] = data["request"]
     if merged is not None:

@@ -103,7 +103,10 @@ PREFERENCES = _object({
 })
 INBOX_ENTRY = _object({
     "id": {"type": "integer"}, "type": _TEXT, "kind": _NULLABLE_TEXT, "source_event_id": _TEXT,
-    "subject": _NULLABLE_TEXT, "title": _TEXT, "summary": _NULLABLE_TEXT, "created_at": _TEXT,
+    "subject": _NULLABLE_TEXT, "title": _TEXT, "summary": _NULLABLE_TEXT,
+    "link": {"type": "string", "description": "the portal path where the member acts on it, to be put after "
+             "the portal's address: /contacts, /projects, /events/<id>, /suggestions or /inbox"},
+    "created_at": _TEXT,
     "read": {"type": "boolean"}, "read_at": _NULLABLE_TEXT,
 })
 INBOX_PAGE = _object({"items": {"type": "array", "items": INBOX_ENTRY}, "page": {"type": "integer"},

@@ -115,6 +115,7 @@ def test_the_inbox_lists_newest_first_filters_unread_and_marks_read(api):
     assert page["unread"] == 3 and len(page["items"]) == 2
     assert all(item["title"].startswith("Invitation: Grüne Logistik") for item in page["items"])
     first = page["items"][0]
+    assert first["link"] == f"/events/{first['subject']}"  # the portal page of the event
     read = requests.post(f"{url}/{first['id']}/read", headers=headers, timeout=5)
     assert read.status_code == 200 and read.json()["read"] is True
     unread = requests.get(url, params={"unread": "true"}, headers=headers, timeout=5).json()

@@ -585,3 +585,66 @@ def test_held_mails_are_released_by_immediate_mail_only():
     assert domain.releases_held(True, "immediately")
     assert not domain.releases_held(True, "daily")
     assert not domain.releases_held(False, "immediately")
+
+
+# --- findings of a new-user test: one language, no doubled words, the portal's names -------------------
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_a_proposal_mail_names_the_project_once_in_the_readers_language(lang):
+    # An English-speaking anchor: the stored title is English; the German reader sees it in German.
+    event = project("project.proposed", [MEMBER, OTHER], title="Partner project: Returnable packaging",
+                    title_i18n={"de": "Partnerprojekt: Mehrwegverpackungen",
+                                "en": "Partner project: Returnable packaging"},
+                    about_i18n={"de": "Mehrwegverpackungen", "en": "Returnable packaging"})
+    rendered = Renderer().render("project_proposed", lang, context_for(event["type"], event["data"], lang),
+                                 footer={"recipient_name": None, "unsubscribe_url": "https://u.example/x"})
+    expected = {"de": "Einladung zu einem Partnerprojekt: Mehrwegverpackungen",
+                "en": "Invitation to a partner project: Returnable packaging"}[lang]
+    assert rendered.subject == expected
+    other_word = {"de": "Partner project", "en": "Partnerprojekt"}[lang]
+    assert other_word not in rendered.text and other_word not in rendered.subject
+    assert rendered.text.count({"de": "Partnerprojekt:", "en": "Partner project:"}[lang]) == 1  # the title line
+
+
+@pytest.mark.parametrize("title, lang, subject", [
+    ("Partnerprojekt: Rückverfolgbarkeit", "de", "Einladung zu einem Partnerprojekt: Rückverfolgbarkeit"),
+    ("Partnerprojekt: Rückverfolgbarkeit", "en", "Invitation to a partner project: Rückverfolgbarkeit"),
+    ("Batterielogistik", "de", "Einladung zu einem Partnerprojekt: Batterielogistik"),
+])
+def test_a_proposal_announced_before_titles_came_in_both_languages_does_not_double_the_word(title, lang, subject):
+    event = project("project.proposed", [MEMBER, OTHER], title=title)
+    for type_ in ("project.proposed", "project.formed", "project.closed"):
+        event["type"] = type_
+        rendered = Renderer().render(domain.KINDS[type_], lang, context_for(type_, event["data"], lang),
+                                     footer={"recipient_name": None, "unsubscribe_url": "u"})
+        text = (rendered.subject + rendered.summary + rendered.text).casefold()
+        assert "partnerprojekt: partnerprojekt" not in text and "project: partnerprojekt" not in text
+        assert "partnerprojekt „partnerprojekt" not in text and "projekt „partnerprojekt" not in text
+    first = Renderer().render("project_proposed", lang, context_for("project.proposed", event["data"], lang))
+    assert first.subject == subject
+
+
+@pytest.mark.parametrize("title, lang, named", [
+    ("Meetup: E-Mobilität", "de", "„Meetup: E-Mobilität“ am"),
+    ("E-Mobilität", "de", "Meetup „E-Mobilität“ am"),
+    ("meetup E-Mobility", "en", '"meetup E-Mobility" on'),
+    ("E-Mobility", "en", 'Meetup "E-Mobility" on'),
+])
+def test_an_invitation_does_not_repeat_the_kind_the_title_already_says(title, lang, named):
+    event = scheduled(joint_event(title=title, kind="meetup"))
+    rendered = Renderer().render("event_announced", lang, context_for(event["type"], event["data"], lang))
+    assert rendered.summary.startswith(named)
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_mails_name_the_associations_as_the_portal_does(lang):
+    from verbund.reference import NAMES
+
+    event = scheduled(joint_event(organizers=["automotive-cluster"]))
+    rendered = Renderer().render("event_announced", lang, context_for(event["type"], event["data"], lang),
+                                 footer={"recipient_name": None, "unsubscribe_url": "u"})
+    names = [NAMES["association"][key][lang] for key in ("automotive-cluster", "it-cluster", "logistics-network")]
+    assert " · ".join(names) in rendered.text  # the signature
+    assert rendered.text.startswith({"de": "Guten Tag", "en": "Hello"}[lang])
+    assert names[0] in rendered.text.split("\n\n")[1]  # who invites
+    assert ("Automotive-Cluster" if lang == "de" else "Automotive Cluster") not in rendered.text

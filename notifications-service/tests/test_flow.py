@@ -10,6 +10,7 @@ from icalendar import Calendar
 from kombu import Connection, Queue
 
 from notifications.channels import webhook
+from notifications.config import Config
 from notifications.testing import (
     MailCatcher,
     Platform,
@@ -95,6 +96,9 @@ def test_a_registration_confirmation_carries_a_valid_ics_and_a_working_unsubscri
     # The link in List-Unsubscribe works with RFC 8058 one-click; then no more mails, the inbox goes on.
     link = mail["List-Unsubscribe"].strip("<>")
     assert link.startswith(platform.service.url + "/unsubscribe/")
+    # The footer's link, for people, opens the portal's page with the same token.
+    token = link.rsplit("/", 1)[1]
+    assert f"{Config.from_env().portal_url}/unsubscribe/{token}" in mail.get_body(("plain",)).get_content()
     assert requests.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=5).status_code == 200
     platform.publish(registration("registration.promoted", profile["id"], joint))
     wait_for(lambda: platform.inbox(profile["id"])["total"] == 2, timeout=30, message="the second inbox entry")

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from notifications import deliveries, domain, queries, services
+from notifications import deliveries, dispatch, domain, queries, services
 from notifications.models import CalendarEntry, Delivery, Notification
 from notifications.rendering import Renderer
 from notifications.schemas import PreferencesSchema
@@ -98,6 +98,7 @@ def test_a_registration_confirmation_tells_its_member_with_a_calendar_entry(stor
         assert queries.inbox(uow.session, ADMIN, profile_of(other)["id"], PAGE, Renderer())["total"] == 0
     [item] = inbox["items"]
     assert item["type"] == "registration.confirmed" and item["title"].startswith("Anmeldung bestätigt")
+    assert item["link"] == f"/events/{joint['id']}"  # where the member acts on it, in the portal
     assert (entry.member_id, entry.status, entry.sequence) == (member_id, "CONFIRMED", 3)
     [mail] = deliveries_of(store, member_id)
     assert (mail.channel, mail.status, mail.source_type) == ("email", "pending", "registration.confirmed")
@@ -430,3 +431,90 @@ def test_an_invitation_not_yet_sent_shows_the_event_as_it_now_is_or_nothing_once
     assert mail.digests() == 0  # cancelled before its invitation left: never mailed
     assert {d.last_error for d in deliveries_of(store, ids[0]) if d.subject == other["id"]} == {
         domain.CANCELLED_BEFORE_INVITED}
+
+
+# --- fewer messages: findings of a new-user test ----------------------------------------------------
+
+def test_suggestion_lists_within_the_window_make_one_unread_inbox_entry(store, clock, mail):
+    someone = member()
+    member_id = profile_of(someone)["id"]
+    consume(store, someone)
+    for partners in (("a",), ("a", "b"), ("a", "b", "c")):  # a burst of registrations: 1, 2, 3 partners
+        consume(store, _suggestions(member_id, *partners))
+        clock.advance(seconds=WINDOW / 3)
+    with store.unit_of_work() as uow:
+        page = queries.inbox(uow.session, ADMIN, member_id, PAGE, Renderer())
+    [entry] = page["items"]
+    assert page["unread"] == 1 and entry["link"] == "/suggestions"
+    assert entry["summary"].startswith("3 passende Partner")  # the newest list
+    # Once read, the next list is an entry of its own; so is one after the window.
+    with store.unit_of_work() as uow:
+        services.inbox.mark_read(uow, as_member(profile_of(someone)), member_id, entry["id"], Renderer())
+    consume(store, _suggestions(member_id, "a", "d"))
+    clock.advance(seconds=WINDOW + 1)
+    consume(store, _suggestions(member_id, "d"))
+    with store.unit_of_work() as uow:
+        assert queries.inbox(uow.session, ADMIN, member_id, PAGE, Renderer())["total"] == 3
+    # The mails (held for the digest) still say what changed since the member last heard.
+    clock.advance(days=8)
+    assert mail.digests() == 1
+    [digest] = mail.to(someone)
+    assert digest.text.count("Partnervorschläge") == 1
+
+
+def test_a_registration_cancelled_within_the_window_sends_no_mail_at_all(store, clock, mail):
+    someone = member()
+    member_id, joint = profile_of(someone)["id"], joint_event()
+    consume(store, someone, registration("registration.confirmed", member_id, joint))
+    clock.advance(seconds=WINDOW / 2)
+    consume(store, registration("registration.cancelled", member_id, joint))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 0
+    clock.advance(days=8)
+    assert mail.digests() == 0 and mail.sender.sent == []  # no "Anmeldung storniert", no METHOD:CANCEL
+    assert {(d.status, d.last_error) for d in deliveries_of(store, member_id) if d.channel == "email"} == {
+        ("cancelled", domain.REGISTERED_AND_CANCELLED)}
+
+
+def test_a_cancellation_of_a_registration_the_member_heard_of_is_mailed(store, clock, mail):
+    someone = member()
+    member_id, joint = profile_of(someone)["id"], joint_event()
+    consume(store, someone, registration("registration.confirmed", member_id, joint))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1
+    # Cancelled, registered again and cancelled again within one window: it last heard "confirmed".
+    consume(store, registration("registration.cancelled", member_id, joint))
+    consume(store, registration("registration.confirmed", member_id, joint))
+    consume(store, registration("registration.cancelled", member_id, joint))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1
+    assert mail.to(someone)[-1].subject.startswith("Anmeldung storniert:")
+
+
+def test_a_burst_of_project_invitations_mails_one_and_keeps_the_rest_for_the_digest(store, clock, mail):
+    popular, *others = [member() for _ in range(4)]
+    consume(store, popular, *others)
+    popular_id = profile_of(popular)["id"]
+    clock.moment = clock.moment.replace(year=2027, month=3, day=2, hour=9)  # a Tuesday morning
+    for other in others:  # three registrations within ten minutes, each proposing a team with it
+        consume(store, project("project.proposed", [profile_of(other)["id"], popular_id]))
+        clock.advance(seconds=WINDOW)
+        mail.due()
+        clock.advance(minutes=3)
+    invitations = [m for m in mail.to(popular) if not m.is_digest]
+    assert len(invitations) == 1 and invitations[0].subject.startswith("Einladung zu einem Partnerprojekt")
+    assert all(len(mail.to(other)) == 1 for other in others)  # each anchor hears of its own team
+    held = [d for d in deliveries_of(store, popular_id) if d.channel == "email" and d.status == "held"]
+    assert [d.last_error for d in held] == [dispatch.INVITED_TODAY] * 2
+    with store.unit_of_work() as uow:  # the inbox has every invitation at once
+        assert queries.inbox(uow.session, ADMIN, popular_id, PAGE, Renderer())["total"] == 3
+    # The next day an invitation goes at once again; the held ones come in the weekly digest.
+    clock.advance(days=1)
+    consume(store, project("project.proposed", [profile_of(others[0])["id"], popular_id]))
+    clock.advance(seconds=WINDOW)
+    mail.due()
+    assert len([m for m in mail.to(popular) if not m.is_digest]) == 2
+    clock.advance(days=6)
+    assert mail.digests() >= 1
+    [digest] = [m for m in mail.to(popular) if m.is_digest]
+    assert digest.text.count("Einladung zu einem Partnerprojekt") == 2

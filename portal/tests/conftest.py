@@ -38,7 +38,8 @@ class Platform:
         self.portal_port = free_port()
         self.portal_url = f"http://127.0.0.1:{self.portal_port}"
         env = {"SMTP_PORT": str(self.catcher.port), "PORTAL_URL": self.portal_url,
-               "EMAIL_RETRY_DELAYS_SECONDS": "1,2"}
+               "EMAIL_RETRY_DELAYS_SECONDS": "1,2",
+               "COALESCE_SECONDS": "1"}  # a mail's wait for more of its kind: what the pages show is tested here
         self.services = {service: ServiceProcess(service, amqp_uri, f"sqlite:///{workdir / (service + '.db')}",
                                                  workdir, env) for service in SERVICES}
         errors: list[Exception] = []

@@ -17,13 +17,14 @@ WORDS = {
            "request": "Kontakt anfragen",
            "send": "Anfrage senden", "accept": "Annehmen", "waitlist": "Auf die Warteliste",
            "book": "Anmelden", "cancel": "Meine Anmeldung stornieren", "sign_out": "Abmelden",
-           "why": "Warum dieser Partner", "accepted": "angenommen", "need": "Ihr Bedarf",
+           "why": "Warum dieser Partner", "accepted": "angenommen", "need": "Sie suchen",
            "mark_read": "Als gelesen markieren"},
     "en": {"sector": "Automotive", "state": "Saxony", "register": "Register your organisation",
            "request": "Request contact",
            "send": "Send request", "accept": "Accept", "waitlist": "Join the waitlist",
            "book": "Register", "cancel": "Cancel my registration", "sign_out": "Sign out",
-           "why": "Why this partner", "accepted": "accepted", "need": "Your need", "mark_read": "Mark as read"},
+           "why": "Why this partner", "accepted": "accepted", "need": "You are looking for",
+           "mark_read": "Mark as read"},
 }
 
 
@@ -89,6 +90,7 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     page.locator("#postcode").fill("04109")
     page.get_by_role("button", name=words["register"], exact=True).click()
     page.wait_for_url("**/sign-in/sent**")
+    assert re.search("bestätigen|confirm", page.locator("#welcome-next").inner_text())  # the mail's link confirms
     anna.check_accessibility()
 
     # --- the link from the mail signs in; suggestions explain themselves ------------------------
@@ -101,6 +103,7 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     anna.reload_until(lambda p: partner_card.count() == 1, message="the partner among the suggestions")
     assert words["why"] in partner_card.inner_text()
     assert words["need"] in partner_card.inner_text() and "Gefahrgut" in partner_card.inner_text()
+    assert not re.search(r"Begriff|term '|similar to|ähnlich wie|related:|verwandt:", partner_card.inner_text())
     assert partner_email not in page.content()  # no contact details before a request is accepted
     anna.check_accessibility()
     anna.screenshot("suggestions")
@@ -165,6 +168,10 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     page.get_by_role("button", name=words["waitlist"]).click()
     status = page.locator("#registration-status").inner_text()
     assert re.search(r"(Platz|position) 1\b", status), status
+    # the time as the mails write it: weekday, the day once, "Uhr" in German, day first in English
+    when = page.locator("dl.facts dd").nth(1).inner_text()
+    assert re.fullmatch(r"\w{2,3}\.?, \d{1,2}\.? \w+ \d{4}, \d{1,2}:\d{2}–\d{1,2}:\d{2}( Uhr)?", when), when
+    assert when.endswith(" Uhr") is (language == "de")
     anna.check_accessibility()
     anna.screenshot("event")
     assert page.get_by_role("link", name=re.compile(r"\.ics")).get_attribute("href").endswith("/calendar.ics")
@@ -176,6 +183,9 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
                       re.search(r"Platz frei|place.*free|promoted|nachgerückt|Nachrücker|confirmed|bestätigt",
                                 p.inner_text("main"), re.I) is not None,
                       message="the promotion in the inbox")
+    # each entry leads to its page: the promotion to the event
+    assert page.locator(f"a.inbox-link[href='/events/{event['id']}']").count() >= 1
+    assert page.locator("a.inbox-link[href='/contacts']").count() >= 1  # the accepted contact request
     anna.check_accessibility()
     anna.screenshot("inbox")
     unread_before = int(page.locator("#unread-count").inner_text())

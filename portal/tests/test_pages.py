@@ -87,8 +87,28 @@ def test_profile_edit_preferences_download_and_delete(platform, person):
     page.get_by_role("link", name="Benachrichtigungen einstellen").click()
     tom.check_accessibility()
     page.locator("#frequency").select_option("weekly")
+    # per kind: new partner suggestions only in the inbox, no mail
+    assert page.locator("#kind_match_suggested").input_value() == "digest"
+    assert page.locator("#kind_contact_requested").input_value() == "immediately"
+    page.locator("#kind_match_suggested").select_option("inbox")
+    # one language and one e-mail consent: the profile's; changed here, the profile says the same
+    assert page.locator("#language").input_value() == "de" and page.locator("#email").is_checked()
+    page.locator("#language").select_option("en")
+    page.locator("#email").uncheck()
     page.get_by_role("button", name="Speichern").click()
+    assert page.locator("html").get_attribute("lang") == "en"  # the portal follows the profile's language
     assert page.locator("#frequency").input_value() == "weekly"
+    assert page.locator("#kind_match_suggested").input_value() == "inbox"
+    assert not page.locator("#email").is_checked() and page.locator("#language").input_value() == "en"
+    tom.open("/profile/edit")
+    assert page.locator("#language").input_value() == "en" and not page.locator("#consent_email").is_checked()
+    page.locator("#language").select_option("de")
+    page.locator("#consent_email").check()
+    page.get_by_role("button", name=re.compile("Save|Speichern")).click()
+    page.wait_for_url("**/profile")
+    tom.open("/preferences")
+    assert page.locator("#language").input_value() == "de" and page.locator("#email").is_checked()
+    assert page.locator("html").get_attribute("lang") == "de"
 
     # Webhooks for the organisation's own systems: a bad address first, then the secret shown once.
     page.get_by_role("link", name="Webhooks").click()
@@ -101,7 +121,29 @@ def test_profile_edit_preferences_download_and_delete(platform, person):
     assert page.locator("#webhook-secret").inner_text().startswith("whsec_")
     assert "crm.havel-it.example" in page.locator(".webhooks").inner_text()
     tom.check_accessibility()
-    page.get_by_role("button", name="Entfernen").click()
+    # http is refused as the hint says; a very long address wraps inside the page
+    page.locator("#url").fill("http://crm.havel-it.example/verbund")
+    page.get_by_role("button", name="Webhook hinzufügen").click()
+    assert "https://" in page.locator("#url-error").inner_text()
+    page.locator("#url").fill("https://" + "a" * 1900 + ".example/")
+    page.get_by_role("button", name="Webhook hinzufügen").click()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1100
+    # the session ends while the page is open; its "remove" button (a POST-only address) leads to
+    # the sign-in and back to the webhooks page with a note, not to a bare 405
+    tom.open("/webhooks")
+    tom.context.clear_cookies()
+    page.get_by_role("button", name="Entfernen").first.click()
+    page.wait_for_url(re.compile(r"/sign-in\?next=(/|%2F)webhooks$"))
+    mailed = len(platform.catcher.mails(to=profile["contact"]["email"]))
+    page.get_by_label(re.compile("E-Mail-Adresse")).fill(profile["contact"]["email"])
+    page.get_by_role("button", name=re.compile("Anmeldelink")).click()
+    page.wait_for_url("**/sign-in/sent")
+    page.goto(platform.sign_in_link(profile["contact"]["email"], count=mailed + 1))  # the newest link
+    page.get_by_role("button", name="Jetzt anmelden").click()
+    assert page.url.endswith("/webhooks"), (page.url, page.inner_text("main"))
+    assert "noch einmal" in page.inner_text("main")
+    for _ in range(page.get_by_role("button", name="Entfernen").count()):
+        page.get_by_role("button", name="Entfernen").first.click()
     assert "crm.havel-it.example" not in page.locator(".webhooks").inner_text()
 
     tom.open("/profile")
@@ -167,3 +209,149 @@ def test_a_member_cannot_answer_a_request_made_to_someone_else(platform, person)
     assert answer.status == 403 and "Nicht erlaubt" in answer.text()
     page = requester.open("/contacts")
     assert second["contact"]["email"] not in page.content()  # still no contact details
+
+
+def test_a_copied_cookie_is_dead_after_sign_out(platform, person, browser):
+    profile = platform.register_member(**member(uuid.uuid4().hex[:6]))
+    tom = person("de")
+    tom.sign_in(profile["contact"]["email"])
+    copied = tom.context.cookies()
+    assert [c["name"] for c in copied] == ["verbund_session"]
+    assert len(copied[0]["value"]) >= 32 and "." not in copied[0]["value"]  # an id only, no token inside
+    page = tom.open("/profile")
+    page.get_by_role("button", name="Abmelden").click()
+    page.wait_for_url("**/signed-out")
+    thief = person("de")
+    thief.context.add_cookies(copied)
+    thief.open("/projects")
+    assert "/sign-in" in thief.page.url
+    assert profile["name"] not in thief.page.content()
+
+
+def test_sign_up_with_an_address_in_use_says_so_at_the_field(platform, person):
+    taken = platform.register_member(**member(uuid.uuid4().hex[:6]))
+    anna = person("de")
+    page = anna.open("/sign-up")
+    page.locator("#name").fill(f"Andere Firma {uuid.uuid4().hex[:6]}")
+    page.locator("#sector").select_option("it")
+    page.locator("#state").select_option("BB")
+    page.locator("#postcode").fill("14467")
+    page.locator("#city").fill("Potsdam")
+    page.locator("#employees").fill("5")
+    page.locator("#contact_name").fill("Anna Berg")
+    page.locator("#contact_email").fill(taken["contact"]["email"].upper() + " ")  # pasted with a space
+    page.get_by_role("button", name="Organisation registrieren", exact=True).click()
+    assert page.locator("#contact_email").get_attribute("aria-invalid") == "true", page.inner_text("main")
+    assert "schon registriert" in page.locator("#contact_email-error").inner_text()
+    assert page.locator("#sign-in-instead a").get_attribute("href") == "/sign-in"
+    anna.check_accessibility()
+    # a new address: the page says the mailed link confirms it and signs in
+    page.locator("#contact_email").fill(f"anna.{uuid.uuid4().hex[:6]}@andere.example")
+    page.get_by_role("button", name="Organisation registrieren", exact=True).click()
+    page.wait_for_url("**/sign-in/sent**")
+    assert "bestätigen" in page.locator("#welcome-next").inner_text()
+
+
+def test_the_unsubscribe_link_opens_a_portal_page_in_the_member_language(platform, person):
+    anna = person("de")
+    page = anna.open("/unsubscribe/not-a-valid-token")
+    assert "Dieser Link funktioniert nicht" in page.inner_text("h1")
+    anna.check_accessibility()
+
+    # a real link: from the contact-request mail to the member asked
+    suffix = uuid.uuid4().hex[:6]
+    first, second = (platform.register_member(**member(f"{suffix}{n}")) for n in (1, 2))
+    import requests
+
+    from verbund.testing import bearer, wait_for
+
+    made = requests.post(f"{platform.url('members')}/members/{second['id']}/contact-requests",
+                         json={"message": "Hallo"}, headers=bearer("member", subject=f"member:{first['id']}",
+                                                                   member_id=first["id"]), timeout=10)
+    assert made.status_code == 201, made.text
+
+    def unsubscribe_link():
+        for mail in platform.catcher.mails(to=second["contact"]["email"]):
+            body = mail.get_body(preferencelist=("plain",)).get_content()
+            found = re.search(r"/unsubscribe/([A-Za-z0-9_\-.=]+)", body)
+            if found:
+                return found.group(1)
+        return None
+
+    token = wait_for(unsubscribe_link, timeout=60, interval=0.5, message="the contact-request mail")
+    page = anna.open(f"/unsubscribe/{token}")
+    assert "E-Mails von Verbund abbestellen" in page.inner_text("h1")
+    assert page.locator("html").get_attribute("lang") == "de"
+    anna.check_accessibility()
+    page.get_by_role("button", name="E-Mails abbestellen").click()
+    assert "Sie haben die E-Mails abbestellt" in page.inner_text("h1")
+    preferences = requests.get(f"{platform.url('notifications')}/members/{second['id']}/preferences",
+                               headers=bearer("member", subject=f"member:{second['id']}", member_id=second["id"]),
+                               timeout=10).json()
+    assert preferences["channels"]["email"] is False
+
+
+def test_a_suggestion_card_shows_a_declined_request_instead_of_the_button(platform, person):
+    import requests
+
+    from verbund.testing import bearer
+
+    suffix = uuid.uuid4().hex[:6]
+    partner = platform.register_member(**member(f"{suffix}p"))  # offers route-planning software
+    seeker = platform.register_member(**{**member(f"{suffix}s"), "name": f"Spree Spedition {suffix}",
+                                         "sector": "logistics", "associations": ["logistics-network"],
+                                         "offers": [], "needs": [{"label": "Tourenplanungssoftware"}]})
+    as_member = {m["id"]: bearer("member", subject=f"member:{m['id']}", member_id=m["id"]) for m in (partner, seeker)}
+    made = requests.post(f"{platform.url('members')}/members/{partner['id']}/contact-requests",
+                         json={"message": "Hallo"}, headers=as_member[seeker["id"]], timeout=10)
+    assert made.status_code == 201, made.text
+    declined = requests.post(f"{platform.url('members')}/contact-requests/{made.json()['id']}/decline",
+                             headers=as_member[partner["id"]], timeout=10)
+    assert declined.status_code == 200, declined.text
+    seeker_browser = person("de")
+    seeker_browser.sign_in(seeker["contact"]["email"])
+    card = seeker_browser.page.locator("article", has=seeker_browser.page.get_by_role("heading", name=partner["name"]))
+    seeker_browser.reload_until(lambda p: card.count() == 1, message="the partner among the suggestions")
+    assert "abgelehnt" in card.inner_text()
+    assert card.get_by_role("link", name=re.compile("Kontakt anfragen")).count() == 0
+    seeker_browser.check_accessibility()
+
+
+def test_a_changed_contact_email_waits_for_its_confirmation_link(platform, person):
+    from verbund.testing import wait_for
+
+    suffix = uuid.uuid4().hex[:6]
+    other = platform.register_member(**member(f"{suffix}o"))
+    profile = platform.register_member(**member(suffix))
+    tom = person("de")
+    tom.sign_in(profile["contact"]["email"])
+    page = tom.open("/profile/edit")
+    page.locator("#contact_email").fill(other["contact"]["email"])  # another organisation's address
+    page.get_by_role("button", name="Speichern").click()
+    assert "anderen Organisation" in page.locator("#contact_email-error").inner_text(), page.inner_text("main")
+    new_address = f"tom.neu.{suffix}@havel-it.example"
+    page.locator("#contact_email").fill(new_address)
+    page.get_by_role("button", name="Speichern").click()
+    page.wait_for_url("**/profile")
+    assert new_address in page.locator("#pending-email").inner_text()
+    assert profile["contact"]["email"] in page.inner_text("main")  # the old one serves until confirmed
+
+    def confirmation_link():
+        for mail in platform.catcher.mails(to=new_address):
+            found = re.search(r"(http://\S+/email-confirmation/[A-Za-z0-9_\-]+)",
+                              mail.get_body(preferencelist=("plain",)).get_content())
+            if found:
+                return found.group(1)
+        return None
+
+    link = wait_for(confirmation_link, timeout=30, interval=0.3, message="the confirmation mail")
+    assert link.startswith(platform.portal_url)
+    page.goto(link)
+    tom.check_accessibility()
+    page.get_by_role("button", name="Adresse bestätigen").click()
+    assert "bestätigt" in page.inner_text("h1") and new_address in page.inner_text("main")
+    page.goto(link)
+    page.get_by_role("button", name="Adresse bestätigen").click()
+    assert "funktioniert nicht" in page.inner_text("h1")  # a link works once
+    tom.open("/profile")
+    assert new_address in page.inner_text("main") and page.locator("#pending-email").count() == 0

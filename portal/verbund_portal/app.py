@@ -12,7 +12,8 @@ from flask_babel import Babel
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from verbund_portal import api, i18n, sessions
+from verbund.settings import data_dir
+from verbund_portal import api, i18n, messages, sessions
 from verbund_portal.config import PortalConfig
 
 LANGUAGES = ("de", "en")
@@ -61,18 +62,41 @@ def _forbidden():
                                      "should have access, ask an admin of Verbund.")), 403
 
 
+# POST-only actions and the page that shows their button (sign-in never comes back to a POST).
+LIST_PAGES = ("projects", "contacts", "inbox", "webhooks", "suggestions", "events", "profile", "preferences")
+
+
+def return_page() -> tuple[str, bool]:
+    """Where to come back to after signing in, and whether a button has to be pressed again: the
+    page itself for a GET; for a POST its page if it has one for GET, else the list page that
+    shows its button (``/projects/<id>/accept`` → ``/projects``, ``/events/<id>/cancel`` → ``/events/<id>``)."""
+    if request.method in ("GET", "HEAD"):
+        return request.full_path.rstrip("?"), False
+    try:
+        current_app.url_map.bind("").match(request.path, method="GET")
+        return request.path, True
+    except Exception:  # werkzeug's NotFound/MethodNotAllowed: no page to GET at this address
+        pass
+    parts = request.path.strip("/").split("/")
+    if parts[0] == "events" and len(parts) > 2:
+        return f"/events/{parts[1]}", True
+    return (f"/{parts[0]}" if parts[0] in LIST_PAGES else "/"), True
+
+
 def member_required(view):
-    """Member pages (suggestions, profile, inbox …): staff have no member profile and get a friendly 403."""
+    """Pages for signed-in members: others go to the sign-in page (and come back after; from a
+    button, to the page with the button and a note to press it again)."""
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         services()
         if not g.member:
-            return redirect(url_for("auth.sign_in", next=request.path))
-        if g.member["role"] != "member":  # also sends members whose page it is not to sign-in
+            return _to_sign_in()
+        if g.member["role"] != "member":  # staff have no member profile: a friendly 403
             return render_template("error.html", title=_("Not allowed"),
                                    message=_("This page is for member organisations. Use the menu for your "
                                              "organizer pages.")), 403
         return view(*args, **kwargs)
+    wrapped.member_only = True
     return wrapped
 
 
@@ -86,12 +110,20 @@ def staff_required(*roles: str):
         def wrapped(*args, **kwargs):
             services()
             if not g.member:
-                return redirect(url_for("auth.sign_in", next=request.path))
+                return _to_sign_in()
             if g.member["role"] not in allowed:
                 return _forbidden()
             return view(*args, **kwargs)
         return wrapped
     return decorate
+
+
+def _to_sign_in():
+    """Back to the sign-in page, coming back afterwards to the page (see ``return_page``)."""
+    target, press_again = return_page()
+    if press_again:
+        session["press_again"] = True
+    return redirect(url_for("auth.sign_in", next=target))
 
 
 def create_app(config: PortalConfig | None = None) -> Flask:
@@ -117,6 +149,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    sessions.init_app(app, data_dir() / "portal-sessions")
     csrf.init_app(app)
     Babel(app, locale_selector=select_language)
     app.jinja_env.add_extension("jinja2.ext.do")  # {% do %} in templates; autoescaping stays on
@@ -148,7 +181,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             response.headers.setdefault(name, value)
         if config.secure_cookies:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if "token" in session or request.path.startswith("/sign-in/"):
+        if "token" in session or request.path.startswith(("/sign-in/", "/unsubscribe/", "/email-confirmation/")):
             response.headers["Cache-Control"] = "no-store"  # personal pages stay out of shared caches
         return response
 
@@ -167,6 +200,11 @@ def create_app(config: PortalConfig | None = None) -> Flask:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
+        services()
+        view = app.view_functions.get(request.endpoint)
+        if not g.member and getattr(view, "member_only", False):
+            # the session (and its form token) is gone: a member's button leads to signing in again
+            return _to_sign_in()
         return render_template("error.html", title=_("The form had expired"),
                                message=_("For your security, forms are only valid for a while. Please go back, "
                                          "reload the page and send it again.")), 400
@@ -180,7 +218,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
             message = _("Your account may not see or change this (it may belong to another association). "
                         "If you think it should, ask an admin of Verbund.")
         return render_template("error.html", title=titles.get(status, _("That did not work")),
-                               message=message), status
+                               message=message if status == 403 else messages.page_message(status, message)), status
 
     @app.errorhandler(404)
     def not_found(error):

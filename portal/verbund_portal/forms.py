@@ -24,9 +24,20 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Numbe
 
 from verbund_portal import i18n
 from verbund_portal.api import flatten_fields
+from verbund_portal.messages import plain, plain_all
 
 COMPETENCY_FIELDS = 5  # inputs for offers and for needs at sign-up
 SPARE_FIELDS = 3       # empty inputs below a saved profile's competencies, for more
+
+
+def at_most(characters: int) -> Length:
+    """A length limit that says so in plain words ("Höchstens 200 Zeichen." / "At most 200 characters.")."""
+    return Length(max=characters, message=_l("At most %(max)s characters."))
+
+
+def strip(value):
+    """Surrounding spaces off before the checks: an address pasted with a trailing space is fine."""
+    return value.strip() if isinstance(value, str) else value
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -35,37 +46,37 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class SignInForm(FlaskForm):
-    email = EmailField(_l("E-mail address of your organisation's contact person"),
+    email = EmailField(_l("E-mail address of your organisation's contact person"), filters=[strip],
                        validators=[DataRequired(_l("Please enter an e-mail address.")),
                                    Email(_l("This is not a valid e-mail address."), check_deliverability=False),
-                                   Length(max=320)])
+                                   at_most(320)])
 
 
 class ProfileForm(FlaskForm):
     """The registration form; the profile's edit form is the same without the consent texts' extra."""
     name = StringField(_l("Name of your organisation"), validators=[DataRequired(_l("Please enter a name.")),
-                                                                    Length(max=200)])
+                                                                    at_most(200)])
     sector = SelectField(_l("Sector"), validators=[DataRequired(_l("Please choose a sector."))])
     associations = MultiCheckboxField(_l("Member of"))
     state = SelectField(_l("Federal state"), validators=[DataRequired(_l("Please choose a federal state."))])
     postcode = StringField(_l("Postcode"), validators=[
         DataRequired(_l("Please enter a postcode.")),
         Regexp(r"^[0-9]{5}$", message=_l("A German postcode has five digits."))])
-    city = StringField(_l("City"), validators=[DataRequired(_l("Please enter a city.")), Length(max=100)])
+    city = StringField(_l("City"), validators=[DataRequired(_l("Please enter a city.")), at_most(100)])
     employees = IntegerField(_l("Number of employees"), validators=[
         InputRequired(_l("Please enter the number of employees.")),
         NumberRange(min=0, max=5_000_000, message=_l("Please enter a number from 0 to 5,000,000."))])
-    website = URLField(_l("Website (optional)"), validators=[Optional(), Length(max=500)])
+    website = URLField(_l("Website (optional)"), filters=[strip], validators=[Optional(), at_most(500)])
     contact_name = StringField(_l("Contact person"), validators=[DataRequired(_l("Please enter a name.")),
-                                                                 Length(max=200)])
-    contact_email = EmailField(_l("Contact e-mail (you sign in with it)"), validators=[
+                                                                 at_most(200)])
+    contact_email = EmailField(_l("Contact e-mail (you sign in with it)"), filters=[strip], validators=[
         DataRequired(_l("Please enter an e-mail address.")),
-        Email(_l("This is not a valid e-mail address."), check_deliverability=False), Length(max=320)])
+        Email(_l("This is not a valid e-mail address."), check_deliverability=False), at_most(320)])
     language = SelectField(_l("Language for e-mails and pages"))
     # One input per competency: each suggests the vocabulary's terms as one types (a datalist, no script).
-    offers = FieldList(StringField(_l("Offer"), validators=[Optional(), Length(max=200)]),
+    offers = FieldList(StringField(_l("Offer"), validators=[Optional(), at_most(200)]),
                        label=_l("What your organisation offers"), min_entries=COMPETENCY_FIELDS, max_entries=50)
-    needs = FieldList(StringField(_l("Need"), validators=[Optional(), Length(max=200)]),
+    needs = FieldList(StringField(_l("Need"), validators=[Optional(), at_most(200)]),
                       label=_l("What your organisation is looking for"), min_entries=COMPETENCY_FIELDS,
                       max_entries=50)
     topics = MultiCheckboxField(_l("Topics"))
@@ -136,7 +147,7 @@ class ProfileForm(FlaskForm):
 class ContactRequestForm(FlaskForm):
     message = TextAreaField(_l("Your message"), validators=[
         DataRequired(_l("Please write a short message.")),
-        Length(max=1000, message=_l("At most 1000 characters, please."))])
+        at_most(1000)])
     FIELD_MAP = {"message": "message"}
 
 
@@ -147,24 +158,67 @@ class RegistrationForm(FlaskForm):
     FIELD_MAP = {"seats": "seats"}
 
 
+# The kinds of notification (notifications-service's policy) in plain words, in the order shown.
+KIND_LABELS = {
+    "contact_requested": _l("Someone asks you for contact"),
+    "contact_accepted": _l("Your contact request was accepted"),
+    "contact_declined": _l("Your contact request was declined"),
+    "project_proposed": _l("Invitation to a partner project"),
+    "project_formed": _l("A partner project has started"),
+    "project_closed": _l("A project proposal has ended"),
+    "match_suggested": _l("New partner suggestions"),
+    "event_announced": _l("A new event that fits you"),
+    "event_updated": _l("An event you registered for has changed"),
+    "event_cancelled": _l("An event you registered for is cancelled"),
+    "registration_confirmed": _l("Your registration is confirmed"),
+    "registration_waitlisted": _l("You are on a waitlist"),
+    "registration_promoted": _l("You moved up from the waitlist"),
+    "registration_cancelled": _l("Your registration is cancelled"),
+}
+MODE_CHOICES = [("immediately", _l("E-mail at once")), ("digest", _l("In the e-mail digest")),
+                ("inbox", _l("Only in the inbox here"))]
+
+
 class PreferencesForm(FlaskForm):
-    email = BooleanField(_l("Also send me news by e-mail"))
+    """The notification settings. ``email`` is the profile's e-mail consent and ``language`` the
+    profile's language: one setting each, shown and saved here and in the profile alike."""
+    email = BooleanField(_l("Send us e-mails about suggestions, contact requests and events"))
     webhook = BooleanField(_l("Also send everything to my webhooks"))
-    frequency = SelectField(_l("How often"), choices=[("immediately", _l("Immediately")), ("daily", _l("Daily digest")),
-                                                       ("weekly", _l("Weekly digest"))])
-    language = SelectField(_l("Language"))
+    frequency = SelectField(_l("How often the digest comes"), choices=[
+        ("immediately", _l("No digest: every message at once")), ("daily", _l("Daily digest")),
+        ("weekly", _l("Weekly digest"))])
+    language = SelectField(_l("Language for e-mails and pages"))
     FIELD_MAP = {"channels.email": "email", "channels.webhook": "webhook", "channels": "email",
-                 "frequency": "frequency", "language": "language"}
+                 "frequency": "frequency", "language": "language", "contact.language": "language",
+                 "consent.email": "email", "consent": "email"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.language.choices = i18n.choices("language")
 
+    def kind_fields(self) -> list:
+        return [field for name, field in self._fields.items() if name.startswith("kind_")]
+
+
+def preferences_form(kinds, **kwargs) -> PreferencesForm:
+    """The settings form with a choice (at once / digest / inbox only) per kind notifications-service
+    names in the member's ``kinds``, in the order of ``KIND_LABELS``; an unknown kind by its id."""
+    ordered = [kind for kind in KIND_LABELS if kind in kinds] + sorted(k for k in kinds if k not in KIND_LABELS)
+
+    class Form(PreferencesForm):
+        pass
+
+    for kind in ordered:
+        setattr(Form, f"kind_{kind}", SelectField(KIND_LABELS.get(kind, kind), choices=MODE_CHOICES))
+    return Form(**kwargs)
+
 
 class WebhookForm(FlaskForm):
-    url = URLField(_l("Address (URL) of your system"), validators=[
-        DataRequired(_l("Please enter the address.")), Length(max=2000)])
-    description = StringField(_l("What it is for (optional)"), validators=[Optional(), Length(max=500)])
+    url = URLField(_l("Address (URL) of your system"), filters=[strip], validators=[
+        DataRequired(_l("Please enter the address.")),
+        # the messages carry personal data: only https, as the hint says
+        Regexp(r"(?i)^https://", message=_l("The address must start with https://.")), at_most(2000)])
+    description = StringField(_l("What it is for (optional)"), validators=[Optional(), at_most(500)])
     FIELD_MAP = {"url": "url", "description": "description"}
 
 
@@ -178,8 +232,9 @@ class EmptyForm(FlaskForm):
 
 
 def apply_errors(form: FlaskForm, fields: dict) -> list[str]:
-    """Put a service's 422 field errors on the form's fields; return the ones no field takes."""
-    left = []
+    """Put a service's 422 field errors on the form's fields, in plain words in the page's language
+    (``messages.plain``), each once; return the ones no field takes (translated too)."""
+    left: list[str] = []
     mapping = getattr(form, "FIELD_MAP", {})
     for name, messages in flatten_fields(fields).items():
         target = mapping.get(name)
@@ -190,11 +245,21 @@ def apply_errors(form: FlaskForm, fields: dict) -> list[str]:
         index = name.split(".")[1] if name.count(".") >= 1 else ""
         if isinstance(field, FieldList) and index.isdigit() and int(index) < len(field.entries):
             field = field.entries[int(index)]  # offers.3.label: the fourth offer's input
+        texts = plain_all(messages)
         if field is None:
-            left.extend(messages)
+            left.extend(text for text in texts if text not in left)
         else:
-            field.errors = list(field.errors) + list(messages)
+            field.errors = list(field.errors) + [text for text in texts if text not in field.errors]
     return left
+
+
+def service_errors(form: FlaskForm, error) -> list[str]:
+    """A service's 4xx answer (``api.ApiError``) on the form: field errors at their fields; the
+    messages for the summary that no field takes; the answer's own message only when it named no
+    field (never "validation failed" beside the fields)."""
+    if error.fields:
+        return apply_errors(form, error.fields)
+    return [plain(error.message)]
 
 
 # --- staff forms -------------------------------------------------------------------------------------

@@ -3,14 +3,16 @@ English) compiled with Babel when the portal starts, and the labels of the share
 (sectors, associations, states, topics, competencies) in the page's language."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from babel import dates as babel_dates
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask
-from flask_babel import format_date, format_time, get_locale
+from flask_babel import get_locale
 
 from verbund import reference, vocabulary
 from verbund.settings import data_dir
@@ -83,16 +85,52 @@ def choices(kind: str) -> list[tuple[str, str]]:
     return [(value, reference.label(kind, value, language())) for value in reference.NAMES[kind]]
 
 
-def when(value: str | None) -> str:
-    """An ISO 8601 timestamp as a date and time in the page's language and Berlin time
-    ("05.01.2027, 09:30" / "5 Jan 2027, 09:30")."""
+# Dates as a reader writes them, the same CLDR patterns as notifications-service's mails:
+# "Mi., 3. März 2027, 9:30 Uhr" / "Wed, 3 March 2027, 09:30" (British usage: day first, 24 hours).
+LOCALES = {"de": "de_DE", "en": "en_GB"}
+DATE_PATTERNS = {"de": "EEE, d. MMMM y", "en": "EEE, d MMMM y"}
+TIME_PATTERNS = {"de": "H:mm", "en": "HH:mm"}
+CLOCK = {"de": " Uhr", "en": ""}
+ZONE = ZoneInfo("Europe/Berlin")  # the members' time zone
+
+
+def _moment(value: str | None) -> datetime | None:
     if not value:
-        return ""
+        return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return value
-    return f"{format_date(moment, 'medium')}, {format_time(moment, 'HH:mm')}"
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(ZONE)
+
+
+def _day_time(moment: datetime) -> tuple[str, str]:
+    lang = language() if language() in LOCALES else "de"
+    return (babel_dates.format_date(moment, DATE_PATTERNS[lang], locale=LOCALES[lang]),
+            babel_dates.format_time(moment, TIME_PATTERNS[lang], locale=LOCALES[lang]))
+
+
+def when(value: str | None) -> str:
+    """An ISO 8601 timestamp as a day and time in the page's language and Berlin time:
+    "Mi., 3. März 2027, 9:30 Uhr" / "Wed, 3 March 2027, 09:30"; text that is no timestamp as it is."""
+    moment = _moment(value)
+    if moment is None:
+        return value or ""
+    day, time = _day_time(moment)
+    return f"{day}, {time}{CLOCK[language() if language() in CLOCK else 'de']}"
+
+
+def when_range(starts: str | None, ends: str | None) -> str:
+    """From–to as the mails write it: the day once when both fall on it ("Mi., 3. März 2027,
+    9:30–12:00 Uhr" / "Wed, 3 March 2027, 09:30–12:00"), else both in full."""
+    start, end = _moment(starts), _moment(ends)
+    if start is None or end is None:
+        return when(starts) if end is None else f"{when(starts)} – {when(ends)}"
+    clock = CLOCK[language() if language() in CLOCK else "de"]
+    (start_day, start_time), (end_day, end_time) = _day_time(start), _day_time(end)
+    if start.date() == end.date():
+        return f"{start_day}, {start_time}–{end_time}{clock}"
+    return f"{start_day}, {start_time}{clock} – {end_day}, {end_time}{clock}"
 
 
 def flat_errors(errors) -> list[str]:
@@ -110,5 +148,6 @@ def register_filters(app: Flask) -> None:
         state=lambda value: reference_label("state", value),
         language_name=lambda value: reference_label("language", value),
         topic=topic_label, competency=competency_text, competency_name=competency_name, when=when,
+        when_range=lambda event: when_range(event.get("starts_at"), event.get("ends_at")),
         flat_errors=flat_errors)
     app.jinja_env.globals.update(competency_labels=competency_labels)

@@ -1,18 +1,38 @@
-"""The signed-in session: Flask's signed cookie, with the member's bearer token inside it
-encrypted (Fernet, a key derived from the portal's secret), so the cookie never shows the token.
+"""The signed-in session, kept on the server: the cookie ``verbund_session`` holds only a random
+session id (Flask-Session, 256 bits); what belongs to it (the member's bearer token, encrypted with
+Fernet under a key derived from the portal's secret, the member id, the clocks) lives in the
+portal's own store, a cachelib ``FileSystemCache`` under the data folder (``portal-sessions``).
 The cookie is HttpOnly, SameSite=Lax and Secure behind https (set in ``create_app``).
 
 A session ends after ``idle_minutes`` without a request, ``absolute_hours`` after sign-in, when
-the token itself expires, or at sign-out, whichever comes first.
+the token itself expires, or at sign-out, whichever comes first. Ending it deletes it from the
+store and gives the browser a new id, so a copy of the old cookie opens nothing (OWASP Session
+Management Cheat Sheet: invalidate on logout, renew the id on sign-in against fixation).
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import time
+from pathlib import Path
 
+from cachelib import FileSystemCache
 from cryptography.fernet import Fernet, InvalidToken
-from flask import current_app, session
+from flask import Flask, current_app, session
+from flask_session import Session
+
+
+def init_app(app: Flask, folder: Path) -> None:
+    """Server-side sessions for ``app`` in ``folder`` (files readable by the portal's user only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    app.config.update(
+        SESSION_TYPE="cachelib",
+        # threshold 0: no count limit; entries expire with PERMANENT_SESSION_LIFETIME.
+        SESSION_CACHELIB=FileSystemCache(str(folder), threshold=0, mode=0o600),
+        SESSION_PERMANENT=True,
+        SESSION_KEY_PREFIX="portal:",
+    )
+    Session(app)
 
 
 def _fernet() -> Fernet:
@@ -20,13 +40,22 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
+def _renew_id() -> None:
+    """Drop the stored session under its old id and give it a new one (a no-op for an empty one)."""
+    interface = current_app.session_interface
+    if hasattr(interface, "regenerate"):
+        interface.regenerate(session)
+
+
 def start(token: str, member_id: str | None, role: str, language: str | None, expires_in: int, *,
           staff_id: str | None = None, association: str | None = None) -> None:
-    """Begin a session for the person the token belongs to (after exchanging a sign-in link): a member
+    """Begin a session, under a new session id, for the person the token belongs to (after exchanging a
+    sign-in link): a member
     (``member_id``) or staff (``role`` organizer or admin, ``staff_id``, an organizer's ``association``).
     The role only chooses menus and pages; the services check the token on every call."""
     config = current_app.config["PORTAL"]
     now = int(time.time())
+    _renew_id()
     session.clear()
     session.permanent = True
     session.update({
@@ -40,8 +69,10 @@ def start(token: str, member_id: str | None, role: str, language: str | None, ex
 
 
 def end() -> None:
-    """Sign out: forget everything but the chosen language."""
+    """Sign out: delete the stored session (a copied cookie then opens nothing); the browser keeps
+    only the chosen language, under a new id."""
     language = session.get("language")
+    _renew_id()
     session.clear()
     if language:
         session["language"] = language
@@ -63,7 +94,7 @@ def current() -> dict | None:
     except InvalidToken:  # the portal's secret changed
         end()
         return None
-    if now - session["seen"] > 30:  # refresh the idle clock without rewriting the cookie on every request
+    if now - session["seen"] > 30:  # refresh the idle clock without rewriting the store on every request
         session["seen"] = now
     return {"token": token, "member_id": session.get("member_id"), "role": session.get("role", "member"),
             "staff_id": session.get("staff_id"), "association": session.get("association")}

@@ -49,7 +49,10 @@ def platform(amqp_uri, tmp_path):
 def test_a_member_registered_over_http_appears_as_a_cloudevent(platform, event_tap, member_input):
     url, data_dir, env = platform
     tap = event_tap("member.*")
-    response = requests.post(f"{url}/members", json=member_input(name="Havel Spedition KG"), timeout=10)
+    # an address of its own: the demo data holds member_input's, and an address serves one organisation
+    contact = {"name": "Jonas Weber", "email": "j.weber@havel-spedition.example", "language": "de"}
+    response = requests.post(f"{url}/members", json=member_input(name="Havel Spedition KG", contact=contact),
+                             timeout=10)
     assert response.status_code == 201, response.text
     member = response.json()
     [event] = tap.wait("member.registered", subject=member["id"])
@@ -69,10 +72,14 @@ def test_make_run_seeds_demo_data_and_says_where_to_look(platform):
     log = (data_dir.parent / "up.log").read_text()
     assert "demo data not seeded" not in log
     assert f"{len(demo.load()['members'])} demo members" in log and "joint events" in log
-    # The portal comes first: it is what a person opens; then how to sign in as a demo member.
-    first = log.splitlines()[0]
-    assert first.startswith("Verbund portal: http://127.0.0.1:") and "browser" in first
-    portal = first.split()[2]
+    # A box closes the output (after the demo's lines): the portal, how to sign in, where the link
+    # arrives, how to stop, in this order.
+    box = log[log.index("all services ready"):]
+    portal = box.split("Open the portal:")[1].split()[0]
+    assert portal.startswith("http://127.0.0.1:")
+    order = [box.index(text) for text in ("Open the portal:", "Sign in with the demo e-mail",
+                                           "The sign-in link arrives", "Press Ctrl-C")]
+    assert order == sorted(order) and box.index("joint events") < order[0]
     assert "Anmelden" in requests.get(f"{portal}/sign-in", headers={"Accept-Language": "de"}, timeout=10).text
     email = demo.load()["members"][0]["contact"]["email"]
     assert f"with the e-mail {email}: in the portal ({portal})" in log

@@ -137,8 +137,9 @@ def cmd_up(args) -> int:
         print(BROKER_HELP.format(uri=env("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
         return 2
     processes, urls = {}, {}
-    if not args.services:  # the whole platform: with the portal, whose address comes first
-        _start_portal(processes)
+    portal = None
+    if not args.services:  # the whole platform: with the portal, whose address the closing box gives
+        portal = _start_portal(processes)
     for service in args.services or SERVICES:
         processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service])
         settings = Settings.from_env(service)
@@ -160,6 +161,7 @@ def cmd_up(args) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    sign_in = None
     if _wait_ready(urls, processes):
         print("all services ready", flush=True)
         if args.demo:
@@ -168,11 +170,12 @@ def cmd_up(args) -> int:
             try:
                 for line in demo.seed(urls):
                     print(line, flush=True)
+                sign_in = demo.load()["members"][0]["contact"]["email"]
             except Exception as exc:  # the platform runs on; the demo is a courtesy
                 print(f"demo data not seeded: {exc}", file=sys.stderr)
     else:
         print("not every service became ready; see the log lines above", file=sys.stderr)
-    print("Press Ctrl-C to stop.", flush=True)
+    print(_closing_box(portal, sign_in, "notifications" in urls), flush=True)
     while all(process.poll() is None for process in processes.values()):
         time.sleep(0.5)
     stop()  # one has ended (or a signal stopped all): stop the others
@@ -188,16 +191,34 @@ def cmd_up(args) -> int:
 PORTAL_MODULE = "verbund_portal"
 
 
+def _closing_box(portal: str | None, sign_in: str | None, mails: bool) -> str:
+    """The last lines of ``verbund up``, framed so they stand out from the services' logs: the
+    portal's address, then how to sign in, then where the sign-in link arrives, then how to stop."""
+    from verbund.settings import data_dir
+
+    lines = []
+    if portal:
+        lines.append(f"Open the portal:  {portal}")
+    if portal and sign_in:
+        lines.append(f"Sign in with the demo e-mail {sign_in}")
+    if portal and mails:
+        lines.append(f"The sign-in link arrives as a mail (.eml file) in {data_dir() / 'mail'}")
+    lines.append("Press Ctrl-C to stop.")
+    width = max(len(line) for line in lines)
+    rule = "+" + "-" * (width + 2) + "+"
+    return "\n".join(["", rule, *(f"| {line:<{width}} |" for line in lines), rule])
+
+
 def _start_portal(processes: dict) -> str | None:
-    """Start the members' web portal beside the services (when installed) and print its address
-    first: it is what a person opens. Returns the address, or None without the portal."""
+    """Start the members' web portal beside the services (when installed); its address also closes
+    the output (``_closing_box``). Returns the address, or None without the portal."""
     if importlib.util.find_spec(PORTAL_MODULE) is None:
         return None
     from verbund_portal.config import PortalConfig
 
     config = PortalConfig.from_env()
     processes["portal"] = subprocess.Popen([sys.executable, "-m", f"{PORTAL_MODULE}.app"])
-    print(f"Verbund portal: {config.portal_url}   <- open this in your browser", flush=True)
+    print(f"  {'portal':<14} {config.portal_url}", flush=True)
     return config.portal_url
 
 

@@ -117,7 +117,8 @@ def seed(urls: dict[str, str]) -> list[str]:
         email = data["members"][0]["contact"]["email"]
         lines.append(f"sign in as {first_name} with the e-mail {email}: in the portal ({portal_url()}), or "
                      f"curl -X POST -H 'Content-Type: application/json' -d '{{\"email\": \"{email}\"}}' "
-                     f"{urls['members']}/auth/sign-in-requests; the link arrives in the mail folder below")
+                     f"{urls['members']}/auth/sign-in-requests; the link arrives in the mail folder "
+                     f"{data_dir() / 'mail'}")
         lines.append(f"  its inbox: curl -H \"Authorization: Bearer $TOKEN\" "
                      f"{urls['notifications']}/members/{first_id}/notifications")
         lines.append(f"  the mails sent: {data_dir() / 'mail'}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from matching import wording
 from matching.engine.cards import MAX_CONSORTIUM, PROPOSAL_POOL, Card
 
 
@@ -145,29 +146,29 @@ class Consortium:
 
     def _title(self, anchor: Card, topic: str | None, covered: list[float]) -> str:
         """In the anchor's language: the topic asked for, or the needs the team covers (never one it
-        leaves open), the best covered first, at most three."""
-        de = anchor.language == "de"
+        leaves open), the best covered first, at most three (``wording.about``; ``wording.titles``
+        tells the same title in either language)."""
+        language = "de" if anchor.language == "de" else "en"
         if topic and topic in self.vocabulary.topics:
-            subject = self.vocabulary.topics[topic].label(anchor.language)
+            subject = self.vocabulary.topics[topic].label(language)
         else:
             met = sorted((i for i, strength in enumerate(covered) if strength > 0), key=lambda i: (-covered[i], i))
-            labels = [anchor.needs[i][0] for i in met[:3]]
-            subject = ", ".join(labels)
-            if len(met) > 3:
-                subject += f" und {len(met) - 3} weitere" if de else f" and {len(met) - 3} more"
-        return f"Partnerprojekt: {subject}" if de else f"Partner project: {subject}"
+            subject = wording.about([anchor.needs[i][0] for i in met], language)
+        return wording.TITLE[language].format(subject)
 
     def _consortium_reasons(self, anchor: Card, team: list[Card], covers) -> list[dict]:
         reasons = []
-        for i, (need, _) in enumerate(anchor.needs):
+        for i, (need, term) in enumerate(anchor.needs):
             best = max(((covers[m.id][i][0], m, covers[m.id][i][1], covers[m.id][i][2]) for m in team[1:]),
                        key=lambda t: t[0])
+            # The need's vocabulary term (if it is one), so the title can be told in either language.
+            named = {"need_term": term} if term else {}
             if best[0] > 0:
-                reasons.append({"kind": "need_covered", "need": need, "member_id": best[1].id,
+                reasons.append({"kind": "need_covered", "need": need, **named, "member_id": best[1].id,
                                 "member_name": best[1].name, "offer": best[1].offers[best[2]][0],
                                 "strength": round(best[0], 4), "match": best[3].kind})
             else:
-                reasons.append({"kind": "need_open", "need": need})
+                reasons.append({"kind": "need_open", "need": need, **named})
         reasons.append({"kind": "sectors", "sectors": sorted({m.sector for m in team})})
         shared = set.intersection(*(set(m.topics) for m in team)) if team else set()
         if shared:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     or_,
     select,
     union,
+    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
@@ -224,9 +225,12 @@ def _notify_members(conn: Connection, event: dict, plan: domain.Plan, now: datet
     counts = {"inbox": len(members), "email": 0, "held": 0, "webhook": 0}
     if not members:
         return counts
-    notification_ids = dict(conn.execute(_NEW_NOTIFICATIONS, [
-        {"member_id": m, "source_event_id": event["id"], "source_type": event["type"], "created_at": now}
-        for m in members]).all())
+    notification_ids = _renewed_entries(conn, event, members, now, policy) if event["type"] in RENEWED else {}
+    fresh = [m for m in members if m not in notification_ids]
+    if fresh:
+        notification_ids.update(conn.execute(_NEW_NOTIFICATIONS, [
+            {"member_id": m, "source_event_id": event["id"], "source_type": event["type"], "created_at": now}
+            for m in fresh]).all())
     deliveries = []
     for member_id in members:
         rows = known.get(member_id, ())
@@ -248,6 +252,36 @@ def _notify_members(conn: Connection, event: dict, plan: domain.Plan, now: datet
     if deliveries:
         conn.execute(_NEW_DELIVERIES, deliveries)
     return counts
+
+
+# Kinds whose inbox entry is a state rather than news of its own: a new suggestion list within the
+# coalescing window replaces the member's unread entry of the last one instead of adding another
+# ("Neue Partnervorschläge" three times in a minute is noise; the entry shows the newest list).
+RENEWED = ("match.suggested",)
+
+_UNREAD_ENTRY = (
+    select(Notification.id).where(Notification.member_id == bindparam("member_id"),
+                                  Notification.source_type == bindparam("source_type"),
+                                  Notification.read_at.is_(None), Notification.created_at >= bindparam("since"))
+    .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(1)
+)
+
+
+def _renewed_entries(conn: Connection, event: dict, members: list[str], now: datetime,
+                     policy: domain.MailPolicy) -> dict[str, int]:
+    """The members' unread inbox entries of the same kind written within the coalescing window
+    (``policy.coalesce_seconds`` before ``now``), now pointing to ``event`` and dated ``now``:
+    {member id: entry id}. The e-mails keep their own source events and merge as before."""
+    since = now - timedelta(seconds=policy.coalesce_seconds)
+    renewed = {}
+    for member_id in members:
+        entry = conn.execute(_UNREAD_ENTRY, {"member_id": member_id, "source_type": event["type"],
+                                             "since": since}).scalar()
+        if entry is not None:
+            conn.execute(update(Notification.__table__).where(Notification.id == entry)
+                         .values(source_event_id=event["id"], created_at=now))
+            renewed[member_id] = entry
+    return renewed
 
 
 def _delivery(event: dict, now: datetime, channel: str, target: str, member_id: str | None,

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from verbund_portal import api, sessions
 from verbund_portal.app import LANGUAGES, select_language, services
-from verbund_portal.forms import EmptyForm, ProfileForm, SignInForm, apply_errors
+from verbund_portal.forms import EmptyForm, ProfileForm, SignInForm, service_errors
+from verbund_portal.messages import plain_all
 
 blueprint = Blueprint("auth", __name__)
 
@@ -38,7 +39,7 @@ def sign_in():
             if error.status == 429:
                 form.email.errors = [_("Too many sign-in requests. Please wait a while and try again.")]
             else:
-                apply_errors(form, {"email": error.fields.get("email") or [error.message]})
+                form.email.errors = plain_all(api.flatten_fields(error.fields).get("email") or [error.message])
         else:
             session["next"] = _safe_next(request.args.get("next"))
             return redirect(url_for("auth.sign_in_sent"))
@@ -62,11 +63,14 @@ def sign_in_link(token: str):
             answer = services().post("members", "/auth/tokens", json={"sign_in_token": token})
         except api.ApiError:
             return render_template("sign_in_link.html", form=form, invalid=True), 400
-        target = session.get("next")
+        target, press_again = session.get("next"), session.get("press_again")
         role = answer.get("role", "member")
         sessions.start(answer["token"], answer.get("member_id"), role, answer.get("language"),
                        int(answer.get("expires_in") or 3600), staff_id=answer.get("staff_id"),
                        association=answer.get("association"))
+        if press_again and _safe_next(target):
+            flash(_("You are signed in again. What you pressed before was not done yet: please press the "
+                    "button again."))
         start_page = url_for("partners.suggestions") if role == "member" else url_for("organize.events")
         return redirect(_safe_next(target) or start_page)
     return render_template("sign_in_link.html", form=form, invalid=False)
@@ -87,11 +91,14 @@ def signed_out():
 
 @blueprint.route("/sign-up", methods=["GET", "POST"])
 def sign_up():
-    """The registration form; on success a sign-in link goes to the contact e-mail."""
+    """The registration form. On success members-service mails the contact e-mail a link that
+    confirms the address and signs in (``/sign-in/sent?welcome=1`` says so); an e-mail another
+    organisation uses already (409 on ``contact.email``) is shown at its field with a way to sign in."""
     form = ProfileForm()
     if request.method == "GET":
         form.language.data = select_language()
     form_errors = []
+    email_taken = False
     if form.validate_on_submit():
         body = form.to_member()
         try:
@@ -99,17 +106,41 @@ def sign_up():
             api.Services(config.services, None, config.service_timeout_seconds, select_language(),
                          request.remote_addr).post("members", "/members", json=body)
         except api.ApiError as error:
-            if error.status == 409:
-                form.name.errors = [_("An organisation of this name or with this e-mail is registered already. "
-                                      "Sign in instead.")]
+            fields = api.flatten_fields(error.fields)
+            if error.status == 409 and ("contact.email" in fields or not fields):
+                email_taken = True
+                form.contact_email.errors = [_("An organisation with this e-mail address is registered already.")]
+            elif error.status == 409:
+                form.name.errors = [_("An organisation of this name is registered already.")]
+            elif error.status == 422:
+                form_errors = service_errors(form, error)
             else:
-                form_errors = apply_errors(form, error.fields) or ([error.message] if not error.fields else [])
+                raise
         else:
             session["language"] = form.language.data
-            _request_link(body["contact"]["email"])
             return redirect(url_for("auth.sign_in_sent", welcome=1))
     status = 422 if form.errors or form_errors else 200
-    return render_template("sign_up.html", form=form, form_errors=form_errors), status
+    return render_template("sign_up.html", form=form, form_errors=form_errors, email_taken=email_taken), status
+
+
+@blueprint.route("/email-confirmation/<token>", methods=["GET", "POST"])
+def confirm_email(token: str):
+    """The link mailed to a changed contact e-mail. Opening it shows a button (mail scanners follow
+    links); the button calls members ``POST /auth/email-confirmations``: the new address becomes
+    the contact e-mail (``done``), or the link is used, replaced or expired (``invalid``, 400), or
+    another organisation took the address meanwhile (``taken``, 409)."""
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        return render_template("email_confirmation.html", form=form, state="ask")
+    try:
+        profile = services().post("members", "/auth/email-confirmations", json={"token": token})
+    except api.ApiError as error:
+        if error.status not in (400, 404, 409, 410, 422):
+            raise
+        state = "taken" if error.status == 409 else "invalid"
+        return render_template("email_confirmation.html", form=form, state=state), error.status
+    return render_template("email_confirmation.html", form=form, state="done",
+                           address=((profile or {}).get("contact") or {}).get("email"))
 
 
 @blueprint.route("/language", methods=["POST"])

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 
 from verbund_portal import api
 from verbund_portal.app import member_required, services
-from verbund_portal.forms import EmptyForm, RegistrationForm, apply_errors
+from verbund_portal.forms import EmptyForm, RegistrationForm, service_errors
 from verbund_portal.i18n import choices, topic_choices
 
 blueprint = Blueprint("events", __name__)
@@ -47,7 +47,7 @@ def detail(event_id: str):
         except api.ApiError as error:
             if error.status not in (409, 422):
                 raise
-            form_errors = apply_errors(form, error.fields) or [error.message]
+            form_errors = service_errors(form, error)
         else:
             if registration["status"] == "waitlisted":
                 flash(_("The event is full. You are on the waitlist at position %(position)s; we will tell "

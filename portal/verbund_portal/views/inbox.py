@@ -1,14 +1,32 @@
 """The inbox (unread count in the header), marking read, and notification preferences."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from verbund_portal import api
 from verbund_portal.app import member_required, services
-from verbund_portal.forms import EmptyForm, PreferencesForm, WebhookForm, apply_errors
+from verbund_portal.forms import EmptyForm, WebhookForm, preferences_form, service_errors
 
 blueprint = Blueprint("inbox", __name__)
+
+# Where a notification's member acts on it, by its event type, while an inbox item has no ``link``.
+PAGES_BY_TYPE = {"contact": "/contacts", "project": "/projects", "match": "/suggestions", "event": "/events",
+                 "registration": "/events"}
+
+
+def item_link(item: dict) -> str | None:
+    """The portal page an inbox item leads to: the service's ``link`` (a path on this site), else
+    one derived from its type (``contact.accepted`` → ``/contacts``)."""
+    link = item.get("link")
+    if isinstance(link, str) and link.startswith("/") and not link.startswith("//") and "\\" not in link:
+        return link
+    return PAGES_BY_TYPE.get(str(item.get("type") or "").split(".")[0])
+
+
+@blueprint.app_template_filter("inbox_link")
+def inbox_link_filter(item: dict) -> str | None:
+    return item_link(item)
 
 
 @blueprint.route("/inbox")
@@ -40,31 +58,48 @@ def mark_all_read():
 @blueprint.route("/preferences", methods=["GET", "POST"])
 @member_required
 def preferences():
-    """How and how often news reaches me; the inbox always gets everything."""
-    path = f"/members/{g.member['member_id']}/preferences"
-    form = PreferencesForm()
+    """How news reaches me: per kind at once, in the digest or the inbox only (notifications'
+    ``kinds``), the digest's frequency, webhooks; e-mail consent and language are the profile's
+    own (members-service), so the profile and this page never disagree. The inbox always gets everything."""
+    member_id = g.member["member_id"]
+    path = f"/members/{member_id}/preferences"
+    current = services().get("notifications", path)
+    profile = services().get("members", f"/members/{member_id}")
+    kinds = current.get("kinds") or {}
+    form = preferences_form(kinds)
     form_errors = []
     if request.method == "GET":
-        current = services().get("notifications", path)
-        form.email.data = (current.get("channels") or {}).get("email")
+        # e-mail goes out only with both: the profile's consent and notifications' channel (which an
+        # unsubscribe link turns off); saving here sets both alike
+        form.email.data = bool((profile.get("consent") or {}).get("email")) and \
+            bool((current.get("channels") or {}).get("email", True))
         form.webhook.data = (current.get("channels") or {}).get("webhook")
         form.frequency.data = current.get("frequency")
-        form.language.data = current.get("language") or "de"
+        form.language.data = (profile.get("contact") or {}).get("language") or "de"
+        for field in form.kind_fields():
+            field.data = kinds.get(field.name.removeprefix("kind_"))
     elif form.validate_on_submit():
+        changed = {field.name.removeprefix("kind_"): field.data for field in form.kind_fields()
+                   if field.data != kinds.get(field.name.removeprefix("kind_"))}
         try:
+            services().call("PATCH", "members", f"/members/{member_id}", json={
+                "contact": {"language": form.language.data}, "consent": {"email": form.email.data}})
+            # The profile's consent and language are the settings; notifications follows them
+            # (its own language override cleared, its e-mail channel on when consent is given).
             services().call("PUT", "notifications", path, json={
                 "channels": {"inbox": True, "email": form.email.data, "webhook": form.webhook.data},
-                "frequency": form.frequency.data,
-                "language": form.language.data})
+                "frequency": form.frequency.data, "language": None, **({"kinds": changed} if changed else {})})
         except api.ApiError as error:
             if error.status != 422:
                 raise
-            form_errors = apply_errors(form, error.fields) or [error.message]
+            form_errors = service_errors(form, error)
         else:
+            session["language"] = form.language.data
             flash(_("Your preferences have been saved."))
             return redirect(url_for("inbox.preferences"))
     status = 422 if form.errors or form_errors else 200
-    return render_template("preferences.html", form=form, form_errors=form_errors), status
+    return render_template("preferences.html", form=form, form_errors=form_errors,
+                           email_address=(profile.get("contact") or {}).get("email")), status
 
 
 @blueprint.route("/webhooks", methods=["GET", "POST"])
@@ -81,7 +116,7 @@ def webhooks():
         except api.ApiError as error:
             if error.status not in (403, 422):
                 raise
-            form_errors = apply_errors(form, error.fields) or [error.message]
+            form_errors = service_errors(form, error)
         else:
             form = WebhookForm(formdata=None)
     endpoints = services().get("notifications", "/webhooks")

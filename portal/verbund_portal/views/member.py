@@ -4,18 +4,28 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from verbund_portal import api, sessions
 from verbund_portal.app import member_required, services
-from verbund_portal.forms import DeleteForm, ProfileForm, apply_errors
+from verbund_portal.forms import DeleteForm, ProfileForm, service_errors
 
 blueprint = Blueprint("member", __name__)
 
 
 def _profile() -> dict:
     return services().get("members", f"/members/{g.member['member_id']}")
+
+
+def _follow_profile(email_consent: bool) -> None:
+    """Let notifications follow the profile's e-mail consent and language (one setting each, see
+    ``inbox.preferences``); the profile is saved already, so a hiccup here is only logged."""
+    try:
+        services().call("PUT", "notifications", f"/members/{g.member['member_id']}/preferences",
+                        json={"channels": {"inbox": True, "email": email_consent}, "language": None})
+    except (api.ApiError, api.ServiceDown) as error:
+        current_app.logger.warning("notification preferences not aligned with the profile: %s", error)
 
 
 @blueprint.route("/profile")
@@ -30,21 +40,32 @@ def edit():
     """Change the profile (a JSON Merge Patch of the whole form); field errors come back on the form."""
     form = ProfileForm()
     form_errors = []
+    current = _profile()
     if request.method == "GET":
-        form.fill(_profile())
+        form.fill(current)
     elif form.validate_on_submit():
         try:
             updated = services().call("PATCH", "members", f"/members/{g.member['member_id']}", json=form.to_member())
         except api.ApiError as error:
-            if error.status != 422:
+            if error.status == 409:  # the address belongs to another organisation
+                form.contact_email.errors = [_("This e-mail address belongs to another organisation.")]
+            elif error.status == 422:
+                form_errors = service_errors(form, error)
+            else:
                 raise
-            form_errors = apply_errors(form, error.fields)
         else:
-            session["language"] = (updated.get("contact") or {}).get("language") or session.get("language")
+            contact = updated.get("contact") or {}
+            _follow_profile(bool((updated.get("consent") or {}).get("email")))
+            session["language"] = contact.get("language") or session.get("language")
             flash(_("Your profile has been saved."))
+            if contact.get("pending_email") and contact["pending_email"] != (current.get("contact") or {}).get(
+                    "pending_email"):
+                flash(_("We have sent a link to %(address)s. The new address applies once it is confirmed there.",
+                        address=contact["pending_email"]))
             return redirect(url_for("member.profile"))
     status = 422 if form.errors or form_errors else 200
-    return render_template("profile_edit.html", form=form, form_errors=form_errors), status
+    return render_template("profile_edit.html", form=form, form_errors=form_errors,
+                           pending_email=(current.get("contact") or {}).get("pending_email")), status
 
 
 @blueprint.route("/profile/my-data.json")

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 
 from verbund_portal import api
 from verbund_portal.app import member_required, services
-from verbund_portal.forms import ContactRequestForm, EmptyForm, apply_errors
+from verbund_portal.forms import ContactRequestForm, EmptyForm, service_errors
 
 blueprint = Blueprint("partners", __name__)
 
@@ -23,8 +23,28 @@ def _requests(direction: str) -> list[dict]:
 @member_required
 def suggestions():
     """Partner suggestions as cards: name, sector, where, and the reasons in plain words."""
-    pending = {item["recipient_id"]: item["status"] for item in _requests("outgoing")}
-    return render_template("suggestions.html", suggestions=_suggestions(), requested=pending, form=EmptyForm())
+    return render_template("suggestions.html", suggestions=_suggestions(), requested=contact_states(),
+                           form=EmptyForm())
+
+
+# When requests between two members differ, the one that says most wins.
+_RANK = {"accepted": 4, "pending": 3, "asked_you": 2, "declined": 1}
+
+
+def contact_states() -> dict[str, str]:
+    """Per partner what the card shows instead of "request contact": ``accepted``, ``pending`` (my
+    request waits), ``asked_you`` (theirs waits for me) or ``declined``; partners not in it get the button."""
+    states: dict[str, str] = {}
+
+    def note(partner: str, state: str) -> None:
+        if _RANK.get(state, 0) > _RANK.get(states.get(partner, ""), 0):
+            states[partner] = state
+
+    for item in _requests("outgoing"):
+        note(item["recipient_id"], item["status"])
+    for item in _requests("incoming"):
+        note(item["requester_id"], {"pending": "asked_you", "accepted": "accepted"}.get(item["status"], ""))
+    return states
 
 
 @blueprint.route("/suggestions/<partner_id>/contact", methods=["GET", "POST"])
@@ -42,7 +62,7 @@ def request_contact(partner_id: str):
                             json={"message": form.message.data.strip()})
         except api.ApiError as error:
             if error.status == 422:
-                form_errors = apply_errors(form, error.fields) or [error.message]
+                form_errors = service_errors(form, error)
             elif error.status == 409:
                 form_errors = [_("You cannot ask this partner again right now: a request is still open, or "
                                  "they declined recently.")]

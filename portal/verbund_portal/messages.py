@@ -1,0 +1,103 @@
+"""The services' error messages in the page's language and in plain words.
+
+The services answer in English for developers ("127.0.0.1 is a loopback address", "must not
+contain a control or invalid character (U+202E at position 36)", "Not a valid URL."). A member
+sees the portal's own catalogue message instead, without code points, ids or "validation
+failed"; a message the portal does not know yet becomes "Please check this entry." and is logged
+(so the next one can be added here). Each message appears once at its field.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from flask_babel import gettext as _
+
+log = logging.getLogger("verbund_portal.messages")
+
+_NUMBER = r"-?\d+(?:\.\d+)?"
+
+
+def _fixed(text: Callable[[], str]) -> Callable[[re.Match], str]:
+    return lambda match: text()
+
+
+# service message (regular expression, searched) → the catalogue message; the first that matches wins.
+KNOWN: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
+    (re.compile(r"must not contain a tab or line break"),
+     _fixed(lambda: _("Please write this on one line, without tabs or line breaks."))),
+    (re.compile(r"must not contain a control or invalid character"),
+     _fixed(lambda: _("This contains an invisible or special character that is not allowed, perhaps copied "
+                      "along from another document. Please type the text again."))),
+    (re.compile(r"must start with http:// or https://"),
+     _fixed(lambda: _("The address must start with https://."))),
+    (re.compile(r"\b(loopback|private|link-local|multicast|reserved|unspecified) address|not a public address|"
+                r"private or loopback"),
+     _fixed(lambda: _("This address is in a private network or on your own computer. Verbund can only reach "
+                      "addresses on the public internet."))),
+    (re.compile(r"does not resolve"),
+     _fixed(lambda: _("No server answers to this address. Please check its spelling."))),
+    (re.compile(r"credentials in the URL"),
+     _fixed(lambda: _("Please leave out the user name and password in the address."))),
+    (re.compile(r"not allowed in a URL|not a valid URL|Not a valid URL|the URL has no host|not a valid IP address",
+                re.IGNORECASE),
+     _fixed(lambda: _("This is not a valid web address. Example: https://www.example.de"))),
+    (re.compile(r"has (?P<capacity>\d+) seat\(s\) in all"),
+     lambda m: _("The event has %(capacity)s places in all. Please ask for at most that many.",
+                 capacity=m.group("capacity"))),
+    (re.compile(r"Not a valid email address|not a valid e-mail", re.IGNORECASE),
+     _fixed(lambda: _("This is not a valid e-mail address."))),
+    (re.compile(r"Missing data for required field|Field may not be null"),
+     _fixed(lambda: _("Please fill in this field."))),
+    (re.compile(r"Longer than maximum length (?P<max>\d+)"),
+     lambda m: _("At most %(max)s characters.", max=m.group("max"))),
+    (re.compile(r"Shorter than minimum length (?P<min>\d+)"),
+     lambda m: _("At least %(min)s characters.", min=m.group("min"))),
+    (re.compile(r"Length must be between (?P<min>\d+) and (?P<max>\d+)"),
+     lambda m: _("From %(min)s to %(max)s characters.", min=m.group("min"), max=m.group("max"))),
+    (re.compile(rf"greater than or equal to (?P<min>{_NUMBER}) and less than or equal to (?P<max>{_NUMBER})"),
+     lambda m: _("Please enter a number from %(min)s to %(max)s.", min=m.group("min"), max=m.group("max"))),
+    (re.compile(r"Not a valid integer|Not a valid number"), _fixed(lambda: _("Please enter a whole number."))),
+    (re.compile(r"German postcode has five digits"), _fixed(lambda: _("A German postcode has five digits."))),
+    (re.compile(r"already (registered|used|in use)|is taken", re.IGNORECASE),
+     _fixed(lambda: _("This is already used by another organisation."))),
+    (re.compile(r"lists each value once"), _fixed(lambda: _("Please name each one only once."))),
+    (re.compile(r"unknown topic|Must be one of"), _fixed(lambda: _("Please choose one of the options."))),
+]
+
+
+def plain(message: str) -> str:
+    """The catalogue message for one service message, in the page's language; an unknown one is
+    logged and becomes "Please check this entry."."""
+    for pattern, text in KNOWN:
+        match = pattern.search(message or "")
+        if match:
+            return text(match)
+    log.warning("service message without a translation: %r", message)
+    return _("Please check this entry.")
+
+
+def plain_all(messages: list[str]) -> list[str]:
+    """Several messages in plain words, each once, in their order."""
+    seen: list[str] = []
+    for message in messages:
+        text = plain(message)
+        if text not in seen:
+            seen.append(text)
+    return seen
+
+
+def page_message(status: int, message: str) -> str:
+    """What a 403/404/409/410/429 page says, in plain words (the service's own words are logged)."""
+    log.info("service refused (%s): %s", status, message)
+    if status == 403:
+        return _("You are not allowed to do this: it is meant for another organisation, or only the cluster "
+                 "office may do it.")
+    if status in (404, 410):
+        return _("We could not find this. It may have been removed, or the address is incomplete.")
+    if status == 409:
+        return _("This has changed meanwhile, so it cannot be done now. Please reload the page.")
+    if status == 429:
+        return _("That was a lot of requests in a short time. Please wait a while and try again.")
+    return _("That did not work. Please check your entries and try again.")
