@@ -324,15 +324,15 @@ MEMBER_PAGES = ("/suggestions", "/contacts", "/projects", "/events", "/inbox", "
 
 
 def signed_in(app, client, role: str, association: str | None = None) -> None:
-    """Put a session for ``role`` into the test client's cookie, as signing in would."""
-    with app.test_request_context("/"):
-        from flask import session
-
-        member_id = "m-1" if role == "member" else None
-        sessions.start("t", member_id, role, "en", expires_in=3600, staff_id=None if member_id else "s-1",
-                       association=association)
-        cookie = app.session_interface.get_signing_serializer(app).dumps(dict(session))
-    client.set_cookie("verbund_session", cookie, domain="localhost")
+    """Put a session for ``role`` into the portal's session store, as signing in leaves it."""
+    with app.app_context():
+        sealed = sessions._fernet().encrypt(b"t").decode()
+    member_id = "m-1" if role == "member" else None
+    with client.session_transaction() as session:
+        now = int(time.time())
+        session.update({"token": sealed, "member_id": member_id, "role": role,
+                        "staff_id": None if member_id else "s-1", "association": association,
+                        "started": now, "seen": now, "ends": now + 3600, "language": "en"})
 
 
 @pytest.mark.parametrize("role, association, refused", [

@@ -213,12 +213,13 @@ def create_app(config: PortalConfig | None = None) -> Flask:
     def api_error(error):
         status = error.status if error.status in (403, 404, 409, 410, 429) else 400
         titles = {403: _("Not allowed"), 404: _("Not found")}
-        message = error.message
-        if status == 403:  # the service decided; say it in the page's language, not the API's
+        # The service decided; say it in the page's language and in plain words, not the API's.
+        message = messages.page_message(status, error.message)
+        if status == 403 and g.get("member") and g.member["role"] in STAFF_ROLES:
             message = _("Your account may not see or change this (it may belong to another association). "
                         "If you think it should, ask an admin of Verbund.")
         return render_template("error.html", title=titles.get(status, _("That did not work")),
-                               message=message if status == 403 else messages.page_message(status, message)), status
+                               message=message), status
 
     @app.errorhandler(404)
     def not_found(error):
