@@ -228,7 +228,7 @@ class Month:
         anchor = anchor or self.rng.choice(list(self.profiles))
         team = [anchor, *(partners or self.rng.sample(self._others(anchor), self.rng.choice((1, 2))))]
         at = at or self._working_moment()
-        proposed = project("project.proposed", team, title=f"Partnerprojekt {len(self.causes)}")
+        proposed = project("project.proposed", team, title=f"Partnerprojekt: Team {len(self.causes)}")
         project_id = proposed["data"]["project"]["id"]
         self.add(at, proposed)
         fate = self.rng.random()
@@ -236,7 +236,8 @@ class Month:
             self.add(at + timedelta(seconds=40), project("project.closed", team, id=project_id,
                                                          closed_reason="superseded"))
             better = [anchor, *self.rng.sample(self._others(anchor), 2)]
-            self.add(at + timedelta(seconds=41), project("project.proposed", better, title="Partnerprojekt (neu)"))
+            self.add(at + timedelta(seconds=41), project("project.proposed", better,
+                                                          title="Partnerprojekt: Team (neu)"))
         elif fate < 0.5:
             self.add(at + timedelta(days=self.rng.uniform(1, 5)),
                      project("project.closed", team, id=project_id, closed_reason="declined"))
@@ -344,8 +345,6 @@ def analyse(result: dict) -> dict:
     for (_source, _target), delivery in result["deliveries"].items():
         if delivery.status == "delivered" and delivery.last_error == dispatch.OVER_BUDGET:
             per_kind[domain.KINDS[delivery.source_type]]["in a digest (over budget)"] += 1
-        if delivery.status == "delivered" and delivery.last_error == dispatch.INVITED_TODAY:
-            per_kind[domain.KINDS[delivery.source_type]]["in a digest (invited today)"] += 1
     e_mails_per_day = [c["e-mail"] + c["digest e-mail"] for c in per_member_day.values()]
     all_days = members * DAYS
     mails_per_member = Counter()
@@ -448,19 +447,18 @@ def report(default: dict, before: dict, samples: list[tuple[str, str]], args, un
         "",
         "## By kind and channel, default settings (messages in the month)",
         "",
-        "| kind | policy | inbox entries | e-mails of their own | in a digest over the budget "
-        "| in a digest, invited that day already |",
-        "|---|---|---|---|---|---|",
+        "| kind | policy | inbox entries | e-mails of their own | in a digest over the budget |",
+        "|---|---|---|---|---|",
     ]
     for kind in sorted(default["per_kind"], key=lambda k: (k.startswith("("), k)):
         counts = default["per_kind"][kind]
         rule = domain.POLICY.get(kind)
         need = "" if rule is None else ("at once" if rule.need == domain.ACTION else "news → digest")
         if kind == "(digest)":
-            lines.append(f"| digest | weekly | – | {counts['digest e-mail']} | – | – |")
+            lines.append(f"| digest | weekly | – | {counts['digest e-mail']} | – |")
             continue
         lines.append(f"| {kind} | {need} | {counts['inbox']} | {counts['e-mail']} | "
-                     f"{counts['in a digest (over budget)']} | {counts['in a digest (invited today)']} |")
+                     f"{counts['in a digest (over budget)']} |")
     lines += ["", "What happened to the e-mail work items (default settings): "
               + ", ".join(f"{status} {n}" for status, n in sorted(default["statuses"].items()))
               + " (cancelled: merged into a later message about the same thing, a suggestion list back as it was,"
