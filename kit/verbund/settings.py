@@ -60,16 +60,22 @@ def data_dir() -> Path:
     return path
 
 
-def auth_secret() -> str:
-    """``AUTH_SECRET``, or a secret generated once and kept in the data folder
-    so that the services and the ``verbund token`` command agree on it."""
-    if env("AUTH_SECRET"):
-        return env("AUTH_SECRET")
-    path = data_dir() / "auth-secret"
+def data_secret(variable: str, filename: str) -> str:
+    """The environment's ``variable``, or a random secret generated once into the data folder's
+    ``filename`` (readable by its owner only), so that every process of one platform agrees on it."""
+    if env(variable):
+        return env(variable)
+    path = data_dir() / filename
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def auth_secret() -> str:
+    """``AUTH_SECRET``, or a secret generated once and kept in the data folder
+    so that the services and the ``verbund token`` command agree on it."""
+    return data_secret("AUTH_SECRET", "auth-secret")
 
 
 class NoAuthSecret(RuntimeError):

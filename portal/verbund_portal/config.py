@@ -7,11 +7,10 @@ HTTP API answers (default: its address from the services' settings, as ``verbund
 """
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from verbund.settings import Settings, data_dir, env
+from verbund.settings import Settings, data_secret, env
 
 SERVICES = ("members", "events", "matching", "notifications")
 
@@ -26,13 +25,7 @@ def service_url(service: str) -> str:
 
 def secret_key() -> str:
     """``PORTAL_SECRET_KEY``, or one generated once into the data folder (signs and encrypts sessions)."""
-    if env("PORTAL_SECRET_KEY"):
-        return env("PORTAL_SECRET_KEY")
-    path = data_dir() / "portal-secret"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return data_secret("PORTAL_SECRET_KEY", "portal-secret")
 
 
 @dataclass(frozen=True)
