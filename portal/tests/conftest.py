@@ -33,6 +33,7 @@ class Platform:
     """The running services, the mail catcher and the portal, with what tests need of them."""
 
     def __init__(self, workdir: Path, amqp_uri: str):
+        self.amqp_uri = amqp_uri
         from notifications.testing import MailCatcher
 
         self.catcher = MailCatcher(workdir / "mail")

@@ -355,3 +355,37 @@ def test_a_changed_contact_email_waits_for_its_confirmation_link(platform, perso
     assert "funktioniert nicht" in page.inner_text("h1")  # a link works once
     tom.open("/profile")
     assert new_address in page.inner_text("main") and page.locator("#pending-email").count() == 0
+
+
+def test_a_formed_partner_project_shows_the_team_s_contact_persons(platform, person):
+    """When everyone has accepted, the team is put in touch: the contacts page lists the others'
+    contact person and e-mail (members-service learns of it from matching's project.formed)."""
+    from verbund import envelope
+    from verbund.broker import Publisher
+    from verbund.testing import wait_for
+
+    suffix = uuid.uuid4().hex[:6]
+    first, second = (platform.register_member(**member(f"{suffix}{n}")) for n in (1, 2))
+    project_id = str(uuid.uuid4())
+    formed = envelope.new_event("project.formed", "/verbund/matching", project_id, {"project": {
+        "id": project_id, "version": 2, "title": f"Partnerprojekt: Tourenplanung {suffix}", "topic": None,
+        "status": "formed", "score": 0.7, "explanation": [],
+        "members": [{"member_id": m["id"], "sector": "it", "response": "accepted"} for m in (first, second)]}})
+    publisher = Publisher(platform.amqp_uri)
+    try:
+        publisher.publish(formed["type"], envelope.dumps(formed), message_id=formed["id"])
+    finally:
+        publisher.close()
+    member_one = person("de")
+    member_one.sign_in(first["contact"]["email"])
+    teams = member_one.page.locator("section[aria-labelledby=teams-heading]")
+
+    def shown():
+        member_one.open("/contacts")
+        return teams.count() == 1
+
+    wait_for(shown, timeout=30, interval=1.0, message="the project's team on the contacts page")
+    text = teams.inner_text()
+    assert "Aus Ihren Partnerprojekten" in text and second["name"] in text
+    assert second["contact"]["email"] in text and f"Tourenplanung {suffix}" in text
+    member_one.check_accessibility()

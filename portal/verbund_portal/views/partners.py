@@ -19,6 +19,14 @@ def _requests(direction: str) -> list[dict]:
     return services().get("members", "/contact-requests", params={"direction": direction})["items"]
 
 
+def _contacts() -> dict[str, dict]:
+    """The members this member is in contact with (an accepted request or a formed partner project),
+    by id: ``{member_id: {name, contact_name, contact_email, via: [...]}}`` (members-service
+    ``GET /members/{id}/contacts``)."""
+    items = services().get("members", f"/members/{g.member['member_id']}/contacts")["items"]
+    return {item["member_id"]: item for item in items}
+
+
 @blueprint.route("/suggestions")
 @member_required
 def suggestions():
@@ -90,7 +98,10 @@ def contacts():
                 details[item["id"]] = services().get("members", f"/members/{other}/contact")
             except api.ApiError:  # the partner left the platform meanwhile
                 details[item["id"]] = None
-    return render_template("contacts.html", incoming=incoming, outgoing=outgoing, details=details, form=EmptyForm())
+    # Members met through a formed partner project: in touch without a request of their own.
+    teams = [item for item in _contacts().values() if any(via["kind"] == "project" for via in item["via"])]
+    return render_template("contacts.html", incoming=incoming, outgoing=outgoing, details=details, teams=teams,
+                           form=EmptyForm())
 
 
 @blueprint.route("/contacts/<request_id>/<any(accept, decline):answer>", methods=["POST"])
@@ -115,7 +126,8 @@ def answer_request(request_id: str, answer: str):
 def projects():
     """Partner-project proposals with their team, what each member covers, and my answer."""
     items = services().get("matching", f"/members/{g.member['member_id']}/proposals")["items"]
-    return render_template("projects.html", proposals=items, form=EmptyForm())
+    contacts = _contacts() if any(p["status"] == "formed" for p in items) else {}
+    return render_template("projects.html", proposals=items, contacts=contacts, form=EmptyForm())
 
 
 @blueprint.route("/projects/<proposal_id>/<any(accept, decline):answer>", methods=["POST"])
