@@ -149,8 +149,13 @@ def test_the_services_field_errors_land_on_the_form_fields_in_plain_words(app, c
 # What the services said in the tester's report → what a member reads (German, English).
 SERVICE_MESSAGES = [
     ("must not contain a control or invalid character (U+202E at position 36)", "unsichtbares", "invisible"),
-    ("the event has 1 seat(s) in all; a request can ask for at most that many", "insgesamt 1 Plätze",
-     "1 places in all"),
+    ("the event has 1 seat(s) in all; a request can ask for at most that many", "insgesamt 1 Platz.",
+     "1 place in all"),
+    ("the event has 12 seat(s) in all; a request can ask for at most that many", "insgesamt 12 Plätze",
+     "12 places in all"),
+    ("must be after starts_at", "Ende muss nach dem Beginn", "end must be after the start"),
+    ("must lie in the future", "in der Zukunft", "in the future"),
+    ("give a venue or an online_url (or both)", "Ort oder eine Online-Adresse", "venue or an online address"),
     ("the URL must start with http:// or https://", "mit https:// beginnen", "must start with https://"),
     ("127.0.0.1 is a loopback address", "privaten Netz", "private network"),
     ("10.0.0.1 is a private address", "privaten Netz", "private network"),

@@ -56,10 +56,12 @@ def services() -> api.Services:
 STAFF_ROLES = ("organizer", "admin")
 
 
-def _forbidden():
-    return render_template("error.html", title=_("Not allowed"),
-                           message=_("This page is for the associations' organizers and admins. If you "
-                                     "should have access, ask an admin of Verbund.")), 403
+def _forbidden(roles: tuple[str, ...] = STAFF_ROLES):
+    message = (_("This page is for the platform's admins. If you should have access, ask an admin of Verbund.")
+               if roles == ("admin",) else
+               _("This page is for the associations' organizers and admins. If you should have access, ask an "
+                 "admin of Verbund."))
+    return render_template("error.html", title=_("Not allowed"), message=message), 403
 
 
 # POST-only actions and the page that shows their button (sign-in never comes back to a POST).
@@ -112,7 +114,7 @@ def staff_required(*roles: str):
             if not g.member:
                 return _to_sign_in()
             if g.member["role"] not in allowed:
-                return _forbidden()
+                return _forbidden(allowed)
             return view(*args, **kwargs)
         return wrapped
     return decorate

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 log = logging.getLogger("verbund_portal.messages")
 
@@ -44,8 +45,9 @@ KNOWN: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
                 re.IGNORECASE),
      _fixed(lambda: _("This is not a valid web address. Example: https://www.example.de"))),
     (re.compile(r"has (?P<capacity>\d+) seat\(s\) in all"),
-     lambda m: _("The event has %(capacity)s places in all. Please ask for at most that many.",
-                 capacity=m.group("capacity"))),
+     lambda m: ngettext("The event has %(num)s place in all. Please ask for at most that many.",
+                        "The event has %(num)s places in all. Please ask for at most that many.",
+                        int(m.group("capacity")))),
     (re.compile(r"Not a valid email address|not a valid e-mail", re.IGNORECASE),
      _fixed(lambda: _("This is not a valid e-mail address."))),
     (re.compile(r"Missing data for required field|Field may not be null"),
@@ -64,6 +66,15 @@ KNOWN: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
      _fixed(lambda: _("This is already used by another organisation."))),
     (re.compile(r"lists each value once"), _fixed(lambda: _("Please name each one only once."))),
     (re.compile(r"unknown topic|Must be one of"), _fixed(lambda: _("Please choose one of the options."))),
+    # events-service's rules on an event's times and place (events/domain.py, event_problems)
+    (re.compile(r"must be after starts_at"), _fixed(lambda: _("The end must be after the start."))),
+    (re.compile(r"an event lasts at most (?P<days>\d+) days"),
+     lambda m: _("An event lasts at most %(days)s days.", days=m.group("days"))),
+    (re.compile(r"must not be after starts_at"),
+     _fixed(lambda: _("Registration must close before the event starts."))),
+    (re.compile(r"must lie in the future"), _fixed(lambda: _("Please choose a time in the future."))),
+    (re.compile(r"give a venue or an online_url"),
+     _fixed(lambda: _("Please give a venue or an online address (or both)."))),
 ]
 
 

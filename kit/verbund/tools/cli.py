@@ -170,7 +170,9 @@ def cmd_up(args) -> int:
             try:
                 for line in demo.seed(urls):
                     print(line, flush=True)
-                sign_in = demo.load()["members"][0]["contact"]["email"]
+                data = demo.load()
+                sign_in = [("a demo member", data["members"][0]["contact"]["email"])] + [
+                    (f"the demo {account['role']}", account["email"]) for account in data.get("staff", [])]
             except Exception as exc:  # the platform runs on; the demo is a courtesy
                 print(f"demo data not seeded: {exc}", file=sys.stderr)
     else:
@@ -191,7 +193,7 @@ def cmd_up(args) -> int:
 PORTAL_MODULE = "verbund_portal"
 
 
-def _closing_box(portal: str | None, sign_in: str | None, mails: bool) -> str:
+def _closing_box(portal: str | None, sign_in: list[tuple[str, str]] | None, mails: bool) -> str:
     """The last lines of ``verbund up``, framed so they stand out from the services' logs: the
     portal's address, then how to sign in, then where the sign-in link arrives, then how to stop."""
     from verbund.settings import data_dir
@@ -200,7 +202,8 @@ def _closing_box(portal: str | None, sign_in: str | None, mails: bool) -> str:
     if portal:
         lines.append(f"Open the portal:  {portal}")
     if portal and sign_in:
-        lines.append(f"Sign in with the demo e-mail {sign_in}")
+        lines.append("Sign in with the demo e-mail of")
+        lines += [f"  {who + ':':<20} {email}" for who, email in sign_in]
     if portal and mails:
         lines.append(f"The sign-in link arrives as a mail (.eml file) in {data_dir() / 'mail'}")
     lines.append("Press Ctrl-C to stop.")

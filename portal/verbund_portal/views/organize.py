@@ -23,8 +23,9 @@ from verbund_portal.forms import (
     EventForm,
     ImportForm,
     MemberSearchForm,
-    apply_errors,
+    service_errors,
 )
+from verbund_portal.messages import page_message, plain
 
 blueprint = Blueprint("organize", __name__, url_prefix="/organize")
 
@@ -70,7 +71,7 @@ def _event_form_page(form: EventForm, event: dict | None):
         except api.ApiError as error:
             if error.status not in (409, 422):
                 raise
-            form_errors = apply_errors(form, error.fields) or [error.message]
+            form_errors = service_errors(form, error)
         else:
             return redirect(url_for("organize.event", event_id=saved["id"]))
     status = 422 if form.errors or form_errors else 200
@@ -137,7 +138,7 @@ def cancel_event(event_id: str):
         except api.ApiError as error:
             if error.status != 409:
                 raise
-            flash(error.message)
+            flash(page_message(409, error.message))
         else:
             flash(_("The event has been cancelled. Every registered member is told."))
         return redirect(url_for("organize.event", event_id=event_id))
@@ -172,7 +173,7 @@ def members():
         except api.ApiError as error:
             if error.status != 422:
                 raise
-            form_errors = apply_errors(form, error.fields) or [error.message]
+            form_errors = service_errors(form, error)
     status = 422 if form.errors or form_errors else 200
     return render_template("organize/members.html", form=form, form_errors=form_errors, result=result,
                            searched=searched, page=page), status
@@ -210,7 +211,7 @@ def import_members():
         except api.ApiError as error:
             if error.status not in (400, 409, 413, 415, 422):
                 raise
-            form.file.errors = [error.message]
+            form.file.errors = [plain(error.message)]
         else:
             # The file waits on the portal's side (not in the cookie) for step 2, for this session only.
             key = secrets.token_urlsafe(16)
