@@ -519,6 +519,14 @@ def test_private_loopback_and_link_local_targets_are_refused(url):
     webhook.check_url(url, allow_private=True)  # an admin's explicit permission
 
 
+@pytest.mark.parametrize("url", [f"https://{'a' * 3000}.example/", f"https://{'a' * 64}.example/",
+                                 "https://" + ".".join(["abcdefghi"] * 26) + ".example/"])
+def test_host_names_beyond_rfc_1035_are_refused(url):
+    with pytest.raises(webhook.UnsafeUrl, match="host name is too long"):
+        webhook.check_url(url, allow_private=True)
+    webhook.check_url(f"https://{'a' * 63}.example/", allow_private=True)  # the longest label is fine
+
+
 @pytest.mark.parametrize("url", ["ftp://crm.example.com/x", "crm.example.com/hook", "http:///nohost",
                                  "https://user:pw@crm.example.com/", "http://[zz]/"])
 def test_malformed_targets_are_refused_even_with_permission(url):

@@ -37,6 +37,8 @@ KNOWN: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
                 r"private or loopback"),
      _fixed(lambda: _("This address is in a private network or on your own computer. Verbund can only reach "
                       "addresses on the public internet."))),
+    (re.compile(r"host name is too long"),
+     _fixed(lambda: _("This server name is too long. Please check the address."))),
     (re.compile(r"does not resolve"),
      _fixed(lambda: _("No server answers to this address. Please check its spelling."))),
     (re.compile(r"credentials in the URL"),

@@ -179,6 +179,9 @@ def parse_url(url: str) -> tuple[str, int]:
         raise UnsafeUrl("the URL must start with http:// or https://")
     if not parts.hostname:
         raise UnsafeUrl("the URL has no host")
+    # RFC 1035 2.3.4: a domain name has at most 253 characters (255 octets on the wire), a label 63.
+    if len(parts.hostname) > 253 or any(len(label) > 63 for label in parts.hostname.split(".")):
+        raise UnsafeUrl("the host name is too long (at most 253 characters, 63 between two dots)")
     if parts.username or parts.password:
         raise UnsafeUrl("credentials in the URL are not allowed; the signature authenticates us")
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)

@@ -152,8 +152,9 @@ def attendees(event_id: str, kind: str):
     if kind not in ("csv", "xlsx"):
         return render_template("error.html", title=_("Not found"), message=_("There is no such export.")), 404
     response = services().get("events", f"/events/{event_id}/attendees.{kind}", raw=True)
-    mimetype = XLSX if kind == "xlsx" else response.headers.get("Content-Type", "text/csv")
-    return Response(response.content, mimetype=mimetype,
+    # content_type as the service sent it (mimetype= would add a second charset parameter)
+    content_type = XLSX if kind == "xlsx" else response.headers.get("Content-Type", "text/csv; charset=utf-8")
+    return Response(response.content, content_type=content_type,
                     headers={"Content-Disposition": f'attachment; filename="attendees-{event_id[:8]}.{kind}"'})
 
 
