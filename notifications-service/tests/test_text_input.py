@@ -37,29 +37,29 @@ def api(request, amqp_uri, tmp_path_factory):
 ])
 def test_a_webhook_with_a_control_character_is_a_field_error(api, change, field):
     body = {"url": PUBLIC_URL, "event_types": ["event.*"], **change}
-    response = requests.post(f"{api.url}/webhooks", json=body, headers=INTEGRATOR, timeout=5)
+    response = requests.post(f"{api.url}/webhooks", json=body, headers=INTEGRATOR, timeout=30)
     assert response.status_code == 422, response.text
     assert field in response.json()["fields"]
-    listed = requests.get(f"{api.url}/webhooks", headers=INTEGRATOR, timeout=5).json()["items"]
+    listed = requests.get(f"{api.url}/webhooks", headers=INTEGRATOR, timeout=30).json()["items"]
     assert all("\x0b" not in (hook["description"] or "") + hook["url"] for hook in listed)
 
 
 def test_webhook_text_is_stored_composed_and_trimmed_and_keeps_its_lines(api):
     body = {"url": f"  {PUBLIC_URL} ", "event_types": [" event.* "],
             "description": " CRM-Anbindung Mu\u0308ller\r\nZweite Zeile\n"}
-    created = requests.post(f"{api.url}/webhooks", json=body, headers=INTEGRATOR, timeout=5)
+    created = requests.post(f"{api.url}/webhooks", json=body, headers=INTEGRATOR, timeout=30)
     assert created.status_code == 201, created.text
-    hook = requests.get(f"{api.url}/webhooks/{created.json()['id']}", headers=INTEGRATOR, timeout=5).json()
+    hook = requests.get(f"{api.url}/webhooks/{created.json()['id']}", headers=INTEGRATOR, timeout=30).json()
     assert hook["url"] == PUBLIC_URL and hook["event_types"] == ["event.*"]
     assert hook["description"] == "CRM-Anbindung M\u00fcller\nZweite Zeile"
     patched = requests.patch(f"{api.url}/webhooks/{hook['id']}", json={"description": "neu\x0b"},
-                             headers=INTEGRATOR, timeout=5)
+                             headers=INTEGRATOR, timeout=30)
     assert patched.status_code == 422 and "description" in patched.json()["fields"]
 
 
 def test_preferences_with_a_control_character_are_a_field_error(api):
     response = requests.put(f"{api.url}/members/{uuid.uuid4()}/preferences", json={"frequency": "daily\x0b"},
-                            headers=ADMIN, timeout=5)
+                            headers=ADMIN, timeout=30)
     assert response.status_code == 422 and "U+000B" in response.json()["fields"]["frequency"][0], response.text
 
 
@@ -68,6 +68,6 @@ def test_a_deeply_nested_body_is_a_400(api, body):
     for method, url in (("POST", "/webhooks"), ("PATCH", f"/webhooks/{uuid.uuid4()}"),
                         ("PUT", f"/members/{uuid.uuid4()}/preferences")):
         response = requests.request(method, f"{api.url}{url}", data=body,
-                                    headers={**ADMIN, "Content-Type": "application/json"}, timeout=5)
+                                    headers={**ADMIN, "Content-Type": "application/json"}, timeout=30)
         assert response.status_code == 400, f"{method} {url}: {response.text}"
         assert "deeper than 64" in response.json()["error"]

