@@ -388,4 +388,5 @@ def test_a_formed_partner_project_shows_the_team_s_contact_persons(platform, per
     text = teams.inner_text()
     assert "Aus Ihren Partnerprojekten" in text and second["name"] in text
     assert second["contact"]["email"] in text and f"Tourenplanung {suffix}" in text
+    assert member_one.page.title().startswith("Kontakte") and "<" not in member_one.page.title()
     member_one.check_accessibility()
