@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from environs import Env
+from environs import Env, EnvError
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 
@@ -104,6 +104,12 @@ def portal_url() -> str:
     return (env("PORTAL_URL") or "http://localhost:8000").rstrip("/")
 
 
+def _log_format(value: str) -> str:
+    if value.lower() not in ("json", "text"):
+        raise EnvError(f"LOG_FORMAT must be json or text, not {value!r}")
+    return value.lower()
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str
@@ -117,6 +123,9 @@ class Settings:
     retry_delays_ms: tuple[int, ...]
     max_workers: int
     heartbeat_seconds: int
+    # "json": one JSON object per line, for log collectors (the default); "text": one
+    # readable line, what `verbund up` uses on a developer's console.
+    log_format: str = "json"
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -135,6 +144,7 @@ class Settings:
             max_workers=env("MAX_WORKERS", 10, service=service, kind="int"),
             heartbeat_seconds=env("AMQP_HEARTBEAT_SECONDS", 30, service=service, kind="int",
                                   old_name="AMQP_HEARTBEAT"),
+            log_format=_log_format(env("LOG_FORMAT", "json", service=service)),
         )
 
     def nameko_config(self) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -53,6 +54,8 @@ def _service_class(service: str):
 
 
 def cmd_run(args) -> int:
+    # eventlet warns that it is in bugfix mode on every start; DESIGN.md knows, the console need not.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     import eventlet
 
     eventlet.monkey_patch()  # before anything opens a socket; nameko run does the same
@@ -61,7 +64,7 @@ def cmd_run(args) -> int:
     from verbund.settings import Settings
 
     settings = Settings.from_env(args.service)
-    logs.configure(args.service, settings.log_level)
+    logs.configure(args.service, settings.log_level, settings.log_format)
     if settings.database_url.startswith("postgresql"):
         from psycogreen.eventlet import patch_psycopg
 
@@ -136,6 +139,10 @@ def cmd_up(args) -> int:
     if error:
         print(BROKER_HELP.format(uri=env("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
         return 2
+    # The children write to this console: readable lines, and none of the deprecation notices
+    # that dnspython (through eventlet) prints about DSA keys it never uses here.
+    os.environ.setdefault("LOG_FORMAT", "text")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:DSA is deprecated")
     processes, urls = {}, {}
     portal = None
     if not args.services:  # the whole platform: with the portal, whose address the closing box gives
@@ -220,7 +227,7 @@ def _start_portal(processes: dict) -> str | None:
     from verbund_portal.config import PortalConfig
 
     config = PortalConfig.from_env()
-    processes["portal"] = subprocess.Popen([sys.executable, "-m", f"{PORTAL_MODULE}.app"])
+    processes["portal"] = subprocess.Popen([sys.executable, "-m", PORTAL_MODULE])
     print(f"  {'portal':<14} {config.portal_url}", flush=True)
     return config.portal_url
 
