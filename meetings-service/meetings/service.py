@@ -14,10 +14,14 @@ from meetings.domain import STAFF
 from meetings.schemas import (
     AcceptSchema,
     AttendanceSchema,
+    LockSchema,
+    MoveSchema,
     OutcomeSchema,
     ParticipationSchema,
+    PublishSchema,
     ReasonSchema,
     RequestSchema,
+    ScheduleSchema,
     SetupSchema,
     SlotSchema,
 )
@@ -143,6 +147,41 @@ class MeetingsService(ServiceBase):
     def reschedule(self, request, event_id, meeting_id):
         """Either side moves an accepted meeting to another mutually free slot."""
         return self._booking(services.reschedule, request.principal, event_id, meeting_id, request.body_data)
+
+    # --- organizer scheduling ------------------------------------------------------------------------
+
+    @api("POST", "/events/<string:event_id>/meetings/schedule", roles=STAFF, body=ScheduleSchema, errors=(403, 404),
+         responses={200: ("How many were placed, which not and why, idle gaps, solver status and time", OBJECT)})
+    def schedule_all(self, request, event_id):
+        """"Schedule all": every accepted meeting into a slot and a table (locked ones kept)."""
+        return self._booking(services.schedule_all, request.principal, event_id, request.body_data)
+
+    @api("PUT", "/events/<string:event_id>/meetings/<string:meeting_id>/placement", roles=STAFF, body=MoveSchema,
+         errors=(403, 404, 409), responses={200: ("The meeting in its slot and table", OBJECT)})
+    def place(self, request, event_id, meeting_id):
+        """The organizers move (and lock) one meeting; 409 when a participant or the table is taken then."""
+        return self._booking(services.place, request.principal, event_id, meeting_id, request.body_data)
+
+    @api("PUT", "/events/<string:event_id>/meetings/<string:meeting_id>/lock", roles=STAFF, body=LockSchema,
+         errors=(403, 404), responses={200: ("The meeting", OBJECT)})
+    def lock(self, request, event_id, meeting_id):
+        """Lock or unlock a meeting against "schedule all"."""
+        with self.db.unit_of_work() as uow:
+            return services.lock(uow, request.principal, event_id, meeting_id, request.body_data)
+
+    @api("GET", "/events/<string:event_id>/meetings/conflicts", roles=STAFF, errors=(403, 404),
+         responses={200: ("Rule violations of the current schedule and the unscheduled meetings", OBJECT)})
+    def conflicts(self, request, event_id):
+        """What breaks the rules in the current schedule."""
+        with self.db.unit_of_work() as uow:
+            return services.conflicts(uow, request.principal, event_id)
+
+    @api("POST", "/events/<string:event_id>/meetings/publish", roles=STAFF, body=PublishSchema, errors=(403, 404, 409),
+         responses={200: ("The publication state", OBJECT)})
+    def publish(self, request, event_id):
+        """Publish the schedule (preliminary or final): participants see slots and tables."""
+        with self.db.unit_of_work() as uow:
+            return services.publish(uow, request.principal, event_id, request.body_data)
 
     # --- attendance and outcomes ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from marshmallow import ValidationError
 from sqlalchemy import delete, func, select, update
 
-from meetings import domain
+from meetings import domain, scheduler
 from meetings.models import (
     OPEN,
     Booking,
@@ -512,3 +512,148 @@ def report_outcome(uow: UnitOfWork, principal: Principal, event_id: str, meeting
         "outcome": row.outcome, "led_to_project": row.led_to_project, "reported_at": iso(row.reported_at)})
     return {"meeting_id": meeting.id, "member_id": principal.member_id, "outcome": row.outcome,
             "led_to_project": row.led_to_project, "reported_at": iso(row.reported_at)}
+
+
+# --- organizer scheduling ---------------------------------------------------------------------------------
+
+def _organizing(uow: UnitOfWork, principal: Principal, event_id: str) -> Setup:
+    setup = load_setup(uow.session, event_id, lock=True)
+    if not domain.can_organize(principal, _event(uow, event_id).organizers):
+        raise Forbidden("only organizers of this event's associations (or admins) schedule its meetings")
+    return setup
+
+
+def _problem(uow: UnitOfWork, setup: Setup, *, replan: bool) -> tuple[scheduler.Problem, dict[int, Meeting]]:
+    """The event's accepted meetings as a scheduler problem (ids numbered from 1). Meetings the participants
+    placed and locked ones keep their slot and table; with ``replan`` the others are free to move."""
+    rows = uow.session.execute(select(Slot).where(Slot.event_id == setup.event_id)
+                               .order_by(Slot.number)).scalars().all()
+    position: dict[int, int] = {}
+    slots = []
+    for row in rows:
+        index = position.get(row.session, 0)
+        position[row.session] = index + 1
+        slots.append(scheduler.Slot(row.number, row.session, index, row.starts_at, row.ends_at))
+    meetings = list(uow.session.execute(select(Meeting).where(
+        Meeting.event_id == setup.event_id, Meeting.status == "accepted").order_by(Meeting.created_at, Meeting.id)
+        .with_for_update()).scalars())
+    by_number = dict(enumerate(meetings, start=1))
+    participants = uow.session.execute(select(Participant).where(Participant.event_id == setup.event_id)).scalars()
+    availability, points = {}, None
+    people = sorted({m.requester_id for m in meetings} | {m.recipient_id for m in meetings})
+    for participant in participants:
+        if participant.available is not None:
+            availability[participant.member_id] = frozenset(participant.available)
+    if setup.tables is None:  # meeting-point mode: each participant's own point, numbered for the solver
+        points = {member_id: number for number, member_id in enumerate(people, start=1)}
+        tables = tuple(points.values())
+    else:
+        tables = tuple(range(1, setup.tables + 1))
+    problem_meetings = []
+    for number, meeting in by_number.items():
+        keep = meeting.slot is not None and (meeting.locked or meeting.placed_by == "participants" or not replan)
+        table = meeting.table_no if keep and setup.tables is not None else None
+        problem_meetings.append(scheduler.Meeting(number, meeting.requester_id, meeting.recipient_id,
+                                                  meeting.slot if keep else None, table))
+    return scheduler.Problem(tuple(slots), tables, tuple(problem_meetings), availability, setup.max_per_session,
+                             points), by_number
+
+
+def schedule_all(uow: UnitOfWork, principal: Principal, event_id: str, body: dict, solve=None) -> dict:
+    """"Schedule all": place every accepted meeting into a slot and a table with the scheduler (CP-SAT with
+    a time limit, greedy fallback), keeping locked meetings and those the participants placed. Placements
+    are visible to participants once published (``meeting.scheduled`` then). Answers {placed, unplaced:
+    [{meeting_id, reason}], status, idle_gaps, seconds}. 403, 404."""
+    setup = _organizing(uow, principal, event_id)
+    problem, by_number = _problem(uow, setup, replan=True)
+    solve = solve or (lambda p: scheduler.schedule(p, time_limit_s=body["time_limit_s"], workers=2))
+    result = solve(problem)
+    placements = {p.meeting_id: p for p in result.placements}
+    moving = [m for n, m in by_number.items() if problem.meetings[n - 1].locked_slot is None]
+    before = {m.id: (m.slot, m.table_no) for m in moving}
+    for meeting in moving:  # free their slots and tables first: one may move into another's old place
+        _unbook(uow, meeting)
+        meeting.slot = meeting.table_no = None
+    uow.session.flush()
+    for number, meeting in by_number.items():
+        placement = placements.get(number)
+        if meeting not in moving or placement is None:
+            continue
+        table = placement.table if setup.tables is not None else None
+        _book(uow, meeting, placement.slot_id, table, "organizer")
+        if before[meeting.id] != (placement.slot_id, table):
+            _touch(meeting, uow.now())
+            if setup.published != "none":
+                _emit(uow, "meeting.scheduled", meeting)
+    return {"placed": result.placed, "status": result.status, "idle_gaps": result.idle_gaps,
+            "seconds": round(result.seconds, 3), "meetings": len(by_number),
+            "unplaced": [{"meeting_id": by_number[n].id, "reason": reason}
+                         for n, reason in sorted(result.unplaced.items())]}
+
+
+def place(uow: UnitOfWork, principal: Principal, event_id: str, meeting_id: str, body: dict) -> dict:
+    """The organizer puts one accepted meeting into a slot (and a table: the given one or the lowest free),
+    locked by default so that "schedule all" keeps it. Emits ``meeting.scheduled`` once published.
+    403, 404, 409 not accepted, a participant busy or unavailable then, the table taken; 422 no such slot."""
+    setup = _organizing(uow, principal, event_id)
+    meeting = load_meeting(uow.session, event_id, meeting_id, lock=True)
+    if meeting.status != "accepted":
+        raise Conflict(f"only an accepted meeting can be placed; this one is {meeting.status}")
+    _check_slots(uow, event_id, [body["slot"]], "slot")
+    if body["table"] is not None and (setup.tables is None or body["table"] > setup.tables):
+        raise ValidationError({"table": [f"there are {setup.tables or 0} tables"]})
+    table = _table_for(uow, setup, meeting, body["slot"])
+    if body["table"] is not None:
+        calendar = calendar_of(uow.session, event_id, exclude_meeting=meeting.id)
+        if body["table"] in calendar.tables_used.get(body["slot"], set()):
+            raise Conflict(f"table {body['table']} is taken in slot {body['slot']}")
+        table = body["table"]
+    meeting.locked = body["locked"]
+    _touch(meeting, uow.now())
+    _book(uow, meeting, body["slot"], table, "organizer")
+    if setup.published != "none":
+        _emit(uow, "meeting.scheduled", meeting)
+    return meeting_view(uow.session, meeting, None, setup, uow.now(), staff=True)
+
+
+def lock(uow: UnitOfWork, principal: Principal, event_id: str, meeting_id: str, body: dict) -> dict:
+    """Lock (or unlock) a meeting's slot and table against "schedule all". 403, 404."""
+    setup = _organizing(uow, principal, event_id)
+    meeting = load_meeting(uow.session, event_id, meeting_id, lock=True)
+    meeting.locked = body["locked"]
+    meeting.updated_at = uow.now()
+    return meeting_view(uow.session, meeting, None, setup, uow.now(), staff=True)
+
+
+def conflicts(uow: UnitOfWork, principal: Principal, event_id: str) -> dict:
+    """The rule violations of the current placements (``scheduler.check``), each with the meetings it names,
+    and the accepted meetings still without a slot. 403, 404."""
+    setup = _organizing(uow, principal, event_id)
+    problem, by_number = _problem(uow, setup, replan=False)
+    placements = [scheduler.Placement(n, m.slot, m.table_no if setup.tables is not None else
+                                      (problem.meeting_points or {}).get(m.requester_id, 0))
+                  for n, m in by_number.items() if m.slot is not None]
+    found = []
+    for code in scheduler.check(problem, placements):
+        kind, _, rest = code.partition(":")
+        found.append({"code": kind, "detail": rest})
+    unscheduled = [m.id for m in by_number.values() if m.slot is None]
+    return {"event_id": event_id, "conflicts": found, "unscheduled": unscheduled}
+
+
+def publish(uow: UnitOfWork, principal: Principal, event_id: str, body: dict) -> dict:
+    """Publish the schedule, ``preliminary`` or ``final``: participants see the organizers' placements from
+    now on; every placed meeting is announced (``meeting.scheduled``) with a new version, so that calendars
+    take up the change (TENTATIVE to CONFIRMED). 403, 404, 409 a final schedule back to preliminary."""
+    setup = _organizing(uow, principal, event_id)
+    if setup.published == "final" and body["state"] == "preliminary":
+        raise Conflict("the schedule is already final")
+    setup.published, setup.published_at = body["state"], uow.now()
+    placed = uow.session.execute(select(Meeting).where(
+        Meeting.event_id == event_id, Meeting.status == "accepted", Meeting.slot.is_not(None))
+        .order_by(Meeting.id)).scalars().all()
+    for meeting in placed:
+        _touch(meeting, uow.now())
+        _emit(uow, "meeting.scheduled", meeting)
+    return {"event_id": event_id, "published": setup.published, "published_at": iso(setup.published_at),
+            "meetings": len(placed)}

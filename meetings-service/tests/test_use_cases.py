@@ -279,3 +279,39 @@ def test_the_agenda_ics_keeps_one_uid_and_raises_the_sequence(store, day):
     run(store, services.cancel, member(a), event_id, asked["id"], ReasonSchema().load({}))
     [(uid3, sequence3, status3, _)] = entries()
     assert uid3 == uid and sequence3 > sequence2 and status3 == "CANCELLED"
+
+
+def test_schedule_all_places_accepted_meetings_and_participants_see_them_once_published(store, day):
+    event, event_id, (a, b, c) = day
+    with store.unit_of_work() as uow:  # the organizers schedule this day centrally
+        uow.session.get(services.Setup, event_id).scheduling_mode = "organizer"
+    ids = []
+    for x, y in ((a, b), (a, c), (b, c)):
+        asked = ask(store, event_id, x, y)
+        run(store, services.accept, member(y), event_id, asked["id"], AcceptSchema().load({}))
+        ids.append(asked["id"])
+    result = run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})
+    assert result["placed"] == 3 and result["unplaced"] == []
+    with store.unit_of_work() as uow:
+        assert queries.agenda(uow.session, event_id, a, uow.now())["items"] == []  # not published yet
+        staff_view = queries.all_meetings(uow.session, ORGANIZER, event_id, uow.now())["items"]
+    assert all(item["slot"] is not None and item["table"] in (1, 2) for item in staff_view)
+    assert run(store, services.conflicts, ORGANIZER, event_id)["conflicts"] == []
+    scheduled_before = len(published(store, "meeting.scheduled"))
+    run(store, services.publish, ORGANIZER, event_id, {"state": "preliminary"})
+    assert len(published(store, "meeting.scheduled")) == scheduled_before + 3
+    with store.unit_of_work() as uow:
+        items = queries.agenda(uow.session, event_id, a, uow.now())["items"]
+    assert len(items) == 2 and {item["calendar_status"] for item in items} == {"TENTATIVE"}
+    # moving one meeting into the slot where its participant already meets: 409
+    slot_of = {item["id"]: item["slot"] for item in staff_view}
+    with pytest.raises(Conflict):
+        run(store, services.place, ORGANIZER, event_id, ids[0], {"slot": slot_of[ids[1]], "table": None,
+                                                                  "locked": True})
+    free = next(n for n in range(10) if n not in slot_of.values())
+    moved = run(store, services.place, ORGANIZER, event_id, ids[0], {"slot": free, "table": None, "locked": True})
+    assert moved["slot"] == free and moved["locked"]
+    again = run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})
+    assert again["placed"] == 3
+    with store.unit_of_work() as uow:
+        assert uow.session.get(services.Meeting, ids[0]).slot == free  # the locked meeting stayed
