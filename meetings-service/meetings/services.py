@@ -400,7 +400,9 @@ def _table_for(uow: UnitOfWork, setup: Setup, meeting: Meeting, slot: int) -> in
 
 def _answerable(uow: UnitOfWork, principal: Principal, event_id: str, meeting_id: str) -> tuple[Setup, Meeting]:
     member_id = _member_of(principal)
-    setup = load_setup(uow.session, event_id, lock=True)
+    # Only the meeting's row is locked (one answer per request): concurrent accepts of different requests
+    # run side by side, and the unique keys of bookings and tables decide a race for a slot or a table.
+    setup = load_setup(uow.session, event_id)
     meeting = load_meeting(uow.session, event_id, meeting_id, lock=True)
     if member_id != meeting.recipient_id:
         raise Forbidden("only the member asked answers a request")
@@ -455,7 +457,7 @@ def reschedule(uow: UnitOfWork, principal: Principal, event_id: str, meeting_id:
     participants schedule. Emits ``meeting.scheduled``. 403, 404, 409 not accepted, locked by the organizers,
     the organizer schedules, or the slot not free; 422 no such slot."""
     member_id = _member_of(principal)
-    setup = load_setup(uow.session, event_id, lock=True)
+    setup = load_setup(uow.session, event_id)
     meeting = load_meeting(uow.session, event_id, meeting_id, lock=True)
     if member_id not in (meeting.requester_id, meeting.recipient_id):
         raise Forbidden("only the two members move their meeting")
