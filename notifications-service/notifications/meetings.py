@@ -177,7 +177,7 @@ def _summaries(store: Store, times: domain.MeetingTimes, notify, now: datetime) 
     for (member_id, event_id), requests in waiting.items():
         key = f"{event_id}:{member_id}:{day}"  # at most one a day
 
-        def effect(uow, member_id=member_id, event_id=event_id, requests=requests):
+        def effect(uow, member_id=member_id, event_id=event_id, requests=requests, key=key):
             items = [{"meeting_id": r.id, "requester_id": r.requester_id,
                       "expires_at": envelope.isoformat(domain.utc(r.expires_at)) if r.expires_at else None}
                      for r in requests]
@@ -209,11 +209,11 @@ def _surveys(store: Store, times: domain.MeetingTimes, notify, now: datetime) ->
                 continue
             key = f"{joint.event_id}:{member_id}"
 
-            def effect(uow, member_id=member_id, asked=asked, key=key):
+            def effect(uow, member_id=member_id, asked=asked, key=key, event_id=joint.event_id):
                 others = [domain.other_side(m, member_id) for m in asked]
                 notify(uow, _internal("meeting.survey", key, member_id, {
-                    "event_id": joint.event_id, "meetings": asked, "others": others,
-                    "context": context(uow, joint.event_id, [member_id, *others])}, now))
+                    "event_id": event_id, "meetings": asked, "others": others,
+                    "context": context(uow, event_id, [member_id, *others])}, now))
 
             written += _handle(store, _internal("meeting.survey", key, member_id, {}, now), effect)
         with store.unit_of_work() as uow:
