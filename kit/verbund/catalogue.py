@@ -100,7 +100,8 @@ SUBSCRIPTIONS: dict[str, list[str]] = {
     "matching": ["member.*"],
     "meetings": ["event.*", "registration.*", "member.*"],
     "notifications": ["member.*", "event.*", "registration.*", "match.suggested", "project.*",
-                      "contact.*"],
+                      "contact.*", "meeting.requested", "meeting.accepted", "meeting.declined",
+                      "meeting.scheduled", "meeting.cancelled"],
 }
 
 

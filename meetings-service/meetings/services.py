@@ -132,7 +132,7 @@ def _leave(uow: UnitOfWork, event_id: str, member_id: str, reason: str) -> None:
         participant.active = False
         participant.updated_at = uow.now()
     for meeting in _open_meetings(uow, event_id, member_id):
-        _end(uow, meeting, "cancelled", reason)
+        _end(uow, meeting, "cancelled", reason, by=member_id)
 
 
 def _open_meetings(uow: UnitOfWork, event_id: str, member_id: str | None = None) -> list[Meeting]:
@@ -174,13 +174,16 @@ def _book(uow: UnitOfWork, meeting: Meeting, slot: int, table: int | None, place
     uow.session.flush()
 
 
-def _end(uow: UnitOfWork, meeting: Meeting, status: str, reason: str | None) -> None:
+def _end(uow: UnitOfWork, meeting: Meeting, status: str, reason: str | None, by: str | None = None) -> None:
+    """End a meeting; ``by``: the member whose step ended it (None: the organizers or the event),
+    so that notifications tell the other side rather than the one who acted."""
     was_visible = meeting.status == "accepted" and meeting.slot is not None
     meeting.status, meeting.reason = status, reason
     _unbook(uow, meeting)
     _touch(meeting, uow.now())
+    extra = {"cancelled_by": by} if status == "cancelled" else {}
     _emit(uow, "meeting.declined" if status == "declined" else "meeting.cancelled", meeting,
-          was_scheduled=was_visible)
+          was_scheduled=was_visible, **extra)
 
 
 # --- set-up --------------------------------------------------------------------------------------------
@@ -448,7 +451,7 @@ def cancel(uow: UnitOfWork, principal: Principal, event_id: str, meeting_id: str
     status = domain.effective_status(meeting.status, meeting.expires_at, uow.now())
     if status not in OPEN:
         raise Conflict(f"this meeting is {status}; there is nothing to cancel")
-    _end(uow, meeting, "cancelled", body["reason"])
+    _end(uow, meeting, "cancelled", body["reason"], by=principal.member_id if mine else None)
     return meeting_view(uow.session, meeting, principal.member_id, setup, uow.now())
 
 

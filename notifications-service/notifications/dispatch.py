@@ -249,7 +249,7 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
     kind = domain.KINDS[shown_type]
     footer = {"recipient_name": recipient.contact_name,
               "unsubscribe_url": unsubscribe_page_url(config, secret, recipient.member_id)}
-    context = context_for(shown_type, source["data"], lang, merged)
+    context = context_for(shown_type, source["data"], lang, merged, reader=recipient.member_id)
     if "registered_member_ids" in source["data"]:
         # Changes reach members only invited (holding the announcement's calendar entry) as well.
         context["registered"] = recipient.member_id in source["data"]["registered_member_ids"]
@@ -482,7 +482,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
                 source = sources[delivery.source_event_id]
                 shown = merged.render_type if merged is not None and merged.render_type else delivery.source_type
                 items.append(renderer.render(domain.KINDS[shown], lang, context_for(shown, source["data"], lang,
-                                                                                     merged)))
+                                                                                     merged, member_id)))
                 included.append(delivery)
             except (RenderError, KeyError) as exc:
                 deliveries.fail(uow, delivery, f"could not render: {exc}", log_attempt=True)
@@ -530,9 +530,13 @@ def webhook_payload(delivery: Delivery, source: dict, renderer: Renderer, lang: 
                     notification_created_at: datetime | None) -> dict:
     """What the endpoint gets: the member's notification, or for integrators the CloudEvent itself."""
     if delivery.member_id is None:
+        if "context" in source["data"] and source["type"].startswith("meeting."):
+            # names and titles added for meeting mails (meetings.enrich) are not the platform's event
+            source = {**source, "data": {k: v for k, v in source["data"].items() if k != "context"}}
         return {"type": source["type"], "timestamp": envelope.isoformat(envelope.utcnow()), "data": source}
     kind = domain.KINDS[delivery.source_type]
-    rendered = renderer.render(kind, lang, context_for(delivery.source_type, source["data"], lang))
+    rendered = renderer.render(kind, lang, context_for(delivery.source_type, source["data"], lang,
+                                                       reader=delivery.member_id))
     return {
         "type": delivery.source_type,
         "timestamp": envelope.isoformat(envelope.utcnow()),

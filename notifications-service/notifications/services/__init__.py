@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from notifications import domain
+from notifications import domain, meetings
 from notifications.services import fanout, inbox, preferences, read_model, webhooks
 from verbund.database import UnitOfWork
 
@@ -18,6 +18,13 @@ def on_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | None] |
     (``fanout.notify``)."""
     if event["type"].startswith("member."):
         read_model.apply_member_event(uow, event, keys)
+        if event["type"] == "member.deleted":
+            meetings.forget_member(uow, event["data"]["id"])
+    elif event["type"].startswith("event."):
+        meetings.keep_event(uow, event)
+    elif event["type"] in domain.MEETING_STEPS:
+        meetings.keep_meeting(uow, event)
+        event = meetings.enrich(uow, event)  # names and the event's title for the mails
     return fanout.notify(uow, event, policy)
 
 

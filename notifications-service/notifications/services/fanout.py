@@ -129,7 +129,9 @@ def notify(uow: UnitOfWork, event: dict, policy: domain.MailPolicy | None = None
         counts = named if counts is None else {key: counts[key] + named[key] for key in named}
     if plan is not None and plan.ics_cancel is not None and counts["inbox"]:
         _record_calendar_entries(session, event, now)
-    counts["integrator"] = _queue_integrator_deliveries(conn, event, now)
+    # What this service makes itself (reminders, summaries, surveys) is no platform event.
+    counts["integrator"] = 0 if event["type"] in domain.INTERNAL_TYPES else _queue_integrator_deliveries(conn, event,
+                                                                                                     now)
     if counts["inbox"] or counts["integrator"]:
         conn.execute(_NEW_SOURCE_EVENT, {
             "id": event["id"], "type": event["type"], "subject": event["subject"],
