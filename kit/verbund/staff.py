@@ -11,8 +11,9 @@ An admin can revoke an account, and that must hold on the next request, in every
 
 Integrator tokens with a ``grant`` claim are checked the same way (``ensure_grant``): once the
 integrator is revoked its tokens are refused (401) everywhere (``members.integrator_status``; a token
-of an older grant is refused by members-service's own rules, ``members.domain.check_grant``). Tokens without either claim (operators' tokens from ``verbund
-token``, older integrator tokens, members) are not checked here.
+of an older grant is refused by members-service's own rules, ``members.domain.check_grant``).
+Tokens without either claim (operators' tokens from ``verbund token``, older integrator tokens,
+members) are not checked here.
 """
 from __future__ import annotations
 
