@@ -202,17 +202,21 @@ class EventsService(ServiceBase):
     @api("GET", "/events/<string:event_id>/attendees.csv", roles=STAFF, query=export.ExportQuerySchema,
          responses={200: ("The attendee list, confirmed first, then the waitlist", ("text/csv", {"type": "string"}))})
     def attendees_csv(self, request, event_id):
-        """The attendee list as CSV, for German Excel by default when the request prefers German."""
+        """The attendee list as CSV, for German Excel by default when the request prefers German;
+        ``?headers=labels`` gives the headings and status values in that language too."""
         dialect = export.choose_dialect(request.query_data.get("dialect"), request.accept_languages)
         with self.db.unit_of_work() as uow:
             event, rows = queries.attendees(uow, request.principal, event_id)
-        return file_response(export.to_csv(rows, dialect), export.CSV_TYPE, export.filename(event, "csv"))
+        language = export.choose_language(request.accept_languages) \
+            if request.query_data["headers"] == "labels" else None
+        return file_response(export.to_csv(rows, dialect, language), export.CSV_TYPE, export.filename(event, "csv"))
 
     @api("GET", "/events/<string:event_id>/attendees.xlsx", roles=STAFF,
          responses={200: ("The attendee list as an Excel workbook",
                           (export.XLSX_TYPE, {"type": "string", "format": "binary"}))})
     def attendees_xlsx(self, request, event_id):
-        """The attendee list as Excel."""
+        """The attendee list as Excel, headings and sheet names in the request's language (German or English)."""
         with self.db.unit_of_work() as uow:
             event, rows = queries.attendees(uow, request.principal, event_id)
-        return file_response(export.to_xlsx(event, rows), export.XLSX_TYPE, export.filename(event, "xlsx"))
+        return file_response(export.to_xlsx(event, rows, export.choose_language(request.accept_languages)),
+                             export.XLSX_TYPE, export.filename(event, "xlsx"))

@@ -294,7 +294,8 @@ class EventForm(FlaskForm):
     """A joint event as organizers create and edit it (events-service ``POST``/``PATCH /events``)."""
     title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), Length(max=200)])
     description = TextAreaField(_l("Description (optional)"), validators=[Optional(), Length(max=10_000)])
-    kind = SelectField(_l("Kind"), choices=[(k, KIND_NAMES[k]) for k in KINDS],
+    # No default: an empty first choice makes the organizer choose (a silent "Messe" went unnoticed).
+    kind = SelectField(_l("Kind"), choices=[("", _l("Please choose"))] + [(k, KIND_NAMES[k]) for k in KINDS],
                        validators=[DataRequired(_l("Please choose a kind."))])
     organizers = MultiCheckboxField(_l("Organized by"), validators=[
         DataRequired(_l("Please choose at least one organizing association."))])

@@ -151,7 +151,9 @@ def attendees(event_id: str, kind: str):
     """The attendee list from events-service, as CSV (German Excel in German) or Excel."""
     if kind not in ("csv", "xlsx"):
         return render_template("error.html", title=_("Not found"), message=_("There is no such export.")), 404
-    response = services().get("events", f"/events/{event_id}/attendees.{kind}", raw=True)
+    # Headings in the page's language (the service sends the column keys to programs by default).
+    params = {"headers": "labels"} if kind == "csv" else None
+    response = services().get("events", f"/events/{event_id}/attendees.{kind}", raw=True, params=params)
     # content_type as the service sent it (mimetype= would add a second charset parameter)
     content_type = XLSX if kind == "xlsx" else response.headers.get("Content-Type", "text/csv; charset=utf-8")
     return Response(response.content, content_type=content_type,
