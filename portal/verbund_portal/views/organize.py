@@ -114,6 +114,7 @@ def event(event_id: str):
                            cancelled=cancelled, kind_names=KIND_NAMES, button=EmptyForm(),
                            targets=_move_targets(answer["event"]),
                            public_url=_public_url("public.event", event_id=event_id),
+                           member_url=_public_url("events.detail", event_id=event_id),
                            calendar_url=_public_url("events.calendar", event_id=event_id))
 
 
