@@ -201,4 +201,3 @@ def test_the_health_page_reads_as_words(platform, person):
     assert "Database: OK" in first and "Message broker: OK" in first and "{" not in first
     assert re.search(r"\t0\t|\s0\s", first)  # the dead-letter count, as a number
     ada.check_accessibility()
-    ada.screenshot("admin-health")
