@@ -340,7 +340,7 @@ def test_member_text_is_escaped(app):
 STAFF_PAGES = ("/organize/dashboard", "/organize/dashboard.csv", "/organize/events", "/organize/events/new",
                "/organize/events/e-1", "/organize/events/e-1/edit", "/organize/events/e-1/cancel",
                "/organize/events/e-1/attendees.xlsx", "/organize/members", "/organize/members/import")
-ADMIN_PAGES = ("/admin/staff", "/admin/health")
+ADMIN_PAGES = ("/admin/staff", "/admin/integrators", "/admin/health")
 MEMBER_PAGES = ("/suggestions", "/contacts", "/projects", "/events", "/inbox", "/profile", "/preferences")
 
 
