@@ -15,13 +15,19 @@ import requests
 class ServiceDown(Exception):
     """A service did not answer usefully (connection refused, timeout, 5xx)."""
 
-    def __init__(self, service: str, detail: str = ""):
+    def __init__(self, service: str, detail: str = "", body: dict | None = None):
         super().__init__(f"{service}: {detail}")
         self.service = service
+        self.body = body or {}  # a 5xx's JSON answer (a /ready that is not ready says why)
 
 
 class SessionExpired(Exception):
-    """The service refused the token (401): it expired or was never valid."""
+    """The service refused the token (401): it expired or was never valid; ``revoked`` when the
+    service said the staff account was revoked (verbund.staff), so the person is told so."""
+
+    def __init__(self, revoked: bool = False):
+        super().__init__("revoked" if revoked else "expired")
+        self.revoked = revoked
 
 
 @dataclass
@@ -67,9 +73,17 @@ class Services:
         except requests.RequestException as exc:
             raise ServiceDown(service, type(exc).__name__) from exc
         if response.status_code >= 500:
-            raise ServiceDown(service, f"{response.status_code}")
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            raise ServiceDown(service, f"{response.status_code}", body if isinstance(body, dict) else None)
         if response.status_code == 401:
-            raise SessionExpired()
+            try:
+                said = str(response.json().get("error") or "")
+            except (ValueError, AttributeError):
+                said = ""
+            raise SessionExpired(revoked="revoked" in said)
         if response.status_code >= 400:
             try:
                 body = response.json()

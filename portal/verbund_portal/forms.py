@@ -294,7 +294,8 @@ class EventForm(FlaskForm):
     """A joint event as organizers create and edit it (events-service ``POST``/``PATCH /events``)."""
     title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), Length(max=200)])
     description = TextAreaField(_l("Description (optional)"), validators=[Optional(), Length(max=10_000)])
-    kind = SelectField(_l("Kind"), choices=[(k, KIND_NAMES[k]) for k in KINDS],
+    # No default: an empty first choice makes the organizer choose (a silent "Messe" went unnoticed).
+    kind = SelectField(_l("Kind"), choices=[("", _l("Please choose"))] + [(k, KIND_NAMES[k]) for k in KINDS],
                        validators=[DataRequired(_l("Please choose a kind."))])
     organizers = MultiCheckboxField(_l("Organized by"), validators=[
         DataRequired(_l("Please choose at least one organizing association."))])
@@ -409,6 +410,37 @@ class ConfirmImportForm(FlaskForm):
     """The real import of the file checked in the dry run. Imported members who gave e-mail consent in
     the file get a sign-in link; ticking the box sends it to every imported member."""
     invite_all = BooleanField(_l("Also send the sign-in link to members whose row gives no e-mail consent"))
+
+
+# What an integrator may read, by event family of the catalogue (verbund.catalogue); "#" is everything.
+EVENT_SCOPES = {"#": _l("Every event type (also the replay of past events)"),
+                "member.*": _l("Member profiles (member.*)"), "event.*": _l("Joint events (event.*)"),
+                "registration.*": _l("Registrations (registration.*)"), "contact.*": _l("Contact requests (contact.*)"),
+                "match.*": _l("Partner suggestions (match.*)"), "project.*": _l("Partner projects (project.*)"),
+                "notification.*": _l("Notification delivery (notification.*)")}
+
+
+class IntegratorForm(FlaskForm):
+    """A new integrator (members-service ``POST /integrators``): a name, the event types it may read,
+    whether it may see personal data."""
+    name = StringField(_l("Name"), filters=[strip], validators=[
+        DataRequired(_l("Please enter a name.")),
+        Regexp(r"^[a-z0-9][a-z0-9-]{1,40}$", message=_l("Use 2 to 41 lowercase letters, digits or dashes, "
+                                                          "e.g. crm-sync."))])
+    events = MultiCheckboxField(_l("May read"), validators=[DataRequired(_l("Please choose at least one kind of "
+                                                                           "event."))])
+    personal = BooleanField(_l("May see personal data (contact persons and e-mail addresses of members)"))
+    FIELD_MAP = {"name": "name", "events": "events", "personal": "personal"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.events.choices = list(EVENT_SCOPES.items())
+
+
+class MoveRegistrationForm(FlaskForm):
+    """Move a registration to another event of the same organizers (events-service ``…/move``)."""
+    to_event_id = SelectField(_l("Move to"), validators=[DataRequired(_l("Please choose the other event."))])
+    FIELD_MAP = {"to_event_id": "to_event_id"}
 
 
 class StaffInviteForm(FlaskForm):

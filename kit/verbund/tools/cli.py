@@ -279,18 +279,14 @@ def cmd_asyncapi(args) -> int:
 
 def cmd_integrator(args) -> int:
     from datetime import timedelta
-    from urllib.parse import quote, urlsplit, urlunsplit
 
     from amqp.exceptions import AMQPError
     from kombu.exceptions import KombuError
 
-    from verbund import auth
     from verbund.settings import DEFAULT_AMQP_URI, env
     from verbund.tools import integrators
 
     amqp_uri = env("AMQP_URI", DEFAULT_AMQP_URI)
-    parts = urlsplit(amqp_uri)
-    admin_uri = urlunsplit(parts._replace(path="/" + quote(args.vhost, safe="")))  # the same broker, that vhost
     try:
         scope = integrators.parse_scope(args.events)
         if not integrators.NAME.match(args.name):
@@ -309,11 +305,9 @@ def cmd_integrator(args) -> int:
     except RuntimeError as exc:
         print(f"error: nothing changed, the grant could not be recorded: {exc}", file=sys.stderr)
         return 1
-    try:
-        password = integrators.create(args.name, vhost=args.vhost, scope=scope, admin_uri=admin_uri,
-                                      keep_password=args.keep_password)
-        token = auth.issue("integrator", args.name, events=scope, personal=args.personal,
-                           ttl=timedelta(days=args.days), grant=grant["serial"])
+    try:  # the same code as members-service's POST /integrators (the admin pages of the portal)
+        made = integrators.provision(args.name, scope, args.personal, grant["serial"], amqp_uri, vhost=args.vhost,
+                                     keep_password=args.keep_password, ttl=timedelta(days=args.days))
     except (ValueError, RuntimeError) as exc:
         print(f"error: grant {grant['serial']} recorded (older tokens are void), but the broker part failed: {exc}; "
               f"run the command again", file=sys.stderr)
@@ -322,16 +316,15 @@ def cmd_integrator(args) -> int:
         print(f"error: scope set and password unchanged, but bindings outside the scope could not be removed "
               f"through AMQP_URI (vhost {args.vhost}): {exc}", file=sys.stderr)
         return 1
-    user = integrators.user_name(args.name)
+    user = made["user"]
     replay = "and the replay stream verbund.replay" if integrators.is_everything(scope) else \
         "(not the replay stream, which holds every type: an admin catches it up with `verbund replay`)"
     print(f"user {user} may read queues {integrators.queue_prefix(args.name)}* bound to verbund.events with "
           f"binding keys within {','.join(scope)} {replay}; it cannot publish.")
     print(f"personal data: {'may be decrypted (key service)' if args.personal else 'none'}; grant "
           f"{grant['serial']} recorded at members-service: tokens printed before no longer read personal data")
-    credentials = f"{user}:{quote(password, safe='')}" if password else f"{user}:<unchanged password>"
-    print(f"AMQP_URI=amqp://{credentials}@{parts.hostname}:{parts.port or 5672}/{quote(args.vhost, safe='')}")
-    print(f"TOKEN={token}")
+    print(f"AMQP_URI={made['uri']}")
+    print(f"TOKEN={made['token']}")
     try:  # last: webhooks are what an integrator made with its token; they follow a narrowed scope
         changed = integrators.narrow_webhooks(integrators.service_url("notifications"), args.name, scope)
     except RuntimeError as exc:
