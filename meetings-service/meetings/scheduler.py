@@ -164,6 +164,7 @@ class _Board:
         self.pool_used: dict[int, int] = defaultdict(int)
         self.table_used: set[tuple[int, int]] = set()  # (fixed table, slot)
         self.where: dict[int, int] = {}
+        self.at: dict[tuple[str, int], int] = {}  # (person, slot) -> meeting id
 
     def blocked(self, m: Meeting, sid: int) -> str | None:
         """Why ``m`` cannot go into slot ``sid`` now: None, "person", "limit" or "capacity"."""
@@ -196,6 +197,23 @@ class _Board:
         if table is not None:
             self.table_used.add((table, sid))
         self.where[m.id] = sid
+        self.at[(m.a, sid)] = self.at[(m.b, sid)] = m.id
+
+    def remove(self, m: Meeting) -> int:
+        """Takes ``m`` off the board; returns the slot it had."""
+        prep = self.prep
+        sid = self.where.pop(m.id)
+        session = prep.slot[sid].session
+        for person in (m.a, m.b):
+            self.person_slots[person].discard(sid)
+            self.per_session[(person, session)] -= 1
+            del self.at[(person, sid)]
+        table = prep.fixed_table[m.id]
+        if table is None or table in prep.pool:
+            self.pool_used[sid] -= 1
+        if table is not None:
+            self.table_used.discard((table, sid))
+        return sid
 
     def gap_cost(self, m: Meeting, sid: int) -> int:
         """How much placing ``m`` at ``sid`` adds to both participants' idle gaps (may be negative)."""
@@ -363,6 +381,49 @@ def _greedy_fill(prep: _Prepared, board: _Board, skip: Mapping[int, str]) -> Non
                 best = (cost, sid)
         if best is not None:
             board.put(m, best[1])
+    _repair(prep, board, pending)
+
+
+def _repair(prep: _Prepared, board: _Board, pending: list[Meeting]) -> None:
+    """One-move repair after the greedy pass: an unplaced meeting takes a slot where one of the two
+    is in another (unlocked) meeting, if that meeting can move to another free slot. Repeated while
+    it places more."""
+    meetings = {m.id: m for m in prep.problem.meetings}
+    locked = {m.id for m in prep.problem.meetings if m.locked_slot is not None}
+    changed = True
+    while changed:
+        changed = False
+        for m in pending:
+            if m.id in board.where:
+                continue
+            for sid in prep.candidates[m.id]:
+                blockers = {board.at.get((m.a, sid)), board.at.get((m.b, sid))} - {None}
+                if not blockers or blockers & locked:
+                    continue
+                moved = [meetings[mid] for mid in sorted(blockers)]
+                for other in moved:
+                    board.remove(other)
+                if board.blocked(m, sid) is not None:
+                    for other in moved:
+                        board.put(other, sid)
+                    continue
+                board.put(m, sid)
+                targets = []
+                for other in moved:
+                    target = next((t for t in prep.candidates[other.id]
+                                   if t != sid and board.blocked(other, t) is None), None)
+                    if target is None:
+                        break
+                    board.put(other, target)
+                    targets.append(other)
+                if len(targets) == len(moved):
+                    changed = True
+                    break
+                for other in targets:
+                    board.remove(other)
+                board.remove(m)
+                for other in moved:
+                    board.put(other, sid)
 
 
 def _result(prep: _Prepared, where: Mapping[int, int], locked_conflicts: Mapping[int, str], status: str,
@@ -614,6 +675,10 @@ class _Model:
         params.num_workers = max(1, workers)
         params.random_seed = seed
         params.max_time_in_seconds = seconds
+        if self._lines:
+            # the gap model is large (~50,000 booleans for 1,500 meetings); probing in presolve took
+            # most of a 15 s budget on the benchmark, and the search (LNS) gains more from that time
+            params.cp_model_probing_level = 0
         if deterministic is not None:
             params.max_deterministic_time = deterministic
             params.interleave_search = True
