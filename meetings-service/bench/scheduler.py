@@ -36,7 +36,7 @@ class Spec:
 
 
 SPECS = [
-    Spec("small", 60, 6, 12, 200, max_per_session=4, most_per_participant=7),
+    Spec("small", 60, 6, 20, 200, max_per_session=4, most_per_participant=7),
     Spec("realistic", 300, 12, 60, 1500),
     Spec("realistic, 70 tables", 300, 12, 70, 1500),
     Spec("big", 600, 12, 130, 3000),

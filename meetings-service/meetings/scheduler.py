@@ -506,7 +506,8 @@ def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping
     if solver1 is None or code1 not in ("OPTIMAL", "FEASIBLE"):
         return None
     placed = first.solution(solver1)
-    bound = int(solver1.best_objective_bound + 1e-6) + len(base.where)
+    reachable = len({mid for mid, _sid in first.x})  # meetings with at least one open slot
+    bound = min(int(solver1.best_objective_bound + 1e-6), reachable) + len(base.where)
     if len(placed) < len(hint) - len(base.where):
         placed = {mid: sid for mid, sid in hint.items() if mid not in base.where}
 
