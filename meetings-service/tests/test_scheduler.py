@@ -250,6 +250,15 @@ def test_results_are_deterministic():
     assert first.placements == second.placements and first.idle_gaps == second.idle_gaps
 
 
+def test_greedy_moves_a_placed_meeting_to_make_room_for_one_left_out():
+    # without the repair step the greedy places two of these; three is the most any schedule can
+    p = problem([("A", "B"), ("B", "D"), ("C", "D"), ("D", "E")], sessions=(3,), tables=(1,),
+                availability={"B": {0}, "C": {1, 2}, "E": {0, 1}})
+    result = greedy(p)
+    assert len(result.placements) == 3 == schedule(p, time_limit_s=10).bound
+    assert check(p, result.placements) == []
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), people=st.integers(2, 12), meetings=st.integers(1, 25))
 def test_greedy_schedules_break_no_rule_and_account_for_every_meeting(seed, people, meetings):
