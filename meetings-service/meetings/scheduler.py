@@ -281,6 +281,35 @@ def _place_locked(prep: _Prepared, board: _Board) -> dict[int, str]:
     return conflicts
 
 
+def upper_bound(problem: Problem) -> int:
+    """A quick upper bound on the meetings any schedule can place (used to stop the search early and
+    reported with the solver's own): the meetings with a common free slot, at most the table-slots,
+    and less the meetings over each participant's own ceiling (per-session limit, or free slots, summed
+    over the sessions), a meeting between two people over their ceilings counting for both."""
+    prep = _Prepared(problem)
+    reachable = [m for m in problem.meetings if prep.candidates[m.id]]
+    degree: dict[str, int] = defaultdict(int)
+    for m in reachable:
+        degree[m.a] += 1
+        degree[m.b] += 1
+    over: dict[str, int] = {}
+    for person, count in degree.items():
+        free = prep.free(person)
+        ceiling = 0
+        for ids in prep.session_slots.values():
+            here = sum(1 for sid in ids if sid in free)
+            ceiling += here if problem.max_per_session is None else min(here, problem.max_per_session)
+        if count > ceiling:
+            over[person] = count - ceiling
+    # each person over their ceiling leaves that many meetings out; one meeting between two such
+    # people counts for both
+    excess = sum(over.values())
+    shared = sum(1 for m in reachable if m.a in over and m.b in over)
+    unplaced = max(excess - min(shared, excess // 2), max(over.values(), default=0))
+    tables = len(prep.pool) * len(prep.slot) + len(prep.point_tables & prep.tables) * len(prep.slot)
+    return min(len(reachable) - unplaced, tables)
+
+
 def _reasons(prep: _Prepared, board: _Board, unplaced: Iterable[Meeting]) -> dict[int, str]:
     reasons = {}
     for m in unplaced:
@@ -351,19 +380,20 @@ def assign_tables(problem: Problem, where: Mapping[int, int]) -> list[Placement]
 # --- greedy -------------------------------------------------------------------------------------
 
 
-def greedy(problem: Problem) -> Result:
+def greedy(problem: Problem, repair: bool = True) -> Result:
     """Greedy baseline: locked meetings first, then the meetings with the fewest common slots first,
-    each into the feasible slot that adds least to the two participants' idle gaps (ties: earliest).
+    each into the feasible slot that adds least to the two participants' idle gaps (ties: earliest);
+    then (``repair``) each meeting left out may take a slot by moving one meeting in its way.
     Deterministic. Status ``greedy``, or ``infeasible_locked`` when locked meetings conflict."""
     started = time.perf_counter()
     prep = _Prepared(problem)
     board = _Board(prep)
     unplaced = _place_locked(prep, board)
-    _greedy_fill(prep, board, unplaced)
+    _greedy_fill(prep, board, unplaced, repair)
     return _result(prep, board.where, unplaced, "greedy", started)
 
 
-def _greedy_fill(prep: _Prepared, board: _Board, skip: Mapping[int, str]) -> None:
+def _greedy_fill(prep: _Prepared, board: _Board, skip: Mapping[int, str], repair: bool = True) -> None:
     load: dict[str, int] = defaultdict(int)
     for m in prep.problem.meetings:
         load[m.a] += 1
@@ -381,7 +411,8 @@ def _greedy_fill(prep: _Prepared, board: _Board, skip: Mapping[int, str]) -> Non
                 best = (cost, sid)
         if best is not None:
             board.put(m, best[1])
-    _repair(prep, board, pending)
+    if repair:
+        _repair(prep, board, pending)
 
 
 def _repair(prep: _Prepared, board: _Board, pending: list[Meeting]) -> None:
@@ -494,22 +525,31 @@ def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping
     1. most placed meetings (a small model: slot choices and the hard rules), hinted with ``hint``;
     2. fewest idle gaps among schedules placing that many, hinted with the best schedule so far.
 
-    Phase 1 gets up to half the budget and hands what it leaves over to phase 2. Returns the schedule
+    Phase 1 is skipped when the hint already reaches :func:`upper_bound` (it has nothing to find then)
+    and otherwise gets up to half the budget, handing what it leaves over to phase 2. Returns the schedule
     (locked meetings included), "optimal" when both phases proved optimality, else "feasible", and
-    phase 1's bound on placed meetings; None when phase 1 finds no schedule at all.
+    the proven bound on placed meetings (phase 1's or :func:`upper_bound`, the lower); None when
+    phase 1 finds no schedule at all.
     """
-    first = _Model(prep, base, skip)
-    first.model.maximize(sum(first.x.values()))
-    first.hint(hint)
-    solver1 = first.solve(budget.share(0.5), workers, seed)
-    code1 = first.status if solver1 is not None else None
-    if solver1 is None or code1 not in ("OPTIMAL", "FEASIBLE"):
-        return None
-    placed = first.solution(solver1)
-    reachable = len({mid for mid, _sid in first.x})  # meetings with at least one open slot
-    bound = min(int(solver1.best_objective_bound + 1e-6), reachable) + len(base.where)
-    if len(placed) < len(hint) - len(base.where):
-        placed = {mid: sid for mid, sid in hint.items() if mid not in base.where}
+    quick = upper_bound(prep.problem) if not skip else len(prep.problem.meetings)
+    placed = {mid: sid for mid, sid in hint.items() if mid not in base.where}
+    if len(hint) >= quick:  # the hint places all that can be: phase 1 has nothing to find
+        code1, bound = "OPTIMAL", quick
+    else:
+        first = _Model(prep, base, skip)
+        first.model.maximize(sum(first.x.values()))
+        first.hint(hint)
+        solver1 = first.solve(budget.share(0.5), workers, seed)
+        code1 = first.status if solver1 is not None else None
+        if solver1 is None or code1 not in ("OPTIMAL", "FEASIBLE"):
+            return None
+        reachable = len({mid for mid, _sid in first.x})  # meetings with at least one open slot
+        bound = min(int(solver1.best_objective_bound + 1e-6), reachable) + len(base.where)
+        bound = min(bound, quick)
+        if len(first.solution(solver1)) > len(placed):
+            placed = first.solution(solver1)
+        if len(placed) + len(base.where) >= bound:
+            code1 = "OPTIMAL"
 
     # phase 2 keeps phase 1's set of placed meetings: a smaller model than "at least as many", and
     # the same count (which meetings stay unplaced can only matter for the gaps, rarely by much)
@@ -519,7 +559,12 @@ def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping
     second.hint({**placed, **base.where})
     solver2 = second.solve(budget.share(1.0), workers, seed)
     code2 = second.status if solver2 is not None else None
-    where = second.solution(solver2) if code2 in ("OPTIMAL", "FEASIBLE") else placed
+    if code2 in ("OPTIMAL", "FEASIBLE"):
+        where = second.solution(solver2)
+    elif placed == {mid: sid for mid, sid in hint.items() if mid not in base.where}:
+        return None  # neither phase got to search: the greedy schedule it is
+    else:
+        where = placed
     where.update(base.where)
     status = "optimal" if code1 == "OPTIMAL" and code2 == "OPTIMAL" else "feasible"
     return where, status, bound

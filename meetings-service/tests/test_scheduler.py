@@ -254,9 +254,24 @@ def test_greedy_moves_a_placed_meeting_to_make_room_for_one_left_out():
     # without the repair step the greedy places two of these; three is the most any schedule can
     p = problem([("A", "B"), ("B", "D"), ("C", "D"), ("D", "E")], sessions=(3,), tables=(1,),
                 availability={"B": {0}, "C": {1, 2}, "E": {0, 1}})
+    assert len(greedy(p, repair=False).placements) == 2
     result = greedy(p)
     assert len(result.placements) == 3 == schedule(p, time_limit_s=10).bound
     assert check(p, result.placements) == []
+
+
+def test_the_quick_upper_bound_counts_tables_common_slots_and_personal_ceilings():
+    # A: 5 meetings, one session, 2 a session at most -> 3 stay out; F and G have no common slot
+    p = problem([("A", "B"), ("A", "C"), ("A", "D"), ("A", "E"), ("A", "H"), ("F", "G")], sessions=(4,),
+                tables=(1, 2), max_per_session=2, availability={"F": {0}, "G": {1}})
+    assert scheduler.upper_bound(p) == 2
+    assert len(schedule(p, time_limit_s=10).placements) == 2
+    # two people over their ceilings: their meeting together relieves both
+    both = problem([("A", "B"), ("A", "C"), ("B", "D")], sessions=(2,), tables=(1, 2), max_per_session=1)
+    assert scheduler.upper_bound(both) == 2
+    # the table-slots: 3 slots x 1 table
+    assert scheduler.upper_bound(problem([("A", "B"), ("C", "D"), ("E", "F"), ("G", "H")], sessions=(3,),
+                                         tables=(1,))) == 3
 
 
 @settings(max_examples=40, deadline=None)
