@@ -93,8 +93,8 @@ class Result:
     ``status``: ``optimal`` / ``feasible`` (CP-SAT, proven optimal or not), ``greedy`` (the greedy
     result, or CP-SAT's fallback to it), ``infeasible_locked`` (locked meetings conflict; the rest is
     scheduled around the locked meetings that could be kept). ``idle_gaps``: total idle slots (see the
-    module docstring). ``seconds``: wall time. ``bound``: CP-SAT's proven upper bound on the number of
-    placed meetings (None for greedy).
+    module docstring). ``seconds``: wall time. ``bound``: a proven upper bound on the number of placed
+    meetings (from CP-SAT and :func:`upper_bound`; None for greedy).
     """
     placements: list[Placement]
     unplaced: dict[int, str]
@@ -526,7 +526,7 @@ def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping
     2. fewest idle gaps among schedules placing that many, hinted with the best schedule so far.
 
     Phase 1 is skipped when the hint already reaches :func:`upper_bound` (it has nothing to find then)
-    and otherwise gets up to half the budget, handing what it leaves over to phase 2. Returns the schedule
+    and otherwise gets 40 % of the budget, handing what it leaves over to phase 2. Returns the schedule
     (locked meetings included), "optimal" when both phases proved optimality, else "feasible", and
     the proven bound on placed meetings (phase 1's or :func:`upper_bound`, the lower); None when
     phase 1 finds no schedule at all.
@@ -539,7 +539,7 @@ def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping
         first = _Model(prep, base, skip)
         first.model.maximize(sum(first.x.values()))
         first.hint(hint)
-        solver1 = first.solve(budget.share(0.5), workers, seed)
+        solver1 = first.solve(budget.share(0.4), workers, seed)
         code1 = first.status if solver1 is not None else None
         if solver1 is None or code1 not in ("OPTIMAL", "FEASIBLE"):
             return None
@@ -574,7 +574,8 @@ class _Budget:
     """What is left of the wall-clock (and, if given, deterministic) time limit."""
 
     def __init__(self, started: float, seconds: float, deterministic: float | None):
-        self.deadline = started + seconds
+        # keep a little back for the table assignment and the result (and a search overrunning a bit)
+        self.deadline = started + seconds - min(1.0, 0.04 * seconds)
         self.deterministic = deterministic
 
     def share(self, part: float) -> tuple[float, float | None]:
