@@ -202,8 +202,8 @@ NOTES = """
   adds 8 meetings on the realistic day and 13 on the big one. CP-SAT then keeps that number fixed and
   shortens the waits between meetings (idle gaps): most on the small day, least on the realistic one,
   where every table is taken in every slot and only swaps remain. Its lower bound on gaps stays 0 (the
-  LP relaxation of "first and last meeting" is weak), so it always uses its whole time budget and
-  reports `feasible`, not `optimal`.
+  LP relaxation of "first and last meeting" is weak), so unless it finds a schedule without any gap
+  (the small day) it uses its whole time budget and reports `feasible`, not `optimal`.
 - **The machine was shared**: the load average (above) was several times the 2 cores, so CP-SAT got a
   fraction of them. Gaps shrink with time: in one development run on the realistic day with 120 s
   (same load) CP-SAT reached 1,012 idle gaps against the greedy's 1,206. On a loaded machine the big day

@@ -529,7 +529,7 @@ def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping
     and otherwise gets 40 % of the budget, handing what it leaves over to phase 2. Returns the schedule
     (locked meetings included), "optimal" when both phases proved optimality, else "feasible", and
     the proven bound on placed meetings (phase 1's or :func:`upper_bound`, the lower); None when
-    phase 1 finds no schedule at all.
+    neither phase found a schedule of its own.
     """
     quick = upper_bound(prep.problem) if not skip else len(prep.problem.meetings)
     placed = {mid: sid for mid, sid in hint.items() if mid not in base.where}
@@ -540,14 +540,15 @@ def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping
         first.model.maximize(sum(first.x.values()))
         first.hint(hint)
         solver1 = first.solve(budget.share(0.4), workers, seed)
-        code1 = first.status if solver1 is not None else None
-        if solver1 is None or code1 not in ("OPTIMAL", "FEASIBLE"):
-            return None
-        reachable = len({mid for mid, _sid in first.x})  # meetings with at least one open slot
-        bound = min(int(solver1.best_objective_bound + 1e-6), reachable) + len(base.where)
-        bound = min(bound, quick)
-        if len(first.solution(solver1)) > len(placed):
-            placed = first.solution(solver1)
+        code1 = first.status if solver1 is not None else "NONE"
+        bound = quick
+        if code1 in ("OPTIMAL", "FEASIBLE"):
+            reachable = len({mid for mid, _sid in first.x})  # meetings with at least one open slot
+            bound = min(int(solver1.best_objective_bound + 1e-6), reachable) + len(base.where)
+            bound = min(bound, quick)
+            if len(first.solution(solver1)) > len(placed):
+                placed = first.solution(solver1)
+        # (no solution in time: phase 2 goes on from the greedy's placements)
         if len(placed) + len(base.where) >= bound:
             code1 = "OPTIMAL"
 
