@@ -206,9 +206,9 @@ NOTES = """
   (the small day) it uses its whole time budget and reports `feasible`, not `optimal`.
 - **The machine was shared**: the load average (above) was several times the 2 cores, so CP-SAT got a
   fraction of them. Gaps shrink with time: in one development run on the realistic day with 120 s
-  (same load) CP-SAT reached 1,012 idle gaps against the greedy's 1,206. On a loaded machine the big day
-  gets no further than the greedy in 30 s; the schedule is never worse than the greedy's, which is the
-  fallback.
+  (same load) CP-SAT reached 1,012 idle gaps against the greedy's 1,206. The bigger the day, the less
+  CP-SAT gains in 30 s on a loaded machine (in one run during development it found nothing for the big
+  day in time); the schedule is never worse than the greedy's, which is the fallback.
 - **Model size** (realistic day): phase 1 (most placed) about 33,000 booleans, one per meeting and
   common free slot, with tables pooled per slot; phase 2 (fewest gaps, same placed meetings) about
   50,000 (before/after/idle indicators per participant and free slot). Modelling tables explicitly
