@@ -93,8 +93,8 @@ class Result:
     ``status``: ``optimal`` / ``feasible`` (CP-SAT, proven optimal or not), ``greedy`` (the greedy
     result, or CP-SAT's fallback to it), ``infeasible_locked`` (locked meetings conflict; the rest is
     scheduled around the locked meetings that could be kept). ``idle_gaps``: total idle slots (see the
-    module docstring). ``seconds``: wall time. ``bound``: CP-SAT's proven upper bound on the number of
-    placed meetings (None for greedy).
+    module docstring). ``seconds``: wall time. ``bound``: a proven upper bound on the number of placed
+    meetings (from CP-SAT and :func:`upper_bound`; None for greedy).
     """
     placements: list[Placement]
     unplaced: dict[int, str]
@@ -164,6 +164,7 @@ class _Board:
         self.pool_used: dict[int, int] = defaultdict(int)
         self.table_used: set[tuple[int, int]] = set()  # (fixed table, slot)
         self.where: dict[int, int] = {}
+        self.at: dict[tuple[str, int], int] = {}  # (person, slot) -> meeting id
 
     def blocked(self, m: Meeting, sid: int) -> str | None:
         """Why ``m`` cannot go into slot ``sid`` now: None, "person", "limit" or "capacity"."""
@@ -196,6 +197,23 @@ class _Board:
         if table is not None:
             self.table_used.add((table, sid))
         self.where[m.id] = sid
+        self.at[(m.a, sid)] = self.at[(m.b, sid)] = m.id
+
+    def remove(self, m: Meeting) -> int:
+        """Takes ``m`` off the board; returns the slot it had."""
+        prep = self.prep
+        sid = self.where.pop(m.id)
+        session = prep.slot[sid].session
+        for person in (m.a, m.b):
+            self.person_slots[person].discard(sid)
+            self.per_session[(person, session)] -= 1
+            del self.at[(person, sid)]
+        table = prep.fixed_table[m.id]
+        if table is None or table in prep.pool:
+            self.pool_used[sid] -= 1
+        if table is not None:
+            self.table_used.discard((table, sid))
+        return sid
 
     def gap_cost(self, m: Meeting, sid: int) -> int:
         """How much placing ``m`` at ``sid`` adds to both participants' idle gaps (may be negative)."""
@@ -261,6 +279,35 @@ def _place_locked(prep: _Prepared, board: _Board) -> dict[int, str]:
             continue
         board.put(m, sid)
     return conflicts
+
+
+def upper_bound(problem: Problem) -> int:
+    """A quick upper bound on the meetings any schedule can place (used to stop the search early and
+    reported with the solver's own): the meetings with a common free slot, at most the table-slots,
+    and less the meetings over each participant's own ceiling (per-session limit, or free slots, summed
+    over the sessions), a meeting between two people over their ceilings counting for both."""
+    prep = _Prepared(problem)
+    reachable = [m for m in problem.meetings if prep.candidates[m.id]]
+    degree: dict[str, int] = defaultdict(int)
+    for m in reachable:
+        degree[m.a] += 1
+        degree[m.b] += 1
+    over: dict[str, int] = {}
+    for person, count in degree.items():
+        free = prep.free(person)
+        ceiling = 0
+        for ids in prep.session_slots.values():
+            here = sum(1 for sid in ids if sid in free)
+            ceiling += here if problem.max_per_session is None else min(here, problem.max_per_session)
+        if count > ceiling:
+            over[person] = count - ceiling
+    # each person over their ceiling leaves that many meetings out; one meeting between two such
+    # people counts for both
+    excess = sum(over.values())
+    shared = sum(1 for m in reachable if m.a in over and m.b in over)
+    unplaced = max(excess - min(shared, excess // 2), max(over.values(), default=0))
+    tables = len(prep.pool) * len(prep.slot) + len(prep.point_tables & prep.tables) * len(prep.slot)
+    return min(len(reachable) - unplaced, tables)
 
 
 def _reasons(prep: _Prepared, board: _Board, unplaced: Iterable[Meeting]) -> dict[int, str]:
@@ -333,19 +380,20 @@ def assign_tables(problem: Problem, where: Mapping[int, int]) -> list[Placement]
 # --- greedy -------------------------------------------------------------------------------------
 
 
-def greedy(problem: Problem) -> Result:
+def greedy(problem: Problem, repair: bool = True) -> Result:
     """Greedy baseline: locked meetings first, then the meetings with the fewest common slots first,
-    each into the feasible slot that adds least to the two participants' idle gaps (ties: earliest).
+    each into the feasible slot that adds least to the two participants' idle gaps (ties: earliest);
+    then (``repair``) each meeting left out may take a slot by moving one meeting in its way.
     Deterministic. Status ``greedy``, or ``infeasible_locked`` when locked meetings conflict."""
     started = time.perf_counter()
     prep = _Prepared(problem)
     board = _Board(prep)
     unplaced = _place_locked(prep, board)
-    _greedy_fill(prep, board, unplaced)
+    _greedy_fill(prep, board, unplaced, repair)
     return _result(prep, board.where, unplaced, "greedy", started)
 
 
-def _greedy_fill(prep: _Prepared, board: _Board, skip: Mapping[int, str]) -> None:
+def _greedy_fill(prep: _Prepared, board: _Board, skip: Mapping[int, str], repair: bool = True) -> None:
     load: dict[str, int] = defaultdict(int)
     for m in prep.problem.meetings:
         load[m.a] += 1
@@ -363,6 +411,50 @@ def _greedy_fill(prep: _Prepared, board: _Board, skip: Mapping[int, str]) -> Non
                 best = (cost, sid)
         if best is not None:
             board.put(m, best[1])
+    if repair:
+        _repair(prep, board, pending)
+
+
+def _repair(prep: _Prepared, board: _Board, pending: list[Meeting]) -> None:
+    """One-move repair after the greedy pass: an unplaced meeting takes a slot where one of the two
+    is in another (unlocked) meeting, if that meeting can move to another free slot. Repeated while
+    it places more."""
+    meetings = {m.id: m for m in prep.problem.meetings}
+    locked = {m.id for m in prep.problem.meetings if m.locked_slot is not None}
+    changed = True
+    while changed:
+        changed = False
+        for m in pending:
+            if m.id in board.where:
+                continue
+            for sid in prep.candidates[m.id]:
+                blockers = {board.at.get((m.a, sid)), board.at.get((m.b, sid))} - {None}
+                if not blockers or blockers & locked:
+                    continue
+                moved = [meetings[mid] for mid in sorted(blockers)]
+                for other in moved:
+                    board.remove(other)
+                if board.blocked(m, sid) is not None:
+                    for other in moved:
+                        board.put(other, sid)
+                    continue
+                board.put(m, sid)
+                targets = []
+                for other in moved:
+                    target = next((t for t in prep.candidates[other.id]
+                                   if t != sid and board.blocked(other, t) is None), None)
+                    if target is None:
+                        break
+                    board.put(other, target)
+                    targets.append(other)
+                if len(targets) == len(moved):
+                    changed = True
+                    break
+                for other in targets:
+                    board.remove(other)
+                board.remove(m)
+                for other in moved:
+                    board.put(other, sid)
 
 
 def _result(prep: _Prepared, where: Mapping[int, int], locked_conflicts: Mapping[int, str], status: str,
@@ -433,21 +525,32 @@ def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping
     1. most placed meetings (a small model: slot choices and the hard rules), hinted with ``hint``;
     2. fewest idle gaps among schedules placing that many, hinted with the best schedule so far.
 
-    Phase 1 gets up to half the budget and hands what it leaves over to phase 2. Returns the schedule
+    Phase 1 is skipped when the hint already reaches :func:`upper_bound` (it has nothing to find then)
+    and otherwise gets 40 % of the budget, handing what it leaves over to phase 2. Returns the schedule
     (locked meetings included), "optimal" when both phases proved optimality, else "feasible", and
-    phase 1's bound on placed meetings; None when phase 1 finds no schedule at all.
+    the proven bound on placed meetings (phase 1's or :func:`upper_bound`, the lower); None when
+    neither phase found a schedule of its own.
     """
-    first = _Model(prep, base, skip)
-    first.model.maximize(sum(first.x.values()))
-    first.hint(hint)
-    solver1 = first.solve(budget.share(0.5), workers, seed)
-    code1 = first.status if solver1 is not None else None
-    if solver1 is None or code1 not in ("OPTIMAL", "FEASIBLE"):
-        return None
-    placed = first.solution(solver1)
-    bound = int(solver1.best_objective_bound + 1e-6) + len(base.where)
-    if len(placed) < len(hint) - len(base.where):
-        placed = {mid: sid for mid, sid in hint.items() if mid not in base.where}
+    quick = upper_bound(prep.problem) if not skip else len(prep.problem.meetings)
+    placed = {mid: sid for mid, sid in hint.items() if mid not in base.where}
+    if len(hint) >= quick:  # the hint places all that can be: phase 1 has nothing to find
+        code1, bound = "OPTIMAL", quick
+    else:
+        first = _Model(prep, base, skip)
+        first.model.maximize(sum(first.x.values()))
+        first.hint(hint)
+        solver1 = first.solve(budget.share(0.4), workers, seed)
+        code1 = first.status if solver1 is not None else "NONE"
+        bound = quick
+        if code1 in ("OPTIMAL", "FEASIBLE"):
+            reachable = len({mid for mid, _sid in first.x})  # meetings with at least one open slot
+            bound = min(int(solver1.best_objective_bound + 1e-6), reachable) + len(base.where)
+            bound = min(bound, quick)
+            if len(first.solution(solver1)) > len(placed):
+                placed = first.solution(solver1)
+        # (no solution in time: phase 2 goes on from the greedy's placements)
+        if len(placed) + len(base.where) >= bound:
+            code1 = "OPTIMAL"
 
     # phase 2 keeps phase 1's set of placed meetings: a smaller model than "at least as many", and
     # the same count (which meetings stay unplaced can only matter for the gaps, rarely by much)
@@ -457,7 +560,12 @@ def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping
     second.hint({**placed, **base.where})
     solver2 = second.solve(budget.share(1.0), workers, seed)
     code2 = second.status if solver2 is not None else None
-    where = second.solution(solver2) if code2 in ("OPTIMAL", "FEASIBLE") else placed
+    if code2 in ("OPTIMAL", "FEASIBLE"):
+        where = second.solution(solver2)
+    elif placed == {mid: sid for mid, sid in hint.items() if mid not in base.where}:
+        return None  # neither phase got to search: the greedy schedule it is
+    else:
+        where = placed
     where.update(base.where)
     status = "optimal" if code1 == "OPTIMAL" and code2 == "OPTIMAL" else "feasible"
     return where, status, bound
@@ -467,7 +575,8 @@ class _Budget:
     """What is left of the wall-clock (and, if given, deterministic) time limit."""
 
     def __init__(self, started: float, seconds: float, deterministic: float | None):
-        self.deadline = started + seconds
+        # keep a little back for the table assignment and the result (and a search overrunning a bit)
+        self.deadline = started + seconds - min(1.0, 0.04 * seconds)
         self.deterministic = deterministic
 
     def share(self, part: float) -> tuple[float, float | None]:
@@ -614,6 +723,10 @@ class _Model:
         params.num_workers = max(1, workers)
         params.random_seed = seed
         params.max_time_in_seconds = seconds
+        if self._lines:
+            # the gap model is large (~50,000 booleans for 1,500 meetings); probing in presolve took
+            # most of a 15 s budget on the benchmark, and the search (LNS) gains more from that time
+            params.cp_model_probing_level = 0
         if deterministic is not None:
             params.max_deterministic_time = deterministic
             params.interleave_search = True
