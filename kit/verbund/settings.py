@@ -24,7 +24,7 @@ from environs import Env, EnvError
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 
 # Where each service listens unless told otherwise.
-DEFAULT_PORTS = {"members": 8001, "events": 8002, "matching": 8003, "notifications": 8004}
+DEFAULT_PORTS = {"members": 8001, "events": 8002, "matching": 8003, "notifications": 8004, "meetings": 8005}
 
 _parser = Env(expand_vars=False)
 

@@ -26,7 +26,7 @@ import time
 import warnings
 
 # Every service of the platform, in start order; `verbund up` starts those installed.
-ALL_SERVICES = ("members", "events", "matching", "notifications")
+ALL_SERVICES = ("members", "events", "matching", "notifications", "meetings")
 SERVICES = tuple(name for name in ALL_SERVICES if importlib.util.find_spec(name) is not None)
 EVENTS_HELP = ("an integrator's scope: comma-separated topic patterns such as 'event.*,registration.*' "
                "(default: every event type)")
