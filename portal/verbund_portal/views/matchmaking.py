@@ -84,6 +84,19 @@ def names(member_ids, known: dict[str, str] | None = None) -> dict[str, str]:
     return cache
 
 
+def _not_registered():
+    return render_template("error.html", title=_("Not allowed"),
+                           message=_("The matchmaking of this event is for its confirmed participants. Register "
+                                     "for the event first; once your place is confirmed you can take part.")), 403
+
+
+def _confirmed(event_id: str) -> bool:
+    """Whether the signed-in member holds a confirmed registration for the event (events-service)."""
+    from verbund_portal.views.events import _my_registrations
+
+    return (_my_registrations().get(event_id) or {}).get("status") == "confirmed"
+
+
 def _mine(event_id: str) -> dict:
     """My requests and meetings at the event: ``{participant, items}`` (meetings-service)."""
     return services().get("meetings", f"/events/{event_id}/members/{g.member['member_id']}/meetings")
@@ -126,6 +139,8 @@ def participant(event_id: str):
     if setup is None:
         return render_template("error.html", title=_("Not found"),
                                message=_("This event has no matchmaking.")), 404
+    if not _confirmed(event_id):
+        return _not_registered()
     mine = _mine(event_id)
     taking_part = (mine.get("participant") or {}).get("status") == "active"
     candidates = {"ranked": True, "notice": None, "items": []}
@@ -298,6 +313,8 @@ def published_text(published: str) -> str:
 @member_required
 def agenda(event_id: str):
     """My agenda: meetings with a visible time and place, in time order; downloads as .ics and PDF."""
+    if not _confirmed(event_id):
+        return _not_registered()
     setup, answer_, who = _agenda(event_id)
     return render_template("matchmaking/agenda.html", setup=setup, agenda=answer_, who=who, where=where,
                            published_text=published_text(answer_["published"]))
