@@ -54,7 +54,7 @@ class Platform:
 
         def start(process):
             try:
-                process.start(timeout=120)
+                process.start(timeout=240)  # a busy machine: matching warms up its model first
             except Exception as exc:  # reported below
                 errors.append(exc)
 
