@@ -290,10 +290,20 @@ def answer(event_id: str, meeting_id: str, action: str):
     return _back(event_id)
 
 
+def _candidate_names(event_id: str) -> dict[str, str]:
+    """Names of the other participants as matching gives them with the candidates (members-service does not
+    show a member another member's profile); empty when one no longer takes part."""
+    try:
+        items = services().get("meetings", f"/events/{event_id}/meetings/candidates")["items"]
+    except api.ApiError:
+        return {}
+    return {c["member_id"]: c.get("name") for c in items}
+
+
 def _agenda(event_id: str) -> tuple[dict, dict, dict[str, str]]:
     setup = setup_of(event_id) or abort(404)
     agenda = services().get("meetings", f"/events/{event_id}/members/{g.member['member_id']}/agenda")
-    who = names([m["other_id"] for m in agenda["items"]])
+    who = names([m["other_id"] for m in agenda["items"]], _candidate_names(event_id))
     return setup, agenda, who
 
 
@@ -317,6 +327,7 @@ def agenda(event_id: str):
         return _not_registered()
     setup, answer_, who = _agenda(event_id)
     return render_template("matchmaking/agenda.html", setup=setup, agenda=answer_, who=who, where=where,
+                           when_range=when_range,
                            published_text=published_text(answer_["published"]))
 
 
@@ -357,7 +368,7 @@ def outcome(event_id: str, meeting_id: str):
     if meeting is None:
         return render_template("error.html", title=_("Not found"),
                                message=_("We could not find this meeting among yours.")), 404
-    who = names([meeting["other_id"]])
+    who = names([meeting["other_id"]], _candidate_names(event_id))
     form = MeetingOutcomeForm()
     form_errors: list[str] = []
     if form.validate_on_submit():
