@@ -384,9 +384,245 @@ def _result(prep: _Prepared, where: Mapping[int, int], locked_conflicts: Mapping
 # --- CP-SAT -------------------------------------------------------------------------------------
 
 
-def schedule(problem: Problem, time_limit_s: float = 20.0, workers: int = 2) -> Result:
-    """Places the meetings with CP-SAT (see :func:`_solve`); falls back to :func:`greedy`."""
-    return greedy(problem)
+def schedule(problem: Problem, time_limit_s: float = 20.0, workers: int = 2, seed: int = 0,
+             deterministic_time: float | None = None) -> Result:
+    """Places the meetings with OR-Tools CP-SAT: most meetings placed first, then fewest idle gaps.
+
+    The model has one boolean per meeting and common free slot (tables are pooled per slot, numbers
+    are handed out afterwards by :func:`assign_tables`). It is solved lexicographically (see
+    :func:`_solve`): first the most placed meetings, hinted with the greedy schedule, then the fewest
+    idle gaps at that number. ``time_limit_s``: wall-clock budget of the whole call (greedy, model
+    building and both searches; the last table assignment comes on top, milliseconds); ``workers``:
+    search threads; ``seed``: the solver's random seed. A search that stops on a wall-clock limit may
+    end differently on a loaded machine; pass ``deterministic_time`` (CP-SAT's deterministic time
+    units, roughly seconds, split between the phases; the wall-clock limit still applies) to make the
+    result depend on the input and seed only.
+
+    Returns CP-SAT's schedule (status ``optimal`` when both phases were proven optimal, else
+    ``feasible``) when it is at least as good as the greedy one, otherwise the greedy schedule (status
+    ``greedy``); ``bound`` is the solver's proven upper bound on the number of placed meetings. Locked
+    meetings that conflict are reported as ``locked_conflict`` (status ``infeasible_locked``) and the
+    rest is scheduled around the locked meetings that could be kept.
+    """
+    started = time.perf_counter()
+    prep = _Prepared(problem)
+    base = _Board(prep)
+    locked_conflicts = _place_locked(prep, base)
+    hint = _Board(prep)
+    for m in problem.meetings:
+        if m.id in base.where:
+            hint.put(m, base.where[m.id])
+    _greedy_fill(prep, hint, locked_conflicts)
+    fallback = dict(hint.where)
+    budget = _Budget(started, time_limit_s, deterministic_time)
+    solved = _solve(prep, base, locked_conflicts, fallback, budget, workers, seed)
+    if solved is None:
+        return _result(prep, fallback, locked_conflicts, "greedy", started)
+    where, status, bound = solved
+    ours = (len(where), -_idle(prep, where))
+    theirs = (len(fallback), -_idle(prep, fallback))
+    if ours < theirs:
+        return _result(prep, fallback, locked_conflicts, "greedy", started, bound)
+    return _result(prep, where, locked_conflicts, status, started, bound)
+
+
+def _solve(prep: _Prepared, base: _Board, skip: Mapping[int, str], hint: Mapping[int, int],
+           budget: _Budget, workers: int, seed: int) -> tuple[dict[int, int], str, int] | None:
+    """Two CP-SAT solves over the meetings not locked into a slot (lexicographic objective):
+
+    1. most placed meetings (a small model: slot choices and the hard rules), hinted with ``hint``;
+    2. fewest idle gaps among schedules placing that many, hinted with the best schedule so far.
+
+    Phase 1 gets up to half the budget and hands what it leaves over to phase 2. Returns the schedule
+    (locked meetings included), "optimal" when both phases proved optimality, else "feasible", and
+    phase 1's bound on placed meetings; None when phase 1 finds no schedule at all.
+    """
+    first = _Model(prep, base, skip)
+    first.model.maximize(sum(first.x.values()))
+    first.hint(hint)
+    solver1 = first.solve(budget.share(0.5), workers, seed)
+    code1 = first.status if solver1 is not None else None
+    if solver1 is None or code1 not in ("OPTIMAL", "FEASIBLE"):
+        return None
+    placed = first.solution(solver1)
+    bound = int(solver1.best_objective_bound + 1e-6) + len(base.where)
+    if len(placed) < len(hint) - len(base.where):
+        placed = {mid: sid for mid, sid in hint.items() if mid not in base.where}
+
+    # phase 2 keeps phase 1's set of placed meetings: a smaller model than "at least as many", and
+    # the same count (which meetings stay unplaced can only matter for the gaps, rarely by much)
+    second = _Model(prep, base, skip, placed=placed)
+    idle = second.add_idle()
+    second.model.minimize(sum(idle))
+    second.hint({**placed, **base.where})
+    solver2 = second.solve(budget.share(1.0), workers, seed)
+    code2 = second.status if solver2 is not None else None
+    where = second.solution(solver2) if code2 in ("OPTIMAL", "FEASIBLE") else placed
+    where.update(base.where)
+    status = "optimal" if code1 == "OPTIMAL" and code2 == "OPTIMAL" else "feasible"
+    return where, status, bound
+
+
+class _Budget:
+    """What is left of the wall-clock (and, if given, deterministic) time limit."""
+
+    def __init__(self, started: float, seconds: float, deterministic: float | None):
+        self.deadline = started + seconds
+        self.deterministic = deterministic
+
+    def share(self, part: float) -> tuple[float, float | None]:
+        left = max(0.0, self.deadline - time.perf_counter())
+        if self.deterministic is None:
+            return left * part, None
+        given = self.deterministic * part
+        self.deterministic -= given
+        return left * part, given
+
+
+class _Model:
+    """Slot choices x[meeting, slot] under the hard rules, for the meetings not locked into a slot."""
+
+    def __init__(self, prep: _Prepared, base: _Board, skip: Mapping[int, str], placed: Iterable[int] | None = None):
+        """``placed``: when given, exactly these meetings are placed (and no others)."""
+        from ortools.sat.python import cp_model  # imported here: greedy() and check() do not need it
+
+        self.prep = prep
+        self.base = base
+        self.model = model = cp_model.CpModel()
+        self.x: dict[tuple[int, int], object] = {}
+        self.by_person_slot: dict[tuple[str, int], list] = defaultdict(list)
+        by_pool_slot: dict[int, list] = defaultdict(list)
+        by_table_slot: dict[tuple[int, int], list] = defaultdict(list)
+        by_person_session: dict[tuple[str, int], list] = defaultdict(list)
+        problem = prep.problem
+        only = None if placed is None else set(placed)
+        for m in problem.meetings:
+            if m.id in skip or m.id in base.where or (only is not None and m.id not in only):
+                continue
+            table = prep.fixed_table[m.id]
+            # slots still open after the locked meetings: neither person nor the fixed table taken there
+            slots = [sid for sid in prep.candidates[m.id]
+                     if sid not in base.person_slots[m.a] and sid not in base.person_slots[m.b]
+                     and (table is None or (table, sid) not in base.table_used)]
+            for sid in slots:
+                var = self.x[(m.id, sid)] = model.new_bool_var(f"x{m.id}_{sid}")
+                session = prep.slot[sid].session
+                for person in (m.a, m.b):
+                    self.by_person_slot[(person, sid)].append(var)
+                    by_person_session[(person, session)].append(var)
+                if table is None or table in prep.pool:
+                    by_pool_slot[sid].append(var)
+                if table is not None:
+                    by_table_slot[(table, sid)].append(var)
+            if only is not None:
+                model.add_exactly_one(self.x[(m.id, sid)] for sid in slots)
+            elif len(slots) > 1:
+                model.add_at_most_one(self.x[(m.id, sid)] for sid in slots)
+        for terms in self.by_person_slot.values():
+            if len(terms) > 1:
+                model.add_at_most_one(terms)
+        for sid, terms in by_pool_slot.items():
+            room = len(prep.pool) - base.pool_used[sid]
+            if len(terms) > room:
+                model.add(sum(terms) <= room)
+        for terms in by_table_slot.values():
+            if len(terms) > 1:
+                model.add_at_most_one(terms)
+        if problem.max_per_session is not None:
+            for (person, session), terms in by_person_session.items():
+                room = problem.max_per_session - base.per_session[(person, session)]
+                if len(terms) > room:
+                    model.add(sum(terms) <= room)
+        self.status = "NONE"  # after solve(): "OPTIMAL", "FEASIBLE" or "NONE" (no solution)
+        self._lines: list[tuple] = []  # (person, free slots of a session, position, idle)
+        self._sides: list[tuple] = []  # (person, free slots of a session, position, "before"/"after", var)
+
+    def add_idle(self) -> list:
+        """Idle-gap indicators along each person's free slots of a session:
+        idle[k] >= before[k] + after[k] - 1 - occupied[k], where before[k] (after[k]) is implied by
+        any meeting of the person earlier (later) in the session. Minimising idle pulls them down to
+        exactly "has a meeting before and after and none here"."""
+        model, base, prep = self.model, self.base, self.prep
+        idle_vars = []
+        for person in sorted(prep.people()):
+            free = prep.free(person)
+            for ids in prep.session_slots.values():
+                line = [sid for sid in ids if sid in free]
+                occ = [(1 if sid in base.person_slots[person] else 0, self.by_person_slot.get((person, sid), []))
+                       for sid in line]
+                possible = [k for k, (const, terms) in enumerate(occ) if const or terms]
+                if len(possible) < 2:
+                    continue
+                first, last = possible[0], possible[-1]
+                before: dict[int, object] = {}
+                after: dict[int, object] = {}
+                for k in range(first + 1, last + 1):
+                    before[k] = self._either(occ[k - 1], before.get(k - 1))
+                    self._sides.append((person, line, k, "before", before[k]))
+                for k in range(last - 1, first - 1, -1):
+                    after[k] = self._either(occ[k + 1], after.get(k + 1))
+                    self._sides.append((person, line, k, "after", after[k]))
+                for k in range(first + 1, last):
+                    const, terms = occ[k]
+                    if const:
+                        continue
+                    var = model.new_bool_var("")
+                    model.add(var >= before[k] + after[k] - 1 - sum(terms))
+                    idle_vars.append(var)
+                    self._lines.append((person, line, k, var))
+        return idle_vars
+
+    def _either(self, occupied: tuple[int, list], chained: object) -> object:
+        const, terms = occupied
+        if const or isinstance(chained, int):
+            return 1
+        var = self.model.new_bool_var("")
+        if terms:  # one linear row, not one implication per term: at most one term is true (one per slot)
+            self.model.add(var >= sum(terms))
+        if chained is not None:
+            self.model.add_implication(chained, var)
+        return var
+
+    def hint(self, where: Mapping[int, int]) -> None:
+        """Hints a complete schedule (meeting id -> slot id, locked meetings included)."""
+        for (mid, sid), var in self.x.items():
+            self.model.add_hint(var, int(where.get(mid) == sid))
+        if not self._lines:
+            return
+        meetings = {m.id: m for m in self.prep.problem.meetings}
+        taken: dict[str, set[int]] = defaultdict(set)
+        for mid, sid in where.items():
+            taken[meetings[mid].a].add(sid)
+            taken[meetings[mid].b].add(sid)
+        for person, line, k, idle in self._lines:
+            earlier = any(sid in taken[person] for sid in line[:k])
+            later = any(sid in taken[person] for sid in line[k + 1:])
+            self.model.add_hint(idle, int(earlier and later and line[k] not in taken[person]))
+        for person, line, k, kind, side in self._sides:
+            if not isinstance(side, int):
+                part = line[:k] if kind == "before" else line[k + 1:]
+                self.model.add_hint(side, int(any(sid in taken[person] for sid in part)))
+
+    def solve(self, limits: tuple[float, float | None], workers: int, seed: int):
+        from ortools.sat.python import cp_model
+
+        seconds, deterministic = limits
+        if seconds <= 0.05:
+            return None
+        solver = cp_model.CpSolver()
+        params = solver.parameters
+        params.num_workers = max(1, workers)
+        params.random_seed = seed
+        params.max_time_in_seconds = seconds
+        if deterministic is not None:
+            params.max_deterministic_time = deterministic
+            params.interleave_search = True
+        code = solver.solve(self.model)
+        self.status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE"}.get(code, "NONE")
+        return solver
+
+    def solution(self, solver) -> dict[int, int]:
+        return {mid: sid for (mid, sid), var in self.x.items() if solver.boolean_value(var)}
 
 
 # --- checking -----------------------------------------------------------------------------------
