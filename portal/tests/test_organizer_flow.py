@@ -217,7 +217,7 @@ def test_admin_pages_and_the_menu_by_role(platform, person):
     ada.start_staff_session("admin")
     page = ada.open("/admin/health")
     rows = page.locator("#health tbody tr")
-    assert rows.count() == 4
+    assert rows.count() == 5  # members, events, matching, notifications, meetings
     assert "Ready" in rows.first.inner_text()
     assert page.get_by_role("link", name="Staff accounts").is_visible()
     assert page.get_by_role("heading", name="Notifications that could not be delivered").is_visible()

@@ -33,18 +33,20 @@ class SessionExpired(Exception):
 @dataclass
 class ApiError(Exception):
     """A 4xx answer: ``status``, the service's ``message`` and its ``fields`` (422 field errors,
-    possibly nested: ``{"region": {"postcode": ["..."]}}``); ``retry_after`` in seconds for 429."""
+    possibly nested: ``{"region": {"postcode": ["..."]}}``); ``retry_after`` in seconds for 429;
+    ``body`` the whole answer (meetings-service's 409 names the ``free_slots``)."""
     status: int
     message: str
     fields: dict = field(default_factory=dict)
     retry_after: int | None = None
+    body: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"
 
 
 class Services:
-    """The four services' APIs, as one member (``token``) or anonymously (``token=None``)."""
+    """The services' APIs, as one member (``token``) or anonymously (``token=None``)."""
 
     def __init__(self, urls: dict[str, str], token: str | None, timeout: float = 10.0,
                  language: str | None = None, client_ip: str | None = None):
@@ -90,8 +92,9 @@ class Services:
             except ValueError:
                 body = {}
             retry = response.headers.get("Retry-After")
+            body = body if isinstance(body, dict) else {}
             raise ApiError(response.status_code, str(body.get("error") or response.reason),
-                           body.get("fields") or {}, int(retry) if retry and retry.isdigit() else None)
+                           body.get("fields") or {}, int(retry) if retry and retry.isdigit() else None, body)
         if raw:
             return response
         if response.status_code == 204 or not response.content:
@@ -103,6 +106,9 @@ class Services:
 
     def post(self, service: str, path: str, **kwargs):
         return self.call("POST", service, path, **kwargs)
+
+    def put(self, service: str, path: str, **kwargs):
+        return self.call("PUT", service, path, **kwargs)
 
 
 def flatten_fields(fields: dict, prefix: str = "") -> dict[str, list[str]]:

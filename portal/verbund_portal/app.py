@@ -163,6 +163,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
         dashboard,
         events,
         inbox,
+        matchmaking,
         member,
         organize,
         pages,
@@ -170,7 +171,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
         public,
     )
 
-    for module in (auth, member, partners, events, inbox, pages, organize, dashboard, admin, public):
+    for module in (auth, member, partners, events, inbox, pages, organize, dashboard, admin, public, matchmaking):
         app.register_blueprint(module.blueprint)
 
     @app.context_processor
