@@ -520,8 +520,9 @@ def test_a_moved_registration_is_one_message_with_both_calendar_files(store, clo
         assert moved.subject.startswith(subject_en) and "Batterie-Werkstatt (2. Termin)" in moved.subject
         assert "your registration is on its waiting list at position 3" in moved.text
     else:
-        assert moved.subject == ("Ihre Anmeldung wurde verschoben: von Batterie-Werkstatt: Zellfertigung trifft "
-                                 "Logistik am Mi., 3. März 2027 zu Batterie-Werkstatt (2. Termin) am Mi., 7. April 2027")
+        assert moved.subject == ("Ihre Anmeldung wurde verschoben: von Batterie-Werkstatt: Zellfertigung "
+                                 "trifft Logistik am Mi., 3. März 2027 zu Batterie-Werkstatt (2. Termin) "
+                                 "am Mi., 7. April 2027")
         assert line_de in moved.text and "storniert" not in moved.text
     calendars = [part for part in moved.message.iter_attachments() if part.get_content_type() == "text/calendar"]
     assert [part.get_param("method") for part in calendars] == ["CANCEL", "PUBLISH"]
