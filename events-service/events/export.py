@@ -22,6 +22,8 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils import get_column_letter
 
+from verbund.reference import label
+
 COLUMNS = (
     ("status", "Status"),
     ("waitlist_position", "Waitlist position"),
@@ -108,6 +110,16 @@ def _status(value, language: str | None):
     return STATUS[language].get(value, value) if language else value
 
 
+def _in_words(row: dict, language: str | None) -> dict:
+    """With ``language`` (``?headers=labels``): status, sector and language in words of that language
+    ("bestätigt", "Logistik", "Deutsch"; ``verbund.reference.label``, the names the member import
+    reads too, so a list exported in words can be read back); without: the codes, for programs."""
+    if not language:
+        return row
+    return {**row, "status": _status(row["status"], language),
+            **{key: label(key, row[key], language) for key in ("sector", "language") if row.get(key)}}
+
+
 def clean(value):
     """Text fit for a spreadsheet cell: runs of control characters become one space
     (a vertical tab in a stored name made the whole .xlsx a 500). Other values pass unchanged."""
@@ -138,13 +150,13 @@ def filename(event: dict, extension: str) -> str:
 
 def to_csv(rows: list[dict], dialect: Dialect = DIALECTS["rfc4180"], language: str | None = None) -> bytes:
     """The attendee list as CSV in ``dialect``: the column keys as header (with ``language``, ``de`` or
-    ``en``: the headings and status values in that language), one line per registration, CRLF line ends
-    (RFC 4180), text cleaned of control characters and defused against formulas."""
+    ``en``: the headings and status, sector and language values in that language), one line per
+    registration, CRLF line ends (RFC 4180), text cleaned of control characters and defused against formulas."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=dialect.delimiter)
     writer.writerow([LABELS[language][key] if language else key for key, _ in COLUMNS])
     for row in rows:
-        row = {**row, "status": _status(row["status"], language)}
+        row = _in_words(row, language)
         writer.writerow(["" if row[key] is None else
                          _defused(clean(_time(row[key], dialect) if key in TIME_COLUMNS else row[key]))
                          for key, _ in COLUMNS])
@@ -164,15 +176,15 @@ def _text_cells(sheet) -> None:
 
 def to_xlsx(event: dict, rows: list[dict], language: str = "en") -> bytes:
     """The attendee list as an Excel workbook in ``language`` (``de`` or ``en``): sheet "Attendees" /
-    "Teilnehmende" (labelled header, status in words, frozen, filtered; ``registered_at`` a date cell in
-    the event's local time) and sheet "Event" / "Veranstaltung" (the event's key facts). Text is cleaned
-    of control characters and never stored as a formula."""
+    "Teilnehmende" (labelled header, status, sector and language in words, frozen, filtered;
+    ``registered_at`` a date cell in the event's local time) and sheet "Event" / "Veranstaltung" (the
+    event's key facts). Text is cleaned of control characters and never stored as a formula."""
     workbook = Workbook()
     sheet = workbook.active
     sheet.title, facts = SHEETS[language]
     sheet.append([LABELS[language][key] for key, _ in COLUMNS])
     for row in rows:
-        row = {**row, "status": _status(row["status"], language)}
+        row = _in_words(row, language)
         # Times as Excel dates (sortable, filterable), in the event's time zone: Excel has no zones.
         sheet.append([datetime.fromisoformat(row[key]).replace(tzinfo=None) if key in TIME_COLUMNS and row[key]
                       else clean(row[key]) for key, _ in COLUMNS])

@@ -46,12 +46,16 @@ REGISTRATION = {"type": "object", "required": ["id", "event_id", "member_id", "s
                     "seats": {"type": "integer"}, "status": {"enum": ["confirmed", "waitlisted", "cancelled"]},
                     "waitlist_position": {"type": ["integer", "null"]}, "version": {"type": "integer"},
                     "reason": {"type": ["string", "null"]},
+                    "moved_to": {"type": "string", "description": "reason `moved`: the event it moved to"},
                     "attendees": {"type": "array", "items": {"type": "string"}},
                     "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}
 EVENT_REGISTRATIONS = {"type": "object", "required": ["event", "items"], "properties": {
     "event": {"$ref": "#/components/schemas/event-view"},
     "items": {"type": "array", "items": {**REGISTRATION, "properties": {
-        **REGISTRATION["properties"], "member_name": {"type": ["string", "null"]}}}}}}
+        **REGISTRATION["properties"], "member_name": {"type": ["string", "null"]},
+        "moved_to_event": {"type": ["object", "null"], "description": "reason `moved`: the event in brief",
+                           "properties": {"id": {"type": "string"}, "title": {"type": "string"},
+                                          "starts_at": {"type": "string"}, "timezone": {"type": "string"}}}}}}}}
 MEMBER_REGISTRATIONS = {"type": "object", "required": ["member_id", "items"], "properties": {
     "member_id": {"type": "string"},
     "items": {"type": "array", "items": {**REGISTRATION, "properties": {**REGISTRATION["properties"], "event": {

@@ -287,7 +287,8 @@ def move_registration(uow: UnitOfWork, principal: Principal, event_id: str, regi
     """Staff move a member's registration to another event of the same organizers (the same workshop
     on another date), in one transaction: cancelled here (reason ``moved``, and the waitlist here moves
     up), then registered there with the same seats and attendee names by the usual rule (confirmed
-    while seats are free, else at the end of the waitlist). Emits ``registration.cancelled``, then
+    while seats are free, else at the end of the waitlist). Emits ``registration.cancelled`` (with
+    ``moved_to``: the other event's id), then
     ``registration.confirmed`` or ``registration.waitlisted``, and ``registration.promoted`` for those
     who move up here or there. Answers ``{"cancelled": registration here, "registration": the new one
     with its waitlist_position}``. Errors: 404 an event or the registration; 403 / 409 / 422 as
@@ -323,6 +324,7 @@ def move_registration(uow: UnitOfWork, principal: Principal, event_id: str, regi
         raise Conflict(f"this member is registered for the other event already ({there.status})",
                        field="to_event_id", registration_id=there.id)
     _end(registration, "moved", now)
+    registration.moved_to = target.id  # notifications tells the member of one move, not two changes
     _emit_registrations(uow, source, [("registration.cancelled", registration)] + _promoted(_settle(uow, source)))
     target.arrivals += 1
     moved = Registration(id=str(uuid.uuid4()), event_id=target.id, member_id=registration.member_id,

@@ -357,7 +357,9 @@ def test_the_attendee_csv_opens_in_german_excel_and_in_programs(events_api, even
 def test_the_attendee_list_speaks_the_organizers_language_when_asked_for_labels(events_api, event_input,
                                                                                members_feed):
     event = schedule(events_api, event_input(capacity=1))
-    first, second = members_feed.member(), members_feed.member()
+    first = members_feed.member(sector="logistics")
+    second = members_feed.member(sector="research", contact={"name": "Ann Lee", "email": "ann@lee.example",
+                                                             "language": "en"})
     register(events_api, event, first)
     register(events_api, event, second)
     url = f"{events_api.url}/events/{event['id']}/attendees"
@@ -367,13 +369,22 @@ def test_the_attendee_list_speaks_the_organizers_language_when_asked_for_labels(
     assert [(row["Status"], row["Organisation"], row["Plätze"]) for row in rows] == [
         ("bestätigt", first["name"], "1"), ("Warteliste", second["name"], "1")]
     assert rows[1]["Wartelistenplatz"] == "1"
+    # Sector and language in words too, in the requester's language.
+    assert [(row["Branche"], row["Sprache"]) for row in rows] == [("Logistik", "Deutsch"), ("Forschung", "Englisch")]
     english = requests.get(f"{url}.csv", params={"headers": "labels"}, headers=IT_ORGANIZER, timeout=10).content
     assert next(csv.reader(io.StringIO(english.decode("utf-8-sig"))))[:3] == ["Status", "Waitlist position",
                                                                               "Organisation"]
+    in_english = list(csv.DictReader(io.StringIO(english.decode("utf-8-sig"))))
+    assert [(row["Sector"], row["Language"]) for row in in_english] == [("Logistics", "German"),
+                                                                         ("Research", "English")]
+    codes = list(csv.DictReader(io.StringIO(requests.get(f"{url}.csv", headers=german, timeout=10)
+                                             .content.decode("utf-8-sig")), delimiter=";"))
+    assert [(row["sector"], row["language"]) for row in codes] == [("logistics", "de"), ("research", "en")]
     workbook = load_workbook(io.BytesIO(requests.get(f"{url}.xlsx", headers=german, timeout=10).content))
     assert workbook.sheetnames == ["Teilnehmende", "Veranstaltung"]
     values = [[cell.value for cell in row] for row in workbook["Teilnehmende"].iter_rows()]
     assert values[0][:4] == ["Status", "Wartelistenplatz", "Organisation", "Branche"] and values[1][0] == "bestätigt"
+    assert (values[1][3], values[1][6]) == ("Logistik", "Deutsch")
     bad = requests.get(f"{url}.csv", params={"headers": "german"}, headers=german, timeout=10)
     assert bad.status_code == 422 and "headers" in bad.json()["fields"]
 

@@ -225,6 +225,13 @@ def test_a_move_to_an_event_with_free_seats_is_confirmed_there(store):
     moved = move(store, here, register(store, here, member), there)
     assert moved["registration"]["status"] == "confirmed"
     assert published(store)[-2:] == ["registration.cancelled", "registration.confirmed"]
+    # The cancellation names where it moved (for one message to the member, and the organizer's page).
+    [cancelled] = published(store, "registration.cancelled")
+    assert cancelled["data"]["registration"]["moved_to"] == there["id"] == moved["cancelled"]["moved_to"]
+    assert "moved_to" not in published(store, "registration.confirmed")[-1]["data"]["registration"]
+    with store.unit_of_work() as uow:
+        listed = queries.list_registrations(uow, IT_ORGANIZER, here["id"])["items"]
+    assert [item.get("moved_to_event", {}).get("title") for item in listed] == [there["title"]]
 
 
 def test_moves_that_are_not_allowed_change_and_emit_nothing(store, clock):

@@ -58,6 +58,8 @@ EVENT_TYPES = {
         EventType("contact.accepted", "members", 1,
                   "A contact request was accepted: both members now see each other's contact person."),
         EventType("contact.declined", "members", 1, "A contact request was declined."),
+        EventType("integrator.revoked", "members", 1,
+                  "An admin revoked an integrator; notifications-service disables its webhooks."),
         # events-service
         EventType("event.scheduled", "events", 1, "Organizers scheduled a joint event."),
         EventType("event.updated", "events", 1,
@@ -101,7 +103,7 @@ SUBSCRIPTIONS: dict[str, list[str]] = {
     "meetings": ["event.*", "registration.*", "member.*"],
     "notifications": ["member.*", "event.*", "registration.*", "match.suggested", "project.*",
                       "contact.*", "meeting.requested", "meeting.accepted", "meeting.declined",
-                      "meeting.scheduled", "meeting.cancelled"],
+                      "meeting.scheduled", "meeting.cancelled", "integrator.revoked"],
 }
 
 

@@ -195,7 +195,9 @@ class MembersService(ServiceBase):
     def revoke_integrator(self, request, name):
         """Revoke an integrator: its tokens are refused from the next request on (here at once, elsewhere
         within ``STAFF_CHECK_TTL_SECONDS``), its RabbitMQ user (with its permissions and connections) and
-        its queues ``integrator.<name>.*`` are deleted. 404 no such integrator; 503 the broker refused
+        its queues ``integrator.<name>.*`` are deleted, and ``integrator.revoked`` announces it (through the
+        outbox: notifications-service disables its webhooks, also when it consumes the event later).
+        ``verbund integrator NAME --revoke`` calls this. 404 no such integrator; 503 the broker refused
         (nothing changed: run it again)."""
         from verbund.tools import integrators
 

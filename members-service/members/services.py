@@ -377,8 +377,9 @@ def create_integrator(uow: UnitOfWork, grant: dict, provision) -> dict:
 def revoke_integrator(uow: UnitOfWork, name: str, remove) -> dict:
     """Revoke integrator ``name``: mark its grant revoked (its tokens are refused from the next request
     on, here at once and elsewhere within ``STAFF_CHECK_TTL_SECONDS``), then ``remove(name)`` (the kit's
-    ``integrators.remove``: its RabbitMQ user, permissions, connections and queues). Revoking twice
-    removes again and keeps the first time. Raises NotFound (404)."""
+    ``integrators.remove``: its RabbitMQ user, permissions, connections and queues), and emit
+    ``integrator.revoked`` (notifications-service disables its webhooks). Revoking twice removes and
+    announces again and keeps the first time. Raises NotFound (404)."""
     held = uow.session.execute(select(IntegratorGrant).where(IntegratorGrant.name == name)
                                .with_for_update()).scalar()
     if held is None:
@@ -386,6 +387,10 @@ def revoke_integrator(uow: UnitOfWork, name: str, remove) -> dict:
     held.revoked_at = held.revoked_at or uow.now()
     uow.session.flush()
     removed = remove(name)
+    # Through the outbox, in this transaction: notifications-service disables the integrator's webhooks
+    # when it consumes it, also if it is down now (the event waits in its queue). Again on every revocation.
+    uow.emit("integrator.revoked", name, {"name": name, "serial": held.serial,
+                                          "revoked_at": envelope.isoformat(held.revoked_at)})
     return {**held.view(), "removed_queues": removed["queues"]}
 
 

@@ -177,11 +177,22 @@ def topic_of(event: dict) -> str | None:
         return "suggestions"
     if type_.startswith("project."):
         return f"project:{data['project']['id']}"
+    if moved_to(event):  # a move: one message about the new registration there (``merge``)
+        return f"event:{moved_to(event)}"
     if type_.startswith(("event.", "registration.")) and isinstance(data.get("event"), dict):
         return f"event:{data['event']['id']}"
     if type_ in MEETING_STEPS:  # a request accepted and scheduled within the window: one mail
         return f"meeting:{data['meeting']['id']}"
     return None  # reminders, summaries and surveys go as they are
+
+
+def moved_to(event: dict) -> str | None:
+    """The event id a ``registration.cancelled`` with reason ``moved`` moved to (events-service's
+    ``moved_to``, emitted in the same transaction as the registration there), else None."""
+    if event["type"] != "registration.cancelled":
+        return None
+    registration = event["data"].get("registration") or {}
+    return registration.get("moved_to") if registration.get("reason") == "moved" else None
 
 
 # The consumed meeting.* types, in the order a meeting goes through them.
@@ -204,6 +215,9 @@ class Merged:
     # event as it now is, rather than "changed" about something the member never heard of).
     render_type: str | None = None
     steps: tuple[str, ...] = ()  # the source types merged, oldest first ("accepted and scheduled")
+    # A registration moved here from another event: the cancellation there (its source event), told in
+    # this one message ("moved from A to B") with both calendar files.
+    moved_from: dict | None = None
 
 
 CLOSED_BEFORE_MAILED = "the proposal was closed before its message left"
@@ -224,6 +238,9 @@ def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = 
     ``told_type``: the type of the last message about it that reached the member, if known.
 
     * a proposal closed before any message about it left is never mailed;
+    * a registration moved to another event (``registration.cancelled`` with ``moved_to``, whose topic
+      is the other event's) and made there within the window is one message of the move
+      (``moved_from``: the cancellation), with the calendar files of both events;
     * a registration made and cancelled before its message left sends nothing (no mail, no
       METHOD:CANCEL ``.ics`` for an appointment never sent);
     * a suggestion list that changed back to the baseline sends nothing; else the message names
@@ -243,6 +260,10 @@ def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = 
         if not added and not removed:
             return Merged(False, NOTHING_CHANGED, count=len(sources))
         return Merged(True, added=added, removed=removed, count=len(sources))
+    if type_ in _REGISTRATION_MADE:
+        moved = [source for source in sources[:-1] if moved_to(source) == newest["data"]["event"]["id"]]
+        if moved:  # the cancellation there and the registration here arrived within the window
+            return Merged(True, count=len(sources), moved_from=moved[-1])
     if (type_ == "registration.cancelled" and told_type not in _REGISTRATION_MADE
             and any(source["type"] in _REGISTRATION_MADE for source in sources[:-1])):
         return Merged(False, REGISTERED_AND_CANCELLED, count=len(sources))

@@ -122,7 +122,10 @@ def test_an_organizer_moves_a_registration_to_another_date(platform, person):
     assert "steht dort auf Platz 1 der Warteliste" in page.inner_text("main")
     # Here: the waitlisted member moved up; the mover is cancelled.
     assert f"Elster IT {suffix}" in page.locator("table[aria-labelledby=confirmed-heading]").inner_text()
-    assert f"Saale Code {suffix}" in page.locator("table[aria-labelledby=cancelled-heading]").inner_text()
+    cancelled = page.locator("table[aria-labelledby=cancelled-heading] tbody tr", has_text=f"Saale Code {suffix}")
+    assert f"verschoben nach KI-Werkstatt {suffix} (Termin 2)" in cancelled.inner_text()
+    assert cancelled.get_by_role("link", name=f"KI-Werkstatt {suffix} (Termin 2)").get_attribute("href") == \
+        f"/organize/events/{second['id']}"
     olga.check_accessibility()
     olga.screenshot("organizer-event-moved")
     page = olga.open(f"/organize/events/{second['id']}")

@@ -7,7 +7,8 @@
   verbund definitions          print that topology as a RabbitMQ definitions document
   verbund asyncapi             write docs/asyncapi.yaml from the catalogue and the event schemas
   verbund openapi              write docs/openapi/<service>.json from the services' endpoints
-  verbund integrator NAME      create or update an integrator's read-only RabbitMQ user and token (--events scope)
+  verbund integrator NAME      create or update an integrator's read-only RabbitMQ user and token (--events scope);
+                               --revoke takes it back (tokens, RabbitMQ user, queues, webhooks)
   verbund replay NAME          copy a scoped integrator's events from the replay stream into its queue
   verbund tail [PATTERN ...]   print live events readably (--since to replay)
   verbund token ROLE ...       issue a bearer token (admin's command)
@@ -287,6 +288,8 @@ def cmd_integrator(args) -> int:
     from verbund.tools import integrators
 
     amqp_uri = env("AMQP_URI", DEFAULT_AMQP_URI)
+    if args.revoke:
+        return _revoke_integrator(args)
     try:
         scope = integrators.parse_scope(args.events)
         if not integrators.NAME.match(args.name):
@@ -334,6 +337,30 @@ def cmd_integrator(args) -> int:
     for hook in changed:
         after = ",".join(hook["after"]) if hook["after"] else "disabled (nothing left in scope)"
         print(f"webhook {hook['id']}: {','.join(hook['before'])} -> {after}")
+    return 0
+
+
+def _revoke_integrator(args) -> int:
+    """``verbund integrator NAME --revoke``: members-service's revocation (``integrators.revoke``)."""
+    from verbund.settings import NoAuthSecret, existing_auth_secret
+    from verbund.tools import integrators
+
+    if args.events is not None or args.personal or args.keep_password:
+        print("error: --revoke takes no --events, --personal or --keep-password", file=sys.stderr)
+        return 2
+    if not integrators.NAME.match(args.name):
+        print("error: an integrator name is 2-41 lowercase letters, digits or dashes", file=sys.stderr)
+        return 2
+    try:
+        existing_auth_secret()  # the admin token below is signed with it
+        revoked = integrators.revoke(integrators.service_url("members"), args.name)
+    except (NoAuthSecret, LookupError, RuntimeError) as exc:
+        print(f"error: nothing changed: {exc}", file=sys.stderr)
+        return 1
+    queues = ", ".join(revoked.get("removed_queues") or []) or "none"
+    print(f"integrator {args.name} revoked at {revoked['revoked_at']}: its tokens are refused, RabbitMQ user "
+          f"{integrators.user_name(args.name)} deleted, queues removed: {queues}; notifications-service "
+          f"disables its webhooks when it consumes integrator.revoked")
     return 0
 
 
@@ -498,6 +525,9 @@ def parser() -> argparse.ArgumentParser:
     integrator.add_argument("--events", help=EVENTS_HELP)
     integrator.add_argument("--personal", action="store_true", help=PERSONAL_HELP)
     integrator.add_argument("--days", type=int, default=365, help="validity of the printed token in days (365)")
+    integrator.add_argument("--revoke", action="store_true",
+                            help="revoke it: tokens refused, RabbitMQ user and queues removed, webhooks disabled "
+                                 "(at members-service, as the admin pages do)")
     integrator.add_argument("--keep-password", action="store_true",
                             help="an existing user keeps its password (only the scope changes)")
     integrator.set_defaults(func=cmd_integrator)

@@ -242,6 +242,32 @@ def record_grant(url: str, name: str, scope: tuple[str, ...], personal: bool, ti
     return response.json()
 
 
+def revoke(url: str, name: str, timeout: float = 60.0) -> dict:
+    """Revoke integrator ``name`` at members-service (``POST {url}/integrators/{name}/revoke`` with an admin
+    token signed here for a minute), the use case the admin pages call too: its tokens are refused, its
+    RabbitMQ user and queues go (on members-service's broker node) and ``integrator.revoked`` makes
+    notifications-service disable its webhooks. Returns the revoked grant with ``removed_queues``. Raises
+    LookupError when there is no such integrator, RuntimeError saying why when members-service cannot be
+    reached or refuses."""
+    import requests
+
+    from verbund import auth
+
+    admin = auth.issue("admin", "verbund-integrator", ttl=timedelta(minutes=1))
+    try:
+        response = requests.post(f"{url}/integrators/{name}/revoke",
+                                 headers={"Authorization": f"Bearer {admin}"}, timeout=timeout)
+    except requests.RequestException as exc:
+        raise RuntimeError(f"members-service at {url} is not reachable ({exc.__class__.__name__}); "
+                           f"set MEMBERS_URL") from None
+    if response.status_code == 404:
+        raise LookupError(f"members-service at {url} knows no integrator {name!r}")
+    if response.status_code != 200:
+        raise RuntimeError(f"members-service at {url} refused the revocation: {response.status_code} "
+                           f"{response.text[:300]}")
+    return response.json()
+
+
 def narrow_webhooks(url: str, name: str, scope: tuple[str, ...], timeout: float = 10.0) -> list[dict]:
     """Bring the integrator's webhook endpoints at notifications-service within ``scope`` after a
     narrowing, as its own token of that scope would change them (``PATCH /webhooks/{id}``): a pattern

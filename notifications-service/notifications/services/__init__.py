@@ -15,7 +15,10 @@ def on_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | None] |
     """What consuming one event does (inside the inbox claim's unit of work): ``member.*`` keep
     the read model (``keys`` as for ``read_model.apply_member_event``), then the fan-out under
     the operator's ``policy`` (default: ``domain.MailPolicy()``). Returns the fan-out's counts
-    (``fanout.notify``)."""
+    (``fanout.notify``). ``integrator.revoked`` only disables that integrator's webhooks
+    (``webhooks.revoke_integrator``)."""
+    if event["type"] == "integrator.revoked":  # an admin matter: disables webhooks, delivered to nobody
+        return webhooks.revoke_integrator(uow, event["data"])
     if event["type"].startswith("member."):
         read_model.apply_member_event(uow, event, keys)
         if event["type"] == "member.deleted":
