@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meetings import domain
-from meetings.models import Booking, JointEvent, Meeting, Outcome, Participant, Setup, Slot, iso
+from meetings.models import Booking, JointEvent, Meeting, Member, Outcome, Participant, Setup, Slot, iso
 from verbund.auth import Principal
 from verbund.errors import Forbidden, NotFound
 
@@ -104,10 +104,18 @@ def placement_visible(meeting: Meeting, setup: Setup) -> bool:
     return meeting.slot is not None and (meeting.placed_by == "participants" or setup.published != "none")
 
 
+def member_name(session: Session, member_id: str) -> str | None:
+    """The organisation's name as member.* last gave it; None when not known (yet) or erased."""
+    member = session.get(Member, member_id)
+    return member.name if member is not None else None
+
+
 def meeting_view(session: Session, meeting: Meeting, viewer: str | None, setup: Setup, now: datetime,
                  *, staff: bool = False) -> dict:
     """A meeting as one of its members (``viewer``) or staff sees it. The message and the reason are for the
-    two members only; slot and table only once visible to participants (staff always see them)."""
+    two members only; slot and table only once visible to participants (staff always see them). The two
+    sides' organisation names: ``other_name`` for a member, ``requester_name``/``recipient_name`` for staff
+    (None when not known or erased)."""
     visible = staff or placement_visible(meeting, setup)
     start, end = slot_times(session, meeting.event_id, meeting.slot) if visible else (None, None)
     mine = viewer in (meeting.requester_id, meeting.recipient_id)
@@ -125,8 +133,11 @@ def meeting_view(session: Session, meeting: Meeting, viewer: str | None, setup: 
         view["message"], view["reason"] = meeting.message, meeting.reason
         view["role"] = "requester" if viewer == meeting.requester_id else "recipient"
         view["other_id"] = meeting.other(viewer)
+        view["other_name"] = member_name(session, view["other_id"])
     if staff:
         view["placed_by"] = meeting.placed_by
+        view["requester_name"] = member_name(session, meeting.requester_id)
+        view["recipient_name"] = member_name(session, meeting.recipient_id)
     return view
 
 
@@ -168,6 +179,35 @@ def all_meetings(session: Session, principal: Principal, event_id: str, now: dat
                            .order_by(Meeting.slot.nulls_last(), Meeting.table_no, Meeting.id)).scalars()
     return {"event_id": event_id, "published": setup.published,
             "items": [meeting_view(session, m, None, setup, now, staff=True) for m in rows]}
+
+
+def free_slots(session: Session, principal: Principal, event_id: str, meeting_id: str, now: datetime) -> dict:
+    """The slots in which both sides of a meeting are free (available, not booked elsewhere, below the most
+    meetings per session) and a table is left: what accepting or moving the meeting can pick. The meeting's
+    own booking counts as free (a move may stay). ``free_tables`` is the number of tables still free in the
+    slot (None in meeting-point mode). 403 for anyone but the two members and the event's organizers;
+    404 no such meeting."""
+    setup = load_setup(session, event_id)
+    meeting = load_meeting(session, event_id, meeting_id)
+    if principal.member_id not in (meeting.requester_id, meeting.recipient_id) and not domain.can_organize(
+            principal, session.get(JointEvent, event_id).organizers):
+        raise Forbidden("only the two members (and the event's organizers) see their free times")
+    calendar = calendar_of(session, event_id, exclude_meeting=meeting.id)
+    both = set(domain.mutually_free(meeting.requester_id, meeting.recipient_id, sorted(calendar.session_of),
+                                    calendar, setup.max_per_session))
+    items = []
+    for slot in slots(session, event_id):
+        if slot.number not in both:
+            continue
+        tables = None
+        if setup.tables is not None:
+            tables = setup.tables - len(calendar.tables_used.get(slot.number, set()))
+            if tables <= 0:
+                continue
+        items.append({"number": slot.number, "session": slot.session, "starts_at": iso(slot.starts_at),
+                      "ends_at": iso(slot.ends_at), "free_tables": tables})
+    return {"event_id": event_id, "meeting_id": meeting.id,
+            "status": domain.effective_status(meeting.status, meeting.expires_at, now), "slots": items}
 
 
 def agenda(session: Session, event_id: str, member_id: str, now: datetime) -> dict:

@@ -122,6 +122,14 @@ class MeetingsService(ServiceBase):
         with self.db.unit_of_work() as uow:
             return queries.member_meetings(uow.session, request.principal, event_id, member_id, uow.now())
 
+    @api("GET", "/events/<string:event_id>/meetings/<string:meeting_id>/free-slots", roles=PARTIES,
+         errors=(403, 404), responses={200: ("The slots both sides have free, with free tables", OBJECT)})
+    def free_slots(self, request, event_id, meeting_id):
+        """The slots both members of a meeting have free and a table is left in: ``{event_id, meeting_id,
+        status, slots: [{number, session, starts_at, ends_at, free_tables}]}`` in time order."""
+        with self.db.unit_of_work() as uow:
+            return queries.free_slots(uow.session, request.principal, event_id, meeting_id, uow.now())
+
     @api("POST", "/events/<string:event_id>/meetings/<string:meeting_id>/accept", roles=MEMBER, body=AcceptSchema,
          errors=(403, 404, 409), responses={200: ("The accepted meeting", OBJECT)})
     def accept(self, request, event_id, meeting_id):

@@ -67,11 +67,14 @@ def day(store):
     ids = []
     for sector in ("automotive", "it", "logistics"):
         profile = member_registered(sector=sector)["data"]["profile"]
-        feed(store, member_registered(id=profile["id"], sector=sector))
+        feed(store, member_registered(id=profile["id"], sector=sector, name=NAMES[sector]))
         feed(store, registration(event, profile["id"]))
         run(store, services.opt_in, member(profile["id"]), event_id, ParticipationSchema().load({}))
         ids.append(profile["id"])
     return event, event_id, ids
+
+
+NAMES = {"automotive": "Erzgebirge Guss GmbH", "it": "Datenwerk Süd AG", "logistics": "Elbe Logistik GmbH"}
 
 
 def test_the_set_up_cuts_sessions_into_slots_around_the_break(store, day):
@@ -315,3 +318,30 @@ def test_schedule_all_places_accepted_meetings_and_participants_see_them_once_pu
     assert again["placed"] == 3
     with store.unit_of_work() as uow:
         assert uow.session.get(services.Meeting, ids[0]).slot == free  # the locked meeting stayed
+
+
+def test_a_member_sees_the_partner_organisation_by_name_until_it_is_erased(store, day):
+    _, event_id, (a, b, _) = day
+    asked = ask(store, event_id, a, b)
+    assert asked["other_name"] == NAMES["it"]
+    run(store, services.accept, member(b), event_id, asked["id"], AcceptSchema().load({"slot": 0}))
+    with store.unit_of_work() as uow:
+        theirs = queries.member_meetings(uow.session, member(b), event_id, b, uow.now())["items"][0]
+        mine = queries.agenda(uow.session, event_id, a, uow.now())
+        staff = queries.all_meetings(uow.session, ORGANIZER, event_id, uow.now())["items"][0]
+    assert theirs["other_name"] == NAMES["automotive"] and mine["items"][0]["other_name"] == NAMES["it"]
+    assert (staff["requester_name"], staff["recipient_name"]) == (NAMES["automotive"], NAMES["it"])
+    [entry] = Calendar.from_ical(agenda.to_ics(mine)).walk("VEVENT")
+    assert NAMES["it"] in str(entry["summary"])
+    # a newer profile renames; an older one does not bring the old name back
+    feed(store, member_registered(id=b, sector="it", name="Datenwerk Nord AG", version=3))
+    feed(store, member_registered(id=b, sector="it", name="Datenwerk Alt AG", version=2))
+    with store.unit_of_work() as uow:
+        assert queries.member_name(uow.session, b) == "Datenwerk Nord AG"
+    # the partner leaves: its name is erased with it, the meeting shows as cancelled without a name
+    feed(store, envelope.new_event("member.deleted", "/verbund/members", b,
+                                   {"id": b, "version": 4, "deleted_at": "2026-06-01T08:00:00Z"}))
+    with store.unit_of_work() as uow:
+        [view] = queries.member_meetings(uow.session, member(a), event_id, a, uow.now())["items"]
+        assert uow.session.get(services.Member, b).name is None
+    assert view["status"] == "cancelled" and view["other_name"] is None
