@@ -115,7 +115,8 @@ def meeting_view(session: Session, meeting: Meeting, viewer: str | None, setup: 
     """A meeting as one of its members (``viewer``) or staff sees it. The message and the reason are for the
     two members only; slot and table only once visible to participants (staff always see them). The two
     sides' organisation names: ``other_name`` for a member, ``requester_name``/``recipient_name`` for staff
-    (None when not known or erased)."""
+    (None when not known or erased). Staff also see ``placed_by`` and ``unplaced_reason`` (why the last
+    "schedule all" left it out: ``no_common_slot``, ``limit``, ``capacity``, ``locked_conflict``)."""
     visible = staff or placement_visible(meeting, setup)
     start, end = slot_times(session, meeting.event_id, meeting.slot) if visible else (None, None)
     mine = viewer in (meeting.requester_id, meeting.recipient_id)
@@ -136,6 +137,7 @@ def meeting_view(session: Session, meeting: Meeting, viewer: str | None, setup: 
         view["other_name"] = member_name(session, view["other_id"])
     if staff:
         view["placed_by"] = meeting.placed_by
+        view["unplaced_reason"] = meeting.unplaced_reason
         view["requester_name"] = member_name(session, meeting.requester_id)
         view["recipient_name"] = member_name(session, meeting.recipient_id)
     return view

@@ -175,6 +175,7 @@ def _book(uow: UnitOfWork, meeting: Meeting, slot: int, table: int | None, place
     _unbook(uow, meeting)
     uow.session.flush()
     meeting.slot, meeting.table_no, meeting.placed_by = slot, table, placed_by
+    meeting.unplaced_reason = None
     for member_id in (meeting.requester_id, meeting.recipient_id):
         uow.session.add(Booking(event_id=meeting.event_id, slot=slot, member_id=member_id, meeting_id=meeting.id))
     uow.session.flush()
@@ -574,7 +575,8 @@ def schedule_all(uow: UnitOfWork, principal: Principal, event_id: str, body: dic
     """"Schedule all": place every accepted meeting into a slot and a table with the scheduler (CP-SAT with
     a time limit, greedy fallback), keeping locked meetings and those the participants placed. Placements
     are visible to participants once published (``meeting.scheduled`` then). Answers {placed, unplaced:
-    [{meeting_id, reason}], status, idle_gaps, seconds}. 403, 404."""
+    [{meeting_id, reason}], status, idle_gaps, seconds}; each meeting left out keeps its reason
+    (``unplaced_reason`` in the organizers' view) until it is placed. 403, 404."""
     setup = _organizing(uow, principal, event_id)
     problem, by_number = _problem(uow, setup, replan=True)
     solve = solve or (lambda p: scheduler.schedule(p, time_limit_s=body["time_limit_s"], workers=2))
@@ -587,6 +589,7 @@ def schedule_all(uow: UnitOfWork, principal: Principal, event_id: str, body: dic
         meeting.slot = meeting.table_no = None
     uow.session.flush()
     for number, meeting in by_number.items():
+        meeting.unplaced_reason = result.unplaced.get(number)
         placement = placements.get(number)
         if meeting not in moving or placement is None:
             continue

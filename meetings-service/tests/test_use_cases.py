@@ -345,3 +345,34 @@ def test_a_member_sees_the_partner_organisation_by_name_until_it_is_erased(store
         [view] = queries.member_meetings(uow.session, member(a), event_id, a, uow.now())["items"]
         assert uow.session.get(services.Member, b).name is None
     assert view["status"] == "cancelled" and view["other_name"] is None
+
+
+def test_schedule_all_keeps_why_a_meeting_was_left_out_until_it_is_placed(store, day):
+    _, event_id, (a, b, c) = day
+    with store.unit_of_work() as uow:
+        uow.session.get(services.Setup, event_id).scheduling_mode = "organizer"
+    run(store, services.opt_in, member(b), event_id, ParticipationSchema().load({"available": [0]}))
+    run(store, services.opt_in, member(c), event_id, ParticipationSchema().load({"available": [1]}))
+    ids = {}
+    for x, y in ((a, b), (b, c), (a, c)):
+        asked = ask(store, event_id, x, y)
+        run(store, services.accept, member(y), event_id, asked["id"], AcceptSchema().load({}))
+        ids[(x, y)] = asked["id"]
+
+    def reasons():
+        with store.unit_of_work() as uow:
+            items = queries.all_meetings(uow.session, ORGANIZER, event_id, uow.now())["items"]
+        return {item["id"]: item["unplaced_reason"] for item in items}
+
+    result = run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})
+    assert result["unplaced"] == [{"meeting_id": ids[(b, c)], "reason": "no_common_slot"}]
+    assert reasons() == {ids[(a, b)]: None, ids[(b, c)]: "no_common_slot", ids[(a, c)]: None}
+    # c can come in slot 0 too now, but b's only slot is taken by its meeting with a
+    run(store, services.opt_in, member(c), event_id, ParticipationSchema().load({"available": [0, 1]}))
+    run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})
+    [(left_out, reason)] = [(k, v) for k, v in reasons().items() if v]
+    assert left_out in (ids[(a, b)], ids[(b, c)]) and reason == "capacity"
+    # b has time in slot 1 as well now: everything fits, the reasons are gone
+    run(store, services.opt_in, member(b), event_id, ParticipationSchema().load({"available": [0, 1, 2]}))
+    assert run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})["unplaced"] == []
+    assert set(reasons().values()) == {None}

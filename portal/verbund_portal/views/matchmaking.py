@@ -49,6 +49,12 @@ CONFLICTS = {"person_double_booked": _l("A participant has two meetings at the s
              "locked_moved": _l("A locked meeting is no longer where it was locked."),
              "wrong_meeting_point": _l("A meeting is not at the participant's meeting point.")}
 
+# why "schedule all" left a meeting out (meetings-service's unplaced_reason, scheduler's codes)
+UNPLACED = {"no_common_slot": _l("The two have no time in common: ask one of them to free a slot."),
+            "limit": _l("One of them already has the most meetings per session the set-up allows."),
+            "capacity": _l("All tables are taken (or the two are busy) at every time both have free."),
+            "locked_conflict": _l("It is locked at a time or table that now breaks a rule; move or unlock it.")}
+
 
 # --- helpers ------------------------------------------------------------------------------------------
 
@@ -531,6 +537,8 @@ def schedule(event_id: str):
     return render_template("matchmaking/schedule.html", event=event, setup=setup, accepted=accepted, grid=grid,
                            tables=tables, who=who, places=places, conflicts=conflict_texts,
                            unscheduled=[m for m in accepted if m["slot"] is None], sessions=sessions_of(setup),
+                           unplaced=[(m, str(UNPLACED.get(m["unplaced_reason"], _l("Not placed yet."))))
+                                     for m in accepted if m.get("unplaced_reason")],
                            slot_label=slot_label, button=EmptyForm(), tab="schedule",
                            pending=sum(1 for m in items if m["status"] == "pending"))
 
@@ -553,7 +561,11 @@ def _staff_action(event_id: str, call, done: str):
 def schedule_all(event_id: str):
     """Place every accepted meeting without a time (locked ones and participants' picks stay)."""
     def done(result):
-        return _("%(placed)s of %(meetings)s meetings have a time and a table; %(left)s could not be placed.",
+        if not result["unplaced"]:
+            return _("%(placed)s of %(meetings)s meetings have a time and a table.",
+                     placed=result["placed"], meetings=result["meetings"])
+        return _("%(placed)s of %(meetings)s meetings have a time and a table; %(left)s could not be placed "
+                 "(see why under “Not placed”).",
                  placed=result["placed"], meetings=result["meetings"], left=len(result["unplaced"]))
     return _staff_action(event_id, lambda: services().post("meetings", f"/events/{event_id}/meetings/schedule",
                                                            json={}), done)
