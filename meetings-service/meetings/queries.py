@@ -243,6 +243,11 @@ def rollup(session: Session, principal: Principal, event_id: str, now: datetime)
     setup = load_setup(session, event_id)
     if not domain.can_organize(principal, event.organizers):
         raise Forbidden("only organizers of this event's associations (or admins) see its figures")
+    return _figures(session, event, setup, now)
+
+
+def _figures(session: Session, event: JointEvent, setup: Setup, now: datetime) -> dict:
+    event_id = event.id
     meetings = list(session.execute(select(Meeting).where(Meeting.event_id == event_id)).scalars())
     statuses = Counter(domain.effective_status(m.status, m.expires_at, now) for m in meetings)
     accepted = [m for m in meetings if m.status == "accepted"]
@@ -271,12 +276,56 @@ def rollup(session: Session, principal: Principal, event_id: str, now: datetime)
         "outcomes": {name: outcomes[name] for name in domain.OUTCOMES},
         "outcomes_reported": len(best),
         "led_to_project": sum(1 for _, project in best.values() if project),
+        # cooperation cases as the EEN counts them: negotiation started or agreement reached
+        "cooperation_cases": outcomes["negotiation"] + outcomes["agreement"], "agreements": outcomes["agreement"],
     }
+
+
+ASSOCIATION_FIGURES = ("requests", "accepted", "scheduled", "held", "no_show", "outcomes_reported",
+                       "cooperation_cases", "agreements", "led_to_project")
+
+
+def association_rollup(session: Session, principal: Principal, association: str | None, now: datetime) -> dict:
+    """The figures of every matchmaking day (an event with a set-up) that ``association`` organizes, or of
+    the whole cooperation (``association`` None): ``{association, events: [{event_id, title, starts_at,
+    status, requests, accepted, scheduled, held, no_show, outcomes_reported, cooperation_cases, agreements,
+    led_to_project, outcomes: {...}}], totals: {the same figures summed, outcomes}}``, events by start.
+    A meeting counts once however many associations organize its event. Cooperation cases: meetings whose
+    better answer is negotiation started or agreement reached (the EEN's definition). 403: an organizer
+    asks for another association or the cooperation (admins see all)."""
+    if not principal.is_admin and (principal.role != "organizer" or association != principal.association):
+        raise Forbidden("organizers see the figures of their own association; admins those of the cooperation")
+    rows = session.execute(select(JointEvent, Setup).join(Setup, Setup.event_id == JointEvent.id)
+                           .order_by(JointEvent.starts_at, JointEvent.id)).all()
+    events = []
+    for event, setup in rows:
+        if association is not None and association not in event.organizers:
+            continue
+        figures = _figures(session, event, setup, now)
+        events.append({"event_id": event.id, "title": event.title, "starts_at": iso(event.starts_at),
+                       "status": event.status, **{name: figures[name] for name in ASSOCIATION_FIGURES},
+                       "outcomes": figures["outcomes"]})
+    totals = {name: sum(e[name] for e in events) for name in ASSOCIATION_FIGURES}
+    totals["outcomes"] = {name: sum(e["outcomes"][name] for e in events) for name in domain.OUTCOMES}
+    return {"association": association, "events": events, "totals": totals}
+
+
+ASSOCIATION_COLUMNS = ("event_id", "title", "starts_at", "status", *ASSOCIATION_FIGURES, *domain.OUTCOMES)
+
+
+def association_rows(data: dict) -> list[list]:
+    """The association roll-up as CSV rows in ``ASSOCIATION_COLUMNS`` order: one per event, then the totals."""
+    rows = [[e[c] if c in e else e["outcomes"][c] for c in ASSOCIATION_COLUMNS] for e in data["events"]]
+    totals = data["totals"]
+    rows.append(["total", "", "", "", *(totals[c] for c in ASSOCIATION_FIGURES),
+                 *(totals["outcomes"][c] for c in domain.OUTCOMES)])
+    return rows
 
 
 ROLLUP_COLUMNS = ("event_id", "title", "published", "participants", "requests", "pending", "expired", "declined",
                   "cancelled", "accepted", "scheduled", "held", "no_show", "tables", "slots", "table_capacity",
-                  "tables_occupied", "occupancy", *domain.OUTCOMES, "outcomes_reported", "led_to_project")
+                  "tables_occupied", "occupancy", *domain.OUTCOMES, "outcomes_reported", "led_to_project",
+                  "cooperation_cases", "agreements")
 
 
 def rollup_row(figures: dict) -> list:

@@ -376,3 +376,77 @@ def test_schedule_all_keeps_why_a_meeting_was_left_out_until_it_is_placed(store,
     run(store, services.opt_in, member(b), event_id, ParticipationSchema().load({"available": [0, 1, 2]}))
     assert run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})["unplaced"] == []
     assert set(reasons().values()) == {None}
+
+
+def _matchmaking_day(store, organizer, organizers, n):
+    event = joint_event(organizers=organizers)
+    feed(store, event)
+    event_id = event["data"]["event"]["id"]
+    run(store, services.set_up, organizer, event_id, SetupSchema().load(setup_body()))
+    ids = []
+    for _ in range(n):
+        profile = member_registered()["data"]["profile"]
+        feed(store, member_registered(id=profile["id"]))
+        feed(store, registration(event, profile["id"]))
+        run(store, services.opt_in, member(profile["id"]), event_id, ParticipationSchema().load({}))
+        ids.append(profile["id"])
+    return event_id, ids
+
+
+def test_the_association_roll_up_adds_up_every_matchmaking_day_it_organizes(store, clock):
+    auto_day, p = _matchmaking_day(store, ORGANIZER, ("automotive-cluster", "it-cluster"), 5)
+    log_day, q = _matchmaking_day(store, LOGISTICS, ("logistics-network",), 3)
+    feed(store, joint_event(organizers=("automotive-cluster",)))  # an event without matchmaking: not counted
+
+    def meeting(event_id, a, b, slot=None, answer="accept"):
+        asked = ask(store, event_id, a, b)
+        if answer == "accept":
+            run(store, services.accept, member(b), event_id, asked["id"], AcceptSchema().load({"slot": slot}))
+        elif answer == "decline":
+            run(store, services.decline, member(b), event_id, asked["id"], ReasonSchema().load({}))
+        return asked["id"]
+
+    m1 = meeting(auto_day, p[0], p[1], 0)
+    m2 = meeting(auto_day, p[0], p[2], 1)
+    m3 = meeting(auto_day, p[1], p[2], 2)
+    meeting(auto_day, p[3], p[4], answer=None)  # pending
+    meeting(auto_day, p[3], p[0], answer="decline")
+    meeting(auto_day, p[4], p[1])  # accepted, no time yet
+    m7 = meeting(log_day, q[0], q[1], 0)
+    meeting(log_day, q[1], q[2], answer=None)
+    clock.moment = DAY.replace(hour=18)
+
+    def said(event_id, meeting_id, who, took_place, outcome=None, project=False):
+        run(store, services.attendance, member(who), event_id, meeting_id, {"took_place": took_place})
+        if outcome:
+            run(store, services.report_outcome, member(who), event_id, meeting_id,
+                OutcomeSchema().load({"outcome": outcome, "led_to_project": project}))
+
+    said(auto_day, m1, p[0], True, "agreement", project=True)
+    said(auto_day, m1, p[1], True, "negotiation")  # the better answer counts: one agreement
+    said(auto_day, m2, p[2], False)  # a no-show
+    said(auto_day, m3, p[1], True)
+    said(auto_day, m3, p[2], True, "useful_later")
+    said(log_day, m7, q[0], True, "negotiation")
+
+    def figures(principal, association):
+        with store.unit_of_work() as uow:
+            return queries.association_rollup(uow.session, principal, association, uow.now())
+
+    figures_of = ("requests", "accepted", "scheduled", "held", "no_show", "outcomes_reported", "cooperation_cases",
+                  "agreements", "led_to_project")
+    auto = figures(ORGANIZER, "automotive-cluster")
+    assert [e["event_id"] for e in auto["events"]] == [auto_day]
+    assert [auto["totals"][k] for k in figures_of] == [6, 4, 3, 2, 1, 2, 1, 1, 1]
+    assert auto["totals"]["outcomes"] == {"no_further_contact": 0, "useful_later": 1, "negotiation": 0,
+                                          "agreement": 1}
+    logistics = figures(LOGISTICS, "logistics-network")
+    assert [logistics["totals"][k] for k in figures_of] == [2, 1, 1, 1, 0, 1, 1, 0, 0]
+    everyone = figures(Principal("admin", "admin"), None)
+    assert {e["event_id"] for e in everyone["events"]} == {auto_day, log_day}
+    assert [everyone["totals"][k] for k in figures_of] == [8, 5, 4, 3, 1, 3, 2, 1, 1]
+    rows = queries.association_rows(everyone)
+    assert rows[-1][:8] == ["total", "", "", "", 8, 5, 4, 3] and len(rows) == 3
+    for principal, association in ((ORGANIZER, "logistics-network"), (ORGANIZER, None), (member(p[0]), None)):
+        with pytest.raises(Forbidden):
+            figures(principal, association)

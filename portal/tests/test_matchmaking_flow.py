@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from notifications.rendering import Renderer, context_for
 from pypdf import PdfReader
 
 from verbund.testing import bearer, wait_for
@@ -159,6 +160,19 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
         page.get_by_role("link", name="Kennzahlen als CSV").click()
     assert "accepted" in download.value.path().read_text(encoding="utf-8-sig").splitlines()[0]
 
+    # --- the roll-up over the association's matchmaking days, from the dashboard ------------------------
+    page = olga.open("/organize/dashboard")
+    page.locator("#matchmaking-figures").click()
+    page.wait_for_url("**/organize/matchmaking*")
+    olga.check_accessibility()
+    row = page.locator("#rollup-events tbody tr", has_text=event["title"]).inner_text().split()
+    assert row[-9:] == ["1", "1", "1", "0", "0", "0", "0", "0", "0"]  # requests, accepted, scheduled, …
+    assert "Kooperationsfälle" in page.inner_text("#rollup-totals")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Kennzahlen als CSV").click()
+    lines = download.value.path().read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("event_id,") and lines[-1].startswith("total,")
+
     # --- the participant's agenda, .ics and PDF --------------------------------------------------------
     page = jana.open(f"/events/{event['id']}/agenda")
     jana.check_accessibility()
@@ -181,7 +195,18 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
     meeting_id = requests.get(
         f"{platform.url('meetings')}/events/{event['id']}/members/{guss['id']}/agenda",
         headers=bearer("member", member_id=guss["id"]), timeout=10).json()["items"][0]["id"]
-    page = jana.open(f"/events/{event['id']}/meetings/{meeting_id}/outcome")
+    # the follow-up survey mail (notifications-service renders it) links to this page
+    survey = {"member_id": guss["id"], "event_id": event["id"], "context": {
+        "event": {"id": event["id"], "title": event["title"], "timezone": "Europe/Berlin"},
+        "names": {daten["id"]: daten["name"]}}, "meetings": [{
+            "id": meeting_id, "event_id": event["id"], "requester_id": guss["id"], "recipient_id": daten["id"],
+            "status": "accepted", "slot": 0, "starts_at": None, "ends_at": None, "table": 1, "version": 3}]}
+    mail = Renderer(portal_url=platform.portal_url).render(
+        "meeting_survey", "de", context_for("meeting.survey", survey, "de"),
+        footer={"recipient_name": None, "unsubscribe_url": "u"})
+    [link] = re.findall(rf"{re.escape(platform.portal_url)}/\S+/outcome", mail.text)
+    page = jana.open(link.removeprefix(platform.portal_url))
+    assert page.locator("form").get_by_label("Verhandlung begonnen").count() == 1  # the form, signed in
     jana.check_accessibility()
     page.get_by_label("Verhandlung begonnen").check()
     page.get_by_role("button", name="Antwort speichern").click()

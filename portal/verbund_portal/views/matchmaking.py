@@ -18,7 +18,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from verbund_portal import agenda_pdf, api
+from verbund_portal import agenda_pdf, api, i18n
 from verbund_portal.app import member_required, services, staff_required
 from verbund_portal.forms import (
     OUTCOMES,
@@ -635,3 +635,44 @@ def report_csv(event_id: str):
     response = services().get("meetings", f"/events/{event_id}/meetings/report.csv", raw=True)
     return Response(response.content, content_type=response.headers.get("Content-Type", "text/csv; charset=utf-8"),
                     headers={"Content-Disposition": f'attachment; filename="matchmaking-{event_id[:8]}.csv"'})
+
+
+# --- the roll-up over an association's matchmaking days ---------------------------------------------------
+
+ROLLUP_FIGURES = (("requests", _l("Requests")), ("accepted", _l("Accepted")), ("scheduled", _l("With a time")),
+                  ("held", _l("Took place")), ("no_show", _l("Did not take place (no-show)")),
+                  ("outcomes_reported", _l("Meetings with an answer")),
+                  ("cooperation_cases", _l("Cooperation cases (negotiation or agreement)")),
+                  ("agreements", _l("Cooperation agreements")), ("led_to_project", _l("Led to a joint project")))
+
+
+def _rollup_scope() -> str | None:
+    """Organizers see their own association; admins the cooperation (None) or one association (``?scope=``)."""
+    if g.member["role"] != "admin":
+        return g.member.get("association")
+    chosen = request.args.get("scope")
+    return chosen if chosen in dict(i18n.choices("association")) else None
+
+
+@blueprint.route("/organize/matchmaking")
+@staff_required()
+def rollup():
+    """Requests, accepted, scheduled, held, no-show and what came of the meetings over every matchmaking day
+    of the organizer's association (admins: the cooperation or one association), per event and in total."""
+    association = _rollup_scope()
+    params = {"association": association} if association else {}
+    data = services().get("meetings", "/meetings/rollup", params=params)
+    return render_template("matchmaking/rollup.html", data=data, association=association, figures=ROLLUP_FIGURES,
+                           outcomes=OUTCOMES, associations=i18n.choices("association"))
+
+
+@blueprint.route("/organize/matchmaking.csv")
+@staff_required()
+def rollup_csv():
+    """The roll-up as CSV from meetings-service: one row per matchmaking day and a total row."""
+    association = _rollup_scope()
+    params = {"association": association} if association else {}
+    response = services().get("meetings", "/meetings/rollup.csv", params=params, raw=True)
+    return Response(response.content, content_type=response.headers.get("Content-Type", "text/csv; charset=utf-8"),
+                    headers={"Content-Disposition":
+                             f'attachment; filename="matchmaking-{association or "cooperation"}.csv"'})
