@@ -128,7 +128,8 @@ def target_row(spec: Spec, bound: int, greedy_result: Result, solved: Result) ->
     fewer = (100 * (greedy_result.idle_gaps - solved.idle_gaps) / greedy_result.idle_gaps
              if greedy_result.idle_gaps else 0.0)
     return (f"| {spec.name} | {bound} | {solved.placed} / {bound} | {100 * share:.1f} % | {met} "
-            f"| {greedy_result.placed} / {bound} | {solved.idle_gaps} vs {greedy_result.idle_gaps} ({fewer:.1f} % fewer) "
+            f"| {greedy_result.placed} / {bound} "
+            f"| {solved.idle_gaps} vs {greedy_result.idle_gaps} ({fewer:.1f} % fewer) "
             f"| {solved.seconds:.2f} s vs {greedy_result.seconds:.2f} s |")
 
 

@@ -3,8 +3,8 @@ sessions first: the service's error at the form), two members confirmed for it t
 other, who accepts and leaves the time to the organizers; the organizer schedules all and publishes;
 the member sees the agenda with time and table and downloads the .ics and the PDF (the partner's name in
 it, read with pypdf); the organizer's roll-up over the association's matchmaking days (from the dashboard,
-with its CSV); the follow-up survey mail's link opens the outcome form, which refuses an answer before the meeting in plain words; a member of
-another event gets a 403 page. axe-core checks every new page."""
+with its CSV); the follow-up survey mail's link opens the outcome form, which refuses an answer before
+the meeting in plain words; a member of another event gets a 403 page. axe-core checks every new page."""
 from __future__ import annotations
 
 import io
