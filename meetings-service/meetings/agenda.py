@@ -10,11 +10,12 @@ CALENDAR_TYPE = "text/calendar; charset=utf-8"
 
 
 def entry(agenda: dict, item: dict) -> dict:
-    """One meeting of ``agenda`` (``queries.agenda``) as the joint-event-like dict the kit's calendar reads."""
+    """One meeting of ``agenda`` (``queries.agenda``) as the joint-event-like dict the kit's calendar reads;
+    its SUMMARY names the partner organisation when known."""
     where = f"Tisch {item['table']}" if item.get("table") else (item.get("meeting_point") or None)
     venue = agenda["event"].get("venue")
     return {
-        "id": f"meeting-{item['id']}", "version": item["version"], "title": f"1:1 – {agenda['event']['title']}",
+        "id": f"meeting-{item['id']}", "version": item["version"], "title": _title(agenda, item),
         "description": f"Meeting {item['id']} (slot {item['slot']})" + (f", {where}" if where else ""),
         "kind": "meeting", "topics": [], "timezone": agenda["event"]["timezone"],
         "starts_at": item["starts_at"], "ends_at": item["ends_at"],
@@ -23,6 +24,11 @@ def entry(agenda: dict, item: dict) -> dict:
                   "city": None},
         "updated_at": item["updated_at"], "created_at": item["created_at"],
     }
+
+
+def _title(agenda: dict, item: dict) -> str:
+    other = item.get("other_name")
+    return f"1:1 {other} – {agenda['event']['title']}" if other else f"1:1 – {agenda['event']['title']}"
 
 
 def to_ics(agenda: dict) -> bytes:

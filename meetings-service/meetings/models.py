@@ -54,13 +54,16 @@ class Registrant(Base):
 
 
 class Member(Base):
-    """A member's sector (for "who may request whom"), from member.*; a deleted member stays as a
-    tombstone so a late event cannot bring it back."""
+    """A member's sector (for "who may request whom") and organisation name (the partner's name in
+    meetings and agendas; an organisation's name is no personal data, a contact person's would be, and is
+    not kept), from member.*; a deleted member stays as a tombstone without them so a late event cannot
+    bring it back."""
     __tablename__ = "members"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     sector: Mapped[str | None] = mapped_column(String(20))
+    name: Mapped[str | None] = mapped_column(String(300))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -140,6 +143,8 @@ class Meeting(Base):
     table_no: Mapped[int | None] = mapped_column(Integer)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     placed_by: Mapped[str | None] = mapped_column(String(12))  # participants or organizer
+    # why the last "schedule all" left it out (scheduler's no_common_slot, limit, capacity, locked_conflict)
+    unplaced_reason: Mapped[str | None] = mapped_column(String(20))
     requester_attended: Mapped[bool | None] = mapped_column(Boolean)
     recipient_attended: Mapped[bool | None] = mapped_column(Boolean)
     version: Mapped[int] = mapped_column(Integer)  # also the iCalendar SEQUENCE

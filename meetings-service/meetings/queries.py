@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meetings import domain
-from meetings.models import Booking, JointEvent, Meeting, Outcome, Participant, Setup, Slot, iso
+from meetings.models import Booking, JointEvent, Meeting, Member, Outcome, Participant, Setup, Slot, iso
 from verbund.auth import Principal
 from verbund.errors import Forbidden, NotFound
 
@@ -104,10 +104,19 @@ def placement_visible(meeting: Meeting, setup: Setup) -> bool:
     return meeting.slot is not None and (meeting.placed_by == "participants" or setup.published != "none")
 
 
+def member_name(session: Session, member_id: str) -> str | None:
+    """The organisation's name as member.* last gave it; None when not known (yet) or erased."""
+    member = session.get(Member, member_id)
+    return member.name if member is not None else None
+
+
 def meeting_view(session: Session, meeting: Meeting, viewer: str | None, setup: Setup, now: datetime,
                  *, staff: bool = False) -> dict:
     """A meeting as one of its members (``viewer``) or staff sees it. The message and the reason are for the
-    two members only; slot and table only once visible to participants (staff always see them)."""
+    two members only; slot and table only once visible to participants (staff always see them). The two
+    sides' organisation names: ``other_name`` for a member, ``requester_name``/``recipient_name`` for staff
+    (None when not known or erased). Staff also see ``placed_by`` and ``unplaced_reason`` (why the last
+    "schedule all" left it out: ``no_common_slot``, ``limit``, ``capacity``, ``locked_conflict``)."""
     visible = staff or placement_visible(meeting, setup)
     start, end = slot_times(session, meeting.event_id, meeting.slot) if visible else (None, None)
     mine = viewer in (meeting.requester_id, meeting.recipient_id)
@@ -125,8 +134,12 @@ def meeting_view(session: Session, meeting: Meeting, viewer: str | None, setup: 
         view["message"], view["reason"] = meeting.message, meeting.reason
         view["role"] = "requester" if viewer == meeting.requester_id else "recipient"
         view["other_id"] = meeting.other(viewer)
+        view["other_name"] = member_name(session, view["other_id"])
     if staff:
         view["placed_by"] = meeting.placed_by
+        view["unplaced_reason"] = meeting.unplaced_reason
+        view["requester_name"] = member_name(session, meeting.requester_id)
+        view["recipient_name"] = member_name(session, meeting.recipient_id)
     return view
 
 
@@ -170,6 +183,35 @@ def all_meetings(session: Session, principal: Principal, event_id: str, now: dat
             "items": [meeting_view(session, m, None, setup, now, staff=True) for m in rows]}
 
 
+def free_slots(session: Session, principal: Principal, event_id: str, meeting_id: str, now: datetime) -> dict:
+    """The slots in which both sides of a meeting are free (available, not booked elsewhere, below the most
+    meetings per session) and a table is left: what accepting or moving the meeting can pick. The meeting's
+    own booking counts as free (a move may stay). ``free_tables`` is the number of tables still free in the
+    slot (None in meeting-point mode). 403 for anyone but the two members and the event's organizers;
+    404 no such meeting."""
+    setup = load_setup(session, event_id)
+    meeting = load_meeting(session, event_id, meeting_id)
+    if principal.member_id not in (meeting.requester_id, meeting.recipient_id) and not domain.can_organize(
+            principal, session.get(JointEvent, event_id).organizers):
+        raise Forbidden("only the two members (and the event's organizers) see their free times")
+    calendar = calendar_of(session, event_id, exclude_meeting=meeting.id)
+    both = set(domain.mutually_free(meeting.requester_id, meeting.recipient_id, sorted(calendar.session_of),
+                                    calendar, setup.max_per_session))
+    items = []
+    for slot in slots(session, event_id):
+        if slot.number not in both:
+            continue
+        tables = None
+        if setup.tables is not None:
+            tables = setup.tables - len(calendar.tables_used.get(slot.number, set()))
+            if tables <= 0:
+                continue
+        items.append({"number": slot.number, "session": slot.session, "starts_at": iso(slot.starts_at),
+                      "ends_at": iso(slot.ends_at), "free_tables": tables})
+    return {"event_id": event_id, "meeting_id": meeting.id,
+            "status": domain.effective_status(meeting.status, meeting.expires_at, now), "slots": items}
+
+
 def agenda(session: Session, event_id: str, member_id: str, now: datetime) -> dict:
     """A participant's agenda: its accepted meetings with a visible slot, in time order, and the ones that
     were cancelled after being scheduled (so a calendar can drop them)."""
@@ -201,6 +243,11 @@ def rollup(session: Session, principal: Principal, event_id: str, now: datetime)
     setup = load_setup(session, event_id)
     if not domain.can_organize(principal, event.organizers):
         raise Forbidden("only organizers of this event's associations (or admins) see its figures")
+    return _figures(session, event, setup, now)
+
+
+def _figures(session: Session, event: JointEvent, setup: Setup, now: datetime) -> dict:
+    event_id = event.id
     meetings = list(session.execute(select(Meeting).where(Meeting.event_id == event_id)).scalars())
     statuses = Counter(domain.effective_status(m.status, m.expires_at, now) for m in meetings)
     accepted = [m for m in meetings if m.status == "accepted"]
@@ -229,12 +276,56 @@ def rollup(session: Session, principal: Principal, event_id: str, now: datetime)
         "outcomes": {name: outcomes[name] for name in domain.OUTCOMES},
         "outcomes_reported": len(best),
         "led_to_project": sum(1 for _, project in best.values() if project),
+        # cooperation cases as the EEN counts them: negotiation started or agreement reached
+        "cooperation_cases": outcomes["negotiation"] + outcomes["agreement"], "agreements": outcomes["agreement"],
     }
+
+
+ASSOCIATION_FIGURES = ("requests", "accepted", "scheduled", "held", "no_show", "outcomes_reported",
+                       "cooperation_cases", "agreements", "led_to_project")
+
+
+def association_rollup(session: Session, principal: Principal, association: str | None, now: datetime) -> dict:
+    """The figures of every matchmaking day (an event with a set-up) that ``association`` organizes, or of
+    the whole cooperation (``association`` None): ``{association, events: [{event_id, title, starts_at,
+    status, requests, accepted, scheduled, held, no_show, outcomes_reported, cooperation_cases, agreements,
+    led_to_project, outcomes: {...}}], totals: {the same figures summed, outcomes}}``, events by start.
+    A meeting counts once however many associations organize its event. Cooperation cases: meetings whose
+    better answer is negotiation started or agreement reached (the EEN's definition). 403: an organizer
+    asks for another association or the cooperation (admins see all)."""
+    if not principal.is_admin and (principal.role != "organizer" or association != principal.association):
+        raise Forbidden("organizers see the figures of their own association; admins those of the cooperation")
+    rows = session.execute(select(JointEvent, Setup).join(Setup, Setup.event_id == JointEvent.id)
+                           .order_by(JointEvent.starts_at, JointEvent.id)).all()
+    events = []
+    for event, setup in rows:
+        if association is not None and association not in event.organizers:
+            continue
+        figures = _figures(session, event, setup, now)
+        events.append({"event_id": event.id, "title": event.title, "starts_at": iso(event.starts_at),
+                       "status": event.status, **{name: figures[name] for name in ASSOCIATION_FIGURES},
+                       "outcomes": figures["outcomes"]})
+    totals = {name: sum(e[name] for e in events) for name in ASSOCIATION_FIGURES}
+    totals["outcomes"] = {name: sum(e["outcomes"][name] for e in events) for name in domain.OUTCOMES}
+    return {"association": association, "events": events, "totals": totals}
+
+
+ASSOCIATION_COLUMNS = ("event_id", "title", "starts_at", "status", *ASSOCIATION_FIGURES, *domain.OUTCOMES)
+
+
+def association_rows(data: dict) -> list[list]:
+    """The association roll-up as CSV rows in ``ASSOCIATION_COLUMNS`` order: one per event, then the totals."""
+    rows = [[e[c] if c in e else e["outcomes"][c] for c in ASSOCIATION_COLUMNS] for e in data["events"]]
+    totals = data["totals"]
+    rows.append(["total", "", "", "", *(totals[c] for c in ASSOCIATION_FIGURES),
+                 *(totals["outcomes"][c] for c in domain.OUTCOMES)])
+    return rows
 
 
 ROLLUP_COLUMNS = ("event_id", "title", "published", "participants", "requests", "pending", "expired", "declined",
                   "cancelled", "accepted", "scheduled", "held", "no_show", "tables", "slots", "table_capacity",
-                  "tables_occupied", "occupancy", *domain.OUTCOMES, "outcomes_reported", "led_to_project")
+                  "tables_occupied", "occupancy", *domain.OUTCOMES, "outcomes_reported", "led_to_project",
+                  "cooperation_cases", "agreements")
 
 
 def rollup_row(figures: dict) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from meetings import domain
-from verbund.reference import SECTORS
+from verbund.reference import ASSOCIATIONS, SECTORS
 from verbund.schema_fields import StrictBoolean, Text
 
 MAX_SESSIONS = 10
@@ -111,3 +111,8 @@ class AttendanceSchema(Schema):
 class OutcomeSchema(Schema):
     outcome = Text(required=True, validate=validate.OneOf(domain.OUTCOMES))
     led_to_project = StrictBoolean(load_default=False)
+
+
+class RollupQuerySchema(Schema):
+    """``?association=`` of the association roll-up; left out: the whole cooperation (admins only)."""
+    association = fields.String(validate=validate.OneOf(sorted(ASSOCIATIONS)))

@@ -21,6 +21,7 @@ from meetings.schemas import (
     PublishSchema,
     ReasonSchema,
     RequestSchema,
+    RollupQuerySchema,
     ScheduleSchema,
     SetupSchema,
     SlotSchema,
@@ -122,6 +123,14 @@ class MeetingsService(ServiceBase):
         with self.db.unit_of_work() as uow:
             return queries.member_meetings(uow.session, request.principal, event_id, member_id, uow.now())
 
+    @api("GET", "/events/<string:event_id>/meetings/<string:meeting_id>/free-slots", roles=PARTIES,
+         errors=(403, 404), responses={200: ("The slots both sides have free, with free tables", OBJECT)})
+    def free_slots(self, request, event_id, meeting_id):
+        """The slots both members of a meeting have free and a table is left in: ``{event_id, meeting_id,
+        status, slots: [{number, session, starts_at, ends_at, free_tables}]}`` in time order."""
+        with self.db.unit_of_work() as uow:
+            return queries.free_slots(uow.session, request.principal, event_id, meeting_id, uow.now())
+
     @api("POST", "/events/<string:event_id>/meetings/<string:meeting_id>/accept", roles=MEMBER, body=AcceptSchema,
          errors=(403, 404, 409), responses={200: ("The accepted meeting", OBJECT)})
     def accept(self, request, event_id, meeting_id):
@@ -205,6 +214,29 @@ class MeetingsService(ServiceBase):
         """The organizers' figures of an event's meetings."""
         with self.db.unit_of_work() as uow:
             return queries.rollup(uow.session, request.principal, event_id, uow.now())
+
+    @api("GET", "/meetings/rollup", roles=STAFF, query=RollupQuerySchema, errors=(403,),
+         responses={200: ("Figures per matchmaking day of an association (or the cooperation) and totals", OBJECT)})
+    def association_rollup(self, request):
+        """Requests / accepted / scheduled / held / no-show and outcomes over every matchmaking day of an
+        association (``?association=``; organizers: their own) or of the cooperation (admins)."""
+        with self.db.unit_of_work() as uow:
+            return queries.association_rollup(uow.session, request.principal, request.query_data.get("association"),
+                                              uow.now())
+
+    @api("GET", "/meetings/rollup.csv", roles=STAFF, query=RollupQuerySchema, errors=(403,),
+         responses={200: ("The same, one row per event and a total row", ("text/csv", {"type": "string"}))})
+    def association_rollup_csv(self, request):
+        """The association roll-up as CSV (UTF-8 with BOM): one row per matchmaking day, then ``total``."""
+        association = request.query_data.get("association")
+        with self.db.unit_of_work() as uow:
+            data = queries.association_rollup(uow.session, request.principal, association, uow.now())
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(queries.ASSOCIATION_COLUMNS)
+        writer.writerows(queries.association_rows(data))
+        return file_response(("\ufeff" + out.getvalue()).encode("utf-8"), "text/csv; charset=utf-8",
+                             f"meetings-{association or 'cooperation'}.csv")
 
     @api("GET", "/events/<string:event_id>/meetings/report.csv", roles=STAFF, errors=(403, 404),
          responses={200: ("The same figures as one CSV row", ("text/csv", {"type": "string"}))})

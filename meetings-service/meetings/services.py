@@ -47,7 +47,8 @@ from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
 def on_platform_event(uow: UnitOfWork, event: dict) -> None:
     """Keep the read model current: joint events (event.*), who is registered (registration.*), members'
     sectors (member.registered/updated) — each only from a newer version than held; event.cancelled,
-    a cancelled registration and member.deleted also cancel the open meetings they end."""
+    a cancelled registration and member.deleted also cancel the open meetings they end.
+    member.* also carries the organisation's name, kept for the partner's name in meetings and agendas."""
     kind = event["type"]
     if kind.startswith("event."):
         _on_joint_event(uow, event)
@@ -59,9 +60,14 @@ def on_platform_event(uow: UnitOfWork, event: dict) -> None:
         profile = event["data"]["profile"]
         member = uow.session.get(Member, profile["id"], with_for_update=True)
         if member is None:
-            uow.session.add(Member(id=profile["id"], version=profile["version"], sector=profile.get("sector")))
+            uow.session.add(Member(id=profile["id"], version=profile["version"], sector=profile.get("sector"),
+                                   name=_name(profile)))
         elif member.deleted_at is None and member.version < profile["version"]:
-            member.version, member.sector = profile["version"], profile.get("sector")
+            member.version, member.sector, member.name = profile["version"], profile.get("sector"), _name(profile)
+
+
+def _name(profile: dict) -> str | None:
+    return (profile.get("name") or "")[:300] or None
 
 
 def _venue(snapshot: dict) -> str | None:
@@ -104,8 +110,8 @@ def _on_registration(uow: UnitOfWork, registration: dict) -> None:
 
 
 def _on_member_deleted(uow: UnitOfWork, data: dict) -> None:
-    """member.deleted: cancel the member's open meetings, erase what it wrote (messages, reasons) and its
-    participation, and keep a tombstone (id, version) so that late events cannot bring it back."""
+    """member.deleted: cancel the member's open meetings, erase what it wrote (messages, reasons), its name
+    and its participation, and keep a tombstone (id, version) so that late events cannot bring it back."""
     session, member_id = uow.session, data["id"]
     member = session.get(Member, member_id, with_for_update=True)
     if member is not None and member.deleted_at is not None:
@@ -113,7 +119,7 @@ def _on_member_deleted(uow: UnitOfWork, data: dict) -> None:
     if member is None:
         member = Member(id=member_id)
         session.add(member)
-    member.version, member.sector, member.deleted_at = data["version"], None, uow.now()
+    member.version, member.sector, member.name, member.deleted_at = data["version"], None, None, uow.now()
     event_ids = session.execute(select(Participant.event_id).where(Participant.member_id == member_id)).scalars().all()
     for event_id in event_ids:
         _leave(uow, event_id, member_id, "member_deleted")
@@ -169,6 +175,7 @@ def _book(uow: UnitOfWork, meeting: Meeting, slot: int, table: int | None, place
     _unbook(uow, meeting)
     uow.session.flush()
     meeting.slot, meeting.table_no, meeting.placed_by = slot, table, placed_by
+    meeting.unplaced_reason = None
     for member_id in (meeting.requester_id, meeting.recipient_id):
         uow.session.add(Booking(event_id=meeting.event_id, slot=slot, member_id=member_id, meeting_id=meeting.id))
     uow.session.flush()
@@ -568,7 +575,8 @@ def schedule_all(uow: UnitOfWork, principal: Principal, event_id: str, body: dic
     """"Schedule all": place every accepted meeting into a slot and a table with the scheduler (CP-SAT with
     a time limit, greedy fallback), keeping locked meetings and those the participants placed. Placements
     are visible to participants once published (``meeting.scheduled`` then). Answers {placed, unplaced:
-    [{meeting_id, reason}], status, idle_gaps, seconds}. 403, 404."""
+    [{meeting_id, reason}], status, idle_gaps, seconds}; each meeting left out keeps its reason
+    (``unplaced_reason`` in the organizers' view) until it is placed. 403, 404."""
     setup = _organizing(uow, principal, event_id)
     problem, by_number = _problem(uow, setup, replan=True)
     solve = solve or (lambda p: scheduler.schedule(p, time_limit_s=body["time_limit_s"], workers=2))
@@ -581,6 +589,7 @@ def schedule_all(uow: UnitOfWork, principal: Principal, event_id: str, body: dic
         meeting.slot = meeting.table_no = None
     uow.session.flush()
     for number, meeting in by_number.items():
+        meeting.unplaced_reason = result.unplaced.get(number)
         placement = placements.get(number)
         if meeting not in moving or placement is None:
             continue

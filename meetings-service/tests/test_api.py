@@ -148,6 +148,39 @@ def test_bad_requests_get_plain_answers(platform):
     assert "already an open request" in ask(platform, event_id, b, a, expected=409)["error"]
 
 
+def test_free_slots_are_the_times_both_have_free_with_a_table_left(platform):
+    event, event_id, date = platform.fair()
+    set_up(platform, event_id, date, tables=1)
+    a, b, c, d = platform.participants(event, 4)
+    response = requests.put(f"{platform.url}/events/{event_id}/meetings/participation",
+                            json={"available": list(range(1, 10))}, headers=member_headers(b), timeout=10)
+    assert response.status_code == 200, response.text  # b is busy in the first slot
+    asked = ask(platform, event_id, a, b)
+    other = ask(platform, event_id, c, d)
+    response = requests.post(f"{platform.url}/events/{event_id}/meetings/{other['id']}/accept", json={"slot": 1},
+                             headers=member_headers(d), timeout=10)
+    assert response.status_code == 200, response.text  # c–d take the only table in slot 1
+
+    def free(headers, meeting=asked):
+        return requests.get(f"{platform.url}/events/{event_id}/meetings/{meeting['id']}/free-slots",
+                            headers=headers, timeout=10)
+
+    answer = free(member_headers(b))
+    assert answer.status_code == 200, answer.text
+    assert [s["number"] for s in answer.json()["slots"]] == list(range(2, 10))
+    assert {s["free_tables"] for s in answer.json()["slots"]} == {1}
+    assert answer.json()["slots"][0]["starts_at"] and answer.json()["status"] == "pending"
+    assert free(ORGANIZER).json() == answer.json()  # the organizers see the same
+    assert free(member_headers(c)).status_code == 403
+    assert free(member_headers(a), {"id": str(uuid.uuid4())}).status_code == 404
+    # an accepted meeting's own slot counts as free for a move
+    response = requests.post(f"{platform.url}/events/{event_id}/meetings/{asked['id']}/accept", json={"slot": 2},
+                             headers=member_headers(b), timeout=10)
+    assert response.status_code == 200, response.text
+    assert [s["number"] for s in free(member_headers(a)).json()["slots"]] == list(range(2, 10))
+    assert [s["number"] for s in free(member_headers(c), other).json()["slots"]][:2] == [0, 1]
+
+
 def race(calls):
     """Run the calls at the same moment from threads; their responses in order."""
     barrier = threading.Barrier(len(calls))

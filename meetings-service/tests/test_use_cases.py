@@ -67,11 +67,14 @@ def day(store):
     ids = []
     for sector in ("automotive", "it", "logistics"):
         profile = member_registered(sector=sector)["data"]["profile"]
-        feed(store, member_registered(id=profile["id"], sector=sector))
+        feed(store, member_registered(id=profile["id"], sector=sector, name=NAMES[sector]))
         feed(store, registration(event, profile["id"]))
         run(store, services.opt_in, member(profile["id"]), event_id, ParticipationSchema().load({}))
         ids.append(profile["id"])
     return event, event_id, ids
+
+
+NAMES = {"automotive": "Erzgebirge Guss GmbH", "it": "Datenwerk Süd AG", "logistics": "Elbe Logistik GmbH"}
 
 
 def test_the_set_up_cuts_sessions_into_slots_around_the_break(store, day):
@@ -315,3 +318,135 @@ def test_schedule_all_places_accepted_meetings_and_participants_see_them_once_pu
     assert again["placed"] == 3
     with store.unit_of_work() as uow:
         assert uow.session.get(services.Meeting, ids[0]).slot == free  # the locked meeting stayed
+
+
+def test_a_member_sees_the_partner_organisation_by_name_until_it_is_erased(store, day):
+    _, event_id, (a, b, _) = day
+    asked = ask(store, event_id, a, b)
+    assert asked["other_name"] == NAMES["it"]
+    run(store, services.accept, member(b), event_id, asked["id"], AcceptSchema().load({"slot": 0}))
+    with store.unit_of_work() as uow:
+        theirs = queries.member_meetings(uow.session, member(b), event_id, b, uow.now())["items"][0]
+        mine = queries.agenda(uow.session, event_id, a, uow.now())
+        staff = queries.all_meetings(uow.session, ORGANIZER, event_id, uow.now())["items"][0]
+    assert theirs["other_name"] == NAMES["automotive"] and mine["items"][0]["other_name"] == NAMES["it"]
+    assert (staff["requester_name"], staff["recipient_name"]) == (NAMES["automotive"], NAMES["it"])
+    [entry] = Calendar.from_ical(agenda.to_ics(mine)).walk("VEVENT")
+    assert NAMES["it"] in str(entry["summary"])
+    # a newer profile renames; an older one does not bring the old name back
+    feed(store, member_registered(id=b, sector="it", name="Datenwerk Nord AG", version=3))
+    feed(store, member_registered(id=b, sector="it", name="Datenwerk Alt AG", version=2))
+    with store.unit_of_work() as uow:
+        assert queries.member_name(uow.session, b) == "Datenwerk Nord AG"
+    # the partner leaves: its name is erased with it, the meeting shows as cancelled without a name
+    feed(store, envelope.new_event("member.deleted", "/verbund/members", b,
+                                   {"id": b, "version": 4, "deleted_at": "2026-06-01T08:00:00Z"}))
+    with store.unit_of_work() as uow:
+        [view] = queries.member_meetings(uow.session, member(a), event_id, a, uow.now())["items"]
+        assert uow.session.get(services.Member, b).name is None
+    assert view["status"] == "cancelled" and view["other_name"] is None
+
+
+def test_schedule_all_keeps_why_a_meeting_was_left_out_until_it_is_placed(store, day):
+    _, event_id, (a, b, c) = day
+    with store.unit_of_work() as uow:
+        uow.session.get(services.Setup, event_id).scheduling_mode = "organizer"
+    run(store, services.opt_in, member(b), event_id, ParticipationSchema().load({"available": [0]}))
+    run(store, services.opt_in, member(c), event_id, ParticipationSchema().load({"available": [1]}))
+    ids = {}
+    for x, y in ((a, b), (b, c), (a, c)):
+        asked = ask(store, event_id, x, y)
+        run(store, services.accept, member(y), event_id, asked["id"], AcceptSchema().load({}))
+        ids[(x, y)] = asked["id"]
+
+    def reasons():
+        with store.unit_of_work() as uow:
+            items = queries.all_meetings(uow.session, ORGANIZER, event_id, uow.now())["items"]
+        return {item["id"]: item["unplaced_reason"] for item in items}
+
+    result = run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})
+    assert result["unplaced"] == [{"meeting_id": ids[(b, c)], "reason": "no_common_slot"}]
+    assert reasons() == {ids[(a, b)]: None, ids[(b, c)]: "no_common_slot", ids[(a, c)]: None}
+    # c can come in slot 0 too now, but b's only slot is taken by its meeting with a
+    run(store, services.opt_in, member(c), event_id, ParticipationSchema().load({"available": [0, 1]}))
+    run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})
+    [(left_out, reason)] = [(k, v) for k, v in reasons().items() if v]
+    assert left_out in (ids[(a, b)], ids[(b, c)]) and reason == "capacity"
+    # b has time in slot 1 as well now: everything fits, the reasons are gone
+    run(store, services.opt_in, member(b), event_id, ParticipationSchema().load({"available": [0, 1, 2]}))
+    assert run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})["unplaced"] == []
+    assert set(reasons().values()) == {None}
+
+
+def _matchmaking_day(store, organizer, organizers, n):
+    event = joint_event(organizers=organizers)
+    feed(store, event)
+    event_id = event["data"]["event"]["id"]
+    run(store, services.set_up, organizer, event_id, SetupSchema().load(setup_body()))
+    ids = []
+    for _ in range(n):
+        profile = member_registered()["data"]["profile"]
+        feed(store, member_registered(id=profile["id"]))
+        feed(store, registration(event, profile["id"]))
+        run(store, services.opt_in, member(profile["id"]), event_id, ParticipationSchema().load({}))
+        ids.append(profile["id"])
+    return event_id, ids
+
+
+def test_the_association_roll_up_adds_up_every_matchmaking_day_it_organizes(store, clock):
+    auto_day, p = _matchmaking_day(store, ORGANIZER, ("automotive-cluster", "it-cluster"), 5)
+    log_day, q = _matchmaking_day(store, LOGISTICS, ("logistics-network",), 3)
+    feed(store, joint_event(organizers=("automotive-cluster",)))  # an event without matchmaking: not counted
+
+    def meeting(event_id, a, b, slot=None, answer="accept"):
+        asked = ask(store, event_id, a, b)
+        if answer == "accept":
+            run(store, services.accept, member(b), event_id, asked["id"], AcceptSchema().load({"slot": slot}))
+        elif answer == "decline":
+            run(store, services.decline, member(b), event_id, asked["id"], ReasonSchema().load({}))
+        return asked["id"]
+
+    m1 = meeting(auto_day, p[0], p[1], 0)
+    m2 = meeting(auto_day, p[0], p[2], 1)
+    m3 = meeting(auto_day, p[1], p[2], 2)
+    meeting(auto_day, p[3], p[4], answer=None)  # pending
+    meeting(auto_day, p[3], p[0], answer="decline")
+    meeting(auto_day, p[4], p[1])  # accepted, no time yet
+    m7 = meeting(log_day, q[0], q[1], 0)
+    meeting(log_day, q[1], q[2], answer=None)
+    clock.moment = DAY.replace(hour=18)
+
+    def said(event_id, meeting_id, who, took_place, outcome=None, project=False):
+        run(store, services.attendance, member(who), event_id, meeting_id, {"took_place": took_place})
+        if outcome:
+            run(store, services.report_outcome, member(who), event_id, meeting_id,
+                OutcomeSchema().load({"outcome": outcome, "led_to_project": project}))
+
+    said(auto_day, m1, p[0], True, "agreement", project=True)
+    said(auto_day, m1, p[1], True, "negotiation")  # the better answer counts: one agreement
+    said(auto_day, m2, p[2], False)  # a no-show
+    said(auto_day, m3, p[1], True)
+    said(auto_day, m3, p[2], True, "useful_later")
+    said(log_day, m7, q[0], True, "negotiation")
+
+    def figures(principal, association):
+        with store.unit_of_work() as uow:
+            return queries.association_rollup(uow.session, principal, association, uow.now())
+
+    figures_of = ("requests", "accepted", "scheduled", "held", "no_show", "outcomes_reported", "cooperation_cases",
+                  "agreements", "led_to_project")
+    auto = figures(ORGANIZER, "automotive-cluster")
+    assert [e["event_id"] for e in auto["events"]] == [auto_day]
+    assert [auto["totals"][k] for k in figures_of] == [6, 4, 3, 2, 1, 2, 1, 1, 1]
+    assert auto["totals"]["outcomes"] == {"no_further_contact": 0, "useful_later": 1, "negotiation": 0,
+                                          "agreement": 1}
+    logistics = figures(LOGISTICS, "logistics-network")
+    assert [logistics["totals"][k] for k in figures_of] == [2, 1, 1, 1, 0, 1, 1, 0, 0]
+    everyone = figures(Principal("admin", "admin"), None)
+    assert {e["event_id"] for e in everyone["events"]} == {auto_day, log_day}
+    assert [everyone["totals"][k] for k in figures_of] == [8, 5, 4, 3, 1, 3, 2, 1, 1]
+    rows = queries.association_rows(everyone)
+    assert rows[-1][:8] == ["total", "", "", "", 8, 5, 4, 3] and len(rows) == 3
+    for principal, association in ((ORGANIZER, "logistics-network"), (ORGANIZER, None), (member(p[0]), None)):
+        with pytest.raises(Forbidden):
+            figures(principal, association)

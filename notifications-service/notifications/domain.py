@@ -58,7 +58,7 @@ KINDS = {
 INTERNAL_TYPES = ("meeting.reminder", "meeting.requests_pending", "meeting.survey")
 # The portal page of an event's matchmaking day (requests, agenda) and of one meeting's outcome.
 MEETINGS_PATH = "/events/{event_id}/meetings"
-OUTCOME_PATH = "/meetings/{meeting_id}/outcome"
+OUTCOME_PATH = "/events/{event_id}/meetings/{meeting_id}/outcome"
 
 
 # --- the notification policy -----------------------------------------------------------------------

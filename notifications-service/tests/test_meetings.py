@@ -115,8 +115,9 @@ def test_the_mails_read_well_in_both_languages(lang):
               "context": data["context"]}
     mail = renderer.render("meeting_survey", lang, context_for("meeting.survey", survey, lang),
                            footer={"recipient_name": None, "unsubscribe_url": "u"})
-    assert f"https://portal.example/meetings/{body['id']}/outcome" in mail.text
-    assert "https://portal.example/meetings/m2/outcome" in mail.text
+    # the portal's page of a meeting's outcome lives under its event
+    assert f"https://portal.example/events/e1/meetings/{body['id']}/outcome" in mail.text
+    assert "https://portal.example/events/e1/meetings/m2/outcome" in mail.text
     assert ("Ihren 2 Gesprächen" if lang == "de" else "your 2 meetings") in mail.summary
     for rendered in (text, cancelled, mail):
         assert "asker" not in rendered.text + rendered.subject and "_" not in rendered.subject

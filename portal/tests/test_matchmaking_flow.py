@@ -2,8 +2,9 @@
 sessions first: the service's error at the form), two members confirmed for it take part, one asks the
 other, who accepts and leaves the time to the organizers; the organizer schedules all and publishes;
 the member sees the agenda with time and table and downloads the .ics and the PDF (the partner's name in
-it, read with pypdf); the outcome form refuses an answer before the meeting in plain words; a member of
-another event gets a 403 page. axe-core checks every new page."""
+it, read with pypdf); the organizer's roll-up over the association's matchmaking days (from the dashboard,
+with its CSV); the follow-up survey mail's link opens the outcome form, which refuses an answer before
+the meeting in plain words; a member of another event gets a 403 page. axe-core checks every new page."""
 from __future__ import annotations
 
 import io
@@ -16,6 +17,7 @@ import pytest
 import requests
 from pypdf import PdfReader
 
+from notifications.rendering import Renderer, context_for
 from verbund.testing import bearer, wait_for
 
 pytestmark = pytest.mark.integration
@@ -159,6 +161,19 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
         page.get_by_role("link", name="Kennzahlen als CSV").click()
     assert "accepted" in download.value.path().read_text(encoding="utf-8-sig").splitlines()[0]
 
+    # --- the roll-up over the association's matchmaking days, from the dashboard ------------------------
+    page = olga.open("/organize/dashboard")
+    page.locator("#matchmaking-figures").click()
+    page.wait_for_url("**/organize/matchmaking*")
+    olga.check_accessibility()
+    row = page.locator("#rollup-events tbody tr", has_text=event["title"]).inner_text().split()
+    assert row[-9:] == ["1", "1", "1", "0", "0", "0", "0", "0", "0"]  # requests, accepted, scheduled, …
+    assert "Kooperationsfälle" in page.inner_text("#rollup-totals")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Kennzahlen als CSV").click()
+    lines = download.value.path().read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("event_id,") and lines[-1].startswith("total,")
+
     # --- the participant's agenda, .ics and PDF --------------------------------------------------------
     page = jana.open(f"/events/{event['id']}/agenda")
     jana.check_accessibility()
@@ -181,7 +196,18 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
     meeting_id = requests.get(
         f"{platform.url('meetings')}/events/{event['id']}/members/{guss['id']}/agenda",
         headers=bearer("member", member_id=guss["id"]), timeout=10).json()["items"][0]["id"]
-    page = jana.open(f"/events/{event['id']}/meetings/{meeting_id}/outcome")
+    # the follow-up survey mail (notifications-service renders it) links to this page
+    survey = {"member_id": guss["id"], "event_id": event["id"], "context": {
+        "event": {"id": event["id"], "title": event["title"], "timezone": "Europe/Berlin"},
+        "names": {daten["id"]: daten["name"]}}, "meetings": [{
+            "id": meeting_id, "event_id": event["id"], "requester_id": guss["id"], "recipient_id": daten["id"],
+            "status": "accepted", "slot": 0, "starts_at": None, "ends_at": None, "table": 1, "version": 3}]}
+    mail = Renderer(portal_url=platform.portal_url).render(
+        "meeting_survey", "de", context_for("meeting.survey", survey, "de"),
+        footer={"recipient_name": None, "unsubscribe_url": "u"})
+    [link] = re.findall(rf"{re.escape(platform.portal_url)}/\S+/outcome", mail.text)
+    page = jana.open(link.removeprefix(platform.portal_url))
+    assert page.locator("form").get_by_label("Verhandlung begonnen").count() == 1  # the form, signed in
     jana.check_accessibility()
     page.get_by_label("Verhandlung begonnen").check()
     page.get_by_role("button", name="Antwort speichern").click()
@@ -198,3 +224,86 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
     assert response.status == 403
     response = eva.page.request.get(f"{platform.portal_url}/organize/events/{event['id']}/matchmaking")
     assert response.status == 403
+
+
+def _api(platform, method, path, headers, **kwargs):
+    return requests.request(method, f"{platform.url('meetings')}{path}", headers=headers, timeout=10, **kwargs)
+
+
+def test_members_pick_and_move_times_both_have_free_and_the_organizer_sees_why_one_was_left_out(platform, person):
+    """Participants schedule themselves: the accept form offers only times both have free (meetings-service's
+    free-slots), the asker moves the meeting to another such time; a meeting without a common time is left
+    out by "schedule all" and the organizer reads why, with both organisations' names."""
+    suffix = uuid.uuid4().hex[:6]
+    day = (datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(days=40)).date()
+    starts = datetime(day.year, day.month, day.day, 8, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+    event = platform.schedule_event(
+        title=f"Partnertag {suffix}", kind="fair", organizers=["automotive-cluster"], timezone="Europe/Berlin",
+        starts_at=starts.astimezone(UTC).isoformat(), ends_at=(starts + timedelta(hours=9)).astimezone(UTC).isoformat(),
+        capacity=50, venue={"name": "Messe Chemnitz", "address": "Messeplatz 1", "city": "Chemnitz"})
+    event_id, date = event["id"], day.isoformat()
+    organizer = bearer("organizer", association="automotive-cluster")
+    body = {"sessions": [{"starts_at": f"{date}T09:00:00", "ends_at": f"{date}T12:00:00"}], "breaks": [],
+            "slot_minutes": 30, "tables": 3, "scheduling_mode": "participants"}
+    wait_for(lambda: _api(platform, "PUT", f"/events/{event_id}/meetings/setup", organizer, json=body).ok,
+             timeout=60, interval=0.5, message="the set-up (the event reaching meetings-service)")
+    people = {}
+    for key, sector, available in (("asker", "automotive", [1, 2, 3, 4, 5]), ("asked", "it", None),
+                                   ("early", "logistics", [0])):
+        member = platform.register_member(**profile(f"{key.title()} {suffix} GmbH", sector, "automotive-cluster",
+                                                    f"{key}.{suffix}@firma.example", "de", ["Druckguss"], []))
+        register(platform, event_id, member["id"])
+        headers = bearer("member", member_id=member["id"])
+        wait_for(lambda headers=headers, available=available: _api(
+            platform, "PUT", f"/events/{event_id}/meetings/participation", headers,
+            json={"available": available}).ok, timeout=60, interval=0.5, message="taking part")
+        people[key] = (member, headers)
+    asker, asked, early = (people[k][0] for k in ("asker", "asked", "early"))
+
+    def ask(a, b):
+        response = _api(platform, "POST", f"/events/{event_id}/meetings", people[a][1],
+                        json={"recipient_id": people[b][0]["id"]})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    ask("asker", "asked")
+    no_common = ask("asker", "early")
+    response = _api(platform, "POST", f"/events/{event_id}/meetings/{no_common}/accept", people["early"][1],
+                    json={"slot": None})
+    assert response.status_code == 200, response.text  # left to the organizers
+
+    # --- the member asked picks from the times both have free (not 09:00: the asker is busy then) -------
+    tom = person("de")
+    tom.sign_in(asked["contact"]["email"])
+    page = tom.open(f"/events/{event_id}/matchmaking")
+    card = page.locator(".card", has_text=f"{asker['name']} fragt Sie an")
+    options = card.locator("select option").evaluate_all("options => options.map(o => o.value)")
+    assert options == ["1", "2", "3", "4", "5", ""]
+    card.locator("select").select_option("2")
+    card.get_by_role("button", name="Annehmen").click()
+    assert "Sie haben das Treffen angenommen." in page.inner_text("main")
+
+    # --- the asker moves it to another time both have free ------------------------------------------------
+    jana = person("de")
+    jana.sign_in(asker["contact"]["email"])
+    page = jana.open(f"/events/{event_id}/matchmaking")
+    card = page.locator(".card", has_text=f"Sie haben {asked['name']} angefragt")
+    options = card.locator("select option").evaluate_all("options => options.map(o => o.value)")
+    assert options == ["1", "3", "4", "5"]  # not its own time, not 09:00
+    jana.check_accessibility()
+    card.locator("select").select_option("4")
+    card.get_by_role("button", name="Treffen verschieben").click()
+    assert "Das Treffen ist verschoben" in page.inner_text("main")
+    mine = _api(platform, "GET", f"/events/{event_id}/members/{asker['id']}/meetings", people["asker"][1]).json()
+    assert {m["slot"] for m in mine["items"] if m["other_id"] == asked["id"]} == {4}
+
+    # --- the organizer schedules all: the meeting without a common time, and why --------------------------
+    olga = person("de")
+    olga.start_staff_session("organizer", "automotive-cluster")
+    page = olga.open(f"/organize/events/{event_id}/matchmaking/schedule")
+    page.get_by_role("button", name="Alle einplanen").click()
+    assert "1 ließen sich nicht einplanen" in page.inner_text("main")
+    unplaced = page.inner_text("#unplaced")
+    assert asker["name"] in unplaced and early["name"] in unplaced
+    assert "keine gemeinsame freie Zeit" in unplaced
+    olga.check_accessibility()

@@ -604,6 +604,12 @@ class AcceptMeetingForm(FlaskForm):
     FIELD_MAP = {"slot": "slot"}
 
 
+class RescheduleMeetingForm(FlaskForm):
+    """Move an accepted meeting to another slot both sides have free (meetings-service checks it again)."""
+    slot = SelectField(_l("New time"), validators=[DataRequired(message=_l("Please choose a time."))])
+    FIELD_MAP = {"slot": "slot"}
+
+
 class ReasonForm(FlaskForm):
     reason = TextAreaField(_l("Reason (optional; the other side reads it)"), validators=[Optional(), at_most(1000)])
     FIELD_MAP = {"reason": "reason"}

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from verbund_portal import agenda_pdf, api
+from verbund_portal import agenda_pdf, api, i18n
 from verbund_portal.app import member_required, services, staff_required
 from verbund_portal.forms import (
     OUTCOMES,
@@ -32,6 +32,7 @@ from verbund_portal.forms import (
     MeetingRequestForm,
     PlacementForm,
     ReasonForm,
+    RescheduleMeetingForm,
     service_errors,
 )
 from verbund_portal.i18n import when_range
@@ -47,6 +48,12 @@ CONFLICTS = {"person_double_booked": _l("A participant has two meetings at the s
              "over_limit": _l("A participant has more meetings in a session than the set-up allows."),
              "locked_moved": _l("A locked meeting is no longer where it was locked."),
              "wrong_meeting_point": _l("A meeting is not at the participant's meeting point.")}
+
+# why "schedule all" left a meeting out (meetings-service's unplaced_reason, scheduler's codes)
+UNPLACED = {"no_common_slot": _l("The two have no time in common: ask one of them to free a slot."),
+            "limit": _l("One of them already has the most meetings per session the set-up allows."),
+            "capacity": _l("All tables are taken (or the two are busy) at every time both have free."),
+            "locked_conflict": _l("It is locked at a time or table that now breaks a rule; move or unlock it.")}
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -82,6 +89,29 @@ def names(member_ids, known: dict[str, str] | None = None) -> dict[str, str]:
         except api.ApiError:  # deleted or not visible: the page still works
             cache[member_id] = _("(an organisation)")
     return cache
+
+
+def partner_names(items: list[dict]) -> dict[str, str]:
+    """The organisation names meetings-service gives with meetings (``other_name`` for a member,
+    ``requester_name``/``recipient_name`` for staff), by member id; unknown (erased) ones left out."""
+    known = {}
+    for m in items:
+        for id_key, name_key in (("other_id", "other_name"), ("requester_id", "requester_name"),
+                                 ("recipient_id", "recipient_name")):
+            if m.get(name_key) and m.get(id_key):
+                known[m[id_key]] = m[name_key]
+    return known
+
+
+def free_for_both(event_id: str, meeting_id: str) -> list[int]:
+    """The slot numbers both sides of a meeting have free with a table left (meetings-service's free-slots);
+    empty when the service refuses (the form then offers what is left: the organizers, or nothing)."""
+    try:
+        answer = services().get("meetings", f"/events/{event_id}/meetings/{meeting_id}/free-slots")
+    except api.ApiError as error:
+        log.warning("free slots of %s left out: %s", meeting_id, error)
+        return []
+    return [s["number"] for s in answer["slots"]]
 
 
 def _not_registered():
@@ -146,29 +176,35 @@ def participant(event_id: str):
     candidates = {"ranked": True, "notice": None, "items": []}
     if taking_part:
         candidates = services().get("meetings", f"/events/{event_id}/meetings/candidates")
-    known = {c["member_id"]: c.get("name") for c in candidates["items"]}
     items = mine["items"]
+    known = {**{c["member_id"]: c.get("name") for c in candidates["items"]}, **partner_names(items)}
     who = names([m["other_id"] for m in items] + list(known), known)
     slots = {s["number"]: s for s in setup["slots"]}
     available = (mine.get("participant") or {}).get("available")
-    booked = {m["slot"] for m in items if m["status"] == "accepted" and m["slot"] is not None}
-    free = [n for n in slots if (available is None or n in available) and n not in booked]
+    by_participants = setup["scheduling_mode"] == "participants"
     open_with = {m["other_id"]: m for m in items if m["status"] in ("pending", "accepted")}
     form = AvailabilityForm()
     form.slots.choices = [(s["number"], slot_label(s)) for s in setup["slots"]]
     form.slots.data = list(slots) if available is None else available
     form.meeting_point.data = (mine.get("participant") or {}).get("meeting_point")
-    accept_forms = {}
+    accept_forms, move_forms = {}, {}
     for meeting in items:
         if meeting["role"] == "recipient" and meeting["status"] == "pending":
             accept = AcceptMeetingForm(prefix=f"m{meeting['id'][:8]}")
             leave = ("", _("Leave the time to the organizers"))
-            accept.slot.choices = [leave] if setup["scheduling_mode"] == "organizer" else \
-                [(str(n), slot_label(slots[n])) for n in free] + [leave]
+            # only times that work for both sides (meetings-service knows the other's calendar)
+            accept.slot.choices = [(str(n), slot_label(slots[n])) for n in free_for_both(event_id, meeting["id"])
+                                   if n in slots] + [leave] if by_participants else [leave]
             accept_forms[meeting["id"]] = accept
+        elif meeting["status"] == "accepted" and meeting["slot"] is not None and by_participants \
+                and not meeting["locked"]:
+            move = RescheduleMeetingForm(prefix=f"r{meeting['id'][:8]}")
+            move.slot.choices = [(str(n), slot_label(slots[n])) for n in free_for_both(event_id, meeting["id"])
+                                 if n in slots and n != meeting["slot"]]
+            move_forms[meeting["id"]] = move
     return render_template("matchmaking/participant.html", event=event, setup=setup, mine=mine,
                            taking_part=taking_part, candidates=candidates, who=who, slots=slots,
-                           sessions=sessions_of(setup), form=form, accept_forms=accept_forms,
+                           sessions=sessions_of(setup), form=form, accept_forms=accept_forms, move_forms=move_forms,
                            reason_form=ReasonForm(), open_with=open_with, button=EmptyForm(),
                            slot_label=slot_label, request_modes=REQUEST_MODES, scheduling_modes=SCHEDULING_MODES)
 
@@ -268,6 +304,27 @@ def accept(event_id: str, meeting_id: str):
     return _back(event_id)
 
 
+@blueprint.route("/events/<event_id>/matchmaking/<meeting_id>/reschedule", methods=["POST"])
+@member_required
+def reschedule(event_id: str, meeting_id: str):
+    """Move an accepted meeting to another time both sides have free (participants schedule themselves)."""
+    form = RescheduleMeetingForm(prefix=f"r{meeting_id[:8]}")
+    form.slot.choices = [(request.form.get(form.slot.name, ""), "")]  # checked by the service
+    if form.validate_on_submit() and (form.slot.data or "").isdigit():
+        try:
+            services().post("meetings", f"/events/{event_id}/meetings/{meeting_id}/reschedule",
+                            json={"slot": int(form.slot.data)})
+        except api.ApiError as error:
+            if error.status not in (409, 422):
+                raise
+            flash(_refused(error))
+        else:
+            flash(_("The meeting is moved; the other side hears of it."))
+    else:
+        flash(_("Please choose a time."))
+    return _back(event_id)
+
+
 @blueprint.route("/events/<event_id>/matchmaking/<meeting_id>/<action>", methods=["POST"])
 @member_required
 def answer(event_id: str, meeting_id: str, action: str):
@@ -300,10 +357,18 @@ def _candidate_names(event_id: str) -> dict[str, str]:
     return {c["member_id"]: c.get("name") for c in items}
 
 
+def _with_names(member_ids: list[str], items: list[dict], event_id: str) -> dict[str, str]:
+    """Names for ``member_ids``: as meetings-service gives them with ``items``, else from the candidates."""
+    known = partner_names(items)
+    if set(member_ids) - set(known):
+        known = {**_candidate_names(event_id), **known}
+    return names(member_ids, known)
+
+
 def _agenda(event_id: str) -> tuple[dict, dict, dict[str, str]]:
     setup = setup_of(event_id) or abort(404)
     agenda = services().get("meetings", f"/events/{event_id}/members/{g.member['member_id']}/agenda")
-    who = names([m["other_id"] for m in agenda["items"]], _candidate_names(event_id))
+    who = _with_names([m["other_id"] for m in agenda["items"]], agenda["items"], event_id)
     return setup, agenda, who
 
 
@@ -368,7 +433,7 @@ def outcome(event_id: str, meeting_id: str):
     if meeting is None:
         return render_template("error.html", title=_("Not found"),
                                message=_("We could not find this meeting among yours.")), 404
-    who = names([meeting["other_id"]], _candidate_names(event_id))
+    who = _with_names([meeting["other_id"]], [meeting], event_id)
     form = MeetingOutcomeForm()
     form_errors: list[str] = []
     if form.validate_on_submit():
@@ -439,7 +504,7 @@ def organize(event_id: str):
 def _staff_meetings(event_id: str) -> tuple[dict, list[dict], dict[str, str]]:
     answer_ = services().get("meetings", f"/events/{event_id}/meetings")
     items = answer_["items"]
-    who = names({m[k] for m in items for k in ("requester_id", "recipient_id")})
+    who = names({m[k] for m in items for k in ("requester_id", "recipient_id")}, partner_names(items))
     return answer_, items, who
 
 
@@ -472,6 +537,8 @@ def schedule(event_id: str):
     return render_template("matchmaking/schedule.html", event=event, setup=setup, accepted=accepted, grid=grid,
                            tables=tables, who=who, places=places, conflicts=conflict_texts,
                            unscheduled=[m for m in accepted if m["slot"] is None], sessions=sessions_of(setup),
+                           unplaced=[(m, str(UNPLACED.get(m["unplaced_reason"], _l("Not placed yet."))))
+                                     for m in accepted if m.get("unplaced_reason")],
                            slot_label=slot_label, button=EmptyForm(), tab="schedule",
                            pending=sum(1 for m in items if m["status"] == "pending"))
 
@@ -494,7 +561,11 @@ def _staff_action(event_id: str, call, done: str):
 def schedule_all(event_id: str):
     """Place every accepted meeting without a time (locked ones and participants' picks stay)."""
     def done(result):
-        return _("%(placed)s of %(meetings)s meetings have a time and a table; %(left)s could not be placed.",
+        if not result["unplaced"]:
+            return _("%(placed)s of %(meetings)s meetings have a time and a table.",
+                     placed=result["placed"], meetings=result["meetings"])
+        return _("%(placed)s of %(meetings)s meetings have a time and a table; %(left)s could not be placed "
+                 "(see why under “Not placed”).",
                  placed=result["placed"], meetings=result["meetings"], left=len(result["unplaced"]))
     return _staff_action(event_id, lambda: services().post("meetings", f"/events/{event_id}/meetings/schedule",
                                                            json={}), done)
@@ -564,3 +635,44 @@ def report_csv(event_id: str):
     response = services().get("meetings", f"/events/{event_id}/meetings/report.csv", raw=True)
     return Response(response.content, content_type=response.headers.get("Content-Type", "text/csv; charset=utf-8"),
                     headers={"Content-Disposition": f'attachment; filename="matchmaking-{event_id[:8]}.csv"'})
+
+
+# --- the roll-up over an association's matchmaking days ---------------------------------------------------
+
+ROLLUP_FIGURES = (("requests", _l("Requests")), ("accepted", _l("Accepted")), ("scheduled", _l("With a time")),
+                  ("held", _l("Took place")), ("no_show", _l("Did not take place (no-show)")),
+                  ("outcomes_reported", _l("Meetings with an answer")),
+                  ("cooperation_cases", _l("Cooperation cases (negotiation or agreement)")),
+                  ("agreements", _l("Cooperation agreements")), ("led_to_project", _l("Led to a joint project")))
+
+
+def _rollup_scope() -> str | None:
+    """Organizers see their own association; admins the cooperation (None) or one association (``?scope=``)."""
+    if g.member["role"] != "admin":
+        return g.member.get("association")
+    chosen = request.args.get("scope")
+    return chosen if chosen in dict(i18n.choices("association")) else None
+
+
+@blueprint.route("/organize/matchmaking")
+@staff_required()
+def rollup():
+    """Requests, accepted, scheduled, held, no-show and what came of the meetings over every matchmaking day
+    of the organizer's association (admins: the cooperation or one association), per event and in total."""
+    association = _rollup_scope()
+    params = {"association": association} if association else {}
+    data = services().get("meetings", "/meetings/rollup", params=params)
+    return render_template("matchmaking/rollup.html", data=data, association=association, figures=ROLLUP_FIGURES,
+                           outcomes=OUTCOMES, associations=i18n.choices("association"))
+
+
+@blueprint.route("/organize/matchmaking.csv")
+@staff_required()
+def rollup_csv():
+    """The roll-up as CSV from meetings-service: one row per matchmaking day and a total row."""
+    association = _rollup_scope()
+    params = {"association": association} if association else {}
+    response = services().get("meetings", "/meetings/rollup.csv", params=params, raw=True)
+    return Response(response.content, content_type=response.headers.get("Content-Type", "text/csv; charset=utf-8"),
+                    headers={"Content-Disposition":
+                             f'attachment; filename="matchmaking-{association or "cooperation"}.csv"'})
