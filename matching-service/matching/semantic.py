@@ -244,7 +244,7 @@ class Space:
                 hits = hits[np.argpartition(-row[hits], MAX_LINKS - 1)[:MAX_LINKS]]
             values = row[hits]
             strength = self.calibration.strength(values)
-            order = np.lexsort((hits, -strength))  # strongest first, earlier texts first among equals
+            order = np.lexsort((hits, -values))  # the most similar first (strength follows similarity)
             found.append(tuple((int(hits[i]), float(strength[i]), float(values[i])) for i in order
                                if strength[i] > 0))
         return found

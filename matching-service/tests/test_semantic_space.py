@@ -47,8 +47,17 @@ def test_linking_in_blocks_gives_the_links_of_one_text_at_a_time(data):
         for text in texts:
             a, b = one.links(kind, text), many.links(kind, text)
             assert a[0] == b[0]
-            assert [link[0] for link in a[1]] == [link[0] for link in b[1]]
-            assert [link[1] for link in a[1]] == pytest.approx([link[1] for link in b[1]], abs=1e-5)
+            # the same links with the same strengths; a matrix-vector product and a block of them may
+            # differ in a float's last bits, so at the cap two texts as good as tied may swap places
+            one_way, other_way = {i: s for i, _, s in a[1]}, {i: s for i, _, s in b[1]}
+            common = one_way.keys() & other_way.keys()
+            assert [one_way[i] for i in common] == pytest.approx([other_way[i] for i in common], abs=1e-4)
+            swapped = one_way.keys() ^ other_way.keys()
+            assert len(swapped) <= 2
+            if swapped:
+                cut = min(one_way.values())
+                assert all(abs({**one_way, **other_way}[i] - cut) < 1e-4 for i in swapped)
+            assert [s for _, _, s in b[1]] == sorted((s for _, _, s in b[1]), reverse=True)
             capped += len(a[1]) == MAX_LINKS
     assert capped  # the cap was reached for some texts, so the partial top-k was exercised
 
