@@ -100,8 +100,10 @@ def semantic_space(embedder, stored):
     from matching.semantic import Space
 
     space = Space(background=embedder.background)
-    for kind, (texts, vectors) in stored.items():
+    for kind in list(stored):
+        texts, vectors = stored.pop(kind)  # one side's stored copy at a time, as a rebuild reads them
         space.add_vectors(kind, texts, vectors)
+        del texts, vectors
     return space
 
 

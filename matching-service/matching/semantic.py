@@ -187,7 +187,9 @@ class Space:
         vectors = np.asarray(vectors, np.float32)
         for text, vector in zip(texts, vectors, strict=True):
             if (kind, text) not in self.ids:
-                self._pending[(kind, text)] = vector
+                # A copy of its own, not a view: registered, it is freed at once, and the caller's
+                # array (a batch, a rebuild's read) is not kept alive by the rows still waiting.
+                self._pending[(kind, text)] = vector.copy()
 
     def has(self, kind: str, text: str) -> bool:
         return (kind, text) in self.ids or (kind, text) in self._pending
