@@ -208,8 +208,9 @@ class Space:
         std = np.maximum(cosines.std(axis=1), 1e-3)
         return (0.5 / std).astype(np.float32), (0.5 * cosines.mean(axis=1) / std).astype(np.float32)
 
-    def _append(self, kind: str, texts: list[str], vectors: np.ndarray) -> None:
-        """Give texts the next rows of their side (the matrix grows by half, not doubling)."""
+    def _append(self, kind: str, texts: list[str], vectors: np.ndarray, scales=None) -> None:
+        """Give texts the next rows of their side (the matrix grows by half, not doubling);
+        ``scales``: their (h, g) if known."""
         row, n = self._rows[kind], len(texts)
         if row + n > len(self._matrix[kind]):
             size = max(64, row + n, len(self._matrix[kind]) * 3 // 2)
@@ -219,7 +220,7 @@ class Space:
                 grown[:row] = old[:row]
                 store[kind] = grown
         self._matrix[kind][row:row + n] = vectors
-        self._h[kind][row:row + n], self._g[kind][row:row + n] = self._scales(kind, vectors)
+        self._h[kind][row:row + n], self._g[kind][row:row + n] = scales or self._scales(kind, vectors)
         for i, text in enumerate(texts):
             self.ids[(kind, text)] = row + i
             self._pending.pop((kind, text), None)
@@ -264,7 +265,7 @@ class Space:
             h, g = self._scales(kind, vectors)
             links = (self._top(self._similarities(vectors, h, g, other)) if self._rows[other]
                      else [()] * len(block))
-            self._append(kind, block, vectors)
+            self._append(kind, block, vectors, (h, g))
             for text, found in zip(block, links, strict=True):
                 self._links[(kind, text)] = found
         return len(new)
