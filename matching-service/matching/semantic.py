@@ -161,7 +161,7 @@ class Space:
     raw cosine (for tests with hand-made vectors).
     """
 
-    BLOCK = 256  # texts per matrix product in link_all: 256 x 100k float32 is 100 MB of scratch
+    BLOCK = 64  # texts per matrix product in link_all: 64 x 100k float32 is 25 MB of scratch (twice)
 
     def __init__(self, calibration: Calibration = CALIBRATION, background: dict | None = None,
                  weights: tuple[float, ...] = MODEL_WEIGHTS):
@@ -232,8 +232,12 @@ class Space:
         registered on the other side."""
         rows = self._rows[other]
         similarity = vectors @ self._matrix[other][:rows].T
-        similarity *= h[:, None] + self._h[other][None, :rows]
-        similarity -= g[:, None] + self._g[other][None, :rows]
+        theirs = similarity * self._h[other][None, :rows]  # the one temporary of the block's size
+        similarity *= h[:, None]
+        similarity += theirs
+        del theirs
+        similarity -= g[:, None]
+        similarity -= self._g[other][None, :rows]
         return similarity
 
     def _top(self, similarity: np.ndarray) -> list[tuple[tuple[int, float, float], ...]]:
