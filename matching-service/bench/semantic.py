@@ -1,7 +1,7 @@
 """The semantic part's costs on this machine, reported in docs/bench/semantic.md:
 
 * texts embedded per second (batches of 64, as ``matching.vectors`` embeds) and one text alone
-  (as a single new profile's text on the event path), with the bundled models, on distinct need and
+  (as a single new profile's text on the event path), with the bundled model, on distinct need and
   offer labels of synthetic profiles (``matching.synthetic``);
 * linking one new text against N stored texts of the other side (``Space.links``: the matrix
   product, the per-text normalisation, the calibration, the top links), N = 1k, 10k, 100k, with
@@ -72,8 +72,7 @@ def main(argv=None) -> int:
         space = Space(background=embedder.background)
         names = [f"offer {i}" for i in range(size)]
         space.add_vectors(OFFER, names, unit_vectors(rng, size))
-        for name in names:
-            space.links(OFFER, name)
+        space.link_all(OFFER, names)
         needs = unit_vectors(rng, 40)
         times = []
         for i, vector in enumerate(needs):

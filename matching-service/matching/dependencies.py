@@ -160,7 +160,10 @@ class MatchingEngine:
         """``handler(uow, engine, event)`` through the idempotent inbox (False: handled before).
         The profile's new texts are embedded first, outside the engine's lock."""
         profile = (event.get("data") or {}).get("profile")
-        if profile and self.space is not None and self.ready.ready():
+        # Wait for the engine (and the model) first: an event taken while the model was loading
+        # would otherwise be matched lexically until a rebuild.
+        self.wait_ready()
+        if profile and self.space is not None:
             try:
                 self.embed([profile])
             except Exception:  # the member is matched lexically now and semantically at the next rebuild

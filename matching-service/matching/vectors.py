@@ -26,6 +26,23 @@ def texts_of(profiles: Iterable[dict]) -> set[tuple[str, str]]:
     return found
 
 
+def store(session, rows: list[dict]) -> None:
+    """Insert vectors; one already stored is kept. Several instances embed the same new text when
+    their events arrive together (a vocabulary label, say): a plain INSERT would fail the second
+    one's whole batch on the duplicate key, and its texts would never be stored."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the service runs on PostgreSQL or SQLite
+        session.add_all(TextVector(**row) for row in rows)
+        return
+    session.execute(insert(TextVector).values(rows).on_conflict_do_nothing(index_elements=["key"]))
+
+
 def ensure(session, space: Space, embedder, model: str, profiles: Iterable[dict],
            run: Callable = lambda fn, *args: fn(*args)) -> dict:
     """Give ``space`` a vector for every text of ``profiles``: stored ones are read, missing ones
@@ -50,8 +67,8 @@ def ensure(session, space: Space, embedder, model: str, profiles: Iterable[dict]
                 batch = missing[start:start + BATCH]
                 vectors = run(embedder.embed, batch, kind)
                 space.add_vectors(kind, batch, vectors)
-                session.add_all(TextVector(key=text_key(kind, text), model=model, kind=kind, text=text,
-                                           vector=np.asarray(vector, np.float32).tobytes())
-                                for text, vector in zip(batch, vectors, strict=True))
+                store(session, [{"key": text_key(kind, text), "model": model, "kind": kind, "text": text,
+                                 "vector": np.asarray(vector, np.float32).tobytes()}
+                                for text, vector in zip(batch, vectors, strict=True)])
                 embedded += len(batch)
     return {"read": read, "embedded": embedded}

@@ -350,3 +350,27 @@ def test_a_v2_profile_is_kept_without_the_contact_person_and_its_ciphertext(stor
         kept = uow.session.get(MemberProfile, profile["id"]).profile
     assert "personal" not in kept and kept["contact"] == {"language": "de"} and kept["website"] is None
     assert kept["name"] == profile["name"]
+
+
+def test_two_instances_storing_the_same_new_text_keep_one_vector_and_all_others(store):
+    """Two instances embed the same new text (their events came together); the one that stores
+    second keeps the stored vector and still stores its other texts, on either database (a plain
+    INSERT failed its whole batch on the duplicate key)."""
+    import numpy as np
+
+    from matching import vectors
+    from matching.models import TextVector
+    from matching.semantic import MODEL, NEED, text_key
+
+    def row(text, value):
+        return {"key": text_key(NEED, text), "model": MODEL, "kind": NEED, "text": text,
+                "vector": np.full(512, value, np.float32).tobytes()}
+
+    with store.unit_of_work() as uow:
+        vectors.store(uow.session, [row("Rückverfolgbarkeit", 0.1)])
+    with store.unit_of_work() as uow:
+        vectors.store(uow.session, [row("Rückverfolgbarkeit", 0.2), row("Leerfahrten vermeiden", 0.2)])
+    with store.unit_of_work() as uow:
+        stored = {r.text: float(np.frombuffer(r.vector, np.float32)[0]) for r in uow.session.execute(
+            select(TextVector.text, TextVector.vector).where(TextVector.kind == NEED))}
+    assert stored == pytest.approx({"Rückverfolgbarkeit": 0.1, "Leerfahrten vermeiden": 0.2})

@@ -284,6 +284,36 @@ def test_after_a_decline_a_member_asks_for_another_proposal(store, engine, profi
         services.request_proposal(uow, engine, ADMIN, "no-such-member")
 
 
+def test_the_carrier_that_declined_is_not_in_the_next_proposal(store, engine, trio, profile, member_events, clock):
+    """The carrier declines the three-firm team. The next teams around the supplier bring a new IT
+    house (a team never proposed before, so only the decline keeps the carrier out), asked for at
+    once and again after the quiet period: never with the carrier that declined, though it is still
+    the supplier's only carrier (and no team without it covers enough to be proposed unasked)."""
+    supplier, it, carrier = trio
+    for member in trio:
+        apply(store, engine, member_events.registered(member))
+    [first] = opened(store)
+    assert team(first) == {supplier["id"], it["id"], carrier["id"]}
+    with store.unit_of_work() as uow:
+        services.respond(uow, as_member(carrier), first["id"], {"response": "decline", "member_id": None})
+    other_it = profile(name="Lagerlogik GmbH", sector="it", offers=["traceability-software"], needs=[])
+    apply(store, engine, member_events.registered(other_it))
+    with store.unit_of_work() as uow:
+        asked = services.request_proposal(uow, engine, as_member(supplier), supplier["id"])
+    assert team(asked) == {supplier["id"], other_it["id"]}
+    with store.unit_of_work() as uow:
+        services.respond(uow, as_member(other_it), asked["id"], {"response": "decline", "member_id": None})
+    third_it = profile(name="Spurwerk IT GmbH", sector="it", offers=["traceability-software"], needs=[])
+    clock.advance(days=8)
+    apply(store, engine, member_events.registered(third_it))
+    apply(store, engine, member_events.updated({**carrier, "version": 2, "name": "Neckar Gefahrgut AG"}, ["name"]))
+    # Without the carrier a team covers half the supplier's needs: not proposed unasked.
+    assert [p["id"] for p in opened(store)] == [first["id"], asked["id"]]
+    with store.unit_of_work() as uow:
+        again = services.request_proposal(uow, engine, as_member(supplier), supplier["id"])
+    assert team(again) == {supplier["id"], third_it["id"]}
+
+
 def test_asking_without_needs_or_without_a_new_team_is_answered_plainly(store, engine, profile, member_events,
                                                                         supplier_with_a_team):
     supplier, it, first = supplier_with_a_team

@@ -9,6 +9,7 @@ import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import requests
 from kombu import Connection
@@ -70,10 +71,9 @@ def platform(fresh_amqp_uri, postgres, tmp_path):
     urls = {service: postgres.create() for service in ("members", "matching", "notifications")}
     env = {"RETRY_DELAYS_MS": "200,1000"}
     members = ServiceProcess("members", fresh_amqp_uri, urls["members"], tmp_path, env)
-    # Lexical matching: the reference below is one lexical engine. Whether two instances keep the semantic
-    # links (matching.semantic) in step is not shown here yet.
-    matching = [ServiceProcess("matching", fresh_amqp_uri, urls["matching"], tmp_path,
-                               {**env, "MATCHING_SEMANTIC": "0"}) for _ in range(2)]
+    # With the embedding model: each instance embeds the texts of the events it takes and reads the
+    # vectors the other one stored for the members it catches up with.
+    matching = [ServiceProcess("matching", fresh_amqp_uri, urls["matching"], tmp_path, env) for _ in range(2)]
     notifications = [ServiceProcess("notifications", fresh_amqp_uri, urls["notifications"], tmp_path, env)
                      for _ in range(2)]
     everyone = [members, *matching, *notifications]
@@ -126,7 +126,8 @@ def test_two_instances_each_share_the_work_and_nothing_happens_twice(platform, f
         return (matched == MEMBERS and notified and inbox == notified and not pending
                 and not any(queued(fresh_amqp_uri, f"{s}.events") for s in ("matching", "notifications")))
 
-    wait_for(settled, timeout=60, interval=0.5, message="every event to be consumed")
+    # Each event embeds its new texts first (a few hundred ms on a busy 2-core machine).
+    wait_for(settled, timeout=240, interval=0.5, message="every event to be consumed")
     events = tap.drain()
     ids = [e["id"] for e in events]
     assert len(ids) == len(set(ids)), "an event was published twice (both relays sent the same outbox row)"
@@ -152,13 +153,28 @@ def test_two_instances_each_share_the_work_and_nothing_happens_twice(platform, f
               for m, s in rows("matching", "SELECT member_id, suggestions FROM suggestion_sets")}
     assert {m: s for m, s in stored.items() if m in last_list} == last_list  # the last announced is the one kept
     assert all(s == [] for m, s in stored.items() if m not in last_list)  # an empty first list is not news
-    # The lists are those one engine with every member computes: each instance caught up with what the
-    # other one changed before changing anything itself.
+    # The lists are those one engine with every member computes, with the same semantic links: each
+    # instance caught up with what the other one changed (the profiles and their texts' vectors)
+    # before changing anything itself.
     from matching.engine import Engine
+    from matching.semantic import MODEL, NEED, OFFER, Space, load_embedder
 
-    engine = Engine()
-    engine.load([json.loads(p) if isinstance(p, str) else p
-                 for (p,) in rows("matching", "SELECT profile FROM member_profiles ORDER BY seq")])
+    for process in matching:
+        assert requests.get(f"{process.url}/ready", timeout=10).json()["checks"]["semantic"] == "ok"
+    embedder, status = load_embedder()
+    assert embedder is not None, status
+    space = Space(background=embedder.background)
+    stored_vectors = rows("matching", "SELECT kind, text, vector FROM text_vectors WHERE model = :model", model=MODEL)
+    for kind, text_, vector in stored_vectors:
+        space.add_vectors(kind, [text_], np.frombuffer(bytes(vector), np.float32)[None, :])
+    profiles = [json.loads(p) if isinstance(p, str) else p
+                for (p,) in rows("matching", "SELECT profile FROM member_profiles ORDER BY seq")]
+    texts = {(k, item["label"]) for p in profiles for k, items in ((NEED, p["needs"]), (OFFER, p["offers"]))
+             for item in items}
+    assert texts <= {(kind, text_) for kind, text_, _ in stored_vectors}  # every text embedded once and stored
+    engine = Engine(semantic=space)
+    engine.load(profiles)
+    assert any(len(links) for links in space._links.values()), "the texts are linked semantically"
     assert {m: [partner for partner, _ in engine.suggestions(m)] for m in member_ids} == \
         {m: [s["partner_id"] for s in stored.get(m, [])] for m in member_ids}
     # No team proposed twice.

@@ -160,6 +160,11 @@ class Index:
             "alive", "group", "consent", "sector", "state", "region", "sme", "tmask", "tcount", "tie", "need_count",
             "need_ptr", "nf_ptr", "nf_feat", "nf_w", "need_owner", "of_ptr", "of_feat", "of_w")}
         rows, need_features, offer_features = self.need_owner.length, self.nf_feat.length, self.of_feat.length
+        if self.semantic is not None:
+            # The cards' new texts linked in blocks (matrix products over the other side), needs
+            # first; ``analyse`` then finds their links made.
+            self.semantic.link_all(NEED, [label for card in cards for label, _ in card.needs])
+            self.semantic.link_all(OFFER, [label for card in cards for label, _ in card.offers])
         for card in cards:
             slot = len(self.ids)
             self.ids.append(card.id)

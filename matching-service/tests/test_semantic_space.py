@@ -1,0 +1,90 @@
+"""The semantic space's bookkeeping (no model: hand-made unit vectors and a made-up background)."""
+import numpy as np
+import pytest
+
+from matching.semantic import DIMENSIONS, MAX_LINKS, NEED, OFFER, Calibration, Space
+
+
+def unit(rng, n):
+    vectors = rng.standard_normal((n, DIMENSIONS)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(4)
+    base = unit(rng, 30)
+    # texts around 3 topics (about 130 offers each), so that the cap of MAX_LINKS matters
+    offers = base[rng.integers(0, 3, 400)] + 0.15 * unit(rng, 400)
+    needs = base[rng.integers(0, 3, 300)] + 0.15 * unit(rng, 300)
+    background = {NEED: unit(rng, 200), OFFER: unit(rng, 200)}
+    return ([f"o{i}" for i in range(400)], offers / np.linalg.norm(offers, axis=1, keepdims=True),
+            [f"n{i}" for i in range(300)], needs / np.linalg.norm(needs, axis=1, keepdims=True), background)
+
+
+def filled(data, calibration=Calibration()):
+    offer_texts, offers, need_texts, needs, background = data
+    space = Space(calibration, background)
+    space.add_vectors(OFFER, offer_texts, offers)
+    space.add_vectors(NEED, need_texts, needs)
+    return space
+
+
+def test_linking_in_blocks_gives_the_links_of_one_text_at_a_time(data):
+    offer_texts, _, need_texts, _, _ = data
+    one, many = filled(data), filled(data)
+    for text in offer_texts[:150]:
+        one.links(OFFER, text)
+    for text in need_texts:
+        one.links(NEED, text)
+    for text in offer_texts[150:]:
+        one.links(OFFER, text)
+    many.link_all(OFFER, offer_texts[:150])
+    many.link_all(NEED, need_texts)
+    many.link_all(OFFER, offer_texts[150:])
+    capped = 0
+    for kind, texts in ((OFFER, offer_texts), (NEED, need_texts)):
+        for text in texts:
+            a, b = one.links(kind, text), many.links(kind, text)
+            assert a[0] == b[0]
+            # the same links with the same strengths; a matrix-vector product and a block of them may
+            # differ in a float's last bits, so at the cap two texts as good as tied may swap places
+            one_way, other_way = {i: s for i, _, s in a[1]}, {i: s for i, _, s in b[1]}
+            common = one_way.keys() & other_way.keys()
+            assert [one_way[i] for i in common] == pytest.approx([other_way[i] for i in common], abs=1e-4)
+            swapped = one_way.keys() ^ other_way.keys()
+            assert len(swapped) <= 2
+            if swapped:
+                cut = min(one_way.values())
+                assert all(abs({**one_way, **other_way}[i] - cut) < 1e-4 for i in swapped)
+            assert [s for _, _, s in b[1]] == sorted((s for _, _, s in b[1]), reverse=True)
+            capped += len(a[1]) == MAX_LINKS
+    assert capped  # the cap was reached for some texts, so the partial top-k was exercised
+
+
+def test_links_are_the_strongest_above_the_threshold_and_agree_with_the_pair_similarity(data):
+    offer_texts, _, need_texts, _, _ = data
+    space = filled(data)
+    space.link_all(OFFER, offer_texts)
+    space.link_all(NEED, need_texts)
+    for text in need_texts[:40]:
+        _, links = space.links(NEED, text)
+        every = np.array([space.similarity(text, offer) for offer in offer_texts])
+        above = np.flatnonzero(every >= space.calibration.threshold)
+        assert len(links) == min(MAX_LINKS, len(above))
+        assert {i for i, _, _ in links} <= set(above.tolist())
+        if links:  # nothing left out is stronger than the weakest link kept
+            weakest = min(similarity for _, _, similarity in links)
+            left_out = np.setdiff1d(above, [i for i, _, _ in links])
+            assert all(every[i] <= weakest + 1e-4 for i in left_out)
+        for i, strength, similarity in links:
+            assert similarity == pytest.approx(every[i], abs=1e-4)
+            assert strength == pytest.approx(space.strength(text, offer_texts[i]), abs=1e-5)
+
+
+def test_a_vector_is_held_once_and_a_text_without_one_has_no_links(data):
+    offer_texts, _, _, _, _ = data
+    space = filled(data)
+    space.link_all(OFFER, offer_texts)
+    assert len(space) == len(offer_texts) and not any(k == OFFER for k, _ in space._pending)
+    assert space.links(NEED, "never embedded") == (None, ())
