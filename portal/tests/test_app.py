@@ -177,6 +177,50 @@ def test_service_messages_read_in_plain_words_without_codes(app, message, german
         assert "U+" not in text and "127.0.0.1" not in text and "position" not in text
 
 
+def test_a_refusal_the_service_wrote_in_the_pages_language_is_shown_as_it_is(app):
+    """members-service answers an import in the Accept-Language the portal forwards and says so in
+    Content-Language; the portal shows such a text instead of "Bitte prüfen Sie diese Angabe."."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from verbund_portal import api
+    from verbund_portal.messages import plain
+
+    refusal = "Die Datei ist doppelt als UTF-8 kodiert (Zeile 1: „MÃ¼ller“, gemeint ist wohl „Müller“)"
+    asked_in = []
+
+    class Members(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            asked_in.append(self.headers.get("Accept-Language"))
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps({"error": refusal}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Language", asked_in[-1])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Members)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        members = api.Services({"members": f"http://127.0.0.1:{server.server_port}"}, None, 5, language="de")
+        with pytest.raises(api.ApiError) as refused:
+            members.post("members", "/members/import", data=b"x", content_type="text/csv")
+    finally:
+        server.shutdown()
+    assert asked_in == ["de"] and refused.value.language == "de"
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert plain(refused.value.message, refused.value.language) == refusal
+        assert plain(refused.value.message) == "Bitte prüfen Sie diese Angabe."  # no language said: not shown
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):  # German text on an English page
+        assert plain(refused.value.message, refused.value.language) == "Please check this entry."
+
+
 def test_a_refusal_page_says_it_plainly_in_the_page_language(app):
     from verbund_portal import api
 

@@ -233,9 +233,10 @@ class EmptyForm(FlaskForm):
     """A button that changes something: CSRF only."""
 
 
-def apply_errors(form: FlaskForm, fields: dict) -> list[str]:
+def apply_errors(form: FlaskForm, fields: dict, said_in: str | None = None) -> list[str]:
     """Put a service's 422 field errors on the form's fields, in plain words in the page's language
-    (``messages.plain``), each once; return the ones no field takes (translated too)."""
+    (``messages.plain``; ``said_in`` the answer's Content-Language), each once; return the ones no
+    field takes (translated too)."""
     left: list[str] = []
     mapping = getattr(form, "FIELD_MAP", {})
     for name, messages in flatten_fields(fields).items():
@@ -247,7 +248,7 @@ def apply_errors(form: FlaskForm, fields: dict) -> list[str]:
         index = name.split(".")[1] if name.count(".") >= 1 else ""
         if isinstance(field, FieldList) and index.isdigit() and int(index) < len(field.entries):
             field = field.entries[int(index)]  # offers.3.label: the fourth offer's input
-        texts = plain_all(messages)
+        texts = plain_all(messages, said_in)
         if field is None:
             left.extend(text for text in texts if text not in left)
         else:
@@ -260,8 +261,8 @@ def service_errors(form: FlaskForm, error) -> list[str]:
     messages for the summary that no field takes; the answer's own message only when it named no
     field (never "validation failed" beside the fields)."""
     if error.fields:
-        return apply_errors(form, error.fields)
-    return [plain(error.message)]
+        return apply_errors(form, error.fields, error.language)
+    return [plain(error.message, error.language)]
 
 
 # --- staff forms -------------------------------------------------------------------------------------

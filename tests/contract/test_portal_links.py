@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from notifications import domain
 from verbund_portal import create_app
 from verbund_portal.config import PortalConfig
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 import notifications
+from notifications import domain
 
 TEMPLATES = Path(notifications.__file__).parent / "templates"
 # "{{ portal_url }}/events/{{ m.event_id or event_id }}/meetings/{{ m.id }}/outcome"
