@@ -530,3 +530,17 @@ def test_a_staff_name_over_the_limit_is_refused_at_the_field_not_cut_by_the_brow
     assert response.status_code == 422
     assert "At most 200 characters." in response.get_data(as_text=True)
     assert not [r for r in members.received if r[0] == "POST"]  # nothing sent, nothing cut
+
+
+def test_the_agenda_of_an_unknown_event_is_not_found_not_forbidden(members_service):
+    events = members_service({
+        ("GET", "/members/m-1/registrations"): (200, {"items": []}, {}),
+        ("GET", "/events/no-such-event"): (404, {"error": "no event no-such-event"}, {}),
+    })
+    app = create_app(config(services={"members": events.url, "events": events.url, "matching": events.url,
+                                      "notifications": events.url, "meetings": events.url}))
+    client = app.test_client()
+    signed_in(app, client, "member")
+    response = client.get("/events/no-such-event/agenda")
+    assert response.status_code == 404
+    assert "confirmed participants" not in response.get_data(as_text=True)
