@@ -264,11 +264,16 @@ class MeetingsService(ServiceBase):
     @api("GET", "/events/<string:event_id>/members/<string:member_id>/agenda.ics", roles=("member", "admin"),
          errors=(403, 404), responses={200: ("The agenda as iCalendar", ("text/calendar", {"type": "string"}))})
     def agenda_ics(self, request, event_id, member_id):
-        """The agenda as an .ics file: a stable UID per meeting, SEQUENCE its version, cancelled ones CANCELLED."""
+        """The agenda as an .ics file: a stable UID per meeting, SEQUENCE its version, cancelled ones CANCELLED;
+        its words in the requester's Accept-Language (German or English, German by default)."""
         _own(request.principal, member_id)
         with self.db.unit_of_work() as uow:
             data = queries.agenda(uow.session, event_id, member_id, uow.now())
-        return file_response(agenda.to_ics(data), agenda.CALENDAR_TYPE, f"agenda-{event_id}.ics", "inline")
+        language = request.accept_languages.best_match(agenda.LANGUAGES) or "de"
+        response = file_response(agenda.to_ics(data, language), agenda.CALENDAR_TYPE, f"agenda-{event_id}.ics",
+                                 "inline")
+        response.headers.update({"Content-Language": language, "Vary": "Accept-Language"})
+        return response
 
 
 def _own(principal, member_id: str) -> None:

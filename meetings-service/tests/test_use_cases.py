@@ -333,6 +333,17 @@ def test_a_member_sees_the_partner_organisation_by_name_until_it_is_erased(store
     assert (staff["requester_name"], staff["recipient_name"]) == (NAMES["automotive"], NAMES["it"])
     [entry] = Calendar.from_ical(agenda.to_ics(mine)).walk("VEVENT")
     assert NAMES["it"] in str(entry["summary"])
+    # the calendar speaks the member's language: names the partner and the table, no ids or slot numbers
+    german = Calendar.from_ical(agenda.to_ics(mine, "de"))
+    [entry] = german.walk("VEVENT")
+    description = str(entry["description"])
+    assert str(german["x-wr-calname"]).startswith("Gespräche – ")
+    assert f"Gespräch mit {NAMES['it']}" in description and "Meeting" not in description
+    assert mine["items"][0]["id"] not in description and "slot" not in description
+    if mine["items"][0]["table"]:
+        assert f"Tisch {mine['items'][0]['table']}" in description
+    [english] = Calendar.from_ical(agenda.to_ics(mine, "en")).walk("VEVENT")
+    assert f"Meeting with {NAMES['it']}" in str(english["description"]) and "Tisch" not in str(english["description"])
     # a newer profile renames; an older one does not bring the old name back
     feed(store, member_registered(id=b, sector="it", name="Datenwerk Nord AG", version=3))
     feed(store, member_registered(id=b, sector="it", name="Datenwerk Alt AG", version=2))

@@ -176,7 +176,8 @@ def _columns(header: list[str], body: list, messages: Messages) -> tuple[list[st
 
 def decode(content: bytes, messages: Messages | None = None, charset: str | None = None) -> str:
     """The text of a CSV file: UTF-8 (with or without BOM), UTF-16/32 with
-    BOM (Excel "Unicode text"), or a legacy encoding of German office files
+    BOM (Excel "Unicode text"), UTF-16 without BOM (recognised by its NUL
+    bytes), or a legacy encoding of German office files
     (Windows-1252, Mac Roman, DOS 850, ISO 8859-15) when charset-normalizer
     and the characters it yields agree on one. BadRequest (400) otherwise:
     a wrong guess would store mojibake ("MŸller") without a word.
@@ -207,6 +208,22 @@ def _refuse_mojibake(text: str, messages: Messages) -> str:
     return text  # only spans across lines look odd: nothing to point at
 
 
+def _utf16_without_bom(content: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" for UTF-16 text saved without a byte order mark (some exports'
+    "Unicode text"): a member list is mostly Latin letters, so every second byte is NUL, on one side
+    only. Such bytes are valid UTF-8 (NULs and letters), so without this they would be read as
+    text with NUL characters and refused without a useful word."""
+    if len(content) < 4:
+        return None
+    even, odd = content[0::2].count(0), content[1::2].count(0)
+    pairs = len(content) // 2
+    if odd >= pairs * 0.6 and even == 0:
+        return "utf-16-le"
+    if even >= pairs * 0.6 and odd == 0:
+        return "utf-16-be"
+    return None
+
+
 def _decode(content: bytes, messages: Messages, charset: str | None) -> str:
     from charset_normalizer import from_bytes
 
@@ -222,6 +239,12 @@ def _decode(content: bytes, messages: Messages, charset: str | None) -> str:
                 return content.decode(codec)
             except UnicodeDecodeError:
                 raise refused from None
+    unmarked = _utf16_without_bom(content)
+    if unmarked:
+        try:
+            return content.decode(unmarked)
+        except UnicodeDecodeError:
+            raise BadRequest(messages.text("encoding_utf16")) from None
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError:

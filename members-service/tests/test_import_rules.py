@@ -37,6 +37,19 @@ def test_a_file_is_read_correctly_or_refused_never_garbled(encoding, text):
         assert decoded == text
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_byte_order_mark_is_read(encoding):
+    text = "name;contact_email\nMeier Logistik GmbH;a@meier.example\nMüller Förderbänder GmbH;b@m.example\n"
+    assert importer.decode(text.encode(encoding), Messages("de")) == text  # not "NUL character"
+
+
+def test_broken_utf16_without_byte_order_mark_is_refused_with_an_explanation():
+    broken = "name\nMeier GmbH\n".encode("utf-16-le") + b"\x3d\xd8"  # a lone high surrogate at the end
+    with pytest.raises(BadRequest) as refused:
+        importer.decode(broken, Messages("de"))
+    assert "UTF-16" in refused.value.message and "CSV UTF-8" in refused.value.message
+
+
 def test_the_issues_mac_roman_line_is_never_stored_as_mojibake():
     text = "Firma;Bundesland\nMüller Förderbänder GmbH;Niedersachsen\n"
     assert importer.decode(text.encode("mac_roman")) == text  # not "MŸller FšrderbŠnder"

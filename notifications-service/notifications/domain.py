@@ -56,8 +56,11 @@ KINDS = {
 # Types this service makes itself from its timers: fanned out like consumed events, but never
 # delivered to integrators (they are no platform events).
 INTERNAL_TYPES = ("meeting.reminder", "meeting.requests_pending", "meeting.survey")
-# The portal page of an event's matchmaking day (requests, agenda) and of one meeting's outcome.
-MEETINGS_PATH = "/events/{event_id}/meetings"
+# The portal pages of an event's matchmaking day: where a member answers requests and finds partners
+# (``MATCHMAKING_PATH``), its personal agenda (``AGENDA_PATH``, print and calendar too) and one
+# meeting's outcome. A mail links to the page its words name ("Ihr Ablaufplan" → the agenda).
+MATCHMAKING_PATH = "/events/{event_id}/matchmaking"
+AGENDA_PATH = "/events/{event_id}/agenda"
 OUTCOME_PATH = "/events/{event_id}/meetings/{meeting_id}/outcome"
 
 
@@ -100,14 +103,14 @@ POLICY: dict[str, Rule] = {rule.kind: rule for rule in (
     # Meetings: a request waits for an answer; an acceptance, a slot and a cancellation change the
     # member's day at the fair; reminders, the daily summary of open requests and the survey ask for
     # something. A decline is news (neutral words, in the inbox and the digest).
-    Rule("meeting_requested", ACTION, MEETINGS_PATH, "Gesprächsanfrage", "meeting request"),
-    Rule("meeting_accepted", ACTION, MEETINGS_PATH, "Gesprächsanfrage angenommen", "meeting request accepted"),
-    Rule("meeting_scheduled", ACTION, MEETINGS_PATH, "Gesprächstermin", "meeting time"),
-    Rule("meeting_cancelled", ACTION, MEETINGS_PATH, "Gespräch abgesagt", "meeting cancelled"),
-    Rule("meeting_reminder", ACTION, MEETINGS_PATH, "Erinnerung an ein Gespräch", "meeting reminder"),
-    Rule("meeting_requests_pending", ACTION, MEETINGS_PATH, "offene Gesprächsanfragen", "open meeting requests"),
-    Rule("meeting_survey", ACTION, "/meetings", "Umfrage zu Ihren Gesprächen", "survey on your meetings"),
-    Rule("meeting_declined", NEWS, MEETINGS_PATH, "Gesprächsanfrage abgelehnt", "meeting request declined"),
+    Rule("meeting_requested", ACTION, MATCHMAKING_PATH, "Gesprächsanfrage", "meeting request"),
+    Rule("meeting_accepted", ACTION, MATCHMAKING_PATH, "Gesprächsanfrage angenommen", "meeting request accepted"),
+    Rule("meeting_scheduled", ACTION, AGENDA_PATH, "Gesprächstermin", "meeting time"),
+    Rule("meeting_cancelled", ACTION, MATCHMAKING_PATH, "Gespräch abgesagt", "meeting cancelled"),
+    Rule("meeting_reminder", ACTION, AGENDA_PATH, "Erinnerung an ein Gespräch", "meeting reminder"),
+    Rule("meeting_requests_pending", ACTION, MATCHMAKING_PATH, "offene Gesprächsanfragen", "open meeting requests"),
+    Rule("meeting_survey", ACTION, AGENDA_PATH, "Umfrage zu Ihren Gesprächen", "survey on your meetings"),
+    Rule("meeting_declined", NEWS, MATCHMAKING_PATH, "Gesprächsanfrage abgelehnt", "meeting request declined"),
     Rule("contact_declined", NEWS, "/contacts", "Kontaktanfrage abgelehnt", "contact request declined"),
     Rule("project_closed", NEWS, "/projects", "Projektvorschlag beendet", "project proposal closed"),
     Rule("match_suggested", NEWS, "/suggestions", "Partnervorschläge geändert", "partner suggestions changed"),

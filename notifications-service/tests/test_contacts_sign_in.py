@@ -108,7 +108,7 @@ def test_a_contact_request_reaches_the_recipients_inbox_and_mail_at_once(tmp_pat
     ("en", "organizer", "logistics-network", "Rita Root",
      ["Rita Root has invited you", "as an organizer (Logistics network)"]),
     ("de", "organizer", "automotive-cluster", None,
-     ["Sie sind zu Verbund eingeladen", "als Organisator:in (Automobilcluster)", "72 Stunden"])])
+     ["Sie sind zu Verbund eingeladen", "als Organisator*in (Automobilcluster)", "72 Stunden"])])
 def test_the_staff_invitation_says_who_invited_whom_as_what(lang, role, association, invited_by, words):
     link = "http://localhost:8000/sign-in/abc_DEF-123"
     message = sign_in.compose_invitation(Config(), Renderer(), email="olga@cluster.example", name="Olga Organa",

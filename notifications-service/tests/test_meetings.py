@@ -57,7 +57,7 @@ def test_the_policy_of_meeting_kinds():
                  "meeting_reminder", "meeting_requests_pending", "meeting_survey"):
         assert domain.mail_mode(kind, None, "weekly") == "immediately", kind
     assert domain.mail_mode("meeting_declined", None, "weekly") == "digest"
-    assert domain.action_path("meeting_requested", {"meeting": {"event_id": "e1"}}) == "/events/e1/meetings"
+    assert domain.action_path("meeting_requested", {"meeting": {"event_id": "e1"}}) == "/events/e1/matchmaking"
 
 
 def test_a_reminder_is_due_once_and_again_only_after_a_later_move():
@@ -106,7 +106,7 @@ def test_the_mails_read_well_in_both_languages(lang):
     assert ("9:30–9:50 Uhr" if lang == "de" else "09:30–09:50") in text.text  # the event's zone, Babel's format
     assert ("Tisch: 7" if lang == "de" else "Table: 7") in text.text
     assert ("angenommen" if lang == "de" else "accepted") in text.subject  # accepted and scheduled: one mail
-    assert "https://portal.example/events/e1/meetings" in text.text
+    assert "https://portal.example/events/e1/agenda\n" in text.text  # "Ihr Ablaufplan": the agenda page
     cancelled = renderer.render("meeting_cancelled", lang, context_for("meeting.cancelled", data, lang,
                                                                       reader="asker"))
     assert cancelled.subject.startswith("Gespräch mit Datenwerk AG" if lang == "de" else "Meeting with Datenwerk AG")

@@ -177,6 +177,50 @@ def test_service_messages_read_in_plain_words_without_codes(app, message, german
         assert "U+" not in text and "127.0.0.1" not in text and "position" not in text
 
 
+def test_a_refusal_the_service_wrote_in_the_pages_language_is_shown_as_it_is(app):
+    """members-service answers an import in the Accept-Language the portal forwards and says so in
+    Content-Language; the portal shows such a text instead of "Bitte prüfen Sie diese Angabe."."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from verbund_portal import api
+    from verbund_portal.messages import plain
+
+    refusal = "Die Datei ist doppelt als UTF-8 kodiert (Zeile 1: „MÃ¼ller“, gemeint ist wohl „Müller“)"
+    asked_in = []
+
+    class Members(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            asked_in.append(self.headers.get("Accept-Language"))
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps({"error": refusal}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Language", asked_in[-1])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Members)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        members = api.Services({"members": f"http://127.0.0.1:{server.server_port}"}, None, 5, language="de")
+        with pytest.raises(api.ApiError) as refused:
+            members.post("members", "/members/import", data=b"x", content_type="text/csv")
+    finally:
+        server.shutdown()
+    assert asked_in == ["de"] and refused.value.language == "de"
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert plain(refused.value.message, refused.value.language) == refusal
+        assert plain(refused.value.message) == "Bitte prüfen Sie diese Angabe."  # no language said: not shown
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):  # German text on an English page
+        assert plain(refused.value.message, refused.value.language) == "Please check this entry."
+
+
 def test_a_refusal_page_says_it_plainly_in_the_page_language(app):
     from verbund_portal import api
 
@@ -396,3 +440,107 @@ def test_the_event_form_sends_wall_clock_times_in_the_chosen_zone_and_shows_stor
         shown.fill({"title": "Messe", "kind": "fair", "organizers": ["it-cluster"], "timezone": "Europe/Berlin",
                     "starts_at": "2027-07-01T07:30:00+00:00", "ends_at": "2027-07-01T15:00:00Z", "capacity": 40})
         assert shown.starts_at.data == "2027-07-01T09:30" and shown.ends_at.data == "2027-07-01T17:00"  # CEST
+
+
+class _FakeService:
+    """A service on a real port that answers each ``(method, path)`` with a scripted
+    ``(status, json, headers)`` and records what it was sent."""
+
+    def __init__(self, answers: dict):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        self.answers, self.received = answers, []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.received.append((self.command, self.path, dict(self.headers), body))
+                status, payload, headers = fake.answers[(self.command, self.path.split("?")[0])]
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer  # noqa: N815 (http.server's names)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def members_service():
+    services = []
+
+    def start(answers):
+        services.append(_FakeService(answers))
+        return services[-1]
+
+    yield start
+    for service in services:
+        service.close()
+
+
+def test_inviting_an_address_that_has_a_staff_account_says_so_in_german_at_the_email_field(members_service):
+    members = members_service({
+        ("GET", "/staff"): (200, {"items": []}, {}),
+        ("POST", "/staff"): (409, {"error": "a staff account with this e-mail address exists already",
+                                   "field": "email"}, {}),
+    })
+    app = create_app(config(services={"members": members.url, "events": members.url, "matching": members.url,
+                                      "notifications": members.url}))
+    client = app.test_client()
+    signed_in(app, client, "admin")
+    with client.session_transaction() as session:
+        session["language"] = "de"
+    response = client.post("/admin/staff", data={
+        "csrf_token": csrf(client, "/admin/staff"), "name": "Olga Organisatorin", "email": "olga@cluster.example",
+        "role": "admin", "association": "", "language": "de"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "exists already" not in html
+    at_the_field = re.search(r'<ul class="errors" id="email-error">(.*?)</ul>', html, re.S).group(1)
+    assert "Es gibt bereits ein Mitarbeiterkonto mit dieser E-Mail-Adresse" in at_the_field
+
+
+def test_a_staff_name_over_the_limit_is_refused_at_the_field_not_cut_by_the_browser(members_service):
+    members = members_service({("GET", "/staff"): (200, {"items": []}, {})})
+    app = create_app(config(services={"members": members.url, "events": members.url, "matching": members.url,
+                                      "notifications": members.url}))
+    client = app.test_client()
+    signed_in(app, client, "admin")
+    page = client.get("/admin/staff").get_data(as_text=True)
+    assert "maxlength" not in page  # a browser would cut a pasted name there without a word
+    response = client.post("/admin/staff", data={
+        "csrf_token": csrf(client, "/admin/staff"), "name": "N" * 250, "email": "olga@cluster.example",
+        "role": "admin", "association": "", "language": "de"})
+    assert response.status_code == 422
+    assert "At most 200 characters." in response.get_data(as_text=True)
+    assert not [r for r in members.received if r[0] == "POST"]  # nothing sent, nothing cut
+
+
+def test_the_agenda_of_an_unknown_event_is_not_found_not_forbidden(members_service):
+    events = members_service({
+        ("GET", "/members/m-1/registrations"): (200, {"items": []}, {}),
+        ("GET", "/events/no-such-event"): (404, {"error": "no event no-such-event"}, {}),
+    })
+    app = create_app(config(services={"members": events.url, "events": events.url, "matching": events.url,
+                                      "notifications": events.url, "meetings": events.url}))
+    client = app.test_client()
+    signed_in(app, client, "member")
+    response = client.get("/events/no-such-event/agenda")
+    assert response.status_code == 404
+    assert "confirmed participants" not in response.get_data(as_text=True)

@@ -34,12 +34,15 @@ class SessionExpired(Exception):
 class ApiError(Exception):
     """A 4xx answer: ``status``, the service's ``message`` and its ``fields`` (422 field errors,
     possibly nested: ``{"region": {"postcode": ["..."]}}``); ``retry_after`` in seconds for 429;
-    ``body`` the whole answer (meetings-service's 409 names the ``free_slots``)."""
+    ``body`` the whole answer (meetings-service's 409 names the ``free_slots``); ``language`` the
+    answer's Content-Language when the service wrote its messages for people in that language
+    (members-service's import refusals), so the portal may show them as they are."""
     status: int
     message: str
     fields: dict = field(default_factory=dict)
     retry_after: int | None = None
     body: dict = field(default_factory=dict)
+    language: str | None = None
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"
@@ -94,7 +97,8 @@ class Services:
             retry = response.headers.get("Retry-After")
             body = body if isinstance(body, dict) else {}
             raise ApiError(response.status_code, str(body.get("error") or response.reason),
-                           body.get("fields") or {}, int(retry) if retry and retry.isdigit() else None, body)
+                           body.get("fields") or {}, int(retry) if retry and retry.isdigit() else None, body,
+                           response.headers.get("Content-Language"))
         if raw:
             return response
         if response.status_code == 204 or not response.content:

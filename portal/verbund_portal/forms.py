@@ -33,8 +33,12 @@ SPARE_FIELDS = 3       # empty inputs below a saved profile's competencies, for 
 
 
 def at_most(characters: int) -> Length:
-    """A length limit that says so in plain words ("Höchstens 200 Zeichen." / "At most 200 characters.")."""
-    return Length(max=characters, message=_l("At most %(max)s characters."))
+    """A length limit that says so in plain words ("Höchstens 200 Zeichen." / "At most 200 characters.").
+    The input gets no ``maxlength``: a browser cuts a longer pasted text there without a word, so the
+    person would never learn that the name was shortened; the form refuses it at the field instead."""
+    limit = Length(max=characters, message=_l("At most %(max)s characters."))
+    limit.field_flags = {}
+    return limit
 
 
 def strip(value):
@@ -233,9 +237,10 @@ class EmptyForm(FlaskForm):
     """A button that changes something: CSRF only."""
 
 
-def apply_errors(form: FlaskForm, fields: dict) -> list[str]:
+def apply_errors(form: FlaskForm, fields: dict, said_in: str | None = None) -> list[str]:
     """Put a service's 422 field errors on the form's fields, in plain words in the page's language
-    (``messages.plain``), each once; return the ones no field takes (translated too)."""
+    (``messages.plain``; ``said_in`` the answer's Content-Language), each once; return the ones no
+    field takes (translated too)."""
     left: list[str] = []
     mapping = getattr(form, "FIELD_MAP", {})
     for name, messages in flatten_fields(fields).items():
@@ -247,7 +252,7 @@ def apply_errors(form: FlaskForm, fields: dict) -> list[str]:
         index = name.split(".")[1] if name.count(".") >= 1 else ""
         if isinstance(field, FieldList) and index.isdigit() and int(index) < len(field.entries):
             field = field.entries[int(index)]  # offers.3.label: the fourth offer's input
-        texts = plain_all(messages)
+        texts = plain_all(messages, said_in)
         if field is None:
             left.extend(text for text in texts if text not in left)
         else:
@@ -260,8 +265,8 @@ def service_errors(form: FlaskForm, error) -> list[str]:
     messages for the summary that no field takes; the answer's own message only when it named no
     field (never "validation failed" beside the fields)."""
     if error.fields:
-        return apply_errors(form, error.fields)
-    return [plain(error.message)]
+        return apply_errors(form, error.fields, error.language)
+    return [plain(error.message, error.language)]
 
 
 # --- staff forms -------------------------------------------------------------------------------------
@@ -294,8 +299,8 @@ LOCAL_TIME = Regexp(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$",
 
 class EventForm(FlaskForm):
     """A joint event as organizers create and edit it (events-service ``POST``/``PATCH /events``)."""
-    title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), Length(max=200)])
-    description = TextAreaField(_l("Description (optional)"), validators=[Optional(), Length(max=10_000)])
+    title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), at_most(200)])
+    description = TextAreaField(_l("Description (optional)"), validators=[Optional(), at_most(10_000)])
     # No default: an empty first choice makes the organizer choose (a silent "Messe" went unnoticed).
     kind = SelectField(_l("Kind"), choices=[("", _l("Please choose"))] + [(k, KIND_NAMES[k]) for k in KINDS],
                        validators=[DataRequired(_l("Please choose a kind."))])
@@ -309,10 +314,10 @@ class EventForm(FlaskForm):
     ends_at = LocalDateTimeField(_l("Ends"), validators=[DataRequired(_l("Please enter when it ends.")), LOCAL_TIME])
     registration_deadline = LocalDateTimeField(_l("Registration closes (optional)"),
                                                validators=[Optional(), LOCAL_TIME])
-    venue_name = StringField(_l("Venue"), validators=[Optional(), Length(max=200)])
-    venue_address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
-    venue_city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
-    online_url = URLField(_l("Online address (optional)"), validators=[Optional(), Length(max=500)])
+    venue_name = StringField(_l("Venue"), validators=[Optional(), at_most(200)])
+    venue_address = StringField(_l("Address"), validators=[Optional(), at_most(300)])
+    venue_city = StringField(_l("City"), validators=[Optional(), at_most(100)])
+    online_url = URLField(_l("Online address (optional)"), validators=[Optional(), at_most(500)])
     capacity = IntegerField(_l("Places (seats)"), validators=[
         InputRequired(_l("Please enter the number of places.")),
         NumberRange(min=1, max=100_000, message=_l("Please enter a number from 1 to 100,000."))])
@@ -369,7 +374,7 @@ class EventForm(FlaskForm):
 
 
 class CancelEventForm(FlaskForm):
-    reason = TextAreaField(_l("Reason (the registered members read it)"), validators=[Optional(), Length(max=2000)])
+    reason = TextAreaField(_l("Reason (the registered members read it)"), validators=[Optional(), at_most(2000)])
     FIELD_MAP = {"reason": "reason"}
 
 
@@ -378,11 +383,11 @@ class MemberSearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField(_l("Name contains"), validators=[Optional(), Length(max=200)])
+    q = StringField(_l("Name contains"), validators=[Optional(), at_most(200)])
     sector = SelectField(_l("Sector"), validators=[Optional()])
     state = SelectField(_l("Federal state"), validators=[Optional()])
     association = SelectField(_l("Association"), validators=[Optional()])
-    competency = StringField(_l("Competency (offered or sought)"), validators=[Optional(), Length(max=200)])
+    competency = StringField(_l("Competency (offered or sought)"), validators=[Optional(), at_most(200)])
     topic = SelectField(_l("Topic"), validators=[Optional()])
     sme = SelectField(_l("Size"), choices=[("", _l("All")), ("true", _l("SMEs only")), ("false", _l("Large only"))],
                       validators=[Optional()])
@@ -446,10 +451,10 @@ class MoveRegistrationForm(FlaskForm):
 
 
 class StaffInviteForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)])
+    name = StringField(_l("Name"), validators=[DataRequired(_l("Please enter a name.")), at_most(200)])
     email = EmailField(_l("E-mail address"), validators=[
         DataRequired(_l("Please enter an e-mail address.")),
-        Email(_l("This is not a valid e-mail address."), check_deliverability=False), Length(max=320)])
+        Email(_l("This is not a valid e-mail address."), check_deliverability=False), at_most(320)])
     role = SelectField(_l("Role"), choices=[("organizer", _l("Organizer")), ("admin", _l("Admin"))])
     association = SelectField(_l("Association (organizers)"), validators=[Optional()])
     language = SelectField(_l("Language of the invitation"))

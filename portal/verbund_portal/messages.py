@@ -3,8 +3,11 @@
 The services answer in English for developers ("127.0.0.1 is a loopback address", "must not
 contain a control or invalid character (U+202E at position 36)", "Not a valid URL."). A member
 sees the portal's own catalogue message instead, without code points, ids or "validation
-failed"; a message the portal does not know yet becomes "Please check this entry." and is logged
-(so the next one can be added here). Each message appears once at its field.
+failed". A message the portal does not know is shown as the service wrote it when the service
+said it wrote it for people in the page's language (Content-Language, members-service's import
+refusals: the portal forwards the page's language as Accept-Language); otherwise it becomes
+"Please check this entry." and is logged (so the next one can be added here). Each message
+appears once at its field.
 """
 from __future__ import annotations
 
@@ -139,22 +142,33 @@ KNOWN: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
 ]
 
 
-def plain(message: str) -> str:
-    """The catalogue message for one service message, in the page's language; an unknown one is
-    logged and becomes "Please check this entry."."""
+def in_page_language(said_in: str | None) -> bool:
+    """Whether a service's answer in ``said_in`` (its Content-Language, e.g. "de" or "de-DE") is in
+    the page's language."""
+    from verbund_portal.i18n import language
+
+    return bool(said_in) and said_in.split(",")[0].strip()[:2].lower() == language()
+
+
+def plain(message: str, said_in: str | None = None) -> str:
+    """The catalogue message for one service message, in the page's language. An unknown one is
+    shown as it is when the service answered in the page's language (``said_in``, its
+    Content-Language); else it is logged and becomes "Please check this entry."."""
     for pattern, text in KNOWN:
         match = pattern.search(message or "")
         if match:
             return text(match)
+    if message and in_page_language(said_in):
+        return message
     log.warning("service message without a translation: %r", message)
     return _("Please check this entry.")
 
 
-def plain_all(messages: list[str]) -> list[str]:
-    """Several messages in plain words, each once, in their order."""
+def plain_all(messages: list[str], said_in: str | None = None) -> list[str]:
+    """Several messages in plain words, each once, in their order (``said_in``: see ``plain``)."""
     seen: list[str] = []
     for message in messages:
-        text = plain(message)
+        text = plain(message, said_in)
         if text not in seen:
             seen.append(text)
     return seen

@@ -14,6 +14,7 @@ from verbund_portal import api
 from verbund_portal.app import services, staff_required
 from verbund_portal.config import SERVICES
 from verbund_portal.forms import EVENT_SCOPES, EmptyForm, IntegratorForm, StaffInviteForm, apply_errors
+from verbund_portal.messages import plain
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -38,9 +39,14 @@ def staff():
             try:
                 services().post("members", "/staff", json=body)
             except api.ApiError as error:
-                if error.status not in (409, 422):
+                if error.status == 409:  # members-service: "a staff account with this e-mail address exists"
+                    form.email.errors = [_("There is already a staff account with this e-mail address: it is "
+                                           "in the list below.")]
+                elif error.status == 422:
+                    form_errors = apply_errors(form, error.fields, error.language) or [
+                        plain(error.message, error.language)]
+                else:
                     raise
-                form_errors = apply_errors(form, error.fields) or [error.message]
             else:
                 flash(_("%(name)s has been invited and gets a sign-in link by e-mail.", name=body["name"]))
                 return redirect(url_for("admin.staff"))
@@ -78,7 +84,8 @@ def integrators():
                 form.name.errors = [_("An integrator of this name exists. Revoke it first or choose another "
                                       "name.")]
             elif error.status == 422:
-                form_errors = apply_errors(form, error.fields) or [error.message]
+                form_errors = apply_errors(form, error.fields, error.language) or [
+                    plain(error.message, error.language)]
             else:
                 raise
         else:

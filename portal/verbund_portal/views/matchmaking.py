@@ -387,8 +387,10 @@ def published_text(published: str) -> str:
 @blueprint.route("/events/<event_id>/agenda")
 @member_required
 def agenda(event_id: str):
-    """My agenda: meetings with a visible time and place, in time order; downloads as .ics and PDF."""
+    """My agenda: meetings with a visible time and place, in time order; downloads as .ics and PDF.
+    An unknown event is a 404 (events-service says so), not "for confirmed participants"."""
     if not _confirmed(event_id):
+        services().get("events", f"/events/{event_id}")  # ApiError 404: the "not found" page
         return _not_registered()
     setup, answer_, who = _agenda(event_id)
     return render_template("matchmaking/agenda.html", setup=setup, agenda=answer_, who=who, where=where,

@@ -268,7 +268,7 @@ def import_members():
         except api.ApiError as error:
             if error.status not in (400, 409, 413, 415, 422):
                 raise
-            form.file.errors = [plain(error.message)]
+            form.file.errors = [plain(error.message, error.language)]
         else:
             # The file waits on the portal's side (not in the cookie) for step 2, for this session only.
             key = secrets.token_urlsafe(16)
