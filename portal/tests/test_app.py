@@ -544,3 +544,26 @@ def test_the_agenda_of_an_unknown_event_is_not_found_not_forbidden(members_servi
     response = client.get("/events/no-such-event/agenda")
     assert response.status_code == 404
     assert "confirmed participants" not in response.get_data(as_text=True)
+
+
+def test_the_health_page_names_every_service_and_check_in_the_page_language(app):
+    from verbund_portal.views.admin import _check_text, service_name
+
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert service_name("meetings") == "Matchmaking-Termine"
+        assert service_name("members") == "Mitglieder"
+        semantic = _check_text("semantic", "ok")
+        assert (semantic["name"], semantic["text"], semantic["ok"]) == ("Suche nach Bedeutung", "in Ordnung", True)
+        assert _check_text("engine", "loading")["text"] == "startet"  # loading is not "not reachable"
+        assert _check_text("broker", "error: refused")["text"] == "nicht erreichbar"
+        assert _check_text("disk_space", "ok")["name"] == "disk_space"  # an unknown check as it comes
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert service_name("meetings") == "Matchmaking meetings"
+        assert _check_text("semantic", "ok")["name"] == "Matching by meaning"
+
+
+def test_shares_and_counts_are_written_as_the_page_language_writes_them(app):
+    for language, share, count in (("de", "3,3\u00a0%", "1.250"), ("en", "3.3%", "1,250")):
+        with app.test_request_context("/", headers={"Accept-Language": language}):
+            assert (i18n.percent(0.033), i18n.number(1250)) == (share, count)
+            assert i18n.percent(None) in ("0\u00a0%", "0%")

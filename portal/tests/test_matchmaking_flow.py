@@ -81,12 +81,18 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
     page.locator("#sessions-1-starts_at").fill(f"{date}T11:00")
     page.locator("#sessions-1-ends_at").fill(f"{date}T16:00")
     page.locator("#slot_minutes").fill("30")
-    page.locator("#tables").fill("4")
+    page.locator("#tables").fill("0")
     page.locator("#scheduling_mode").select_option("organizer")
+    page.get_by_role("button", name="Einrichtung speichern").click()
+    assert page.locator("#error-summary").is_visible()  # 0 tables: one message, the right one
+    assert "Bitte geben Sie eine Zahl von 1 bis 1.000 ein." in page.inner_text("main")
+    assert "Bitte geben Sie die Zahl der Tische ein." not in page.inner_text("main")
+    page.locator("#tables").fill("4")
 
     def saved_or_error():
         page.get_by_role("button", name="Einrichtung speichern").click()
-        return "Zwei Sitzungen überschneiden sich" in page.inner_text("main") or None
+        # the form calls them Zeitblöcke: so does the error
+        return "Zwei Zeitblöcke überschneiden sich" in page.inner_text("main") or None
 
     # the event may take a moment to reach meetings-service (404 "no joint event … known here")
     wait_for(saved_or_error, timeout=60, interval=1.0, message="the overlap error at the form")
@@ -145,6 +151,9 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
     # --- the organizer schedules all and publishes ----------------------------------------------------
     page = olga.open(f"/organize/events/{event['id']}/matchmaking/schedule")
     olga.check_accessibility()
+    # one accepted meeting, in the singular
+    assert "1 angenommenes Treffen, davon 1 ohne Zeit; 0 Anfragen warten auf Antwort." in page.inner_text(
+        "#schedule-figures")
     page.get_by_role("button", name="Alle einplanen").click()
     assert "1 von 1 Treffen haben eine Zeit und einen Tisch" in page.inner_text("main")
     grid = page.inner_text("#grid")
@@ -157,6 +166,8 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
     page = olga.open(f"/organize/events/{event['id']}/matchmaking/report")
     olga.check_accessibility()
     assert re.search(r"Angenommen\s+1", page.inner_text("#figures"))
+    # 1 of 10 slots × 4 tables, as a German writes a percentage
+    assert re.search(r"1 von 40 Tisch-Zeitfenstern belegt \(2,5\s%\)\.", page.inner_text("#occupancy"))
     with page.expect_download() as download:
         page.get_by_role("link", name="Kennzahlen als CSV").click()
     assert "accepted" in download.value.path().read_text(encoding="utf-8-sig").splitlines()[0]

@@ -203,4 +203,9 @@ def test_the_health_page_reads_as_words(platform, person):
     first = rows.first.inner_text()
     assert "Database: OK" in first and "Message broker: OK" in first and "{" not in first
     assert re.search(r"\t0\t|\s0\s", first)  # the dead-letter count, as a number
+    for name in page.locator("#health tbody th").all_inner_texts():  # a name, not "meetings (meetings)"
+        assert not re.fullmatch(r"\s*(\w+)\s*\(\1\)\s*", name), name
+    assert "Matchmaking meetings (meetings)" in page.inner_text("#health")
+    assert "Matching by meaning: OK" in page.inner_text("#health") or "Matching by meaning: works" in page.inner_text(
+        "#health")
     ada.check_accessibility()

@@ -538,7 +538,8 @@ class MatchmakingSetupForm(FlaskForm):
                 if bool(entry.starts_at.data) != bool(entry.ends_at.data):
                     entry.ends_at.errors = list(entry.ends_at.errors) + [_l("Please give both the start and the end.")]
                     ok = False
-        if self.mode.data == "tables" and not self.tables.data:
+        # empty only: 0 already has its range error, and one message per mistake is enough
+        if self.mode.data == "tables" and self.tables.data is None and not self.tables.errors:
             self.tables.errors = list(self.tables.errors) + [_l("Please enter the number of tables.")]
             ok = False
         if self.who_may_request.data == "by_sector" and not self.sector_pairs.data:

@@ -3,12 +3,15 @@ English) compiled with Babel when the portal starts, and the labels of the share
 (sectors, associations, states, topics, competencies) in the page's language."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel import dates as babel_dates
+from babel import numbers as babel_numbers
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask
@@ -144,6 +147,24 @@ def when_range(starts: str | None, ends: str | None, zone: ZoneInfo = ZONE) -> s
     return f"{start_day}, {start_time}{clock} – {end_day}, {end_time}{clock}"
 
 
+def percent(share: float | None) -> str:
+    """A share (0.033) as a percentage in the page's language, one decimal at most:
+    "3,3 %" (with a no-break space) / "3.3%" (CLDR via Babel); None as 0."""
+    lang = language() if language() in LOCALES else "de"
+    locale = Locale.parse(LOCALES[lang])
+    # the locale's own pattern ("#,##0\u00a0%" in German) with one optional decimal
+    pattern = re.sub(r"0(?=\W*%)", "0.#", locale.percent_formats[None].pattern, count=1)
+    return babel_numbers.format_percent(share or 0, pattern, locale=locale)
+
+
+def number(value: int | float | None) -> str:
+    """A count or figure in the page's language: "1.250" / "1,250"; None as an empty text."""
+    if value is None:
+        return ""
+    lang = language() if language() in LOCALES else "de"
+    return babel_numbers.format_decimal(value, locale=LOCALES[lang])
+
+
 def flat_errors(errors) -> list[str]:
     """A field's errors as one list of messages (a list of inputs has a list per input)."""
     flat = []
@@ -161,5 +182,5 @@ def register_filters(app: Flask) -> None:
         topic=topic_label, competency=competency_text, competency_name=competency_name, when=when,
         when_range=lambda event: when_range(event.get("starts_at"), event.get("ends_at")),
         when_range_zoned=when_range_zoned,
-        flat_errors=flat_errors)
+        flat_errors=flat_errors, percent=percent, number=number)
     app.jinja_env.globals.update(competency_labels=competency_labels)

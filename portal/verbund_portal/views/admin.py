@@ -107,24 +107,36 @@ def revoke_integrator(name: str):
     return redirect(url_for("admin.integrators"))
 
 
+def service_name(service: str) -> str:
+    """A service's name in the page's language ("Mitglieder" for ``members``); an unknown one as it is."""
+    names = {"members": _("Members"), "events": _("Events"), "matching": _("Partner suggestions"),
+             "notifications": _("Notifications"), "meetings": _("Matchmaking meetings")}
+    return names.get(service, service)
+
+
 def _check_text(name: str, value: str) -> dict:
-    """One readiness check in words: ``{"name", "ok": bool, "text"}`` ("Database: OK")."""
+    """One readiness check in words: ``{"name", "ok": bool, "text", "detail"}`` ("Database: OK").
+
+    Known check names (kit ``readiness_checks``: database, broker; matching: engine, semantic) are
+    shown in the page's language; a name a service adds later is shown as it comes."""
     names = {"database": _("Database"), "broker": _("Message broker"), "engine": _("Matching engine"),
-             "mail": _("Mail delivery")}
+             "semantic": _("Matching by meaning"), "mail": _("Mail delivery")}
     if value == "ok":
         text, ok = _("OK"), True
+    elif value == "loading":  # matching's engine while it reads its model: not a failure
+        text, ok = _("starting up"), True
     elif str(value).startswith("degraded"):
         text, ok = _("works with limits (%(why)s)", why=str(value).partition(":")[2].strip()), True
     else:
         text, ok = _("not reachable"), False
-    return {"name": names.get(name, name.replace("_", " ").capitalize()), "ok": ok, "text": text,
+    return {"name": names.get(name, name), "ok": ok, "text": text,
             "detail": "" if value == "ok" else str(value)}
 
 
 def _health(service: str) -> dict:
-    """``{"service", "ready": bool, "answering": bool, "checks": [_check_text], "dead_lettered": int | None}``
+    """``{"service", "name", "ready": bool, "answering": bool, "checks": [_check_text], "dead_lettered": int | None}``
     from /ready (a 503 lists its failing checks too) and /metrics."""
-    state = {"service": service, "ready": False, "answering": False, "checks": [], "dead_lettered": None}
+    state = {"service": service, "name": service_name(service), "ready": False, "answering": False, "checks": [], "dead_lettered": None}
     try:
         answer = services().get(service, "/ready") or {}
         state["ready"] = state["answering"] = True
