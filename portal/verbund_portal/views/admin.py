@@ -136,7 +136,8 @@ def _check_text(name: str, value: str) -> dict:
 def _health(service: str) -> dict:
     """``{"service", "name", "ready": bool, "answering": bool, "checks": [_check_text], "dead_lettered": int | None}``
     from /ready (a 503 lists its failing checks too) and /metrics."""
-    state = {"service": service, "name": service_name(service), "ready": False, "answering": False, "checks": [], "dead_lettered": None}
+    state = {"service": service, "name": service_name(service), "ready": False, "answering": False, "checks": [],
+             "dead_lettered": None}
     try:
         answer = services().get(service, "/ready") or {}
         state["ready"] = state["answering"] = True
