@@ -204,16 +204,11 @@ class EmailJob:
 
 
 def unsubscribe_url(config: Config, secret: str, member_id: str) -> str:
-    """The one-click unsubscribe URL of the ``List-Unsubscribe`` header: on this service
-    (``PUBLIC_URL``), which answers the RFC 8058 POST a mail provider sends without cookies or a
-    form token; the portal's forms need a CSRF token such a POST cannot carry."""
-    return f"{config.public_url}/unsubscribe/{domain.unsubscribe_token(member_id, secret)}"
-
-
-def unsubscribe_page_url(config: Config, secret: str, member_id: str) -> str:
-    """The unsubscribe link in a mail's footer, for people: the portal's page
-    (``{PORTAL_URL}/unsubscribe/<token>``), in the portal's look and the member's language; the
-    portal calls this service's ``POST /unsubscribe/{token}`` with the same token."""
+    """The unsubscribe link of a mail, in its footer (for people) and in its ``List-Unsubscribe``
+    header (RFC 8058 one-click): the portal's page ``{PORTAL_URL}/unsubscribe/<token>``, the address
+    members and their mail programs can reach (this service's own address is internal in production).
+    The page asks before it changes anything and accepts the one-click POST without a form token; either
+    way the portal calls this service's ``POST /unsubscribe/{token}`` with the same token."""
     return f"{config.portal_url}/unsubscribe/{domain.unsubscribe_token(member_id, secret)}"
 
 
@@ -252,7 +247,7 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
     moved_from = merged.moved_from if merged is not None else None
     kind = "registration_moved" if moved_from else domain.KINDS[shown_type]
     footer = {"recipient_name": recipient.contact_name,
-              "unsubscribe_url": unsubscribe_page_url(config, secret, recipient.member_id)}
+              "unsubscribe_url": unsubscribe_url(config, secret, recipient.member_id)}
     context = context_for(shown_type, source["data"], lang, merged, reader=recipient.member_id)
     if moved_from:
         context["moved_from"] = event_view(moved_from["data"]["event"], lang)
@@ -501,7 +496,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
             return 0
         mailbox.last_digest_at = now
         footer = {"recipient_name": recipient.contact_name,
-                  "unsubscribe_url": unsubscribe_page_url(config, secret, member_id)}
+                  "unsubscribe_url": unsubscribe_url(config, secret, member_id)}
         try:
             digest = renderer.render_digest(lang, items, footer, period)
         except RenderError as exc:

@@ -275,10 +275,26 @@ def test_the_unsubscribe_link_opens_a_portal_page_in_the_member_language(platfor
             body = mail.get_body(preferencelist=("plain",)).get_content()
             found = re.search(r"/unsubscribe/([A-Za-z0-9_\-.=]+)", body)
             if found:
-                return found.group(1)
+                return found.group(1), mail["List-Unsubscribe"]
         return None
 
-    token = wait_for(unsubscribe_link, timeout=60, interval=0.5, message="the contact-request mail")
+    token, header = wait_for(unsubscribe_link, timeout=60, interval=0.5, message="the contact-request mail")
+    # the mail program's one-click address is the portal's page, not a service's internal port
+    assert header == f"<{platform.portal_url}/unsubscribe/{token}>"
+
+    def email_on() -> bool:
+        return requests.get(f"{platform.url('notifications')}/members/{second['id']}/preferences",
+                            headers=bearer("member", subject=f"member:{second['id']}", member_id=second["id"]),
+                            timeout=10).json()["channels"]["email"]
+
+    assert email_on()
+    # any other POST without the page's form token is refused as everywhere, and changes nothing
+    assert requests.post(header.strip("<>"), data={"x": "1"}, timeout=10).status_code == 400
+    assert email_on()
+    # RFC 8058 one-click: no cookie, no form token, the signed token in the URL is enough
+    one_click = requests.post(header.strip("<>"), data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    assert one_click.status_code == 200, one_click.text
+    assert not email_on()
     page = anna.open(f"/unsubscribe/{token}")
     assert "E-Mails von Verbund abbestellen" in page.inner_text("h1")
     assert page.locator("html").get_attribute("lang") == "de"
