@@ -567,3 +567,52 @@ def test_shares_and_counts_are_written_as_the_page_language_writes_them(app):
         with app.test_request_context("/", headers={"Accept-Language": language}):
             assert (i18n.percent(0.033), i18n.number(1250)) == (share, count)
             assert i18n.percent(None) in ("0\u00a0%", "0%")
+
+
+def _event_post(**changes) -> dict:
+    data = {"title": "Messe", "kind": "fair", "organizers": ["it-cluster"], "timezone": "Europe/Berlin",
+            "starts_at": "2027-03-15T09:30", "ends_at": "2027-03-15T17:00", "capacity": "40",
+            "venue_name": "Halle 3", "venue_city": "Chemnitz"}
+    data.update(changes)
+    return data
+
+
+def test_the_event_form_shows_every_mistake_at_once_before_asking_the_service(app):
+    from verbund_portal.forms import EventForm
+
+    # a negative capacity, a vertical tab in the description, the end before the start: one round
+    data = _event_post(capacity="-5", description="Ablauf:\x0bHalle 3", ends_at="2027-03-15T08:00")
+    with app.test_request_context("/", method="POST", data=data, headers={"Accept-Language": "de"}):
+        form = EventForm(meta={"csrf": False})
+        assert not form.validate()
+        assert set(form.errors) == {"capacity", "description", "ends_at"}, form.errors
+        assert form.ends_at.errors == ["Das Ende muss nach dem Beginn liegen."]
+        assert "unsichtbares" in form.description.errors[0]  # the plain words, not "U+000B"
+    data = _event_post(venue_name="", registration_deadline="2027-03-16T09:00")
+    with app.test_request_context("/", method="POST", data=data, headers={"Accept-Language": "en"}):
+        form = EventForm(meta={"csrf": False})
+        assert not form.validate()
+        assert set(form.errors) == {"venue_name", "registration_deadline"}, form.errors
+
+
+@pytest.mark.parametrize("value", ["2027-13-45T09:30", "2027-02-30T09:30", "2027-03-15T25:00", "morgen"])
+def test_a_start_that_is_no_date_gets_an_error_at_the_start(app, value):
+    from verbund_portal.forms import EventForm
+
+    with app.test_request_context("/", method="POST", data=_event_post(starts_at=value),
+                                  headers={"Accept-Language": "en"}):
+        form = EventForm(meta={"csrf": False})
+        assert not form.validate()
+        assert form.errors == {"starts_at": ["Please enter a date and time, e.g. 2027-03-15T09:30."]}
+
+
+def test_a_start_that_is_no_date_is_answered_with_the_form_not_a_500(app, client):
+    signed_in(app, client, "organizer", "it-cluster")
+    html = client.get("/organize/events/new").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+    response = client.post("/organize/events/new", data={**_event_post(starts_at="2027-13-45T09:30"),
+                                                           "csrf_token": token})
+    assert response.status_code == 422  # the form again, and no service was asked (they are down here)
+    page = response.get_data(as_text=True)
+    assert re.search(r'id="starts_at"[^>]*aria-invalid="true"', page) or re.search(
+        r'aria-invalid="true"[^>]*id="starts_at"', page)

@@ -95,11 +95,17 @@ def test_an_organizer_runs_a_joint_event_and_a_member_import(platform, person, t
     page.locator("#ends_at").fill((starts - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))  # before the start
     page.locator("#venue_name").fill("Technologiezentrum")
     page.locator("#venue_city").fill("Chemnitz")
-    page.locator("#capacity").fill("1")
+    page.locator("#capacity").fill("-5")
+    page.locator("#description").fill("Ablauf:\x0bRundgang")  # a control character, copied along
     page.get_by_label("Automobil", exact=True).check()
     page.get_by_role("button", name="Veranstaltung anlegen").click()
-    assert page.locator("#error-summary").is_visible(), "the service's field error comes back on the form"
+    assert page.locator("#error-summary").is_visible()
+    for field in ("capacity", "description", "ends_at"):  # every mistake at once, not one per round
+        assert page.locator(f"#{field}").get_attribute("aria-invalid") == "true", field
+    assert "Das Ende muss nach dem Beginn liegen." in page.inner_text("#error-summary")
     olga.check_accessibility()
+    page.locator("#capacity").fill("1")
+    page.locator("#description").fill("Ablauf: Rundgang")
     page.locator("#ends_at").fill((starts + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="Veranstaltung anlegen").click()
     page.wait_for_url(re.compile(r".*/organize/events/[0-9a-f-]{36}$"))

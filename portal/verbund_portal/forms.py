@@ -5,9 +5,13 @@ catch what a person can fix before anything is sent; what only a service knows c
 422 field errors and is shown at the field it concerns (``apply_errors``)."""
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
+from marshmallow import ValidationError as MarshmallowError
 from wtforms import (
     BooleanField,
     EmailField,
@@ -22,8 +26,18 @@ from wtforms import (
     URLField,
     widgets,
 )
-from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
+from verbund.schema_fields import normalize_text
 from verbund_portal import i18n
 from verbund_portal.api import flatten_fields
 from verbund_portal.messages import plain, plain_all
@@ -293,14 +307,48 @@ class LocalDateTimeField(StringField):
         return super().__call__(**kwargs)
 
 
-LOCAL_TIME = Regexp(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$",
-                    message=_l("Please enter a date and time, e.g. 2027-03-15T09:30."))
+def _local_time(form, field) -> None:
+    """A wall-clock time "2027-03-15T09:30" that exists: "2027-13-45T09:30" has the shape but no
+    such day, and would otherwise reach the service (and come back as an error a round later)."""
+    value = (field.data or "").strip()
+    if not value:
+        return
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?", value):
+            raise ValueError(value)
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(_l("Please enter a date and time, e.g. 2027-03-15T09:30.")) from None
+
+
+LOCAL_TIME = _local_time
+
+
+def _parsed(field) -> datetime | None:
+    """A time field's value when it is a valid wall-clock time, else None (its own error says why)."""
+    if field.errors or not field.data:
+        return None
+    return datetime.fromisoformat(field.data.strip())
+
+
+def plain_text(multiline: bool = False):
+    """The services' text rule (``verbund.schema_fields.normalize_text``: no control, bidi or
+    invalid characters; one line unless ``multiline``) checked in the form, in plain words."""
+    def check(form, field) -> None:
+        if isinstance(field.data, str):
+            try:
+                normalize_text(field.data, multiline=multiline)
+            except MarshmallowError as error:
+                raise ValidationError(plain(str(error.messages[0]))) from None
+    return check
 
 
 class EventForm(FlaskForm):
     """A joint event as organizers create and edit it (events-service ``POST``/``PATCH /events``)."""
-    title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), at_most(200)])
-    description = TextAreaField(_l("Description (optional)"), validators=[Optional(), at_most(10_000)])
+    title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), at_most(200),
+                                                 plain_text()])
+    description = TextAreaField(_l("Description (optional)"), validators=[Optional(), at_most(10_000),
+                                                                          plain_text(multiline=True)])
     # No default: an empty first choice makes the organizer choose (a silent "Messe" went unnoticed).
     kind = SelectField(_l("Kind"), choices=[("", _l("Please choose"))] + [(k, KIND_NAMES[k]) for k in KINDS],
                        validators=[DataRequired(_l("Please choose a kind."))])
@@ -314,9 +362,9 @@ class EventForm(FlaskForm):
     ends_at = LocalDateTimeField(_l("Ends"), validators=[DataRequired(_l("Please enter when it ends.")), LOCAL_TIME])
     registration_deadline = LocalDateTimeField(_l("Registration closes (optional)"),
                                                validators=[Optional(), LOCAL_TIME])
-    venue_name = StringField(_l("Venue"), validators=[Optional(), at_most(200)])
-    venue_address = StringField(_l("Address"), validators=[Optional(), at_most(300)])
-    venue_city = StringField(_l("City"), validators=[Optional(), at_most(100)])
+    venue_name = StringField(_l("Venue"), validators=[Optional(), at_most(200), plain_text()])
+    venue_address = StringField(_l("Address"), validators=[Optional(), at_most(300), plain_text()])
+    venue_city = StringField(_l("City"), validators=[Optional(), at_most(100), plain_text()])
     online_url = URLField(_l("Online address (optional)"), validators=[Optional(), at_most(500)])
     capacity = IntegerField(_l("Places (seats)"), validators=[
         InputRequired(_l("Please enter the number of places.")),
@@ -334,6 +382,27 @@ class EventForm(FlaskForm):
         self.target_sectors.choices = i18n.choices("sector")
         self.topics.choices = i18n.topic_choices()
         self.timezone.choices = timezone_choices()
+
+    def validate(self, extra_validators=None) -> bool:
+        """Every field's own checks, then the rules between fields that events-service applies too
+        (``events.domain.event_problems``: end after start, registration closing by the start, a venue
+        or an online address), so that a person sees all mistakes at once; the service's own verdict
+        (a time in the past, lowering below the confirmed seats) comes back as its field errors."""
+        ok = super().validate(extra_validators)
+        starts, ends = _parsed(self.starts_at), _parsed(self.ends_at)
+        deadline = _parsed(self.registration_deadline)
+        if starts and ends and ends <= starts:
+            self.ends_at.errors = list(self.ends_at.errors) + [_l("The end must be after the start.")]
+            ok = False
+        if starts and deadline and deadline > starts:
+            self.registration_deadline.errors = list(self.registration_deadline.errors) + [
+                _l("Registration must close before the event starts.")]
+            ok = False
+        if not (self.venue_name.data or "").strip() and not (self.online_url.data or "").strip():
+            self.venue_name.errors = list(self.venue_name.errors) + [
+                _l("Please give a venue or an online address (or both).")]
+            ok = False
+        return ok
 
     def to_event(self) -> dict:
         """The event JSON of events-service: times as wall-clock times in the chosen time zone."""
