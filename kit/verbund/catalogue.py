@@ -107,6 +107,12 @@ SUBSCRIPTIONS: dict[str, list[str]] = {
 }
 
 
+def families() -> list[str]:
+    """The event families ("member", "event", …, the word before the first dot of a type), in the
+    catalogue's order, each once: what an integrator's scope ``<family>.*`` can name."""
+    return list(dict.fromkeys(name.split(".", 1)[0] for name in EVENT_TYPES))
+
+
 def event_type(name: str) -> EventType:
     try:
         return EVENT_TYPES[name]

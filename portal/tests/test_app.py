@@ -616,3 +616,15 @@ def test_a_start_that_is_no_date_is_answered_with_the_form_not_a_500(app, client
     page = response.get_data(as_text=True)
     assert re.search(r'id="starts_at"[^>]*aria-invalid="true"', page) or re.search(
         r'aria-invalid="true"[^>]*id="starts_at"', page)
+
+
+def test_the_integrator_form_offers_every_event_family_of_the_catalogue_by_name(app):
+    from verbund_portal.forms import IntegratorForm
+
+    from verbund import catalogue
+
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        choices = dict(IntegratorForm(meta={"csrf": False}).events.choices)
+        assert choices["meeting.*"] == "Matchmaking-Termine (meeting.*)"
+        assert {f"{family}.*" for family in catalogue.families()} | {"#"} == set(choices)
+        assert all(label != pattern for pattern, label in choices.items())  # each family has a name

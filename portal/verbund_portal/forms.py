@@ -37,6 +37,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from verbund import catalogue
 from verbund.schema_fields import normalize_text
 from verbund_portal import i18n
 from verbund_portal.api import flatten_fields
@@ -488,12 +489,23 @@ class ConfirmImportForm(FlaskForm):
     invite_all = BooleanField(_l("Also send the sign-in link to members whose row gives no e-mail consent"))
 
 
-# What an integrator may read, by event family of the catalogue (verbund.catalogue); "#" is everything.
-EVENT_SCOPES = {"#": _l("Every event type (also the replay of past events)"),
-                "member.*": _l("Member profiles (member.*)"), "event.*": _l("Joint events (event.*)"),
-                "registration.*": _l("Registrations (registration.*)"), "contact.*": _l("Contact requests (contact.*)"),
-                "match.*": _l("Partner suggestions (match.*)"), "project.*": _l("Partner projects (project.*)"),
-                "notification.*": _l("Notification delivery (notification.*)")}
+# The event families' names (verbund.catalogue.families()); a family the catalogue gains later is
+# offered at once, by its pattern, until it gets a name here.
+FAMILY_NAMES = {"member": _l("Member profiles"), "contact": _l("Contact requests"), "event": _l("Joint events"),
+                "registration": _l("Registrations"), "match": _l("Partner suggestions"),
+                "project": _l("Partner projects"), "meeting": _l("Matchmaking meetings"),
+                "notification": _l("Notification delivery"), "integrator": _l("Integrator accounts")}
+
+
+def event_scopes() -> dict[str, str]:
+    """What an integrator may read, in the page's language: ``{"#": everything, "<family>.*":
+    "Name (<family>.*)"}`` for every family of the kit's event catalogue."""
+    scopes = {"#": str(_l("Every event type (also the replay of past events)"))}
+    for family in catalogue.families():
+        pattern = f"{family}.*"
+        name = FAMILY_NAMES.get(family)
+        scopes[pattern] = f"{name} ({pattern})" if name else pattern
+    return scopes
 
 
 class IntegratorForm(FlaskForm):
@@ -510,7 +522,7 @@ class IntegratorForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.events.choices = list(EVENT_SCOPES.items())
+        self.events.choices = list(event_scopes().items())
 
 
 class MoveRegistrationForm(FlaskForm):

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from verbund_portal import api
 from verbund_portal.app import services, staff_required
 from verbund_portal.config import SERVICES
-from verbund_portal.forms import EVENT_SCOPES, EmptyForm, IntegratorForm, StaffInviteForm, apply_errors
+from verbund_portal.forms import EmptyForm, IntegratorForm, StaffInviteForm, apply_errors, event_scopes
 from verbund_portal.messages import plain
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -93,7 +93,7 @@ def integrators():
     items = services().get("members", "/integrators")["items"]
     status = 422 if form.errors or form_errors else 201 if created else 200
     return render_template("admin/integrators.html", form=form, form_errors=form_errors, items=items,
-                           created=created, scopes=EVENT_SCOPES), status
+                           created=created, scopes=event_scopes()), status
 
 
 @blueprint.route("/integrators/<name>/revoke", methods=["POST"])
