@@ -628,3 +628,21 @@ def test_the_integrator_form_offers_every_event_family_of_the_catalogue_by_name(
         assert choices["meeting.*"] == "Matchmaking-Termine (meeting.*)"
         assert {f"{family}.*" for family in catalogue.families()} | {"#"} == set(choices)
         assert all(label != pattern for pattern, label in choices.items())  # each family has a name
+
+
+def test_a_match_by_meaning_says_how_well_in_words_not_as_a_percentage(app):
+    from flask import render_template_string
+
+    reason = {"kind": "need_met", "need": "Tourenplanung", "offer": "Routenoptimierung", "strength": 0.62,
+              "match": "semantic", "text": "Ihr Bedarf „Tourenplanung“ passt inhaltlich gut zu deren Angebot "
+                                           "„Routenoptimierung“ (Stärke 62 %)"}
+    page = '{% from "_macros.html" import reason_text %}{{ reason_text(r) }}'
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        text = render_template_string(page, r=reason)
+        assert "passt inhaltlich gut" in text and "%" not in text and "Stärke" not in text
+        assert render_template_string(page, r={**reason, "strength": 0.8}).endswith("(passt inhaltlich sehr gut)")
+        assert render_template_string(page, r={**reason, "strength": 0.1}).endswith("(passt inhaltlich teilweise)")
+        assert "passt" not in render_template_string(page, r={**reason, "match": "vocabulary"})  # exact: no band
+    for template in ("matchmaking/participant.html", "matchmaking/ask.html", "suggestions.html"):
+        source = (Path(app.root_path) / "templates" / template).read_text()
+        assert "<li>{{ reason_text(r) }}</li>" in source, template  # every card's reasons use the words

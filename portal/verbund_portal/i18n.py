@@ -16,6 +16,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask
 from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 
 from verbund import reference, vocabulary
 from verbund.settings import data_dir
@@ -165,6 +166,22 @@ def number(value: int | float | None) -> str:
     return babel_numbers.format_decimal(value, locale=LOCALES[lang])
 
 
+# The bands of matching-service's explanations (matching/engine/explanation.py, _strength_words):
+# a match by meaning has a strength from 0 at 2.0 standard deviations above what a text typically
+# scores (about the top 2 % of pairs) rising linearly to 1.0 at 5.0 (semantic.Calibration); from 0.75
+# (about 4.25 SD) it fits very well, from 0.45 (about 3.35 SD, what a shared word alone counts) well,
+# below that partly. Members read these words, not the number.
+FIT_BANDS = ((0.75, _l("very well")), (0.45, _l("well")), (0.0, _l("partly")))
+
+
+def fit_words(strength: float | None) -> str:
+    """How well a need and an offer fit by meaning, in words: "sehr gut" / "gut" / "teilweise"."""
+    for threshold, words in FIT_BANDS:
+        if (strength or 0.0) >= threshold:
+            return str(words)
+    return str(FIT_BANDS[-1][1])
+
+
 def flat_errors(errors) -> list[str]:
     """A field's errors as one list of messages (a list of inputs has a list per input)."""
     flat = []
@@ -182,5 +199,6 @@ def register_filters(app: Flask) -> None:
         topic=topic_label, competency=competency_text, competency_name=competency_name, when=when,
         when_range=lambda event: when_range(event.get("starts_at"), event.get("ends_at")),
         when_range_zoned=when_range_zoned,
-        flat_errors=flat_errors, percent=percent, number=number)
+        flat_errors=flat_errors, percent=percent, number=number,
+        fit_words=fit_words)
     app.jinja_env.globals.update(competency_labels=competency_labels)
