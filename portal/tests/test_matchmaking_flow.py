@@ -131,6 +131,7 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
 
     page = jana.open(f"/events/{event['id']}/matchmaking")
     jana.reload_until(lambda p: daten["name"] in p.inner_text("#candidates"), message="the partner among candidates")
+    assert "Stärke" not in page.inner_text("#candidates") and "%" not in page.inner_text("#candidates")
     jana.check_accessibility()
     page.get_by_role("link", name=f"{daten['name']} um ein Treffen bitten").click()
     jana.check_accessibility()
