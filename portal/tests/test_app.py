@@ -646,3 +646,10 @@ def test_a_match_by_meaning_says_how_well_in_words_not_as_a_percentage(app):
     for template in ("matchmaking/participant.html", "matchmaking/ask.html", "suggestions.html"):
         source = (Path(app.root_path) / "templates" / template).read_text()
         assert "<li>{{ reason_text(r) }}</li>" in source, template  # every card's reasons use the words
+
+
+def test_only_the_one_click_unsubscribe_post_goes_without_a_form_token(client):
+    # RFC 8058: past the CSRF check to the service (down here: 503, not the 400 of an expired form)
+    assert client.post("/unsubscribe/tok", data={"List-Unsubscribe": "One-Click"}).status_code == 503
+    assert client.post("/unsubscribe/tok", data={"other": "1"}).status_code == 400
+    assert client.post("/sign-in", data={"List-Unsubscribe": "One-Click"}).status_code == 400

@@ -173,6 +173,9 @@ def create_app(config: PortalConfig | None = None) -> Flask:
 
     for module in (auth, member, partners, events, inbox, pages, organize, dashboard, admin, public, matchmaking):
         app.register_blueprint(module.blueprint)
+    # RFC 8058's one-click POST carries no form token; the view checks every other POST itself. Exempted
+    # here, on the instance this app uses (``python -m verbund_portal.app`` loads this module twice).
+    csrf.exempt(pages.unsubscribe)
 
     @app.context_processor
     def page_context():

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 
 from verbund_portal import api
-from verbund_portal.app import LANGUAGES, csrf, services
+from verbund_portal.app import LANGUAGES, services
 from verbund_portal.forms import EmptyForm
 
 blueprint = Blueprint("pages", __name__)
@@ -31,7 +31,6 @@ def health():
 
 
 @blueprint.route("/unsubscribe/<token>", methods=["GET", "POST"])
-@csrf.exempt  # only for RFC 8058's one-click POST: the button below still checks its form token
 def unsubscribe(token: str):
     """The unsubscribe link of every mail, in its footer and in its ``List-Unsubscribe`` header
     (``{PORTAL_URL}/unsubscribe/<token>``). Opening it shows a button and changes nothing (mail
@@ -40,14 +39,15 @@ def unsubscribe(token: str):
 
     A mail program's RFC 8058 one-click POST (body ``List-Unsubscribe=One-Click``, form-encoded or
     multipart) comes without cookies or form token: the signed token in the URL is the secret, so that
-    POST alone needs no CSRF token; it is answered 200 with the "done" page. Any other POST without a
+    POST alone needs no CSRF token (the app exempts this view from the global check; see ``create_app``);
+    it is answered 200 with the "done" page. Any other POST without a
     valid form token is refused (400) as everywhere. An invalid or outdated link says so (404).
     ``?language=de|en`` from the mail sets the language."""
     if request.args.get("language") in LANGUAGES:
         session["language"] = request.args["language"]
     one_click = request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click"
     if request.method == "POST" and not one_click:
-        csrf.protect()  # raises CSRFError: "the form had expired"
+        current_app.extensions["csrf"].protect()  # raises CSRFError: "the form had expired"
     form = EmptyForm(meta={"csrf": not one_click})
     path = f"/unsubscribe/{token}"
     try:
