@@ -21,4 +21,22 @@ def on_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | None] |
     return fanout.notify(uow, event, policy)
 
 
-__all__ = ["fanout", "inbox", "on_event", "preferences", "read_model", "webhooks"]
+def on_events(uow: UnitOfWork, events: list[dict], keys: Callable[[str], bytes | None] | None = None,
+              policy: domain.MailPolicy | None = None) -> dict:
+    """``on_event`` for a consumed batch, in order, in one unit of work: the same policy event by event,
+    with the deliveries and source events of the batch written with one insert each (``fanout.Rows``;
+    written before a ``member.*`` event changes the read model, so an erasure finds them). Returns the
+    summed counts."""
+    rows = fanout.Rows()
+    totals: dict[str, int] = {}
+    for event in events:
+        if event["type"].startswith("member."):
+            rows.write(uow.session.connection())
+            read_model.apply_member_event(uow, event, keys)
+        for key, value in fanout.notify(uow, event, policy, rows).items():
+            totals[key] = totals.get(key, 0) + value
+    rows.write(uow.session.connection())
+    return totals
+
+
+__all__ = ["fanout", "inbox", "on_event", "on_events", "preferences", "read_model", "webhooks"]
