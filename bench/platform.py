@@ -403,7 +403,7 @@ def measure_import(workdir: Path, amqp_uri: str, count: int, batch_size: int, ad
     folder.mkdir()
     platform = Platform(folder, amqp_uri, env={"CONSUME_BATCH_SIZE": str(batch_size)})
     try:
-        platform.start(*SERVICES)
+        platform.start(*SERVICES, timeout=1800)  # matching loads its embedding model first
         factory = ProfileFactory(seed=41)
         files = [csv_chunk(factory.profiles(min(1000, count - first))) for first in range(0, count, 1000)]
         cpu_before = platform.cpu()
