@@ -44,7 +44,8 @@ docs: $(STAMP)
 ## Retake the portal's screenshots in docs/screenshots (the README's) with the browser flow tests.
 screenshots: $(STAMP)
 	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest portal/tests/test_member_flow.py \
-		portal/tests/test_organizer_flow.py portal/tests/test_dashboard.py
+		portal/tests/test_organizer_flow.py portal/tests/test_dashboard.py portal/tests/test_workspace.py \
+		portal/tests/test_matchmaking_flow.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kit $(SERVICES) portal tests

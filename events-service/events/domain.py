@@ -138,6 +138,22 @@ def cancellation_reason(principal: Principal, member_id: str) -> str:
     return "member" if principal.is_member(member_id) else "organizer"
 
 
+def move_problem(principal: Principal, source_organizers: list[str], target_organizers: list[str],
+                 same_event: bool) -> tuple[str, str] | None:
+    """Why staff may not move a registration from one event to another, as ``("forbidden", why)`` or
+    ``("invalid", why)`` (a choice of event that cannot be), or None: a registration
+    moves between events of the same organizers only (the same workshop on another date: at least
+    one association organizes both), and only staff who manage both events (``can_manage``) move it.
+    Whether the target still takes registrations is ``registration_closed``, its seats ``seats_problem``."""
+    if not (can_manage(principal, source_organizers) and can_manage(principal, target_organizers)):
+        return "forbidden", "you may move registrations only between events your association organizes"
+    if same_event:
+        return "invalid", "choose another event: the registration is for this one already"
+    if not set(source_organizers) & set(target_organizers):
+        return "invalid", "a registration moves only to an event of the same organizing association"
+    return None
+
+
 # --- registrations -------------------------------------------------------------------------------
 
 def registration_closed(status: str, starts_at: datetime, ends_at: datetime, deadline: datetime | None,

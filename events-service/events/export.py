@@ -22,6 +22,8 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils import get_column_letter
 
+from verbund.reference import label
+
 COLUMNS = (
     ("status", "Status"),
     ("waitlist_position", "Waitlist position"),
@@ -36,6 +38,17 @@ COLUMNS = (
     ("member_id", "Member id"),
     ("registration_id", "Registration id"),
 )
+# The headings an organizer reads, in the request's language (the keys stay for programs: ?headers=codes).
+LABELS = {
+    "en": dict(COLUMNS),
+    "de": {"status": "Status", "waitlist_position": "Wartelistenplatz", "organisation": "Organisation",
+           "sector": "Branche", "contact_name": "Ansprechperson", "contact_email": "E-Mail", "language": "Sprache",
+           "seats": "Plätze", "attendees": "Teilnehmende", "registered_at": "Angemeldet am",
+           "member_id": "Mitglieds-ID", "registration_id": "Anmelde-ID"},
+}
+STATUS = {"en": {"confirmed": "confirmed", "waitlisted": "waitlisted", "cancelled": "cancelled"},
+          "de": {"confirmed": "bestätigt", "waitlisted": "Warteliste", "cancelled": "storniert"}}
+SHEETS = {"en": ("Attendees", "Event"), "de": ("Teilnehmende", "Veranstaltung")}
 TIME_COLUMNS = ("registered_at",)
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -69,6 +82,10 @@ DIALECTS = {
 
 
 class ExportQuerySchema(Schema):
+    headers = fields.String(validate=validate.OneOf(["codes", "labels"]), load_default="codes", metadata={
+        "description": "`codes` (default: the column keys, for programs) or `labels`: headings and status "
+                       "values in the request's language (German or English, by Accept-Language), as the "
+                       "portal asks for them"})
     dialect = fields.String(validate=validate.OneOf(sorted(DIALECTS)), metadata={"description": (
         "CSV flavour: `excel-de` (German Excel: UTF-8 with BOM, `;` between cells, dates as "
         "31.12.2026 09:00:00), `excel` (UTF-8 with BOM, `,`, dates as 2026-12-31 09:00:00) or `rfc4180` "
@@ -82,6 +99,25 @@ def choose_dialect(requested: str | None, languages) -> Dialect:
     if requested:
         return DIALECTS[requested]
     return DIALECTS["excel-de" if languages.best_match(("en", "de")) == "de" else "excel"]
+
+
+def choose_language(languages) -> str:
+    """``de`` when ``languages`` (werkzeug's ``request.accept_languages``) prefers German over English, else ``en``."""
+    return "de" if languages.best_match(("en", "de")) == "de" else "en"
+
+
+def _status(value, language: str | None):
+    return STATUS[language].get(value, value) if language else value
+
+
+def _in_words(row: dict, language: str | None) -> dict:
+    """With ``language`` (``?headers=labels``): status, sector and language in words of that language
+    ("bestätigt", "Logistik", "Deutsch"; ``verbund.reference.label``, the names the member import
+    reads too, so a list exported in words can be read back); without: the codes, for programs."""
+    if not language:
+        return row
+    return {**row, "status": _status(row["status"], language),
+            **{key: label(key, row[key], language) for key in ("sector", "language") if row.get(key)}}
 
 
 def clean(value):
@@ -112,13 +148,15 @@ def filename(event: dict, extension: str) -> str:
     return f"attendees-{title}-{event['starts_at'][:10]}.{extension}"
 
 
-def to_csv(rows: list[dict], dialect: Dialect = DIALECTS["rfc4180"]) -> bytes:
-    """The attendee list as CSV in ``dialect``: the column keys as header, one line per registration,
-    CRLF line ends (RFC 4180), text cleaned of control characters and defused against formulas."""
+def to_csv(rows: list[dict], dialect: Dialect = DIALECTS["rfc4180"], language: str | None = None) -> bytes:
+    """The attendee list as CSV in ``dialect``: the column keys as header (with ``language``, ``de`` or
+    ``en``: the headings and status, sector and language values in that language), one line per
+    registration, CRLF line ends (RFC 4180), text cleaned of control characters and defused against formulas."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=dialect.delimiter)
-    writer.writerow([key for key, _ in COLUMNS])
+    writer.writerow([LABELS[language][key] if language else key for key, _ in COLUMNS])
     for row in rows:
+        row = _in_words(row, language)
         writer.writerow(["" if row[key] is None else
                          _defused(clean(_time(row[key], dialect) if key in TIME_COLUMNS else row[key]))
                          for key, _ in COLUMNS])
@@ -136,15 +174,17 @@ def _text_cells(sheet) -> None:
                     cell.quotePrefix = True
 
 
-def to_xlsx(event: dict, rows: list[dict]) -> bytes:
-    """The attendee list as an Excel workbook: sheet "Attendees" (labelled header, frozen, filtered;
-    ``registered_at`` a date cell in the event's local time) and sheet "Event" (the event's key facts).
-    Text is cleaned of control characters and never stored as a formula."""
+def to_xlsx(event: dict, rows: list[dict], language: str = "en") -> bytes:
+    """The attendee list as an Excel workbook in ``language`` (``de`` or ``en``): sheet "Attendees" /
+    "Teilnehmende" (labelled header, status, sector and language in words, frozen, filtered;
+    ``registered_at`` a date cell in the event's local time) and sheet "Event" / "Veranstaltung" (the
+    event's key facts). Text is cleaned of control characters and never stored as a formula."""
     workbook = Workbook()
     sheet = workbook.active
-    sheet.title = "Attendees"
-    sheet.append([label for _, label in COLUMNS])
+    sheet.title, facts = SHEETS[language]
+    sheet.append([LABELS[language][key] for key, _ in COLUMNS])
     for row in rows:
+        row = _in_words(row, language)
         # Times as Excel dates (sortable, filterable), in the event's time zone: Excel has no zones.
         sheet.append([datetime.fromisoformat(row[key]).replace(tzinfo=None) if key in TIME_COLUMNS and row[key]
                       else clean(row[key]) for key, _ in COLUMNS])
@@ -154,10 +194,11 @@ def to_xlsx(event: dict, rows: list[dict]) -> bytes:
             cell.number_format = "yyyy-mm-dd hh:mm:ss"
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = sheet.dimensions
-    for index, (key, label) in enumerate(COLUMNS, start=1):
+    for index, (key, _) in enumerate(COLUMNS, start=1):
+        label = LABELS[language][key]
         width = max([len(label), *(len(str(row[key] or "")) for row in rows)])
         sheet.column_dimensions[get_column_letter(index)].width = min(width + 2, 60)
-    info = workbook.create_sheet("Event")
+    info = workbook.create_sheet(facts)
     for key in ("title", "kind", "starts_at", "ends_at", "timezone", "capacity", "status"):
         info.append([key, clean(str(event[key]))])
     _text_cells(sheet)

@@ -126,6 +126,8 @@ class Registration(Base):
     version: Mapped[int] = mapped_column(Integer)
     attendees: Mapped[list | None] = mapped_column(JSON)  # names of the people coming; personal data
     reason: Mapped[str | None] = mapped_column(String(20))  # why it was cancelled
+    # For reason "moved": the event the registration moved to (its new registration is there).
+    moved_to: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -151,6 +153,8 @@ class Registration(Base):
             "reason": self.reason,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
+            # Only where there is one: every other registration event stays as it was.
+            **({"moved_to": self.moved_to} if self.moved_to else {}),
         }
 
 

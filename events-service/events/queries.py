@@ -164,7 +164,8 @@ def get_registration(uow: UnitOfWork, principal: Principal, event_id: str, regis
 
 def list_registrations(uow: UnitOfWork, principal: Principal, event_id: str) -> dict:
     """``{event, items}``: every registration of the event (cancelled ones too) in arrival order with
-    ``member_name``; staff of the event only (Forbidden, 403)."""
+    ``member_name``, and for one moved elsewhere ``moved_to_event`` ``{id, title, starts_at, timezone}``;
+    staff of the event only (Forbidden, 403)."""
     session = uow.session
     event = load_event(session, event_id)
     if not domain.can_manage(principal, event.organizers):
@@ -173,8 +174,13 @@ def list_registrations(uow: UnitOfWork, principal: Principal, event_id: str) -> 
         Member, Member.id == Registration.member_id).where(Registration.event_id == event.id)
         .order_by(Registration.arrival)).all()
     places = positions(session, event.id)
+    targets = {r.moved_to for r, _ in registrations if r.moved_to}
+    moved_to = {e.id: {"id": e.id, "title": e.title, "starts_at": envelope.isoformat(e.starts_at),
+                       "timezone": e.timezone} for e in session.execute(
+        select(Event).where(Event.id.in_(targets))).scalars()} if targets else {}
     return {"event": view(session, event, uow.now()), "items": [
-        {**registration_view(registration, places.get(registration.id)), "member_name": name}
+        {**registration_view(registration, places.get(registration.id)), "member_name": name,
+         **({"moved_to_event": moved_to.get(registration.moved_to)} if registration.moved_to else {})}
         for registration, name in registrations]}
 
 

@@ -95,6 +95,11 @@ class RegistrationSchema(Schema):
             raise ValidationError("name at most as many attendees as seats", "attendees")
 
 
+class MoveSchema(Schema):
+    """Where staff move a registration: ``POST /events/{id}/registrations/{rid}/move``."""
+    to_event_id = Text(required=True, validate=validate.Length(min=1, max=36))
+
+
 class CancelSchema(Schema):
     reason = Text(load_default=None, allow_none=True, multiline=True, validate=validate.Length(max=2000))
 

@@ -10,7 +10,14 @@ from sqlalchemy.exc import IntegrityError
 
 from events import export, queries, services
 from events.domain import STAFF
-from events.schemas import CancelSchema, EventSchema, FeedQuerySchema, ListQuerySchema, RegistrationSchema
+from events.schemas import (
+    CancelSchema,
+    EventSchema,
+    FeedQuerySchema,
+    ListQuerySchema,
+    MoveSchema,
+    RegistrationSchema,
+)
 from verbund import calendar
 from verbund.downloads import file_response
 from verbund.errors import Conflict
@@ -39,18 +46,25 @@ REGISTRATION = {"type": "object", "required": ["id", "event_id", "member_id", "s
                     "seats": {"type": "integer"}, "status": {"enum": ["confirmed", "waitlisted", "cancelled"]},
                     "waitlist_position": {"type": ["integer", "null"]}, "version": {"type": "integer"},
                     "reason": {"type": ["string", "null"]},
+                    "moved_to": {"type": "string", "description": "reason `moved`: the event it moved to"},
                     "attendees": {"type": "array", "items": {"type": "string"}},
                     "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}
 EVENT_REGISTRATIONS = {"type": "object", "required": ["event", "items"], "properties": {
     "event": {"$ref": "#/components/schemas/event-view"},
     "items": {"type": "array", "items": {**REGISTRATION, "properties": {
-        **REGISTRATION["properties"], "member_name": {"type": ["string", "null"]}}}}}}
+        **REGISTRATION["properties"], "member_name": {"type": ["string", "null"]},
+        "moved_to_event": {"type": ["object", "null"], "description": "reason `moved`: the event in brief",
+                           "properties": {"id": {"type": "string"}, "title": {"type": "string"},
+                                          "starts_at": {"type": "string"}, "timezone": {"type": "string"}}}}}}}}
 MEMBER_REGISTRATIONS = {"type": "object", "required": ["member_id", "items"], "properties": {
     "member_id": {"type": "string"},
     "items": {"type": "array", "items": {**REGISTRATION, "properties": {**REGISTRATION["properties"], "event": {
         "type": "object", "description": "the event in brief",
         "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "starts_at": {"type": "string"},
                        "status": {"enum": ["scheduled", "cancelled", "completed"]}}}}}}}}
+MOVED = {"type": "object", "required": ["cancelled", "registration"], "properties": {
+    "cancelled": {**REGISTRATION, "description": "the registration here, cancelled with reason `moved`"},
+    "registration": {**REGISTRATION, "description": "the new registration at the other event"}}}
 CALENDAR = ("text/calendar", {"type": "string"})
 
 
@@ -165,6 +179,21 @@ class EventsService(ServiceBase):
         with self.db.unit_of_work() as uow:
             return services.cancel_registration(uow, request.principal, event_id, registration_id)
 
+    @api("POST", "/events/<string:event_id>/registrations/<string:registration_id>/move", roles=STAFF,
+         body=MoveSchema, errors=(409,),
+         responses={200: ("The registration cancelled here and the new one at the other event", MOVED)})
+    def move_registration(self, request, event_id, registration_id):
+        """Move a member's registration to another event of the same organizers (body ``{to_event_id}``),
+        in one transaction: cancelled here (reason ``moved``), confirmed or waitlisted there by the
+        usual rule; the waitlists move up. 403 staff of another association, 404, 409 cancelled
+        already / begun / the other event closed or holding the member already, 422 field ``to_event_id``."""
+        try:
+            with self.db.unit_of_work() as uow:
+                return services.move_registration(uow, request.principal, event_id, registration_id,
+                                                  request.body_data["to_event_id"])
+        except IntegrityError:  # a registration for the member at the other event raced past the check
+            raise Conflict("this member is registered for the other event already", field="to_event_id") from None
+
     @api("GET", "/members/<string:member_id>/registrations", roles=("admin", "organizer", "member"),
          responses={200: ("The member's registrations with their events", MEMBER_REGISTRATIONS)})
     def member_registrations(self, request, member_id):
@@ -177,17 +206,21 @@ class EventsService(ServiceBase):
     @api("GET", "/events/<string:event_id>/attendees.csv", roles=STAFF, query=export.ExportQuerySchema,
          responses={200: ("The attendee list, confirmed first, then the waitlist", ("text/csv", {"type": "string"}))})
     def attendees_csv(self, request, event_id):
-        """The attendee list as CSV, for German Excel by default when the request prefers German."""
+        """The attendee list as CSV, for German Excel by default when the request prefers German;
+        ``?headers=labels`` gives the headings and status values in that language too."""
         dialect = export.choose_dialect(request.query_data.get("dialect"), request.accept_languages)
         with self.db.unit_of_work() as uow:
             event, rows = queries.attendees(uow, request.principal, event_id)
-        return file_response(export.to_csv(rows, dialect), export.CSV_TYPE, export.filename(event, "csv"))
+        language = export.choose_language(request.accept_languages) \
+            if request.query_data["headers"] == "labels" else None
+        return file_response(export.to_csv(rows, dialect, language), export.CSV_TYPE, export.filename(event, "csv"))
 
     @api("GET", "/events/<string:event_id>/attendees.xlsx", roles=STAFF,
          responses={200: ("The attendee list as an Excel workbook",
                           (export.XLSX_TYPE, {"type": "string", "format": "binary"}))})
     def attendees_xlsx(self, request, event_id):
-        """The attendee list as Excel."""
+        """The attendee list as Excel, headings and sheet names in the request's language (German or English)."""
         with self.db.unit_of_work() as uow:
             event, rows = queries.attendees(uow, request.principal, event_id)
-        return file_response(export.to_xlsx(event, rows), export.XLSX_TYPE, export.filename(event, "xlsx"))
+        return file_response(export.to_xlsx(event, rows, export.choose_language(request.accept_languages)),
+                             export.XLSX_TYPE, export.filename(event, "xlsx"))

@@ -282,6 +282,63 @@ def cancel_registration(uow: UnitOfWork, principal: Principal, event_id: str, re
     return registration_view(registration, None)
 
 
+def move_registration(uow: UnitOfWork, principal: Principal, event_id: str, registration_id: str,
+                      target_event_id: str) -> dict:
+    """Staff move a member's registration to another event of the same organizers (the same workshop
+    on another date), in one transaction: cancelled here (reason ``moved``, and the waitlist here moves
+    up), then registered there with the same seats and attendee names by the usual rule (confirmed
+    while seats are free, else at the end of the waitlist). Emits ``registration.cancelled`` (with
+    ``moved_to``: the other event's id), then
+    ``registration.confirmed`` or ``registration.waitlisted``, and ``registration.promoted`` for those
+    who move up here or there. Answers ``{"cancelled": registration here, "registration": the new one
+    with its waitlist_position}``. Errors: 404 an event or the registration; 403 / 409 / 422 as
+    ``domain.move_problem`` says (409 also: cancelled already, this event has begun, the other is closed
+    or has the member already; 422 ``to_event_id`` more seats than the other event has)."""
+    session, now = uow.session, uow.now()
+    source = load_event(session, event_id)
+    registration = load_registration(session, source, registration_id)
+    _lock_member(uow, registration.member_id)
+    # Both events locked in id order, so two moves in opposite directions cannot deadlock.
+    events = {eid: load_event(session, eid, lock=True) for eid in sorted({event_id, target_event_id})}
+    source, target = events[event_id], events[target_event_id]
+    session.refresh(registration)
+    problem = domain.move_problem(principal, source.organizers, target.organizers, source.id == target.id)
+    if problem:
+        kind, why = problem
+        raise Forbidden(why) if kind == "forbidden" else Unprocessable(why, fields={"to_event_id": [why]})
+    if registration.status == "cancelled":
+        raise Conflict("this registration was already cancelled")
+    if source.starts_at <= now:
+        raise Conflict("the event has already begun; registrations stay as they are")
+    closed = domain.registration_closed(target.status, target.starts_at, target.ends_at,
+                                        target.registration_deadline, now)
+    if closed:
+        raise Conflict(f"the other event takes no registrations: {closed}", field="to_event_id")
+    seats = domain.seats_problem(registration.seats, target.capacity)
+    if seats:
+        raise Unprocessable(seats, fields={"to_event_id": [seats]})
+    there = session.execute(select(Registration).where(
+        Registration.event_id == target.id, Registration.member_id == registration.member_id,
+        Registration.status.in_(domain.ACTIVE))).scalar()
+    if there is not None:
+        raise Conflict(f"this member is registered for the other event already ({there.status})",
+                       field="to_event_id", registration_id=there.id)
+    _end(registration, "moved", now)
+    registration.moved_to = target.id  # notifications tells the member of one move, not two changes
+    _emit_registrations(uow, source, [("registration.cancelled", registration)] + _promoted(_settle(uow, source)))
+    target.arrivals += 1
+    moved = Registration(id=str(uuid.uuid4()), event_id=target.id, member_id=registration.member_id,
+                         seats=registration.seats, status="waitlisted", arrival=target.arrivals, passed=0, version=1,
+                         attendees=registration.attendees, created_at=now, updated_at=now)
+    session.add(moved)
+    session.flush()
+    confirmed = _settle(uow, target, newcomer=moved)
+    first = "registration.confirmed" if moved in confirmed else "registration.waitlisted"
+    _emit_registrations(uow, target, [(first, moved)] + _promoted([r for r in confirmed if r is not moved]))
+    return {"cancelled": registration_view(registration, None),
+            "registration": registration_view(moved, positions(session, target.id).get(moved.id))}
+
+
 # --- the member read model ------------------------------------------------------------------------
 
 def on_member_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | None] | None = None) -> None:

@@ -354,6 +354,75 @@ def test_the_attendee_csv_opens_in_german_excel_and_in_programs(events_api, even
     assert wrong.status_code == 422 and "dialect" in wrong.json()["fields"]
 
 
+def test_the_attendee_list_speaks_the_organizers_language_when_asked_for_labels(events_api, event_input,
+                                                                               members_feed):
+    event = schedule(events_api, event_input(capacity=1))
+    first = members_feed.member(sector="logistics")
+    second = members_feed.member(sector="research", contact={"name": "Ann Lee", "email": "ann@lee.example",
+                                                             "language": "en"})
+    register(events_api, event, first)
+    register(events_api, event, second)
+    url = f"{events_api.url}/events/{event['id']}/attendees"
+    german = {**IT_ORGANIZER, "Accept-Language": "de-DE,de;q=0.9"}
+    body = requests.get(f"{url}.csv", params={"headers": "labels"}, headers=german, timeout=10).content
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig")), delimiter=";"))
+    assert [(row["Status"], row["Organisation"], row["Plätze"]) for row in rows] == [
+        ("bestätigt", first["name"], "1"), ("Warteliste", second["name"], "1")]
+    assert rows[1]["Wartelistenplatz"] == "1"
+    # Sector and language in words too, in the requester's language.
+    assert [(row["Branche"], row["Sprache"]) for row in rows] == [("Logistik", "Deutsch"), ("Forschung", "Englisch")]
+    english = requests.get(f"{url}.csv", params={"headers": "labels"}, headers=IT_ORGANIZER, timeout=10).content
+    assert next(csv.reader(io.StringIO(english.decode("utf-8-sig"))))[:3] == ["Status", "Waitlist position",
+                                                                              "Organisation"]
+    in_english = list(csv.DictReader(io.StringIO(english.decode("utf-8-sig"))))
+    assert [(row["Sector"], row["Language"]) for row in in_english] == [("Logistics", "German"),
+                                                                         ("Research", "English")]
+    codes = list(csv.DictReader(io.StringIO(requests.get(f"{url}.csv", headers=german, timeout=10)
+                                             .content.decode("utf-8-sig")), delimiter=";"))
+    assert [(row["sector"], row["language"]) for row in codes] == [("logistics", "de"), ("research", "en")]
+    workbook = load_workbook(io.BytesIO(requests.get(f"{url}.xlsx", headers=german, timeout=10).content))
+    assert workbook.sheetnames == ["Teilnehmende", "Veranstaltung"]
+    values = [[cell.value for cell in row] for row in workbook["Teilnehmende"].iter_rows()]
+    assert values[0][:4] == ["Status", "Wartelistenplatz", "Organisation", "Branche"] and values[1][0] == "bestätigt"
+    assert (values[1][3], values[1][6]) == ("Logistik", "Deutsch")
+    bad = requests.get(f"{url}.csv", params={"headers": "german"}, headers=german, timeout=10)
+    assert bad.status_code == 422 and "headers" in bad.json()["fields"]
+
+
+def test_organizers_move_a_registration_to_another_date_in_one_step(events_api, event_input, members_feed,
+                                                                     event_tap):
+    tap = event_tap("registration.*")
+    here = schedule(events_api, event_input(capacity=1))
+    there = schedule(events_api, event_input(capacity=5, starts_at=f"{here['starts_at'][:10]}T18:00:00",
+                                             ends_at=f"{here['starts_at'][:10]}T20:00:00"))
+    elsewhere = schedule(events_api, event_input(organizers=["automotive-cluster"], target_sectors=["automotive"]),
+                         headers=AUTOMOTIVE_ORGANIZER)
+    mover, waiting = members_feed.member(), members_feed.member()
+    seat = register(events_api, here, mover)
+    next_in_line = register(events_api, here, waiting)
+    url = f"{events_api.url}/events/{here['id']}/registrations/{seat['id']}/move"
+    assert requests.post(url, json={"to_event_id": there["id"]}, timeout=10).status_code == 401
+    assert requests.post(url, json={"to_event_id": there["id"]}, headers=member_headers(mover),
+                         timeout=10).status_code == 403
+    assert requests.post(url, json={"to_event_id": elsewhere["id"]}, headers=IT_ORGANIZER,
+                         timeout=10).status_code == 403
+    missing = requests.post(url, json={}, headers=IT_ORGANIZER, timeout=10)
+    assert missing.status_code == 422 and "to_event_id" in missing.json()["fields"]
+    assert requests.post(url, json={"to_event_id": "no-such-event"}, headers=IT_ORGANIZER,
+                         timeout=10).status_code == 404
+
+    moved = requests.post(url, json={"to_event_id": there["id"]}, headers=IT_ORGANIZER, timeout=10)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["cancelled"]["reason"] == "moved" and moved.json()["registration"]["status"] == "confirmed"
+    [cancelled] = tap.wait("registration.cancelled", subject=seat["id"], timeout=WAIT)
+    assert cancelled["data"]["registration"]["reason"] == "moved"
+    tap.wait("registration.promoted", subject=next_in_line["id"], timeout=WAIT)
+    tap.wait("registration.confirmed", subject=moved.json()["registration"]["id"], timeout=WAIT)
+    again = requests.post(url, json={"to_event_id": there["id"]}, headers=IT_ORGANIZER, timeout=10)
+    assert again.status_code == 409  # cancelled here already: nothing twice
+    assert (get_event(events_api, here)["seats_confirmed"], get_event(events_api, there)["seats_confirmed"]) == (1, 1)
+
+
 def test_download_file_names_keep_their_umlauts(events_api, event_input):
     event = schedule(events_api, event_input(title="Gießerei trifft Logistik"))
     day = event["starts_at"][:10]

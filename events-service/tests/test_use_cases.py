@@ -14,7 +14,7 @@ from events.models import Member, Registration
 from events.schemas import EventSchema, RegistrationSchema
 from verbund import envelope
 from verbund.auth import Principal
-from verbund.errors import Conflict, Forbidden
+from verbund.errors import Conflict, Forbidden, Unprocessable
 from verbund.testing import FixedClock, member_registered, use_case_store
 
 IT_ORGANIZER = Principal("it", "organizer", association="it-cluster")
@@ -190,3 +190,69 @@ def test_the_registration_lists_answer_as_the_openapi_document_says(store):
     assert mine["items"][0]["event"]["status"] == "scheduled"
     jsonschema.validate(listed, answer_schema("/events/{event_id}/registrations"))
     jsonschema.validate(mine, answer_schema("/members/{member_id}/registrations"))
+
+
+# --- moving a registration to another event of the same organizers ---------------------------------
+
+def move(store, event, registration, target, principal=IT_ORGANIZER):
+    with store.unit_of_work() as uow:
+        return services.move_registration(uow, principal, event["id"], registration["id"], target["id"])
+
+
+def test_moving_cancels_here_promotes_here_and_registers_there_by_the_capacity_rule(store, clock):
+    here = schedule(store, capacity=1)
+    there = schedule(store, capacity=1, starts_at="2026-07-08T09:00:00", ends_at="2026-07-08T17:00:00")
+    (_, mover), (_, waiting_here), (_, holder_there) = (known_member(store) for _ in range(3))
+    seat = register(store, here, mover, attendees=["Jana Keller"])
+    next_in_line = register(store, here, waiting_here)
+    register(store, there, holder_there)
+    before = len(published(store))
+    clock.advance(minutes=5)
+    moved = move(store, here, seat, there)
+    assert (moved["cancelled"]["status"], moved["cancelled"]["reason"]) == ("cancelled", "moved")
+    # The other date is full: the member waits there, first in line; here the waitlist moved up.
+    assert (moved["registration"]["status"], moved["registration"]["waitlist_position"]) == ("waitlisted", 1)
+    assert moved["registration"]["event_id"] == there["id"] and moved["registration"]["attendees"] == ["Jana Keller"]
+    assert published(store)[before:] == ["registration.cancelled", "registration.promoted", "registration.waitlisted"]
+    assert published(store, "registration.promoted")[-1]["subject"] == next_in_line["id"]
+    with store.unit_of_work() as uow:
+        assert (queries.get(uow, here["id"])["seats_confirmed"], queries.get(uow, there["id"])["waitlisted"]) == (1, 1)
+
+
+def test_a_move_to_an_event_with_free_seats_is_confirmed_there(store):
+    here, there = schedule(store), schedule(store, starts_at="2026-07-08T09:00:00", ends_at="2026-07-08T17:00:00")
+    _, member = known_member(store)
+    moved = move(store, here, register(store, here, member), there)
+    assert moved["registration"]["status"] == "confirmed"
+    assert published(store)[-2:] == ["registration.cancelled", "registration.confirmed"]
+    # The cancellation names where it moved (for one message to the member, and the organizer's page).
+    [cancelled] = published(store, "registration.cancelled")
+    assert cancelled["data"]["registration"]["moved_to"] == there["id"] == moved["cancelled"]["moved_to"]
+    assert "moved_to" not in published(store, "registration.confirmed")[-1]["data"]["registration"]
+    with store.unit_of_work() as uow:
+        listed = queries.list_registrations(uow, IT_ORGANIZER, here["id"])["items"]
+    assert [item.get("moved_to_event", {}).get("title") for item in listed] == [there["title"]]
+
+
+def test_moves_that_are_not_allowed_change_and_emit_nothing(store, clock):
+    here = schedule(store)
+    automotive_only = schedule(store, principal=AUTOMOTIVE_ORGANIZER, organizers=["automotive-cluster"],
+                               target_sectors=["automotive"])
+    shared = schedule(store, organizers=["it-cluster", "automotive-cluster"], starts_at="2026-07-08T09:00:00",
+                      ends_at="2026-07-08T17:00:00")
+    (_, member), (_, other) = known_member(store), known_member(store)
+    seat = register(store, here, member)
+    register(store, shared, member)  # already there
+    before = published(store)
+    with pytest.raises(Forbidden):  # an event the IT organizer does not manage
+        move(store, here, seat, automotive_only)
+    with pytest.raises(Unprocessable):  # no association organizes both (even for an admin)
+        move(store, here, seat, automotive_only, principal=Principal("a", "admin"))
+    with pytest.raises(Unprocessable):
+        move(store, here, seat, here)
+    with pytest.raises(Conflict, match="registered for the other event already"):
+        move(store, here, seat, shared)
+    with pytest.raises(Forbidden):  # an organizer of another association
+        move(store, here, register(store, here, other), shared, principal=AUTOMOTIVE_ORGANIZER)
+    assert published(store) == before + ["registration.confirmed"]
+    assert domain.move_problem(IT_ORGANIZER, ["it-cluster"], ["it-cluster", "logistics-network"], False) is None

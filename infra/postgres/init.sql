@@ -3,3 +3,4 @@ CREATE DATABASE members;
 CREATE DATABASE events;
 CREATE DATABASE matching;
 CREATE DATABASE notifications;
+CREATE DATABASE meetings;

@@ -160,6 +160,22 @@ def feed_ics(events: list[dict], name: str) -> bytes:
     return calendar.to_ical()
 
 
+def agenda_ics(entries: list[tuple[dict, str]], name: str) -> bytes:
+    """A personal agenda (meetings-service) as one ``.ics`` (METHOD:PUBLISH): ``entries`` are
+    (joint-event-like dict, STATUS) pairs, each dict with a stable ``id`` (its UID) and ``version`` (its
+    SEQUENCE: it rises with every change, RFC 5546 2.1.4, so a moved entry replaces the old one); a
+    CANCELLED entry stays in with STATUS:CANCELLED so that calendar programs drop it."""
+    calendar = _calendar([], "PUBLISH")
+    calendar.add("name", ical_text(name))
+    calendar.add("x-wr-calname", ical_text(name))
+    for event, status in entries:
+        if status not in STATUSES:
+            raise ValueError(f"unknown calendar status {status!r}")
+        calendar.add_component(_vevent(event, None, None, status))
+    _add_timezones(calendar, [event for event, _ in entries])
+    return calendar.to_ical()
+
+
 def file_problems(ics: bytes) -> list[str]:
     """What makes ``ics`` (a whole ``.ics`` file) break RFC 5545's content-line rules (3.1):
     not UTF-8, a line not ended by CRLF, or a control character other than HTAB in a content

@@ -58,6 +58,8 @@ EVENT_TYPES = {
         EventType("contact.accepted", "members", 1,
                   "A contact request was accepted: both members now see each other's contact person."),
         EventType("contact.declined", "members", 1, "A contact request was declined."),
+        EventType("integrator.revoked", "members", 1,
+                  "An admin revoked an integrator; notifications-service disables its webhooks."),
         # events-service
         EventType("event.scheduled", "events", 1, "Organizers scheduled a joint event."),
         EventType("event.updated", "events", 1,
@@ -73,6 +75,18 @@ EVENT_TYPES = {
         EventType("project.proposed", "matching", 1, "A partner-project consortium was proposed to its members."),
         EventType("project.formed", "matching", 1, "Every invited member accepted: the project is formed."),
         EventType("project.closed", "matching", 1, "A proposal ended without forming (a decline, a member left)."),
+        # meetings-service
+        EventType("meeting.requested", "meetings", 1,
+                  "A participant of a matchmaking day asked another for a 1:1 meeting (ids only, no message)."),
+        EventType("meeting.accepted", "meetings", 1,
+                  "A meeting request was accepted (with its slot when one was picked)."),
+        EventType("meeting.declined", "meetings", 1, "A meeting request was declined."),
+        EventType("meeting.scheduled", "meetings", 1,
+                  "A meeting got (or moved to) a slot and table that its participants can see."),
+        EventType("meeting.cancelled", "meetings", 1,
+                  "A request was withdrawn or a meeting cancelled (by a side, the organizers, the event's end)."),
+        EventType("meeting.outcome_reported", "meetings", 1,
+                  "A participant said what came of a meeting, on the fixed outcome scale."),
         # notifications-service
         EventType("notification.delivered", "notifications", 1,
                   "A notification reached its recipient on a channel."),
@@ -86,8 +100,10 @@ SUBSCRIPTIONS: dict[str, list[str]] = {
     "events": ["member.*"],
     "members": ["project.formed"],
     "matching": ["member.*"],
+    "meetings": ["event.*", "registration.*", "member.*"],
     "notifications": ["member.*", "event.*", "registration.*", "match.suggested", "project.*",
-                      "contact.*"],
+                      "contact.*", "meeting.requested", "meeting.accepted", "meeting.declined",
+                      "meeting.scheduled", "meeting.cancelled", "integrator.revoked"],
 }
 
 

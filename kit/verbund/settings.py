@@ -19,12 +19,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from environs import Env
+from environs import Env, EnvError
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 
 # Where each service listens unless told otherwise.
-DEFAULT_PORTS = {"members": 8001, "events": 8002, "matching": 8003, "notifications": 8004}
+DEFAULT_PORTS = {"members": 8001, "events": 8002, "matching": 8003, "notifications": 8004, "meetings": 8005}
 
 _parser = Env(expand_vars=False)
 
@@ -104,6 +104,12 @@ def portal_url() -> str:
     return (env("PORTAL_URL") or "http://localhost:8000").rstrip("/")
 
 
+def _log_format(value: str) -> str:
+    if value.lower() not in ("json", "text"):
+        raise EnvError(f"LOG_FORMAT must be json or text, not {value!r}")
+    return value.lower()
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str
@@ -122,6 +128,9 @@ class Settings:
     consume_batch_size: int = 50
     # How long a batch waits for more events once its first one arrived, in milliseconds.
     consume_batch_linger_ms: int = 20
+    # "json": one JSON object per line, for log collectors (the default); "text": one
+    # readable line, what `verbund up` uses on a developer's console.
+    log_format: str = "json"
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -142,6 +151,7 @@ class Settings:
                                   old_name="AMQP_HEARTBEAT"),
             consume_batch_size=max(1, env("CONSUME_BATCH_SIZE", 50, service=service, kind="int")),
             consume_batch_linger_ms=max(0, env("CONSUME_BATCH_LINGER_MS", 20, service=service, kind="int")),
+            log_format=_log_format(env("LOG_FORMAT", "json", service=service)),
         )
 
     def nameko_config(self) -> dict:

@@ -9,8 +9,11 @@ An admin can revoke an account, and that must hold on the next request, in every
 - When members-service does not answer within ``STAFF_CHECK_TIMEOUT_SECONDS`` (3 s), the request is
   refused with 503 (fail closed: a revocation must not be skipped because the check is down).
 
-Tokens without ``staff_id`` (operators' tokens from ``verbund token``, integrators, members) are
-not checked here.
+Integrator tokens with a ``grant`` claim are checked the same way (``ensure_grant``): once the
+integrator is revoked its tokens are refused (401) everywhere (``members.integrator_status``; a token
+of an older grant is refused by members-service's own rules, ``members.domain.check_grant``).
+Tokens without either claim (operators' tokens from ``verbund token``, older integrator tokens,
+members) are not checked here.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from verbund.errors import ServiceUnavailable, Unauthorized
 from verbund.settings import env
 
 REVOKED = "this staff account was revoked; ask an admin of the platform"
+GRANT_WITHDRAWN = "this integrator was revoked; its tokens are void: ask an admin of the platform"
 
 
 def check_ttl_seconds() -> float:
@@ -83,13 +87,26 @@ class StaffStatus(SharedExtension):
         if not active:
             raise Unauthorized(REVOKED)
 
-    def _ask(self, staff_id: str, entrypoint, data: dict) -> bool:
+    def ensure_grant(self, name: str, entrypoint, data: dict) -> None:
+        """Raise Unauthorized (401) for a token of integrator ``name`` once it is revoked,
+        ServiceUnavailable (503) when members-service cannot tell within the timeout."""
+        here = getattr(self.container.service_cls, "integrator_active_here", None)
+        if here is not None:
+            current = here(self.container, name)
+        else:
+            current = self.cache.active(f"integrator:{name}", lambda key: self._ask(
+                key, entrypoint, data, method="integrator_status", args=(name,)))
+        if not current:
+            raise Unauthorized(GRANT_WITHDRAWN)
+
+    def _ask(self, staff_id: str, entrypoint, data: dict, method: str = "staff_status",
+             args: tuple | None = None) -> bool:
         # The HTTP handler runs outside a worker; a worker context of its own carries the call id.
         context = WorkerContext(self.container, None, entrypoint, data=dict(data))
-        proxy = MethodProxy(context, "members", "staff_status", self.reply_listener)
+        proxy = MethodProxy(context, "members", method, self.reply_listener)
         try:
             with eventlet.Timeout(self.timeout):
-                return proxy(staff_id)["active"] is True
+                return proxy(*(args or (staff_id,)))["active"] is True
         except (eventlet.Timeout, UnknownService):
             raise ServiceUnavailable("the staff account cannot be checked right now (members-service does not "
                                      "answer); try again in a moment") from None

@@ -161,6 +161,8 @@ class ApiEndpoint(HttpRequestHandler):
             request.principal = self._authorize(request)
             if request.principal.staff_id:  # a staff account's token: refused once the account is revoked
                 self.staff_status.ensure_active(request.principal.staff_id, self, {"correlation_id": correlation_id})
+            elif request.principal.role == "integrator" and request.principal.grant is not None:
+                self.staff_status.ensure_grant(request.principal.subject, self, {"correlation_id": correlation_id})
             self._load_input(request)
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)

@@ -7,7 +7,7 @@ The engine, its locks and the rebuild from members-service are in
 """
 from __future__ import annotations
 
-from matching import queries, services
+from matching import pair_scores, queries, services
 from matching.dependencies import EngineProvider
 from matching.schemas import (
     STATS,
@@ -53,6 +53,13 @@ class MatchingService(ServiceBase):
         """A member's partner suggestions, each with its score's parts and reasons."""
         with self.db.unit_of_work() as uow:
             return queries.suggestions_of(uow.session, request.principal, member_id)
+
+    @api("POST", "/pair-scores", roles=("admin", "member"), body=pair_scores.PairScoresSchema, errors=(403, 404),
+         responses={200: ("The others of another sector, scored and explained for the member, best first",
+                          {"type": "object"})})
+    def pair_scores(self, request):
+        """Pair scores of one member against a given set of members (meetings-service's "whom to meet")."""
+        return self.matching.run(pair_scores.pair_scores, request.principal, request.body_data)
 
     @api("GET", "/members/<string:member_id>/proposals", roles=("admin", "member"), query=MemberProposalQuerySchema,
          responses={200: ("The partner-project proposals the member is invited to", MemberProposalsSchema)})

@@ -185,9 +185,31 @@ def decode(content: bytes, messages: Messages | None = None, charset: str | None
     Content-Type, RFC 9110 8.3) is used when the bytes decode with it;
     otherwise, or when it names no known codec, the file is detected.
     """
+    messages = messages or Messages()
+    return _refuse_mojibake(_decode(content, messages, charset), messages)
+
+
+def _refuse_mojibake(text: str, messages: Messages) -> str:
+    """``text``, unless it holds mojibake: UTF-8 read once too often ("MÃ¼ller"
+    for "Müller"), which decodes without error. ftfy's badness heuristic finds
+    it; the file is refused (BadRequest, 400) with the first such cell and its
+    likely repair, because guessing would change names without a word."""
+    import ftfy
+    from ftfy.badness import is_bad
+
+    if not is_bad(text):
+        return text
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if is_bad(line):
+            cell = next((cell.strip(' "') for cell in re.split(r"[;,\t]", line) if is_bad(cell)), line.strip())
+            raise BadRequest(messages.text("encoding_mojibake", row=line_number, cell=cell[:80],
+                                           fixed=ftfy.fix_text(cell)[:80]))
+    return text  # only spans across lines look odd: nothing to point at
+
+
+def _decode(content: bytes, messages: Messages, charset: str | None) -> str:
     from charset_normalizer import from_bytes
 
-    messages = messages or Messages()
     refused = BadRequest(messages.text("encoding_unknown"))
     if charset:
         try:

@@ -178,10 +178,13 @@ class IntegratorGrant(Base):
     personal: Mapped[bool] = mapped_column(Boolean)
     serial: Mapped[int] = mapped_column(Integer)
     granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set when an admin revoked the integrator: its tokens are refused everywhere (verbund.staff).
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     def view(self) -> dict:
         return {"name": self.name, "events": json.loads(self.events), "personal": self.personal,
-                "serial": self.serial, "granted_at": isoformat(self.granted_at)}
+                "serial": self.serial, "granted_at": isoformat(self.granted_at),
+                "revoked_at": isoformat(self.revoked_at) if self.revoked_at else None}
 
 
 class SignInToken(Base):

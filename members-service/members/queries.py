@@ -229,6 +229,20 @@ def staff_accounts(session: Session) -> dict:
     return {"items": [row.view() for row in rows]}
 
 
+def integrators(session: Session) -> dict:
+    """Every integrator with a recorded grant, active ones first, then by name: ``{"items": [grant, ...]}``
+    (``IntegratorGrant.view``, with ``revoked_at``)."""
+    rows = session.execute(select(IntegratorGrant).order_by(IntegratorGrant.revoked_at.is_not(None),
+                                                            IntegratorGrant.name)).scalars()
+    return {"items": [row.view() for row in rows]}
+
+
+def integrator_active(session: Session, name: str) -> bool:
+    """Whether integrator ``name`` has a grant that is not revoked (its tokens with a grant claim are honoured)."""
+    held = session.get(IntegratorGrant, name)
+    return held is not None and held.revoked_at is None
+
+
 def staff_active(session: Session, staff_id: str) -> bool:
     """Whether the staff account ``staff_id`` exists and is active (its tokens are honoured)."""
     return session.execute(select(StaffAccount.status).where(StaffAccount.id == staff_id)).scalar() == "active"

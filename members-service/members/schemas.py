@@ -1,7 +1,7 @@
 """marshmallow schemas of the members API: what a valid profile is."""
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from verbund import personal
 from verbund.openapi import Extended
@@ -174,11 +174,36 @@ class GrantSchema(Schema):
     personal = StrictBoolean(load_default=False)
 
 
+class IntegratorSchema(GrantSchema):
+    """A new integrator from the admin pages: ``POST /integrators``; its scope is checked against the
+    event catalogue as ``verbund integrator --events`` checks it."""
+    name = fields.String(required=True, validate=validate.Regexp(
+        INTEGRATOR_NAME, error="an integrator name is 2-41 lowercase letters, digits or dashes"))
+
+    @validates("events")
+    def _known_patterns(self, value, **kwargs):
+        from verbund.tools.integrators import ScopeError, parse_scope
+
+        try:
+            parse_scope(",".join(value))
+        except ScopeError as exc:
+            raise ValidationError(str(exc).replace("--events", "events")) from None
+
+
 GRANT = {"type": "object", "required": ["name", "events", "personal", "serial", "granted_at"], "properties": {
     "name": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}},
     "personal": {"type": "boolean"},
     "serial": {"type": "integer", "description": "the `grant` claim of the tokens issued under this grant"},
-    "granted_at": {"type": "string", "format": "date-time"}}}
+    "granted_at": {"type": "string", "format": "date-time"},
+    "revoked_at": {"type": ["string", "null"], "format": "date-time",
+                   "description": "when an admin revoked the integrator; its tokens are void since"}}}
+INTEGRATOR_LIST = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": GRANT}}}
+NEW_INTEGRATOR = {"type": "object", "required": [*GRANT["required"], "user", "uri", "token", "expires_at"],
+                  "properties": {**GRANT["properties"],
+                                 "user": {"type": "string", "description": "its RabbitMQ user"},
+                                 "uri": {"type": "string", "description": "AMQP URI with the password: shown once"},
+                                 "token": {"type": "string", "description": "bearer token: shown once"},
+                                 "expires_at": {"type": "string", "format": "date-time"}}}
 
 
 # --- sign-in by e-mail link and contact requests -------------------------------------------------------

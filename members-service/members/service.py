@@ -15,7 +15,7 @@ from members import domain, importer, queries, schemas, services
 from members.dependencies import SignInMail, StaffInvitationMail
 from members.messages import Messages, negotiate
 from verbund import auth, personal, stats
-from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge, Unprocessable
+from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
 from verbund.service import ServiceBase
 from verbund.settings import env
 from verbund.subscriber import subscribe
@@ -26,6 +26,15 @@ STAFF = ("admin", "organizer")
 READERS = ("admin", "organizer", "integrator", "member")
 # Proxies whose X-Forwarded-For names the client a sign-in request counts against (the portal).
 TRUSTED_PROXIES = tuple(env("TRUSTED_PROXIES", ["127.0.0.1", "::1"], service="members", kind="list"))
+
+
+def broker_admin_uri() -> str:
+    """``BROKER_ADMIN_URI`` (also ``MEMBERS_BROKER_ADMIN_URI``): an AMQP URI of an account that may remove
+    integrators' bindings and queues, whose vhost is the integrators' one; the service's ``AMQP_URI`` by
+    default. Users and permissions are set with rabbitmqctl on the broker's node, as the CLI does."""
+    from verbund.settings import DEFAULT_AMQP_URI
+
+    return env("BROKER_ADMIN_URI", service="members") or env("AMQP_URI", DEFAULT_AMQP_URI, service="members")
 
 
 def _client(request) -> str:
@@ -149,6 +158,56 @@ class MembersService(ServiceBase):
                 return services.record_grant(uow, name, request.body_data)
         except IntegrityError:  # the same integrator's first grant recorded at the same time
             raise Conflict("the integrator's grant changed at the same time; run the command again") from None
+
+    @api("GET", "/integrators", roles=("admin",), responses={200: ("Every integrator", schemas.INTEGRATOR_LIST)})
+    def list_integrators(self, request):
+        """The integrators with a recorded grant, active first: ``{"items": [grant with revoked_at]}``."""
+        with self.db.unit_of_work() as uow:
+            return queries.integrators(uow.session)
+
+    @api("POST", "/integrators", roles=("admin",), body=schemas.IntegratorSchema, errors=(409, 503),
+         responses={201: ("The integrator with its connection URI and token, shown this once", schemas.NEW_INTEGRATOR)})
+    def create_integrator(self, request):
+        """Create an integrator (what ``verbund integrator NAME`` does, on the same kit code): body
+        ``{name, events: [topic patterns of the catalogue], personal}``. Its RabbitMQ user gets read
+        access within ``events`` on the broker of ``BROKER_ADMIN_URI`` (members' setting; default its
+        ``AMQP_URI``; the URI's vhost is the integrator's). 201 with ``uri`` (AMQP URI with the generated
+        password) and ``token``, neither stored: shown once. 409 field ``name`` an active integrator of that
+        name; 422 field errors; 503 the broker refused (nothing recorded)."""
+        from verbund.tools import integrators
+
+        admin_uri = broker_admin_uri()
+        vhost = integrators.vhost_of(admin_uri)
+
+        def provision(name, scope, personal, serial):
+            return integrators.provision(name, scope, personal, serial, admin_uri, vhost=vhost)
+
+        try:
+            with self.db.unit_of_work() as uow:
+                return 201, services.create_integrator(uow, request.body_data, provision)
+        except IntegrityError:  # the same name created twice at the same time
+            raise Conflict("an integrator of this name exists", field="name") from None
+        except RuntimeError as exc:
+            raise ServiceUnavailable(f"the broker refused the integrator; nothing was recorded: {exc}") from None
+
+    @api("POST", "/integrators/<string:name>/revoke", roles=("admin",), errors=(503,),
+         responses={200: ("The integrator, revoked", schemas.GRANT)})
+    def revoke_integrator(self, request, name):
+        """Revoke an integrator: its tokens are refused from the next request on (here at once, elsewhere
+        within ``STAFF_CHECK_TTL_SECONDS``), its RabbitMQ user (with its permissions and connections) and
+        its queues ``integrator.<name>.*`` are deleted, and ``integrator.revoked`` announces it (through the
+        outbox: notifications-service disables its webhooks, also when it consumes the event later).
+        ``verbund integrator NAME --revoke`` calls this. 404 no such integrator; 503 the broker refused
+        (nothing changed: run it again)."""
+        from verbund.tools import integrators
+
+        admin_uri = broker_admin_uri()
+        try:
+            with self.db.unit_of_work() as uow:
+                return services.revoke_integrator(
+                    uow, name, lambda who: integrators.remove(who, admin_uri, integrators.vhost_of(admin_uri)))
+        except RuntimeError as exc:
+            raise ServiceUnavailable(f"the broker refused to remove the integrator; nothing changed: {exc}") from None
 
     @api("POST", "/members/import", roles=STAFF, max_body=MAX_IMPORT_BYTES, body=schemas.IMPORT_BODY,
          query=schemas.ImportQuerySchema, errors=(409, 413, 415),
@@ -372,6 +431,19 @@ class MembersService(ServiceBase):
                 return queries.get(uow.session, auth.Principal("rpc", "admin"), member_id)
             except (NotFound, Gone):
                 return None
+
+    @staticmethod
+    def integrator_active_here(container, name: str) -> bool:
+        """The integrator check of ``verbund.staff`` answered from this database, on every request."""
+        database = next(dependency for dependency in container.dependencies if dependency.attr_name == "db")
+        with Session(database.engine) as session:
+            return queries.integrator_active(session, name)
+
+    @rpc
+    def integrator_status(self, name: str) -> dict:
+        """``{"active": bool}``: whether integrator ``name``'s tokens are honoured (not revoked)."""
+        with self.db.unit_of_work() as uow:
+            return {"active": queries.integrator_active(uow.session, name)}
 
     @rpc
     def staff_status(self, staff_id: str) -> dict:

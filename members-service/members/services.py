@@ -351,9 +351,47 @@ def record_grant(uow: UnitOfWork, name: str, grant: dict) -> dict:
         held = IntegratorGrant(name=name, serial=0)
         uow.session.add(held)
     held.events, held.personal = json.dumps(list(grant["events"])), grant["personal"]
-    held.serial, held.granted_at = held.serial + 1, uow.now()
+    held.serial, held.granted_at, held.revoked_at = held.serial + 1, uow.now(), None
     uow.session.flush()
     return held.view()
+
+
+def create_integrator(uow: UnitOfWork, grant: dict, provision) -> dict:
+    """Create integrator ``grant["name"]`` (``IntegratorSchema``: ``name``, ``events``, ``personal``):
+    record its grant, then ``provision(name, scope, personal, serial)`` (the kit's
+    ``integrators.provision``: RabbitMQ user, password, token) inside the same unit of work, so a
+    broker that refuses leaves no grant behind. Returns the grant with ``uri``, ``token``,
+    ``expires_at``: the password and token are shown this once and kept nowhere. Raises Conflict
+    (409, field ``name``) for an integrator of that name that is not revoked."""
+    name = grant["name"]
+    held = uow.session.execute(select(IntegratorGrant).where(IntegratorGrant.name == name)
+                               .with_for_update()).scalar()
+    if held is not None and held.revoked_at is None:
+        raise Conflict("an integrator of this name exists; revoke it first or choose another name", field="name")
+    view = record_grant(uow, name, grant)
+    made = provision(name, tuple(view["events"]), view["personal"], view["serial"])
+    return {**view, "user": made["user"], "uri": made["uri"], "token": made["token"],
+            "expires_at": made["expires_at"]}
+
+
+def revoke_integrator(uow: UnitOfWork, name: str, remove) -> dict:
+    """Revoke integrator ``name``: mark its grant revoked (its tokens are refused from the next request
+    on, here at once and elsewhere within ``STAFF_CHECK_TTL_SECONDS``), then ``remove(name)`` (the kit's
+    ``integrators.remove``: its RabbitMQ user, permissions, connections and queues), and emit
+    ``integrator.revoked`` (notifications-service disables its webhooks). Revoking twice removes and
+    announces again and keeps the first time. Raises NotFound (404)."""
+    held = uow.session.execute(select(IntegratorGrant).where(IntegratorGrant.name == name)
+                               .with_for_update()).scalar()
+    if held is None:
+        raise NotFound("no such integrator")
+    held.revoked_at = held.revoked_at or uow.now()
+    uow.session.flush()
+    removed = remove(name)
+    # Through the outbox, in this transaction: notifications-service disables the integrator's webhooks
+    # when it consumes it, also if it is down now (the event waits in its queue). Again on every revocation.
+    uow.emit("integrator.revoked", name, {"name": name, "serial": held.serial,
+                                          "revoked_at": envelope.isoformat(held.revoked_at)})
+    return {**held.view(), "removed_queues": removed["queues"]}
 
 
 # --- sign-in by e-mail link -----------------------------------------------------------------------

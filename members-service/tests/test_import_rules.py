@@ -42,6 +42,20 @@ def test_the_issues_mac_roman_line_is_never_stored_as_mojibake():
     assert importer.decode(text.encode("mac_roman")) == text  # not "MŸller FšrderbŠnder"
 
 
+def test_a_file_encoded_as_utf8_twice_is_refused_with_the_cell_and_its_repair():
+    text = "Firma;Ort\nMüller Förderbänder GmbH;Köln\nStraßenbau Nord;Kiel\n"
+    garbled = text.encode("utf-8").decode("cp1252").encode("utf-8")  # "MÃ¼ller FÃ¶rderbÃ¤nder"
+    with pytest.raises(BadRequest) as refused:
+        importer.decode(garbled, Messages("de"))
+    assert "Zeile 2" in refused.value.message
+    assert "„Müller Förderbänder GmbH“" in refused.value.message  # the likely repair is named
+
+
+@pytest.mark.parametrize("text", ["Ärzte für Außendienst – „Qualität“ · 5 €; naïve Café", "Renée Æsir; Ørsted; Œuvre"])
+def test_legitimate_accents_and_typography_are_not_taken_for_mojibake(text):
+    assert importer.decode(text.encode("utf-8"), Messages("en")) == text
+
+
 @pytest.mark.parametrize("kind, text, id", [
     ("sector", "Logistik", "logistics"), ("sector", "AUTOMOBIL", "automotive"), ("sector", "it", "it"),
     ("sector", "Informationstechnik", "it"), ("state", "Niedersachsen", "NI"), ("state", "Lower Saxony", "NI"),

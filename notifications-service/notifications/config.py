@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notifications.channels.email import ascii_domain, parse_mail_from
-from notifications.domain import FREQUENCIES, MailPolicy
+from notifications.domain import FREQUENCIES, MailPolicy, MeetingTimes
 from verbund.settings import DEFAULT_PORTS, env
 
 
@@ -61,10 +61,20 @@ class Config:
     daily_budget: int = 8
     # Project invitations mailed at once per member and day; more that day wait for the digest (0: no limit).
     daily_invitations: int = 1
+    # Meetings at matchmaking days (issue 18): reminder lead, daily summary hour, the survey's delay.
+    meeting_reminder_minutes: int = 15
+    meeting_summary_hour: int = 8
+    meeting_survey_delay_days: int = 182
+    meeting_check_interval: float = 30.0
 
     @property
     def policy(self) -> MailPolicy:
         return MailPolicy(self.default_frequency, self.coalesce_seconds, self.daily_budget)
+
+    @property
+    def meeting_times(self) -> MeetingTimes:
+        return MeetingTimes(self.meeting_reminder_minutes, self.meeting_summary_hour,
+                            survey_delay_days=self.meeting_survey_delay_days, timezone=self.digest_timezone)
 
     @property
     def mail_domain(self) -> str:
@@ -111,4 +121,8 @@ class Config:
             coalesce_seconds=float(_env("COALESCE_SECONDS", str(default.coalesce_seconds))),
             daily_budget=int(_env("DAILY_MAIL_BUDGET", str(default.daily_budget))),
             daily_invitations=int(_env("DAILY_INVITATION_MAILS", str(default.daily_invitations))),
+            meeting_reminder_minutes=int(_env("MEETING_REMINDER_MINUTES", str(default.meeting_reminder_minutes))),
+            meeting_summary_hour=int(_env("MEETING_SUMMARY_HOUR", str(default.meeting_summary_hour))),
+            meeting_survey_delay_days=int(_env("MEETING_SURVEY_DELAY_DAYS", str(default.meeting_survey_delay_days))),
+            meeting_check_interval=float(_env("MEETING_CHECK_SECONDS", str(default.meeting_check_interval))),
         )

@@ -38,7 +38,7 @@ from notifications.models import (
     SourceEvent,
     WebhookEndpoint,
 )
-from notifications.rendering import Rendered, Renderer, RenderError, context_for
+from notifications.rendering import Rendered, Renderer, RenderError, context_for, event_view
 from verbund import envelope
 from verbund.database import Store, UnitOfWork
 
@@ -239,17 +239,23 @@ def ics_for(source: dict, entry: CalendarEntry | None = None) -> tuple[bytes, st
 
 def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Delivery, recipient: Recipient,
                   preference: Preference | None, source: dict, calendars: dict | None = None,
-                  entry: CalendarEntry | None = None, merged: domain.Merged | None = None):
+                  entry: CalendarEntry | None = None, merged: domain.Merged | None = None,
+                  entries: dict | None = None):
     """The mail of one notification; RenderError if its template or calendar file cannot be made.
     ``entry`` is the member's calendar entry of this mail (see ``ics_for``); ``calendars`` caches
     the ``.ics`` per source event, SEQUENCE and STATUS: an announcement has one for every recipient.
-    ``merged``: what the message says after coalescing (``domain.merge``)."""
+    ``merged``: what the message says after coalescing (``domain.merge``); a move (``moved_from``) is
+    ``registration_moved`` with the cancellation's calendar file first (its entry from ``entries``,
+    keyed by member and source event id), then the new registration's."""
     lang = domain.language(preference.language if preference else None, recipient.language)
     shown_type = merged.render_type if merged is not None and merged.render_type else delivery.source_type
-    kind = domain.KINDS[shown_type]
+    moved_from = merged.moved_from if merged is not None else None
+    kind = "registration_moved" if moved_from else domain.KINDS[shown_type]
     footer = {"recipient_name": recipient.contact_name,
               "unsubscribe_url": unsubscribe_page_url(config, secret, recipient.member_id)}
-    context = context_for(shown_type, source["data"], lang, merged)
+    context = context_for(shown_type, source["data"], lang, merged, reader=recipient.member_id)
+    if moved_from:
+        context["moved_from"] = event_view(moved_from["data"]["event"], lang)
     if "registered_member_ids" in source["data"]:
         # Changes reach members only invited (holding the announcement's calendar entry) as well.
         context["registered"] = recipient.member_id in source["data"]["registered_member_ids"]
@@ -260,6 +266,8 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
         if cache_key not in calendars:
             calendars[cache_key] = ics_for(source, entry)
         attachment = calendars[cache_key]
+        earlier = ics_for(moved_from, (entries or {}).get((recipient.member_id, moved_from["id"]))) \
+            if moved_from else None
     except Exception as exc:  # a calendar that cannot be made is this mail's failure, not the sender's
         raise RenderError(f"calendar file: {type(exc).__name__}: {exc}") from exc
     return rendered, mail.compose(
@@ -268,7 +276,8 @@ def compose_email(config: Config, renderer: Renderer, secret: str, delivery: Del
         message_id=mail.message_id(kind.replace("_", "-"), f"{delivery.source_event_id}.{delivery.target}",
                                    config.mail_domain),
         unsubscribe_url=unsubscribe_url(config, secret, recipient.member_id), ics=attachment[0] if attachment else None,
-        ics_method=attachment[1] if attachment else "PUBLISH")
+        ics_method=attachment[1] if attachment else "PUBLISH",
+        earlier_ics=[(earlier[0], earlier[1], "cancelled.ics")] if earlier else ())
 
 
 def _blocked(recipient: Recipient | None, preference: Preference | None) -> str | None:
@@ -300,9 +309,11 @@ def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, 
         preferences = {p.member_id: p for p in session.execute(
             select(Preference).where(Preference.member_id.in_(member_ids))).scalars()}
         sources = _sources(session, [d.source_event_id for d in due])
+        # A move's message carries the calendar entry of the cancellation there too.
+        moved_from = {m.moved_from["id"] for m in merged.values() if m.moved_from}
         entries = {(e.member_id, e.source_event_id): e for e in session.execute(select(CalendarEntry).where(
             CalendarEntry.member_id.in_(member_ids),
-            CalendarEntry.source_event_id.in_({d.source_event_id for d in due}))).scalars()}
+            CalendarEntry.source_event_id.in_({d.source_event_id for d in due} | moved_from))).scalars()}
     jobs, calendars = [], {}
     for delivery in due:
         recipient, preference = recipients.get(delivery.target), preferences.get(delivery.target)
@@ -315,7 +326,7 @@ def claim_emails(store: Store, config: Config, renderer: Renderer, secret: str, 
             rendered, message = compose_email(config, renderer, secret, delivery, recipient, preference,
                                               sources[delivery.source_event_id], calendars,
                                               entries.get((delivery.target, delivery.source_event_id)),
-                                              merged.get(delivery.id))
+                                              merged.get(delivery.id), entries)
             jobs.append(EmailJob(delivery.id, key, recipient.email, rendered, message))
         except (RenderError, KeyError) as exc:
             jobs.append(EmailJob(delivery.id, key, None, error=f"could not render: {exc}"))
@@ -482,7 +493,7 @@ def _send_digest(store, config, renderer, secret, sender, member_id: str, now: d
                 source = sources[delivery.source_event_id]
                 shown = merged.render_type if merged is not None and merged.render_type else delivery.source_type
                 items.append(renderer.render(domain.KINDS[shown], lang, context_for(shown, source["data"], lang,
-                                                                                     merged)))
+                                                                                     merged, member_id)))
                 included.append(delivery)
             except (RenderError, KeyError) as exc:
                 deliveries.fail(uow, delivery, f"could not render: {exc}", log_attempt=True)
@@ -530,9 +541,13 @@ def webhook_payload(delivery: Delivery, source: dict, renderer: Renderer, lang: 
                     notification_created_at: datetime | None) -> dict:
     """What the endpoint gets: the member's notification, or for integrators the CloudEvent itself."""
     if delivery.member_id is None:
+        if "context" in source["data"] and source["type"].startswith("meeting."):
+            # names and titles added for meeting mails (meetings.enrich) are not the platform's event
+            source = {**source, "data": {k: v for k, v in source["data"].items() if k != "context"}}
         return {"type": source["type"], "timestamp": envelope.isoformat(envelope.utcnow()), "data": source}
     kind = domain.KINDS[delivery.source_type]
-    rendered = renderer.render(kind, lang, context_for(delivery.source_type, source["data"], lang))
+    rendered = renderer.render(kind, lang, context_for(delivery.source_type, source["data"], lang,
+                                                       reader=delivery.member_id))
     return {
         "type": delivery.source_type,
         "timestamp": envelope.isoformat(envelope.utcnow()),

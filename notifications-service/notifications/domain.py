@@ -41,7 +41,24 @@ KINDS = {
     "contact.requested": "contact_requested",
     "contact.accepted": "contact_accepted",
     "contact.declined": "contact_declined",
+    # 1:1 meetings at matchmaking days (meetings-service, issue 18)
+    "meeting.requested": "meeting_requested",
+    "meeting.accepted": "meeting_accepted",
+    "meeting.declined": "meeting_declined",
+    "meeting.scheduled": "meeting_scheduled",
+    "meeting.cancelled": "meeting_cancelled",
+    # made here by the meetings timers (``notifications.meetings``), never consumed from the broker
+    "meeting.reminder": "meeting_reminder",
+    "meeting.requests_pending": "meeting_requests_pending",
+    "meeting.survey": "meeting_survey",
 }
+
+# Types this service makes itself from its timers: fanned out like consumed events, but never
+# delivered to integrators (they are no platform events).
+INTERNAL_TYPES = ("meeting.reminder", "meeting.requests_pending", "meeting.survey")
+# The portal page of an event's matchmaking day (requests, agenda) and of one meeting's outcome.
+MEETINGS_PATH = "/events/{event_id}/meetings"
+OUTCOME_PATH = "/events/{event_id}/meetings/{meeting_id}/outcome"
 
 
 # --- the notification policy -----------------------------------------------------------------------
@@ -80,6 +97,17 @@ POLICY: dict[str, Rule] = {rule.kind: rule for rule in (
     Rule("registration_cancelled", ACTION, "/events/{event_id}", "Anmeldung storniert", "registration cancelled"),
     Rule("event_updated", ACTION, "/events/{event_id}", "Veranstaltung geändert", "event changed"),
     Rule("event_cancelled", ACTION, "/events/{event_id}", "Veranstaltung abgesagt", "event cancelled"),
+    # Meetings: a request waits for an answer; an acceptance, a slot and a cancellation change the
+    # member's day at the fair; reminders, the daily summary of open requests and the survey ask for
+    # something. A decline is news (neutral words, in the inbox and the digest).
+    Rule("meeting_requested", ACTION, MEETINGS_PATH, "Gesprächsanfrage", "meeting request"),
+    Rule("meeting_accepted", ACTION, MEETINGS_PATH, "Gesprächsanfrage angenommen", "meeting request accepted"),
+    Rule("meeting_scheduled", ACTION, MEETINGS_PATH, "Gesprächstermin", "meeting time"),
+    Rule("meeting_cancelled", ACTION, MEETINGS_PATH, "Gespräch abgesagt", "meeting cancelled"),
+    Rule("meeting_reminder", ACTION, MEETINGS_PATH, "Erinnerung an ein Gespräch", "meeting reminder"),
+    Rule("meeting_requests_pending", ACTION, MEETINGS_PATH, "offene Gesprächsanfragen", "open meeting requests"),
+    Rule("meeting_survey", ACTION, "/meetings", "Umfrage zu Ihren Gesprächen", "survey on your meetings"),
+    Rule("meeting_declined", NEWS, MEETINGS_PATH, "Gesprächsanfrage abgelehnt", "meeting request declined"),
     Rule("contact_declined", NEWS, "/contacts", "Kontaktanfrage abgelehnt", "contact request declined"),
     Rule("project_closed", NEWS, "/projects", "Projektvorschlag beendet", "project proposal closed"),
     Rule("match_suggested", NEWS, "/suggestions", "Partnervorschläge geändert", "partner suggestions changed"),
@@ -134,8 +162,9 @@ def action_path(kind: str, data: dict) -> str:
     if rule is None:
         return "/inbox"
     event = data.get("event") or {}
+    event_id = event.get("id") or (data.get("meeting") or {}).get("event_id") or data.get("event_id")
     if "{event_id}" in rule.path:
-        return rule.path.format(event_id=event["id"]) if event.get("id") else "/inbox"
+        return rule.path.format(event_id=event_id) if event_id else "/inbox"
     return rule.path
 
 
@@ -148,9 +177,27 @@ def topic_of(event: dict) -> str | None:
         return "suggestions"
     if type_.startswith("project."):
         return f"project:{data['project']['id']}"
+    if moved_to(event):  # a move: one message about the new registration there (``merge``)
+        return f"event:{moved_to(event)}"
     if type_.startswith(("event.", "registration.")) and isinstance(data.get("event"), dict):
         return f"event:{data['event']['id']}"
-    return None
+    if type_ in MEETING_STEPS:  # a request accepted and scheduled within the window: one mail
+        return f"meeting:{data['meeting']['id']}"
+    return None  # reminders, summaries and surveys go as they are
+
+
+def moved_to(event: dict) -> str | None:
+    """The event id a ``registration.cancelled`` with reason ``moved`` moved to (events-service's
+    ``moved_to``, emitted in the same transaction as the registration there), else None."""
+    if event["type"] != "registration.cancelled":
+        return None
+    registration = event["data"].get("registration") or {}
+    return registration.get("moved_to") if registration.get("reason") == "moved" else None
+
+
+# The consumed meeting.* types, in the order a meeting goes through them.
+MEETING_STEPS = ("meeting.requested", "meeting.accepted", "meeting.scheduled", "meeting.declined",
+                 "meeting.cancelled")
 
 
 @dataclass(frozen=True)
@@ -167,12 +214,17 @@ class Merged:
     # Render as this source type with the newest data (an invitation not yet sent, showing the
     # event as it now is, rather than "changed" about something the member never heard of).
     render_type: str | None = None
+    steps: tuple[str, ...] = ()  # the source types merged, oldest first ("accepted and scheduled")
+    # A registration moved here from another event: the cancellation there (its source event), told in
+    # this one message ("moved from A to B") with both calendar files.
+    moved_from: dict | None = None
 
 
 CLOSED_BEFORE_MAILED = "the proposal was closed before its message left"
 CANCELLED_BEFORE_INVITED = "the event was cancelled before its invitation left"
 NOTHING_CHANGED = "the suggestions changed back to what the member last heard"
 REGISTERED_AND_CANCELLED = "the registration was cancelled before its confirmation left"
+WITHDRAWN_BEFORE_TOLD = "the meeting was cancelled before the member heard of it"
 # A registration's first word to the member: made within the window and cancelled within it, the
 # member never heard of it (and its calendar never held it), so there is nothing to take back.
 _REGISTRATION_MADE = ("registration.confirmed", "registration.waitlisted", "registration.promoted")
@@ -186,6 +238,9 @@ def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = 
     ``told_type``: the type of the last message about it that reached the member, if known.
 
     * a proposal closed before any message about it left is never mailed;
+    * a registration moved to another event (``registration.cancelled`` with ``moved_to``, whose topic
+      is the other event's) and made there within the window is one message of the move
+      (``moved_from``: the cancellation), with the calendar files of both events;
     * a registration made and cancelled before its message left sends nothing (no mail, no
       METHOD:CANCEL ``.ics`` for an appointment never sent);
     * a suggestion list that changed back to the baseline sends nothing; else the message names
@@ -205,9 +260,19 @@ def merge(sources: list[dict], told_before: bool, baseline: list[dict] | None = 
         if not added and not removed:
             return Merged(False, NOTHING_CHANGED, count=len(sources))
         return Merged(True, added=added, removed=removed, count=len(sources))
+    if type_ in _REGISTRATION_MADE:
+        moved = [source for source in sources[:-1] if moved_to(source) == newest["data"]["event"]["id"]]
+        if moved:  # the cancellation there and the registration here arrived within the window
+            return Merged(True, count=len(sources), moved_from=moved[-1])
     if (type_ == "registration.cancelled" and told_type not in _REGISTRATION_MADE
             and any(source["type"] in _REGISTRATION_MADE for source in sources[:-1])):
         return Merged(False, REGISTERED_AND_CANCELLED, count=len(sources))
+    steps = tuple(source["type"] for source in sources)
+    if type_ == "meeting.cancelled" and not told_before and len(sources) > 1:
+        # asked (or accepted) and withdrawn before the first mail left: nothing to take back
+        return Merged(False, WITHDRAWN_BEFORE_TOLD, count=len(sources))
+    if type_.startswith("meeting."):
+        return Merged(True, count=len(sources), steps=steps)
     invited = any(source["type"] == "event.scheduled" for source in sources)
     if invited and type_ == "event.cancelled" and not told_before:
         return Merged(False, CANCELLED_BEFORE_INVITED, count=len(sources))
@@ -289,7 +354,91 @@ def plan(event: dict) -> Plan | None:
         return Plan(kind, member_ids=(data["request"]["recipient_id"],))
     if type_ in ("contact.accepted", "contact.declined"):
         return Plan(kind, member_ids=(data["request"]["requester_id"],))
+    if type_ in MEETING_STEPS:
+        return Plan(kind, member_ids=meeting_audience(type_, data))
+    if type_ in INTERNAL_TYPES:
+        return Plan(kind, member_ids=(data["member_id"],))
     return None
+
+
+def meeting_audience(type_: str, data: dict) -> tuple[str, ...]:
+    """Who hears of a ``meeting.*`` event: the other side of whoever acted. A request reaches the
+    member asked; an acceptance or a decline the requester; a slot (picked by a side or placed by
+    the organizers) both; a cancellation both but the member who cancelled (``cancelled_by``;
+    absent or null when the organizers or the event's end cancelled it)."""
+    meeting = data["meeting"]
+    requester, recipient = meeting["requester_id"], meeting["recipient_id"]
+    if type_ == "meeting.requested":
+        return (recipient,)
+    if type_ in ("meeting.accepted", "meeting.declined"):
+        return (requester,)
+    if type_ == "meeting.cancelled":
+        return tuple(m for m in (requester, recipient) if m != data.get("cancelled_by"))
+    return (requester, recipient)
+
+
+def other_side(meeting: dict, member_id: str) -> str:
+    """The member a participant meets."""
+    return meeting["recipient_id"] if meeting["requester_id"] == member_id else meeting["requester_id"]
+
+
+# --- meetings: reminders, the daily summary of open requests, the survey ----------------------------
+
+@dataclass(frozen=True)
+class MeetingTimes:
+    """The operator's settings of the meetings timers (``Config.meeting_times``): minutes before a
+    meeting its reminder is due, the hour (in ``timezone``) of the daily summary of open requests,
+    how old a request must be to be in it (hours: a request is mailed at once, the summary is a
+    nudge), and days after the event's end the survey goes out (about six months, issue 18)."""
+    reminder_minutes: int = 15
+    summary_hour: int = 8
+    summary_min_age_hours: int = 12
+    survey_delay_days: int = 182
+    timezone: str = "Europe/Berlin"
+
+
+def reminder_due(status: str, starts_at: datetime | None, reminded_for: datetime | None, now: datetime,
+                 minutes: int) -> bool:
+    """Whether a meeting's reminder goes out now: it is accepted with a slot that starts within
+    ``minutes`` and has not started; one reminder per meeting, again after a move only when the
+    new start is later than the one reminded of (an earlier move: the member was reminded
+    already, and a second mail minutes later helps nobody). None for cancelled meetings."""
+    if status != "accepted" or starts_at is None:
+        return False
+    starts_at = utc(starts_at)
+    if not (starts_at - timedelta(minutes=minutes) <= now < starts_at):
+        return False
+    return reminded_for is None or starts_at > utc(reminded_for)
+
+
+def summary_slot(now: datetime, hour: int, tz: str) -> datetime | None:
+    """Today's slot of the daily summary of open requests (``hour`` in ``tz``), None before it."""
+    local = now.astimezone(ZoneInfo(tz))
+    slot = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return slot if slot <= local else None
+
+
+def open_request(status: str, requested_at: datetime, expires_at: datetime | None, now: datetime,
+                 min_age_hours: int) -> bool:
+    """Whether a request belongs in the summary: still pending, not expired, and older than
+    ``min_age_hours`` (its own mail went out at once)."""
+    return (status == "pending" and (expires_at is None or utc(expires_at) > now)
+            and utc(requested_at) <= now - timedelta(hours=min_age_hours))
+
+
+def survey_due(event_ends_at: datetime | None, event_status: str | None, now: datetime, delay_days: int) -> bool:
+    """Whether the follow-up survey of an event's meetings is due: ``delay_days`` after its end
+    (default 182, about six months), and the event was not cancelled."""
+    if event_ends_at is None or event_status == "cancelled":
+        return False
+    return now >= utc(event_ends_at) + timedelta(days=delay_days)
+
+
+def surveyed_meetings(meetings: list[dict]) -> list[dict]:
+    """The meetings a participant is asked about: accepted ones that held a slot (a meeting never
+    placed or cancelled did not happen), in the order of their start."""
+    return sorted((m for m in meetings if m["status"] == "accepted" and m.get("starts_at")),
+                  key=lambda m: m["starts_at"])
 
 
 # --- calendar entries ------------------------------------------------------------------------------
@@ -432,6 +581,10 @@ def about_member(event: dict, member_id: str) -> bool:
         return data["member_id"] == member_id
     if type_.startswith("contact."):
         return member_id in (data["request"]["requester_id"], data["request"]["recipient_id"])
+    if type_ in MEETING_STEPS:
+        return member_id in (data["meeting"]["requester_id"], data["meeting"]["recipient_id"])
+    if type_ in INTERNAL_TYPES:
+        return data["member_id"] == member_id or member_id in data.get("others", ())
     return event["subject"] == member_id
 
 

@@ -207,3 +207,40 @@ class CalendarEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
     __table_args__ = (Index("ix_calendar_entries_event_member", "event_id", "member_id", "sequence"),)
+
+
+class JointEventSeen(Base):
+    """A read model of the joint events (``event.*``) as far as meeting mails need them: the title,
+    the event's time zone (meeting times are shown in it), its end (the survey is timed from it) and
+    its status. Older versions than the one held are ignored."""
+    __tablename__ = "meeting_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    title: Mapped[str] = mapped_column(String(300), nullable=False)
+    kind: Mapped[str | None] = mapped_column(String(20))
+    timezone: Mapped[str | None] = mapped_column(String(60))
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str | None] = mapped_column(String(20))
+    surveyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the survey went out
+
+
+class MeetingSeen(Base):
+    """A read model of 1:1 meetings (``meeting.*``): what reminders, the daily summary of open requests
+    and the survey need. ``reminded_for``: the start the last reminder was for. Erased with either member."""
+    __tablename__ = "meetings"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
+    requester_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
+    recipient_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(12), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    slot: Mapped[int | None] = mapped_column(Integer)
+    table_no: Mapped[int | None] = mapped_column(Integer)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reminded_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

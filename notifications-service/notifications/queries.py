@@ -94,7 +94,8 @@ def get_preferences(session: Session, principal: Principal, member_id: str,
     return preferences_view(session, member_id, default_frequency)
 
 
-def render_entry(renderer: Renderer, source: SourceEvent | None, source_type: str, lang: str) -> dict:
+def render_entry(renderer: Renderer, source: SourceEvent | None, source_type: str, lang: str,
+                 reader: str | None = None) -> dict:
     """Title and summary of an inbox entry in the reader's language, and ``link``: the portal path
     where the member acts on it (``domain.action_path``: ``/contacts``, ``/projects``,
     ``/events/<id>``, ``/suggestions``, else ``/inbox``), derived from the source event, so entries
@@ -106,7 +107,7 @@ def render_entry(renderer: Renderer, source: SourceEvent | None, source_type: st
     kind = domain.KINDS[source_type]
     link = domain.action_path(kind, body["data"])
     try:
-        rendered = renderer.render(kind, lang, context_for(source_type, body["data"], lang))
+        rendered = renderer.render(kind, lang, context_for(source_type, body["data"], lang, reader=reader))
         return {"title": rendered.subject, "summary": rendered.summary, "kind": kind, "link": link}
     except RenderError:
         return {"title": source_type, "summary": None, "kind": kind, "link": link}
@@ -118,7 +119,7 @@ def entry_view(renderer: Renderer, notification: Notification, source: SourceEve
         "type": notification.source_type,
         "source_event_id": notification.source_event_id,
         "subject": source.subject if source else None,
-        **render_entry(renderer, source, notification.source_type, lang),
+        **render_entry(renderer, source, notification.source_type, lang, notification.member_id),
         "created_at": _iso(notification.created_at),
         "read": notification.read_at is not None,
         "read_at": _iso(notification.read_at) if notification.read_at else None,

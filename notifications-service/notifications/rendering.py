@@ -276,7 +276,59 @@ def reason_text(reason: dict, lang: str) -> str:
     return text
 
 
-def context_for(source_type: str, data: dict, lang: str, merged: domain.Merged | None = None) -> dict:
+OTHER_MEMBER = {"de": "ein anderes Mitglied", "en": "another member"}
+
+
+def meeting_when(starts_at: str | None, ends_at: str | None, lang: str, zone: str | None) -> str | None:
+    """A meeting's slot in the event's time ``zone`` (else the members' zone): "Mi., 3. März 2027,
+    9:30–9:50 Uhr"; None while it has none."""
+    if not starts_at:
+        return None
+    if not ends_at:
+        tz = ZoneInfo(zone or MEMBER_ZONE)
+        day, clock_time = _date_time(_moment(starts_at).astimezone(tz), lang)
+        return f"{day}, {clock_time}{CLOCK[lang]}"
+    return when({"starts_at": starts_at, "ends_at": ends_at}, lang, zone or MEMBER_ZONE)
+
+
+def meeting_context(source_type: str, data: dict, lang: str, reader: str | None) -> dict:
+    """What the meeting templates see, from the reader's side (``reader``, the member the mail is
+    for): ``meeting`` (``other`` the organisation met, ``when`` in the event's time zone, ``table``),
+    ``event_title``, and for the summary ``requests`` and for the survey ``meetings`` (each with
+    ``other`` and ``when``). Names come from the read model (``data.context``); a member not
+    known yet is "another member"."""
+    extra = data.get("context") or {}
+    names, joint = extra.get("names") or {}, extra.get("event") or {}
+    zone = joint.get("timezone")
+
+    def name(member_id):
+        return names.get(member_id) or OTHER_MEMBER[lang]
+
+    context: dict = {"event_title": joint.get("title"), "event_id": joint.get("id") or data.get("event_id")}
+    meeting = data.get("meeting")
+    if meeting:
+        if reader is None:  # a webhook or a preview without a reader: the side the event speaks to
+            reader = meeting["recipient_id"] if source_type == "meeting.requested" else meeting["requester_id"]
+        other = domain.other_side(meeting, reader)
+        context["meeting"] = {**meeting, "other": name(other), "other_known": bool(names.get(other)),
+                              "when": meeting_when(meeting.get("starts_at"), meeting.get("ends_at"), lang, zone),
+                              "requested_by_me": meeting["requester_id"] == reader,
+                              "by_other": data.get("cancelled_by") not in (None, reader),
+                              "expires": meeting_when(data.get("expires_at"), None, lang, zone)}
+    if "requests" in data:
+        context["requests"] = [{**r, "other": name(r["requester_id"]),
+                                "expires": meeting_when(r.get("expires_at"), None, lang, zone)}
+                               for r in data["requests"]]
+    if "meetings" in data:
+        me = data["member_id"]
+        context["meetings"] = [{**m, "other": name(domain.other_side(m, me)),
+                                "when": meeting_when(m.get("starts_at"), m.get("ends_at"), lang, zone)}
+                               for m in data["meetings"]]
+    return context
+
+
+def context_for(source_type: str, data: dict, lang: str, merged: domain.Merged | None = None,
+                reader: str | None = None) -> dict:
     """What the templates of a source event's kind get to see: the event's data made readable,
     ``link`` (the portal page where the member acts on it, ``domain.action_path``), and after
     coalescing (``merged``, ``domain.merge``) what changed since the member last heard of it:
@@ -297,6 +349,10 @@ def context_for(source_type: str, data: dict, lang: str, merged: domain.Merged |
         context["project"] = project_view(data["project"], lang)
     if source_type.startswith("contact."):
         context["contact"] = data["request"]
+    if source_type.startswith("meeting."):
+        context.update(meeting_context(source_type, data, lang, reader))
+        steps = merged.steps if merged is not None else (source_type,)
+        context["accepted_too"] = "meeting.accepted" in steps  # accepted and scheduled in one message
     if merged is not None:
         context["merged_count"] = merged.count
         if source_type == "event.updated":

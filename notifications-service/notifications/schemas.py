@@ -10,8 +10,10 @@ from verbund.schema_fields import StrictBoolean, Text, page_field
 from verbund.vocabulary import load as load_vocabulary
 
 MAX_TOPICS = 30
-# The event types an integrator's webhook can receive: those this service consumes.
-RECEIVED_TYPES = tuple(t for t in EVENT_TYPES if any(type_matches(p, t) for p in SUBSCRIPTIONS["notifications"]))
+# The event types an integrator's webhook can receive: those this service consumes, but for the
+# revocations of integrators (what disables webhooks is delivered to none).
+RECEIVED_TYPES = tuple(t for t in EVENT_TYPES if any(type_matches(p, t) for p in SUBSCRIPTIONS["notifications"])
+                       and not t.startswith("integrator."))
 
 
 def _known_topic(value: str) -> None:

@@ -14,7 +14,7 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 from werkzeug.wrappers import Response
 
-from notifications import dispatch, queries, schemas, services, sign_in
+from notifications import dispatch, meetings, queries, schemas, services, sign_in
 from notifications.config import Config
 from notifications.dependencies import Channels
 from notifications.schemas import InboxQuerySchema, PageQuerySchema
@@ -116,6 +116,19 @@ class NotificationsService(ServiceBase):
         with self.channels.smtp() as sender:
             dispatch.send_due_digests(self.db, self.channels.config, self.channels.renderer, self.channels.secret,
                                       sender)
+
+    @timer(interval=CONFIG.meeting_check_interval)
+    def write_meeting_mails(self):
+        """Reminders before meetings, the daily summary of open requests, the survey
+        (``meetings.run_timers``); the e-mail timer sends what they write."""
+        policy = self.channels.config.policy
+
+        def notify(uow, event):
+            services.fanout.notify(uow, event, policy)
+
+        counts = meetings.run_timers(self.db, self.channels.config.meeting_times, notify)
+        if any(counts.values()):
+            log.info("meeting mails written: %s", counts)
 
     # --- preferences and inbox ---------------------------------------------------------------------
 

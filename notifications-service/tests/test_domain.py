@@ -99,9 +99,12 @@ def test_the_policy_lists_what_needs_a_member_and_what_is_news():
     action = {kind for kind, rule in domain.POLICY.items() if rule.need == domain.ACTION}
     assert action == {"contact_requested", "contact_accepted", "project_proposed", "project_formed",
                       "registration_confirmed", "registration_waitlisted", "registration_promoted",
-                      "registration_cancelled", "event_updated", "event_cancelled"}
+                      "registration_cancelled", "event_updated", "event_cancelled",
+                      "meeting_requested", "meeting_accepted", "meeting_scheduled", "meeting_cancelled",
+                      "meeting_reminder", "meeting_requests_pending", "meeting_survey"}
     assert {kind for kind in domain.POLICY if kind not in action} == {"match_suggested", "event_announced",
-                                                                      "project_closed", "contact_declined"}
+                                                                      "project_closed", "contact_declined",
+                                                                      "meeting_declined"}
     assert set(domain.KINDS.values()) <= set(domain.POLICY)  # every kind sent has a rule
     # The operator's default frequency decides news of a member who chose none.
     assert domain.mail_mode("match_suggested", None, None, default_frequency="immediately") == "immediately"

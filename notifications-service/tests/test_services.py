@@ -626,6 +626,47 @@ def test_webhooks_are_signed_retried_and_a_410_disables_the_endpoint(store, conf
     assert len(outbox_events(store, "notification.delivered")) == 2
 
 
+def integrator_revoked(name: str, serial: int = 1) -> dict:
+    """integrator.revoked as members-service publishes it."""
+    from verbund import envelope
+
+    return envelope.new_event("integrator.revoked", "/verbund/members", name,
+                              {"name": name, "serial": serial, "revoked_at": "2026-12-06T09:30:00Z"})
+
+
+def test_a_revoked_integrators_webhooks_are_disabled_and_hear_nothing_more(store):
+    crm_principal, erp_principal = Principal("crm", "integrator"), Principal("erp", "integrator")
+    crm = make_webhook(store, crm_principal, url="https://93.184.215.14/crm")
+    crm_events = make_webhook(store, crm_principal, url="https://93.184.215.14/crm-events", event_types=["event.*"])
+    erp = make_webhook(store, erp_principal, url="https://93.184.215.14/erp")
+    consume(store, scheduled(joint_event()))  # a delivery waits for each endpoint
+
+    with store.unit_of_work() as uow:
+        assert services.on_event(uow, integrator_revoked("crm")) == {"disabled": 2}
+    with store.unit_of_work() as uow:
+        for hook in (crm, crm_events):
+            view = queries.get_webhook(uow.session, ADMIN, hook["id"])
+            assert view["enabled"] is False and view["disabled_reason"] == "integrator revoked"
+            waiting = uow.session.execute(select(Delivery.status, Delivery.last_error)
+                                          .where(Delivery.target == hook["id"])).all()
+            assert [status for status, _ in waiting] == ["failed"] and "integrator revoked" in waiting[0][1]
+        assert queries.get_webhook(uow.session, ADMIN, erp["id"])["enabled"] is True
+    failed = outbox_events(store, "notification.failed")
+    assert {e["data"]["endpoint_id"] for e in failed} == {crm["id"], crm_events["id"]}
+
+    consume(store, scheduled(joint_event()))
+    with store.unit_of_work() as uow:
+        per_target = dict(uow.session.execute(select(Delivery.target, func.count()).group_by(Delivery.target)).all())
+        types = set(uow.session.execute(select(Delivery.source_type)).scalars())
+    assert per_target == {crm["id"]: 1, crm_events["id"]: 1, erp["id"]: 2}  # nothing new for the revoked one
+    assert types == {"event.scheduled"}  # the revocation itself reaches no webhook
+    # Announced again (a second revocation): nothing left to disable; no integrator asks for revocations.
+    with store.unit_of_work() as uow:
+        assert services.on_event(uow, integrator_revoked("crm")) == {"disabled": 0}
+    with pytest.raises(ValidationError):
+        make_webhook(store, erp_principal, url="https://93.184.215.14/x", event_types=["integrator.*"])
+
+
 def test_an_integrator_receives_the_cloudevents_it_asked_for(store, config, receiver):
     crm = make_webhook(store, ADMIN, url=f"{receiver.url}/crm", event_types=["registration.*", "member.deleted"],
                        allow_private=True)

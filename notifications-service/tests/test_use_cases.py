@@ -34,14 +34,25 @@ def clock():
     return FixedClock()
 
 
-@pytest.fixture
-def store(tmp_path, clock):
+@pytest.fixture(params=["one by one", "in one batch"])
+def store(request, tmp_path, clock):
+    """Every test here twice: events consumed one by one (``on_event``) and the events of each
+    ``consume`` call as one consumed batch (``on_events``): the policy must not tell them apart."""
     with use_case_store("notifications", tmp_path, clock=clock) as store:
+        store.in_batches = request.param == "in one batch"
         yield store
 
 
 def consume(store, *events):
-    return [store.handle(event, services.on_event) for event in events]
+    """Consume ``events``; per event, True if it was handled (False: a redelivery, skipped)."""
+    if not getattr(store, "in_batches", False):
+        return [store.handle(event, services.on_event) for event in events]
+    fresh = {event["id"] for event in store.handle_batch(list(events), services.on_events)}
+    handled = []
+    for event in events:
+        handled.append(event["id"] in fresh)
+        fresh.discard(event["id"])
+    return handled
 
 
 def deliveries_of(store, member_id):
@@ -489,6 +500,61 @@ def test_a_cancellation_of_a_registration_the_member_heard_of_is_mailed(store, c
     clock.advance(seconds=WINDOW)
     assert mail.due() == 1
     assert mail.to(someone)[-1].subject.startswith("Anmeldung storniert:")
+
+
+def _moved(member_id, here, there, status="confirmed"):
+    """A move as events-service emits it in one transaction: cancelled here (reason moved, moved_to),
+    then confirmed or waitlisted there."""
+    cancelled = registration("registration.cancelled", member_id, here, reason="moved", moved_to=there["id"])
+    return cancelled, registration(f"registration.{status}", member_id, there)
+
+
+@pytest.mark.parametrize("status, line_de, subject_en", [
+    ("confirmed", "Ihre Anmeldung für „Batterie-Werkstatt (2. Termin)“ ist bestätigt.", None),
+    ("waitlisted", None, "Your registration was moved: from "),
+])
+def test_a_moved_registration_is_one_message_with_both_calendar_files(store, clock, mail, status, line_de,
+                                                                       subject_en):
+    someone = member(language="en") if subject_en else member()
+    member_id = profile_of(someone)["id"]
+    here = joint_event()
+    there = joint_event(title="Batterie-Werkstatt (2. Termin)", starts_at="2027-04-07T08:00:00Z",
+                        ends_at="2027-04-07T15:00:00Z")
+    consume(store, someone, registration("registration.confirmed", member_id, here))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1  # it knows of its registration here
+    consume(store, *_moved(member_id, here, there, status))
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1 and mail.due() == 0
+    moved = mail.to(someone)[-1]
+    if subject_en:
+        assert moved.subject.startswith(subject_en) and "Batterie-Werkstatt (2. Termin)" in moved.subject
+        assert "your registration is on its waiting list at position 3" in moved.text
+    else:
+        assert moved.subject == ("Ihre Anmeldung wurde verschoben: von Batterie-Werkstatt: Zellfertigung "
+                                 "trifft Logistik am Mi., 3. März 2027 zu Batterie-Werkstatt (2. Termin) "
+                                 "am Mi., 7. April 2027")
+        assert line_de in moved.text and "storniert" not in moved.text
+    calendars = [part for part in moved.message.iter_attachments() if part.get_content_type() == "text/calendar"]
+    assert [part.get_param("method") for part in calendars] == ["CANCEL", "PUBLISH"]
+    assert here["id"] in calendars[0].get_content() and there["id"] in calendars[1].get_content()
+    assert "STATUS:CANCELLED" in calendars[0].get_content()
+    emails = [d for d in deliveries_of(store, member_id) if d.channel == "email"]
+    assert [(d.source_type, d.status) for d in emails][1:] == [
+        ("registration.cancelled", "cancelled"), (f"registration.{status}", "delivered")]
+
+
+def test_a_cancellation_with_reason_moved_alone_says_so(store, clock, mail):
+    """The registration there not (yet) consumed within the window: the cancellation tells of the move."""
+    someone = member()
+    member_id, here, there = profile_of(someone)["id"], joint_event(), joint_event()
+    consume(store, someone, registration("registration.confirmed", member_id, here))
+    clock.advance(seconds=WINDOW)
+    mail.due()
+    consume(store, _moved(member_id, here, there)[0])
+    clock.advance(seconds=WINDOW)
+    assert mail.due() == 1
+    assert "(verschoben auf einen anderen Termin)" in mail.to(someone)[-1].text
 
 
 def test_a_burst_of_project_invitations_mails_one_and_keeps_the_rest_for_the_digest(store, clock, mail):

@@ -1,4 +1,4 @@
-"""The portal in a real browser: the four services and the mail catcher as processes (SQLite, a
+"""The portal in a real browser: the five services and the mail catcher as processes (SQLite, a
 RabbitMQ vhost of the module's own), the portal as a process in front of them, and Debian's
 chromium driven by Playwright. axe-core (vendored under ``axe/``) checks each page."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Where the flows' screenshots go: .data/screenshots by default, so a test run leaves the tree clean;
 # `make screenshots` sends them to docs/screenshots, the README's pictures.
 SCREENSHOTS = ROOT / os.environ.get("SCREENSHOTS_DIR", ".data/screenshots")
-SERVICES = ("members", "events", "matching", "notifications")
+SERVICES = ("members", "events", "matching", "notifications", "meetings")
 PORTAL_SECRET_KEY = "portal-test-secret"
 LINK = re.compile(r"(http://\S+/sign-in/[A-Za-z0-9_\-]+)")
 
@@ -48,11 +48,13 @@ class Platform:
                "SIGN_IN_LIMIT_PER_CLIENT": "1000"}
         self.services = {service: ServiceProcess(service, amqp_uri, f"sqlite:///{workdir / (service + '.db')}",
                                                  workdir, env) for service in SERVICES}
+        # meetings-service ranks whom to meet by matching-service's pair scores
+        self.services["meetings"].env["MATCHING_URL"] = self.services["matching"].url
         errors: list[Exception] = []
 
         def start(process):
             try:
-                process.start(timeout=120)
+                process.start(timeout=240)  # a busy machine: matching warms up its model first
             except Exception as exc:  # reported below
                 errors.append(exc)
 

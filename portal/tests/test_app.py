@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
@@ -309,6 +310,21 @@ def test_every_message_has_its_german_translation_and_the_catalogues_compile(tmp
     missing = [m.id for m in catalog if m.id and (m.fuzzy or not (m.string if isinstance(m.string, str)
                                                                     else all(m.string)))]
     assert not missing
+    # Every text the code and templates use is in the catalogue (an entry gone obsolete while its
+    # text came back in a template showed in English on a German page).
+    from babel.messages.extract import extract_from_dir
+
+    portal = Path(i18n.__file__).parent
+    with open(portal.parent / "babel.cfg") as config:
+        from babel.messages.frontend import parse_mapping_cfg
+
+        method_map, options_map = parse_mapping_cfg(config)
+    used = {message[2] if isinstance(message[2], str) else message[2][0]
+            for message in extract_from_dir(portal, method_map, options_map,
+                                            keywords={"_": None, "gettext": None, "ngettext": (1, 2), "_l": None,
+                                                      "lazy_gettext": None})}
+    held = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
+    assert not sorted(used - held)
     compiled = i18n.compiled_catalogues(tmp_path)
     assert (compiled / "de" / "LC_MESSAGES" / "messages.mo").stat().st_size > 10_000
 
@@ -324,7 +340,7 @@ def test_member_text_is_escaped(app):
 STAFF_PAGES = ("/organize/dashboard", "/organize/dashboard.csv", "/organize/events", "/organize/events/new",
                "/organize/events/e-1", "/organize/events/e-1/edit", "/organize/events/e-1/cancel",
                "/organize/events/e-1/attendees.xlsx", "/organize/members", "/organize/members/import")
-ADMIN_PAGES = ("/admin/staff", "/admin/health")
+ADMIN_PAGES = ("/admin/staff", "/admin/integrators", "/admin/health")
 MEMBER_PAGES = ("/suggestions", "/contacts", "/projects", "/events", "/inbox", "/profile", "/preferences")
 
 

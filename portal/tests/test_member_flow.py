@@ -40,7 +40,9 @@ def logistics_partner(suffix: str, language: str) -> dict:
 
 
 def full_event(platform, suffix: str) -> dict:
-    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    # 8:30 UTC (9:30 in Berlin in winter, 10:30 in summer), 30 days ahead: the four hours never cross
+    # midnight, whenever the test runs
+    starts = (datetime.now(UTC) + timedelta(days=30)).replace(hour=8, minute=30, second=0, microsecond=0)
     return platform.schedule_event(
         title=f"Batterie-Workshop {suffix}", kind="workshop", organizers=["logistics-network"],
         target_sectors=["automotive", "logistics"], topics=["battery-value-chain"], timezone="Europe/Berlin",

@@ -85,6 +85,7 @@ def test_an_organizer_runs_a_joint_event_and_a_member_import(platform, person, t
     page.get_by_role("button", name="Veranstaltung anlegen").click()
     assert page.locator("#error-summary").is_visible()
     assert page.locator("#title").get_attribute("aria-invalid") == "true"
+    assert page.locator("#kind").get_attribute("aria-invalid") == "true"  # no silent default kind
     olga.check_accessibility()
     starts = (datetime.now() + timedelta(days=20)).replace(hour=9, minute=30)
     page.locator("#title").fill(f"Leichtbau-Forum {suffix}")
@@ -104,6 +105,9 @@ def test_an_organizer_runs_a_joint_event_and_a_member_import(platform, person, t
     page.wait_for_url(re.compile(r".*/organize/events/[0-9a-f-]{36}$"))
     event_id = page.url.rsplit("/", 1)[1]
     assert "Automobilcluster" in page.inner_text("main") and "IT-Cluster" in page.inner_text("main")
+    # From start to end in the event's own time zone
+    assert page.locator("#when").inner_text().endswith(
+        f"{starts.hour}:30–{starts.hour + 3}:30 Uhr (Europe/Berlin)"), page.locator("#when").inner_text()
     olga.check_accessibility()
     # Edit: the form shows the stored event in its own time zone; a change is saved.
     page.get_by_role("link", name="Veranstaltung bearbeiten").click()
@@ -140,10 +144,13 @@ def test_an_organizer_runs_a_joint_event_and_a_member_import(platform, person, t
     assert download.value.suggested_filename.endswith(".xlsx")
     workbook = openpyxl.load_workbook(io.BytesIO(download.value.path().read_bytes()))
     cells = [str(c.value) for row in workbook.active.iter_rows() for c in row if c.value is not None]
+    assert workbook.sheetnames[0] == "Teilnehmende" and workbook.active["C1"].value == "Organisation"
     assert any(f"Vogtland Teile {suffix}" in c for c in cells)
     with page.expect_download() as download:
         page.get_by_role("link", name="Teilnehmende als CSV").click()
-    assert f"Vogtland Teile {suffix}" in open(download.value.path(), encoding="utf-8-sig", errors="replace").read()
+    exported = open(download.value.path(), encoding="utf-8-sig", errors="replace").read()
+    assert f"Vogtland Teile {suffix}" in exported
+    assert exported.startswith("Status;Wartelistenplatz;Organisation;Branche") and "bestätigt" in exported
 
     # --- cancel one registration: the waitlist moves up ----------------------------------------------------
     page.get_by_role("button", name=f"Anmeldung von Vogtland Teile {suffix} stornieren").click()
@@ -210,7 +217,7 @@ def test_admin_pages_and_the_menu_by_role(platform, person):
     ada.start_staff_session("admin")
     page = ada.open("/admin/health")
     rows = page.locator("#health tbody tr")
-    assert rows.count() == 4
+    assert rows.count() == 5  # members, events, matching, notifications, meetings
     assert "Ready" in rows.first.inner_text()
     assert page.get_by_role("link", name="Staff accounts").is_visible()
     assert page.get_by_role("heading", name="Notifications that could not be delivered").is_visible()

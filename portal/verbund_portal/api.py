@@ -15,30 +15,38 @@ import requests
 class ServiceDown(Exception):
     """A service did not answer usefully (connection refused, timeout, 5xx)."""
 
-    def __init__(self, service: str, detail: str = ""):
+    def __init__(self, service: str, detail: str = "", body: dict | None = None):
         super().__init__(f"{service}: {detail}")
         self.service = service
+        self.body = body or {}  # a 5xx's JSON answer (a /ready that is not ready says why)
 
 
 class SessionExpired(Exception):
-    """The service refused the token (401): it expired or was never valid."""
+    """The service refused the token (401): it expired or was never valid; ``revoked`` when the
+    service said the staff account was revoked (verbund.staff), so the person is told so."""
+
+    def __init__(self, revoked: bool = False):
+        super().__init__("revoked" if revoked else "expired")
+        self.revoked = revoked
 
 
 @dataclass
 class ApiError(Exception):
     """A 4xx answer: ``status``, the service's ``message`` and its ``fields`` (422 field errors,
-    possibly nested: ``{"region": {"postcode": ["..."]}}``); ``retry_after`` in seconds for 429."""
+    possibly nested: ``{"region": {"postcode": ["..."]}}``); ``retry_after`` in seconds for 429;
+    ``body`` the whole answer (meetings-service's 409 names the ``free_slots``)."""
     status: int
     message: str
     fields: dict = field(default_factory=dict)
     retry_after: int | None = None
+    body: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.status}: {self.message}"
 
 
 class Services:
-    """The four services' APIs, as one member (``token``) or anonymously (``token=None``)."""
+    """The services' APIs, as one member (``token``) or anonymously (``token=None``)."""
 
     def __init__(self, urls: dict[str, str], token: str | None, timeout: float = 10.0,
                  language: str | None = None, client_ip: str | None = None):
@@ -67,17 +75,26 @@ class Services:
         except requests.RequestException as exc:
             raise ServiceDown(service, type(exc).__name__) from exc
         if response.status_code >= 500:
-            raise ServiceDown(service, f"{response.status_code}")
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            raise ServiceDown(service, f"{response.status_code}", body if isinstance(body, dict) else None)
         if response.status_code == 401:
-            raise SessionExpired()
+            try:
+                said = str(response.json().get("error") or "")
+            except (ValueError, AttributeError):
+                said = ""
+            raise SessionExpired(revoked="revoked" in said)
         if response.status_code >= 400:
             try:
                 body = response.json()
             except ValueError:
                 body = {}
             retry = response.headers.get("Retry-After")
+            body = body if isinstance(body, dict) else {}
             raise ApiError(response.status_code, str(body.get("error") or response.reason),
-                           body.get("fields") or {}, int(retry) if retry and retry.isdigit() else None)
+                           body.get("fields") or {}, int(retry) if retry and retry.isdigit() else None, body)
         if raw:
             return response
         if response.status_code == 204 or not response.content:
@@ -89,6 +106,9 @@ class Services:
 
     def post(self, service: str, path: str, **kwargs):
         return self.call("POST", service, path, **kwargs)
+
+    def put(self, service: str, path: str, **kwargs):
+        return self.call("PUT", service, path, **kwargs)
 
 
 def flatten_fields(fields: dict, prefix: str = "") -> dict[str, list[str]]:

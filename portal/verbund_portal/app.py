@@ -157,9 +157,21 @@ def create_app(config: PortalConfig | None = None) -> Flask:
     app.jinja_env.add_extension("jinja2.ext.do")  # {% do %} in templates; autoescaping stays on
     i18n.register_filters(app)
 
-    from verbund_portal.views import admin, auth, dashboard, events, inbox, member, organize, pages, partners
+    from verbund_portal.views import (
+        admin,
+        auth,
+        dashboard,
+        events,
+        inbox,
+        matchmaking,
+        member,
+        organize,
+        pages,
+        partners,
+        public,
+    )
 
-    for module in (auth, member, partners, events, inbox, pages, organize, dashboard, admin):
+    for module in (auth, member, partners, events, inbox, pages, organize, dashboard, admin, public, matchmaking):
         app.register_blueprint(module.blueprint)
 
     @app.context_processor
@@ -197,7 +209,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
     @app.errorhandler(api.SessionExpired)
     def session_expired(error):
         sessions.end()
-        session["expired"] = True
+        session["expired"] = "revoked" if getattr(error, "revoked", False) else True
         return redirect(url_for("auth.sign_in"))
 
     @app.errorhandler(CSRFError)

@@ -2,7 +2,7 @@
 
 ``PORTAL_URL`` (default ``http://localhost:8000``) is the address people open; with an ``https``
 one the session cookie is sent over https only. ``PORTAL_HOST``/``PORTAL_PORT`` is where it listens.
-``MEMBERS_URL``, ``EVENTS_URL``, ``MATCHING_URL``, ``NOTIFICATIONS_URL`` say where each service's
+``MEMBERS_URL``, ``EVENTS_URL``, ``MATCHING_URL``, ``NOTIFICATIONS_URL``, ``MEETINGS_URL`` say where each service's
 HTTP API answers (default: its address from the services' settings, as ``verbund up`` starts them).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from verbund.settings import Settings, data_secret, env
 
-SERVICES = ("members", "events", "matching", "notifications")
+SERVICES = ("members", "events", "matching", "notifications", "meetings")
 
 
 def service_url(service: str) -> str:

@@ -12,7 +12,9 @@ from wtforms import (
     BooleanField,
     EmailField,
     FieldList,
+    FormField,
     IntegerField,
+    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -294,7 +296,8 @@ class EventForm(FlaskForm):
     """A joint event as organizers create and edit it (events-service ``POST``/``PATCH /events``)."""
     title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), Length(max=200)])
     description = TextAreaField(_l("Description (optional)"), validators=[Optional(), Length(max=10_000)])
-    kind = SelectField(_l("Kind"), choices=[(k, KIND_NAMES[k]) for k in KINDS],
+    # No default: an empty first choice makes the organizer choose (a silent "Messe" went unnoticed).
+    kind = SelectField(_l("Kind"), choices=[("", _l("Please choose"))] + [(k, KIND_NAMES[k]) for k in KINDS],
                        validators=[DataRequired(_l("Please choose a kind."))])
     organizers = MultiCheckboxField(_l("Organized by"), validators=[
         DataRequired(_l("Please choose at least one organizing association."))])
@@ -411,6 +414,37 @@ class ConfirmImportForm(FlaskForm):
     invite_all = BooleanField(_l("Also send the sign-in link to members whose row gives no e-mail consent"))
 
 
+# What an integrator may read, by event family of the catalogue (verbund.catalogue); "#" is everything.
+EVENT_SCOPES = {"#": _l("Every event type (also the replay of past events)"),
+                "member.*": _l("Member profiles (member.*)"), "event.*": _l("Joint events (event.*)"),
+                "registration.*": _l("Registrations (registration.*)"), "contact.*": _l("Contact requests (contact.*)"),
+                "match.*": _l("Partner suggestions (match.*)"), "project.*": _l("Partner projects (project.*)"),
+                "notification.*": _l("Notification delivery (notification.*)")}
+
+
+class IntegratorForm(FlaskForm):
+    """A new integrator (members-service ``POST /integrators``): a name, the event types it may read,
+    whether it may see personal data."""
+    name = StringField(_l("Name"), filters=[strip], validators=[
+        DataRequired(_l("Please enter a name.")),
+        Regexp(r"^[a-z0-9][a-z0-9-]{1,40}$", message=_l("Use 2 to 41 lowercase letters, digits or dashes, "
+                                                          "e.g. crm-sync."))])
+    events = MultiCheckboxField(_l("May read"), validators=[DataRequired(_l("Please choose at least one kind of "
+                                                                           "event."))])
+    personal = BooleanField(_l("May see personal data (contact persons and e-mail addresses of members)"))
+    FIELD_MAP = {"name": "name", "events": "events", "personal": "personal"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.events.choices = list(EVENT_SCOPES.items())
+
+
+class MoveRegistrationForm(FlaskForm):
+    """Move a registration to another event of the same organizers (events-service ``…/move``)."""
+    to_event_id = SelectField(_l("Move to"), validators=[DataRequired(_l("Please choose the other event."))])
+    FIELD_MAP = {"to_event_id": "to_event_id"}
+
+
 class StaffInviteForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(_l("Please enter a name.")), Length(max=200)])
     email = EmailField(_l("E-mail address"), validators=[
@@ -426,3 +460,187 @@ class StaffInviteForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.association.choices = [("", _l("None (admins)"))] + i18n.choices("association")
         self.language.choices = i18n.choices("language")
+
+
+# --- matchmaking days (meetings-service) ----------------------------------------------------------------
+
+SESSION_ROWS = 3  # sessions on the set-up form (a day has a morning and an afternoon; a third for a long day)
+BREAK_ROWS = 3
+REQUEST_MODES = {"approval": _l("The member asked accepts or declines"),
+                 "automatic": _l("Requests are accepted automatically")}
+SCHEDULING_MODES = {"participants": _l("Participants pick a slot when they accept"),
+                    "organizer": _l("The organizers schedule all meetings centrally")}
+WHO_MAY_REQUEST = {"all": _l("Every participant may ask every other"),
+                   "by_sector": _l("Only between the sector pairs below")}
+
+
+class PeriodForm(FlaskForm):
+    """A session or a break: wall-clock times in the event's time zone (empty: not used)."""
+    class Meta:
+        csrf = False
+
+    starts_at = LocalDateTimeField(_l("From"), validators=[Optional(), LOCAL_TIME])
+    ends_at = LocalDateTimeField(_l("To"), validators=[Optional(), LOCAL_TIME])
+
+
+class MatchmakingSetupForm(FlaskForm):
+    """The matchmaking set-up of an event (meetings-service ``PUT /events/{id}/meetings/setup``)."""
+    sessions = FieldList(FormField(PeriodForm), label=_l("Meeting sessions"), min_entries=SESSION_ROWS,
+                         max_entries=SESSION_ROWS)
+    breaks = FieldList(FormField(PeriodForm), label=_l("Breaks within the sessions"), min_entries=BREAK_ROWS,
+                       max_entries=BREAK_ROWS)
+    slot_minutes = IntegerField(_l("Length of a meeting (minutes)"), default=30, validators=[
+        InputRequired(_l("Please enter the length of a meeting.")),
+        NumberRange(min=15, max=60, message=_l("Please enter a number from 15 to 60."))])
+    mode = SelectField(_l("Where people meet"), choices=[("tables", _l("At numbered tables")),
+                                                        ("meeting_points", _l("At each participant's own meeting point "
+                                                                              "(a booth)"))], default="tables")
+    tables = IntegerField(_l("Number of tables"), default=10, validators=[
+        Optional(), NumberRange(min=1, max=1000, message=_l("Please enter a number from 1 to 1,000."))])
+    max_per_session = IntegerField(_l("Most meetings per participant and session"), default=6, validators=[
+        InputRequired(_l("Please fill in this field.")),
+        NumberRange(min=1, max=100, message=_l("Please enter a number from 1 to 100."))])
+    max_open_requests = IntegerField(_l("Most open requests a participant may have sent"), default=20, validators=[
+        InputRequired(_l("Please fill in this field.")),
+        NumberRange(min=1, max=500, message=_l("Please enter a number from 1 to 500."))])
+    request_expiry_hours = IntegerField(_l("A request expires after (hours)"), default=72, validators=[
+        InputRequired(_l("Please fill in this field.")),
+        NumberRange(min=1, max=240, message=_l("Please enter a number from 1 to 240."))])
+    who_may_request = SelectField(_l("Who may ask whom"), choices=list(WHO_MAY_REQUEST.items()), default="all")
+    sector_pairs = MultiCheckboxField(_l("Sector pairs that may ask each other"))
+    request_mode = SelectField(_l("Requests"), choices=list(REQUEST_MODES.items()), default="approval")
+    scheduling_mode = SelectField(_l("Scheduling"), choices=list(SCHEDULING_MODES.items()), default="participants")
+
+    FIELD_MAP = {"sessions": "sessions", "breaks": "breaks", "slot_minutes": "slot_minutes", "mode": "mode",
+                 "tables": "tables", "max_per_session": "max_per_session", "max_open_requests": "max_open_requests",
+                 "request_expiry_minutes": "request_expiry_hours", "who_may_request": "who_may_request",
+                 "sector_pairs": "sector_pairs", "request_mode": "request_mode",
+                 "scheduling_mode": "scheduling_mode"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        sectors = i18n.choices("sector")
+        self.sector_pairs.choices = [(f"{a}+{b}", f"{na} – {nb}") for i, (a, na) in enumerate(sectors)
+                                     for b, nb in sectors[i:]]
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if not any(entry.starts_at.data and entry.ends_at.data for entry in self.sessions):
+            self.sessions.errors = list(self.sessions.errors) + [_l("Please give at least one session.")]
+            ok = False
+        for rows in (self.sessions, self.breaks):
+            for entry in rows:
+                if bool(entry.starts_at.data) != bool(entry.ends_at.data):
+                    entry.ends_at.errors = list(entry.ends_at.errors) + [_l("Please give both the start and the end.")]
+                    ok = False
+        if self.mode.data == "tables" and not self.tables.data:
+            self.tables.errors = list(self.tables.errors) + [_l("Please enter the number of tables.")]
+            ok = False
+        if self.who_may_request.data == "by_sector" and not self.sector_pairs.data:
+            self.sector_pairs.errors = list(self.sector_pairs.errors) + [_l("Please choose at least one pair.")]
+            ok = False
+        return ok
+
+    @staticmethod
+    def _periods(rows: FieldList) -> list[dict]:
+        return [{"starts_at": e.starts_at.data, "ends_at": e.ends_at.data} for e in rows
+                if e.starts_at.data and e.ends_at.data]
+
+    def to_setup(self) -> dict:
+        """The set-up JSON of meetings-service; the expiry in minutes, as the service counts it."""
+        tables = self.mode.data == "tables"
+        return {"sessions": self._periods(self.sessions), "breaks": self._periods(self.breaks),
+                "slot_minutes": self.slot_minutes.data, "mode": self.mode.data,
+                "tables": self.tables.data if tables else None, "max_per_session": self.max_per_session.data,
+                "max_open_requests": self.max_open_requests.data,
+                "request_expiry_minutes": self.request_expiry_hours.data * 60,
+                "who_may_request": self.who_may_request.data,
+                "sector_pairs": [pair.split("+") for pair in self.sector_pairs.data]
+                if self.who_may_request.data == "by_sector" else [],
+                "request_mode": self.request_mode.data, "scheduling_mode": self.scheduling_mode.data}
+
+    def fill(self, setup: dict) -> None:
+        """Show a stored set-up: its times as the wall-clock times of the event's zone."""
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(setup.get("timezone") or DEFAULT_TIMEZONE)
+
+        def local(value):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(zone)
+            return moment.strftime("%Y-%m-%dT%H:%M")
+
+        for rows, periods in ((self.sessions, setup.get("sessions") or []), (self.breaks, setup.get("breaks") or [])):
+            for entry, period in zip(rows, periods, strict=False):
+                entry.starts_at.data, entry.ends_at.data = local(period["starts_at"]), local(period["ends_at"])
+        self.slot_minutes.data, self.mode.data = setup["slot_minutes"], setup.get("mode") or "tables"
+        self.tables.data, self.max_per_session.data = setup.get("tables"), setup["max_per_session"]
+        self.max_open_requests.data = setup["max_open_requests"]
+        self.request_expiry_hours.data = max(1, round(setup["request_expiry_minutes"] / 60))
+        self.who_may_request.data = setup["who_may_request"]
+        self.sector_pairs.data = ["+".join(sorted(pair, key=[c[0] for c in i18n.choices("sector")].index))
+                                  for pair in setup.get("sector_pairs") or []]
+        self.request_mode.data, self.scheduling_mode.data = setup["request_mode"], setup["scheduling_mode"]
+
+
+class AvailabilityForm(FlaskForm):
+    """The slots a participant can meet in (all ticked when it opts in)."""
+    slots = MultiCheckboxField(_l("I can meet in these slots"), coerce=int)
+    meeting_point = StringField(_l("Where to find me (booth or meeting point)"),
+                                validators=[Optional(), at_most(200)])
+    FIELD_MAP = {"available": "slots", "meeting_point": "meeting_point"}
+
+
+class MeetingRequestForm(FlaskForm):
+    message = TextAreaField(_l("Your message (optional)"), validators=[Optional(), at_most(1000)])
+    FIELD_MAP = {"message": "message", "recipient_id": "message"}
+
+
+class AcceptMeetingForm(FlaskForm):
+    """Accept with a slot both are free in, or leave the slot to the organizers ("" → null)."""
+    slot = SelectField(_l("When to meet"), validators=[Optional()])
+    FIELD_MAP = {"slot": "slot"}
+
+
+class RescheduleMeetingForm(FlaskForm):
+    """Move an accepted meeting to another slot both sides have free (meetings-service checks it again)."""
+    slot = SelectField(_l("New time"), validators=[DataRequired(message=_l("Please choose a time."))])
+    FIELD_MAP = {"slot": "slot"}
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField(_l("Reason (optional; the other side reads it)"), validators=[Optional(), at_most(1000)])
+    FIELD_MAP = {"reason": "reason"}
+
+
+class PlacementForm(FlaskForm):
+    """An organizer moves one meeting (locked, so "schedule all" keeps it)."""
+    slot = SelectField(_l("Slot"), validators=[DataRequired(_l("Please choose a slot."))])
+    table = SelectField(_l("Table"), validators=[Optional()])
+    FIELD_MAP = {"slot": "slot", "table": "table"}
+
+
+OUTCOMES = {"no_further_contact": _l("No further contact"), "useful_later": _l("Contact useful for later"),
+            "negotiation": _l("Negotiation started"), "agreement": _l("Cooperation agreement reached")}
+
+
+class MeetingOutcomeForm(FlaskForm):
+    """After the meeting: did it take place, and what came of it (the follow-up survey's scale)."""
+    took_place = RadioField(_l("Did the meeting take place?"), choices=[("yes", _l("Yes")), ("no", _l("No"))],
+                            validators=[Optional()])
+    outcome = RadioField(_l("What came of it?"), choices=list(OUTCOMES.items()), validators=[Optional()])
+    led_to_project = BooleanField(_l("It led to a joint project"))
+    FIELD_MAP = {"took_place": "took_place", "outcome": "outcome", "led_to_project": "led_to_project"}
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if not self.took_place.data and not self.outcome.data:
+            self.took_place.errors = list(self.took_place.errors) + [_l("Please answer at least one question.")]
+            ok = False
+        if self.took_place.data == "no" and self.outcome.data:
+            self.outcome.errors = list(self.outcome.errors) + [
+                _l("A meeting that did not take place has no outcome; leave this empty.")]
+            ok = False
+        return ok

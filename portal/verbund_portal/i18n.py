@@ -94,14 +94,14 @@ CLOCK = {"de": " Uhr", "en": ""}
 ZONE = ZoneInfo("Europe/Berlin")  # the members' time zone
 
 
-def _moment(value: str | None) -> datetime | None:
+def _moment(value: str | None, zone: ZoneInfo = ZONE) -> datetime | None:
     if not value:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(ZONE)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
 
 
 def _day_time(moment: datetime) -> tuple[str, str]:
@@ -120,10 +120,21 @@ def when(value: str | None) -> str:
     return f"{day}, {time}{CLOCK[language() if language() in CLOCK else 'de']}"
 
 
-def when_range(starts: str | None, ends: str | None) -> str:
+def when_range_zoned(event: dict) -> str:
+    """An event's from–to in its own time zone, with the zone's name: "Mi., 3. März 2027,
+    9:30–12:00 Uhr (Europe/Berlin)" (what organizers typed into the form, and where it happens)."""
+    name = event.get("timezone") or "Europe/Berlin"
+    try:
+        zone = ZoneInfo(name)
+    except (ValueError, KeyError):
+        zone, name = ZONE, "Europe/Berlin"
+    return f"{when_range(event.get('starts_at'), event.get('ends_at'), zone)} ({name})"
+
+
+def when_range(starts: str | None, ends: str | None, zone: ZoneInfo = ZONE) -> str:
     """From–to as the mails write it: the day once when both fall on it ("Mi., 3. März 2027,
-    9:30–12:00 Uhr" / "Wed, 3 March 2027, 09:30–12:00"), else both in full."""
-    start, end = _moment(starts), _moment(ends)
+    9:30–12:00 Uhr" / "Wed, 3 March 2027, 09:30–12:00"), else both in full; Berlin time unless ``zone``."""
+    start, end = _moment(starts, zone), _moment(ends, zone)
     if start is None or end is None:
         return when(starts) if end is None else f"{when(starts)} – {when(ends)}"
     clock = CLOCK[language() if language() in CLOCK else "de"]
@@ -149,5 +160,6 @@ def register_filters(app: Flask) -> None:
         language_name=lambda value: reference_label("language", value),
         topic=topic_label, competency=competency_text, competency_name=competency_name, when=when,
         when_range=lambda event: when_range(event.get("starts_at"), event.get("ends_at")),
+        when_range_zoned=when_range_zoned,
         flat_errors=flat_errors)
     app.jinja_env.globals.update(competency_labels=competency_labels)

@@ -174,6 +174,34 @@ def test_a_revoked_staff_account_is_refused_by_every_service_within_the_check_bo
     assert max(refused_after.values()) <= bound, refused_after
 
 
+def test_a_revoked_integrators_token_is_refused_by_every_service(platform):
+    """An integrator revoked in the admin pages (members-service POST /integrators/{name}/revoke): its
+    token is refused (401) at members-service at once and by every other service once its cached
+    answer of ``members.integrator_status`` runs out; its broker user is gone."""
+    import subprocess
+
+    name = f"sec-{uuid.uuid4().hex[:8]}"
+    made = requests.post(f"{platform['members']}/integrators", headers=ROLE_HEADERS["admin"], timeout=60,
+                         json={"name": name, "events": ["event.*"], "personal": False})
+    assert made.status_code == 201, made.text
+    try:
+        token = {"Authorization": f"Bearer {made.json()['token']}"}
+        probes = {"members": "/members", "events": "/events", "matching": "/ready", "notifications": "/ready"}
+        probes = {service: platform[service] + path for service, path in probes.items() if service in platform}
+        for url in probes.values():
+            assert requests.get(url, headers=token, timeout=30).status_code == 200, url
+        revoked = requests.post(f"{platform['members']}/integrators/{name}/revoke", headers=ROLE_HEADERS["admin"],
+                                timeout=60)
+        assert revoked.status_code == 200, revoked.text
+        assert requests.get(probes["members"], headers=token, timeout=30).status_code == 401
+        wait_for(lambda: all(requests.get(url, headers=token, timeout=30).status_code == 401
+                             for url in probes.values()), timeout=10, message="every service refuses the token")
+        users = subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True).stdout.split()
+        assert f"integrator-{name}" not in users
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_user", f"integrator-{name}"], capture_output=True)
+
+
 STATS = {"members": ["/stats/members", "/stats/contacts"], "matching": ["/stats/matching"]}
 
 

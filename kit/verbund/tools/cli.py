@@ -7,7 +7,8 @@
   verbund definitions          print that topology as a RabbitMQ definitions document
   verbund asyncapi             write docs/asyncapi.yaml from the catalogue and the event schemas
   verbund openapi              write docs/openapi/<service>.json from the services' endpoints
-  verbund integrator NAME      create or update an integrator's read-only RabbitMQ user and token (--events scope)
+  verbund integrator NAME      create or update an integrator's read-only RabbitMQ user and token (--events scope);
+                               --revoke takes it back (tokens, RabbitMQ user, queues, webhooks)
   verbund replay NAME          copy a scoped integrator's events from the replay stream into its queue
   verbund tail [PATTERN ...]   print live events readably (--since to replay)
   verbund token ROLE ...       issue a bearer token (admin's command)
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,7 +27,7 @@ import time
 import warnings
 
 # Every service of the platform, in start order; `verbund up` starts those installed.
-ALL_SERVICES = ("members", "events", "matching", "notifications")
+ALL_SERVICES = ("members", "events", "matching", "notifications", "meetings")
 SERVICES = tuple(name for name in ALL_SERVICES if importlib.util.find_spec(name) is not None)
 EVENTS_HELP = ("an integrator's scope: comma-separated topic patterns such as 'event.*,registration.*' "
                "(default: every event type)")
@@ -53,6 +55,8 @@ def _service_class(service: str):
 
 
 def cmd_run(args) -> int:
+    # eventlet warns that it is in bugfix mode on every start; DESIGN.md knows, the console need not.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     import eventlet
 
     eventlet.monkey_patch()  # before anything opens a socket; nameko run does the same
@@ -61,7 +65,7 @@ def cmd_run(args) -> int:
     from verbund.settings import Settings
 
     settings = Settings.from_env(args.service)
-    logs.configure(args.service, settings.log_level)
+    logs.configure(args.service, settings.log_level, settings.log_format)
     if settings.database_url.startswith("postgresql"):
         from psycogreen.eventlet import patch_psycopg
 
@@ -136,6 +140,10 @@ def cmd_up(args) -> int:
     if error:
         print(BROKER_HELP.format(uri=env("AMQP_URI", DEFAULT_AMQP_URI), error=error), file=sys.stderr)
         return 2
+    # The children write to this console: readable lines, and none of the deprecation notices
+    # that dnspython (through eventlet) prints about DSA keys it never uses here.
+    os.environ.setdefault("LOG_FORMAT", "text")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:DSA is deprecated")
     processes, urls = {}, {}
     portal = None
     if not args.services:  # the whole platform: with the portal, whose address the closing box gives
@@ -220,7 +228,7 @@ def _start_portal(processes: dict) -> str | None:
     from verbund_portal.config import PortalConfig
 
     config = PortalConfig.from_env()
-    processes["portal"] = subprocess.Popen([sys.executable, "-m", f"{PORTAL_MODULE}.app"])
+    processes["portal"] = subprocess.Popen([sys.executable, "-m", PORTAL_MODULE])
     print(f"  {'portal':<14} {config.portal_url}", flush=True)
     return config.portal_url
 
@@ -272,18 +280,16 @@ def cmd_asyncapi(args) -> int:
 
 def cmd_integrator(args) -> int:
     from datetime import timedelta
-    from urllib.parse import quote, urlsplit, urlunsplit
 
     from amqp.exceptions import AMQPError
     from kombu.exceptions import KombuError
 
-    from verbund import auth
     from verbund.settings import DEFAULT_AMQP_URI, env
     from verbund.tools import integrators
 
     amqp_uri = env("AMQP_URI", DEFAULT_AMQP_URI)
-    parts = urlsplit(amqp_uri)
-    admin_uri = urlunsplit(parts._replace(path="/" + quote(args.vhost, safe="")))  # the same broker, that vhost
+    if args.revoke:
+        return _revoke_integrator(args)
     try:
         scope = integrators.parse_scope(args.events)
         if not integrators.NAME.match(args.name):
@@ -302,11 +308,9 @@ def cmd_integrator(args) -> int:
     except RuntimeError as exc:
         print(f"error: nothing changed, the grant could not be recorded: {exc}", file=sys.stderr)
         return 1
-    try:
-        password = integrators.create(args.name, vhost=args.vhost, scope=scope, admin_uri=admin_uri,
-                                      keep_password=args.keep_password)
-        token = auth.issue("integrator", args.name, events=scope, personal=args.personal,
-                           ttl=timedelta(days=args.days), grant=grant["serial"])
+    try:  # the same code as members-service's POST /integrators (the admin pages of the portal)
+        made = integrators.provision(args.name, scope, args.personal, grant["serial"], amqp_uri, vhost=args.vhost,
+                                     keep_password=args.keep_password, ttl=timedelta(days=args.days))
     except (ValueError, RuntimeError) as exc:
         print(f"error: grant {grant['serial']} recorded (older tokens are void), but the broker part failed: {exc}; "
               f"run the command again", file=sys.stderr)
@@ -315,16 +319,15 @@ def cmd_integrator(args) -> int:
         print(f"error: scope set and password unchanged, but bindings outside the scope could not be removed "
               f"through AMQP_URI (vhost {args.vhost}): {exc}", file=sys.stderr)
         return 1
-    user = integrators.user_name(args.name)
+    user = made["user"]
     replay = "and the replay stream verbund.replay" if integrators.is_everything(scope) else \
         "(not the replay stream, which holds every type: an admin catches it up with `verbund replay`)"
     print(f"user {user} may read queues {integrators.queue_prefix(args.name)}* bound to verbund.events with "
           f"binding keys within {','.join(scope)} {replay}; it cannot publish.")
     print(f"personal data: {'may be decrypted (key service)' if args.personal else 'none'}; grant "
           f"{grant['serial']} recorded at members-service: tokens printed before no longer read personal data")
-    credentials = f"{user}:{quote(password, safe='')}" if password else f"{user}:<unchanged password>"
-    print(f"AMQP_URI=amqp://{credentials}@{parts.hostname}:{parts.port or 5672}/{quote(args.vhost, safe='')}")
-    print(f"TOKEN={token}")
+    print(f"AMQP_URI={made['uri']}")
+    print(f"TOKEN={made['token']}")
     try:  # last: webhooks are what an integrator made with its token; they follow a narrowed scope
         changed = integrators.narrow_webhooks(integrators.service_url("notifications"), args.name, scope)
     except RuntimeError as exc:
@@ -334,6 +337,30 @@ def cmd_integrator(args) -> int:
     for hook in changed:
         after = ",".join(hook["after"]) if hook["after"] else "disabled (nothing left in scope)"
         print(f"webhook {hook['id']}: {','.join(hook['before'])} -> {after}")
+    return 0
+
+
+def _revoke_integrator(args) -> int:
+    """``verbund integrator NAME --revoke``: members-service's revocation (``integrators.revoke``)."""
+    from verbund.settings import NoAuthSecret, existing_auth_secret
+    from verbund.tools import integrators
+
+    if args.events is not None or args.personal or args.keep_password:
+        print("error: --revoke takes no --events, --personal or --keep-password", file=sys.stderr)
+        return 2
+    if not integrators.NAME.match(args.name):
+        print("error: an integrator name is 2-41 lowercase letters, digits or dashes", file=sys.stderr)
+        return 2
+    try:
+        existing_auth_secret()  # the admin token below is signed with it
+        revoked = integrators.revoke(integrators.service_url("members"), args.name)
+    except (NoAuthSecret, LookupError, RuntimeError) as exc:
+        print(f"error: nothing changed: {exc}", file=sys.stderr)
+        return 1
+    queues = ", ".join(revoked.get("removed_queues") or []) or "none"
+    print(f"integrator {args.name} revoked at {revoked['revoked_at']}: its tokens are refused, RabbitMQ user "
+          f"{integrators.user_name(args.name)} deleted, queues removed: {queues}; notifications-service "
+          f"disables its webhooks when it consumes integrator.revoked")
     return 0
 
 
@@ -498,6 +525,9 @@ def parser() -> argparse.ArgumentParser:
     integrator.add_argument("--events", help=EVENTS_HELP)
     integrator.add_argument("--personal", action="store_true", help=PERSONAL_HELP)
     integrator.add_argument("--days", type=int, default=365, help="validity of the printed token in days (365)")
+    integrator.add_argument("--revoke", action="store_true",
+                            help="revoke it: tokens refused, RabbitMQ user and queues removed, webhooks disabled "
+                                 "(at members-service, as the admin pages do)")
     integrator.add_argument("--keep-password", action="store_true",
                             help="an existing user keeps its password (only the scope changes)")
     integrator.set_defaults(func=cmd_integrator)

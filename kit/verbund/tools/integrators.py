@@ -33,7 +33,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from kombu import Connection, Consumer, Exchange, Queue, binding
 
@@ -155,6 +155,59 @@ def create(name: str, vhost: str = "/", password: str | None = None, scope: tupl
     return password
 
 
+def connection_uri(amqp_uri: str, name: str, password: str | None, vhost: str = "/") -> str:
+    """The integrator's AMQP URI on the broker of ``amqp_uri`` (its host and port), in ``vhost``:
+    ``amqp://integrator-NAME:PASSWORD@host:port/vhost``; ``<unchanged password>`` stands in for a kept one."""
+    parts = urlsplit(amqp_uri)
+    secret = quote(password, safe="") if password else "<unchanged password>"
+    return f"amqp://{user_name(name)}:{secret}@{parts.hostname}:{parts.port or 5672}/{quote(vhost, safe='')}"
+
+
+def vhost_of(amqp_uri: str) -> str:
+    """The vhost an AMQP URI names (``/`` when it names none)."""
+    return unquote(urlsplit(amqp_uri).path[1:]) or "/"
+
+
+def admin_uri_for(amqp_uri: str, vhost: str) -> str:
+    """``amqp_uri`` (an account with rights in ``vhost``) pointed at ``vhost``: the same broker."""
+    return urlunsplit(urlsplit(amqp_uri)._replace(path="/" + quote(vhost, safe="")))
+
+
+def provision(name: str, scope: tuple[str, ...], personal: bool, serial: int, amqp_uri: str, vhost: str = "/",
+              keep_password: bool = False, ttl: timedelta = timedelta(days=365)) -> dict:
+    """The broker part and the token of an integrator whose grant ``serial`` is recorded already
+    (members-service's ``record_grant``): ``create`` its user in ``vhost`` of the broker of ``amqp_uri``
+    (an account that may remove bindings there), then a token for the grant. Returns ``{"user",
+    "password" (None when kept), "uri" (``connection_uri``), "token", "expires_at"}``. Raises what
+    ``create`` raises. ``verbund integrator`` and members-service's ``POST /integrators`` share it."""
+    from verbund import auth
+
+    password = create(name, vhost=vhost, scope=scope, admin_uri=admin_uri_for(amqp_uri, vhost),
+                      keep_password=keep_password)
+    token = auth.issue("integrator", name, events=scope, personal=personal, ttl=ttl, grant=serial)
+    return {"user": user_name(name), "password": password, "uri": connection_uri(amqp_uri, name, password, vhost),
+            "token": token, "expires_at": envelope.isoformat(datetime.now(UTC) + ttl)}
+
+
+def remove(name: str, amqp_uri: str, vhost: str = "/") -> dict:
+    """Take an integrator off the broker: delete its user (which takes its permissions and closes its
+    connections) and its queues ``integrator.<name>.*`` in ``vhost`` (through ``amqp_uri``, an account
+    with rights there), so nothing piles up for it. Returns ``{"user_deleted": bool, "queues": [...]}``;
+    a user that is gone already is not an error. Raises RuntimeError when rabbitmqctl fails."""
+    user = user_name(name)
+    deleted = user in _rabbitmqctl("list_users").split()
+    if deleted:
+        _rabbitmqctl("delete_user", user)
+    listing = _rabbitmqctl("list_queues", "-p", vhost, "name", "--formatter", "json")
+    queues = [row["name"] for row in json.loads(listing or "[]") if row["name"].startswith(queue_prefix(name))]
+    if queues:
+        with Connection(admin_uri_for(amqp_uri, vhost)) as connection:
+            channel = connection.channel()
+            for queue in queues:
+                channel.queue_delete(queue)
+    return {"user_deleted": deleted, "queues": queues}
+
+
 def service_url(service: str) -> str:
     """Where ``service`` (``members``: the key service, which holds integrators' grants;
     ``notifications``: their webhooks) answers: ``MEMBERS_URL``/``NOTIFICATIONS_URL``, else its
@@ -186,6 +239,32 @@ def record_grant(url: str, name: str, scope: tuple[str, ...], personal: bool, ti
                            f"set MEMBERS_URL") from None
     if response.status_code != 200:
         raise RuntimeError(f"members-service at {url} refused the grant: {response.status_code} {response.text[:300]}")
+    return response.json()
+
+
+def revoke(url: str, name: str, timeout: float = 60.0) -> dict:
+    """Revoke integrator ``name`` at members-service (``POST {url}/integrators/{name}/revoke`` with an admin
+    token signed here for a minute), the use case the admin pages call too: its tokens are refused, its
+    RabbitMQ user and queues go (on members-service's broker node) and ``integrator.revoked`` makes
+    notifications-service disable its webhooks. Returns the revoked grant with ``removed_queues``. Raises
+    LookupError when there is no such integrator, RuntimeError saying why when members-service cannot be
+    reached or refuses."""
+    import requests
+
+    from verbund import auth
+
+    admin = auth.issue("admin", "verbund-integrator", ttl=timedelta(minutes=1))
+    try:
+        response = requests.post(f"{url}/integrators/{name}/revoke",
+                                 headers={"Authorization": f"Bearer {admin}"}, timeout=timeout)
+    except requests.RequestException as exc:
+        raise RuntimeError(f"members-service at {url} is not reachable ({exc.__class__.__name__}); "
+                           f"set MEMBERS_URL") from None
+    if response.status_code == 404:
+        raise LookupError(f"members-service at {url} knows no integrator {name!r}")
+    if response.status_code != 200:
+        raise RuntimeError(f"members-service at {url} refused the revocation: {response.status_code} "
+                           f"{response.text[:300]}")
     return response.json()
 
 
@@ -270,7 +349,7 @@ def replay_into(admin_uri: str, name: str, since: datetime, scope: tuple[str, ..
     live events. Returns how many were copied; raises ``amqp.exceptions.NotFound`` when the queue does
     not exist, ``RuntimeError`` when there is no such integrator.
     """
-    vhost = unquote(urlsplit(admin_uri).path[1:]) or "/"
+    vhost = vhost_of(admin_uri)
     granted = granted_regex(name, vhost)
     allowed = re.compile(granted) if granted is not None else None
     target = queue_prefix(name) + queue

@@ -131,24 +131,28 @@ def parse_mail_from(value: str) -> Address:
 
 def compose(*, mail_from: str | Address, to_address: str, to_name: str | None, rendered: Rendered, language: str,
             message_id: str, unsubscribe_url: str, ics: bytes | None = None,
-            ics_method: str = "PUBLISH") -> Message:
+            ics_method: str = "PUBLISH", earlier_ics=()) -> Message:
     """A notification mail: plain text, the ``.ics`` as an attachment, one-click unsubscribe (RFC 8058).
+    ``earlier_ics``: further calendar files ``(ics, method, filename)`` attached before it (a move:
+    the cancellation of the old date, then the new one).
 
     ``mail_from`` is MAIL_FROM (parsed by :func:`parse_mail_from`) or an address object; From and To
     are built from address objects (:func:`header_address`), never pasted together as text.
     Raises ValueError for a ``to_address`` that is no e-mail address.
     """
     text = MIMEText(rendered.text, "plain", UTF8_QP, policy=POLICY)
-    if ics is None:
+    files = [*earlier_ics, *([(ics, ics_method, "event.ics")] if ics is not None else [])]
+    if not files:
         message = text
     else:
         message = MIMEMultipart("mixed", policy=POLICY)
         message.attach(text)
-        calendar = MIMEBase("text", "calendar", method=ics_method, charset="utf-8", policy=POLICY)
-        calendar.set_payload(ics)
-        encoders.encode_base64(calendar)
-        calendar.add_header("Content-Disposition", "attachment", filename="event.ics")
-        message.attach(calendar)
+        for payload, method, filename in files:
+            calendar = MIMEBase("text", "calendar", method=method, charset="utf-8", policy=POLICY)
+            calendar.set_payload(payload)
+            encoders.encode_base64(calendar)
+            calendar.add_header("Content-Disposition", "attachment", filename=filename)
+            message.attach(calendar)
     sender = parse_mail_from(mail_from) if isinstance(mail_from, str) else mail_from
     message["From"] = header_address(sender)
     message["To"] = header_address(mailbox(to_address, to_name))

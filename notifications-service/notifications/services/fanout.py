@@ -149,7 +149,9 @@ def notify(uow: UnitOfWork, event: dict, policy: domain.MailPolicy | None = None
         counts = named if counts is None else {key: counts[key] + named[key] for key in named}
     if plan is not None and plan.ics_cancel is not None and counts["inbox"]:
         _record_calendar_entries(session, event, now)
-    counts["integrator"] = _queue_integrator_deliveries(conn, event, now, rows)
+    # What this service makes itself (reminders, summaries, surveys) is no platform event.
+    counts["integrator"] = (0 if event["type"] in domain.INTERNAL_TYPES
+                            else _queue_integrator_deliveries(conn, event, now, rows))
     if counts["inbox"] or counts["integrator"]:
         source = {"id": event["id"], "type": event["type"], "subject": event["subject"],
                   "body": json.dumps(event, ensure_ascii=False),

@@ -1,4 +1,4 @@
-"""Use cases of webhook endpoints: create, change, delete."""
+"""Use cases of webhook endpoints: create, change, delete; an integrator's revocation disables its own."""
 from __future__ import annotations
 
 import json
@@ -74,3 +74,20 @@ def delete_webhook(uow: UnitOfWork, principal: Principal, endpoint_id: str) -> N
     session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
     session.execute(delete(Delivery).where(Delivery.channel == "webhook", Delivery.target == endpoint.id))
     session.delete(endpoint)
+
+
+REVOKED = "integrator revoked"
+
+
+def revoke_integrator(uow: UnitOfWork, data: dict) -> dict:
+    """``integrator.revoked`` (``data``: ``{name, serial, revoked_at}``): disable every webhook endpoint the
+    integrator ``name`` made (``deliveries.disable_endpoint``: what still waits for one is reported failed),
+    so nothing more leaves for it; its tokens are refused already, so it cannot enable them again. An
+    endpoint disabled before keeps its reason. A second revocation finds nothing left to disable. Returns
+    ``{"disabled": n}``."""
+    endpoints = uow.session.execute(select(WebhookEndpoint).where(
+        WebhookEndpoint.owner_role == "integrator", WebhookEndpoint.owner_subject == data["name"],
+        WebhookEndpoint.enabled.is_(True)).with_for_update()).scalars().all()
+    for endpoint in endpoints:
+        deliveries.disable_endpoint(uow, endpoint, REVOKED)
+    return {"disabled": len(endpoints)}

@@ -1,5 +1,6 @@
 """The admins' pages: staff accounts (invite an organizer or admin by e-mail, revoke) through
-members-service's ``/staff``, and each service's health (``/ready``) with its dead-lettered messages
+members-service's ``/staff``, integrator accounts (create with the connection URI and token shown
+once, revoke) through its ``/integrators``, and each service's health (``/ready``) with its dead-lettered messages
 (``verbund_messages_dead_lettered_total`` in ``/metrics``) and the notifications that could not be
 delivered (notifications-service ``/failures``)."""
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask_babel import gettext as _
 from verbund_portal import api
 from verbund_portal.app import services, staff_required
 from verbund_portal.config import SERVICES
-from verbund_portal.forms import EmptyForm, StaffInviteForm, apply_errors
+from verbund_portal.forms import EVENT_SCOPES, EmptyForm, IntegratorForm, StaffInviteForm, apply_errors
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -59,15 +60,73 @@ def revoke(staff_id: str):
     return redirect(url_for("admin.staff"))
 
 
+@blueprint.route("/integrators", methods=["GET", "POST"])
+@staff_required("admin")
+def integrators():
+    """Integrator accounts (read-only access to the event stream for an association's or member's own
+    systems). Creating one shows its connection URI (with the generated password) and token on the
+    answer page only: they are kept nowhere, so this page cannot show them again."""
+    form = IntegratorForm()
+    form_errors: list[str] = []
+    created = None
+    if form.validate_on_submit():
+        body = {"name": form.name.data, "events": form.events.data, "personal": bool(form.personal.data)}
+        try:
+            created = services().post("members", "/integrators", json=body)
+        except api.ApiError as error:
+            if error.status == 409:
+                form.name.errors = [_("An integrator of this name exists. Revoke it first or choose another "
+                                      "name.")]
+            elif error.status == 422:
+                form_errors = apply_errors(form, error.fields) or [error.message]
+            else:
+                raise
+        else:
+            form = IntegratorForm(formdata=None)
+    items = services().get("members", "/integrators")["items"]
+    status = 422 if form.errors or form_errors else 201 if created else 200
+    return render_template("admin/integrators.html", form=form, form_errors=form_errors, items=items,
+                           created=created, scopes=EVENT_SCOPES), status
+
+
+@blueprint.route("/integrators/<name>/revoke", methods=["POST"])
+@staff_required("admin")
+def revoke_integrator(name: str):
+    """Revoke an integrator: its RabbitMQ user, queues and tokens go (members-service)."""
+    if EmptyForm().validate_on_submit():
+        services().post("members", f"/integrators/{name}/revoke")
+        flash(_("The integrator %(name)s has been revoked: its access to the broker and its token no longer work.",
+                name=name))
+    return redirect(url_for("admin.integrators"))
+
+
+def _check_text(name: str, value: str) -> dict:
+    """One readiness check in words: ``{"name", "ok": bool, "text"}`` ("Database: OK")."""
+    names = {"database": _("Database"), "broker": _("Message broker"), "engine": _("Matching engine"),
+             "mail": _("Mail delivery")}
+    if value == "ok":
+        text, ok = _("OK"), True
+    elif str(value).startswith("degraded"):
+        text, ok = _("works with limits (%(why)s)", why=str(value).partition(":")[2].strip()), True
+    else:
+        text, ok = _("not reachable"), False
+    return {"name": names.get(name, name.replace("_", " ").capitalize()), "ok": ok, "text": text,
+            "detail": "" if value == "ok" else str(value)}
+
+
 def _health(service: str) -> dict:
-    """``{"service", "ready": bool, "detail", "dead_lettered": int | None}`` from /ready and /metrics."""
-    state = {"service": service, "ready": False, "detail": "", "dead_lettered": None}
+    """``{"service", "ready": bool, "answering": bool, "checks": [_check_text], "dead_lettered": int | None}``
+    from /ready (a 503 lists its failing checks too) and /metrics."""
+    state = {"service": service, "ready": False, "answering": False, "checks": [], "dead_lettered": None}
     try:
-        answer = services().get(service, "/ready")
-        state["ready"] = True
-        state["detail"] = ", ".join(f"{k}: {v}" for k, v in (answer or {}).items() if isinstance(v, (str, bool)))
-    except (api.ServiceDown, api.ApiError) as error:
-        state["detail"] = str(error)
+        answer = services().get(service, "/ready") or {}
+        state["ready"] = state["answering"] = True
+    except api.ServiceDown as error:
+        answer = error.body
+        state["answering"] = bool(answer)
+    except api.ApiError:
+        answer = {}
+    state["checks"] = [_check_text(name, value) for name, value in (answer.get("checks") or {}).items()]
     try:
         text = services().get(service, "/metrics", raw=True).text
         state["dead_lettered"] = int(sum(float(v) for v in DEAD_LETTERED.findall(text)))

@@ -56,8 +56,10 @@ def detail(event_id: str):
                 flash(_("You are registered."))
             return redirect(url_for("events.detail", event_id=event_id))
     status = 422 if form.errors or form_errors else 200
+    from verbund_portal.views.matchmaking import event_section
+
     return render_template("event.html", event=event, mine=mine, form=form, form_errors=form_errors,
-                           cancel_form=EmptyForm()), status
+                           cancel_form=EmptyForm(), matchmaking=event_section(event_id, mine)), status
 
 
 @blueprint.route("/events/<event_id>/cancel", methods=["POST"])

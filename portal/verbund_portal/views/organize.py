@@ -112,8 +112,62 @@ def event(event_id: str):
     cancelled = [r for r in items if r["status"] == "cancelled"]
     return render_template("organize/event.html", event=answer["event"], confirmed=confirmed, waitlist=waitlist,
                            cancelled=cancelled, kind_names=KIND_NAMES, button=EmptyForm(),
-                           public_url=_public_url("events.detail", event_id=event_id),
+                           targets=_move_targets(answer["event"]),
+                           public_url=_public_url("public.event", event_id=event_id),
+                           member_url=_public_url("events.detail", event_id=event_id),
                            calendar_url=_public_url("events.calendar", event_id=event_id))
+
+
+def _move_targets(event: dict) -> list[dict]:
+    """The events a registration here may move to: scheduled, not begun, of an association that also
+    organizes this one (and, for an organizer, of their own association), soonest first."""
+    if event["status"] != "scheduled":
+        return []
+    params = {"status": "scheduled", "per_page": 200}
+    if g.member["role"] == "organizer" and g.member.get("association"):
+        params["association"] = g.member["association"]
+    found = services().get("events", "/events", params=params)["items"]
+    return sorted((e for e in found if e["id"] != event["id"] and set(e["organizers"]) & set(event["organizers"])
+                   and e["status"] == "scheduled"), key=lambda e: e["starts_at"])
+
+
+@blueprint.route("/events/<event_id>/registrations/<registration_id>/move", methods=["POST"])
+@staff_required()
+def move_registration(event_id: str, registration_id: str):
+    """Move a member's registration to another event of the same organizers (the same workshop on another
+    date): cancelled here, confirmed or waitlisted there; the member is told of both."""
+    to_event_id = request.form.get("to_event_id", "")
+    if EmptyForm().validate_on_submit() and to_event_id:
+        try:
+            moved = services().post("events", f"/events/{event_id}/registrations/{registration_id}/move",
+                                    json={"to_event_id": to_event_id})["registration"]
+        except api.ApiError as error:
+            if error.status not in (409, 422):
+                raise
+            flash(_move_refusal(error))
+        else:
+            if moved["status"] == "confirmed":
+                flash(_("The registration has been moved; the member has a place at the other event."))
+            else:
+                flash(_("The registration has been moved; the other event is full, so the member is on its "
+                        "waitlist at position %(position)s.", position=moved.get("waitlist_position")))
+    elif not to_event_id:
+        flash(_("Please choose the event to move the registration to."))
+    return redirect(url_for("organize.event", event_id=event_id))
+
+
+def _move_refusal(error: api.ApiError) -> str:
+    """Why a move was refused, in the page's language."""
+    said = " ".join([error.message, *(m for ms in (error.fields or {}).values() for m in ms)])
+    if "other event already" in said:
+        return _("This member is registered for that event already.")
+    if "takes no registrations" in said:
+        return _("The other event takes no registrations any more.")
+    if "seat(s) in all" in said:
+        return _("The other event has fewer places in all than this registration asks for.")
+    if "same organizing association" in said:
+        return _("A registration can only move to an event of the same organizing association.")
+    return page_message(error.status, error.message)
 
 
 @blueprint.route("/events/<event_id>/registrations/<registration_id>/cancel", methods=["POST"])
@@ -151,7 +205,9 @@ def attendees(event_id: str, kind: str):
     """The attendee list from events-service, as CSV (German Excel in German) or Excel."""
     if kind not in ("csv", "xlsx"):
         return render_template("error.html", title=_("Not found"), message=_("There is no such export.")), 404
-    response = services().get("events", f"/events/{event_id}/attendees.{kind}", raw=True)
+    # Headings in the page's language (the service sends the column keys to programs by default).
+    params = {"headers": "labels"} if kind == "csv" else None
+    response = services().get("events", f"/events/{event_id}/attendees.{kind}", raw=True, params=params)
     # content_type as the service sent it (mimetype= would add a second charset parameter)
     content_type = XLSX if kind == "xlsx" else response.headers.get("Content-Type", "text/csv; charset=utf-8")
     return Response(response.content, content_type=content_type,
