@@ -134,6 +134,17 @@ class UnitOfWork:
         self.events = []
 
 
+def _log_skipped(events: list[dict], handled) -> None:
+    """One line per event of a batch that will not run (claimed before, or twice in the batch), with
+    its id, as ``Store.handle`` logs it: operators and tests look a redelivery up by the event's id."""
+    handled = {event["id"] if isinstance(event, dict) else event for event in handled}
+    for event in events:
+        if event["id"] in handled:
+            handled.discard(event["id"])  # its first occurrence runs
+        else:
+            log.info("event %s already processed, skipped", event["id"])
+
+
 # The worker context key naming the consumed batch a worker's event belongs to (``Database.batch``).
 BATCH_KEY = "verbund_batch"
 
@@ -210,8 +221,7 @@ class Store:
                 if event["id"] in claimed and event["id"] not in seen:
                     seen.add(event["id"])
                     fresh.append(event)
-            if len(fresh) < len(events):
-                log.info("%d of %d events already processed, skipped", len(events) - len(fresh), len(events))
+            _log_skipped(events, fresh)
             if fresh:
                 handler(uow, fresh)
             return fresh
@@ -264,8 +274,7 @@ class Database(DependencyProvider):
         store = self._store(None)
         with store.unit_of_work() as uow:
             batch = Batch(uow, outbox.claim_many(uow.session, events))
-            if len(batch.claimed) < len(events):
-                log.info("%d of %d events already processed, skipped", len(events) - len(batch.claimed), len(events))
+            _log_skipped(events, batch.claimed)
             self._batches[batch.id] = batch
             try:
                 yield batch
