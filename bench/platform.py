@@ -1,6 +1,6 @@
 """Benchmark of the whole platform (``make bench``; not part of ``make test``).
 
-Starts members-, events-, matching- and notifications-service as real
+Starts members-, events-, matching-, notifications- and meetings-service as real
 processes (``verbund run``), each on its own SQLite file, in a throw-away
 RabbitMQ vhost, with a mail catcher for the e-mails, and measures:
 
@@ -56,7 +56,7 @@ import requests  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "bench" / "platform.md"
 PLOT = ROOT / "docs" / "bench" / "platform.png"
-SERVICES = ("members", "events", "matching", "notifications")
+SERVICES = ("members", "events", "matching", "notifications", "meetings")  # every consumer of member.*
 TARGET_RATE = 500  # registrations/s sustained through the whole pipeline
 TARGET_P99_MS = 250  # from request to inbox, at half of TARGET_RATE
 SATURATED = 0.9  # a step whose end-to-end rate falls below this share of the offered rate is saturated
@@ -393,7 +393,7 @@ def preload(platform: Platform, count: int, admin: dict, email: bool, chunk: int
 
 
 def measure_import(workdir: Path, amqp_uri: str, count: int, batch_size: int, admin: dict) -> dict:
-    """A fresh platform (all four services running, consuming in batches of ``batch_size``): ``count``
+    """A fresh platform (all five services running, consuming in batches of ``batch_size``): ``count``
     members imported through POST /members/import (1,000 rows a file), timed until every service has
     consumed everything (no queue, no outbox backlog, nothing consumed for 3 s), with the CPU seconds
     each process spent per imported member."""
@@ -852,7 +852,7 @@ def write_report(args, facts: dict, floor: dict, loaded: dict, idle: dict, steps
     add("")
     add("## Method")
     add("")
-    add("- All four services run as real processes (`verbund run <service>`, eventlet, `MAX_WORKERS=10`, "
+    add("- All five services run as real processes (`verbund run <service>`, eventlet, `MAX_WORKERS=10`, "
         "production defaults for retries and the outbox sweep, `LOG_LEVEL=INFO`), each on its own SQLite file, "
         "in a throw-away RabbitMQ vhost (quorum queues, publisher confirms, the replay stream), with the mail "
         "catcher as SMTP server. The load generator runs on the same machine: its CPU is counted below.")
@@ -1072,6 +1072,11 @@ def write_report(args, facts: dict, floor: dict, loaded: dict, idle: dict, steps
             for function, count in data["by_function"][:12]:
                 add(f"| {function} | {count / max(1, data['samples']):.0%} |")
             add("")
+    # The import sections (write_import_section) of earlier runs stay, before the notes.
+    earlier = REPORT.read_text() if REPORT.exists() else ""
+    for section in re.findall(r"<!-- import-batches-\d+ -->.*?<!-- /import-batches-\d+ -->", earlier, re.S):
+        add(section)
+        add("")
     if args.notes and Path(args.notes).exists():
         add(Path(args.notes).read_text().strip())
         add("")
@@ -1095,11 +1100,13 @@ def write_import_section(facts: dict, floor: dict, imports: list[dict]) -> None:
     (replaced on every run, kept when the rest of the report is written again)."""
     if not imports:
         return
+    # One section per import size, so that the 1,000- and 10,000-member runs stand side by side.
+    begin, end = (marker.replace(" -->", f"-{imports[0]['members']} -->") for marker in (IMPORT_BEGIN, IMPORT_END))
     floor_rate = floor["burst_rate"]
-    lines = [IMPORT_BEGIN, "", f"## An import of {imports[0]['members']:,} members, consumed one by one and in "
+    lines = [begin, "", f"## An import of {imports[0]['members']:,} members, consumed one by one and in "
              "batches", "",
              f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {facts.get('cores', '?')} cores "
-             f"(load before {facts.get('load_start', ('?',))[0]}): a fresh platform (the four services, "
+             f"(load average {facts.get('load_start', (0,))[0]:.1f} before): a fresh platform (the five services, "
              "SQLite, this broker) per batch size; the members imported through `POST /members/import` "
              "(1,000 rows a file) while every service runs; *settled*: no queue holds a message, no outbox an "
              "event, and nothing was consumed for 3 s. The floor: a bare kombu publish-and-consume of "
@@ -1120,11 +1127,11 @@ def write_import_section(facts: dict, floor: dict, imports: list[dict]) -> None:
                      + " |")
     lines += ["", "Events consumed per service: " + "; ".join(
         f"size {run['batch_size']}: " + ", ".join(f"{k} {v:,}" for k, v in run["consumed"].items())
-        for run in imports), "", IMPORT_END]
+        for run in imports), "", end]
     section = "\n".join(lines)
     text = REPORT.read_text() if REPORT.exists() else ""
-    if IMPORT_BEGIN in text and IMPORT_END in text:
-        text = text[:text.index(IMPORT_BEGIN)] + section + text[text.index(IMPORT_END) + len(IMPORT_END):]
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     REPORT.write_text(text)
@@ -1195,7 +1202,7 @@ def main() -> int:
             log(f"import section of {REPORT.relative_to(ROOT)} written")
             return 0
         platform = Platform(workdir, vhost.uri)
-        platform.start("members", "events", "notifications")
+        platform.start("members", "events", "notifications", "meetings")
         loaded = preload(platform, args.members, admin, args.email)
 
         from matching.synthetic import ProfileFactory
