@@ -137,12 +137,12 @@ class UnitOfWork:
 def _log_skipped(events: list[dict], handled) -> None:
     """One line per event of a batch that will not run (claimed before, or twice in the batch), with
     its id, as ``Store.handle`` logs it: operators and tests look a redelivery up by the event's id."""
-    handled = {event["id"] if isinstance(event, dict) else event for event in handled}
-    for event in events:
-        if event["id"] in handled:
-            handled.discard(event["id"])  # its first occurrence runs
+    handled = {item["id"] if isinstance(item, dict) else item for item in handled}
+    for consumed in events:
+        if consumed["id"] in handled:
+            handled.discard(consumed["id"])  # its first occurrence runs
         else:
-            log.info("event %s already processed, skipped", event["id"])
+            log.info("event %s already processed, skipped", consumed["id"])
 
 
 # The worker context key naming the consumed batch a worker's event belongs to (``Database.batch``).
