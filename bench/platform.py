@@ -1,6 +1,6 @@
 """Benchmark of the whole platform (``make bench``; not part of ``make test``).
 
-Starts members-, events-, matching- and notifications-service as real
+Starts members-, events-, matching-, notifications- and meetings-service as real
 processes (``verbund run``), each on its own SQLite file, in a throw-away
 RabbitMQ vhost, with a mail catcher for the e-mails, and measures:
 
@@ -56,7 +56,7 @@ import requests  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "bench" / "platform.md"
 PLOT = ROOT / "docs" / "bench" / "platform.png"
-SERVICES = ("members", "events", "matching", "notifications")
+SERVICES = ("members", "events", "matching", "notifications", "meetings")  # every consumer of member.*
 TARGET_RATE = 500  # registrations/s sustained through the whole pipeline
 TARGET_P99_MS = 250  # from request to inbox, at half of TARGET_RATE
 SATURATED = 0.9  # a step whose end-to-end rate falls below this share of the offered rate is saturated
@@ -223,7 +223,7 @@ def measure_floor(amqp_uri: str, body: bytes, singles: int, burst: int) -> dict:
 # --- the platform as processes ---------------------------------------------------------------------
 
 class Platform:
-    def __init__(self, workdir: Path, amqp_uri: str):
+    def __init__(self, workdir: Path, amqp_uri: str, env: dict | None = None):
         from notifications.testing import MailCatcher
         from verbund.testing import ServiceProcess
 
@@ -232,7 +232,7 @@ class Platform:
         self.mail = MailCatcher(workdir / "mail")
         # The embedded defaults of production (not the tests' short retry delays and sweep).
         env = {"RETRY_DELAYS_MS": "1000,5000,30000", "OUTBOX_SWEEP_SECONDS": "5", "LOG_LEVEL": "INFO",
-               "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.mail.port)}
+               "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.mail.port), **(env or {})}
         self.processes = {service: ServiceProcess(service, amqp_uri, f"sqlite:///{workdir / (service + '.db')}",
                                                   workdir, env) for service in SERVICES}
         self.urls = {service: process.url for service, process in self.processes.items()}
@@ -390,6 +390,44 @@ def preload(platform: Platform, count: int, admin: dict, email: bool, chunk: int
             "total_seconds": total, "counts": counts,
             "matching_health_s": {"max": max(health, default=0), "p50": percentile(health, 50) or 0,
                                   "probes": len(health)}}
+
+
+def measure_import(workdir: Path, amqp_uri: str, count: int, batch_size: int, admin: dict) -> dict:
+    """A fresh platform (all five services running, consuming in batches of ``batch_size``): ``count``
+    members imported through POST /members/import (1,000 rows a file), timed until every service has
+    consumed everything (no queue, no outbox backlog, nothing consumed for 3 s), with the CPU seconds
+    each process spent per imported member."""
+    from matching.synthetic import ProfileFactory
+
+    folder = workdir / f"import-batch-{batch_size}"
+    folder.mkdir()
+    platform = Platform(folder, amqp_uri, env={"CONSUME_BATCH_SIZE": str(batch_size)})
+    try:
+        platform.start(*SERVICES, timeout=1800)  # matching loads its embedding model first
+        factory = ProfileFactory(seed=41)
+        files = [csv_chunk(factory.profiles(min(1000, count - first))) for first in range(0, count, 1000)]
+        cpu_before = platform.cpu()
+        started = time.monotonic()
+        for body in files:
+            response = requests.post(f"{platform.urls['members']}/members/import", data=body,
+                                     headers={**admin, "Content-Type": "text/csv"}, timeout=600)
+            response.raise_for_status()
+        imported_s = time.monotonic() - started
+        settle_s = platform.settle(quiet_seconds=3, timeout=3600, what=f"importing with batches of {batch_size}")
+        total_s = time.monotonic() - started - 3
+        cpu_after = platform.cpu()
+        cpu = {name: (cpu_after[name] - cpu_before.get(name, 0)) / count * 1000 for name in cpu_after
+               if name in cpu_before}
+        consumed = {s: platform.query(s, "SELECT count(*) FROM inbox")[0][0] for s in SERVICES if s != "members"}
+        suggested = platform.query("notifications", "SELECT count(*) FROM inbox WHERE type = 'match.suggested'")[0][0]
+        result = {"batch_size": batch_size, "members": count, "import_s": imported_s, "settled_s": total_s,
+                  "after_import_s": settle_s, "cpu_ms_per_member": cpu, "consumed": consumed,
+                  "match_suggested": suggested}
+        log(f"import of {count} with batches of {batch_size}: HTTP {imported_s:.1f}s, settled after {total_s:.1f}s, "
+            f"consumed {consumed}, CPU ms/member " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+        return result
+    finally:
+        platform.stop()
 
 
 class Prober:
@@ -814,7 +852,7 @@ def write_report(args, facts: dict, floor: dict, loaded: dict, idle: dict, steps
     add("")
     add("## Method")
     add("")
-    add("- All four services run as real processes (`verbund run <service>`, eventlet, `MAX_WORKERS=10`, "
+    add("- All five services run as real processes (`verbund run <service>`, eventlet, `MAX_WORKERS=10`, "
         "production defaults for retries and the outbox sweep, `LOG_LEVEL=INFO`), each on its own SQLite file, "
         "in a throw-away RabbitMQ vhost (quorum queues, publisher confirms, the replay stream), with the mail "
         "catcher as SMTP server. The load generator runs on the same machine: its CPU is counted below.")
@@ -1034,6 +1072,11 @@ def write_report(args, facts: dict, floor: dict, loaded: dict, idle: dict, steps
             for function, count in data["by_function"][:12]:
                 add(f"| {function} | {count / max(1, data['samples']):.0%} |")
             add("")
+    # The import sections (write_import_section) of earlier runs stay, before the notes.
+    earlier = REPORT.read_text() if REPORT.exists() else ""
+    for section in re.findall(r"<!-- import-batches-\d+ -->.*?<!-- /import-batches-\d+ -->", earlier, re.S):
+        add(section)
+        add("")
     if args.notes and Path(args.notes).exists():
         add(Path(args.notes).read_text().strip())
         add("")
@@ -1049,6 +1092,51 @@ def render(args, result: dict) -> None:
 
 # --- main ------------------------------------------------------------------------------------------
 
+IMPORT_BEGIN, IMPORT_END = "<!-- import-batches -->", "<!-- /import-batches -->"
+
+
+def write_import_section(facts: dict, floor: dict, imports: list[dict]) -> None:
+    """The import timings (``measure_import``) as a section of the report, between its markers
+    (replaced on every run, kept when the rest of the report is written again)."""
+    if not imports:
+        return
+    # One section per import size, so that the 1,000- and 10,000-member runs stand side by side.
+    begin, end = (marker.replace(" -->", f"-{imports[0]['members']} -->") for marker in (IMPORT_BEGIN, IMPORT_END))
+    floor_rate = floor["burst_rate"]
+    lines = [begin, "", f"## An import of {imports[0]['members']:,} members, consumed one by one and in "
+             "batches", "",
+             f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {facts.get('cores', '?')} cores "
+             f"(load average {facts.get('load_start', (0,))[0]:.1f} before): a fresh platform (the five services, "
+             "SQLite, this broker) per batch size; the members imported through `POST /members/import` "
+             "(1,000 rows a file) while every service runs; *settled*: no queue holds a message, no outbox an "
+             "event, and nothing was consumed for 3 s. The floor: a bare kombu publish-and-consume of "
+             f"the same events, {floor_rate:,.0f} messages/s in a burst.", "",
+             "| CONSUME_BATCH_SIZE | HTTP import | settled everywhere | events consumed | consumed/s | "
+             "share of the floor's rate | time vs size 1 |", "|---|---|---|---|---|---|---|"]
+    base = imports[0]["settled_s"]
+    for run in imports:
+        events = sum(run["consumed"].values())
+        rate = events / run["settled_s"] if run["settled_s"] else 0
+        lines.append(f"| {run['batch_size']} | {run['import_s']:.1f} s | {run['settled_s']:.1f} s | {events:,} | "
+                     f"{rate:,.0f} | {rate / floor_rate:.2%} | {run['settled_s'] / base:.2f}× |")
+    lines += ["", "CPU per imported member, ms, by process:", "",
+              "| CONSUME_BATCH_SIZE | " + " | ".join(imports[0]["cpu_ms_per_member"]) + " |",
+              "|---|" + "---|" * len(imports[0]["cpu_ms_per_member"])]
+    for run in imports:
+        lines.append(f"| {run['batch_size']} | " + " | ".join(f"{v:.1f}" for v in run["cpu_ms_per_member"].values())
+                     + " |")
+    lines += ["", "Events consumed per service: " + "; ".join(
+        f"size {run['batch_size']}: " + ", ".join(f"{k} {v:,}" for k, v in run["consumed"].items())
+        for run in imports), "", end]
+    section = "\n".join(lines)
+    text = REPORT.read_text() if REPORT.exists() else ""
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    REPORT.write_text(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=10_000, help="members already in the system")
@@ -1061,6 +1149,10 @@ def main() -> int:
     parser.add_argument("--floor-burst", type=int, default=5000)
     parser.add_argument("--profile-seconds", type=float, default=12, help="0: no profile")
     parser.add_argument("--quick", action="store_true", help="1,000 members, three short steps")
+    parser.add_argument("--import-batch-sizes", default="1,50",
+                        help="consumer batch sizes (CONSUME_BATCH_SIZE) to time an import of --members with")
+    parser.add_argument("--import-only", action="store_true",
+                        help="only the floor and the import timings (a section of the report)")
     parser.add_argument("--notes", default=str(Path(__file__).with_name("platform-notes.md")),
                         help="a Markdown file appended to the report (the analysis of a run)")
     parser.add_argument("--email", action="store_true",
@@ -1098,8 +1190,19 @@ def main() -> int:
         floor = measure_floor(vhost.uri, envelope.dumps(member_registered()), args.floor_singles, args.floor_burst)
         log(f"floor: round trip p50 {floor['round_trip']['p50']:.2f} ms p99 {floor['round_trip']['p99']:.2f} ms, "
             f"burst {floor['burst_rate']:.0f}/s")
+        imports = []
+        for size in [int(n) for n in args.import_batch_sizes.split(",") if n]:
+            import_vhost = Vhost()  # each import starts from empty queues
+            try:
+                imports.append(measure_import(workdir, import_vhost.uri, args.members, size, admin))
+            finally:
+                import_vhost.delete()
+        write_import_section(facts, floor, imports)
+        if args.import_only:
+            log(f"import section of {REPORT.relative_to(ROOT)} written")
+            return 0
         platform = Platform(workdir, vhost.uri)
-        platform.start("members", "events", "notifications")
+        platform.start("members", "events", "notifications", "meetings")
         loaded = preload(platform, args.members, admin, args.email)
 
         from matching.synthetic import ProfileFactory
@@ -1143,6 +1246,7 @@ def main() -> int:
                   "validation": validation, "profile": profile, "profile_rate": profile_rate}
         (workdir / "result.json").write_text(json.dumps(result, indent=1))
         render(args, result)
+        write_import_section(facts, floor, imports)
         log(f"report: {REPORT.relative_to(ROOT)}, plot: {PLOT.relative_to(ROOT)}, raw: {workdir / 'result.json'}")
         return 0
     finally:

@@ -1,5 +1,6 @@
 """The retrying subscriber in a real service process on the real broker:
-retries with backoff, dead-lettering with the reason, no second effect."""
+retries with backoff, dead-lettering with the reason, no second effect;
+each one event at a time and in batches (tests/test_batches.py: what only batches do)."""
 import pytest
 import requests
 from kombu import Connection, Queue
@@ -25,9 +26,15 @@ def broker(fresh_amqp_uri):
     connection.release()
 
 
+@pytest.fixture(params=[1, 50], ids=["one-by-one", "batches"])
+def batch_size(request):
+    return request.param
+
+
 @pytest.fixture
-def probe(fresh_amqp_uri, database_url, start_service):  # the vhost outlives the process
-    return start_service("probe", database_url=database_url, amqp=fresh_amqp_uri)
+def probe(fresh_amqp_uri, database_url, start_service, batch_size):  # the vhost outlives the process
+    return start_service("probe", database_url=database_url, amqp=fresh_amqp_uri,
+                         env={"CONSUME_BATCH_SIZE": str(batch_size)})
 
 
 def publish(publisher, event_or_body, routing_key="member.registered"):
@@ -123,11 +130,19 @@ def test_a_failing_handler_is_retried_then_dead_lettered_with_the_error(probe, b
     assert [line["correlation_id"] for line in retries] == [failing["id"]] * 2
 
 
-def test_a_handler_that_fails_once_succeeds_on_retry_with_one_effect(probe, broker, database_url):
+def test_a_handler_that_fails_once_succeeds_on_retry_with_one_effect(probe, broker, database_url, batch_size):
     publisher, _ = broker
     event = member_registered(name="fail-once GmbH")
     publish(publisher, event)
     wait_for(lambda: effects_of(database_url, event["id"]) == ["fail-once GmbH"], message="the retried effect")
+    if batch_size > 1:
+        # The batch failed, and its second try, one by one, worked: no trip through the retry queue.
+        assert any("handling them one by one" in line["message"] for line in probe.log_lines())
+        assert not [line for line in probe.log_lines() if "retrying via" in line["message"]]
+        exposed = requests.get(f"{probe.url}/metrics", timeout=10).text
+        assert 'verbund_batch_fallbacks_total{service="probe"} 1.0' in exposed
+        assert 'verbund_messages_consumed_total{service="probe",type="member.registered"} 1.0' in exposed
+        return
     # The effect came from a second attempt through the retry queue, not from the first delivery.
     retries = [line for line in probe.log_lines() if "retrying via" in line["message"]]
     assert [line["correlation_id"] for line in retries] == [event["id"]]

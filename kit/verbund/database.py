@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from nameko.extensions import DependencyProvider
@@ -132,24 +134,57 @@ class UnitOfWork:
         self.events = []
 
 
+def _log_skipped(events: list[dict], handled) -> None:
+    """One line per event of a batch that will not run (claimed before, or twice in the batch), with
+    its id, as ``Store.handle`` logs it: operators and tests look a redelivery up by the event's id."""
+    handled = {item["id"] if isinstance(item, dict) else item for item in handled}
+    for consumed in events:
+        if consumed["id"] in handled:
+            handled.discard(consumed["id"])  # its first occurrence runs
+        else:
+            log.info("event %s already processed, skipped", consumed["id"])
+
+
+# The worker context key naming the consumed batch a worker's event belongs to (``Database.batch``).
+BATCH_KEY = "verbund_batch"
+
+
+@dataclass
+class Batch:
+    """Consumed events handled in one transaction (``Database.batch``): the shared unit of work and
+    the ids the batch claimed in the inbox (the others were processed before)."""
+    uow: UnitOfWork
+    claimed: set[str]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
 class Store:
     """What a worker gets: units of work on the service's database.
 
     ``source`` is the CloudEvents source of the events the service emits
     (``/verbund/<service>``); ``clock`` is what ``uow.now()`` returns (tests fix it).
+    ``batch``: the consumed batch the worker is part of; its units of work and inbox claims join
+    the batch's transaction, which the subscriber commits once for the whole batch.
     """
 
     def __init__(self, engine: Engine, relay: outbox.Relay, after_commit: Callable[[], None] | None = None, *,
-                 source: str = "/verbund/unknown", clock: Clock = envelope.utcnow):
+                 source: str = "/verbund/unknown", clock: Clock = envelope.utcnow, batch: Batch | None = None):
         self.engine = engine
         self.relay = relay
         self.source = source
         self.clock = clock
+        self.batch = batch
         self._after_commit = after_commit or relay.relay_quietly
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
-        """A unit of work; it commits when the block ends and rolls back if it raises."""
+        """A unit of work; it commits when the block ends and rolls back if it raises.
+
+        Inside a consumed batch it is the batch's: the events it emits are written with the
+        batch's, and a failure fails the batch."""
+        if self.batch is not None:
+            yield self.batch.uow
+            return
         with self.transaction() as session:
             uow = UnitOfWork(session, self.source, self.clock)
             yield uow
@@ -159,8 +194,15 @@ class Store:
         """Run ``handler(uow, event)`` unless this event was handled before (the idempotent inbox).
 
         The inbox record, the handler's effect and the events it emits commit together; False
-        when the event id was claimed before (a redelivery), and nothing runs.
+        when the event id was claimed before (a redelivery), and nothing runs. Inside a consumed
+        batch the batch claimed the id already (one statement for the batch) and commits.
         """
+        if self.batch is not None:
+            if event["id"] not in self.batch.claimed:
+                log.info("event %s already processed, skipped", event["id"])
+                return False
+            handler(self.batch.uow, event)
+            return True
         with self.unit_of_work() as uow:
             if not outbox.claim(uow.session, event):
                 log.info("event %s already processed, skipped", event["id"])
@@ -168,9 +210,28 @@ class Store:
             handler(uow, event)
             return True
 
+    def handle_batch(self, events: list[dict], handler: Callable[[UnitOfWork, list[dict]], object]) -> list[dict]:
+        """The batch form of ``handle``: ``handler(uow, fresh)`` with the events of ``events`` not
+        handled before, in their order, in one unit of work with their inbox claims (one statement).
+        Returns ``fresh`` (empty: all were redeliveries, and the handler did not run)."""
+        with self.unit_of_work() as uow:
+            claimed = self.batch.claimed if self.batch is not None else outbox.claim_many(uow.session, events)
+            fresh, seen = [], set()
+            for event in events:
+                if event["id"] in claimed and event["id"] not in seen:
+                    seen.add(event["id"])
+                    fresh.append(event)
+            _log_skipped(events, fresh)
+            if fresh:
+                handler(uow, fresh)
+            return fresh
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A bare transaction, under ``unit_of_work``; services use a unit of work."""
+        if self.batch is not None:
+            yield self.batch.uow.session
+            return
         session = Session(self.engine, expire_on_commit=False)
         try:
             with session.begin():
@@ -195,6 +256,7 @@ class Database(DependencyProvider):
         self.engine = make_engine(settings.database_url)
         counter = metrics.published.labels(settings.service)
         self.relay = outbox.Relay(self.engine, Publisher(settings.amqp_uri), on_published=counter.inc)
+        self._batches: dict[str, Batch] = {}
 
     def stop(self):
         self.relay.close()
@@ -203,9 +265,29 @@ class Database(DependencyProvider):
     def kill(self):
         self.stop()
 
+    @contextmanager
+    def batch(self, events: list[dict]) -> Iterator[Batch]:
+        """One transaction for consumed ``events`` (``verbund.subscriber``): their inbox claims in
+        one statement, then what the workers the block runs do (each worker whose context names
+        the batch under ``BATCH_KEY`` works in it), then the events they emitted in one outbox
+        statement and the commit, when the block ends; a rollback if it raises."""
+        store = self._store(None)
+        with store.unit_of_work() as uow:
+            batch = Batch(uow, outbox.claim_many(uow.session, events))
+            _log_skipped(events, batch.claimed)
+            self._batches[batch.id] = batch
+            try:
+                yield batch
+            finally:
+                del self._batches[batch.id]
+
     def get_dependency(self, worker_ctx):
+        batch = self._batches.get(worker_ctx.data.get(BATCH_KEY)) if worker_ctx is not None else None
+        return self._store(batch)
+
+    def _store(self, batch: Batch | None) -> Store:
         return Store(self.engine, self.relay, after_commit=self._relay_in_background,
-                     source=catalogue.source_of(self.container.config["VERBUND"].service))
+                     source=catalogue.source_of(self.container.config["VERBUND"].service), batch=batch)
 
     def worker_setup(self, worker_ctx):
         # Runs in the worker's green thread: log lines of this worker carry its correlation id.

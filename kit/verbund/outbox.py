@@ -90,6 +90,25 @@ def claim(session: Session, event: dict) -> bool:
                                        "processed_at": envelope.utcnow()}).rowcount == 1
 
 
+def claim_many(session: Session, events: list[dict]) -> set[str]:
+    """Record ``events`` as processed in one statement; the ids of those not processed before.
+
+    A multi-row insert that skips ids already there and returns the ids it wrote (RETURNING:
+    PostgreSQL, SQLite 3.35+). An id twice in ``events`` is claimed once.
+    """
+    rows, seen = [], set()
+    now = envelope.utcnow()
+    for event in events:
+        if event["id"] not in seen:
+            seen.add(event["id"])
+            rows.append({"event_id": event["id"], "type": event["type"], "processed_at": now})
+    if not rows:
+        return set()
+    statement = (_claim_statement(session.get_bind().dialect.name).values(rows)
+                 .returning(inbox_table.c.event_id))
+    return set(session.execute(statement).scalars())
+
+
 @cache
 def _claim_statement(dialect: str):
     insert_for = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]

@@ -123,6 +123,11 @@ class Settings:
     retry_delays_ms: tuple[int, ...]
     max_workers: int
     heartbeat_seconds: int
+    # Batch consumption (verbund.subscriber): up to this many events in one transaction and one ack;
+    # 1 handles each event on its own, as before batching.
+    consume_batch_size: int = 50
+    # How long a batch waits for more events once its first one arrived, in milliseconds.
+    consume_batch_linger_ms: int = 20
     # "json": one JSON object per line, for log collectors (the default); "text": one
     # readable line, what `verbund up` uses on a developer's console.
     log_format: str = "json"
@@ -144,6 +149,8 @@ class Settings:
             max_workers=env("MAX_WORKERS", 10, service=service, kind="int"),
             heartbeat_seconds=env("AMQP_HEARTBEAT_SECONDS", 30, service=service, kind="int",
                                   old_name="AMQP_HEARTBEAT"),
+            consume_batch_size=max(1, env("CONSUME_BATCH_SIZE", 50, service=service, kind="int")),
+            consume_batch_linger_ms=max(0, env("CONSUME_BATCH_LINGER_MS", 20, service=service, kind="int")),
             log_format=_log_format(env("LOG_FORMAT", "json", service=service)),
         )
 

@@ -10,6 +10,20 @@ that is not a valid CloudEvent goes to the dead-letter queue at once.
 
 A service has one subscriber: all its subscriptions share one queue, and
 the handler dispatches on the event type.
+
+Batch consumption (``CONSUME_BATCH_SIZE`` > 1, the default 50): the
+subscriber takes up to that many messages (waiting ``CONSUME_BATCH_LINGER_MS``
+for more after the first), claims them in the inbox with one statement, runs
+the handler for each in one transaction (``Database.batch``: a per-event
+handler's ``db.handle`` and units of work join it), writes the events they
+emitted with one outbox statement, commits, and acks the batch once. One batch
+at a time, in delivery order, so the events of one subject stay in order. If
+any handler fails, the batch is rolled back and its messages handled again one
+by one, each in its own transaction, so that only the failing one goes to
+retry and dead letter, with its reason. A handler may take the batch itself
+(``@subscribe(batch=True)``: it gets a list of events and uses
+``db.handle_batch``). Size 1 is consumption as before batching: each message
+its own worker, ``max_workers`` at a time.
 """
 from __future__ import annotations
 
@@ -17,11 +31,15 @@ import logging
 import time
 from functools import partial
 
+from eventlet.event import Event
+from eventlet.queue import Empty, LightQueue
+from eventlet.semaphore import Semaphore
 from kombu import Connection
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer
 
 from verbund import broker, envelope, metrics
+from verbund.database import BATCH_KEY, Database
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +55,12 @@ class RawQueueConsumer(QueueConsumer):
     cannot decode is dead-lettered with its reason instead of crashing the
     consumer."""
 
+    @property
+    def prefetch_count(self):
+        # A batch needs its messages unacked at once, and the next one fills while one runs.
+        sizes = [provider.batch_size for provider in self._providers if getattr(provider, "batch_size", 1) > 1]
+        return max([self.container.max_workers, *(2 * size for size in sizes)])
+
     def get_consumers(self, consumer_cls, channel):
         for provider in self._providers:
             consumer = consumer_cls(queues=[provider.queue],
@@ -46,16 +70,44 @@ class RawQueueConsumer(QueueConsumer):
         return self._consumers.values()
 
 
+class _BatchFailed(Exception):
+    """A handler of a batch failed: the batch's transaction rolls back."""
+
+
+_STOP = object()  # tells the batch loop to end
+
+
 class EventSubscriber(Consumer):
+    """The entrypoint (``@subscribe``). ``patterns``: routing patterns (None: the service's
+    subscriptions in the catalogue). ``batch``: the method takes a list of events (its batch form)
+    instead of one event. ``batch_size``: overrides ``CONSUME_BATCH_SIZE`` for this entrypoint (1: no
+    batches, e.g. for a handler that runs its own transactions). ``database``: the attribute of the
+    service's ``Database`` dependency whose transaction per-event handlers share in a batch."""
+
     queue_consumer = RawQueueConsumer()
 
-    def __init__(self, patterns: list[str] | None = None, **kwargs):
-        # patterns=None: the service's subscriptions from the catalogue.
+    def __init__(self, patterns: list[str] | None = None, *, batch: bool = False, batch_size: int | None = None,
+                 database: str = "db", **kwargs):
         self.patterns = patterns
+        self.batch_form = batch
+        self.batch_size_override = batch_size
+        self.database_attr = database
+        self.batch_size = 1
         super().__init__(queue=None, **kwargs)
 
     def setup(self):
         settings = self.container.config["VERBUND"]
+        self.batch_size = max(1, self.batch_size_override or getattr(settings, "consume_batch_size", 1))
+        self.linger = getattr(settings, "consume_batch_linger_ms", 0) / 1000
+        self.database = next((d for d in self.container.dependencies
+                              if d.attr_name == self.database_attr and isinstance(d, Database)), None)
+        if self.batch_size > 1 and not self.batch_form and self.database is None:
+            log.warning("no Database dependency %r: consuming one event at a time", self.database_attr)
+            self.batch_size = 1
+        self._pending = LightQueue()
+        self._running = Semaphore()  # held while a batch runs
+        self._stopping = False
+        self._loop = None
         self.queue = broker.main_queue(settings.service, self.patterns)
         self.retry_queues = [broker.retry_queue(self.queue.name, delay) for delay in settings.retry_delays_ms]
         self.dead_queue = broker.dead_queue(self.queue.name)
@@ -67,26 +119,177 @@ class EventSubscriber(Consumer):
         self.publisher = broker.Publisher(settings.amqp_uri, subscriptions={})
         super().setup()
 
+    def start(self):
+        if self.batch_size > 1:
+            self._loop = self.container.spawn_managed_thread(self._batch_loop, identifier="subscriber.batches")
+        super().start()
+
     def stop(self):
+        if self._loop is not None:
+            # Finish the batch that runs (its acks need the channel), give back what waits.
+            self._stopping = True
+            self._pending.put(_STOP)
+            with self._running:
+                pass
+            self._requeue_pending()
         super().stop()
         self.publisher.close()
 
     def handle_message(self, body, message):
+        if self.batch_size > 1:
+            # Parsed in the batch loop, in delivery order (its acks assume nothing else acks meanwhile).
+            if self._stopping:
+                self.queue_consumer.requeue_message(message)
+            else:
+                self._pending.put(message)
+            return
+        event = self._parse(message)
+        if event is None:
+            return
+        handle_result = partial(self.handle_result, message, event["type"], time.monotonic())
+        try:
+            self.container.spawn_worker(self, self._args([event]), {}, context_data={"correlation_id": event["id"]},
+                                        handle_result=handle_result)
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def _parse(self, message) -> dict | None:
+        """The message's CloudEvent; None if it is not one (then it went to the dead-letter queue)."""
         try:
             if len(message.body) > MAX_EVENT_BYTES:
                 raise envelope.InvalidEvent(f"body of {len(message.body)} bytes is larger than {MAX_EVENT_BYTES}")
-            event = envelope.loads(message.body)
+            return envelope.loads(message.body)
         except envelope.InvalidEvent as exc:
             log.warning("dead-lettering an invalid message: %s", exc)
             self._forward(message, self.dead_queue.name, attempts=0, error=f"invalid event: {exc}")
             metrics.dead_lettered.labels(self.container.service_name, "invalid").inc()
-            return
-        handle_result = partial(self.handle_result, message, event["type"], time.monotonic())
+            return None
+
+    def _args(self, events: list[dict]) -> tuple:
+        return (events,) if self.batch_form else (events[0],)
+
+    # --- batches -----------------------------------------------------------------------------------
+
+    def _batch_loop(self):
+        while True:
+            first = self._pending.get()
+            if first is _STOP:
+                return
+            with self._running:
+                messages = [first]
+                deadline = time.monotonic() + self.linger
+                while len(messages) < self.batch_size:
+                    try:
+                        remaining = deadline - time.monotonic()
+                        item = self._pending.get(timeout=remaining) if remaining > 0 else self._pending.get_nowait()
+                    except Empty:
+                        break
+                    if item is _STOP:
+                        self._pending.put(_STOP)
+                        break
+                    messages.append(item)
+                if self._stopping:
+                    for message in messages:
+                        self.queue_consumer.requeue_message(message)
+                    continue
+                batch = [(message, event) for message in messages if (event := self._parse(message)) is not None]
+                if batch:
+                    self._run_batch(batch)
+
+    def _requeue_pending(self):
+        while True:
+            try:
+                item = self._pending.get_nowait()
+            except Empty:
+                return
+            if item is not _STOP:
+                self.queue_consumer.requeue_message(item)
+
+    def _run_batch(self, batch: list[tuple]) -> None:
+        """Handle ``batch`` ([(message, event)], in delivery order) in one transaction and ack it once;
+        if that fails, handle its messages one by one."""
+        service = self.container.service_name
+        started = time.monotonic()
+        events = [event for _, event in batch]
         try:
-            self.container.spawn_worker(self, (event,), {}, context_data={"correlation_id": event["id"]},
-                                        handle_result=handle_result)
+            if self.batch_form:
+                self._call(events, batch_id=None)
+            else:
+                with self.database.batch(events) as joint:
+                    todo = set(joint.claimed)  # an event twice in the batch (published twice) runs once
+                    for event in events:
+                        if event["id"] in todo:
+                            todo.discard(event["id"])
+                            self._call([event], batch_id=joint.id)
+        except ContainerBeingKilled:
+            for message, _ in batch:
+                self.queue_consumer.requeue_message(message)
+            return
+        except Exception as exc:
+            log.warning("a batch of %d events failed (%s); handling them one by one", len(batch),
+                        str(exc)[:500])
+            metrics.batch_fallbacks.labels(service).inc()
+            for message, event in batch:
+                self._call_one(message, event)
+            return
+        elapsed = time.monotonic() - started
+        metrics.batch_size.labels(service).observe(len(batch))
+        for _, event in batch:
+            metrics.handler_seconds.labels(service, event["type"]).observe(elapsed / len(batch))
+            metrics.consumed.labels(service, event["type"]).inc()
+        self._ack_all([message for message, _ in batch])
+
+    def _call(self, events: list[dict], batch_id: str | None) -> None:
+        """Run the entrypoint's method for ``events`` in a worker and wait for it; _BatchFailed if it raised."""
+        done = Event()
+
+        def handle_result(worker_ctx, result=None, exc_info=None):
+            done.send(exc_info)
+            return result, exc_info
+
+        context = {"correlation_id": events[0]["id"]}
+        if batch_id is not None:
+            context[BATCH_KEY] = batch_id
+        self.container.spawn_worker(self, self._args(events), {}, context_data=context, handle_result=handle_result)
+        exc_info = done.wait()
+        if exc_info is not None:
+            raise _BatchFailed(f"{exc_info[0].__name__}: {exc_info[1]}") from exc_info[1]
+
+    def _call_one(self, message, event: dict) -> None:
+        """One message as without batches (its own transaction, ack or retry), waited for: in order."""
+        done = Event()
+        handle_result = partial(self.handle_result, message, event["type"], time.monotonic())
+
+        def finish(worker_ctx, result=None, exc_info=None):
+            try:
+                return handle_result(worker_ctx, result, exc_info)
+            finally:
+                done.send(None)
+
+        try:
+            self.container.spawn_worker(self, self._args([event]), {}, context_data={"correlation_id": event["id"]},
+                                        handle_result=finish)
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
+            return
+        done.wait()
+
+    def _ack_all(self, messages: list) -> None:
+        """Ack after the commit: one frame for the batch (``multiple``) when all came on one channel.
+        Every unacked message before the last one on that channel is in this batch, since batches
+        run one at a time in delivery order and a forwarded message was acked when forwarded."""
+        last = messages[-1]
+        channel = last.channel
+        if all(message.channel is channel for message in messages) and channel.connection:
+            try:
+                channel.basic_ack(last.delivery_tag, multiple=True)
+            except ConnectionError:
+                return  # the broker gives them again, and the inbox knows them
+            for message in messages:
+                message._state = "ACK"  # kombu's bookkeeping: no second ack for these
+            return
+        for message in messages:
+            self.queue_consumer.ack_message(message)
 
     def handle_result(self, message, event_type, started, worker_ctx, result=None, exc_info=None):
         service = self.container.service_name

@@ -32,7 +32,9 @@ class MatchingService(ServiceBase):
     name = "matching"
     matching = EngineProvider(database="db")
 
-    @subscribe()
+    # One event at a time: the engine's handle runs its own transaction under the engine's lock, which a
+    # batch's shared transaction would wait on (a batch form would apply N events, then recompute once).
+    @subscribe(batch_size=1)
     def on_member_event(self, event):
         if event["type"].startswith("member."):
             self.matching.handle(event, services.on_member_event)

@@ -57,17 +57,19 @@ class NotificationsService(ServiceBase):
 
     # --- consuming ---------------------------------------------------------------------------------
 
-    @subscribe()
-    def on_event(self, event):
+    @subscribe(batch=True)
+    def on_events(self, events):
+        """A batch of consumed events (one at a time when CONSUME_BATCH_SIZE is 1) in one transaction:
+        ``services.on_events`` for those not handled before."""
         started = time.monotonic()
         counts = {}
 
-        def handle(uow, event):
-            counts.update(services.on_event(uow, event, self.member_keys, self.channels.config.policy))
+        def handle(uow, fresh):
+            counts.update(services.on_events(uow, fresh, self.member_keys, self.channels.config.policy))
 
-        self.db.handle(event, handle)
+        fresh = self.db.handle_batch(events, handle)
         if any(counts.values()):
-            log.info("%s %s fanned out in %.0f ms: %s", event["type"], event["id"],
+            log.info("%d event(s) from %s fanned out in %.0f ms: %s", len(fresh), events[0]["id"],
                      (time.monotonic() - started) * 1000, counts)
 
     # --- sign-in links (RPC from members-service only: the link's secret is never an event) ----------

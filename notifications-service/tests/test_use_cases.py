@@ -34,14 +34,25 @@ def clock():
     return FixedClock()
 
 
-@pytest.fixture
-def store(tmp_path, clock):
+@pytest.fixture(params=["one by one", "in one batch"])
+def store(request, tmp_path, clock):
+    """Every test here twice: events consumed one by one (``on_event``) and the events of each
+    ``consume`` call as one consumed batch (``on_events``): the policy must not tell them apart."""
     with use_case_store("notifications", tmp_path, clock=clock) as store:
+        store.in_batches = request.param == "in one batch"
         yield store
 
 
 def consume(store, *events):
-    return [store.handle(event, services.on_event) for event in events]
+    """Consume ``events``; per event, True if it was handled (False: a redelivery, skipped)."""
+    if not getattr(store, "in_batches", False):
+        return [store.handle(event, services.on_event) for event in events]
+    fresh = {event["id"] for event in store.handle_batch(list(events), services.on_events)}
+    handled = []
+    for event in events:
+        handled.append(event["id"] in fresh)
+        fresh.discard(event["id"])
+    return handled
 
 
 def deliveries_of(store, member_id):

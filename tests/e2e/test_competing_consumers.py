@@ -66,10 +66,18 @@ def start_together(*processes: ServiceProcess) -> None:
     assert not errors, errors
 
 
-@pytest.fixture
-def platform(fresh_amqp_uri, postgres, tmp_path):
+def batches(process: ServiceProcess) -> tuple[int, int]:
+    """(batches, events in them) an instance consumed in batches (verbund_consumed_batch_size)."""
+    body = requests.get(f"{process.url}/metrics", timeout=10).text
+    count = re.search(r'^verbund_consumed_batch_size_count\{[^}]*\} (\S+)$', body, re.MULTILINE)
+    total = re.search(r'^verbund_consumed_batch_size_sum\{[^}]*\} (\S+)$', body, re.MULTILINE)
+    return int(float(count.group(1))) if count else 0, int(float(total.group(1))) if total else 0
+
+
+@pytest.fixture(params=[1, 50], ids=["one-by-one", "batches"])
+def platform(request, fresh_amqp_uri, postgres, tmp_path):
     urls = {service: postgres.create() for service in ("members", "matching", "notifications")}
-    env = {"RETRY_DELAYS_MS": "200,1000"}
+    env = {"RETRY_DELAYS_MS": "200,1000", "CONSUME_BATCH_SIZE": str(request.param)}
     members = ServiceProcess("members", fresh_amqp_uri, urls["members"], tmp_path, env)
     # With the embedding model: each instance embeds the texts of the events it takes and reads the
     # vectors the other one stored for the members it catches up with.
@@ -85,6 +93,10 @@ def platform(fresh_amqp_uri, postgres, tmp_path):
     finally:
         for process in everyone:
             process.stop()
+
+
+def consumers_batch_size(process: ServiceProcess) -> int:
+    return int(process.env["CONSUME_BATCH_SIZE"])
 
 
 def consumers(amqp_uri: str, queue: str) -> int:
@@ -205,6 +217,10 @@ def test_two_instances_each_share_the_work_and_nothing_happens_twice(platform, f
     notified_counts = [sum(consumed(p)[t] for t in NOTIFIED_TYPES) for p in notifications]
     assert all(count > 0 for count in notified_counts), f"events per notifications instance: {notified_counts}"
     assert sum(notified_counts) >= len(inbox)
+    if consumers_batch_size(notifications[0]) > 1:  # the events reached notifications in batches
+        taken = [batches(p) for p in notifications]
+        assert sum(total for _, total in taken) >= sum(notified_counts)
+        assert sum(count for count, _ in taken) < sum(total for _, total in taken), f"(batches, events): {taken}"
     print(f"\nmember.registered per matching instance: {matching_counts}; events per notifications instance: "
           f"{notified_counts}; match.suggested: {len(suggested)}, project.proposed: {len(by_type['project.proposed'])}")
     for engine in databases.values():

@@ -11,12 +11,16 @@ from verbund.database import UnitOfWork
 
 
 def on_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | None] | None = None,
-             policy: domain.MailPolicy | None = None) -> dict:
+             policy: domain.MailPolicy | None = None, rows: fanout.Rows | None = None) -> dict:
     """What consuming one event does (inside the inbox claim's unit of work): ``member.*`` keep
     the read model (``keys`` as for ``read_model.apply_member_event``), then the fan-out under
     the operator's ``policy`` (default: ``domain.MailPolicy()``). Returns the fan-out's counts
     (``fanout.notify``). ``integrator.revoked`` only disables that integrator's webhooks
-    (``webhooks.revoke_integrator``)."""
+    (``webhooks.revoke_integrator``). ``rows``: a batch's ``fanout.Rows`` (``on_events``)."""
+    if rows is not None and (event["type"] == "integrator.revoked" or event["type"].startswith("member.")):
+        # These read or delete deliveries and source events (an erasure, failing what waits for a
+        # revoked integrator): what the batch collected so far must be in the tables first.
+        rows.write(uow.session.connection())
     if event["type"] == "integrator.revoked":  # an admin matter: disables webhooks, delivered to nobody
         return webhooks.revoke_integrator(uow, event["data"])
     if event["type"].startswith("member."):
@@ -28,7 +32,22 @@ def on_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | None] |
     elif event["type"] in domain.MEETING_STEPS:
         meetings.keep_meeting(uow, event)
         event = meetings.enrich(uow, event)  # names and the event's title for the mails
-    return fanout.notify(uow, event, policy)
+    return fanout.notify(uow, event, policy, rows)
 
 
-__all__ = ["fanout", "inbox", "on_event", "preferences", "read_model", "webhooks"]
+def on_events(uow: UnitOfWork, events: list[dict], keys: Callable[[str], bytes | None] | None = None,
+              policy: domain.MailPolicy | None = None) -> dict:
+    """``on_event`` for a consumed batch, in order, in one unit of work: each event exactly as
+    ``on_event`` handles it, with the deliveries and source events of the batch written with one
+    insert each (``fanout.Rows``; written early before an event that reads or deletes them).
+    Returns the summed counts (keys as the events' own counts)."""
+    rows = fanout.Rows()
+    totals: dict[str, int] = {}
+    for event in events:
+        for key, value in on_event(uow, event, keys, policy, rows).items():
+            totals[key] = totals.get(key, 0) + value
+    rows.write(uow.session.connection())
+    return totals
+
+
+__all__ = ["fanout", "inbox", "on_event", "on_events", "preferences", "read_model", "webhooks"]

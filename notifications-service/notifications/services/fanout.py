@@ -107,13 +107,33 @@ _NEW_DELIVERIES = insert(Delivery.__table__)
 _NEW_SOURCE_EVENT = insert(SourceEvent.__table__)
 
 
-def notify(uow: UnitOfWork, event: dict, policy: domain.MailPolicy | None = None) -> dict:
+class Rows:
+    """Rows of a batch's fan-out written at the end with one insert per table (``write``) instead
+    of one per event: the deliveries and source events of events that name their members. Nothing
+    in a fan-out reads them back, so the policy sees the same as event by event; an erasure
+    (``member.deleted``) must come after ``write``, so that it finds every delivery."""
+
+    def __init__(self):
+        self.deliveries: list[dict] = []
+        self.source_events: list[dict] = []
+
+    def write(self, conn: Connection) -> None:
+        if self.deliveries:
+            conn.execute(_NEW_DELIVERIES, self.deliveries)
+        if self.source_events:
+            conn.execute(_NEW_SOURCE_EVENT, self.source_events)
+        self.deliveries, self.source_events = [], []
+
+
+def notify(uow: UnitOfWork, event: dict, policy: domain.MailPolicy | None = None, rows: Rows | None = None) -> dict:
     """Everything a consumed event sets off: inbox entries, e-mails (or digest entries)
     and webhook deliveries of the members it concerns, and integrator webhook deliveries.
     E-mails follow the notification policy (``domain.mail_mode``; ``policy`` the operator's
     settings): what needs the member is queued to leave after ``policy.coalesce_seconds`` (more
     changes of the same topic meanwhile become one message, ``dispatch``), news are held for
-    the digest. Returns how many of each were written: ``{inbox, email, held, webhook, integrator}``."""
+    the digest. Returns how many of each were written: ``{inbox, email, held, webhook, integrator}``.
+    ``rows``: a batch's ``Rows``, which takes the deliveries and the source event of an event that
+    names its members, for one insert each for the batch (the caller writes them)."""
     session, now = uow.session, uow.now()
     policy = policy or domain.MailPolicy()
     plan = domain.plan(event)
@@ -125,18 +145,21 @@ def notify(uow: UnitOfWork, event: dict, policy: domain.MailPolicy | None = None
         counts = _notify_audience(session, event, plan, now, policy)
     else:
         counts = _notify_calendar_holders(session, event, plan, now, policy) if plan.calendar_holders else None
-        named = _notify_members(conn, event, plan, now, policy)
+        named = _notify_members(conn, event, plan, now, policy, sink=rows)
         counts = named if counts is None else {key: counts[key] + named[key] for key in named}
     if plan is not None and plan.ics_cancel is not None and counts["inbox"]:
         _record_calendar_entries(session, event, now)
     # What this service makes itself (reminders, summaries, surveys) is no platform event.
-    counts["integrator"] = 0 if event["type"] in domain.INTERNAL_TYPES else _queue_integrator_deliveries(conn, event,
-                                                                                                     now)
+    counts["integrator"] = (0 if event["type"] in domain.INTERNAL_TYPES
+                            else _queue_integrator_deliveries(conn, event, now, rows))
     if counts["inbox"] or counts["integrator"]:
-        conn.execute(_NEW_SOURCE_EVENT, {
-            "id": event["id"], "type": event["type"], "subject": event["subject"],
-            "body": json.dumps(event, ensure_ascii=False),
-            "time": datetime.fromisoformat(event["time"].replace("Z", "+00:00"))})
+        source = {"id": event["id"], "type": event["type"], "subject": event["subject"],
+                  "body": json.dumps(event, ensure_ascii=False),
+                  "time": datetime.fromisoformat(event["time"].replace("Z", "+00:00"))}
+        if rows is None:
+            conn.execute(_NEW_SOURCE_EVENT, source)
+        else:
+            rows.source_events.append(source)
     return counts
 
 
@@ -216,7 +239,7 @@ def _record_calendar_entries(session: Session, event: dict, now: datetime) -> No
 
 
 def _notify_members(conn: Connection, event: dict, plan: domain.Plan, now: datetime,
-                    policy: domain.MailPolicy) -> dict:
+                    policy: domain.MailPolicy, sink: Rows | None = None) -> dict:
     """An event that names its members: what is known of them in one query, their inbox
     entries in one insert, their e-mail and webhook deliveries in another."""
     member_ids = plan.member_ids
@@ -251,7 +274,9 @@ def _notify_members(conn: Connection, event: dict, plan: domain.Plan, now: datet
                     deliveries.append(_delivery(event, now, "webhook", row.endpoint_id, member_id,
                                                 notification_id))
                     counts["webhook"] += 1
-    if deliveries:
+    if sink is not None:
+        sink.deliveries.extend(deliveries)
+    elif deliveries:
         conn.execute(_NEW_DELIVERIES, deliveries)
     return counts
 
@@ -340,11 +365,13 @@ def _queue_member_deliveries(session: Session, event: dict, plan: domain.Plan, n
     return {"email": pending, "held": held, "webhook": webhook}
 
 
-def _queue_integrator_deliveries(conn: Connection, event: dict, now: datetime) -> int:
-    rows = [_delivery(event, now, "webhook", endpoint.id, None, None)
-            for endpoint in conn.execute(_INTEGRATOR_ENDPOINTS)
-            if any(domain.type_matches(pattern, event["type"])
-                   for pattern in json.loads(endpoint.event_types or '["#"]'))]
-    if rows:
-        conn.execute(_NEW_DELIVERIES, rows)
-    return len(rows)
+def _queue_integrator_deliveries(conn: Connection, event: dict, now: datetime, rows: Rows | None = None) -> int:
+    deliveries = [_delivery(event, now, "webhook", endpoint.id, None, None)
+                  for endpoint in conn.execute(_INTEGRATOR_ENDPOINTS)
+                  if any(domain.type_matches(pattern, event["type"])
+                         for pattern in json.loads(endpoint.event_types or '["#"]'))]
+    if rows is not None:
+        rows.deliveries.extend(deliveries)
+    elif deliveries:
+        conn.execute(_NEW_DELIVERIES, deliveries)
+    return len(deliveries)

@@ -1,10 +1,19 @@
+import os
+import uuid
 from collections import Counter
 
 from sqlalchemy import insert
 
 from probe.models import effects
 from verbund.service import ServiceBase
-from verbund.subscriber import subscribe
+from verbund.subscriber import EventSubscriber, subscribe
+
+if os.environ.get("PROBE_CRASH_BEFORE_ACK"):
+    # A crash after a batch committed and before its ack reached the broker (kill -9 at the worst moment).
+    def _crash(self, messages):
+        os._exit(9)
+
+    EventSubscriber._ack_all = _crash
 
 attempts: Counter = Counter()  # per process, which outlives the retries of a message
 
@@ -16,12 +25,19 @@ def record(uow, event):
         raise RuntimeError(f"cannot handle {name}")
     if name.startswith("fail-once") and attempts[event["id"]] == 1:
         raise RuntimeError("failing the first time")
-    uow.session.execute(insert(effects).values(event_id=event["id"], member_name=name))
+    tx = uow.session.info.setdefault("probe_tx", uuid.uuid4().hex)
+    uow.session.execute(insert(effects).values(event_id=event["id"], member_name=name, subject=event["subject"],
+                                               tx=tx))
 
 
 class ProbeService(ServiceBase):
     name = "probe"
 
-    @subscribe(["member.registered"])
-    def on_event(self, event):
-        self.db.handle(event, record)
+    if os.environ.get("PROBE_BATCH_FORM"):
+        @subscribe(["member.registered"], batch=True)
+        def on_event(self, events):
+            self.db.handle_batch(events, lambda uow, fresh: [record(uow, event) for event in fresh])
+    else:
+        @subscribe(["member.registered"])
+        def on_event(self, event):
+            self.db.handle(event, record)
