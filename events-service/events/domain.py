@@ -3,14 +3,13 @@ plain functions over plain values, so unit tests exercise them directly."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import cache
-from zoneinfo import ZoneInfo, available_timezones
+from datetime import datetime, timedelta
 
 from marshmallow import ValidationError
 
 from verbund.auth import Principal
 from verbund.errors import Forbidden
+from verbund.wallclock import InvalidTime, to_utc, zone  # noqa: F401 (the wall-clock rules, shared with meetings-service)
 
 KINDS = ("fair", "workshop", "meetup", "webinar", "conference")
 # "completed" is never stored: a scheduled event whose end has passed is completed.
@@ -33,38 +32,6 @@ MAX_PASSES = 2
 # Fields of a joint event an organizer sets; event.updated names the changed ones.
 EVENT_FIELDS = ("title", "description", "kind", "organizers", "target_sectors", "topics", "starts_at", "ends_at",
                 "timezone", "venue", "online_url", "capacity", "registration_deadline")
-
-
-class InvalidTime(ValueError):
-    """A time zone that does not exist, or a wall-clock time that does not exist in it."""
-
-
-@cache
-def _iana_names() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-def zone(name: str) -> ZoneInfo:
-    # Looked up in the list of names first: ZoneInfo opens a file of that name, and an odd name
-    # fails there with other errors than "not found" (a very long one: file name too long).
-    if name not in _iana_names():
-        raise InvalidTime(f"unknown time zone {name[:100]!r}; use an IANA name such as Europe/Berlin")
-    return ZoneInfo(name)
-
-
-def to_utc(value: datetime, timezone: str) -> datetime:
-    """A time with an offset as it is; a wall-clock time (no offset) in the event's zone.
-
-    A wall-clock time skipped when clocks go forward is refused; one that
-    occurs twice when they go back means its first occurrence (summer time).
-    """
-    if value.tzinfo is not None:
-        return value.astimezone(UTC)
-    tz = zone(timezone)
-    local = value.replace(tzinfo=tz, fold=0)
-    if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
-        raise InvalidTime(f"{value:%Y-%m-%d %H:%M} does not exist in {timezone}: the clocks go forward then")
-    return local.astimezone(UTC)
 
 
 def event_problems(event: dict, now: datetime, *, check_future: tuple[str, ...] = ()) -> dict[str, list[str]]:

@@ -4,10 +4,10 @@ plain values, so unit tests exercise them directly."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta
 
 from verbund.auth import Principal
+from verbund.wallclock import InvalidTime, to_utc, zone  # noqa: F401 (the wall-clock rules, shared with events-service)
 
 STAFF = ("admin", "organizer")
 SLOT_MINUTES = (15, 60)  # the shortest and longest slot an organizer may choose
@@ -19,29 +19,6 @@ PUBLISH_STATES = ("preliminary", "final")
 # What came of a meeting, on the fixed scale of the issue (b2match/EEN follow-up surveys use the same steps).
 OUTCOMES = ("no_further_contact", "useful_later", "negotiation", "agreement")
 DEFAULT_MAX_OPEN_REQUESTS = 20
-
-
-class InvalidTime(ValueError):
-    """A time zone that does not exist, or a wall-clock time that does not exist in it."""
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidTime(f"unknown time zone {name[:100]!r}") from None
-
-
-def to_utc(value: datetime, timezone: str) -> datetime:
-    """A time with an offset as it is; a wall-clock time (no offset) in the event's zone. A wall-clock
-    time skipped when the clocks go forward is refused (InvalidTime)."""
-    if value.tzinfo is not None:
-        return value.astimezone(UTC)
-    tz = zone(timezone)
-    local = value.replace(tzinfo=tz, fold=0)
-    if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
-        raise InvalidTime(f"{value:%Y-%m-%d %H:%M} does not exist in {timezone}: the clocks go forward then")
-    return local.astimezone(UTC)
 
 
 # --- who may do what ---------------------------------------------------------------------------------
