@@ -143,7 +143,8 @@ def test_a_crash_between_commit_and_ack_has_no_second_effect(fresh_amqp_uri, bro
     publish_all(publisher, events)
     # This one dies (exit code 9) right after its first batch committed, before the ack.
     crashing = ServiceProcess("probe", fresh_amqp_uri, database_url, tmp_path,
-                              {"CONSUME_BATCH_LINGER_MS": "500", "PROBE_CRASH_BEFORE_ACK": "1"})
+                              {"CONSUME_BATCH_SIZE": "50", "CONSUME_BATCH_LINGER_MS": "500",
+                               "PROBE_CRASH_BEFORE_ACK": "1"})
     try:
         crashing.start(timeout=30)
     except AssertionError:
@@ -153,7 +154,7 @@ def test_a_crash_between_commit_and_ack_has_no_second_effect(fresh_amqp_uri, bro
     assert len(rows(database_url, effects.c.id)) == 10  # committed ...
     wait_for(lambda: queue_depth(connection, MAIN) == 10, message="the unacked batch back on the queue")
 
-    probe = start_probe(start_service, database_url, fresh_amqp_uri)
+    probe = start_probe(start_service, database_url, fresh_amqp_uri, CONSUME_BATCH_SIZE=50)
 
     def handled():  # the redelivered batch went through (its metric is set after the commit)
         return 'verbund_consumed_batch_size_sum{service="probe"} 10.0' in requests.get(
