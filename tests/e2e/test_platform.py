@@ -42,7 +42,8 @@ def platform(amqp_uri, tmp_path):
     wait_for(lambda: "Press Ctrl-C" in (tmp_path / "up.log").read_text(), timeout=60, message="the demo seeding")
     yield f"http://127.0.0.1:{ports['members']}", tmp_path / "data", env
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
+    # verbund up gives each of its children up to 60 s to stop (matching ends its model's warm-up first)
+    assert process.wait(timeout=120) == 0
     log.close()
 
 
