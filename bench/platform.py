@@ -1,8 +1,10 @@
 """Benchmark of the whole platform (``make bench``; not part of ``make test``).
 
 Starts members-, events-, matching-, notifications- and meetings-service as real
-processes (``verbund run``), each on its own SQLite file, in a throw-away
-RabbitMQ vhost, with a mail catcher for the e-mails, and measures:
+processes (``verbund run``), each on its own SQLite file (or, with ``--database
+postgresql``, its own PostgreSQL database, and then ``--instances`` processes of a
+service as competing consumers), in a throw-away RabbitMQ vhost, with a mail
+catcher for the e-mails, and measures:
 
 * the floor: a bare publish-with-confirm and consume round trip through the
   same RabbitMQ with kombu (one message at a time: latency; a burst: rate);
@@ -15,11 +17,17 @@ RabbitMQ vhost, with a mail catcher for the e-mails, and measures:
   registered member got its entry; where the time of one registration goes
   (each hop, from the services' outbox and inbox timestamps) and how much
   CPU each process spent per registration;
-* a profile (py-spy) of every service at the saturating load.
+* a profile (py-spy) of every service at the saturating load;
+* imports of ``--import-sizes`` members (e.g. 1,000, 10,000, 50,000) through
+  ``POST /members/import`` into a fresh platform per consumer batch size
+  (``--import-batch-sizes``), timed until every service has settled, with the CPU
+  each service spent per member.
 
 Writes docs/bench/platform.md and docs/bench/platform.png.
 
     .venv/bin/python bench/platform.py [--members 10000] [--rates 10,25,50,...] [--step-seconds 15] [--quick]
+        [--import-only] [--import-sizes 1000,10000] [--import-batch-sizes 1,50]
+        [--database postgresql] [--instances matching=2,notifications=2]
 """
 from __future__ import annotations
 
@@ -57,7 +65,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "bench" / "platform.md"
 PLOT = ROOT / "docs" / "bench" / "platform.png"
 SERVICES = ("members", "events", "matching", "notifications", "meetings")  # every consumer of member.*
-TARGET_RATE = 500  # registrations/s sustained through the whole pipeline
+TARGET_RATE = 200  # registrations/s sustained through the whole pipeline, 10,000 members preloaded
+TARGET_IMPORT_S = 60  # until a 10,000-member import has settled everywhere
 TARGET_P99_MS = 250  # from request to inbox, at half of TARGET_RATE
 SATURATED = 0.9  # a step whose end-to-end rate falls below this share of the offered rate is saturated
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -223,7 +232,14 @@ def measure_floor(amqp_uri: str, body: bytes, singles: int, burst: int) -> dict:
 # --- the platform as processes ---------------------------------------------------------------------
 
 class Platform:
-    def __init__(self, workdir: Path, amqp_uri: str, env: dict | None = None):
+    """The five services as real processes on one machine: ``instances`` of each (competing consumers of
+    the service's queue, on one database), each service on its own SQLite file or, with ``databases``
+    (``verbund.testing.PostgresDatabases``), its own PostgreSQL database."""
+
+    def __init__(self, workdir: Path, amqp_uri: str, env: dict | None = None, databases=None,
+                 instances: dict[str, int] | None = None):
+        from sqlalchemy import create_engine
+
         from notifications.testing import MailCatcher
         from verbund.testing import ServiceProcess
 
@@ -233,40 +249,56 @@ class Platform:
         # The embedded defaults of production (not the tests' short retry delays and sweep).
         env = {"RETRY_DELAYS_MS": "1000,5000,30000", "OUTBOX_SWEEP_SECONDS": "5", "LOG_LEVEL": "INFO",
                "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.mail.port), **(env or {})}
-        self.processes = {service: ServiceProcess(service, amqp_uri, f"sqlite:///{workdir / (service + '.db')}",
-                                                  workdir, env) for service in SERVICES}
-        self.urls = {service: process.url for service, process in self.processes.items()}
+        self.database_urls = {service: databases.create() if databases else f"sqlite:///{workdir / (service + '.db')}"
+                              for service in SERVICES}
+        # Read side of the benchmark: SQLite files opened read-only, PostgreSQL as is.
+        self.readers = {service: create_engine(url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
+                                               if url.startswith("sqlite") else url)
+                        for service, url in self.database_urls.items()}
+        self.postgres = databases is not None
+        self.processes = {service: [ServiceProcess(service, amqp_uri, self.database_urls[service], workdir, env)
+                                    for _ in range((instances or {}).get(service, 1))] for service in SERVICES}
+        self.urls = {service: processes[0].url for service, processes in self.processes.items()}
         self.rabbitmq = rabbitmq_pid()
 
     def start(self, *services: str, timeout: float = 120) -> None:
         for service in services:
-            self.processes[service].start(timeout=timeout)
+            for process in self.processes[service]:
+                process.start(timeout=timeout)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            process.stop()
+        for processes in self.processes.values():
+            for process in processes:
+                process.stop()
+        for reader in self.readers.values():
+            reader.dispose()
         if self.mail.process.poll() is None:
             self.mail.process.terminate()
             self.mail.process.wait(timeout=10)
 
-    def db(self, service: str) -> sqlite3.Connection:
-        connection = sqlite3.connect(f"file:{self.workdir / (service + '.db')}?mode=ro", uri=True, timeout=30)
-        return connection
+    def running(self) -> list[str]:
+        return [s for s, processes in self.processes.items()
+                if any(p.process and p.process.poll() is None for p in processes)]
 
     def query(self, service: str, sql: str, params=()) -> list[tuple]:
-        with self.db(service) as connection:
-            return connection.execute(sql, params).fetchall()
+        """Rows of ``sql`` in a service's database; ``?`` marks the parameters on both databases."""
+        with self.readers[service].connect() as connection:
+            cursor = connection.connection.cursor()
+            cursor.execute(sql.replace("?", "%s") if self.postgres else sql, tuple(params))
+            return [tuple(row) for row in cursor.fetchall()]
 
-    def pids(self) -> dict[str, int]:
-        pids = {service: process.process.pid for service, process in self.processes.items()
-                if process.process and process.process.poll() is None}
+    def pids(self) -> dict[str, list[int]]:
+        pids = {service: [p.process.pid for p in processes if p.process and p.process.poll() is None]
+                for service, processes in self.processes.items()}
+        pids = {service: found for service, found in pids.items() if found}
         if self.rabbitmq:
-            pids["rabbitmq"] = self.rabbitmq
-        pids["load generator (this script)"] = os.getpid()
+            pids["rabbitmq"] = [self.rabbitmq]
+        pids["load generator (this script)"] = [os.getpid()]
         return pids
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids().items()}
+        """CPU seconds used so far, summed over each service's instances."""
+        return {name: sum(cpu_seconds(pid) for pid in found) for name, found in self.pids().items()}
 
     def queue_depths(self) -> dict[str, int]:
         """Ready messages in every subscriber queue (unacknowledged ones are not counted)."""
@@ -291,13 +323,12 @@ class Platform:
         return depths
 
     def outbox_backlog(self) -> int:
-        started = [s for s, p in self.processes.items() if p.process and p.process.poll() is None]
-        return sum(self.query(s, "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0] for s in started)
+        return sum(self.query(s, "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0]
+                   for s in self.running())
 
     def consumed(self) -> int:
         """Events consumed so far by every running service (from their inbox tables)."""
-        started = [s for s, p in self.processes.items() if p.process and p.process.poll() is None]
-        return sum(self.query(s, "SELECT count(*) FROM inbox")[0][0] for s in started if s != "members")
+        return sum(self.query(s, "SELECT count(*) FROM inbox")[0][0] for s in self.running() if s != "members")
 
     def settle(self, quiet_seconds: float, timeout: float, what: str) -> float:
         """Wait until no queue holds a message, no outbox an unpublished event, and nothing was consumed
@@ -379,8 +410,8 @@ def preload(platform: Platform, count: int, admin: dict, email: bool, chunk: int
     total = time.monotonic() - started
     counts = {
         "members": platform.query("members", "SELECT count(*) FROM members WHERE deleted_at IS NULL")[0][0],
-        "matching": platform.query("matching", "SELECT count(*) FROM member_profiles WHERE deleted = 0")[0][0],
-        "notifications": platform.query("notifications", "SELECT count(*) FROM recipients WHERE deleted = 0")[0][0],
+        "matching": platform.query("matching", "SELECT count(*) FROM member_profiles WHERE NOT deleted")[0][0],
+        "notifications": platform.query("notifications", "SELECT count(*) FROM recipients WHERE NOT deleted")[0][0],
         "events": platform.query("events", "SELECT count(*) FROM members")[0][0],
         "match.suggested inbox entries": platform.query(
             "notifications", "SELECT count(*) FROM notifications WHERE source_type = 'match.suggested'")[0][0],
@@ -392,16 +423,18 @@ def preload(platform: Platform, count: int, admin: dict, email: bool, chunk: int
                                   "probes": len(health)}}
 
 
-def measure_import(workdir: Path, amqp_uri: str, count: int, batch_size: int, admin: dict) -> dict:
-    """A fresh platform (all five services running, consuming in batches of ``batch_size``): ``count``
-    members imported through POST /members/import (1,000 rows a file), timed until every service has
-    consumed everything (no queue, no outbox backlog, nothing consumed for 3 s), with the CPU seconds
-    each process spent per imported member."""
+def measure_import(workdir: Path, amqp_uri: str, count: int, batch_size: int, admin: dict, databases=None,
+                   instances: dict[str, int] | None = None) -> dict:
+    """A fresh platform (all five services running, consuming in batches of ``batch_size``, ``instances``
+    of each, on SQLite or the ``databases``): ``count`` members imported through POST /members/import
+    (1,000 rows a file), timed until every service has consumed everything (no queue, no outbox backlog,
+    nothing consumed for 3 s), with the CPU seconds each service spent per imported member."""
     from matching.synthetic import ProfileFactory
 
-    folder = workdir / f"import-batch-{batch_size}"
+    folder = workdir / f"import-{count}-batch-{batch_size}"
     folder.mkdir()
-    platform = Platform(folder, amqp_uri, env={"CONSUME_BATCH_SIZE": str(batch_size)})
+    platform = Platform(folder, amqp_uri, env={"CONSUME_BATCH_SIZE": str(batch_size)}, databases=databases,
+                        instances=instances)
     try:
         platform.start(*SERVICES, timeout=1800)  # matching loads its embedding model first
         factory = ProfileFactory(seed=41)
@@ -421,6 +454,7 @@ def measure_import(workdir: Path, amqp_uri: str, count: int, batch_size: int, ad
         consumed = {s: platform.query(s, "SELECT count(*) FROM inbox")[0][0] for s in SERVICES if s != "members"}
         suggested = platform.query("notifications", "SELECT count(*) FROM inbox WHERE type = 'match.suggested'")[0][0]
         result = {"batch_size": batch_size, "members": count, "import_s": imported_s, "settled_s": total_s,
+                  "database": "postgresql" if databases else "sqlite", "instances": dict(instances or {}),
                   "after_import_s": settle_s, "cpu_ms_per_member": cpu, "consumed": consumed,
                   "match_suggested": suggested}
         log(f"import of {count} with batches of {batch_size}: HTTP {imported_s:.1f}s, settled after {total_s:.1f}s, "
@@ -722,7 +756,7 @@ def profile_services(platform: Platform, rate: float, bodies: list[bytes], gener
         out = platform.workdir / f"profile-{service}.txt"
         recorders[service] = (out, subprocess.Popen(
             [py_spy, "record", "--full-filenames", "--format", "raw", "--rate", "100",
-             "--pid", str(platform.processes[service].process.pid), "--output", str(out)],
+             "--pid", str(platform.processes[service][0].process.pid), "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     time.sleep(1)
     generator.run(bodies, rate)
@@ -1074,7 +1108,7 @@ def write_report(args, facts: dict, floor: dict, loaded: dict, idle: dict, steps
             add("")
     # The import sections (write_import_section) of earlier runs stay, before the notes.
     earlier = REPORT.read_text() if REPORT.exists() else ""
-    for section in re.findall(r"<!-- import-batches-\d+ -->.*?<!-- /import-batches-\d+ -->", earlier, re.S):
+    for section in re.findall(r"<!-- import-batches-[\w-]+ -->.*?<!-- /import-batches-[\w-]+ -->", earlier, re.S):
         add(section)
         add("")
     if args.notes and Path(args.notes).exists():
@@ -1100,14 +1134,18 @@ def write_import_section(facts: dict, floor: dict, imports: list[dict]) -> None:
     (replaced on every run, kept when the rest of the report is written again)."""
     if not imports:
         return
-    # One section per import size, so that the 1,000- and 10,000-member runs stand side by side.
-    begin, end = (marker.replace(" -->", f"-{imports[0]['members']} -->") for marker in (IMPORT_BEGIN, IMPORT_END))
+    # One section per import size and set-up, so that the 1,000-, 10,000- and 50,000-member runs stand
+    # side by side.
+    first = imports[0]
+    several = {service: n for service, n in first.get("instances", {}).items() if n > 1}
+    label = f"{first['members']}-{first.get('database', 'sqlite')}" + "".join(f"-{s}{n}" for s, n in several.items())
+    begin, end = (marker.replace(" -->", f"-{label} -->") for marker in (IMPORT_BEGIN, IMPORT_END))
     floor_rate = floor["burst_rate"]
-    lines = [begin, "", f"## An import of {imports[0]['members']:,} members, consumed one by one and in "
-             "batches", "",
+    setup = first.get("database", "sqlite") + "".join(f", {n} instances of {s}" for s, n in several.items())
+    lines = [begin, "", f"## An import of {first['members']:,} members ({setup})", "",
              f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {facts.get('cores', '?')} cores "
              f"(load average {facts.get('load_start', (0,))[0]:.1f} before): a fresh platform (the five services, "
-             "SQLite, this broker) per batch size; the members imported through `POST /members/import` "
+             f"{setup}, this broker) per batch size; the members imported through `POST /members/import` "
              "(1,000 rows a file) while every service runs; *settled*: no queue holds a message, no outbox an "
              "event, and nothing was consumed for 3 s. The floor: a bare kombu publish-and-consume of "
              f"the same events, {floor_rate:,.0f} messages/s in a burst.", "",
@@ -1119,6 +1157,10 @@ def write_import_section(facts: dict, floor: dict, imports: list[dict]) -> None:
         rate = events / run["settled_s"] if run["settled_s"] else 0
         lines.append(f"| {run['batch_size']} | {run['import_s']:.1f} s | {run['settled_s']:.1f} s | {events:,} | "
                      f"{rate:,.0f} | {rate / floor_rate:.2%} | {run['settled_s'] / base:.2f}× |")
+    if first["members"] == 10_000:
+        best = min(run["settled_s"] for run in imports)
+        lines += ["", f"Target: a 10,000-member import settled everywhere within {TARGET_IMPORT_S} s: best "
+                  f"{best:.0f} s, {'met' if best <= TARGET_IMPORT_S else 'not met'}."]
     lines += ["", "CPU per imported member, ms, by process:", "",
               "| CONSUME_BATCH_SIZE | " + " | ".join(imports[0]["cpu_ms_per_member"]) + " |",
               "|---|" + "---|" * len(imports[0]["cpu_ms_per_member"])]
@@ -1151,6 +1193,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 members, three short steps")
     parser.add_argument("--import-batch-sizes", default="1,50",
                         help="consumer batch sizes (CONSUME_BATCH_SIZE) to time an import of --members with")
+    parser.add_argument("--import-sizes", default="",
+                        help="member counts to time an import of (default: --members), e.g. 1000,10000,50000")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="each service on its own SQLite file (the embedded default) or PostgreSQL database")
+    parser.add_argument("--instances", default="",
+                        help="processes per service, e.g. matching=2,notifications=2 (needs --database postgresql)")
     parser.add_argument("--import-only", action="store_true",
                         help="only the floor and the import timings (a section of the report)")
     parser.add_argument("--notes", default=str(Path(__file__).with_name("platform-notes.md")),
@@ -1174,9 +1222,13 @@ def main() -> int:
         args.members, args.rates, args.step_seconds = min(args.members, 1000), "1,2,4", 8
         args.floor_singles, args.floor_burst, args.profile_seconds = 500, 1000, 6
     rates = [float(r) for r in args.rates.split(",")]
+    instances = {name: int(n) for name, n in (part.split("=") for part in args.instances.split(",") if part)}
+    if any(n > 1 for n in instances.values()) and args.database != "postgresql":
+        parser.error("several instances of a service share its database: use --database postgresql")
+    import_sizes = [int(n) for n in args.import_sizes.split(",") if n] or [args.members]
 
     from verbund import envelope
-    from verbund.testing import TEST_AUTH_SECRET, Vhost, bearer, member_registered
+    from verbund.testing import TEST_AUTH_SECRET, PostgresDatabases, Vhost, bearer, member_registered
 
     os.environ.setdefault("AUTH_SECRET", TEST_AUTH_SECRET)
     admin = bearer("admin")
@@ -1185,23 +1237,25 @@ def main() -> int:
     vhost = Vhost()
     workdir = Path(tempfile.mkdtemp(prefix="verbund-bench-"))
     platform = None
+    databases = PostgresDatabases() if args.database == "postgresql" else None
     try:
         log(f"vhost {vhost.uri}, working folder {workdir}")
         floor = measure_floor(vhost.uri, envelope.dumps(member_registered()), args.floor_singles, args.floor_burst)
         log(f"floor: round trip p50 {floor['round_trip']['p50']:.2f} ms p99 {floor['round_trip']['p99']:.2f} ms, "
             f"burst {floor['burst_rate']:.0f}/s")
-        imports = []
-        for size in [int(n) for n in args.import_batch_sizes.split(",") if n]:
-            import_vhost = Vhost()  # each import starts from empty queues
-            try:
-                imports.append(measure_import(workdir, import_vhost.uri, args.members, size, admin))
-            finally:
-                import_vhost.delete()
-        write_import_section(facts, floor, imports)
+        for count in import_sizes:
+            imports = []
+            for size in [int(n) for n in args.import_batch_sizes.split(",") if n]:
+                import_vhost = Vhost()  # each import starts from empty queues
+                try:
+                    imports.append(measure_import(workdir, import_vhost.uri, count, size, admin, databases, instances))
+                finally:
+                    import_vhost.delete()
+            write_import_section(facts, floor, imports)
         if args.import_only:
             log(f"import section of {REPORT.relative_to(ROOT)} written")
             return 0
-        platform = Platform(workdir, vhost.uri)
+        platform = Platform(workdir, vhost.uri, databases=databases, instances=instances)
         platform.start("members", "events", "notifications", "meetings")
         loaded = preload(platform, args.members, admin, args.email)
 
@@ -1246,7 +1300,6 @@ def main() -> int:
                   "validation": validation, "profile": profile, "profile_rate": profile_rate}
         (workdir / "result.json").write_text(json.dumps(result, indent=1))
         render(args, result)
-        write_import_section(facts, floor, imports)
         log(f"report: {REPORT.relative_to(ROOT)}, plot: {PLOT.relative_to(ROOT)}, raw: {workdir / 'result.json'}")
         return 0
     finally:
@@ -1255,6 +1308,8 @@ def main() -> int:
         if not args.keep:
             vhost.delete()
             shutil.rmtree(workdir, ignore_errors=True)
+            if databases:
+                databases.drop_all()
 
 
 if __name__ == "__main__":

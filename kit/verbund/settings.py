@@ -149,7 +149,7 @@ class Settings:
             max_workers=env("MAX_WORKERS", 10, service=service, kind="int"),
             heartbeat_seconds=env("AMQP_HEARTBEAT_SECONDS", 30, service=service, kind="int",
                                   old_name="AMQP_HEARTBEAT"),
-            consume_batch_size=max(1, env("CONSUME_BATCH_SIZE", 1, service=service, kind="int")),
+            consume_batch_size=max(1, env("CONSUME_BATCH_SIZE", 50, service=service, kind="int")),
             consume_batch_linger_ms=max(0, env("CONSUME_BATCH_LINGER_MS", 20, service=service, kind="int")),
             log_format=_log_format(env("LOG_FORMAT", "json", service=service)),
         )

@@ -11,8 +11,8 @@ that is not a valid CloudEvent goes to the dead-letter queue at once.
 A service has one subscriber: all its subscriptions share one queue, and
 the handler dispatches on the event type.
 
-Batch consumption (``CONSUME_BATCH_SIZE`` > 1; the default is 1 until the fault suite has
-run with batches, 50 is what the benchmark measured): the
+Batch consumption (``CONSUME_BATCH_SIZE``, 50 by default; 1 handles one event per
+transaction, ``MAX_WORKERS`` at a time; the fault suite passes with both): the
 subscriber takes up to that many messages (waiting ``CONSUME_BATCH_LINGER_MS``
 for more after the first), claims them in the inbox with one statement, runs
 the handler for each in one transaction (``Database.batch``: a per-event
