@@ -241,6 +241,7 @@ class Platform:
         from sqlalchemy import create_engine
 
         from notifications.testing import MailCatcher
+        from verbund.database import make_engine
         from verbund.testing import ServiceProcess
 
         self.workdir = workdir
@@ -251,10 +252,9 @@ class Platform:
                "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.mail.port), **(env or {})}
         self.database_urls = {service: databases.create() if databases else f"sqlite:///{workdir / (service + '.db')}"
                               for service in SERVICES}
-        # Read side of the benchmark: SQLite files opened read-only, PostgreSQL as is.
-        self.readers = {service: create_engine(url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
-                                               if url.startswith("sqlite") else url)
-                        for service, url in self.database_urls.items()}
+        # Read side of the benchmark: SQLite files opened read-only, PostgreSQL as the services open it.
+        self.readers = {service: create_engine(url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true")
+                        if url.startswith("sqlite") else make_engine(url) for service, url in self.database_urls.items()}
         self.postgres = databases is not None
         self.processes = {service: [ServiceProcess(service, amqp_uri, self.database_urls[service], workdir, env)
                                     for _ in range((instances or {}).get(service, 1))] for service in SERVICES}
