@@ -8,9 +8,12 @@ tuning and the test part, in one run, for
   USE         the model's raw cosine alone
 
 `--fit` searches the calibration and the shared-word weight on the TUNING part
-only and prints the best; the test part is only measured. Writes docs/bench/quality.md.
+only and prints the best; `--weights` fits the combination of the score's parts by logistic
+regression on the TUNING part's pairs (cross-validated by seeker within the tuning part) and tries
+gating the bonuses on a content match. The test part is only measured, in aggregate: per-seeker
+results are printed for the tuning part only. Writes docs/bench/quality.md.
 
-    python matching-service/bench/quality.py [--fit]
+    python matching-service/bench/quality.py [--fit] [--weights]
 """
 from __future__ import annotations
 
@@ -147,6 +150,87 @@ def fit(qs, vectors, texts, background, model_weights=(MODEL_WEIGHTS,)) -> tuple
     return best[1], best[2], best[3], best[4]
 
 
+PART_NAMES = ("need_coverage", "offer_coverage", "topics", "proximity", "sme")
+
+
+def pair_rows(qs, engine, part: str = "tuning") -> dict[tuple[str, str], tuple]:
+    """Every (seeker, partner) pair of one part the engine would consider (another sector, consent,
+    some need or offer met): the raw parts and the strongest single match (``Engine.pair``)."""
+    rows = {}
+    for seeker in qs.expected[part]:
+        a = engine.card(qs.profiles[seeker]["id"])
+        for key, profile in qs.profiles.items():
+            if (key == seeker or profile["sector"] == a.sector or not profile["consent"]["suggest_as_partner"]):
+                continue
+            pair = engine.pair(a, engine.card(profile["id"]))
+            if pair["matches"]:
+                best = max(m[0] for m in pair["met"] + pair["wanted"])
+                rows[(seeker, key)] = tuple(pair["raw"][name] for name in PART_NAMES) + (best,)
+    return rows
+
+
+def rank_rows(rows, score) -> dict[str, list[str]]:
+    """Each seeker's best 10 by ``score(row)`` (ties by key, stable)."""
+    ranked: dict[str, list[tuple[float, str]]] = {}
+    for (seeker, key), row in rows.items():
+        ranked.setdefault(seeker, []).append((score(row), key))
+    return {seeker: [key for _, key in sorted(found, key=lambda item: (-item[0], item[1]))[:10]]
+            for seeker, found in ranked.items()}
+
+
+def weight_experiments(qs, engine) -> list[tuple[str, dict]]:
+    """On the TUNING part only: the engine's weights, content alone, the bonuses gated on a content
+    match (they count only when the strongest single match reaches the gate), and weights fitted
+    by logistic regression (expected partner vs any other candidate, distractors weighted 3x),
+    measured out of fold (5 folds grouped by seeker, so a seeker is never ranked by weights fitted
+    on its own pairs)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    rows = pair_rows(qs, engine)
+    expected, distractors = qs.expected["tuning"], qs.distractors["tuning"]
+    w = [WEIGHTS[name] for name in PART_NAMES]
+
+    def measured(score):
+        return quality.measure(rank_rows(rows, score), expected, distractors)
+
+    found = [("engine weights (0.45 / 0.25 / 0.12 / 0.10 / 0.08)",
+              measured(lambda r: sum(wi * ri for wi, ri in zip(w, r[:5], strict=True)))),
+             ("content alone (bonuses 0)", measured(lambda r: w[0] * r[0] + w[1] * r[1]))]
+    for gate in (0.1, 0.25, 0.5):
+        found.append((f"bonuses only with a match of strength >= {gate}", measured(
+            lambda r, gate=gate: w[0] * r[0] + w[1] * r[1]
+            + (r[5] >= gate) * (w[2] * r[2] + w[3] * r[3] + w[4] * r[4]))))
+    keys = list(rows)
+    x = np.array([rows[k][:5] for k in keys])
+    y = np.array([key in expected[seeker] for seeker, key in keys], np.int8)
+    sample = np.array([3.0 if key in distractors[seeker] else 1.0 for seeker, key in keys])
+    groups = np.array([seeker for seeker, _ in keys])
+    for label, columns in (("all five parts", [0, 1, 2, 3, 4]), ("coverages only", [0, 1])):
+        out_of_fold = np.zeros(len(keys))
+        for train, held in GroupKFold(5).split(x, y, groups):
+            model = LogisticRegression(C=1.0, max_iter=2000).fit(x[train][:, columns], y[train],
+                                                                 sample_weight=sample[train])
+            out_of_fold[held] = model.decision_function(x[held][:, columns])
+        full = LogisticRegression(C=1.0, max_iter=2000).fit(x[:, columns], y, sample_weight=sample)
+        coef = full.coef_[0] / full.coef_[0][0] * w[0]
+        named = ", ".join(f"{PART_NAMES[c]} {v:.2f}" for c, v in zip(columns, coef, strict=True))
+        held_out = {key: (value,) for key, value in zip(keys, out_of_fold, strict=True)}
+        found.append((f"logistic regression, {label}, out of fold (fitted on all: {named})",
+                      quality.measure(rank_rows(held_out, lambda r: r[0]), expected, distractors)))
+    return found
+
+
+def experiments_section(experiments) -> str:
+    if not experiments:
+        return ""
+    lines = ["", "## Combining the parts (tuning part only, `--weights`)", "",
+             "| combination | recall@5 | MRR | junk@3 |", "|---|---:|---:|---:|"]
+    lines += [f"| {label} | {r['recall@5']:.3f} | {r['mrr']:.3f} | {r['junk@3']} |" for label, r in experiments]
+    return "\n".join(lines) + "\n"
+
+
 def table(rows) -> str:
     lines = ["| method | part | seekers | recall@5 | MRR | junk@3 |", "|---|---|---:|---:|---:|---:|"]
     for method, results in rows:
@@ -160,6 +244,8 @@ def table(rows) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", action="store_true", help="search calibration and word weight on the tuning part")
+    parser.add_argument("--weights", action="store_true",
+                        help="fit the parts' weights and try bonus gates on the tuning part (out of fold)")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     qs = quality.load()
@@ -171,6 +257,17 @@ def main(argv=None) -> int:
     if args.fit:
         calibration, word, weights, tuned = fit(qs, vectors, texts, background)
         print(f"fitted on tuning: {calibration} word_weight={word} model weights={weights} -> {tuned}")
+    experiments = []
+    if args.weights:
+        space = Space(calibration, background, weights)
+        for kind in (NEED, OFFER):
+            space.add_vectors(kind, texts[kind], vectors[kind])
+        engine = Engine(semantic=space, word_weight=word)
+        engine.load(qs.profiles.values())
+        experiments = weight_experiments(qs, engine)
+        for label, result in experiments:
+            print(f"tuning, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
+                  f"junk@3 {result['junk@3']}")
     rows = [
         ("hybrid", both_parts(qs, rank_engine(qs, vectors, texts, calibration, word, background, weights))),
         ("lexical (model unavailable)", both_parts(qs, rank_engine(qs))),
@@ -182,10 +279,9 @@ def main(argv=None) -> int:
     ]
     report = table(rows)
     print(report)
-    for method, results in rows:
-        for part in quality.PARTS:
-            if results[part]["missed"] or results[part]["junk"]:
-                print(f"{method} {part}: missed {results[part]['missed']} junk {results[part]['junk']}")
+    for method, results in rows:  # the tuning part only: the test part is never looked at seeker by seeker
+        tuning = results["tuning"]
+        print(f"{method} tuning: missed {tuning['missed']} junk {tuning['junk']}")
     print(f"{len(texts[NEED]) + len(texts[OFFER])} distinct texts embedded at {per_second:.0f} texts/s")
     if not args.no_report and not args.fit:
         REPORT.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +292,7 @@ def main(argv=None) -> int:
             f"Model: {embedder.name}. Calibration of the normalised similarity: threshold "
             f"{calibration.threshold}, full strength at {calibration.full}, cap {calibration.cap}; shared-word weight "
             f"with the models {word if word is not None else 'default'}.\n\n"
-            + report + "\n", encoding="utf-8")
+            + report + "\n" + experiments_section(experiments), encoding="utf-8")
     return 0
 
 
