@@ -49,7 +49,9 @@ class ReasonSchema(Schema):
     offer = fields.String(allow_none=True)
     term = fields.String(allow_none=True, metadata={"description": "the vocabulary term that matched"})
     strength = fields.Float(metadata={"description": "0-1"})
-    match = fields.String(metadata={"description": "term, similar, word or related"})
+    fit = fields.String(metadata={"description": "semantic matches: very_well (strength from 0.75), well (from 0.45) "
+                                                 "or partly"})
+    match = fields.String(metadata={"description": "term, similar, word, related or semantic"})
     topics = fields.List(fields.String())
 
 

@@ -634,14 +634,16 @@ def test_a_match_by_meaning_says_how_well_in_words_not_as_a_percentage(app):
     from flask import render_template_string
 
     reason = {"kind": "need_met", "need": "Tourenplanung", "offer": "Routenoptimierung", "strength": 0.62,
-              "match": "semantic", "text": "Ihr Bedarf „Tourenplanung“ passt inhaltlich gut zu deren Angebot "
-                                           "„Routenoptimierung“ (Stärke 62 %)"}
+              "fit": "well", "match": "semantic",
+              "text": "Ihr Bedarf „Tourenplanung“ passt inhaltlich gut zu deren Angebot „Routenoptimierung“ "
+                      "(Stärke 62 %)"}
     page = '{% from "_macros.html" import reason_text %}{{ reason_text(r) }}'
     with app.test_request_context("/", headers={"Accept-Language": "de"}):
         text = render_template_string(page, r=reason)
         assert "passt inhaltlich gut" in text and "%" not in text and "Stärke" not in text
-        assert render_template_string(page, r={**reason, "strength": 0.8}).endswith("(passt inhaltlich sehr gut)")
-        assert render_template_string(page, r={**reason, "strength": 0.1}).endswith("(passt inhaltlich teilweise)")
+        # the band is matching-service's (``fit``); the portal holds no copy of its thresholds
+        assert render_template_string(page, r={**reason, "fit": "very_well"}).endswith("(passt inhaltlich sehr gut)")
+        assert render_template_string(page, r={**reason, "fit": "partly"}).endswith("(passt inhaltlich teilweise)")
         assert "passt" not in render_template_string(page, r={**reason, "match": "vocabulary"})  # exact: no band
     for template in ("matchmaking/participant.html", "matchmaking/ask.html", "suggestions.html"):
         source = (Path(app.root_path) / "templates" / template).read_text()

@@ -166,20 +166,15 @@ def number(value: int | float | None) -> str:
     return babel_numbers.format_decimal(value, locale=LOCALES[lang])
 
 
-# The bands of matching-service's explanations (matching/engine/explanation.py, _strength_words):
-# a match by meaning has a strength from 0 at 2.0 standard deviations above what a text typically
-# scores (about the top 2 % of pairs) rising linearly to 1.0 at 5.0 (semantic.Calibration); from 0.75
-# (about 4.25 SD) it fits very well, from 0.45 (about 3.35 SD, what a shared word alone counts) well,
-# below that partly. Members read these words, not the number.
-FIT_BANDS = ((0.75, _l("very well")), (0.45, _l("well")), (0.0, _l("partly")))
+# matching-service words how well a need and an offer fit by meaning as a band (``fit`` on the reason,
+# matching/engine/explanation.py); members read these words, not the number.
+FIT_WORDS = {"very_well": _l("very well"), "well": _l("well"), "partly": _l("partly")}
 
 
-def fit_words(strength: float | None) -> str:
-    """How well a need and an offer fit by meaning, in words: "sehr gut" / "gut" / "teilweise"."""
-    for threshold, words in FIT_BANDS:
-        if (strength or 0.0) >= threshold:
-            return str(words)
-    return str(FIT_BANDS[-1][1])
+def fit_words(band: str | None) -> str:
+    """How well a need and an offer fit by meaning, in words: "sehr gut" / "gut" / "teilweise"
+    (an unknown or missing band reads as "teilweise")."""
+    return str(FIT_WORDS.get(band or "partly", FIT_WORDS["partly"]))
 
 
 def flat_errors(errors) -> list[str]:

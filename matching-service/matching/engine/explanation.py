@@ -6,6 +6,19 @@ from __future__ import annotations
 from matching.engine.cards import BORDERS, CARD_FEATURES_KEPT, STATE_CODES, WEIGHTS, Card, Feature
 from verbund.reference import STATES
 
+# How well a need and an offer fit by meaning, as bands of the strength (0 at 2.0 standard deviations
+# above what a text typically scores, about the top 2 % of pairs, rising linearly to 1.0 at 5.0:
+# semantic.Calibration): from 0.75 (about 4.25 SD) very well, from 0.45 (about 3.35 SD, what a shared
+# word alone counts) well, below that partly. The band travels with the reason (``fit``), so that
+# pages and mails word it without a copy of these thresholds.
+FIT_BANDS = ((0.75, "very_well"), (0.45, "well"), (0.0, "partly"))
+FIT_WORDS = {"very_well": ("sehr gut", "very well"), "well": ("gut", "well"), "partly": ("teilweise", "partly")}
+
+
+def fit_band(strength: float) -> str:
+    """The band of a semantic match's strength (0–1): "very_well", "well" or "partly"."""
+    return next(band for threshold, band in FIT_BANDS if strength >= threshold or threshold == 0.0)
+
 
 class Explanation:
     """Part of ``Engine``: uses its ``analyse``, ``card``, ``vocabulary``, ``topic_bit`` and
@@ -108,16 +121,9 @@ class Explanation:
                 "score": round(pair["score"], 4), "parts": {k: round(v, 4) for k, v in pair["parts"].items()},
                 "reasons": reasons}
 
-    @staticmethod
-    def _strength_words(strength: float, de: bool) -> str:
-        if strength >= 0.75:
-            return "sehr gut" if de else "very well"
-        if strength >= 0.45:
-            return "gut" if de else "well"
-        return "teilweise" if de else "partly"
-
     def _semantic_reason(self, kind, need_label, offer_label, strength, de: bool) -> dict:
-        how = self._strength_words(strength, de)
+        band = fit_band(strength)
+        how = FIT_WORDS[band][0 if de else 1]
         percent = round(100 * strength)
         if kind == "need_met":
             text = (f"Ihr Bedarf „{need_label}“ passt inhaltlich {how} zu deren Angebot „{offer_label}“ "
@@ -130,7 +136,7 @@ class Explanation:
                     f"Your offer '{offer_label}' fits their need '{need_label}' {how} in substance "
                     f"(strength {percent}%)")
         return {"kind": kind, "text": text, "need": need_label, "offer": offer_label, "term": None,
-                "strength": round(strength, 4), "match": "semantic"}
+                "strength": round(strength, 4), "fit": band, "match": "semantic"}
 
     def _match_reason(self, kind, need_label, offer_label, strength, feature: Feature, de: bool) -> dict:
         via = feature.via
