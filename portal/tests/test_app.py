@@ -516,6 +516,51 @@ def test_inviting_an_address_that_has_a_staff_account_says_so_in_german_at_the_e
     assert "Es gibt bereits ein Mitarbeiterkonto mit dieser E-Mail-Adresse" in at_the_field
 
 
+def test_one_refusal_helper_puts_a_conflict_at_its_field_the_field_errors_at_theirs_and_raises_the_rest(app):
+    from verbund_portal import api
+    from verbund_portal.forms import RegistrationForm, StaffInviteForm, refusal
+
+    with app.test_request_context("/", method="POST", headers={"Accept-Language": "de"}):
+        form = StaffInviteForm(meta={"csrf": False})
+        taken = api.ApiError(409, "a staff account with this e-mail address exists already", {"email": ["taken"]})
+        assert refusal(form, taken, "email", "Schon vergeben.") == []
+        assert form.email.errors == ["Schon vergeben."] and not form.name.errors  # the text alone, at its field
+        form = StaffInviteForm(meta={"csrf": False})
+        left = refusal(form, api.ApiError(422, "validation failed", {"name": ["Longer than maximum length 200."],
+                                                                      "nonsense": ["x"]}))
+        assert form.name.errors == ["Höchstens 200 Zeichen."] and left == ["Bitte prüfen Sie diese Angabe."]
+        form = RegistrationForm(meta={"csrf": False})  # no conflict field: a 409 reads like a 422
+        problem = "the event has 1 seat(s) in all; a request can ask for at most that many"
+        assert refusal(form, api.ApiError(409, problem, {"seats": [problem]})) == []
+        assert len(form.seats.errors) == 1 and "insgesamt 1 Platz" in form.seats.errors[0]
+        assert refusal(form, api.ApiError(409, "the event takes no registrations any more")) == [
+            "Bitte prüfen Sie diese Angabe."]
+        for status in (400, 403, 404, 429, 500):
+            with pytest.raises(api.ApiError):
+                refusal(StaffInviteForm(meta={"csrf": False}), api.ApiError(status, "no"), "email", "Schon vergeben.")
+
+
+def test_a_taken_integrator_name_is_said_at_the_name_field_in_the_page_language(members_service):
+    members = members_service({
+        ("GET", "/integrators"): (200, {"items": []}, {}),
+        ("POST", "/integrators"): (409, {"error": "an active integrator named crm-sync exists",
+                                         "fields": {"name": ["exists"]}}, {}),
+    })
+    app = create_app(config(services={"members": members.url, "events": members.url, "matching": members.url,
+                                      "notifications": members.url}))
+    client = app.test_client()
+    signed_in(app, client, "admin")
+    with client.session_transaction() as session:
+        session["language"] = "de"
+    response = client.post("/admin/integrators", data={
+        "csrf_token": csrf(client, "/admin/integrators"), "name": "crm-sync", "events": ["event.*"]})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    at_the_field = re.search(r'<ul class="errors" id="name-error">(.*?)</ul>', html, re.S).group(1)
+    assert "Eine Integration mit diesem Namen gibt es schon" in at_the_field
+    assert "active integrator" not in html and "Bitte prüfen Sie diese Angabe" not in html
+
+
 def test_a_staff_name_over_the_limit_is_refused_at_the_field_not_cut_by_the_browser(members_service):
     members = members_service({("GET", "/staff"): (200, {"items": []}, {})})
     app = create_app(config(services={"members": members.url, "events": members.url, "matching": members.url,

@@ -284,6 +284,23 @@ def service_errors(form: FlaskForm, error) -> list[str]:
     return [plain(error.message, error.language)]
 
 
+def refusal(form: FlaskForm, error, conflict_field: str | None = None, conflict_text: str | None = None) -> list[str]:
+    """A service's refusal of ``form``'s submission (``api.ApiError``) on the form; what every form view does
+    in its ``except api.ApiError``.
+
+    - 409 with ``conflict_field``: ``conflict_text`` (already in the page's language) at that field, alone;
+    - 409 without one, and 422: ``service_errors`` (field errors at their fields, the rest for the summary);
+    - any other status: the error is raised again (the error page says it in plain words).
+
+    Returns the messages for the form's summary (``form_errors``), empty when each sits at its field."""
+    if error.status == 409 and conflict_field:
+        getattr(form, conflict_field).errors = [str(conflict_text)]
+        return []
+    if error.status in (409, 422):
+        return service_errors(form, error)
+    raise error
+
+
 # --- staff forms -------------------------------------------------------------------------------------
 
 KINDS = ("fair", "workshop", "meetup", "webinar", "conference")

@@ -33,7 +33,7 @@ from verbund_portal.forms import (
     PlacementForm,
     ReasonForm,
     RescheduleMeetingForm,
-    service_errors,
+    refusal,
 )
 from verbund_portal.i18n import when_range
 from verbund_portal.messages import plain
@@ -266,9 +266,7 @@ def ask(event_id: str, member_id: str):
             services().post("meetings", f"/events/{event_id}/meetings",
                             json={"recipient_id": member_id, "message": (form.message.data or "").strip() or None})
         except api.ApiError as error:
-            if error.status not in (409, 422):
-                raise
-            form_errors = service_errors(form, error) if error.status == 422 else [plain(error.message)]
+            form_errors = refusal(form, error)
         else:
             flash(_("Your request has gone to %(name)s.", name=who[member_id]))
             return _back(event_id)
@@ -447,9 +445,7 @@ def outcome(event_id: str, meeting_id: str):
                 services().put("meetings", f"/events/{event_id}/meetings/{meeting_id}/outcome",
                                json={"outcome": form.outcome.data, "led_to_project": bool(form.led_to_project.data)})
         except api.ApiError as error:
-            if error.status not in (409, 422):
-                raise
-            form_errors = service_errors(form, error) if error.status == 422 else [plain(error.message)]
+            form_errors = refusal(form, error)
         else:
             flash(_("Thank you. Your answer is saved."))
             return redirect(url_for("matchmaking.outcome", event_id=event_id, meeting_id=meeting_id))
@@ -490,10 +486,8 @@ def organize(event_id: str):
         try:
             services().put("meetings", f"/events/{event_id}/meetings/setup", json=form.to_setup())
         except api.ApiError as error:
-            if error.status not in (409, 422):
-                raise
             error.fields = _setup_fields(error.fields)
-            form_errors = service_errors(form, error)
+            form_errors = refusal(form, error)
         else:
             flash(_("The matchmaking set-up is saved."))
             return redirect(url_for("matchmaking.organize", event_id=event_id))
