@@ -103,6 +103,22 @@ def cut_slots(sessions: list[tuple[datetime, datetime]], breaks: list[tuple[date
     return slots
 
 
+ATTENDANCE = ("held", "no_show", "disputed")
+
+
+def attendance_verdict(requester: bool | None, recipient: bool | None) -> str | None:
+    """What the figures count a scheduled meeting as, from each side's answer to "did it take place?"
+    (None: not answered): ``held`` when both say yes, or one says yes and the other has not answered;
+    ``no_show`` when both say no, or one says no and the other has not answered; ``disputed`` when one
+    says yes and the other no (counted once, in neither of the other two); None when neither answered."""
+    answers = {answer for answer in (requester, recipient) if answer is not None}
+    if not answers:
+        return None
+    if len(answers) == 2:
+        return "disputed"
+    return "held" if True in answers else "no_show"
+
+
 # --- requests ----------------------------------------------------------------------------------------
 
 def effective_status(status: str, expires_at: datetime, now: datetime) -> str:

@@ -1,6 +1,8 @@
 """The rules of matchmaking days without I/O: slots, set-up problems, free slots and tables, sector rules."""
 from datetime import UTC, datetime
 
+import pytest
+
 from meetings import domain
 
 
@@ -48,3 +50,13 @@ def test_calendar_states_follow_publication_and_cancellation():
     assert domain.calendar_status("accepted", True, "preliminary") == "TENTATIVE"
     assert domain.calendar_status("accepted", True, "final") == "CONFIRMED"
     assert domain.calendar_status("cancelled", True, "final") == "CANCELLED"
+
+
+@pytest.mark.parametrize(("requester", "recipient", "verdict"), [
+    (True, True, "held"), (True, None, "held"), (None, True, "held"),
+    (False, False, "no_show"), (False, None, "no_show"), (None, False, "no_show"),
+    (True, False, "disputed"), (False, True, "disputed"),
+    (None, None, None),
+])
+def test_a_meeting_counts_once_held_no_show_or_disputed_when_the_sides_disagree(requester, recipient, verdict):
+    assert domain.attendance_verdict(requester, recipient) == verdict

@@ -614,7 +614,7 @@ def lock(event_id: str, meeting_id: str, locked: int):
 @blueprint.route("/organize/events/<event_id>/matchmaking/report")
 @staff_required()
 def report(event_id: str):
-    """The roll-up: requests / accepted / scheduled / held / no-show, table occupancy, outcomes."""
+    """The roll-up: requests / accepted / scheduled / held / no-show / disputed, table occupancy, outcomes."""
     event = _event_for_staff(event_id)
     setup = setup_of(event_id)
     if setup is None:
@@ -637,6 +637,7 @@ def report_csv(event_id: str):
 
 ROLLUP_FIGURES = (("requests", _l("Requests")), ("accepted", _l("Accepted")), ("scheduled", _l("With a time")),
                   ("held", _l("Took place")), ("no_show", _l("Did not take place (no-show)")),
+                  ("disputed", _l("Disputed (one side says it took place, the other that it did not)")),
                   ("outcomes_reported", _l("Meetings with an answer")),
                   ("cooperation_cases", _l("Cooperation cases (negotiation or agreement)")),
                   ("agreements", _l("Cooperation agreements")), ("led_to_project", _l("Led to a joint project")))
@@ -653,7 +654,7 @@ def _rollup_scope() -> str | None:
 @blueprint.route("/organize/matchmaking")
 @staff_required()
 def rollup():
-    """Requests, accepted, scheduled, held, no-show and what came of the meetings over every matchmaking day
+    """Requests, accepted, scheduled, held, no-show, disputed and what came of the meetings over every matchmaking day
     of the organizer's association (admins: the cooperation or one association), per event and in total."""
     association = _rollup_scope()
     params = {"association": association} if association else {}
