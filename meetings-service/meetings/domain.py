@@ -65,22 +65,22 @@ def setup_problems(sessions: list[tuple[datetime, datetime]], breaks: list[tuple
 
     for index, (start, end) in enumerate(sessions):
         if end <= start:
-            add("sessions", f"session {index + 1} must end after it starts")
+            add("sessions", f"time block {index + 1} must end after it starts")
             continue
         if start < event_start or end > event_end:
-            add("sessions", f"session {index + 1} lies outside the event's time")
+            add("sessions", f"time block {index + 1} lies outside the event's time")
         if end - start < slot:
-            add("slot_minutes", f"a slot of {slot_minutes} minutes is longer than session {index + 1}")
+            add("slot_minutes", f"a slot of {slot_minutes} minutes is longer than time block {index + 1}")
     ordered = sorted(sessions)
     for (a_start, a_end), (b_start, b_end) in zip(ordered, ordered[1:], strict=False):
         if _overlap(a_start, a_end, b_start, b_end):
-            add("sessions", "sessions overlap: "
+            add("sessions", "time blocks overlap: "
                 f"{a_start:%H:%M}–{a_end:%H:%M} UTC and {b_start:%H:%M}–{b_end:%H:%M} UTC")
     for index, (start, end) in enumerate(breaks):
         if end <= start:
             add("breaks", f"break {index + 1} must end after it starts")
         elif not any(s <= start and end <= e for s, e in sessions):
-            add("breaks", f"break {index + 1} lies outside every session")
+            add("breaks", f"break {index + 1} lies outside every time block")
     return errors
 
 

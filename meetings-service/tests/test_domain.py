@@ -24,6 +24,15 @@ def test_set_up_problems_name_their_fields():
     assert domain.setup_problems([(at(9), at(12))], [(at(10), at(10, 30))], 30, at(8), at(16)) == {}
 
 
+def test_the_english_set_up_problems_say_time_block_as_the_portal_does():
+    said = [text for problems in (
+        domain.setup_problems([(at(9), at(12)), (at(11), at(13))], [(at(14), at(15))], 30, at(8), at(16)),
+        domain.setup_problems([(at(9), at(9, 20))], [], 30, at(8), at(16)),
+        domain.setup_problems([(at(6), at(7)), (at(10), at(9))], [], 30, at(8), at(16)))
+        for texts in problems.values() for text in texts]
+    assert len(said) == 5 and all("time block" in text and "session" not in text for text in said), said
+
+
 def test_mutually_free_slots_respect_availability_bookings_and_the_session_limit():
     calendar = domain.Calendar(available={"a": {0, 1, 2, 3}, "b": None}, booked={0: {"b"}}, tables_used={},
                                session_of={0: 0, 1: 0, 2: 0, 3: 1, 4: 1}, per_session={("a", 0): 1})

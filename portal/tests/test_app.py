@@ -373,6 +373,27 @@ def test_every_message_has_its_german_translation_and_the_catalogues_compile(tmp
     assert (compiled / "de" / "LC_MESSAGES" / "messages.mo").stat().st_size > 10_000
 
 
+def test_the_english_pages_say_time_block_wherever_the_german_say_zeitblock(app):
+    """The German pages call a matchmaking session a Zeitblock; the English ones a time block, never a session
+    (the API's field names stay ``sessions``); the service's set-up errors read the same in either wording."""
+    from verbund_portal.messages import plain
+
+    with open(i18n.CATALOGUES / "de" / "LC_MESSAGES" / "messages.po", "rb") as source:
+        catalog = read_po(source, locale="de")
+    blocks = [m.id for m in catalog if m.id and "Zeitbl" in str(m.string)]
+    assert len(blocks) >= 10
+    for english in blocks:
+        assert "time block" in english.lower() and "session" not in english.lower(), english
+    for said in ("time block 2 lies outside the event's time", "session 2 lies outside the event's time"):
+        with app.test_request_context("/", headers={"Accept-Language": "en"}):
+            assert plain(said) == "Time block 2 lies outside the event's time."
+        with app.test_request_context("/", headers={"Accept-Language": "de"}):
+            assert plain(said) == "Zeitblock 2 liegt außerhalb der Zeit der Veranstaltung."
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert plain("time blocks overlap: 09:00–12:00 UTC and 11:00–13:00 UTC") == (
+            "Two time blocks overlap. Please separate them.")
+
+
 def test_member_text_is_escaped(app):
     with app.test_request_context("/"):
         from flask import render_template

@@ -588,9 +588,9 @@ class PeriodForm(FlaskForm):
 
 class MatchmakingSetupForm(FlaskForm):
     """The matchmaking set-up of an event (meetings-service ``PUT /events/{id}/meetings/setup``)."""
-    sessions = FieldList(FormField(PeriodForm), label=_l("Meeting sessions"), min_entries=SESSION_ROWS,
+    sessions = FieldList(FormField(PeriodForm), label=_l("Meeting time blocks"), min_entries=SESSION_ROWS,
                          max_entries=SESSION_ROWS)
-    breaks = FieldList(FormField(PeriodForm), label=_l("Breaks within the sessions"), min_entries=BREAK_ROWS,
+    breaks = FieldList(FormField(PeriodForm), label=_l("Breaks within the time blocks"), min_entries=BREAK_ROWS,
                        max_entries=BREAK_ROWS)
     slot_minutes = IntegerField(_l("Length of a meeting (minutes)"), default=30, validators=[
         InputRequired(_l("Please enter the length of a meeting.")),
@@ -600,7 +600,7 @@ class MatchmakingSetupForm(FlaskForm):
                                                                               "(a booth)"))], default="tables")
     tables = IntegerField(_l("Number of tables"), default=10, validators=[
         Optional(), NumberRange(min=1, max=1000, message=_l("Please enter a number from 1 to 1,000."))])
-    max_per_session = IntegerField(_l("Most meetings per participant and session"), default=6, validators=[
+    max_per_session = IntegerField(_l("Most meetings per participant and time block"), default=6, validators=[
         InputRequired(_l("Please fill in this field.")),
         NumberRange(min=1, max=100, message=_l("Please enter a number from 1 to 100."))])
     max_open_requests = IntegerField(_l("Most open requests a participant may have sent"), default=20, validators=[
@@ -629,7 +629,7 @@ class MatchmakingSetupForm(FlaskForm):
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
         if not any(entry.starts_at.data and entry.ends_at.data for entry in self.sessions):
-            self.sessions.errors = list(self.sessions.errors) + [_l("Please give at least one session.")]
+            self.sessions.errors = list(self.sessions.errors) + [_l("Please give at least one time block.")]
             ok = False
         for rows in (self.sessions, self.breaks):
             for entry in rows:

@@ -45,13 +45,13 @@ blueprint = Blueprint("matchmaking", __name__)
 CONFLICTS = {"person_double_booked": _l("A participant has two meetings at the same time."),
              "table_double_booked": _l("A table holds two meetings at the same time."),
              "unavailable": _l("A meeting lies at a time one side is not available."),
-             "over_limit": _l("A participant has more meetings in a session than the set-up allows."),
+             "over_limit": _l("A participant has more meetings in a time block than the set-up allows."),
              "locked_moved": _l("A locked meeting is no longer where it was locked."),
              "wrong_meeting_point": _l("A meeting is not at the participant's meeting point.")}
 
 # why "schedule all" left a meeting out (meetings-service's unplaced_reason, scheduler's codes)
 UNPLACED = {"no_common_slot": _l("The two have no time in common: ask one of them to free a slot."),
-            "limit": _l("One of them already has the most meetings per session the set-up allows."),
+            "limit": _l("One of them already has the most meetings per time block the set-up allows."),
             "capacity": _l("All tables are taken (or the two are busy) at every time both have free."),
             "locked_conflict": _l("It is locked at a time or table that now breaks a rule; move or unlock it.")}
 
