@@ -612,6 +612,70 @@ def test_the_agenda_of_an_unknown_event_is_not_found_not_forbidden(members_servi
     assert "confirmed participants" not in response.get_data(as_text=True)
 
 
+A, B, C = "0b9e7c7e-1111-4a4a-8b8b-000000000001", "0b9e7c7e-1111-4a4a-8b8b-000000000002", \
+    "0b9e7c7e-1111-4a4a-8b8b-000000000003"
+
+
+def _one_fake_for_all(members_service, answers):
+    fake = members_service(answers)
+    return fake, create_app(config(services={s: fake.url for s in ("members", "events", "matching", "notifications",
+                                                                     "meetings")}))
+
+
+def test_the_staff_grid_asks_for_the_names_it_lacks_in_one_call(members_service):
+    slot = {"number": 0, "session": 0, "starts_at": "2027-03-15T09:00:00+00:00", "ends_at": "2027-03-15T09:30:00+00:00"}
+    meeting = {"status": "accepted", "slot": 0, "table": 1, "locked": False, "unplaced_reason": None}
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/events/e-1/registrations"): (200, {"event": {"id": "e-1", "title": "Matchmaking-Tag",
+                                                               "timezone": "Europe/Berlin"}, "items": []}, {}),
+        ("GET", "/events/e-1/meetings/setup"): (200, {"event_id": "e-1", "published": "none", "tables": 2,
+                                                      "slots": [slot], "sessions": [], "breaks": []}, {}),
+        ("GET", "/events/e-1/meetings"): (200, {"event_id": "e-1", "published": "none", "items": [
+            {**meeting, "id": "m-1", "requester_id": A, "recipient_id": B, "requester_name": None,
+             "recipient_name": "Bekannt GmbH"},
+            {**meeting, "id": "m-2", "requester_id": C, "recipient_id": A, "requester_name": None,
+             "recipient_name": None, "table": 2}]}, {}),
+        ("GET", "/events/e-1/meetings/conflicts"): (200, {"conflicts": [], "unscheduled": []}, {}),
+        ("GET", "/members/cards"): (200, {"items": [{"id": A, "name": "Erste Guss GmbH", "sector": "automotive",
+                                                     "state": "BW"}]}, {}),
+    })
+    client = app.test_client()
+    signed_in(app, client, "admin")
+    page = client.get("/organize/events/e-1/matchmaking/schedule")
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    html = page.get_data(as_text=True)
+    assert "Erste Guss GmbH" in html and "Bekannt GmbH" in html and "(an organisation)" in html  # C: erased
+    to_members = [path for method, path, *_ in fake.received if path.startswith("/members")]
+    assert len(to_members) == 1 and to_members[0].startswith("/members/cards?ids=")
+    from urllib.parse import parse_qs, urlsplit
+    assert sorted(parse_qs(urlsplit(to_members[0]).query)["ids"][0].split(",")) == sorted([A, C])
+
+
+@pytest.mark.parametrize(("language", "said"), [("de", "Bundesland: Baden-Württemberg"),
+                                                ("en", "Federal state: Baden-Württemberg")])
+def test_a_suggestion_card_names_the_partners_federal_state_even_without_a_region_reason(members_service, language,
+                                                                                        said):
+    reasons = [{"kind": "sme", "text": "Kleines oder mittleres Unternehmen"}]
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/members/m-1/suggestions"): (200, {"member_id": "m-1", "updated_at": None, "suggestions": [
+            {"partner_id": A, "partner_name": "Guss Süd GmbH", "partner_sector": "automotive", "score": 0.5,
+             "rank": 1, "parts": {}, "reasons": reasons},
+            {"partner_id": B, "partner_name": "Gelöscht GmbH", "partner_sector": "it", "score": 0.4, "rank": 2,
+             "parts": {}, "reasons": reasons}]}, {}),
+        ("GET", "/contact-requests"): (200, {"items": []}, {}),
+        ("GET", "/members/cards"): (200, {"items": [{"id": A, "name": "Guss Süd GmbH", "sector": "automotive",
+                                                     "state": "BW"}]}, {}),
+    })
+    client = app.test_client()
+    signed_in(app, client, "member")
+    with client.session_transaction() as session:
+        session["language"] = language
+    html = client.get("/suggestions").get_data(as_text=True)
+    states = re.findall(r'<span class="partner-state">(.*?)</span>', html)
+    assert states == [said]  # the second partner left the platform meanwhile: its card says no state
+    assert len([path for method, path, *_ in fake.received if path.startswith("/members/cards")]) == 1
+
+
 def test_the_health_page_names_every_service_and_check_in_the_page_language(app):
     from verbund_portal.views.admin import _check_text, service_name
 

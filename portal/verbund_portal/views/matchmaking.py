@@ -79,15 +79,15 @@ def sessions_of(setup: dict) -> list[tuple[int, list[dict]]]:
 
 
 def names(member_ids, known: dict[str, str] | None = None) -> dict[str, str]:
-    """Organisation names by member id: ``known`` ones (matching's candidates) as given, the others from
-    members-service (a member reads other members' public profile); one call per id and request."""
+    """Organisation names by member id: ``known`` ones (meetings-service's, matching's candidates) as given,
+    the others from members-service's ``/members/cards`` in one call per request (``api.cards``); an erased
+    or unknown member is "(an organisation)"."""
     cache = g.setdefault("member_names", {})
     cache.update({k: v for k, v in (known or {}).items() if v})
-    for member_id in set(member_ids) - set(cache):
-        try:
-            cache[member_id] = services().get("members", f"/members/{member_id}")["name"]
-        except api.ApiError:  # deleted or not visible: the page still works
-            cache[member_id] = _("(an organisation)")
+    missing = sorted(set(member_ids) - set(cache))
+    found = api.cards(services(), missing)
+    cache.update({member_id: (found.get(member_id) or {}).get("name") or _("(an organisation)")
+                  for member_id in missing})
     return cache
 
 
