@@ -65,22 +65,22 @@ def setup_problems(sessions: list[tuple[datetime, datetime]], breaks: list[tuple
 
     for index, (start, end) in enumerate(sessions):
         if end <= start:
-            add("sessions", f"session {index + 1} must end after it starts")
+            add("sessions", f"time block {index + 1} must end after it starts")
             continue
         if start < event_start or end > event_end:
-            add("sessions", f"session {index + 1} lies outside the event's time")
+            add("sessions", f"time block {index + 1} lies outside the event's time")
         if end - start < slot:
-            add("slot_minutes", f"a slot of {slot_minutes} minutes is longer than session {index + 1}")
+            add("slot_minutes", f"a slot of {slot_minutes} minutes is longer than time block {index + 1}")
     ordered = sorted(sessions)
     for (a_start, a_end), (b_start, b_end) in zip(ordered, ordered[1:], strict=False):
         if _overlap(a_start, a_end, b_start, b_end):
-            add("sessions", "sessions overlap: "
+            add("sessions", "time blocks overlap: "
                 f"{a_start:%H:%M}–{a_end:%H:%M} UTC and {b_start:%H:%M}–{b_end:%H:%M} UTC")
     for index, (start, end) in enumerate(breaks):
         if end <= start:
             add("breaks", f"break {index + 1} must end after it starts")
         elif not any(s <= start and end <= e for s, e in sessions):
-            add("breaks", f"break {index + 1} lies outside every session")
+            add("breaks", f"break {index + 1} lies outside every time block")
     return errors
 
 
@@ -101,6 +101,22 @@ def cut_slots(sessions: list[tuple[datetime, datetime]], breaks: list[tuple[date
             slots.append(SlotTime(len(slots), session_index, moment, moment + slot))
             moment += slot
     return slots
+
+
+ATTENDANCE = ("held", "no_show", "disputed")
+
+
+def attendance_verdict(requester: bool | None, recipient: bool | None) -> str | None:
+    """What the figures count a scheduled meeting as, from each side's answer to "did it take place?"
+    (None: not answered): ``held`` when both say yes, or one says yes and the other has not answered;
+    ``no_show`` when both say no, or one says no and the other has not answered; ``disputed`` when one
+    says yes and the other no (counted once, in neither of the other two); None when neither answered."""
+    answers = {answer for answer in (requester, recipient) if answer is not None}
+    if not answers:
+        return None
+    if len(answers) == 2:
+        return "disputed"
+    return "held" if True in answers else "no_show"
 
 
 # --- requests ----------------------------------------------------------------------------------------

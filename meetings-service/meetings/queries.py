@@ -237,8 +237,9 @@ def agenda(session: Session, event_id: str, member_id: str, now: datetime) -> di
 
 
 def rollup(session: Session, principal: Principal, event_id: str, now: datetime) -> dict:
-    """The organizers' figures of an event: requests / accepted / scheduled / held / no-show, table
-    occupancy, and the outcomes as reported (per meeting, the better of the two sides' answers)."""
+    """The organizers' figures of an event: requests / accepted / scheduled / held / no-show / disputed
+    (``domain.attendance_verdict``: each scheduled meeting in one of them at most), table occupancy, and the
+    outcomes as reported (per meeting, the better of the two sides' answers)."""
     event = session.get(JointEvent, event_id)
     setup = load_setup(session, event_id)
     if not domain.can_organize(principal, event.organizers):
@@ -252,9 +253,7 @@ def _figures(session: Session, event: JointEvent, setup: Setup, now: datetime) -
     statuses = Counter(domain.effective_status(m.status, m.expires_at, now) for m in meetings)
     accepted = [m for m in meetings if m.status == "accepted"]
     scheduled = [m for m in accepted if m.slot is not None]
-    held = [m for m in scheduled if m.requester_attended or m.recipient_attended]
-    no_show = [m for m in scheduled if False in (m.requester_attended, m.recipient_attended)
-               and not (m.requester_attended and m.recipient_attended)]
+    attendance = Counter(domain.attendance_verdict(m.requester_attended, m.recipient_attended) for m in scheduled)
     slot_count = session.execute(select(func.count()).select_from(Slot).where(Slot.event_id == event_id)).scalar_one()
     capacity = slot_count * setup.tables if setup.tables else None
     at_tables = sum(1 for m in scheduled if m.table_no is not None)
@@ -269,7 +268,7 @@ def _figures(session: Session, event: JointEvent, setup: Setup, now: datetime) -
         "event_id": event_id, "title": event.title, "published": setup.published,
         "requests": len(meetings), "pending": statuses["pending"], "expired": statuses["expired"],
         "declined": statuses["declined"], "cancelled": statuses["cancelled"], "accepted": len(accepted),
-        "scheduled": len(scheduled), "held": len(held), "no_show": len(no_show),
+        "scheduled": len(scheduled), **{verdict: attendance[verdict] for verdict in domain.ATTENDANCE},
         "participants": len(participants(session, event_id)),
         "tables": {"tables": setup.tables, "slots": slot_count, "capacity": capacity, "occupied": at_tables,
                    "occupancy": round(at_tables / capacity, 4) if capacity else None},
@@ -281,14 +280,14 @@ def _figures(session: Session, event: JointEvent, setup: Setup, now: datetime) -
     }
 
 
-ASSOCIATION_FIGURES = ("requests", "accepted", "scheduled", "held", "no_show", "outcomes_reported",
+ASSOCIATION_FIGURES = ("requests", "accepted", "scheduled", "held", "no_show", "disputed", "outcomes_reported",
                        "cooperation_cases", "agreements", "led_to_project")
 
 
 def association_rollup(session: Session, principal: Principal, association: str | None, now: datetime) -> dict:
     """The figures of every matchmaking day (an event with a set-up) that ``association`` organizes, or of
     the whole cooperation (``association`` None): ``{association, events: [{event_id, title, starts_at,
-    status, requests, accepted, scheduled, held, no_show, outcomes_reported, cooperation_cases, agreements,
+    status, requests, accepted, scheduled, held, no_show, disputed, outcomes_reported, cooperation_cases, agreements,
     led_to_project, outcomes: {...}}], totals: {the same figures summed, outcomes}}``, events by start.
     A meeting counts once however many associations organize its event. Cooperation cases: meetings whose
     better answer is negotiation started or agreement reached (the EEN's definition). 403: an organizer
@@ -323,7 +322,8 @@ def association_rows(data: dict) -> list[list]:
 
 
 ROLLUP_COLUMNS = ("event_id", "title", "published", "participants", "requests", "pending", "expired", "declined",
-                  "cancelled", "accepted", "scheduled", "held", "no_show", "tables", "slots", "table_capacity",
+                  "cancelled", "accepted", "scheduled", "held", "no_show", "disputed", "tables", "slots",
+                  "table_capacity",
                   "tables_occupied", "occupancy", *domain.OUTCOMES, "outcomes_reported", "led_to_project",
                   "cooperation_cases", "agreements")
 

@@ -209,7 +209,8 @@ class MeetingsService(ServiceBase):
             return services.report_outcome(uow, request.principal, event_id, meeting_id, request.body_data)
 
     @api("GET", "/events/<string:event_id>/meetings/report", roles=STAFF, errors=(403, 404),
-         responses={200: ("Requests, accepted, scheduled, held, no-show, table occupancy, outcomes", OBJECT)})
+         responses={200: ("Requests, accepted, scheduled, held, no-show, disputed, table occupancy, outcomes",
+                          OBJECT)})
     def report(self, request, event_id):
         """The organizers' figures of an event's meetings."""
         with self.db.unit_of_work() as uow:
@@ -218,7 +219,7 @@ class MeetingsService(ServiceBase):
     @api("GET", "/meetings/rollup", roles=STAFF, query=RollupQuerySchema, errors=(403,),
          responses={200: ("Figures per matchmaking day of an association (or the cooperation) and totals", OBJECT)})
     def association_rollup(self, request):
-        """Requests / accepted / scheduled / held / no-show and outcomes over every matchmaking day of an
+        """Requests / accepted / scheduled / held / no-show / disputed and outcomes over every matchmaking day of an
         association (``?association=``; organizers: their own) or of the cooperation (admins)."""
         with self.db.unit_of_work() as uow:
             return queries.association_rollup(uow.session, request.principal, request.query_data.get("association"),

@@ -236,7 +236,7 @@ def set_up(uow: UnitOfWork, principal: Principal, event_id: str, body: dict) -> 
         old = [(s.starts_at, s.ends_at) for s in uow.session.execute(
             select(Slot).where(Slot.event_id == event_id).order_by(Slot.number)).scalars()]
         if held and old != [(s.starts_at, s.ends_at) for s in slots]:
-            raise Conflict("meetings already hold slots; the sessions and slot length cannot change now "
+            raise Conflict("meetings already hold slots; the time blocks and slot length cannot change now "
                            "(move or cancel those meetings first)")
         too_few = body["tables"] is not None and uow.session.execute(
             select(func.count()).select_from(Meeting).where(Meeting.event_id == event_id, Meeting.status == "accepted",
@@ -400,7 +400,7 @@ def _free_slots(uow: UnitOfWork, setup: Setup, meeting: Meeting) -> list[int]:
 def _table_for(uow: UnitOfWork, setup: Setup, meeting: Meeting, slot: int) -> int | None:
     if slot not in _free_slots(uow, setup, meeting):
         raise Conflict(f"slot {slot} is not free for both of you (booked, unavailable or the most meetings "
-                       "per session reached); pick another", free_slots=_free_slots(uow, setup, meeting))
+                       "per time block reached); pick another", free_slots=_free_slots(uow, setup, meeting))
     calendar = calendar_of(uow.session, setup.event_id, exclude_meeting=meeting.id)
     table = domain.free_table(slot, setup.tables, calendar)
     if setup.tables is not None and table is None:

@@ -1,6 +1,8 @@
 """The rules of matchmaking days without I/O: slots, set-up problems, free slots and tables, sector rules."""
 from datetime import UTC, datetime
 
+import pytest
+
 from meetings import domain
 
 
@@ -20,6 +22,15 @@ def test_set_up_problems_name_their_fields():
     assert "slot_minutes" in domain.setup_problems([(at(9), at(9, 20))], [], 30, at(8), at(16))
     assert "outside" in domain.setup_problems([(at(6), at(7))], [], 30, at(8), at(16))["sessions"][0]
     assert domain.setup_problems([(at(9), at(12))], [(at(10), at(10, 30))], 30, at(8), at(16)) == {}
+
+
+def test_the_english_set_up_problems_say_time_block_as_the_portal_does():
+    said = [text for problems in (
+        domain.setup_problems([(at(9), at(12)), (at(11), at(13))], [(at(14), at(15))], 30, at(8), at(16)),
+        domain.setup_problems([(at(9), at(9, 20))], [], 30, at(8), at(16)),
+        domain.setup_problems([(at(6), at(7)), (at(10), at(9))], [], 30, at(8), at(16)))
+        for texts in problems.values() for text in texts]
+    assert len(said) == 5 and all("time block" in text and "session" not in text for text in said), said
 
 
 def test_mutually_free_slots_respect_availability_bookings_and_the_session_limit():
@@ -48,3 +59,13 @@ def test_calendar_states_follow_publication_and_cancellation():
     assert domain.calendar_status("accepted", True, "preliminary") == "TENTATIVE"
     assert domain.calendar_status("accepted", True, "final") == "CONFIRMED"
     assert domain.calendar_status("cancelled", True, "final") == "CANCELLED"
+
+
+@pytest.mark.parametrize(("requester", "recipient", "verdict"), [
+    (True, True, "held"), (True, None, "held"), (None, True, "held"),
+    (False, False, "no_show"), (False, None, "no_show"), (None, False, "no_show"),
+    (True, False, "disputed"), (False, True, "disputed"),
+    (None, None, None),
+])
+def test_a_meeting_counts_once_held_no_show_or_disputed_when_the_sides_disagree(requester, recipient, verdict):
+    assert domain.attendance_verdict(requester, recipient) == verdict

@@ -439,25 +439,32 @@ def test_the_association_roll_up_adds_up_every_matchmaking_day_it_organizes(stor
     said(auto_day, m3, p[1], True)
     said(auto_day, m3, p[2], True, "useful_later")
     said(log_day, m7, q[0], True, "negotiation")
+    said(log_day, m7, q[1], False)  # the two disagree: disputed, neither held nor a no-show
 
     def figures(principal, association):
         with store.unit_of_work() as uow:
             return queries.association_rollup(uow.session, principal, association, uow.now())
 
-    figures_of = ("requests", "accepted", "scheduled", "held", "no_show", "outcomes_reported", "cooperation_cases",
-                  "agreements", "led_to_project")
+    figures_of = ("requests", "accepted", "scheduled", "held", "no_show", "disputed", "outcomes_reported",
+                  "cooperation_cases", "agreements", "led_to_project")
     auto = figures(ORGANIZER, "automotive-cluster")
     assert [e["event_id"] for e in auto["events"]] == [auto_day]
-    assert [auto["totals"][k] for k in figures_of] == [6, 4, 3, 2, 1, 2, 1, 1, 1]
+    assert [auto["totals"][k] for k in figures_of] == [6, 4, 3, 2, 1, 0, 2, 1, 1, 1]
     assert auto["totals"]["outcomes"] == {"no_further_contact": 0, "useful_later": 1, "negotiation": 0,
                                           "agreement": 1}
     logistics = figures(LOGISTICS, "logistics-network")
-    assert [logistics["totals"][k] for k in figures_of] == [2, 1, 1, 1, 0, 1, 1, 0, 0]
+    assert [logistics["totals"][k] for k in figures_of] == [2, 1, 1, 0, 0, 1, 1, 1, 0, 0]
     everyone = figures(Principal("admin", "admin"), None)
     assert {e["event_id"] for e in everyone["events"]} == {auto_day, log_day}
-    assert [everyone["totals"][k] for k in figures_of] == [8, 5, 4, 3, 1, 3, 2, 1, 1]
+    assert [everyone["totals"][k] for k in figures_of] == [8, 5, 4, 2, 1, 1, 3, 2, 1, 1]
     rows = queries.association_rows(everyone)
-    assert rows[-1][:8] == ["total", "", "", "", 8, 5, 4, 3] and len(rows) == 3
+    assert rows[-1][:10] == ["total", "", "", "", 8, 5, 4, 2, 1, 1] and len(rows) == 3
+    assert queries.ASSOCIATION_COLUMNS[4:10] == ("requests", "accepted", "scheduled", "held", "no_show", "disputed")
+    with store.unit_of_work() as uow:
+        day = queries.rollup(uow.session, LOGISTICS, log_day, uow.now())
+    assert (day["held"], day["no_show"], day["disputed"]) == (0, 0, 1)
+    row = dict(zip(queries.ROLLUP_COLUMNS, queries.rollup_row(day), strict=True))
+    assert (row["held"], row["no_show"], row["disputed"]) == (0, 0, 1)
     for principal, association in ((ORGANIZER, "logistics-network"), (ORGANIZER, None), (member(p[0]), None)):
         with pytest.raises(Forbidden):
             figures(principal, association)

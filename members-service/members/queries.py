@@ -124,6 +124,17 @@ def search(session: Session, query: dict) -> dict:
     return {"items": [member.profile() for member in members], "page": page, "per_page": per_page, "total": total}
 
 
+def cards(session: Session, ids: list[str]) -> dict:
+    """What any signed-in person may know of other organisations, for many at once: ``{items: [{id, name,
+    sector, state}]}`` for the live members among ``ids`` (unknown and erased ones left out), in the order
+    asked. Name, sector and Bundesland are the organisation's, no personal data: the pages that show a
+    partner, a candidate or a meeting name it with them."""
+    found = {member.id: member for member in session.execute(
+        select(Member).where(Member.id.in_(ids), Member.deleted_at.is_(None))).scalars()}
+    return {"items": [{"id": found[i].id, "name": found[i].name, "sector": found[i].sector, "state": found[i].state}
+                      for i in ids if i in found]}
+
+
 def profiles_after(session: Session, after_id: str | None, limit: int) -> dict:
     """Every live profile in id order, a batch of at most ``limit`` at a time: how a read model rebuilds
     itself. ``{"profiles": [...], "next": the id to continue after, or None at the end}``."""

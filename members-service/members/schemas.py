@@ -1,7 +1,9 @@
 """marshmallow schemas of the members API: what a valid profile is."""
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+import uuid
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from verbund import personal
 from verbund.openapi import Extended
@@ -97,6 +99,29 @@ class ListQuerySchema(Schema):
     q = Text(validate=validate.Length(max=200))
     page = page_field()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+MAX_CARDS = 100
+
+
+class CardsQuerySchema(Schema):
+    ids = Text(required=True, metadata={"description": f"member ids, comma-separated, at most {MAX_CARDS}"})
+
+    @validates("ids")
+    def _ids(self, value, **kwargs):
+        ids = [part.strip() for part in value.split(",") if part.strip()]
+        if not 1 <= len(ids) <= MAX_CARDS:
+            raise ValidationError(f"give from 1 to {MAX_CARDS} member ids, comma-separated")
+        for part in ids:
+            try:
+                uuid.UUID(part)
+            except ValueError:
+                raise ValidationError(f"not a member id: {part[:40]}") from None
+
+    @post_load
+    def _split(self, data, **kwargs):
+        data["ids"] = list(dict.fromkeys(part.strip().lower() for part in data["ids"].split(",") if part.strip()))
+        return data
 
 
 class VocabularyQuerySchema(Schema):
@@ -321,6 +346,11 @@ CONTACT_STATS = {"type": "object", "required": ["scope", "sent", "accepted", "de
                  "properties": {"scope": _SCOPE, **{key: {"type": "integer"} for key in (
                      "sent", "accepted", "declined", "pending", "expired")}}}
 _SINCE = {"type": "string", "format": "date-time"}
+CARDS = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+    "type": "object", "required": ["id", "name", "sector", "state"], "properties": {
+        "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+        "sector": {"type": ["string", "null"]},
+        "state": {"type": ["string", "null"], "description": "the Bundesland's code (BW, BY, ...)"}}}}}}
 CONTACTS = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
     "type": "object", "required": ["member_id", "name", "contact_name", "contact_email", "via"], "properties": {
         "member_id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},

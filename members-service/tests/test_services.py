@@ -1,6 +1,7 @@
 """The members use cases on a migrated SQLite file, their events going through the outbox to a
 recording publisher and their time from a fixed clock: no broker, no PostgreSQL."""
 import json
+import uuid
 
 import pytest
 from marshmallow import ValidationError
@@ -240,3 +241,28 @@ def test_the_import_report_and_the_vocabulary_match_their_documented_schemas(use
     Draft202012Validator(IMPORT_REPORT).validate(report)
     Draft202012Validator(VOCABULARY).validate(queries.vocabulary())
     Draft202012Validator(VOCABULARY).validate(queries.vocabulary("Druckguss"))
+
+
+def test_cards_give_name_sector_and_state_of_many_members_at_once_in_the_order_asked(use_cases, member_input,
+                                                                                   register):
+    """``GET /members/cards``: one call for the names (and Bundesland) a page shows, not one per member."""
+    from members.schemas import MAX_CARDS, CardsQuerySchema
+
+    first = register(use_cases, member_input(name="Guss Süd GmbH", region={"state": "BW", "postcode": "70173",
+                                                                           "city": "Stuttgart"}))
+    second = register(use_cases, member_input(name="Daten Nord GmbH", sector="it", region={
+        "state": "HH", "postcode": "20095", "city": "Hamburg"}))
+    gone = register(use_cases, member_input(name="Weg GmbH"))
+    with use_cases.unit_of_work() as uow:
+        services.erase(uow, Principal("admin", "admin"), gone["id"])
+    unknown = str(uuid.uuid4())
+    query = CardsQuerySchema().load({"ids": f" {second['id']},{unknown},{first['id'].upper()},{gone['id']},"
+                                            f"{second['id']}"})
+    with use_cases.unit_of_work() as uow:
+        items = queries.cards(uow.session, query["ids"])["items"]
+    assert items == [{"id": second["id"], "name": "Daten Nord GmbH", "sector": "it", "state": "HH"},
+                     {"id": first["id"], "name": "Guss Süd GmbH", "sector": first["sector"], "state": "BW"}]
+    for bad in ("", "not-an-id", ",".join(str(uuid.uuid4()) for _ in range(MAX_CARDS + 1))):
+        with pytest.raises(ValidationError) as refused:
+            CardsQuerySchema().load({"ids": bad})
+        assert "ids" in refused.value.messages

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from notifications.channels.email import ascii_domain, parse_mail_from
 from notifications.domain import FREQUENCIES, MailPolicy, MeetingTimes
-from verbund.settings import DEFAULT_PORTS, env
+from verbund.settings import env
 
 
 def _env(name: str, default: str, old_name: str | None = None) -> str:
@@ -51,7 +51,6 @@ class Config:
     digest_weekday: int = 0  # Monday
     digest_timezone: str = "Europe/Berlin"
     digest_check_interval: float = 60.0
-    public_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['notifications']}"
     template_dir: str = ""  # a folder whose templates override the built-in ones
     # The portal's address: mails link to its pages (/events/<id>, /projects, /suggestions, /inbox, /contacts).
     portal_url: str = "http://localhost:8000"
@@ -85,8 +84,7 @@ class Config:
             return "verbund.example"
 
     @classmethod
-    def from_env(cls, http_host: str = "127.0.0.1", http_port: int | None = None) -> Config:
-        port = http_port or DEFAULT_PORTS["notifications"]
+    def from_env(cls) -> Config:
         default = cls()
         mail_from = _env("MAIL_FROM", default.mail_from)
         try:
@@ -114,7 +112,6 @@ class Config:
             digest_weekday=int(_env("DIGEST_WEEKDAY", str(default.digest_weekday))),
             digest_timezone=_env("DIGEST_TIMEZONE", default.digest_timezone),
             digest_check_interval=float(_env("DIGEST_CHECK_SECONDS", str(default.digest_check_interval))),
-            public_url=_env("PUBLIC_URL", f"http://{http_host}:{port}").rstrip("/"),
             template_dir=_env("TEMPLATE_DIR", ""),
             portal_url=_env("PORTAL_URL", default.portal_url).rstrip("/"),
             default_frequency=_choice("DEFAULT_FREQUENCY", default.default_frequency, FREQUENCIES),

@@ -15,8 +15,7 @@ class Channels(DependencyProvider):
     """Configuration, templates and the pool webhook deliveries run in, per container."""
 
     def setup(self):
-        settings = self.container.config["VERBUND"]
-        self.config = Config.from_env(settings.http_host, settings.http_port)
+        self.config = Config.from_env()
         self.renderer = Renderer(self.config.template_dir, self.config.portal_url)
         self.secret = auth_secret()
         self.pool = eventlet.GreenPool(self.config.webhook_concurrency)

@@ -46,5 +46,5 @@ def config(mailcatcher):
     """Channels that send to the module's mail catcher at once and retry twice without waiting,
     with no daily budget (the policy's own tests are in test_use_cases)."""
     return Config(smtp_port=mailcatcher.port, email_rate=1000, email_retry_delays=(0, 0),
-                  webhook_retry_delays=(0, 0), webhook_timeout=2, public_url="https://notify.example",
+                  webhook_retry_delays=(0, 0), webhook_timeout=2,
                   default_frequency="immediately", coalesce_seconds=0, daily_budget=0)

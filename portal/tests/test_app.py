@@ -373,6 +373,27 @@ def test_every_message_has_its_german_translation_and_the_catalogues_compile(tmp
     assert (compiled / "de" / "LC_MESSAGES" / "messages.mo").stat().st_size > 10_000
 
 
+def test_the_english_pages_say_time_block_wherever_the_german_say_zeitblock(app):
+    """The German pages call a matchmaking session a Zeitblock; the English ones a time block, never a session
+    (the API's field names stay ``sessions``); the service's set-up errors read the same in either wording."""
+    from verbund_portal.messages import plain
+
+    with open(i18n.CATALOGUES / "de" / "LC_MESSAGES" / "messages.po", "rb") as source:
+        catalog = read_po(source, locale="de")
+    blocks = [m.id for m in catalog if m.id and "Zeitbl" in str(m.string)]
+    assert len(blocks) >= 10
+    for english in blocks:
+        assert "time block" in english.lower() and "session" not in english.lower(), english
+    for said in ("time block 2 lies outside the event's time", "session 2 lies outside the event's time"):
+        with app.test_request_context("/", headers={"Accept-Language": "en"}):
+            assert plain(said) == "Time block 2 lies outside the event's time."
+        with app.test_request_context("/", headers={"Accept-Language": "de"}):
+            assert plain(said) == "Zeitblock 2 liegt außerhalb der Zeit der Veranstaltung."
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert plain("time blocks overlap: 09:00–12:00 UTC and 11:00–13:00 UTC") == (
+            "Two time blocks overlap. Please separate them.")
+
+
 def test_member_text_is_escaped(app):
     with app.test_request_context("/"):
         from flask import render_template
@@ -516,6 +537,51 @@ def test_inviting_an_address_that_has_a_staff_account_says_so_in_german_at_the_e
     assert "Es gibt bereits ein Mitarbeiterkonto mit dieser E-Mail-Adresse" in at_the_field
 
 
+def test_one_refusal_helper_puts_a_conflict_at_its_field_the_field_errors_at_theirs_and_raises_the_rest(app):
+    from verbund_portal import api
+    from verbund_portal.forms import RegistrationForm, StaffInviteForm, refusal
+
+    with app.test_request_context("/", method="POST", headers={"Accept-Language": "de"}):
+        form = StaffInviteForm(meta={"csrf": False})
+        taken = api.ApiError(409, "a staff account with this e-mail address exists already", {"email": ["taken"]})
+        assert refusal(form, taken, "email", "Schon vergeben.") == []
+        assert form.email.errors == ["Schon vergeben."] and not form.name.errors  # the text alone, at its field
+        form = StaffInviteForm(meta={"csrf": False})
+        left = refusal(form, api.ApiError(422, "validation failed", {"name": ["Longer than maximum length 200."],
+                                                                      "nonsense": ["x"]}))
+        assert form.name.errors == ["Höchstens 200 Zeichen."] and left == ["Bitte prüfen Sie diese Angabe."]
+        form = RegistrationForm(meta={"csrf": False})  # no conflict field: a 409 reads like a 422
+        problem = "the event has 1 seat(s) in all; a request can ask for at most that many"
+        assert refusal(form, api.ApiError(409, problem, {"seats": [problem]})) == []
+        assert len(form.seats.errors) == 1 and "insgesamt 1 Platz" in form.seats.errors[0]
+        assert refusal(form, api.ApiError(409, "the event takes no registrations any more")) == [
+            "Bitte prüfen Sie diese Angabe."]
+        for status in (400, 403, 404, 429, 500):
+            with pytest.raises(api.ApiError):
+                refusal(StaffInviteForm(meta={"csrf": False}), api.ApiError(status, "no"), "email", "Schon vergeben.")
+
+
+def test_a_taken_integrator_name_is_said_at_the_name_field_in_the_page_language(members_service):
+    members = members_service({
+        ("GET", "/integrators"): (200, {"items": []}, {}),
+        ("POST", "/integrators"): (409, {"error": "an active integrator named crm-sync exists",
+                                         "fields": {"name": ["exists"]}}, {}),
+    })
+    app = create_app(config(services={"members": members.url, "events": members.url, "matching": members.url,
+                                      "notifications": members.url}))
+    client = app.test_client()
+    signed_in(app, client, "admin")
+    with client.session_transaction() as session:
+        session["language"] = "de"
+    response = client.post("/admin/integrators", data={
+        "csrf_token": csrf(client, "/admin/integrators"), "name": "crm-sync", "events": ["event.*"]})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    at_the_field = re.search(r'<ul class="errors" id="name-error">(.*?)</ul>', html, re.S).group(1)
+    assert "Eine Integration mit diesem Namen gibt es schon" in at_the_field
+    assert "active integrator" not in html and "Bitte prüfen Sie diese Angabe" not in html
+
+
 def test_a_staff_name_over_the_limit_is_refused_at_the_field_not_cut_by_the_browser(members_service):
     members = members_service({("GET", "/staff"): (200, {"items": []}, {})})
     app = create_app(config(services={"members": members.url, "events": members.url, "matching": members.url,
@@ -544,6 +610,70 @@ def test_the_agenda_of_an_unknown_event_is_not_found_not_forbidden(members_servi
     response = client.get("/events/no-such-event/agenda")
     assert response.status_code == 404
     assert "confirmed participants" not in response.get_data(as_text=True)
+
+
+A, B, C = "0b9e7c7e-1111-4a4a-8b8b-000000000001", "0b9e7c7e-1111-4a4a-8b8b-000000000002", \
+    "0b9e7c7e-1111-4a4a-8b8b-000000000003"
+
+
+def _one_fake_for_all(members_service, answers):
+    fake = members_service(answers)
+    return fake, create_app(config(services={s: fake.url for s in ("members", "events", "matching", "notifications",
+                                                                     "meetings")}))
+
+
+def test_the_staff_grid_asks_for_the_names_it_lacks_in_one_call(members_service):
+    slot = {"number": 0, "session": 0, "starts_at": "2027-03-15T09:00:00+00:00", "ends_at": "2027-03-15T09:30:00+00:00"}
+    meeting = {"status": "accepted", "slot": 0, "table": 1, "locked": False, "unplaced_reason": None}
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/events/e-1/registrations"): (200, {"event": {"id": "e-1", "title": "Matchmaking-Tag",
+                                                               "timezone": "Europe/Berlin"}, "items": []}, {}),
+        ("GET", "/events/e-1/meetings/setup"): (200, {"event_id": "e-1", "published": "none", "tables": 2,
+                                                      "slots": [slot], "sessions": [], "breaks": []}, {}),
+        ("GET", "/events/e-1/meetings"): (200, {"event_id": "e-1", "published": "none", "items": [
+            {**meeting, "id": "m-1", "requester_id": A, "recipient_id": B, "requester_name": None,
+             "recipient_name": "Bekannt GmbH"},
+            {**meeting, "id": "m-2", "requester_id": C, "recipient_id": A, "requester_name": None,
+             "recipient_name": None, "table": 2}]}, {}),
+        ("GET", "/events/e-1/meetings/conflicts"): (200, {"conflicts": [], "unscheduled": []}, {}),
+        ("GET", "/members/cards"): (200, {"items": [{"id": A, "name": "Erste Guss GmbH", "sector": "automotive",
+                                                     "state": "BW"}]}, {}),
+    })
+    client = app.test_client()
+    signed_in(app, client, "admin")
+    page = client.get("/organize/events/e-1/matchmaking/schedule")
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    html = page.get_data(as_text=True)
+    assert "Erste Guss GmbH" in html and "Bekannt GmbH" in html and "(an organisation)" in html  # C: erased
+    to_members = [path for method, path, *_ in fake.received if path.startswith("/members")]
+    assert len(to_members) == 1 and to_members[0].startswith("/members/cards?ids=")
+    from urllib.parse import parse_qs, urlsplit
+    assert sorted(parse_qs(urlsplit(to_members[0]).query)["ids"][0].split(",")) == sorted([A, C])
+
+
+@pytest.mark.parametrize(("language", "said"), [("de", "Bundesland: Baden-Württemberg"),
+                                                ("en", "Federal state: Baden-Württemberg")])
+def test_a_suggestion_card_names_the_partners_federal_state_even_without_a_region_reason(members_service, language,
+                                                                                        said):
+    reasons = [{"kind": "sme", "text": "Kleines oder mittleres Unternehmen"}]
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/members/m-1/suggestions"): (200, {"member_id": "m-1", "updated_at": None, "suggestions": [
+            {"partner_id": A, "partner_name": "Guss Süd GmbH", "partner_sector": "automotive", "score": 0.5,
+             "rank": 1, "parts": {}, "reasons": reasons},
+            {"partner_id": B, "partner_name": "Gelöscht GmbH", "partner_sector": "it", "score": 0.4, "rank": 2,
+             "parts": {}, "reasons": reasons}]}, {}),
+        ("GET", "/contact-requests"): (200, {"items": []}, {}),
+        ("GET", "/members/cards"): (200, {"items": [{"id": A, "name": "Guss Süd GmbH", "sector": "automotive",
+                                                     "state": "BW"}]}, {}),
+    })
+    client = app.test_client()
+    signed_in(app, client, "member")
+    with client.session_transaction() as session:
+        session["language"] = language
+    html = client.get("/suggestions").get_data(as_text=True)
+    states = re.findall(r'<span class="partner-state">(.*?)</span>', html)
+    assert states == [said]  # the second partner left the platform meanwhile: its card says no state
+    assert len([path for method, path, *_ in fake.received if path.startswith("/members/cards")]) == 1
 
 
 def test_the_health_page_names_every_service_and_check_in_the_page_language(app):

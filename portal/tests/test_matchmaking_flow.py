@@ -167,11 +167,13 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
     page = olga.open(f"/organize/events/{event['id']}/matchmaking/report")
     olga.check_accessibility()
     assert re.search(r"Angenommen\s+1", page.inner_text("#figures"))
+    assert re.search(r"Strittig \(eine Seite sagt, es fand statt, die andere nicht\)\s+0", page.inner_text("#figures"))
     # 1 of 10 slots × 4 tables, as a German writes a percentage
     assert re.search(r"1 von 40 Tisch-Zeitfenstern belegt \(2,5\s%\)\.", page.inner_text("#occupancy"))
     with page.expect_download() as download:
         page.get_by_role("link", name="Kennzahlen als CSV").click()
     assert "accepted" in download.value.path().read_text(encoding="utf-8-sig").splitlines()[0]
+    assert ",no_show,disputed," in download.value.path().read_text(encoding="utf-8-sig").splitlines()[0]
 
     # --- the roll-up over the association's matchmaking days, from the dashboard ------------------------
     page = olga.open("/organize/dashboard")
@@ -179,7 +181,7 @@ def test_a_matchmaking_day_from_set_up_to_agenda(platform, person, tmp_path):
     page.wait_for_url("**/organize/matchmaking*")
     olga.check_accessibility()
     row = page.locator("#rollup-events tbody tr", has_text=event["title"]).inner_text().split()
-    assert row[-9:] == ["1", "1", "1", "0", "0", "0", "0", "0", "0"]  # requests, accepted, scheduled, …
+    assert row[-10:] == ["1", "1", "1", "0", "0", "0", "0", "0", "0", "0"]  # requests, accepted, scheduled, …
     assert "Kooperationsfälle" in page.inner_text("#rollup-totals")
     with page.expect_download() as download:
         page.get_by_role("link", name="Kennzahlen als CSV").click()

@@ -104,6 +104,9 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     partner_card = page.locator("article", has=page.get_by_role("heading", name=partner["name"]))
     anna.reload_until(lambda p: partner_card.count() == 1, message="the partner among the suggestions")
     assert words["why"] in partner_card.inner_text()
+    # the partner's Bundesland, named in the page's language, whether or not it is a reason
+    state_word = {"de": "Bundesland", "en": "Federal state"}[language]
+    assert partner_card.locator(".partner-state").inner_text() == f"{state_word}: {words['state']}"
     assert words["need"] in partner_card.inner_text() and "Gefahrgut" in partner_card.inner_text()
     assert not re.search(r"Begriff|term '|similar to|ähnlich wie|related:|verwandt:", partner_card.inner_text())
     assert partner_email not in page.content()  # no contact details before a request is accepted

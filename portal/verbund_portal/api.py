@@ -115,6 +115,26 @@ class Services:
         return self.call("PUT", service, path, **kwargs)
 
 
+CARDS_PER_CALL = 100  # members-service's most ids per /members/cards call
+
+
+def cards(services: Services, member_ids) -> dict[str, dict]:
+    """Name, sector and Bundesland of other organisations by member id, ``{id: {id, name, sector, state}}``,
+    from members-service's ``GET /members/cards`` (one call per 100 ids; none for no ids). Erased or unknown
+    members are left out, and so is everything when members-service refuses (``ApiError``): a page then shows
+    what it shows without. ``ServiceDown`` goes up (the friendly error page)."""
+    ids = sorted(set(member_ids))
+    found: dict[str, dict] = {}
+    for start in range(0, len(ids), CARDS_PER_CALL):
+        try:
+            answer = services.get("members", "/members/cards",
+                                  params={"ids": ",".join(ids[start:start + CARDS_PER_CALL])})
+        except ApiError:
+            continue
+        found.update({item["id"]: item for item in answer["items"]})
+    return found
+
+
 def flatten_fields(fields: dict, prefix: str = "") -> dict[str, list[str]]:
     """Nested field errors as dotted names: ``{"region": {"postcode": ["x"]}}`` → ``{"region.postcode": ["x"]}``;
     list items keep their index (``offers.0.label``)."""

@@ -284,6 +284,23 @@ def service_errors(form: FlaskForm, error) -> list[str]:
     return [plain(error.message, error.language)]
 
 
+def refusal(form: FlaskForm, error, conflict_field: str | None = None, conflict_text: str | None = None) -> list[str]:
+    """A service's refusal of ``form``'s submission (``api.ApiError``) on the form; what every form view does
+    in its ``except api.ApiError``.
+
+    - 409 with ``conflict_field``: ``conflict_text`` (already in the page's language) at that field, alone;
+    - 409 without one, and 422: ``service_errors`` (field errors at their fields, the rest for the summary);
+    - any other status: the error is raised again (the error page says it in plain words).
+
+    Returns the messages for the form's summary (``form_errors``), empty when each sits at its field."""
+    if error.status == 409 and conflict_field:
+        getattr(form, conflict_field).errors = [str(conflict_text)]
+        return []
+    if error.status in (409, 422):
+        return service_errors(form, error)
+    raise error
+
+
 # --- staff forms -------------------------------------------------------------------------------------
 
 KINDS = ("fair", "workshop", "meetup", "webinar", "conference")
@@ -571,9 +588,9 @@ class PeriodForm(FlaskForm):
 
 class MatchmakingSetupForm(FlaskForm):
     """The matchmaking set-up of an event (meetings-service ``PUT /events/{id}/meetings/setup``)."""
-    sessions = FieldList(FormField(PeriodForm), label=_l("Meeting sessions"), min_entries=SESSION_ROWS,
+    sessions = FieldList(FormField(PeriodForm), label=_l("Meeting time blocks"), min_entries=SESSION_ROWS,
                          max_entries=SESSION_ROWS)
-    breaks = FieldList(FormField(PeriodForm), label=_l("Breaks within the sessions"), min_entries=BREAK_ROWS,
+    breaks = FieldList(FormField(PeriodForm), label=_l("Breaks within the time blocks"), min_entries=BREAK_ROWS,
                        max_entries=BREAK_ROWS)
     slot_minutes = IntegerField(_l("Length of a meeting (minutes)"), default=30, validators=[
         InputRequired(_l("Please enter the length of a meeting.")),
@@ -583,7 +600,7 @@ class MatchmakingSetupForm(FlaskForm):
                                                                               "(a booth)"))], default="tables")
     tables = IntegerField(_l("Number of tables"), default=10, validators=[
         Optional(), NumberRange(min=1, max=1000, message=_l("Please enter a number from 1 to 1,000."))])
-    max_per_session = IntegerField(_l("Most meetings per participant and session"), default=6, validators=[
+    max_per_session = IntegerField(_l("Most meetings per participant and time block"), default=6, validators=[
         InputRequired(_l("Please fill in this field.")),
         NumberRange(min=1, max=100, message=_l("Please enter a number from 1 to 100."))])
     max_open_requests = IntegerField(_l("Most open requests a participant may have sent"), default=20, validators=[
@@ -612,7 +629,7 @@ class MatchmakingSetupForm(FlaskForm):
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
         if not any(entry.starts_at.data and entry.ends_at.data for entry in self.sessions):
-            self.sessions.errors = list(self.sessions.errors) + [_l("Please give at least one session.")]
+            self.sessions.errors = list(self.sessions.errors) + [_l("Please give at least one time block.")]
             ok = False
         for rows in (self.sessions, self.breaks):
             for entry in rows:

@@ -13,8 +13,7 @@ from flask_babel import gettext as _
 from verbund_portal import api
 from verbund_portal.app import services, staff_required
 from verbund_portal.config import SERVICES
-from verbund_portal.forms import EmptyForm, IntegratorForm, StaffInviteForm, apply_errors, event_scopes
-from verbund_portal.messages import plain
+from verbund_portal.forms import EmptyForm, IntegratorForm, StaffInviteForm, event_scopes, refusal
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -38,15 +37,9 @@ def staff():
         if not form.errors:
             try:
                 services().post("members", "/staff", json=body)
-            except api.ApiError as error:
-                if error.status == 409:  # members-service: "a staff account with this e-mail address exists"
-                    form.email.errors = [_("There is already a staff account with this e-mail address: it is "
-                                           "in the list below.")]
-                elif error.status == 422:
-                    form_errors = apply_errors(form, error.fields, error.language) or [
-                        plain(error.message, error.language)]
-                else:
-                    raise
+            except api.ApiError as error:  # 409: members-service has an active account with this address
+                form_errors = refusal(form, error, "email", _("There is already a staff account with this e-mail "
+                                                              "address: it is in the list below."))
             else:
                 flash(_("%(name)s has been invited and gets a sign-in link by e-mail.", name=body["name"]))
                 return redirect(url_for("admin.staff"))
@@ -80,14 +73,8 @@ def integrators():
         try:
             created = services().post("members", "/integrators", json=body)
         except api.ApiError as error:
-            if error.status == 409:
-                form.name.errors = [_("An integrator of this name exists. Revoke it first or choose another "
-                                      "name.")]
-            elif error.status == 422:
-                form_errors = apply_errors(form, error.fields, error.language) or [
-                    plain(error.message, error.language)]
-            else:
-                raise
+            form_errors = refusal(form, error, "name", _("An integrator of this name exists. Revoke it first or "
+                                                         "choose another name."))
         else:
             form = IntegratorForm(formdata=None)
     items = services().get("members", "/integrators")["items"]

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 
 from verbund_portal import api, sessions
 from verbund_portal.app import LANGUAGES, select_language, services
-from verbund_portal.forms import EmptyForm, ProfileForm, SignInForm, service_errors
+from verbund_portal.forms import EmptyForm, ProfileForm, SignInForm, refusal
 from verbund_portal.messages import plain_all
 
 blueprint = Blueprint("auth", __name__)
@@ -107,15 +107,10 @@ def sign_up():
                          request.remote_addr).post("members", "/members", json=body)
         except api.ApiError as error:
             fields = api.flatten_fields(error.fields)
-            if error.status == 409 and ("contact.email" in fields or not fields):
-                email_taken = True
-                form.contact_email.errors = [_("An organisation with this e-mail address is registered already.")]
-            elif error.status == 409:
-                form.name.errors = [_("An organisation of this name is registered already.")]
-            elif error.status == 422:
-                form_errors = service_errors(form, error)
-            else:
-                raise
+            email_taken = error.status == 409 and ("contact.email" in fields or not fields)
+            form_errors = refusal(form, error, *(
+                ("contact_email", _("An organisation with this e-mail address is registered already."))
+                if email_taken else ("name", _("An organisation of this name is registered already."))))
         else:
             session["language"] = form.language.data
             return redirect(url_for("auth.sign_in_sent", welcome=1))

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 
 from verbund_portal import api
 from verbund_portal.app import member_required, services
-from verbund_portal.forms import EmptyForm, RegistrationForm, service_errors
+from verbund_portal.forms import EmptyForm, RegistrationForm, refusal
 from verbund_portal.i18n import choices, topic_choices
 
 blueprint = Blueprint("events", __name__)
@@ -45,9 +45,7 @@ def detail(event_id: str):
             registration = services().post("events", f"/events/{event_id}/registrations",
                                            json={"seats": form.seats.data})
         except api.ApiError as error:
-            if error.status not in (409, 422):
-                raise
-            form_errors = service_errors(form, error)
+            form_errors = refusal(form, error)
         else:
             if registration["status"] == "waitlisted":
                 flash(_("The event is full. You are on the waitlist at position %(position)s; we will tell "

@@ -33,7 +33,7 @@ from verbund_portal.forms import (
     PlacementForm,
     ReasonForm,
     RescheduleMeetingForm,
-    service_errors,
+    refusal,
 )
 from verbund_portal.i18n import when_range
 from verbund_portal.messages import plain
@@ -45,13 +45,13 @@ blueprint = Blueprint("matchmaking", __name__)
 CONFLICTS = {"person_double_booked": _l("A participant has two meetings at the same time."),
              "table_double_booked": _l("A table holds two meetings at the same time."),
              "unavailable": _l("A meeting lies at a time one side is not available."),
-             "over_limit": _l("A participant has more meetings in a session than the set-up allows."),
+             "over_limit": _l("A participant has more meetings in a time block than the set-up allows."),
              "locked_moved": _l("A locked meeting is no longer where it was locked."),
              "wrong_meeting_point": _l("A meeting is not at the participant's meeting point.")}
 
 # why "schedule all" left a meeting out (meetings-service's unplaced_reason, scheduler's codes)
 UNPLACED = {"no_common_slot": _l("The two have no time in common: ask one of them to free a slot."),
-            "limit": _l("One of them already has the most meetings per session the set-up allows."),
+            "limit": _l("One of them already has the most meetings per time block the set-up allows."),
             "capacity": _l("All tables are taken (or the two are busy) at every time both have free."),
             "locked_conflict": _l("It is locked at a time or table that now breaks a rule; move or unlock it.")}
 
@@ -79,15 +79,15 @@ def sessions_of(setup: dict) -> list[tuple[int, list[dict]]]:
 
 
 def names(member_ids, known: dict[str, str] | None = None) -> dict[str, str]:
-    """Organisation names by member id: ``known`` ones (matching's candidates) as given, the others from
-    members-service (a member reads other members' public profile); one call per id and request."""
+    """Organisation names by member id: ``known`` ones (meetings-service's, matching's candidates) as given,
+    the others from members-service's ``/members/cards`` in one call per request (``api.cards``); an erased
+    or unknown member is "(an organisation)"."""
     cache = g.setdefault("member_names", {})
     cache.update({k: v for k, v in (known or {}).items() if v})
-    for member_id in set(member_ids) - set(cache):
-        try:
-            cache[member_id] = services().get("members", f"/members/{member_id}")["name"]
-        except api.ApiError:  # deleted or not visible: the page still works
-            cache[member_id] = _("(an organisation)")
+    missing = sorted(set(member_ids) - set(cache))
+    found = api.cards(services(), missing)
+    cache.update({member_id: (found.get(member_id) or {}).get("name") or _("(an organisation)")
+                  for member_id in missing})
     return cache
 
 
@@ -266,9 +266,7 @@ def ask(event_id: str, member_id: str):
             services().post("meetings", f"/events/{event_id}/meetings",
                             json={"recipient_id": member_id, "message": (form.message.data or "").strip() or None})
         except api.ApiError as error:
-            if error.status not in (409, 422):
-                raise
-            form_errors = service_errors(form, error) if error.status == 422 else [plain(error.message)]
+            form_errors = refusal(form, error)
         else:
             flash(_("Your request has gone to %(name)s.", name=who[member_id]))
             return _back(event_id)
@@ -447,9 +445,7 @@ def outcome(event_id: str, meeting_id: str):
                 services().put("meetings", f"/events/{event_id}/meetings/{meeting_id}/outcome",
                                json={"outcome": form.outcome.data, "led_to_project": bool(form.led_to_project.data)})
         except api.ApiError as error:
-            if error.status not in (409, 422):
-                raise
-            form_errors = service_errors(form, error) if error.status == 422 else [plain(error.message)]
+            form_errors = refusal(form, error)
         else:
             flash(_("Thank you. Your answer is saved."))
             return redirect(url_for("matchmaking.outcome", event_id=event_id, meeting_id=meeting_id))
@@ -490,10 +486,8 @@ def organize(event_id: str):
         try:
             services().put("meetings", f"/events/{event_id}/meetings/setup", json=form.to_setup())
         except api.ApiError as error:
-            if error.status not in (409, 422):
-                raise
             error.fields = _setup_fields(error.fields)
-            form_errors = service_errors(form, error)
+            form_errors = refusal(form, error)
         else:
             flash(_("The matchmaking set-up is saved."))
             return redirect(url_for("matchmaking.organize", event_id=event_id))
@@ -620,7 +614,7 @@ def lock(event_id: str, meeting_id: str, locked: int):
 @blueprint.route("/organize/events/<event_id>/matchmaking/report")
 @staff_required()
 def report(event_id: str):
-    """The roll-up: requests / accepted / scheduled / held / no-show, table occupancy, outcomes."""
+    """The roll-up: requests / accepted / scheduled / held / no-show / disputed, table occupancy, outcomes."""
     event = _event_for_staff(event_id)
     setup = setup_of(event_id)
     if setup is None:
@@ -643,6 +637,7 @@ def report_csv(event_id: str):
 
 ROLLUP_FIGURES = (("requests", _l("Requests")), ("accepted", _l("Accepted")), ("scheduled", _l("With a time")),
                   ("held", _l("Took place")), ("no_show", _l("Did not take place (no-show)")),
+                  ("disputed", _l("Disputed (one side says it took place, the other that it did not)")),
                   ("outcomes_reported", _l("Meetings with an answer")),
                   ("cooperation_cases", _l("Cooperation cases (negotiation or agreement)")),
                   ("agreements", _l("Cooperation agreements")), ("led_to_project", _l("Led to a joint project")))
@@ -659,7 +654,7 @@ def _rollup_scope() -> str | None:
 @blueprint.route("/organize/matchmaking")
 @staff_required()
 def rollup():
-    """Requests, accepted, scheduled, held, no-show and what came of the meetings over every matchmaking day
+    """Requests, accepted, scheduled, held, no-show, disputed and what came of the meetings over every matchmaking day
     of the organizer's association (admins: the cooperation or one association), per event and in total."""
     association = _rollup_scope()
     params = {"association": association} if association else {}

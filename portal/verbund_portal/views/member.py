@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 
 from verbund_portal import api, sessions
 from verbund_portal.app import member_required, services
-from verbund_portal.forms import DeleteForm, ProfileForm, service_errors
+from verbund_portal.forms import DeleteForm, ProfileForm, refusal
 
 blueprint = Blueprint("member", __name__)
 
@@ -46,13 +46,9 @@ def edit():
     elif form.validate_on_submit():
         try:
             updated = services().call("PATCH", "members", f"/members/{g.member['member_id']}", json=form.to_member())
-        except api.ApiError as error:
-            if error.status == 409:  # the address belongs to another organisation
-                form.contact_email.errors = [_("This e-mail address belongs to another organisation.")]
-            elif error.status == 422:
-                form_errors = service_errors(form, error)
-            else:
-                raise
+        except api.ApiError as error:  # 409: the address belongs to another organisation
+            form_errors = refusal(form, error, "contact_email",
+                                  _("This e-mail address belongs to another organisation."))
         else:
             contact = updated.get("contact") or {}
             _follow_profile(bool((updated.get("consent") or {}).get("email")))

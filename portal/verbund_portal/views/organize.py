@@ -23,6 +23,7 @@ from verbund_portal.forms import (
     EventForm,
     ImportForm,
     MemberSearchForm,
+    refusal,
     service_errors,
 )
 from verbund_portal.messages import page_message, plain
@@ -69,9 +70,7 @@ def _event_form_page(form: EventForm, event: dict | None):
                 saved = services().call("PATCH", "events", f"/events/{event['id']}", json=body)
                 flash(_("Your changes have been saved. Registered members hear of them."))
         except api.ApiError as error:
-            if error.status not in (409, 422):
-                raise
-            form_errors = service_errors(form, error)
+            form_errors = refusal(form, error)
         else:
             return redirect(url_for("organize.event", event_id=saved["id"]))
     status = 422 if form.errors or form_errors else 200

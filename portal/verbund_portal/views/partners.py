@@ -30,9 +30,11 @@ def _contacts() -> dict[str, dict]:
 @blueprint.route("/suggestions")
 @member_required
 def suggestions():
-    """Partner suggestions as cards: name, sector, where, and the reasons in plain words."""
-    return render_template("suggestions.html", suggestions=_suggestions(), requested=contact_states(),
-                           form=EmptyForm())
+    """Partner suggestions as cards: name, sector, Bundesland (members-service's ``/members/cards``, named in the
+    page's language), and the reasons in plain words (a same or neighbouring region among them)."""
+    suggestions = _suggestions()
+    return render_template("suggestions.html", suggestions=suggestions, requested=contact_states(),
+                           cards=api.cards(services(), [s["partner_id"] for s in suggestions]), form=EmptyForm())
 
 
 # When requests between two members differ, the one that says most wins.
