@@ -254,7 +254,8 @@ class Platform:
                               for service in SERVICES}
         # Read side of the benchmark: SQLite files opened read-only, PostgreSQL as the services open it.
         self.readers = {service: create_engine(url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true")
-                        if url.startswith("sqlite") else make_engine(url) for service, url in self.database_urls.items()}
+                        if url.startswith("sqlite") else make_engine(url)
+                        for service, url in self.database_urls.items()}
         self.postgres = databases is not None
         self.processes = {service: [ServiceProcess(service, amqp_uri, self.database_urls[service], workdir, env)
                                     for _ in range((instances or {}).get(service, 1))] for service in SERVICES}
