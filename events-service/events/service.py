@@ -78,10 +78,13 @@ class EventsService(ServiceBase):
     name = "events"
     member_keys = MemberKeys()  # the contact person of member.* v2, decrypted with the member's key
 
-    @subscribe()
-    def on_member_event(self, event):
-        """member.* keeps the member read model; member.deleted also ends the member's registrations."""
-        self.db.handle(event, partial(services.on_member_event, keys=self.member_keys))
+    @subscribe(batch=True)
+    def on_member_events(self, events):
+        """member.* keeps the member read model; member.deleted also ends the member's registrations.
+        A batch (one event when CONSUME_BATCH_SIZE is 1) in one transaction; the members' keys it needs
+        are fetched before that transaction opens, so no RPC waits while it holds the database."""
+        keys = self.member_keys.prefetch(events)
+        self.db.handle_batch(events, partial(services.on_member_events, keys=keys))
 
     # --- events ---------------------------------------------------------------------------------
 

@@ -363,6 +363,14 @@ def on_member_event(uow: UnitOfWork, event: dict, keys: Callable[[str], bytes | 
     # else: an older version than we hold, or a member already deleted: ignored
 
 
+def on_member_events(uow: UnitOfWork, events: list[dict], keys: Callable[[str], bytes | None] | None = None
+                     ) -> None:
+    """``on_member_event`` for each of ``events``, in order, in one unit of work (a consumed batch);
+    ``keys`` as there, best fetched before the unit of work began (``verbund.personal.Keys.prefetch``)."""
+    for event in events:
+        on_member_event(uow, event, keys)
+
+
 def on_member_deleted(uow: UnitOfWork, event: dict) -> None:
     """``member.deleted`` ({id, version}): cancel the member's registrations for events not yet over
     (reason ``member_deleted``, seats freed, waitlist promoted, events emitted), erase its attendee

@@ -122,3 +122,70 @@ def test_a_jwk_of_the_wrong_size_is_refused():
         personal.key_from_jwk({"kty": "oct", "k": "AAEC"})
     with pytest.raises(ValueError):
         personal.key_from_jwk({"kty": "RSA"})
+
+
+def test_a_batch_fetches_the_keys_it_needs_at_once_before_it_runs_and_then_asks_nothing():
+    """``Keys.prefetch``: one ``fetch_many`` for the keys the batch's member.* v2 events need and the
+    cache does not hold; the handlers then decrypt from what was fetched, without another call."""
+    profiles = [member_profile() for _ in range(3)]
+    keys_of = {p["id"]: personal.new_key() for p in profiles}
+    erased = member_profile()
+    batch = [v2_event(profiles[0], keys_of[profiles[0]["id"]]),
+             v2_event(profiles[1], keys_of[profiles[1]["id"]], "member.updated"),
+             envelope.new_event("member.registered", "/verbund/members", profiles[2]["id"],  # v1: no key needed
+                                {"profile": profiles[2]}, version=1),
+             v2_event(erased, personal.new_key()),
+             v2_event(profiles[0], keys_of[profiles[0]["id"]], "member.updated"),  # the same key again
+             envelope.new_event("member.deleted", "/verbund/members", profiles[1]["id"],
+                                {"id": profiles[1]["id"], "version": 3, "deleted_at": "2026-12-06T10:00:00Z"})]
+    assert personal.kids_to_open(batch) == [profiles[0]["id"], profiles[1]["id"], erased["id"]]
+    calls = []
+
+    def fetch_many(kids):
+        calls.append(list(kids))
+        return {kid: keys_of.get(kid) for kid in kids}  # the erased member's key is gone: None
+
+    def fetch(kid):
+        raise AssertionError(f"asked for {kid} one by one")
+
+    keys = personal.Keys(personal.KeyCache(ttl=300), fetch, fetch_many)
+    prefetched = keys.prefetch(batch)
+    assert calls == [[profiles[0]["id"], profiles[1]["id"], erased["id"]]]
+    assert personal.member_profile(batch[0], prefetched) == profiles[0]
+    assert personal.member_profile(batch[1], prefetched) == profiles[1]
+    assert personal.member_profile(batch[3], prefetched)["contact"]["email"] is None
+    personal.forget(prefetched, profiles[1]["id"])  # member.deleted in the batch: erased from then on
+    assert prefetched(profiles[1]["id"]) is None
+    assert calls == [[profiles[0]["id"], profiles[1]["id"], erased["id"]]]  # nothing asked after the prefetch
+    # The next batch finds what the cache still holds and fetches only the rest.
+    again = keys.prefetch([batch[0], batch[1]])
+    assert calls[1:] == [[profiles[1]["id"]]] and again(profiles[0]["id"]) == keys_of[profiles[0]["id"]]
+
+
+def test_a_batch_whose_keys_cannot_be_fetched_fails_before_it_runs_and_caches_nothing():
+    profile, key = member_profile(), personal.new_key()
+
+    def unavailable(kids):
+        raise personal.KeyUnavailable("members-service gave no keys for 1 member(s) in 10 s")
+
+    keys = personal.Keys(personal.KeyCache(ttl=300), lambda kid: key, unavailable)
+    with pytest.raises(personal.KeyUnavailable):
+        keys.prefetch([v2_event(profile, key)])
+    assert keys(profile["id"]) == key  # nothing was cached for it: asked afresh
+
+
+def test_without_a_batch_fetch_the_keys_are_fetched_one_by_one():
+    profile, key = member_profile(), personal.new_key()
+    asked = []
+
+    def fetch(kid):
+        asked.append(kid)
+        if kid != profile["id"]:
+            raise personal.KeyErased(kid)
+        return key
+
+    other = member_profile()
+    prefetched = personal.Keys(personal.KeyCache(ttl=300), fetch).prefetch(
+        [v2_event(profile, key), v2_event(other, personal.new_key())])
+    assert asked == [profile["id"], other["id"]]
+    assert prefetched(profile["id"]) == key and prefetched(other["id"]) is None

@@ -15,12 +15,15 @@ cryptography of our own here.
 
 Consumers fetch keys through an authorised path (services: the ``members.member_key`` RPC on the
 internal broker; integrators entitled to personal data: ``GET /members/{id}/key``) and keep them
-no longer than ``PERSONAL_KEY_TTL_SECONDS`` (default 300 s).
+no longer than ``PERSONAL_KEY_TTL_SECONDS`` (default 300 s). A consumer fetches the keys a batch of
+events needs before the batch's transaction opens (``Keys.prefetch``), so that no RPC waits while the
+transaction holds the database (on SQLite: its one write lock).
 """
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import secrets
 import threading
@@ -32,6 +35,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from verbund.settings import env
+
+log = logging.getLogger(__name__)
 
 ALG, ENC = "dir", "A256GCM"
 KEY_BYTES = 32  # A256GCM: a 256-bit key
@@ -183,6 +188,29 @@ class KeyCache:
             self._keys[kid] = (now + self.ttl, key)
         return key
 
+    def get_many(self, kids: list[str], fetch_many: Callable[[list[str]], dict[str, bytes | None]]
+                 ) -> dict[str, bytes | None]:
+        """The keys for ``kids`` ({kid: key, or None when erased}); those not held (or held longer than
+        ``ttl``) are fetched with one call of ``fetch_many(missing)``, which answers every kid it is
+        given (None for an erased one) or raises (then nothing is cached and the error propagates)."""
+        now = self.clock()
+        found: dict[str, bytes | None] = {}
+        missing = []
+        with self._lock:
+            for kid in kids:
+                held = self._keys.get(kid)
+                if held is not None and held[0] > now:
+                    found[kid] = held[1]
+                else:
+                    missing.append(kid)
+        if missing:
+            fetched = fetch_many(missing)
+            with self._lock:
+                for kid in missing:
+                    self._keys[kid] = (now + self.ttl, fetched[kid])
+                    found[kid] = fetched[kid]
+        return found
+
     def forget(self, kid: str) -> None:
         """Drop a key at once (a consumer does on member.deleted)."""
         with self._lock:
@@ -190,9 +218,27 @@ class KeyCache:
 
 
 def forget(keys: Callable[[str], bytes | None] | None, kid: str) -> None:
-    """Drop a cached key (on member.deleted), when ``keys`` is a cache (:class:`Keys`)."""
-    if isinstance(keys, Keys):
+    """Drop a cached key (on member.deleted), when ``keys`` is a cache (:class:`Keys`, :class:`Prefetched`)."""
+    if isinstance(keys, (Keys, Prefetched)):
         keys.forget(kid)
+
+
+# The member.* event types whose profile carries the contact person encrypted (v2, ``profile.personal``).
+ENCRYPTED_TYPES = ("member.registered", "member.updated")
+
+
+def kids_to_open(events: list[dict]) -> list[str]:
+    """The member ids whose keys :func:`member_profile` asks for while ``events`` are handled: one per
+    member.registered / member.updated v2 event (the key is the member's own), each once, in order.
+    Other events, and v1 events (contact in clear), need none."""
+    kids: dict[str, None] = {}
+    for event in events:
+        if event.get("type") not in ENCRYPTED_TYPES:
+            continue
+        profile = (event.get("data") or {}).get("profile") or {}
+        if "personal" in profile and profile.get("id"):
+            kids[str(profile["id"])] = None
+    return list(kids)
 
 
 def member_profile(event: dict, keys: Callable[[str], bytes | None] | None) -> dict:
@@ -244,17 +290,77 @@ class MemberKeys(_rpc_proxy_base()):
             with eventlet.Timeout(timeout, KeyUnavailable(f"members-service gave no key for {kid} in {timeout:g} s")):
                 return key_from_jwk(proxy.member_key(kid))
 
-        return Keys(self.cache, fetch)
+        def fetch_many(kids: list[str]) -> dict[str, bytes | None]:
+            # Every request is sent before the first answer is awaited: one round trip for the batch,
+            # bounded as a whole by the same timeout.
+            import eventlet
+
+            with eventlet.Timeout(timeout, KeyUnavailable(
+                    f"members-service gave no keys for {len(kids)} member(s) in {timeout:g} s")):
+                replies = [(kid, proxy.member_key.call_async(kid)) for kid in kids]
+                return {kid: _key_or_none(reply.result) for kid, reply in replies}
+
+        return Keys(self.cache, fetch, fetch_many)
+
+
+def _key_or_none(answer: Callable[[], dict]) -> bytes | None:
+    try:
+        return key_from_jwk(answer())
+    except KeyErased:
+        return None
 
 
 class Keys:
-    """A key lookup for one worker: a cache and how to fill it."""
+    """A key lookup for one worker: a cache and how to fill it (``fetch(kid)`` one key,
+    ``fetch_many(kids)`` several at once; without it, one by one)."""
 
-    def __init__(self, cache: KeyCache, fetch: Callable[[str], bytes]):
-        self.cache, self.fetch = cache, fetch
+    def __init__(self, cache: KeyCache, fetch: Callable[[str], bytes],
+                 fetch_many: Callable[[list[str]], dict[str, bytes | None]] | None = None):
+        self.cache, self.fetch, self.fetch_many = cache, fetch, fetch_many or self._one_by_one
 
     def __call__(self, kid: str) -> bytes | None:
         return self.cache.get(kid, self.fetch)
 
     def forget(self, kid: str) -> None:
         self.cache.forget(kid)
+
+    def prefetch(self, events: list[dict]) -> Prefetched:
+        """The keys ``events`` need (:func:`kids_to_open`), fetched now: call it before the batch's
+        transaction opens and hand the result to the handlers, which then ask members-service
+        nothing while the transaction holds the database. Those in the cache are not fetched again;
+        the others in one ``fetch_many``.
+
+        Raises what fetching raises (``KeyUnavailable`` when members-service does not answer in
+        ``PERSONAL_KEY_RPC_TIMEOUT_SECONDS``): the batch then fails before it wrote anything and is
+        retried like any failing handler."""
+        return Prefetched(self, self.cache.get_many(kids_to_open(events), self.fetch_many))
+
+    def _one_by_one(self, kids: list[str]) -> dict[str, bytes | None]:
+        found = {}
+        for kid in kids:
+            try:
+                found[kid] = self.fetch(kid)
+            except KeyErased:
+                found[kid] = None
+        return found
+
+
+class Prefetched:
+    """The keys of one batch, fetched before its transaction (:meth:`Keys.prefetch`): a key lookup
+    (``keys(kid) -> bytes | None``) that answers from them. A kid it was not given is looked up
+    through the cache (and possibly members-service), with a warning, since that RPC runs inside
+    the transaction. ``forget(kid)`` (member.deleted) drops the key from the cache and answers None
+    for it from then on: the member is erased, and its key with it."""
+
+    def __init__(self, keys: Keys, held: dict[str, bytes | None]):
+        self.keys, self.held = keys, dict(held)
+
+    def __call__(self, kid: str) -> bytes | None:
+        if kid in self.held:
+            return self.held[kid]
+        log.warning("key of %s was not fetched before the transaction; asking members-service now", kid)
+        return self.keys(kid)
+
+    def forget(self, kid: str) -> None:
+        self.keys.forget(kid)
+        self.held[kid] = None

@@ -164,3 +164,14 @@ class Settings:
             "serializer": "json",
             "VERBUND": self,
         }
+
+
+def instances(service: str) -> int:
+    """How many processes ``verbund up`` starts for ``service`` (``<SERVICE>_INSTANCES``, then
+    ``INSTANCES``; default 1). They share the service's queue as competing consumers and its database,
+    which must then be PostgreSQL (``DATABASE_URL``). Raises ``environs.EnvError`` naming the variable
+    for a value that is not a whole number of at least 1."""
+    count = env("INSTANCES", 1, service=service, kind="int")
+    if count < 1:
+        raise EnvError(f"{service.upper()}_INSTANCES / INSTANCES must be at least 1, not {count}")
+    return count

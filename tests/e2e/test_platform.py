@@ -2,6 +2,7 @@
 defaults (SQLite under the data folder), a member registered over HTTP,
 its member.registered CloudEvent on RabbitMQ."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -118,3 +119,86 @@ def test_without_a_broker_verbund_up_says_so_and_how_to_start_one(tmp_path):
                             timeout=60)
     assert result.returncode == 2
     assert "RabbitMQ is not reachable" in result.stderr and "rabbitmq-server -detached" in result.stderr
+
+
+def _consumed(url: str) -> int:
+    """verbund_messages_consumed_total of one process, all event types together."""
+    import re
+
+    body = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(int(float(value)) for value in
+               re.findall(r"^verbund_messages_consumed_total\{[^}]*\} (\S+)$", body, re.MULTILINE))
+
+
+def test_verbund_up_starts_two_instances_of_a_service_on_postgresql_and_both_consume(fresh_amqp_uri, postgres,
+                                                                                      tmp_path):
+    from kombu import Connection
+    from sqlalchemy import text
+
+    from verbund import broker, envelope
+    from verbund.database import make_engine
+    from verbund.testing import member_registered
+
+    database_url, port = postgres.create(), free_port()
+    env = {**os.environ, "AMQP_URI": fresh_amqp_uri, "VERBUND_DATA_DIR": str(tmp_path / "data"),
+           "EVENTS_DATABASE_URL": database_url, "EVENTS_PORT": str(port),
+           "MAX_WORKERS": "1"}  # prefetch 1: the broker hands the events out to both in turn
+    log_path, urls = tmp_path / "up.log", {}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "up", "events", "--instances",
+                                    "events=2"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        wait_for(lambda: process.poll() is None and "all services ready" in log_path.read_text(), timeout=120,
+                 interval=0.3, message="two events-service instances via verbund up")
+        lines = log_path.read_text()
+        # The console names each instance and where it listens: the first on the service's port.
+        urls = dict(re.findall(r"^\s+(events#[12])\s+(http://\S+)", lines, re.MULTILINE))
+        assert urls["events#1"] == f"http://127.0.0.1:{port}" and urls["events#2"] != urls["events#1"], lines
+        assert "events#2 listening on" in lines and "events#1 listening on" in lines
+        with Connection(fresh_amqp_uri) as connection:
+            queue = broker.main_queue("events").name
+            wait_for(lambda: connection.channel().queue_declare(queue, passive=True).consumer_count == 2,
+                     timeout=30, message="both instances consuming events.events")
+        sent = [member_registered() for _ in range(20)]
+        publisher = broker.Publisher(fresh_amqp_uri)
+        for event in sent:
+            publisher.publish(event["type"], envelope.dumps(event), message_id=event["id"])
+        publisher.close()
+        engine = make_engine(database_url)
+        try:
+            def members():
+                with engine.connect() as conn:
+                    return {row[0] for row in conn.execute(text("SELECT id FROM members"))}
+
+            wait_for(lambda: members() == {event["subject"] for event in sent}, timeout=60, interval=0.3,
+                     message="every member in the read model")
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM inbox")).scalar() == len(sent)  # each once
+        finally:
+            engine.dispose()
+        counts = [_consumed(urls[name]) for name in ("events#1", "events#2")]
+        assert all(count > 0 for count in counts) and sum(counts) == len(sent), counts
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0, log_path.read_text()
+    for url in urls.values():  # stopping verbund up stopped every instance
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/health", timeout=2)
+
+
+@pytest.mark.parametrize("how", ["option", "setting"])
+def test_several_instances_on_the_embedded_sqlite_are_refused_naming_postgresql(how, tmp_path):
+    env = {**os.environ, "VERBUND_DATA_DIR": str(tmp_path / "data"),
+           "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{free_port()}/"}  # refused before the broker is asked
+    for name in [name for name in env if name.endswith("DATABASE_URL") or name.endswith("INSTANCES")]:
+        del env[name]
+    argv = [sys.executable, "-m", "verbund.tools.cli", "up", "matching"]
+    if how == "option":
+        argv += ["--instances", "matching=2"]
+    else:
+        env["MATCHING_INSTANCES"] = "2"
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "matching: 2 instances" in result.stderr and "SQLite" in result.stderr
+    assert "PostgreSQL" in result.stderr and "MATCHING_DATABASE_URL (or DATABASE_URL)" in result.stderr
+    assert "RabbitMQ" not in result.stderr and not list((tmp_path / "data").glob("*.db"))  # nothing started

@@ -1,6 +1,8 @@
 """The ``verbund`` command.
 
-  verbund up [SERVICE ...]     migrate and start services (all by default), print where they listen
+  verbund up [SERVICE ...]     migrate and start services (all by default), print where they listen;
+                               --instances matching=2,notifications=2 (or INSTANCES, <SERVICE>_INSTANCES)
+                               starts several processes of a service (needs PostgreSQL: DATABASE_URL)
   verbund run SERVICE          migrate and run one service in the foreground
   verbund migrate SERVICE      upgrade a service's database to the newest schema
   verbund declare              declare the exchange and every subscriber queue
@@ -33,6 +35,12 @@ EVENTS_HELP = ("an integrator's scope: comma-separated topic patterns such as 'e
                "(default: every event type)")
 PERSONAL_HELP = "an integrator may see personal fields (default: no personal data)"
 BROKER_HELP = "RabbitMQ is not reachable at {uri}: {error}\nStart it with: rabbitmq-server -detached  (or set AMQP_URI)"
+SQLITE_INSTANCES_HELP = (
+    "{service}: {count} instances need a database they can share, and its database is SQLite ({url}). "
+    "Set {upper}_DATABASE_URL (or DATABASE_URL) to PostgreSQL, e.g. postgresql://postgres@127.0.0.1:5432/{service}: "
+    "the documented choice for several instances (their outbox relays take turns through a PostgreSQL "
+    "advisory lock; SQLite lets one process write at a time, and two relays on one file would publish "
+    "the same events twice). Or start one instance.")
 
 
 def _broker_error(amqp_uri: str) -> str | None:
@@ -65,7 +73,9 @@ def cmd_run(args) -> int:
     from verbund.settings import Settings
 
     settings = Settings.from_env(args.service)
-    logs.configure(args.service, settings.log_level, settings.log_format)
+    # An instance's name (`verbund up`: matching#2) on a readable console; JSON lines keep the service's.
+    logs.configure(args.name if args.name and settings.log_format == "text" else args.service, settings.log_level,
+                   settings.log_format)
     if settings.database_url.startswith("postgresql"):
         from psycogreen.eventlet import patch_psycopg
 
@@ -76,7 +86,8 @@ def cmd_run(args) -> int:
         return 2
     migrations.upgrade(args.service, settings.database_url)
 
-    print(f"{args.service}-service listening on http://{settings.http_host}:{settings.http_port}", flush=True)
+    print(f"{args.name or args.service + '-service'} listening on http://{settings.http_host}:{settings.http_port}",
+          flush=True)
     _run_until_stopped(_service_class(args.service), settings.nameko_config())
     return 0
 
@@ -129,12 +140,65 @@ def _wait_ready(urls: dict[str, str], processes: dict, timeout: float = 120) -> 
     return not waiting
 
 
+def parse_instances(text: str | None, services: list[str] | tuple[str, ...]) -> dict[str, int]:
+    """``--instances``: ``"matching=2,notifications=2"`` as ``{"matching": 2, "notifications": 2}``.
+    Raises ValueError saying what is wrong: not SERVICE=COUNT, a service not among ``services`` (those
+    started), a count below 1."""
+    counts: dict[str, int] = {}
+    for part in filter(None, (item.strip() for item in (text or "").split(","))):
+        service, _, count = part.partition("=")
+        service = service.strip().removesuffix("-service")
+        if not count.strip().isdigit():
+            raise ValueError(f"--instances takes SERVICE=COUNT, e.g. matching=2, not {part!r}")
+        if service not in services:
+            raise ValueError(f"--instances names {service!r}, which is not started here ({', '.join(services)})")
+        if int(count) < 1:
+            raise ValueError(f"--instances {service}={count}: at least 1")
+        counts[service] = int(count)
+    return counts
+
+
+def instance_plan(services, option: str | None) -> dict[str, int]:
+    """How many processes of each service ``verbund up`` starts: ``--instances`` where it names the
+    service, else the setting (``<SERVICE>_INSTANCES``, ``INSTANCES``; 1 by default). Raises ValueError
+    (a bad option, a bad setting, or several instances of a service on SQLite, with what to do)."""
+    from environs import EnvError
+
+    from verbund.settings import Settings, instances
+
+    given = parse_instances(option, services)
+    plan = {}
+    for service in services:
+        try:
+            plan[service] = given.get(service) or instances(service)
+        except EnvError as exc:
+            raise ValueError(str(exc)) from None
+        url = Settings.from_env(service).database_url
+        if plan[service] > 1 and not url.startswith("postgresql"):
+            raise ValueError(SQLITE_INSTANCES_HELP.format(service=service, count=plan[service], url=url,
+                                                          upper=service.upper()))
+    return plan
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def cmd_up(args) -> int:
     from verbund.settings import DEFAULT_AMQP_URI, Settings, env
 
     unknown = set(args.services) - set(SERVICES)
     if unknown:
         print(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(SERVICES)}", file=sys.stderr)
+        return 2
+    try:
+        plan = instance_plan(args.services or SERVICES, args.instances)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     error = _broker_error(env("AMQP_URI", DEFAULT_AMQP_URI))
     if error:
@@ -148,11 +212,17 @@ def cmd_up(args) -> int:
     portal = None
     if not args.services:  # the whole platform: with the portal, whose address the closing box gives
         portal = _start_portal(processes)
+    # The first instance of each service on its port, migrating its database; further instances (each
+    # with a port of its own, see README "Several instances") once the first is ready.
+    later, addresses = [], {}  # addresses: each service's first instance, where clients and the portal go
     for service in args.services or SERVICES:
-        processes[service] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service])
         settings = Settings.from_env(service)
-        urls[service] = f"http://{settings.http_host}:{settings.http_port}"
-        print(f"  {service:<14} {urls[service]}   (database {settings.database_url})")
+        name = service if plan[service] == 1 else f"{service}#1"
+        processes[name] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service]
+                                           + (["--name", name] if name != service else []))
+        urls[name] = addresses[service] = f"http://{settings.http_host}:{settings.http_port}"
+        print(f"  {name:<14} {urls[name]}   (database {settings.database_url})")
+        later += [(service, settings, number) for number in range(2, plan[service] + 1)]
     for service in args.services or SERVICES:
         # What a service wants beside it in development (notifications: a mail catcher), by its own hook.
         with warnings.catch_warnings():  # importing the service class here is for the hook, not to run it
@@ -170,13 +240,25 @@ def cmd_up(args) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     sign_in = None
-    if _wait_ready(urls, processes):
+    ready = _wait_ready(urls, processes)
+    if ready and later:
+        more = {}
+        for service, settings, number in later:
+            name, port = f"{service}#{number}", _free_port(settings.http_host)
+            environment = {**os.environ, f"{service.upper()}_PORT": str(port)}
+            processes[name] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service,
+                                                "--name", name], env=environment)
+            more[name] = f"http://{settings.http_host}:{port}"
+            print(f"  {name:<14} {more[name]}   (database {settings.database_url})", flush=True)
+        ready = _wait_ready(more, processes)
+        urls.update(more)
+    if ready:
         print("all services ready", flush=True)
         if args.demo:
             from verbund.tools import demo
 
             try:
-                for line in demo.seed(urls):
+                for line in demo.seed(addresses):
                     print(line, flush=True)
                 data = demo.load()
                 sign_in = [("a demo member", data["members"][0]["contact"]["email"])] + [
@@ -185,7 +267,7 @@ def cmd_up(args) -> int:
                 print(f"demo data not seeded: {exc}", file=sys.stderr)
     else:
         print("not every service became ready; see the log lines above", file=sys.stderr)
-    print(_closing_box(portal, sign_in, "notifications" in urls), flush=True)
+    print(_closing_box(portal, sign_in, "notifications" in addresses), flush=True)
     while all(process.poll() is None for process in processes.values()):
         time.sleep(0.5)
     stop()  # one has ended (or a signal stopped all): stop the others
@@ -506,9 +588,13 @@ def parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="migrate and start services")
     up.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)}")
     up.add_argument("--demo", action="store_true", help="seed demo members and joint events, say where to look")
+    up.add_argument("--instances", metavar="SERVICE=N,...",
+                    help="start N processes of a service, e.g. matching=2,notifications=2 (default: INSTANCES, "
+                         "<SERVICE>_INSTANCES or 1); several need PostgreSQL (DATABASE_URL)")
     up.set_defaults(func=cmd_up)
     run = commands.add_parser("run", help="migrate and run one service")
     run.add_argument("service", help=f"a service package: {', '.join(SERVICES)}")
+    run.add_argument("--name", help="what the console calls this process (verbund up: matching#2)")
     run.set_defaults(func=cmd_run)
     migrate = commands.add_parser("migrate", help="upgrade a service's database")
     migrate.add_argument("service", help=f"a service package: {', '.join(SERVICES)}")
