@@ -70,3 +70,27 @@ def test_an_image_names_the_migrations_folder_a_wheel_install_has_not_beside_the
     assert migrations.migrations_dir("probe") == tmp_path
     monkeypatch.delenv("PROBE_MIGRATIONS_DIR")
     assert migrations.migrations_dir("probe").name == "migrations"
+
+
+@pytest.mark.integration
+def test_instances_started_together_on_an_empty_postgresql_database_take_turns_migrating_it(postgres):
+    """Compose replicas of one service start at once on an empty database: each upgrade must
+    succeed (the later ones find the schema at its heads), none may fail halfway. Processes, as
+    replicas are (Alembic's context is one per process)."""
+    import subprocess
+    import sys
+
+    database_url = postgres.create()
+    script = f"from verbund import migrations; migrations.upgrade('members', {database_url!r})"
+    racers = [subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+              for _ in range(4)]
+    failures = [err for racer in racers for err in [racer.communicate(timeout=180)[1]] if racer.returncode]
+    assert failures == []
+    engine = _engine(database_url)
+    try:
+        with engine.connect() as conn:
+            versions = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    finally:
+        engine.dispose()
+    heads = migrations.ScriptDirectory.from_config(migrations.alembic_config("members", database_url)).get_heads()
+    assert versions == set(heads) - {migrations.MESSAGING_REVISION}  # the kit branch counts as applied with it

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.script import ScriptDirectory  # noqa: F401 - re-exported for the tests
+from sqlalchemy import text
 
 from verbund.database import make_engine
 from verbund.outbox import messaging_metadata
@@ -65,5 +67,9 @@ def run_env(target_metadata) -> None:
         context.configure(connection=connection, target_metadata=[target_metadata, messaging_metadata],
                           render_as_batch=connection.dialect.name == "sqlite")
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Instances started together on an empty database (compose replicas) take turns: the one
+                # that waited finds the schema at its heads and does nothing. Released at commit.
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('verbund-migrate'))"))
             context.run_migrations()
     engine.dispose()
