@@ -2,14 +2,23 @@
 
 A migrated SQLite store with ``--members`` synthetic members in the read model, the engine built
 from it and every suggestion list stored (as after a rebuild); then ``--events`` new synthetic
-members' ``member.registered`` events are applied the way the service applies them
-(``Store.handle`` → ``services.on_member_event``, one transaction each, the outbox row
-included). The outbox is not relayed to a broker (that is the kit's relay, measured elsewhere).
+members' ``member.registered`` events are applied the way the service applies them, in batches
+of ``--batch`` (``Store.handle_batch`` → ``services.on_member_events``: one transaction, one inbox
+claim and one outbox statement per batch, the fan-out coalesced; ``--batch 1`` is the service
+consuming one event at a time). The outbox is not relayed to a broker (that is the kit's relay,
+measured elsewhere).
 
-Reports CPU ms per event (``time.process_time``: mean, median, p95; first and second half, since
-proposals pile up as members register) and the events written per registration, by type.
+With ``--semantic`` the engine runs with the embedding model, as the service does: the network's
+texts are embedded before the timed part, the newcomers write 30% of their offers and needs in
+their own words (``--written``), and each batch's new texts are embedded first, together, in a unit
+of work of their own (``MatchingEngine.embed``); that CPU is counted and also reported apart.
 
-    .venv/bin/python matching-service/bench/consume.py [--members 10000] [--events 300] [--profile 30]
+Reports CPU ms per event (``time.process_time`` of the process, all its threads: mean, and
+median/p95 over batches per event; first and second half, since proposals pile up as members
+register) and the events written per registration, by type.
+
+    .venv/bin/python matching-service/bench/consume.py [--members 10000] [--events 300] [--batch 50]
+        [--semantic] [--profile 30]
 
 With ``--profile N`` the first N stats lines of a cProfile of the timed events follow (by own
 time, then cumulative). Not part of ``make bench``; writes nothing outside a temporary folder.
@@ -30,7 +39,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from matching import services
+from matching import semantic, services, vectors
 from matching.engine import Engine
 from matching.models import MemberProfile
 from matching.synthetic import ProfileFactory
@@ -72,6 +81,10 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=300, help="member.registered events timed")
     parser.add_argument("--warm", type=int, default=20, help="events applied before timing (not counted)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1, help="events per batch (1: one at a time)")
+    parser.add_argument("--semantic", action="store_true", help="with the embedding model, as the service runs")
+    parser.add_argument("--written", type=float, default=0.3,
+                        help="with --semantic: share of the newcomers' texts written in their own words")
     parser.add_argument("--profile", type=int, default=0, help="print this many cProfile lines")
     parser.add_argument("--dump", help="write the cProfile stats to this file (for pstats or snakeviz)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line too")
@@ -79,42 +92,68 @@ def main() -> int:
 
     factory = ProfileFactory(seed=args.seed)
     profiles = factory.profiles(args.members)
-    warm = [registered(p) for p in factory.profiles(args.warm)]
-    events = [registered(p) for p in factory.profiles(args.events)]
+    newcomers = ProfileFactory(seed=args.seed + 1, written_share=args.written if args.semantic else 0.0)
+    warm = [registered(p) for p in newcomers.profiles(args.warm)]
+    events = [registered(p) for p in newcomers.profiles(args.events)]
+    batches = [events[start:start + args.batch] for start in range(0, len(events), args.batch)]
 
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'matching.db'}"
         migrations.upgrade("matching", url)
         db = make_engine(url)
         store = Store(db, relay=None, after_commit=lambda: None, source=catalogue.source_of("matching"))
-        engine = Engine()
+        embedder = space = None
+        if args.semantic:
+            embedder, status = semantic.load_embedder()
+            if embedder is None:
+                print(f"no embedding model: {status}", file=sys.stderr)
+                return 1
+            space = semantic.Space(background=embedder.background)
+        engine = Engine(semantic=space)
         engine.warm_up()
         started = time.perf_counter()
+        if space is not None:
+            with store.unit_of_work() as uow:
+                vectors.ensure(uow.session, space, embedder, semantic.MODEL, profiles)
         preload(store, engine, profiles)
         print(f"preloaded {args.members:,} members in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
-        def apply(event):
-            store.handle(event, lambda uow, e: services.on_member_event(uow, engine, e))
+        def embed(chunk) -> None:
+            """The batch's new texts, before the use case (the service: outside the engine's lock)."""
+            if space is not None:
+                with store.unit_of_work() as uow:
+                    vectors.ensure(uow.session, space, embedder, semantic.MODEL,
+                                   [e["data"]["profile"] for e in chunk])
 
-        for event in warm:
-            apply(event)
+        def apply(chunk) -> None:
+            store.handle_batch(chunk, lambda uow, fresh: services.on_member_events(uow, engine, fresh))
+
+        for start in range(0, len(warm), args.batch):
+            embed(warm[start:start + args.batch])
+            apply(warm[start:start + args.batch])
         before = outbox_types(store)
         profiler = cProfile.Profile() if args.profile or args.dump else None
-        cpu = []
-        for event in events:
+        cpu, embedding = [], []  # per event: its batch's CPU over the batch's size
+        for chunk in batches:
             if profiler:
                 profiler.enable()
             t0 = time.process_time()
-            apply(event)
-            cpu.append((time.process_time() - t0) * 1000)
+            embed(chunk)
+            t1 = time.process_time()
+            apply(chunk)
+            t2 = time.process_time()
             if profiler:
                 profiler.disable()
+            cpu += [(t2 - t0) * 1000 / len(chunk)] * len(chunk)
+            embedding += [(t1 - t0) * 1000 / len(chunk)] * len(chunk)
         written = outbox_types(store) - before
         db.dispose()
 
     half = len(cpu) // 2
     result = {
-        "members": args.members, "events": len(cpu),
+        "members": args.members, "events": len(cpu), "batch": args.batch, "semantic": args.semantic,
+        "embedding_cpu_ms_mean": statistics.fmean(embedding),
+        "suggested_per_registration": written.get("match.suggested", 0) / len(cpu),
         "cpu_ms_mean": statistics.fmean(cpu), "cpu_ms_median": statistics.median(cpu),
         "cpu_ms_p95": percentile(cpu, 0.95),
         "cpu_ms_mean_first_half": statistics.fmean(cpu[:half]), "cpu_ms_mean_second_half": statistics.fmean(cpu[half:]),
@@ -122,11 +161,13 @@ def main() -> int:
         "written_per_event_by_type": {t: n / len(cpu) for t, n in sorted(written.items())},
         "profiled": bool(profiler),
     }
-    print(f"{len(cpu)} member.registered events on {args.members:,} members"
+    print(f"{len(cpu)} member.registered events on {args.members:,} members in batches of {args.batch}"
+          + (" with the embedding model" if args.semantic else " (lexical)")
           + (" (under cProfile: slower than without)" if profiler else ""))
     print(f"CPU per event: mean {result['cpu_ms_mean']:.1f} ms, median {result['cpu_ms_median']:.1f} ms, "
           f"p95 {result['cpu_ms_p95']:.1f} ms (first half {result['cpu_ms_mean_first_half']:.1f}, "
-          f"second half {result['cpu_ms_mean_second_half']:.1f})")
+          f"second half {result['cpu_ms_mean_second_half']:.1f})"
+          + (f"; embedding {result['embedding_cpu_ms_mean']:.1f} ms of it" if args.semantic else ""))
     print(f"events written per registration: {result['written_per_event']:.2f} ("
           + ", ".join(f"{t} {n:.2f}" for t, n in result["written_per_event_by_type"].items()) + ")")
     if args.dump:

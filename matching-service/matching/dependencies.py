@@ -159,17 +159,30 @@ class MatchingEngine:
     def handle(self, event: dict, handler: Callable[[UnitOfWork, Engine, dict], object]) -> bool:
         """``handler(uow, engine, event)`` through the idempotent inbox (False: handled before).
         The profile's new texts are embedded first, outside the engine's lock."""
-        profile = (event.get("data") or {}).get("profile")
+        fresh = self.handle_batch([event], lambda uow, engine, events: handler(uow, engine, events[0]))
+        return bool(fresh)
+
+    def handle_batch(self, events: list[dict],
+                     handler: Callable[[UnitOfWork, Engine, list[dict]], object]) -> list[dict]:
+        """``handler(uow, engine, fresh)`` for a batch of consumed events in one unit of work: the new
+        texts of all the batch's profiles embedded first, together and outside the engine's lock;
+        then under the lock, once for the batch: the inbox claim (one statement), ``fresh`` (the
+        events not handled before, in their order; the handler does not run if there are none),
+        one commit and one outbox statement. Returns ``fresh``. If the handler or the commit fails,
+        nothing of the batch stays in the database and the engine is rebuilt from the read model
+        before the next use case (the subscriber then hands the events one by one)."""
         # Wait for the engine (and the model) first: an event taken while the model was loading
         # would otherwise be matched lexically until a rebuild.
         self.wait_ready()
-        if profile and self.space is not None:
+        profiles = [profile for event in events if (profile := (event.get("data") or {}).get("profile"))]
+        if profiles and self.space is not None:
             try:
-                self.embed([profile])
-            except Exception:  # the member is matched lexically now and semantically at the next rebuild
-                log.exception("embedding the texts of %s failed", profile.get("id"))
-        return self._locked(lambda: self.store.handle(
-            event, lambda uow, e: handler(uow, self._prepared(uow), e)))
+                self.embed(profiles)
+            except Exception:  # these members are matched lexically now and semantically at the next rebuild
+                log.exception("embedding the texts of %d profile(s) failed (first %s)", len(profiles),
+                              profiles[0].get("id"))
+        return self._locked(lambda: self.store.handle_batch(
+            events, lambda uow, fresh: handler(uow, self._prepared(uow), fresh)))
 
     def rebuild(self, from_members: bool = True) -> dict:
         """Refill the read model from members-service (optional), rebuild the engine and store

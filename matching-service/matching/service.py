@@ -32,12 +32,16 @@ class MatchingService(ServiceBase):
     name = "matching"
     matching = EngineProvider(database="db")
 
-    # One event at a time: the engine's handle runs its own transaction under the engine's lock, which a
-    # batch's shared transaction would wait on (a batch form would apply N events, then recompute once).
-    @subscribe(batch_size=1)
-    def on_member_event(self, event):
-        if event["type"].startswith("member."):
-            self.matching.handle(event, services.on_member_event)
+    # The batch form: the engine runs the batch in a transaction of its own under its lock (a
+    # per-event handler would wait on the subscriber's shared transaction). CONSUME_BATCH_SIZE 1
+    # hands batches of one; a failing batch comes again one event at a time.
+    @subscribe(batch=True)
+    def on_member_events(self, events):
+        """A batch of consumed events (delivery order): the member.* ones not handled before go
+        through ``services.on_member_events`` in one unit of work, their fan-out coalesced."""
+        events = [event for event in events if event["type"].startswith("member.")]
+        if events:
+            self.matching.handle_batch(events, services.on_member_events)
 
     def readiness_checks(self) -> dict[str, str]:
         """The database and the broker, and the engine: "loading" until its read model is in memory."""

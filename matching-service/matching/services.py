@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, tuple_
@@ -64,42 +65,99 @@ def catch_up(uow: UnitOfWork, engine: Engine) -> None:
 
 def on_member_event(uow: UnitOfWork, engine: Engine, event: dict) -> None:
     """member.registered / member.updated (v1 or v2) / member.deleted: the read model, suggestions
-    and proposals follow. Other types are not matching's business and change nothing."""
-    if event["type"] == "member.deleted":
-        on_member_deleted(uow, engine, event)
-    elif event["type"] in ("member.registered", "member.updated"):
-        on_member_changed(uow, engine, event)
+    and proposals follow. Other types are not matching's business and change nothing. A batch of
+    one (``on_member_events``)."""
+    on_member_events(uow, engine, [event])
 
 
-def on_member_changed(uow: UnitOfWork, engine: Engine, event: dict) -> None:
-    """A member registered or changed: keep the newer profile, announce the suggestion lists that
-    changed (its own first), close its open proposals if it withdrew consent, and propose around it
-    and around the members it now matters to (at most domain.PROPOSALS_PER_EVENT)."""
+@dataclass
+class Fanout:
+    """What a batch of member events leaves to do once, after all of them are applied
+    (``on_member_events``): the lists to announce, the proposals to close, the anchors to try.
+
+    ``lists``: members whose suggestion lists changed; ``first``: the members whose events these
+    are, in event order (their own lists go out first); ``closings``: (reason, member id) in event
+    order, ``consent_withdrawn`` or ``member_deleted``; ``anchors``: per event, whom to propose
+    around, in that event's order of preference."""
+    lists: set[str] = field(default_factory=set)
+    first: list[str] = field(default_factory=list)
+    closings: list[tuple[str, str]] = field(default_factory=list)
+    anchors: list[list[str]] = field(default_factory=list)
+
+
+def on_member_events(uow: UnitOfWork, engine: Engine, events: list[dict]) -> Fanout:
+    """A batch of member.* events (in delivery order, not handled before) in one unit of work.
+
+    Each event changes the read model and the engine in order, as one at a time would (an older
+    version than the one held is ignored, so per-member order is kept). The fan-out is coalesced:
+    every suggestion list the batch changed is announced once, with its final content (the
+    batch's own members first, in event order, then the others in id order; a list that ends as it
+    was told before is not announced again); proposals are closed as the events ask, then tried
+    once per anchor for the whole batch (``propose_anchors``). A member registered and deleted
+    within the batch is not announced, nor named in anyone's announced list. Returns the Fanout."""
+    fanout = Fanout()
+    for number, event in enumerate(events):
+        if number:
+            time.sleep(0)  # a long batch lets other green threads (heartbeats, HTTP) run
+        if event["type"] == "member.deleted":
+            on_member_deleted(uow, engine, event, fanout)
+        elif event["type"] in ("member.registered", "member.updated"):
+            on_member_changed(uow, engine, event, fanout)
+    publish_suggestions(uow, engine, [member_id for member_id in fanout.lists if member_id in engine],
+                        first=fanout.first)
+    for reason, member_id in fanout.closings:
+        if reason == "member_deleted":
+            erase_member(uow, engine, member_id)
+        else:
+            close_proposals(uow, involving=member_id, reason=reason)
+    propose_anchors(uow, engine, fanout.anchors)
+    return fanout
+
+
+def on_member_changed(uow: UnitOfWork, engine: Engine, event: dict, fanout: Fanout) -> None:
+    """A member registered or changed: keep the newer profile and update the engine; note in
+    ``fanout`` the lists that changed (its own first), its open proposals to close if it withdrew
+    consent, and whom to propose around: the member itself if what it offers or needs changed, and
+    the members it now matters to."""
     profile = event["data"]["profile"]
     changed = event["data"].get("changed")
     if not store_profile(uow, engine, profile):
         log.info("ignored %s of %s: version %s is not newer", event["type"], profile["id"], profile["version"])
         return
     changes = engine.upsert(minimal(profile))
-    publish_suggestions(uow, engine, changes.lists, first=profile["id"])
+    fanout.lists.update(changes.lists)
+    if profile["id"] not in fanout.first:
+        fanout.first.append(profile["id"])
     if not profile["consent"]["suggest_as_partner"]:
-        close_proposals(uow, involving=profile["id"], reason="consent_withdrawn")
-    # Around the member itself if what it offers or needs changed, and around members who have
-    # a new partner now: a growing network leads to better teams. Those it matters to most come
-    # first (it tops their list), so the obvious partner of a newcomer is not crowded out by
-    # older members it merely entered the lists of.
+        fanout.closings.append(("consent_withdrawn", profile["id"]))
+    # Those it matters to most come first (it tops their list), so the obvious partner of a
+    # newcomer is not crowded out by older members it merely entered the lists of.
     anchors = [profile["id"]] if domain.affects_matching(changed) else []
-    anchors += anchors_by_gain(changes.lists, profile["id"])
+    fanout.anchors.append(anchors + anchors_by_gain(changes.lists, profile["id"]))
+
+
+def propose_anchors(uow: UnitOfWork, engine: Engine, anchors: list[list[str]]) -> int:
+    """Try proposals around the anchors of each event in turn (``anchors``: per event, in its order of
+    preference): per event at most domain.PROPOSALS_PER_EVENT searches, each anchor at most once per
+    call (so once per batch), members no longer in the engine skipped. Returns the searches made."""
     lookups = Lookups(uow.session)
-    tried = 0
-    for member_id in anchors[:domain.PROPOSALS_PER_EVENT * 4]:
-        if tried == domain.PROPOSALS_PER_EVENT:
-            break
-        state = anchor_state(uow, engine, member_id)
-        if state.settled:
-            continue  # its proposal stands (or it declined lately): no need to search
-        tried += 1
-        propose_around(uow, engine, member_id, lookups, state=state)
+    seen: set[str] = set()
+    searched = 0
+    for candidates in anchors:
+        tried = 0
+        for member_id in candidates[:domain.PROPOSALS_PER_EVENT * 4]:
+            if tried == domain.PROPOSALS_PER_EVENT:
+                break
+            if member_id in seen or member_id not in engine:
+                continue
+            seen.add(member_id)
+            state = anchor_state(uow, engine, member_id)
+            if state.settled:
+                continue  # its proposal stands (or it declined lately): no need to search
+            tried += 1
+            propose_around(uow, engine, member_id, lookups, state=state)
+        searched += tried
+    return searched
 
 
 def anchors_by_gain(lists: dict[str, list[tuple[str, float]]], member_id: str) -> list[str]:
@@ -109,9 +167,10 @@ def anchors_by_gain(lists: dict[str, list[tuple[str, float]]], member_id: str) -
     return sorted(score, key=lambda other: (score[other] is None, -(score[other] or 0.0), other))
 
 
-def on_member_deleted(uow: UnitOfWork, engine: Engine, event: dict) -> None:
-    """A member left (``data``: ``{id, version}``): it is forgotten everywhere (``forget_member``)."""
-    forget_member(uow, engine, event["data"]["id"], event["data"]["version"])
+def on_member_deleted(uow: UnitOfWork, engine: Engine, event: dict, fanout: Fanout) -> None:
+    """A member left (``data``: ``{id, version}``): a tombstone and out of the engine now; the lists it
+    left and the erasure of its proposals noted in ``fanout`` (``forget_member``)."""
+    remove_member(uow, engine, event["data"]["id"], event["data"]["version"], fanout)
 
 
 def minimal(profile: dict) -> dict:
@@ -139,6 +198,17 @@ def store_profile(uow: UnitOfWork, engine: Engine, profile: dict) -> bool:
 
 def forget_member(uow: UnitOfWork, engine: Engine, member_id: str, version: int) -> None:
     """A member left: keep a tombstone, drop it from every suggestion, close and forget its proposals."""
+    fanout = Fanout()
+    remove_member(uow, engine, member_id, version, fanout)
+    publish_suggestions(uow, engine, [other for other in fanout.lists if other in engine])
+    for _, gone in fanout.closings:
+        erase_member(uow, engine, gone)
+
+
+def remove_member(uow: UnitOfWork, engine: Engine, member_id: str, version: int, fanout: Fanout) -> None:
+    """The first half of forgetting a member: a tombstone in the read model (unless it holds this
+    version or a newer one) and the member out of the engine; the lists that changed and the
+    erasure (``erase_member``) are noted in ``fanout``."""
     session = uow.session
     row = session.get(MemberProfile, member_id)
     if row is not None and (row.deleted or domain.is_stale(row.version, version)):
@@ -150,8 +220,16 @@ def forget_member(uow: UnitOfWork, engine: Engine, member_id: str, version: int)
     row.version, row.seq, row.deleted, row.profile, row.updated_at = version, seq, True, None, uow.now()
     session.flush()
     engine.seq = seq
-    publish_suggestions(uow, engine, engine.remove(member_id).lists)
-    session.execute(delete(SuggestionSet).where(SuggestionSet.member_id == member_id))
+    fanout.lists.update(engine.remove(member_id).lists)
+    fanout.closings.append(("member_deleted", member_id))
+
+
+def erase_member(uow: UnitOfWork, engine: Engine, member_id: str) -> None:
+    """The second half: its stored list, its proposals (the open ones closed and announced without
+    its name first), its declined pairings and the published events that name it are deleted."""
+    session = uow.session
+    if member_id not in engine:  # unless it registered again since (a newer version)
+        session.execute(delete(SuggestionSet).where(SuggestionSet.member_id == member_id))
     close_proposals(uow, involving=member_id, reason="member_deleted", erase=member_id)
     ids = select(ProposalMember.proposal_id).where(ProposalMember.member_id == member_id)
     for proposal in session.execute(select(Proposal).where(Proposal.id.in_(ids))).scalars().all():
@@ -175,12 +253,14 @@ def explained(engine: Engine, member_id: str) -> list[dict]:
     return suggestions
 
 
-def publish_suggestions(uow: UnitOfWork, engine: Engine, member_ids, first: str | None = None) -> int:
-    """Store and announce (``match.suggested``) the lists that changed in substance; return how many
-    were announced. The list of ``first`` (the member whose event this is, who waits for its
-    suggestions) goes out first, then the others in id order."""
+def publish_suggestions(uow: UnitOfWork, engine: Engine, member_ids, first: Sequence[str] = ()) -> int:
+    """Store and announce (``match.suggested``) the lists that changed in substance, each once with
+    what the engine holds now; return how many were announced. The lists of ``first`` (the members
+    whose events these are, who wait for their suggestions) go out first in that order, then the
+    others in id order."""
     session = uow.session
-    member_ids = sorted(member_ids, key=lambda member_id: (member_id != first, member_id))
+    order = {member_id: i for i, member_id in enumerate(first)}
+    member_ids = sorted(member_ids, key=lambda member_id: (order.get(member_id, len(order)), member_id))
     announced = 0
     for start in range(0, len(member_ids), STORED_LISTS_PER_QUERY):
         if start:
