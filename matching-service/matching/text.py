@@ -95,6 +95,9 @@ class TextAnalyzer:
         self.lexicon = frozenset(lexicon - STOPWORDS)
         self.resolve = lru_cache(maxsize=100_000)(self._resolve)
         self.tokens = lru_cache(maxsize=100_000)(self._tokens)
+        # Per word as well: member-written texts are nearly all distinct, their words are not, and
+        # splitting a compound is the dearest part of a text's analysis.
+        self._word_tokens = lru_cache(maxsize=200_000)(self._word_tokens_uncached)
 
     def _resolve(self, label: str) -> tuple[tuple[str, float], ...]:
         """The terms a label means, with a weight: (id, 1.0) for an exact name,
@@ -150,10 +153,15 @@ class TextAnalyzer:
         """Word stems and compound parts of a free-text label that say something on their own."""
         found: set[str] = set()
         for word in words(label):
-            if word in STOPWORDS or len(word) < 2:
-                continue
-            found.add(stem(word))
-            if len(word) >= 2 * MIN_PART:
-                found.update(self.split_compound(word))
-        return frozenset(token for token in found if token not in self.generic and token not in STOPWORDS
-                         and len(token) >= 3)
+            found.update(self._word_tokens(word))
+        return frozenset(found)
+
+    def _word_tokens_uncached(self, word: str) -> tuple[str, ...]:
+        """One word's stem and compound parts that say something on their own."""
+        if word in STOPWORDS or len(word) < 2:
+            return ()
+        found = {stem(word)}
+        if len(word) >= 2 * MIN_PART:
+            found.update(self.split_compound(word))
+        return tuple(token for token in found if token not in self.generic and token not in STOPWORDS
+                     and len(token) >= 3)
