@@ -344,7 +344,7 @@ def _keep_link(ids, values, counts, q, j, v):
     ids[q, i] = j
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _top_links_serial(similarity, rows, columns, threshold, ids, values, counts):
     for r in range(similarity.shape[0]):
         q = rows[r]
@@ -367,12 +367,15 @@ def _top_links_parallel(similarity, rows, columns, threshold, ids, values, count
 PARALLEL_FROM = 1 << 21  # similarities in a block from which the threads pay (small ones: one thread)
 
 
-def top_links(similarity, rows, columns, threshold, ids, values, counts) -> None:
+def top_links(similarity, rows, columns, threshold, ids, values, counts, parallel: bool | None = None) -> None:
     """Merge a block of similarities (float32, queries ``rows`` x texts ``columns``) into each
     query's strongest links at or above ``threshold``: ``ids``/``values`` (queries, k), ``counts``
     (queries). Rows must be distinct. Small blocks (a newcomer's few texts) on one thread: numba's
-    threads would spin longer than the work takes."""
-    run = _top_links_parallel if similarity.size >= PARALLEL_FROM else _top_links_serial
+    threads would spin longer than the work takes. ``parallel=False``: one thread whatever the size
+    (the caller runs threads of its own; the serial kernel releases the GIL)."""
+    if parallel is None:
+        parallel = similarity.size >= PARALLEL_FROM
+    run = _top_links_parallel if parallel else _top_links_serial
     run(similarity, rows, columns, threshold, ids, values, counts)
 
 

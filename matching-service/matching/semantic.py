@@ -21,9 +21,11 @@ import contextlib
 import hashlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from verbund.settings import env
@@ -171,6 +173,7 @@ class Space:
     BLOCK = 256  # texts per matrix product when every pair is compared: 256 x 30k float32 is 31 MB
     APPROXIMATE_FROM = 30_000
     PROBES = 12  # clusters a text is compared with (of about sqrt(n))
+    THREADED_FROM = 1024  # texts linked at once from which the clusters are shared out among threads
 
     def __init__(self, calibration: Calibration = CALIBRATION, background: dict | None = None,
                  weights: tuple[float, ...] = MODEL_WEIGHTS):
@@ -313,12 +316,26 @@ class Space:
             queries, members = partition.candidates(vectors, self.PROBES)
             # Many small products: on one BLAS thread. With two, each product waits for a second
             # thread, and on a busy machine that is most of its time (3x slower measured).
-            with _blas_threads(1):
+            # A large batch (a rebuild) on every core: each thread takes the queries q with
+            # q % threads == its number, so no two threads fill the same list.
+            threads = max(1, numba.get_num_threads()) if n >= self.THREADED_FROM else 1
+
+            def run(share: int) -> None:
                 for cluster_queries, cluster_rows in zip(queries, members, strict=True):
+                    if threads > 1:
+                        cluster_queries = cluster_queries[cluster_queries % threads == share]
                     if len(cluster_queries) and len(cluster_rows):
                         similarity = self._similarities(vectors[cluster_queries], h[cluster_queries],
                                                         g[cluster_queries], other, cluster_rows)
-                        kernel.top_links(similarity, cluster_queries, cluster_rows, threshold, ids, values, counts)
+                        kernel.top_links(similarity, cluster_queries, cluster_rows, threshold, ids, values, counts,
+                                         parallel=False)
+
+            with _blas_threads(1):
+                if threads > 1:
+                    with ThreadPoolExecutor(threads) as pool:
+                        list(pool.map(run, range(threads)))
+                else:
+                    run(0)
         step = max(1, (1 << 23) // max(1, rows - start))  # texts per product: ~32 MB of scratch
         for lo in range(0, n, step):  # every pair (and the texts registered since the clusters were made)
             if rows > start:

@@ -129,6 +129,7 @@ def test_clustered_linking_finds_nearly_every_exact_link_and_all_when_it_probes_
     def linked(approximate_from, probes):
         space = Space(Calibration(threshold=1.0), background)
         space.APPROXIMATE_FROM, space.PROBES = approximate_from, probes
+        space.THREADED_FROM = 1  # numba's threads share the clusters out (as in a rebuild)
         space.add_vectors(NEED, need_texts, needs)
         space.add_vectors(OFFER, offer_texts, offers)
         space.link_all(NEED, need_texts[:1000])
