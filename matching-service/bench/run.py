@@ -52,9 +52,9 @@ def pairwise_suggestions(engine, member_id: str, everyone: list[str], k: int = 1
     return [(member_id, round(score, 4)) for score, member_id in scored[:k]]
 
 
-def embed_texts(embedder, profiles, written: dict) -> tuple[dict, float, int]:
-    """Every distinct need and offer text with a vector: ({side: (texts, vectors)}, texts embedded
-    per second, texts).
+def embed_texts(embedder, pairs: list[tuple[str, str]], written: dict, block: int = 16384) -> tuple[dict, float, int]:
+    """Every distinct need and offer text (``pairs``: (kind, text)) with a vector:
+    ({side: (texts, [vectors of a block of texts, ...])}, texts embedded per second, texts).
 
     Embedding some 100,000 distinct texts takes this machine longer than the rest of the benchmark,
     so the member-written texts of the network (``ProfileFactory.written``) get a vector composed of
@@ -63,11 +63,11 @@ def embed_texts(embedder, profiles, written: dict) -> tuple[dict, float, int]:
     them, which is what decides how many links clear the threshold. Every other text (vocabulary
     labels, short free texts) is embedded, as are the newcomers' and the imported members' texts.
     Texts per second: 2,048 distinct member-written texts embedded for real in batches of 64 (as
-    ``matching.vectors`` does)."""
+    ``matching.vectors`` does). The vectors come in blocks, as a rebuild reads them page by page:
+    a block the space has registered is freed, so the vectors are not held twice."""
     from matching.semantic import DIMENSIONS, NEED, OFFER
-    from matching.vectors import BATCH, texts_of
+    from matching.vectors import BATCH
 
-    pairs = sorted(texts_of(profiles))
     sample = sorted({text for _, text in pairs if text in written})[:2048]
     started = time.perf_counter()
     for i in range(0, len(sample), BATCH):
@@ -79,19 +79,23 @@ def embed_texts(embedder, profiles, written: dict) -> tuple[dict, float, int]:
     stored = {}
     for kind in (NEED, OFFER):
         texts = [text for k, text in pairs if k == kind]
-        vectors = np.zeros((len(texts), DIMENSIONS), np.float32)
-        plain = [i for i, text in enumerate(texts) if text not in written]
-        for start in range(0, len(plain), BATCH):
-            rows = plain[start:start + BATCH]
-            vectors[rows] = embedder.embed([texts[i] for i in rows], kind)
-        for i, text in enumerate(texts):
-            if text in written:
-                lead, label, context, place = (part_vectors[p] for p in written[text])
-                vectors[i] = label + 0.4 * lead + 0.4 * context + 0.2 * place
-        composed = np.array([text in written for text in texts])
-        vectors[composed] += rng.standard_normal((int(composed.sum()), DIMENSIONS)).astype(np.float32) * 0.02
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        stored[kind] = (texts, vectors)
+        blocks = []
+        for first in range(0, len(texts), block):
+            chunk = texts[first:first + block]
+            vectors = np.zeros((len(chunk), DIMENSIONS), np.float32)
+            plain = [i for i, text in enumerate(chunk) if text not in written]
+            for start in range(0, len(plain), BATCH):
+                rows = plain[start:start + BATCH]
+                vectors[rows] = embedder.embed([chunk[i] for i in rows], kind)
+            for i, text in enumerate(chunk):
+                if text in written:
+                    lead, label, context, place = (part_vectors[p] for p in written[text])
+                    vectors[i] = label + 0.4 * lead + 0.4 * context + 0.2 * place
+            composed = np.array([text in written for text in chunk])
+            vectors[composed] += rng.standard_normal((int(composed.sum()), DIMENSIONS)).astype(np.float32) * 0.02
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            blocks.append(vectors)
+        stored[kind] = (texts, blocks)
     return stored, per_second, len(pairs)
 
 
@@ -101,9 +105,13 @@ def semantic_space(embedder, stored):
 
     space = Space(background=embedder.background)
     for kind in list(stored):
-        texts, vectors = stored.pop(kind)  # one side's stored copy at a time, as a rebuild reads them
-        space.add_vectors(kind, texts, vectors)
-        del texts, vectors
+        texts, blocks = stored.pop(kind)
+        first = 0
+        while blocks:
+            vectors = blocks.pop(0)  # the space holds it now, until its texts are registered
+            space.add_vectors(kind, texts[first:first + len(vectors)], vectors)
+            first += len(vectors)
+            del vectors
     return space
 
 
@@ -147,15 +155,18 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
     load_start = os.getloadavg()[0]
     extra = {}
     space = None
+    cards = [card_from_profile(p) for p in profiles]
+    pairs = sorted(texts_of(profiles))
+    del profiles  # the engine keeps its cards; the benchmark keeps no second copy
     if semantic:
         embedder = Embedder()
-        stored, per_second, distinct = embed_texts(embedder, profiles, factory.written)
+        stored, per_second, distinct = embed_texts(embedder, pairs, factory.written)
+        factory.written.clear()
         extra.update(embedded_per_s=per_second, distinct_texts=distinct,
                      distinct_needs=len(stored[NEED][0]), distinct_offers=len(stored[OFFER][0]))
         space = semantic_space(embedder, stored)
         del stored
-    cards = [card_from_profile(p) for p in profiles]
-    del profiles  # the engine keeps its cards; the benchmark keeps no second copy
+    del pairs
     with_profiles = peak_mib()
     engine = Engine(semantic=space)
 

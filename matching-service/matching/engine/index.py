@@ -139,7 +139,7 @@ class Index:
         if cached is None:
             features = self._lexical_features(label, term, need)
             cached = (np.array([f.id for f in features], np.int32), np.array([f.weight for f in features]))
-            if len(self._analyse) > 200_000:
+            if len(self._analyse) > 50_000:  # member-written texts are distinct: they come once
                 self._analyse.clear()
             self._analyse[key] = cached
         return cached
