@@ -52,9 +52,9 @@ def pairwise_suggestions(engine, member_id: str, everyone: list[str], k: int = 1
     return [(member_id, round(score, 4)) for score, member_id in scored[:k]]
 
 
-def embed_texts(embedder, profiles, written: dict) -> tuple[dict, float, int]:
-    """Every distinct need and offer text with a vector: ({side: (texts, vectors)}, texts embedded
-    per second, texts).
+def embed_texts(embedder, pairs: list[tuple[str, str]], written: dict, block: int = 16384) -> tuple[dict, float, int]:
+    """Every distinct need and offer text (``pairs``: (kind, text)) with a vector:
+    ({side: (texts, [vectors of a block of texts, ...])}, texts embedded per second, texts).
 
     Embedding some 100,000 distinct texts takes this machine longer than the rest of the benchmark,
     so the member-written texts of the network (``ProfileFactory.written``) get a vector composed of
@@ -63,11 +63,11 @@ def embed_texts(embedder, profiles, written: dict) -> tuple[dict, float, int]:
     them, which is what decides how many links clear the threshold. Every other text (vocabulary
     labels, short free texts) is embedded, as are the newcomers' and the imported members' texts.
     Texts per second: 2,048 distinct member-written texts embedded for real in batches of 64 (as
-    ``matching.vectors`` does)."""
+    ``matching.vectors`` does). The vectors come in blocks, as a rebuild reads them page by page:
+    a block the space has registered is freed, so the vectors are not held twice."""
     from matching.semantic import DIMENSIONS, NEED, OFFER
-    from matching.vectors import BATCH, texts_of
+    from matching.vectors import BATCH
 
-    pairs = sorted(texts_of(profiles))
     sample = sorted({text for _, text in pairs if text in written})[:2048]
     started = time.perf_counter()
     for i in range(0, len(sample), BATCH):
@@ -79,19 +79,23 @@ def embed_texts(embedder, profiles, written: dict) -> tuple[dict, float, int]:
     stored = {}
     for kind in (NEED, OFFER):
         texts = [text for k, text in pairs if k == kind]
-        vectors = np.zeros((len(texts), DIMENSIONS), np.float32)
-        plain = [i for i, text in enumerate(texts) if text not in written]
-        for start in range(0, len(plain), BATCH):
-            rows = plain[start:start + BATCH]
-            vectors[rows] = embedder.embed([texts[i] for i in rows], kind)
-        for i, text in enumerate(texts):
-            if text in written:
-                lead, label, context, place = (part_vectors[p] for p in written[text])
-                vectors[i] = label + 0.4 * lead + 0.4 * context + 0.2 * place
-        composed = np.array([text in written for text in texts])
-        vectors[composed] += rng.standard_normal((int(composed.sum()), DIMENSIONS)).astype(np.float32) * 0.02
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        stored[kind] = (texts, vectors)
+        blocks = []
+        for first in range(0, len(texts), block):
+            chunk = texts[first:first + block]
+            vectors = np.zeros((len(chunk), DIMENSIONS), np.float32)
+            plain = [i for i, text in enumerate(chunk) if text not in written]
+            for start in range(0, len(plain), BATCH):
+                rows = plain[start:start + BATCH]
+                vectors[rows] = embedder.embed([chunk[i] for i in rows], kind)
+            for i, text in enumerate(chunk):
+                if text in written:
+                    lead, label, context, place = (part_vectors[p] for p in written[text])
+                    vectors[i] = label + 0.4 * lead + 0.4 * context + 0.2 * place
+            composed = np.array([text in written for text in chunk])
+            vectors[composed] += rng.standard_normal((int(composed.sum()), DIMENSIONS)).astype(np.float32) * 0.02
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            blocks.append(vectors)
+        stored[kind] = (texts, blocks)
     return stored, per_second, len(pairs)
 
 
@@ -101,10 +105,35 @@ def semantic_space(embedder, stored):
 
     space = Space(background=embedder.background)
     for kind in list(stored):
-        texts, vectors = stored.pop(kind)  # one side's stored copy at a time, as a rebuild reads them
-        space.add_vectors(kind, texts, vectors)
-        del texts, vectors
+        texts, blocks = stored.pop(kind)
+        first = 0
+        while blocks:
+            vectors = blocks.pop(0)  # the space holds it now, until its texts are registered
+            space.add_vectors(kind, texts[first:first + len(vectors)], vectors)
+            first += len(vectors)
+            del vectors
     return space
+
+
+def approximate_recall(space, sample: int = 2000) -> float | None:
+    """The share of the exact links the rebuild found, for a sample of offer texts (each linked
+    against every need, the rebuild's order): None below ``Space.APPROXIMATE_FROM`` needs (exact)."""
+    from matching.semantic import MAX_LINKS, NEED, OFFER
+
+    if space.rows(NEED) < space.APPROXIMATE_FROM or not space.rows(OFFER):
+        return None
+    rows = np.random.default_rng(11).choice(space.rows(OFFER), min(sample, space.rows(OFFER)), replace=False)
+    found = exact = 0
+    for start in range(0, len(rows), 64):
+        block = rows[start:start + 64]
+        similarity = space._similarities(space._matrix[OFFER][block], space._h[OFFER][block],
+                                         space._g[OFFER][block], NEED, slice(0, space.rows(NEED)))
+        for row, values in zip(block, similarity, strict=True):
+            order = np.argsort(-values, kind="stable")[:MAX_LINKS]
+            expected = set(order[values[order] >= space.calibration.threshold].tolist())
+            found += len(expected & set(space.link_arrays(OFFER, int(row))[0].tolist()))
+            exact += len(expected)
+    return found / max(exact, 1)
 
 
 def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: float, import_size: int) -> dict:
@@ -123,29 +152,43 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
     factory = ProfileFactory(seed=1, written_share=written if semantic else 0.0)
     profiles = factory.profiles(size)
     newcomers = factory.profiles(new)
+    load_start = os.getloadavg()[0]
     extra = {}
     space = None
+    cards = [card_from_profile(p) for p in profiles]
+    pairs = sorted(texts_of(profiles))
+    del profiles  # the engine keeps its cards; the benchmark keeps no second copy
     if semantic:
         embedder = Embedder()
-        stored, per_second, distinct = embed_texts(embedder, profiles, factory.written)
+        stored, per_second, distinct = embed_texts(embedder, pairs, factory.written)
+        factory.written.clear()
         extra.update(embedded_per_s=per_second, distinct_texts=distinct,
                      distinct_needs=len(stored[NEED][0]), distinct_offers=len(stored[OFFER][0]))
         space = semantic_space(embedder, stored)
         del stored
+    del pairs
     with_profiles = peak_mib()
     engine = Engine(semantic=space)
 
+    # What Index.load does, step by step: link every new text, read the cards, index, best 10.
     started = time.perf_counter()
     engine._reset()
-    engine._append([card_from_profile(p) for p in profiles])
+    engine.link_texts(cards)
+    if semantic:
+        space.prepare()
+    linked = time.perf_counter()
+    for start in range(0, len(cards), 5000):
+        engine._append(cards[start:start + 5000])
     read = time.perf_counter()
     engine.compact()
     indexed = time.perf_counter()
     engine.compute_all()
     done = time.perf_counter()
+    del cards
     if semantic:
-        extra["links"] = sum(len(v) for v in space._links.values())
-        extra["linked_texts"] = sum(1 for v in space._links.values() if v)
+        extra["links"] = space.link_count
+        extra["linked_texts"] = space.linked_texts
+        extra["link_recall"] = approximate_recall(space)
 
     embeds = []
     upserts, proposals, events, affected = [], [], [], []
@@ -210,7 +253,8 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
 
     return {
         "size": size, "threads": numba.get_num_threads(),
-        "rebuild_s": done - started, "read_s": read - started, "index_s": indexed - read, "top10_s": done - indexed,
+        "rebuild_s": done - started, "link_s": linked - started, "read_s": read - linked,
+        "index_s": indexed - read, "top10_s": done - indexed,
         "upsert_ms_median": statistics.median(upserts), "upsert_ms_p95": p95(upserts),
         "proposal_ms_median": statistics.median(proposals),
         "event_ms_median": statistics.median(events), "event_ms_p95": p95(events),
@@ -219,7 +263,7 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
         "pairwise_rebuild_s": per_member * size,  # measured per member, times every member
         "pairwise_agrees": agree, "pairwise_sample": len(pairwise_times),
         "baseline_mib": baseline, "profiles_mib": with_profiles, "peak_mib": peak_mib(), "semantic": semantic,
-        "written": written,
+        "written": written, "load_start": load_start, "load_end": os.getloadavg()[0],
         **extra,
     }
 
@@ -233,10 +277,12 @@ def write_report(results: list[dict]) -> None:
         "",
         f"Generated by `matching-service/bench/run.py` (`make bench`) on {time.strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} cores, load average {load:.1f} at the end, Python {platform.python_version()}, "
-        f"{big['threads']} numba thread(s). Synthetic members (`matching.synthetic`): 40% automotive, 30% IT, "
+        f"{big['threads']} numba thread(s); load average when each size started / ended: "
+        + ", ".join(f"{r['size']:,}: {r.get('load_start', 0):.1f} / {r.get('load_end', 0):.1f}" for r in results)
+        + ". Synthetic members (`matching.synthetic`): 40% automotive, 30% IT, "
         "30% logistics; 2-6 sector-typical offers, 1-5 cross-sector needs, 15% free text, 85% consenting.",
         "",
-        "| members | rebuild everything | of which: read profiles / index / best 10 of all "
+        "| members | rebuild everything | of which: link texts / read profiles / index / best 10 of all "
         "| one new member: suggestions (median / p95) "
         "| + explanations of every changed list + proposal (median / p95) | lists changed by it (median) "
         "| pairwise loop: one member | pairwise loop: rebuild (measured per member x members) "
@@ -245,7 +291,8 @@ def write_report(results: list[dict]) -> None:
     ]
     for r in results:
         lines.append(
-            f"| {r['size']:,} | {r['rebuild_s']:.2f} s | {r['read_s']:.2f} / {r['index_s']:.2f} / {r['top10_s']:.2f} s "
+            f"| {r['size']:,} | {r['rebuild_s']:.2f} s | {r.get('link_s', 0):.2f} / {r['read_s']:.2f} / "
+            f"{r['index_s']:.2f} / {r['top10_s']:.2f} s "
             f"| {r['upsert_ms_median']:.1f} / {r['upsert_ms_p95']:.1f} ms "
             f"| {r['event_ms_median']:.1f} / {r['event_ms_p95']:.1f} ms | {r['affected_median']:.0f} "
             f"| {r['pairwise_member_ms']:.0f} ms | {r['pairwise_rebuild_s']:,.0f} s "
@@ -257,17 +304,20 @@ def write_report(results: list[dict]) -> None:
             "With the embedding model (USE multilingual v3): "
             f"{semantic[-1].get('written', 0.3):.0%} of offers and needs in the members' own words.",
             "",
-            "| members | distinct texts (needs / offers) | semantic links | texts embedded per second (batches of 64) "
+            "| members | distinct texts (needs / offers) | semantic links | exact links found (sample of 2,000 offers) "
+            "| texts embedded per second (batches of 64) "
             "| a newcomer's texts embedded (median, not in the event's time) | members with a semantic reason (sample) "
             "| import of members: until the last has its suggestions (of which embedding) |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in semantic:
+            recall = "all (exact)" if r.get("link_recall") is None else f"{r['link_recall']:.1%}"
             imported = (f"{r['import_size']:,}: {r['import_s']:.0f} s ({r['import_embed_s']:.0f} s)"
                         if r.get("import_size") else "-")
             lines.append(
                 f"| {r['size']:,} | {r['distinct_texts']:,} ({r['distinct_needs']:,} / {r['distinct_offers']:,}) "
-                f"| {r['links']:,} | {r['embedded_per_s']:.0f} | {r['embed_ms_median']:.0f} ms "
+                f"| {r['links']:,} | {recall} "
+                f"| {r['embedded_per_s']:.0f} | {r['embed_ms_median']:.0f} ms "
                 f"| {r['sample_with_semantic']} | {imported} |")
     checks = [
         ("one new member against 100k (suggestions, lists it enters, explanations, proposal; median)",

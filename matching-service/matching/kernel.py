@@ -321,6 +321,64 @@ def _merge(slots, k, parts_slots, parts_scores, out_slots, out_scores):
 REBUILD_CHUNK = 2000
 
 
+# --- semantic links: the strongest texts of the other side per text ------------------------------
+
+@njit(cache=True, inline="always")
+def _keep_link(ids, values, counts, q, j, v):
+    """Offer text j with similarity v to query q's list: at most ids.shape[1], the strongest first,
+    equal ones in ascending id (as a stable sort by descending similarity would order them)."""
+    k = ids.shape[1]
+    n = counts[q]
+    if n == k:
+        if v < values[q, k - 1] or (v == values[q, k - 1] and j > ids[q, k - 1]):
+            return
+        i = k - 1
+    else:
+        i = n
+        counts[q] = n + 1
+    while i > 0 and (values[q, i - 1] < v or (values[q, i - 1] == v and ids[q, i - 1] > j)):
+        values[q, i] = values[q, i - 1]
+        ids[q, i] = ids[q, i - 1]
+        i -= 1
+    values[q, i] = v
+    ids[q, i] = j
+
+
+@njit(cache=True, nogil=True)
+def _top_links_serial(similarity, rows, columns, threshold, ids, values, counts):
+    for r in range(similarity.shape[0]):
+        q = rows[r]
+        for c in range(similarity.shape[1]):
+            v = similarity[r, c]
+            if v >= threshold:
+                _keep_link(ids, values, counts, q, columns[c], v)
+
+
+@njit(cache=True, parallel=True)
+def _top_links_parallel(similarity, rows, columns, threshold, ids, values, counts):
+    for r in prange(similarity.shape[0]):  # rows are distinct queries: no two threads share a list
+        q = rows[r]
+        for c in range(similarity.shape[1]):
+            v = similarity[r, c]
+            if v >= threshold:
+                _keep_link(ids, values, counts, q, columns[c], v)
+
+
+PARALLEL_FROM = 1 << 21  # similarities in a block from which the threads pay (small ones: one thread)
+
+
+def top_links(similarity, rows, columns, threshold, ids, values, counts, parallel: bool | None = None) -> None:
+    """Merge a block of similarities (float32, queries ``rows`` x texts ``columns``) into each
+    query's strongest links at or above ``threshold``: ``ids``/``values`` (queries, k), ``counts``
+    (queries). Rows must be distinct. Small blocks (a newcomer's few texts) on one thread: numba's
+    threads would spin longer than the work takes. ``parallel=False``: one thread whatever the size
+    (the caller runs threads of its own; the serial kernel releases the GIL)."""
+    if parallel is None:
+        parallel = similarity.size >= PARALLEL_FROM
+    run = _top_links_parallel if parallel else _top_links_serial
+    run(similarity, rows, columns, threshold, ids, values, counts)
+
+
 def score_all(ix, shares, slots, k, out_slots, out_scores, pause=None):
     """The full rebuild: the best k partners of every slot in ``slots`` (ascending), one share
     of the slots per thread, a chunk of slots at a time with ``pause()`` in between (a service

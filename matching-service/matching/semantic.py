@@ -17,12 +17,15 @@ says why (``/ready`` reports it as degraded).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from verbund.settings import env
@@ -146,57 +149,111 @@ class Space:
 
     Each text gets an id (its row) the first time it is registered on its side. A new text is
     compared with every text registered before it on the other side; the links it clears are stored
-    with the newer text (``links``), so earlier texts never change and an engine can take them as
-    features without re-indexing anybody (see ``Index.analyse``). ``link_all`` registers many texts
-    at once (a rebuild, an import): blocked matrix products with a vectorised top-k, the same links
-    as one text at a time in that order.
+    with the newer text, so earlier texts never change and an engine can take them as features
+    without re-indexing anybody (see ``Index.link_features``). ``link_all`` registers many texts at
+    once (a rebuild, an import): blocked matrix products and a compiled top-k (``kernel.top_links``),
+    the same links as one text at a time in that order.
 
     Per side one contiguous float32 matrix of unit vectors (the rows) and, per row, the two numbers
     the normalisation needs, so that a text's similarity to all N texts of the other side is one
     matrix–vector product plus two vector operations (``_similarities``): for need i and offer j
     with cosine c, ((c − m_i)/s_i + (c − m_j)/s_j)/2 = c·(h_i + h_j) − (g_i + g_j), h = 1/(2s),
-    g = m/(2s). Vectors given but not registered yet wait in ``_pending``; a vector is held once.
+    g = m/(2s). The links are arrays too (per side: row → [ptr[row], ptr[row+1]) in ``_to``,
+    ``_strength``, ``_similarity``), not Python objects: 3 million of them at 100k members.
+
+    From ``APPROXIMATE_FROM`` texts on the other side a text is compared with the texts of the
+    ``PROBES`` clusters (``Partition``) nearest to it and with those registered since the clusters
+    were made, not with all: 99% of the exact links at 100k members (``bench/semantic.py``), for
+    about a twentieth of the work. Below it, every pair is compared (the quality set, the tests).
 
     ``background``: {side: vectors} (``Embedder.background``); without it the similarity is the
     raw cosine (for tests with hand-made vectors).
     """
 
-    BLOCK = 64  # texts per matrix product in link_all: 64 x 100k float32 is 25 MB of scratch (twice)
+    BLOCK = 256  # texts per matrix product when every pair is compared: 256 x 30k float32 is 31 MB
+    APPROXIMATE_FROM = 30_000
+    PROBES = 12  # clusters a text is compared with (of about sqrt(n))
+    THREADED_FROM = 1024  # texts linked at once from which the clusters are shared out among threads
 
     def __init__(self, calibration: Calibration = CALIBRATION, background: dict | None = None,
                  weights: tuple[float, ...] = MODEL_WEIGHTS):
+        from matching.engine.cards import Column  # not at the top: the engine imports this module
+
         self.calibration = calibration
         self.background = background
         if len(weights) != len(PARTS):
             raise ValueError(f"one weight per model part: {len(PARTS)}")
         self.ids: dict[tuple[str, str], int] = {}
         self.texts: dict[str, list[str]] = {NEED: [], OFFER: []}
-        self._pending: dict[tuple[str, str], np.ndarray] = {}
+        # (kind, text) -> (chunk, row): vectors given but not registered yet, held in the arrays given
+        self._pending: dict[tuple[str, str], tuple[int, int]] = {}
+        self._chunks: dict[int, list] = {}  # chunk number -> [vectors, rows still waiting]
+        self._chunk_no = 0
         self._matrix = {NEED: np.zeros((0, DIMENSIONS), np.float32), OFFER: np.zeros((0, DIMENSIONS), np.float32)}
         self._h = {NEED: np.zeros(0, np.float32), OFFER: np.zeros(0, np.float32)}
         self._g = {NEED: np.zeros(0, np.float32), OFFER: np.zeros(0, np.float32)}
         self._rows = {NEED: 0, OFFER: 0}
-        self._links: dict[tuple[str, str], tuple[tuple[int, float, float], ...]] = {}
+        self._ptr = {NEED: Column(np.int64), OFFER: Column(np.int64)}
+        for kind in (NEED, OFFER):
+            self._ptr[kind].append(0)
+        self._to = {NEED: Column(np.int32), OFFER: Column(np.int32)}
+        self._strength = {NEED: Column(np.float32), OFFER: Column(np.float32)}
+        self._similarity = {NEED: Column(np.float32), OFFER: Column(np.float32)}
+        self._partition: dict[str, Partition | None] = {NEED: None, OFFER: None}
 
     def __len__(self) -> int:
         return self._rows[NEED] + self._rows[OFFER]
 
+    def rows(self, kind: str) -> int:
+        """How many texts of a side are registered (their ids are 0 .. rows-1)."""
+        return self._rows[kind]
+
+    @property
+    def link_count(self) -> int:
+        return self._to[NEED].length + self._to[OFFER].length
+
+    @property
+    def linked_texts(self) -> int:
+        return sum(int(np.count_nonzero(np.diff(self._ptr[kind].view))) for kind in (NEED, OFFER))
+
     def add_vectors(self, kind: str, texts: list[str], vectors: np.ndarray) -> None:
-        """Vectors known for texts (from the store or the model); texts without one match lexically.
-        A text registered already keeps its vector (the same text, the same model)."""
+        """Vectors known for texts (from the store or the model), (n, 512); texts without one match
+        lexically. A text registered already keeps its vector (the same text, the same model). The
+        array is held (not copied) until its last text is registered."""
         vectors = np.asarray(vectors, np.float32)
-        for text, vector in zip(texts, vectors, strict=True):
-            if (kind, text) not in self.ids:
-                # A copy of its own, not a view: registered, it is freed at once, and the caller's
-                # array (a batch, a rebuild's read) is not kept alive by the rows still waiting.
-                self._pending[(kind, text)] = vector.copy()
+        if len(texts) != len(vectors):
+            raise ValueError("one vector per text")
+        number, waiting = self._chunk_no, 0
+        for row, text in enumerate(texts):
+            key = (kind, text)
+            if key not in self.ids and key not in self._pending:
+                self._pending[key] = (number, row)
+                waiting += 1
+        if waiting:
+            self._chunks[number] = [vectors, waiting]
+            self._chunk_no += 1
+
+    def _take(self, keys: list[tuple[str, str]]) -> np.ndarray:
+        """The waiting vectors of keys (stacked) and forget them as waiting."""
+        found = np.empty((len(keys), DIMENSIONS), np.float32)
+        for i, key in enumerate(keys):
+            number, row = self._pending.pop(key)
+            chunk = self._chunks[number]
+            found[i] = chunk[0][row]
+            chunk[1] -= 1
+            if not chunk[1]:
+                del self._chunks[number]
+        return found
 
     def has(self, kind: str, text: str) -> bool:
         return (kind, text) in self.ids or (kind, text) in self._pending
 
     def vector(self, kind: str, text: str) -> np.ndarray | None:
         row = self.ids.get((kind, text))
-        return self._matrix[kind][row] if row is not None else self._pending.get((kind, text))
+        if row is not None:
+            return self._matrix[kind][row]
+        waiting = self._pending.get((kind, text))
+        return self._chunks[waiting[0]][0][waiting[1]] if waiting else None
 
     def _scales(self, kind: str, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(h, g) of vectors on side ``kind``: against the other side's background, h = 1/(2 std),
@@ -208,82 +265,151 @@ class Space:
         std = np.maximum(cosines.std(axis=1), 1e-3)
         return (0.5 / std).astype(np.float32), (0.5 * cosines.mean(axis=1) / std).astype(np.float32)
 
-    def _append(self, kind: str, texts: list[str], vectors: np.ndarray, scales=None) -> None:
-        """Give texts the next rows of their side (the matrix grows by half, not doubling);
-        ``scales``: their (h, g) if known."""
+    def _reserve(self, kind: str, rows: int) -> None:
+        """Room for ``rows`` rows on a side: grown by half (or to ``rows``), not doubled."""
+        if rows <= len(self._matrix[kind]):
+            return
+        size = max(64, rows, len(self._matrix[kind]) * 3 // 2)
+        for store, width in ((self._matrix, DIMENSIONS), (self._h, None), (self._g, None)):
+            old = store[kind]
+            grown = np.zeros((size, width) if width else size, np.float32)
+            grown[:self._rows[kind]] = old[:self._rows[kind]]
+            store[kind] = grown
+            del old
+
+    def _append(self, kind: str, texts: list[str], vectors: np.ndarray, h: np.ndarray, g: np.ndarray) -> None:
         row, n = self._rows[kind], len(texts)
-        if row + n > len(self._matrix[kind]):
-            size = max(64, row + n, len(self._matrix[kind]) * 3 // 2)
-            for store, width in ((self._matrix, DIMENSIONS), (self._h, None), (self._g, None)):
-                old = store[kind]
-                grown = np.zeros((size, width) if width else size, np.float32)
-                grown[:row] = old[:row]
-                store[kind] = grown
+        self._reserve(kind, row + n)
         self._matrix[kind][row:row + n] = vectors
-        self._h[kind][row:row + n], self._g[kind][row:row + n] = scales or self._scales(kind, vectors)
+        self._h[kind][row:row + n], self._g[kind][row:row + n] = h, g
         for i, text in enumerate(texts):
             self.ids[(kind, text)] = row + i
-            self._pending.pop((kind, text), None)
         self.texts[kind].extend(texts)
         self._rows[kind] = row + n
 
-    def _similarities(self, vectors: np.ndarray, h: np.ndarray, g: np.ndarray, other: str) -> np.ndarray:
-        """(len(vectors), rows of ``other``): the normalised similarity of each text to each text
-        registered on the other side."""
-        rows = self._rows[other]
-        similarity = vectors @ self._matrix[other][:rows].T
-        theirs = similarity * self._h[other][None, :rows]  # the one temporary of the block's size
+    def _similarities(self, vectors: np.ndarray, h: np.ndarray, g: np.ndarray, other: str,
+                      rows: np.ndarray | slice) -> np.ndarray:
+        """(len(vectors), len(rows)): the normalised similarity of each text to the given rows of
+        the other side."""
+        similarity = vectors @ self._matrix[other][rows].T
+        theirs = similarity * self._h[other][rows][None, :]  # the one temporary of the block's size
         similarity *= h[:, None]
         similarity += theirs
         del theirs
         similarity -= g[:, None]
-        similarity -= self._g[other][None, :rows]
+        similarity -= self._g[other][rows][None, :]
         return similarity
 
-    def _top(self, similarity: np.ndarray) -> list[tuple[tuple[int, float, float], ...]]:
-        """Per row of similarities the texts it links to: ((their id, strength, similarity), ...)
-        above the threshold, strongest first, at most MAX_LINKS."""
-        found = []
-        threshold = self.calibration.threshold
-        for row in similarity:
-            hits = np.flatnonzero(row >= threshold)
-            if len(hits) > MAX_LINKS:  # only the strongest: a partial sort, not a full one
-                hits = hits[np.argpartition(-row[hits], MAX_LINKS - 1)[:MAX_LINKS]]
-            values = row[hits]
-            strength = self.calibration.strength(values)
-            order = np.lexsort((hits, -values))  # the most similar first (strength follows similarity)
-            found.append(tuple((int(hits[i]), float(strength[i]), float(values[i])) for i in order
-                               if strength[i] > 0))
-        return found
+    def _link_block(self, vectors: np.ndarray, h: np.ndarray, g: np.ndarray, other: str):
+        """Each text's strongest texts of the other side above the threshold: (counts, ids, values),
+        ids and values (n, MAX_LINKS), strongest first (equal ones: the lower id first)."""
+        from matching import kernel
 
-    def link_all(self, kind: str, texts: list[str]) -> int:
+        n, threshold = len(vectors), np.float32(self.calibration.threshold)
+        counts = np.zeros(n, np.int32)
+        ids = np.full((n, MAX_LINKS), -1, np.int32)
+        values = np.full((n, MAX_LINKS), -np.inf, np.float32)
+        rows = self._rows[other]
+        partition = self._partition_of(other)
+        start = partition.covered if partition is not None else 0
+        if partition is not None:  # the texts in the clusters nearest to each text
+            queries, members = partition.candidates(vectors, self.PROBES)
+            # Many small products: on one BLAS thread. With two, each product waits for a second
+            # thread, and on a busy machine that is most of its time (3x slower measured).
+            # A large batch (a rebuild) on every core: each thread takes the queries q with
+            # q % threads == its number, so no two threads fill the same list.
+            threads = max(1, numba.get_num_threads()) if n >= self.THREADED_FROM else 1
+
+            def run(share: int) -> None:
+                for cluster_queries, cluster_rows in zip(queries, members, strict=True):
+                    if threads > 1:
+                        cluster_queries = cluster_queries[cluster_queries % threads == share]
+                    if len(cluster_queries) and len(cluster_rows):
+                        similarity = self._similarities(vectors[cluster_queries], h[cluster_queries],
+                                                        g[cluster_queries], other, cluster_rows)
+                        kernel.top_links(similarity, cluster_queries, cluster_rows, threshold, ids, values, counts,
+                                         parallel=False)
+
+            with _blas_threads(1):
+                if threads > 1:
+                    with ThreadPoolExecutor(threads) as pool:
+                        list(pool.map(run, range(threads)))
+                else:
+                    run(0)
+        step = max(1, (1 << 23) // max(1, rows - start))  # texts per product: ~32 MB of scratch
+        for lo in range(0, n, step):  # every pair (and the texts registered since the clusters were made)
+            if rows > start:
+                hi = min(n, lo + step)
+                with _blas_threads(1 if (hi - lo) * (rows - start) < (1 << 21) else None):
+                    similarity = self._similarities(vectors[lo:hi], h[lo:hi], g[lo:hi], other, slice(start, rows))
+                kernel.top_links(similarity, np.arange(lo, hi, dtype=np.int32),
+                                 np.arange(start, rows, dtype=np.int32), threshold, ids, values, counts)
+        return counts, ids, values
+
+    def _partition_of(self, kind: str) -> Partition | None:
+        """The clusters of a side's texts, made when it reaches APPROXIMATE_FROM texts and again when
+        a fifth of its texts came after them; None below (every pair is compared)."""
+        rows = self._rows[kind]
+        if rows < max(self.APPROXIMATE_FROM, 256):
+            return None
+        partition = self._partition[kind]
+        if partition is None or rows - partition.covered > partition.covered // 5:
+            partition = self._partition[kind] = Partition(self._matrix[kind][:rows])
+        return partition
+
+    def prepare(self) -> None:
+        """Make the clusters of both sides now (a rebuild does, so that the first event after it
+        does not wait for them)."""
+        for kind in (NEED, OFFER):
+            self._partition_of(kind)
+
+    def link_all(self, kind: str, texts: list[str], block: int = 32768) -> int:
         """Register the texts of one side that have a vector and are not registered yet, in order,
         and link each to the texts of the other side registered before (as ``links`` one at a time
-        would: texts of one side never link to each other). Blocked matrix products. The number
-        of texts registered."""
+        would: texts of one side never link to each other). The number of texts registered."""
         new = list(dict.fromkeys(t for t in texts if (kind, t) in self._pending))
         other = OFFER if kind == NEED else NEED
-        for start in range(0, len(new), self.BLOCK):
-            block = new[start:start + self.BLOCK]
-            vectors = np.stack([self._pending[(kind, t)] for t in block])
+        self._reserve(kind, self._rows[kind] + len(new))
+        strength_of = self.calibration.strength
+        for start in range(0, len(new), block):
+            chunk = new[start:start + block]
+            vectors = self._take([(kind, t) for t in chunk])
             h, g = self._scales(kind, vectors)
-            links = (self._top(self._similarities(vectors, h, g, other)) if self._rows[other]
-                     else [()] * len(block))
-            self._append(kind, block, vectors, (h, g))
-            for text, found in zip(block, links, strict=True):
-                self._links[(kind, text)] = found
+            if self._rows[other]:
+                counts, ids, values = self._link_block(vectors, h, g, other)
+                keep = np.arange(MAX_LINKS)[None, :] < counts[:, None]  # row by row, strongest first
+                kept = values[keep]
+                self._to[kind].extend(ids[keep])
+                # above the threshold every strength is positive (at least 5%)
+                self._strength[kind].extend(strength_of(kept).astype(np.float32))
+                self._similarity[kind].extend(kept)
+            else:
+                counts = np.zeros(len(chunk), np.int64)
+            ptr = self._ptr[kind]
+            ptr.extend(ptr.view[-1] + np.cumsum(counts))
+            self._append(kind, chunk, vectors, h, g)
+            del vectors
         return len(new)
+
+    def link_arrays(self, kind: str, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The links of a registered text: (ids on the other side, strengths), strongest first."""
+        ptr = self._ptr[kind].view
+        lo, hi = ptr[row], ptr[row + 1]
+        return self._to[kind].view[lo:hi], self._strength[kind].view[lo:hi]
 
     def links(self, kind: str, text: str) -> tuple[int | None, tuple[tuple[int, float, float], ...]]:
         """Register a text; its id on its side and the earlier texts of the other side it meets:
         ((their id, strength, similarity), ...), strongest first. (None, ()) without a vector."""
         key = (kind, text)
-        if key in self._links:
-            return self.ids[key], self._links[key]
-        if key not in self._pending:
-            return None, ()
-        self.link_all(kind, [text])
-        return self.ids[key], self._links[key]
+        if key not in self.ids:
+            if key not in self._pending:
+                return None, ()
+            self.link_all(kind, [text])
+        row = self.ids[key]
+        ptr = self._ptr[kind].view
+        lo, hi = ptr[row], ptr[row + 1]
+        return row, tuple(zip(self._to[kind].view[lo:hi].tolist(), self._strength[kind].view[lo:hi].tolist(),
+                              self._similarity[kind].view[lo:hi].tolist(), strict=True))
 
     def similarity(self, need: str, offer: str) -> float | None:
         """The normalised similarity of a need text and an offer text, if both have vectors."""
@@ -299,3 +425,65 @@ class Space:
     def strength(self, need: str, offer: str) -> float:
         similarity = self.similarity(need, offer)
         return 0.0 if similarity is None else float(self.calibration.strength(np.array([similarity]))[0])
+
+
+_blas = None
+
+
+def _blas_threads(limit: int | None):
+    """A context in which BLAS (numpy's products) uses at most ``limit`` threads (None: as set)."""
+    global _blas
+    if limit is None:
+        return contextlib.nullcontext()
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=limit, user_api="blas")
+
+
+class Partition:
+    """The texts of one side in about sqrt(n) clusters (spherical k-means on a sample, a few
+    rounds), so that a text need only be compared with the clusters nearest to it. Rows registered
+    after it was made (``covered`` and on) are not in it: the caller compares them all."""
+
+    SAMPLE_PER_CLUSTER = 48
+    ROUNDS = 6
+
+    def __init__(self, vectors: np.ndarray, seed: int = 7):
+        n = len(vectors)
+        self.covered = n
+        clusters = max(16, int(np.sqrt(n)))
+        rng = np.random.default_rng(seed)
+        sample = vectors[np.sort(rng.choice(n, min(n, clusters * self.SAMPLE_PER_CLUSTER), replace=False))]
+        centres = sample[rng.choice(len(sample), clusters, replace=False)].copy()
+        for _ in range(self.ROUNDS):
+            nearest = self._nearest(sample, centres)
+            sums = np.zeros_like(centres)
+            np.add.at(sums, nearest, sample)
+            empty = ~sums.any(axis=1)
+            sums[empty] = centres[empty]  # a cluster nobody chose keeps its centre
+            centres = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        self.centres = centres.astype(np.float32)
+        nearest = self._nearest(vectors, self.centres)
+        self.order = np.argsort(nearest, kind="stable").astype(np.int32)
+        self.ptr = np.searchsorted(nearest[self.order], np.arange(clusters + 1)).astype(np.int64)
+
+    @staticmethod
+    def _nearest(vectors: np.ndarray, centres: np.ndarray, block: int = 16384) -> np.ndarray:
+        return np.concatenate([np.argmax(vectors[i:i + block] @ centres.T, axis=1)
+                               for i in range(0, len(vectors), block)] or [np.zeros(0, np.int64)])
+
+    def candidates(self, vectors: np.ndarray, probes: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per cluster: the queries (rows of ``vectors``) that probe it, and its rows."""
+        probes = min(probes, len(self.centres))
+        closeness = vectors @ self.centres.T
+        chosen = np.argpartition(-closeness, probes - 1, axis=1)[:, :probes] if probes < len(self.centres) \
+            else np.broadcast_to(np.arange(len(self.centres)), closeness.shape)
+        flat = chosen.ravel()
+        order = np.argsort(flat, kind="stable")
+        query_of = (order // probes).astype(np.int32)
+        bounds = np.searchsorted(flat[order], np.arange(len(self.centres) + 1))
+        queries = [query_of[bounds[c]:bounds[c + 1]] for c in range(len(self.centres))]
+        members = [self.order[self.ptr[c]:self.ptr[c + 1]] for c in range(len(self.centres))]
+        return queries, members

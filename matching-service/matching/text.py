@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from verbund.vocabulary import Vocabulary
+from verbund.vocabulary import Vocabulary, normalize
 
 _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
@@ -42,6 +42,8 @@ MIN_PART = 4
 def fold(text: str) -> str:
     """Lower case, umlauts spelled out, accents dropped: 'Rückverfolgbarkeit' → 'rueckverfolgbarkeit'."""
     text = unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
+    if text.isascii():  # nothing left to decompose: most labels, and the per-character loop is dear
+        return text
     text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
@@ -63,7 +65,11 @@ def stem(word: str) -> str:
 
 
 def trigrams(text: str) -> frozenset[str]:
-    padded = " " + " ".join(word for word in words(text) if word not in STOPWORDS) + " "
+    return _trigrams(words(text))
+
+
+def _trigrams(found: list[str]) -> frozenset[str]:
+    padded = " " + " ".join(word for word in found if word not in STOPWORDS) + " "
     return frozenset(padded[i:i + 3] for i in range(len(padded) - 2))
 
 
@@ -91,18 +97,27 @@ class TextAnalyzer:
         # labels; counting them with numpy is what keeps distinct member-written texts cheap.
         self._gram_arrays = {gram: np.asarray(positions, np.int32) for gram, positions in self._gram_index.items()}
         self._string_sizes = np.array([len(grams) for _, grams in self._strings], np.float64)
+        # vocabulary.find_competency's keys, so that a label is folded once for both lookups
+        self._exact: dict[str, str] = {}
+        for term in vocabulary.competencies.values():
+            for text in (term.id, term.en, term.de, *term.synonyms):
+                self._exact.setdefault(normalize(text), term.id)
         self.generic = frozenset(word for word, count in document_frequency.items() if count > GENERIC_DF)
         self.lexicon = frozenset(lexicon - STOPWORDS)
         self.resolve = lru_cache(maxsize=100_000)(self._resolve)
         self.tokens = lru_cache(maxsize=100_000)(self._tokens)
+        # Per word as well: member-written texts are nearly all distinct, their words are not, and
+        # splitting a compound is the dearest part of a text's analysis.
+        self._word_tokens = lru_cache(maxsize=200_000)(self._word_tokens_uncached)
 
     def _resolve(self, label: str) -> tuple[tuple[str, float], ...]:
         """The terms a label means, with a weight: (id, 1.0) for an exact name,
         else up to three fuzzy links (id, 0.5–0.9), best first."""
-        exact = self.vocabulary.find_competency(label)
+        folded = fold(label)  # once: the exact lookup and the trigrams both start from it
+        exact = self._exact.get(re.sub(r"[^0-9a-z]+", "", folded))  # = vocabulary.find_competency(label)
         if exact:
             return ((exact, 1.0),)
-        grams = trigrams(label)
+        grams = _trigrams(re.findall(r"[a-z0-9]+", folded))
         if len(grams) < 3:
             return ()
         postings = [self._gram_arrays[gram] for gram in grams if gram in self._gram_arrays]
@@ -150,10 +165,15 @@ class TextAnalyzer:
         """Word stems and compound parts of a free-text label that say something on their own."""
         found: set[str] = set()
         for word in words(label):
-            if word in STOPWORDS or len(word) < 2:
-                continue
-            found.add(stem(word))
-            if len(word) >= 2 * MIN_PART:
-                found.update(self.split_compound(word))
-        return frozenset(token for token in found if token not in self.generic and token not in STOPWORDS
-                         and len(token) >= 3)
+            found.update(self._word_tokens(word))
+        return frozenset(found)
+
+    def _word_tokens_uncached(self, word: str) -> tuple[str, ...]:
+        """One word's stem and compound parts that say something on their own."""
+        if word in STOPWORDS or len(word) < 2:
+            return ()
+        found = {stem(word)}
+        if len(word) >= 2 * MIN_PART:
+            found.update(self.split_compound(word))
+        return tuple(token for token in found if token not in self.generic and token not in STOPWORDS
+                     and len(token) >= 3)

@@ -54,11 +54,16 @@ def ensure(session, space: Space, embedder, model: str, profiles: Iterable[dict]
     key_list = list(keys)
     for start in range(0, len(key_list), LOOKUP):
         chunk = key_list[start:start + LOOKUP]
+        found = {NEED: ([], []), OFFER: ([], [])}
         for row in session.execute(select(TextVector.key, TextVector.vector).where(
                 TextVector.key.in_(chunk), TextVector.model == model)):
             kind, text = keys.pop(row.key)
-            space.add_vectors(kind, [text], np.frombuffer(row.vector, np.float32)[None, :])
-            read += 1
+            found[kind][0].append(text)
+            found[kind][1].append(row.vector)
+        for kind, (texts, blobs) in found.items():  # one array per side and page, not one per text
+            if texts:
+                space.add_vectors(kind, texts, np.frombuffer(b"".join(blobs), np.float32).reshape(len(texts), -1))
+                read += len(texts)
     embedded = 0
     if embedder is not None:
         for kind in (NEED, OFFER):

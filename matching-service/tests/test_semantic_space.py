@@ -88,3 +88,71 @@ def test_a_vector_is_held_once_and_a_text_without_one_has_no_links(data):
     space.link_all(OFFER, offer_texts)
     assert len(space) == len(offer_texts) and not any(k == OFFER for k, _ in space._pending)
     assert space.links(NEED, "never embedded") == (None, ())
+
+
+@pytest.mark.parametrize("size", [40 * 50, 3000 * 800])  # one thread / numba's threads (kernel.PARALLEL_FROM)
+def test_the_compiled_top_k_keeps_what_a_stable_argsort_keeps(size):
+    from matching import kernel
+
+    rng = np.random.default_rng(size)
+    queries = 40 if size < kernel.PARALLEL_FROM else 3000
+    similarity = rng.normal(1.5, 1.0, size).astype(np.float32).reshape(queries, -1)
+    similarity[:, ::7] = np.round(similarity[:, ::7], 1)  # ties, at the cut too
+    ids = np.full((queries, MAX_LINKS), -1, np.int32)
+    values = np.full((queries, MAX_LINKS), -np.inf, np.float32)
+    counts = np.zeros(queries, np.int32)
+    # given in two column blocks, the second first: the order they come in does not matter
+    half = similarity.shape[1] // 2
+    for columns in (np.arange(half, similarity.shape[1]), np.arange(half)):
+        kernel.top_links(np.ascontiguousarray(similarity[:, columns]), np.arange(queries, dtype=np.int32),
+                         columns.astype(np.int32), np.float32(2.0), ids, values, counts)
+    for q in range(queries):
+        row = similarity[q]
+        order = np.argsort(-row, kind="stable")
+        expected = [int(i) for i in order if row[i] >= 2.0][:MAX_LINKS]
+        assert ids[q, :counts[q]].tolist() == expected
+        assert values[q, :counts[q]].tolist() == row[expected].tolist()
+
+
+def clustered(rng, n, centres, spread=0.35):
+    vectors = centres[rng.integers(0, len(centres), n)] + spread * unit(rng, n)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_clustered_linking_finds_nearly_every_exact_link_and_all_when_it_probes_every_cluster():
+    rng = np.random.default_rng(9)
+    centres = unit(rng, 40)
+    needs, offers = clustered(rng, 1200, centres), clustered(rng, 500, centres)
+    background = {NEED: unit(rng, 200), OFFER: unit(rng, 200)}
+    need_texts, offer_texts = [f"n{i}" for i in range(len(needs))], [f"o{i}" for i in range(len(offers))]
+
+    def linked(approximate_from, probes):
+        space = Space(Calibration(threshold=1.0), background)
+        space.APPROXIMATE_FROM, space.PROBES = approximate_from, probes
+        space.THREADED_FROM = 1  # numba's threads share the clusters out (as in a rebuild)
+        space.add_vectors(NEED, need_texts, needs)
+        space.add_vectors(OFFER, offer_texts, offers)
+        space.link_all(NEED, need_texts[:1000])
+        space.link_all(OFFER, offer_texts[:400])   # against 1,000 needs: the clusters
+        space.link_all(NEED, need_texts[1000:])    # 200 more needs (after the clusters were made)
+        space.link_all(OFFER, offer_texts[400:])   # clusters and the 200 needs since, compared one by one
+        return space, [space.links(OFFER, text)[1] for text in offer_texts]
+
+    exact_space, exact = linked(10**9, 0)
+    assert exact_space._partition[NEED] is None and sum(map(len, exact)) > 400 * MAX_LINKS // 2
+    space, approximate = linked(300, 4)
+    partition = space._partition[NEED]
+    assert partition is not None and len(partition.centres) < 1000 and partition.covered == 1000
+    found = sum(len({i for i, _, _ in a} & {i for i, _, _ in b}) for a, b in zip(approximate, exact, strict=True))
+    assert found / sum(map(len, exact)) >= 0.9
+    # every link it made is a true one, with the exact strength
+    for text, links in zip(offer_texts, approximate, strict=True):
+        for i, strength, similarity in links:
+            assert similarity == pytest.approx(space.similarity(need_texts[i], text), abs=1e-4)
+            assert strength == pytest.approx(space.strength(need_texts[i], text), abs=1e-5)
+    # the needs registered after the clusters were made are compared with every offer
+    assert any(i >= 1000 for links in approximate[400:] for i, _, _ in links)
+    # probing every cluster is comparing every pair
+    _, every = linked(300, 10**6)
+    assert [[i for i, _, _ in links] for links in every] == [[i for i, _, _ in links] for links in exact]
+    assert space.link_count == sum(map(len, approximate)) + sum(len(space.links(NEED, t)[1]) for t in need_texts)

@@ -54,7 +54,8 @@ class Index:
         self.related = self._symmetric_related()
         self.neighbours = _neighbours()
         self.weights = np.array([WEIGHTS[name] for name in WEIGHTS], np.float64)
-        self._analyse = {}
+        self._analyse = {}  # (label, term, need) -> its vocabulary and word features as arrays
+        self._semantic_feature = {NEED: Column(np.int32), OFFER: Column(np.int32)}  # text id -> feature id
         self._reset()
 
     def _symmetric_related(self) -> dict[str, set[str]]:
@@ -108,12 +109,8 @@ class Index:
             self.feature_names.append(key)
         return self.feature_of[key]
 
-    def analyse(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
-        """The features of one offer or need; a need also reaches related terms."""
-        key = (label, term, need)
-        cached = self._analyse.get(key)
-        if cached is not None:
-            return cached
+    def _lexical_features(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
+        """The vocabulary and word features of one offer or need; a need also reaches related terms."""
         if term and term in self.feature_of:
             links = ((term, 1.0),)
         else:
@@ -133,39 +130,75 @@ class Index:
             for linked, weight in links:
                 for other in sorted(self.related.get(linked, ())):
                     put(Feature(self.feature_of[other], RELATED_FACTOR * weight, "related", linked))
-        complete = True
+        return tuple(found.values())
+
+    def _lexical(self, label: str, term: str | None, need: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``_lexical_features`` as arrays (feature ids, weights), kept for the labels seen last."""
+        key = (label, term, need)
+        cached = self._analyse.get(key)
+        if cached is None:
+            features = self._lexical_features(label, term, need)
+            cached = (np.array([f.id for f in features], np.int32), np.array([f.weight for f in features]))
+            if len(self._analyse) > 50_000:  # member-written texts are distinct: they come once
+                self._analyse.clear()
+            self._analyse[key] = cached
+        return cached
+
+    def _semantic_features(self, kind: str) -> np.ndarray:
+        """Feature id of each registered text of a side (its own id is a feature on its side: 1.0 for
+        itself, the calibrated strength for the texts of the other side it links to); new texts get
+        theirs here."""
+        column, rows = self._semantic_feature[kind], self.semantic.rows(kind)
+        if column.length < rows:
+            first, new = len(self.feature_names), rows - column.length
+            column.extend(np.arange(first, first + new, dtype=np.int32))
+            self.feature_names.extend([None] * new)  # no name: explanations read the text itself
+        return column.view
+
+    def _text_features(self, kind: str, label: str, own: np.ndarray, linked: np.ndarray):
+        """A text's semantic features: (ids, weights), or None if it has no vector yet."""
+        row = self.semantic.ids.get((kind, label))
+        if row is None:
+            return None
+        to, strength = self.semantic.link_arrays(kind, row)
+        return (np.concatenate(([own[row]], linked[to])).astype(np.int32),
+                np.concatenate(([1.0], strength.astype(np.float64))))
+
+    def analyse(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
+        """The features of one offer or need (by id): vocabulary and words, and its semantic links
+        (kind ``semantic``, ``via`` the label itself)."""
+        features = list(self._lexical_features(label, term, need))
         if self.semantic is not None:
-            # A text's own id is a feature (1.0) on its side; the earlier texts of the other side it
-            # meets are features with the calibrated strength. need·offer then gives the strength
-            # whichever of the two came first.
-            side, other = ("n", "o") if need else ("o", "n")
-            own, links = self.semantic.links(NEED if need else OFFER, label)
-            complete = own is not None  # not embedded yet: lexical for now, analysed again later
-            if own is not None:
-                put(Feature(self._feature(f"{side}{own}", "s:"), 1.0, "semantic", label))
-                for linked, strength, _ in links:
-                    put(Feature(self._feature(f"{other}{linked}", "s:"), strength, "semantic", label))
-        result = tuple(sorted(found.values(), key=lambda f: f.id))
-        if len(self._analyse) > 200_000:
-            self._analyse.clear()
-        if complete:
-            self._analyse[key] = result
-        return result
+            kind, other = (NEED, OFFER) if need else (OFFER, NEED)
+            self.semantic.link_all(kind, [label])  # registered now if it has a vector and is new
+            own, linked = self._semantic_features(kind), self._semantic_features(other)
+            found = self._text_features(kind, label, own, linked)
+            if found is not None:
+                features += [Feature(int(f), float(w), "semantic", label) for f, w in zip(*found, strict=True)]
+        return tuple(sorted(features, key=lambda f: f.id))
 
     # --- adding and removing members ---------------------------------------------------------------
+
+    def link_texts(self, cards: list[Card]) -> None:
+        """Register and link the cards' new texts (needs first, then offers: blocks of matrix
+        products over the other side); ``_append`` then finds their links made."""
+        if self.semantic is not None:
+            self.semantic.link_all(NEED, [label for card in cards for label, _ in card.needs])
+            self.semantic.link_all(OFFER, [label for card in cards for label, _ in card.offers])
 
     def _append(self, cards: list[Card]) -> None:
         """Give each card the next slot; columns grow once per call, not once per value."""
         cols: dict[str, list] = {name: [] for name in (
             "alive", "group", "consent", "sector", "state", "region", "sme", "tmask", "tcount", "tie", "need_count",
-            "need_ptr", "nf_ptr", "nf_feat", "nf_w", "need_owner", "of_ptr", "of_feat", "of_w")}
-        rows, need_features, offer_features = self.need_owner.length, self.nf_feat.length, self.of_feat.length
-        if self.semantic is not None:
-            # The cards' new texts linked in blocks (matrix products over the other side), needs
-            # first; ``analyse`` then finds their links made.
-            self.semantic.link_all(NEED, [label for card in cards for label, _ in card.needs])
-            self.semantic.link_all(OFFER, [label for card in cards for label, _ in card.offers])
-        for card in cards:
+            "need_ptr", "need_owner")}
+        rows = self.need_owner.length
+        self.link_texts(cards)
+        semantic = self.semantic is not None
+        if semantic:
+            features = {NEED: self._semantic_features(NEED), OFFER: self._semantic_features(OFFER)}
+        need_parts, need_weights, need_sizes = [], [], []
+        offer_parts, offer_weights, offer_cards = [], [], []
+        for number, card in enumerate(cards):
             slot = len(self.ids)
             self.ids.append(card.id)
             self.cards.append(card)
@@ -182,26 +215,49 @@ class Index:
             cols["tcount"].append(len(bits))
             cols["tie"].append(tiebreak(card.id))
             for label, term in card.needs:
-                features = self.analyse(label, term, need=True)
-                cols["nf_feat"].extend(f.id for f in features)
-                cols["nf_w"].extend(f.weight for f in features)
-                need_features += len(features)
-                cols["nf_ptr"].append(need_features)
+                ids, weights = self._lexical(label, term, need=True)
+                size = len(ids)
+                need_parts.append(ids)
+                need_weights.append(weights)
+                if semantic:
+                    found = self._text_features(NEED, label, features[NEED], features[OFFER])
+                    if found is not None:
+                        need_parts.append(found[0])
+                        need_weights.append(found[1])
+                        size += len(found[0])
+                need_sizes.append(size)
                 cols["need_owner"].append(slot)
             rows += len(card.needs)
             cols["need_ptr"].append(rows)
             cols["need_count"].append(len(card.needs))
-            offered: dict[int, float] = {}
             for label, term in card.offers:
-                for f in self.analyse(label, term, need=False):
-                    if f.weight > offered.get(f.id, 0.0):
-                        offered[f.id] = f.weight
-            cols["of_feat"].extend(offered)
-            cols["of_w"].extend(offered.values())
-            offer_features += len(offered)
-            cols["of_ptr"].append(offer_features)
+                ids, weights = self._lexical(label, term, need=False)
+                offer_parts.append(ids)
+                offer_weights.append(weights)
+                offer_cards.append(np.full(len(ids), number, np.int32))
+                if semantic:
+                    found = self._text_features(OFFER, label, features[OFFER], features[NEED])
+                    if found is not None:
+                        offer_parts.append(found[0])
+                        offer_weights.append(found[1])
+                        offer_cards.append(np.full(len(found[0]), number, np.int32))
         for name, values in cols.items():
             getattr(self, name).extend(values)
+        # need rows: their features one after the other
+        self.nf_feat.extend(np.concatenate(need_parts) if need_parts else np.zeros(0, np.int32))
+        self.nf_w.extend(np.concatenate(need_weights) if need_weights else np.zeros(0))
+        self.nf_ptr.extend(self.nf_ptr.view[-1] + np.cumsum(np.asarray(need_sizes, np.int64)))
+        # offers: per card each feature once, with the best weight among its offers
+        feat = np.concatenate(offer_parts) if offer_parts else np.zeros(0, np.int32)
+        weight = np.concatenate(offer_weights) if offer_weights else np.zeros(0)
+        owner = np.concatenate(offer_cards) if offer_cards else np.zeros(0, np.int32)
+        order = np.lexsort((-weight, feat, owner))
+        feat, weight, owner = feat[order], weight[order], owner[order]
+        first = np.ones(len(feat), np.bool_)
+        first[1:] = (feat[1:] != feat[:-1]) | (owner[1:] != owner[:-1])
+        self.of_feat.extend(feat[first])
+        self.of_w.extend(weight[first])
+        self.of_ptr.extend(self.of_ptr.view[-1] + np.cumsum(np.bincount(owner[first], minlength=len(cards))))
         self.top_slots.extend(np.full((len(cards), self.k), -1))
         self.top_scores.extend(np.full((len(cards), self.k), -1.0))
 
@@ -266,9 +322,12 @@ class Index:
         for profile in profiles:
             cards[profile["id"]] = card_from_profile(profile)
         cards = list(cards.values())
+        self.link_texts(cards)  # every new text at once: one pass over the other side per block
         for start in range(0, len(cards), 5000):
             self._append(cards[start:start + 5000])
             _pause()
+        if self.semantic is not None:
+            self.semantic.prepare()  # the clusters of a large side now, not at the first event
         self.compact()
         self.compute_all()
 
