@@ -47,11 +47,17 @@ class ReasonSchema(Schema):
     text = fields.String(required=True, metadata={"description": "in the member's contact language"})
     need = fields.String(allow_none=True)
     offer = fields.String(allow_none=True)
-    term = fields.String(allow_none=True, metadata={"description": "the vocabulary term that matched"})
+    term = fields.String(allow_none=True, metadata={"description": "the vocabulary term that matched (the offer's)"})
     strength = fields.Float(metadata={"description": "0-1"})
     fit = fields.String(metadata={"description": "semantic matches: very_well (strength from 0.75), well (from 0.45) "
-                                                 "or partly"})
+                                                 "or loosely (below; suggestions stored earlier say partly)"})
     match = fields.String(metadata={"description": "term, similar, word, related or semantic"})
+    via = fields.String(metadata={"description": "match related: the need's own term, related to term; "
+                                                 "match word: the one word need and offer share"})
+    level = fields.String(metadata={"description": "region: same_postcode_area, same_state or neighbouring_state"})
+    state = fields.String(metadata={"description": "region: the partner's federal state (ISO 3166-2:DE code, BY)"})
+    postcode_prefix = fields.String(allow_none=True, metadata={
+        "description": "region same_postcode_area: the two leading digits both postcodes share"})
     topics = fields.List(fields.String())
 
 

@@ -5,6 +5,7 @@ import random
 import pytest
 
 from matching.engine import WEIGHTS, Engine, tiebreak
+from matching.engine.explanation import fit_band
 from matching.synthetic import ProfileFactory
 from matching.text import TextAnalyzer, stem
 from verbund.vocabulary import load as load_vocabulary
@@ -102,6 +103,34 @@ def test_related_terms_count_less_than_the_term_itself(engine, profile):
     assert ranked == ["exact", "related"]
     [reason] = [r for r in engine.explain(member["id"], related["id"])["reasons"] if r["kind"] == "need_met"]
     assert reason["match"] == "related" and reason["strength"] == pytest.approx(0.4)
+    # how they are linked travels with the reason: the need's own term, related to the offer's
+    assert (reason["via"], reason["term"]) == ("lithium-battery-transport", "dangerous-goods-transport")
+    assert "(verwandte Themen: " in reason["text"]
+
+
+def test_a_shared_word_alone_says_it_is_only_that_word_as_written(engine, profile):
+    member = profile(sector="automotive", needs=["~Reparatur alter Hydraulikpressen"])
+    carrier = profile(name="carrier", sector="logistics", offers=["~Transport schwerer Hydraulikpressen"],
+                      contact={"name": "C", "email": "c@example.org", "language": "en"})
+    engine.load([member, carrier])
+    [reason] = [r for r in engine.explain(member["id"], carrier["id"])["reasons"] if r["kind"] == "need_met"]
+    assert reason["match"] == "word" and reason["via"] == "Hydraulikpressen"  # not its stem
+    assert reason["text"].endswith("(nur das gemeinsame Wort „Hydraulikpressen“)")
+    [wanted] = [r for r in engine.explain(carrier["id"], member["id"])["reasons"] if r["kind"] == "offer_wanted"]
+    assert wanted["text"].endswith("(only the shared word 'Hydraulikpressen')")
+
+
+def test_a_weak_link_by_meaning_is_called_loose_not_partly(engine):
+    assert [fit_band(s) for s in (0.05, 0.44, 0.45, 0.75)] == ["loosely", "loosely", "well", "very_well"]
+    de = engine._semantic_reason("need_met", "Computer Vision Qualitätsprüfung", "OPC UA for old machines", 0.05,
+                                 de=True)
+    assert de["fit"] == "loosely"
+    assert de["text"] == ("Ihr Bedarf „Computer Vision Qualitätsprüfung“ passt inhaltlich nur entfernt zu deren "
+                          "Angebot „OPC UA for old machines“ (Stärke 5 %)")
+    en = engine._semantic_reason("offer_wanted", "Computer Vision Qualitätsprüfung", "OPC UA for old machines", 0.8,
+                                 de=False)
+    assert en["text"] == ("Your offer 'OPC UA for old machines' and their need 'Computer Vision Qualitätsprüfung': "
+                          "a very close fit in substance (strength 80%)")
 
 
 def test_free_text_meets_free_text_and_compounds_meet_terms(engine, profile):
@@ -129,6 +158,15 @@ def test_region_and_sme_break_otherwise_equal_scores(engine, profile):
     engine.load([member, far_large, far_sme, near_sme, neighbour])
     ranked = [engine.card(p).name for p, _ in engine.suggestions(member["id"])]
     assert ranked == ["near sme", "neighbour", "far sme", "far large"]
+    # the region reason has its parts, so that pages word it in their own language
+    regions = {engine.card(p).name: [r for r in engine.explain(member["id"], p)["reasons"] if r["kind"] == "region"]
+               for p, _ in engine.suggestions(member["id"])}
+    [near] = regions["near sme"]
+    assert (near["level"], near["state"], near["postcode_prefix"]) == ("same_postcode_area", "BW", "70")
+    [neighbour_reason] = regions["neighbour"]
+    assert (neighbour_reason["level"], neighbour_reason["state"]) == ("neighbouring_state", "BY")
+    assert neighbour_reason["text"] == "Benachbartes Bundesland (Bayern)"  # the service's own text stays
+    assert regions["far sme"] == []
 
 
 def test_the_index_finds_what_a_pairwise_loop_finds():

@@ -72,7 +72,7 @@ def test_semantic_reasons_are_plain_and_true(measured):
                     reason["strength"], abs=1e-3)
                 # the band the pages word it by is the strength's
                 assert reason["fit"] == ("very_well" if reason["strength"] >= 0.75 else
-                                         "well" if reason["strength"] >= 0.45 else "partly")
+                                         "well" if reason["strength"] >= 0.45 else "loosely")
                 assert ("passt inhaltlich" in reason["text"]) == (mine.language == "de")
                 assert "%" in reason["text"]
     assert seen > 0

@@ -327,6 +327,40 @@ def test_suggestion_reasons_are_told_in_the_members_language_and_states_are_bund
     assert reason_text(reasons[2], "en") == "Neighbouring state (Brandenburg)"
 
 
+def test_suggestion_reasons_in_mails_say_how_loosely_and_through_what_need_and_offer_are_linked():
+    loose = {"kind": "need_met", "text": "…", "need": "Computer Vision Qualitätsprüfung",
+             "offer": "OPC UA for old machines", "strength": 0.05, "fit": "loosely", "match": "semantic"}
+    related = {"kind": "offer_wanted", "text": "…", "need": "Tourenplanung", "offer": "live GPS tracking",
+               "match": "related", "via": "route-optimisation-software", "term": "fleet-telematics"}
+    word = {"kind": "need_met", "text": "…", "need": "Express delivery", "offer": "delivery of spare parts",
+            "match": "word", "via": "delivery"}
+    assert [reason_text(r, "de") for r in (loose, related, word)] == [
+        "Ihr Bedarf „Computer Vision Qualitätsprüfung“ passt inhaltlich nur entfernt zu deren Angebot "
+        "„OPC UA for old machines“",
+        "Ihr Angebot „live GPS tracking“ – deren Bedarf „Tourenplanung“ (verwandte Themen: "
+        "Tourenplanungssoftware und Flottentelematik)",
+        "Ihr Bedarf „Express delivery“ – deren Angebot „delivery of spare parts“ (nur das gemeinsame Wort "
+        "„delivery“)"]
+    assert [reason_text(r, "en") for r in (loose, related, word)] == [
+        "Your need 'Computer Vision Qualitätsprüfung' and their offer 'OPC UA for old machines': "
+        "a loose fit in substance",
+        "Your offer 'live GPS tracking' – their need 'Tourenplanung' (related topics: Route planning and "
+        "optimisation software and Fleet telematics)",
+        "Your need 'Express delivery' – their offer 'delivery of spare parts' (only the shared word 'delivery')"]
+    assert "passt inhaltlich nur entfernt" in reason_text({**loose, "fit": "partly"}, "de")  # older suggestions
+    assert reason_text({**loose, "fit": "very_well"}, "en").endswith(": a very close fit in substance")
+
+
+def test_a_region_reason_with_its_parts_is_told_in_the_mails_language():
+    neighbour = {"kind": "region", "text": "Benachbartes Bundesland (Sachsen)", "level": "neighbouring_state",
+                 "state": "SN", "postcode_prefix": None}
+    area = {"kind": "region", "text": "Same region (postcode 01…, Saxony)", "level": "same_postcode_area",
+            "state": "SN", "postcode_prefix": "01"}
+    assert reason_text(neighbour, "en") == "Neighbouring federal state (Saxony)"
+    assert reason_text(area, "de") == "Gleiche Region (PLZ 01…, Sachsen)"
+    assert reason_text({**neighbour, "level": "same_state"}, "de") == "Gleiches Bundesland (Sachsen)"
+
+
 def test_a_merged_suggestion_message_says_who_came_and_who_went():
     event = match_suggested(MEMBER)
     came = event["data"]["suggestions"][0]

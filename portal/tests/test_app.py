@@ -773,11 +773,82 @@ def test_a_match_by_meaning_says_how_well_in_words_not_as_a_percentage(app):
         assert "passt inhaltlich gut" in text and "%" not in text and "Stärke" not in text
         # the band is matching-service's (``fit``); the portal holds no copy of its thresholds
         assert render_template_string(page, r={**reason, "fit": "very_well"}).endswith("(passt inhaltlich sehr gut)")
-        assert render_template_string(page, r={**reason, "fit": "partly"}).endswith("(passt inhaltlich teilweise)")
+        # a link just above the threshold is a loose one, not a partial fit; so is "partly" of older suggestions
+        for band in ("loosely", "partly", None):
+            assert render_template_string(page, r={**reason, "fit": band}).endswith(
+                "(passt inhaltlich nur entfernt)"), band
         assert "passt" not in render_template_string(page, r={**reason, "match": "vocabulary"})  # exact: no band
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert [render_template_string(page, r={**reason, "fit": band}).rsplit(".", 1)[1]
+                for band in ("very_well", "well", "loosely")] == [
+            " (a very close fit in substance)", " (a good fit in substance)", " (a loose fit in substance)"]
     for template in ("matchmaking/participant.html", "matchmaking/ask.html", "suggestions.html"):
         source = (Path(app.root_path) / "templates" / template).read_text()
         assert "<li>{{ reason_text(r) }}</li>" in source, template  # every card's reasons use the words
+
+
+def test_a_match_through_a_related_term_or_a_shared_word_says_so_in_the_pages_language(app):
+    from flask import render_template_string
+
+    page = '{% from "_macros.html" import reason_text %}{{ reason_text(r) }}'
+    related = {"kind": "offer_wanted", "need": "Tourenplanung", "offer": "live GPS tracking", "strength": 0.4,
+               "match": "related", "via": "route-optimisation-software", "term": "fleet-telematics",
+               "text": "Ihr Angebot „live GPS tracking“ ↔ deren Bedarf „Tourenplanung“ (verwandte Themen: "
+                       "Tourenplanungssoftware und Flottentelematik)"}
+    word = {"kind": "need_met", "need": "Express delivery", "offer": "delivery of spare parts", "strength": 0.36,
+            "match": "word", "via": "delivery", "term": None,
+            "text": "Your need 'Express delivery' ↔ their offer 'delivery of spare parts' (only the shared word "
+                    "'delivery')"}
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert render_template_string(page, r=related) == (
+            "Sie bieten „live GPS tracking“ – die Organisation sucht „Tourenplanung“. "
+            "(verwandte Themen: Tourenplanungssoftware und Flottentelematik)")
+        assert render_template_string(page, r=word).endswith(". (nur das gemeinsame Wort „delivery“)")
+        # suggestions stored before the reasons carried ``via`` still do not read as a direct match
+        assert render_template_string(page, r={**related, "via": None}).endswith(". (ein verwandtes Thema)")
+        assert render_template_string(page, r={**word, "via": None}).endswith(". (nur ein gemeinsames Wort)")
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert render_template_string(page, r=related).endswith(
+            ". (related topics: Route planning and optimisation software and Fleet telematics)")
+        assert render_template_string(page, r=word).endswith(". (only the shared word “delivery”)")
+
+
+def test_a_region_reason_is_worded_in_the_pages_language_with_the_state_named_in_it(app):
+    from flask import render_template_string
+
+    page = '{% from "_macros.html" import reason_text %}{{ reason_text(r) }}'
+    neighbour = {"kind": "region", "text": "Benachbartes Bundesland (Sachsen)", "level": "neighbouring_state",
+                 "state": "SN", "postcode_prefix": None}
+    same_area = {"kind": "region", "text": "Gleiche Region (PLZ 01…, Sachsen)", "level": "same_postcode_area",
+                 "state": "SN", "postcode_prefix": "01"}
+    same_state = {"kind": "region", "text": "Same state (Bavaria)", "level": "same_state", "state": "BY"}
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert render_template_string(page, r=neighbour) == "Neighbouring federal state (Saxony)"
+        assert render_template_string(page, r=same_area) == "Same region (postcode 01…, Saxony)"
+        assert render_template_string(page, r=same_state) == "Same federal state (Bavaria)"
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert render_template_string(page, r=neighbour) == "Benachbartes Bundesland (Sachsen)"
+        assert render_template_string(page, r=same_state) == "Gleiches Bundesland (Bayern)"
+        # a reason from before the parts: the service's text, as before
+        assert render_template_string(page, r={"kind": "region", "text": "Nachbarland (Sachsen)"}) == \
+            "Nachbarland (Sachsen)"
+
+
+def test_the_import_hint_names_the_consent_columns_that_default_to_no(app, client):
+    signed_in(app, client, "organizer", "it-cluster")
+    english = client.get("/organize/members/import").get_data(as_text=True)
+    assert "Partnervorschläge/Partner suggestions" in english and "E-Mail-Einwilligung/Email consent" in english
+    assert "an empty or missing cell means no" in english
+    with client.session_transaction() as session:
+        session["language"] = "de"
+    german = client.get("/organize/members/import").get_data(as_text=True)
+    assert '<html lang="de">' in german
+    assert "Partnervorschläge und E-Mail-Einwilligung" in german and "heißt „nein“" in german
+    # the names given are headers members-service reads (members/importer.py COLUMNS)
+    from verbund import reference
+    headers = pytest.importorskip("members.importer")._HEADER
+    for header in ("Partnervorschläge", "Partner suggestions", "E-Mail-Einwilligung", "Email consent"):
+        assert reference.name_key(header) in headers, header
 
 
 def test_only_the_one_click_unsubscribe_post_goes_without_a_form_token(client):

@@ -167,14 +167,17 @@ def number(value: int | float | None) -> str:
 
 
 # matching-service words how well a need and an offer fit by meaning as a band (``fit`` on the reason,
-# matching/engine/explanation.py); members read these words, not the number.
-FIT_WORDS = {"very_well": _l("very well"), "well": _l("well"), "partly": _l("partly")}
+# matching/engine/explanation.py FIT_BANDS); members read these words, not the number.
+FIT_WORDS = {"very_well": _l("(a very close fit in substance)"), "well": _l("(a good fit in substance)"),
+             "loosely": _l("(a loose fit in substance)")}
 
 
 def fit_words(band: str | None) -> str:
-    """How well a need and an offer fit by meaning, in words: "sehr gut" / "gut" / "teilweise"
-    (an unknown or missing band reads as "teilweise")."""
-    return str(FIT_WORDS.get(band or "partly", FIT_WORDS["partly"]))
+    """How well a need and an offer fit by meaning, in words: "(passt inhaltlich sehr gut)" / "(passt
+    inhaltlich gut)" / "(passt inhaltlich nur entfernt)"; English "(a very close / a good / a loose fit in
+    substance)". An unknown or missing band, and "partly" of suggestions stored before "loosely", read as
+    the loose one: never more than the service said."""
+    return str(FIT_WORDS.get(band or "loosely", FIT_WORDS["loosely"]))
 
 
 def flat_errors(errors) -> list[str]:

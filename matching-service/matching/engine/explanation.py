@@ -3,21 +3,42 @@ it (the score's weighted parts and reasons in A's contact language), computed
 pairwise from the cards (the index only ranks)."""
 from __future__ import annotations
 
+import re
+
 from matching.engine.cards import BORDERS, CARD_FEATURES_KEPT, STATE_CODES, WEIGHTS, Card, Feature
+from matching.text import stem, words
 from verbund.reference import STATES
 
 # How well a need and an offer fit by meaning, as bands of the strength (0 at 2.0 standard deviations
 # above what a text typically scores, about the top 2 % of pairs, rising linearly to 1.0 at 5.0:
 # semantic.Calibration): from 0.75 (about 4.25 SD) very well, from 0.45 (about 3.35 SD, what a shared
-# word alone counts) well, below that partly. The band travels with the reason (``fit``), so that
-# pages and mails word it without a copy of these thresholds.
-FIT_BANDS = ((0.75, "very_well"), (0.45, "well"), (0.0, "partly"))
-FIT_WORDS = {"very_well": ("sehr gut", "very well"), "well": ("gut", "well"), "partly": ("teilweise", "partly")}
+# word alone counts) well, below that only loosely (just above the threshold the model links texts
+# that merely share a field). The band travels with the reason (``fit``), so that pages and mails word
+# it without a copy of these thresholds; suggestions stored before "loosely" say "partly" for it.
+FIT_BANDS = ((0.75, "very_well"), (0.45, "well"), (0.0, "loosely"))
+# The band in words, German and English: "(passt inhaltlich nur entfernt)" / "(a loose fit in substance)";
+# the portal and the mails use the same words.
+FIT_WORDS = {"very_well": ("passt inhaltlich sehr gut", "a very close fit in substance"),
+             "well": ("passt inhaltlich gut", "a good fit in substance"),
+             "loosely": ("passt inhaltlich nur entfernt", "a loose fit in substance")}
+# How close a partner is (``level`` of a region reason) by the proximity the score counts.
+REGION_LEVELS = {1.0: "same_postcode_area", 0.7: "same_state", 0.4: "neighbouring_state"}
 
 
 def fit_band(strength: float) -> str:
-    """The band of a semantic match's strength (0–1): "very_well", "well" or "partly"."""
+    """The band of a semantic match's strength (0–1): "very_well", "well" or "loosely"."""
     return next(band for threshold, band in FIT_BANDS if strength >= threshold or threshold == 0.0)
+
+
+def shown_word(token: str, *labels: str) -> str:
+    """A shared word as a member wrote it: the first word of ``labels`` whose stem is ``token``
+    ("Ersatzteile" for "ersatzteil"), else the first word that holds it as a part of a compound
+    ("Aluminiumstrangpressprofile" for "strangpressprofil"), else ``token`` itself."""
+    written = [word for label in labels for word in re.findall(r"\w+", label)]
+    for word in written:
+        if [stem(w) for w in words(word)] == [token]:
+            return word
+    return next((word for word in written if any(token in w for w in words(word))), token)
 
 
 class Explanation:
@@ -108,11 +129,15 @@ class Explanation:
         if proximity:
             state = STATES.get(b.state, b.state)
             region = b.postcode[:2]
-            text = {1.0: (f"Gleiche Region (PLZ {region}…, {state})", f"Same region (postcode {region}…, {state})"),
-                    0.7: (f"Gleiches Bundesland ({state})", f"Same state ({state})"),
-                    0.4: (f"Benachbartes Bundesland ({state})", f"Neighbouring state ({state})"),
-                    }[proximity][0 if de else 1]
-            reasons.append({"kind": "region", "text": text, "need": None, "offer": None, "term": None})
+            level = REGION_LEVELS[proximity]
+            text = {"same_postcode_area": (f"Gleiche Region (PLZ {region}…, {state})",
+                                           f"Same region (postcode {region}…, {state})"),
+                    "same_state": (f"Gleiches Bundesland ({state})", f"Same state ({state})"),
+                    "neighbouring_state": (f"Benachbartes Bundesland ({state})", f"Neighbouring state ({state})"),
+                    }[level][0 if de else 1]
+            reasons.append({"kind": "region", "text": text, "need": None, "offer": None, "term": None,
+                            "level": level, "state": b.state,
+                            "postcode_prefix": region if level == "same_postcode_area" else None})
         if b.sme:
             reasons.append({"kind": "sme", "text": ("Kleines oder mittleres Unternehmen" if de
                                                     else "Small or mid-sized enterprise"),
@@ -126,34 +151,35 @@ class Explanation:
         how = FIT_WORDS[band][0 if de else 1]
         percent = round(100 * strength)
         if kind == "need_met":
-            text = (f"Ihr Bedarf „{need_label}“ passt inhaltlich {how} zu deren Angebot „{offer_label}“ "
-                    f"(Stärke {percent} %)" if de else
-                    f"Your need '{need_label}' fits their offer '{offer_label}' {how} in substance "
-                    f"(strength {percent}%)")
+            text = (f"Ihr Bedarf „{need_label}“ {how} zu deren Angebot „{offer_label}“ (Stärke {percent} %)" if de
+                    else f"Your need '{need_label}' and their offer '{offer_label}': {how} (strength {percent}%)")
         else:
-            text = (f"Ihr Angebot „{offer_label}“ passt inhaltlich {how} zu deren Bedarf „{need_label}“ "
-                    f"(Stärke {percent} %)" if de else
-                    f"Your offer '{offer_label}' fits their need '{need_label}' {how} in substance "
-                    f"(strength {percent}%)")
+            text = (f"Ihr Angebot „{offer_label}“ {how} zu deren Bedarf „{need_label}“ (Stärke {percent} %)" if de
+                    else f"Your offer '{offer_label}' and their need '{need_label}': {how} (strength {percent}%)")
         return {"kind": kind, "text": text, "need": need_label, "offer": offer_label, "term": None,
                 "strength": round(strength, 4), "fit": band, "match": "semantic"}
 
     def _match_reason(self, kind, need_label, offer_label, strength, feature: Feature, de: bool) -> dict:
+        """A need met by an offer (or an offer wanted by a need): ``term`` is the offer's vocabulary term,
+        ``via`` how an indirect match links them (related: the need's own term, related to ``term``;
+        word: the one word both texts share)."""
         via = feature.via
+        language = "de" if de else "en"
         if feature.kind == "semantic":
             # Only said when the embeddings really link these two texts (the strength is theirs).
             return self._semantic_reason(kind, need_label, offer_label, strength, de)
         if feature.kind == "word":
-            how = f"gemeinsames Wort „{via}“" if de else f"shared word '{via}'"
+            via = shown_word(via, need_label, offer_label)
+            how = f"nur das gemeinsame Wort „{via}“" if de else f"only the shared word '{via}'"
             term = None
         else:
             term = via
-            label = self.vocabulary.competencies[via].label("de" if de else "en")
+            label = self.vocabulary.competencies[via].label(language)
             if feature.kind == "related":
-                other = self.feature_names[feature.id]
-                other_label = self.vocabulary.competencies[other].label("de" if de else "en")
-                how = (f"verwandt: {label} ↔ {other_label}" if de else f"related: {label} ↔ {other_label}")
-                term = other
+                term = self.feature_names[feature.id]
+                other_label = self.vocabulary.competencies[term].label(language)
+                how = f"verwandte Themen: {label} und {other_label}" if de else \
+                    f"related topics: {label} and {other_label}"
             elif feature.kind == "similar":
                 how = f"ähnlich wie „{label}“" if de else f"similar to '{label}'"
             else:
@@ -164,5 +190,8 @@ class Explanation:
         else:
             text = (f"Ihr Angebot „{offer_label}“ ↔ deren Bedarf „{need_label}“ ({how})" if de
                     else f"Your offer '{offer_label}' ↔ their need '{need_label}' ({how})")
-        return {"kind": kind, "text": text, "need": need_label, "offer": offer_label, "term": term,
-                "strength": round(strength, 4), "match": feature.kind}
+        reason = {"kind": kind, "text": text, "need": need_label, "offer": offer_label, "term": term,
+                  "strength": round(strength, 4), "match": feature.kind}
+        if feature.kind in ("related", "word"):
+            reason["via"] = via
+        return reason
