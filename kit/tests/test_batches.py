@@ -166,3 +166,16 @@ def test_a_crash_between_commit_and_ack_has_no_second_effect(fresh_amqp_uri, bro
     # the inbox knew them: no handler ran, and each is logged with its id
     assert skipped == [f"event {e['id']} already processed, skipped" for e in events]
     assert queue_depth(connection, MAIN) == 0
+
+
+def test_a_normal_stop_ends_the_batch_loop_without_killing_it(fresh_amqp_uri, broker, database_url, start_service):
+    publisher, connection = broker
+    events = [member_registered(name=f"Firma {n} GmbH") for n in range(10)]
+    publish_all(publisher, events)
+    probe = start_probe(start_service, database_url, fresh_amqp_uri, CONSUME_BATCH_SIZE=50)
+    wait_for(lambda: len(rows(database_url, effects.c.id)) == 10, timeout=20, message="10 effects")
+    probe.stop()
+    assert probe.process.returncode == 0, probe.logs()
+    assert "stopping services: probe" in probe.logs()  # it did stop the normal way ...
+    assert "killing" not in probe.logs()  # ... and nameko had no managed thread (subscriber.batches) left to kill
+    assert queue_depth(connection, MAIN) == 0  # what it handled was acked

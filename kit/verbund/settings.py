@@ -166,12 +166,37 @@ class Settings:
         }
 
 
+# The most processes `verbund up` starts of one service. Each is a whole service process (matching's
+# loads its ~90 MB embedding model) with its own database connections and a consumer on the shared
+# queue; past a handful on one machine more instances only compete for the same cores and PostgreSQL's
+# connection limit (100 by default). Beyond 16, scale out on more machines (DESIGN.md principle 9).
+MAX_INSTANCES = 16
+
+
+def instance_count(text: str) -> int:
+    """``text`` (e.g. ``"2"``) as a number of instances. Raises ValueError for anything but ASCII
+    digits (``int()`` would take ``"०२"`` as 2 and fail on ``"²"`` with its own message) and for a count
+    outside 1..``MAX_INSTANCES``; the caller says where the value came from."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"not a whole number: {text!r}")
+    count = int(text)
+    if not 1 <= count <= MAX_INSTANCES:
+        raise ValueError(f"{count} is not between 1 and {MAX_INSTANCES} (the most instances of a service "
+                         f"`verbund up` starts on one machine)")
+    return count
+
+
 def instances(service: str) -> int:
     """How many processes ``verbund up`` starts for ``service`` (``<SERVICE>_INSTANCES``, then
     ``INSTANCES``; default 1). They share the service's queue as competing consumers and its database,
     which must then be PostgreSQL (``DATABASE_URL``). Raises ``environs.EnvError`` naming the variable
-    for a value that is not a whole number of at least 1."""
-    count = env("INSTANCES", 1, service=service, kind="int")
-    if count < 1:
-        raise EnvError(f"{service.upper()}_INSTANCES / INSTANCES must be at least 1, not {count}")
-    return count
+    for a value that is not a whole number (ASCII digits) from 1 to ``MAX_INSTANCES``."""
+    text = env("INSTANCES", None, service=service)
+    if text is None:
+        return 1
+    name = f"{service.upper()}_INSTANCES" if os.environ.get(f"{service.upper()}_INSTANCES", "") else "INSTANCES"
+    try:
+        return instance_count(text)
+    except ValueError as exc:
+        raise EnvError(f"{name} must be a number of instances from 1 to {MAX_INSTANCES}: {exc}") from None

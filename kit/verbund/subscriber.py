@@ -34,7 +34,6 @@ from functools import partial
 
 from eventlet.event import Event
 from eventlet.queue import Empty, LightQueue
-from eventlet.semaphore import Semaphore
 from kombu import Connection
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer
@@ -106,7 +105,6 @@ class EventSubscriber(Consumer):
             log.warning("no Database dependency %r: consuming one event at a time", self.database_attr)
             self.batch_size = 1
         self._pending = LightQueue()
-        self._running = Semaphore()  # held while a batch runs
         self._stopping = False
         self._loop = None
         self.queue = broker.main_queue(settings.service, self.patterns)
@@ -127,14 +125,23 @@ class EventSubscriber(Consumer):
 
     def stop(self):
         if self._loop is not None:
-            # Finish the batch that runs (its acks need the channel), give back what waits.
+            # The loop finishes the batch that runs (its acks need the channel), gives back what waits
+            # and ends at _STOP: waited for here, so the container has no managed thread left to kill.
             self._stopping = True
             self._pending.put(_STOP)
-            with self._running:
+            try:
+                self._loop.wait()
+            except Exception:  # the container logged it and is killed for it
                 pass
             self._requeue_pending()
         super().stop()
         self.publisher.close()
+
+    def kill(self):
+        # No grace: the batch that runs is not acked (the broker gives it again, the inbox knows it).
+        if self._loop is not None:
+            self._loop.kill()
+        super().kill()
 
     def handle_message(self, body, message):
         if self.batch_size > 1:
@@ -176,26 +183,25 @@ class EventSubscriber(Consumer):
             first = self._pending.get()
             if first is _STOP:
                 return
-            with self._running:
-                messages = [first]
-                deadline = time.monotonic() + self.linger
-                while len(messages) < self.batch_size:
-                    try:
-                        remaining = deadline - time.monotonic()
-                        item = self._pending.get(timeout=remaining) if remaining > 0 else self._pending.get_nowait()
-                    except Empty:
-                        break
-                    if item is _STOP:
-                        self._pending.put(_STOP)
-                        break
-                    messages.append(item)
-                if self._stopping:
-                    for message in messages:
-                        self.queue_consumer.requeue_message(message)
-                    continue
-                batch = [(message, event) for message in messages if (event := self._parse(message)) is not None]
-                if batch:
-                    self._run_batch(batch)
+            messages = [first]
+            deadline = time.monotonic() + self.linger
+            while len(messages) < self.batch_size:
+                try:
+                    remaining = deadline - time.monotonic()
+                    item = self._pending.get(timeout=remaining) if remaining > 0 else self._pending.get_nowait()
+                except Empty:
+                    break
+                if item is _STOP:
+                    self._pending.put(_STOP)
+                    break
+                messages.append(item)
+            if self._stopping:
+                for message in messages:
+                    self.queue_consumer.requeue_message(message)
+                continue
+            batch = [(message, event) for message in messages if (event := self._parse(message)) is not None]
+            if batch:
+                self._run_batch(batch)
 
     def _requeue_pending(self):
         while True:

@@ -109,7 +109,8 @@ class MatchingEngine:
         self.engine.load(profiles)
         self.engine.seq = seq
         self.stale = False
-        log.info("matching engine loaded: %d members in %.1fs", len(self.engine), time.monotonic() - started)
+        # Once at start (warm_up), not for every reload: an empty read model is loaded, then rebuilt.
+        log.debug("engine reloaded: %d members in %.1fs", len(self.engine), time.monotonic() - started)
 
     def load_model(self) -> None:
         """Load the embedding model; without it the engine matches lexically (``/ready``: degraded)."""
@@ -227,11 +228,13 @@ class MatchingEngine:
             return empty
 
         # Until the database is reachable /ready says so.
+        started = time.monotonic()
         empty = retry_with_backoff("loading the matching engine", load)
         self.ready.send(True)
         if empty:  # members-service not up yet: try again; events flow meanwhile
             result = retry_with_backoff("rebuild from members-service", lambda: self.rebuild(from_members=True))
             log.info("read model rebuilt from members-service: %s", result)
+        log.info("matching engine loaded: %d members in %.1fs", len(self.engine), time.monotonic() - started)
 
 
 class EngineProvider(DependencyProvider):

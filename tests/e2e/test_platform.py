@@ -46,6 +46,8 @@ def platform(amqp_uri, tmp_path):
     # verbund up gives each of its children up to 60 s to stop (matching ends its model's warm-up first)
     assert process.wait(timeout=120) == 0
     log.close()
+    # Every service stopped the normal way: nameko had no thread of ours left to kill.
+    assert "killing managed thread" not in (tmp_path / "up.log").read_text()
 
 
 def test_a_member_registered_over_http_appears_as_a_cloudevent(platform, event_tap, member_input):
@@ -71,7 +73,13 @@ def test_a_member_registered_over_http_appears_as_a_cloudevent(platform, event_t
 
 def test_make_run_seeds_demo_data_and_says_where_to_look(platform):
     url, data_dir, _ = platform
+    # matching started on an empty read model and filled it from members-service: the engine is
+    # announced once, after that rebuild, not once for the empty model and again after it.
+    wait_for(lambda: "matching engine loaded" in (data_dir.parent / "up.log").read_text()
+             and "read model rebuilt from members-service" in (data_dir.parent / "up.log").read_text(),
+             timeout=90, message="matching's engine and read model")
     log = (data_dir.parent / "up.log").read_text()
+    assert log.count("matching engine loaded") == 1, log
     assert "demo data not seeded" not in log
     assert f"{len(demo.load()['members'])} demo members" in log and "joint events" in log
     # A box closes the output (after the demo's lines): the portal, how to sign in, where the link
@@ -202,3 +210,73 @@ def test_several_instances_on_the_embedded_sqlite_are_refused_naming_postgresql(
     assert "matching: 2 instances" in result.stderr and "SQLite" in result.stderr
     assert "PostgreSQL" in result.stderr and "MATCHING_DATABASE_URL (or DATABASE_URL)" in result.stderr
     assert "RabbitMQ" not in result.stderr and not list((tmp_path / "data").glob("*.db"))  # nothing started
+
+
+def _processes_with(data_dir) -> set[int]:
+    """The PIDs of live processes started with VERBUND_DATA_DIR=data_dir: `verbund up` and its children,
+    found through /proc even once they are orphans under PID 1."""
+    marker = f"VERBUND_DATA_DIR={data_dir}".encode()
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if marker in environ.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat") as stat:
+                        if stat.read().rsplit(")", 1)[1].split()[0] != "Z":  # a zombie is gone, not yet reaped
+                            found.add(int(entry))
+        except OSError:  # ended meanwhile, or not ours
+            continue
+    return found
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("how, moment", [
+    ("SIGINT to the group of a background job", r"^\s+members\s+http://"),  # Ctrl-C; `verbund up &` ignores it
+    ("SIGINT to verbund up", r"members-service listening on"),  # timeout -s INT
+    ("SIGTERM to verbund up", r"^\s+members\s+http://"),  # kill
+    ("SIGTERM to verbund up with two instances", r"^\s+members#2\s+http://"),
+], ids=["ctrl-c-background-job", "sigint-while-starting", "sigterm-after-spawn", "sigterm-second-instance"])
+def test_a_signal_during_start_up_stops_every_child_and_frees_the_port(how, moment, amqp_uri, tmp_path, request):
+    data_dir, port = tmp_path / "data", free_port()
+    env = {**os.environ, "AMQP_URI": amqp_uri, "VERBUND_DATA_DIR": str(data_dir), "MEMBERS_PORT": str(port),
+           "MATCHING_PORT": str(free_port())}
+    argv = [sys.executable, "-m", "verbund.tools.cli", "up", "members", "matching"]
+    for name in [name for name in env if name.endswith("DATABASE_URL") or name.endswith("INSTANCES")]:
+        del env[name]
+    if "two instances" in how:
+        env["MEMBERS_DATABASE_URL"] = request.getfixturevalue("postgres").create()
+        argv = [sys.executable, "-m", "verbund.tools.cli", "up", "members", "--instances", "members=2"]
+    # A shell starts a background job with SIGINT ignored; `verbund up` must still stop on it.
+    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if "background" in how else None
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+                                   start_new_session=True, preexec_fn=ignore_sigint)
+    try:
+        wait_for(lambda: re.search(moment, log_path.read_text(), re.MULTILINE), timeout=120, interval=0.05,
+                 message=f"{moment!r} in the console")
+        started = _processes_with(data_dir) - {process.pid}
+        assert started, log_path.read_text()  # a child runs (or starts) when the signal comes
+        if "group" in how:
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT if how.startswith("SIGINT") else signal.SIGTERM)
+        assert process.wait(timeout=120) == 0, log_path.read_text()
+        left = _processes_with(data_dir)
+    finally:
+        for pid in _processes_with(data_dir):  # whatever the outcome, leave no process behind
+            os.kill(pid, signal.SIGKILL)
+        process.wait()
+    lines = log_path.read_text()
+    assert "stopping (" in lines
+    assert left == set(), lines  # no child outlived verbund up, started or starting
+    assert not _listening(port), lines  # nothing holds the service's port
+    assert "all services ready" not in lines.split("stopping (")[1]  # nothing started after the stop

@@ -122,12 +122,12 @@ def _run_until_stopped(service_cls, config: dict) -> None:
                 raise
 
 
-def _wait_ready(urls: dict[str, str], processes: dict, timeout: float = 120) -> bool:
+def _wait_ready(urls: dict[str, str], processes: dict, children: _Children, timeout: float = 120) -> bool:
     import requests
 
     deadline = time.monotonic() + timeout
     waiting = dict(urls)
-    while waiting and time.monotonic() < deadline:
+    while waiting and time.monotonic() < deadline and not children.stopping:
         if any(process.poll() is not None for process in processes.values()):
             return False
         for service, url in list(waiting.items()):
@@ -137,24 +137,83 @@ def _wait_ready(urls: dict[str, str], processes: dict, timeout: float = 120) -> 
             except requests.RequestException:
                 pass
         time.sleep(0.3)
-    return not waiting
+    return not waiting and not children.stopping
+
+
+# How long `verbund up` waits for its children to stop before it kills them: matching ends its
+# model's warm-up first, which takes tens of seconds on a busy machine.
+STOP_GRACE_SECONDS = 60
+
+
+class _Children:
+    """The processes ``verbund up`` starts, and its SIGINT/SIGTERM handling, installed before the
+    first child: a signal at any moment terminates every child started so far, and nothing is
+    started after it (``spawn`` returns None). A second signal kills them."""
+
+    def __init__(self):
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.stopping: list[int] = []  # the signals received
+        signal.signal(signal.SIGTERM, self._signalled)
+        signal.signal(signal.SIGINT, self._signalled)
+
+    def _signalled(self, signum, frame):
+        self.stopping.append(signum)
+        if len(self.stopping) == 1:
+            print(f"stopping ({signal.Signals(signum).name}) ...", file=sys.stderr, flush=True)
+        self.terminate(kill=len(self.stopping) > 1)
+
+    def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen | None:
+        """Start ``argv`` as ``name``; None once a stop was asked for."""
+        if self.stopping:
+            return None
+        process = self.processes[name] = subprocess.Popen(argv, env=env)
+        if self.stopping:  # the signal came while it was being started: its handler did not see it
+            process.terminate()
+            return None
+        return process
+
+    def terminate(self, kill: bool = False) -> None:
+        for process in list(self.processes.values()):
+            if process.poll() is None:
+                process.kill() if kill else process.terminate()
+
+    def stop(self) -> bool:
+        """Terminate every child, wait up to STOP_GRACE_SECONDS for all, kill those still running.
+        True if all stopped within the grace period."""
+        self.terminate()
+        deadline, graceful = time.monotonic() + STOP_GRACE_SECONDS, True
+        for name, process in list(self.processes.items()):
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop within {STOP_GRACE_SECONDS} s: killed", file=sys.stderr, flush=True)
+                process.kill()
+                process.wait()
+                graceful = False
+        return graceful
 
 
 def parse_instances(text: str | None, services: list[str] | tuple[str, ...]) -> dict[str, int]:
     """``--instances``: ``"matching=2,notifications=2"`` as ``{"matching": 2, "notifications": 2}``.
-    Raises ValueError saying what is wrong: not SERVICE=COUNT, a service not among ``services`` (those
-    started), a count below 1."""
+    Raises ValueError saying what is wrong: not SERVICE=COUNT with COUNT in ASCII digits, a service not
+    among ``services`` (those started) or named twice, a count outside 1..``MAX_INSTANCES``."""
+    from verbund.settings import MAX_INSTANCES, instance_count
+
     counts: dict[str, int] = {}
     for part in filter(None, (item.strip() for item in (text or "").split(","))):
         service, _, count = part.partition("=")
         service = service.strip().removesuffix("-service")
-        if not count.strip().isdigit():
+        if not (count.strip().isascii() and count.strip().isdigit()):
             raise ValueError(f"--instances takes SERVICE=COUNT, e.g. matching=2, not {part!r}")
         if service not in services:
             raise ValueError(f"--instances names {service!r}, which is not started here ({', '.join(services)})")
-        if int(count) < 1:
-            raise ValueError(f"--instances {service}={count}: at least 1")
-        counts[service] = int(count)
+        if service in counts:
+            raise ValueError(f"--instances names {service!r} twice; give each service once")
+        try:
+            counts[service] = instance_count(count)
+        except ValueError:
+            raise ValueError(f"--instances {service}={count.strip()}: from 1 to {MAX_INSTANCES} instances "
+                             f"of a service") from None
     return counts
 
 
@@ -180,6 +239,14 @@ def instance_plan(services, option: str | None) -> dict[str, int]:
     return plan
 
 
+def address_width(plan: dict[str, int]) -> int:
+    """The width of the name column in ``verbund up``'s address list (``plan``: processes per service, as
+    ``instance_plan`` gives it): the longest name it shows (notifications#1, matching#12, portal), so that
+    the addresses line up. A service's companions (notifications' mail catcher) have shorter names."""
+    names = ["portal"] + [f"{service}#{count}" if count > 1 else service for service, count in plan.items()]
+    return max(len(name) for name in names)
+
+
 def _free_port(host: str) -> int:
     import socket
 
@@ -191,6 +258,7 @@ def _free_port(host: str) -> int:
 def cmd_up(args) -> int:
     from verbund.settings import DEFAULT_AMQP_URI, Settings, env
 
+    children = _Children()  # from here on a signal stops whatever was started, at any moment
     unknown = set(args.services) - set(SERVICES)
     if unknown:
         print(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(SERVICES)}", file=sys.stderr)
@@ -208,49 +276,47 @@ def cmd_up(args) -> int:
     # that dnspython (through eventlet) prints about DSA keys it never uses here.
     os.environ.setdefault("LOG_FORMAT", "text")
     os.environ.setdefault("PYTHONWARNINGS", "ignore:DSA is deprecated")
-    processes, urls = {}, {}
+    processes, urls = children.processes, {}
+    services = args.services or SERVICES
+    width = address_width(plan)
     portal = None
     if not args.services:  # the whole platform: with the portal, whose address the closing box gives
-        portal = _start_portal(processes)
+        portal = _start_portal(children, width)
     # The first instance of each service on its port, migrating its database; further instances (each
     # with a port of its own, see README "Several instances") once the first is ready.
     later, addresses = [], {}  # addresses: each service's first instance, where clients and the portal go
-    for service in args.services or SERVICES:
+    for service in services:
         settings = Settings.from_env(service)
         name = service if plan[service] == 1 else f"{service}#1"
-        processes[name] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service]
-                                           + (["--name", name] if name != service else []))
+        if not children.spawn(name, [sys.executable, "-m", "verbund.tools.cli", "run", service]
+                              + (["--name", name] if name != service else [])):
+            break
         urls[name] = addresses[service] = f"http://{settings.http_host}:{settings.http_port}"
-        print(f"  {name:<14} {urls[name]}   (database {settings.database_url})")
+        print(f"  {name:<{width}} {urls[name]}   (database {settings.database_url})", flush=True)
         later += [(service, settings, number) for number in range(2, plan[service] + 1)]
-    for service in args.services or SERVICES:
+    for service in services:
+        if children.stopping:
+            break
         # What a service wants beside it in development (notifications: a mail catcher), by its own hook.
         with warnings.catch_warnings():  # importing the service class here is for the hook, not to run it
             warnings.simplefilter("ignore")
             companions = getattr(_service_class(service), "companions", lambda: [])()
         for companion in companions:
-            processes[companion.name] = subprocess.Popen(companion.argv)
-            print(f"  {companion.name:<14} {companion.address}")
-
-    def stop(*_):
-        for process in processes.values():
-            if process.poll() is None:
-                process.terminate()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+            if children.spawn(companion.name, companion.argv):
+                print(f"  {companion.name:<{width}} {companion.address}", flush=True)
     sign_in = None
-    ready = _wait_ready(urls, processes)
+    ready = not children.stopping and _wait_ready(urls, processes, children)
     if ready and later:
         more = {}
         for service, settings, number in later:
             name, port = f"{service}#{number}", _free_port(settings.http_host)
             environment = {**os.environ, f"{service.upper()}_PORT": str(port)}
-            processes[name] = subprocess.Popen([sys.executable, "-m", "verbund.tools.cli", "run", service,
-                                                "--name", name], env=environment)
+            if not children.spawn(name, [sys.executable, "-m", "verbund.tools.cli", "run", service, "--name", name],
+                                  env=environment):
+                break
             more[name] = f"http://{settings.http_host}:{port}"
-            print(f"  {name:<14} {more[name]}   (database {settings.database_url})", flush=True)
-        ready = _wait_ready(more, processes)
+            print(f"  {name:<{width}} {more[name]}   (database {settings.database_url})", flush=True)
+        ready = _wait_ready(more, processes, children)
         urls.update(more)
     if ready:
         print("all services ready", flush=True)
@@ -265,17 +331,15 @@ def cmd_up(args) -> int:
                     (f"the demo {account['role']}", account["email"]) for account in data.get("staff", [])]
             except Exception as exc:  # the platform runs on; the demo is a courtesy
                 print(f"demo data not seeded: {exc}", file=sys.stderr)
-    else:
+    elif not children.stopping:
         print("not every service became ready; see the log lines above", file=sys.stderr)
-    print(_closing_box(portal, sign_in, "notifications" in addresses), flush=True)
-    while all(process.poll() is None for process in processes.values()):
+    if not children.stopping:
+        print(_closing_box(portal, sign_in, "notifications" in addresses), flush=True)
+    while not children.stopping and all(process.poll() is None for process in processes.values()):
         time.sleep(0.5)
-    stop()  # one has ended (or a signal stopped all): stop the others
-    for process in processes.values():
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    graceful = children.stop()  # one has ended, or a signal asked to stop: stop the others
+    if children.stopping:
+        return 0 if graceful else 1
     failed = [name for name, process in processes.items() if process.returncode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0
 
@@ -302,16 +366,18 @@ def _closing_box(portal: str | None, sign_in: list[tuple[str, str]] | None, mail
     return "\n".join(["", rule, *(f"| {line:<{width}} |" for line in lines), rule])
 
 
-def _start_portal(processes: dict) -> str | None:
+def _start_portal(children: _Children, width: int) -> str | None:
     """Start the members' web portal beside the services (when installed); its address also closes
-    the output (``_closing_box``). Returns the address, or None without the portal."""
+    the output (``_closing_box``). Returns the address, or None without the portal (or when a stop
+    was asked for)."""
     if importlib.util.find_spec(PORTAL_MODULE) is None:
         return None
     from verbund_portal.config import PortalConfig
 
     config = PortalConfig.from_env()
-    processes["portal"] = subprocess.Popen([sys.executable, "-m", PORTAL_MODULE])
-    print(f"  {'portal':<14} {config.portal_url}", flush=True)
+    if not children.spawn("portal", [sys.executable, "-m", PORTAL_MODULE]):
+        return None
+    print(f"  {'portal':<{width}} {config.portal_url}", flush=True)
     return config.portal_url
 
 
