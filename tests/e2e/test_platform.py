@@ -38,7 +38,7 @@ def platform(amqp_uri, tmp_path):
             return False
 
     for service in SERVICES:  # every installed service comes up
-        wait_for(lambda service=service: ready(service), timeout=90, interval=0.2,
+        wait_for(lambda service=service: ready(service), timeout=180, interval=0.2,
                  message=f"{service}-service via verbund up")
     wait_for(lambda: "Press Ctrl-C" in (tmp_path / "up.log").read_text(), timeout=60, message="the demo seeding")
     yield f"http://127.0.0.1:{ports['members']}", tmp_path / "data", env
