@@ -515,18 +515,24 @@ def members_service():
         service.close()
 
 
-def test_inviting_an_address_that_has_a_staff_account_says_so_in_german_at_the_email_field(members_service):
-    members = members_service({
-        ("GET", "/staff"): (200, {"items": []}, {}),
-        ("POST", "/staff"): (409, {"error": "a staff account with this e-mail address exists already",
-                                   "field": "email"}, {}),
-    })
+def german_admin(members):
+    """A test client signed in as admin on German pages, with every service answered by ``members``."""
     app = create_app(config(services={"members": members.url, "events": members.url, "matching": members.url,
                                       "notifications": members.url}))
     client = app.test_client()
     signed_in(app, client, "admin")
     with client.session_transaction() as session:
         session["language"] = "de"
+    return client
+
+
+def test_inviting_an_address_that_has_a_staff_account_says_so_in_german_at_the_email_field(members_service):
+    members = members_service({
+        ("GET", "/staff"): (200, {"items": []}, {}),
+        ("POST", "/staff"): (409, {"error": "a staff account with this e-mail address exists already",
+                                   "field": "email"}, {}),
+    })
+    client = german_admin(members)
     response = client.post("/admin/staff", data={
         "csrf_token": csrf(client, "/admin/staff"), "name": "Olga Organisatorin", "email": "olga@cluster.example",
         "role": "admin", "association": "", "language": "de"})
@@ -567,12 +573,7 @@ def test_a_taken_integrator_name_is_said_at_the_name_field_in_the_page_language(
         ("POST", "/integrators"): (409, {"error": "an active integrator named crm-sync exists",
                                          "fields": {"name": ["exists"]}}, {}),
     })
-    app = create_app(config(services={"members": members.url, "events": members.url, "matching": members.url,
-                                      "notifications": members.url}))
-    client = app.test_client()
-    signed_in(app, client, "admin")
-    with client.session_transaction() as session:
-        session["language"] = "de"
+    client = german_admin(members)
     response = client.post("/admin/integrators", data={
         "csrf_token": csrf(client, "/admin/integrators"), "name": "crm-sync", "events": ["event.*"]})
     assert response.status_code == 422
