@@ -857,3 +857,16 @@ def test_only_the_one_click_unsubscribe_post_goes_without_a_form_token(client):
     assert client.post("/unsubscribe/tok", data={"List-Unsubscribe": "One-Click"}).status_code == 503
     assert client.post("/unsubscribe/tok", data={"other": "1"}).status_code == 400
     assert client.post("/sign-in", data={"List-Unsubscribe": "One-Click"}).status_code == 400
+
+
+def test_a_competency_reads_in_the_members_own_words_or_as_the_term_in_the_pages_language(app):
+    from verbund_portal.i18n import competency_text
+
+    typed = {"term": "high-pressure-die-casting", "label": "Druckguss"}  # a synonym the member typed
+    chosen = {"term": "high-pressure-die-casting", "label": "Aluminium-Druckguss"}  # the term's German name
+    for lang, name in (("de", "Aluminium-Druckguss"), ("en", "High-pressure die casting")):
+        with app.test_request_context("/", headers={"Accept-Language": lang}):
+            assert competency_text(typed) == "Druckguss"  # never replaced by the vocabulary's name
+            assert competency_text(chosen) == name  # the term, in the page's language
+            assert competency_text({"term": "high-pressure-die-casting"}) == name
+            assert competency_text({"label": "Palettenortung in Echtzeit"}) == "Palettenortung in Echtzeit"

@@ -73,9 +73,15 @@ def competency_labels() -> list[str]:
 
 
 def competency_text(competency: dict) -> str:
-    """A profile's competency in words: the vocabulary term's name in the page's language, else the label typed."""
+    """A profile's competency in words: the member's own words where they typed something of their own
+    ("Druckguss" stays "Druckguss", though the vocabulary files it under "Aluminium-Druckguss"); the
+    vocabulary term's name in the page's language where the label is that term's name in either
+    language (or there is no label)."""
     term = _vocabulary().competencies.get(competency.get("term") or "")
-    return term.label(language()) if term else competency.get("label") or competency.get("term") or ""
+    label = (competency.get("label") or "").strip()
+    if term and (not label or label.casefold() in (term.de.casefold(), term.en.casefold())):
+        return term.label(language())
+    return label or competency.get("term") or ""
 
 
 def competency_name(value: str | None) -> str:
