@@ -172,3 +172,43 @@ def test_an_event_published_before_its_consumer_ever_started_is_not_lost(fresh_a
     url = f"sqlite:///{tmp_path / 'late.db'}"
     start_service("probe", database_url=url, amqp=fresh_amqp_uri)
     wait_for(lambda: effects_of(url, event["id"]) == ["Frühstarter GmbH"], message="the early event's effect")
+
+
+def test_an_outage_of_the_database_spends_no_attempts_and_loses_nothing(fresh_amqp_uri, broker, postgres,
+                                                                       start_service, batch_size):
+    """The database away for longer than the whole retry schedule (100 ms + 200 ms): the event waits
+    in the delay queues, attempts unspent, and takes effect once when the database is back."""
+    publisher, connection = broker
+    url = postgres.create()
+    probe = start_service("probe", database_url=url, amqp=fresh_amqp_uri,
+                          env={"CONSUME_BATCH_SIZE": str(batch_size)})
+    event = member_registered(name="Geduldig GmbH")
+
+    def held():
+        return [line for line in probe.log_lines() if "a dependency is away" in line["message"]]
+
+    with postgres.away(url):
+        publish(publisher, event)
+        wait_for(lambda: len(held()) >= 5, timeout=30, message="the event held back more often than it has attempts")
+        assert Queue(DEAD)(connection.default_channel).queue_declare(passive=True).message_count == 0
+    wait_for(lambda: effects_of(url, event["id"]) == ["Geduldig GmbH"], timeout=30, message="the effect after")
+    assert {line["correlation_id"] for line in held()} == {event["id"]}
+    assert "(held 1 times, attempts unspent)" in held()[0]["message"]
+    assert "not currently accepting connections" in held()[0]["message"]
+    assert Queue(DEAD)(connection.default_channel).queue_declare(passive=True).message_count == 0
+    exposed = requests.get(f"{probe.url}/metrics", timeout=10).text
+    assert 'verbund_messages_consumed_total{service="probe",type="member.registered"} 1.0' in exposed
+    assert "verbund_messages_dead_lettered_total{" not in exposed
+
+
+def test_a_request_that_meets_an_outage_is_answered_503_with_retry_after(fresh_amqp_uri, postgres, start_service):
+    url = postgres.create()
+    probe = start_service("probe", database_url=url, amqp=fresh_amqp_uri)
+    assert requests.get(f"{probe.url}/effects", timeout=10).json() == {"effects": 0}
+    with postgres.away(url):
+        response = requests.get(f"{probe.url}/effects", timeout=10)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert "try again in a few seconds" in response.json()["error"]
+    wait_for(lambda: requests.get(f"{probe.url}/effects", timeout=10).status_code == 200, timeout=15,
+             message="an answer once the database is back")

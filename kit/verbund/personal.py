@@ -29,11 +29,13 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
+from verbund.outages import REMOTE_DATABASE_ERRORS, Unavailable
 from verbund.settings import env
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,9 @@ class KeyErased(Exception):
     """The member's key is gone (the member was erased) or never existed: nothing to decrypt."""
 
 
-class KeyUnavailable(RuntimeError):
-    """members-service did not answer for a key in time: the handler fails and is retried later."""
+class KeyUnavailable(Unavailable):
+    """members-service did not answer for a key in time, or could not reach its database: an outage
+    (``verbund.outages``), so the message waits without spending its attempts."""
 
 
 class UnreadablePersonalData(ValueError):
@@ -288,7 +291,8 @@ class MemberKeys(_rpc_proxy_base()):
             import eventlet
 
             with eventlet.Timeout(timeout, KeyUnavailable(f"members-service gave no key for {kid} in {timeout:g} s")):
-                return key_from_jwk(proxy.member_key(kid))
+                with _remote_outage():
+                    return key_from_jwk(proxy.member_key(kid))
 
         def fetch_many(kids: list[str]) -> dict[str, bytes | None]:
             # Every request is sent before the first answer is awaited: one round trip for the batch,
@@ -298,9 +302,23 @@ class MemberKeys(_rpc_proxy_base()):
             with eventlet.Timeout(timeout, KeyUnavailable(
                     f"members-service gave no keys for {len(kids)} member(s) in {timeout:g} s")):
                 replies = [(kid, proxy.member_key.call_async(kid)) for kid in kids]
-                return {kid: _key_or_none(reply.result) for kid, reply in replies}
+                with _remote_outage():
+                    return {kid: _key_or_none(reply.result) for kid, reply in replies}
 
         return Keys(self.cache, fetch, fetch_many)
+
+
+@contextmanager
+def _remote_outage():
+    """members-service answered that its database is away: that is an outage, not a fault."""
+    from nameko.exceptions import RemoteError
+
+    try:
+        yield
+    except RemoteError as exc:
+        if exc.exc_type in REMOTE_DATABASE_ERRORS:
+            raise KeyUnavailable(f"members-service cannot reach its database: {exc.value}"[:500]) from None
+        raise
 
 
 def _key_or_none(answer: Callable[[], dict]) -> bytes | None:

@@ -25,6 +25,12 @@ retry and dead letter, with its reason. A handler may take the batch itself
 (``@subscribe(batch=True)``: it gets a list of events and uses
 ``db.handle_batch``). Size 1 is consumption as before batching: each message
 its own worker, ``max_workers`` at a time.
+
+An outage is not the message's fault (``verbund.outages``): a handler that fails because the
+service's database is away, or because members-service gives no keys, does not spend the message's
+attempts. The message waits in a delay queue (the first, then longer ones, then the longest again;
+``x-verbund-held`` counts the waits) and comes back until the dependency answers, however long the
+outage; a batch that meets one is held back whole, without being tried one by one.
 """
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ from kombu import Connection
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer
 
-from verbund import broker, envelope, metrics
+from verbund import broker, envelope, logs, metrics, outages
 from verbund.database import BATCH_KEY, Database
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,7 @@ MAX_EVENT_BYTES = 1024 * 1024
 ATTEMPTS_HEADER = "x-verbund-attempts"
 ERROR_HEADER = "x-verbund-error"
 ROUTING_KEY_HEADER = "x-verbund-routing-key"
+HELD_HEADER = "x-verbund-held"
 
 
 class RawQueueConsumer(QueueConsumer):
@@ -233,6 +240,14 @@ class EventSubscriber(Consumer):
                 self.queue_consumer.requeue_message(message)
             return
         except Exception as exc:
+            cause = exc.__cause__ if isinstance(exc, _BatchFailed) else exc
+            if self._outage(cause):
+                for message, event in batch:
+                    metrics.failed.labels(service, event["type"]).inc()
+                    logs.set_correlation_id(event["id"])  # the loop's log lines name the event they are about
+                    self._hold(message, f"{type(cause).__name__}: {cause}"[:2000])
+                logs.set_correlation_id(None)
+                return
             log.warning("a batch of %d events failed (%s); handling them one by one", len(batch),
                         str(exc)[:500])
             metrics.batch_fallbacks.labels(service).inc()
@@ -307,6 +322,9 @@ class EventSubscriber(Consumer):
             return result, exc_info
         metrics.failed.labels(service, event_type).inc()
         error = f"{exc_info[0].__name__}: {exc_info[1]}"[:2000]
+        if self._outage(exc_info[1]):
+            self._hold(message, error)
+            return result, exc_info
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
         if attempts <= len(self.retry_queues):
             target = self.retry_queues[attempts - 1].name
@@ -318,9 +336,25 @@ class EventSubscriber(Consumer):
         self._forward(message, target, attempts=attempts, error=error)
         return result, exc_info
 
-    def _forward(self, message, queue_name: str, *, attempts: int, error: str) -> None:
+    def _outage(self, exc: BaseException | None) -> bool:
+        # Without a delay queue a held message would come straight back: then an outage counts as a failure.
+        return bool(self.retry_queues) and outages.is_outage(
+            exc, self.database.engine if self.database is not None else None)
+
+    def _hold(self, message, error: str) -> None:
+        """A dependency is away: the message waits in a delay queue, its attempts unspent."""
+        held = int((message.headers or {}).get(HELD_HEADER, 0)) + 1
+        target = self.retry_queues[min(held, len(self.retry_queues)) - 1].name
+        log.warning("a dependency is away; the message waits in %s (held %d times, attempts unspent): %s",
+                    target, held, error)
+        metrics.held_back.labels(self.container.service_name).inc()
+        self._forward(message, target, attempts=int((message.headers or {}).get(ATTEMPTS_HEADER, 0)),
+                      error=error, more={HELD_HEADER: held})
+
+    def _forward(self, message, queue_name: str, *, attempts: int, error: str, more: dict | None = None) -> None:
         """Republish to a delay or dead-letter queue, then ack; requeue if that fails."""
         headers = dict(message.headers or {})
+        headers.update(more or {})
         headers.update({ATTEMPTS_HEADER: attempts, ERROR_HEADER: error,
                         ROUTING_KEY_HEADER: headers.get(ROUTING_KEY_HEADER,
                                                         message.delivery_info.get("routing_key"))})

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -151,6 +152,25 @@ class PostgresDatabases:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         self.names.append(name)
         return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    @contextmanager
+    def away(self, url: str) -> Iterator[None]:
+        """An outage of the database at ``url`` (one made by ``create``) for the block: it takes no new
+        connections and its open ones are ended, as if its server were down; the rest of the server
+        stays up for the other tests."""
+        from sqlalchemy import text
+
+        name = url.rsplit("/", 1)[1]
+        assert name in self.names, "only a database made for the test is taken away"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                         {"name": name})
+        try:
+            yield
+        finally:
+            with self.admin.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
 
     def drop_all(self):
         from sqlalchemy import text

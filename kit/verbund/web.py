@@ -19,11 +19,13 @@ from eventlet.event import Event
 from marshmallow import ValidationError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from verbund import auth, logs
 from verbund.errors import AppError, BadRequest, Forbidden, Unauthorized
+from verbund.outages import Unavailable
 from verbund.staff import StaffStatus
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 ANYONE = ("anonymous", *auth.ROLES)
 AUTHENTICATED = auth.ROLES
 MAX_JSON_BYTES = 1024 * 1024
+OUTAGE_RETRY_AFTER_SECONDS = 5  # a 503 for an outage: a database restart or failover takes seconds
 MAX_DATABASE_INTEGER = 2**63 - 1
 # No API input nests deeper than a few levels; 64 leaves room and keeps every parser,
 # validator and serialiser far from Python's recursion limit (~1000 frames).
@@ -215,6 +218,13 @@ class ApiEndpoint(HttpRequestHandler):
             return error_response(413, f"request body larger than {self.max_body} bytes")
         if isinstance(exc, HTTPException):
             return error_response(exc.code or 400, exc.description or exc.name)
+        if isinstance(exc, (OperationalError, InterfaceError, Unavailable)):
+            # An outage (verbund.outages), not a fault of the request: the client may simply try again.
+            log.warning("%s %s met an outage: %s", self.method, self.url, str(exc)[:500])
+            response = error_response(503, "the service cannot reach its database or a service it needs right "
+                                           "now; please try again in a few seconds")
+            response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+            return response
         log.error("unhandled error in %s %s", self.method, self.url, exc_info=exc)
         return error_response(500, "internal error")
 

@@ -145,7 +145,7 @@ def test_every_event_takes_effect_exactly_once_through_kills_and_restarts(platfo
         progress(len(stream.members) + 5)
     restart_rabbitmq()
     progress(len(stream.members) + 10)
-    pause_postgresql(4)
+    pause_postgresql(8)  # longer than the retry schedule (4.2 s): an outage must not spend attempts
     progress(len(stream.members) + 10)
     stream.stop.set()
     stream.thread.join(timeout=60)

@@ -2,11 +2,12 @@ import os
 import uuid
 from collections import Counter
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from probe.models import effects
 from verbund.service import ServiceBase
 from verbund.subscriber import EventSubscriber, subscribe
+from verbund.web import ANYONE, api
 
 if os.environ.get("PROBE_CRASH_BEFORE_ACK"):
     # A crash after a batch committed and before its ack reached the broker (kill -9 at the worst moment).
@@ -32,6 +33,11 @@ def record(uow, event):
 
 class ProbeService(ServiceBase):
     name = "probe"
+
+    @api("GET", "/effects", roles=ANYONE)
+    def count_effects(self, request):
+        with self.db.unit_of_work() as uow:
+            return {"effects": uow.session.execute(select(func.count()).select_from(effects)).scalar_one()}
 
     if os.environ.get("PROBE_BATCH_FORM"):
         @subscribe(["member.registered"], batch=True)
