@@ -10,15 +10,19 @@ tuning and the test part, in one run, for
 `--fit` searches the calibration and the shared-word weight on the TUNING part
 only and prints the best; `--weights` fits the combination of the score's parts by logistic
 regression on the TUNING part's pairs (cross-validated by seeker within the tuning part) and tries
-gating the bonuses on a content match. The test part is only measured, in aggregate: per-seeker
-results are printed for the tuning part only. Writes docs/bench/quality.md.
+gating the bonuses on a content match; `--variants` tries other forms of the semantic similarity on the
+TUNING part (framing words stripped before embedding, the vocabulary's synonyms in the yardstick,
+CSLS-style calibration against a text's nearest vocabulary labels, other shared-word weights) and
+measures the one the tuning part chose on both parts. The test part is only measured, in aggregate:
+per-seeker results are printed for the tuning part only. Writes docs/bench/quality.md.
 
-    python matching-service/bench/quality.py [--fit] [--weights]
+    python matching-service/bench/quality.py [--fit] [--weights] [--variants]
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import re
 import sys
 import time
 from pathlib import Path
@@ -27,6 +31,7 @@ from matching import quality
 from matching.engine import Engine
 from matching.engine.cards import WEIGHTS
 from matching.semantic import CALIBRATION, MODEL_WEIGHTS, NEED, OFFER, PARTS, Calibration, Embedder, Space
+from verbund.vocabulary import load as load_vocabulary
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "docs" / "bench" / "quality.md"
@@ -222,6 +227,91 @@ def weight_experiments(qs, engine) -> list[tuple[str, dict]]:
     return found
 
 
+# How members open a need ("Wir suchen jemanden, der …", "we are looking for …"): words
+# that say nothing about the content, stripped before embedding in the `--variants` trial.
+FRAMING = re.compile(
+    r"^\s*(?:wir\s+(?:suchen|brauchen|benötigen|wollen|möchten|hätten gern)\s+(?:jemanden\s*,?\s*(?:der|die)\s+)?"
+    r"|(?:we|i)\s+(?:need|are looking for|look for|want|would like)\s+(?:someone\s+(?:who|to)\s+)?"
+    r"(?:a\s+partner\s+(?:who|to|for)\s+)?"
+    r"|gesucht\s*:?\s*|suchen\s+|looking for\s+|jemand(?:en)?\s*,?\s*(?:der|die)\s+)", re.I)
+
+
+def strip_framing(text: str) -> str:
+    """``text`` without its leading framing words (unchanged if little would be left)."""
+    stripped = FRAMING.sub("", text).strip()
+    return stripped if len(stripped) >= 4 else text
+
+
+def synonym_background(embedder) -> dict:
+    """The yardstick with the vocabulary's synonyms beside its labels (3,658 texts instead of 786)."""
+    terms = load_vocabulary().competencies.values()
+    labels = sorted({t.de for t in terms} | {t.en for t in terms} | {s for t in terms for s in t.synonyms})
+    return {NEED: embedder.embed(labels, NEED), OFFER: embedder.embed(labels, OFFER)}
+
+
+def csls_scales(k: int):
+    """``Space._scales`` measuring a text against the mean of its k nearest vocabulary labels (CSLS,
+    the hubness correction of cross-lingual retrieval) instead of the mean of all, in the same
+    standard deviations."""
+    import numpy as np
+
+    def _scales(self, kind, vectors):
+        cosines = vectors @ self.background[OFFER if kind == NEED else NEED].T
+        std = np.maximum(cosines.std(axis=1), 1e-3)
+        nearest = -np.partition(-cosines, k - 1, axis=1)[:, :k]
+        return (0.5 / std).astype(np.float32), (0.5 * nearest.mean(axis=1) / std).astype(np.float32)
+    return _scales
+
+
+# What the tuning part chose among the variants (and the one measured on the test part, once).
+CHOSEN_VARIANT = "framing stripped, synonyms in the yardstick, shared word 0.6"
+
+
+def variant_experiments(qs, embedder, texts, vectors, background) -> list[tuple[str, str, dict]]:
+    """(variant, part, result) for every variant on the TUNING part, then the chosen one (and the
+    engine as it is) on both parts."""
+    stripped = {kind: embedder.embed([strip_framing(t) for t in texts[kind]], kind) for kind in (NEED, OFFER)}
+    synonyms = synonym_background(embedder)
+    tuning = (qs.expected["tuning"], qs.distractors["tuning"])
+
+    def ranked(vecs, back, calibration=CALIBRATION, word=None, scales=None):
+        original = Space._scales
+        if scales is not None:
+            Space._scales = scales
+        try:
+            return rank_engine(qs, vecs, texts, calibration, word, back)
+        finally:
+            Space._scales = original
+
+    trials = [("engine as it is", ranked(vectors, background)),
+              ("framing stripped", ranked(stripped, background)),
+              ("synonyms in the yardstick", ranked(vectors, synonyms)),
+              ("framing stripped, synonyms in the yardstick", ranked(stripped, synonyms)),
+              ("shared word 0.6", ranked(vectors, background, word=0.6)),
+              (CHOSEN_VARIANT, ranked(stripped, synonyms, word=0.6)),
+              ("the same, full strength at 6.0", ranked(stripped, synonyms, Calibration(2.0, 6.0), 0.6)),
+              ("the same, shared word 0.75", ranked(stripped, synonyms, word=0.75))]
+    for k, threshold in itertools.product((10, 20), (-1.0, -0.5, 0.0)):
+        trials.append((f"CSLS, nearest {k} labels, threshold {threshold}",
+                       ranked(vectors, background, Calibration(threshold, threshold + 3.0), scales=csls_scales(k))))
+    found = [(label, "tuning", quality.measure(result, *tuning)) for label, result in trials]
+    for label, result in trials:
+        if label in ("engine as it is", CHOSEN_VARIANT):
+            found.append((label, "test", quality.measure(result, qs.expected["test"], qs.distractors["test"])))
+    return found
+
+
+def variants_section(variants) -> str:
+    if not variants:
+        return ""
+    lines = ["", "## Other forms of the semantic similarity (`--variants`; chosen on the tuning part, "
+             "the choice measured once on the test part)", "",
+             "| variant | part | recall@5 | MRR | junk@3 |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {label} | {part} | {r['recall@5']:.3f} | {r['mrr']:.3f} | {r['junk@3']} |"
+              for label, part, r in variants]
+    return "\n".join(lines) + "\n"
+
+
 def experiments_section(experiments) -> str:
     if not experiments:
         return ""
@@ -246,6 +336,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fit", action="store_true", help="search calibration and word weight on the tuning part")
     parser.add_argument("--weights", action="store_true",
                         help="fit the parts' weights and try bonus gates on the tuning part (out of fold)")
+    parser.add_argument("--variants", action="store_true",
+                        help="try other forms of the semantic similarity on the tuning part")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     qs = quality.load()
@@ -267,6 +359,12 @@ def main(argv=None) -> int:
         experiments = weight_experiments(qs, engine)
         for label, result in experiments:
             print(f"tuning, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
+                  f"junk@3 {result['junk@3']}")
+    variants = []
+    if args.variants:
+        variants = variant_experiments(qs, embedder, texts, vectors, background)
+        for label, part, result in variants:
+            print(f"{part}, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
                   f"junk@3 {result['junk@3']}")
     rows = [
         ("hybrid", both_parts(qs, rank_engine(qs, vectors, texts, calibration, word, background, weights))),
@@ -292,7 +390,7 @@ def main(argv=None) -> int:
             f"Model: {embedder.name}. Calibration of the normalised similarity: threshold "
             f"{calibration.threshold}, full strength at {calibration.full}, cap {calibration.cap}; shared-word weight "
             f"with the models {word if word is not None else 'default'}.\n\n"
-            + report + "\n" + experiments_section(experiments), encoding="utf-8")
+            + report + "\n" + experiments_section(experiments) + variants_section(variants), encoding="utf-8")
     return 0
 
 
