@@ -163,6 +163,14 @@ SERVICE_MESSAGES = [
     ("printer.local resolves to 169.254.1.1, a link-local address", "privaten Netz", "private network"),
     ("Not a valid URL.", "keine gültige Internetadresse", "not a valid web address"),
     ("'<' at position 9 is not allowed in a URL", "keine gültige Internetadresse", "not a valid web address"),
+    # an event's edit: capacity below the confirmed seats (events-service capacity_problem)
+    ("2 seat(s) are already confirmed; the capacity cannot go below that. Cancel registrations first.",
+     "2 Plätze sind bereits bestätigt", "2 places are already confirmed"),
+    ("a registration asks for 5 seats; the capacity cannot go below that", "mindestens 5", "at least 5"),
+    ("must be between the years 2000 and 2100", "zwischen den Jahren 2000 und 2100", "between the years 2000"),
+    # sign-in and sign-up: umlauts before the @ (kit schema_fields.Email)
+    ("the part before the @ must be written without umlauts or accents (ASCII); mail cannot be delivered to such "
+     "an address", "ohne Umlaute", "without them"),
 ]
 
 
@@ -470,7 +478,7 @@ class _FakeService:
     def __init__(self, answers: dict):
         import json
         import threading
-        from http.server import BaseHTTPRequestHandler, HTTPServer
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.answers, self.received = answers, []
         fake = self
@@ -488,12 +496,14 @@ class _FakeService:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = _answer  # noqa: N815 (http.server's names)
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer  # noqa: N815 (http.server's names)
 
             def log_message(self, *args):
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        # threads: the health page asks every service at once
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
@@ -870,3 +880,134 @@ def test_a_competency_reads_in_the_members_own_words_or_as_the_term_in_the_pages
             assert competency_text(chosen) == name  # the term, in the page's language
             assert competency_text({"term": "high-pressure-die-casting"}) == name
             assert competency_text({"label": "Palettenortung in Echtzeit"}) == "Palettenortung in Echtzeit"
+
+
+def test_every_kind_of_notification_the_service_knows_has_a_label_in_both_languages(app):
+    from verbund_portal.forms import KIND_LABELS
+
+    from notifications.domain import KINDS, POLICY
+
+    known = set(POLICY) | set(KINDS.values())  # what /preferences can list
+    assert known - set(KIND_LABELS) == set(), "a kind without a label would show as its raw id"
+    for language in ("de", "en"):
+        with app.test_request_context("/", headers={"Accept-Language": language}):
+            labels = [str(KIND_LABELS[kind]) for kind in known]
+        assert not [label for label in labels if "_" in label], labels
+        assert len(set(labels)) == len(labels), "two kinds read alike"
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert str(KIND_LABELS["meeting_survey"]) == "Umfrage, wie Ihre Gespräche verlaufen sind"
+
+
+def _preferences_service(members_service, webhooks: list):
+    notifications = {"channels": {"inbox": True, "email": True, "webhook": True}, "frequency": "weekly",
+                     "kinds": {"contact_requested": "immediately", "meeting_requested": "immediately",
+                               "meeting_survey": "immediately"}}
+    return _one_fake_for_all(members_service, {
+        ("GET", "/members/m-1/preferences"): (200, notifications, {}),
+        ("PUT", "/members/m-1/preferences"): (200, notifications, {}),
+        ("GET", "/members/m-1"): (200, {"id": "m-1", "consent": {"email": True},
+                                        "contact": {"email": "tom@havel-it.example", "language": "de"}}, {}),
+        ("PATCH", "/members/m-1"): (200, {"id": "m-1"}, {}),
+        ("GET", "/webhooks"): (200, {"items": webhooks}, {}),
+        ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {}),
+    })
+
+
+def test_the_webhook_switch_shows_only_to_a_member_with_webhooks_and_saving_without_one_keeps_it(members_service):
+    fake, app = _preferences_service(members_service, [])
+    client = app.test_client()
+    signed_in(app, client, "member")
+    html = client.get("/preferences").get_data(as_text=True)
+    assert 'name="webhook"' not in html and "add a webhook" in html
+    labels = dict(re.findall(r'<label for="kind_(\w+)">([^<]*)</label>', html))
+    assert labels["meeting_requested"] == "Someone asks you for a meeting at a matchmaking day"
+    assert not [label for label in labels.values() if "_" in label], labels  # no raw id as a label
+    response = client.post("/preferences", data={
+        "csrf_token": csrf(client, "/preferences"), "email": "y", "frequency": "weekly", "language": "en",
+        "kind_contact_requested": "immediately", "kind_meeting_requested": "immediately",
+        "kind_meeting_survey": "immediately"})
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    import json
+    sent = [json.loads(body) for method, path, headers, body in fake.received
+            if method == "PUT" and path == "/members/m-1/preferences"]
+    assert sent[-1]["channels"]["webhook"] is True  # unchanged: a webhook added later gets the messages
+
+    _fake, app = _preferences_service(members_service, [{"id": 1, "url": "https://crm.example/hook"}])
+    client = app.test_client()
+    signed_in(app, client, "member")
+    html = client.get("/preferences").get_data(as_text=True)
+    assert re.search(r'<input[^>]*checked[^>]*name="webhook"|<input[^>]*name="webhook"[^>]*checked', html)
+
+
+@pytest.mark.parametrize("path, back", [("/inbox/1/read", "/inbox"), ("/sign-out", "/"), ("/language", "/"),
+                                        ("/inbox/read", "/inbox"), ("/contacts/c-1/accept", "/contacts"),
+                                        ("/events/e-1/cancel", "/events/e-1"), ("/webhooks/w-1/delete", "/webhooks")])
+def test_opening_a_button_address_directly_gives_a_page_in_the_portals_layout_and_language(client, path, back):
+    response = client.get(path, headers={"Accept-Language": "de"})
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+    html = response.get_data(as_text=True)
+    assert "Method Not Allowed" not in html and '<html lang="de">' in html
+    assert "Es wurde nichts geändert" in html and "Schaltfläche" in html
+    assert f'href="{back}"' in html
+
+
+def test_a_hung_service_costs_the_health_page_a_few_seconds_and_is_named(members_service):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from verbund_portal.views import admin
+
+    release = threading.Event()
+
+    class Hung(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            release.wait(30)
+
+        def log_message(self, *args):
+            pass
+
+    hung = ThreadingHTTPServer(("127.0.0.1", 0), Hung)
+    threading.Thread(target=hung.serve_forever, daemon=True).start()
+    ready = {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    fake = members_service({("GET", "/ready"): (200, ready, {}),
+                            ("GET", "/failures"): (200, {"items": [], "total": 0}, {})})
+    fake.answers[("GET", "/metrics")] = (200, {}, {})
+    urls = {service: fake.url for service in ("members", "events", "matching", "notifications", "meetings")}
+    urls["matching"] = f"http://127.0.0.1:{hung.server_port}"
+    app = create_app(config(services=urls, service_timeout_seconds=10.0))
+    client = app.test_client()
+    signed_in(app, client, "admin")
+    try:
+        started = time.monotonic()
+        response = client.get("/admin/health")
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        hung.shutdown()
+        hung.server_close()
+    assert response.status_code == 200
+    assert took < admin.HEALTH_TIMEOUT_SECONDS + 2, took  # not 2 × 10 s one after the other
+    rows = dict(re.findall(r'<th scope="row">([^<]+?) <span class="meta">.*?</th>\s*<td>(.*?)</td>',
+                           response.get_data(as_text=True), re.S))
+    assert "Not answering" in rows["Partner suggestions"]
+    assert "Ready" in rows["Members"] and "Ready" in rows["Matchmaking meetings"]
+
+
+@pytest.mark.parametrize("language, typed, whole", [
+    ("de", "1.200", 1200), ("de", "1 200", 1200), ("de", "1\u00a0200", 1200), ("de", "1,200", 1200),
+    ("de", "1200", 1200), ("de", "0", 0), ("en", "1,200", 1200), ("en", "1200", 1200),
+    ("de", "1.2", None), ("de", "1,5", None), ("en", "1.5", None), ("en", "zwölf", None), ("de", "1.2.3", None),
+])
+def test_the_number_of_employees_reads_as_the_pages_language_writes_it(app, language, typed, whole):
+    with app.test_request_context("/sign-up", method="POST", data={"employees": typed},
+                                  headers={"Accept-Language": language}):
+        form = ProfileForm(meta={"csrf": False})
+        form.employees.validate(form)
+        assert form.employees.data == whole, form.employees.errors
+        if whole is None:
+            error = " ".join(form.employees.errors)
+            assert ("ganze Zahl" if language == "de" else "whole number") in error, error
+            assert "1.200" in error if language == "de" else "1,200" in error
+        else:
+            assert not form.employees.errors

@@ -74,15 +74,21 @@ def return_page() -> tuple[str, bool]:
     shows its button (``/projects/<id>/accept`` → ``/projects``, ``/events/<id>/cancel`` → ``/events/<id>``)."""
     if request.method in ("GET", "HEAD"):
         return request.full_path.rstrip("?"), False
+    return button_page(request.path), True
+
+
+def button_page(path: str) -> str:
+    """The page that shows the button of the POST-only address ``path``: the address itself when it
+    has a page for GET, else its list page (``/inbox/1/read`` → ``/inbox``), else the start page."""
     try:
-        current_app.url_map.bind("").match(request.path, method="GET")
-        return request.path, True
+        current_app.url_map.bind("").match(path, method="GET")
+        return path
     except Exception:  # werkzeug's NotFound/MethodNotAllowed: no page to GET at this address
         pass
-    parts = request.path.strip("/").split("/")
+    parts = path.strip("/").split("/")
     if parts[0] == "events" and len(parts) > 2:
-        return f"/events/{parts[1]}", True
-    return (f"/{parts[0]}" if parts[0] in LIST_PAGES else "/"), True
+        return f"/events/{parts[1]}"
+    return f"/{parts[0]}" if parts[0] in LIST_PAGES else "/"
 
 
 def member_required(view):
@@ -242,6 +248,16 @@ def create_app(config: PortalConfig | None = None) -> Flask:
     def not_found(error):
         return render_template("error.html", title=_("Not found"),
                                message=_("This page does not exist. Check the address or use the menu.")), 404
+
+    @app.errorhandler(405)
+    def method_not_allowed(error):
+        # a button's address opened directly (reload, bookmark, a mail scanner): nothing happened
+        return render_template("error.html", title=_("Nothing was changed"),
+                               message=_("This address only works with a button on its page; opening it directly "
+                                         "does nothing. Go to the page and press the button there if you still "
+                                         "want to."),
+                               back=button_page(request.path), back_text=_("To the page with the button")), \
+            405, {"Allow": ", ".join(sorted(error.valid_methods or ()))}
 
     @app.errorhandler(500)
     def internal(error):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from babel import numbers as babel_numbers
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
@@ -61,6 +62,38 @@ def strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
+class WholeNumberField(IntegerField):
+    """A whole number as people write it in the page's language (Babel, CLDR): "1.200", "1 200" and
+    "1200" on German pages, "1,200" on English ones. The page's reading comes first; where it is no
+    whole number ("1,200" on a German page) the other language's strict reading may be ("1,200" =
+    1200 in English). "1,5" or "1.2" is no whole number in either: refused with ``message``."""
+    # a text input: a number input would take "1.200" as 1.2 and send nothing for "1,200"
+    widget = widgets.TextInput()
+
+    def __init__(self, *args, message=None, **kwargs):
+        kwargs.setdefault("render_kw", {"inputmode": "numeric"})
+        super().__init__(*args, **kwargs)
+        self.message = message or _l("Please enter a whole number, such as 1200.")
+
+    def process_formdata(self, valuelist):
+        if not valuelist or not valuelist[0].strip():
+            self.data = None
+            return
+        # a space, no-break or narrow no-break space between groups of digits: "1 200"
+        text = re.sub(r"(?<=\d)[ \u00a0\u202f](?=\d{3}(?!\d))", "", valuelist[0].strip())
+        page = i18n.language() if i18n.language() in i18n.LOCALES else "de"
+        for lang in (page, *(other for other in i18n.LOCALES if other != page)):
+            try:
+                value = babel_numbers.parse_decimal(text, locale=i18n.LOCALES[lang], strict=True)
+            except babel_numbers.NumberFormatError:
+                continue
+            if value == value.to_integral_value():
+                self.data = int(value)
+                return
+        self.data = None
+        raise ValueError(str(self.message))
+
+
 class MultiCheckboxField(SelectMultipleField):
     widget = widgets.ListWidget(prefix_label=False)
     option_widget = widgets.CheckboxInput()
@@ -84,7 +117,8 @@ class ProfileForm(FlaskForm):
         DataRequired(_l("Please enter a postcode.")),
         Regexp(r"^[0-9]{5}$", message=_l("A German postcode has five digits."))])
     city = StringField(_l("City"), validators=[DataRequired(_l("Please enter a city.")), at_most(100)])
-    employees = IntegerField(_l("Number of employees"), validators=[
+    employees = WholeNumberField(_l("Number of employees"), message=_l(
+        "Please enter the number of employees as a whole number, such as 1200 or 1,200."), validators=[
         InputRequired(_l("Please enter the number of employees.")),
         NumberRange(min=0, max=5_000_000, message=_l("Please enter a number from 0 to 5,000,000."))])
     website = URLField(_l("Website (optional)"), filters=[strip], validators=[Optional(), at_most(500)])
@@ -195,6 +229,15 @@ KIND_LABELS = {
     "registration_waitlisted": _l("You are on a waitlist"),
     "registration_promoted": _l("You moved up from the waitlist"),
     "registration_cancelled": _l("Your registration is cancelled"),
+    # matchmaking days (meetings-service; reminders, open requests and the survey from notifications' timers)
+    "meeting_requested": _l("Someone asks you for a meeting at a matchmaking day"),
+    "meeting_accepted": _l("Your meeting request was accepted"),
+    "meeting_declined": _l("Your meeting request was declined"),
+    "meeting_scheduled": _l("A meeting has a time and table"),
+    "meeting_cancelled": _l("A meeting was cancelled"),
+    "meeting_reminder": _l("Reminder before a meeting"),
+    "meeting_requests_pending": _l("Meeting requests waiting for your answer"),
+    "meeting_survey": _l("Survey on how your meetings went"),
 }
 MODE_CHOICES = [("immediately", _l("E-mail at once")), ("digest", _l("In the e-mail digest")),
                 ("inbox", _l("Only in the inbox here"))]
@@ -370,8 +413,8 @@ class EventForm(FlaskForm):
     # No default: an empty first choice makes the organizer choose (a silent "Messe" went unnoticed).
     kind = SelectField(_l("Kind"), choices=[("", _l("Please choose"))] + [(k, KIND_NAMES[k]) for k in KINDS],
                        validators=[DataRequired(_l("Please choose a kind."))])
-    organizers = MultiCheckboxField(_l("Organized by"), validators=[
-        DataRequired(_l("Please choose at least one organizing association."))])
+    organizers = MultiCheckboxField(_l("Organised by"), validators=[
+        DataRequired(_l("Please choose at least one organising association."))])
     target_sectors = MultiCheckboxField(_l("For members of the sectors"))
     topics = MultiCheckboxField(_l("Topics"))
     timezone = SelectField(_l("Time zone"), default=DEFAULT_TIMEZONE)

@@ -130,15 +130,36 @@ def when(value: str | None) -> str:
     return f"{day}, {time}{CLOCK[language() if language() in CLOCK else 'de']}"
 
 
-def when_range_zoned(event: dict) -> str:
-    """An event's from–to in its own time zone, with the zone's name: "Mi., 3. März 2027,
-    9:30–12:00 Uhr (Europe/Berlin)" (what organizers typed into the form, and where it happens)."""
-    name = event.get("timezone") or "Europe/Berlin"
+def event_zone(event: dict | None) -> tuple[ZoneInfo, str]:
+    """An event's own time zone and its tz database name (``timezone``); Europe/Berlin when it has
+    none or an unknown one."""
+    name = (event or {}).get("timezone") or "Europe/Berlin"
     try:
-        zone = ZoneInfo(name)
+        return ZoneInfo(name), name
     except (ValueError, KeyError):
-        zone, name = ZONE, "Europe/Berlin"
-    return f"{when_range(event.get('starts_at'), event.get('ends_at'), zone)} ({name})"
+        return ZONE, "Europe/Berlin"
+
+
+def when_range_zoned(event: dict, starts: str | None = None, ends: str | None = None) -> str:
+    """An event's from–to in its own time zone, with the zone's name: "Mi., 3. März 2027,
+    9:30–12:00 Uhr (Europe/Berlin)" (what organizers typed into the form, and where it happens).
+    ``starts``/``ends`` (ISO 8601): another span at the event (a meeting there) instead of the event's own."""
+    zone, name = event_zone(event)
+    starts, ends = (starts, ends) if starts else (event.get("starts_at"), event.get("ends_at"))
+    return f"{when_range(starts, ends, zone)} ({name})"
+
+
+def when_zoned(value: str | None, event: dict) -> str:
+    """A moment of an event (its registration deadline) in the event's own time zone, with the
+    zone's name: "Mo., 1. März 2027, 18:00 Uhr (Asia/Tokyo)"; empty without a value."""
+    if not value:
+        return ""
+    zone, name = event_zone(event)
+    moment = _moment(value, zone)
+    if moment is None:
+        return value
+    day, time = _day_time(moment)
+    return f"{day}, {time}{CLOCK[language() if language() in CLOCK else 'de']} ({name})"
 
 
 def when_range(starts: str | None, ends: str | None, zone: ZoneInfo = ZONE) -> str:
@@ -202,7 +223,7 @@ def register_filters(app: Flask) -> None:
         language_name=lambda value: reference_label("language", value),
         topic=topic_label, competency=competency_text, competency_name=competency_name, when=when,
         when_range=lambda event: when_range(event.get("starts_at"), event.get("ends_at")),
-        when_range_zoned=when_range_zoned,
+        when_range_zoned=when_range_zoned, when_zoned=when_zoned,
         flat_errors=flat_errors, percent=percent, number=number,
         fit_words=fit_words)
     app.jinja_env.globals.update(competency_labels=competency_labels)

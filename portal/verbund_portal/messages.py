@@ -53,6 +53,24 @@ KNOWN: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
      lambda m: ngettext("The event has %(num)s place in all. Please ask for at most that many.",
                         "The event has %(num)s places in all. Please ask for at most that many.",
                         int(m.group("capacity")))),
+    # events-service: an event's capacity cannot go below what is booked (events/domain.py, capacity_problem)
+    (re.compile(r"(?P<seats>\d+) seat\(s\) are already confirmed"),
+     lambda m: ngettext("%(num)s place is already confirmed, so the capacity cannot be lower. Enter at least "
+                        "%(num)s, or cancel registrations on the event's page first.",
+                        "%(num)s places are already confirmed, so the capacity cannot be lower. Enter at least "
+                        "%(num)s, or cancel registrations on the event's page first.",
+                        int(m.group("seats")))),
+    (re.compile(r"a registration asks for (?P<seats>\d+) seats; the capacity cannot go below"),
+     lambda m: _("One registration alone is for %(num)s places, so the capacity cannot be lower. Enter at least "
+                 "%(num)s, or cancel that registration on the event's page first.", num=m.group("seats"))),
+    (re.compile(r"must be between the years (?P<first>\d+) and (?P<last>\d+)"),
+     lambda m: _("Please enter a date between the years %(first)s and %(last)s.", first=m.group("first"),
+                 last=m.group("last"))),
+    # kit schema_fields.Email: mail cannot be delivered to a local part with umlauts (no SMTPUTF8)
+    (re.compile(r"part before the @ must be written without umlauts"),
+     _fixed(lambda: _("Mail cannot be delivered to an address with umlauts or accents before the @. Please enter "
+                      "the spelling without them that your mail provider gives (such as mueller@… for "
+                      "müller@…)."))),
     (re.compile(r"Not a valid email address|not a valid e-mail", re.IGNORECASE),
      _fixed(lambda: _("This is not a valid e-mail address."))),
     (re.compile(r"Missing data for required field|Field may not be null"),

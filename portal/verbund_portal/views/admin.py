@@ -6,6 +6,7 @@ delivered (notifications-service ``/failures``)."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
@@ -120,36 +121,77 @@ def _check_text(name: str, value: str) -> dict:
             "detail": "" if value == "ok" else str(value)}
 
 
-def _health(service: str) -> dict:
+# A health page answers in a few seconds even when a service hangs: every service is asked at once,
+# each call waits this long at most, and whoever has not answered by then is "not answering".
+HEALTH_TIMEOUT_SECONDS = 3.0
+
+
+def _health(service: str, ready, metrics) -> dict:
     """``{"service", "name", "ready": bool, "answering": bool, "checks": [_check_text], "dead_lettered": int | None}``
-    from /ready (a 503 lists its failing checks too) and /metrics."""
+    from the outcome of /ready (``ready``: its answer, or the ServiceDown/ApiError it raised; a 503 lists its
+    failing checks too; None: no answer in time) and of /metrics (``metrics``: its text, or None)."""
     state = {"service": service, "name": service_name(service), "ready": False, "answering": False, "checks": [],
              "dead_lettered": None}
-    try:
-        answer = services().get(service, "/ready") or {}
-        state["ready"] = state["answering"] = True
-    except api.ServiceDown as error:
-        answer = error.body
-        state["answering"] = bool(answer)
-    except api.ApiError:
+    if isinstance(ready, api.ServiceDown):
+        answer = ready.body or {}
+        state["answering"] = bool(ready.body)
+    elif isinstance(ready, api.ApiError) or ready is None:
         answer = {}
+    else:
+        answer = ready or {}
+        state["ready"] = state["answering"] = True
     state["checks"] = [_check_text(name, value) for name, value in (answer.get("checks") or {}).items()]
-    try:
-        text = services().get(service, "/metrics", raw=True).text
-        state["dead_lettered"] = int(sum(float(v) for v in DEAD_LETTERED.findall(text)))
-    except (api.ServiceDown, api.ApiError):
-        pass
+    if isinstance(metrics, str):
+        state["dead_lettered"] = int(sum(float(v) for v in DEAD_LETTERED.findall(metrics)))
     return state
+
+
+def _ask_all(calls: dict, timeout: float) -> dict:
+    """Run ``calls`` (key → function of no arguments) at once; key → its result, the ServiceDown or
+    ApiError it raised, or None when it had not answered within ``timeout`` seconds (a request's own
+    timeout bounds each call; this bounds the whole). Any other error is raised."""
+    pool = ThreadPoolExecutor(max_workers=len(calls))
+    futures = {key: pool.submit(call) for key, call in calls.items()}
+    wait(futures.values(), timeout=timeout)
+    pool.shutdown(wait=False, cancel_futures=True)  # a straggler's thread ends with its request's timeout
+    results = {}
+    for key, future in futures.items():
+        if not future.done():
+            results[key] = None
+        elif isinstance(future.exception(), (api.ServiceDown, api.ApiError)):
+            results[key] = future.exception()
+        else:
+            results[key] = future.result()
+    return results
 
 
 @blueprint.route("/health")
 @staff_required("admin")
 def health():
     """Each service: ready or not, how many messages went to its dead-letter queue since it started;
-    and the latest notifications that could not be delivered (notifications-service ``/failures``)."""
-    states = [_health(service) for service in SERVICES]
-    try:
-        failures = services().get("notifications", "/failures", params={"per_page": 20})
-    except api.ServiceDown:
+    and the latest notifications that could not be delivered (notifications-service ``/failures``).
+    All services are asked at once with a short timeout, so a hung one costs the page a few seconds."""
+    mine = services()
+
+    def ask(service: str, path: str, **kwargs):
+        # one client per call: a requests.Session is not shared between threads
+        client = api.Services(mine.urls, mine.token, HEALTH_TIMEOUT_SECONDS, mine.language, mine.client_ip)
+        return lambda: client.get(service, path, **kwargs)
+
+    calls = {}
+    for service in SERVICES:
+        calls[service, "ready"] = ask(service, "/ready")
+        calls[service, "metrics"] = ask(service, "/metrics", raw=True)
+    calls["failures"] = ask("notifications", "/failures", params={"per_page": 20})
+    results = _ask_all(calls, HEALTH_TIMEOUT_SECONDS + 1)
+    states = []
+    for service in SERVICES:
+        metrics = results[service, "metrics"]
+        states.append(_health(service, results[service, "ready"],
+                              metrics.text if hasattr(metrics, "text") else None))
+    failures = results["failures"]
+    if isinstance(failures, api.ApiError):
+        raise failures
+    if not isinstance(failures, dict):
         failures = None  # the table above says notifications is not ready
     return render_template("admin/health.html", states=states, failures=failures)

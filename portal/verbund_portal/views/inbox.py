@@ -66,6 +66,10 @@ def preferences():
     current = services().get("notifications", path)
     profile = services().get("members", f"/members/{member_id}")
     kinds = current.get("kinds") or {}
+    # the webhook switch means something only with an address to send to: without one the page offers
+    # to add one instead, and saving keeps the channel as it is (so a webhook added later gets messages)
+    endpoints = services().get("notifications", "/webhooks")
+    has_webhooks = bool(endpoints.get("items", endpoints) if isinstance(endpoints, dict) else endpoints)
     form = preferences_form(kinds)
     form_errors = []
     if request.method == "GET":
@@ -87,7 +91,9 @@ def preferences():
             # The profile's consent and language are the settings; notifications follows them
             # (its own language override cleared, its e-mail channel on when consent is given).
             services().call("PUT", "notifications", path, json={
-                "channels": {"inbox": True, "email": form.email.data, "webhook": form.webhook.data},
+                "channels": {"inbox": True, "email": form.email.data,
+                             "webhook": form.webhook.data if has_webhooks else
+                             bool((current.get("channels") or {}).get("webhook", True))},
                 "frequency": form.frequency.data, "language": None, **({"kinds": changed} if changed else {})})
         except api.ApiError as error:
             if error.status != 422:
@@ -98,7 +104,7 @@ def preferences():
             flash(_("Your preferences have been saved."))
             return redirect(url_for("inbox.preferences"))
     status = 422 if form.errors or form_errors else 200
-    return render_template("preferences.html", form=form, form_errors=form_errors,
+    return render_template("preferences.html", form=form, form_errors=form_errors, has_webhooks=has_webhooks,
                            email_address=(profile.get("contact") or {}).get("email")), status
 
 

@@ -12,6 +12,7 @@ the roll-up with its CSV. meetings-service decides who may do what; its refusals
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from itertools import groupby
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -35,7 +36,7 @@ from verbund_portal.forms import (
     RescheduleMeetingForm,
     refusal,
 )
-from verbund_portal.i18n import when_range
+from verbund_portal.i18n import ZONE, event_zone, when_range
 from verbund_portal.messages import plain
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,16 @@ def setup_of(event_id: str) -> dict | None:
 
 
 def slot_label(slot: dict | None) -> str:
-    """A slot as "Mi., 15. Sept. 2026, 9:00–9:30 Uhr" in the page's language."""
-    return when_range(slot["starts_at"], slot["ends_at"]) if slot else ""
+    """A slot as "Mi., 15. Sept. 2026, 9:00–9:30 Uhr" in the page's language, at the event's wall clock
+    (meetings-service's ``starts_local``: the offset of the event's own time zone then), as the set-up
+    form's times; Berlin time for a slot without it."""
+    if not slot:
+        return ""
+    try:
+        zone = datetime.fromisoformat(slot.get("starts_local") or "").tzinfo or ZONE
+    except ValueError:
+        zone = ZONE
+    return when_range(slot["starts_at"], slot["ends_at"], zone)
 
 
 def sessions_of(setup: dict) -> list[tuple[int, list[dict]]]:
@@ -112,6 +121,16 @@ def free_for_both(event_id: str, meeting_id: str) -> list[int]:
         log.warning("free slots of %s left out: %s", meeting_id, error)
         return []
     return [s["number"] for s in answer["slots"]]
+
+
+def _cancelled(event: dict):
+    """The page of a cancelled event's matchmaking or agenda: it says so (with the organizers' reason),
+    not "register first"."""
+    message = _("This event has been cancelled, so its matchmaking and meetings do not take place.")
+    if event.get("cancel_reason"):
+        message = f"{message} {event['cancel_reason']}"
+    return render_template("error.html", title=_("The event has been cancelled"), message=message,
+                           back=url_for("events.detail", event_id=event["id"]), back_text=_("To the event")), 410
 
 
 def _not_registered():
@@ -165,6 +184,8 @@ def event_section(event_id: str, registration: dict | None) -> dict | None:
 def participant(event_id: str):
     """The participant's matchmaking page: taking part, availability, whom to meet, requests in and out."""
     event = services().get("events", f"/events/{event_id}")
+    if event.get("status") == "cancelled":
+        return _cancelled(event)
     setup = setup_of(event_id)
     if setup is None:
         return render_template("error.html", title=_("Not found"),
@@ -387,12 +408,15 @@ def published_text(published: str) -> str:
 def agenda(event_id: str):
     """My agenda: meetings with a visible time and place, in time order; downloads as .ics and PDF.
     An unknown event is a 404 (events-service says so), not "for confirmed participants"."""
+    event = services().get("events", f"/events/{event_id}")  # ApiError 404: the "not found" page
+    if event.get("status") == "cancelled":
+        return _cancelled(event)
     if not _confirmed(event_id):
-        services().get("events", f"/events/{event_id}")  # ApiError 404: the "not found" page
         return _not_registered()
     setup, answer_, who = _agenda(event_id)
+    zone, zone_name = event_zone(answer_["event"])
     return render_template("matchmaking/agenda.html", setup=setup, agenda=answer_, who=who, where=where,
-                           when_range=when_range,
+                           when_range=lambda starts, ends: when_range(starts, ends, zone), zone_name=zone_name,
                            published_text=published_text(answer_["published"]))
 
 
@@ -411,7 +435,8 @@ def agenda_pdf_download(event_id: str):
     """The agenda as a printable PDF in the page's language."""
     setup, answer_, who = _agenda(event_id)
     states = {"cancelled": _("Cancelled"), "tentative": _("Preliminary"), "confirmed": _("Confirmed")}
-    rows = [(when_range(m["starts_at"], m["ends_at"]), where(m), who.get(m["other_id"], ""),
+    zone, zone_name = event_zone(answer_["event"])
+    rows = [(f'{when_range(m["starts_at"], m["ends_at"], zone)} ({zone_name})', where(m), who.get(m["other_id"], ""),
              states.get((m.get("calendar_status") or "").lower(), ""))
             for m in answer_["items"]]
     venue = answer_["event"].get("venue") or ""

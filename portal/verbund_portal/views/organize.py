@@ -164,8 +164,8 @@ def _move_refusal(error: api.ApiError) -> str:
         return _("The other event takes no registrations any more.")
     if "seat(s) in all" in said:
         return _("The other event has fewer places in all than this registration asks for.")
-    if "same organizing association" in said:
-        return _("A registration can only move to an event of the same organizing association.")
+    if "same organising association" in said:
+        return _("A registration can only move to an event of the same organising association.")
     return page_message(error.status, error.message)
 
 
