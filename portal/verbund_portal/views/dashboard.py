@@ -38,7 +38,8 @@ def figures(association: str | None) -> dict:
     members = services().get("members", "/stats/members", params=params)
     contacts = services().get("members", "/stats/contacts", params=params)
     events = services().get("events", "/events", params={**params, "per_page": 500})["items"]
-    event_rows = [{"title": e["title"], "starts_at": e["starts_at"], "status": e["status"], "capacity": e["capacity"],
+    event_rows = [{"title": e["title"], "starts_at": e["starts_at"], "timezone": e.get("timezone"),
+                   "status": e["status"], "capacity": e["capacity"],
                    "booked": e["seats_confirmed"], "waitlisted": e["waitlisted"],
                    "fill": round(100 * e["seats_confirmed"] / e["capacity"]) if e["capacity"] else 0}
                   for e in events if e["status"] != "cancelled"]
