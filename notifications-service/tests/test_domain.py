@@ -324,7 +324,8 @@ def test_suggestion_reasons_are_told_in_the_members_language_and_states_are_bund
         "Ihr Bedarf „Batterietransport“ passt zu deren Angebot „Gefahrgutlogistik“",
         "Gemeinsame Themen: Elektromobilität", "Benachbartes Bundesland (Brandenburg)",
         "Benachbartes Bundesland (Sachsen)"]
-    assert reason_text(reasons[2], "en") == "Neighbouring state (Brandenburg)"
+    # older text in the other language reads as a reason with its parts does: a "federal state"
+    assert reason_text(reasons[2], "en") == "Neighbouring federal state (Brandenburg)"
 
 
 def test_suggestion_reasons_in_mails_say_how_loosely_and_through_what_need_and_offer_are_linked():
