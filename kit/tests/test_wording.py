@@ -22,10 +22,10 @@ def test_every_fit_band_is_worded_in_both_languages(band, de, en):
     assert (wording.fit_words(band, "de"), wording.fit_words(band, "en")) == (de, en)
     reason = {"kind": "need_met", "need": NEED, "offer": OFFER, "match": "semantic", "fit": band, "text": "…"}
     assert wording.reason_text(reason, "de") == f"Ihr Bedarf „{NEED}“ {de} zu deren Angebot „{OFFER}“"
-    assert wording.reason_text(reason, "en") == f"Your need '{NEED}' and their offer '{OFFER}': {en}"
+    assert wording.reason_text(reason, "en") == f"Your need “{NEED}” and their offer “{OFFER}”: {en}"
     wanted = {**reason, "kind": "offer_wanted"}
     assert wording.reason_text(wanted, "de") == f"Ihr Angebot „{OFFER}“ {de} zu deren Bedarf „{NEED}“"
-    assert wording.reason_text(wanted, "en") == f"Your offer '{OFFER}' and their need '{NEED}': {en}"
+    assert wording.reason_text(wanted, "en") == f"Your offer “{OFFER}” and their need “{NEED}”: {en}"
 
 
 def test_the_bands_are_the_ones_matching_service_gives():
@@ -37,7 +37,7 @@ def test_the_engine_adds_the_strength_to_its_own_text_but_the_reason_text_never_
     assert wording.match_text("need_met", NEED, OFFER, "de", fit="well", strength=0.615) == (
         f"Ihr Bedarf „{NEED}“ passt inhaltlich gut zu deren Angebot „{OFFER}“ (Stärke 62 %)")
     assert wording.match_text("offer_wanted", NEED, OFFER, "en", fit="very_well", strength=0.8) == (
-        f"Your offer '{OFFER}' and their need '{NEED}': a very close fit in substance (strength 80%)")
+        f"Your offer “{OFFER}” and their need “{NEED}”: a very close fit in substance (strength 80%)")
     reason = {"kind": "need_met", "need": NEED, "offer": OFFER, "match": "semantic", "fit": "well", "strength": 0.6}
     assert "%" not in wording.reason_text(reason, "de") + wording.reason_text(reason, "en")
 
@@ -93,13 +93,13 @@ def test_an_indirect_match_says_through_what_need_and_offer_are_linked():
         f"Ihr Angebot „{OFFER}“ – deren Bedarf „{NEED}“ (verwandte Themen: Tourenplanungssoftware und "
         "Flottentelematik)")
     assert wording.reason_text(related, "en") == (
-        f"Your offer '{OFFER}' – their need '{NEED}' (related topics: Route planning and optimisation software "
+        f"Your offer “{OFFER}” – their need “{NEED}” (related topics: Route planning and optimisation software "
         "and Fleet telematics)")
     assert wording.reason_text(word, "de") == (
         "Ihr Bedarf „Express delivery“ – deren Angebot „delivery of spare parts“ (nur das gemeinsame Wort "
         "„delivery“)")
     assert wording.reason_text(word, "en") == (
-        "Your need 'Express delivery' – their offer 'delivery of spare parts' (only the shared word 'delivery')")
+        "Your need “Express delivery” – their offer “delivery of spare parts” (only the shared word “delivery”)")
     # reasons stored before they carried ``via`` (or with a term the vocabulary lost) still are no direct match
     assert wording.reason_text({**related, "via": None}, "de").endswith("(ein verwandtes Thema)")
     assert wording.reason_text({**related, "term": "gone-term"}, "en").endswith("(a related topic)")
@@ -112,9 +112,9 @@ def test_a_direct_match_names_no_term_to_members(match):
     reason = {"kind": "need_met", "need": NEED, "offer": OFFER, "match": match, "term": "fleet-telematics",
               "text": "Your need 'x' ↔ their offer 'y' (term 'z')"}
     assert wording.reason_text(reason, "de") == f"Ihr Bedarf „{NEED}“ passt zu deren Angebot „{OFFER}“"
-    assert wording.reason_text(reason, "en") == f"Your need '{NEED}' meets their offer '{OFFER}'"
+    assert wording.reason_text(reason, "en") == f"Your need “{NEED}” meets their offer “{OFFER}”"
     assert wording.reason_text({**reason, "kind": "offer_wanted"}, "en") == (
-        f"Your offer '{OFFER}' meets their need '{NEED}'")
+        f"Your offer “{OFFER}” meets their need “{NEED}”")
     # without need or offer (older reasons): the stored text
     assert wording.reason_text({**reason, "offer": None}, "de") == reason["text"]
 
@@ -124,7 +124,7 @@ def test_the_engine_names_the_term_or_the_term_it_resembles_in_its_own_text():
         f"Ihr Bedarf „{NEED}“ – deren Angebot „{OFFER}“ (Begriff „Flottentelematik“)")
     assert wording.match_text("offer_wanted", NEED, OFFER, "en",
                               link=wording.similar_link("Fleet telematics", "en")) == (
-        f"Your offer '{OFFER}' – their need '{NEED}' (similar to 'Fleet telematics')")
+        f"Your offer “{OFFER}” – their need “{NEED}” (similar to “Fleet telematics”)")
 
 
 def test_topics_and_size_in_both_languages():

@@ -17,7 +17,7 @@ from verbund.vocabulary import Vocabulary
 from verbund.vocabulary import load as load_vocabulary
 
 LANGUAGES = ("de", "en")
-QUOTES = {"de": ("„", "“"), "en": ("'", "'")}
+QUOTES = {"de": ("„", "“"), "en": ("“", "”")}  # German and English typographic quotation marks
 
 # How well a need and an offer fit by meaning (``fit``: matching-service's band of a semantic match's
 # strength, ``matching.engine.explanation.FIT_BANDS``). "partly" of suggestions stored before "loosely",
@@ -85,7 +85,7 @@ def _vocabulary() -> Vocabulary:
 
 
 def quoted(text: str, lang: str) -> str:
-    """``text`` in the quotation marks of ``lang``: „Tourenplanung“ / 'Tourenplanung'."""
+    """``text`` in the quotation marks of ``lang``: „Tourenplanung“ / “Tourenplanung”."""
     opening, closing = QUOTES[lang]
     return f"{opening}{text}{closing}"
 

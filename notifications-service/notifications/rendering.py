@@ -31,7 +31,7 @@ CLOCK = {"de": " Uhr", "en": ""}
 # The zone members read times in: the platform's members are in Germany (no member sets its own yet).
 MEMBER_ZONE = "Europe/Berlin"
 EVENT_KINDS = {
-    "de": {"fair": "Messe (Gemeinschaftsstand)", "workshop": "Workshop", "meetup": "Meetup", "webinar": "Webinar",
+    "de": {"fair": "Messe (Gemeinschaftsstand)", "workshop": "Workshop", "meetup": "Treffen", "webinar": "Webinar",
            "conference": "Konferenz"},
     "en": {"fair": "Trade fair (joint booth)", "workshop": "Workshop", "meetup": "Meetup", "webinar": "Webinar",
            "conference": "Conference"},
@@ -39,7 +39,6 @@ EVENT_KINDS = {
 # Associations and sectors are named as the portal names them: one catalogue, ``verbund.reference.NAMES``.
 ASSOCIATIONS = {lang: {key: names[lang] for key, names in NAMES["association"].items()} for lang in LOCALES}
 SECTORS = {lang: {key: names[lang] for key, names in NAMES["sector"].items()} for lang in LOCALES}
-QUOTES = {"de": ("„", "“"), "en": ('"', '"')}
 
 
 def association_names(lang: str) -> str:
@@ -54,9 +53,8 @@ def named_event(title: str, kind: str, lang: str) -> str:
     label = EVENT_KINDS[lang].get(kind, kind)
     words = {label.split(" (")[0].casefold(), kind.casefold(), *(EVENT_KINDS[other].get(kind, kind).split(" (")[0]
                                                                  .casefold() for other in EVENT_KINDS)}
-    opening, closing = QUOTES[lang]
-    quoted = f"{opening}{title}{closing}"
-    return quoted if any(title.casefold().startswith(word) for word in words if word) else f"{label} {quoted}"
+    title = wording.quoted(title, lang)
+    return title if any(title[1:].casefold().startswith(word) for word in words if word) else f"{label} {title}"
 
 
 # What changed in an event.updated, in words (fields not listed are named together as "other details").

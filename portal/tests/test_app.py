@@ -783,7 +783,7 @@ def test_a_match_by_meaning_says_how_well_in_words_not_as_a_percentage(app):
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         assert [html.unescape(render_template_string(page, r={**reason, "fit": band}))
                 for band in ("very_well", "well", "loosely")] == [
-            f"Your need 'Tourenplanung' and their offer 'Routenoptimierung': {how} fit in substance"
+            f"Your need “Tourenplanung” and their offer “Routenoptimierung”: {how} fit in substance"
             for how in ("a very close", "a good", "a loose")]
     for template in ("matchmaking/participant.html", "matchmaking/ask.html", "suggestions.html"):
         source = (Path(app.root_path) / "templates" / template).read_text()
@@ -813,7 +813,7 @@ def test_a_match_through_a_related_term_or_a_shared_word_says_so_in_the_pages_la
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         assert html.unescape(render_template_string(page, r=related)).endswith(
             " (related topics: Route planning and optimisation software and Fleet telematics)")
-        assert html.unescape(render_template_string(page, r=word)).endswith(" (only the shared word 'delivery')")
+        assert html.unescape(render_template_string(page, r=word)).endswith(" (only the shared word “delivery”)")
 
 
 def test_a_region_reason_is_worded_in_the_pages_language_with_the_state_named_in_it(app):
