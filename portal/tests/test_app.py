@@ -874,3 +874,24 @@ def test_a_competency_reads_in_the_members_own_words_or_as_the_term_in_the_pages
             assert competency_text(chosen) == name  # the term, in the page's language
             assert competency_text({"term": "high-pressure-die-casting"}) == name
             assert competency_text({"label": "Palettenortung in Echtzeit"}) == "Palettenortung in Echtzeit"
+
+
+@pytest.mark.parametrize(("offers", "advice"), [
+    ([], "Add what you offer and what you are looking for to your profile"),
+    ([{"label": "Lagerfläche für Paletten"}], "No organisation fits your profile closely enough yet"),
+])
+def test_no_suggestions_gives_advice_that_fits_the_profile(members_service, offers, advice):
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/members/m-1/suggestions"): (200, {"member_id": "m-1", "updated_at": None, "suggestions": []}, {}),
+        ("GET", "/members/m-1"): (200, {"id": "m-1", "offers": offers, "needs": []}, {}),
+        ("GET", "/contact-requests"): (200, {"items": []}, {}),
+        ("GET", "/members/cards"): (200, {"items": []}, {}),
+    })
+    client = app.test_client()
+    signed_in(app, client, "member")
+    with client.session_transaction() as session:
+        session["language"] = "en"
+    html = client.get("/suggestions").get_data(as_text=True)
+    assert advice in html
+    other = ("No organisation fits" if offers == [] else "Add what you offer and what you are looking for")
+    assert other not in html  # one piece of advice, the one that fits
