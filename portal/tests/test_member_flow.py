@@ -173,10 +173,12 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     page.get_by_role("button", name=words["waitlist"]).click()
     status = page.locator("#registration-status").inner_text()
     assert re.search(r"(Platz|position) 1\b", status), status
-    # the time as the mails write it: weekday, the day once, "Uhr" in German, day first in English
-    when = page.locator("dl.facts dd").nth(1).inner_text()
-    assert re.fullmatch(r"\w{2,3}\.?, \d{1,2}\.? \w+ \d{4}, \d{1,2}:\d{2}–\d{1,2}:\d{2}( Uhr)?", when), when
-    assert when.endswith(" Uhr") is (language == "de")
+    # the time as the mails write it: weekday, the day once, "Uhr" in German, day first in English; the
+    # event's own time zone named
+    when = page.locator("#when").inner_text()
+    assert re.fullmatch(r"\w{2,3}\.?, \d{1,2}\.? \w+ \d{4}, \d{1,2}:\d{2}–\d{1,2}:\d{2}( Uhr)? \(Europe/Berlin\)",
+                        when), when
+    assert when.endswith(" Uhr (Europe/Berlin)") is (language == "de")
     anna.check_accessibility()
     anna.screenshot("event")
     assert page.get_by_role("link", name=re.compile(r"\.ics")).get_attribute("href").endswith("/calendar.ics")

@@ -110,8 +110,10 @@ def test_profile_edit_preferences_download_and_delete(platform, person):
     assert page.locator("#language").input_value() == "de" and page.locator("#email").is_checked()
     assert page.locator("html").get_attribute("lang") == "de"
 
-    # Webhooks for the organisation's own systems: a bad address first, then the secret shown once.
-    page.get_by_role("link", name="Webhooks").click()
+    # Webhooks for the organisation's own systems (no switch for them here before there is one): a bad
+    # address first, then the secret shown once.
+    assert page.locator("#webhook").count() == 0
+    page.get_by_role("link", name="Webhook einrichten").click()
     tom.check_accessibility()
     page.locator("#url").fill("kein link")
     page.get_by_role("button", name="Webhook hinzufügen").click()
