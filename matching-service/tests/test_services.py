@@ -231,6 +231,51 @@ def test_the_read_model_is_rebuilt_from_member_pages(store, engine, trio, profil
         assert services.refresh_all(uow, engine) == 0  # nothing changed since
 
 
+def test_a_rebuild_stores_the_free_texts_analyses_and_the_next_one_reads_them(store, engine, profile,
+                                                                                member_events):
+    """The first load analyses the free-text labels and stores them (not a label that names its
+    term); the next load takes the stored analyses, not its own, and finds the same suggestions.
+    A stored analysis of another vocabulary digest is not used."""
+    from matching import analyses
+    from matching.models import TextAnalysis
+
+    members = [profile(sector="automotive", offers=["~Aluminium-Druckguss für Batteriegehäuse"],
+                       needs=["~Rückverfolgbarkeit der Chargen", "traceability-software"]),
+               profile(sector="it", offers=["~Rückverfolgbarkeit von Chargen in der Cloud"],
+                       needs=["~Druckguss aus Aluminium"])]
+    for member in members:
+        apply(store, engine, member_events.registered(member))
+    first = Engine()
+    with store.unit_of_work() as uow:
+        services.load_engine(uow, first)
+    with store.unit_of_work() as uow:
+        stored = {row.text: row for row in uow.session.execute(select(TextAnalysis)).scalars()}
+    assert set(stored) == {"Aluminium-Druckguss für Batteriegehäuse", "Rückverfolgbarkeit der Chargen",
+                           "Rückverfolgbarkeit von Chargen in der Cloud", "Druckguss aus Aluminium"}
+    label = "Druckguss aus Aluminium"
+    assert json.loads(stored[label].tokens) == sorted(first.text.tokens(label))
+    assert [p for p, _ in first.suggestions(members[0]["id"])] == [members[1]["id"]]
+
+    # The next load reads them: a stored analysis is what it uses (here one changed on purpose).
+    with store.unit_of_work() as uow:
+        uow.session.get(TextAnalysis, analyses.analysis_key(first.text.digest, label)).tokens = '["zeppelin"]'
+    second = Engine()
+    with store.unit_of_work() as uow:
+        services.load_engine(uow, second)
+    assert "w:zeppelin" in second.feature_of
+    assert not second.text._known  # forgotten after the load
+
+    # Another vocabulary (digest): the stored analyses are not its own.
+    third = Engine()
+    third.text.digest = "another-vocabulary"
+    with store.unit_of_work() as uow:
+        services.load_engine(uow, third)
+    assert "w:zeppelin" not in third.feature_of
+    assert [p for p, _ in third.suggestions(members[0]["id"])] == [p for p, _ in first.suggestions(members[0]["id"])]
+    with store.unit_of_work() as uow:
+        assert uow.session.execute(select(func.count()).select_from(TextAnalysis)).scalar_one() == 8
+
+
 def test_organizers_ask_for_consortia_around_a_member_or_topic(store, engine, trio, profile, member_events):
     supplier, it, carrier = ({**m, "topics": ["battery-value-chain"]} for m in trio)
     for member in (supplier, it, carrier):
