@@ -100,26 +100,38 @@ def embed_texts(embedder, pairs: list[tuple[str, str]], written: dict, block: in
     return stored, per_second, len(pairs)
 
 
-def analyses_store(labels: set[str], path: Path):
-    """A read model (SQLite at ``path``) holding the analyses of ``labels``, as a service's rebuilds
-    leave it (``matching.analyses``), done by an analyzer of their own: the rebuild measured reads
-    them. A session factory."""
+def _store_analyses(labels: set[str], path: Path) -> None:
     from sqlalchemy import create_engine
-    from sqlalchemy.orm import sessionmaker
+    from sqlalchemy.orm import Session
 
     from matching import analyses
     from matching.models import TextAnalysis
     from matching.text import TextAnalyzer
     from verbund.vocabulary import load as load_vocabulary
 
-    path.unlink(missing_ok=True)
     database = create_engine(f"sqlite:///{path}")
     TextAnalysis.__table__.create(database)
-    sessions = sessionmaker(database)
-    with sessions() as session:
+    with Session(database) as session:
         analyses.store(session, TextAnalyzer(load_vocabulary()), labels)
         session.commit()
-    return sessions
+
+
+def analyses_store(labels: set[str], path: Path):
+    """A read model (SQLite at ``path``) holding the analyses of ``labels``, as a service's rebuilds
+    leave it (``matching.analyses``), done in a forked process (its analyzer's caches are not this
+    process's memory): the rebuild measured reads them. A session factory."""
+    import multiprocessing
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    path.unlink(missing_ok=True)
+    child = multiprocessing.get_context("fork").Process(target=_store_analyses, args=(labels, path))
+    child.start()
+    child.join()
+    if child.exitcode:
+        raise RuntimeError(f"storing the analyses failed ({child.exitcode})")
+    return sessionmaker(create_engine(f"sqlite:///{path}"))
 
 
 def semantic_space(embedder, stored):

@@ -269,21 +269,15 @@ class Index:
         o_slot = np.repeat(np.arange(lo, hi, dtype=np.int32), np.diff(self.of_ptr.view[lo: hi + 1]))
         o_feat, o_w = self.of_feat.view[o_lo:o_hi], self.of_w.view[o_lo:o_hi]
         keep = alive[o_slot] if len(o_slot) else np.zeros(0, np.bool_)
-        offer = self._csr(o_feat[keep], o_slot[keep], o_w[keep], features)
+        offer = kernel.postings(o_feat, o_slot, o_w, keep, features)
+        del o_slot, keep
         r_lo, r_hi = self.need_ptr.view[lo], self.need_ptr.view[hi]
         n_lo, n_hi = self.nf_ptr.view[r_lo], self.nf_ptr.view[r_hi]
         n_row = np.repeat(np.arange(r_lo, r_hi, dtype=np.int32), np.diff(self.nf_ptr.view[r_lo: r_hi + 1]))
         n_feat, n_w = self.nf_feat.view[n_lo:n_hi], self.nf_w.view[n_lo:n_hi]
         keep = alive[self.need_owner.view[n_row]] if len(n_row) else np.zeros(0, np.bool_)
-        need = self._csr(n_feat[keep], n_row[keep], n_w[keep], features)
+        need = kernel.postings(n_feat, n_row, n_w, keep, features)
         return offer + need
-
-    @staticmethod
-    def _csr(feat, target, weight, features):
-        order = np.argsort(feat, kind="stable")
-        ptr = np.zeros(features + 1, np.int64)
-        np.cumsum(np.bincount(feat, minlength=features), out=ptr[1:])
-        return ptr, np.ascontiguousarray(target[order], np.int32), np.ascontiguousarray(weight[order], np.float64)
 
     def compact(self) -> None:
         """Fold the delta into the main postings."""
