@@ -161,8 +161,11 @@ class Index:
         if row is None:
             return None
         to, strength = self.semantic.link_arrays(kind, row)
-        return (np.concatenate(([own[row]], linked[to])).astype(np.int32),
-                np.concatenate(([1.0], strength.astype(np.float64))))
+        # filled in place: one array each, not a concatenation and a conversion per label
+        ids, weights = np.empty(len(to) + 1, np.int32), np.empty(len(to) + 1, np.float64)
+        ids[0], weights[0] = own[row], 1.0
+        ids[1:], weights[1:] = linked[to], strength
+        return ids, weights
 
     def analyse(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
         """The features of one offer or need (by id): vocabulary and words, and its semantic links
