@@ -419,3 +419,40 @@ def test_two_instances_storing_the_same_new_text_keep_one_vector_and_all_others(
         stored = {r.text: float(np.frombuffer(r.vector, np.float32)[0]) for r in uow.session.execute(
             select(TextVector.text, TextVector.vector).where(TextVector.kind == NEED))}
     assert stored == pytest.approx({"Rückverfolgbarkeit": 0.1, "Leerfahrten vermeiden": 0.2})
+
+
+def test_vectors_stored_as_float32_are_converted_to_float16_and_back(database_url):
+    """Migration 0003 rewrites the vectors stored before it as float16 (the store reads both), and its
+    downgrade restores float32 ones."""
+    import numpy as np
+    from alembic import command
+    from sqlalchemy import column, insert, table
+
+    from matching import vectors
+    from matching.semantic import MODEL, NEED, text_key
+    from verbund import migrations
+    from verbund.database import make_engine
+
+    migrations.upgrade("matching", database_url, "0002")
+    rows = table("text_vectors", *(column(name) for name in ("key", "model", "kind", "text", "vector")))
+    vector = np.random.default_rng(3).standard_normal(512).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(rows).values(key=text_key(NEED, "Leerfahrten vermeiden"), model=MODEL, kind=NEED,
+                                             text="Leerfahrten vermeiden", vector=vector.tobytes()))
+        assert vectors.decode([vector.tobytes()])[0].tolist() == vector.astype(np.float16).tolist()
+        migrations.upgrade("matching", database_url)
+        with engine.connect() as conn:
+            [stored] = conn.execute(select(rows.c.vector)).scalars().all()
+        assert len(stored) == 1024 and np.frombuffer(stored, np.float16).tolist() == vector.astype(np.float16).tolist()
+        command.downgrade(migrations.alembic_config("matching", database_url), "0002")
+        with engine.connect() as conn:
+            [stored] = conn.execute(select(rows.c.vector)).scalars().all()
+        assert len(stored) == 2048
+        assert np.frombuffer(stored, np.float32) == pytest.approx(vector, abs=1e-3)
+    finally:
+        engine.dispose()
+    with pytest.raises(ValueError, match="a stored vector of 12 bytes"):
+        vectors.decode([b"x" * 12])
