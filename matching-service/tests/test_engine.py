@@ -117,7 +117,7 @@ def test_a_shared_word_alone_says_it_is_only_that_word_as_written(engine, profil
     assert reason["match"] == "word" and reason["via"] == "Hydraulikpressen"  # not its stem
     assert reason["text"].endswith("(nur das gemeinsame Wort „Hydraulikpressen“)")
     [wanted] = [r for r in engine.explain(carrier["id"], member["id"])["reasons"] if r["kind"] == "offer_wanted"]
-    assert wanted["text"].endswith("(only the shared word 'Hydraulikpressen')")
+    assert wanted["text"].endswith("(only the shared word “Hydraulikpressen”)")
 
 
 def test_a_weak_link_by_meaning_is_called_loose_not_partly(engine):
@@ -129,7 +129,7 @@ def test_a_weak_link_by_meaning_is_called_loose_not_partly(engine):
                           "Angebot „OPC UA for old machines“ (Stärke 5 %)")
     en = engine._semantic_reason("offer_wanted", "Computer Vision Qualitätsprüfung", "OPC UA for old machines", 0.8,
                                  de=False)
-    assert en["text"] == ("Your offer 'OPC UA for old machines' and their need 'Computer Vision Qualitätsprüfung': "
+    assert en["text"] == ("Your offer “OPC UA for old machines” and their need “Computer Vision Qualitätsprüfung”: "
                           "a very close fit in substance (strength 80%)")
 
 

@@ -131,8 +131,10 @@ def reader_language(session: Session, member_id: str) -> str:
     return domain.language(preference.language if preference else None, recipient.language if recipient else None)
 
 
-def inbox(session: Session, principal: Principal, member_id: str, query: dict, renderer: Renderer) -> dict:
-    """A member's notifications, newest first, a page at a time."""
+def inbox(session: Session, principal: Principal, member_id: str, query: dict, renderer: Renderer,
+          language: str | None = None) -> dict:
+    """A member's notifications, newest first, a page at a time, worded in ``language`` ("de"/"en"; None:
+    the member's own language, as for mails)."""
     domain.check_own(principal, member_id, "inbox")
     live_recipient(session, member_id)
     conditions = [Notification.member_id == member_id]
@@ -146,7 +148,7 @@ def inbox(session: Session, principal: Principal, member_id: str, query: dict, r
         select(Notification, SourceEvent).outerjoin(SourceEvent, SourceEvent.id == Notification.source_event_id)
         .where(*conditions).order_by(Notification.created_at.desc(), Notification.id.desc())
         .offset((page - 1) * per_page).limit(per_page)).all()
-    lang = reader_language(session, member_id)
+    lang = language or reader_language(session, member_id)
     return {"items": [entry_view(renderer, notification, source, lang) for notification, source in rows],
             "page": page, "per_page": per_page, "total": total, "unread": unread}
 

@@ -19,9 +19,8 @@ from babel.dates import format_date, format_time
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateError
 
 from notifications import domain
-from verbund import settings
+from verbund import settings, wording
 from verbund.reference import NAMES
-from verbund.vocabulary import load as load_vocabulary
 
 # Dates and times as a reader writes them (CLDR patterns through Babel): "Mi., 3. März 2027, 9:30 Uhr",
 # "Wed, 3 March 2027, 09:30". English follows British usage (day before month, 24-hour clock).
@@ -32,7 +31,7 @@ CLOCK = {"de": " Uhr", "en": ""}
 # The zone members read times in: the platform's members are in Germany (no member sets its own yet).
 MEMBER_ZONE = "Europe/Berlin"
 EVENT_KINDS = {
-    "de": {"fair": "Messe (Gemeinschaftsstand)", "workshop": "Workshop", "meetup": "Meetup", "webinar": "Webinar",
+    "de": {"fair": "Messe (Gemeinschaftsstand)", "workshop": "Workshop", "meetup": "Treffen", "webinar": "Webinar",
            "conference": "Konferenz"},
     "en": {"fair": "Trade fair (joint booth)", "workshop": "Workshop", "meetup": "Meetup", "webinar": "Webinar",
            "conference": "Conference"},
@@ -40,7 +39,6 @@ EVENT_KINDS = {
 # Associations and sectors are named as the portal names them: one catalogue, ``verbund.reference.NAMES``.
 ASSOCIATIONS = {lang: {key: names[lang] for key, names in NAMES["association"].items()} for lang in LOCALES}
 SECTORS = {lang: {key: names[lang] for key, names in NAMES["sector"].items()} for lang in LOCALES}
-QUOTES = {"de": ("„", "“"), "en": ('"', '"')}
 
 
 def association_names(lang: str) -> str:
@@ -55,9 +53,8 @@ def named_event(title: str, kind: str, lang: str) -> str:
     label = EVENT_KINDS[lang].get(kind, kind)
     words = {label.split(" (")[0].casefold(), kind.casefold(), *(EVENT_KINDS[other].get(kind, kind).split(" (")[0]
                                                                  .casefold() for other in EVENT_KINDS)}
-    opening, closing = QUOTES[lang]
-    quoted = f"{opening}{title}{closing}"
-    return quoted if any(title.casefold().startswith(word) for word in words if word) else f"{label} {quoted}"
+    title = wording.quoted(title, lang)
+    return title if any(title[1:].casefold().startswith(word) for word in words if word) else f"{label} {title}"
 
 
 # What changed in an event.updated, in words (fields not listed are named together as "other details").
@@ -243,91 +240,9 @@ class Renderer:
         return Rendered(subject, f"{len(items)}", text)
 
 
-_REGION = {  # proximity reasons of older suggestions come as text only; the other language's words
-    "de": (("Same region (postcode ", "Gleiche Region (PLZ "), ("Same state (", "Gleiches Bundesland ("),
-           ("Neighbouring state (", "Benachbartes Bundesland ("), ("Nachbarland (", "Benachbartes Bundesland (")),
-    "en": (("Gleiche Region (PLZ ", "Same region (postcode "), ("Gleiches Bundesland (", "Same state ("),
-           ("Benachbartes Bundesland (", "Neighbouring state ("), ("Nachbarland (", "Neighbouring state (")),
-}
-# A region reason by its parts (``level``, ``state``, ``postcode_prefix``), as the portal words it.
-_REGION_LEVELS = {
-    "same_postcode_area": {"de": "Gleiche Region (PLZ {prefix}…, {state})",
-                           "en": "Same region (postcode {prefix}…, {state})"},
-    "same_state": {"de": "Gleiches Bundesland ({state})", "en": "Same federal state ({state})"},
-    "neighbouring_state": {"de": "Benachbartes Bundesland ({state})",
-                           "en": "Neighbouring federal state ({state})"},
-}
-# How well a need and an offer fit by meaning (``fit``, matching-service's band), as the portal words it;
-# "partly" of older suggestions and a missing band read as the loose one.
-_FIT = {"very_well": {"de": "passt inhaltlich sehr gut", "en": "a very close fit in substance"},
-        "well": {"de": "passt inhaltlich gut", "en": "a good fit in substance"},
-        "loosely": {"de": "passt inhaltlich nur entfernt", "en": "a loose fit in substance"}}
-
-
-def _link(reason: dict, lang: str) -> str | None:
-    """How an indirect match links need and offer: "verwandte Themen: A und B", "nur das gemeinsame Wort
-    „x“"; None for a match by the same term or one that resembles it."""
-    match, via = reason.get("match"), reason.get("via")
-    if match == "related":
-        competencies = load_vocabulary().competencies
-        if via in competencies and reason.get("term") in competencies:
-            need, offer = competencies[via].label(lang), competencies[reason["term"]].label(lang)
-            return f"verwandte Themen: {need} und {offer}" if lang == "de" else f"related topics: {need} and {offer}"
-        return "ein verwandtes Thema" if lang == "de" else "a related topic"
-    if match == "word":
-        if via:
-            return f"nur das gemeinsame Wort „{via}“" if lang == "de" else f"only the shared word '{via}'"
-        return "nur ein gemeinsames Wort" if lang == "de" else "only a shared word"
-    return None
-
-
-def _match_text(reason: dict, lang: str) -> str:
-    need, offer, need_met = reason["need"], reason["offer"], reason["kind"] == "need_met"
-    if reason.get("match") == "semantic":
-        how = _FIT.get(reason.get("fit") or "", _FIT["loosely"])[lang]
-        if lang == "de":
-            return (f"Ihr Bedarf „{need}“ {how} zu deren Angebot „{offer}“" if need_met
-                    else f"Ihr Angebot „{offer}“ {how} zu deren Bedarf „{need}“")
-        return (f"Your need '{need}' and their offer '{offer}': {how}" if need_met
-                else f"Your offer '{offer}' and their need '{need}': {how}")
-    link = _link(reason, lang)
-    if link:
-        if lang == "de":
-            return (f"Ihr Bedarf „{need}“ – deren Angebot „{offer}“ ({link})" if need_met
-                    else f"Ihr Angebot „{offer}“ – deren Bedarf „{need}“ ({link})")
-        return (f"Your need '{need}' – their offer '{offer}' ({link})" if need_met
-                else f"Your offer '{offer}' – their need '{need}' ({link})")
-    if lang == "de":
-        return (f"Ihr Bedarf „{need}“ passt zu deren Angebot „{offer}“" if need_met
-                else f"Ihr Angebot „{offer}“ passt zu deren Bedarf „{need}“")
-    return (f"Your need '{need}' meets their offer '{offer}'" if need_met
-            else f"Your offer '{offer}' meets their need '{need}'")
-
-
-def reason_text(reason: dict, lang: str) -> str:
-    """Why a partner is suggested, in ``lang`` whatever language the suggestion was made in, in the
-    portal's words: from the reason's fields where it has them (need and offer with how they are linked:
-    "passt inhaltlich nur entfernt", "verwandte Themen: …", "nur das gemeinsame Wort „…“"; topics; the
-    region's level and state), else its text with the other language's words replaced (a German federal
-    state is a "Bundesland")."""
-    kind = reason.get("kind")
-    if kind in ("need_met", "offer_wanted") and reason.get("need") and reason.get("offer"):
-        return _match_text(reason, lang)
-    if kind == "topic" and reason.get("topics"):
-        topics = load_vocabulary().topics
-        labels = [topics[t].label(lang) if t in topics else t for t in reason["topics"]]
-        return ("Gemeinsame Themen: " if lang == "de" else "Topics in common: ") + ", ".join(labels)
-    if kind == "sme":
-        return "Kleines oder mittleres Unternehmen" if lang == "de" else "Small or mid-sized enterprise"
-    if kind == "region" and reason.get("level") in _REGION_LEVELS and reason.get("state") in NAMES["state"] and (
-            reason["level"] != "same_postcode_area" or reason.get("postcode_prefix")):
-        return _REGION_LEVELS[reason["level"]][lang].format(
-            state=NAMES["state"][reason["state"]][lang], prefix=reason.get("postcode_prefix"))
-    text = reason.get("text") or ""
-    for other, own in _REGION.get(lang, ()):
-        if text.startswith(other):
-            return own + text[len(other):]
-    return text
+# Why a partner is suggested, in the mail's language from the reason's fields: the platform's one
+# wording of reasons (``verbund.wording``), the same as the portal's pages.
+reason_text = wording.reason_text
 
 
 OTHER_MEMBER = {"de": "ein anderes Mitglied", "en": "another member"}

@@ -20,6 +20,7 @@ from notifications.dependencies import Channels
 from notifications.schemas import InboxQuerySchema, PageQuerySchema
 from verbund.errors import NotFound
 from verbund.personal import MemberKeys
+from verbund.reference import LANGUAGES
 from verbund.service import Companion, ServiceBase
 from verbund.settings import data_dir, env
 from verbund.subscriber import subscribe
@@ -154,18 +155,20 @@ class NotificationsService(ServiceBase):
     @api("GET", "/members/<string:member_id>/notifications", roles=OWNERS, query=InboxQuerySchema,
          errors=(410,), responses={200: ("A page of the inbox, newest first", schemas.INBOX_PAGE)})
     def inbox(self, request, member_id):
-        """A member's inbox, newest first; ?unread=true for the unread ones."""
+        """A member's inbox, newest first; ?unread=true for the unread ones. Entries are worded in the
+        language the request's ``Accept-Language`` asks for (German or English, RFC 9110 section 12.5.4:
+        the portal sends its page's language), else in the member's own."""
         with self.db.unit_of_work() as uow:
             return queries.inbox(uow.session, request.principal, member_id, request.query_data,
-                                 self.channels.renderer)
+                                 self.channels.renderer, language=_asked_language(request))
 
     @api("POST", "/members/<string:member_id>/notifications/<int:notification_id>/read", roles=OWNERS,
          responses={200: ("The entry, now read", schemas.INBOX_ENTRY)})
     def mark_read(self, request, member_id, notification_id):
-        """Mark one inbox entry read."""
+        """Mark one inbox entry read; the entry is worded as in the inbox (``Accept-Language``)."""
         with self.db.unit_of_work() as uow:
             return services.inbox.mark_read(uow, request.principal, member_id, notification_id,
-                                      self.channels.renderer)
+                                            self.channels.renderer, language=_asked_language(request))
 
     @api("POST", "/members/<string:member_id>/notifications/read", roles=OWNERS,
          responses={200: ("How many entries were marked", {"type": "object",
@@ -259,3 +262,8 @@ class NotificationsService(ServiceBase):
         """The failure log: e-mails and webhooks that could not be delivered."""
         with self.db.unit_of_work() as uow:
             return queries.failures(uow.session, request.query_data)
+
+
+def _asked_language(request) -> str | None:
+    """The language of ``Accept-Language`` among those notifications are written in; None if it names none."""
+    return request.accept_languages.best_match(LANGUAGES)

@@ -116,8 +116,16 @@ def test_the_inbox_lists_newest_first_filters_unread_and_marks_read(api):
     assert all(item["title"].startswith("Invitation: Grüne Logistik") for item in page["items"])
     first = page["items"][0]
     assert first["link"] == f"/events/{first['subject']}"  # the portal page of the event
-    read = requests.post(f"{url}/{first['id']}/read", headers=headers, timeout=5)
+    # Worded in the language the request asks for (the portal's page language), else the member's own.
+    german = {**headers, "Accept-Language": "de-DE,de;q=0.9"}
+    in_german = requests.get(url, params={"per_page": 2}, headers=german, timeout=5).json()["items"]
+    assert [item["id"] for item in in_german] == [item["id"] for item in page["items"]]
+    assert all(item["title"].startswith("Einladung: Grüne Logistik") for item in in_german)
+    assert requests.get(url, params={"per_page": 2}, headers={**headers, "Accept-Language": "fr"},
+                        timeout=5).json()["items"][0]["title"].startswith("Invitation: ")
+    read = requests.post(f"{url}/{first['id']}/read", headers=german, timeout=5)
     assert read.status_code == 200 and read.json()["read"] is True
+    assert read.json()["title"].startswith("Einladung: ")
     unread = requests.get(url, params={"unread": "true"}, headers=headers, timeout=5).json()
     assert unread["total"] == 2 and first["id"] not in [item["id"] for item in unread["items"]]
     assert requests.get(url, params={"per_page": 1000}, headers=headers, timeout=5).status_code == 422

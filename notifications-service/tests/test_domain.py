@@ -324,7 +324,8 @@ def test_suggestion_reasons_are_told_in_the_members_language_and_states_are_bund
         "Ihr Bedarf „Batterietransport“ passt zu deren Angebot „Gefahrgutlogistik“",
         "Gemeinsame Themen: Elektromobilität", "Benachbartes Bundesland (Brandenburg)",
         "Benachbartes Bundesland (Sachsen)"]
-    assert reason_text(reasons[2], "en") == "Neighbouring state (Brandenburg)"
+    # older text in the other language reads as a reason with its parts does: a "federal state"
+    assert reason_text(reasons[2], "en") == "Neighbouring federal state (Brandenburg)"
 
 
 def test_suggestion_reasons_in_mails_say_how_loosely_and_through_what_need_and_offer_are_linked():
@@ -342,11 +343,11 @@ def test_suggestion_reasons_in_mails_say_how_loosely_and_through_what_need_and_o
         "Ihr Bedarf „Express delivery“ – deren Angebot „delivery of spare parts“ (nur das gemeinsame Wort "
         "„delivery“)"]
     assert [reason_text(r, "en") for r in (loose, related, word)] == [
-        "Your need 'Computer Vision Qualitätsprüfung' and their offer 'OPC UA for old machines': "
+        "Your need “Computer Vision Qualitätsprüfung” and their offer “OPC UA for old machines”: "
         "a loose fit in substance",
-        "Your offer 'live GPS tracking' – their need 'Tourenplanung' (related topics: Route planning and "
+        "Your offer “live GPS tracking” – their need “Tourenplanung” (related topics: Route planning and "
         "optimisation software and Fleet telematics)",
-        "Your need 'Express delivery' – their offer 'delivery of spare parts' (only the shared word 'delivery')"]
+        "Your need “Express delivery” – their offer “delivery of spare parts” (only the shared word “delivery”)"]
     assert "passt inhaltlich nur entfernt" in reason_text({**loose, "fit": "partly"}, "de")  # older suggestions
     assert reason_text({**loose, "fit": "very_well"}, "en").endswith(": a very close fit in substance")
 
@@ -670,10 +671,11 @@ def test_a_proposal_announced_before_titles_came_in_both_languages_does_not_doub
 
 
 @pytest.mark.parametrize("title, lang, named", [
-    ("Meetup: E-Mobilität", "de", "„Meetup: E-Mobilität“ am"),
-    ("E-Mobilität", "de", "Meetup „E-Mobilität“ am"),
-    ("meetup E-Mobility", "en", '"meetup E-Mobility" on'),
-    ("E-Mobility", "en", 'Meetup "E-Mobility" on'),
+    ("Meetup: E-Mobilität", "de", "„Meetup: E-Mobilität“ am"),  # the kind's word in either language
+    ("Treffen E-Mobilität", "de", "„Treffen E-Mobilität“ am"),
+    ("E-Mobilität", "de", "Treffen „E-Mobilität“ am"),  # the portal's German name of the kind
+    ("meetup E-Mobility", "en", "“meetup E-Mobility” on"),
+    ("E-Mobility", "en", "Meetup “E-Mobility” on"),
 ])
 def test_an_invitation_does_not_repeat_the_kind_the_title_already_says(title, lang, named):
     event = scheduled(joint_event(title=title, kind="meetup"))

@@ -3,6 +3,7 @@ mapping of the services' field errors, and the catalogues. Service addresses poi
 port, so every call to a service fails as a stopped service does."""
 from __future__ import annotations
 
+import html
 import re
 import time
 from pathlib import Path
@@ -772,18 +773,19 @@ def test_a_match_by_meaning_says_how_well_in_words_not_as_a_percentage(app):
     page = '{% from "_macros.html" import reason_text %}{{ reason_text(r) }}'
     with app.test_request_context("/", headers={"Accept-Language": "de"}):
         text = render_template_string(page, r=reason)
-        assert "passt inhaltlich gut" in text and "%" not in text and "Stärke" not in text
+        assert text == "Ihr Bedarf „Tourenplanung“ passt inhaltlich gut zu deren Angebot „Routenoptimierung“"
+        assert "%" not in text and "Stärke" not in text
         # the band is matching-service's (``fit``); the portal holds no copy of its thresholds
-        assert render_template_string(page, r={**reason, "fit": "very_well"}).endswith("(passt inhaltlich sehr gut)")
+        assert "passt inhaltlich sehr gut zu" in render_template_string(page, r={**reason, "fit": "very_well"})
         # a link just above the threshold is a loose one, not a partial fit; so is "partly" of older suggestions
         for band in ("loosely", "partly", None):
-            assert render_template_string(page, r={**reason, "fit": band}).endswith(
-                "(passt inhaltlich nur entfernt)"), band
-        assert "passt" not in render_template_string(page, r={**reason, "match": "vocabulary"})  # exact: no band
+            assert "passt inhaltlich nur entfernt zu" in render_template_string(page, r={**reason, "fit": band}), band
+        assert "inhaltlich" not in render_template_string(page, r={**reason, "match": "vocabulary"})  # exact: no band
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
-        assert [render_template_string(page, r={**reason, "fit": band}).rsplit(".", 1)[1]
+        assert [html.unescape(render_template_string(page, r={**reason, "fit": band}))
                 for band in ("very_well", "well", "loosely")] == [
-            " (a very close fit in substance)", " (a good fit in substance)", " (a loose fit in substance)"]
+            f"Your need “Tourenplanung” and their offer “Routenoptimierung”: {how} fit in substance"
+            for how in ("a very close", "a good", "a loose")]
     for template in ("matchmaking/participant.html", "matchmaking/ask.html", "suggestions.html"):
         source = (Path(app.root_path) / "templates" / template).read_text()
         assert "<li>{{ reason_text(r) }}</li>" in source, template  # every card's reasons use the words
@@ -803,16 +805,16 @@ def test_a_match_through_a_related_term_or_a_shared_word_says_so_in_the_pages_la
                     "'delivery')"}
     with app.test_request_context("/", headers={"Accept-Language": "de"}):
         assert render_template_string(page, r=related) == (
-            "Sie bieten „live GPS tracking“ – die Organisation sucht „Tourenplanung“. "
+            "Ihr Angebot „live GPS tracking“ – deren Bedarf „Tourenplanung“ "
             "(verwandte Themen: Tourenplanungssoftware und Flottentelematik)")
-        assert render_template_string(page, r=word).endswith(". (nur das gemeinsame Wort „delivery“)")
+        assert render_template_string(page, r=word).endswith(" (nur das gemeinsame Wort „delivery“)")
         # suggestions stored before the reasons carried ``via`` still do not read as a direct match
-        assert render_template_string(page, r={**related, "via": None}).endswith(". (ein verwandtes Thema)")
-        assert render_template_string(page, r={**word, "via": None}).endswith(". (nur ein gemeinsames Wort)")
+        assert render_template_string(page, r={**related, "via": None}).endswith(" (ein verwandtes Thema)")
+        assert render_template_string(page, r={**word, "via": None}).endswith(" (nur ein gemeinsames Wort)")
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
-        assert render_template_string(page, r=related).endswith(
-            ". (related topics: Route planning and optimisation software and Fleet telematics)")
-        assert render_template_string(page, r=word).endswith(". (only the shared word “delivery”)")
+        assert html.unescape(render_template_string(page, r=related)).endswith(
+            " (related topics: Route planning and optimisation software and Fleet telematics)")
+        assert html.unescape(render_template_string(page, r=word)).endswith(" (only the shared word “delivery”)")
 
 
 def test_a_region_reason_is_worded_in_the_pages_language_with_the_state_named_in_it(app):
@@ -831,9 +833,11 @@ def test_a_region_reason_is_worded_in_the_pages_language_with_the_state_named_in
     with app.test_request_context("/", headers={"Accept-Language": "de"}):
         assert render_template_string(page, r=neighbour) == "Benachbartes Bundesland (Sachsen)"
         assert render_template_string(page, r=same_state) == "Gleiches Bundesland (Bayern)"
-        # a reason from before the parts: the service's text, as before
+        # a reason from before the parts: the service's text, its old words as the mails put them
         assert render_template_string(page, r={"kind": "region", "text": "Nachbarland (Sachsen)"}) == \
-            "Nachbarland (Sachsen)"
+            "Benachbartes Bundesland (Sachsen)"
+        assert render_template_string(page, r={"kind": "region", "text": "Gleiche Gegend (Sachsen)"}) == \
+            "Gleiche Gegend (Sachsen)"
 
 
 def test_the_import_hint_names_the_consent_columns_that_default_to_no(app, client):
@@ -871,3 +875,24 @@ def test_a_competency_reads_in_the_members_own_words_or_as_the_term_in_the_pages
             assert competency_text(chosen) == name  # the term, in the page's language
             assert competency_text({"term": "high-pressure-die-casting"}) == name
             assert competency_text({"label": "Palettenortung in Echtzeit"}) == "Palettenortung in Echtzeit"
+
+
+@pytest.mark.parametrize(("offers", "advice"), [
+    ([], "Add what you offer and what you are looking for to your profile"),
+    ([{"label": "Lagerfläche für Paletten"}], "No organisation fits your profile closely enough yet"),
+])
+def test_no_suggestions_gives_advice_that_fits_the_profile(members_service, offers, advice):
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/members/m-1/suggestions"): (200, {"member_id": "m-1", "updated_at": None, "suggestions": []}, {}),
+        ("GET", "/members/m-1"): (200, {"id": "m-1", "offers": offers, "needs": []}, {}),
+        ("GET", "/contact-requests"): (200, {"items": []}, {}),
+        ("GET", "/members/cards"): (200, {"items": []}, {}),
+    })
+    client = app.test_client()
+    signed_in(app, client, "member")
+    with client.session_transaction() as session:
+        session["language"] = "en"
+    html = client.get("/suggestions").get_data(as_text=True)
+    assert advice in html
+    other = ("No organisation fits" if offers == [] else "Add what you offer and what you are looking for")
+    assert other not in html  # one piece of advice, the one that fits

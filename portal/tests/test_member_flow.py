@@ -17,13 +17,13 @@ WORDS = {
            "request": "Kontakt anfragen",
            "send": "Anfrage senden", "accept": "Annehmen", "waitlist": "Auf die Warteliste",
            "book": "Anmelden", "cancel": "Meine Anmeldung stornieren", "sign_out": "Abmelden",
-           "why": "Warum dieser Partner", "accepted": "angenommen", "need": "Sie suchen",
+           "why": "Warum dieser Partner", "accepted": "angenommen", "need": "Ihr Bedarf",
            "mark_read": "Als gelesen markieren"},
     "en": {"sector": "Automotive", "state": "Saxony", "register": "Register your organisation",
            "request": "Request contact",
            "send": "Send request", "accept": "Accept", "waitlist": "Join the waitlist",
            "book": "Register", "cancel": "Cancel my registration", "sign_out": "Sign out",
-           "why": "Why this partner", "accepted": "accepted", "need": "You are looking for",
+           "why": "Why this partner", "accepted": "accepted", "need": "Your need",
            "mark_read": "Mark as read"},
 }
 

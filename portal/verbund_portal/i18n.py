@@ -16,9 +16,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask
 from flask_babel import get_locale
-from flask_babel import lazy_gettext as _l
 
-from verbund import reference, vocabulary
+from verbund import reference, vocabulary, wording
 from verbund.settings import data_dir
 
 CATALOGUES = Path(__file__).parent / "translations"
@@ -172,18 +171,12 @@ def number(value: int | float | None) -> str:
     return babel_numbers.format_decimal(value, locale=LOCALES[lang])
 
 
-# matching-service words how well a need and an offer fit by meaning as a band (``fit`` on the reason,
-# matching/engine/explanation.py FIT_BANDS); members read these words, not the number.
-FIT_WORDS = {"very_well": _l("(a very close fit in substance)"), "well": _l("(a good fit in substance)"),
-             "loosely": _l("(a loose fit in substance)")}
-
-
-def fit_words(band: str | None) -> str:
-    """How well a need and an offer fit by meaning, in words: "(passt inhaltlich sehr gut)" / "(passt
-    inhaltlich gut)" / "(passt inhaltlich nur entfernt)"; English "(a very close / a good / a loose fit in
-    substance)". An unknown or missing band, and "partly" of suggestions stored before "loosely", read as
-    the loose one: never more than the service said."""
-    return str(FIT_WORDS.get(band or "loosely", FIT_WORDS["loosely"]))
+def reason_text(reason: dict) -> str:
+    """Why a partner is suggested (a reason of match-suggestion.v1), in the page's language from the
+    reason's fields: the platform's one wording of reasons (``verbund.wording.reason_text``), the same
+    words as the mails and the inbox. A match by meaning says how well in words (its ``fit`` band),
+    never a percentage; a page in a language the platform does not write reads German."""
+    return wording.reason_text(reason, language() if language() in wording.LANGUAGES else "de")
 
 
 def flat_errors(errors) -> list[str]:
@@ -204,5 +197,5 @@ def register_filters(app: Flask) -> None:
         when_range=lambda event: when_range(event.get("starts_at"), event.get("ends_at")),
         when_range_zoned=when_range_zoned,
         flat_errors=flat_errors, percent=percent, number=number,
-        fit_words=fit_words)
+        reason_text=reason_text)
     app.jinja_env.globals.update(competency_labels=competency_labels)

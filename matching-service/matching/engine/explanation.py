@@ -7,20 +7,16 @@ import re
 
 from matching.engine.cards import BORDERS, CARD_FEATURES_KEPT, STATE_CODES, WEIGHTS, Card, Feature
 from matching.text import stem, words
-from verbund.reference import STATES
+from verbund import wording
 
 # How well a need and an offer fit by meaning, as bands of the strength (0 at 2.0 standard deviations
 # above what a text typically scores, about the top 2 % of pairs, rising linearly to 1.0 at 5.0:
 # semantic.Calibration): from 0.75 (about 4.25 SD) very well, from 0.45 (about 3.35 SD, what a shared
 # word alone counts) well, below that only loosely (just above the threshold the model links texts
 # that merely share a field). The band travels with the reason (``fit``), so that pages and mails word
-# it without a copy of these thresholds; suggestions stored before "loosely" say "partly" for it.
+# it without a copy of these thresholds (their words: ``verbund.wording.FIT``); suggestions stored
+# before "loosely" say "partly" for it.
 FIT_BANDS = ((0.75, "very_well"), (0.45, "well"), (0.0, "loosely"))
-# The band in words, German and English: "(passt inhaltlich nur entfernt)" / "(a loose fit in substance)";
-# the portal and the mails use the same words.
-FIT_WORDS = {"very_well": ("passt inhaltlich sehr gut", "a very close fit in substance"),
-             "well": ("passt inhaltlich gut", "a good fit in substance"),
-             "loosely": ("passt inhaltlich nur entfernt", "a loose fit in substance")}
 # How close a partner is (``level`` of a region reason) by the proximity the score counts.
 REGION_LEVELS = {1.0: "same_postcode_area", 0.7: "same_state", 0.4: "neighbouring_state"}
 
@@ -111,6 +107,7 @@ class Explanation:
             return None
         pair = self.pair(a, b)
         de = a.language == "de"
+        language = "de" if de else "en"  # any other contact language reads English
         reasons = []
         for i, (strength, j, need_feature, _) in enumerate(pair["met"]):
             if j is not None:
@@ -121,41 +118,29 @@ class Explanation:
                 reasons.append(self._match_reason("offer_wanted", b.needs[k][0], a.offers[j][0], strength,
                                                   need_feature, de))
         if pair["common_topics"]:
-            labels = [self.vocabulary.topics[t].label(a.language) for t in pair["common_topics"]]
-            reasons.append({"kind": "topic", "text": ("Gemeinsame Themen: " if de else "Topics in common: ")
-                            + ", ".join(labels), "topics": pair["common_topics"], "need": None, "offer": None,
-                            "term": None})
+            text = wording.topics_text(pair["common_topics"], language, self.vocabulary)
+            reasons.append({"kind": "topic", "text": text,
+                            "topics": pair["common_topics"], "need": None, "offer": None, "term": None})
         proximity = pair["raw"]["proximity"]
         if proximity:
-            state = STATES.get(b.state, b.state)
-            region = b.postcode[:2]
             level = REGION_LEVELS[proximity]
-            text = {"same_postcode_area": (f"Gleiche Region (PLZ {region}…, {state})",
-                                           f"Same region (postcode {region}…, {state})"),
-                    "same_state": (f"Gleiches Bundesland ({state})", f"Same state ({state})"),
-                    "neighbouring_state": (f"Benachbartes Bundesland ({state})", f"Neighbouring state ({state})"),
-                    }[level][0 if de else 1]
-            reasons.append({"kind": "region", "text": text, "need": None, "offer": None, "term": None,
-                            "level": level, "state": b.state,
-                            "postcode_prefix": region if level == "same_postcode_area" else None})
+            prefix = b.postcode[:2] if level == "same_postcode_area" else None
+            # a state the reference does not know (not from a member's profile) is named as it is
+            text = (wording.region_text(level, b.state, prefix, language)
+                    or wording.REGION_LEVELS[level][language].format(state=b.state, prefix=prefix))
+            reasons.append({"kind": "region", "text": text,
+                            "need": None, "offer": None, "term": None, "level": level, "state": b.state,
+                            "postcode_prefix": prefix})
         if b.sme:
-            reasons.append({"kind": "sme", "text": ("Kleines oder mittleres Unternehmen" if de
-                                                    else "Small or mid-sized enterprise"),
-                            "need": None, "offer": None, "term": None})
+            reasons.append({"kind": "sme", "text": wording.SME[language], "need": None, "offer": None,
+                            "term": None})
         return {"partner_id": b.id, "partner_name": b.name, "partner_sector": b.sector,
                 "score": round(pair["score"], 4), "parts": {k: round(v, 4) for k, v in pair["parts"].items()},
                 "reasons": reasons}
 
     def _semantic_reason(self, kind, need_label, offer_label, strength, de: bool) -> dict:
         band = fit_band(strength)
-        how = FIT_WORDS[band][0 if de else 1]
-        percent = round(100 * strength)
-        if kind == "need_met":
-            text = (f"Ihr Bedarf „{need_label}“ {how} zu deren Angebot „{offer_label}“ (Stärke {percent} %)" if de
-                    else f"Your need '{need_label}' and their offer '{offer_label}': {how} (strength {percent}%)")
-        else:
-            text = (f"Ihr Angebot „{offer_label}“ {how} zu deren Bedarf „{need_label}“ (Stärke {percent} %)" if de
-                    else f"Your offer '{offer_label}' and their need '{need_label}': {how} (strength {percent}%)")
+        text = wording.match_text(kind, need_label, offer_label, "de" if de else "en", fit=band, strength=strength)
         return {"kind": kind, "text": text, "need": need_label, "offer": offer_label, "term": None,
                 "strength": round(strength, 4), "fit": band, "match": "semantic"}
 
@@ -170,26 +155,18 @@ class Explanation:
             return self._semantic_reason(kind, need_label, offer_label, strength, de)
         if feature.kind == "word":
             via = shown_word(via, need_label, offer_label)
-            how = f"nur das gemeinsame Wort „{via}“" if de else f"only the shared word '{via}'"
+            how = wording.word_link(via, language)
             term = None
         else:
             term = via
-            label = self.vocabulary.competencies[via].label(language)
             if feature.kind == "related":
                 term = self.feature_names[feature.id]
-                other_label = self.vocabulary.competencies[term].label(language)
-                how = f"verwandte Themen: {label} und {other_label}" if de else \
-                    f"related topics: {label} and {other_label}"
+                how = wording.related_link(via, term, language, self.vocabulary)
             elif feature.kind == "similar":
-                how = f"ähnlich wie „{label}“" if de else f"similar to '{label}'"
+                how = wording.similar_link(self.vocabulary.competencies[via].label(language), language)
             else:
-                how = f"Begriff „{label}“" if de else f"term '{label}'"
-        if kind == "need_met":
-            text = (f"Ihr Bedarf „{need_label}“ ↔ deren Angebot „{offer_label}“ ({how})" if de
-                    else f"Your need '{need_label}' ↔ their offer '{offer_label}' ({how})")
-        else:
-            text = (f"Ihr Angebot „{offer_label}“ ↔ deren Bedarf „{need_label}“ ({how})" if de
-                    else f"Your offer '{offer_label}' ↔ their need '{need_label}' ({how})")
+                how = wording.term_link(self.vocabulary.competencies[via].label(language), language)
+        text = wording.match_text(kind, need_label, offer_label, language, link=how)
         reason = {"kind": kind, "text": text, "need": need_label, "offer": offer_label, "term": term,
                   "strength": round(strength, 4), "match": feature.kind}
         if feature.kind in ("related", "word"):

@@ -12,8 +12,9 @@ from verbund.errors import NotFound
 
 
 def mark_read(uow: UnitOfWork, principal: Principal, member_id: str, notification_id: int,
-              renderer: Renderer) -> dict:
-    """Mark one inbox entry read (at ``uow.now()``, once); returns the entry view. NotFound (404)
+              renderer: Renderer, language: str | None = None) -> dict:
+    """Mark one inbox entry read (at ``uow.now()``, once); returns the entry view, worded in ``language``
+    (None: the member's own). NotFound (404)
     if it is not in this member's inbox, Forbidden (403) for another member."""
     domain.check_own(principal, member_id, "inbox")
     session = uow.session
@@ -24,7 +25,8 @@ def mark_read(uow: UnitOfWork, principal: Principal, member_id: str, notificatio
     if notification.read_at is None:
         notification.read_at = uow.now()
     source = session.get(SourceEvent, notification.source_event_id)
-    return queries.entry_view(renderer, notification, source, queries.reader_language(session, member_id))
+    return queries.entry_view(renderer, notification, source,
+                              language or queries.reader_language(session, member_id))
 
 
 def mark_all_read(uow: UnitOfWork, principal: Principal, member_id: str) -> dict:

@@ -15,6 +15,12 @@ def _suggestions() -> list[dict]:
     return services().get("matching", f"/members/{g.member['member_id']}/suggestions")["suggestions"]
 
 
+def _describes_itself() -> bool:
+    """Whether the member's profile names at least one offer or need (members-service ``GET /members/{id}``)."""
+    profile = services().get("members", f"/members/{g.member['member_id']}")
+    return bool(profile.get("offers") or profile.get("needs"))
+
+
 def _requests(direction: str) -> list[dict]:
     return services().get("members", "/contact-requests", params={"direction": direction})["items"]
 
@@ -33,7 +39,11 @@ def suggestions():
     """Partner suggestions as cards: name, sector, Bundesland (members-service's ``/members/cards``, named in the
     page's language), and the reasons in plain words (a same or neighbouring region among them)."""
     suggestions = _suggestions()
-    return render_template("suggestions.html", suggestions=suggestions, requested=contact_states(),
+    # With none, the advice depends on the profile: one without offers and needs is told to add them;
+    # one that has them is told why nobody fits yet and what helps, not to add what it has.
+    described = bool(suggestions) or _describes_itself()
+    return render_template("suggestions.html", suggestions=suggestions, described=described,
+                           requested=contact_states(),
                            cards=api.cards(services(), [s["partner_id"] for s in suggestions]), form=EmptyForm())
 
 
