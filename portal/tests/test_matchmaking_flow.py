@@ -328,7 +328,8 @@ def test_moving_an_event_tells_the_organizer_which_meetings_lie_outside_and_memb
     """The organizer moves an event's start from 09:00 to 13:00 after publishing a schedule with a meeting at
     09:30: the event page says after saving how many meetings lie outside and links to the schedule; the
     schedule names the conflict and what to do; the member's agenda shows the meeting to be rescheduled, not
-    confirmed at the old time."""
+    confirmed at the old time. The organizer then drops the morning block in the set-up form (which names it
+    as outside) and schedules all again: the meeting gets an afternoon time, confirmed, and the notice goes."""
     suffix = uuid.uuid4().hex[:6]
     day = (datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(days=50)).date()
     starts = datetime(day.year, day.month, day.day, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
@@ -380,6 +381,10 @@ def test_moving_an_event_tells_the_organizer_which_meetings_lie_outside_and_memb
     notice = page.inner_text("#meetings-outside")
     assert "1 Termin des veröffentlichten Plans liegt außerhalb der neuen Veranstaltungszeit." in notice, notice
     olga.check_accessibility()
+    otto = person("en")  # in English too
+    otto.start_staff_session("organizer", "automotive-cluster")
+    assert "1 meeting of the published schedule lies outside the event’s new time." in otto.open(
+        f"/organize/events/{event_id}").inner_text("#meetings-outside")
     page.locator("#meetings-outside a").click()
     page.wait_for_url("**/matchmaking/schedule")
     # meetings-service hears of the move through event.updated a moment later
@@ -398,9 +403,24 @@ def test_moving_an_event_tells_the_organizer_which_meetings_lie_outside_and_memb
     assert page.locator("#agenda tbody tr del").count() == 1  # the old time, struck through
     jana.check_accessibility()
 
-    # --- in English too ------------------------------------------------------------------------------------
-    otto = person("en")
-    otto.start_staff_session("organizer", "automotive-cluster")
-    page = otto.open(f"/organize/events/{event_id}")
-    assert "1 meeting of the published schedule lies outside the event’s new time." in page.inner_text(
-        "#meetings-outside")
+    # --- the organizer drops the morning block and schedules again -----------------------------------------
+    page = olga.page
+    page.locator("#event-moved a").click()
+    page.wait_for_url("**/matchmaking")
+    assert "Zeitblock 1 liegt außerhalb der neuen Veranstaltungszeit." in page.inner_text("#sessions-outside")
+    olga.check_accessibility()
+    page.locator("#sessions-0-starts_at").fill("")
+    page.locator("#sessions-0-ends_at").fill("")
+    page.get_by_role("button", name="Einrichtung speichern").click()
+    assert "Die Einrichtung der Matchmaking-Termine ist gespeichert" in page.inner_text("main")
+    assert page.locator("#sessions-outside").count() == 0
+    page = jana.open(f"/events/{event_id}/agenda")
+    assert "Neue Zeit folgt" in page.inner_text("#agenda") and "Wird neu geplant" in page.inner_text("#agenda")
+    page = olga.open(f"/organize/events/{event_id}/matchmaking/schedule")
+    page.get_by_role("button", name="Alle einplanen").click()
+    assert page.inner_text("#conflicts") == "Keine."
+    page = jana.open(f"/events/{event_id}/agenda")
+    row = page.inner_text("#agenda tbody tr")
+    assert "Bestätigt" in row and "neu geplant" not in row, row
+    assert "13:30" <= re.search(r"(\d{2}:\d{2})–", row).group(1) <= "15:30", row  # in the afternoon block
+    assert olga.open(f"/organize/events/{event_id}").locator("#meetings-outside").count() == 0
