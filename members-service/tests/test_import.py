@@ -189,7 +189,7 @@ def test_german_and_english_values_are_accepted_regardless_of_case(members_api):
                    Sprache="German", **{"Partnervorschläge": "x", "E-Mail-Einwilligung": "Ja"}),
         member_row(f"{name} C GmbH", Branche="it", Verband="IT-Cluster; Logistik-Netzwerk", Bundesland="ni",
                    Sprache="en", **{"Partnervorschläge": "Nein", "E-Mail-Einwilligung": "yes"}),
-        member_row(f"{name} D GmbH", Branche="Forschung", Verband="", Bundesland="Thüringen",
+        member_row(f"{name} D GmbH", Branche="Forschung", Verband="", Bundesland="Thüringen", PLZ="99084", Ort="Erfurt",
                    Sprache="Englisch", **{"Partnervorschläge": "", "E-Mail-Einwilligung": "X"}),
     ]
     report = imported(post(members_api, csv_text(*rows).encode("utf-8")))
@@ -344,15 +344,18 @@ def test_german_office_values_are_read(members_api):
     header = [*HEADER, "Umsatz", "Bilanzsumme", "Themen"]
     name = f"Bürowerte {tag()}"
     rows = [
-        member_row(f"{name} A GmbH", Bundesland="NRW", Verband="IT-Cluster, Logistiknetzwerk",
-                   Mitarbeiter="12,0", **{"Partnervorschläge": "☑", "E-Mail-Einwilligung": "✗"})
+        member_row(f"{name} A GmbH", Bundesland="NRW", PLZ="40213", Ort="Düsseldorf",
+                   Verband="IT-Cluster, Logistiknetzwerk", Mitarbeiter="12,0",
+                   **{"Partnervorschläge": "☑", "E-Mail-Einwilligung": "✗"})
         + ["1.200.000,00", "1.500.000 €", "Künstliche Intelligenz, Wasserstoff"],
         member_row(f"{name} B GmbH", Bundesland="Nds.", **{"Partnervorschläge": "✅", "E-Mail-Einwilligung": "☐"})
         + ["1.500.000 EUR", "EUR 2.000", "Datenräume (Catena-X, Gaia-X), KI"],
-        member_row(f"{name} C GmbH", Bundesland="BaWü", **{"Partnervorschläge": "✔", "E-Mail-Einwilligung": "❌"})
-        + ["", "", ""],
-        member_row(f"{name} D GmbH", Bundesland="Freistaat Bayern", **{"Partnervorschläge": "✓"}) + ["", "", ""],
-        member_row(f"{name} E GmbH", Bundesland="Freie und Hansestadt Hamburg") + ["", "", ""],
+        member_row(f"{name} C GmbH", Bundesland="BaWü", PLZ="70173", Ort="Stuttgart",
+                   **{"Partnervorschläge": "✔", "E-Mail-Einwilligung": "❌"}) + ["", "", ""],
+        member_row(f"{name} D GmbH", Bundesland="Freistaat Bayern", PLZ="80331", Ort="München",
+                   **{"Partnervorschläge": "✓"}) + ["", "", ""],
+        member_row(f"{name} E GmbH", Bundesland="Freie und Hansestadt Hamburg", PLZ="20095",
+                   Ort="Hamburg") + ["", "", ""],
     ]
     report = imported(post(members_api, csv_text(*rows, header=header).encode("utf-8")))
     assert report["errors"] == []

@@ -406,3 +406,20 @@ def test_a_formed_partner_project_shows_the_team_s_contact_persons(platform, per
     assert second["contact"]["email"] in text and f"Tourenplanung {suffix}" in text
     assert member_one.page.title().startswith("Kontakte") and "<" not in member_one.page.title()
     member_one.check_accessibility()
+
+
+def test_sign_up_refuses_a_name_of_invisible_characters_at_the_field(platform, person):
+    anna = person("de")
+    page = anna.open("/sign-up")
+    page.locator("#name").fill("\u200b\u200b\u200b")
+    page.locator("#sector").select_option("it")
+    page.locator("#state").select_option("BB")
+    page.locator("#postcode").fill("14467")
+    page.locator("#city").fill("Potsdam")
+    page.locator("#employees").fill("5")
+    page.locator("#contact_name").fill("Anna Berg")
+    page.locator("#contact_email").fill(f"anna.{uuid.uuid4().hex[:6]}@unsichtbar.example")
+    page.get_by_role("button", name="Organisation registrieren", exact=True).click()
+    assert page.locator("#name").get_attribute("aria-invalid") == "true", page.inner_text("main")
+    assert "kein sichtbares Zeichen" in page.locator("#name-error").inner_text()
+    anna.check_accessibility()
