@@ -174,7 +174,7 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], *, d
                     return reference.label("association", association, messages.language)
                 row_errors["associations"] = [messages.text(
                     "association_not_yours", own=label(principal.association),
-                    associations=messages.text("or").join(map(label, others)))]
+                    associations=messages.text("and").join(map(label, others)))]
         data["topics"] = [vocabulary.find_topic(topic) or topic for topic in data["topics"]]
         try:
             profile = validate_profile(data)

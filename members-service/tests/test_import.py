@@ -407,12 +407,12 @@ def test_an_organizer_imports_members_of_its_own_association_only(members_api, d
             member_row(f"{name} Zwei Fremde GmbH", Verband="IT-Cluster, Logistiknetzwerk")]
     report = imported(post_as(members_api, AUTOMOTIVE, csv_text(*rows).encode("utf-8"), dry_run=dry_run))
     assert [(error["row"], error["errors"]) for error in report["errors"]] == [
-        (2, {"associations": ["Als Organisator des Automobilcluster importieren Sie nur Mitglieder Ihres Verbands; "
-                              "diese Zeile nennt nur Logistiknetzwerk. Bitte den Automobilcluster ergänzen oder "
-                              "die Zeile vom anderen Verband importieren lassen"]}),
-        (6, {"associations": ["Als Organisator des Automobilcluster importieren Sie nur Mitglieder Ihres Verbands; "
-                              "diese Zeile nennt nur IT-Cluster oder Logistiknetzwerk. Bitte den Automobilcluster "
-                              "ergänzen oder die Zeile vom anderen Verband importieren lassen"]})]
+        (2, {"associations": ["Sie importieren als Organisator nur Mitglieder Ihres Verbands (Automobilcluster); "
+                              "diese Zeile nennt nur Logistiknetzwerk. Bitte Automobilcluster in der Spalte Verband "
+                              "ergänzen oder die Zeile vom anderen Verband importieren lassen"]}),
+        (6, {"associations": ["Sie importieren als Organisator nur Mitglieder Ihres Verbands (Automobilcluster); "
+                              "diese Zeile nennt nur IT-Cluster und Logistiknetzwerk. Bitte Automobilcluster in der "
+                              "Spalte Verband ergänzen oder die Zeile vom anderen Verband importieren lassen"]})]
     assert report["valid"] == 3
     if not dry_run:
         assert [profile["associations"] for profile in stored(members_api, report)] == [
@@ -441,8 +441,9 @@ def test_the_refusal_names_the_associations_in_english_too(members_api):
     report = imported(post_as(members_api, AUTOMOTIVE, csv_text(*rows).encode("utf-8"), dry_run=True,
                               language="en"))
     assert report["errors"][0]["errors"]["associations"] == [
-        "as an organizer of the Automotive cluster you import members of your association only; this row names "
-        "only Logistics network. Add the Automotive cluster or have the other association import the row"]
+        "as an organizer you import members of your own association only (Automotive cluster); this row names "
+        "only Logistics network. Add Automotive cluster in the association column or have the other association "
+        "import the row"]
 
 
 # --- 2. a postcode in another state -------------------------------------------------------------------
