@@ -27,6 +27,7 @@ from verbund.broker import Publisher
 log = logging.getLogger(__name__)
 
 SQLITE_LOCK_TIMEOUT = 30.0  # seconds a transaction waits for SQLite's write lock before it fails
+PG_CONNECT_TIMEOUT_SECONDS = 10  # libpq connect_timeout: how long a new PostgreSQL connection may take
 
 
 def normalize_url(url: str) -> str:
@@ -71,7 +72,11 @@ def make_engine(url: str, **kwargs) -> Engine:
                 time.sleep(0.005)
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # A database host that does not answer fails a connection within this many seconds (libpq's
+    # connect_timeout), instead of the operating system's TCP timeout of minutes: a request gets its
+    # 503 and a consumer holds its message back (verbund.outages) while the rest goes on.
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS},
+                         **kwargs)
 
 
 Clock = Callable[[], datetime]

@@ -22,6 +22,41 @@ STATES = {
 
 LANGUAGES = ("de", "en")
 
+# The German postcode regions (first two digits) and the states they reach, the state holding most
+# of the region first. Regions follow postal routes, not state borders, so the mapping is rough at
+# the borders: a region lists every state with places in it (01 Dresden reaches into Brandenburg,
+# 37 Göttingen into Hesse, Thuringia and North Rhine-Westphalia). A state missing from its region's
+# list is a postcode and state that cannot both be right; 00, 05, 11, 43 and 62 are no regions.
+POSTCODE_REGIONS = {
+    "01": ("SN", "BB"), "02": ("SN", "BB"), "03": ("BB", "SN"), "04": ("SN", "ST", "TH", "BB"),
+    "06": ("ST", "SN", "TH"), "07": ("TH", "SN"), "08": ("SN", "TH"), "09": ("SN",),
+    "10": ("BE",), "12": ("BE",), "13": ("BE",), "14": ("BB", "BE"), "15": ("BB",), "16": ("BB",),
+    "17": ("MV", "BB"), "18": ("MV",), "19": ("MV", "BB", "NI"),
+    "20": ("HH",), "21": ("HH", "NI", "SH"), "22": ("HH", "SH"), "23": ("SH", "MV"), "24": ("SH",), "25": ("SH",),
+    "26": ("NI",), "27": ("NI", "HB"), "28": ("HB", "NI"), "29": ("NI", "ST"),
+    "30": ("NI",), "31": ("NI", "NW"), "32": ("NW", "NI"), "33": ("NW", "NI"), "34": ("HE", "NI", "NW"),
+    "35": ("HE", "NW"), "36": ("HE", "TH", "BY"), "37": ("NI", "HE", "TH", "NW"), "38": ("NI", "ST"),
+    "39": ("ST", "BB"),
+    "40": ("NW",), "41": ("NW",), "42": ("NW",), "44": ("NW",), "45": ("NW",), "46": ("NW",), "47": ("NW",),
+    "48": ("NW", "NI"), "49": ("NI", "NW"),
+    "50": ("NW",), "51": ("NW", "RP"), "52": ("NW",), "53": ("NW", "RP"), "54": ("RP",), "55": ("RP", "HE"),
+    "56": ("RP", "HE"), "57": ("NW", "RP", "HE"), "58": ("NW",), "59": ("NW",),
+    "60": ("HE",), "61": ("HE",), "63": ("HE", "BY"), "64": ("HE", "BY", "BW"), "65": ("HE", "RP"),
+    "66": ("SL", "RP"), "67": ("RP", "HE", "BW"), "68": ("BW", "HE", "RP"), "69": ("BW", "HE"),
+    "70": ("BW",), "71": ("BW",), "72": ("BW",), "73": ("BW",), "74": ("BW", "BY"), "75": ("BW",), "76": ("BW", "RP"),
+    "77": ("BW",), "78": ("BW",), "79": ("BW",),
+    "80": ("BY",), "81": ("BY",), "82": ("BY",), "83": ("BY",), "84": ("BY",), "85": ("BY",), "86": ("BY",),
+    "87": ("BY", "BW"), "88": ("BW", "BY"), "89": ("BW", "BY"),
+    "90": ("BY",), "91": ("BY",), "92": ("BY",), "93": ("BY",), "94": ("BY",), "95": ("BY",),
+    "96": ("BY", "TH"), "97": ("BY", "BW", "HE", "TH"), "98": ("TH", "BY"), "99": ("TH",),
+}
+
+
+def postcode_states(postcode: str) -> tuple[str, ...]:
+    """The states (ISO 3166-2:DE codes, the likeliest first) that places with this five-digit
+    ``postcode`` lie in, by its region (``POSTCODE_REGIONS``); empty for no known region."""
+    return POSTCODE_REGIONS.get(postcode[:2], ())
+
 
 # English names of the states whose German name is not also the English one.
 _STATES_EN = {"BY": "Bavaria", "HE": "Hesse", "MV": "Mecklenburg-Western Pomerania", "NI": "Lower Saxony",

@@ -33,6 +33,9 @@ MAX_EUR = 10**13
 #   which make a name display as something else ("Trojan Source", CVE-2021-42574);
 #   the implicit marks U+200E/U+200F, which cannot reorder text, stay allowed.
 # Single-line fields also refuse the line and paragraph separators U+2028/U+2029.
+# A text left with no visible character (only format characters such as the zero-width space
+# U+200B, Unicode Cf, separators Z* and controls C*) is refused as well: a name of zero-width
+# spaces shows as nothing in a heading or list, and nobody can type it to confirm a deletion.
 _BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
 _NONCHARACTERS = "\ufdd0-\ufdef" + "".join(
     f"{chr(plane * 0x10000 + 0xfffe)}{chr(plane * 0x10000 + 0xffff)}" for plane in range(17))
@@ -50,7 +53,9 @@ def normalize_text(value: str, *, multiline: bool = False) -> str:
 
     ``value``: any str. Raises ``ValidationError`` naming the first refused
     character by its code point (see the list above this function) and its
-    position, counted from 1 in the trimmed text.
+    position, counted from 1 in the trimmed text, or, for a text of invisible
+    characters only, its first one. The empty text passes (required fields
+    and lengths decide about it).
     """
     value = value.strip(_SPACE)
     if multiline:
@@ -60,7 +65,12 @@ def normalize_text(value: str, *, multiline: bool = False) -> str:
         char = refused.group()
         kind = "a tab or line break" if char in "\t\n\r\u2028\u2029" else "a control or invalid character"
         raise ValidationError(f"must not contain {kind} (U+{ord(char):04X} at position {refused.start() + 1})")
+    if value and not any(unicodedata.category(char)[0] not in "CZ" for char in value):
+        raise ValidationError(f"{NO_VISIBLE_CHARACTER} (U+{ord(value[0]):04X} at position 1)")
     return unicodedata.normalize("NFC", value)
+
+
+NO_VISIBLE_CHARACTER = "must contain a visible character, not only invisible ones"
 
 
 def search_key(value: str) -> str:

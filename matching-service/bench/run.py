@@ -20,6 +20,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def embed_texts(embedder, pairs: list[tuple[str, str]], written: dict, block: in
     Texts per second: 2,048 distinct member-written texts embedded for real in batches of 64 (as
     ``matching.vectors`` does). The vectors come in blocks, as a rebuild reads them page by page:
     a block the space has registered is freed, so the vectors are not held twice."""
-    from matching.semantic import DIMENSIONS, NEED, OFFER
+    from matching.semantic import DIMENSIONS, NEED, OFFER, STORED
     from matching.vectors import BATCH
 
     sample = sorted({text for _, text in pairs if text in written})[:2048]
@@ -94,9 +95,43 @@ def embed_texts(embedder, pairs: list[tuple[str, str]], written: dict, block: in
             composed = np.array([text in written for text in chunk])
             vectors[composed] += rng.standard_normal((int(composed.sum()), DIMENSIONS)).astype(np.float32) * 0.02
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            blocks.append(vectors)
+            blocks.append(vectors.astype(STORED))  # as the read model stores them
         stored[kind] = (texts, blocks)
     return stored, per_second, len(pairs)
+
+
+def _store_analyses(labels: set[str], path: Path) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from matching import analyses
+    from matching.models import TextAnalysis
+    from matching.text import TextAnalyzer
+    from verbund.vocabulary import load as load_vocabulary
+
+    database = create_engine(f"sqlite:///{path}")
+    TextAnalysis.__table__.create(database)
+    with Session(database) as session:
+        analyses.store(session, TextAnalyzer(load_vocabulary()), labels)
+        session.commit()
+
+
+def analyses_store(labels: set[str], path: Path):
+    """A read model (SQLite at ``path``) holding the analyses of ``labels``, as a service's rebuilds
+    leave it (``matching.analyses``), done in a forked process (its analyzer's caches are not this
+    process's memory): the rebuild measured reads them. A session factory."""
+    import multiprocessing
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    path.unlink(missing_ok=True)
+    child = multiprocessing.get_context("fork").Process(target=_store_analyses, args=(labels, path))
+    child.start()
+    child.join()
+    if child.exitcode:
+        raise RuntimeError(f"storing the analyses failed ({child.exitcode})")
+    return sessionmaker(create_engine(f"sqlite:///{path}"))
 
 
 def semantic_space(embedder, stored):
@@ -126,7 +161,7 @@ def approximate_recall(space, sample: int = 2000) -> float | None:
     found = exact = 0
     for start in range(0, len(rows), 64):
         block = rows[start:start + 64]
-        similarity = space._similarities(space._matrix[OFFER][block], space._h[OFFER][block],
+        similarity = space._similarities(space._matrix[OFFER][block].astype(np.float32), space._h[OFFER][block],
                                          space._g[OFFER][block], NEED, slice(0, space.rows(NEED)))
         for row, values in zip(block, similarity, strict=True):
             order = np.argsort(-values, kind="stable")[:MAX_LINKS]
@@ -157,6 +192,10 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
     space = None
     cards = [card_from_profile(p) for p in profiles]
     pairs = sorted(texts_of(profiles))
+    # the free-text labels' analyses, stored by an earlier rebuild (in a SQLite file of their own)
+    from matching import analyses
+    labels = analyses.labels_of(profiles, warm.text)
+    read_model = analyses_store(labels, Path(tempfile.gettempdir()) / f"matching-bench-{os.getpid()}.sqlite")
     del profiles  # the engine keeps its cards; the benchmark keeps no second copy
     if semantic:
         embedder = Embedder()
@@ -177,9 +216,15 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
     if semantic:
         space.prepare()
     linked = time.perf_counter()
+    with read_model() as session:  # as services.load_engine: the stored analyses, then the cards
+        extra["analyses_read"] = len(analyses.read(session, engine.text, labels))
     for start in range(0, len(cards), 5000):
         engine._append(cards[start:start + 5000])
+    engine.text.forget()
     read = time.perf_counter()
+    del labels
+    read_model.kw["bind"].dispose()
+    Path(read_model.kw["bind"].url.database).unlink(missing_ok=True)
     engine.compact()
     indexed = time.perf_counter()
     engine.compute_all()

@@ -23,7 +23,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from matching import queries, semantic, services, vectors
+from matching import analyses, queries, semantic, services, vectors
 from matching.engine import Engine
 from verbund.database import Database, Store, UnitOfWork
 from verbund.errors import ServiceUnavailable
@@ -100,15 +100,25 @@ class MatchingEngine:
     def reload(self) -> None:
         """Build the engine from the read model (the caller holds the lock)."""
         started = time.monotonic()
+        analyzer = self.engine.text
         with self.store.unit_of_work() as uow:
             seq, profiles = queries.read_model(uow.session)
+            # the free-text labels' analyses done before: the load need not do them again
+            labels = analyses.labels_of(profiles, analyzer)
+            missing = labels - analyses.read(uow.session, analyzer, labels)
         if self.space is not None:
             profiles = list(profiles)
             self.embed(profiles)
         # Outside the transaction: on SQLite it would hold the write lock all the while.
-        self.engine.load(profiles)
+        try:
+            self.engine.load(profiles)
+        finally:
+            analyzer.forget()
         self.engine.seq = seq
         self.stale = False
+        if missing:  # the analyses the load did, for the next one
+            with self.store.unit_of_work() as uow:
+                analyses.store(uow.session, analyzer, missing)
         # Once at start (warm_up), not for every reload: an empty read model is loaded, then rebuilt.
         log.debug("engine reloaded: %d members in %.1fs", len(self.engine), time.monotonic() - started)
 

@@ -397,3 +397,27 @@ def score_all(ix, shares, slots, k, out_slots, out_scores, pause=None):
         if pause:
             pause()
     _merge(slots, k, parts_slots, parts_scores, out_slots, out_scores)
+
+
+@njit(cache=True)
+def postings(feat, target, weight, keep, features):
+    """Postings feature -> targets in CSR form: (ptr (features + 1), targets int32, weights float64)
+    of the entries with ``keep``, each feature's in their order in the input (what a stable argsort
+    by feature gives, without its int64 order array and the masked copies: at 100k members these
+    were a quarter GiB at the compaction's peak)."""
+    ptr = np.zeros(features + 1, np.int64)
+    for i in range(len(feat)):
+        if keep[i]:
+            ptr[feat[i] + 1] += 1
+    for f in range(features):
+        ptr[f + 1] += ptr[f]
+    targets = np.empty(ptr[features], np.int32)
+    weights = np.empty(ptr[features], np.float64)
+    position = ptr[:-1].copy()
+    for i in range(len(feat)):
+        if keep[i]:
+            p = position[feat[i]]
+            targets[p] = target[i]
+            weights[p] = weight[i]
+            position[feat[i]] = p + 1
+    return ptr, targets, weights

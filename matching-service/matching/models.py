@@ -86,8 +86,8 @@ class DeclinedPair(Base):
 
 class TextVector(Base):
     """A need or offer text's embedding, computed once: a rebuild reads it instead of embedding
-    again. ``key`` is ``semantic.text_key(kind, text)`` (model, side and text); ``vector`` float32
-    bytes. Texts are what members wrote in their public profile, no personal data."""
+    again. ``key`` is ``semantic.text_key(kind, text)`` (model, side and text); ``vector`` float16
+    bytes (``vectors.encode``). Texts are what members wrote in their public profile, no personal data."""
     __tablename__ = "text_vectors"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -95,3 +95,16 @@ class TextVector(Base):
     kind: Mapped[str] = mapped_column(String(8), nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
     vector: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class TextAnalysis(Base):
+    """A free-text need or offer label's lexical analysis, done once (``matching.analyses``): a
+    rebuild reads it instead of analysing again. ``key`` is ``analyses.analysis_key`` (the
+    vocabulary's digest and the label); ``terms`` JSON ``[[term id, weight], ...]``, ``tokens``
+    JSON ``[word, ...]``. Labels are what members wrote in their public profile, no personal data."""
+    __tablename__ = "text_analyses"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    terms: Mapped[str] = mapped_column(Text, nullable=False)
+    tokens: Mapped[str] = mapped_column(Text, nullable=False)

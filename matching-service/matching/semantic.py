@@ -46,6 +46,10 @@ NEED, OFFER = "need", "offer"
 # kernels' work). 25 ranks the quality set's tuning part exactly as 100 did (10 moves MRR, 5 loses
 # recall); at 100k members with 100 the engine held ~2.5 GiB of links.
 MAX_LINKS = 25
+# Vectors are held (and stored, ``matching.vectors``) as float16: half the memory of float32, and a
+# cosine moves by about 1e-4 (a normalised similarity by ~1e-3 standard deviations). Products are
+# computed in float32, a block of rows at a time.
+STORED = np.float16
 
 
 @dataclass(frozen=True)
@@ -154,12 +158,13 @@ class Space:
     once (a rebuild, an import): blocked matrix products and a compiled top-k (``kernel.top_links``),
     the same links as one text at a time in that order.
 
-    Per side one contiguous float32 matrix of unit vectors (the rows) and, per row, the two numbers
-    the normalisation needs, so that a text's similarity to all N texts of the other side is one
-    matrix–vector product plus two vector operations (``_similarities``): for need i and offer j
-    with cosine c, ((c − m_i)/s_i + (c − m_j)/s_j)/2 = c·(h_i + h_j) − (g_i + g_j), h = 1/(2s),
-    g = m/(2s). The links are arrays too (per side: row → [ptr[row], ptr[row+1]) in ``_to``,
-    ``_strength``, ``_similarity``), not Python objects: 3 million of them at 100k members.
+    Per side one contiguous float16 matrix of unit vectors (the rows; ``STORED``, products in
+    float32 a block at a time) and, per row, the two numbers the normalisation needs, so that a
+    text's similarity to all N texts of the other side is one matrix–vector product plus two vector
+    operations (``_similarities``): for need i and offer j with cosine c, ((c − m_i)/s_i + (c −
+    m_j)/s_j)/2 = c·(h_i + h_j) − (g_i + g_j), h = 1/(2s), g = m/(2s). The links are arrays too (per
+    side: row → [ptr[row], ptr[row+1]) in ``_to``, ``_strength``, ``_similarity``), not Python
+    objects: 3 million of them at 100k members.
 
     From ``APPROXIMATE_FROM`` texts on the other side a text is compared with the texts of the
     ``PROBES`` clusters (``Partition``) nearest to it and with those registered since the clusters
@@ -189,7 +194,7 @@ class Space:
         self._pending: dict[tuple[str, str], tuple[int, int]] = {}
         self._chunks: dict[int, list] = {}  # chunk number -> [vectors, rows still waiting]
         self._chunk_no = 0
-        self._matrix = {NEED: np.zeros((0, DIMENSIONS), np.float32), OFFER: np.zeros((0, DIMENSIONS), np.float32)}
+        self._matrix = {NEED: np.zeros((0, DIMENSIONS), STORED), OFFER: np.zeros((0, DIMENSIONS), STORED)}
         self._h = {NEED: np.zeros(0, np.float32), OFFER: np.zeros(0, np.float32)}
         self._g = {NEED: np.zeros(0, np.float32), OFFER: np.zeros(0, np.float32)}
         self._rows = {NEED: 0, OFFER: 0}
@@ -219,8 +224,9 @@ class Space:
     def add_vectors(self, kind: str, texts: list[str], vectors: np.ndarray) -> None:
         """Vectors known for texts (from the store or the model), (n, 512); texts without one match
         lexically. A text registered already keeps its vector (the same text, the same model). The
-        array is held (not copied) until its last text is registered."""
-        vectors = np.asarray(vectors, np.float32)
+        array is held as float16 (``STORED``: not copied if it is float16 already) until its last
+        text is registered."""
+        vectors = np.asarray(vectors, STORED)
         if len(texts) != len(vectors):
             raise ValueError("one vector per text")
         number, waiting = self._chunk_no, 0
@@ -234,7 +240,7 @@ class Space:
             self._chunk_no += 1
 
     def _take(self, keys: list[tuple[str, str]]) -> np.ndarray:
-        """The waiting vectors of keys (stacked) and forget them as waiting."""
+        """The waiting vectors of keys (stacked, float32) and forget them as waiting."""
         found = np.empty((len(keys), DIMENSIONS), np.float32)
         for i, key in enumerate(keys):
             number, row = self._pending.pop(key)
@@ -249,11 +255,12 @@ class Space:
         return (kind, text) in self.ids or (kind, text) in self._pending
 
     def vector(self, kind: str, text: str) -> np.ndarray | None:
+        """A text's vector (float32, (512,)) or None."""
         row = self.ids.get((kind, text))
         if row is not None:
-            return self._matrix[kind][row]
+            return self._matrix[kind][row].astype(np.float32)
         waiting = self._pending.get((kind, text))
-        return self._chunks[waiting[0]][0][waiting[1]] if waiting else None
+        return self._chunks[waiting[0]][0][waiting[1]].astype(np.float32) if waiting else None
 
     def _scales(self, kind: str, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(h, g) of vectors on side ``kind``: against the other side's background, h = 1/(2 std),
@@ -270,9 +277,10 @@ class Space:
         if rows <= len(self._matrix[kind]):
             return
         size = max(64, rows, len(self._matrix[kind]) * 3 // 2)
-        for store, width in ((self._matrix, DIMENSIONS), (self._h, None), (self._g, None)):
+        for store, width, dtype in ((self._matrix, DIMENSIONS, STORED), (self._h, None, np.float32),
+                                    (self._g, None, np.float32)):
             old = store[kind]
-            grown = np.zeros((size, width) if width else size, np.float32)
+            grown = np.zeros((size, width) if width else size, dtype)
             grown[:self._rows[kind]] = old[:self._rows[kind]]
             store[kind] = grown
             del old
@@ -288,10 +296,13 @@ class Space:
         self._rows[kind] = row + n
 
     def _similarities(self, vectors: np.ndarray, h: np.ndarray, g: np.ndarray, other: str,
-                      rows: np.ndarray | slice) -> np.ndarray:
-        """(len(vectors), len(rows)): the normalised similarity of each text to the given rows of
-        the other side."""
-        similarity = vectors @ self._matrix[other][rows].T
+                      rows: np.ndarray | slice, theirs: np.ndarray | None = None) -> np.ndarray:
+        """(len(vectors), len(rows)) float32: the normalised similarity of each text (float32
+        vectors) to the given rows of the other side (``theirs``: those rows' vectors as float32,
+        if the caller converted them already)."""
+        matrix = self._matrix[other][rows].astype(np.float32) if theirs is None else theirs
+        similarity = vectors @ matrix.T
+        del matrix
         theirs = similarity * self._h[other][rows][None, :]  # the one temporary of the block's size
         similarity *= h[:, None]
         similarity += theirs
@@ -337,11 +348,14 @@ class Space:
                 else:
                     run(0)
         step = max(1, (1 << 23) // max(1, rows - start))  # texts per product: ~32 MB of scratch
+        # the rows compared with every text, converted to float32 once (not once per step)
+        theirs = self._matrix[other][start:rows].astype(np.float32) if rows > start else None
         for lo in range(0, n, step):  # every pair (and the texts registered since the clusters were made)
             if rows > start:
                 hi = min(n, lo + step)
                 with _blas_threads(1 if (hi - lo) * (rows - start) < (1 << 21) else None):
-                    similarity = self._similarities(vectors[lo:hi], h[lo:hi], g[lo:hi], other, slice(start, rows))
+                    similarity = self._similarities(vectors[lo:hi], h[lo:hi], g[lo:hi], other, slice(start, rows),
+                                                    theirs)
                 kernel.top_links(similarity, np.arange(lo, hi, dtype=np.int32),
                                  np.arange(start, rows, dtype=np.int32), threshold, ids, values, counts)
         return counts, ids, values
@@ -364,10 +378,15 @@ class Space:
             self._partition_of(kind)
 
     def link_all(self, kind: str, texts: list[str], block: int = 32768) -> int:
-        """Register the texts of one side that have a vector and are not registered yet, in order,
-        and link each to the texts of the other side registered before (as ``links`` one at a time
-        would: texts of one side never link to each other). The number of texts registered."""
+        """Register the texts of one side that have a vector and are not registered yet, in the
+        order their vectors were given, and link each to the texts of the other side registered
+        before (as ``links`` one at a time would: texts of one side never link to each other). The
+        number of texts registered."""
         new = list(dict.fromkeys(t for t in texts if (kind, t) in self._pending))
+        # In the order the vectors came (texts of one side never link to each other, so only their
+        # ids change): each array given is freed as soon as its texts are registered, not at the end.
+        pending = self._pending
+        new.sort(key=lambda text: pending[(kind, text)])
         other = OFFER if kind == NEED else NEED
         self._reserve(kind, self._rows[kind] + len(new))
         strength_of = self.calibration.strength
@@ -455,7 +474,8 @@ class Partition:
         self.covered = n
         clusters = max(16, int(np.sqrt(n)))
         rng = np.random.default_rng(seed)
-        sample = vectors[np.sort(rng.choice(n, min(n, clusters * self.SAMPLE_PER_CLUSTER), replace=False))]
+        sample = vectors[np.sort(rng.choice(n, min(n, clusters * self.SAMPLE_PER_CLUSTER), replace=False))].astype(
+            np.float32)
         centres = sample[rng.choice(len(sample), clusters, replace=False)].copy()
         for _ in range(self.ROUNDS):
             nearest = self._nearest(sample, centres)
@@ -471,7 +491,7 @@ class Partition:
 
     @staticmethod
     def _nearest(vectors: np.ndarray, centres: np.ndarray, block: int = 16384) -> np.ndarray:
-        return np.concatenate([np.argmax(vectors[i:i + block] @ centres.T, axis=1)
+        return np.concatenate([np.argmax(vectors[i:i + block].astype(np.float32) @ centres.T, axis=1)
                                for i in range(0, len(vectors), block)] or [np.zeros(0, np.int64)])
 
     def candidates(self, vectors: np.ndarray, probes: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, tuple_
 
-from matching import domain, queries, semantic, vectors
+from matching import analyses, domain, queries, semantic, vectors
 from matching.engine import Engine
 from matching.models import DeclinedPair, MemberProfile, Proposal, ProposalMember, SuggestionSet
 from matching.queries import Lookups, project_data
@@ -40,9 +40,16 @@ def _next_seq(uow: UnitOfWork) -> int:
 
 
 def load_engine(uow: UnitOfWork, engine: Engine) -> None:
-    """Build the engine's index and everybody's suggestions from the read model."""
+    """Build the engine's index and everybody's suggestions from the read model (with the stored
+    analyses of its free-text labels; those it had to do are stored)."""
     seq, profiles = queries.read_model(uow.session)
-    engine.load(profiles)
+    labels = analyses.labels_of(profiles, engine.text)
+    missing = labels - analyses.read(uow.session, engine.text, labels)
+    try:
+        engine.load(profiles)
+    finally:
+        engine.text.forget()
+    analyses.store(uow.session, engine.text, missing)
     engine.seq = seq
 
 

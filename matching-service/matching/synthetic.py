@@ -6,17 +6,15 @@ from __future__ import annotations
 import random
 import uuid
 
+from verbund.reference import POSTCODE_REGIONS, STATES
 from verbund.vocabulary import load as load_vocabulary
 
 SECTORS = ("automotive", "it", "logistics")
 SECTOR_SHARE = (0.4, 0.3, 0.3)
 ASSOCIATION = {"automotive": "automotive-cluster", "it": "it-cluster", "logistics": "logistics-network"}
-POSTCODE_PREFIXES = {
-    "BW": "68 69 70 71 72 73 74 75 76 77 78 79 88 89", "BY": "80 81 82 83 84 85 86 87 90 91 92 93 94 95 96 97",
-    "BE": "10 12 13", "BB": "03 14 15 16", "HB": "28", "HH": "20 21 22", "HE": "34 35 36 60 61 63 64 65",
-    "MV": "17 18 19", "NI": "26 27 29 30 31 37 38 49", "NW": "32 33 40 41 42 44 45 46 47 48 50 51 52 53 57 58 59",
-    "RP": "54 55 56 67", "SL": "66", "SN": "01 02 04 08 09", "ST": "06 39", "SH": "23 24 25", "TH": "07 98 99",
-}
+# Each state's postcode regions (its main ones, by the kit's one mapping), as "01 02 04".
+POSTCODE_PREFIXES = {state: " ".join(prefix for prefix, states in POSTCODE_REGIONS.items() if states[0] == state)
+                     for state in STATES}
 STATE_SHARE = {"BW": 14, "BY": 15, "NW": 20, "NI": 9, "HE": 8, "SN": 6, "RP": 5, "BE": 4, "HH": 3, "TH": 3,
                "ST": 3, "BB": 3, "SH": 3, "MV": 2, "SL": 1, "HB": 1}
 FREE_TEXT = ("Sonderlösungen", "Prototypenbau", "Beratung", "Schulungen", "Kleinserien", "Lohnfertigung",

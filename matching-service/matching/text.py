@@ -7,9 +7,14 @@ or synonyms share most of their character trigrams ("Batteriezelle" shares
 9 of 10 with "Batteriezellfertigung"), and they also keep their word stems
 and the parts of their compound words ("Aluminiumstrangpressprofile" →
 aluminium, strangpressprofil), so that two free-text labels can meet too.
+
+A label's analysis (its terms and its words) depends only on the label and the
+vocabulary (``TextAnalyzer.digest``): a rebuild takes the analyses stored in the
+read model (``matching.analyses``) instead of doing them again (``remember``).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -37,6 +42,9 @@ MAX_FUZZY_TERMS = 3
 # Words in more vocabulary terms than this say little on their own (software, system, Logistik).
 GENERIC_DF = 6
 MIN_PART = 4
+# Part of every stored analysis's key: raised whenever ``_resolve`` or ``_tokens`` would find
+# something else for the same label and vocabulary, so that analyses stored before are not used.
+ANALYSIS_VERSION = 1
 
 
 def fold(text: str) -> str:
@@ -78,6 +86,10 @@ class TextAnalyzer:
 
     def __init__(self, vocabulary: Vocabulary):
         self.vocabulary = vocabulary
+        # What an analysis depends on besides the label: the terms' ids, labels and synonyms.
+        self.digest = hashlib.sha256(repr((ANALYSIS_VERSION, sorted(
+            (t.id, t.en, t.de, t.synonyms) for t in vocabulary.competencies.values()))).encode()).hexdigest()[:16]
+        self._known: dict[str, tuple[tuple, frozenset]] = {}  # label -> stored (terms, tokens), see remember
         self._strings: list[tuple[str, frozenset[str]]] = []  # (term id, trigrams of one label/synonym)
         self._gram_index: dict[str, list[int]] = defaultdict(list)
         document_frequency: Counter[str] = Counter()
@@ -110,9 +122,26 @@ class TextAnalyzer:
         # splitting a compound is the dearest part of a text's analysis.
         self._word_tokens = lru_cache(maxsize=200_000)(self._word_tokens_uncached)
 
+    def analysis(self, label: str) -> tuple[tuple[tuple[str, float], ...], frozenset[str]]:
+        """What a label means: (``resolve(label)``, ``tokens(label)``)."""
+        return self.resolve(label), self.tokens(label)
+
+    def remember(self, analyses: dict[str, tuple]) -> None:
+        """Analyses done before (``label -> (terms, tokens)`` as ``analysis`` gives them, read from
+        the read model for this ``digest``): ``resolve`` and ``tokens`` take them instead of doing
+        them again, until ``forget``."""
+        self._known.update(analyses)
+
+    def forget(self) -> None:
+        """Drop the remembered analyses (after a rebuild: the caches keep the labels seen last)."""
+        self._known.clear()
+
     def _resolve(self, label: str) -> tuple[tuple[str, float], ...]:
         """The terms a label means, with a weight: (id, 1.0) for an exact name,
         else up to three fuzzy links (id, 0.5–0.9), best first."""
+        known = self._known.get(label)
+        if known is not None:
+            return known[0]
         folded = fold(label)  # once: the exact lookup and the trigrams both start from it
         exact = self._exact.get(re.sub(r"[^0-9a-z]+", "", folded))  # = vocabulary.find_competency(label)
         if exact:
@@ -163,6 +192,9 @@ class TextAnalyzer:
 
     def _tokens(self, label: str) -> frozenset[str]:
         """Word stems and compound parts of a free-text label that say something on their own."""
+        known = self._known.get(label)
+        if known is not None:
+            return known[1]
         found: set[str] = set()
         for word in words(label):
             found.update(self._word_tokens(word))

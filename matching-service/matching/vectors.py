@@ -1,6 +1,7 @@
 """Embedding each distinct need and offer text once: vectors come from the read model's
 ``text_vectors`` table if stored, else from the model (in batches, and the new ones are stored).
-A rebuild therefore reads vectors and never embeds again."""
+A rebuild therefore reads vectors and never embeds again. Vectors are stored as float16 bytes
+(``semantic.STORED``, 1 KiB a text; migration 0003 converted the float32 ones stored before)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -9,7 +10,7 @@ import numpy as np
 from sqlalchemy import select
 
 from matching.models import TextVector
-from matching.semantic import NEED, OFFER, Space, text_key
+from matching.semantic import DIMENSIONS, NEED, OFFER, STORED, Space, text_key
 
 BATCH = 64       # texts per call of the model
 LOOKUP = 500     # keys per SELECT … IN
@@ -23,6 +24,31 @@ def texts_of(profiles: Iterable[dict]) -> set[tuple[str, str]]:
             continue
         found.update((NEED, item["label"]) for item in profile.get("needs", ()))
         found.update((OFFER, item["label"]) for item in profile.get("offers", ()))
+    return found
+
+
+def encode(vector) -> bytes:
+    """A vector as stored: float16 bytes (``semantic.STORED``)."""
+    return np.asarray(vector, STORED).tobytes()
+
+
+def decode(blobs: list[bytes]) -> np.ndarray:
+    """Stored vectors as one (len(blobs), 512) float16 array; float32 blobs (stored before
+    migration 0003) are read too. ValueError for a blob of another length."""
+    found = np.empty((len(blobs), DIMENSIONS), STORED)
+    if not blobs:
+        return found
+    sizes = {len(blob) for blob in blobs}
+    if sizes == {DIMENSIONS * 2}:  # the usual case: one buffer, no copy per text
+        found[:] = np.frombuffer(b"".join(blobs), STORED).reshape(len(blobs), DIMENSIONS)
+        return found
+    for i, blob in enumerate(blobs):
+        if len(blob) == DIMENSIONS * 2:
+            found[i] = np.frombuffer(blob, STORED)
+        elif len(blob) == DIMENSIONS * 4:
+            found[i] = np.frombuffer(blob, np.float32)
+        else:
+            raise ValueError(f"a stored vector of {len(blob)} bytes (expected {DIMENSIONS * 2})")
     return found
 
 
@@ -62,7 +88,7 @@ def ensure(session, space: Space, embedder, model: str, profiles: Iterable[dict]
             found[kind][1].append(row.vector)
         for kind, (texts, blobs) in found.items():  # one array per side and page, not one per text
             if texts:
-                space.add_vectors(kind, texts, np.frombuffer(b"".join(blobs), np.float32).reshape(len(texts), -1))
+                space.add_vectors(kind, texts, decode(blobs))
                 read += len(texts)
     embedded = 0
     if embedder is not None:
@@ -73,7 +99,7 @@ def ensure(session, space: Space, embedder, model: str, profiles: Iterable[dict]
                 vectors = run(embedder.embed, batch, kind)
                 space.add_vectors(kind, batch, vectors)
                 store(session, [{"key": text_key(kind, text), "model": model, "kind": kind, "text": text,
-                                 "vector": np.asarray(vector, np.float32).tobytes()}
+                                 "vector": encode(vector)}
                                 for text, vector in zip(batch, vectors, strict=True)])
                 embedded += len(batch)
     return {"read": read, "embedded": embedded}

@@ -231,6 +231,51 @@ def test_the_read_model_is_rebuilt_from_member_pages(store, engine, trio, profil
         assert services.refresh_all(uow, engine) == 0  # nothing changed since
 
 
+def test_a_rebuild_stores_the_free_texts_analyses_and_the_next_one_reads_them(store, engine, profile,
+                                                                                member_events):
+    """The first load analyses the free-text labels and stores them (not a label that names its
+    term); the next load takes the stored analyses, not its own, and finds the same suggestions.
+    A stored analysis of another vocabulary digest is not used."""
+    from matching import analyses
+    from matching.models import TextAnalysis
+
+    members = [profile(sector="automotive", offers=["~Aluminium-Druckguss für Batteriegehäuse"],
+                       needs=["~Rückverfolgbarkeit der Chargen", "traceability-software"]),
+               profile(sector="it", offers=["~Rückverfolgbarkeit von Chargen in der Cloud"],
+                       needs=["~Druckguss aus Aluminium"])]
+    for member in members:
+        apply(store, engine, member_events.registered(member))
+    first = Engine()
+    with store.unit_of_work() as uow:
+        services.load_engine(uow, first)
+    with store.unit_of_work() as uow:
+        stored = {row.text: row for row in uow.session.execute(select(TextAnalysis)).scalars()}
+    assert set(stored) == {"Aluminium-Druckguss für Batteriegehäuse", "Rückverfolgbarkeit der Chargen",
+                           "Rückverfolgbarkeit von Chargen in der Cloud", "Druckguss aus Aluminium"}
+    label = "Druckguss aus Aluminium"
+    assert json.loads(stored[label].tokens) == sorted(first.text.tokens(label))
+    assert [p for p, _ in first.suggestions(members[0]["id"])] == [members[1]["id"]]
+
+    # The next load reads them: a stored analysis is what it uses (here one changed on purpose).
+    with store.unit_of_work() as uow:
+        uow.session.get(TextAnalysis, analyses.analysis_key(first.text.digest, label)).tokens = '["zeppelin"]'
+    second = Engine()
+    with store.unit_of_work() as uow:
+        services.load_engine(uow, second)
+    assert "w:zeppelin" in second.feature_of
+    assert not second.text._known  # forgotten after the load
+
+    # Another vocabulary (digest): the stored analyses are not its own.
+    third = Engine()
+    third.text.digest = "another-vocabulary"
+    with store.unit_of_work() as uow:
+        services.load_engine(uow, third)
+    assert "w:zeppelin" not in third.feature_of
+    assert [p for p, _ in third.suggestions(members[0]["id"])] == [p for p, _ in first.suggestions(members[0]["id"])]
+    with store.unit_of_work() as uow:
+        assert uow.session.execute(select(func.count()).select_from(TextAnalysis)).scalar_one() == 8
+
+
 def test_organizers_ask_for_consortia_around_a_member_or_topic(store, engine, trio, profile, member_events):
     supplier, it, carrier = ({**m, "topics": ["battery-value-chain"]} for m in trio)
     for member in (supplier, it, carrier):
@@ -374,3 +419,40 @@ def test_two_instances_storing_the_same_new_text_keep_one_vector_and_all_others(
         stored = {r.text: float(np.frombuffer(r.vector, np.float32)[0]) for r in uow.session.execute(
             select(TextVector.text, TextVector.vector).where(TextVector.kind == NEED))}
     assert stored == pytest.approx({"Rückverfolgbarkeit": 0.1, "Leerfahrten vermeiden": 0.2})
+
+
+def test_vectors_stored_as_float32_are_converted_to_float16_and_back(database_url):
+    """Migration 0003 rewrites the vectors stored before it as float16 (the store reads both), and its
+    downgrade restores float32 ones."""
+    import numpy as np
+    from alembic import command
+    from sqlalchemy import column, insert, table
+
+    from matching import vectors
+    from matching.semantic import MODEL, NEED, text_key
+    from verbund import migrations
+    from verbund.database import make_engine
+
+    migrations.upgrade("matching", database_url, "0002")
+    rows = table("text_vectors", *(column(name) for name in ("key", "model", "kind", "text", "vector")))
+    vector = np.random.default_rng(3).standard_normal(512).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(rows).values(key=text_key(NEED, "Leerfahrten vermeiden"), model=MODEL, kind=NEED,
+                                             text="Leerfahrten vermeiden", vector=vector.tobytes()))
+        assert vectors.decode([vector.tobytes()])[0].tolist() == vector.astype(np.float16).tolist()
+        migrations.upgrade("matching", database_url)
+        with engine.connect() as conn:
+            [stored] = conn.execute(select(rows.c.vector)).scalars().all()
+        assert len(stored) == 1024 and np.frombuffer(stored, np.float16).tolist() == vector.astype(np.float16).tolist()
+        command.downgrade(migrations.alembic_config("matching", database_url), "0002")
+        with engine.connect() as conn:
+            [stored] = conn.execute(select(rows.c.vector)).scalars().all()
+        assert len(stored) == 2048
+        assert np.frombuffer(stored, np.float32) == pytest.approx(vector, abs=1e-3)
+    finally:
+        engine.dispose()
+    with pytest.raises(ValueError, match="a stored vector of 12 bytes"):
+        vectors.decode([b"x" * 12])

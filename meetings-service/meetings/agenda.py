@@ -53,5 +53,6 @@ def to_ics(agenda: dict, language: str = "de") -> bytes:
     """The whole agenda as one ``.ics`` (METHOD:PUBLISH, cancelled meetings kept as STATUS:CANCELLED), its
     words in ``language`` ("de" or "en"; another one gives German)."""
     words = WORDS[language if language in LANGUAGES else "de"]
-    entries = [(entry(agenda, item, language), item["calendar_status"]) for item in agenda["items"]]
+    entries = [(entry(agenda, item, language), item["calendar_status"]) for item in agenda["items"]
+               if item["starts_at"] is not None]  # a meeting taken out of the schedule has no time yet
     return calendar.agenda_ics(entries, words["calendar"].format(event=agenda["event"]["title"]))

@@ -67,7 +67,7 @@ def setup_problems(sessions: list[tuple[datetime, datetime]], breaks: list[tuple
         if end <= start:
             add("sessions", f"time block {index + 1} must end after it starts")
             continue
-        if start < event_start or end > event_end:
+        if outside_event(start, end, event_start, event_end):
             add("sessions", f"time block {index + 1} lies outside the event's time")
         if end - start < slot:
             add("slot_minutes", f"a slot of {slot_minutes} minutes is longer than time block {index + 1}")
@@ -82,6 +82,12 @@ def setup_problems(sessions: list[tuple[datetime, datetime]], breaks: list[tuple
         elif not any(s <= start and end <= e for s, e in sessions):
             add("breaks", f"break {index + 1} lies outside every time block")
     return errors
+
+
+def outside_event(starts_at: datetime, ends_at: datetime, event_start: datetime, event_end: datetime) -> bool:
+    """Whether a time block, slot or meeting (UTC) lies wholly or partly outside the event's time (UTC): it
+    begins before the event or ends after it, as after the organizers moved the event."""
+    return starts_at < event_start or ends_at > event_end
 
 
 def cut_slots(sessions: list[tuple[datetime, datetime]], breaks: list[tuple[datetime, datetime]],
@@ -171,9 +177,10 @@ def free_table(slot: int, tables: int | None, calendar: Calendar) -> int | None:
 
 # --- agendas -----------------------------------------------------------------------------------------
 
-def calendar_status(meeting_status: str, has_slot: bool, published: str) -> str:
+def calendar_status(meeting_status: str, has_slot: bool, published: str, outside: bool = False) -> str:
     """The iCalendar STATUS of a meeting in an agenda (RFC 5545 3.8.1.11): CANCELLED once cancelled or
-    declined after acceptance, TENTATIVE on a preliminary schedule, CONFIRMED on the final one."""
+    declined after acceptance, TENTATIVE on a preliminary schedule and while its time lies ``outside`` the
+    event (the event moved; it is to be rescheduled), CONFIRMED on the final one."""
     if meeting_status != "accepted" or not has_slot:
         return "CANCELLED"
-    return "CONFIRMED" if published == "final" else "TENTATIVE"
+    return "CONFIRMED" if published == "final" and not outside else "TENTATIVE"

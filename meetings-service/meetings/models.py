@@ -143,7 +143,8 @@ class Meeting(Base):
     table_no: Mapped[int | None] = mapped_column(Integer)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     placed_by: Mapped[str | None] = mapped_column(String(12))  # participants or organizer
-    # why the last "schedule all" left it out (scheduler's no_common_slot, limit, capacity, locked_conflict)
+    # why the last "schedule all" left it out (scheduler's no_common_slot, limit, capacity, locked_conflict), or
+    # outside_event: a set-up change took its slot away after the event moved
     unplaced_reason: Mapped[str | None] = mapped_column(String(20))
     requester_attended: Mapped[bool | None] = mapped_column(Boolean)
     recipient_attended: Mapped[bool | None] = mapped_column(Boolean)

@@ -73,14 +73,34 @@ def calendar_of(session: Session, event_id: str, exclude_meeting: str | None = N
                            booked, tables, session_of, dict(per_session))
 
 
+def outside_slots(session: Session, event: JointEvent) -> set[int]:
+    """The numbers of the event's slots that lie outside its current time (after the event moved)."""
+    rows = session.execute(select(Slot.number, Slot.starts_at, Slot.ends_at).where(Slot.event_id == event.id))
+    return {number for number, start, end in rows if domain.outside_event(start, end, event.starts_at, event.ends_at)}
+
+
+def outside_sessions(setup: Setup, event: JointEvent) -> list[int]:
+    """The indexes (from 0, in time order) of the set-up's time blocks that lie outside the event's current time."""
+    return [index for index, block in enumerate(setup.sessions)
+            if domain.outside_event(_utc(block["starts_at"]), _utc(block["ends_at"]), event.starts_at, event.ends_at)]
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 # --- views -----------------------------------------------------------------------------------------------
 
 def setup_view(session: Session, setup: Setup, event: JointEvent) -> dict:
-    """The set-up as the API shows it, with its slots in UTC and in the event's zone."""
+    """The set-up as the API shows it, with its slots in UTC and in the event's zone; time blocks and slots
+    carry ``outside_event`` (true once the event moved so that they lie outside its time)."""
     tz = domain.zone(event.timezone)
+    outside = set(outside_sessions(setup, event))
     return {
         "event_id": setup.event_id, "version": setup.version, "event_title": event.title,
-        "timezone": event.timezone, "sessions": setup.sessions, "breaks": setup.breaks,
+        "timezone": event.timezone,
+        "sessions": [{**block, "outside_event": index in outside} for index, block in enumerate(setup.sessions)],
+        "breaks": setup.breaks,
         "slot_minutes": setup.slot_minutes, "mode": "tables" if setup.tables is not None else "meeting_points",
         "tables": setup.tables, "max_per_session": setup.max_per_session,
         "max_open_requests": setup.max_open_requests, "request_expiry_minutes": setup.request_expiry_minutes,
@@ -89,7 +109,9 @@ def setup_view(session: Session, setup: Setup, event: JointEvent) -> dict:
         "published": setup.published, "published_at": iso(setup.published_at),
         "slots": [{"number": s.number, "session": s.session, "starts_at": iso(s.starts_at), "ends_at": iso(s.ends_at),
                    "starts_local": s.starts_at.astimezone(tz).isoformat(),
-                   "ends_local": s.ends_at.astimezone(tz).isoformat()} for s in slots(session, setup.event_id)],
+                   "ends_local": s.ends_at.astimezone(tz).isoformat(),
+                   "outside_event": domain.outside_event(s.starts_at, s.ends_at, event.starts_at, event.ends_at)}
+                  for s in slots(session, setup.event_id)],
     }
 
 
@@ -116,9 +138,14 @@ def meeting_view(session: Session, meeting: Meeting, viewer: str | None, setup: 
     two members only; slot and table only once visible to participants (staff always see them). The two
     sides' organisation names: ``other_name`` for a member, ``requester_name``/``recipient_name`` for staff
     (None when not known or erased). Staff also see ``placed_by`` and ``unplaced_reason`` (why the last
-    "schedule all" left it out: ``no_common_slot``, ``limit``, ``capacity``, ``locked_conflict``)."""
+    "schedule all" left it out: ``no_common_slot``, ``limit``, ``capacity``, ``locked_conflict``,
+    ``outside_event``). ``outside_event``: an accepted meeting whose visible slot lies outside the event's
+    current time (the event moved): to be rescheduled, its old time no longer holds."""
     visible = staff or placement_visible(meeting, setup)
     start, end = slot_times(session, meeting.event_id, meeting.slot) if visible else (None, None)
+    event = session.get(JointEvent, meeting.event_id)
+    outside = (meeting.status == "accepted" and start is not None and event is not None
+               and domain.outside_event(start, end, event.starts_at, event.ends_at))
     mine = viewer in (meeting.requester_id, meeting.recipient_id)
     view = {
         "id": meeting.id, "event_id": meeting.event_id, "requester_id": meeting.requester_id,
@@ -129,6 +156,7 @@ def meeting_view(session: Session, meeting: Meeting, viewer: str | None, setup: 
         "locked": meeting.locked, "version": meeting.version, "created_at": iso(meeting.created_at),
         "updated_at": iso(meeting.updated_at),
         "attendance": {"requester": meeting.requester_attended, "recipient": meeting.recipient_attended},
+        "outside_event": outside,
     }
     if mine:
         view["message"], view["reason"] = meeting.message, meeting.reason
@@ -214,18 +242,26 @@ def free_slots(session: Session, principal: Principal, event_id: str, meeting_id
 
 def agenda(session: Session, event_id: str, member_id: str, now: datetime) -> dict:
     """A participant's agenda: its accepted meetings with a visible slot, in time order, and the ones that
-    were cancelled after being scheduled (so a calendar can drop them)."""
+    were cancelled after being scheduled (so a calendar can drop them). A meeting whose slot lies outside
+    the event's time after the event moved is ``outside_event`` and TENTATIVE (to be rescheduled, not
+    confirmed at the old time); one the organizers took out of a published schedule because its time block
+    left the event (``unplaced_reason`` ``outside_event``) stays listed without a time, ``outside_event``
+    too, until it is placed again (calendars skip items without a time)."""
     setup = load_setup(session, event_id)
     event = session.get(JointEvent, event_id)
     rows = session.execute(select(Meeting).where(
         Meeting.event_id == event_id, (Meeting.requester_id == member_id) | (Meeting.recipient_id == member_id),
-        Meeting.slot.is_not(None), Meeting.status.in_(("accepted", "cancelled", "declined")))).scalars()
+        Meeting.status.in_(("accepted", "cancelled", "declined")))).scalars()
     items = []
     for meeting in rows:
-        if not placement_visible(meeting, setup):
+        taken_out = (meeting.slot is None and meeting.status == "accepted" and setup.published != "none"
+                     and meeting.unplaced_reason == "outside_event")
+        if not taken_out and not placement_visible(meeting, setup):
             continue
         view = meeting_view(session, meeting, member_id, setup, now)
-        view["calendar_status"] = domain.calendar_status(meeting.status, True, setup.published)
+        view["outside_event"] = view["outside_event"] or taken_out
+        view["calendar_status"] = domain.calendar_status(meeting.status, True, setup.published,
+                                                         outside=view["outside_event"])
         view["meeting_point"] = None
         if setup.tables is None:
             host = session.get(Participant, (event_id, meeting.recipient_id))

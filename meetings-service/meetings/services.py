@@ -33,6 +33,8 @@ from meetings.queries import (
     load_meeting,
     load_setup,
     meeting_view,
+    outside_sessions,
+    outside_slots,
     participant_view,
     setup_view,
     slot_numbers,
@@ -84,6 +86,9 @@ def _on_joint_event(uow: UnitOfWork, event: dict) -> None:
     if row is None:
         row = JointEvent(id=snapshot["id"])
         uow.session.add(row)
+        outside_before = set()
+    else:
+        outside_before = outside_slots(uow.session, row)
     row.version, row.title, row.timezone = snapshot["version"], snapshot["title"], snapshot["timezone"]
     row.starts_at = datetime.fromisoformat(snapshot["starts_at"].replace("Z", "+00:00"))
     row.ends_at = datetime.fromisoformat(snapshot["ends_at"].replace("Z", "+00:00"))
@@ -93,6 +98,22 @@ def _on_joint_event(uow: UnitOfWork, event: dict) -> None:
     if row.status == "cancelled":
         for meeting in _open_meetings(uow, row.id):
             _end(uow, meeting, "cancelled", "event_cancelled")
+    else:
+        _note_moved_meetings(uow, row, outside_before)
+
+
+def _note_moved_meetings(uow: UnitOfWork, event: JointEvent, outside_before: set[int]) -> None:
+    """The event's times changed: meetings whose slot now lies outside the event (or inside again) are
+    neither dropped nor moved; they keep their slot and show as ``outside_event`` (a conflict for the
+    organizers, "to be rescheduled" in agendas). Their version rises so that calendars take up the new
+    state (TENTATIVE instead of CONFIRMED)."""
+    changed = outside_before ^ outside_slots(uow.session, event)
+    if not changed:
+        return
+    for meeting in uow.session.execute(select(Meeting).where(
+            Meeting.event_id == event.id, Meeting.status == "accepted", Meeting.slot.in_(changed))
+            .order_by(Meeting.id).with_for_update()).scalars():
+        _touch(meeting, uow.now())
 
 
 def _on_registration(uow: UnitOfWork, registration: dict) -> None:
@@ -212,8 +233,10 @@ def _periods(items: list[dict], timezone: str, field: str) -> list[tuple[datetim
 def set_up(uow: UnitOfWork, principal: Principal, event_id: str, body: dict) -> dict:
     """Create or replace the set-up of an event's matchmaking day (``body``: a loaded SetupSchema; times
     without an offset in the event's zone) and cut its slots. 403 unless an organizer of the event's
-    associations or an admin; 404 event unknown; 409 the event is cancelled or over, or the slots would
-    change while meetings hold slots; 422 field errors (``domain.setup_problems``)."""
+    associations or an admin; 404 event unknown; 409 the event is cancelled or over, or a slot inside the
+    event that a meeting holds would vanish (slots at the same time keep their meetings under their new
+    numbers; meetings in slots outside the moved event lose their time, ``_slot_moves``); 422 field errors
+    (``domain.setup_problems``)."""
     now = uow.now()
     event = _event(uow, event_id, lock=True)
     if not domain.can_organize(principal, event.organizers):
@@ -227,17 +250,18 @@ def set_up(uow: UnitOfWork, principal: Principal, event_id: str, body: dict) -> 
         raise ValidationError(errors)
     slots = domain.cut_slots(sessions, breaks, body["slot_minutes"])
     setup = uow.session.get(Setup, event_id, with_for_update=True)
+    moves: dict[str, int | None] | None = None  # set when the slots change under an existing set-up
+    if setup is not None:
+        held = uow.session.execute(select(func.count()).select_from(Booking)
+                                   .where(Booking.event_id == event_id)).scalar_one()
+        old = {s.number: s for s in uow.session.execute(
+            select(Slot).where(Slot.event_id == event_id).order_by(Slot.number)).scalars()}
+        if [(s.starts_at, s.ends_at) for s in old.values()] != [(s.starts_at, s.ends_at) for s in slots]:
+            moves = _slot_moves(uow, event, old, slots)
     if setup is None:
         setup = Setup(event_id=event_id, version=0, published="none", created_at=now)
         uow.session.add(setup)
     else:
-        held = uow.session.execute(select(func.count()).select_from(Booking)
-                                   .where(Booking.event_id == event_id)).scalar_one()
-        old = [(s.starts_at, s.ends_at) for s in uow.session.execute(
-            select(Slot).where(Slot.event_id == event_id).order_by(Slot.number)).scalars()]
-        if held and old != [(s.starts_at, s.ends_at) for s in slots]:
-            raise Conflict("meetings already hold slots; the time blocks and slot length cannot change now "
-                           "(move or cancel those meetings first)")
         too_few = body["tables"] is not None and uow.session.execute(
             select(func.count()).select_from(Meeting).where(Meeting.event_id == event_id, Meeting.status == "accepted",
                                                            Meeting.table_no > body["tables"])).scalar_one()
@@ -252,11 +276,69 @@ def set_up(uow: UnitOfWork, principal: Principal, event_id: str, body: dict) -> 
         setattr(setup, name, body[name])
     setup.sector_pairs = [list(pair) for pair in body["sector_pairs"]]
     uow.session.flush()
+    if moves is not None:
+        _renumber(uow, event_id, old, slots, moves)
     uow.session.execute(delete(Slot).where(Slot.event_id == event_id))
     uow.session.add_all([Slot(event_id=event_id, number=s.number, session=s.session, starts_at=s.starts_at,
                               ends_at=s.ends_at) for s in slots])
     uow.session.flush()
+    if moves is not None:
+        _rebook(uow, moves)
     return setup_view(uow.session, setup, event)
+
+
+def _slot_moves(uow: UnitOfWork, event: JointEvent, old: dict[int, Slot],
+                slots: list[domain.SlotTime]) -> dict[str, int | None]:
+    """Where each accepted meeting with a slot goes when the slots change: to the new number of a slot at
+    the same time, or None (it loses its time) when its slot lies outside the event after the event moved.
+    409 for a meeting whose slot inside the event would vanish: moving or cancelling it is the organizers'
+    decision, not a side effect of the set-up."""
+    number_at = {(s.starts_at, s.ends_at): s.number for s in slots}
+    moves: dict[str, int | None] = {}
+    for meeting in uow.session.execute(select(Meeting).where(
+            Meeting.event_id == event.id, Meeting.status == "accepted", Meeting.slot.is_not(None))
+            .order_by(Meeting.id).with_for_update()).scalars():
+        slot = old.get(meeting.slot)
+        same = number_at.get((slot.starts_at, slot.ends_at)) if slot is not None else None
+        if same is not None:
+            moves[meeting.id] = same
+        elif slot is None or domain.outside_event(slot.starts_at, slot.ends_at, event.starts_at, event.ends_at):
+            moves[meeting.id] = None
+        else:
+            raise Conflict("meetings already hold slots; the time blocks and slot length cannot change now "
+                           "(move or cancel those meetings first)")
+    return moves
+
+
+def _renumber(uow: UnitOfWork, event_id: str, old: dict[int, Slot], slots: list[domain.SlotTime],
+              moves: dict[str, int | None]) -> None:
+    """Before the slots are cut anew: free the booked meetings' slots (rebooked by ``_rebook``) and carry the
+    participants' availability over to the slots at the same times (slots that vanish drop out of it)."""
+    number_at = {(s.starts_at, s.ends_at): s.number for s in slots}
+    new_number = {n: number_at.get((s.starts_at, s.ends_at)) for n, s in old.items()}
+    for meeting_id in moves:
+        meeting = uow.session.get(Meeting, meeting_id)
+        _unbook(uow, meeting)
+        meeting.slot = None  # the (event, slot, table) key must not meet a meeting's old number
+    uow.session.flush()
+    for participant in uow.session.execute(select(Participant).where(Participant.event_id == event_id)
+                                           .with_for_update()).scalars():
+        if participant.available is not None:  # None (every slot) is stored as JSON null: no SQL filter
+            participant.available = sorted(new_number[n] for n in participant.available
+                                           if new_number.get(n) is not None)
+
+
+def _rebook(uow: UnitOfWork, moves: dict[str, int | None]) -> None:
+    """After the slots are cut anew: a meeting whose slot came back keeps its time, table and who placed it;
+    one whose slot left the event waits for "schedule all" without a time (``unplaced_reason``
+    ``outside_event``; agendas list it as to be rescheduled)."""
+    for meeting_id, slot in moves.items():
+        meeting = uow.session.get(Meeting, meeting_id)
+        if slot is not None:
+            _book(uow, meeting, slot, meeting.table_no, meeting.placed_by)
+        else:
+            meeting.table_no, meeting.locked, meeting.unplaced_reason = None, False, "outside_event"
+            _touch(meeting, uow.now())
 
 
 # --- participants --------------------------------------------------------------------------------------
@@ -537,9 +619,11 @@ def _organizing(uow: UnitOfWork, principal: Principal, event_id: str) -> Setup:
 
 def _problem(uow: UnitOfWork, setup: Setup, *, replan: bool) -> tuple[scheduler.Problem, dict[int, Meeting]]:
     """The event's accepted meetings as a scheduler problem (ids numbered from 1). Meetings the participants
-    placed and locked ones keep their slot and table; with ``replan`` the others are free to move."""
-    rows = uow.session.execute(select(Slot).where(Slot.event_id == setup.event_id)
-                               .order_by(Slot.number)).scalars().all()
+    placed and locked ones keep their slot and table; with ``replan`` the others are free to move, and so are
+    meetings in slots outside the event (it moved), which ``replan`` leaves out of the problem."""
+    outside = outside_slots(uow.session, _event(uow, setup.event_id)) if replan else set()
+    rows = [row for row in uow.session.execute(select(Slot).where(Slot.event_id == setup.event_id)
+                                               .order_by(Slot.number)).scalars() if row.number not in outside]
     position: dict[int, int] = {}
     slots = []
     for row in rows:
@@ -563,7 +647,8 @@ def _problem(uow: UnitOfWork, setup: Setup, *, replan: bool) -> tuple[scheduler.
         tables = tuple(range(1, setup.tables + 1))
     problem_meetings = []
     for number, meeting in by_number.items():
-        keep = meeting.slot is not None and (meeting.locked or meeting.placed_by == "participants" or not replan)
+        keep = meeting.slot is not None and meeting.slot not in outside and (
+            meeting.locked or meeting.placed_by == "participants" or not replan)
         table = meeting.table_no if keep and setup.tables is not None else None
         problem_meetings.append(scheduler.Meeting(number, meeting.requester_id, meeting.recipient_id,
                                                   meeting.slot if keep else None, table))
@@ -641,8 +726,11 @@ def lock(uow: UnitOfWork, principal: Principal, event_id: str, meeting_id: str, 
 
 def conflicts(uow: UnitOfWork, principal: Principal, event_id: str) -> dict:
     """The rule violations of the current placements (``scheduler.check``), each with the meetings it names,
-    and the accepted meetings still without a slot. 403, 404."""
+    the meetings whose slot lies outside the event after it moved (code ``outside_event``, detail the
+    meeting's id), the accepted meetings still without a slot, and the time blocks outside the event
+    (``sessions_outside``: indexes from 0). 403, 404."""
     setup = _organizing(uow, principal, event_id)
+    event = _event(uow, event_id)
     problem, by_number = _problem(uow, setup, replan=False)
     placements = [scheduler.Placement(n, m.slot, m.table_no if setup.tables is not None else
                                       (problem.meeting_points or {}).get(m.requester_id, 0))
@@ -651,8 +739,11 @@ def conflicts(uow: UnitOfWork, principal: Principal, event_id: str) -> dict:
     for code in scheduler.check(problem, placements):
         kind, _, rest = code.partition(":")
         found.append({"code": kind, "detail": rest})
+    outside = outside_slots(uow.session, event)
+    found.extend({"code": "outside_event", "detail": m.id} for m in by_number.values() if m.slot in outside)
     unscheduled = [m.id for m in by_number.values() if m.slot is None]
-    return {"event_id": event_id, "conflicts": found, "unscheduled": unscheduled}
+    return {"event_id": event_id, "conflicts": found, "unscheduled": unscheduled,
+            "sessions_outside": outside_sessions(setup, event)}
 
 
 def publish(uow: UnitOfWork, principal: Principal, event_id: str, body: dict) -> dict:

@@ -69,3 +69,13 @@ def test_calendar_states_follow_publication_and_cancellation():
 ])
 def test_a_meeting_counts_once_held_no_show_or_disputed_when_the_sides_disagree(requester, recipient, verdict):
     assert domain.attendance_verdict(requester, recipient) == verdict
+
+
+def test_a_time_outside_the_moved_event_is_to_be_rescheduled_not_confirmed():
+    event = (at(11), at(15))  # the event moved from 07:00 to 11:00 UTC
+    assert domain.outside_event(at(7, 30), at(8), *event)
+    assert domain.outside_event(at(14, 30), at(15, 30), *event)  # ends after the event
+    assert not domain.outside_event(at(11), at(11, 30), *event)
+    assert domain.calendar_status("accepted", True, "final", outside=True) == "TENTATIVE"
+    assert domain.calendar_status("accepted", True, "final") == "CONFIRMED"
+    assert domain.calendar_status("cancelled", True, "final", outside=True) == "CANCELLED"

@@ -468,3 +468,81 @@ def test_the_association_roll_up_adds_up_every_matchmaking_day_it_organizes(stor
     for principal, association in ((ORGANIZER, "logistics-network"), (ORGANIZER, None), (member(p[0]), None)):
         with pytest.raises(Forbidden):
             figures(principal, association)
+
+
+def moved(event: dict, version: int, starts_hour_utc: int) -> dict:
+    """event.updated for ``event`` with a later start (``starts_hour_utc`` on the fair day)."""
+    update = joint_event(event["data"]["event"]["id"], version=version, type="event.updated")
+    update["data"]["event"]["starts_at"] = envelope.isoformat(DAY.replace(hour=starts_hour_utc))
+    update["data"]["changed"] = ["starts_at"]
+    return update
+
+
+def test_a_moved_event_reports_meetings_outside_it_and_they_are_rescheduled(store, day):
+    event, event_id, (a, b, c) = day
+    early = ask(store, event_id, a, b)
+    run(store, services.accept, member(b), event_id, early["id"], AcceptSchema().load({"slot": 1}))  # 09:30 Berlin
+    late = ask(store, event_id, a, c)
+    run(store, services.accept, member(c), event_id, late["id"], AcceptSchema().load({"slot": 6}))  # 14:00 Berlin
+    run(store, services.publish, ORGANIZER, event_id, {"state": "final"})
+
+    def agenda_of(member_id):
+        with store.unit_of_work() as uow:
+            data = queries.agenda(uow.session, event_id, member_id, uow.now())
+        return data, {item["id"]: item for item in data["items"]}
+
+    _, items = agenda_of(a)
+    assert items[early["id"]]["calendar_status"] == "CONFIRMED" and not items[early["id"]]["outside_event"]
+    sequence_before = items[early["id"]]["version"]
+    assert run(store, services.conflicts, ORGANIZER, event_id)["conflicts"] == []
+
+    # The organizer moves the start from 09:00 to 13:00 Berlin (11:00 UTC): the morning block lies outside.
+    cancelled_before = len(published(store, "meeting.cancelled"))
+    feed(store, moved(event, 2, 11))
+    found = run(store, services.conflicts, ORGANIZER, event_id)
+    assert found["conflicts"] == [{"code": "outside_event", "detail": early["id"]}]
+    assert found["sessions_outside"] == [0]
+    with store.unit_of_work() as uow:
+        setup = queries.get_setup(uow.session, event_id)
+        staff = {m["id"]: m for m in queries.all_meetings(uow.session, ORGANIZER, event_id, uow.now())["items"]}
+    assert [block["outside_event"] for block in setup["sessions"]] == [True, False]
+    assert [s["outside_event"] for s in setup["slots"]] == [True] * 5 + [False] * 5
+    assert staff[early["id"]]["outside_event"] and staff[early["id"]]["status"] == "accepted"
+    assert not staff[late["id"]]["outside_event"]
+    assert len(published(store, "meeting.cancelled")) == cancelled_before  # nothing dropped silently
+    data, items = agenda_of(a)
+    assert items[early["id"]]["outside_event"] and items[early["id"]]["calendar_status"] == "TENTATIVE"
+    assert items[early["id"]]["version"] > sequence_before  # calendars take up the change
+    assert items[late["id"]]["calendar_status"] == "CONFIRMED" and not items[late["id"]]["outside_event"]
+    statuses = {str(e["uid"]): str(e["status"]) for e in Calendar.from_ical(agenda.to_ics(data)).walk("VEVENT")}
+    assert statuses[f"meeting-{early['id']}@events.verbund"] == "TENTATIVE"
+
+    # The organizer drops the morning block: the meeting loses its old time but stays accepted, to be
+    # rescheduled; the afternoon meeting keeps its time under the slot's new number.
+    body = setup_body(sessions=[{"starts_at": "2026-09-15T13:30:00", "ends_at": "2026-09-15T16:00:00"}], breaks=[])
+    run(store, services.set_up, ORGANIZER, event_id, SetupSchema().load(body))
+    with store.unit_of_work() as uow:
+        staff = {m["id"]: m for m in queries.all_meetings(uow.session, ORGANIZER, event_id, uow.now())["items"]}
+    assert staff[early["id"]]["slot"] is None and staff[early["id"]]["unplaced_reason"] == "outside_event"
+    assert staff[late["id"]]["slot"] == 1 and staff[late["id"]]["starts_at"] == "2026-09-15T12:00:00Z"
+    data, items = agenda_of(a)
+    assert items[early["id"]]["outside_event"] and items[early["id"]]["starts_at"] is None
+    assert len(Calendar.from_ical(agenda.to_ics(data)).walk("VEVENT")) == 1  # no time, no calendar entry
+    assert run(store, services.conflicts, ORGANIZER, event_id)["conflicts"] == []
+
+    # Scheduling again places it inside the event and announces it.
+    scheduled_before = len(published(store, "meeting.scheduled"))
+    assert run(store, services.schedule_all, ORGANIZER, event_id, {"time_limit_s": 5})["placed"] == 2
+    assert len(published(store, "meeting.scheduled")) == scheduled_before + 1
+    _, items = agenda_of(a)
+    assert items[early["id"]]["starts_at"] >= "2026-09-15T11:30:00Z"
+    assert not items[early["id"]]["outside_event"] and items[early["id"]]["calendar_status"] == "CONFIRMED"
+
+
+def test_a_set_up_change_may_not_take_away_a_held_slot_inside_the_event(store, day):
+    _, event_id, (a, b, _) = day
+    asked = ask(store, event_id, a, b)
+    run(store, services.accept, member(b), event_id, asked["id"], AcceptSchema().load({"slot": 1}))
+    body = setup_body(sessions=[{"starts_at": "2026-09-15T13:30:00", "ends_at": "2026-09-15T16:00:00"}], breaks=[])
+    with pytest.raises(Conflict):
+        run(store, services.set_up, ORGANIZER, event_id, SetupSchema().load(body))

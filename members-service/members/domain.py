@@ -125,6 +125,25 @@ def can_change(principal: Principal, member_id: str, associations: list[str]) ->
     return principal.role == "organizer" and principal.association in associations
 
 
+def import_associations(principal: Principal, associations: list[str]) -> tuple[list[str], list[str]]:
+    """The associations an imported row's member gets, and the ones the importer may not import
+    into: an admin imports any row as it is; an organizer only members of its own association, as
+    it may change only those (``can_change``). A row without an association gets the organizer's;
+    a row naming the organizer's association and others keeps them all (a member of several
+    associations, whom each of their organizers may change, as each organizer manages the events
+    its association co-organizes); a row naming other associations only is refused (the second
+    list, non-empty)."""
+    if principal.is_admin:
+        return associations, []
+    if principal.role != "organizer" or not principal.association:
+        raise Forbidden("only admins and organizers import members")
+    if not associations:
+        return [principal.association], []
+    if principal.association in associations:
+        return associations, []
+    return associations, associations
+
+
 # The events that carry a member's personal fields (encrypted): a scope must cover one to need its key.
 PERSONAL_EVENTS = ("member.registered", "member.updated")
 

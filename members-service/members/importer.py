@@ -77,9 +77,22 @@ class RowError(ValueError):
 
 
 class Row(dict):
-    """A data row as {column: text}; ``number`` is its row in the spreadsheet (header = 1)."""
+    """A data row as {column: text}; ``number`` is its row in the spreadsheet (header = 1),
+    ``formulas`` the columns whose Excel cell holds a formula without a saved value (their text is
+    empty: the file was written by a program that does not calculate, or saved without recalculating)."""
 
     number: int | None = None
+    formulas: frozenset[str] = frozenset()
+
+
+class _Formula:
+    """An Excel cell with a formula but no saved value (openpyxl reads such a cell as None)."""
+
+    def __str__(self) -> str:
+        return ""
+
+
+FORMULA_WITHOUT_VALUE = _Formula()
 
 
 @dataclass
@@ -110,10 +123,11 @@ def read_table(content: bytes, content_type: str, messages: Messages | None = No
     else:
         raise UnsupportedMediaType(messages.text("file_type", excel=EXCEL_TYPES[0],
                                                  media_type=media_type or "-"))
-    header, body = None, []
+    header, body, formulas = None, [], {}
     for number, cells in records:
         texts = [_cell_text(cell) for cell in cells]
-        if not any(texts):
+        unsaved = {index for index, cell in enumerate(cells) if cell is FORMULA_WITHOUT_VALUE}
+        if not any(texts) and not unsaved:
             continue
         if header is None:
             header = texts
@@ -121,6 +135,8 @@ def read_table(content: bytes, content_type: str, messages: Messages | None = No
         if len(body) == MAX_ROWS:
             raise BadRequest(messages.text("too_many_rows", max_rows=MAX_ROWS))
         body.append((number, texts))
+        if unsaved:
+            formulas[number] = unsaved
     if header is None:
         raise BadRequest(messages.text("no_header"))
     columns, warnings = _columns(header, body, messages)
@@ -130,13 +146,15 @@ def read_table(content: bytes, content_type: str, messages: Messages | None = No
     for number, texts in body:
         row = Row((column, text) for column, text in zip(columns, texts, strict=False) if column)
         row.number = number
+        row.formulas = frozenset(columns[index] for index in formulas.get(number, ())
+                                 if index < len(columns) and columns[index])
         rows.append(row)
     return Table(rows, warnings)
 
 
 def _cell_text(cell) -> str:
     """A cell as text; Excel's whole numbers as digits (a float 1e20 would read "1e+20")."""
-    if cell is None:
+    if cell is None or cell is FORMULA_WITHOUT_VALUE:
         return ""
     if isinstance(cell, float) and cell.is_integer():
         return str(int(cell))
@@ -323,24 +341,44 @@ def _swallows_rows(cells: list[str], delimiter: str, width: int) -> bool:
                for line in re.split(r"\r\n|\r|\n", cell)[1:])
 
 
+# The first bytes of the binary Excel 97-2003 format (.xls, an OLE compound file).
+_OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
 def _excel_records(content: bytes, messages: Messages) -> Iterator[tuple[int, tuple]]:
-    """(spreadsheet row, cell values) of the first sheet of an Excel workbook."""
+    """(spreadsheet row, cell values) of the first sheet of an Excel workbook; a formula cell
+    without a saved value is ``FORMULA_WITHOUT_VALUE``. The workbook is read twice, for the saved
+    values and for the formulas, since openpyxl gives one or the other. A file that is no readable
+    workbook is a BadRequest (400) saying what to do, in the language of ``messages``; openpyxl's
+    own reason (English, "File is not a zip file") is left out."""
     from openpyxl import load_workbook
 
+    unreadable = BadRequest(messages.text("excel_old_format" if content.startswith(_OLE_SIGNATURE)
+                                          else "excel_unreadable"))
+    workbooks = []
     try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a broken file
-        raise BadRequest(messages.text("excel_unreadable", reason=exc)) from None
+        for data_only in (True, False):
+            workbooks.append(load_workbook(io.BytesIO(content), read_only=True, data_only=data_only))
+    except Exception:  # openpyxl raises many kinds for a broken file
+        for workbook in workbooks:
+            workbook.close()
+        raise unreadable from None
     try:
-        sheet = workbook.worksheets[0]
+        values, formulas = (workbook.worksheets[0] for workbook in workbooks)
         # The stored dimension counts formatted empty rows (often to row 1048576):
         # read the rows the file holds; missing ones between them still count.
-        sheet.reset_dimensions()
-        yield from enumerate(sheet.iter_rows(values_only=True), start=1)
-    except Exception as exc:  # a sheet's XML is read only now, row by row
-        raise BadRequest(messages.text("excel_unreadable", reason=exc)) from None
+        values.reset_dimensions()
+        formulas.reset_dimensions()
+        for number, (cells, sources) in enumerate(zip(values.iter_rows(values_only=True),
+                                                      formulas.iter_rows(values_only=True), strict=False), start=1):
+            yield number, tuple(FORMULA_WITHOUT_VALUE if cell is None and isinstance(source, str)
+                                and source.startswith("=") else cell
+                                for cell, source in zip(cells, sources, strict=False))
+    except Exception:  # a sheet's XML is read only now, row by row
+        raise unreadable from None
     finally:
-        workbook.close()
+        for workbook in workbooks:
+            workbook.close()
 
 
 def _list(cell: str, known=None) -> list[str]:
@@ -389,9 +427,35 @@ def _int(cell: str) -> int:
     raise ValueError(cell)
 
 
+def _negative(cell: str) -> bool:
+    """Whether ``cell`` is a whole number with a minus sign ("-3", "− 3", "-1.200"): all the sizes
+    of a firm are 0 or more, so it is told as such, not as "not a whole number"."""
+    text = re.sub(r"[\s\u00a0\u202f]", "", cell)
+    if not text.startswith(("-", "\u2212")):
+        return False
+    try:
+        _int(text[1:])
+    except ValueError:
+        return False
+    return True
+
+
 def _postcode(cell: str) -> str:
     text = cell.removesuffix(".0")
     return text.zfill(5) if text.isdigit() and len(text) < 5 else text
+
+
+def _postcode_problem(cell: str, postcode: str, state: str, messages: Messages) -> str | None:
+    """Why a five-digit ``postcode`` (``cell`` as the file wrote it) cannot lie in ``state`` (an ISO
+    code), or None: its region (``reference.postcode_states``) does not reach the state. A postcode
+    whose leading zero was restored says so; "8033" in Bavaria is not "08033" in Saxony."""
+    states = reference.postcode_states(postcode)
+    if not states or state in states or not postcode.isdigit() or len(postcode) != 5:
+        return None
+    where = messages.text("or").join(reference.label("state", code, messages.language) for code in states)
+    return messages.text("postcode_state_zero" if postcode != cell.removesuffix(".0") else "postcode_state",
+                         value=cell, postcode=postcode, postcode_states=where,
+                         state=reference.label("state", state, messages.language))
 
 
 def read_row(row: dict, messages: Messages | None = None) -> tuple[dict, dict[str, list[str]]]:
@@ -421,7 +485,9 @@ def read_row(row: dict, messages: Messages | None = None) -> tuple[dict, dict[st
         try:
             return _int(cell(column))
         except ValueError:
-            errors.setdefault(column, []).append(messages.text("not_a_number", value=cell(column)))
+            negative = _negative(cell(column))
+            errors.setdefault(column, []).append(messages.text("negative_number" if negative else "not_a_number",
+                                                               value=cell(column)))
             return cell(column)
 
     def yes_no(column: str) -> bool | str:
@@ -444,6 +510,10 @@ def read_row(row: dict, messages: Messages | None = None) -> tuple[dict, dict[st
     # Spreadsheets drop leading zeros of postcodes such as 01067 (Dresden).
     data["region"] = present(state=cell("state") and named("state", "state", cell("state")),
                              postcode=_postcode(cell("postcode")), city=cell("city"))
+    if data["region"].get("state") in reference.STATES and data["region"].get("postcode"):
+        problem = _postcode_problem(cell("postcode"), data["region"]["postcode"], data["region"]["state"], messages)
+        if problem:
+            errors.setdefault("postcode", []).append(problem)
     data["size"] = present(employees=number("employees"), turnover_eur=number("turnover_eur"),
                            balance_sheet_eur=number("balance_sheet_eur"))
     data["contact"] = present(name=cell("contact_name"), email=cell("contact_email"),
@@ -452,6 +522,8 @@ def read_row(row: dict, messages: Messages | None = None) -> tuple[dict, dict[st
     data["needs"] = _competencies(cell("needs"))
     data["topics"] = _list(cell("topics"), known=load_vocabulary().find_topic)
     data["consent"] = {"suggest_as_partner": yes_no("suggest_as_partner"), "email": yes_no("email_consent")}
+    for column in sorted(getattr(row, "formulas", ())):
+        errors.setdefault(column, []).insert(0, messages.text("formula_without_value"))
     return data, errors
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from verbund.schema_fields import NON_ASCII_LOCAL_PART
+from verbund.schema_fields import NO_VISIBLE_CHARACTER, NON_ASCII_LOCAL_PART
 
 LANGUAGES = ("de", "en")
 # The platform's people are staff of German associations: a request that
@@ -54,6 +54,8 @@ _MARSHMALLOW = [
      "text_line_break"),
     (re.compile(r"must not contain a control or invalid character \(U\+(?P<code>[0-9A-F]{4,6}) at position "
                 r"(?P<position>\d+)\)"), "text_control"),
+    (re.compile(re.escape(NO_VISIBLE_CHARACTER) + r" \(U\+(?P<code>[0-9A-F]{4,6}) at position \d+\)"),
+     "text_invisible"),
     # the members schemas' own messages
     (re.compile(r"a German postcode has five digits"), "postcode"),
     (re.compile(r"unknown topic.*"), "unknown_topic"),

@@ -238,7 +238,8 @@ class MembersService(ServiceBase):
             table = importer.read_table(content, request.headers.get("Content-Type", ""), messages)
             try:
                 with self.db.unit_of_work() as uow:
-                    report = services.import_members(uow, table.rows, dry_run=request.query_data["dry_run"],
+                    report = services.import_members(uow, request.principal, table.rows,
+                                                     dry_run=request.query_data["dry_run"],
                                                      messages=messages, warnings=table.warnings)
                     invitations = services.import_invitations(uow, report, request.query_data["invite"])
             except IntegrityError:

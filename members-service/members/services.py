@@ -31,7 +31,7 @@ from members.models import (
 )
 from members.queries import load_member
 from members.schemas import MemberSchema
-from verbund import auth, envelope, outbox, personal
+from verbund import auth, envelope, outbox, personal, reference
 from verbund.auth import Principal
 from verbund.database import UnitOfWork
 from verbund.errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed, TooManyRequests
@@ -147,10 +147,13 @@ def registration_mail(profile: dict) -> dict:
             "organisation": profile["name"], "language": contact["language"] or "de", "purpose": "welcome"}
 
 
-def import_members(uow: UnitOfWork, rows: list[dict], *, dry_run: bool = False,
+def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], *, dry_run: bool = False,
                    messages: Messages | None = None, warnings: list[dict] | None = None) -> dict:
     """Register every valid row, report every invalid one with all its errors.
 
+    ``principal`` is the importing admin or organizer: an organizer imports members of its own
+    association only (``domain.import_associations``: a row without an association gets the
+    organizer's, a row naming only others is refused), in a dry run and a real run alike.
     ``rows`` are {column: text} dicts (``importer.Row``, whose ``number`` is
     its spreadsheet row; plain dicts count from row 2, below the header).
     All valid rows commit together with their events, or none do. The
@@ -164,6 +167,14 @@ def import_members(uow: UnitOfWork, rows: list[dict], *, dry_run: bool = False,
     for index, row in enumerate(rows):
         number = getattr(row, "number", None) or index + 2
         data, row_errors = importer.read_row(row, messages)
+        if "associations" not in row_errors:
+            data["associations"], others = domain.import_associations(principal, data["associations"])
+            if others:
+                def label(association: str) -> str:
+                    return reference.label("association", association, messages.language)
+                row_errors["associations"] = [messages.text(
+                    "association_not_yours", own=label(principal.association),
+                    associations=messages.text("and").join(map(label, others)))]
         data["topics"] = [vocabulary.find_topic(topic) or topic for topic in data["topics"]]
         try:
             profile = validate_profile(data)

@@ -99,7 +99,7 @@ def test_an_import_reports_an_address_in_use_or_twice_in_the_file_at_the_rows_e_
     rows = [row, {**row, "name": "Logistik West GmbH", "contact_email": "A@OST.example"},
             {**row, "name": "Logistik Süd GmbH", "contact_email": "ada@alpha.example"}]
     with use_cases.unit_of_work() as uow:
-        report = services.import_members(uow, rows)
+        report = services.import_members(uow, ADMIN, rows)
     assert [item["row"] for item in report["imported"]] == [2]
     assert report["errors"] == [
         {"row": 3, "errors": {"contact_email": ["dieselbe E-Mail-Adresse wie Zeile 2; jede Organisation braucht "

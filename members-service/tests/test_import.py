@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import uuid
+import zipfile
 
 import pytest
 import requests
@@ -188,7 +189,7 @@ def test_german_and_english_values_are_accepted_regardless_of_case(members_api):
                    Sprache="German", **{"Partnervorschläge": "x", "E-Mail-Einwilligung": "Ja"}),
         member_row(f"{name} C GmbH", Branche="it", Verband="IT-Cluster; Logistik-Netzwerk", Bundesland="ni",
                    Sprache="en", **{"Partnervorschläge": "Nein", "E-Mail-Einwilligung": "yes"}),
-        member_row(f"{name} D GmbH", Branche="Forschung", Verband="", Bundesland="Thüringen",
+        member_row(f"{name} D GmbH", Branche="Forschung", Verband="", Bundesland="Thüringen", PLZ="99084", Ort="Erfurt",
                    Sprache="Englisch", **{"Partnervorschläge": "", "E-Mail-Einwilligung": "X"}),
     ]
     report = imported(post(members_api, csv_text(*rows).encode("utf-8")))
@@ -343,15 +344,18 @@ def test_german_office_values_are_read(members_api):
     header = [*HEADER, "Umsatz", "Bilanzsumme", "Themen"]
     name = f"Bürowerte {tag()}"
     rows = [
-        member_row(f"{name} A GmbH", Bundesland="NRW", Verband="IT-Cluster, Logistiknetzwerk",
-                   Mitarbeiter="12,0", **{"Partnervorschläge": "☑", "E-Mail-Einwilligung": "✗"})
+        member_row(f"{name} A GmbH", Bundesland="NRW", PLZ="40213", Ort="Düsseldorf",
+                   Verband="IT-Cluster, Logistiknetzwerk", Mitarbeiter="12,0",
+                   **{"Partnervorschläge": "☑", "E-Mail-Einwilligung": "✗"})
         + ["1.200.000,00", "1.500.000 €", "Künstliche Intelligenz, Wasserstoff"],
         member_row(f"{name} B GmbH", Bundesland="Nds.", **{"Partnervorschläge": "✅", "E-Mail-Einwilligung": "☐"})
         + ["1.500.000 EUR", "EUR 2.000", "Datenräume (Catena-X, Gaia-X), KI"],
-        member_row(f"{name} C GmbH", Bundesland="BaWü", **{"Partnervorschläge": "✔", "E-Mail-Einwilligung": "❌"})
-        + ["", "", ""],
-        member_row(f"{name} D GmbH", Bundesland="Freistaat Bayern", **{"Partnervorschläge": "✓"}) + ["", "", ""],
-        member_row(f"{name} E GmbH", Bundesland="Freie und Hansestadt Hamburg") + ["", "", ""],
+        member_row(f"{name} C GmbH", Bundesland="BaWü", PLZ="70173", Ort="Stuttgart",
+                   **{"Partnervorschläge": "✔", "E-Mail-Einwilligung": "❌"}) + ["", "", ""],
+        member_row(f"{name} D GmbH", Bundesland="Freistaat Bayern", PLZ="80331", Ort="München",
+                   **{"Partnervorschläge": "✓"}) + ["", "", ""],
+        member_row(f"{name} E GmbH", Bundesland="Freie und Hansestadt Hamburg", PLZ="20095",
+                   Ort="Hamburg") + ["", "", ""],
     ]
     report = imported(post(members_api, csv_text(*rows, header=header).encode("utf-8")))
     assert report["errors"] == []
@@ -377,3 +381,188 @@ def test_unknown_symbols_and_programmers_numbers_are_row_errors(members_api, cel
     row = member_row(f"Zeichen {tag()} GmbH", **{column: cell})
     [error] = imported(post(members_api, csv_text(row).encode("utf-8"), dry_run=True, language="en"))["errors"]
     assert message in str(error["errors"])
+
+
+# --- a tester's findings: whom an organizer imports, postcodes in another state, numbers below zero,
+# broken workbooks, formulas without a saved value, unknown columns, names without a visible character
+
+AUTOMOTIVE = bearer("organizer", association="automotive-cluster")
+
+
+def post_as(api, headers: dict, body: bytes, *, dry_run: bool, language: str = "de") -> requests.Response:
+    return requests.post(f"{api.url}/members/import", data=body, timeout=60,
+                         headers={**headers, "Content-Type": "text/csv; charset=utf-8", "Accept-Language": language},
+                         params={"dry_run": "true" if dry_run else "false"})
+
+
+# --- 1. who imports whom ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_an_organizer_imports_members_of_its_own_association_only(members_api, dry_run):
+    name = f"Verband {tag()}"
+    rows = [member_row(f"{name} Fremd GmbH", Verband="Logistiknetzwerk"),
+            member_row(f"{name} Ohne GmbH", Verband=""),
+            member_row(f"{name} Eigen GmbH", Verband="Automobilcluster"),
+            member_row(f"{name} Beide GmbH", Verband="Automobilcluster; IT-Cluster"),
+            member_row(f"{name} Zwei Fremde GmbH", Verband="IT-Cluster, Logistiknetzwerk")]
+    report = imported(post_as(members_api, AUTOMOTIVE, csv_text(*rows).encode("utf-8"), dry_run=dry_run))
+    assert [(error["row"], error["errors"]) for error in report["errors"]] == [
+        (2, {"associations": ["Sie importieren als Organisator nur Mitglieder Ihres Verbands (Automobilcluster); "
+                              "diese Zeile nennt nur Logistiknetzwerk. Bitte Automobilcluster in der Spalte Verband "
+                              "ergänzen oder die Zeile vom anderen Verband importieren lassen"]}),
+        (6, {"associations": ["Sie importieren als Organisator nur Mitglieder Ihres Verbands (Automobilcluster); "
+                              "diese Zeile nennt nur IT-Cluster und Logistiknetzwerk. Bitte Automobilcluster in der "
+                              "Spalte Verband ergänzen oder die Zeile vom anderen Verband importieren lassen"]})]
+    assert report["valid"] == 3
+    if not dry_run:
+        assert [profile["associations"] for profile in stored(members_api, report)] == [
+            ["automotive-cluster"], ["automotive-cluster"], ["automotive-cluster", "it-cluster"]]
+        # The organizer finds them in the directory of its association and may correct them.
+        found = requests.get(f"{members_api.url}/members", headers=AUTOMOTIVE, timeout=10,
+                             params={"q": name, "association": "automotive-cluster"}).json()
+        assert sorted(item["name"] for item in found["items"]) == sorted(
+            f"{name} {which} GmbH" for which in ("Ohne", "Eigen", "Beide"))
+        first = report["imported"][0]["id"]
+        changed = requests.patch(f"{members_api.url}/members/{first}", json={"region": {"city": "Celle"}},
+                                 headers=AUTOMOTIVE, timeout=10)
+        assert changed.status_code == 200, changed.text
+
+
+def test_an_admin_imports_every_row_as_it_is(members_api):
+    name = f"Admin {tag()}"
+    rows = [member_row(f"{name} Fremd GmbH", Verband="Logistiknetzwerk"), member_row(f"{name} Ohne GmbH", Verband="")]
+    report = imported(post_as(members_api, ADMIN, csv_text(*rows).encode("utf-8"), dry_run=False))
+    assert report["errors"] == []
+    assert [profile["associations"] for profile in stored(members_api, report)] == [["logistics-network"], []]
+
+
+def test_the_refusal_names_the_associations_in_english_too(members_api):
+    rows = [member_row(f"Englisch {tag()} GmbH", Verband="Logistiknetzwerk")]
+    report = imported(post_as(members_api, AUTOMOTIVE, csv_text(*rows).encode("utf-8"), dry_run=True,
+                              language="en"))
+    assert report["errors"][0]["errors"]["associations"] == [
+        "as an organizer you import members of your own association only (Automotive cluster); this row names "
+        "only Logistics network. Add Automotive cluster in the association column or have the other association "
+        "import the row"]
+
+
+# --- 2. a postcode in another state -------------------------------------------------------------------
+
+@pytest.mark.parametrize("cells, expected", [
+    ({"PLZ": "8033", "Ort": "München", "Bundesland": "Bayern"},
+     "„8033“ ergibt mit der ergänzten führenden Null die Postleitzahl 08033, und die liegt in Sachsen oder "
+     "Thüringen, das Bundesland ist aber Bayern; bitte die vollständige fünfstellige Postleitzahl eintragen"),
+    ({"PLZ": "80331", "Ort": "München", "Bundesland": "Sachsen"},
+     "die Postleitzahl 80331 liegt in Bayern, das Bundesland ist aber Sachsen; bitte Postleitzahl oder "
+     "Bundesland berichtigen"),
+])
+def test_a_postcode_in_another_state_is_a_row_error_naming_both(members_api, cells, expected):
+    report = imported(post(members_api, csv_text(member_row(f"PLZ {tag()} GmbH", **cells)).encode("utf-8"),
+                           dry_run=True, language="de"))
+    assert report["valid"] == 0
+    assert report["errors"][0]["errors"] == {"postcode": [expected]}
+
+
+def test_a_saxon_postcode_without_its_leading_zero_is_still_restored(members_api):
+    rows = [member_row(f"Dresden {tag()} GmbH", PLZ="1067", Ort="Dresden", Bundesland="Sachsen"),
+            member_row(f"Grenze {tag()} GmbH", PLZ="37308", Ort="Heilbad Heiligenstadt", Bundesland="Thüringen")]
+    report = imported(post(members_api, csv_text(*rows).encode("utf-8")))
+    assert report["errors"] == []
+    assert [profile["region"]["postcode"] for profile in stored(members_api, report)] == ["01067", "37308"]
+
+
+# --- 3. a number below zero ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("language, expected", [
+    ("de", "„-3“ ist negativ; die Zahl muss 0 oder größer sein"),
+    ("en", "'-3' is negative; the number must be 0 or more"),
+])
+def test_a_negative_number_of_employees_says_it_must_be_zero_or_more(members_api, language, expected):
+    row = member_row(f"Negativ {tag()} GmbH", Mitarbeiter="-3")
+    report = imported(post(members_api, csv_text(row).encode("utf-8"), dry_run=True, language=language))
+    assert report["errors"][0]["errors"] == {"employees": [expected]}
+
+
+# --- 4. a broken workbook -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, expected", [
+    (b"PK\x03\x04 not really a workbook", "Die Datei lässt sich nicht als Excel-Arbeitsmappe lesen"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "im alten Excel-Format .xls"),
+])
+def test_a_broken_workbook_is_explained_in_the_users_language_with_what_to_do(members_api, body, expected):
+    response = post(members_api, body, EXCEL, language="de")
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert expected in message and "„CSV UTF-8“" in message and "(.xlsx)" in message
+    assert "zip" not in message.lower()  # openpyxl's English reason stays out of the German sentence
+
+
+# --- 5. unknown columns -------------------------------------------------------------------------------
+
+def test_unknown_columns_point_to_the_portals_import_page(members_api):
+    body = csv_text(member_row(f"Spalte {tag()} GmbH") + ["x"], header=[*HEADER, "Notizen"])
+    [warning] = imported(post(members_api, body.encode("utf-8"), dry_run=True, language="de"))["warnings"]
+    assert "README" not in warning["message"]
+    assert "Seite „Mitgliederliste importieren“ im Portal" in warning["message"]
+
+
+# --- 7. a formula without a saved value ---------------------------------------------------------------
+
+def workbook_with_a_formula(name: str) -> bytes:
+    """A workbook of one member row whose city is a formula, as openpyxl writes it: without a saved
+    value, as some exporters do (Excel itself saves the value it calculated)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append(HEADER)
+    row = member_row(name)
+    row[HEADER.index("Ort")] = "=PROPER(\"hannover\")"
+    workbook.active.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_formula_without_a_saved_value_is_named_as_such(members_api):
+    report = imported(post(members_api, workbook_with_a_formula(f"Formel {tag()} GmbH"), EXCEL, dry_run=True,
+                           language="de"))
+    assert report["errors"][0]["errors"] == {"city": [
+        "die Zelle enthält eine Formel ohne gespeicherten Wert; bitte die Datei in Excel öffnen und speichern "
+        "(dann steht der berechnete Wert darin) oder als „CSV UTF-8“ speichern und erneut senden"]}
+
+
+def test_a_formula_with_its_saved_value_is_read(members_api):
+    # What Excel stores after calculating: the formula and its value.
+    saved = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(workbook_with_a_formula(f"Berechnet {tag()} GmbH"))) as source, \
+            zipfile.ZipFile(saved, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.endswith("sheet1.xml"):
+                formula = b'><f>PROPER("hannover")</f><v /></c>'
+                assert formula in data
+                data = data.replace(formula, b' t="str"><f>PROPER("hannover")</f><v>Hannover</v></c>')
+            target.writestr(item, data)
+    report = imported(post(members_api, saved.getvalue(), EXCEL))
+    assert report["errors"] == []
+    assert [profile["region"]["city"] for profile in stored(members_api, report)] == ["Hannover"]
+
+
+# --- 8. a name without a visible character --------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["\u200b\u200b\u200b", "\u200b \u2060\u00ad"])
+def test_a_name_of_invisible_characters_only_is_refused_in_the_api_and_the_import(members_api, member_input,
+                                                                                   name):
+    response = requests.post(f"{members_api.url}/members", json=member_input(name=name), timeout=10)
+    assert response.status_code == 422
+    assert "visible character" in str(response.json()["fields"]["name"])
+    row = member_row(name)
+    report = imported(post(members_api, csv_text(row).encode("utf-8"), dry_run=True, language="de"))
+    assert report["errors"][0]["errors"] == {"name": [
+        "enthält kein sichtbares Zeichen, nur unsichtbare (etwa U+200B); bitte den Text eintippen"]}
+
+
+def test_a_name_with_a_zero_width_space_among_letters_is_kept(members_api, member_input):
+    response = requests.post(f"{members_api.url}/members", json=member_input(name=f"Müller\u200bBau {tag()}"),
+                             timeout=10)
+    assert response.status_code == 201, response.text

@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 
 from members import services
+from verbund.auth import Principal
+
+ADMIN_PRINCIPAL = Principal("admin", "admin")
 
 
 def rows() -> list[dict]:
@@ -21,7 +24,7 @@ def rows() -> list[dict]:
                                               ("all", ["ja@mit.example", "nein@ohne.example"])])
 def test_who_is_invited_after_an_import(use_cases, invite, expected):
     with use_cases.unit_of_work() as uow:
-        report = services.import_members(uow, rows())
+        report = services.import_members(uow, ADMIN_PRINCIPAL, rows())
         invited = services.import_invitations(uow, report, invite)
     assert len(report["imported"]) == 2 and [e["row"] for e in report["errors"]] == [4]
     assert sorted(r["email"] for r in invited) == expected
@@ -32,13 +35,13 @@ def test_who_is_invited_after_an_import(use_cases, invite, expected):
 
 def test_a_dry_run_invites_no_one(use_cases):
     with use_cases.unit_of_work() as uow:
-        report = services.import_members(uow, rows(), dry_run=True)
+        report = services.import_members(uow, ADMIN_PRINCIPAL, rows(), dry_run=True)
         assert services.import_invitations(uow, report, "all") == []
 
 
 def test_an_invitation_is_a_single_use_sign_in_link(use_cases):
     with use_cases.unit_of_work() as uow:
-        report = services.import_members(uow, rows())
+        report = services.import_members(uow, ADMIN_PRINCIPAL, rows())
         [recipient] = services.import_invitations(uow, report, "consented")
     with use_cases.unit_of_work() as uow:
         link = services.issue_sign_in_link(uow, recipient)

@@ -184,7 +184,7 @@ IMPORT_ROWS = [
 def test_an_import_registers_valid_rows_and_reports_the_others(use_cases, member_input, register):
     register(use_cases, member_input())
     with use_cases.unit_of_work() as uow:
-        report = services.import_members(uow, IMPORT_ROWS)
+        report = services.import_members(uow, ADMIN, IMPORT_ROWS)
     assert [item["row"] for item in report["imported"]] == [2]
     assert {error["row"]: sorted(error["errors"]) for error in report["errors"]} == {
         3: ["sector"], 4: ["name"], 5: ["name"], 6: ["employees"]}
@@ -207,7 +207,7 @@ def test_an_import_that_fails_stores_no_row_and_emits_nothing(use_cases, monkeyp
 
     monkeypatch.setattr(services, "_create", fail_on_the_third)
     with pytest.raises(RuntimeError), use_cases.unit_of_work() as uow:
-        services.import_members(uow, rows)
+        services.import_members(uow, ADMIN, rows)
     assert count(use_cases, Member) == 0 and outbox_events(use_cases) == [] and published(use_cases) == []
 
 
@@ -215,7 +215,7 @@ def test_a_dry_run_imports_nothing(use_cases):
     rows = [{"name": "Probe GmbH", "sector": "it", "state": "BE", "postcode": "10115", "city": "Berlin",
              "employees": "5", "contact_name": "C", "contact_email": "c@probe.example"}]
     with use_cases.unit_of_work() as uow:
-        report = services.import_members(uow, rows, dry_run=True)
+        report = services.import_members(uow, ADMIN, rows, dry_run=True)
     assert report["valid"] == 1 and report["imported"] == []
     assert count(use_cases, Member) == 0 and outbox_events(use_cases) == [] and published(use_cases) == []
 
@@ -236,7 +236,7 @@ def test_the_import_report_and_the_vocabulary_match_their_documented_schemas(use
     register(use_cases, member_input())
     warnings = [{"code": "unknown_columns", "columns": ["Notizen"], "message": "not imported"}]
     with use_cases.unit_of_work() as uow:
-        report = services.import_members(uow, IMPORT_ROWS, warnings=warnings)
+        report = services.import_members(uow, ADMIN, IMPORT_ROWS, warnings=warnings)
     assert report["imported"] and report["errors"] and report["warnings"]
     Draft202012Validator(IMPORT_REPORT).validate(report)
     Draft202012Validator(VOCABULARY).validate(queries.vocabulary())

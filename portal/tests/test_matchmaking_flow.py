@@ -321,3 +321,106 @@ def test_members_pick_and_move_times_both_have_free_and_the_organizer_sees_why_o
     assert asker["name"] in unplaced and early["name"] in unplaced
     assert "keine gemeinsame freie Zeit" in unplaced
     olga.check_accessibility()
+
+
+def test_moving_an_event_tells_the_organizer_which_meetings_lie_outside_and_members_see_them_to_be_rescheduled(
+        platform, person):
+    """The organizer moves an event's start from 09:00 to 13:00 after publishing a schedule with a meeting at
+    09:30: the event page says after saving how many meetings lie outside and links to the schedule; the
+    schedule names the conflict and what to do; the member's agenda shows the meeting to be rescheduled, not
+    confirmed at the old time. The organizer then drops the morning block in the set-up form (which names it
+    as outside) and schedules all again: the meeting gets an afternoon time, confirmed, and the notice goes."""
+    suffix = uuid.uuid4().hex[:6]
+    day = (datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(days=50)).date()
+    starts = datetime(day.year, day.month, day.day, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    event = platform.schedule_event(
+        title=f"Verschobener Partnertag {suffix}", kind="fair", organizers=["automotive-cluster"],
+        timezone="Europe/Berlin", starts_at=starts.astimezone(UTC).isoformat(),
+        ends_at=(starts + timedelta(hours=9)).astimezone(UTC).isoformat(), capacity=50,
+        venue={"name": "Messe Chemnitz", "address": "Messeplatz 1", "city": "Chemnitz"})
+    event_id, date = event["id"], day.isoformat()
+    organizer = bearer("organizer", association="automotive-cluster")
+    body = {"sessions": [{"starts_at": f"{date}T09:00:00", "ends_at": f"{date}T12:00:00"},
+                         {"starts_at": f"{date}T13:30:00", "ends_at": f"{date}T16:00:00"}], "breaks": [],
+            "slot_minutes": 30, "tables": 2, "scheduling_mode": "participants"}
+    wait_for(lambda: _api(platform, "PUT", f"/events/{event_id}/meetings/setup", organizer, json=body).ok,
+             timeout=60, interval=0.5, message="the set-up (the event reaching meetings-service)")
+    people = {}
+    for key, sector in (("asker", "automotive"), ("asked", "it")):
+        member = platform.register_member(**profile(f"{key.title()} {suffix} GmbH", sector, "automotive-cluster",
+                                                    f"{key}.{suffix}@firma.example", "de", ["Druckguss"], []))
+        register(platform, event_id, member["id"])
+        headers = bearer("member", member_id=member["id"])
+        wait_for(lambda headers=headers: _api(platform, "PUT", f"/events/{event_id}/meetings/participation",
+                                              headers, json={}).ok, timeout=60, interval=0.5, message="taking part")
+        people[key] = (member, headers)
+    response = _api(platform, "POST", f"/events/{event_id}/meetings", people["asker"][1],
+                    json={"recipient_id": people["asked"][0]["id"]})
+    assert response.status_code == 201, response.text
+    meeting_id = response.json()["id"]
+    response = _api(platform, "POST", f"/events/{event_id}/meetings/{meeting_id}/accept", people["asked"][1],
+                    json={"slot": 1})  # 09:30, table 1
+    assert response.status_code == 200 and response.json()["table"] == 1, response.text
+    assert _api(platform, "POST", f"/events/{event_id}/meetings/publish", organizer, json={"state": "final"}).ok
+
+    jana = person("de")
+    jana.sign_in(people["asker"][0]["contact"]["email"])
+    page = jana.open(f"/events/{event_id}/agenda")
+    assert "Bestätigt" in page.inner_text("#agenda") and "neu geplant" not in page.inner_text("#agenda")
+
+    # --- the organizer moves the start to 13:00 ------------------------------------------------------------
+    olga = person("de")
+    olga.start_staff_session("organizer", "automotive-cluster")
+    page = olga.open(f"/organize/events/{event_id}")
+    assert page.locator("#meetings-outside").count() == 0
+    page.get_by_role("link", name="Veranstaltung bearbeiten").click()
+    page.locator("#starts_at").fill(f"{date}T13:00")
+    page.get_by_role("button", name="Änderungen speichern").click()
+    page.wait_for_url(f"**/organize/events/{event_id}")
+    assert "Ihre Änderungen sind gespeichert" in page.inner_text("main")
+    notice = page.inner_text("#meetings-outside")
+    assert "1 Termin des veröffentlichten Plans liegt außerhalb der neuen Veranstaltungszeit." in notice, notice
+    olga.check_accessibility()
+    otto = person("en")  # in English too
+    otto.start_staff_session("organizer", "automotive-cluster")
+    assert "1 meeting of the published schedule lies outside the event’s new time." in otto.open(
+        f"/organize/events/{event_id}").inner_text("#meetings-outside")
+    page.locator("#meetings-outside a").click()
+    page.wait_for_url("**/matchmaking/schedule")
+    # meetings-service hears of the move through event.updated a moment later
+    olga.reload_until(lambda p: "außerhalb" in p.inner_text("#conflicts"), message="the conflict of the moved event")
+    assert page.inner_text("#conflicts") == "1 Termin liegt außerhalb der neuen Veranstaltungszeit."
+    moved = page.inner_text("#event-moved")
+    assert "Zeitblock 1 liegt außerhalb der neuen Veranstaltungszeit." in moved
+    assert "Zeitblöcke an die neue Zeit der Veranstaltung an" in moved
+    assert page.locator("#event-moved a").get_attribute("href").endswith(f"/organize/events/{event_id}/matchmaking")
+    olga.check_accessibility()
+
+    # --- the member's agenda: to be rescheduled, not confirmed at 09:30 ------------------------------------
+    page = jana.open(f"/events/{event_id}/agenda")
+    row = page.inner_text("#agenda tbody tr")
+    assert "Wird neu geplant" in row and "Bestätigt" not in row, row
+    assert page.locator("#agenda tbody tr del").count() == 1  # the old time, struck through
+    jana.check_accessibility()
+
+    # --- the organizer drops the morning block and schedules again -----------------------------------------
+    page = olga.page
+    page.locator("#event-moved a").click()
+    page.wait_for_url("**/matchmaking")
+    assert "Zeitblock 1 liegt außerhalb der neuen Veranstaltungszeit." in page.inner_text("#sessions-outside")
+    olga.check_accessibility()
+    page.locator("#sessions-0-starts_at").fill("")
+    page.locator("#sessions-0-ends_at").fill("")
+    page.get_by_role("button", name="Einrichtung speichern").click()
+    assert "Die Einrichtung der Matchmaking-Termine ist gespeichert" in page.inner_text("main")
+    assert page.locator("#sessions-outside").count() == 0
+    page = jana.open(f"/events/{event_id}/agenda")
+    assert "Neue Zeit folgt" in page.inner_text("#agenda") and "Wird neu geplant" in page.inner_text("#agenda")
+    page = olga.open(f"/organize/events/{event_id}/matchmaking/schedule")
+    page.get_by_role("button", name="Alle einplanen").click()
+    assert page.inner_text("#conflicts") == "Keine."
+    page = jana.open(f"/events/{event_id}/agenda")
+    row = page.inner_text("#agenda tbody tr")
+    assert "Bestätigt" in row and "neu geplant" not in row, row
+    assert "13:30" <= re.search(r"(\d{2}:\d{2})–", row).group(1) <= "15:30", row  # in the afternoon block
+    assert olga.open(f"/organize/events/{event_id}").locator("#meetings-outside").count() == 0

@@ -266,3 +266,40 @@ def test_a_revoked_organizer_is_signed_out_on_the_next_request(platform, person)
     ada.check_accessibility()
     # The services refuse the revoked account's token (within their check bound): the portal ends the session.
     otto.reload_until(lambda p: "/sign-in" in p.url, timeout=30, message="the revoked organizer to be signed out")
+
+
+def test_an_import_where_no_row_can_be_imported_says_nothing_can_be_imported_yet(platform, person, tmp_path):
+    """An organizer of the automotive cluster checks a file whose every row is wrong: a member of the
+    logistics network only, a Munich firm whose 4-digit postcode would become a Saxon one, a name of
+    zero-width spaces. The page names each problem, offers no import and says the file must be corrected
+    first; the warning about an unknown column points to the column list shown on the same page."""
+    suffix = uuid.uuid4().hex[:6]
+    header = ["Firma", "Branche", "Verband", "Bundesland", "PLZ", "Ort", "Mitarbeiter", "Ansprechpartner", "E-Mail",
+              "Notizen"]
+    rows = [[f"Spedition Nord {suffix} GmbH", "Logistik", "Logistiknetzwerk", "Niedersachsen", "30159", "Hannover",
+             "20", "Ole Hansen", f"ole.{suffix}@nord.example", ""],
+            [f"Isar Antriebe {suffix} GmbH", "Automobil", "", "Bayern", "8033", "München", "40", "Max Huber",
+             f"max.{suffix}@isar.example", "Messe"],
+            ["\u200b\u200b\u200b", "Automobil", "Automobilcluster", "Sachsen", "01067", "Dresden", "-3", "Eva Lang",
+             f"eva.{suffix}@leer.example", ""]]
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=";", lineterminator="\r\n").writerows([header, *rows])
+    upload = tmp_path / "mitglieder.csv"
+    upload.write_bytes(buffer.getvalue().encode("utf-8"))
+
+    olga = person("de")
+    olga.start_staff_session("organizer", "automotive-cluster")
+    page = olga.open("/organize/members/import")
+    page.locator("#file").set_input_files(str(upload))
+    page.get_by_role("button", name="Datei prüfen").click()
+    assert "0 von 3 Zeilen" in page.locator("#import-summary").inner_text()
+    errors = page.locator("#import-errors").inner_text()
+    assert "nennt nur Logistiknetzwerk" in errors  # row 2: another association's member
+    assert "08033" in errors and "Sachsen" in errors and "Bayern" in errors  # row 3
+    assert "kein sichtbares Zeichen" in errors and "negativ" in errors  # row 4
+    next_step = page.locator("#import-next").inner_text()
+    assert "erst, wenn die Datei berichtigt ist" in next_step and "übrigen" not in next_step
+    assert page.get_by_role("button", name=re.compile("jetzt importieren")).count() == 0
+    assert "Notizen" in page.inner_text("main") and "README" not in page.inner_text("main")
+    assert "Umsatz" in page.locator("#import-columns").inner_text()  # the column list the warning points to
+    olga.check_accessibility()

@@ -230,19 +230,26 @@ def test_a_copied_cookie_is_dead_after_sign_out(platform, person, browser):
     assert profile["name"] not in thief.page.content()
 
 
-def test_sign_up_with_an_address_in_use_says_so_at_the_field(platform, person):
-    taken = platform.register_member(**member(uuid.uuid4().hex[:6]))
-    anna = person("de")
+def sign_up(anna, name: str, email: str):
+    """The sign-up form filled in with ``name`` and ``email`` (a small IT firm in Potsdam) and sent."""
     page = anna.open("/sign-up")
-    page.locator("#name").fill(f"Andere Firma {uuid.uuid4().hex[:6]}")
+    page.locator("#name").fill(name)
     page.locator("#sector").select_option("it")
     page.locator("#state").select_option("BB")
     page.locator("#postcode").fill("14467")
     page.locator("#city").fill("Potsdam")
     page.locator("#employees").fill("5")
     page.locator("#contact_name").fill("Anna Berg")
-    page.locator("#contact_email").fill(taken["contact"]["email"].upper() + " ")  # pasted with a space
+    page.locator("#contact_email").fill(email)
     page.get_by_role("button", name="Organisation registrieren", exact=True).click()
+    return page
+
+
+def test_sign_up_with_an_address_in_use_says_so_at_the_field(platform, person):
+    taken = platform.register_member(**member(uuid.uuid4().hex[:6]))
+    anna = person("de")
+    page = sign_up(anna, f"Andere Firma {uuid.uuid4().hex[:6]}",
+                   taken["contact"]["email"].upper() + " ")  # the address pasted with a space
     assert page.locator("#contact_email").get_attribute("aria-invalid") == "true", page.inner_text("main")
     assert "schon registriert" in page.locator("#contact_email-error").inner_text()
     assert page.locator("#sign-in-instead a").get_attribute("href") == "/sign-in"
@@ -408,3 +415,9 @@ def test_a_formed_partner_project_shows_the_team_s_contact_persons(platform, per
     assert second["contact"]["email"] in text and f"Tourenplanung {suffix}" in text
     assert member_one.page.title().startswith("Kontakte") and "<" not in member_one.page.title()
     member_one.check_accessibility()
+
+
+def test_sign_up_refuses_a_name_of_invisible_characters_at_the_field(platform, person):
+    page = sign_up(person("de"), "\u200b\u200b\u200b", f"anna.{uuid.uuid4().hex[:6]}@unsichtbar.example")
+    assert page.locator("#name").get_attribute("aria-invalid") == "true", page.inner_text("main")
+    assert "kein sichtbares Zeichen" in page.locator("#name-error").inner_text()

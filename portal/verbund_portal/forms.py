@@ -106,24 +106,36 @@ class SignInForm(FlaskForm):
                                    at_most(320)])
 
 
+def plain_text(multiline: bool = False):
+    """The services' text rule (``verbund.schema_fields.normalize_text``: no control, bidi or
+    invalid characters; one line unless ``multiline``) checked in the form, in plain words."""
+    def check(form, field) -> None:
+        if isinstance(field.data, str):
+            try:
+                normalize_text(field.data, multiline=multiline)
+            except MarshmallowError as error:
+                raise ValidationError(plain(str(error.messages[0]))) from None
+    return check
+
+
 class ProfileForm(FlaskForm):
     """The registration form; the profile's edit form is the same without the consent texts' extra."""
     name = StringField(_l("Name of your organisation"), validators=[DataRequired(_l("Please enter a name.")),
-                                                                    at_most(200)])
+                                                                    at_most(200), plain_text()])
     sector = SelectField(_l("Sector"), validators=[DataRequired(_l("Please choose a sector."))])
     associations = MultiCheckboxField(_l("Member of"))
     state = SelectField(_l("Federal state"), validators=[DataRequired(_l("Please choose a federal state."))])
     postcode = StringField(_l("Postcode"), validators=[
         DataRequired(_l("Please enter a postcode.")),
         Regexp(r"^[0-9]{5}$", message=_l("A German postcode has five digits."))])
-    city = StringField(_l("City"), validators=[DataRequired(_l("Please enter a city.")), at_most(100)])
+    city = StringField(_l("City"), validators=[DataRequired(_l("Please enter a city.")), at_most(100), plain_text()])
     employees = WholeNumberField(_l("Number of employees"), message=_l(
         "Please enter the number of employees as a whole number, such as 1200 or 1,200."), validators=[
         InputRequired(_l("Please enter the number of employees.")),
         NumberRange(min=0, max=5_000_000, message=_l("Please enter a number from 0 to 5,000,000."))])
     website = URLField(_l("Website (optional)"), filters=[strip], validators=[Optional(), at_most(500)])
     contact_name = StringField(_l("Contact person"), validators=[DataRequired(_l("Please enter a name.")),
-                                                                 at_most(200)])
+                                                                 at_most(200), plain_text()])
     contact_email = EmailField(_l("Contact e-mail (you sign in with it)"), filters=[strip], validators=[
         DataRequired(_l("Please enter an e-mail address.")),
         Email(_l("This is not a valid e-mail address."), check_deliverability=False), at_most(320)])
@@ -392,18 +404,6 @@ def _parsed(field) -> datetime | None:
     return datetime.fromisoformat(field.data.strip())
 
 
-def plain_text(multiline: bool = False):
-    """The services' text rule (``verbund.schema_fields.normalize_text``: no control, bidi or
-    invalid characters; one line unless ``multiline``) checked in the form, in plain words."""
-    def check(form, field) -> None:
-        if isinstance(field.data, str):
-            try:
-                normalize_text(field.data, multiline=multiline)
-            except MarshmallowError as error:
-                raise ValidationError(plain(str(error.messages[0]))) from None
-    return check
-
-
 class EventForm(FlaskForm):
     """A joint event as organizers create and edit it (events-service ``POST``/``PATCH /events``)."""
     title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), at_most(200),
@@ -592,7 +592,8 @@ class MoveRegistrationForm(FlaskForm):
 
 
 class StaffInviteForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(_l("Please enter a name.")), at_most(200)])
+    name = StringField(_l("Name"), validators=[DataRequired(_l("Please enter a name.")), at_most(200),
+                                               plain_text()])
     email = EmailField(_l("E-mail address"), validators=[
         DataRequired(_l("Please enter an e-mail address.")),
         Email(_l("This is not a valid e-mail address."), check_deliverability=False), at_most(320)])

@@ -34,6 +34,9 @@ KNOWN: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"must not contain a control or invalid character"),
      _fixed(lambda: _("This contains an invisible or special character that is not allowed, perhaps copied "
                       "along from another document. Please type the text again."))),
+    (re.compile(r"must contain a visible character"),
+     _fixed(lambda: _("This contains no visible character, only invisible ones (perhaps copied along from "
+                      "another document). Please type the text."))),
     (re.compile(r"must start with http:// or https://"),
      _fixed(lambda: _("The address must start with https://."))),
     (re.compile(r"\b(loopback|private|link-local|multicast|reserved|unspecified) address|not a public address|"

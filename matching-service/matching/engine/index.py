@@ -161,8 +161,11 @@ class Index:
         if row is None:
             return None
         to, strength = self.semantic.link_arrays(kind, row)
-        return (np.concatenate(([own[row]], linked[to])).astype(np.int32),
-                np.concatenate(([1.0], strength.astype(np.float64))))
+        # filled in place: one array each, not a concatenation and a conversion per label
+        ids, weights = np.empty(len(to) + 1, np.int32), np.empty(len(to) + 1, np.float64)
+        ids[0], weights[0] = own[row], 1.0
+        ids[1:], weights[1:] = linked[to], strength
+        return ids, weights
 
     def analyse(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
         """The features of one offer or need (by id): vocabulary and words, and its semantic links
@@ -269,21 +272,15 @@ class Index:
         o_slot = np.repeat(np.arange(lo, hi, dtype=np.int32), np.diff(self.of_ptr.view[lo: hi + 1]))
         o_feat, o_w = self.of_feat.view[o_lo:o_hi], self.of_w.view[o_lo:o_hi]
         keep = alive[o_slot] if len(o_slot) else np.zeros(0, np.bool_)
-        offer = self._csr(o_feat[keep], o_slot[keep], o_w[keep], features)
+        offer = kernel.postings(o_feat, o_slot, o_w, keep, features)
+        del o_slot, keep
         r_lo, r_hi = self.need_ptr.view[lo], self.need_ptr.view[hi]
         n_lo, n_hi = self.nf_ptr.view[r_lo], self.nf_ptr.view[r_hi]
         n_row = np.repeat(np.arange(r_lo, r_hi, dtype=np.int32), np.diff(self.nf_ptr.view[r_lo: r_hi + 1]))
         n_feat, n_w = self.nf_feat.view[n_lo:n_hi], self.nf_w.view[n_lo:n_hi]
         keep = alive[self.need_owner.view[n_row]] if len(n_row) else np.zeros(0, np.bool_)
-        need = self._csr(n_feat[keep], n_row[keep], n_w[keep], features)
+        need = kernel.postings(n_feat, n_row, n_w, keep, features)
         return offer + need
-
-    @staticmethod
-    def _csr(feat, target, weight, features):
-        order = np.argsort(feat, kind="stable")
-        ptr = np.zeros(features + 1, np.int64)
-        np.cumsum(np.bincount(feat, minlength=features), out=ptr[1:])
-        return ptr, np.ascontiguousarray(target[order], np.int32), np.ascontiguousarray(weight[order], np.float64)
 
     def compact(self) -> None:
         """Fold the delta into the main postings."""

@@ -18,6 +18,7 @@ from itertools import groupby
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from verbund_portal import agenda_pdf, api, i18n
 from verbund_portal.app import member_required, services, staff_required
@@ -54,7 +55,8 @@ CONFLICTS = {"person_double_booked": _l("A participant has two meetings at the s
 UNPLACED = {"no_common_slot": _l("The two have no time in common: ask one of them to free a slot."),
             "limit": _l("One of them already has the most meetings per time block the set-up allows."),
             "capacity": _l("All tables are taken (or the two are busy) at every time both have free."),
-            "locked_conflict": _l("It is locked at a time or table that now breaks a rule; move or unlock it.")}
+            "locked_conflict": _l("It is locked at a time or table that now breaks a rule; move or unlock it."),
+            "outside_event": _l("Its time lay outside the event's new time: schedule again to give it a new one.")}
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -67,6 +69,27 @@ def setup_of(event_id: str) -> dict | None:
         if error.status == 404:
             return None
         raise
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def meetings_outside(event: dict) -> int:
+    """How many meetings participants can see (published, or picked by themselves) at a time outside
+    ``event``'s current start and end (events-service's event, just saved): the organizers moved the event.
+    Reads meetings-service's staff list, so it does not wait for event.updated to reach it. 0 without a
+    set-up, or when meetings-service does not answer (the event page shows all the same)."""
+    try:
+        setup = setup_of(event["id"])
+        items = services().get("meetings", f"/events/{event['id']}/meetings")["items"] if setup else []
+    except (api.ApiError, api.ServiceDown) as error:
+        log.warning("meetings outside event %s not counted: %s", event["id"], error)
+        return 0
+    start, end = _instant(event["starts_at"]), _instant(event["ends_at"])
+    return sum(1 for m in items if m["status"] == "accepted" and m["starts_at"]
+               and (m["placed_by"] == "participants" or setup["published"] != "none")
+               and (_instant(m["starts_at"]) < start or _instant(m["ends_at"]) > end))
 
 
 def slot_label(slot: dict | None) -> str:
@@ -436,8 +459,11 @@ def agenda_pdf_download(event_id: str):
     setup, answer_, who = _agenda(event_id)
     states = {"cancelled": _("Cancelled"), "tentative": _("Preliminary"), "confirmed": _("Confirmed")}
     zone, zone_name = event_zone(answer_["event"])
-    rows = [(f'{when_range(m["starts_at"], m["ends_at"], zone)} ({zone_name})', where(m), who.get(m["other_id"], ""),
-             states.get((m.get("calendar_status") or "").lower(), ""))
+    rows = [(f'{when_range(m["starts_at"], m["ends_at"], zone)} ({zone_name})' if m["starts_at"]
+             else _("New time to follow"),
+             where(m) if m["starts_at"] else "", who.get(m["other_id"], ""),
+             _("To be rescheduled: the event’s time changed") if m.get("outside_event") and m["status"] == "accepted"
+             else states.get((m.get("calendar_status") or "").lower(), ""))
             for m in answer_["items"]]
     venue = answer_["event"].get("venue") or ""
     content = agenda_pdf.render(
@@ -553,10 +579,15 @@ def schedule(event_id: str):
         place.slot.data = str(meeting["slot"]) if meeting["slot"] is not None else None
         place.table.data = str(meeting["table"]) if meeting["table"] else ""
         places[meeting["id"]] = place
+    outside = sum(1 for c in conflicts["conflicts"] if c["code"] == "outside_event")
     conflict_texts = [str(CONFLICTS.get(c["code"], _l("A rule of the set-up is broken.")))
-                      for c in conflicts["conflicts"]]
+                      for c in conflicts["conflicts"] if c["code"] != "outside_event"]
+    if outside:  # the event moved: one line with the count, and what to do below it
+        conflict_texts.insert(0, ngettext("%(num)d meeting lies outside the event's new time.",
+                                          "%(num)d meetings lie outside the event's new time.", outside))
     return render_template("matchmaking/schedule.html", event=event, setup=setup, accepted=accepted, grid=grid,
-                           tables=tables, who=who, places=places, conflicts=conflict_texts,
+                           tables=tables, who=who, places=places, conflicts=conflict_texts, outside=outside,
+                           sessions_outside=[n + 1 for n in conflicts.get("sessions_outside", [])],
                            unscheduled=[m for m in accepted if m["slot"] is None], sessions=sessions_of(setup),
                            unplaced=[(m, str(UNPLACED.get(m["unplaced_reason"], _l("Not placed yet."))))
                                      for m in accepted if m.get("unplaced_reason")],

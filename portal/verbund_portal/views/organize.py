@@ -27,6 +27,7 @@ from verbund_portal.forms import (
     service_errors,
 )
 from verbund_portal.messages import page_message, plain
+from verbund_portal.views.matchmaking import meetings_outside
 
 blueprint = Blueprint("organize", __name__, url_prefix="/organize")
 
@@ -102,7 +103,8 @@ def edit_event(event_id: str):
 @blueprint.route("/events/<event_id>")
 @staff_required()
 def event(event_id: str):
-    """An event with its registrations: confirmed, the waitlist in order, cancelled; exports and links."""
+    """An event with its registrations: confirmed, the waitlist in order, cancelled; exports and links; a notice
+    when the event's times leave meetings of its published schedule outside (after a move)."""
     answer = services().get("events", f"/events/{event_id}/registrations")
     items = answer["items"]
     confirmed = [r for r in items if r["status"] == "confirmed"]
@@ -110,6 +112,7 @@ def event(event_id: str):
                       key=lambda r: (r.get("waitlist_position") or 0))
     cancelled = [r for r in items if r["status"] == "cancelled"]
     return render_template("organize/event.html", event=answer["event"], confirmed=confirmed, waitlist=waitlist,
+                           meetings_outside=meetings_outside(answer["event"]),
                            cancelled=cancelled, kind_names=KIND_NAMES, button=EmptyForm(),
                            targets=_move_targets(answer["event"]),
                            public_url=_public_url("public.event", event_id=event_id),
