@@ -172,6 +172,10 @@ SERVICE_MESSAGES = [
     # sign-in and sign-up: umlauts before the @ (kit schema_fields.Email)
     ("the part before the @ must be written without umlauts or accents (ASCII); mail cannot be delivered to such "
      "an address", "ohne Umlaute", "without them"),
+    # matchmaking: asking again for a meeting that is accepted already is not "an open request"
+    ("there is already an open request between you two (accepted)", "schon ein Treffen", "already have a meeting"),
+    ("there is already an open request between you two (pending)", "schon eine offene Anfrage",
+     "already an open request"),
 ]
 
 

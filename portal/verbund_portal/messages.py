@@ -132,6 +132,8 @@ KNOWN: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"arranged between the sectors the organizers chose"),
      _fixed(lambda: _("At this event, meetings are arranged between the sectors the organizers chose, not "
                       "with this one."))),
+    (re.compile(r"already an open request between you two \(accepted\)"),
+     _fixed(lambda: _("You already have a meeting with this organisation; you will find it in your agenda."))),
     (re.compile(r"already an open request between you two"),
      _fixed(lambda: _("There is already an open request between you two."))),
     (re.compile(r"you have (?P<n>\d+) open requests"),
