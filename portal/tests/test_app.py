@@ -4,6 +4,7 @@ port, so every call to a service fails as a stopped service does."""
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from pathlib import Path
@@ -936,7 +937,6 @@ def test_the_webhook_switch_shows_only_to_a_member_with_webhooks_and_saving_with
         "kind_contact_requested": "immediately", "kind_meeting_requested": "immediately",
         "kind_meeting_survey": "immediately"})
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
-    import json
     sent = [json.loads(body) for method, path, headers, body in fake.received
             if method == "PUT" and path == "/members/m-1/preferences"]
     assert sent[-1]["channels"]["webhook"] is True  # unchanged: a webhook added later gets the messages
@@ -1041,3 +1041,29 @@ def test_no_suggestions_gives_advice_that_fits_the_profile(members_service, offe
     assert advice in html
     other = ("No organisation fits" if offers == [] else "Add what you offer and what you are looking for")
     assert other not in html  # one piece of advice, the one that fits
+
+
+@pytest.mark.parametrize(("ticked", "said"), [
+    ([], "with no time ticked nobody can meet you"),
+    (["0"], "Your times are saved."),
+])
+def test_saving_ones_times_with_none_ticked_warns_that_nobody_can_meet_one(members_service, ticked, said):
+    slot = {"number": 0, "session": 0, "starts_at": "2027-03-15T09:00:00+00:00", "ends_at": "2027-03-15T09:30:00+00:00"}
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/events/e-1/meetings/setup"): (200, {"event_id": "e-1", "published": "none", "tables": 2,
+                                                      "mode": "tables", "slots": [slot, {**slot, "number": 1}],
+                                                      "sessions": [], "breaks": []}, {}),
+        ("PUT", "/events/e-1/meetings/participation"): (200, {"available": []}, {}),
+    })
+    client = app.test_client()
+    signed_in(app, client, "member")
+    with client.session_transaction() as session:
+        session["language"] = "en"
+    token = csrf(client, "/accessibility")  # the language switch in the layout carries the token
+    client.post("/events/e-1/matchmaking/participation",
+                data={"csrf_token": token, "save": "1", "slots": ticked})
+    with client.session_transaction() as session:
+        flashed = " ".join(message for _, message in session.get("_flashes", []))
+    assert said in flashed
+    sent = [json.loads(body) for method, path, headers, body in fake.received if method == "PUT"]
+    assert sent and sent[-1]["available"] == [int(n) for n in ticked]

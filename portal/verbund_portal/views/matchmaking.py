@@ -273,8 +273,13 @@ def participation(event_id: str):
                 raise
             flash(_refused(error))
         else:
-            flash(_("Saved. You take part in the matchmaking.") if not request.form.get("save")
-                  else _("Your times are saved."))
+            if not request.form.get("save"):
+                flash(_("Saved. You take part in the matchmaking."))
+            elif ticked == []:  # saved, but nobody can meet this member: say so rather than "saved"
+                flash(_("Saved, but with no time ticked nobody can meet you. Tick the times you can meet, or "
+                        "choose “Stop taking part”."))
+            else:
+                flash(_("Your times are saved."))
     else:
         flash(_("Please check your entries: %(errors)s", errors=" ".join(
             str(e) for errors in form.errors.values() for e in errors)))
