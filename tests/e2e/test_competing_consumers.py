@@ -9,7 +9,6 @@ import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import requests
 from kombu import Connection
@@ -170,6 +169,7 @@ def test_two_instances_each_share_the_work_and_nothing_happens_twice(platform, f
     # before changing anything itself.
     from matching.engine import Engine
     from matching.semantic import MODEL, NEED, OFFER, Space, load_embedder
+    from matching.vectors import decode
 
     for process in matching:
         assert requests.get(f"{process.url}/ready", timeout=10).json()["checks"]["semantic"] == "ok"
@@ -178,7 +178,7 @@ def test_two_instances_each_share_the_work_and_nothing_happens_twice(platform, f
     space = Space(background=embedder.background)
     stored_vectors = rows("matching", "SELECT kind, text, vector FROM text_vectors WHERE model = :model", model=MODEL)
     for kind, text_, vector in stored_vectors:
-        space.add_vectors(kind, [text_], np.frombuffer(bytes(vector), np.float32)[None, :])
+        space.add_vectors(kind, [text_], decode([bytes(vector)]))  # as the service reads them (float16)
     profiles = [json.loads(p) if isinstance(p, str) else p
                 for (p,) in rows("matching", "SELECT profile FROM member_profiles ORDER BY seq")]
     texts = {(k, item["label"]) for p in profiles for k, items in ((NEED, p["needs"]), (OFFER, p["offers"]))
