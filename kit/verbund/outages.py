@@ -11,13 +11,9 @@ not an outage and goes through the retry schedule to the dead-letter queue.
 """
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-log = logging.getLogger(__name__)
 
 # What a nameko RPC caller sees when the other service's database is away (RemoteError.exc_type).
 REMOTE_DATABASE_ERRORS = frozenset({"OperationalError", "InterfaceError"})
