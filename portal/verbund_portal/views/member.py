@@ -14,7 +14,8 @@ from verbund_portal.forms import DeleteForm, ProfileForm, refusal
 blueprint = Blueprint("member", __name__)
 
 
-def _profile() -> dict:
+def own_profile() -> dict:
+    """The signed-in member's profile (members-service ``GET /members/{id}``)."""
     return services().get("members", f"/members/{g.member['member_id']}")
 
 
@@ -31,7 +32,7 @@ def _follow_profile(email_consent: bool) -> None:
 @blueprint.route("/profile")
 @member_required
 def profile():
-    return render_template("profile.html", profile=_profile())
+    return render_template("profile.html", profile=own_profile())
 
 
 @blueprint.route("/profile/edit", methods=["GET", "POST"])
@@ -40,7 +41,7 @@ def edit():
     """Change the profile (a JSON Merge Patch of the whole form); field errors come back on the form."""
     form = ProfileForm()
     form_errors = []
-    current = _profile()
+    current = own_profile()
     if request.method == "GET":
         form.fill(current)
     elif form.validate_on_submit():
@@ -70,7 +71,7 @@ def export():
     """Everything the platform holds about my organisation, as one JSON file (GDPR art. 15 and 20):
     the profile, event registrations, contact requests, partner projects, inbox and preferences."""
     member_id = g.member["member_id"]
-    data = {"exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "profile": _profile()}
+    data = {"exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "profile": own_profile()}
     parts = {
         "event_registrations": ("events", f"/members/{member_id}/registrations", None),
         "contact_requests_incoming": ("members", "/contact-requests", {"direction": "incoming"}),
@@ -92,7 +93,7 @@ def export():
 @member_required
 def delete():
     """Delete my organisation: a confirmation step (type the name), then erasure everywhere."""
-    profile = _profile()
+    profile = own_profile()
     form = DeleteForm()
     if form.validate_on_submit():
         if form.confirm_name.data.strip().casefold() != profile["name"].strip().casefold():

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from verbund_portal import api
 from verbund_portal.app import member_required, services
 from verbund_portal.forms import ContactRequestForm, EmptyForm, service_errors
+from verbund_portal.views.member import own_profile
 
 blueprint = Blueprint("partners", __name__)
 
@@ -16,8 +17,8 @@ def _suggestions() -> list[dict]:
 
 
 def _describes_itself() -> bool:
-    """Whether the member's profile names at least one offer or need (members-service ``GET /members/{id}``)."""
-    profile = services().get("members", f"/members/{g.member['member_id']}")
+    """Whether the member's profile names at least one offer or need."""
+    profile = own_profile()
     return bool(profile.get("offers") or profile.get("needs"))
 
 
