@@ -313,7 +313,8 @@ def test_a_button_pressed_after_the_session_ended_comes_back_to_its_page_not_to_
     from verbund_portal.app import LIST_PAGES  # noqa: F401  (the pages a button belongs to)
 
     cases = {"/projects/p-1/accept": "/projects", "/contacts/r-1/decline": "/contacts", "/inbox/4/read": "/inbox",
-             "/events/e-1/cancel": "/events/e-1", "/webhooks/w-1/delete": "/webhooks"}
+             "/events/e-1/cancel": "/events/e-1/cancel", "/webhooks/w-1/delete": "/webhooks/w-1/delete",
+             "/events/e-1/matchmaking/m-1/cancel": "/events/e-1"}  # a confirmation step: back to its own page
     token = csrf(client)
     for action, page in cases.items():
         response = client.post(action, data={"csrf_token": token})
@@ -950,7 +951,8 @@ def test_the_webhook_switch_shows_only_to_a_member_with_webhooks_and_saving_with
 
 @pytest.mark.parametrize("path, back", [("/inbox/1/read", "/inbox"), ("/sign-out", "/"), ("/language", "/"),
                                         ("/inbox/read", "/inbox"), ("/contacts/c-1/accept", "/contacts"),
-                                        ("/events/e-1/cancel", "/events/e-1"), ("/webhooks/w-1/delete", "/webhooks")])
+                                        ("/projects/p-1/decline", "/projects"),
+                                        ("/events/e-1/matchmaking/m-1/cancel", "/events/e-1")])
 def test_opening_a_button_address_directly_gives_a_page_in_the_portals_layout_and_language(client, path, back):
     response = client.get(path, headers={"Accept-Language": "de"})
     assert response.status_code == 405
@@ -1067,3 +1069,88 @@ def test_saving_ones_times_with_none_ticked_warns_that_nobody_can_meet_one(membe
     assert said in flashed
     sent = [json.loads(body) for method, path, headers, body in fake.received if method == "PUT"]
     assert sent and sent[-1]["available"] == [int(n) for n in ticked]
+
+
+EVENT = {"id": "e-1", "title": "Leichtbau-Forum", "kind": "workshop", "timezone": "Europe/Berlin",
+         "status": "scheduled",
+         "starts_at": "2027-03-03T08:30:00Z", "ends_at": "2027-03-03T11:00:00Z", "organizers": ["it-cluster"],
+         "capacity": 10, "seats_free": 0}
+DESTRUCTIVE = {
+    # address: (role, the service call it makes, what its confirmation page names (en, de), the page it came from)
+    "/events/e-1/cancel": ("member", ("DELETE", "/events/e-1/registrations/r-1"),
+                           ("Cancel your registration?", "Leichtbau-Forum", "Wed, 3 March 2027"),
+                           ("Ihre Anmeldung stornieren?", "Mi., 3. März 2027"), "/events/e-1"),
+    "/organize/events/e-1/registrations/r-1/cancel": (
+        "organizer", ("DELETE", "/events/e-1/registrations/r-1"),
+        ("Cancel the registration of Vogtland Teile GmbH?", "the first on the waitlist moves up"),
+        ("Anmeldung von Vogtland Teile GmbH stornieren?", "rückt nach"), "/organize/events/e-1"),
+    "/admin/staff/s-2/revoke": ("admin", ("POST", "/staff/s-2/revoke"),
+                                ("Revoke the access of Otto Lenz?", "otto@it-cluster.example"),
+                                ("Zugang von Otto Lenz sperren?", "nicht rückgängig"), "/admin/staff"),
+    "/admin/integrators/crm-sync/revoke": ("admin", ("POST", "/integrators/crm-sync/revoke"),
+                                           ("Revoke the integrator crm-sync?", "queues"),
+                                           ("Integration crm-sync sperren?", "Warteschlangen"), "/admin/integrators"),
+    "/webhooks/7/delete": ("member", ("DELETE", "/webhooks/7"),
+                           ("Remove this webhook?", "https://crm.example/hook"),
+                           ("Diesen Webhook entfernen?", "https://crm.example/hook"), "/webhooks"),
+    "/events/e-1/matchmaking/leave": ("member", ("DELETE", "/events/e-1/meetings/participation"),
+                                      ("Stop taking part in the matchmaking?", "Leichtbau-Forum"),
+                                      ("Nicht mehr am Matchmaking teilnehmen?", "Leichtbau-Forum"),
+                                      "/events/e-1/matchmaking"),
+}
+
+
+def _destructive_services(members_service):
+    registration = {"id": "r-1", "event_id": "e-1", "status": "confirmed", "seats": 2,
+                    "member_name": "Vogtland Teile GmbH"}
+    waiting = {"id": "r-2", "event_id": "e-1", "status": "waitlisted", "seats": 1, "member_name": "Erzgebirge Guss"}
+    return _one_fake_for_all(members_service, {
+        ("GET", "/members/m-1/registrations"): (200, {"items": [registration]}, {}),
+        ("GET", "/events/e-1"): (200, EVENT, {}),
+        ("GET", "/events/e-1/registrations"): (200, {"event": EVENT, "items": [registration, waiting]}, {}),
+        ("DELETE", "/events/e-1/registrations/r-1"): (200, {}, {}),
+        ("GET", "/staff"): (200, {"items": [{"id": "s-2", "name": "Otto Lenz", "email": "otto@it-cluster.example",
+                                             "role": "organizer", "association": "it-cluster",
+                                             "status": "active"}]}, {}),
+        ("POST", "/staff/s-2/revoke"): (200, {}, {}),
+        ("GET", "/integrators"): (200, {"items": [{"name": "crm-sync", "events": ["event.*"], "personal": False,
+                                                   "granted_at": "2026-11-01T10:00:00Z", "revoked_at": None}]}, {}),
+        ("POST", "/integrators/crm-sync/revoke"): (200, {}, {}),
+        ("GET", "/webhooks"): (200, {"items": [{"id": 7, "url": "https://crm.example/hook", "enabled": True}]}, {}),
+        ("DELETE", "/webhooks/7"): (200, {}, {}),
+        ("DELETE", "/events/e-1/meetings/participation"): (200, {}, {}),
+        ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {}),
+    })
+
+
+@pytest.mark.parametrize("address", list(DESTRUCTIVE))
+def test_a_destructive_button_asks_first_on_a_page_of_its_own_and_a_post_without_that_acts_not(members_service,
+                                                                                                address):
+    role, call, english, german, back = DESTRUCTIVE[address]
+    fake, app = _destructive_services(members_service)
+    client = app.test_client()
+    signed_in(app, client, role, "it-cluster" if role == "organizer" else None)
+    for language, said in (("en", english), ("de", german)):
+        with client.session_transaction() as session:
+            session["language"] = language
+        page = client.get(address)
+        assert page.status_code == 200, page.get_data(as_text=True)[:500]
+        html = page.get_data(as_text=True)
+        assert f"<h1>{html_escape(said[0])}</h1>" in html
+        for words in said[1:]:
+            assert html_escape(words) in html, (words, html)
+        form = re.search(r'<form method="post" action="([^"]+)"[^>]*class="confirm">(.*?)</form>', html, re.S)
+        assert form.group(1) == address and 'name="confirmed" value="yes"' in form.group(2)
+        assert f'href="{back}"' in form.group(2)  # the way back, beside the button
+    # a POST without the confirmation page's field (an old page's button, a crafted form) asks first
+    token = csrf(client, address)
+    answer = client.post(address, data={"csrf_token": token})
+    assert answer.status_code == 303 and answer.headers["Location"] == address
+    assert call not in [(m, p) for m, p, _h, _b in fake.received]
+    answer = client.post(address, data={"csrf_token": token, "confirmed": "yes"})
+    assert answer.status_code == 302 and answer.headers["Location"] == back
+    assert call in [(m, p) for m, p, _h, _b in fake.received]
+
+
+def html_escape(text: str) -> str:
+    return html.escape(text, quote=True)

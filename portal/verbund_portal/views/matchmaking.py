@@ -22,6 +22,7 @@ from flask_babel import ngettext
 
 from verbund_portal import agenda_pdf, api, i18n
 from verbund_portal.app import member_required, services, staff_required
+from verbund_portal.confirm import confirm_page, confirmed
 from verbund_portal.forms import (
     OUTCOMES,
     REQUEST_MODES,
@@ -286,14 +287,21 @@ def participation(event_id: str):
     return redirect(url_for("matchmaking.participant", event_id=event_id))
 
 
-@blueprint.route("/events/<event_id>/matchmaking/leave", methods=["POST"])
+@blueprint.route("/events/<event_id>/matchmaking/leave", methods=["GET", "POST"])
 @member_required
 def leave(event_id: str):
-    """Stop taking part: open requests and meetings are cancelled (the other side hears of it)."""
-    if EmptyForm().validate_on_submit():
+    """Stop taking part, after a confirmation page (GET): open requests and meetings are cancelled (the other
+    side hears of it)."""
+    if confirmed():
         services().call("DELETE", "meetings", f"/events/{event_id}/meetings/participation")
         flash(_("You no longer take part in the matchmaking. Your open requests and meetings are cancelled."))
-    return redirect(url_for("matchmaking.participant", event_id=event_id))
+        return redirect(url_for("matchmaking.participant", event_id=event_id))
+    event = services().get("events", f"/events/{event_id}")
+    lines = [_("You no longer take part in the matchmaking of “%(title)s”: your open requests and your meetings "
+               "are cancelled, and the other organisations are told.", title=event["title"]),
+             _("You can take part again later, but cancelled meetings have to be asked for anew.")]
+    return confirm_page(_("Stop taking part in the matchmaking?"), lines, _("Yes, stop taking part"),
+               url_for("matchmaking.participant", event_id=event_id), _("No, keep taking part"))
 
 
 @blueprint.route("/events/<event_id>/matchmaking/ask/<member_id>", methods=["GET", "POST"])
