@@ -1154,3 +1154,70 @@ def test_a_destructive_button_asks_first_on_a_page_of_its_own_and_a_post_without
 
 def html_escape(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+def _event_form_client(members_service, stored: dict | None = None):
+    answers = {("POST", "/events"): (201, {"id": "e-9"}, {}), ("PATCH", "/events/e-1"): (200, {"id": "e-1"}, {}),
+               ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {})}
+    if stored:
+        answers[("GET", "/events/e-1/registrations")] = (200, {"event": stored, "items": []}, {})
+    fake, app = _one_fake_for_all(members_service, answers)
+    client = app.test_client()
+    signed_in(app, client, "organizer", "it-cluster")
+    with client.session_transaction() as session:
+        session["language"] = "de"
+    return fake, client
+
+
+def _field_errors(html: str) -> dict[str, str]:
+    return {name: re.sub(r"<[^>]+>", " ", text).strip()
+            for name, text in re.findall(r'<ul class="errors" id="([a-z_]+)-error">(.*?)</ul>', html, re.S)}
+
+
+def test_the_event_form_shows_the_services_verdicts_at_once_with_its_own_not_a_round_later(members_service):
+    """What events-service would refuse (a start in the past, more than 31 days, a year out of range, a time
+    the clocks skip, a web address it does not take) is said at the fields in the same answer as the form's
+    own mistakes (no title), not after they are fixed and the form is sent again."""
+    fake, client = _event_form_client(members_service)
+    form = {"csrf_token": csrf(client, "/organize/events/new"), "title": "", "kind": "workshop",
+            "organizers": ["it-cluster"], "timezone": "Europe/Berlin", "starts_at": "2020-04-15T09:00",
+            "ends_at": "2020-06-15T17:00", "registration_deadline": "2020-03-29T02:30", "venue_name": "Halle 3",
+            "online_url": "https://meet", "capacity": "10"}
+    response = client.post("/organize/events/new", data=form)
+    assert response.status_code == 422
+    errors = _field_errors(response.get_data(as_text=True))
+    assert errors["title"] == "Bitte geben Sie einen Titel ein."
+    assert "Bitte wählen Sie einen Zeitpunkt in der Zukunft." in errors["starts_at"]
+    assert "höchstens 31 Tage" in errors["ends_at"]
+    assert "Uhr vorgestellt" in errors["registration_deadline"]  # 2:30 on the night summer time begins
+    assert "keine gültige Internetadresse" in errors["online_url"]
+    response = client.post("/organize/events/new", data={**form, "starts_at": "0999-03-15T09:00"})
+    assert "zwischen den Jahren 1970 und 2999" in _field_errors(response.get_data(as_text=True))["starts_at"]
+    assert not [r for r in fake.received if r[0] == "POST"]  # nothing sent while anything is wrong
+    # All put right: sent, once.
+    ok = {**form, "title": "Leichtbau-Forum", "starts_at": "2099-03-15T09:00", "ends_at": "2099-03-15T17:00",
+          "registration_deadline": "", "online_url": "https://meet.example/leichtbau"}
+    assert client.post("/organize/events/new", data=ok).status_code == 302
+    assert len([r for r in fake.received if r[0] == "POST"]) == 1
+
+
+def test_editing_an_event_checks_only_the_times_that_move_and_the_places_already_taken(members_service):
+    stored = {**EVENT, "starts_at": "2020-03-03T08:30:00Z", "ends_at": "2020-03-03T11:00:00Z",
+              "venue": {"name": "Halle 3", "address": None, "city": "Chemnitz"}, "online_url": None,
+              "registration_deadline": "2020-03-01T08:30:00Z", "seats_confirmed": 6, "capacity": 10}
+    fake, client = _event_form_client(members_service, stored)
+    page = client.get("/organize/events/e-1/edit").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "title": "Leichtbau-Forum", "kind": "workshop", "organizers": ["it-cluster"],
+            "timezone": "Europe/Berlin", "starts_at": "2020-03-03T09:30", "ends_at": "2020-03-03T12:00",
+            "registration_deadline": "2020-03-01T09:30", "venue_name": "Halle 3", "venue_city": "Zwickau",
+            "capacity": "5"}
+    response = client.post("/organize/events/e-1/edit", data=form)
+    assert response.status_code == 422
+    errors = _field_errors(response.get_data(as_text=True))
+    assert list(errors) == ["capacity"]  # the old times stay as they were: no "in the future" for them
+    assert "6 Plätze sind bereits bestätigt" in errors["capacity"]
+    response = client.post("/organize/events/e-1/edit", data={**form, "capacity": "6",
+                                                              "starts_at": "2020-03-03T10:30"})
+    assert list(_field_errors(response.get_data(as_text=True))) == ["starts_at"]  # a moved start must lie ahead
+    assert not [r for r in fake.received if r[0] == "PATCH"]

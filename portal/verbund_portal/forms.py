@@ -6,7 +6,7 @@ catch what a person can fix before anything is sent; what only a service knows c
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from babel import numbers as babel_numbers
 from flask_babel import lazy_gettext as _l
@@ -38,8 +38,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from verbund import catalogue
-from verbund.schema_fields import normalize_text
+from verbund import catalogue, wallclock
+from verbund.schema_fields import Url, normalize_text
 from verbund_portal import i18n
 from verbund_portal.api import flatten_fields
 from verbund_portal.messages import plain, plain_all
@@ -404,6 +404,33 @@ def _parsed(field) -> datetime | None:
     return datetime.fromisoformat(field.data.strip())
 
 
+# events-service's bounds of an event (events/schemas.py EARLIEST_YEAR, LATEST_YEAR; events/domain.py
+# MAX_DURATION): checked in the form too, so that they come with the form's own errors, not a round later.
+EVENT_YEARS = (1970, 2999)
+EVENT_MAX_DAYS = 31
+
+
+def _add_error(field, text: str) -> None:
+    """One more error at ``field`` (in the page's language already), each text once."""
+    if text not in field.errors:
+        field.errors = [*field.errors, text]
+
+
+def web_address(schemes: tuple[str, ...] = ("http", "https")):
+    """The services' web address rule (``verbund.schema_fields.Url``: the scheme, a host with a domain, only
+    the characters RFC 3986 allows) checked in the form, in the same plain words as the service's 422."""
+    rule = Url(schemes=set(schemes))
+
+    def check(form, field) -> None:
+        value = (field.data or "").strip()
+        if value:
+            try:
+                rule.deserialize(value)
+            except MarshmallowError as error:
+                raise ValidationError(plain(str(error.messages[0]))) from None
+    return check
+
+
 class EventForm(FlaskForm):
     """A joint event as organizers create and edit it (events-service ``POST``/``PATCH /events``)."""
     title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), at_most(200),
@@ -426,7 +453,7 @@ class EventForm(FlaskForm):
     venue_name = StringField(_l("Venue"), validators=[Optional(), at_most(200), plain_text()])
     venue_address = StringField(_l("Address"), validators=[Optional(), at_most(300), plain_text()])
     venue_city = StringField(_l("City"), validators=[Optional(), at_most(100), plain_text()])
-    online_url = URLField(_l("Online address (optional)"), validators=[Optional(), at_most(500)])
+    online_url = URLField(_l("Online address (optional)"), validators=[Optional(), at_most(500), web_address()])
     capacity = IntegerField(_l("Places (seats)"), validators=[
         InputRequired(_l("Please enter the number of places.")),
         NumberRange(min=1, max=100_000, message=_l("Please enter a number from 1 to 100,000."))])
@@ -437,8 +464,11 @@ class EventForm(FlaskForm):
                  "venue.name": "venue_name", "venue.address": "venue_address", "venue.city": "venue_city",
                  "venue": "venue_name", "online_url": "online_url", "capacity": "capacity"}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, stored: dict | None = None, **kwargs):
+        """``stored``: the event as events-service holds it, when the form edits it (its times that do not
+        move may lie in the past; its capacity cannot go below the confirmed seats)."""
         super().__init__(*args, **kwargs)
+        self.stored = stored
         self.organizers.choices = i18n.choices("association")
         self.target_sectors.choices = i18n.choices("sector")
         self.topics.choices = i18n.topic_choices()
@@ -462,6 +492,43 @@ class EventForm(FlaskForm):
         if not (self.venue_name.data or "").strip() and not (self.online_url.data or "").strip():
             self.venue_name.errors = list(self.venue_name.errors) + [
                 _l("Please give a venue or an online address (or both).")]
+            ok = False
+        return self._service_rules() and ok
+
+    def _service_rules(self) -> bool:
+        """What events-service refuses beyond the rules between fields, said at the fields now, in the words
+        of the service's own 422 (``messages.plain``): a year outside its range, a wall-clock time the clocks
+        skip in the chosen zone (``verbund.wallclock``), more than 31 days, a start or deadline that is new
+        or moved and not ahead, a capacity below the confirmed seats. False if any."""
+        ok, moments = True, {}
+        zone = self.timezone.data if not self.timezone.errors else None
+        for field in (self.starts_at, self.ends_at, self.registration_deadline):
+            local = _parsed(field)
+            if local is None:
+                continue
+            if not EVENT_YEARS[0] <= local.year <= EVENT_YEARS[1]:
+                _add_error(field, plain(f"must be between the years {EVENT_YEARS[0]} and {EVENT_YEARS[1]}"))
+                ok = False
+            elif zone:
+                try:
+                    moments[field.name] = wallclock.to_utc(local, zone)
+                except wallclock.InvalidTime as error:
+                    _add_error(field, plain(str(error)))
+                    ok = False
+        starts, ends = moments.get("starts_at"), moments.get("ends_at")
+        if starts and ends and ends - starts > timedelta(days=EVENT_MAX_DAYS):
+            _add_error(self.ends_at, plain(f"an event lasts at most {EVENT_MAX_DAYS} days"))
+            ok = False
+        now = datetime.now(UTC)
+        for name in ("starts_at", "registration_deadline"):  # as the service: only a time that is new or moves
+            moment, before = moments.get(name), (self.stored or {}).get(name)
+            moved = before is None or moment != datetime.fromisoformat(before.replace("Z", "+00:00"))
+            if moment is not None and moved and moment <= now:
+                _add_error(getattr(self, name), plain("must lie in the future"))
+                ok = False
+        confirmed = (self.stored or {}).get("seats_confirmed") or 0
+        if isinstance(self.capacity.data, int) and not self.capacity.errors and self.capacity.data < confirmed:
+            _add_error(self.capacity, plain(f"{confirmed} seat(s) are already confirmed"))
             ok = False
         return ok
 

@@ -96,7 +96,7 @@ def edit_event(event_id: str):
     """Change an event. The registrations page (readable only by its organizers) is asked first, so an
     organizer of another association gets the service's 403 before seeing a form."""
     event = services().get("events", f"/events/{event_id}/registrations")["event"]
-    form = EventForm()
+    form = EventForm(stored=event)
     if request.method == "GET":
         form.fill(event)
     return _event_form_page(form, event)
