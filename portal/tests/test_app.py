@@ -299,6 +299,14 @@ def test_dates_read_like_the_mails_and_the_day_once(app):
         assert i18n.when("2026-12-06T15:48:00Z") == "Sun, 6 December 2026, 16:48"  # UK style, not "Dec 6, 2026"
 
 
+def test_a_month_of_the_statistics_reads_as_the_page_language_names_it(app):
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert i18n.month("2026-12") == "Dezember 2026" and i18n.month("2027-03") == "März 2027"
+        assert i18n.month("no month") == "no month"
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert i18n.month("2026-12") == "December 2026"
+
+
 def test_the_german_length_message_is_good_german(app):
     from verbund_portal.forms import ContactRequestForm
 
@@ -472,7 +480,7 @@ def test_the_event_form_sends_wall_clock_times_in_the_chosen_zone_and_shows_stor
         assert event["timezone"] == "Europe/Lisbon" and event["starts_at"] == "2027-03-15T09:30"
         assert event["venue"] == {"name": "Halle 3", "address": None, "city": "Lissabon"}
         assert event["registration_deadline"] is None and event["online_url"] is None
-        assert form.timezone.choices[0][0] == "Europe/Berlin"  # the default first in the list
+        assert list(form.timezone.choices.values())[0][0][0] == "Europe/Berlin"  # the default first in the list
         shown = EventForm(meta={"csrf": False}, formdata=None)
         shown.fill({"title": "Messe", "kind": "fair", "organizers": ["it-cluster"], "timezone": "Europe/Berlin",
                     "starts_at": "2027-07-01T07:30:00+00:00", "ends_at": "2027-07-01T15:00:00Z", "capacity": 40})
@@ -1221,3 +1229,42 @@ def test_editing_an_event_checks_only_the_times_that_move_and_the_places_already
                                                               "starts_at": "2020-03-03T10:30"})
     assert list(_field_errors(response.get_data(as_text=True))) == ["starts_at"]  # a moved start must lie ahead
     assert not [r for r in fake.received if r[0] == "PATCH"]
+
+
+def test_the_time_zone_select_offers_the_common_zones_first_readable_and_takes_every_iana_id(members_service):
+    """Not ~600 raw ids in one list: the common zones first, then the others by region, each named in the
+    page's language with its IANA id; any zone of the tz database stays valid (an old name from the API
+    too, shown as the event has it), and a name that is none is refused at the field."""
+    import zoneinfo
+
+    fake, client = _event_form_client(members_service)
+    html = client.get("/organize/events/new").get_data(as_text=True)
+    select = re.search(r'<select[^>]*id="timezone"[^>]*>(.*?)</select>', html, re.S).group(1)
+    groups = re.findall(r'<optgroup label="([^"]+)">', select)
+    assert groups[:3] == ["Häufig gewählt", "Europa", "Amerika"] and "Indischer Ozean" in groups
+    options = re.findall(r'<option[^>]*value="([^"]+)"[^>]*>([^<]+)</option>', select)
+    assert options[0] == ("Europe/Berlin", "Berlin, Deutschland (Europe/Berlin)")
+    assert re.search(r'<option selected value="Europe/Berlin"|<option value="Europe/Berlin" selected', select)
+    assert ("Asia/Tokyo", "Tokio, Japan (Asia/Tokyo)") in options
+    assert not [label for value, label in options if "_" in label.replace(f"({value})", "")]  # no raw ids
+    values = [value for value, _label in options]
+    assert len(values) == len(set(values))  # each zone once
+    from babel.core import get_global
+
+    left_out = {z for z in zoneinfo.available_timezones() if z.startswith(("Europe/", "America/", "Asia/"))} - set(
+        values)
+    assert left_out and left_out <= set(get_global("zone_aliases"))  # only old names of listed zones
+    base = {"csrf_token": csrf(client, "/organize/events/new"), "title": "Messe", "kind": "fair",
+            "organizers": ["it-cluster"], "starts_at": "2099-03-15T09:30", "ends_at": "2099-03-15T17:00",
+            "venue_name": "Halle 3", "capacity": "40"}
+    for zone in ("Asia/Calcutta", "Etc/GMT-3", "America/Argentina/Buenos_Aires"):  # listed or not: valid
+        assert client.post("/organize/events/new", data={**base, "timezone": zone}).status_code == 302, zone
+    sent = [json.loads(body)["timezone"] for method, path, _h, body in fake.received if method == "POST"]
+    assert sent == ["Asia/Calcutta", "Etc/GMT-3", "America/Argentina/Buenos_Aires"]
+    refused = client.post("/organize/events/new", data={**base, "timezone": "Mars/Olympus_Mons"})
+    assert refused.status_code == 422
+    assert "Bitte wählen Sie eine Zeitzone aus der Liste." in _field_errors(refused.get_data(as_text=True))["timezone"]
+    with client.session_transaction() as session:
+        session["language"] = "en"
+    english = client.get("/organize/events/new").get_data(as_text=True)
+    assert '<optgroup label="Frequently used">' in english and "Tokyo, Japan (Asia/Tokyo)" in english

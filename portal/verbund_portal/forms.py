@@ -5,9 +5,13 @@ catch what a person can fix before anything is sent; what only a service knows c
 422 field errors and is shown at the field it concerns (``apply_errors``)."""
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 
+from babel import core as babel_core
+from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -38,7 +42,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from verbund import catalogue, wallclock
+from verbund import catalogue, vocabulary, wallclock
 from verbund.schema_fields import Url, normalize_text
 from verbund_portal import i18n
 from verbund_portal.api import flatten_fields
@@ -364,12 +368,71 @@ KIND_NAMES = {"fair": _l("Trade fair"), "workshop": _l("Workshop"), "meetup": _l
 DEFAULT_TIMEZONE = "Europe/Berlin"
 
 
-def timezone_choices() -> list[tuple[str, str]]:
-    """IANA time zones (the system's tz database) with Europe/Berlin first: events are mostly here."""
-    import zoneinfo
+# The zones organizers of the associations choose most (their region, neighbours, trade-fair places),
+# offered first; every other IANA zone follows, grouped by its region.
+COMMON_TIMEZONES = ("Europe/Berlin", "Europe/Vienna", "Europe/Zurich", "Europe/Amsterdam", "Europe/Brussels",
+                    "Europe/Paris", "Europe/London", "Europe/Warsaw", "Europe/Prague", "Europe/Rome", "Europe/Madrid",
+                    "Europe/Stockholm", "Europe/Istanbul", "America/New_York", "America/Chicago",
+                    "America/Los_Angeles", "America/Sao_Paulo", "Asia/Dubai", "Asia/Kolkata", "Asia/Shanghai",
+                    "Asia/Singapore", "Asia/Tokyo", "Asia/Seoul", "Australia/Sydney", "UTC")
+TIMEZONE_REGIONS = {"Europe": _l("Europe"), "America": _l("America"), "Asia": _l("Asia"), "Africa": _l("Africa"),
+                    "Australia": _l("Australia"), "Pacific": _l("Pacific"), "Atlantic": _l("Atlantic"),
+                    "Indian": _l("Indian Ocean"), "Antarctica": _l("Antarctica"), "Arctic": _l("Arctic")}
 
-    zones = sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
-    return [(DEFAULT_TIMEZONE, DEFAULT_TIMEZONE)] + [(z, z) for z in zones if z != DEFAULT_TIMEZONE]
+
+def timezone_label(zone: str, language: str) -> str:
+    """A time zone as a person reads it, in ``language`` (CLDR names through Babel), with its IANA id, which
+    the event pages name: "Tokio, Japan (Asia/Tokyo)" / "Tokyo, Japan (Asia/Tokyo)"; "UTC" as it is."""
+    if zone == "UTC":
+        return "UTC"
+    locale = babel_core.Locale.parse(i18n.LOCALES.get(language, "de_DE"))
+    city = babel_dates.get_timezone_location(zone, locale=locale, return_city=True)
+    country = locale.territories.get(babel_core.get_global("zone_territories").get(zone, ""))
+    return f"{city}, {country} ({zone})" if country else f"{city} ({zone})"
+
+
+@functools.cache
+def _timezone_groups(language: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    aliases = babel_core.get_global("zone_aliases")  # old names (Asia/Calcutta): valid, not offered twice
+    zones = [z for z in zoneinfo.available_timezones() if z.split("/")[0] in TIMEZONE_REGIONS and "/" in z
+             and z not in aliases and z not in COMMON_TIMEZONES]
+    groups = []
+    for region in TIMEZONE_REGIONS:
+        labelled = sorted(((z, timezone_label(z, language)) for z in zones if z.split("/")[0] == region),
+                          key=lambda choice: vocabulary.normalize(choice[1]))
+        groups.append((region, tuple(labelled)))
+    return tuple(groups)
+
+
+def timezone_choices(current: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    """The time zone select's options, as WTForms' grouped choices (``<optgroup>``): the common zones first
+    (Europe/Berlin at the top), then every other zone of the tz database by region, each labelled in the
+    page's language with its IANA id (``timezone_label``). ``current``, a valid zone the lists leave out
+    (an old name such as "Asia/Calcutta", "Etc/GMT-3" from the API), is offered first, so an event keeps it."""
+    language = i18n.language()
+    common = [(z, timezone_label(z, language)) for z in COMMON_TIMEZONES]
+    choices = {str(_l("Frequently used")): common}
+    for region, labelled in _timezone_groups(language):
+        choices[str(TIMEZONE_REGIONS[region])] = list(labelled)
+    offered = {value for group in choices.values() for value, _label in group}
+    if current and current not in offered and _is_zone(current):
+        common.insert(0, (current, timezone_label(current, language)))
+    return choices
+
+
+def _is_zone(name: str) -> bool:
+    """Whether ``name`` is a zone of the tz database, by the rule events-service applies (``verbund.wallclock``)."""
+    try:
+        wallclock.zone(name)
+    except wallclock.InvalidTime:
+        return False
+    return True
+
+
+def _known_timezone(form, field) -> None:
+    """Any zone of the tz database is valid, as for events-service, also one the select does not list."""
+    if not isinstance(field.data, str) or not _is_zone(field.data):
+        raise ValidationError(_l("Please choose a time zone from the list."))
 
 
 class LocalDateTimeField(StringField):
@@ -444,7 +507,8 @@ class EventForm(FlaskForm):
         DataRequired(_l("Please choose at least one organising association."))])
     target_sectors = MultiCheckboxField(_l("For members of the sectors"))
     topics = MultiCheckboxField(_l("Topics"))
-    timezone = SelectField(_l("Time zone"), default=DEFAULT_TIMEZONE)
+    timezone = SelectField(_l("Time zone"), default=DEFAULT_TIMEZONE, validate_choice=False,
+                           validators=[_known_timezone])
     starts_at = LocalDateTimeField(_l("Starts"), validators=[DataRequired(_l("Please enter when it starts.")),
                                                              LOCAL_TIME])
     ends_at = LocalDateTimeField(_l("Ends"), validators=[DataRequired(_l("Please enter when it ends.")), LOCAL_TIME])
@@ -472,7 +536,7 @@ class EventForm(FlaskForm):
         self.organizers.choices = i18n.choices("association")
         self.target_sectors.choices = i18n.choices("sector")
         self.topics.choices = i18n.topic_choices()
-        self.timezone.choices = timezone_choices()
+        self.timezone.choices = timezone_choices(self.timezone.data)
 
     def validate(self, extra_validators=None) -> bool:
         """Every field's own checks, then the rules between fields that events-service applies too
