@@ -322,7 +322,7 @@ def test_a_button_pressed_after_the_session_ended_comes_back_to_its_page_not_to_
 
     cases = {"/projects/p-1/accept": "/projects", "/contacts/r-1/decline": "/contacts", "/inbox/4/read": "/inbox",
              "/events/e-1/cancel": "/events/e-1/cancel", "/webhooks/w-1/delete": "/webhooks/w-1/delete",
-             "/events/e-1/matchmaking/m-1/cancel": "/events/e-1"}  # a confirmation step: back to its own page
+             "/events/e-1/matchmaking/m-1/decline": "/events/e-1"}
     token = csrf(client)
     for action, page in cases.items():
         response = client.post(action, data={"csrf_token": token})
@@ -960,7 +960,7 @@ def test_the_webhook_switch_shows_only_to_a_member_with_webhooks_and_saving_with
 @pytest.mark.parametrize("path, back", [("/inbox/1/read", "/inbox"), ("/sign-out", "/"), ("/language", "/"),
                                         ("/inbox/read", "/inbox"), ("/contacts/c-1/accept", "/contacts"),
                                         ("/projects/p-1/decline", "/projects"),
-                                        ("/events/e-1/matchmaking/m-1/cancel", "/events/e-1")])
+                                        ("/events/e-1/matchmaking/m-1/decline", "/events/e-1")])
 def test_opening_a_button_address_directly_gives_a_page_in_the_portals_layout_and_language(client, path, back):
     response = client.get(path, headers={"Accept-Language": "de"})
     assert response.status_code == 405
@@ -1105,6 +1105,10 @@ DESTRUCTIVE = {
                                       ("Stop taking part in the matchmaking?", "Leichtbau-Forum"),
                                       ("Nicht mehr am Matchmaking teilnehmen?", "Leichtbau-Forum"),
                                       "/events/e-1/matchmaking"),
+    "/events/e-1/matchmaking/mt-1/cancel": ("member", ("POST", "/events/e-1/meetings/mt-1/cancel"),
+                                            ("Cancel the meeting with Saale Code GmbH?", "Mon, 15 March 2027"),
+                                            ("Gespräch mit Saale Code GmbH absagen?", "Mo., 15. März 2027"),
+                                            "/events/e-1/matchmaking#requests"),
 }
 
 
@@ -1127,6 +1131,12 @@ def _destructive_services(members_service):
         ("GET", "/webhooks"): (200, {"items": [{"id": 7, "url": "https://crm.example/hook", "enabled": True}]}, {}),
         ("DELETE", "/webhooks/7"): (200, {}, {}),
         ("DELETE", "/events/e-1/meetings/participation"): (200, {}, {}),
+        ("GET", "/events/e-1/members/m-1/meetings"): (200, {"participant": {"status": "active"}, "items": [
+            {"id": "mt-1", "status": "accepted", "other_id": A, "other_name": "Saale Code GmbH", "slot": 0}]}, {}),
+        ("GET", "/events/e-1/meetings/setup"): (200, {"event_id": "e-1", "slots": [
+            {"number": 0, "session": 0, "starts_at": "2027-03-15T09:00:00+00:00",
+             "ends_at": "2027-03-15T09:30:00+00:00", "starts_local": "2027-03-15T10:00:00+01:00"}]}, {}),
+        ("POST", "/events/e-1/meetings/mt-1/cancel"): (200, {}, {}),
         ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {}),
     })
 
