@@ -24,6 +24,7 @@ from verbund.envelope import isoformat
 from verbund.errors import Forbidden, Gone, NotFound, Unauthorized
 from verbund.schema_fields import search_key
 from verbund.vocabulary import load as load_vocabulary
+from verbund.vocabulary import normalize
 
 
 def load_member(session: Session, member_id: str, *, for_update: bool = False) -> Member:
@@ -77,9 +78,33 @@ def member_key(session: Session, principal: Principal | None, member_id: str) ->
     return personal.jwk(member_id, held.key)
 
 
+# Search text shorter than this (folded) matches a term only whole: "IT" or "KI" inside other words would
+# bring up nearly every term of the vocabulary.
+PART_MIN_LENGTH = 4
+
+
+def competency_terms(text: str) -> set[str]:
+    """The ids of the vocabulary's competency terms a search ``text`` means, through the curated
+    vocabulary's labels and synonyms in German and English (``verbund.vocabulary``): the term it names
+    (id, label or synonym, folded alike) and, for text of at least ``PART_MIN_LENGTH`` letters, every
+    term one of whose labels or synonyms contains it ("Tracking": ``track-and-trace-services`` through
+    "shipment tracking", ``track-and-trace-software`` through "shipment tracking software"). Empty when
+    the vocabulary knows nothing of it."""
+    terms = load_vocabulary()
+    found = {terms.find_competency(text)} - {None}
+    if len(normalize(text)) >= PART_MIN_LENGTH:
+        found.update(term.id for term in terms.search(text, limit=len(terms.competencies)))
+    return found
+
+
 def _competency_filter(text: str, kind: str | None):
-    term = load_vocabulary().find_competency(text)
-    match = Competency.term == term if term else Competency.label_key == search_key(text)
+    """Members with an offer or need (``kind``; None: either) of a term the text means
+    (``competency_terms``) or whose free text holds it (whole, for text shorter than ``PART_MIN_LENGTH``)."""
+    key = search_key(text)
+    free_text = Competency.label_key.contains(key, autoescape=True) if len(normalize(text)) >= PART_MIN_LENGTH \
+        else Competency.label_key == key
+    terms = competency_terms(text)
+    match = or_(Competency.term.in_(sorted(terms)), free_text) if terms else free_text
     condition = (Competency.member_id == Member.id) & match
     if kind:
         condition &= Competency.kind == kind

@@ -44,6 +44,31 @@ def test_umlauts_are_found_in_any_case(store, member_input, register):
     assert found(store, q="%") == [] and found(store, q="_rztehaus") == []
 
 
+def test_a_competency_is_found_through_the_vocabularys_synonyms_in_german_and_english(store, member_input, register):
+    """"Tracking" is in no member's words, but in the synonyms of the vocabulary's shipment-tracking terms
+    ("shipment tracking", "shipment tracking software"): members who offer "Sendungsverfolgung" (linked to
+    ``track-and-trace-services``) or the tracking software term, or seek "Sendungsstatus", are found by it,
+    and by the German and English words of those terms; free text holding the word is found too."""
+    register(store, member_input(name="Elbe Kurier GmbH", needs=[], offers=[{"label": "Sendungsverfolgung"}]))
+    register(store, member_input(name="Saale Code GmbH", needs=[], offers=[{"term": "track-and-trace-software"}]))
+    register(store, member_input(name="Ostsee Container KG", needs=[],
+                                 offers=[{"label": "GPS-Tracking für Container"}]))
+    register(store, member_input(name="Vogtland Teile GmbH", offers=[{"label": "Druckguss"}],
+                                 needs=[{"label": "Sendungsstatus"}]))
+    register(store, member_input(name="Erzgebirge Guss GmbH", needs=[], offers=[{"label": "Druckguss"}]))
+    couriers = ["Elbe Kurier GmbH", "Saale Code GmbH", "Ostsee Container KG"]
+    assert found(store, competency="Tracking") == found(store, competency="TRACKING") == \
+        [*couriers, "Vogtland Teile GmbH"]  # offered or sought
+    assert found(store, offers="tracking") == couriers
+    assert found(store, needs="Tracking") == ["Vogtland Teile GmbH"]
+    assert found(store, competency="track and trace") == ["Elbe Kurier GmbH", "Saale Code GmbH",
+                                                          "Vogtland Teile GmbH"]
+    assert found(store, offers="Sendungsverfolgung") == ["Elbe Kurier GmbH", "Saale Code GmbH"]
+    assert found(store, offers="shipment tracking services") == ["Elbe Kurier GmbH"]
+    assert found(store, competency="Druckguss") == ["Vogtland Teile GmbH", "Erzgebirge Guss GmbH"]
+    assert found(store, competency="GPS") == []  # short text: a term or a free text whole, not inside words
+
+
 def test_text_sent_decomposed_is_stored_composed_and_found(store, member_input, register):
     profile = register(store, member_input(name=DECOMPOSED))
     assert profile["name"] == "Müller Förderbänder GmbH"

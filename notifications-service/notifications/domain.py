@@ -346,6 +346,8 @@ def plan(event: dict) -> Plan | None:
         return Plan(kind, member_ids=_unique(data["registered_member_ids"]),
                     ics_cancel=type_ == "event.cancelled", calendar_holders=True)
     if type_.startswith("registration."):
+        if type_ == "registration.cancelled" and ended_with_event(data):
+            return None
         # A member who cancelled gets a cancellation for its own calendar.
         return Plan(kind, member_ids=(data["registration"]["member_id"],),
                     ics_cancel=type_ == "registration.cancelled")
@@ -362,6 +364,14 @@ def plan(event: dict) -> Plan | None:
     if type_ in INTERNAL_TYPES:
         return Plan(kind, member_ids=(data["member_id"],))
     return None
+
+
+def ended_with_event(data: dict) -> bool:
+    """Whether a ``registration.cancelled`` (its ``data``) ended because its event was cancelled (reason
+    ``event_cancelled``): events-service emits it with the ``event.cancelled`` that names the member in
+    ``registered_member_ids``, and that one message (inbox, mail, calendar cancellation) says both, so the
+    registration's own tells nobody. Integrators still receive it."""
+    return (data.get("registration") or {}).get("reason") == "event_cancelled"
 
 
 def meeting_audience(type_: str, data: dict) -> tuple[str, ...]:

@@ -312,6 +312,9 @@ def context_for(source_type: str, data: dict, lang: str, merged: domain.Merged |
         context["changed"] = data.get("changed", [])
     if source_type == "event.cancelled":
         context["reason"] = data.get("reason")
+    if reader is not None and "registered_member_ids" in data:
+        # registered (its registration ended with the event) or only invited (it held the announcement)
+        context["registered"] = reader in data["registered_member_ids"]
     if source_type == "match.suggested":
         context["suggestions"] = data.get("suggestions", [])
     if "project" in data:

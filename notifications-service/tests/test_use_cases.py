@@ -446,6 +446,44 @@ def test_an_invitation_not_yet_sent_shows_the_event_as_it_now_is_or_nothing_once
 
 # --- fewer messages: findings of a new-user test ----------------------------------------------------
 
+def test_an_event_cancellation_is_one_entry_and_one_mail_that_says_the_registration_ended_too(store, clock, mail):
+    """events-service emits ``event.cancelled`` and, per registration, ``registration.cancelled`` (reason
+    ``event_cancelled``): the registrant hears of it once ("abgesagt", and that its registration ended
+    with it); a registration cancelled on its own is still told."""
+    registered, invited = member(sector="automotive", topics=[]), member(sector="automotive", topics=[])
+    ids = [profile_of(registered)["id"], profile_of(invited)["id"]]
+    joint = joint_event(target_sectors=["automotive"], topics=[])
+    consume(store, registered, invited, scheduled(joint), registration("registration.confirmed", ids[0], joint))
+    clock.advance(days=8)
+    mail.due(), mail.digests()
+    mailed_before = len(mail.to(registered))
+    cancelled = event_changed("event.cancelled", joint, [ids[0]])
+    consume(store, cancelled, registration("registration.cancelled", ids[0], cancelled["data"]["event"],
+                                           reason="event_cancelled"))
+    clock.advance(seconds=WINDOW)
+    mail.due()
+    with store.unit_of_work() as uow:
+        entries = queries.inbox(uow.session, ADMIN, ids[0], {**PAGE, "unread": True}, Renderer())["items"]
+        invitee = queries.inbox(uow.session, ADMIN, ids[1], {**PAGE, "unread": True}, Renderer())["items"]
+    [entry] = [e for e in entries if e["type"] in ("event.cancelled", "registration.cancelled")]
+    assert entry["type"] == "event.cancelled" and entry["title"].startswith("Abgesagt")
+    assert "Ihre Anmeldung" in entry["summary"] and "storniert" in entry["summary"], entry["summary"]
+    [letter] = mail.to(registered)[mailed_before:]
+    assert letter.subject.startswith("Abgesagt") and "Ihre Anmeldung" in letter.text
+    assert "Anmeldung storniert" not in letter.subject
+    # Only invited: told of the cancellation (news, in its digest), not of a registration it never had.
+    [told] = [e for e in invitee if e["type"] == "event.cancelled"]
+    assert "Ihre Anmeldung" not in told["summary"] and not [e for e in invitee if e["type"].startswith("registration.")]
+    # A registration cancelled on its own (the member, an organizer) still has its entry.
+    other = joint_event(target_sectors=["automotive"], topics=[])
+    consume(store, registration("registration.confirmed", ids[0], other))
+    clock.advance(seconds=WINDOW)
+    consume(store, registration("registration.cancelled", ids[0], other))
+    with store.unit_of_work() as uow:
+        types = [e["type"] for e in queries.inbox(uow.session, ADMIN, ids[0], PAGE, Renderer())["items"]]
+    assert types.count("registration.cancelled") == 1
+
+
 def test_suggestion_lists_within_the_window_make_one_unread_inbox_entry(store, clock, mail):
     someone = member()
     member_id = profile_of(someone)["id"]

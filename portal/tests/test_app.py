@@ -299,6 +299,14 @@ def test_dates_read_like_the_mails_and_the_day_once(app):
         assert i18n.when("2026-12-06T15:48:00Z") == "Sun, 6 December 2026, 16:48"  # UK style, not "Dec 6, 2026"
 
 
+def test_a_month_of_the_statistics_reads_as_the_page_language_names_it(app):
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert i18n.month("2026-12") == "Dezember 2026" and i18n.month("2027-03") == "März 2027"
+        assert i18n.month("no month") == "no month"
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert i18n.month("2026-12") == "December 2026"
+
+
 def test_the_german_length_message_is_good_german(app):
     from verbund_portal.forms import ContactRequestForm
 
@@ -313,7 +321,8 @@ def test_a_button_pressed_after_the_session_ended_comes_back_to_its_page_not_to_
     from verbund_portal.app import LIST_PAGES  # noqa: F401  (the pages a button belongs to)
 
     cases = {"/projects/p-1/accept": "/projects", "/contacts/r-1/decline": "/contacts", "/inbox/4/read": "/inbox",
-             "/events/e-1/cancel": "/events/e-1", "/webhooks/w-1/delete": "/webhooks"}
+             "/events/e-1/cancel": "/events/e-1/cancel", "/webhooks/w-1/delete": "/webhooks/w-1/delete",
+             "/events/e-1/matchmaking/m-1/decline": "/events/e-1"}
     token = csrf(client)
     for action, page in cases.items():
         response = client.post(action, data={"csrf_token": token})
@@ -471,7 +480,7 @@ def test_the_event_form_sends_wall_clock_times_in_the_chosen_zone_and_shows_stor
         assert event["timezone"] == "Europe/Lisbon" and event["starts_at"] == "2027-03-15T09:30"
         assert event["venue"] == {"name": "Halle 3", "address": None, "city": "Lissabon"}
         assert event["registration_deadline"] is None and event["online_url"] is None
-        assert form.timezone.choices[0][0] == "Europe/Berlin"  # the default first in the list
+        assert list(form.timezone.choices.values())[0][0][0] == "Europe/Berlin"  # the default first in the list
         shown = EventForm(meta={"csrf": False}, formdata=None)
         shown.fill({"title": "Messe", "kind": "fair", "organizers": ["it-cluster"], "timezone": "Europe/Berlin",
                     "starts_at": "2027-07-01T07:30:00+00:00", "ends_at": "2027-07-01T15:00:00Z", "capacity": 40})
@@ -950,7 +959,8 @@ def test_the_webhook_switch_shows_only_to_a_member_with_webhooks_and_saving_with
 
 @pytest.mark.parametrize("path, back", [("/inbox/1/read", "/inbox"), ("/sign-out", "/"), ("/language", "/"),
                                         ("/inbox/read", "/inbox"), ("/contacts/c-1/accept", "/contacts"),
-                                        ("/events/e-1/cancel", "/events/e-1"), ("/webhooks/w-1/delete", "/webhooks")])
+                                        ("/projects/p-1/decline", "/projects"),
+                                        ("/events/e-1/matchmaking/m-1/decline", "/events/e-1")])
 def test_opening_a_button_address_directly_gives_a_page_in_the_portals_layout_and_language(client, path, back):
     response = client.get(path, headers={"Accept-Language": "de"})
     assert response.status_code == 405
@@ -1067,3 +1077,204 @@ def test_saving_ones_times_with_none_ticked_warns_that_nobody_can_meet_one(membe
     assert said in flashed
     sent = [json.loads(body) for method, path, headers, body in fake.received if method == "PUT"]
     assert sent and sent[-1]["available"] == [int(n) for n in ticked]
+
+
+EVENT = {"id": "e-1", "title": "Leichtbau-Forum", "kind": "workshop", "timezone": "Europe/Berlin",
+         "status": "scheduled",
+         "starts_at": "2027-03-03T08:30:00Z", "ends_at": "2027-03-03T11:00:00Z", "organizers": ["it-cluster"],
+         "capacity": 10, "seats_free": 0}
+DESTRUCTIVE = {
+    # address: (role, the service call it makes, what its confirmation page names (en, de), the page it came from)
+    "/events/e-1/cancel": ("member", ("DELETE", "/events/e-1/registrations/r-1"),
+                           ("Cancel your registration?", "Leichtbau-Forum", "Wed, 3 March 2027"),
+                           ("Ihre Anmeldung stornieren?", "Mi., 3. März 2027"), "/events/e-1"),
+    "/organize/events/e-1/registrations/r-1/cancel": (
+        "organizer", ("DELETE", "/events/e-1/registrations/r-1"),
+        ("Cancel the registration of Vogtland Teile GmbH?", "the first on the waitlist moves up"),
+        ("Anmeldung von Vogtland Teile GmbH stornieren?", "rückt nach"), "/organize/events/e-1"),
+    "/admin/staff/s-2/revoke": ("admin", ("POST", "/staff/s-2/revoke"),
+                                ("Revoke the access of Otto Lenz?", "otto@it-cluster.example"),
+                                ("Zugang von Otto Lenz sperren?", "nicht rückgängig"), "/admin/staff"),
+    "/admin/integrators/crm-sync/revoke": ("admin", ("POST", "/integrators/crm-sync/revoke"),
+                                           ("Revoke the integrator crm-sync?", "queues"),
+                                           ("Integration crm-sync sperren?", "Warteschlangen"), "/admin/integrators"),
+    "/webhooks/7/delete": ("member", ("DELETE", "/webhooks/7"),
+                           ("Remove this webhook?", "https://crm.example/hook"),
+                           ("Diesen Webhook entfernen?", "https://crm.example/hook"), "/webhooks"),
+    "/events/e-1/matchmaking/leave": ("member", ("DELETE", "/events/e-1/meetings/participation"),
+                                      ("Stop taking part in the matchmaking?", "Leichtbau-Forum"),
+                                      ("Nicht mehr am Matchmaking teilnehmen?", "Leichtbau-Forum"),
+                                      "/events/e-1/matchmaking"),
+    "/events/e-1/matchmaking/mt-1/cancel": ("member", ("POST", "/events/e-1/meetings/mt-1/cancel"),
+                                            ("Cancel the meeting with Saale Code GmbH?", "Mon, 15 March 2027"),
+                                            ("Gespräch mit Saale Code GmbH absagen?", "Mo., 15. März 2027"),
+                                            "/events/e-1/matchmaking#requests"),
+}
+
+
+def _destructive_services(members_service):
+    registration = {"id": "r-1", "event_id": "e-1", "status": "confirmed", "seats": 2,
+                    "member_name": "Vogtland Teile GmbH"}
+    waiting = {"id": "r-2", "event_id": "e-1", "status": "waitlisted", "seats": 1, "member_name": "Erzgebirge Guss"}
+    return _one_fake_for_all(members_service, {
+        ("GET", "/members/m-1/registrations"): (200, {"items": [registration]}, {}),
+        ("GET", "/events/e-1"): (200, EVENT, {}),
+        ("GET", "/events/e-1/registrations"): (200, {"event": EVENT, "items": [registration, waiting]}, {}),
+        ("DELETE", "/events/e-1/registrations/r-1"): (200, {}, {}),
+        ("GET", "/staff"): (200, {"items": [{"id": "s-2", "name": "Otto Lenz", "email": "otto@it-cluster.example",
+                                             "role": "organizer", "association": "it-cluster",
+                                             "status": "active"}]}, {}),
+        ("POST", "/staff/s-2/revoke"): (200, {}, {}),
+        ("GET", "/integrators"): (200, {"items": [{"name": "crm-sync", "events": ["event.*"], "personal": False,
+                                                   "granted_at": "2026-11-01T10:00:00Z", "revoked_at": None}]}, {}),
+        ("POST", "/integrators/crm-sync/revoke"): (200, {}, {}),
+        ("GET", "/webhooks"): (200, {"items": [{"id": 7, "url": "https://crm.example/hook", "enabled": True}]}, {}),
+        ("DELETE", "/webhooks/7"): (200, {}, {}),
+        ("DELETE", "/events/e-1/meetings/participation"): (200, {}, {}),
+        ("GET", "/events/e-1/members/m-1/meetings"): (200, {"participant": {"status": "active"}, "items": [
+            {"id": "mt-1", "status": "accepted", "other_id": A, "other_name": "Saale Code GmbH", "slot": 0}]}, {}),
+        ("GET", "/events/e-1/meetings/setup"): (200, {"event_id": "e-1", "slots": [
+            {"number": 0, "session": 0, "starts_at": "2027-03-15T09:00:00+00:00",
+             "ends_at": "2027-03-15T09:30:00+00:00", "starts_local": "2027-03-15T10:00:00+01:00"}]}, {}),
+        ("POST", "/events/e-1/meetings/mt-1/cancel"): (200, {}, {}),
+        ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {}),
+    })
+
+
+@pytest.mark.parametrize("address", list(DESTRUCTIVE))
+def test_a_destructive_button_asks_first_on_a_page_of_its_own_and_a_post_without_that_acts_not(members_service,
+                                                                                                address):
+    role, call, english, german, back = DESTRUCTIVE[address]
+    fake, app = _destructive_services(members_service)
+    client = app.test_client()
+    signed_in(app, client, role, "it-cluster" if role == "organizer" else None)
+    for language, said in (("en", english), ("de", german)):
+        with client.session_transaction() as session:
+            session["language"] = language
+        page = client.get(address)
+        assert page.status_code == 200, page.get_data(as_text=True)[:500]
+        html = page.get_data(as_text=True)
+        assert f"<h1>{html_escape(said[0])}</h1>" in html
+        for words in said[1:]:
+            assert html_escape(words) in html, (words, html)
+        form = re.search(r'<form method="post" action="([^"]+)"[^>]*class="confirm">(.*?)</form>', html, re.S)
+        assert form.group(1) == address and 'name="confirmed" value="yes"' in form.group(2)
+        assert f'href="{back}"' in form.group(2)  # the way back, beside the button
+    # a POST without the confirmation page's field (an old page's button, a crafted form) asks first
+    token = csrf(client, address)
+    answer = client.post(address, data={"csrf_token": token})
+    assert answer.status_code == 303 and answer.headers["Location"] == address
+    assert call not in [(m, p) for m, p, _h, _b in fake.received]
+    answer = client.post(address, data={"csrf_token": token, "confirmed": "yes"})
+    assert answer.status_code == 302 and answer.headers["Location"] == back
+    assert call in [(m, p) for m, p, _h, _b in fake.received]
+
+
+def html_escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _event_form_client(members_service, stored: dict | None = None):
+    answers = {("POST", "/events"): (201, {"id": "e-9"}, {}), ("PATCH", "/events/e-1"): (200, {"id": "e-1"}, {}),
+               ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {})}
+    if stored:
+        answers[("GET", "/events/e-1/registrations")] = (200, {"event": stored, "items": []}, {})
+    fake, app = _one_fake_for_all(members_service, answers)
+    client = app.test_client()
+    signed_in(app, client, "organizer", "it-cluster")
+    with client.session_transaction() as session:
+        session["language"] = "de"
+    return fake, client
+
+
+def _field_errors(html: str) -> dict[str, str]:
+    return {name: re.sub(r"<[^>]+>", " ", text).strip()
+            for name, text in re.findall(r'<ul class="errors" id="([a-z_]+)-error">(.*?)</ul>', html, re.S)}
+
+
+def test_the_event_form_shows_the_services_verdicts_at_once_with_its_own_not_a_round_later(members_service):
+    """What events-service would refuse (a start in the past, more than 31 days, a year out of range, a time
+    the clocks skip, a web address it does not take) is said at the fields in the same answer as the form's
+    own mistakes (no title), not after they are fixed and the form is sent again."""
+    fake, client = _event_form_client(members_service)
+    form = {"csrf_token": csrf(client, "/organize/events/new"), "title": "", "kind": "workshop",
+            "organizers": ["it-cluster"], "timezone": "Europe/Berlin", "starts_at": "2020-04-15T09:00",
+            "ends_at": "2020-06-15T17:00", "registration_deadline": "2020-03-29T02:30", "venue_name": "Halle 3",
+            "online_url": "https://meet", "capacity": "10"}
+    response = client.post("/organize/events/new", data=form)
+    assert response.status_code == 422
+    errors = _field_errors(response.get_data(as_text=True))
+    assert errors["title"] == "Bitte geben Sie einen Titel ein."
+    assert "Bitte wählen Sie einen Zeitpunkt in der Zukunft." in errors["starts_at"]
+    assert "höchstens 31 Tage" in errors["ends_at"]
+    assert "Uhr vorgestellt" in errors["registration_deadline"]  # 2:30 on the night summer time begins
+    assert "keine gültige Internetadresse" in errors["online_url"]
+    response = client.post("/organize/events/new", data={**form, "starts_at": "0999-03-15T09:00"})
+    assert "zwischen den Jahren 1970 und 2999" in _field_errors(response.get_data(as_text=True))["starts_at"]
+    assert not [r for r in fake.received if r[0] == "POST"]  # nothing sent while anything is wrong
+    # All put right: sent, once.
+    ok = {**form, "title": "Leichtbau-Forum", "starts_at": "2099-03-15T09:00", "ends_at": "2099-03-15T17:00",
+          "registration_deadline": "", "online_url": "https://meet.example/leichtbau"}
+    assert client.post("/organize/events/new", data=ok).status_code == 302
+    assert len([r for r in fake.received if r[0] == "POST"]) == 1
+
+
+def test_editing_an_event_checks_only_the_times_that_move_and_the_places_already_taken(members_service):
+    stored = {**EVENT, "starts_at": "2020-03-03T08:30:00Z", "ends_at": "2020-03-03T11:00:00Z",
+              "venue": {"name": "Halle 3", "address": None, "city": "Chemnitz"}, "online_url": None,
+              "registration_deadline": "2020-03-01T08:30:00Z", "seats_confirmed": 6, "capacity": 10}
+    fake, client = _event_form_client(members_service, stored)
+    page = client.get("/organize/events/e-1/edit").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "title": "Leichtbau-Forum", "kind": "workshop", "organizers": ["it-cluster"],
+            "timezone": "Europe/Berlin", "starts_at": "2020-03-03T09:30", "ends_at": "2020-03-03T12:00",
+            "registration_deadline": "2020-03-01T09:30", "venue_name": "Halle 3", "venue_city": "Zwickau",
+            "capacity": "5"}
+    response = client.post("/organize/events/e-1/edit", data=form)
+    assert response.status_code == 422
+    errors = _field_errors(response.get_data(as_text=True))
+    assert list(errors) == ["capacity"]  # the old times stay as they were: no "in the future" for them
+    assert "6 Plätze sind bereits bestätigt" in errors["capacity"]
+    response = client.post("/organize/events/e-1/edit", data={**form, "capacity": "6",
+                                                              "starts_at": "2020-03-03T10:30"})
+    assert list(_field_errors(response.get_data(as_text=True))) == ["starts_at"]  # a moved start must lie ahead
+    assert not [r for r in fake.received if r[0] == "PATCH"]
+
+
+def test_the_time_zone_select_offers_the_common_zones_first_readable_and_takes_every_iana_id(members_service):
+    """Not ~600 raw ids in one list: the common zones first, then the others by region, each named in the
+    page's language with its IANA id; any zone of the tz database stays valid (an old name from the API
+    too, shown as the event has it), and a name that is none is refused at the field."""
+    import zoneinfo
+
+    fake, client = _event_form_client(members_service)
+    html = client.get("/organize/events/new").get_data(as_text=True)
+    select = re.search(r'<select[^>]*id="timezone"[^>]*>(.*?)</select>', html, re.S).group(1)
+    groups = re.findall(r'<optgroup label="([^"]+)">', select)
+    assert groups[:3] == ["Häufig gewählt", "Europa", "Amerika"] and "Indischer Ozean" in groups
+    options = re.findall(r'<option[^>]*value="([^"]+)"[^>]*>([^<]+)</option>', select)
+    assert options[0] == ("Europe/Berlin", "Berlin, Deutschland (Europe/Berlin)")
+    assert re.search(r'<option selected value="Europe/Berlin"|<option value="Europe/Berlin" selected', select)
+    assert ("Asia/Tokyo", "Tokio, Japan (Asia/Tokyo)") in options
+    assert not [label for value, label in options if "_" in label.replace(f"({value})", "")]  # no raw ids
+    values = [value for value, _label in options]
+    assert len(values) == len(set(values))  # each zone once
+    from babel.core import get_global
+
+    left_out = {z for z in zoneinfo.available_timezones() if z.startswith(("Europe/", "America/", "Asia/"))} - set(
+        values)
+    assert left_out and left_out <= set(get_global("zone_aliases"))  # only old names of listed zones
+    base = {"csrf_token": csrf(client, "/organize/events/new"), "title": "Messe", "kind": "fair",
+            "organizers": ["it-cluster"], "starts_at": "2099-03-15T09:30", "ends_at": "2099-03-15T17:00",
+            "venue_name": "Halle 3", "capacity": "40"}
+    for zone in ("Asia/Calcutta", "Etc/GMT-3", "America/Argentina/Buenos_Aires"):  # listed or not: valid
+        assert client.post("/organize/events/new", data={**base, "timezone": zone}).status_code == 302, zone
+    sent = [json.loads(body)["timezone"] for method, path, _h, body in fake.received if method == "POST"]
+    assert sent == ["Asia/Calcutta", "Etc/GMT-3", "America/Argentina/Buenos_Aires"]
+    refused = client.post("/organize/events/new", data={**base, "timezone": "Mars/Olympus_Mons"})
+    assert refused.status_code == 422
+    assert "Bitte wählen Sie eine Zeitzone aus der Liste." in _field_errors(refused.get_data(as_text=True))["timezone"]
+    with client.session_transaction() as session:
+        session["language"] = "en"
+    english = client.get("/organize/events/new").get_data(as_text=True)
+    assert '<optgroup label="Frequently used">' in english and "Tokyo, Japan (Asia/Tokyo)" in english

@@ -55,7 +55,10 @@ def seeded(platform):
 
         [registered] = wait_for(register, timeout=60, interval=0.2, message=f"events-service knows {member['name']}")
         assert registered.json()["status"] == expected, registered.text
-    return {"month": datetime.now(ZoneInfo("Europe/Berlin")).strftime("%Y-%m")}
+    now = datetime.now(ZoneInfo("Europe/Berlin"))
+    german = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
+              "November", "Dezember")[now.month - 1]
+    return {"month": f"{german} {now.year}"}  # as the page names it, not "2026-12"
 
 
 def table(page, table_id: str) -> dict[str, list[str]]:
@@ -75,6 +78,8 @@ def test_the_dashboard_shows_the_seeded_figures_exactly(platform, person, seeded
     assert table(page, "by-size") == {"Kleinst (unter 10)": ["1"], "Klein (10–49)": ["0"],
                                       "Mittel (50–249)": ["1"], "Groß (ab 250)": ["1"]}
     assert table(page, "growth") == {seeded["month"]: ["3", "3"]}
+    heads = [page.locator(f"table#{t} thead th").first.inner_text() for t in ("by-sector", "growth", "matching")]
+    assert heads == ["Branche", "Monat", "Kennzahl"] and "Posten" not in page.inner_text("main")
     assert table(page, "contacts")["gesendet"] == ["1"] and table(page, "contacts")["angenommen"] == ["1"]
     assert table(page, "events") == {"Gießtechnik-Tag": [table(page, "events")["Gießtechnik-Tag"][0], "2 / 2",
                                                          "100 %", "1"]}

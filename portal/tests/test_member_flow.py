@@ -17,12 +17,14 @@ WORDS = {
            "request": "Kontakt anfragen",
            "send": "Anfrage senden", "accept": "Annehmen", "waitlist": "Auf die Warteliste",
            "book": "Anmelden", "cancel": "Meine Anmeldung stornieren", "sign_out": "Abmelden",
+           "confirm_cancel": "Ja, meine Anmeldung stornieren", "keep": "Nein, Anmeldung behalten",
            "why": "Warum dieser Partner", "accepted": "angenommen", "need": "Ihr Bedarf",
            "mark_read": "Als gelesen markieren"},
     "en": {"sector": "Automotive", "state": "Saxony", "register": "Register your organisation",
            "request": "Request contact",
            "send": "Send request", "accept": "Accept", "waitlist": "Join the waitlist",
            "book": "Register", "cancel": "Cancel my registration", "sign_out": "Sign out",
+           "confirm_cancel": "Yes, cancel my registration", "keep": "No, keep my registration",
            "why": "Why this partner", "accepted": "accepted", "need": "Your need",
            "mark_read": "Mark as read"},
 }
@@ -183,7 +185,15 @@ def test_a_member_signs_up_finds_a_partner_gets_in_touch_and_waits_for_a_seat(pl
     anna.screenshot("event")
     assert page.get_by_role("link", name=re.compile(r"\.ics")).get_attribute("href").endswith("/calendar.ics")
 
-    lena.page.get_by_role("button", name=words["cancel"]).click()
+    # cancelling asks first, on a page of its own that names the event: going back changes nothing
+    lena.page.get_by_role("link", name=words["cancel"]).click()
+    assert event["title"] in lena.page.locator("#confirm-what").inner_text()
+    lena.check_accessibility()
+    lena.page.get_by_role("link", name=words["keep"]).click()
+    assert lena.page.locator("#registration-status").is_visible()
+    lena.page.get_by_role("link", name=words["cancel"]).click()
+    lena.page.get_by_role("button", name=words["confirm_cancel"]).click()
+    assert lena.page.locator("#registration-status").count() == 0  # cancelled: no registration shown
     anna.reload_until(lambda p: p.locator("#unread-count").count() == 1, message="an unread message")
     anna.open("/inbox")
     anna.reload_until(lambda p: "Workshop" in p.inner_text("main") and

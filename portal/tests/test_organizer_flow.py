@@ -159,7 +159,11 @@ def test_an_organizer_runs_a_joint_event_and_a_member_import(platform, person, t
     assert exported.startswith("Status;Wartelistenplatz;Organisation;Branche") and "bestätigt" in exported
 
     # --- cancel one registration: the waitlist moves up ----------------------------------------------------
-    page.get_by_role("button", name=f"Anmeldung von Vogtland Teile {suffix} stornieren").click()
+    page.get_by_role("link", name=f"Anmeldung von Vogtland Teile {suffix} stornieren").click()
+    asked = page.locator("#confirm-what").inner_text()
+    assert f"Vogtland Teile {suffix}" in asked and "rückt nach" in asked  # whom, and that the waitlist moves up
+    olga.check_accessibility()
+    page.get_by_role("button", name="Ja, Anmeldung stornieren").click()
     olga.reload_until(lambda p: p.locator("table[aria-labelledby=waitlist-heading]").count() == 0
                       and f"Erzgebirge Guss {suffix}" in p.locator("table[aria-labelledby=confirmed-heading]")
                       .inner_text(), message="the waitlisted member to move up")
@@ -260,7 +264,10 @@ def test_a_revoked_organizer_is_signed_out_on_the_next_request(platform, person)
     otto.page.wait_for_url("**/organize/events")
     assert otto.page.get_by_role("heading", name=re.compile("Events of IT cluster")).is_visible()
 
-    page.get_by_role("button", name=f"Revoke Otto Lenz {suffix}").click()
+    page.get_by_role("link", name=f"Revoke Otto Lenz {suffix}").click()
+    assert email in page.locator("#confirm-what").inner_text()
+    ada.check_accessibility()
+    page.get_by_role("button", name="Yes, revoke the access").click()
     assert "revoked" in page.inner_text("main")
     assert "Revoked" in page.locator("tbody tr", has_text=email).inner_text()
     ada.check_accessibility()

@@ -130,22 +130,26 @@ def test_profile_edit_preferences_download_and_delete(platform, person):
     page.locator("#url").fill("https://" + "a" * 1900 + ".example/")
     page.get_by_role("button", name="Webhook hinzufügen").click()
     assert page.evaluate("document.documentElement.scrollWidth") <= 1100
-    # the session ends while the page is open; its "remove" button (a POST-only address) leads to
-    # the sign-in and back to the webhooks page with a note, not to a bare 405
+    # the session ends while the page is open; its "remove" link leads to the sign-in and back to the
+    # question whether to remove it (nothing removed meanwhile), not to a bare 405
     tom.open("/webhooks")
     tom.context.clear_cookies()
-    page.get_by_role("button", name="Entfernen").first.click()
-    page.wait_for_url(re.compile(r"/sign-in\?next=(/|%2F)webhooks$"))
+    page.get_by_role("link", name=re.compile("^Entfernen")).first.click()
+    page.wait_for_url(re.compile(r"/sign-in\?next=(/|%2F)webhooks(/|%2F)[0-9a-zA-Z-]+(/|%2F)delete$"))
     mailed = len(platform.catcher.mails(to=profile["contact"]["email"]))
     page.get_by_label(re.compile("E-Mail-Adresse")).fill(profile["contact"]["email"])
     page.get_by_role("button", name=re.compile("Anmeldelink")).click()
     page.wait_for_url("**/sign-in/sent")
     page.goto(platform.sign_in_link(profile["contact"]["email"], count=mailed + 1))  # the newest link
     page.get_by_role("button", name="Jetzt anmelden").click()
-    assert page.url.endswith("/webhooks"), (page.url, page.inner_text("main"))
-    assert "noch einmal" in page.inner_text("main")
-    for _ in range(page.get_by_role("button", name="Entfernen").count()):
-        page.get_by_role("button", name="Entfernen").first.click()
+    assert re.search(r"/webhooks/[0-9a-zA-Z-]+/delete$", page.url), (page.url, page.inner_text("main"))
+    assert "crm.havel-it.example" in page.locator("#confirm-what").inner_text()
+    tom.check_accessibility()
+    page.get_by_role("link", name="Nein, Webhook behalten").click()
+    assert "crm.havel-it.example" in page.locator(".webhooks").inner_text()
+    for _ in range(page.get_by_role("link", name=re.compile("^Entfernen")).count()):
+        page.get_by_role("link", name=re.compile("^Entfernen")).first.click()
+        page.get_by_role("button", name="Ja, Webhook entfernen").click()
     assert "crm.havel-it.example" not in page.locator(".webhooks").inner_text()
 
     tom.open("/profile")

@@ -88,7 +88,10 @@ def test_an_admin_creates_an_integrator_sees_its_access_once_and_revokes_it(plat
         assert "Eine Integration mit diesem Namen gibt es schon" in page.locator(".field.has-error").inner_text()
 
         page = ada.open("/admin/integrators")
-        page.get_by_role("button", name=f"{name} sperren").click()
+        page.get_by_role("link", name=f"{name} sperren").click()
+        assert "Warteschlangen" in page.locator("#confirm-what").inner_text()
+        ada.check_accessibility()
+        page.get_by_role("button", name="Ja, Integration sperren").click()
         assert f"Die Integration {name} ist gesperrt" in page.inner_text("main")
         assert "Gesperrt" in page.locator("#integrators tbody tr", has_text=name).inner_text()
         ada.check_accessibility()

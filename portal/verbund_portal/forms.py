@@ -5,9 +5,13 @@ catch what a person can fix before anything is sent; what only a service knows c
 422 field errors and is shown at the field it concerns (``apply_errors``)."""
 from __future__ import annotations
 
+import functools
 import re
-from datetime import datetime
+import zoneinfo
+from datetime import UTC, datetime, timedelta
 
+from babel import core as babel_core
+from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -38,8 +42,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from verbund import catalogue
-from verbund.schema_fields import normalize_text
+from verbund import catalogue, vocabulary, wallclock
+from verbund.schema_fields import Url, normalize_text
 from verbund_portal import i18n
 from verbund_portal.api import flatten_fields
 from verbund_portal.messages import plain, plain_all
@@ -364,12 +368,71 @@ KIND_NAMES = {"fair": _l("Trade fair"), "workshop": _l("Workshop"), "meetup": _l
 DEFAULT_TIMEZONE = "Europe/Berlin"
 
 
-def timezone_choices() -> list[tuple[str, str]]:
-    """IANA time zones (the system's tz database) with Europe/Berlin first: events are mostly here."""
-    import zoneinfo
+# The zones organizers of the associations choose most (their region, neighbours, trade-fair places),
+# offered first; every other IANA zone follows, grouped by its region.
+COMMON_TIMEZONES = ("Europe/Berlin", "Europe/Vienna", "Europe/Zurich", "Europe/Amsterdam", "Europe/Brussels",
+                    "Europe/Paris", "Europe/London", "Europe/Warsaw", "Europe/Prague", "Europe/Rome", "Europe/Madrid",
+                    "Europe/Stockholm", "Europe/Istanbul", "America/New_York", "America/Chicago",
+                    "America/Los_Angeles", "America/Sao_Paulo", "Asia/Dubai", "Asia/Kolkata", "Asia/Shanghai",
+                    "Asia/Singapore", "Asia/Tokyo", "Asia/Seoul", "Australia/Sydney", "UTC")
+TIMEZONE_REGIONS = {"Europe": _l("Europe"), "America": _l("America"), "Asia": _l("Asia"), "Africa": _l("Africa"),
+                    "Australia": _l("Australia"), "Pacific": _l("Pacific"), "Atlantic": _l("Atlantic"),
+                    "Indian": _l("Indian Ocean"), "Antarctica": _l("Antarctica"), "Arctic": _l("Arctic")}
 
-    zones = sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
-    return [(DEFAULT_TIMEZONE, DEFAULT_TIMEZONE)] + [(z, z) for z in zones if z != DEFAULT_TIMEZONE]
+
+def timezone_label(zone: str, language: str) -> str:
+    """A time zone as a person reads it, in ``language`` (CLDR names through Babel), with its IANA id, which
+    the event pages name: "Tokio, Japan (Asia/Tokyo)" / "Tokyo, Japan (Asia/Tokyo)"; "UTC" as it is."""
+    if zone == "UTC":
+        return "UTC"
+    locale = babel_core.Locale.parse(i18n.LOCALES.get(language, "de_DE"))
+    city = babel_dates.get_timezone_location(zone, locale=locale, return_city=True)
+    country = locale.territories.get(babel_core.get_global("zone_territories").get(zone, ""))
+    return f"{city}, {country} ({zone})" if country else f"{city} ({zone})"
+
+
+@functools.cache
+def _timezone_groups(language: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    aliases = babel_core.get_global("zone_aliases")  # old names (Asia/Calcutta): valid, not offered twice
+    zones = [z for z in zoneinfo.available_timezones() if z.split("/")[0] in TIMEZONE_REGIONS and "/" in z
+             and z not in aliases and z not in COMMON_TIMEZONES]
+    groups = []
+    for region in TIMEZONE_REGIONS:
+        labelled = sorted(((z, timezone_label(z, language)) for z in zones if z.split("/")[0] == region),
+                          key=lambda choice: vocabulary.normalize(choice[1]))
+        groups.append((region, tuple(labelled)))
+    return tuple(groups)
+
+
+def timezone_choices(current: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    """The time zone select's options, as WTForms' grouped choices (``<optgroup>``): the common zones first
+    (Europe/Berlin at the top), then every other zone of the tz database by region, each labelled in the
+    page's language with its IANA id (``timezone_label``). ``current``, a valid zone the lists leave out
+    (an old name such as "Asia/Calcutta", "Etc/GMT-3" from the API), is offered first, so an event keeps it."""
+    language = i18n.language()
+    common = [(z, timezone_label(z, language)) for z in COMMON_TIMEZONES]
+    choices = {str(_l("Frequently used")): common}
+    for region, labelled in _timezone_groups(language):
+        choices[str(TIMEZONE_REGIONS[region])] = list(labelled)
+    offered = {value for group in choices.values() for value, _label in group}
+    if current and current not in offered and _is_zone(current):
+        common.insert(0, (current, timezone_label(current, language)))
+    return choices
+
+
+def _is_zone(name: str) -> bool:
+    """Whether ``name`` is a zone of the tz database, by the rule events-service applies (``verbund.wallclock``)."""
+    try:
+        wallclock.zone(name)
+    except wallclock.InvalidTime:
+        return False
+    return True
+
+
+def _known_timezone(form, field) -> None:
+    """Any zone of the tz database is valid, as for events-service, also one the select does not list."""
+    if not isinstance(field.data, str) or not _is_zone(field.data):
+        raise ValidationError(_l("Please choose a time zone from the list."))
 
 
 class LocalDateTimeField(StringField):
@@ -404,6 +467,33 @@ def _parsed(field) -> datetime | None:
     return datetime.fromisoformat(field.data.strip())
 
 
+# events-service's bounds of an event (events/schemas.py EARLIEST_YEAR, LATEST_YEAR; events/domain.py
+# MAX_DURATION): checked in the form too, so that they come with the form's own errors, not a round later.
+EVENT_YEARS = (1970, 2999)
+EVENT_MAX_DAYS = 31
+
+
+def _add_error(field, text: str) -> None:
+    """One more error at ``field`` (in the page's language already), each text once."""
+    if text not in field.errors:
+        field.errors = [*field.errors, text]
+
+
+def web_address(schemes: tuple[str, ...] = ("http", "https")):
+    """The services' web address rule (``verbund.schema_fields.Url``: the scheme, a host with a domain, only
+    the characters RFC 3986 allows) checked in the form, in the same plain words as the service's 422."""
+    rule = Url(schemes=set(schemes))
+
+    def check(form, field) -> None:
+        value = (field.data or "").strip()
+        if value:
+            try:
+                rule.deserialize(value)
+            except MarshmallowError as error:
+                raise ValidationError(plain(str(error.messages[0]))) from None
+    return check
+
+
 class EventForm(FlaskForm):
     """A joint event as organizers create and edit it (events-service ``POST``/``PATCH /events``)."""
     title = StringField(_l("Title"), validators=[DataRequired(_l("Please enter a title.")), at_most(200),
@@ -417,7 +507,8 @@ class EventForm(FlaskForm):
         DataRequired(_l("Please choose at least one organising association."))])
     target_sectors = MultiCheckboxField(_l("For members of the sectors"))
     topics = MultiCheckboxField(_l("Topics"))
-    timezone = SelectField(_l("Time zone"), default=DEFAULT_TIMEZONE)
+    timezone = SelectField(_l("Time zone"), default=DEFAULT_TIMEZONE, validate_choice=False,
+                           validators=[_known_timezone])
     starts_at = LocalDateTimeField(_l("Starts"), validators=[DataRequired(_l("Please enter when it starts.")),
                                                              LOCAL_TIME])
     ends_at = LocalDateTimeField(_l("Ends"), validators=[DataRequired(_l("Please enter when it ends.")), LOCAL_TIME])
@@ -426,7 +517,7 @@ class EventForm(FlaskForm):
     venue_name = StringField(_l("Venue"), validators=[Optional(), at_most(200), plain_text()])
     venue_address = StringField(_l("Address"), validators=[Optional(), at_most(300), plain_text()])
     venue_city = StringField(_l("City"), validators=[Optional(), at_most(100), plain_text()])
-    online_url = URLField(_l("Online address (optional)"), validators=[Optional(), at_most(500)])
+    online_url = URLField(_l("Online address (optional)"), validators=[Optional(), at_most(500), web_address()])
     capacity = IntegerField(_l("Places (seats)"), validators=[
         InputRequired(_l("Please enter the number of places.")),
         NumberRange(min=1, max=100_000, message=_l("Please enter a number from 1 to 100,000."))])
@@ -437,12 +528,15 @@ class EventForm(FlaskForm):
                  "venue.name": "venue_name", "venue.address": "venue_address", "venue.city": "venue_city",
                  "venue": "venue_name", "online_url": "online_url", "capacity": "capacity"}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, stored: dict | None = None, **kwargs):
+        """``stored``: the event as events-service holds it, when the form edits it (its times that do not
+        move may lie in the past; its capacity cannot go below the confirmed seats)."""
         super().__init__(*args, **kwargs)
+        self.stored = stored
         self.organizers.choices = i18n.choices("association")
         self.target_sectors.choices = i18n.choices("sector")
         self.topics.choices = i18n.topic_choices()
-        self.timezone.choices = timezone_choices()
+        self.timezone.choices = timezone_choices(self.timezone.data)
 
     def validate(self, extra_validators=None) -> bool:
         """Every field's own checks, then the rules between fields that events-service applies too
@@ -462,6 +556,43 @@ class EventForm(FlaskForm):
         if not (self.venue_name.data or "").strip() and not (self.online_url.data or "").strip():
             self.venue_name.errors = list(self.venue_name.errors) + [
                 _l("Please give a venue or an online address (or both).")]
+            ok = False
+        return self._service_rules() and ok
+
+    def _service_rules(self) -> bool:
+        """What events-service refuses beyond the rules between fields, said at the fields now, in the words
+        of the service's own 422 (``messages.plain``): a year outside its range, a wall-clock time the clocks
+        skip in the chosen zone (``verbund.wallclock``), more than 31 days, a start or deadline that is new
+        or moved and not ahead, a capacity below the confirmed seats. False if any."""
+        ok, moments = True, {}
+        zone = self.timezone.data if not self.timezone.errors else None
+        for field in (self.starts_at, self.ends_at, self.registration_deadline):
+            local = _parsed(field)
+            if local is None:
+                continue
+            if not EVENT_YEARS[0] <= local.year <= EVENT_YEARS[1]:
+                _add_error(field, plain(f"must be between the years {EVENT_YEARS[0]} and {EVENT_YEARS[1]}"))
+                ok = False
+            elif zone:
+                try:
+                    moments[field.name] = wallclock.to_utc(local, zone)
+                except wallclock.InvalidTime as error:
+                    _add_error(field, plain(str(error)))
+                    ok = False
+        starts, ends = moments.get("starts_at"), moments.get("ends_at")
+        if starts and ends and ends - starts > timedelta(days=EVENT_MAX_DAYS):
+            _add_error(self.ends_at, plain(f"an event lasts at most {EVENT_MAX_DAYS} days"))
+            ok = False
+        now = datetime.now(UTC)
+        for name in ("starts_at", "registration_deadline"):  # as the service: only a time that is new or moves
+            moment, before = moments.get(name), (self.stored or {}).get(name)
+            moved = before is None or moment != datetime.fromisoformat(before.replace("Z", "+00:00"))
+            if moment is not None and moved and moment <= now:
+                _add_error(getattr(self, name), plain("must lie in the future"))
+                ok = False
+        confirmed = (self.stored or {}).get("seats_confirmed") or 0
+        if isinstance(self.capacity.data, int) and not self.capacity.errors and self.capacity.data < confirmed:
+            _add_error(self.capacity, plain(f"{confirmed} seat(s) are already confirmed"))
             ok = False
         return ok
 

@@ -4,7 +4,7 @@ English) compiled with Babel when the portal starts, and the labels of the share
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -117,6 +117,18 @@ def _day_time(moment: datetime) -> tuple[str, str]:
     lang = language() if language() in LOCALES else "de"
     return (babel_dates.format_date(moment, DATE_PATTERNS[lang], locale=LOCALES[lang]),
             babel_dates.format_time(moment, TIME_PATTERNS[lang], locale=LOCALES[lang]))
+
+
+def month(value: str | None) -> str:
+    """A calendar month "2026-12" (``YYYY-MM``, as the services' statistics give it) as the page's
+    language names it with Babel: "Dezember 2026" / "December 2026"; other text as it is."""
+    try:
+        year, number = (int(part) for part in (value or "").split("-"))
+        first = date(year, number, 1)
+    except ValueError:
+        return value or ""
+    lang = language() if language() in LOCALES else "de"
+    return babel_dates.format_date(first, "LLLL y", locale=LOCALES[lang])
 
 
 def when(value: str | None) -> str:

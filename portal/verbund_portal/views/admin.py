@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from verbund_portal import api
 from verbund_portal.app import services, staff_required
 from verbund_portal.config import SERVICES
+from verbund_portal.confirm import confirm_page, confirmed
 from verbund_portal.forms import EmptyForm, IntegratorForm, StaffInviteForm, event_scopes, refusal
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -50,14 +51,26 @@ def staff():
                            button=EmptyForm(), me=g.member.get("staff_id")), status
 
 
-@blueprint.route("/staff/<staff_id>/revoke", methods=["POST"])
+@blueprint.route("/staff/<staff_id>/revoke", methods=["GET", "POST"])
 @staff_required("admin")
 def revoke(staff_id: str):
-    """Revoke a staff account: its next request is refused (members-service checks every staff token)."""
-    if EmptyForm().validate_on_submit():
+    """Revoke a staff account, after a confirmation page (GET) naming the person: its next request is
+    refused (members-service checks every staff token)."""
+    account = next((a for a in services().get("members", "/staff")["items"]
+                    if a["id"] == staff_id and a["status"] != "revoked"), None)
+    if account is None or staff_id == g.member.get("staff_id"):  # nothing to revoke here: the list says why
+        return redirect(url_for("admin.staff"))
+    if confirmed():
         services().post("members", f"/staff/{staff_id}/revoke")
         flash(_("The account has been revoked. It can no longer sign in or act."))
-    return redirect(url_for("admin.staff"))
+        return redirect(url_for("admin.staff"))
+    role = _("Admin") if account["role"] == "admin" else _("Organizer")
+    lines = [_("%(name)s (%(email)s, %(role)s) can no longer sign in or act: an open session ends with the next "
+               "page, and unused sign-in links stop working.", name=account["name"], email=account["email"],
+               role=role),
+             _("This cannot be undone; to give access again, invite the person anew.")]
+    return confirm_page(_("Revoke the access of %(name)s?", name=account["name"]), lines, _("Yes, revoke the access"),
+               url_for("admin.staff"), _("No, keep the access"))
 
 
 @blueprint.route("/integrators", methods=["GET", "POST"])
@@ -84,15 +97,25 @@ def integrators():
                            created=created, scopes=event_scopes()), status
 
 
-@blueprint.route("/integrators/<name>/revoke", methods=["POST"])
+@blueprint.route("/integrators/<name>/revoke", methods=["GET", "POST"])
 @staff_required("admin")
 def revoke_integrator(name: str):
-    """Revoke an integrator: its RabbitMQ user, queues and tokens go (members-service)."""
-    if EmptyForm().validate_on_submit():
+    """Revoke an integrator, after a confirmation page (GET): its RabbitMQ user, queues and tokens go
+    (members-service)."""
+    active = any(i["name"] == name and not i.get("revoked_at")
+                 for i in services().get("members", "/integrators")["items"])
+    if not active:
+        return redirect(url_for("admin.integrators"))
+    if confirmed():
         services().post("members", f"/integrators/{name}/revoke")
         flash(_("The integrator %(name)s has been revoked: its access to the broker and its token no longer work.",
                 name=name))
-    return redirect(url_for("admin.integrators"))
+        return redirect(url_for("admin.integrators"))
+    lines = [_("The broker access of %(name)s, its queues with the messages waiting in them and its token are "
+               "deleted; its webhooks are switched off.", name=name),
+             _("This cannot be undone; a new access under the same name gets a new address and token.")]
+    return confirm_page(_("Revoke the integrator %(name)s?", name=name), lines, _("Yes, revoke the integrator"),
+               url_for("admin.integrators"), _("No, keep the integrator"))
 
 
 def service_name(service: str) -> str:

@@ -54,21 +54,23 @@ def _bars(counts: dict, label) -> list[dict]:
 
 
 def sections(data: dict) -> list[dict]:
-    """The dashboard's tables: ``[{id, title, rows: [{label, value}], chart: bool}]``."""
+    """The dashboard's tables: ``[{id, title, column, rows: [{key, label, value}], chart: bool}]``; ``column``
+    heads the labels' column (what a row is: a sector, a month, …), ``label`` in the page's language."""
     members, contacts = data["members"], data["contacts"]
     size_names = {"micro": _("Micro (under 10)"), "small": _("Small (10–49)"), "medium": _("Medium (50–249)"),
                   "large": _("Large (250 and more)")}
     result = [
-        {"id": "by-sector", "title": _("Members by sector"), "chart": True,
+        {"id": "by-sector", "title": _("Members by sector"), "chart": True, "column": _("Sector"),
          "rows": _bars(members["by_sector"], lambda key: i18n.reference_label("sector", key))},
-        {"id": "by-state", "title": _("Members by federal state"), "chart": True,
+        {"id": "by-state", "title": _("Members by federal state"), "chart": True, "column": _("Federal state"),
          "rows": _bars(members["by_state"], lambda key: i18n.reference_label("state", key))},
-        {"id": "by-size", "title": _("Members by size class"), "chart": True,
+        {"id": "by-size", "title": _("Members by size class"), "chart": True, "column": _("Size class"),
          "rows": [{"key": key, "label": size_names[key], "value": members["by_size"].get(key, 0)} for key in SIZES]},
-        {"id": "growth", "title": _("Growth per month"), "chart": True,
-         "rows": [{"key": row["month"], "label": row["month"], "value": row["joined"], "total": row["total"]}
+        {"id": "growth", "title": _("Growth per month"), "chart": True, "column": _("Month"),
+         "rows": [{"key": row["month"], "label": i18n.month(row["month"]), "value": row["joined"],
+                   "total": row["total"]}
                   for row in members["growth"]]},
-        {"id": "contacts", "title": _("Contact requests"), "chart": False,
+        {"id": "contacts", "title": _("Contact requests"), "chart": False, "column": _("Status"),
          "rows": [{"key": key, "label": label, "value": contacts[key]} for key, label in (
              ("sent", _("sent")), ("accepted", _("accepted")), ("declined", _("declined")),
              ("pending", _("waiting for an answer")), ("expired", _("expired unanswered")))]},
@@ -78,7 +80,8 @@ def sections(data: dict) -> list[dict]:
     reasons = {"declined": _("closed: a partner declined"), "superseded": _("closed: replaced by a newer proposal"),
                "consent_withdrawn": _("closed: a partner withdrew consent"),
                "member_deleted": _("closed: a partner left Verbund")}
-    result.append({"id": "matching", "title": _("Suggestions and partner projects"), "chart": False, "rows": [
+    result.append({"id": "matching", "title": _("Suggestions and partner projects"), "chart": False,
+                   "column": _("Figure"), "rows": [
         {"key": "suggestions", "label": _("partner suggestions made"), "value": suggestions["total"]},
         {"key": "suggested_members", "label": _("members with a suggestion"), "value": suggestions["members"]},
         {"key": "proposals", "label": _("partner projects proposed"), "value": proposals["total"]},
@@ -103,13 +106,13 @@ def dashboard():
 @blueprint.route("/dashboard.csv")
 @staff_required()
 def dashboard_csv():
-    """The same figures as CSV (semicolons and a BOM in German, for Excel): section; item; value."""
+    """The same figures as CSV (semicolons and a BOM in German, for Excel): section; figure; value."""
     association = _scope()
     data = figures(association)
     german = i18n.language() == "de"
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";" if german else ",", lineterminator="\r\n")
-    writer.writerow([_("Section"), _("Item"), _("Value")])
+    writer.writerow([_("Section"), _("Figure"), _("Value")])
     writer.writerow([_("Members"), _("total"), data["members"]["total"]])
     writer.writerow([_("Members"), _("SMEs"), data["members"]["sme"]])
     for section in sections(data):

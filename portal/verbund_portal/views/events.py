@@ -6,8 +6,9 @@ from flask_babel import gettext as _
 
 from verbund_portal import api
 from verbund_portal.app import member_required, services
-from verbund_portal.forms import EmptyForm, RegistrationForm, refusal
-from verbund_portal.i18n import choices, topic_choices
+from verbund_portal.confirm import confirm_page, confirmed
+from verbund_portal.forms import RegistrationForm, refusal
+from verbund_portal.i18n import choices, topic_choices, when_range_zoned
 
 blueprint = Blueprint("events", __name__)
 
@@ -57,18 +58,28 @@ def detail(event_id: str):
     from verbund_portal.views.matchmaking import event_section
 
     return render_template("event.html", event=event, mine=mine, form=form, form_errors=form_errors,
-                           cancel_form=EmptyForm(), matchmaking=event_section(event_id, mine)), status
+                           matchmaking=event_section(event_id, mine)), status
 
 
-@blueprint.route("/events/<event_id>/cancel", methods=["POST"])
+@blueprint.route("/events/<event_id>/cancel", methods=["GET", "POST"])
 @member_required
 def cancel(event_id: str):
-    form = EmptyForm()
+    """Cancel my registration, after a confirmation page (GET) that names the event and what follows."""
     mine = _my_registrations().get(event_id)
-    if form.validate_on_submit() and mine:
+    if not mine:  # nothing (left) to cancel: the event's page says how things stand
+        return redirect(url_for("events.detail", event_id=event_id))
+    if confirmed():
         services().call("DELETE", "events", f"/events/{event_id}/registrations/{mine['id']}")
         flash(_("Your registration has been cancelled."))
-    return redirect(url_for("events.detail", event_id=event_id))
+        return redirect(url_for("events.detail", event_id=event_id))
+    event = services().get("events", f"/events/{event_id}")
+    lines = [_("Your registration for “%(title)s” (%(when)s) will be cancelled.", title=event["title"],
+               when=when_range_zoned(event))]
+    lines.append(_("Your places become free for others. If you want to come after all, you register again; by "
+                   "then the event may be full.") if mine["status"] == "confirmed"
+                 else _("You lose your place on the waitlist."))
+    return confirm_page(_("Cancel your registration?"), lines, _("Yes, cancel my registration"),
+               url_for("events.detail", event_id=event_id), _("No, keep my registration"))
 
 
 @blueprint.route("/events/<event_id>/calendar.ics")

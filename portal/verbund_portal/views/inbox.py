@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 
 from verbund_portal import api
 from verbund_portal.app import member_required, services
+from verbund_portal.confirm import confirm_page, confirmed
 from verbund_portal.forms import EmptyForm, WebhookForm, preferences_form, service_errors
 
 blueprint = Blueprint("inbox", __name__)
@@ -132,10 +133,21 @@ def webhooks():
                            created=created, delete_form=EmptyForm()), status
 
 
-@blueprint.route("/webhooks/<endpoint_id>/delete", methods=["POST"])
+@blueprint.route("/webhooks/<endpoint_id>/delete", methods=["GET", "POST"])
 @member_required
 def delete_webhook(endpoint_id: str):
-    if EmptyForm().validate_on_submit():
+    """Remove a webhook, after a confirmation page (GET) naming its address."""
+    endpoints = services().get("notifications", "/webhooks")
+    endpoints = endpoints.get("items", endpoints) if isinstance(endpoints, dict) else endpoints
+    endpoint = next((w for w in endpoints if str(w["id"]) == endpoint_id), None)
+    if endpoint is None:  # removed already, or not this member's
+        return redirect(url_for("inbox.webhooks"))
+    if confirmed():
         services().call("DELETE", "notifications", f"/webhooks/{endpoint_id}")
         flash(_("The webhook has been removed."))
-    return redirect(url_for("inbox.webhooks"))
+        return redirect(url_for("inbox.webhooks"))
+    lines = [_("%(url)s will no longer receive your notifications, and its signing secret stops being used.",
+               url=endpoint["url"]),
+             _("To receive them there again, you add the address anew and get a new secret.")]
+    return confirm_page(_("Remove this webhook?"), lines, _("Yes, remove the webhook"), url_for("inbox.webhooks"),
+               _("No, keep the webhook"))

@@ -22,6 +22,7 @@ from flask_babel import ngettext
 
 from verbund_portal import agenda_pdf, api, i18n
 from verbund_portal.app import member_required, services, staff_required
+from verbund_portal.confirm import confirm_page, confirmed
 from verbund_portal.forms import (
     OUTCOMES,
     REQUEST_MODES,
@@ -286,14 +287,21 @@ def participation(event_id: str):
     return redirect(url_for("matchmaking.participant", event_id=event_id))
 
 
-@blueprint.route("/events/<event_id>/matchmaking/leave", methods=["POST"])
+@blueprint.route("/events/<event_id>/matchmaking/leave", methods=["GET", "POST"])
 @member_required
 def leave(event_id: str):
-    """Stop taking part: open requests and meetings are cancelled (the other side hears of it)."""
-    if EmptyForm().validate_on_submit():
+    """Stop taking part, after a confirmation page (GET): open requests and meetings are cancelled (the other
+    side hears of it)."""
+    if confirmed():
         services().call("DELETE", "meetings", f"/events/{event_id}/meetings/participation")
         flash(_("You no longer take part in the matchmaking. Your open requests and meetings are cancelled."))
-    return redirect(url_for("matchmaking.participant", event_id=event_id))
+        return redirect(url_for("matchmaking.participant", event_id=event_id))
+    event = services().get("events", f"/events/{event_id}")
+    lines = [_("You no longer take part in the matchmaking of “%(title)s”: your open requests and your meetings "
+               "are cancelled, and the other organisations are told.", title=event["title"]),
+             _("You can take part again later, but cancelled meetings have to be asked for anew.")]
+    return confirm_page(_("Stop taking part in the matchmaking?"), lines, _("Yes, stop taking part"),
+               url_for("matchmaking.participant", event_id=event_id), _("No, keep taking part"))
 
 
 @blueprint.route("/events/<event_id>/matchmaking/ask/<member_id>", methods=["GET", "POST"])
@@ -372,12 +380,17 @@ def reschedule(event_id: str, meeting_id: str):
     return _back(event_id)
 
 
+@blueprint.route("/events/<event_id>/matchmaking/<meeting_id>/cancel", methods=["GET", "POST"],
+                 defaults={"action": "cancel"})
 @blueprint.route("/events/<event_id>/matchmaking/<meeting_id>/<action>", methods=["POST"])
 @member_required
 def answer(event_id: str, meeting_id: str, action: str):
-    """Decline a request (optional reason) or withdraw one's own request or a meeting."""
+    """Decline a request (optional reason), or withdraw one's own request or cancel a meeting after a
+    confirmation page (GET) naming the partner and the time."""
     if action not in ("decline", "cancel"):
         abort(404)
+    if action == "cancel" and not confirmed():
+        return _ask_cancel(event_id, meeting_id)
     form = ReasonForm()
     if form.validate_on_submit():
         try:
@@ -392,6 +405,27 @@ def answer(event_id: str, meeting_id: str, action: str):
     else:
         flash(" ".join(str(e) for errors in form.errors.values() for e in errors))
     return _back(event_id)
+
+
+def _ask_cancel(event_id: str, meeting_id: str):
+    """The question before a request is withdrawn or a meeting cancelled: with whom, when, that they are told."""
+    meeting = next((m for m in _mine(event_id)["items"]
+                    if m["id"] == meeting_id and m["status"] in ("pending", "accepted")), None)
+    if meeting is None:  # answered, cancelled or not one's own meanwhile: the page shows how things stand
+        return _back(event_id)
+    partner = names([meeting["other_id"]], partner_names([meeting]))[meeting["other_id"]]
+    back = url_for("matchmaking.participant", event_id=event_id) + "#requests"
+    if meeting["status"] == "pending":
+        return confirm_page(_("Withdraw your request to %(name)s?", name=partner),
+                            [_("%(name)s will no longer see your request for a meeting.", name=partner)],
+                            _("Yes, withdraw the request"), back, _("No, keep the request"))
+    slot = next((s for s in (setup_of(event_id) or {}).get("slots", []) if s["number"] == meeting.get("slot")), None)
+    lines = [_("Your meeting with %(name)s (%(when)s) will be cancelled, and %(name)s is told.", name=partner,
+               when=slot_label(slot)) if slot else
+             _("Your meeting with %(name)s will be cancelled, and %(name)s is told.", name=partner),
+             _("To meet after all, you ask again; the time may be taken by then.")]
+    return confirm_page(_("Cancel the meeting with %(name)s?", name=partner), lines, _("Yes, cancel the meeting"),
+                        back, _("No, keep the meeting"))
 
 
 def _candidate_names(event_id: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from verbund.settings import data_dir
 from verbund_portal import api
 from verbund_portal.app import services, staff_required
+from verbund_portal.confirm import confirm_page, confirmed
 from verbund_portal.forms import (
     KIND_NAMES,
     CancelEventForm,
@@ -26,6 +27,7 @@ from verbund_portal.forms import (
     refusal,
     service_errors,
 )
+from verbund_portal.i18n import when_range_zoned
 from verbund_portal.messages import page_message, plain
 from verbund_portal.views.matchmaking import meetings_outside
 
@@ -94,7 +96,7 @@ def edit_event(event_id: str):
     """Change an event. The registrations page (readable only by its organizers) is asked first, so an
     organizer of another association gets the service's 403 before seeing a form."""
     event = services().get("events", f"/events/{event_id}/registrations")["event"]
-    form = EventForm()
+    form = EventForm(stored=event)
     if request.method == "GET":
         form.fill(event)
     return _event_form_page(form, event)
@@ -172,14 +174,28 @@ def _move_refusal(error: api.ApiError) -> str:
     return page_message(error.status, error.message)
 
 
-@blueprint.route("/events/<event_id>/registrations/<registration_id>/cancel", methods=["POST"])
+@blueprint.route("/events/<event_id>/registrations/<registration_id>/cancel", methods=["GET", "POST"])
 @staff_required()
 def cancel_registration(event_id: str, registration_id: str):
-    """Cancel one member's registration (the first on the waitlist moves up, the member hears of it)."""
-    if EmptyForm().validate_on_submit():
+    """Cancel one member's registration (the first on the waitlist moves up, the member hears of it), after a
+    confirmation page (GET) naming the member and the event."""
+    answer = services().get("events", f"/events/{event_id}/registrations")
+    found = next((r for r in answer["items"] if r["id"] == registration_id and r["status"] != "cancelled"), None)
+    if found is None:  # unknown or cancelled already: the event's page shows how things stand
+        return redirect(url_for("organize.event", event_id=event_id))
+    if confirmed():
         services().call("DELETE", "events", f"/events/{event_id}/registrations/{registration_id}")
         flash(_("The registration has been cancelled; the member is told."))
-    return redirect(url_for("organize.event", event_id=event_id))
+        return redirect(url_for("organize.event", event_id=event_id))
+    event, name = answer["event"], found.get("member_name") or _("this member")
+    lines = [_("The registration of %(name)s for “%(title)s” (%(when)s) will be cancelled, and %(name)s is told.",
+               name=name, title=event["title"], when=when_range_zoned(event))]
+    if found["status"] == "confirmed":
+        waiting = any(r["status"] == "waitlisted" for r in answer["items"])
+        lines.append(_("Its places become free, and the first on the waitlist moves up.") if waiting
+                     else _("Its places become free."))
+    return confirm_page(_("Cancel the registration of %(name)s?", name=name), lines, _("Yes, cancel the registration"),
+               url_for("organize.event", event_id=event_id), _("No, keep the registration"))
 
 
 @blueprint.route("/events/<event_id>/cancel", methods=["GET", "POST"])
