@@ -336,32 +336,3 @@ def test_scratch_stamps_start_again_before_they_overflow(engine, profile):
     changes = engine.upsert(newcomer)
     assert engine._scratch.stamp[0] < 10
     assert {p for p, _ in changes.lists[member["id"]]} == {partner["id"], newcomer["id"]}
-
-
-def test_the_pruned_rebuild_finds_what_reading_every_posting_finds():
-    """Popular terms and free-text words (weights between 0.2 and 1) on a network with pending
-    updates: the rebuild that stops reading at bounds lists exactly the partners that scoring each
-    member against every candidate lists, whatever the levels it reads down to."""
-    import numpy as np
-
-    from matching import kernel
-
-    factory = ProfileFactory(seed=21, free_text_share=0.4, written_share=0.3)
-    profiles = factory.profiles(1200)
-    engine = Engine()
-    engine.load(profiles[:1100])
-    for profile in profiles[1100:]:
-        engine.upsert(profile)  # in the delta postings
-    ix, slots = engine._index(), np.flatnonzero(engine.alive.view).astype(np.int64)
-    expected = {}
-    for slot in slots.tolist():
-        found, scores, *_ = engine._score(slot, engine.k)
-        expected[slot] = (found.tolist(), scores)
-    for levels in ([], kernel.LEVELS, np.linspace(1.0, 0.05, 12)):
-        out_slots = np.full((len(engine.ids), engine.k), -1, np.int32)
-        out_scores = np.full((len(engine.ids), engine.k), -1.0)
-        kernel.score_all(ix, 2, slots, engine.k, out_slots, out_scores, levels=levels)
-        for slot, (found, scores) in expected.items():
-            listed = out_slots[slot][out_slots[slot] >= 0]
-            assert listed.tolist() == found
-            assert out_scores[slot][: len(found)] == pytest.approx(scores, abs=1e-12)
