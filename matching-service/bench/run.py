@@ -36,6 +36,12 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mib() -> float:
+    """The process's resident memory now (not its peak), MiB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def pairwise_suggestions(engine, member_id: str, everyone: list[str], k: int = 10):
     """The straightforward way: score the member against every other member, keep the best k."""
     from matching.engine import tiebreak
@@ -225,18 +231,20 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
     del labels
     read_model.kw["bind"].dispose()
     Path(read_model.kw["bind"].url.database).unlink(missing_ok=True)
+    engine.trim()  # as Index.load: the columns' spare capacity back before the postings
     engine.compact()
     indexed = time.perf_counter()
     engine.compute_all()
     done = time.perf_counter()
     del cards
+    after_rebuild = rss_mib()
     if semantic:
         extra["links"] = space.link_count
         extra["linked_texts"] = space.linked_texts
         extra["link_recall"] = approximate_recall(space)
 
     embeds = []
-    upserts, proposals, events, affected = [], [], [], []
+    upserts, explains, proposals, events, affected = [], [], [], [], []
     for profile in newcomers:
         if semantic:  # its own texts, embedded before the use case (outside the engine's lock)
             e0 = time.perf_counter()
@@ -254,6 +262,7 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
         engine.propose(profile["id"])
         t3 = time.perf_counter()
         upserts.append((t1 - t0) * 1000)
+        explains.append((t2 - t1) * 1000)
         proposals.append((t3 - t2) * 1000)
         events.append((t3 - t0) * 1000)
         affected.append(len(changes.lists))
@@ -301,13 +310,14 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
         "rebuild_s": done - started, "link_s": linked - started, "read_s": read - linked,
         "index_s": indexed - read, "top10_s": done - indexed,
         "upsert_ms_median": statistics.median(upserts), "upsert_ms_p95": p95(upserts),
-        "proposal_ms_median": statistics.median(proposals),
+        "proposal_ms_median": statistics.median(proposals), "explain_ms_median": statistics.median(explains),
         "event_ms_median": statistics.median(events), "event_ms_p95": p95(events),
         "affected_median": statistics.median(affected),
         "pairwise_member_ms": per_member * 1000,
         "pairwise_rebuild_s": per_member * size,  # measured per member, times every member
         "pairwise_agrees": agree, "pairwise_sample": len(pairwise_times),
-        "baseline_mib": baseline, "profiles_mib": with_profiles, "peak_mib": peak_mib(), "semantic": semantic,
+        "baseline_mib": baseline, "profiles_mib": with_profiles, "peak_mib": peak_mib(),
+        "rss_after_rebuild_mib": after_rebuild, "semantic": semantic,
         "written": written, "load_start": load_start, "load_end": os.getloadavg()[0],
         **extra,
     }
@@ -329,19 +339,23 @@ def write_report(results: list[dict]) -> None:
         "",
         "| members | rebuild everything | of which: link texts / read profiles / index / best 10 of all "
         "| one new member: suggestions (median / p95) "
-        "| + explanations of every changed list + proposal (median / p95) | lists changed by it (median) "
+        "| + explanations of every changed list + proposal (median / p95) "
+        "| of which: suggestions / explanations / proposal (medians) | lists changed by it (median) "
         "| pairwise loop: one member | pairwise loop: rebuild (measured per member x members) "
-        "| peak memory | before the engine (interpreter, libraries, generated profiles) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak memory | before the engine (interpreter, libraries, generated profiles) "
+        "| resident after the rebuild |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r['size']:,} | {r['rebuild_s']:.2f} s | {r.get('link_s', 0):.2f} / {r['read_s']:.2f} / "
             f"{r['index_s']:.2f} / {r['top10_s']:.2f} s "
             f"| {r['upsert_ms_median']:.1f} / {r['upsert_ms_p95']:.1f} ms "
-            f"| {r['event_ms_median']:.1f} / {r['event_ms_p95']:.1f} ms | {r['affected_median']:.0f} "
+            f"| {r['event_ms_median']:.1f} / {r['event_ms_p95']:.1f} ms "
+            f"| {r['upsert_ms_median']:.1f} / {r.get('explain_ms_median', 0):.1f} / {r['proposal_ms_median']:.1f} ms "
+            f"| {r['affected_median']:.0f} "
             f"| {r['pairwise_member_ms']:.0f} ms | {r['pairwise_rebuild_s']:,.0f} s "
-            f"| {r['peak_mib']:.0f} MiB | {r['profiles_mib']:.0f} MiB |")
+            f"| {r['peak_mib']:.0f} MiB | {r['profiles_mib']:.0f} MiB | {r.get('rss_after_rebuild_mib', 0):.0f} MiB |")
     semantic = [r for r in results if r.get("semantic")]
     if semantic:
         lines += [

@@ -339,8 +339,16 @@ class Index:
             _pause()
         if self.semantic is not None:
             self.semantic.prepare()  # the clusters of a large side now, not at the first event
+        self.trim()
         self.compact()
         self.compute_all()
+
+    def trim(self) -> None:
+        """Give back the columns' spare capacity after a load (before the postings are built, so
+        that the peak is lower too)."""
+        for column in vars(self).values():
+            if isinstance(column, Column):
+                column.trim()
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel now, not on the first event."""
