@@ -75,6 +75,15 @@ class Column:
         self.data[self.length] = value
         self.length += 1
 
+    def trim(self, headroom: float = 0.05) -> None:
+        """Give back the spare capacity that doubling left (up to half of the array), keeping
+        ``headroom`` (a share of the length) for the updates to come."""
+        capacity = self.length + int(self.length * headroom) + 16
+        if capacity < len(self.data):
+            trimmed = np.full((capacity, self.width) if self.width else capacity, self.fill, self.dtype)
+            trimmed[: self.length] = self.data[: self.length]
+            self.data = trimmed
+
     @property
     def view(self) -> np.ndarray:
         return self.data[: self.length]

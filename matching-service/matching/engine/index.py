@@ -167,6 +167,20 @@ class Index:
         ids[1:], weights[1:] = linked[to], strength
         return ids, weights
 
+    def feature_arrays(self, label: str, term: str | None, need: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The features of one offer or need as the index holds them: (ids int32, weights float64),
+        vocabulary and words first, then its semantic links (``analyse`` with names)."""
+        ids, weights = self._lexical(label, term, need)
+        if self.semantic is None:
+            return ids, weights
+        kind, other = (NEED, OFFER) if need else (OFFER, NEED)
+        if (kind, label) not in self.semantic.ids:
+            self.semantic.link_all(kind, [label])  # registered now if it has a vector and is new
+        found = self._text_features(kind, label, self._semantic_features(kind), self._semantic_features(other))
+        if found is None:
+            return ids, weights
+        return np.concatenate([ids, found[0]]), np.concatenate([weights, found[1]])
+
     def analyse(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
         """The features of one offer or need (by id): vocabulary and words, and its semantic links
         (kind ``semantic``, ``via`` the label itself)."""
@@ -325,8 +339,16 @@ class Index:
             _pause()
         if self.semantic is not None:
             self.semantic.prepare()  # the clusters of a large side now, not at the first event
+        self.trim()
         self.compact()
         self.compute_all()
+
+    def trim(self) -> None:
+        """Give back the columns' spare capacity after a load (before the postings are built, so
+        that the peak is lower too)."""
+        for column in vars(self).values():
+            if isinstance(column, Column):
+                column.trim()
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel now, not on the first event."""
