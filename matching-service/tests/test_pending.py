@@ -236,3 +236,59 @@ def test_two_instances_flushing_together_announce_each_list_once(store, second_s
         assert conn.execute(select(func.count()).select_from(SuggestionSet)).scalar() > 0
     for member_id in marked:
         assert stored_partners(store, member_id) == [p for p, _ in one.engine.suggestions(member_id)]
+
+
+# --- the running service ----------------------------------------------------------------------------------
+
+def test_the_running_service_announces_another_members_list_once_after_the_window(
+        database_url, amqp_uri, start_service, event_tap, profile, member_events):
+    """A real matching-service process fed over the broker, one event at a time, with a window of 5 s."""
+    from verbund import envelope
+    from verbund.broker import Publisher
+    from verbund.testing import wait_for
+
+    tap = event_tap("match.suggested", "project.proposed")
+    start_service("matching", database_url=database_url,
+                  env={"ANNOUNCE_WINDOW_SECONDS": "5", "CONSUME_BATCH_SIZE": "1", "MATCHING_SEMANTIC": "0"})
+    publisher = Publisher(amqp_uri)
+
+    def publish(member):
+        event = member_events.registered(member)
+        publisher.publish(event["type"], envelope.dumps(event), message_id=event["id"])
+
+    def lists_of(member_id) -> list[list[str]]:
+        return [[s["partner_id"] for s in e["data"]["suggestions"]] for e in tap.drain()
+                if e["type"] == "match.suggested" and e["subject"] == member_id]
+
+    try:
+        supplier = profile(name="Zellwerk GmbH", sector="automotive", offers=["battery-cell-manufacturing"],
+                           needs=["traceability-software", "lithium-battery-transport"])
+        carrier = profile(name="Neckar Gefahrgut GmbH", sector="logistics", offers=["lithium-battery-transport"],
+                          needs=[])
+        publish(supplier)
+        publish(carrier)
+        wait_for(lambda: lists_of(supplier["id"]) == [[carrier["id"]]], timeout=60,
+                 message="the supplier told of the carrier after the window")
+        houses = [profile(name=f"TraceSoft {n} GmbH", sector="it", offers=["traceability-software"], needs=[])
+                  for n in range(4)]
+        for house in houses[:3]:
+            publish(house)
+        for house in houses[:3]:  # each newcomer's own list at once
+            tap.wait("match.suggested", subject=house["id"], timeout=30)
+        told = wait_for(lambda: len(lists_of(supplier["id"])) > 1 and lists_of(supplier["id"]), timeout=60,
+                        message="the supplier's list after the window")
+        assert set(told[1]) == {carrier["id"], *(h["id"] for h in houses[:3])}  # once, with all three
+        positions = {e["subject"]: i for i, e in enumerate(tap.events) if e["type"] == "match.suggested"}
+        assert all(positions[h["id"]] < positions[supplier["id"]] for h in houses[:3])
+        # A fourth newcomer later: the supplier's next list is the next announcement (none in between).
+        publish(houses[3])
+        told = wait_for(lambda: len(lists_of(supplier["id"])) > 2 and lists_of(supplier["id"]), timeout=60,
+                        message="the supplier's list with the fourth house")
+        assert len(told) == 3 and houses[3]["id"] in told[2] and houses[3]["id"] not in told[1]
+        # The proposal around the supplier came with a flush, not with the houses' events.
+        around = [e for e in tap.drain() if e["type"] == "project.proposed"
+                  and e["data"]["project"]["anchor_id"] == supplier["id"]]
+        assert len(around) == 1
+        assert [e["id"] for e in tap.events].index(around[0]["id"]) > positions[houses[2]["id"]]
+    finally:
+        publisher.close()
