@@ -7,7 +7,7 @@ at the same time never announcing a mark twice."""
 import json
 import threading
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -21,7 +21,7 @@ from verbund.testing import migrated_store
 pytestmark = pytest.mark.integration
 
 WINDOW = 10.0
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 class Clock:
