@@ -1189,7 +1189,7 @@ def write_import_section(facts: dict, floor: dict, imports: list[dict]) -> None:
              f"(load average {facts.get('load_start', (0,))[0]:.1f} before): a fresh platform (the five services, "
              f"{setup}, this broker) per batch size; the members imported through `POST /members/import` "
              "(1,000 rows a file) while every service runs; *settled*: no queue holds a message, no outbox an "
-             "event, and nothing was consumed for 3 s. The floor: a bare kombu publish-and-consume of "
+             "event, matching holds no list back, and nothing was consumed for 3 s. The floor: a bare kombu publish-and-consume of "
              f"the same events, {floor_rate:,.0f} messages/s in a burst.", "",
              "| CONSUME_BATCH_SIZE | HTTP import | settled everywhere | events consumed | consumed/s | "
              "share of the floor's rate | time vs size 1 |", "|---|---|---|---|---|---|---|"]
