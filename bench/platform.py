@@ -26,7 +26,7 @@ catcher for the e-mails, and measures:
 Writes docs/bench/platform.md and docs/bench/platform.png.
 
     .venv/bin/python bench/platform.py [--members 10000] [--rates 10,25,50,...] [--step-seconds 15] [--quick]
-        [--import-only] [--import-sizes 1000,10000] [--import-batch-sizes 1,50]
+        [--import-only] [--import-sizes 1000,10000] [--import-batch-sizes 1,50] [--announce-window 10]
         [--database postgresql] [--instances matching=2,notifications=2]
 """
 from __future__ import annotations
@@ -331,13 +331,19 @@ class Platform:
         """Events consumed so far by every running service (from their inbox tables)."""
         return sum(self.query(s, "SELECT count(*) FROM inbox")[0][0] for s in self.running() if s != "members")
 
+    def held_back(self) -> int:
+        """Suggestion lists matching-service holds back for its announcement window (pending_announcements)."""
+        if "matching" not in self.running():
+            return 0
+        return self.query("matching", "SELECT count(*) FROM pending_announcements")[0][0]
+
     def settle(self, quiet_seconds: float, timeout: float, what: str) -> float:
-        """Wait until no queue holds a message, no outbox an unpublished event, and nothing was consumed
-        for ``quiet_seconds``; return how long it took."""
+        """Wait until no queue holds a message, no outbox an unpublished event, matching holds back no
+        list, and nothing was consumed for ``quiet_seconds``; return how long it took."""
         started = time.monotonic()
         last, quiet_since = None, time.monotonic()
         while True:
-            state = (sum(self.queue_depths().values()), self.outbox_backlog(), self.consumed())
+            state = (sum(self.queue_depths().values()), self.outbox_backlog() + self.held_back(), self.consumed())
             if state != last or state[0] or state[1]:
                 quiet_since = time.monotonic()
                 last = state
@@ -425,17 +431,20 @@ def preload(platform: Platform, count: int, admin: dict, email: bool, chunk: int
 
 
 def measure_import(workdir: Path, amqp_uri: str, count: int, batch_size: int, admin: dict, databases=None,
-                   instances: dict[str, int] | None = None) -> dict:
+                   instances: dict[str, int] | None = None, window: float | None = None) -> dict:
     """A fresh platform (all five services running, consuming in batches of ``batch_size``, ``instances``
     of each, on SQLite or the ``databases``): ``count`` members imported through POST /members/import
     (1,000 rows a file), timed until every service has consumed everything (no queue, no outbox backlog,
-    nothing consumed for 3 s), with the CPU seconds each service spent per imported member."""
+    nothing consumed for 3 s), with the CPU seconds each service spent per imported member. ``window``:
+    matching's ANNOUNCE_WINDOW_SECONDS (None: the service's default)."""
     from matching.synthetic import ProfileFactory
 
-    folder = workdir / f"import-{count}-batch-{batch_size}"
+    folder = workdir / (f"import-{count}-batch-{batch_size}" + ("" if window is None else f"-window-{window:g}"))
     folder.mkdir()
-    platform = Platform(folder, amqp_uri, env={"CONSUME_BATCH_SIZE": str(batch_size)}, databases=databases,
-                        instances=instances)
+    env = {"CONSUME_BATCH_SIZE": str(batch_size)}
+    if window is not None:
+        env["ANNOUNCE_WINDOW_SECONDS"] = str(window)
+    platform = Platform(folder, amqp_uri, env=env, databases=databases, instances=instances)
     try:
         platform.start(*SERVICES, timeout=1800)  # matching loads its embedding model first
         factory = ProfileFactory(seed=41)
@@ -454,10 +463,11 @@ def measure_import(workdir: Path, amqp_uri: str, count: int, batch_size: int, ad
                if name in cpu_before}
         consumed = {s: platform.query(s, "SELECT count(*) FROM inbox")[0][0] for s in SERVICES if s != "members"}
         suggested = platform.query("notifications", "SELECT count(*) FROM inbox WHERE type = 'match.suggested'")[0][0]
+        proposed = platform.query("notifications", "SELECT count(*) FROM inbox WHERE type = 'project.proposed'")[0][0]
         result = {"batch_size": batch_size, "members": count, "import_s": imported_s, "settled_s": total_s,
                   "database": "postgresql" if databases else "sqlite", "instances": dict(instances or {}),
                   "after_import_s": settle_s, "cpu_ms_per_member": cpu, "consumed": consumed,
-                  "match_suggested": suggested}
+                  "match_suggested": suggested, "project_proposed": proposed, "window": window}
         log(f"import of {count} with batches of {batch_size}: HTTP {imported_s:.1f}s, settled after {total_s:.1f}s, "
             f"consumed {consumed}, CPU ms/member " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
         return result
@@ -1166,15 +1176,20 @@ def write_import_section(facts: dict, floor: dict, imports: list[dict]) -> None:
     first = imports[0]
     several = {service: n for service, n in first.get("instances", {}).items() if n > 1}
     label = f"{first['members']}-{first.get('database', 'sqlite')}" + "".join(f"-{s}{n}" for s, n in several.items())
+    window = first.get("window")
+    if window is not None:
+        label += f"-window{window:g}"
     begin, end = (marker.replace(" -->", f"-{label} -->") for marker in (IMPORT_BEGIN, IMPORT_END))
     floor_rate = floor["burst_rate"]
     setup = first.get("database", "sqlite") + "".join(f", {n} instances of {s}" for s, n in several.items())
+    if window is not None:
+        setup += f", matching's ANNOUNCE_WINDOW_SECONDS {window:g}"
     lines = [begin, "", f"## An import of {first['members']:,} members ({setup})", "",
              f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {facts.get('cores', '?')} cores "
              f"(load average {facts.get('load_start', (0,))[0]:.1f} before): a fresh platform (the five services, "
              f"{setup}, this broker) per batch size; the members imported through `POST /members/import` "
              "(1,000 rows a file) while every service runs; *settled*: no queue holds a message, no outbox an "
-             "event, and nothing was consumed for 3 s. The floor: a bare kombu publish-and-consume of "
+             "event, matching holds no list back, and nothing was consumed for 3 s. The floor: a bare kombu publish-and-consume of "
              f"the same events, {floor_rate:,.0f} messages/s in a burst.", "",
              "| CONSUME_BATCH_SIZE | HTTP import | settled everywhere | events consumed | consumed/s | "
              "share of the floor's rate | time vs size 1 |", "|---|---|---|---|---|---|---|"]
@@ -1194,6 +1209,9 @@ def write_import_section(facts: dict, floor: dict, imports: list[dict]) -> None:
     for run in imports:
         lines.append(f"| {run['batch_size']} | " + " | ".join(f"{v:.1f}" for v in run["cpu_ms_per_member"].values())
                      + " |")
+    lines += ["", "Per imported member (notifications' inbox): " + "; ".join(
+        f"size {run['batch_size']}: {run['match_suggested'] / run['members']:.2f} `match.suggested`, "
+        f"{run.get('project_proposed', 0) / run['members']:.2f} `project.proposed`" for run in imports)]
     lines += ["", "Events consumed per service: " + "; ".join(
         f"size {run['batch_size']}: " + ", ".join(f"{k} {v:,}" for k, v in run["consumed"].items())
         for run in imports), "", end]
@@ -1226,6 +1244,8 @@ def main() -> int:
                         help="each service on its own SQLite file (the embedded default) or PostgreSQL database")
     parser.add_argument("--instances", default="",
                         help="processes per service, e.g. matching=2,notifications=2 (needs --database postgresql)")
+    parser.add_argument("--announce-window", type=float, default=None,
+                        help="matching's ANNOUNCE_WINDOW_SECONDS for the imports (default: the service's own)")
     parser.add_argument("--import-only", action="store_true",
                         help="only the floor and the import timings (a section of the report)")
     parser.add_argument("--notes", default=str(Path(__file__).with_name("platform-notes.md")),
@@ -1275,7 +1295,8 @@ def main() -> int:
             for size in [int(n) for n in args.import_batch_sizes.split(",") if n]:
                 import_vhost = Vhost()  # each import starts from empty queues
                 try:
-                    imports.append(measure_import(workdir, import_vhost.uri, count, size, admin, databases, instances))
+                    imports.append(measure_import(workdir, import_vhost.uri, count, size, admin, databases, instances,
+                                                  args.announce_window))
                 finally:
                     import_vhost.delete()
             write_import_section(facts, floor, imports)

@@ -13,12 +13,20 @@ texts are embedded before the timed part, the newcomers write 30% of their offer
 their own words (``--written``), and each batch's new texts are embedded first, together, in a unit
 of work of their own (``MatchingEngine.embed``); that CPU is counted and also reported apart.
 
+With ``--window S`` (seconds; 0, the default, announces every changed list at once) other members'
+changed lists, and proposals around them, wait S seconds as the service's ``ANNOUNCE_WINDOW_SECONDS``
+makes them: the events arrive on a simulated clock at ``--rate`` per second (an import: as fast as
+matching consumes them), the timer's flush (``services.flush_pending``) runs every
+``min(max(S / 5, 0.5), 5)`` simulated seconds, and after the last event the clock moves on by the
+window and what is still pending is flushed; the flushes' CPU is counted with the events' (each
+batch carries the flushes that ran after it).
+
 Reports CPU ms per event (``time.process_time`` of the process, all its threads: mean, and
 median/p95 over batches per event; first and second half, since proposals pile up as members
 register) and the events written per registration, by type.
 
     .venv/bin/python matching-service/bench/consume.py [--members 10000] [--events 300] [--batch 50]
-        [--semantic] [--profile 30]
+        [--semantic] [--window 10 --rate 10] [--profile 30]
 
 With ``--profile N`` the first N stats lines of a cProfile of the timed events follow (by own
 time, then cumulative). Not part of ``make bench``; writes nothing outside a temporary folder.
@@ -35,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
@@ -85,6 +94,10 @@ def main() -> int:
     parser.add_argument("--semantic", action="store_true", help="with the embedding model, as the service runs")
     parser.add_argument("--written", type=float, default=0.3,
                         help="with --semantic: share of the newcomers' texts written in their own words")
+    parser.add_argument("--window", type=float, default=0.0,
+                        help="seconds other members' lists wait (ANNOUNCE_WINDOW_SECONDS; 0: at once)")
+    parser.add_argument("--rate", type=float, default=10.0,
+                        help="with --window: member events arriving per simulated second")
     parser.add_argument("--profile", type=int, default=0, help="print this many cProfile lines")
     parser.add_argument("--dump", help="write the cProfile stats to this file (for pstats or snakeviz)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line too")
@@ -125,12 +138,45 @@ def main() -> int:
                     vectors.ensure(uow.session, space, embedder, semantic.MODEL,
                                    [e["data"]["profile"] for e in chunk])
 
+        # The simulated clock: the events arrive at --rate per second, the timer looks every `check` s.
+        clock = {"now": envelope.utcnow()}
+        store.clock = lambda: clock["now"]
+        check = min(max(args.window / 5, 0.5), 5.0)
+        timer = {"next": clock["now"] + timedelta(seconds=check), "flushes": 0}
+
+        def flush() -> None:
+            """What the service's timer does: rounds of due lists until a round finds fewer than a full share."""
+            timer["flushes"] += 1
+            while True:
+                with store.unit_of_work() as uow:
+                    done = services.flush_pending(uow, engine)
+                if done.taken < services.PENDING_PER_ROUND:
+                    return
+
         def apply(chunk) -> None:
-            store.handle_batch(chunk, lambda uow, fresh: services.on_member_events(uow, engine, fresh))
+            if args.window > 0:
+                clock["now"] += timedelta(seconds=len(chunk) / args.rate)
+            store.handle_batch(chunk, lambda uow, fresh: services.on_member_events(uow, engine, fresh,
+                                                                                    window=args.window))
+            while args.window > 0 and clock["now"] >= timer["next"]:
+                flush()
+                timer["next"] += timedelta(seconds=check)
 
         for start in range(0, len(warm), args.batch):
             embed(warm[start:start + args.batch])
             apply(warm[start:start + args.batch])
+        if args.window > 0:  # the warm-up's held-back lists are not the timed events' work
+            clock["now"] += timedelta(seconds=args.window + check)
+            flush()
+            timer["next"], timer["flushes"] = clock["now"] + timedelta(seconds=check), 0
+        # Proposal searches: every call of propose_around, at once or from a flush.
+        searches = {"n": 0}
+        search = services.propose_around
+
+        def counted(*a, **k):
+            searches["n"] += 1
+            return search(*a, **k)
+        services.propose_around = counted
         before = outbox_types(store)
         profiler = cProfile.Profile() if args.profile or args.dump else None
         cpu, embedding = [], []  # per event: its batch's CPU over the batch's size
@@ -146,30 +192,41 @@ def main() -> int:
                 profiler.disable()
             cpu += [(t2 - t0) * 1000 / len(chunk)] * len(chunk)
             embedding += [(t1 - t0) * 1000 / len(chunk)] * len(chunk)
+        if args.window > 0:  # the lists still pending after the last event: their window passes
+            t0 = time.process_time()
+            clock["now"] += timedelta(seconds=args.window + check)
+            flush()
+            tail = (time.process_time() - t0) * 1000
+            cpu[-1] += tail  # counted in the mean, as the service spends it
         written = outbox_types(store) - before
         db.dispose()
 
     half = len(cpu) // 2
     result = {
         "members": args.members, "events": len(cpu), "batch": args.batch, "semantic": args.semantic,
+        "window": args.window, "rate": args.rate if args.window > 0 else None, "flushes": timer["flushes"],
         "embedding_cpu_ms_mean": statistics.fmean(embedding),
         "suggested_per_registration": written.get("match.suggested", 0) / len(cpu),
         "cpu_ms_mean": statistics.fmean(cpu), "cpu_ms_median": statistics.median(cpu),
         "cpu_ms_p95": percentile(cpu, 0.95),
         "cpu_ms_mean_first_half": statistics.fmean(cpu[:half]), "cpu_ms_mean_second_half": statistics.fmean(cpu[half:]),
         "written_per_event": sum(written.values()) / len(cpu),
+        "searches_per_event": searches["n"] / len(cpu),
         "written_per_event_by_type": {t: n / len(cpu) for t, n in sorted(written.items())},
         "profiled": bool(profiler),
     }
     print(f"{len(cpu)} member.registered events on {args.members:,} members in batches of {args.batch}"
           + (" with the embedding model" if args.semantic else " (lexical)")
+          + (f", other lists held {args.window:g} s at {args.rate:g} events/s ({timer['flushes']} flushes)"
+             if args.window > 0 else ", every list at once")
           + (" (under cProfile: slower than without)" if profiler else ""))
     print(f"CPU per event: mean {result['cpu_ms_mean']:.1f} ms, median {result['cpu_ms_median']:.1f} ms, "
           f"p95 {result['cpu_ms_p95']:.1f} ms (first half {result['cpu_ms_mean_first_half']:.1f}, "
           f"second half {result['cpu_ms_mean_second_half']:.1f})"
           + (f"; embedding {result['embedding_cpu_ms_mean']:.1f} ms of it" if args.semantic else ""))
     print(f"events written per registration: {result['written_per_event']:.2f} ("
-          + ", ".join(f"{t} {n:.2f}" for t, n in result["written_per_event_by_type"].items()) + ")")
+          + ", ".join(f"{t} {n:.2f}" for t, n in result["written_per_event_by_type"].items())
+          + f"); proposal searches per registration: {result['searches_per_event']:.2f}")
     if args.dump:
         profiler.dump_stats(args.dump)
     if args.profile:

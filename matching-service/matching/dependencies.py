@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import eventlet
 import tenacity
@@ -39,6 +40,12 @@ READY_TIMEOUT = 60         # seconds a request waits for the engine to load befo
 BACKOFF_FIRST = 1.0        # seconds before the first retry at start ...
 BACKOFF_MAX = 60.0         # ... doubling up to this
 READ_MODEL_LOCK = 0x4D41544348  # "MATCH": one instance at a time changes the read model
+# Other members' changed lists (and proposals around them) wait this long, so that a list an import
+# or a burst changes several times goes out once, with its final state (0: at once).
+ANNOUNCE_WINDOW_SECONDS = env("ANNOUNCE_WINDOW_SECONDS", 10.0, service="matching", kind="float")
+# How often the timer looks for due lists: a few times per window, at most every 5 s.
+ANNOUNCE_CHECK_SECONDS = min(max(ANNOUNCE_WINDOW_SECONDS / 5, 0.5), 5.0)
+FLUSH_ROUNDS = 20  # rounds one timer tick runs at most while marks are due (the engine's lock freed between)
 
 
 def serialise(session: Session) -> None:
@@ -76,9 +83,10 @@ class MatchingEngine:
     """The container's engine over the service's ``store``: one use case at a time changes it (and
     the read model)."""
 
-    def __init__(self, store: Store, amqp_uri: str):
+    def __init__(self, store: Store, amqp_uri: str, announce_window: float = 0.0):
         self.store = store
         self.amqp_uri = amqp_uri
+        self.announce_window = announce_window  # seconds other members' changed lists wait (services.on_member_events)
         # The model is loaded in warm_up (off the start path); until then and without it: lexical.
         self.embedder = None
         self.semantic_status = "loading"
@@ -195,6 +203,28 @@ class MatchingEngine:
         return self._locked(lambda: self.store.handle_batch(
             events, lambda uow, fresh: handler(uow, self._prepared(uow), fresh)))
 
+    def on_member_events(self, events: list[dict]) -> list[dict]:
+        """A batch of member events (``services.on_member_events`` through ``handle_batch``) with this
+        engine's announcement window. Returns the events not handled before."""
+        return self.handle_batch(events, partial(services.on_member_events, window=self.announce_window))
+
+    def flush(self) -> services.Flushed:
+        """Announce the lists whose window has passed (``services.flush_pending``), round after round
+        while a round finds a full share, the engine's lock freed between rounds so that consumed
+        events go on. Cheap when nothing is due: one indexed query, no lock. Returns the total."""
+        total = services.Flushed()
+        for _ in range(FLUSH_ROUNDS):
+            with self.store.unit_of_work() as uow:
+                if not queries.pending_due(uow.session, uow.now()):
+                    break
+            done = self.run(services.flush_pending)
+            total.taken, total.announced, total.searched = (
+                total.taken + done.taken, total.announced + done.announced, total.searched + done.searched)
+            if done.taken < services.PENDING_PER_ROUND:
+                break
+            eventlet.sleep(0)
+        return total
+
     def rebuild(self, from_members: bool = True) -> dict:
         """Refill the read model from members-service (optional), rebuild the engine and store
         (and announce) every suggestion that changed. ``{fetched, stored, forgotten, announced,
@@ -263,7 +293,8 @@ class EngineProvider(DependencyProvider):
         database = next(d for d in self.container.dependencies if d.attr_name == self.database)
         if not isinstance(database, Database):
             raise TypeError(f"{self.database} is not a Database dependency")
-        self.matching = MatchingEngine(database.get_dependency(None), self.container.config["VERBUND"].amqp_uri)
+        self.matching = MatchingEngine(database.get_dependency(None), self.container.config["VERBUND"].amqp_uri,
+                                       announce_window=ANNOUNCE_WINDOW_SECONDS)
         self.container.spawn_managed_thread(self.matching.warm_up, identifier="matching.warm_up")
 
     def get_dependency(self, worker_ctx):

@@ -1,5 +1,5 @@
 """matching-service tables: the read model of member profiles, each member's
-current suggestions, partner-project proposals with their members'
+current suggestions, the lists waiting to be announced, partner-project proposals with their members'
 responses, and the pairings a member declined.
 
 A deleted member leaves a tombstone (id, version, seq) so that a late
@@ -38,6 +38,17 @@ class SuggestionSet(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
     suggestions: Mapped[list] = mapped_column(JSON, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PendingAnnouncement(Base):
+    """A member whose suggestion list changed because of someone else's event, to be announced
+    (and, with ``propose``, proposed around) once its window has passed (``due_at``): its list as it
+    is then, once, however often it changed meanwhile (``services.flush_pending``)."""
+    __tablename__ = "pending_announcements"
+
+    member_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    propose: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
 
 class Proposal(Base):

@@ -5,11 +5,20 @@ before). Functions take a SQLAlchemy Session (``uow.session`` in a use case).
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from matching import domain, wording
-from matching.models import DeclinedPair, MemberProfile, Proposal, ProposalMember, SuggestionSet
+from matching.models import (
+    DeclinedPair,
+    MemberProfile,
+    PendingAnnouncement,
+    Proposal,
+    ProposalMember,
+    SuggestionSet,
+)
 from verbund import envelope
 from verbund.auth import Principal
 from verbund.errors import Forbidden, NotFound
@@ -19,6 +28,12 @@ from verbund.stats import COOPERATION
 def read_model_empty(session: Session) -> bool:
     """True while the read model has no row at all (not even a tombstone): the service then fills it."""
     return session.execute(select(func.count()).select_from(MemberProfile)).scalar_one() == 0
+
+
+def pending_due(session: Session, now: datetime) -> bool:
+    """Whether some member's list waits to be announced and its time (``due_at``) has come."""
+    return session.execute(select(PendingAnnouncement.member_id)
+                           .where(PendingAnnouncement.due_at <= now).limit(1)).first() is not None
 
 
 def live_profiles(session: Session):

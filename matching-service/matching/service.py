@@ -7,8 +7,12 @@ The engine, its locks and the rebuild from members-service are in
 """
 from __future__ import annotations
 
+import logging
+
+from nameko.timer import timer
+
 from matching import pair_scores, queries, services
-from matching.dependencies import EngineProvider
+from matching.dependencies import ANNOUNCE_CHECK_SECONDS, EngineProvider
 from matching.schemas import (
     STATS,
     MemberProposalQuerySchema,
@@ -27,6 +31,8 @@ from verbund.service import ServiceBase
 from verbund.subscriber import subscribe
 from verbund.web import api, json_response
 
+log = logging.getLogger(__name__)
+
 
 class MatchingService(ServiceBase):
     name = "matching"
@@ -41,7 +47,19 @@ class MatchingService(ServiceBase):
         through ``services.on_member_events`` in one unit of work, their fan-out coalesced."""
         events = [event for event in events if event["type"].startswith("member.")]
         if events:
-            self.matching.handle_batch(events, services.on_member_events)
+            self.matching.on_member_events(events)
+
+    # Other members' lists changed by consumed events wait ANNOUNCE_WINDOW_SECONDS (marked in the
+    # database, so a restart loses none); this announces the due ones, once each, on any instance.
+    @timer(interval=ANNOUNCE_CHECK_SECONDS)
+    def announce_pending(self):
+        """Announce the suggestion lists whose window has passed (``MatchingEngine.flush``); nothing
+        until the engine is loaded."""
+        if self.matching.ready.ready():
+            done = self.matching.flush()
+            if done.taken:
+                log.debug("pending lists: %d taken, %d announced, %d proposal searches",
+                          done.taken, done.announced, done.searched)
 
     def readiness_checks(self) -> dict[str, str]:
         """The database and the broker, and the engine: "loading" until its read model is in memory."""

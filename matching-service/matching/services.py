@@ -14,15 +14,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, tuple_
 
 from matching import analyses, domain, queries, semantic, vectors
 from matching.engine import Engine
-from matching.models import DeclinedPair, MemberProfile, Proposal, ProposalMember, SuggestionSet
+from matching.models import (
+    DeclinedPair,
+    MemberProfile,
+    PendingAnnouncement,
+    Proposal,
+    ProposalMember,
+    SuggestionSet,
+)
 from matching.queries import Lookups, project_data
 from verbund import outbox
 from verbund.auth import Principal
@@ -30,6 +37,7 @@ from verbund.database import UnitOfWork
 from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
 
 STORED_LISTS_PER_QUERY = 200  # suggestion lists read with one SELECT ... IN
+PENDING_PER_ROUND = 200  # pending lists one flush round announces (the rest in the next round)
 log = logging.getLogger(__name__)
 
 
@@ -92,7 +100,7 @@ class Fanout:
     anchors: list[list[str]] = field(default_factory=list)
 
 
-def on_member_events(uow: UnitOfWork, engine: Engine, events: list[dict]) -> Fanout:
+def on_member_events(uow: UnitOfWork, engine: Engine, events: list[dict], *, window: float = 0.0) -> Fanout:
     """A batch of member.* events (in delivery order, not handled before) in one unit of work.
 
     Each event changes the read model and the engine in order, as one at a time would (an older
@@ -101,7 +109,13 @@ def on_member_events(uow: UnitOfWork, engine: Engine, events: list[dict]) -> Fan
     batch's own members first, in event order, then the others in id order; a list that ends as it
     was told before is not announced again); proposals are closed as the events ask, then tried
     once per anchor for the whole batch (``propose_anchors``). A member registered and deleted
-    within the batch is not announced, nor named in anyone's announced list. Returns the Fanout."""
+    within the batch is not announced, nor named in anyone's announced list. Returns the Fanout.
+
+    ``window`` (seconds; 0: everything at once): the lists of members whose events these are go out
+    at once, and proposals around them are tried at once; the other changed lists, and the
+    proposals around those members, are marked pending in this unit of work, due ``window`` seconds
+    from now (a mark already pending keeps its earlier time), for ``flush_pending`` to announce
+    once with their state then."""
     fanout = Fanout()
     for number, event in enumerate(events):
         if number:
@@ -110,14 +124,19 @@ def on_member_events(uow: UnitOfWork, engine: Engine, events: list[dict]) -> Fan
             on_member_deleted(uow, engine, event, fanout)
         elif event["type"] in ("member.registered", "member.updated"):
             on_member_changed(uow, engine, event, fanout)
-    publish_suggestions(uow, engine, [member_id for member_id in fanout.lists if member_id in engine],
-                        first=fanout.first)
+    changed = [member_id for member_id in fanout.lists if member_id in engine]
+    own = set(fanout.first) if window > 0 else set(changed)
+    publish_suggestions(uow, engine, [member_id for member_id in changed if member_id in own], first=fanout.first)
     for reason, member_id in fanout.closings:
         if reason == "member_deleted":
             erase_member(uow, engine, member_id)
         else:
             close_proposals(uow, involving=member_id, reason=reason)
-    propose_anchors(uow, engine, fanout.anchors)
+    deferred: list[str] = []
+    propose_anchors(uow, engine, fanout.anchors, deferred=deferred if window > 0 else None, keep=own)
+    if window > 0:
+        mark_pending(uow, [member_id for member_id in changed if member_id not in own], deferred,
+                     due=uow.now() + timedelta(seconds=window))
     return fanout
 
 
@@ -143,10 +162,15 @@ def on_member_changed(uow: UnitOfWork, engine: Engine, event: dict, fanout: Fano
     fanout.anchors.append(anchors + anchors_by_gain(changes.lists, profile["id"]))
 
 
-def propose_anchors(uow: UnitOfWork, engine: Engine, anchors: list[list[str]]) -> int:
+def propose_anchors(uow: UnitOfWork, engine: Engine, anchors: list[list[str]], *,
+                    deferred: list[str] | None = None, keep: Collection[str] = ()) -> int:
     """Try proposals around the anchors of each event in turn (``anchors``: per event, in its order of
     preference): per event at most domain.PROPOSALS_PER_EVENT searches, each anchor at most once per
-    call (so once per batch), members no longer in the engine skipped. Returns the searches made."""
+    call (so once per batch), members no longer in the engine skipped. Returns the searches made.
+
+    ``deferred``: if given, only anchors in ``keep`` (the members whose events these are) are
+    searched at once; the others that would be searched are appended to ``deferred`` instead (they
+    count against the event's limit as a search would), for ``flush_pending``."""
     lookups = Lookups(uow.session)
     seen: set[str] = set()
     searched = 0
@@ -162,9 +186,64 @@ def propose_anchors(uow: UnitOfWork, engine: Engine, anchors: list[list[str]]) -
             if state.settled:
                 continue  # its proposal stands (or it declined lately): no need to search
             tried += 1
+            if deferred is not None and member_id not in keep:
+                deferred.append(member_id)
+                continue
             propose_around(uow, engine, member_id, lookups, state=state)
         searched += tried
     return searched
+
+
+def mark_pending(uow: UnitOfWork, member_ids: Sequence[str], anchors: Sequence[str], due: datetime) -> None:
+    """Mark the lists of ``member_ids`` (and the proposals around ``anchors``) to be announced at
+    ``due`` (``flush_pending``); a member already marked keeps its earlier time, so a list that
+    keeps changing still goes out within one window of its first change."""
+    session = uow.session
+    proposing = set(anchors)
+    wanted = sorted(set(member_ids) | proposing)
+    for start in range(0, len(wanted), STORED_LISTS_PER_QUERY):
+        chunk = wanted[start:start + STORED_LISTS_PER_QUERY]
+        marked = {row.member_id: row for row in session.execute(
+            select(PendingAnnouncement).where(PendingAnnouncement.member_id.in_(chunk))).scalars()}
+        for member_id in chunk:
+            row = marked.get(member_id)
+            if row is None:
+                session.add(PendingAnnouncement(member_id=member_id, due_at=due, propose=member_id in proposing))
+            elif member_id in proposing:
+                row.propose = True
+    session.flush()
+
+
+@dataclass
+class Flushed:
+    """What one round of ``flush_pending`` did: marks taken, lists announced, proposal searches."""
+    taken: int = 0
+    announced: int = 0
+    searched: int = 0
+
+
+def flush_pending(uow: UnitOfWork, engine: Engine, *, limit: int = PENDING_PER_ROUND) -> Flushed:
+    """One round: take up to ``limit`` marks that are due (the earliest first) and delete them;
+    announce each member's list as the engine holds it now, if it differs from what the member was
+    last told (``publish_suggestions``); then try a proposal once around each marked anchor. Members
+    deleted meanwhile are neither announced nor searched. On PostgreSQL the marks are claimed with
+    ``FOR UPDATE SKIP LOCKED`` (besides the read-model lock the caller holds), so two instances never
+    take the same mark; a crash before commit leaves them for the next round."""
+    session = uow.session
+    query = (select(PendingAnnouncement.member_id, PendingAnnouncement.propose)
+             .where(PendingAnnouncement.due_at <= uow.now())
+             .order_by(PendingAnnouncement.due_at, PendingAnnouncement.member_id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    marks = session.execute(query).all()
+    if not marks:
+        return Flushed()
+    taken = [mark.member_id for mark in marks]
+    session.execute(delete(PendingAnnouncement).where(PendingAnnouncement.member_id.in_(taken)))
+    announced = publish_suggestions(uow, engine, [member_id for member_id in taken if member_id in engine])
+    anchors = [[mark.member_id] for mark in marks if mark.propose]
+    searched = propose_anchors(uow, engine, anchors)
+    return Flushed(len(taken), announced, searched)
 
 
 def anchors_by_gain(lists: dict[str, list[tuple[str, float]]], member_id: str) -> list[str]:
@@ -237,6 +316,7 @@ def erase_member(uow: UnitOfWork, engine: Engine, member_id: str) -> None:
     session = uow.session
     if member_id not in engine:  # unless it registered again since (a newer version)
         session.execute(delete(SuggestionSet).where(SuggestionSet.member_id == member_id))
+        session.execute(delete(PendingAnnouncement).where(PendingAnnouncement.member_id == member_id))
     close_proposals(uow, involving=member_id, reason="member_deleted", erase=member_id)
     ids = select(ProposalMember.proposal_id).where(ProposalMember.member_id == member_id)
     for proposal in session.execute(select(Proposal).where(Proposal.id.in_(ids))).scalars().all():

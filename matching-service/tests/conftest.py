@@ -66,7 +66,10 @@ def profile():
 # matching-service as a real process, once per database, shared by a module's tests.
 # A vhost of the module's own: the session's holds other modules' member events, which would
 # flood the read model and mix with the members these tests arrange.
-matching_api = service_api("matching", amqp_fixture="module_amqp_uri", timeout=120)
+# Other members' lists at once (ANNOUNCE_WINDOW_SECONDS 0): these tests are about the API, the window
+# is test_pending.py's.
+matching_api = service_api("matching", amqp_fixture="module_amqp_uri", timeout=120,
+                           env={"ANNOUNCE_WINDOW_SECONDS": "0"})
 
 
 def new_id() -> str:
