@@ -43,6 +43,8 @@ class Platform:
                "EMAIL_RETRY_DELAYS_SECONDS": "1,2",
                # a mail's wait for more of its kind: what the pages show is tested here
                "COALESCE_SECONDS": "1",
+               # other members' changed lists: the window itself is tested in matching-service
+               "ANNOUNCE_WINDOW_SECONDS": "1",
                # every browser here is 127.0.0.1: the per-client limit (members-service's tests) would
                # refuse the sign-ins of a whole module's people; the per-address limit stays as it is
                "SIGN_IN_LIMIT_PER_CLIENT": "1000"}
