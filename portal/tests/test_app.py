@@ -1032,6 +1032,28 @@ def test_the_number_of_employees_reads_as_the_pages_language_writes_it(app, lang
             assert not form.employees.errors
 
 
+@pytest.mark.parametrize("language, typed, places", [
+    ("de", "1.000", 1000), ("de", "1 000", 1000), ("de", "1000", 1000), ("en", "1,000", 1000), ("en", "40", 40),
+    ("de", "1,5", None), ("en", "1.5", None), ("de", "vierzig", None),
+])
+def test_the_events_places_read_as_the_pages_language_writes_them_with_one_message_when_not(app, language, typed,
+                                                                                              places):
+    """A trade fair's "1.000" places on a German page are a thousand, as the form's own range message writes
+    them ("von 1 bis 100.000"); what is no whole number is said once at the field, not twice."""
+    from verbund_portal.forms import EventForm
+
+    with app.test_request_context("/organize/events/new", method="POST", data={"capacity": typed},
+                                  headers={"Accept-Language": language}):
+        form = EventForm(meta={"csrf": False})
+        form.capacity.validate(form)
+        assert form.capacity.data == places, form.capacity.errors
+        if places is None:
+            assert form.capacity.errors == ["Bitte geben Sie eine Zahl von 1 bis 100.000 ein." if language == "de"
+                                            else "Please enter a number from 1 to 100,000."]
+        else:
+            assert not form.capacity.errors
+
+
 @pytest.mark.parametrize(("offers", "advice"), [
     ([], "Add what you offer and what you are looking for to your profile"),
     ([{"label": "Lagerfläche für Paletten"}], "No organisation fits your profile closely enough yet"),

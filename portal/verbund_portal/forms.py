@@ -39,6 +39,7 @@ from wtforms.validators import (
     NumberRange,
     Optional,
     Regexp,
+    StopValidation,
     ValidationError,
 )
 
@@ -96,6 +97,11 @@ class WholeNumberField(IntegerField):
                 return
         self.data = None
         raise ValueError(str(self.message))
+
+    def pre_validate(self, form):
+        # what was typed is no whole number: its message says so, a range check of nothing would only repeat it
+        if self.process_errors:
+            raise StopValidation()
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -518,9 +524,11 @@ class EventForm(FlaskForm):
     venue_address = StringField(_l("Address"), validators=[Optional(), at_most(300), plain_text()])
     venue_city = StringField(_l("City"), validators=[Optional(), at_most(100), plain_text()])
     online_url = URLField(_l("Online address (optional)"), validators=[Optional(), at_most(500), web_address()])
-    capacity = IntegerField(_l("Places (seats)"), validators=[
-        InputRequired(_l("Please enter the number of places.")),
-        NumberRange(min=1, max=100_000, message=_l("Please enter a number from 1 to 100,000."))])
+    # as the page's language writes it: "1.000" on a German page, "1,000" on an English one
+    capacity = WholeNumberField(_l("Places (seats)"), message=_l("Please enter a number from 1 to 100,000."),
+                                validators=[InputRequired(_l("Please enter the number of places.")),
+                                            NumberRange(min=1, max=100_000,
+                                                        message=_l("Please enter a number from 1 to 100,000."))])
 
     FIELD_MAP = {"title": "title", "description": "description", "kind": "kind", "organizers": "organizers",
                  "target_sectors": "target_sectors", "topics": "topics", "timezone": "timezone",
