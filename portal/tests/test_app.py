@@ -1300,3 +1300,28 @@ def test_the_time_zone_select_offers_the_common_zones_first_readable_and_takes_e
         session["language"] = "en"
     english = client.get("/organize/events/new").get_data(as_text=True)
     assert '<optgroup label="Frequently used">' in english and "Tokyo, Japan (Asia/Tokyo)" in english
+
+
+def test_a_cancellation_reason_the_service_would_refuse_is_said_at_its_field_not_as_an_error_page(members_service):
+    """An organizer's reason with a hidden control character (pasted from a mail, U+202E) is refused at the
+    reason's field in the page's language, the event left as it is; a reason events-service refuses all
+    the same (422) comes back to the same form with the service's word at the field, not as a failure page."""
+    answers = {("GET", "/events/e-1/registrations"): (200, {"event": EVENT, "items": []}, {}),
+               ("POST", "/events/e-1/cancel"): (422, {"error": "validation failed", "fields": {
+                   "reason": ["Longer than maximum length 2000."]}}, {})}
+    fake, app = _one_fake_for_all(members_service, answers)
+    client = app.test_client()
+    signed_in(app, client, "organizer", "it-cluster")
+    with client.session_transaction() as session:
+        session["language"] = "de"
+    token = csrf(client, "/organize/events/e-1/cancel")
+    response = client.post("/organize/events/e-1/cancel", data={"csrf_token": token,
+                                                                "reason": "Referent krank \u202eevil"})
+    assert response.status_code == 422
+    assert "unsichtbares oder besonderes Zeichen" in _field_errors(response.get_data(as_text=True))["reason"]
+    assert not [r for r in fake.received if r[0] == "POST"]
+    response = client.post("/organize/events/e-1/cancel", data={"csrf_token": token, "reason": "Referent krank"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert _field_errors(html)["reason"] == "Höchstens 2000 Zeichen." and "Referent krank" in html
+    assert "hat nicht geklappt" not in html

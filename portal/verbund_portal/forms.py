@@ -643,7 +643,8 @@ class EventForm(FlaskForm):
 
 
 class CancelEventForm(FlaskForm):
-    reason = TextAreaField(_l("Reason (the registered members read it)"), validators=[Optional(), at_most(2000)])
+    reason = TextAreaField(_l("Reason (the registered members read it)"), filters=[strip],
+                           validators=[Optional(), at_most(2000), plain_text(multiline=True)])
     FIELD_MAP = {"reason": "reason"}
 
 

@@ -204,17 +204,22 @@ def cancel_event(event_id: str):
     """A confirmation step with an optional reason, then the event and every registration are cancelled."""
     event = services().get("events", f"/events/{event_id}/registrations")["event"]
     form = CancelEventForm()
+    form_errors: list[str] = []
     if form.validate_on_submit():
         try:
             services().post("events", f"/events/{event_id}/cancel", json={"reason": form.reason.data or None})
         except api.ApiError as error:
-            if error.status != 409:
+            if error.status not in (409, 422):
                 raise
-            flash(page_message(409, error.message))
+            if error.status == 409:
+                flash(page_message(409, error.message))
+                return redirect(url_for("organize.event", event_id=event_id))
+            form_errors = service_errors(form, error)  # the reason refused: at its field, the text kept
         else:
             flash(_("The event has been cancelled. Every registered member is told."))
-        return redirect(url_for("organize.event", event_id=event_id))
-    return render_template("organize/event_cancel.html", event=event, form=form), 422 if form.errors else 200
+            return redirect(url_for("organize.event", event_id=event_id))
+    return render_template("organize/event_cancel.html", event=event, form=form, form_errors=form_errors), \
+        422 if form.errors or form_errors else 200
 
 
 @blueprint.route("/events/<event_id>/attendees.<kind>")
