@@ -158,3 +158,22 @@ def test_the_admin_menu_stays_on_one_row_at_1100_px_with_sign_out_in_the_bar(pla
     assert page.locator("header .account .role").inner_text() == "Admin"
     _no_sideways_scroll(page)
     admin.check_accessibility()
+
+
+def test_the_question_before_a_long_webhook_address_is_removed_wraps_at_375_px(platform, person):
+    """The removal question names the webhook's address; a long one (up to 2000 characters, no spaces) breaks
+    inside the text on a phone instead of widening the page so that the buttons scroll out of sight."""
+    suffix = uuid.uuid4().hex[:6]
+    profile = platform.register_member(**{**_member(suffix), "contact": {
+        "name": "Ida Kranz", "email": f"ida.{suffix}@spree-logistik.example", "language": "en"}})
+    ida = person("en")
+    ida.sign_in(profile["contact"]["email"])
+    page = ida.open("/webhooks")
+    page.locator("#url").fill(f"https://crm-{suffix}.example/hooks/" + "a" * 1500)
+    page.get_by_role("button", name="Add webhook").click()
+    assert page.locator("#webhook-secret").inner_text().startswith("whsec_")
+    page.set_viewport_size(PHONE)
+    page.get_by_role("link", name=re.compile("^Remove")).first.click()
+    assert f"crm-{suffix}.example" in page.locator("#confirm-what").inner_text()
+    _no_sideways_scroll(page)
+    assert page.get_by_role("button", name="Yes, remove the webhook").is_visible()
