@@ -1108,12 +1108,17 @@ EVENT = {"id": "e-1", "title": "Leichtbau-Forum", "kind": "workshop", "timezone"
 DESTRUCTIVE = {
     # address: (role, the service call it makes, what its confirmation page names (en, de), the page it came from)
     "/events/e-1/cancel": ("member", ("DELETE", "/events/e-1/registrations/r-1"),
-                           ("Cancel your registration?", "Leichtbau-Forum", "Wed, 3 March 2027"),
-                           ("Ihre Anmeldung stornieren?", "Mi., 3. März 2027"), "/events/e-1"),
+                           ("Cancel your registration?", "Leichtbau-Forum", "Wed, 3 March 2027",
+                            "Your 2 places become free for others."),
+                           ("Ihre Anmeldung stornieren?", "Mi., 3. März 2027", "Ihre 2 Plätze werden für andere frei."),
+                           "/events/e-1"),
     "/organize/events/e-1/registrations/r-1/cancel": (
         "organizer", ("DELETE", "/events/e-1/registrations/r-1"),
-        ("Cancel the registration of Vogtland Teile GmbH?", "the first on the waitlist moves up"),
-        ("Anmeldung von Vogtland Teile GmbH stornieren?", "rückt nach"), "/organize/events/e-1"),
+        ("Cancel the registration of Vogtland Teile GmbH?",
+         "The 2 booked places become free, and the first on the waitlist moves up."),
+        ("Anmeldung von Vogtland Teile GmbH stornieren?",
+         "Die 2 gebuchten Plätze werden frei, und die erste Anmeldung der Warteliste rückt nach."),
+        "/organize/events/e-1"),
     "/admin/staff/s-2/revoke": ("admin", ("POST", "/staff/s-2/revoke"),
                                 ("Revoke the access of Otto Lenz?", "otto@it-cluster.example"),
                                 ("Zugang von Otto Lenz sperren?", "nicht rückgängig"), "/admin/staff"),
@@ -1325,3 +1330,27 @@ def test_a_cancellation_reason_the_service_would_refuse_is_said_at_its_field_not
     html = response.get_data(as_text=True)
     assert _field_errors(html)["reason"] == "Höchstens 2000 Zeichen." and "Referent krank" in html
     assert "hat nicht geklappt" not in html
+
+
+def test_the_question_before_cancelling_one_seat_speaks_of_one_place_and_whose(members_service):
+    """One seat is "your place" to the member and "the booked place" to an organizer, whose own places these
+    are not (the German "Ihre Plätze" read as the organizer's own)."""
+    registration = {"id": "r-1", "event_id": "e-1", "status": "confirmed", "seats": 1, "member_name": "Vogtland Teile"}
+    for role, address, words in (
+            ("member", "/events/e-1/cancel", {"en": "Your place becomes free for others.",
+                                              "de": "Ihr Platz wird für andere frei."}),
+            ("organizer", "/organize/events/e-1/registrations/r-1/cancel", {
+                "en": "The booked place becomes free.", "de": "Der gebuchte Platz wird frei."})):
+        fake, app = _one_fake_for_all(members_service, {
+            ("GET", "/members/m-1/registrations"): (200, {"items": [registration]}, {}),
+            ("GET", "/events/e-1"): (200, EVENT, {}),
+            ("GET", "/events/e-1/registrations"): (200, {"event": EVENT, "items": [registration]}, {}),
+            ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {})})
+        client = app.test_client()
+        signed_in(app, client, role, "it-cluster" if role == "organizer" else None)
+        for language, said in words.items():
+            with client.session_transaction() as session:
+                session["language"] = language
+            html = client.get(address).get_data(as_text=True)
+            assert html_escape(said) in html, html
+            assert "Ihre Plätze" not in html and "places" not in html

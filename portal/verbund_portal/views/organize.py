@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from verbund.settings import data_dir
 from verbund_portal import api
@@ -192,8 +193,11 @@ def cancel_registration(event_id: str, registration_id: str):
                name=name, title=event["title"], when=when_range_zoned(event))]
     if found["status"] == "confirmed":
         waiting = any(r["status"] == "waitlisted" for r in answer["items"])
-        lines.append(_("Its places become free, and the first on the waitlist moves up.") if waiting
-                     else _("Its places become free."))
+        seats = found.get("seats") or 1
+        lines.append(ngettext("The booked place becomes free, and the first on the waitlist moves up.",
+                              "The %(num)d booked places become free, and the first on the waitlist moves up.", seats)
+                     if waiting else
+                     ngettext("The booked place becomes free.", "The %(num)d booked places become free.", seats))
     return confirm_page(_("Cancel the registration of %(name)s?", name=name), lines, _("Yes, cancel the registration"),
                url_for("organize.event", event_id=event_id), _("No, keep the registration"))
 
