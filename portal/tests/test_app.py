@@ -1354,3 +1354,40 @@ def test_the_question_before_cancelling_one_seat_speaks_of_one_place_and_whose(m
             html = client.get(address).get_data(as_text=True)
             assert html_escape(said) in html, html
             assert "Ihre Plätze" not in html and "places" not in html
+
+
+@pytest.mark.parametrize(("reason", "english", "german"), [
+    ("opted_out", "One of you stopped taking part in the matchmaking.",
+     "Einer von Ihnen nimmt nicht mehr am Matchmaking teil."),
+    ("registration_cancelled", "A registration for the event was cancelled.",
+     "Eine Anmeldung zur Veranstaltung wurde storniert."),
+    ("Messe fällt für uns aus", "Messe fällt für uns aus", "Messe fällt für uns aus"),
+])
+def test_a_request_the_service_ended_itself_gives_its_reason_in_words_not_as_a_code(members_service, reason,
+                                                                                     english, german):
+    """When the other side stops taking part, meetings-service cancels the request with the reason
+    ``opted_out``: the member reads why in plain words, not the code; a reason a person typed stays as typed."""
+    setup = {"event_id": "e-1", "scheduling_mode": "participants", "request_mode": "open", "slots": [
+        {"number": 0, "session": 0, "starts_at": "2027-03-15T09:00:00+00:00", "ends_at": "2027-03-15T09:30:00+00:00",
+         "starts_local": "2027-03-15T10:00:00+01:00"}]}
+    meeting = {"id": "mt-1", "status": "cancelled", "role": "recipient", "other_id": A, "other_name": "Saale Code GmbH",
+               "slot": None, "table": None, "locked": False, "message": "Hallo", "reason": reason,
+               "expires_at": "2027-03-10T09:00:00Z"}
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/events/e-1"): (200, EVENT, {}),
+        ("GET", "/events/e-1/meetings/setup"): (200, setup, {}),
+        ("GET", "/members/m-1/registrations"): (200, {"items": [
+            {"id": "r-1", "event_id": "e-1", "status": "confirmed", "seats": 1}]}, {}),
+        ("GET", "/events/e-1/members/m-1/meetings"): (200, {"participant": {"status": "inactive"},
+                                                            "items": [meeting]}, {}),
+        ("GET", "/members/cards"): (200, {"items": []}, {}),
+        ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {})})
+    client = app.test_client()
+    signed_in(app, client, "member")
+    for language, said in (("en", english), ("de", german)):
+        with client.session_transaction() as session:
+            session["language"] = language
+        page = client.get("/events/e-1/matchmaking")
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200, html[:800]
+        assert html_escape(said) in html and (reason == said or reason not in html), html
