@@ -106,6 +106,22 @@ def test_language_from_the_browser_then_from_the_switcher(client):
     assert away.headers["Location"] == "/"  # never an open redirect
 
 
+def test_switching_the_language_on_a_form_shown_again_with_its_errors_stays_on_the_form(client):
+    """A form sent with a mistake comes back (422, here the sign-in's); its language switch leads back to the
+    form's page in the other language, not to the start page (a POST-only button's answer still goes there)."""
+    token = csrf(client, "/sign-in")
+    page = client.post("/sign-in", data={"csrf_token": token, "email": "kein-link"}, headers={"Accept-Language": "de"})
+    assert page.status_code == 422
+    back = re.search(r'<input type="hidden" name="next" value="([^"]*)">', page.get_data(as_text=True)).group(1)
+    assert back == "/sign-in"
+    switched = client.post("/language", data={"language": "en", "next": back, "csrf_token": token})
+    assert switched.headers["Location"] == "/sign-in"
+    assert "Sign in" in client.get("/sign-in").get_data(as_text=True)
+    # a page reached by GET keeps its query: a filtered list stays filtered
+    html = client.get("/accessibility?from=footer").get_data(as_text=True)
+    assert 'name="next" value="/accessibility?from=footer"' in html
+
+
 def test_member_pages_send_a_stranger_to_sign_in(client):
     for path in ("/suggestions", "/contacts", "/projects", "/events", "/inbox", "/profile", "/preferences"):
         response = client.get(path)
