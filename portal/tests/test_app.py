@@ -1407,3 +1407,31 @@ def test_a_request_the_service_ended_itself_gives_its_reason_in_words_not_as_a_c
         html = page.get_data(as_text=True)
         assert page.status_code == 200, html[:800]
         assert html_escape(said) in html and (reason == said or reason not in html), html
+
+
+def test_the_dashboard_csv_keeps_an_event_title_that_looks_like_a_formula_as_text(members_service):
+    """An event titled "=HYPERLINK(…)" or "-Leichtbau-" reaches the spreadsheet as text (a leading
+    apostrophe, OWASP CSV injection), as in events-service's attendee export; the figures stay numbers."""
+    import csv
+    import io
+
+    stats = {"total": 3, "sme": 2, "by_sector": {"it": 3}, "by_state": {"SN": 3}, "by_size": {"small": 3},
+             "growth": [{"month": "2026-12", "joined": 3, "total": 3}]}
+    events = [{**EVENT, "title": '=HYPERLINK("https://evil.example","Klick")', "seats_confirmed": 4, "waitlisted": 0},
+              {**EVENT, "id": "e-2", "title": "-Leichtbau-", "seats_confirmed": 2, "waitlisted": 1}]
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/stats/members"): (200, stats, {}),
+        ("GET", "/stats/contacts"): (200, {"sent": 1, "accepted": 1, "declined": 0, "pending": 0, "expired": 0}, {}),
+        ("GET", "/events"): (200, {"items": events}, {}),
+        ("GET", "/stats/matching"): (200, {"suggestions": {"total": 0, "members": 0}, "proposals": {
+            "total": 0, "proposed": 0, "formed": 0, "closed": 0, "closed_by_reason": {}}}, {})})
+    client = app.test_client()
+    signed_in(app, client, "admin")
+    with client.session_transaction() as session:
+        session["language"] = "en"
+    answer = client.get("/organize/dashboard.csv")
+    assert answer.status_code == 200
+    rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+    titles = {row[1] for row in rows if row[0] == "Events: places booked"}
+    assert titles == {'\'=HYPERLINK("https://evil.example","Klick")', "'-Leichtbau-"}
+    assert ["Events: places booked", "'-Leichtbau-", "2"] in rows and ["Members", "total", "3"] in rows
