@@ -136,12 +136,17 @@ def test_organizer_tables_scroll_in_their_own_region_at_375_px(platform, person)
     olga.start_staff_session("organizer", "logistics-network")
     page = olga.page
     page.set_viewport_size(PHONE)
-    for path in ("/organize/events", f"/organize/members?name={suffix}"):
+    for path in ("/organize/events", f"/organize/members?name={suffix}", "/organize/dashboard"):
         page = olga.open(path)
         region = page.locator("div.scroll[role=region]").first
         assert region.get_attribute("aria-labelledby") and region.get_attribute("tabindex") == "0", path
         _no_sideways_scroll(page)
         olga.check_accessibility()
+    # the event page's addresses to share (long, without spaces) break beside their names
+    page = olga.open("/organize/events")
+    page.locator("main table a").first.click()
+    assert page.locator("#public-page-url").is_visible()
+    _no_sideways_scroll(page)
 
 
 def test_the_admin_menu_stays_on_one_row_at_1100_px_with_sign_out_in_the_bar(platform, person):
