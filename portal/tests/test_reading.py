@@ -182,3 +182,21 @@ def test_the_question_before_a_long_webhook_address_is_removed_wraps_at_375_px(p
     assert f"crm-{suffix}.example" in page.locator("#confirm-what").inner_text()
     _no_sideways_scroll(page)
     assert page.get_by_role("button", name="Yes, remove the webhook").is_visible()
+
+
+def test_the_staff_list_with_a_long_name_scrolls_in_its_region_not_the_page_at_375_px(platform, person):
+    """The staff table is wider than a phone; it scrolls in its own region, and its visually hidden
+    "Aktionen" heading, placed at the table's far end, does not widen the page either."""
+    suffix = uuid.uuid4().hex[:6]
+    made = requests.post(f"{platform.url('members')}/staff", headers=bearer("admin", subject="tests"), timeout=30,
+                         json={"email": f"lang-{suffix}@it-cluster.example", "role": "organizer",
+                               "association": "it-cluster", "language": "de",
+                               "name": "Maximiliane Wilhelmine von Hohenzollern-Sigmaringen " + suffix})
+    assert made.status_code == 201, made.text
+    admin = person("de")
+    admin.start_staff_session("admin")
+    page = admin.page
+    page.set_viewport_size(PHONE)
+    page = admin.open("/admin/staff")
+    assert f"Hohenzollern-Sigmaringen {suffix}" in page.locator("div.scroll[role=region]").inner_text()
+    _no_sideways_scroll(page)
