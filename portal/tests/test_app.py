@@ -1435,3 +1435,19 @@ def test_the_dashboard_csv_keeps_an_event_title_that_looks_like_a_formula_as_tex
     titles = {row[1] for row in rows if row[0] == "Events: places booked"}
     assert titles == {'\'=HYPERLINK("https://evil.example","Klick")', "'-Leichtbau-"}
     assert ["Events: places booked", "'-Leichtbau-", "2"] in rows and ["Members", "total", "3"] in rows
+
+
+@pytest.mark.parametrize(("asked", "sent"), [("99999999999999999999", 100_000), ("-3", 1), ("zwei", 1), ("2", 2)])
+def test_a_list_page_number_out_of_range_asks_the_service_for_a_page_it_takes(members_service, asked, sent):
+    """An edited address (``/inbox?page=99999999999999999999``) shows an empty last page, not "that did not
+    work": the portal asks for a page between 1 and the services' ``MAX_PAGE``."""
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": [], "page": 1, "per_page": 20,
+                                                      "total": 0}, {})})
+    client = app.test_client()
+    signed_in(app, client, "member")
+    answer = client.get(f"/inbox?page={asked}")
+    assert answer.status_code == 200
+    pages = {re.search(r"[?&]page=(\d+)", path).group(1) for method, path, _h, _b in fake.received
+             if method == "GET" and "per_page=20" in path}
+    assert pages == {str(sent)}

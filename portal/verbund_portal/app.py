@@ -12,6 +12,7 @@ from flask_babel import Babel
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from verbund.schema_fields import MAX_PAGE
 from verbund.settings import data_dir
 from verbund_portal import api, i18n, messages, sessions
 from verbund_portal.config import PortalConfig
@@ -132,6 +133,14 @@ def _to_sign_in():
     if press_again:
         session["press_again"] = True
     return redirect(url_for("auth.sign_in", next=target))
+
+
+def page_number() -> int:
+    """The list page asked for by the ``page`` query parameter, as the services take it: 1 to the kit's
+    ``MAX_PAGE``. Text, 0 or a negative number is page 1; a number beyond (an edited address) the last page
+    the services accept, which shows as an empty page, not as a failure."""
+    page = request.args.get("page", 1, type=int) or 1
+    return min(max(1, page), MAX_PAGE)
 
 
 def language_next() -> str:

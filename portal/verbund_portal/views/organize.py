@@ -15,7 +15,7 @@ from flask_babel import ngettext
 
 from verbund.settings import data_dir
 from verbund_portal import api
-from verbund_portal.app import services, staff_required
+from verbund_portal.app import page_number, services, staff_required
 from verbund_portal.confirm import confirm_page, confirmed
 from verbund_portal.forms import (
     KIND_NAMES,
@@ -249,7 +249,7 @@ def members():
     """The directory filtered as members-service's ``GET /members`` does (same results as the API)."""
     form = MemberSearchForm(request.args)
     searched = bool(request.args)
-    page = int(request.args.get("page") or 1) if (request.args.get("page") or "1").isdigit() else 1
+    page = page_number()
     result, form_errors = None, []
     if form.validate():
         try:
