@@ -1451,3 +1451,24 @@ def test_a_list_page_number_out_of_range_asks_the_service_for_a_page_it_takes(me
     pages = {re.search(r"[?&]page=(\d+)", path).group(1) for method, path, _h, _b in fake.received
              if method == "GET" and "per_page=20" in path}
     assert pages == {str(sent)}
+
+
+def test_a_new_events_form_sent_twice_schedules_the_event_once(members_service):
+    """A double click or a resent form (the same form token) leads to the event the first submission created,
+    without a second ``POST /events`` (members would hear of the event twice); a new form schedules anew."""
+    fake, client = _event_form_client(members_service)
+    page = client.get("/organize/events/new").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    once = re.search(r'<input id="once" name="once" type="hidden" value="([^"]+)">', page).group(1)
+    form = {"csrf_token": token, "once": once, "title": "Leichtbau-Forum", "kind": "workshop",
+            "organizers": ["it-cluster"], "timezone": "Europe/Berlin", "starts_at": "2099-03-15T09:00",
+            "ends_at": "2099-03-15T17:00", "venue_name": "Halle 3", "capacity": "10"}
+    first, second = client.post("/organize/events/new", data=form), client.post("/organize/events/new", data=form)
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"] == "/organize/events/e-9"
+    assert len([r for r in fake.received if r[:2] == ("POST", "/events")]) == 1
+    again = re.search(r'name="once" type="hidden" value="([^"]+)"',
+                      client.get("/organize/events/new").get_data(as_text=True)).group(1)
+    assert again != once
+    client.post("/organize/events/new", data={**form, "once": again})
+    assert len([r for r in fake.received if r[:2] == ("POST", "/events")]) == 2

@@ -22,6 +22,7 @@ from wtforms import (
     EmailField,
     FieldList,
     FormField,
+    HiddenField,
     IntegerField,
     RadioField,
     SelectField,
@@ -529,6 +530,10 @@ class EventForm(FlaskForm):
                                 validators=[InputRequired(_l("Please enter the number of places.")),
                                             NumberRange(min=1, max=100_000,
                                                         message=_l("Please enter a number from 1 to 100,000."))])
+
+    # a new event's form carries a token of its own: a second submission of the same form (a double click,
+    # a resent page) leads to the event the first created instead of scheduling it twice
+    once = HiddenField()
 
     FIELD_MAP = {"title": "title", "description": "description", "kind": "kind", "organizers": "organizers",
                  "target_sectors": "target_sectors", "topics": "topics", "timezone": "timezone",

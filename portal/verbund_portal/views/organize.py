@@ -4,6 +4,9 @@ dry run first). Every call carries the organizer's own token: events-service and
 decide what an organizer of which association may do; a refusal shows as a friendly 403 page."""
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -61,21 +64,76 @@ def events():
     return render_template("organize/events.html", events=page["items"], kind_names=KIND_NAMES)
 
 
+ONCE_WAIT_SECONDS = 10  # how long a second submission of a new event's form waits for the first one's event
+ONCE_KEEP_HOURS = 24
+
+
+def _once_file(token: str | None) -> Path | None:
+    """Where the event created by the new-event form with ``token`` is noted (data folder, shared by the
+    portal's processes); None for a token that is none of ours. Notes older than a day are dropped."""
+    if not token or not re.fullmatch(r"[A-Za-z0-9_-]{20,64}", token):
+        return None
+    folder = data_dir() / "portal-once"
+    folder.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - ONCE_KEEP_HOURS * 3600
+    for old in folder.glob("*"):
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+    return folder / hashlib.sha256(token.encode()).hexdigest()
+
+
+def _create_once(token: str | None, body: dict) -> dict:
+    """``POST /events`` once per form token: the first submission claims the token (a file created
+    exclusively) and notes the new event's id; a second one (a double click, a resent form) waits up to
+    ``ONCE_WAIT_SECONDS`` for that id and answers ``{"id": …, "again": True}`` without creating anything (id
+    None when the first is still at work by then).
+    A refused first submission frees the token, so the corrected form can be sent. Raises ``api.ApiError``."""
+    note = _once_file(token)
+    if note is None:
+        return services().post("events", "/events", json=body)
+    try:
+        claim = os.open(note, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        deadline = time.monotonic() + ONCE_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            created = note.read_text(encoding="ascii").strip() if note.exists() else ""
+            if created:
+                return {"id": created, "again": True}
+            if not note.exists():  # the first submission was refused: this one goes ahead
+                return _create_once(token, body)
+            time.sleep(0.2)
+        return {"id": None, "again": True}  # the first one still at work: the events list will show it
+    try:
+        saved = services().post("events", "/events", json=body)
+    except BaseException:
+        os.close(claim)
+        note.unlink(missing_ok=True)
+        raise
+    os.write(claim, saved["id"].encode("ascii"))
+    os.close(claim)
+    return saved
+
+
 def _event_form_page(form: EventForm, event: dict | None):
     """Save the form (create or PATCH); on the services' 422 the form comes back with its field errors."""
     form_errors: list[str] = []
+    if event is None and not form.once.data:
+        form.once.data = secrets.token_urlsafe(24)
     if form.validate_on_submit():
         body = form.to_event()
         try:
             if event is None:
-                saved = services().post("events", "/events", json=body)
-                flash(_("The event has been scheduled. Members of its sectors and topics hear of it."))
+                saved = _create_once(form.once.data, body)
+                if not saved.get("again"):
+                    flash(_("The event has been scheduled. Members of its sectors and topics hear of it."))
             else:
                 saved = services().call("PATCH", "events", f"/events/{event['id']}", json=body)
                 flash(_("Your changes have been saved. Registered members hear of them."))
         except api.ApiError as error:
             form_errors = refusal(form, error)
         else:
+            if not saved.get("id"):
+                return redirect(url_for("organize.events"))
             return redirect(url_for("organize.event", event_id=saved["id"]))
     status = 422 if form.errors or form_errors else 200
     return render_template("organize/event_form.html", form=form, form_errors=form_errors, event=event), status
