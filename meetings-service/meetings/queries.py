@@ -346,11 +346,20 @@ def association_rollup(session: Session, principal: Principal, association: str 
 
 
 ASSOCIATION_COLUMNS = ("event_id", "title", "starts_at", "status", *ASSOCIATION_FIGURES, *domain.OUTCOMES)
+# OWASP "CSV Injection", as events-service's attendee export: an event title starting with one of these
+# ("=HYPERLINK(…)") would run as a formula in a spreadsheet; a leading apostrophe keeps it text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value):
+    """A CSV cell a spreadsheet shows as text: a str starting like a formula gets a leading ``'``; numbers
+    and None stay as they are."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def association_rows(data: dict) -> list[list]:
     """The association roll-up as CSV rows in ``ASSOCIATION_COLUMNS`` order: one per event, then the totals."""
-    rows = [[e[c] if c in e else e["outcomes"][c] for c in ASSOCIATION_COLUMNS] for e in data["events"]]
+    rows = [[csv_text(e[c]) if c in e else e["outcomes"][c] for c in ASSOCIATION_COLUMNS] for e in data["events"]]
     totals = data["totals"]
     rows.append(["total", "", "", "", *(totals[c] for c in ASSOCIATION_FIGURES),
                  *(totals["outcomes"][c] for c in domain.OUTCOMES)])
@@ -369,4 +378,4 @@ def rollup_row(figures: dict) -> list:
     flat = {**figures, **figures["outcomes"], "tables": figures["tables"]["tables"],
             "slots": figures["tables"]["slots"], "table_capacity": figures["tables"]["capacity"],
             "tables_occupied": figures["tables"]["occupied"], "occupancy": figures["tables"]["occupancy"]}
-    return ["" if flat[name] is None else flat[name] for name in ROLLUP_COLUMNS]
+    return ["" if flat[name] is None else csv_text(flat[name]) for name in ROLLUP_COLUMNS]

@@ -546,3 +546,16 @@ def test_a_set_up_change_may_not_take_away_a_held_slot_inside_the_event(store, d
     body = setup_body(sessions=[{"starts_at": "2026-09-15T13:30:00", "ends_at": "2026-09-15T16:00:00"}], breaks=[])
     with pytest.raises(Conflict):
         run(store, services.set_up, ORGANIZER, event_id, SetupSchema().load(body))
+
+
+def test_the_csv_rows_keep_an_event_title_that_looks_like_a_formula_as_text():
+    """An event titled "=HYPERLINK(…)" reaches the organizers' spreadsheet as text (a leading apostrophe, OWASP
+    CSV injection), as in events-service's attendee export; ids and figures stay as they are."""
+    outcomes = dict.fromkeys(("no_further_contact", "useful_later", "negotiation", "agreement"), 0)
+    event = {"event_id": "e-1", "title": '=HYPERLINK("https://evil.example")', "starts_at": "2027-03-15T09:00:00Z",
+             "status": "scheduled", **dict.fromkeys(queries.ASSOCIATION_FIGURES, 1), "outcomes": outcomes}
+    rows = queries.association_rows({"events": [event, {**event, "event_id": "e-2", "title": "-Leichtbau-"}],
+                                     "totals": {**dict.fromkeys(queries.ASSOCIATION_FIGURES, 2), "outcomes": outcomes}})
+    assert [row[1] for row in rows] == ['\'=HYPERLINK("https://evil.example")', "'-Leichtbau-", ""]
+    assert rows[0][0] == "e-1" and rows[0][4] == 1
+    assert queries.csv_text("Zuliefertag") == "Zuliefertag" and queries.csv_text(-3) == -3

@@ -106,6 +106,22 @@ def test_language_from_the_browser_then_from_the_switcher(client):
     assert away.headers["Location"] == "/"  # never an open redirect
 
 
+def test_switching_the_language_on_a_form_shown_again_with_its_errors_stays_on_the_form(client):
+    """A form sent with a mistake comes back (422, here the sign-in's); its language switch leads back to the
+    form's page in the other language, not to the start page (a POST-only button's answer still goes there)."""
+    token = csrf(client, "/sign-in")
+    page = client.post("/sign-in", data={"csrf_token": token, "email": "kein-link"}, headers={"Accept-Language": "de"})
+    assert page.status_code == 422
+    back = re.search(r'<input type="hidden" name="next" value="([^"]*)">', page.get_data(as_text=True)).group(1)
+    assert back == "/sign-in"
+    switched = client.post("/language", data={"language": "en", "next": back, "csrf_token": token})
+    assert switched.headers["Location"] == "/sign-in"
+    assert "Sign in" in client.get("/sign-in").get_data(as_text=True)
+    # a page reached by GET keeps its query: a filtered list stays filtered
+    html = client.get("/accessibility?from=footer").get_data(as_text=True)
+    assert 'name="next" value="/accessibility?from=footer"' in html
+
+
 def test_member_pages_send_a_stranger_to_sign_in(client):
     for path in ("/suggestions", "/contacts", "/projects", "/events", "/inbox", "/profile", "/preferences"):
         response = client.get(path)
@@ -1032,6 +1048,28 @@ def test_the_number_of_employees_reads_as_the_pages_language_writes_it(app, lang
             assert not form.employees.errors
 
 
+@pytest.mark.parametrize("language, typed, places", [
+    ("de", "1.000", 1000), ("de", "1 000", 1000), ("de", "1000", 1000), ("en", "1,000", 1000), ("en", "40", 40),
+    ("de", "1,5", None), ("en", "1.5", None), ("de", "vierzig", None),
+])
+def test_the_events_places_read_as_the_pages_language_writes_them_with_one_message_when_not(app, language, typed,
+                                                                                              places):
+    """A trade fair's "1.000" places on a German page are a thousand, as the form's own range message writes
+    them ("von 1 bis 100.000"); what is no whole number is said once at the field, not twice."""
+    from verbund_portal.forms import EventForm
+
+    with app.test_request_context("/organize/events/new", method="POST", data={"capacity": typed},
+                                  headers={"Accept-Language": language}):
+        form = EventForm(meta={"csrf": False})
+        form.capacity.validate(form)
+        assert form.capacity.data == places, form.capacity.errors
+        if places is None:
+            assert form.capacity.errors == ["Bitte geben Sie eine Zahl von 1 bis 100.000 ein." if language == "de"
+                                            else "Please enter a number from 1 to 100,000."]
+        else:
+            assert not form.capacity.errors
+
+
 @pytest.mark.parametrize(("offers", "advice"), [
     ([], "Add what you offer and what you are looking for to your profile"),
     ([{"label": "Lagerfläche für Paletten"}], "No organisation fits your profile closely enough yet"),
@@ -1086,12 +1124,17 @@ EVENT = {"id": "e-1", "title": "Leichtbau-Forum", "kind": "workshop", "timezone"
 DESTRUCTIVE = {
     # address: (role, the service call it makes, what its confirmation page names (en, de), the page it came from)
     "/events/e-1/cancel": ("member", ("DELETE", "/events/e-1/registrations/r-1"),
-                           ("Cancel your registration?", "Leichtbau-Forum", "Wed, 3 March 2027"),
-                           ("Ihre Anmeldung stornieren?", "Mi., 3. März 2027"), "/events/e-1"),
+                           ("Cancel your registration?", "Leichtbau-Forum", "Wed, 3 March 2027",
+                            "Your 2 places become free for others."),
+                           ("Ihre Anmeldung stornieren?", "Mi., 3. März 2027", "Ihre 2 Plätze werden für andere frei."),
+                           "/events/e-1"),
     "/organize/events/e-1/registrations/r-1/cancel": (
         "organizer", ("DELETE", "/events/e-1/registrations/r-1"),
-        ("Cancel the registration of Vogtland Teile GmbH?", "the first on the waitlist moves up"),
-        ("Anmeldung von Vogtland Teile GmbH stornieren?", "rückt nach"), "/organize/events/e-1"),
+        ("Cancel the registration of Vogtland Teile GmbH?",
+         "The 2 booked places become free, and the first on the waitlist moves up."),
+        ("Anmeldung von Vogtland Teile GmbH stornieren?",
+         "Die 2 gebuchten Plätze werden frei, und die erste Anmeldung der Warteliste rückt nach."),
+        "/organize/events/e-1"),
     "/admin/staff/s-2/revoke": ("admin", ("POST", "/staff/s-2/revoke"),
                                 ("Revoke the access of Otto Lenz?", "otto@it-cluster.example"),
                                 ("Zugang von Otto Lenz sperren?", "nicht rückgängig"), "/admin/staff"),
@@ -1278,3 +1321,154 @@ def test_the_time_zone_select_offers_the_common_zones_first_readable_and_takes_e
         session["language"] = "en"
     english = client.get("/organize/events/new").get_data(as_text=True)
     assert '<optgroup label="Frequently used">' in english and "Tokyo, Japan (Asia/Tokyo)" in english
+
+
+def test_a_cancellation_reason_the_service_would_refuse_is_said_at_its_field_not_as_an_error_page(members_service):
+    """An organizer's reason with a hidden control character (pasted from a mail, U+202E) is refused at the
+    reason's field in the page's language, the event left as it is; a reason events-service refuses all
+    the same (422) comes back to the same form with the service's word at the field, not as a failure page."""
+    answers = {("GET", "/events/e-1/registrations"): (200, {"event": EVENT, "items": []}, {}),
+               ("POST", "/events/e-1/cancel"): (422, {"error": "validation failed", "fields": {
+                   "reason": ["Longer than maximum length 2000."]}}, {})}
+    fake, app = _one_fake_for_all(members_service, answers)
+    client = app.test_client()
+    signed_in(app, client, "organizer", "it-cluster")
+    with client.session_transaction() as session:
+        session["language"] = "de"
+    token = csrf(client, "/organize/events/e-1/cancel")
+    response = client.post("/organize/events/e-1/cancel", data={"csrf_token": token,
+                                                                "reason": "Referent krank \u202eevil"})
+    assert response.status_code == 422
+    assert "unsichtbares oder besonderes Zeichen" in _field_errors(response.get_data(as_text=True))["reason"]
+    assert not [r for r in fake.received if r[0] == "POST"]
+    response = client.post("/organize/events/e-1/cancel", data={"csrf_token": token, "reason": "Referent krank"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert _field_errors(html)["reason"] == "Höchstens 2000 Zeichen." and "Referent krank" in html
+    assert "hat nicht geklappt" not in html
+
+
+def test_the_question_before_cancelling_one_seat_speaks_of_one_place_and_whose(members_service):
+    """One seat is "your place" to the member and "the booked place" to an organizer, whose own places these
+    are not (the German "Ihre Plätze" read as the organizer's own)."""
+    registration = {"id": "r-1", "event_id": "e-1", "status": "confirmed", "seats": 1, "member_name": "Vogtland Teile"}
+    for role, address, words in (
+            ("member", "/events/e-1/cancel", {"en": "Your place becomes free for others.",
+                                              "de": "Ihr Platz wird für andere frei."}),
+            ("organizer", "/organize/events/e-1/registrations/r-1/cancel", {
+                "en": "The booked place becomes free.", "de": "Der gebuchte Platz wird frei."})):
+        fake, app = _one_fake_for_all(members_service, {
+            ("GET", "/members/m-1/registrations"): (200, {"items": [registration]}, {}),
+            ("GET", "/events/e-1"): (200, EVENT, {}),
+            ("GET", "/events/e-1/registrations"): (200, {"event": EVENT, "items": [registration]}, {}),
+            ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {})})
+        client = app.test_client()
+        signed_in(app, client, role, "it-cluster" if role == "organizer" else None)
+        for language, said in words.items():
+            with client.session_transaction() as session:
+                session["language"] = language
+            html = client.get(address).get_data(as_text=True)
+            assert html_escape(said) in html, html
+            assert "Ihre Plätze" not in html and "places" not in html
+
+
+@pytest.mark.parametrize(("reason", "english", "german"), [
+    ("opted_out", "One of you stopped taking part in the matchmaking.",
+     "Einer von Ihnen nimmt nicht mehr am Matchmaking teil."),
+    ("registration_cancelled", "A registration for the event was cancelled.",
+     "Eine Anmeldung zur Veranstaltung wurde storniert."),
+    ("Messe fällt für uns aus", "Messe fällt für uns aus", "Messe fällt für uns aus"),
+])
+def test_a_request_the_service_ended_itself_gives_its_reason_in_words_not_as_a_code(members_service, reason,
+                                                                                     english, german):
+    """When the other side stops taking part, meetings-service cancels the request with the reason
+    ``opted_out``: the member reads why in plain words, not the code; a reason a person typed stays as typed."""
+    setup = {"event_id": "e-1", "scheduling_mode": "participants", "request_mode": "open", "slots": [
+        {"number": 0, "session": 0, "starts_at": "2027-03-15T09:00:00+00:00", "ends_at": "2027-03-15T09:30:00+00:00",
+         "starts_local": "2027-03-15T10:00:00+01:00"}]}
+    meeting = {"id": "mt-1", "status": "cancelled", "role": "recipient", "other_id": A, "other_name": "Saale Code GmbH",
+               "slot": None, "table": None, "locked": False, "message": "Hallo", "reason": reason,
+               "expires_at": "2027-03-10T09:00:00Z"}
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/events/e-1"): (200, EVENT, {}),
+        ("GET", "/events/e-1/meetings/setup"): (200, setup, {}),
+        ("GET", "/members/m-1/registrations"): (200, {"items": [
+            {"id": "r-1", "event_id": "e-1", "status": "confirmed", "seats": 1}]}, {}),
+        ("GET", "/events/e-1/members/m-1/meetings"): (200, {"participant": {"status": "inactive"},
+                                                            "items": [meeting]}, {}),
+        ("GET", "/members/cards"): (200, {"items": []}, {}),
+        ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {})})
+    client = app.test_client()
+    signed_in(app, client, "member")
+    for language, said in (("en", english), ("de", german)):
+        with client.session_transaction() as session:
+            session["language"] = language
+        page = client.get("/events/e-1/matchmaking")
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200, html[:800]
+        assert html_escape(said) in html and (reason == said or reason not in html), html
+
+
+def test_the_dashboard_csv_keeps_an_event_title_that_looks_like_a_formula_as_text(members_service):
+    """An event titled "=HYPERLINK(…)" or "-Leichtbau-" reaches the spreadsheet as text (a leading
+    apostrophe, OWASP CSV injection), as in events-service's attendee export; the figures stay numbers."""
+    import csv
+    import io
+
+    stats = {"total": 3, "sme": 2, "by_sector": {"it": 3}, "by_state": {"SN": 3}, "by_size": {"small": 3},
+             "growth": [{"month": "2026-12", "joined": 3, "total": 3}]}
+    events = [{**EVENT, "title": '=HYPERLINK("https://evil.example","Klick")', "seats_confirmed": 4, "waitlisted": 0},
+              {**EVENT, "id": "e-2", "title": "-Leichtbau-", "seats_confirmed": 2, "waitlisted": 1}]
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/stats/members"): (200, stats, {}),
+        ("GET", "/stats/contacts"): (200, {"sent": 1, "accepted": 1, "declined": 0, "pending": 0, "expired": 0}, {}),
+        ("GET", "/events"): (200, {"items": events}, {}),
+        ("GET", "/stats/matching"): (200, {"suggestions": {"total": 0, "members": 0}, "proposals": {
+            "total": 0, "proposed": 0, "formed": 0, "closed": 0, "closed_by_reason": {}}}, {})})
+    client = app.test_client()
+    signed_in(app, client, "admin")
+    with client.session_transaction() as session:
+        session["language"] = "en"
+    answer = client.get("/organize/dashboard.csv")
+    assert answer.status_code == 200
+    rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+    titles = {row[1] for row in rows if row[0] == "Events: places booked"}
+    assert titles == {'\'=HYPERLINK("https://evil.example","Klick")', "'-Leichtbau-"}
+    assert ["Events: places booked", "'-Leichtbau-", "2"] in rows and ["Members", "total", "3"] in rows
+
+
+@pytest.mark.parametrize(("asked", "sent"), [("99999999999999999999", 100_000), ("-3", 1), ("zwei", 1), ("2", 2)])
+def test_a_list_page_number_out_of_range_asks_the_service_for_a_page_it_takes(members_service, asked, sent):
+    """An edited address (``/inbox?page=99999999999999999999``) shows an empty last page, not "that did not
+    work": the portal asks for a page between 1 and the services' ``MAX_PAGE``."""
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": [], "page": 1, "per_page": 20,
+                                                      "total": 0}, {})})
+    client = app.test_client()
+    signed_in(app, client, "member")
+    answer = client.get(f"/inbox?page={asked}")
+    assert answer.status_code == 200
+    pages = {re.search(r"[?&]page=(\d+)", path).group(1) for method, path, _h, _b in fake.received
+             if method == "GET" and "per_page=20" in path}
+    assert pages == {str(sent)}
+
+
+def test_a_new_events_form_sent_twice_schedules_the_event_once(members_service):
+    """A double click or a resent form (the same form token) leads to the event the first submission created,
+    without a second ``POST /events`` (members would hear of the event twice); a new form schedules anew."""
+    fake, client = _event_form_client(members_service)
+    page = client.get("/organize/events/new").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    once = re.search(r'<input id="once" name="once" type="hidden" value="([^"]+)">', page).group(1)
+    form = {"csrf_token": token, "once": once, "title": "Leichtbau-Forum", "kind": "workshop",
+            "organizers": ["it-cluster"], "timezone": "Europe/Berlin", "starts_at": "2099-03-15T09:00",
+            "ends_at": "2099-03-15T17:00", "venue_name": "Halle 3", "capacity": "10"}
+    first, second = client.post("/organize/events/new", data=form), client.post("/organize/events/new", data=form)
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"] == "/organize/events/e-9"
+    assert len([r for r in fake.received if r[:2] == ("POST", "/events")]) == 1
+    again = re.search(r'name="once" type="hidden" value="([^"]+)"',
+                      client.get("/organize/events/new").get_data(as_text=True)).group(1)
+    assert again != once
+    client.post("/organize/events/new", data={**form, "once": again})
+    assert len([r for r in fake.received if r[:2] == ("POST", "/events")]) == 2

@@ -36,6 +36,10 @@ def test_anonymous_pages_and_sign_in_with_bad_input_and_a_used_link(platform, pe
     assert page.locator("#email").get_attribute("aria-invalid") == "true"
     assert "not a valid e-mail" in page.locator("#email-error").inner_text()
     tom.check_accessibility()
+    # switching the language on the form shown again with its error stays on the form, now in German
+    page.get_by_role("button", name="Deutsch").click()
+    assert page.url.endswith("/sign-in") and page.locator("html").get_attribute("lang") == "de"
+    page.get_by_role("button", name="English").click()
 
     # The same answer for an unknown address: no telling who is registered.
     page.get_by_label(re.compile("E-mail address")).fill(f"nobody.{uuid.uuid4().hex[:6]}@example.org")

@@ -136,12 +136,17 @@ def test_organizer_tables_scroll_in_their_own_region_at_375_px(platform, person)
     olga.start_staff_session("organizer", "logistics-network")
     page = olga.page
     page.set_viewport_size(PHONE)
-    for path in ("/organize/events", f"/organize/members?name={suffix}"):
+    for path in ("/organize/events", f"/organize/members?name={suffix}", "/organize/dashboard"):
         page = olga.open(path)
         region = page.locator("div.scroll[role=region]").first
         assert region.get_attribute("aria-labelledby") and region.get_attribute("tabindex") == "0", path
         _no_sideways_scroll(page)
         olga.check_accessibility()
+    # the event page's addresses to share (long, without spaces) break beside their names
+    page = olga.open("/organize/events")
+    page.locator("main table a").first.click()
+    assert page.locator("#public-page-url").is_visible()
+    _no_sideways_scroll(page)
 
 
 def test_the_admin_menu_stays_on_one_row_at_1100_px_with_sign_out_in_the_bar(platform, person):
@@ -158,3 +163,40 @@ def test_the_admin_menu_stays_on_one_row_at_1100_px_with_sign_out_in_the_bar(pla
     assert page.locator("header .account .role").inner_text() == "Admin"
     _no_sideways_scroll(page)
     admin.check_accessibility()
+
+
+def test_the_question_before_a_long_webhook_address_is_removed_wraps_at_375_px(platform, person):
+    """The removal question names the webhook's address; a long one (up to 2000 characters, no spaces) breaks
+    inside the text on a phone instead of widening the page so that the buttons scroll out of sight."""
+    suffix = uuid.uuid4().hex[:6]
+    profile = platform.register_member(**{**_member(suffix), "contact": {
+        "name": "Ida Kranz", "email": f"ida.{suffix}@spree-logistik.example", "language": "en"}})
+    ida = person("en")
+    ida.sign_in(profile["contact"]["email"])
+    page = ida.open("/webhooks")
+    page.locator("#url").fill(f"https://crm-{suffix}.example/hooks/" + "a" * 1500)
+    page.get_by_role("button", name="Add webhook").click()
+    assert page.locator("#webhook-secret").inner_text().startswith("whsec_")
+    page.set_viewport_size(PHONE)
+    page.get_by_role("link", name=re.compile("^Remove")).first.click()
+    assert f"crm-{suffix}.example" in page.locator("#confirm-what").inner_text()
+    _no_sideways_scroll(page)
+    assert page.get_by_role("button", name="Yes, remove the webhook").is_visible()
+
+
+def test_the_staff_list_with_a_long_name_scrolls_in_its_region_not_the_page_at_375_px(platform, person):
+    """The staff table is wider than a phone; it scrolls in its own region, and its visually hidden
+    "Aktionen" heading, placed at the table's far end, does not widen the page either."""
+    suffix = uuid.uuid4().hex[:6]
+    made = requests.post(f"{platform.url('members')}/staff", headers=bearer("admin", subject="tests"), timeout=30,
+                         json={"email": f"lang-{suffix}@it-cluster.example", "role": "organizer",
+                               "association": "it-cluster", "language": "de",
+                               "name": "Maximiliane Wilhelmine von Hohenzollern-Sigmaringen " + suffix})
+    assert made.status_code == 201, made.text
+    admin = person("de")
+    admin.start_staff_session("admin")
+    page = admin.page
+    page.set_viewport_size(PHONE)
+    page = admin.open("/admin/staff")
+    assert f"Hohenzollern-Sigmaringen {suffix}" in page.locator("div.scroll[role=region]").inner_text()
+    _no_sideways_scroll(page)

@@ -12,6 +12,7 @@ from flask_babel import Babel
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from verbund.schema_fields import MAX_PAGE
 from verbund.settings import data_dir
 from verbund_portal import api, i18n, messages, sessions
 from verbund_portal.config import PortalConfig
@@ -134,6 +135,25 @@ def _to_sign_in():
     return redirect(url_for("auth.sign_in", next=target))
 
 
+def page_number() -> int:
+    """The list page asked for by the ``page`` query parameter, as the services take it: 1 to the kit's
+    ``MAX_PAGE``. Text, 0 or a negative number is page 1; a number beyond (an edited address) the last page
+    the services accept, which shows as an empty page, not as a failure."""
+    page = request.args.get("page", 1, type=int) or 1
+    return min(max(1, page), MAX_PAGE)
+
+
+def language_next() -> str:
+    """Where the language switch leads back to: the page itself (with its query) after a GET; after a POST
+    that showed a form again with its errors (sign-up, an event, the profile), the form's own page, which
+    answers GET too, so switching the language mid-form keeps one on the form (what was typed is not sent
+    along: the switch is a form of its own); after a POST to an address that is only a button, the start."""
+    if request.method == "GET":
+        return request.full_path
+    rule = request.url_rule
+    return request.path if rule is not None and "GET" in (rule.methods or ()) else "/"
+
+
 def create_app(config: PortalConfig | None = None) -> Flask:
     """The portal as a WSGI app; ``config`` defaults to ``PortalConfig.from_env()``."""
     config = config or PortalConfig.from_env()
@@ -195,7 +215,7 @@ def create_app(config: PortalConfig | None = None) -> Flask:
                 unread = None  # the header goes without the count; the page itself still works
         role = g.member["role"] if g.member else None
         return {"member": g.member, "role": role, "is_staff": role in STAFF_ROLES, "language": select_language(),
-                "unread": unread,
+                "unread": unread, "language_next": language_next(),
                 "session_expired": session.pop("expired", False)}
 
     @app.after_request

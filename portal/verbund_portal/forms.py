@@ -22,6 +22,7 @@ from wtforms import (
     EmailField,
     FieldList,
     FormField,
+    HiddenField,
     IntegerField,
     RadioField,
     SelectField,
@@ -39,6 +40,7 @@ from wtforms.validators import (
     NumberRange,
     Optional,
     Regexp,
+    StopValidation,
     ValidationError,
 )
 
@@ -96,6 +98,11 @@ class WholeNumberField(IntegerField):
                 return
         self.data = None
         raise ValueError(str(self.message))
+
+    def pre_validate(self, form):
+        # what was typed is no whole number: its message says so, a range check of nothing would only repeat it
+        if self.process_errors:
+            raise StopValidation()
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -518,9 +525,15 @@ class EventForm(FlaskForm):
     venue_address = StringField(_l("Address"), validators=[Optional(), at_most(300), plain_text()])
     venue_city = StringField(_l("City"), validators=[Optional(), at_most(100), plain_text()])
     online_url = URLField(_l("Online address (optional)"), validators=[Optional(), at_most(500), web_address()])
-    capacity = IntegerField(_l("Places (seats)"), validators=[
-        InputRequired(_l("Please enter the number of places.")),
-        NumberRange(min=1, max=100_000, message=_l("Please enter a number from 1 to 100,000."))])
+    # as the page's language writes it: "1.000" on a German page, "1,000" on an English one
+    capacity = WholeNumberField(_l("Places (seats)"), message=_l("Please enter a number from 1 to 100,000."),
+                                validators=[InputRequired(_l("Please enter the number of places.")),
+                                            NumberRange(min=1, max=100_000,
+                                                        message=_l("Please enter a number from 1 to 100,000."))])
+
+    # a new event's form carries a token of its own: a second submission of the same form (a double click,
+    # a resent page) leads to the event the first created instead of scheduling it twice
+    once = HiddenField()
 
     FIELD_MAP = {"title": "title", "description": "description", "kind": "kind", "organizers": "organizers",
                  "target_sectors": "target_sectors", "topics": "topics", "timezone": "timezone",
@@ -635,7 +648,8 @@ class EventForm(FlaskForm):
 
 
 class CancelEventForm(FlaskForm):
-    reason = TextAreaField(_l("Reason (the registered members read it)"), validators=[Optional(), at_most(2000)])
+    reason = TextAreaField(_l("Reason (the registered members read it)"), filters=[strip],
+                           validators=[Optional(), at_most(2000), plain_text(multiline=True)])
     FIELD_MAP = {"reason": "reason"}
 
 

@@ -103,6 +103,17 @@ def dashboard():
                            associations=i18n.choices("association"))
 
 
+# OWASP "CSV Injection", as events-service's attendee export: a cell starting with one of these (an event
+# titled "=HYPERLINK(…)") would run as a formula in a spreadsheet; a leading apostrophe keeps it text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A CSV cell that a spreadsheet shows as text: a str starting like a formula gets a leading ``'``;
+    numbers stay numbers."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 @blueprint.route("/dashboard.csv")
 @staff_required()
 def dashboard_csv():
@@ -117,11 +128,12 @@ def dashboard_csv():
     writer.writerow([_("Members"), _("SMEs"), data["members"]["sme"]])
     for section in sections(data):
         for row in section["rows"]:
-            writer.writerow([section["title"], row["label"], row["value"]])
+            writer.writerow([section["title"], _cell(row["label"]), row["value"]])
     for event in data["events"]:
-        writer.writerow([_("Events: places booked"), event["title"], event["booked"]])
-        writer.writerow([_("Events: fill rate in %"), event["title"], event["fill"]])
-        writer.writerow([_("Events: waitlist"), event["title"], event["waitlisted"]])
+        title = _cell(event["title"])
+        writer.writerow([_("Events: places booked"), title, event["booked"]])
+        writer.writerow([_("Events: fill rate in %"), title, event["fill"]])
+        writer.writerow([_("Events: waitlist"), title, event["waitlisted"]])
     scope = association or "cooperation"
     return Response(("\ufeff" if german else "") + buffer.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="verbund-dashboard-{scope}.csv"'})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from verbund_portal import api
 from verbund_portal.app import member_required, services
@@ -75,9 +76,11 @@ def cancel(event_id: str):
     event = services().get("events", f"/events/{event_id}")
     lines = [_("Your registration for “%(title)s” (%(when)s) will be cancelled.", title=event["title"],
                when=when_range_zoned(event))]
-    lines.append(_("Your places become free for others. If you want to come after all, you register again; by "
-                   "then the event may be full.") if mine["status"] == "confirmed"
-                 else _("You lose your place on the waitlist."))
+    lines.append(ngettext("Your place becomes free for others. If you want to come after all, you register again; "
+                          "by then the event may be full.",
+                          "Your %(num)d places become free for others. If you want to come after all, you register "
+                          "again; by then the event may be full.", mine.get("seats") or 1)
+                 if mine["status"] == "confirmed" else _("You lose your place on the waitlist."))
     return confirm_page(_("Cancel your registration?"), lines, _("Yes, cancel my registration"),
                url_for("events.detail", event_id=event_id), _("No, keep my registration"))
 

@@ -5,7 +5,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 from flask_babel import gettext as _
 
 from verbund_portal import api
-from verbund_portal.app import member_required, services
+from verbund_portal.app import member_required, page_number, services
 from verbund_portal.confirm import confirm_page, confirmed
 from verbund_portal.forms import EmptyForm, WebhookForm, preferences_form, service_errors
 
@@ -33,7 +33,7 @@ def inbox_link_filter(item: dict) -> str | None:
 @blueprint.route("/inbox")
 @member_required
 def index():
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = page_number()
     inbox = services().get("notifications", f"/members/{g.member['member_id']}/notifications",
                            params={"page": page, "per_page": 20})
     return render_template("inbox.html", inbox=inbox, page=page, form=EmptyForm())

@@ -170,6 +170,14 @@ def _confirmed(event_id: str) -> bool:
     return (_my_registrations().get(event_id) or {}).get("status") == "confirmed"
 
 
+# Why meetings-service ended a request or meeting by itself (its ``reason`` codes), in plain words; a reason a
+# person typed when declining or cancelling is shown as typed.
+END_REASONS = {"opted_out": _l("One of you stopped taking part in the matchmaking."),
+               "registration_cancelled": _l("A registration for the event was cancelled."),
+               "event_cancelled": _l("The event was cancelled."),
+               "member_deleted": _l("The organisation has left the platform.")}
+
+
 def _mine(event_id: str) -> dict:
     """My requests and meetings at the event: ``{participant, items}`` (meetings-service)."""
     return services().get("meetings", f"/events/{event_id}/members/{g.member['member_id']}/meetings")
@@ -251,7 +259,8 @@ def participant(event_id: str):
                            taking_part=taking_part, candidates=candidates, who=who, slots=slots,
                            sessions=sessions_of(setup), form=form, accept_forms=accept_forms, move_forms=move_forms,
                            reason_form=ReasonForm(), open_with=open_with, button=EmptyForm(),
-                           slot_label=slot_label, request_modes=REQUEST_MODES, scheduling_modes=SCHEDULING_MODES)
+                           slot_label=slot_label, request_modes=REQUEST_MODES, scheduling_modes=SCHEDULING_MODES,
+                           end_reasons=END_REASONS)
 
 
 @blueprint.route("/events/<event_id>/matchmaking/participation", methods=["POST"])

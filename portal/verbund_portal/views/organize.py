@@ -4,6 +4,9 @@ dry run first). Every call carries the organizer's own token: events-service and
 decide what an organizer of which association may do; a refusal shows as a friendly 403 page."""
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -11,10 +14,11 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from verbund.settings import data_dir
 from verbund_portal import api
-from verbund_portal.app import services, staff_required
+from verbund_portal.app import page_number, services, staff_required
 from verbund_portal.confirm import confirm_page, confirmed
 from verbund_portal.forms import (
     KIND_NAMES,
@@ -60,21 +64,76 @@ def events():
     return render_template("organize/events.html", events=page["items"], kind_names=KIND_NAMES)
 
 
+ONCE_WAIT_SECONDS = 10  # how long a second submission of a new event's form waits for the first one's event
+ONCE_KEEP_HOURS = 24
+
+
+def _once_file(token: str | None) -> Path | None:
+    """Where the event created by the new-event form with ``token`` is noted (data folder, shared by the
+    portal's processes); None for a token that is none of ours. Notes older than a day are dropped."""
+    if not token or not re.fullmatch(r"[A-Za-z0-9_-]{20,64}", token):
+        return None
+    folder = data_dir() / "portal-once"
+    folder.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - ONCE_KEEP_HOURS * 3600
+    for old in folder.glob("*"):
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+    return folder / hashlib.sha256(token.encode()).hexdigest()
+
+
+def _create_once(token: str | None, body: dict) -> dict:
+    """``POST /events`` once per form token: the first submission claims the token (a file created
+    exclusively) and notes the new event's id; a second one (a double click, a resent form) waits up to
+    ``ONCE_WAIT_SECONDS`` for that id and answers ``{"id": …, "again": True}`` without creating anything (id
+    None when the first is still at work by then).
+    A refused first submission frees the token, so the corrected form can be sent. Raises ``api.ApiError``."""
+    note = _once_file(token)
+    if note is None:
+        return services().post("events", "/events", json=body)
+    try:
+        claim = os.open(note, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        deadline = time.monotonic() + ONCE_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            created = note.read_text(encoding="ascii").strip() if note.exists() else ""
+            if created:
+                return {"id": created, "again": True}
+            if not note.exists():  # the first submission was refused: this one goes ahead
+                return _create_once(token, body)
+            time.sleep(0.2)
+        return {"id": None, "again": True}  # the first one still at work: the events list will show it
+    try:
+        saved = services().post("events", "/events", json=body)
+    except BaseException:
+        os.close(claim)
+        note.unlink(missing_ok=True)
+        raise
+    os.write(claim, saved["id"].encode("ascii"))
+    os.close(claim)
+    return saved
+
+
 def _event_form_page(form: EventForm, event: dict | None):
     """Save the form (create or PATCH); on the services' 422 the form comes back with its field errors."""
     form_errors: list[str] = []
+    if event is None and not form.once.data:
+        form.once.data = secrets.token_urlsafe(24)
     if form.validate_on_submit():
         body = form.to_event()
         try:
             if event is None:
-                saved = services().post("events", "/events", json=body)
-                flash(_("The event has been scheduled. Members of its sectors and topics hear of it."))
+                saved = _create_once(form.once.data, body)
+                if not saved.get("again"):
+                    flash(_("The event has been scheduled. Members of its sectors and topics hear of it."))
             else:
                 saved = services().call("PATCH", "events", f"/events/{event['id']}", json=body)
                 flash(_("Your changes have been saved. Registered members hear of them."))
         except api.ApiError as error:
             form_errors = refusal(form, error)
         else:
+            if not saved.get("id"):
+                return redirect(url_for("organize.events"))
             return redirect(url_for("organize.event", event_id=saved["id"]))
     status = 422 if form.errors or form_errors else 200
     return render_template("organize/event_form.html", form=form, form_errors=form_errors, event=event), status
@@ -192,8 +251,11 @@ def cancel_registration(event_id: str, registration_id: str):
                name=name, title=event["title"], when=when_range_zoned(event))]
     if found["status"] == "confirmed":
         waiting = any(r["status"] == "waitlisted" for r in answer["items"])
-        lines.append(_("Its places become free, and the first on the waitlist moves up.") if waiting
-                     else _("Its places become free."))
+        seats = found.get("seats") or 1
+        lines.append(ngettext("The booked place becomes free, and the first on the waitlist moves up.",
+                              "The %(num)d booked places become free, and the first on the waitlist moves up.", seats)
+                     if waiting else
+                     ngettext("The booked place becomes free.", "The %(num)d booked places become free.", seats))
     return confirm_page(_("Cancel the registration of %(name)s?", name=name), lines, _("Yes, cancel the registration"),
                url_for("organize.event", event_id=event_id), _("No, keep the registration"))
 
@@ -204,17 +266,22 @@ def cancel_event(event_id: str):
     """A confirmation step with an optional reason, then the event and every registration are cancelled."""
     event = services().get("events", f"/events/{event_id}/registrations")["event"]
     form = CancelEventForm()
+    form_errors: list[str] = []
     if form.validate_on_submit():
         try:
             services().post("events", f"/events/{event_id}/cancel", json={"reason": form.reason.data or None})
         except api.ApiError as error:
-            if error.status != 409:
+            if error.status not in (409, 422):
                 raise
-            flash(page_message(409, error.message))
+            if error.status == 409:
+                flash(page_message(409, error.message))
+                return redirect(url_for("organize.event", event_id=event_id))
+            form_errors = service_errors(form, error)  # the reason refused: at its field, the text kept
         else:
             flash(_("The event has been cancelled. Every registered member is told."))
-        return redirect(url_for("organize.event", event_id=event_id))
-    return render_template("organize/event_cancel.html", event=event, form=form), 422 if form.errors else 200
+            return redirect(url_for("organize.event", event_id=event_id))
+    return render_template("organize/event_cancel.html", event=event, form=form, form_errors=form_errors), \
+        422 if form.errors or form_errors else 200
 
 
 @blueprint.route("/events/<event_id>/attendees.<kind>")
@@ -240,7 +307,7 @@ def members():
     """The directory filtered as members-service's ``GET /members`` does (same results as the API)."""
     form = MemberSearchForm(request.args)
     searched = bool(request.args)
-    page = int(request.args.get("page") or 1) if (request.args.get("page") or "1").isdigit() else 1
+    page = page_number()
     result, form_errors = None, []
     if form.validate():
         try:
