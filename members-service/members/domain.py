@@ -263,7 +263,9 @@ class SignInPolicy:
     """How long a sign-in link lives and how often one may be asked for (settings, see the README)."""
     token_ttl: timedelta = timedelta(minutes=15)
     per_address: int = 5  # requests per address and window, known address or not
-    per_client: int = 20  # requests per client (IP address) and window
+    # Requests per client (IP address) and window. Generous: at a joint event the whole room signs in
+    # through the venue's one NAT address within minutes; the per-address limit guards each inbox.
+    per_client: int = 200
     window: timedelta = timedelta(hours=1)
     member_token_ttl: timedelta = timedelta(days=30)  # the bearer token an exchange gives
     # A staff token lives a working day; revocation does not wait for it (verbund.staff checks each request).

@@ -275,7 +275,7 @@ class MembersService(ServiceBase):
         for known and unknown addresses alike (no enumeration). For each member with that contact
         e-mail, notifications-service mails ``{PORTAL_URL}/sign-in/{token}`` in the member's language;
         the link works once, for 15 minutes (``SIGN_IN_TOKEN_TTL_SECONDS``). 429 with ``Retry-After``
-        (seconds) beyond 5 requests an hour per address or 20 per client (``SIGN_IN_LIMIT_*``; the
+        (seconds) beyond 5 requests an hour per address or 200 per client (``SIGN_IN_LIMIT_*``; the
         client is the peer, or the last ``X-Forwarded-For`` hop of a ``TRUSTED_PROXIES`` peer)."""
         body = request.body_data
         with self.db.unit_of_work() as uow:

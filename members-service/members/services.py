@@ -414,7 +414,7 @@ MAX_MEMBERS_PER_ADDRESS = 5  # one contact e-mail may serve several organisation
 
 def sign_in_policy() -> domain.SignInPolicy:
     """The sign-in settings: ``SIGN_IN_TOKEN_TTL_SECONDS`` (900), ``SIGN_IN_LIMIT_PER_ADDRESS`` (5),
-    ``SIGN_IN_LIMIT_PER_CLIENT`` (20), ``SIGN_IN_LIMIT_WINDOW_SECONDS`` (3600), ``MEMBER_TOKEN_TTL_SECONDS``
+    ``SIGN_IN_LIMIT_PER_CLIENT`` (200), ``SIGN_IN_LIMIT_WINDOW_SECONDS`` (3600), ``MEMBER_TOKEN_TTL_SECONDS``
     (30 days), ``STAFF_TOKEN_TTL_SECONDS`` (12 hours), ``STAFF_INVITATION_TTL_SECONDS`` (3 days); each also
     as ``MEMBERS_<NAME>``."""
     default = domain.SignInPolicy()

@@ -112,7 +112,7 @@ def test_limits_per_address_and_per_client_slide_with_the_clock(use_cases, two):
     assert ask(use_cases)  # the oldest request left the window
 
     client = "192.0.2.44"
-    for n in range(20):
+    for n in range(SignInPolicy().per_client):
         ask(use_cases, f"someone{n}@example.org", client=client)
     with pytest.raises(TooManyRequests) as by_client:
         ask(use_cases, "someone-else@example.org", client=client)
