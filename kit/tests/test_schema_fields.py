@@ -112,6 +112,12 @@ def test_search_keys_meet_regardless_of_case_and_composition(stored, query):
     assert search_key(query) in search_key(stored)
 
 
+@pytest.mark.parametrize("stored, query", [("Alpha\u200bLogistik", "alphalogistik"), ("Spedi\u00adtion", "Spedition"),
+                                           ("Daten\u2060Werk", "DATENWERK"), ("\ufeffBeta", "beta")])
+def test_invisible_characters_in_a_stored_name_do_not_hide_it_from_a_search(stored, query):
+    assert search_key(query) == search_key(stored)
+
+
 @pytest.mark.parametrize("text, depth", [
     ('{"a": 1}', 1), ("[]", 1), ("3", 0), ('"[[[["', 0), ('{"a": "]]]\\"[[[", "b": [[{}]]}', 4),
     ("[" * 5000 + "]" * 5000, 5000), ('{"a":' * 100 + "1" + "}" * 100, 100),

@@ -73,12 +73,18 @@ def normalize_text(value: str, *, multiline: bool = False) -> str:
 NO_VISIBLE_CHARACTER = "must contain a visible character, not only invisible ones"
 
 
+# Default-ignorable characters (Unicode 15, 5.21: soft hyphen, zero-width space and joiners, word
+# joiner, BOM, ...): they show as nothing, so nobody types them into a search box.
+_IGNORABLE = re.compile("[\u00ad\u034f\u180b-\u180f\u200b-\u200f\u2060-\u2064\ufe00-\ufe0f\ufeff]")
+
+
 def search_key(value: str) -> str:
     """The form in which text is compared in searches: NFC, case-folded
     (Unicode full case folding, ``str.casefold``: "Straße" and "STRASSE" meet),
-    NFC again since folding can decompose. Both the stored column and the
-    query go through it, so SQL's ASCII-only ``lower()`` is never needed."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
+    NFC again since folding can decompose, without default-ignorable characters
+    ("Alpha\u200bLogistik" is found as "alphalogistik"). Both the stored column
+    and the query go through it, so SQL's ASCII-only ``lower()`` is never needed."""
+    return _IGNORABLE.sub("", unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold()))
 
 
 class _TextMixin:
