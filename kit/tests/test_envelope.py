@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import fastjsonschema
 import pytest
 from hypothesis import given, settings
@@ -119,3 +122,17 @@ def test_every_sample_passes_both():
     for dataschema, sample in SAMPLES.items():
         envelope._compiled(dataschema)(sample())
         assert envelope._schema_error(dataschema, sample()) is None
+
+
+def test_meeting_cancelled_gained_optional_fields_within_v1():
+    """``was_accepted`` and ``cause`` were added to meeting.cancelled v1 without a new version: the
+    documented example passes, an event published before them still does, a wrong value does not."""
+    schema = json.loads((Path(envelope.__file__).parent / "event_schemas" / "meeting.cancelled.v1.json").read_text())
+    [example] = schema["examples"]
+    event = envelope.new_event("meeting.cancelled", "/verbund/meetings", example["meeting"]["id"], example)
+    assert event["dataschema"] == "urn:verbund:schema:meeting.cancelled:v1"
+    older = {k: v for k, v in example.items() if k not in ("was_accepted", "cause")}
+    envelope.validate({**event, "data": older})
+    for field, wrong in (("cause", "withdrawn"), ("was_accepted", "no")):
+        with pytest.raises(envelope.InvalidEvent, match=field):
+            envelope.validate({**event, "data": {**example, field: wrong}})

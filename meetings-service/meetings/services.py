@@ -97,7 +97,7 @@ def _on_joint_event(uow: UnitOfWork, event: dict) -> None:
     uow.session.flush()
     if row.status == "cancelled":
         for meeting in _open_meetings(uow, row.id):
-            _end(uow, meeting, "cancelled", "event_cancelled")
+            _end(uow, meeting, "cancelled", "event_cancelled", cause="event_cancelled")
     else:
         _note_moved_meetings(uow, row, outside_before)
 
@@ -159,7 +159,7 @@ def _leave(uow: UnitOfWork, event_id: str, member_id: str, reason: str) -> None:
         participant.active = False
         participant.updated_at = uow.now()
     for meeting in _open_meetings(uow, event_id, member_id):
-        _end(uow, meeting, "cancelled", reason, by=member_id)
+        _end(uow, meeting, "cancelled", reason, by=member_id, cause="member_left")
 
 
 def _open_meetings(uow: UnitOfWork, event_id: str, member_id: str | None = None) -> list[Meeting]:
@@ -202,14 +202,18 @@ def _book(uow: UnitOfWork, meeting: Meeting, slot: int, table: int | None, place
     uow.session.flush()
 
 
-def _end(uow: UnitOfWork, meeting: Meeting, status: str, reason: str | None, by: str | None = None) -> None:
+def _end(uow: UnitOfWork, meeting: Meeting, status: str, reason: str | None, by: str | None = None,
+         cause: str | None = None) -> None:
     """End a meeting; ``by``: the member whose step ended it (None: the organizers or the event),
-    so that notifications tell the other side rather than the one who acted."""
-    was_visible = meeting.status == "accepted" and meeting.slot is not None
+    so that notifications tell the other side rather than the one who acted. A cancellation also
+    says whether the meeting had been agreed (``was_accepted``: a withdrawn or lapsed request is not a
+    cancelled meeting) and its ``cause``: member_cancelled, member_left, organizers, event_cancelled."""
+    was_accepted = meeting.status == "accepted"
+    was_visible = was_accepted and meeting.slot is not None
     meeting.status, meeting.reason = status, reason
     _unbook(uow, meeting)
     _touch(meeting, uow.now())
-    extra = {"cancelled_by": by} if status == "cancelled" else {}
+    extra = {"cancelled_by": by, "was_accepted": was_accepted, "cause": cause} if status == "cancelled" else {}
     _emit(uow, "meeting.declined" if status == "declined" else "meeting.cancelled", meeting,
           was_scheduled=was_visible, **extra)
 
@@ -540,7 +544,8 @@ def cancel(uow: UnitOfWork, principal: Principal, event_id: str, meeting_id: str
     status = domain.effective_status(meeting.status, meeting.expires_at, uow.now())
     if status not in OPEN:
         raise Conflict(f"this meeting is {status}; there is nothing to cancel")
-    _end(uow, meeting, "cancelled", body["reason"], by=principal.member_id if mine else None)
+    _end(uow, meeting, "cancelled", body["reason"], by=principal.member_id if mine else None,
+         cause="member_cancelled" if mine else "organizers")
     return meeting_view(uow.session, meeting, principal.member_id, setup, uow.now())
 
 

@@ -222,7 +222,28 @@ def test_decline_cancel_and_reschedule(store, day):
     cancelled = run(store, services.cancel, member(c), event_id, second["id"], ReasonSchema().load({}))
     assert cancelled["status"] == "cancelled"
     assert published(store)[-1] == "meeting.cancelled"
-    assert published(store, "meeting.cancelled")[0]["data"]["was_scheduled"] is True
+    data = published(store, "meeting.cancelled")[0]["data"]
+    assert data["was_scheduled"] is True and data["was_accepted"] is True
+    assert data["cause"] == "member_cancelled" and data["cancelled_by"] == c
+
+
+def test_a_withdrawn_request_is_told_apart_from_a_cancelled_meeting(store, day):
+    _, event_id, (a, b, c) = day
+    pending = ask(store, event_id, a, b)
+    run(store, services.cancel, member(a), event_id, pending["id"], ReasonSchema().load({}))
+    withdrawn = published(store, "meeting.cancelled")[-1]["data"]
+    assert withdrawn["was_accepted"] is False and withdrawn["was_scheduled"] is False
+    assert (withdrawn["cause"], withdrawn["cancelled_by"]) == ("member_cancelled", a)
+    staff_cancelled = ask(store, event_id, a, c)
+    run(store, services.accept, member(c), event_id, staff_cancelled["id"], AcceptSchema().load({}))
+    run(store, services.cancel, ORGANIZER, event_id, staff_cancelled["id"], ReasonSchema().load({}))
+    by_staff = published(store, "meeting.cancelled")[-1]["data"]
+    assert (by_staff["was_accepted"], by_staff["cause"], by_staff["cancelled_by"]) == (True, "organizers", None)
+    lapsing = ask(store, event_id, b, c)
+    run(store, services.opt_out, member(b), event_id)
+    lapsed = published(store, "meeting.cancelled")[-1]["data"]
+    assert lapsed["meeting"]["id"] == lapsing["id"]
+    assert (lapsed["was_accepted"], lapsed["cause"], lapsed["cancelled_by"]) == (False, "member_left", b)
 
 
 def test_a_cancelled_registration_and_a_deleted_member_cancel_open_meetings(store, day):
@@ -236,6 +257,7 @@ def test_a_cancelled_registration_and_a_deleted_member_cancel_open_meetings(stor
     feed(store, envelope.new_event("member.deleted", "/verbund/members", a,
                                    {"id": a, "version": 2, "deleted_at": "2026-06-01T08:00:00Z"}))
     assert published(store, "meeting.cancelled")[-1]["data"]["meeting"]["requester_id"] == c
+    assert published(store, "meeting.cancelled")[-1]["data"]["cause"] == "member_left"
     with store.unit_of_work() as uow:
         assert a not in queries.participants(uow.session, event_id)
     assert asked["id"]

@@ -283,6 +283,10 @@ def meeting_context(source_type: str, data: dict, lang: str, reader: str | None)
                               "when": meeting_when(meeting.get("starts_at"), meeting.get("ends_at"), lang, zone),
                               "requested_by_me": meeting["requester_id"] == reader,
                               "by_other": data.get("cancelled_by") not in (None, reader),
+                              # meeting.cancelled of a request never accepted: withdrawn or lapsed, not a
+                              # cancelled meeting (events before ``was_accepted`` existed read as cancelled)
+                              "request_only": data.get("was_accepted") is False,
+                              "cause": data.get("cause"),
                               "expires": meeting_when(data.get("expires_at"), None, lang, zone)}
     if "requests" in data:
         context["requests"] = [{**r, "other": name(r["requester_id"]),

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from notifications import dispatch, domain, meetings, services
+from notifications import dispatch, domain, meetings, queries, services
 from notifications.config import Config
 from notifications.models import Delivery, Notification
 from notifications.rendering import Renderer, context_for
 from notifications.testing import RecordingSender, joint_event, member, profile_of, scheduled
 from verbund import envelope
+from verbund.auth import Principal
 from verbund.testing import FixedClock, use_case_store
 
 EV = str(uuid.uuid4())
@@ -123,6 +124,65 @@ def test_the_mails_read_well_in_both_languages(lang):
         assert "asker" not in rendered.text + rendered.subject and "_" not in rendered.subject
 
 
+WITHDRAWN = {  # (cancelled_by, cause, reader) -> (subject, summary) of a request that never was a meeting
+    ("asker", "member_cancelled", "asked"): {
+        "de": ("Gesprächsanfrage von Muster GmbH zurückgezogen",
+               "Muster GmbH hat die Gesprächsanfrage an Sie bei „Matchmaking Tag“ zurückgezogen."),
+        "en": ("Meeting request from Muster GmbH withdrawn",
+               "Muster GmbH withdrew their meeting request at \"Matchmaking Tag\".")},
+    ("asker", "member_left", "asked"): {
+        "de": ("Gesprächsanfrage von Muster GmbH hinfällig",
+               "Die Gesprächsanfrage von Muster GmbH bei „Matchmaking Tag“ ist hinfällig, weil Muster GmbH nicht "
+               "mehr am Matchmaking teilnimmt."),
+        "en": ("Meeting request from Muster GmbH lapsed",
+               "Muster GmbH's meeting request at \"Matchmaking Tag\" lapsed because Muster GmbH left the "
+               "matchmaking.")},
+    ("asked", "member_left", "asker"): {
+        "de": ("Gesprächsanfrage an Datenwerk AG hinfällig",
+               "Ihre Gesprächsanfrage an Datenwerk AG bei „Matchmaking Tag“ ist hinfällig, weil Datenwerk AG nicht "
+               "mehr am Matchmaking teilnimmt."),
+        "en": ("Meeting request to Datenwerk AG lapsed",
+               "Your meeting request to Datenwerk AG at \"Matchmaking Tag\" lapsed because Datenwerk AG left the "
+               "matchmaking.")},
+    (None, "organizers", "asker"): {
+        "de": ("Gesprächsanfrage an Datenwerk AG aufgehoben",
+               "Die Veranstalter haben Ihre Gesprächsanfrage an Datenwerk AG bei „Matchmaking Tag“ aufgehoben."),
+        "en": ("Meeting request to Datenwerk AG withdrawn by the organizers",
+               "The organizers withdrew your meeting request to Datenwerk AG at \"Matchmaking Tag\".")},
+}
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+@pytest.mark.parametrize("case", list(WITHDRAWN), ids=lambda case: "-".join(map(str, case)))
+def test_a_request_that_ends_before_it_was_accepted_is_no_cancelled_meeting(lang, case):
+    """meeting.cancelled with ``was_accepted`` false: the other side reads that a request was withdrawn or
+    lapsed (and why), in the mail and the inbox entry alike, never that a meeting was cancelled."""
+    by, cause, reader = case
+    data = {"meeting": meeting("e1", "asker", "asked", status="cancelled", version=2), "cancelled_by": by,
+            "was_scheduled": False, "was_accepted": False, "cause": cause,
+            "context": {"event": {"id": "e1", "title": "Matchmaking Tag", "timezone": "Europe/Berlin"},
+                        "names": {"asker": "Muster GmbH", "asked": "Datenwerk AG"}}}
+    rendered = Renderer(portal_url="https://portal.example").render(
+        "meeting_cancelled", lang, context_for("meeting.cancelled", data, lang, reader=reader),
+        footer={"recipient_name": None, "unsubscribe_url": "u"})
+    subject, summary = WITHDRAWN[case][lang]
+    assert (rendered.subject, rendered.summary) == (subject, summary)
+    assert summary in rendered.text and "https://portal.example/events/e1/matchmaking" in rendered.text
+    assert not any(word in rendered.text for word in ("abgesagt", "cancelled"))
+
+
+@pytest.mark.parametrize("was_accepted", [True, None])  # None: an event from before the field
+def test_an_accepted_meeting_or_an_older_event_still_reads_as_cancelled(was_accepted):
+    data = {"meeting": meeting("e1", "asker", "asked", status="cancelled", version=3), "cancelled_by": "asker",
+            "context": {"names": {"asker": "Muster GmbH"}}}
+    if was_accepted is not None:
+        data |= {"was_accepted": True, "cause": "member_left"}
+    rendered = Renderer(portal_url="https://portal.example").render(
+        "meeting_cancelled", "de", context_for("meeting.cancelled", data, "de", reader="asked"))
+    assert rendered.subject == "Gespräch mit Muster GmbH abgesagt"
+    assert rendered.summary == "Muster GmbH hat das Gespräch abgesagt."
+
+
 # --- use cases ------------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -202,6 +262,25 @@ def test_a_request_withdrawn_within_the_window_sends_nothing_and_a_decline_is_ne
     store.handle(meeting_event("meeting.declined", {**other, "status": "declined", "version": 2}), services.on_event)
     [held] = mails_of(store, asker, source_type="meeting.declined")
     assert held.status == "held"  # for the digest
+
+
+def test_a_request_withdrawn_after_its_mail_left_says_so_in_mail_and_inbox(store, clock, fair):
+    asker, asked, joint = fair
+    body = meeting(joint["id"], asker, asked)
+    store.handle(meeting_event("meeting.requested", body), services.on_event)
+    assert len(send(store, clock)) == 1
+    store.handle(meeting_event("meeting.cancelled", {**body, "status": "cancelled", "version": 2},
+                               cancelled_by=asker, was_scheduled=False, was_accepted=False,
+                               cause="member_cancelled"), services.on_event)
+    assert [subject for _, subject in send(store, clock)] == ["Meeting request from Muster Antriebstechnik GmbH "
+                                                             "withdrawn"]  # to the asked member, in English
+    with store.unit_of_work() as uow:
+        entries = queries.inbox(uow.session, Principal(f"member:{asked}", "member", member_id=asked), asked,
+                                {"unread": False, "page": 1, "per_page": 10},
+                                Renderer(portal_url=CONFIG.portal_url))["items"]
+    withdrawn = next(e for e in entries if e["kind"] == "meeting_cancelled")
+    assert withdrawn["summary"] == "Muster Antriebstechnik GmbH withdrew their meeting request at " \
+                                   f"\"{joint['title']}\"."
 
 
 def test_one_reminder_per_meeting_again_only_after_a_later_move(store, clock, fair):

@@ -1472,3 +1472,51 @@ def test_a_new_events_form_sent_twice_schedules_the_event_once(members_service):
     assert again != once
     client.post("/organize/events/new", data={**form, "once": again})
     assert len([r for r in fake.received if r[:2] == ("POST", "/events")]) == 2
+
+
+def _organizer_event_page(event: dict) -> dict:
+    """The services' answers behind /organize/events/e-1: the event, no registrations, no matchmaking set-up,
+    no other events to move registrations to."""
+    return {("GET", "/events/e-1/registrations"): (200, {"event": event, "items": []}, {}),
+            ("GET", "/events/e-1/meetings/setup"): (404, {"error": "no set-up"}, {}),
+            ("GET", "/events"): (200, {"items": [], "total": 0}, {})}
+
+
+@pytest.mark.parametrize("online_url, linked", [
+    ("https://meet.example/leichtbau?pwd=a&b=1", True),
+    ("http://meet.example/raum", True),
+    ("javascript:alert(document.cookie)", False),
+    (" JavaScript:alert(1)", False),
+    ("data:text/html,<script>alert(1)</script>", False),
+    ("https:///no-host", False),
+])
+def test_the_organizer_sees_the_online_address_as_a_link_only_when_it_is_http_or_https(
+        members_service, online_url, linked):
+    """An online or hybrid event's address on the organizer's event page, in both languages: a link for an
+    http(s) address, plain (escaped) text for anything else, so a hostile address never becomes an href."""
+    event = {**EVENT, "venue": {"name": "Haus der Wirtschaft", "city": "Chemnitz"}, "online_url": online_url}
+    fake, app = _one_fake_for_all(members_service, _organizer_event_page(event))
+    client = app.test_client()
+    signed_in(app, client, "organizer", "it-cluster")
+    for language, label in (("en", "Online address"), ("de", "Online-Adresse")):
+        with client.session_transaction() as session:
+            session["language"] = language
+        page = client.get("/organize/events/e-1")
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        dd = re.search(r'<dt>([^<]*)</dt><dd id="online-url">(.*?)</dd>', text)
+        assert dd and dd.group(1) == label
+        links = re.findall(r'<a href="([^"]*)"', dd.group(2))
+        if linked:
+            assert [html.unescape(href) for href in links] == [online_url]
+        else:
+            assert links == [] and html.escape(online_url, quote=False) in dd.group(2)
+        assert "<script>" not in dd.group(2)
+
+
+def test_an_event_without_an_online_address_shows_none_to_its_organizer(members_service):
+    fake, app = _one_fake_for_all(members_service, _organizer_event_page({**EVENT, "online_url": None}))
+    client = app.test_client()
+    signed_in(app, client, "organizer", "it-cluster")
+    page = client.get("/organize/events/e-1")
+    assert page.status_code == 200 and 'id="online-url"' not in page.get_data(as_text=True)

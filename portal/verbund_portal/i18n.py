@@ -7,6 +7,7 @@ import re
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -220,6 +221,18 @@ def flat_errors(errors) -> list[str]:
     return flat
 
 
+def web_link(address: str | None) -> str | None:
+    """``address`` (an event's online address, as the service holds it) trimmed, when it may be an ``href``:
+    an http or https URL with a host; else None, and the page shows it as text only. The service checks
+    addresses on the way in; this keeps a hostile one (``javascript:``, ``data:``) from a link all the same."""
+    address = (address or "").strip()
+    try:
+        parts = urlsplit(address)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return None
+    return address if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         sector=lambda value: reference_label("sector", value),
@@ -230,5 +243,5 @@ def register_filters(app: Flask) -> None:
         when_range=lambda event: when_range(event.get("starts_at"), event.get("ends_at")),
         when_range_zoned=when_range_zoned, when_zoned=when_zoned,
         flat_errors=flat_errors, percent=percent, number=number,
-        reason_text=reason_text)
+        reason_text=reason_text, web_link=web_link)
     app.jinja_env.globals.update(competency_labels=competency_labels)
