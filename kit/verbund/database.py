@@ -133,6 +133,14 @@ class UnitOfWork:
         self.events.append(event)
         return event
 
+    def let_others_run(self) -> None:
+        """Hand the process to its other green threads for a moment (``time.sleep(0)``, green under
+        eventlet's monkey patch; a no-op without it). A use case that loops over many items calls it
+        per item: SQLite's calls never yield, so a long loop would otherwise starve health checks, RPC
+        replies and the broker connections' handshakes, which the broker then resets, and a failed
+        RPC reply makes nameko kill the container. The transaction and its locks stay held."""
+        time.sleep(0)
+
     def flush_events(self) -> None:
         """Write the events emitted so far to the outbox (one statement); called before commit."""
         outbox.add(self.session, *self.events)

@@ -17,6 +17,7 @@ from itertools import accumulate
 
 from eventlet.event import Event
 from marshmallow import ValidationError
+from nameko.exceptions import ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -223,6 +224,13 @@ class ApiEndpoint(HttpRequestHandler):
             log.warning("%s %s met an outage: %s", self.method, self.url, str(exc)[:500])
             response = error_response(503, "the service cannot reach its database or a service it needs right "
                                            "now; please try again in a few seconds")
+            response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+            return response
+        if isinstance(exc, ContainerBeingKilled):
+            # nameko is stopping the service (a thread of it failed): the request never ran, so nothing
+            # is half done; the restarted service or another instance takes it.
+            log.warning("%s %s refused: the service is stopping", self.method, self.url)
+            response = error_response(503, "the service is restarting; please try again in a few seconds")
             response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
             return response
         log.error("unhandled error in %s %s", self.method, self.url, exc_info=exc)

@@ -165,6 +165,7 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], *, d
     vocabulary = load_vocabulary()
     errors, valid, rows_by_key, rows_by_email = [], [], {}, {}
     for index, row in enumerate(rows):
+        uow.let_others_run()  # up to 10,000 rows in one transaction: the service keeps serving meanwhile
         number = getattr(row, "number", None) or index + 2
         data, row_errors = importer.read_row(row, messages)
         if "associations" not in row_errors:
@@ -198,10 +199,10 @@ def import_members(uow: UnitOfWork, principal: Principal, rows: list[dict], *, d
         else:
             rows_by_key[key], rows_by_email[email] = number, number
             valid.append((number, profile, key))
-    imported = [] if dry_run else [
-        {"row": number, "id": _create(uow, profile, key)["id"], "name": profile["name"]}
-        for number, profile, key in valid
-    ]
+    imported = []
+    for number, profile, key in ([] if dry_run else valid):
+        uow.let_others_run()
+        imported.append({"row": number, "id": _create(uow, profile, key)["id"], "name": profile["name"]})
     return {"rows": len(rows), "valid": len(valid), "imported": imported, "errors": errors,
             "warnings": list(warnings or []), "dry_run": dry_run}
 

@@ -5,13 +5,15 @@ headers, every error of a row, the report in the requester's language."""
 import csv
 import hashlib
 import io
+import threading
+import time
 import uuid
 import zipfile
 
 import pytest
 import requests
 
-from verbund.testing import bearer
+from verbund.testing import bearer, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -566,3 +568,35 @@ def test_a_name_with_a_zero_width_space_among_letters_is_kept(members_api, membe
     response = requests.post(f"{members_api.url}/members", json=member_input(name=f"Müller\u200bBau {tag()}"),
                              timeout=10)
     assert response.status_code == 201, response.text
+
+
+def test_the_service_keeps_answering_while_a_large_import_runs(members_api):
+    """A 1,000-row import is one long transaction; the process must not stop serving meanwhile. Under
+    eventlet a handler that never yields starves every other green thread: health checks, RPC replies
+    to the consuming services, and the broker handshakes of those replies, which the broker then resets,
+    after which nameko kills the whole container (and the next import got a 500)."""
+    body = csv_text(*(member_row(f"Dauerlast {tag()} {number} Logistik GmbH") for number in range(1000))).encode()
+    answered: list[float] = []  # when each /health answer arrived (time.monotonic)
+    stop = threading.Event()
+
+    def probe():
+        with requests.Session() as session:
+            while not stop.is_set():
+                if session.get(f"{members_api.url}/health", timeout=120).status_code == 200:
+                    answered.append(time.monotonic())
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        wait_for(lambda: answered, timeout=10, message="a first /health answer")
+        started = time.monotonic()
+        report = imported(post(members_api, body))
+        finished = time.monotonic()
+    finally:
+        stop.set()
+        prober.join(timeout=120)
+    assert report["valid"] == 1000 and len(report["imported"]) == 1000, report["errors"][:3]
+    quarter = (finished - started) / 4
+    during = [moment for moment in answered if started + quarter < moment < finished - quarter]
+    assert during, (f"no /health answer in the middle half of a {finished - started:.1f} s import: "
+                    "the import held the whole process")
