@@ -1,7 +1,6 @@
 """The events use cases on SQLite and PostgreSQL (migrated by Alembic), with their
 events going through the outbox to the real broker. Input is loaded by the schemas
 first, as the HTTP entrypoints do."""
-import json
 import threading
 import uuid
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from events.schemas import EventSchema, RegistrationSchema
 from verbund import envelope, outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
+from verbund.testing import outbox_events
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +29,6 @@ AUTOMOTIVE_ORGANIZER = Principal("auto", "organizer", association="automotive-cl
 
 def member(profile):
     return Principal(f"member:{profile['id']}", "member", member_id=profile["id"])
-
-
-def outbox_events(store, type=None):
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(outbox.outbox_table.c.body).order_by(outbox.outbox_table.c.seq)).scalars()
-        events = [json.loads(row) for row in rows]
-    return [event for event in events if type is None or event["type"] == type]
 
 
 def count(store, model, *conditions):

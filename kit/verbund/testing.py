@@ -448,6 +448,18 @@ def migrated_store(service: str, database_url: str, amqp_uri: str):
         engine.dispose()
 
 
+def outbox_events(store, type: str | None = None) -> list[dict]:
+    """Every event in ``store``'s outbox (published or not) as a CloudEvent dict, in the order they
+    were written; only those of ``type`` if given."""
+    from sqlalchemy import select
+
+    from verbund import outbox
+
+    with store.engine.connect() as conn:
+        bodies = conn.execute(select(outbox.outbox_table.c.body).order_by(outbox.outbox_table.c.seq)).scalars()
+        return [event for event in map(json.loads, bodies) if type is None or event["type"] == type]
+
+
 # --- use-case tests: SQLite and a recording publisher, no broker -------------------------------------
 
 class RecordingPublisher:

@@ -17,7 +17,7 @@ from matching.dependencies import MatchingEngine
 from matching.models import MemberProfile, Proposal, SuggestionSet
 from matching.synthetic import ProfileFactory
 from verbund import outbox
-from verbund.testing import migrated_store
+from verbund.testing import migrated_store, outbox_events
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +41,6 @@ def matching_engine(store) -> MatchingEngine:
     matching = MatchingEngine(store, amqp_uri="amqp://unused")
     matching.ready.send(True)  # built from the read model at its first use (it starts stale)
     return matching
-
-
-def outbox_events(store, type=None) -> list[dict]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(outbox.outbox_table.c.body).order_by(outbox.outbox_table.c.seq)).scalars()
-        events = [json.loads(row) for row in rows]
-    return [e for e in events if type is None or e["type"] == type]
 
 
 def stored_lists(store) -> dict[str, list]:

@@ -15,8 +15,7 @@ from sqlalchemy import func, select
 from matching.dependencies import MatchingEngine
 from matching.models import PendingAnnouncement, SuggestionSet
 from matching.synthetic import ProfileFactory
-from verbund import outbox
-from verbund.testing import migrated_store
+from verbund.testing import migrated_store, outbox_events
 
 pytestmark = pytest.mark.integration
 
@@ -54,13 +53,6 @@ def instance(store, window: float = WINDOW) -> MatchingEngine:
     matching = MatchingEngine(store, amqp_uri="amqp://unused", announce_window=window)
     matching.ready.send(True)  # built from the read model at its first use
     return matching
-
-
-def outbox_events(store, type=None) -> list[dict]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(outbox.outbox_table.c.body).order_by(outbox.outbox_table.c.seq)).scalars()
-        events = [json.loads(row) for row in rows]
-    return [e for e in events if type is None or e["type"] == type]
 
 
 def pending(store) -> dict[str, bool]:

@@ -13,7 +13,7 @@ from verbund import envelope, outbox
 from verbund.auth import Principal
 from verbund.database import Store
 from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
-from verbund.testing import migrated_store
+from verbund.testing import migrated_store, outbox_events
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,6 @@ def store(database_url, amqp_uri):
 
 def apply(store, engine, event) -> bool:
     return store.handle(event, lambda uow, e: services.on_member_event(uow, engine, e))
-
-
-def outbox_events(store, type=None):
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(outbox.outbox_table.c.body).order_by(outbox.outbox_table.c.seq)).scalars()
-        events = [json.loads(row) for row in rows]
-    return [e for e in events if type is None or e["type"] == type]
 
 
 def outbox_published(store, event_id) -> bool:

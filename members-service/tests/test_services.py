@@ -1,6 +1,5 @@
 """The members use cases on a migrated SQLite file, their events going through the outbox to a
 recording publisher and their time from a fixed clock: no broker, no PostgreSQL."""
-import json
 import uuid
 
 import pytest
@@ -12,14 +11,9 @@ from members.models import Competency, Member, MemberKey, Tag
 from verbund import outbox, personal
 from verbund.auth import Principal
 from verbund.errors import Conflict, Forbidden, Gone, NotFound, PreconditionFailed, Unprocessable
+from verbund.testing import outbox_events
 
 ADMIN = Principal("admin", "admin")
-
-
-def outbox_events(store):
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(outbox.outbox_table.c.body).order_by(outbox.outbox_table.c.seq)).scalars()
-        return [json.loads(row) for row in rows]
 
 
 def count(store, model):

@@ -45,10 +45,10 @@ from notifications.testing import (
     registration,
     scheduled,
 )
-from verbund import outbox, personal
+from verbund import personal
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Gone, NotFound, Unprocessable
-from verbund.testing import free_port
+from verbund.testing import free_port, outbox_events
 
 pytestmark = pytest.mark.integration
 
@@ -88,12 +88,6 @@ def rows(store, model, *conditions):
 def count(store, model, *conditions):
     with store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(model).where(*conditions)).scalar()
-
-
-def outbox_events(store, type_=None):
-    with store.engine.connect() as conn:
-        bodies = conn.execute(select(outbox.outbox_table.c.body).order_by(outbox.outbox_table.c.seq)).scalars()
-        return [e for e in map(json.loads, bodies) if type_ is None or e["type"] == type_]
 
 
 def send_emails(store, config, renderer=None):
