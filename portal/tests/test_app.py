@@ -1520,3 +1520,26 @@ def test_an_event_without_an_online_address_shows_none_to_its_organizer(members_
     signed_in(app, client, "organizer", "it-cluster")
     page = client.get("/organize/events/e-1")
     assert page.status_code == 200 and 'id="online-url"' not in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("online_url, linked", [("https://meet.example/leichtbau?pwd=a&b=1", True),
+                                                ("javascript:alert(document.cookie)", False)])
+def test_a_member_sees_the_online_address_as_a_link_only_when_it_is_http_or_https(members_service, online_url,
+                                                                                  linked):
+    """The member's event page links a webinar's address the way the organizer's page does: an href only
+    for http(s), escaped text otherwise."""
+    fake, app = _one_fake_for_all(members_service, {
+        ("GET", "/events/e-1"): (200, {**EVENT, "online_url": online_url}, {}),
+        ("GET", "/events/e-1/meetings/setup"): (404, {"error": "no set-up"}, {}),
+        ("GET", "/members/m-1/registrations"): (200, {"items": []}, {}),
+        ("GET", "/members/m-1/notifications"): (200, {"unread": 0, "items": []}, {})})
+    client = app.test_client()
+    signed_in(app, client, "member")
+    page = client.get("/events/e-1")
+    assert page.status_code == 200
+    dd = re.search(r'<dd id="online-url">(.*?)</dd>', page.get_data(as_text=True))
+    links = re.findall(r'<a href="([^"]*)"', dd.group(1))
+    if linked:
+        assert [html.unescape(href) for href in links] == [online_url]
+    else:
+        assert links == [] and html.escape(online_url, quote=False) in dd.group(1)
