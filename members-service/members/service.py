@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-from nameko.rpc import rpc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -16,6 +15,7 @@ from members.dependencies import SignInMail, StaffInvitationMail
 from members.messages import Messages, negotiate
 from verbund import auth, personal, stats
 from verbund.errors import AppError, Conflict, Gone, NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
+from verbund.rpc import rpc
 from verbund.service import ServiceBase
 from verbund.settings import env
 from verbund.subscriber import subscribe

@@ -10,7 +10,6 @@ import logging
 import sys
 import time
 
-from nameko.rpc import rpc
 from nameko.timer import timer
 from werkzeug.wrappers import Response
 
@@ -21,6 +20,7 @@ from notifications.schemas import InboxQuerySchema, PageQuerySchema
 from verbund.errors import NotFound
 from verbund.personal import MemberKeys
 from verbund.reference import LANGUAGES
+from verbund.rpc import rpc
 from verbund.service import Companion, ServiceBase
 from verbund.settings import data_dir, env
 from verbund.subscriber import subscribe

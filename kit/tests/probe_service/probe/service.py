@@ -5,6 +5,7 @@ from collections import Counter
 from sqlalchemy import func, insert, select
 
 from probe.models import effects
+from verbund.rpc import rpc
 from verbund.service import ServiceBase
 from verbund.subscriber import EventSubscriber, subscribe
 from verbund.web import ANYONE, api
@@ -15,6 +16,22 @@ if os.environ.get("PROBE_CRASH_BEFORE_ACK"):
         os._exit(9)
 
     EventSubscriber._ack_all = _crash
+
+if os.environ.get("PROBE_RESET_FIRST_REPLY"):
+    # The broker resets the connection of the first RPC reply (as it does to a connection whose
+    # handshake timed out while the process was busy); later replies go out.
+    from nameko import rpc as nameko_rpc
+
+    class _ResetOnce(nameko_rpc.Responder.publisher_cls):
+        failures = 1
+
+        def publish(self, payload, **kwargs):
+            if _ResetOnce.failures:
+                _ResetOnce.failures -= 1
+                raise ConnectionResetError(104, "Connection reset by peer")
+            return super().publish(payload, **kwargs)
+
+    nameko_rpc.Responder.publisher_cls = _ResetOnce
 
 attempts: Counter = Counter()  # per process, which outlives the retries of a message
 
@@ -33,6 +50,10 @@ def record(uow, event):
 
 class ProbeService(ServiceBase):
     name = "probe"
+
+    @rpc
+    def echo(self, value):
+        return value
 
     @api("GET", "/effects", roles=ANYONE)
     def count_effects(self, request):
