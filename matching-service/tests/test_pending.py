@@ -234,14 +234,15 @@ def test_two_instances_flushing_together_announce_each_list_once(store, second_s
 
 def test_the_running_service_announces_another_members_list_once_after_the_window(
         database_url, amqp_uri, start_service, event_tap, profile, member_events):
-    """A real matching-service process fed over the broker, one event at a time, with a window of 5 s."""
+    """A real matching-service process fed over the broker, one event at a time, with a window of 15 s: long
+    enough that three newcomers published together are handled within it on a busy machine."""
     from verbund import envelope
     from verbund.broker import Publisher
     from verbund.testing import wait_for
 
     tap = event_tap("match.suggested", "project.proposed")
     start_service("matching", database_url=database_url,
-                  env={"ANNOUNCE_WINDOW_SECONDS": "5", "CONSUME_BATCH_SIZE": "1", "MATCHING_SEMANTIC": "0"})
+                  env={"ANNOUNCE_WINDOW_SECONDS": "15", "CONSUME_BATCH_SIZE": "1", "MATCHING_SEMANTIC": "0"})
     publisher = Publisher(amqp_uri)
 
     def publish(member):
