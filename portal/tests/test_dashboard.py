@@ -88,10 +88,10 @@ def test_the_dashboard_shows_the_seeded_figures_exactly(platform, person, seeded
     def matching_as_the_api_says(p) -> bool:  # matching works asynchronously: the page equals the API's answer
         stats = requests.get(f"{platform.url('matching')}/stats/matching", params={"association": "automotive-cluster"},
                              headers=bearer("organizer", association="automotive-cluster"), timeout=10).json()
-        shown = table(p, "matching")
-        return (shown["Partnervorschläge gemacht"] == [str(stats["suggestions"]["total"])]
-                and shown["Partnerprojekte vorgeschlagen"] == [str(stats["proposals"]["total"])]
-                and shown["gebildet"] == [str(stats["proposals"]["formed"])])
+        shown = table(p, "matching")  # empty while the page is an error page (a service slow under load)
+        return (shown.get("Partnervorschläge gemacht") == [str(stats["suggestions"]["total"])]
+                and shown.get("Partnerprojekte vorgeschlagen") == [str(stats["proposals"]["total"])]
+                and shown.get("gebildet") == [str(stats["proposals"]["formed"])])
 
     olga.reload_until(matching_as_the_api_says, timeout=30, message="matching's figures as its API gives them")
     olga.check_accessibility()
