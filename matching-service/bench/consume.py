@@ -121,7 +121,7 @@ def main() -> int:
             if embedder is None:
                 print(f"no embedding model: {status}", file=sys.stderr)
                 return 1
-            space = semantic.Space(background=embedder.background)
+            space = embedder.space()
         engine = Engine(semantic=space)
         engine.warm_up()
         started = time.perf_counter()

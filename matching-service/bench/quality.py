@@ -30,7 +30,18 @@ from pathlib import Path
 from matching import quality
 from matching.engine import Engine
 from matching.engine.cards import WEIGHTS
-from matching.semantic import CALIBRATION, MODEL_WEIGHTS, NEED, OFFER, PARTS, Calibration, Embedder, Space
+from matching.semantic import (
+    CALIBRATION,
+    MODEL_WEIGHTS,
+    NEED,
+    OFFER,
+    PARTS,
+    BridgeCalibration,
+    Calibration,
+    Embedder,
+    Space,
+    TermBridge,
+)
 from verbund.vocabulary import load as load_vocabulary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,10 +62,10 @@ def embed_all(embedder, texts) -> tuple[dict, float]:
 
 
 def rank_engine(qs, vectors=None, texts=None, calibration=CALIBRATION, word_weight=None, background=None,
-                weights=MODEL_WEIGHTS) -> dict[str, list[str]]:
+                weights=MODEL_WEIGHTS, bridge=None) -> dict[str, list[str]]:
     space = None
     if vectors is not None:
-        space = Space(calibration, background, weights)
+        space = Space(calibration, background, weights, bridge=bridge)
         for kind in (NEED, OFFER):
             space.add_vectors(kind, texts[kind], vectors[kind])
     engine = Engine(semantic=space, word_weight=word_weight)
@@ -133,6 +144,23 @@ def objective(result) -> float:
 # 0.707) but linked nearly everybody with everybody at strengths of a few percent, and such links
 # then filled suggestion lists and partner-project teams with members that do not fit.
 MIN_THRESHOLDS = (2.0, 2.5)
+
+
+def fit_bridge(qs, vectors, texts, background, bridge) -> tuple[BridgeCalibration, dict]:
+    """Grid search of the term bridge's calibration on the tuning part only (the engine's own
+    calibration and word weight as they are)."""
+    best = None
+    for threshold, span, top, min_cosine in itertools.product((1.5, 2.0, 2.5, 3.0), (1.0, 1.5, 3.0), (3, 5, 8),
+                                                              (0.0, 0.4)):
+        calibrated = TermBridge(bridge.vectors, bridge.owners,
+                                BridgeCalibration(threshold, threshold + span, min_cosine, top))
+        result = quality.measure(rank_engine(qs, vectors, texts, background=background, bridge=calibrated),
+                                 qs.expected["tuning"], qs.distractors["tuning"])
+        print(f"tuning, bridge {calibrated.calibration}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
+              f"junk@3 {result['junk@3']}", flush=True)
+        if best is None or objective(result) > objective(best[1]) + 1e-9:
+            best = (calibrated.calibration, result)
+    return best
 
 
 def fit(qs, vectors, texts, background, model_weights=(MODEL_WEIGHTS,)) -> tuple[Calibration, float, tuple, dict]:
@@ -338,6 +366,8 @@ def main(argv=None) -> int:
                         help="fit the parts' weights and try bonus gates on the tuning part (out of fold)")
     parser.add_argument("--variants", action="store_true",
                         help="try other forms of the semantic similarity on the tuning part")
+    parser.add_argument("--fit-bridge", action="store_true",
+                        help="search the term bridge's calibration on the tuning part")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     qs = quality.load()
@@ -346,6 +376,11 @@ def main(argv=None) -> int:
     background = embedder.background
     vectors, per_second = embed_all(embedder, texts)
     calibration, word, weights = CALIBRATION, None, MODEL_WEIGHTS
+    bridge = embedder.bridge
+    if args.fit_bridge:
+        chosen, tuned = fit_bridge(qs, vectors, texts, background, bridge)
+        print(f"bridge fitted on tuning: {chosen} -> {tuned}")
+        bridge = TermBridge(bridge.vectors, bridge.owners, chosen)
     if args.fit:
         calibration, word, weights, tuned = fit(qs, vectors, texts, background)
         print(f"fitted on tuning: {calibration} word_weight={word} model weights={weights} -> {tuned}")
@@ -367,7 +402,9 @@ def main(argv=None) -> int:
             print(f"{part}, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
                   f"junk@3 {result['junk@3']}")
     rows = [
-        ("hybrid", both_parts(qs, rank_engine(qs, vectors, texts, calibration, word, background, weights))),
+        ("hybrid", both_parts(qs, rank_engine(qs, vectors, texts, calibration, word, background, weights, bridge))),
+        ("hybrid without the term bridge (until 2026-12-07)",
+         both_parts(qs, rank_engine(qs, vectors, texts, calibration, word, background, weights))),
         ("lexical (model unavailable)", both_parts(qs, rank_engine(qs))),
         ("char-n-gram TF-IDF", both_parts(qs, rank_pairwise(qs, tfidf_similarity(texts)))),
         ("embeddings alone (USE, normalised similarity)",
@@ -381,7 +418,7 @@ def main(argv=None) -> int:
         tuning = results["tuning"]
         print(f"{method} tuning: missed {tuning['missed']} junk {tuning['junk']}")
     print(f"{len(texts[NEED]) + len(texts[OFFER])} distinct texts embedded at {per_second:.0f} texts/s")
-    if not args.no_report and not args.fit:
+    if not args.no_report and not args.fit and not args.fit_bridge:
         REPORT.parent.mkdir(parents=True, exist_ok=True)
         REPORT.write_text(
             "# Matching quality\n\nGenerated by `matching-service/bench/quality.py` on the quality set in "

@@ -162,9 +162,8 @@ def analyses_store(labels: set[str], path: Path):
 
 def semantic_space(embedder, stored):
     """A space filled with stored vectors (what a rebuild reads from ``text_vectors``)."""
-    from matching.semantic import Space
 
-    space = Space(background=embedder.background)
+    space = embedder.space()
     for kind in list(stored):
         texts, blocks = stored.pop(kind)
         first = 0

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matching.semantic import DIMENSIONS, NEED, OFFER, PARTS, Embedder, Space
+from matching.semantic import DIMENSIONS, NEED, OFFER, PARTS, Embedder
 from matching.synthetic import ProfileFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     lines += ["| stored texts of the other side | one new text linked: median / p95 | peak memory of the process |",
               "|---:|---:|---:|"]
     for size in (int(s) for s in args.sizes.split(",")):
-        space = Space(background=embedder.background)
+        space = embedder.space()
         names = [f"offer {i}" for i in range(size)]
         space.add_vectors(OFFER, names, unit_vectors(rng, size))
         space.link_all(OFFER, names)

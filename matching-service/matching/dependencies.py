@@ -136,7 +136,7 @@ class MatchingEngine:
         # thread, so that the event loop (HTTP, heartbeats) keeps running.
         self.embedder, self.semantic_status = tpool.execute(semantic.load_embedder)
         if self.embedder is not None:
-            self.space = semantic.Space(background=self.embedder.background)
+            self.space = self.embedder.space()
             self.engine = Engine(semantic=self.space)
             self.stale = True
         log.info("semantic matching: %s", self.semantic_status)

@@ -94,6 +94,7 @@ class Embedder:
 
         self._use = USE(threads=threads or 2)
         self.background = background_of(self) if background else None
+        self.bridge = bridge_of(self) if background else None
 
     def embed(self, texts: list[str], kind: str) -> np.ndarray:
         if not texts:
@@ -101,31 +102,40 @@ class Embedder:
         texts = list(texts)
         return _normalised(np.asarray(self._use.encode(texts), np.float32).reshape(len(texts), -1))
 
+    def space(self, calibration: Calibration = CALIBRATION) -> Space:
+        """An empty ``Space`` measured against this model's background, with its term bridge."""
+        return Space(calibration, self.background, bridge=self.bridge)
 
-def background_of(embedder) -> dict[str, np.ndarray]:
-    """The vocabulary's competency labels (de and en) embedded on both sides: texts that are about
-    the same industries but mostly about something else, so what a text scores against them is its
-    own baseline."""
-    labels = background_labels()
-    # Computed once and kept in a cache file beside numba's compiled kernels (same model and labels ->
-    # same file): a start need not wait for ~1,600 texts to be embedded.
-    digest = hashlib.sha256("\x00".join([MODEL, *labels]).encode()).hexdigest()[:16]
+
+def _cached(name: str, texts: list[str], compute) -> dict[str, np.ndarray]:
+    """``compute()`` ({name: array}) kept in a cache file beside numba's compiled kernels, keyed by the
+    model and ``texts``: a start need not wait for a few thousand texts to be embedded."""
+    digest = hashlib.sha256("\x00".join([MODEL, *texts]).encode()).hexdigest()[:16]
     path = Path(env("MATCHING_CACHE_DIR", "") or env("NUMBA_CACHE_DIR", "")
-                or Path(__file__).parent / "__pycache__") / f"semantic-background-{digest}.npz"
+                or Path(__file__).parent / "__pycache__") / f"semantic-{name}-{digest}.npz"
     try:
         with np.load(path) as cached:
-            return {NEED: cached[NEED], OFFER: cached[OFFER]}
+            return {key: cached[key] for key in cached.files}
     except (OSError, KeyError, ValueError):
         pass
-    found = {NEED: embedder.embed(labels, NEED), OFFER: embedder.embed(labels, OFFER)}
+    found = compute()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.npz")
         np.savez(partial, **found)
         os.replace(partial, path)  # atomic: several processes may start at once
     except OSError as exc:  # a read-only package folder: computed again at the next start
-        log.warning("semantic background not cached at %s: %s", path, exc)
+        log.warning("semantic %s not cached at %s: %s", name, path, exc)
     return found
+
+
+def background_of(embedder) -> dict[str, np.ndarray]:
+    """The vocabulary's competency labels (de and en) embedded on both sides: texts that are about
+    the same industries but mostly about something else, so what a text scores against them is its
+    own baseline."""
+    labels = background_labels()
+    return _cached("background", labels, lambda: {NEED: embedder.embed(labels, NEED),
+                                                  OFFER: embedder.embed(labels, OFFER)})
 
 
 def background_labels() -> list[str]:
@@ -146,6 +156,74 @@ def load_embedder(background: bool = True) -> tuple[Embedder | None, str]:
     except Exception as exc:  # a missing package, a broken wheel, a CPU without the instructions it needs
         log.warning("semantic matching unavailable, matching lexically: %s", exc)
         return None, f"degraded: semantic model unavailable ({type(exc).__name__}), matching lexically"
+
+
+PHRASINGS = Path(__file__).parent / "data" / "need_phrasings.yaml"
+
+
+@dataclass(frozen=True)
+class BridgeCalibration:
+    """When a need's closeness to a term's phrasings becomes a link to the term: among the terms, its
+    best phrasing's cosine must lie ``threshold`` standard deviations above the need's mean over all
+    terms (strength 0.05 there, rising linearly to 1.0 at ``full``) and be at least ``min_cosine``;
+    at most ``top`` terms per need. Fitted on the quality set's tuning part (README, "Needs in the
+    members' own words")."""
+    threshold: float = 1.5
+    full: float = 2.5
+    min_cosine: float = 0.4
+    top: int = 5
+
+
+class TermBridge:
+    """Needs in the members' own words → vocabulary terms, through curated phrasings
+    (``data/need_phrasings.yaml``: for every competency, how a firm that needs it writes the need
+    without its name). The model sees a paraphrase of a paraphrase far better than a problem and its
+    technical solution: "Für kurzfristige Ladungen finden wir keinen Lkw" lies close to the freight
+    exchange's phrasings, not to "digital freight exchange" itself. The index then matches the need
+    through the term, as it matches a free-text label that resembles one (kind ``similar``)."""
+
+    def __init__(self, vectors: np.ndarray, owners: list[str], calibration: BridgeCalibration = BridgeCalibration()):
+        order = np.argsort(np.asarray(owners), kind="stable")  # each term's phrasings side by side
+        self.vectors = np.asarray(vectors, np.float32)[order]
+        self.owners = [owners[i] for i in order]
+        self.terms = sorted(set(self.owners))
+        self._starts = np.searchsorted(np.asarray(self.owners), self.terms).astype(np.int64)
+        self.calibration = calibration
+
+    def links(self, vectors: np.ndarray) -> list[tuple[tuple[str, float], ...]]:
+        """Per row of ``vectors`` ((n, 512), unit length): ((term id, strength), ...), strongest first."""
+        if not len(vectors):
+            return []
+        c = self.calibration
+        best = np.maximum.reduceat(np.asarray(vectors, np.float32) @ self.vectors.T, self._starts, axis=1)
+        z = (best - best.mean(axis=1, keepdims=True)) / np.maximum(best.std(axis=1, keepdims=True), 1e-3)
+        strength = np.where((z >= c.threshold) & (best >= c.min_cosine),
+                            np.maximum(np.clip((z - c.threshold) / (c.full - c.threshold), 0.0, 1.0), 0.05), 0.0)
+        found = []
+        for row_z, row_strength in zip(z, strength, strict=True):
+            top = np.argsort(-row_z, kind="stable")[:c.top]
+            found.append(tuple((self.terms[j], float(row_strength[j])) for j in top if row_strength[j] > 0))
+        return found
+
+
+def phrasings() -> list[tuple[str, str]]:
+    """(term id, phrasing) of every line in ``data/need_phrasings.yaml`` whose term the vocabulary knows."""
+    import yaml
+
+    from verbund.vocabulary import load as load_vocabulary
+
+    known = load_vocabulary().competencies
+    entries = yaml.safe_load(PHRASINGS.read_text(encoding="utf-8"))
+    return [(entry["id"], line) for entry in entries if entry["id"] in known
+            for line in (*entry.get("de", ()), *entry.get("en", ()))]
+
+
+def bridge_of(embedder) -> TermBridge:
+    """The term bridge of ``embedder``'s model (the phrasings embedded once, then cached)."""
+    found = phrasings()
+    lines = [line for _, line in found]
+    vectors = _cached("phrasings", lines, lambda: {NEED: embedder.embed(lines, NEED)})[NEED]
+    return TermBridge(vectors, [term for term, _ in found])
 
 
 class Space:
@@ -172,7 +250,8 @@ class Space:
     about a twentieth of the work. Below it, every pair is compared (the quality set, the tests).
 
     ``background``: {side: vectors} (``Embedder.background``); without it the similarity is the
-    raw cosine (for tests with hand-made vectors).
+    raw cosine (for tests with hand-made vectors). ``bridge``: the model's ``TermBridge``, which the
+    index asks which terms a need is about (None: needs meet offers directly only).
     """
 
     BLOCK = 256  # texts per matrix product when every pair is compared: 256 x 30k float32 is 31 MB
@@ -181,11 +260,12 @@ class Space:
     THREADED_FROM = 1024  # texts linked at once from which the clusters are shared out among threads
 
     def __init__(self, calibration: Calibration = CALIBRATION, background: dict | None = None,
-                 weights: tuple[float, ...] = MODEL_WEIGHTS):
+                 weights: tuple[float, ...] = MODEL_WEIGHTS, bridge: TermBridge | None = None):
         from matching.engine.cards import Column  # not at the top: the engine imports this module
 
         self.calibration = calibration
         self.background = background
+        self.bridge = bridge
         if len(weights) != len(PARTS):
             raise ValueError(f"one weight per model part: {len(PARTS)}")
         self.ids: dict[tuple[str, str], int] = {}

@@ -170,14 +170,14 @@ def test_two_instances_each_share_the_work_and_nothing_happens_twice(platform, f
     # instance caught up with what the other one changed (the profiles and their texts' vectors)
     # before changing anything itself.
     from matching.engine import Engine
-    from matching.semantic import MODEL, NEED, OFFER, Space, load_embedder
+    from matching.semantic import MODEL, NEED, OFFER, load_embedder
     from matching.vectors import decode
 
     for process in matching:
         assert requests.get(f"{process.url}/ready", timeout=10).json()["checks"]["semantic"] == "ok"
     embedder, status = load_embedder()
     assert embedder is not None, status
-    space = Space(background=embedder.background)
+    space = embedder.space()
     stored_vectors = rows("matching", "SELECT kind, text, vector FROM text_vectors WHERE model = :model", model=MODEL)
     for kind, text_, vector in stored_vectors:
         space.add_vectors(kind, [text_], decode([bytes(vector)]))  # as the service reads them (float16)

@@ -55,6 +55,7 @@ class Index:
         self.neighbours = _neighbours()
         self.weights = np.array([WEIGHTS[name] for name in WEIGHTS], np.float64)
         self._analyse = {}  # (label, term, need) -> its vocabulary and word features as arrays
+        self._bridged = {}  # need label -> the terms it is about in meaning (TermBridge), while loading
         self._semantic_feature = {NEED: Column(np.int32), OFFER: Column(np.int32)}  # text id -> feature id
         self._reset()
 
@@ -109,8 +110,27 @@ class Index:
             self.feature_names.append(key)
         return self.feature_of[key]
 
+    def _bridge_terms(self, labels: list[str]) -> None:
+        """Ask the term bridge which terms these need labels are about, all in one product (those with
+        a vector, not asked yet); ``_lexical_features`` reads the answers."""
+        bridge = self.semantic.bridge if self.semantic is not None else None
+        if bridge is None:
+            return
+        if len(self._bridged) > 50_000:
+            self._bridged.clear()
+        asked, vectors = [], []
+        for label in dict.fromkeys(labels):
+            vector = None if label in self._bridged else self.semantic.vector(NEED, label)
+            if vector is not None:
+                asked.append(label)
+                vectors.append(vector)
+        if asked:
+            self._bridged.update(zip(asked, bridge.links(np.stack(vectors)), strict=True))
+
     def _lexical_features(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
-        """The vocabulary and word features of one offer or need; a need also reaches related terms."""
+        """The vocabulary and word features of one offer or need; a need also reaches related terms,
+        and the terms the term bridge finds it is about in meaning (kind ``similar``, like a free-text
+        label resembling a term)."""
         if term and term in self.feature_of:
             links = ((term, 1.0),)
         else:
@@ -130,6 +150,10 @@ class Index:
             for linked, weight in links:
                 for other in sorted(self.related.get(linked, ())):
                     put(Feature(self.feature_of[other], RELATED_FACTOR * weight, "related", linked))
+            if self.semantic is not None and self.semantic.bridge is not None:
+                self._bridge_terms([label])
+                for linked, weight in self._bridged.get(label, ()):
+                    put(Feature(self.feature_of[linked], weight, "similar", linked))
         return tuple(found.values())
 
     def _lexical(self, label: str, term: str | None, need: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +165,8 @@ class Index:
             cached = (np.array([f.id for f in features], np.int32), np.array([f.weight for f in features]))
             if len(self._analyse) > 50_000:  # member-written texts are distinct: they come once
                 self._analyse.clear()
-            self._analyse[key] = cached
+            if not need or label in self._bridged or self.semantic is None or self.semantic.bridge is None:
+                self._analyse[key] = cached  # (a need without a vector yet is asked again later)
         return cached
 
     def _semantic_features(self, kind: str) -> np.ndarray:
@@ -210,6 +235,7 @@ class Index:
             "need_ptr", "need_owner")}
         rows = self.need_owner.length
         self.link_texts(cards)
+        self._bridge_terms([label for card in cards for label, _ in card.needs])
         semantic = self.semantic is not None
         if semantic:
             features = {NEED: self._semantic_features(NEED), OFFER: self._semantic_features(OFFER)}
@@ -349,6 +375,7 @@ class Index:
         for column in vars(self).values():
             if isinstance(column, Column):
                 column.trim()
+        self._bridged.clear()  # the load's answers: a later event asks for its own labels
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel now, not on the first event."""
