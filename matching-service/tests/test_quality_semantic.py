@@ -102,6 +102,17 @@ def test_needs_linked_through_a_term_name_it_truly(measured):
     assert seen > 0  # the bridge made some of the matches
 
 
+def test_a_need_that_names_a_term_is_not_bridged(measured):
+    """A need that is a vocabulary term keeps that term alone: the bridge's neighbours of it would tie
+    with its real partners. (The same text as free text is bridged.)"""
+    _, engine, qs = measured
+    label = qs.profiles["u_leerfahrt"]["needs"][0]["label"]
+    free = engine.analyse(label, None, need=True)
+    assert "digital-freight-platform" in {f.via for f in free if f.kind == "similar"}
+    named = engine.analyse(label, "wms", need=True)
+    assert [f.via for f in named if f.kind in ("term", "similar")] == ["wms"]
+
+
 def test_an_everyday_need_meets_the_offer_through_its_term(measured):
     """Tuning part: "Unsere eigenen LKW fahren oft leer zurück" (no word in common with the offer)
     finds the freight exchange among its first three, with the term as the reason."""

@@ -150,7 +150,9 @@ class Index:
             for linked, weight in links:
                 for other in sorted(self.related.get(linked, ())):
                     put(Feature(self.feature_of[other], RELATED_FACTOR * weight, "related", linked))
-            if self.semantic is not None and self.semantic.bridge is not None:
+            # only free text: a need that names a term has it at 1.0, and the bridge's neighbours of
+            # that term would tie with its real partners
+            if self.semantic is not None and self.semantic.bridge is not None and (not links or links[0][1] < 1.0):
                 self._bridge_terms([label])
                 for linked, weight in self._bridged.get(label, ()):
                     put(Feature(self.feature_of[linked], weight, "similar", linked))
@@ -235,7 +237,7 @@ class Index:
             "need_ptr", "need_owner")}
         rows = self.need_owner.length
         self.link_texts(cards)
-        self._bridge_terms([label for card in cards for label, _ in card.needs])
+        self._bridge_terms([label for card in cards for label, term in card.needs if term not in self.feature_of])
         semantic = self.semantic is not None
         if semantic:
             features = {NEED: self._semantic_features(NEED), OFFER: self._semantic_features(OFFER)}
