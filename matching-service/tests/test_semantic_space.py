@@ -159,3 +159,25 @@ def test_clustered_linking_finds_nearly_every_exact_link_and_all_when_it_probes_
     for mine, theirs in zip(every, exact, strict=True):
         assert [s for _, _, s in mine] == pytest.approx([s for _, _, s in theirs], rel=1e-6)
     assert space.link_count == sum(map(len, approximate)) + sum(len(space.links(NEED, t)[1]) for t in need_texts)
+
+
+def test_the_term_bridge_links_a_need_to_the_terms_whose_phrasings_are_near():
+    """Hand-made phrasings of 40 terms (two each, near the term's own direction): a need near term 7's
+    direction is linked to term 7 first, at full strength; at most ``top`` terms; a need near nothing
+    (below ``min_cosine``) to none."""
+    from matching.semantic import BridgeCalibration, TermBridge
+
+    rng = np.random.default_rng(11)
+    directions = unit(rng, 40)
+    owners = [f"t{i:02d}" for i in range(40) for _ in range(2)][::-1]  # not grouped by term: the bridge sorts
+    phrasings = np.stack([directions[int(owner[1:])] + 0.3 * unit(rng, 1)[0] for owner in owners])
+    phrasings /= np.linalg.norm(phrasings, axis=1, keepdims=True)
+    bridge = TermBridge(phrasings, owners, BridgeCalibration(threshold=1.5, full=2.5, min_cosine=0.4, top=3))
+    near = directions[7] + 0.2 * unit(rng, 1)[0]
+    both = (directions[3] + directions[9]) / np.sqrt(2)
+    stranger = unit(rng, 1)[0]
+    found_near, found_both, found_stranger = bridge.links(np.stack([near / np.linalg.norm(near), both, stranger]))
+    assert found_near[0] == ("t07", 1.0)
+    assert {term for term, _ in found_both} >= {"t03", "t09"} and len(found_both) <= 3
+    assert found_stranger == ()
+    assert bridge.links(np.zeros((0, DIMENSIONS), np.float32)) == []
