@@ -1,7 +1,12 @@
 """ServiceProcess, the way tests run a service: never with the developer's mail settings."""
+import errno
 import socket
 
-from verbund.testing import ServiceProcess
+import eventlet
+import pytest
+import requests
+
+from verbund.testing import ServiceProcess, free_port
 
 
 def test_a_service_process_mails_nobody_unless_given_a_mail_catcher(monkeypatch, tmp_path):
@@ -18,3 +23,24 @@ def test_a_service_process_mails_nobody_unless_given_a_mail_catcher(monkeypatch,
     own = ServiceProcess("notifications", "amqp://guest:guest@127.0.0.1:5672/", "sqlite://", tmp_path,
                          env={"SMTP_PORT": "41025"})
     assert own.env["SMTP_PORT"] == "41025"
+
+
+def test_free_ports_are_never_handed_out_twice():
+    # a probe's port is free again at once: two services started one after the other must not both get it
+    ports = [free_port() for _ in range(500)]
+    assert len(set(ports)) == len(ports)
+
+
+@pytest.mark.integration
+def test_a_running_service_keeps_its_port_to_itself(fresh_amqp_uri, tmp_path):
+    """A second server cannot bind a service's port (no SO_REUSEPORT, which eventlet sets by default):
+    otherwise the kernel would share the connections between the two, and half the requests would be
+    answered by the wrong one."""
+    process = ServiceProcess("members", fresh_amqp_uri, f"sqlite:///{tmp_path}/members.db", tmp_path).start()
+    try:
+        with pytest.raises(OSError) as taken:
+            eventlet.listen(("127.0.0.1", process.port), reuse_port=True).close()
+        assert taken.value.errno == errno.EADDRINUSE
+        assert requests.get(f"{process.url}/health", timeout=10).status_code == 200
+    finally:
+        process.stop()

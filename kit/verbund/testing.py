@@ -44,10 +44,20 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, message: 
         time.sleep(interval)
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free TCP port on 127.0.0.1, never one this process handed out before: a port is free again
+    once the probe closes, until the service it was meant for binds it, and two services started
+    one after the other must not be given the same one."""
+    while True:
+        with closing(socket.socket()) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -15,6 +15,7 @@ import uuid
 from functools import partial
 from itertools import accumulate
 
+import eventlet
 from eventlet.event import Event
 from marshmallow import ValidationError
 from nameko.exceptions import ContainerBeingKilled
@@ -124,6 +125,18 @@ class JsonWsgiApp(WsgiApp):
 
 
 class JsonWebServer(WebServer):
+    def start(self):
+        """As nameko's, but the port is the service's alone: ``eventlet.listen`` sets SO_REUSEPORT by
+        default, so a second process given the same port (another service, a second ``verbund up``)
+        would bind it too and the kernel would share the connections between the two: half the
+        requests answered by the wrong service. Without it the second one fails to start."""
+        if not self._starting:
+            self._starting = True
+            self._sock = eventlet.listen(self.bind_addr, reuse_port=False)
+            self._sock.settimeout(None)  # as nameko: https://github.com/celery/kombu/issues/838
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
+
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 
