@@ -150,10 +150,11 @@ def fit_bridge(qs, vectors, texts, background, bridge) -> tuple[BridgeCalibratio
     """Grid search of the term bridge's calibration on the tuning part only (the engine's own
     calibration and word weight as they are)."""
     best = None
-    for threshold, span, top, min_cosine in itertools.product((1.5, 2.0, 2.5, 3.0), (1.0, 1.5, 3.0), (3, 5, 8),
-                                                              (0.0, 0.4)):
-        calibrated = TermBridge(bridge.vectors, bridge.owners,
-                                BridgeCalibration(threshold, threshold + span, min_cosine, top))
+    offer_checks = [(None, 5)] + list(itertools.product((1.0, 1.5, 2.0, 2.5), (5, 10)))
+    for threshold, span, top, min_cosine, (offer_threshold, offer_top) in itertools.product(
+            (1.5, 2.0, 2.5, 3.0), (1.0, 1.5, 3.0), (3, 5, 8), (0.4,), offer_checks):
+        calibrated = TermBridge(bridge.vectors, bridge.owners, BridgeCalibration(
+            threshold, threshold + span, min_cosine, top, offer_threshold, offer_top), labels=bridge.labels)
         result = quality.measure(rank_engine(qs, vectors, texts, background=background, bridge=calibrated),
                                  qs.expected["tuning"], qs.distractors["tuning"])
         print(f"tuning, bridge {calibrated.calibration}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
@@ -380,7 +381,7 @@ def main(argv=None) -> int:
     if args.fit_bridge:
         chosen, tuned = fit_bridge(qs, vectors, texts, background, bridge)
         print(f"bridge fitted on tuning: {chosen} -> {tuned}")
-        bridge = TermBridge(bridge.vectors, bridge.owners, chosen)
+        bridge = TermBridge(bridge.vectors, bridge.owners, chosen, labels=bridge.labels)
     if args.fit:
         calibration, word, weights, tuned = fit(qs, vectors, texts, background)
         print(f"fitted on tuning: {calibration} word_weight={word} model weights={weights} -> {tuned}")

@@ -172,6 +172,11 @@ class BridgeCalibration:
     full: float = 2.5
     min_cosine: float = 0.4
     top: int = 5
+    # the offer's side: a term an offer resembles in writing counts for a bridged need only if the
+    # offer is also close in meaning to the term's labels (among its ``offer_top`` nearest terms,
+    # ``offer_threshold`` standard deviations above its mean); None: every resemblance counts
+    offer_threshold: float | None = 1.5
+    offer_top: int = 10
 
 
 class TermBridge:
@@ -182,13 +187,40 @@ class TermBridge:
     exchange's phrasings, not to "digital freight exchange" itself. The index then matches the need
     through the term, as it matches a free-text label that resembles one (kind ``similar``)."""
 
-    def __init__(self, vectors: np.ndarray, owners: list[str], calibration: BridgeCalibration = BridgeCalibration()):
-        order = np.argsort(np.asarray(owners), kind="stable")  # each term's phrasings side by side
-        self.vectors = np.asarray(vectors, np.float32)[order]
-        self.owners = [owners[i] for i in order]
-        self.terms = sorted(set(self.owners))
-        self._starts = np.searchsorted(np.asarray(self.owners), self.terms).astype(np.int64)
+    def __init__(self, vectors: np.ndarray, owners: list[str], calibration: BridgeCalibration = BridgeCalibration(),
+                 labels: tuple[np.ndarray, list[str]] | None = None):
+        self.vectors, self.owners, self._starts, self.terms = self._grouped(vectors, owners)
+        self.labels = labels
+        self._label_vectors, label_owners, self._label_starts, self._label_terms = (
+            self._grouped(*labels) if labels is not None else (None, None, None, []))
         self.calibration = calibration
+
+    @staticmethod
+    def _grouped(vectors: np.ndarray, owners: list[str]):
+        """(vectors, owners, starts, terms) with each term's rows side by side, terms sorted."""
+        order = np.argsort(np.asarray(owners), kind="stable")
+        owners = [owners[i] for i in order]
+        terms = sorted(set(owners))
+        return (np.asarray(vectors, np.float32)[order], owners,
+                np.searchsorted(np.asarray(owners), terms).astype(np.int64), terms)
+
+    @property
+    def checks_offers(self) -> bool:
+        """Whether an offer's resemblance to a term must be confirmed by meaning (``offer_terms``)."""
+        return self.calibration.offer_threshold is not None and self._label_vectors is not None
+
+    def offer_terms(self, vectors: np.ndarray) -> list[frozenset[str]]:
+        """Per row of ``vectors`` (offers, (n, 512), unit length): the terms whose labels it is close to
+        in meaning (``offer_threshold``, ``offer_top``). Only when ``checks_offers``."""
+        c = self.calibration
+        if not len(vectors):
+            return []
+        best = np.maximum.reduceat(np.asarray(vectors, np.float32) @ self._label_vectors.T, self._label_starts,
+                                   axis=1)
+        z = (best - best.mean(axis=1, keepdims=True)) / np.maximum(best.std(axis=1, keepdims=True), 1e-3)
+        top = np.argsort(-z, axis=1, kind="stable")[:, :c.offer_top]
+        return [frozenset(self._label_terms[j] for j in row_top if row_z[j] >= c.offer_threshold)
+                for row_z, row_top in zip(z, top, strict=True)]
 
     def links(self, vectors: np.ndarray) -> list[tuple[tuple[str, float], ...]]:
         """Per row of ``vectors`` ((n, 512), unit length): ((term id, strength), ...), strongest first."""
@@ -219,11 +251,20 @@ def phrasings() -> list[tuple[str, str]]:
 
 
 def bridge_of(embedder) -> TermBridge:
-    """The term bridge of ``embedder``'s model (the phrasings embedded once, then cached)."""
+    """The term bridge of ``embedder``'s model (the phrasings embedded once, then cached; the terms'
+    labels are the background's offer side)."""
+    from verbund.vocabulary import load as load_vocabulary
+
     found = phrasings()
     lines = [line for _, line in found]
     vectors = _cached("phrasings", lines, lambda: {NEED: embedder.embed(lines, NEED)})[NEED]
-    return TermBridge(vectors, [term for term, _ in found])
+    term_of = {}
+    for term in load_vocabulary().competencies.values():
+        term_of.setdefault(term.de, term.id)
+        term_of.setdefault(term.en, term.id)
+    labels = background_labels()
+    return TermBridge(vectors, [term for term, _ in found],
+                      labels=(embedder.background[OFFER], [term_of[label] for label in labels]))
 
 
 class Space:

@@ -56,6 +56,7 @@ class Index:
         self.weights = np.array([WEIGHTS[name] for name in WEIGHTS], np.float64)
         self._analyse = {}  # (label, term, need) -> its vocabulary and word features as arrays
         self._bridged = {}  # need label -> the terms it is about in meaning (TermBridge), while loading
+        self._confirmed = {}  # offer label -> the terms it is close to in meaning (TermBridge.offer_terms)
         self._semantic_feature = {NEED: Column(np.int32), OFFER: Column(np.int32)}  # text id -> feature id
         self._reset()
 
@@ -127,10 +128,38 @@ class Index:
         if asked:
             self._bridged.update(zip(asked, bridge.links(np.stack(vectors)), strict=True))
 
+    def _confirm_offers(self, labels: list[str]) -> None:
+        """Ask the term bridge which terms these offer labels are close to in meaning (those with a
+        vector, not asked yet), when it checks offers; ``_lexical_features`` reads the answers."""
+        bridge = self.semantic.bridge if self.semantic is not None else None
+        if bridge is None or not bridge.checks_offers:
+            return
+        if len(self._confirmed) > 50_000:
+            self._confirmed.clear()
+        asked, vectors = [], []
+        for label in dict.fromkeys(labels):
+            vector = None if label in self._confirmed else self.semantic.vector(OFFER, label)
+            if vector is not None:
+                asked.append(label)
+                vectors.append(vector)
+        if asked:
+            self._confirmed.update(zip(asked, bridge.offer_terms(np.stack(vectors)), strict=True))
+
+    def _bridge_known(self, label: str, need: bool) -> bool:
+        """Whether the bridge's answer for a label is in (or none is coming): its features may be kept."""
+        bridge = self.semantic.bridge if self.semantic is not None else None
+        if bridge is None:
+            return True
+        if need:
+            return label in self._bridged
+        return not bridge.checks_offers or label in self._confirmed
+
     def _lexical_features(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
-        """The vocabulary and word features of one offer or need; a need also reaches related terms,
-        and the terms the term bridge finds it is about in meaning (kind ``similar``, like a free-text
-        label resembling a term)."""
+        """The vocabulary and word features of one offer or need; a need also reaches related terms.
+        With the term bridge, a need in free text also has the terms it is about in meaning and an
+        offer the terms it names or resembles (confirmed by meaning, when the bridge checks offers),
+        as features of their own (``b:`` and the term id, kind ``similar``): a bridged need meets
+        only offers that really are about its term."""
         if term and term in self.feature_of:
             links = ((term, 1.0),)
         else:
@@ -155,7 +184,15 @@ class Index:
             if self.semantic is not None and self.semantic.bridge is not None and (not links or links[0][1] < 1.0):
                 self._bridge_terms([label])
                 for linked, weight in self._bridged.get(label, ()):
-                    put(Feature(self.feature_of[linked], weight, "similar", linked))
+                    put(Feature(self._feature(linked, "b:"), weight, "similar", linked))
+        elif self.semantic is not None and self.semantic.bridge is not None and links:
+            checked = self.semantic.bridge.checks_offers and links[0][1] < 1.0
+            if checked:
+                self._confirm_offers([label])
+            confirmed = self._confirmed.get(label, frozenset()) if checked else None
+            for linked, weight in links:
+                if confirmed is None or linked in confirmed:
+                    put(Feature(self._feature(linked, "b:"), weight, "term" if weight == 1.0 else "similar", linked))
         return tuple(found.values())
 
     def _lexical(self, label: str, term: str | None, need: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -167,8 +204,8 @@ class Index:
             cached = (np.array([f.id for f in features], np.int32), np.array([f.weight for f in features]))
             if len(self._analyse) > 50_000:  # member-written texts are distinct: they come once
                 self._analyse.clear()
-            if not need or label in self._bridged or self.semantic is None or self.semantic.bridge is None:
-                self._analyse[key] = cached  # (a need without a vector yet is asked again later)
+            if self._bridge_known(label, need) or (term and term in self.feature_of):
+                self._analyse[key] = cached  # (a text without a vector yet is asked again later)
         return cached
 
     def _semantic_features(self, kind: str) -> np.ndarray:
@@ -238,6 +275,7 @@ class Index:
         rows = self.need_owner.length
         self.link_texts(cards)
         self._bridge_terms([label for card in cards for label, term in card.needs if term not in self.feature_of])
+        self._confirm_offers([label for card in cards for label, term in card.offers if term not in self.feature_of])
         semantic = self.semantic is not None
         if semantic:
             features = {NEED: self._semantic_features(NEED), OFFER: self._semantic_features(OFFER)}
@@ -378,6 +416,7 @@ class Index:
             if isinstance(column, Column):
                 column.trim()
         self._bridged.clear()  # the load's answers: a later event asks for its own labels
+        self._confirmed.clear()
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel now, not on the first event."""
