@@ -20,10 +20,17 @@ TOPIC_IDS = sorted(load_vocabulary().topics)
 TERM_IDS = sorted(load_vocabulary().competencies)
 
 
+def in_words(value: str | None) -> None:
+    """A competency is named in words: at least one letter or digit (Unicode), not only emoji or
+    punctuation ("🚚📦", "?!..."), which nobody can match or read as a competency."""
+    if value is not None and not any(ch.isalnum() for ch in value):
+        raise ValidationError("must contain a letter or digit: name it in words")
+
+
 class CompetencySchema(Schema):
     term = Text(load_default=None, allow_none=True,
                 validate=validate.OneOf(TERM_IDS, error="unknown vocabulary term; see GET /vocabulary"))
-    label = Text(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    label = Text(load_default=None, allow_none=True, validate=[validate.Length(min=1, max=200), in_words])
     description = Text(load_default=None, allow_none=True, multiline=True, validate=validate.Length(max=2000))
 
     @validates_schema

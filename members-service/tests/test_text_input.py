@@ -107,3 +107,15 @@ def test_search_ignores_case_and_composition(members_api, member_input):
         == [decomposed["id"]]
     # LIKE's wildcards are text like any other.
     assert search(members_api, q=f"%{tag}")["total"] == 0 and search(members_api, q=f"_rztehaus {tag}")["total"] == 0
+
+
+@pytest.mark.parametrize("label", ["🚚📦🔥💸", "?!...,;:-–—"])
+def test_a_competency_without_a_letter_or_digit_is_a_field_error(members_api, member_input, label):
+    tag, body = tagged(member_input, needs=[{"label": "Tourenplanung"}, {"label": label}])
+    response = requests.post(f"{members_api.url}/members", json=body, timeout=10)
+    assert response.status_code == 422, response.text
+    assert "letter or digit" in response.json()["fields"]["needs"]["1"]["label"][0]
+    assert search(members_api, q=tag)["total"] == 0
+    ok = requests.post(f"{members_api.url}/members", json=tagged(member_input, needs=[{"label": "Öl"}])[1],
+                       timeout=10)
+    assert ok.status_code == 201, ok.text  # a short word is a word

@@ -193,6 +193,8 @@ SERVICE_MESSAGES = [
     ("there is already an open request between you two (accepted)", "schon ein Treffen", "already have a meeting"),
     ("there is already an open request between you two (pending)", "schon eine offene Anfrage",
      "already an open request"),
+    # an offer or a need of emoji or punctuation only (members-service CompetencySchema)
+    ("must contain a letter or digit: name it in words", "mindestens ein Buchstabe", "at least one letter"),
 ]
 
 
@@ -1543,3 +1545,19 @@ def test_a_member_sees_the_online_address_as_a_link_only_when_it_is_http_or_http
         assert [html.unescape(href) for href in links] == [online_url]
     else:
         assert links == [] and html.escape(online_url, quote=False) in dd.group(1)
+
+
+def test_an_offer_or_need_of_emoji_or_punctuation_only_is_refused_on_the_form(app):
+    """The profile form refuses it at its input, in the page's language, before members-service does."""
+    from types import SimpleNamespace
+
+    from verbund_portal.forms import in_words
+    from wtforms.validators import ValidationError
+
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        for text in ("🚚📦🔥💸", "?!...,;:-–—"):
+            with pytest.raises(ValidationError) as refused:
+                in_words(None, SimpleNamespace(data=text))
+            assert "mindestens ein Buchstabe" in str(refused.value)
+        for text in ("Öl", "", "   ", "Tourenplanung 4.0"):
+            in_words(None, SimpleNamespace(data=text))  # a word, or an empty input (left out)

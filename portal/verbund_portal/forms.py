@@ -54,6 +54,12 @@ COMPETENCY_FIELDS = 5  # inputs for offers and for needs at sign-up
 SPARE_FIELDS = 3       # empty inputs below a saved profile's competencies, for more
 
 
+def in_words(form, field) -> None:
+    """An offer or a need is named in words: at least one letter or digit (members-service's rule)."""
+    if (field.data or "").strip() and not any(ch.isalnum() for ch in field.data):
+        raise ValidationError(_l("Please name it in words: at least one letter or digit."))
+
+
 def at_most(characters: int) -> Length:
     """A length limit that says so in plain words ("Höchstens 200 Zeichen." / "At most 200 characters.").
     The input gets no ``maxlength``: a browser cuts a longer pasted text there without a word, so the
@@ -152,9 +158,9 @@ class ProfileForm(FlaskForm):
         Email(_l("This is not a valid e-mail address."), check_deliverability=False), at_most(320)])
     language = SelectField(_l("Language for e-mails and pages"))
     # One input per competency: each suggests the vocabulary's terms as one types (a datalist, no script).
-    offers = FieldList(StringField(_l("Offer"), validators=[Optional(), at_most(200)]),
+    offers = FieldList(StringField(_l("Offer"), validators=[Optional(), at_most(200), in_words]),
                        label=_l("What your organisation offers"), min_entries=COMPETENCY_FIELDS, max_entries=50)
-    needs = FieldList(StringField(_l("Need"), validators=[Optional(), at_most(200)]),
+    needs = FieldList(StringField(_l("Need"), validators=[Optional(), at_most(200), in_words]),
                       label=_l("What your organisation is looking for"), min_entries=COMPETENCY_FIELDS,
                       max_entries=50)
     topics = MultiCheckboxField(_l("Topics"))

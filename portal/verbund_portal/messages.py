@@ -34,6 +34,8 @@ KNOWN: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"must not contain a control or invalid character"),
      _fixed(lambda: _("This contains an invisible or special character that is not allowed, perhaps copied "
                       "along from another document. Please type the text again."))),
+    (re.compile(r"must contain a letter or digit"),
+     _fixed(lambda: _("Please name it in words: at least one letter or digit."))),
     (re.compile(r"must contain a visible character"),
      _fixed(lambda: _("This contains no visible character, only invisible ones (perhaps copied along from "
                       "another document). Please type the text."))),
