@@ -1,6 +1,8 @@
 """ServiceProcess, the way tests run a service: never with the developer's mail settings."""
 import errno
 import socket
+import subprocess
+import sys
 
 import eventlet
 import pytest
@@ -44,3 +46,16 @@ def test_a_running_service_keeps_its_port_to_itself(fresh_amqp_uri, tmp_path):
         assert requests.get(f"{process.url}/health", timeout=10).status_code == 200
     finally:
         process.stop()
+
+
+@pytest.mark.integration
+def test_a_service_whose_port_is_taken_says_so_and_stops(fresh_amqp_uri, tmp_path):
+    second = ServiceProcess("members", fresh_amqp_uri, f"sqlite:///{tmp_path}/members.db", tmp_path)
+    with socket.socket() as holder:  # another program on the port
+        holder.bind(("127.0.0.1", second.port))
+        holder.listen()
+        run = subprocess.run([sys.executable, "-m", "verbund.tools.cli", "run", "members"], env=second.env,
+                             capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert f"port {second.port} is taken" in run.stderr and "MEMBERS_PORT" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import os
@@ -86,17 +87,40 @@ def cmd_run(args) -> int:
         return 2
     migrations.upgrade(args.service, settings.database_url)
 
-    print(f"{args.name or args.service + '-service'} listening on http://{settings.http_host}:{settings.http_port}",
-          flush=True)
-    _run_until_stopped(_service_class(args.service), settings.nameko_config())
+    name = args.name or args.service + "-service"
+    taken = f"{name}: port {settings.http_port} is taken: another program listens there (a Verbund started " \
+            f"before?). Stop it, or give this one another port ({args.service.upper()}_PORT)."
+    if _port_taken(settings.http_host, settings.http_port):
+        print(taken, file=sys.stderr)
+        return 2
+    print(f"{name} listening on http://{settings.http_host}:{settings.http_port}", flush=True)
+    try:
+        _run_until_stopped(_service_class(args.service), settings.nameko_config())
+    except OSError as exc:  # taken between the check and the start
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(taken, file=sys.stderr)
+        return 2
     return 0
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Whether another socket is bound to ``host:port`` (the service binds it without SO_REUSEPORT,
+    so it would fail; said before nameko starts, which would print a traceback for it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as eventlet.listen: TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def _run_until_stopped(service_cls, config: dict) -> None:
     """nameko's ``run``, except that a second SIGTERM or Ctrl-C does not start a
     second shutdown (nameko's timers fail on that and the process hangs)."""
-    import errno
-
     import eventlet
     from nameko.runners import ServiceRunner
 
