@@ -160,10 +160,13 @@ def analyses_store(labels: set[str], path: Path):
     return sessionmaker(create_engine(f"sqlite:///{path}"))
 
 
-def semantic_space(embedder, stored):
-    """A space filled with stored vectors (what a rebuild reads from ``text_vectors``)."""
+def semantic_space(embedder, stored, bridge: bool = True):
+    """A space filled with stored vectors (what a rebuild reads from ``text_vectors``); ``bridge``:
+    with the model's term bridge (False: to measure what it costs)."""
 
     space = embedder.space()
+    if not bridge:
+        space.bridge = None
     for kind in list(stored):
         texts, blocks = stored.pop(kind)
         first = 0
@@ -196,7 +199,8 @@ def approximate_recall(space, sample: int = 2000) -> float | None:
     return found / max(exact, 1)
 
 
-def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: float, import_size: int) -> dict:
+def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: float, import_size: int,
+            bridge: bool = True) -> dict:
     import numba
 
     from matching.engine import Engine, card_from_profile
@@ -228,7 +232,7 @@ def measure(size: int, new: int, pairwise_sample: int, semantic: bool, written: 
         factory.written.clear()
         extra.update(embedded_per_s=per_second, distinct_texts=distinct,
                      distinct_needs=len(stored[NEED][0]), distinct_offers=len(stored[OFFER][0]))
-        space = semantic_space(embedder, stored)
+        space = semantic_space(embedder, stored, bridge)
         del stored
     del pairs
     with_profiles = peak_mib()
@@ -474,18 +478,20 @@ def main() -> int:
                         help="share of offers and needs in the members' own words (distinct texts)")
     parser.add_argument("--import-size", type=int, default=10_000,
                         help="members imported one event after the other into the 10k network")
+    parser.add_argument("--no-bridge", action="store_true", help="without the term bridge (what it costs)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.new, args.pairwise_sample, not args.lexical, args.written,
-                                 args.import_size if args.child == 10_000 else 0)))
+                                 args.import_size if args.child == 10_000 else 0, bridge=not args.no_bridge)))
         return 0
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"measuring {size:,} members ...", flush=True)
         output = subprocess.run([sys.executable, __file__, "--child", str(size), "--new", str(args.new),
                                  "--pairwise-sample", str(args.pairwise_sample), "--written", str(args.written),
-                                 "--import-size", str(args.import_size)] + (["--lexical"] if args.lexical else []),
+                                 "--import-size", str(args.import_size)] + (["--lexical"] if args.lexical else [])
+                                + (["--no-bridge"] if args.no_bridge else []),
                                 check=True, capture_output=True, text=True).stdout
         result = json.loads(output.strip().splitlines()[-1])
         print(json.dumps(result), flush=True)
