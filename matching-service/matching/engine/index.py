@@ -112,38 +112,32 @@ class Index:
         return self.feature_of[key]
 
     def _bridge_terms(self, labels: list[str]) -> None:
-        """Ask the term bridge which terms these need labels are about, all in one product (those with
-        a vector, not asked yet); ``_lexical_features`` reads the answers."""
+        """Ask the term bridge which terms these need labels are about; ``_lexical_features`` reads
+        the answers (``_bridged``)."""
         bridge = self.semantic.bridge if self.semantic is not None else None
-        if bridge is None:
-            return
-        if len(self._bridged) > 50_000:
-            self._bridged.clear()
-        asked, vectors = [], []
-        for label in dict.fromkeys(labels):
-            vector = None if label in self._bridged else self.semantic.vector(NEED, label)
-            if vector is not None:
-                asked.append(label)
-                vectors.append(vector)
-        if asked:
-            self._bridged.update(zip(asked, bridge.links(np.stack(vectors)), strict=True))
+        if bridge is not None:
+            self._ask(labels, NEED, self._bridged, bridge.links)
 
     def _confirm_offers(self, labels: list[str]) -> None:
-        """Ask the term bridge which terms these offer labels are close to in meaning (those with a
-        vector, not asked yet), when it checks offers; ``_lexical_features`` reads the answers."""
+        """Ask the term bridge which terms these offer labels are close to in meaning, when it checks
+        offers; ``_lexical_features`` reads the answers (``_confirmed``)."""
         bridge = self.semantic.bridge if self.semantic is not None else None
-        if bridge is None or not bridge.checks_offers:
-            return
-        if len(self._confirmed) > 50_000:
-            self._confirmed.clear()
+        if bridge is not None and bridge.checks_offers:
+            self._ask(labels, OFFER, self._confirmed, bridge.offer_terms)
+
+    def _ask(self, labels: list[str], kind: str, answers: dict, question) -> None:
+        """``answers[label] = question(vectors)[i]`` for the labels with a vector not asked yet, all in
+        one product; a member's texts come once, so the answers are dropped beyond 50,000."""
+        if len(answers) > 50_000:
+            answers.clear()
         asked, vectors = [], []
         for label in dict.fromkeys(labels):
-            vector = None if label in self._confirmed else self.semantic.vector(OFFER, label)
+            vector = None if label in answers else self.semantic.vector(kind, label)
             if vector is not None:
                 asked.append(label)
                 vectors.append(vector)
         if asked:
-            self._confirmed.update(zip(asked, bridge.offer_terms(np.stack(vectors)), strict=True))
+            answers.update(zip(asked, question(np.stack(vectors)), strict=True))
 
     def _bridge_known(self, label: str, need: bool) -> bool:
         """Whether the bridge's answer for a label is in (or none is coming): its features may be kept."""
