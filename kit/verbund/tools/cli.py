@@ -66,6 +66,8 @@ def _service_class(service: str):
 def cmd_run(args) -> int:
     # eventlet warns that it is in bugfix mode on every start; DESIGN.md knows, the console need not.
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    # dnspython (eventlet's green DNS) imports DSA keys it never uses here: 16 lines on every start
+    warnings.filterwarnings("ignore", message=r"DSA is deprecated", module=r"dns\.")
     import eventlet
 
     eventlet.monkey_patch()  # before anything opens a socket; nameko run does the same
@@ -85,14 +87,14 @@ def cmd_run(args) -> int:
     if error:
         print(BROKER_HELP.format(uri=settings.amqp_uri, error=error), file=sys.stderr)
         return 2
-    migrations.upgrade(args.service, settings.database_url)
-
     name = args.name or args.service + "-service"
     taken = f"{name}: port {settings.http_port} is taken: another program listens there (a Verbund started " \
             f"before?). Stop it, or give this one another port ({args.service.upper()}_PORT)."
-    if _port_taken(settings.http_host, settings.http_port):
+    if _port_taken(settings.http_host, settings.http_port):  # before the migrations touch its database
         print(taken, file=sys.stderr)
         return 2
+    migrations.upgrade(args.service, settings.database_url)
+
     print(f"{name} listening on http://{settings.http_host}:{settings.http_port}", flush=True)
     try:
         _run_until_stopped(_service_class(args.service), settings.nameko_config())
