@@ -191,7 +191,7 @@ class TermBridge:
                  labels: tuple[np.ndarray, list[str]] | None = None):
         self.vectors, self.owners, self._starts, self.terms = self._grouped(vectors, owners)
         self.labels = labels
-        self._label_vectors, label_owners, self._label_starts, self._label_terms = (
+        self._label_vectors, _, self._label_starts, self._label_terms = (
             self._grouped(*labels) if labels is not None else (None, None, None, []))
         self.calibration = calibration
 
@@ -204,6 +204,13 @@ class TermBridge:
         return (np.asarray(vectors, np.float32)[order], owners,
                 np.searchsorted(np.asarray(owners), terms).astype(np.int64), terms)
 
+    @staticmethod
+    def _standing(vectors: np.ndarray, rows: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per text and term: the best cosine with the term's rows (``starts``: where each term's rows
+        begin), and how many standard deviations it lies above the text's mean over all terms."""
+        best = np.maximum.reduceat(np.asarray(vectors, np.float32) @ rows.T, starts, axis=1)
+        return best, (best - best.mean(axis=1, keepdims=True)) / np.maximum(best.std(axis=1, keepdims=True), 1e-3)
+
     @property
     def checks_offers(self) -> bool:
         """Whether an offer's resemblance to a term must be confirmed by meaning (``offer_terms``)."""
@@ -215,9 +222,7 @@ class TermBridge:
         c = self.calibration
         if not len(vectors):
             return []
-        best = np.maximum.reduceat(np.asarray(vectors, np.float32) @ self._label_vectors.T, self._label_starts,
-                                   axis=1)
-        z = (best - best.mean(axis=1, keepdims=True)) / np.maximum(best.std(axis=1, keepdims=True), 1e-3)
+        _, z = self._standing(vectors, self._label_vectors, self._label_starts)
         top = np.argsort(-z, axis=1, kind="stable")[:, :c.offer_top]
         return [frozenset(self._label_terms[j] for j in row_top if row_z[j] >= c.offer_threshold)
                 for row_z, row_top in zip(z, top, strict=True)]
@@ -227,8 +232,7 @@ class TermBridge:
         if not len(vectors):
             return []
         c = self.calibration
-        best = np.maximum.reduceat(np.asarray(vectors, np.float32) @ self.vectors.T, self._starts, axis=1)
-        z = (best - best.mean(axis=1, keepdims=True)) / np.maximum(best.std(axis=1, keepdims=True), 1e-3)
+        best, z = self._standing(vectors, self.vectors, self._starts)
         strength = np.where((z >= c.threshold) & (best >= c.min_cosine),
                             np.maximum(np.clip((z - c.threshold) / (c.full - c.threshold), 0.0, 1.0), 0.05), 0.0)
         found = []
