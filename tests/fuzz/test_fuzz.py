@@ -11,17 +11,23 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
+from schemathesis.config import SchemathesisConfig
 
 pytestmark = pytest.mark.integration
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "openapi"
+# Schema-violating input must be refused: schemathesis's own list of refusals, plus 414 URI Too Long
+# (RFC 9110, 15.5.15), which the WSGI server answers for a request line over 8 KB (a query string of
+# several kilobytes) before the service sees it.
+CONFIG = SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": {"expected-statuses": [
+    "400", "401", "403", "404", "405", "406", "409", "414", "415", "422", "428", "429", "5xx"]}}})
 # A service and the services it needs running: matching's POST /admin/rebuild reads from
 # members-service over RPC and answers 503 without it.
 SERVICES = {"members": (), "events": (), "matching": ("members",), "notifications": ()}
 
 
 def _tests_of(service: str, needs: tuple[str, ...]):
-    schema = schemathesis.openapi.from_path(DOCS / f"{service}.json")
+    schema = schemathesis.openapi.from_path(DOCS / f"{service}.json", config=CONFIG)
 
     def as_admin(case, running, admin_headers):
         for other in needs:
