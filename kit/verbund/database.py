@@ -128,8 +128,10 @@ class UnitOfWork:
         return self._clock()
 
     def emit(self, type: str, subject: str, data: dict) -> dict:
-        """Announce a catalogued event ``type`` about ``subject`` (an aggregate id) with ``data``."""
-        event = envelope.new_event(type, self.source, subject=subject, data=data, time=self.now())
+        """Announce a catalogued event ``type`` about ``subject`` (an aggregate id) with ``data``.
+        Validated once, when written to the outbox (``flush_events``: InvalidEvent fails the unit of
+        work), not here too: a list of suggestions costs its schema check per item."""
+        event = envelope.new_event(type, self.source, subject=subject, data=data, time=self.now(), check=False)
         self.events.append(event)
         return event
 

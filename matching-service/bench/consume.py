@@ -19,14 +19,16 @@ makes them: the events arrive on a simulated clock at ``--rate`` per second (an 
 matching consumes them), the timer's flush (``services.flush_pending``) runs every
 ``min(max(S / 5, 0.5), 5)`` simulated seconds, and after the last event the clock moves on by the
 window and what is still pending is flushed; the flushes' CPU is counted with the events' (each
-batch carries the flushes that ran after it).
+batch carries the flushes that ran after it). With ``--hold H`` as well, full batches (all of an
+import's) count as a flow that is behind, and while it lasts other lists wait up to H seconds after
+their first change, as the service's ``ANNOUNCE_HOLD_SECONDS`` makes them (``MatchingEngine.held``).
 
 Reports CPU ms per event (``time.process_time`` of the process, all its threads: mean, and
 median/p95 over batches per event; first and second half, since proposals pile up as members
 register) and the events written per registration, by type.
 
     .venv/bin/python matching-service/bench/consume.py [--members 10000] [--events 300] [--batch 50]
-        [--semantic] [--window 10 --rate 10] [--profile 30]
+        [--semantic] [--window 10 --rate 10 [--hold 120]] [--profile 30]
 
 With ``--profile N`` the first N stats lines of a cProfile of the timed events follow (by own
 time, then cumulative). Not part of ``make bench``; writes nothing outside a temporary folder.
@@ -96,6 +98,8 @@ def main() -> int:
                         help="with --semantic: share of the newcomers' texts written in their own words")
     parser.add_argument("--window", type=float, default=0.0,
                         help="seconds other members' lists wait (ANNOUNCE_WINDOW_SECONDS; 0: at once)")
+    parser.add_argument("--hold", type=float, default=0.0,
+                        help="ANNOUNCE_HOLD_SECONDS: while batches come full, other lists wait up to this long")
     parser.add_argument("--rate", type=float, default=10.0,
                         help="with --window: member events arriving per simulated second")
     parser.add_argument("--profile", type=int, default=0, help="print this many cProfile lines")
@@ -142,20 +146,24 @@ def main() -> int:
         clock = {"now": envelope.utcnow()}
         store.clock = lambda: clock["now"]
         check = min(max(args.window / 5, 0.5), 5.0)
-        timer = {"next": clock["now"] + timedelta(seconds=check), "flushes": 0}
+        timer = {"next": clock["now"] + timedelta(seconds=check), "flushes": 0, "flowing_until": clock["now"]}
 
         def flush() -> None:
-            """What the service's timer does: rounds of due lists until a round finds fewer than a full share."""
+            """What the service's timer does: rounds of due lists until a round finds fewer than a full
+            share; while full batches keep coming, only the lists held --hold seconds (MatchingEngine.held)."""
             timer["flushes"] += 1
+            held = max(0.0, args.hold - args.window) if clock["now"] < timer["flowing_until"] else 0.0
             while True:
                 with store.unit_of_work() as uow:
-                    done = services.flush_pending(uow, engine)
+                    done = services.flush_pending(uow, engine, held=held)
                 if done.taken < services.PENDING_PER_ROUND:
                     return
 
         def apply(chunk) -> None:
             if args.window > 0:
                 clock["now"] += timedelta(seconds=len(chunk) / args.rate)
+                if args.batch > 1 and len(chunk) == args.batch:  # a full batch: the consumer is behind
+                    timer["flowing_until"] = clock["now"] + timedelta(seconds=args.window)
             store.handle_batch(chunk, lambda uow, fresh: services.on_member_events(uow, engine, fresh,
                                                                                     window=args.window))
             while args.window > 0 and clock["now"] >= timer["next"]:
@@ -204,7 +212,8 @@ def main() -> int:
     half = len(cpu) // 2
     result = {
         "members": args.members, "events": len(cpu), "batch": args.batch, "semantic": args.semantic,
-        "window": args.window, "rate": args.rate if args.window > 0 else None, "flushes": timer["flushes"],
+        "window": args.window, "hold": args.hold, "rate": args.rate if args.window > 0 else None,
+        "flushes": timer["flushes"],
         "embedding_cpu_ms_mean": statistics.fmean(embedding),
         "suggested_per_registration": written.get("match.suggested", 0) / len(cpu),
         "cpu_ms_mean": statistics.fmean(cpu), "cpu_ms_median": statistics.median(cpu),
@@ -217,7 +226,8 @@ def main() -> int:
     }
     print(f"{len(cpu)} member.registered events on {args.members:,} members in batches of {args.batch}"
           + (" with the embedding model" if args.semantic else " (lexical)")
-          + (f", other lists held {args.window:g} s at {args.rate:g} events/s ({timer['flushes']} flushes)"
+          + (f", other lists held {args.window:g} s (up to {args.hold:g} s while batches come full) at "
+             f"{args.rate:g} events/s ({timer['flushes']} flushes)"
              if args.window > 0 else ", every list at once")
           + (" (under cProfile: slower than without)" if profiler else ""))
     print(f"CPU per event: mean {result['cpu_ms_mean']:.1f} ms, median {result['cpu_ms_median']:.1f} ms, "

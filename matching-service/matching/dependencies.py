@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 
 import eventlet
@@ -43,6 +44,10 @@ READ_MODEL_LOCK = 0x4D41544348  # "MATCH": one instance at a time changes the re
 # Other members' changed lists (and proposals around them) wait this long, so that a list an import
 # or a burst changes several times goes out once, with its final state (0: at once).
 ANNOUNCE_WINDOW_SECONDS = env("ANNOUNCE_WINDOW_SECONDS", 10.0, service="matching", kind="float")
+# While member events keep coming in full batches (an import, a burst after a fair: the consumer is
+# behind), those lists wait up to this long after their first change instead, so that a list the
+# flow changes again and again goes out a few times, not once per window (0: never held longer).
+ANNOUNCE_HOLD_SECONDS = env("ANNOUNCE_HOLD_SECONDS", 120.0, service="matching", kind="float")
 # How often the timer looks for due lists: a few times per window, at most every 5 s.
 ANNOUNCE_CHECK_SECONDS = min(max(ANNOUNCE_WINDOW_SECONDS / 5, 0.5), 5.0)
 FLUSH_ROUNDS = 20  # rounds one timer tick runs at most while marks are due (the engine's lock freed between)
@@ -83,10 +88,14 @@ class MatchingEngine:
     """The container's engine over the service's ``store``: one use case at a time changes it (and
     the read model)."""
 
-    def __init__(self, store: Store, amqp_uri: str, announce_window: float = 0.0):
+    def __init__(self, store: Store, amqp_uri: str, announce_window: float = 0.0, announce_hold: float = 0.0,
+                 batch_size: int = 1):
         self.store = store
         self.amqp_uri = amqp_uri
         self.announce_window = announce_window  # seconds other members' changed lists wait (services.on_member_events)
+        self.announce_hold = announce_hold  # ... and at most this long while full batches keep coming
+        self.batch_size = batch_size  # the subscriber's CONSUME_BATCH_SIZE: a batch this long means a backlog
+        self.flowing_until: datetime | None = None  # until when the flow counts as busy (``held``; the store's clock)
         # The model is loaded in warm_up (off the start path); until then and without it: lexical.
         self.embedder = None
         self.semantic_status = "loading"
@@ -203,21 +212,36 @@ class MatchingEngine:
         return self._locked(lambda: self.store.handle_batch(
             events, lambda uow, fresh: handler(uow, self._prepared(uow), fresh)))
 
-    def on_member_events(self, events: list[dict]) -> list[dict]:
+    def on_member_events(self, events: list[dict], delivered: int | None = None) -> list[dict]:
         """A batch of member events (``services.on_member_events`` through ``handle_batch``) with this
-        engine's announcement window. Returns the events not handled before."""
+        engine's announcement window. ``delivered``: how many events the subscriber handed over in
+        this batch (member events or not); a full batch (``batch_size``, more than one) means more
+        wait in the queue, and the flow counts as busy for one window (``flush``). Returns the events
+        not handled before."""
+        if self.batch_size > 1 and (delivered if delivered is not None else len(events)) >= self.batch_size:
+            self.flowing_until = self.store.clock() + timedelta(seconds=self.announce_window)
         return self.handle_batch(events, partial(services.on_member_events, window=self.announce_window))
+
+    def held(self) -> float:
+        """Seconds due lists wait beyond their window now: while the flow is busy, up to
+        ``announce_hold`` after their first change; else 0."""
+        if self.flowing_until is not None and self.store.clock() < self.flowing_until:
+            return max(0.0, self.announce_hold - self.announce_window)
+        return 0.0
 
     def flush(self) -> services.Flushed:
         """Announce the lists whose window has passed (``services.flush_pending``), round after round
         while a round finds a full share, the engine's lock freed between rounds so that consumed
-        events go on. Cheap when nothing is due: one indexed query, no lock. Returns the total."""
+        events go on. While full batches keep coming (``held``), only lists held ``announce_hold``
+        since their first change. Cheap when nothing is due: one indexed query, no lock. Returns the
+        total."""
         total = services.Flushed()
         for _ in range(FLUSH_ROUNDS):
+            held = self.held()
             with self.store.unit_of_work() as uow:
-                if not queries.pending_due(uow.session, uow.now()):
+                if not queries.pending_due(uow.session, uow.now() - timedelta(seconds=held)):
                     break
-            done = self.run(services.flush_pending)
+            done = self.run(partial(services.flush_pending, held=held))
             total.taken, total.announced, total.searched = (
                 total.taken + done.taken, total.announced + done.announced, total.searched + done.searched)
             if done.taken < services.PENDING_PER_ROUND:
@@ -293,8 +317,10 @@ class EngineProvider(DependencyProvider):
         database = next(d for d in self.container.dependencies if d.attr_name == self.database)
         if not isinstance(database, Database):
             raise TypeError(f"{self.database} is not a Database dependency")
-        self.matching = MatchingEngine(database.get_dependency(None), self.container.config["VERBUND"].amqp_uri,
-                                       announce_window=ANNOUNCE_WINDOW_SECONDS)
+        settings = self.container.config["VERBUND"]
+        self.matching = MatchingEngine(database.get_dependency(None), settings.amqp_uri,
+                                       announce_window=ANNOUNCE_WINDOW_SECONDS, announce_hold=ANNOUNCE_HOLD_SECONDS,
+                                       batch_size=settings.consume_batch_size)
         self.container.spawn_managed_thread(self.matching.warm_up, identifier="matching.warm_up")
 
     def get_dependency(self, worker_ctx):

@@ -45,9 +45,9 @@ class MatchingService(ServiceBase):
     def on_member_events(self, events):
         """A batch of consumed events (delivery order): the member.* ones not handled before go
         through ``services.on_member_events`` in one unit of work, their fan-out coalesced."""
-        events = [event for event in events if event["type"].startswith("member.")]
-        if events:
-            self.matching.on_member_events(events)
+        members = [event for event in events if event["type"].startswith("member.")]
+        if members:
+            self.matching.on_member_events(members, delivered=len(events))
 
     # Other members' lists changed by consumed events wait ANNOUNCE_WINDOW_SECONDS (marked in the
     # database, so a restart loses none); this announces the due ones, once each, on any instance.

@@ -222,16 +222,20 @@ class Flushed:
     searched: int = 0
 
 
-def flush_pending(uow: UnitOfWork, engine: Engine, *, limit: int = PENDING_PER_ROUND) -> Flushed:
+def flush_pending(uow: UnitOfWork, engine: Engine, *, limit: int = PENDING_PER_ROUND,
+                  held: float = 0.0) -> Flushed:
     """One round: take up to ``limit`` marks that are due (the earliest first) and delete them;
     announce each member's list as the engine holds it now, if it differs from what the member was
     last told (``publish_suggestions``); then try a proposal once around each marked anchor. Members
     deleted meanwhile are neither announced nor searched. On PostgreSQL the marks are claimed with
     ``FOR UPDATE SKIP LOCKED`` (besides the read-model lock the caller holds), so two instances never
-    take the same mark; a crash before commit leaves them for the next round."""
+    take the same mark; a crash before commit leaves them for the next round.
+
+    ``held`` (seconds): marks wait this much longer than their due time (while an import or a burst
+    still flows, ``MatchingEngine.flush``), so that a list it keeps changing goes out fewer times."""
     session = uow.session
     query = (select(PendingAnnouncement.member_id, PendingAnnouncement.propose)
-             .where(PendingAnnouncement.due_at <= uow.now())
+             .where(PendingAnnouncement.due_at <= uow.now() - timedelta(seconds=held))
              .order_by(PendingAnnouncement.due_at, PendingAnnouncement.member_id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)

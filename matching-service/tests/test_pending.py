@@ -285,3 +285,46 @@ def test_the_running_service_announces_another_members_list_once_after_the_windo
         assert len(teams) <= 1
     finally:
         publisher.close()
+
+
+def test_while_full_batches_keep_coming_other_lists_wait_up_to_the_hold(store, clock, network, member_events):
+    """An import or a burst (the subscriber hands full batches: more wait in the queue): other lists
+    are held past their window while it flows, at most ``announce_hold`` after their first change,
+    and go out once the flow stops."""
+    supplier, carrier, houses = network
+    matching = MatchingEngine(store, amqp_uri="amqp://unused", announce_window=WINDOW, announce_hold=30, batch_size=2)
+    matching.ready.send(True)
+    told = len(outbox_events(store, "match.suggested"))
+
+    def full_batch(*events):
+        matching.on_member_events(list(events), delivered=2)
+
+    full_batch(member_events.registered(houses[0]))  # t0: enters the supplier's list
+    assert set(pending(store)) == {supplier["id"]}
+    clock.advance(8)
+    full_batch(member_events.registered(houses[1]))  # t0 + 8: the flow goes on
+    clock.advance(3)
+    assert matching.flush().taken == 0  # t0 + 11: past the window, held while the flow goes on
+    clock.advance(5)
+    third = member_events.registered(houses[2])
+    full_batch(third)  # t0 + 16: needs transport, so the carrier's list changes too
+    assert set(pending(store)) == {supplier["id"], carrier["id"]}
+    clock.advance(8)
+    full_batch(third)  # t0 + 24: a full batch again (a redelivery: the inbox skips it)
+    clock.advance(5)
+    assert matching.flush().taken == 0  # t0 + 29: still within the hold
+
+    clock.advance(2)
+    done = matching.flush()  # t0 + 31: the supplier's hold is over, the flow is not
+    assert (done.taken, done.announced) == (1, 1)
+    [event] = since(store, told, "match.suggested")[-1:]
+    assert event["subject"] == supplier["id"]
+    assert {s["partner_id"] for s in event["data"]["suggestions"]} == {carrier["id"], *(h["id"] for h in houses)}
+    assert set(pending(store)) == {carrier["id"]}  # marked at t0 + 16: held until t0 + 46 at most
+
+    clock.advance(4)  # t0 + 35: no full batch since t0 + 24: the flow has stopped, the window counts again
+    assert matching.flush().announced == 1 and pending(store) == {}
+    subjects = [e["subject"] for e in since(store, told, "match.suggested")]
+    assert subjects.count(supplier["id"]) == 1 and subjects.count(carrier["id"]) == 1
+    # a batch that is not full never holds anything (the first test: batch_size 1)
+    assert matching.held() == 0.0

@@ -44,70 +44,76 @@ class Explanation:
     ``feature_names`` (``matching.engine.index.Index``)."""
 
 
-    def _features_of(self, card: Card) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], tuple[np.ndarray, ...]]:
+    def _features_of(self, card: Card) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
         """A card's features as arrays, as the index reads them (no ``Feature`` objects: a text
-        linked by meaning has dozens): per need (feature ids ascending, weights); its offers'
-        (feature ids, weights, offer index), by feature id and then in offer order. Kept for the
-        cards used last (explaining a list or choosing a team meets the same cards again and again)."""
+        linked by meaning has dozens): its needs' (feature ids, weights, need index), need by need
+        and within a need by feature id; its offers' (feature ids, weights, offer index), by feature
+        id and then in offer order. Kept for the cards used last (explaining a list or choosing a
+        team meets the same cards again and again)."""
         cached = self._card_features.get(card.id)
         if cached is not None and cached[0] is card:
             return cached[1], cached[2]
-        needs = []
-        for label, term in card.needs:
-            ids, weights = self.feature_arrays(label, term, need=True)
-            order = np.argsort(ids, kind="stable")
-            needs.append((ids[order], weights[order]))
-        parts = [self.feature_arrays(label, term, need=False) for label, term in card.offers]
-        if parts:
-            ids = np.concatenate([ids for ids, _ in parts])
-            weights = np.concatenate([weights for _, weights in parts])
-            index = np.repeat(np.arange(len(parts), dtype=np.int32), [len(ids) for ids, _ in parts])
-            order = np.argsort(ids, kind="stable")
-            offers = (ids[order], weights[order], index[order])
-        else:
-            offers = (np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.int32))
+        needs = self._sorted_features(card.needs, need=True, order=lambda ids, index: np.lexsort((ids, index)))
+        offers = self._sorted_features(card.offers, need=False, order=lambda ids, index: np.argsort(ids, kind="stable"))
         if len(self._card_features) >= CARD_FEATURES_KEPT:
             self._card_features.clear()
-        self._card_features[card.id] = (card, tuple(needs), offers)
-        return tuple(needs), offers
+        self._card_features[card.id] = (card, needs, offers)
+        return needs, offers
+
+    def _sorted_features(self, texts, need: bool, order) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The features of ``texts`` ((label, term) pairs) in one set of arrays (ids, weights, index of
+        the text), in ``order(ids, index)``."""
+        parts = [self.feature_arrays(label, term, need=need) for label, term in texts]
+        if not parts:
+            return np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.int32)
+        ids = np.concatenate([ids for ids, _ in parts])
+        weights = np.concatenate([weights for _, weights in parts])
+        index = np.repeat(np.arange(len(parts), dtype=np.int32), [len(ids) for ids, _ in parts])
+        at = order(ids, index)
+        return ids[at], weights[at], index[at]
 
     def _named_feature(self, label: str, term: str | None, need: bool, feature_id: int, weight: float) -> Feature:
         """The ``Feature`` behind one of a text's feature ids: a vocabulary or word feature as
         ``analyse`` names it, else the text's link by meaning (``via`` the text itself)."""
-        for feature in self._lexical_features(label, term, need):
+        for feature in self._lexical_kept(label, term, need)[2]:
             if feature.id == feature_id:
                 return feature
         return Feature(feature_id, weight, "semantic", label)
 
     def _best_matches(self, a: Card, b: Card) -> list[tuple[float, int | None, Feature | None, Feature | None]]:
         """For each of A's needs, B's best offer: (strength, index of the offer, the need's and the
-        offer's feature). The first best wins: need features by id, then offers in order."""
-        needs, _ = self._features_of(a)
-        _, (offer_ids, offer_weights, offer_index) = self._features_of(b)
-        result = []
-        for i, (ids, weights) in enumerate(needs):
-            lo = np.searchsorted(offer_ids, ids, "left")
-            counts = np.searchsorted(offer_ids, ids, "right") - lo
-            total = int(counts.sum())
-            if not total:
-                result.append((0.0, None, None, None))
-                continue
-            need_at = np.repeat(np.arange(len(ids)), counts)
-            # every (need feature, offer with it) in the order the first best wins in
-            offer_at = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
-            values = weights[need_at] * offer_weights[offer_at]
-            m = int(np.argmax(values))
+        offer's feature). The first best wins: need features by id, then offers in order. All of
+        A's needs at once: a handful of array operations per pair, not per need."""
+        need_ids, need_weights, need_index = self._features_of(a)[0]
+        offer_ids, offer_weights, offer_index = self._features_of(b)[1]
+        result: list[tuple[float, int | None, Feature | None, Feature | None]] = [(0.0, None, None, None)]
+        result *= len(a.needs)
+        lo = np.searchsorted(offer_ids, need_ids, "left")
+        counts = np.searchsorted(offer_ids, need_ids, "right") - lo
+        total = int(counts.sum())
+        if not total:
+            return result
+        need_at = np.repeat(np.arange(len(need_ids)), counts)
+        # every (need feature, offer with it), need by need, in the order the first best wins in
+        offer_at = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+        values = need_weights[need_at] * offer_weights[offer_at]
+        owner = need_index[need_at]
+        ranked = np.lexsort((-values, owner))  # stable: of equal values the first stays first
+        grouped = owner[ranked]
+        first = np.ones(len(ranked), bool)  # the first of each need's run: its best
+        first[1:] = grouped[1:] != grouped[:-1]
+        firsts = ranked[first]
+        for m in firsts.tolist():
             if values[m] <= 0.0:
-                result.append((0.0, None, None, None))
                 continue
-            j = int(offer_index[offer_at[m]])
-            feature_id = int(ids[need_at[m]])
+            i, j = int(owner[m]), int(offer_index[offer_at[m]])
+            feature_id = int(need_ids[need_at[m]])
             need_label, need_term = a.needs[i]
             offer_label, offer_term = b.offers[j]
-            result.append((float(values[m]), j,
-                           self._named_feature(need_label, need_term, True, feature_id, float(weights[need_at[m]])),
-                           self._named_feature(offer_label, offer_term, False, feature_id,
-                                         float(offer_weights[offer_at[m]]))))
+            result[i] = (float(values[m]), j,
+                         self._named_feature(need_label, need_term, True, feature_id, float(need_weights[need_at[m]])),
+                         self._named_feature(offer_label, offer_term, False, feature_id,
+                                             float(offer_weights[offer_at[m]])))
         return result
 
     def pair(self, a: Card, b: Card) -> dict:

@@ -139,21 +139,18 @@ class Index:
         if asked:
             answers.update(zip(asked, question(np.stack(vectors)), strict=True))
 
-    def _bridge_known(self, label: str, need: bool) -> bool:
-        """Whether the bridge's answer for a label is in (or none is coming): its features may be kept."""
-        bridge = self.semantic.bridge if self.semantic is not None else None
-        if bridge is None:
-            return True
-        if need:
-            return label in self._bridged
-        return not bridge.checks_offers or label in self._confirmed
-
     def _lexical_features(self, label: str, term: str | None, need: bool) -> tuple[Feature, ...]:
+        """The vocabulary and word features of one offer or need (``_lexical_computed``)."""
+        return self._lexical_computed(label, term, need)[0]
+
+    def _lexical_computed(self, label: str, term: str | None, need: bool) -> tuple[tuple[Feature, ...], bool]:
         """The vocabulary and word features of one offer or need; a need also reaches related terms.
         With the term bridge, a need in free text also has the terms it is about in meaning and an
         offer the terms it names or resembles (confirmed by meaning, when the bridge checks offers),
         as features of their own (``b:`` and the term id, kind ``similar``): a bridged need meets
-        only offers that really are about its term."""
+        only offers that really are about its term. Also whether they are final: False while the
+        bridge's answer it needs is missing (the text has no vector yet)."""
+        final = True
         if term and term in self.feature_of:
             links = ((term, 1.0),)
         else:
@@ -177,6 +174,7 @@ class Index:
             # that term would tie with its real partners
             if self.semantic is not None and self.semantic.bridge is not None and (not links or links[0][1] < 1.0):
                 self._bridge_terms([label])
+                final = label in self._bridged
                 for linked, weight in self._bridged.get(label, ()):
                     put(Feature(self._feature(linked, "b:"), weight, "similar", linked))
         elif self.semantic is not None and self.semantic.bridge is not None and links:
@@ -184,23 +182,30 @@ class Index:
             if checked:
                 self._confirm_offers([label])
             confirmed = self._confirmed.get(label, frozenset()) if checked else None
+            final = not checked or label in self._confirmed
             for linked, weight in links:
                 if confirmed is None or linked in confirmed:
                     put(Feature(self._feature(linked, "b:"), weight, "term" if weight == 1.0 else "similar", linked))
-        return tuple(found.values())
+        return tuple(found.values()), final
 
-    def _lexical(self, label: str, term: str | None, need: bool) -> tuple[np.ndarray, np.ndarray]:
-        """``_lexical_features`` as arrays (feature ids, weights), kept for the labels seen last."""
+    def _lexical_kept(self, label: str, term: str | None, need: bool) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """``_lexical_computed`` as arrays (feature ids, weights) and the features themselves, kept
+        for the labels seen last once final (a text without a vector yet is asked again later)."""
         key = (label, term, need)
         cached = self._analyse.get(key)
         if cached is None:
-            features = self._lexical_features(label, term, need)
-            cached = (np.array([f.id for f in features], np.int32), np.array([f.weight for f in features]))
+            features, final = self._lexical_computed(label, term, need)
+            cached = (np.array([f.id for f in features], np.int32), np.array([f.weight for f in features]),
+                      features)
             if len(self._analyse) > 50_000:  # member-written texts are distinct: they come once
                 self._analyse.clear()
-            if self._bridge_known(label, need) or (term and term in self.feature_of):
-                self._analyse[key] = cached  # (a text without a vector yet is asked again later)
+            if final:
+                self._analyse[key] = cached
         return cached
+
+    def _lexical(self, label: str, term: str | None, need: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``_lexical_features`` as arrays (feature ids, weights), kept for the labels seen last."""
+        return self._lexical_kept(label, term, need)[:2]
 
     def _semantic_features(self, kind: str) -> np.ndarray:
         """Feature id of each registered text of a side (its own id is a feature on its side: 1.0 for
