@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy import delete, func, insert, or_, select, tuple_, update
 
 from matching import analyses, domain, queries, semantic, vectors
 from matching.engine import Engine
@@ -357,24 +357,27 @@ def publish_suggestions(uow: UnitOfWork, engine: Engine, member_ids, first: Sequ
         if start:
             time.sleep(0)  # a long refresh lets other green threads (heartbeats, HTTP) run
         chunk = member_ids[start:start + STORED_LISTS_PER_QUERY]
-        rows = {row.member_id: row for row in session.execute(
-            select(SuggestionSet).where(SuggestionSet.member_id.in_(chunk))).scalars()}
-        news = []
+        # Only the fingerprints: the stored lists themselves (~12 KB of JSON each) are replaced, not read.
+        told = dict(session.execute(select(SuggestionSet.member_id, SuggestionSet.fingerprint)
+                                    .where(SuggestionSet.member_id.in_(chunk))).all())
+        news, inserts, updates = [], [], []
         for member_id in chunk:
             suggestions = explained(engine, member_id)
             fingerprint = domain.fingerprint(suggestions)
-            row = rows.get(member_id)
-            if row is not None and row.fingerprint == fingerprint:
+            if told.get(member_id) == fingerprint:
                 continue
             # An empty list is news only to a member that was told of partners before.
-            worth_telling = bool(suggestions) or row is not None
-            if row is None:
-                row = SuggestionSet(member_id=member_id)
-                session.add(row)
-            row.fingerprint, row.suggestions, row.updated_at = fingerprint, suggestions, uow.now()
+            worth_telling = bool(suggestions) or member_id in told
+            (updates if member_id in told else inserts).append(
+                {"member_id": member_id, "fingerprint": fingerprint, "suggestions": suggestions,
+                 "updated_at": uow.now()})
             if worth_telling:
                 news.append((member_id, suggestions))
-        session.flush()  # the chunk's stored lists in one go, not one flush per announcement
+        # the chunk's stored lists in two statements (ORM bulk INSERT and UPDATE by primary key)
+        if inserts:
+            session.execute(insert(SuggestionSet), inserts)
+        if updates:
+            session.execute(update(SuggestionSet), updates)
         for member_id, suggestions in news:
             uow.emit("match.suggested", member_id, {"member_id": member_id, "suggestions": suggestions})
         announced += len(news)
