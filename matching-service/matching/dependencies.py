@@ -50,7 +50,7 @@ ANNOUNCE_WINDOW_SECONDS = env("ANNOUNCE_WINDOW_SECONDS", 10.0, service="matching
 ANNOUNCE_HOLD_SECONDS = env("ANNOUNCE_HOLD_SECONDS", 120.0, service="matching", kind="float")
 # How often the timer looks for due lists: a few times per window, at most every 5 s.
 ANNOUNCE_CHECK_SECONDS = min(max(ANNOUNCE_WINDOW_SECONDS / 5, 0.5), 5.0)
-FLUSH_ROUNDS = 20  # rounds one timer tick runs at most while marks are due (the engine's lock freed between)
+FLUSH_ROUNDS = 160  # rounds one timer tick runs at most while marks are due (the engine's lock freed between)
 
 
 def serialise(session: Session) -> None:

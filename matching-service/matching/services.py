@@ -37,7 +37,9 @@ from verbund.database import UnitOfWork
 from verbund.errors import Conflict, Forbidden, NotFound, Unprocessable
 
 STORED_LISTS_PER_QUERY = 200  # suggestion lists read with one SELECT ... IN
-PENDING_PER_ROUND = 200  # pending lists one flush round announces (the rest in the next round)
+# Pending lists one flush round announces (the rest in the next round). A round holds the engine's
+# lock: short rounds (~0.1 s) let a newcomer's event in between, so it does not wait behind hundreds.
+PENDING_PER_ROUND = 25
 log = logging.getLogger(__name__)
 
 
