@@ -13,10 +13,12 @@ regression on the TUNING part's pairs (cross-validated by seeker within the tuni
 gating the bonuses on a content match; `--variants` tries other forms of the semantic similarity on the
 TUNING part (framing words stripped before embedding, the vocabulary's synonyms in the yardstick,
 CSLS-style calibration against a text's nearest vocabulary labels, other shared-word weights) and
-measures the one the tuning part chose on both parts. The test part is only measured, in aggregate:
+measures the one the tuning part chose on both parts; `--more-phrasings` measures the term bridge with a
+second, colloquial set of lines per term (bench/data/need_phrasings_colloquial.yaml), fitted on the
+TUNING part, the choice once on the test part. The test part is only measured, in aggregate:
 per-seeker results are printed for the tuning part only. Writes docs/bench/quality.md.
 
-    python matching-service/bench/quality.py [--fit] [--weights] [--variants]
+    python matching-service/bench/quality.py [--fit] [--weights] [--variants] [--more-phrasings]
 """
 from __future__ import annotations
 
@@ -330,11 +332,41 @@ def variant_experiments(qs, embedder, texts, vectors, background) -> list[tuple[
     return found
 
 
-def variants_section(variants) -> str:
+COLLOQUIAL = Path(__file__).parent / "data" / "need_phrasings_colloquial.yaml"
+
+
+def more_phrasings_experiment(qs, embedder, texts, vectors, background) -> list[tuple[str, str, dict]]:
+    """(variant, part, result): the term bridge with a second, colloquial set of lines per term
+    (``data/need_phrasings_colloquial.yaml``) beside the service's own, with the service's
+    calibration and with the calibration ``fit_bridge`` chooses for it on the TUNING part; the chosen
+    one measured once on the test part."""
+    import numpy as np
+    import yaml
+
+    bridge = embedder.bridge
+    known = set(bridge.terms)
+    extra = [(entry["id"], line) for entry in yaml.safe_load(COLLOQUIAL.read_text(encoding="utf-8"))
+             if entry["id"] in known for line in (*entry.get("de", ()), *entry.get("en", ()))]
+    both = TermBridge(np.concatenate([bridge.vectors, embedder.embed([line for _, line in extra], NEED)]),
+                      [*bridge.owners, *(term for term, _ in extra)], bridge.calibration, labels=bridge.labels)
+    chosen, _ = fit_bridge(qs, vectors, texts, background, both)
+    fitted = TermBridge(both.vectors, both.owners, chosen, labels=bridge.labels)
+
+    def measured(calibrated, part):
+        return quality.measure(rank_engine(qs, vectors, texts, background=background, bridge=calibrated),
+                               qs.expected[part], qs.distractors[part])
+    lines = f"{len(bridge.owners)} + {len(extra)} lines"
+    return [(f"service's lines ({len(bridge.owners)}), service's calibration", "tuning", measured(bridge, "tuning")),
+            (f"{lines}, service's calibration", "tuning", measured(both, "tuning")),
+            (f"{lines}, fitted on the tuning part: {chosen}", "tuning", measured(fitted, "tuning")),
+            (f"{lines}, fitted on the tuning part (measured once)", "test", measured(fitted, "test"))]
+
+
+def variants_section(variants, title: str = "Other forms of the semantic similarity (`--variants`; chosen on the "
+                     "tuning part, the choice measured once on the test part)") -> str:
     if not variants:
         return ""
-    lines = ["", "## Other forms of the semantic similarity (`--variants`; chosen on the tuning part, "
-             "the choice measured once on the test part)", "",
+    lines = ["", f"## {title}", "",
              "| variant | part | recall@5 | MRR | junk@3 |", "|---|---|---:|---:|---:|"]
     lines += [f"| {label} | {part} | {r['recall@5']:.3f} | {r['mrr']:.3f} | {r['junk@3']} |"
               for label, part, r in variants]
@@ -369,6 +401,8 @@ def main(argv=None) -> int:
                         help="try other forms of the semantic similarity on the tuning part")
     parser.add_argument("--fit-bridge", action="store_true",
                         help="search the term bridge's calibration on the tuning part")
+    parser.add_argument("--more-phrasings", action="store_true",
+                        help="the term bridge with a second, colloquial set of lines (fitted on the tuning part)")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args(argv)
     qs = quality.load()
@@ -402,6 +436,12 @@ def main(argv=None) -> int:
         for label, part, result in variants:
             print(f"{part}, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
                   f"junk@3 {result['junk@3']}")
+    more = []
+    if args.more_phrasings:
+        more = more_phrasings_experiment(qs, embedder, texts, vectors, background)
+        for label, part, result in more:
+            print(f"{part}, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
+                  f"junk@3 {result['junk@3']}")
     rows = [
         ("hybrid", both_parts(qs, rank_engine(qs, vectors, texts, calibration, word, background, weights, bridge))),
         ("hybrid without the term bridge (until 2026-12-07)",
@@ -428,7 +468,10 @@ def main(argv=None) -> int:
             f"Model: {embedder.name}. Calibration of the normalised similarity: threshold "
             f"{calibration.threshold}, full strength at {calibration.full}, cap {calibration.cap}; shared-word weight "
             f"with the models {word if word is not None else 'default'}.\n\n"
-            + report + "\n" + experiments_section(experiments) + variants_section(variants), encoding="utf-8")
+            + report + "\n" + experiments_section(experiments) + variants_section(variants)
+            + variants_section(more, "The term bridge with a second, colloquial set of lines (`--more-phrasings`; "
+                               "fitted on the tuning part, the choice measured once on the test part)"),
+            encoding="utf-8")
     return 0
 
 
