@@ -119,6 +119,9 @@ def on_member_events(uow: UnitOfWork, engine: Engine, events: list[dict], *, win
     from now (a mark already pending keeps its earlier time), for ``flush_pending`` to announce
     once with their state then."""
     fanout = Fanout()
+    # the batch's texts linked at once (the other side's vectors converted once, not per member)
+    engine.link_profiles([minimal(event["data"]["profile"]) for event in events
+                          if event["type"] in ("member.registered", "member.updated")])
     for number, event in enumerate(events):
         if number:
             time.sleep(0)  # a long batch lets other green threads (heartbeats, HTTP) run

@@ -181,3 +181,45 @@ def test_the_term_bridge_links_a_need_to_the_terms_whose_phrasings_are_near():
     assert {term for term, _ in found_both} >= {"t03", "t09"} and len(found_both) <= 3
     assert found_stranger == ()
     assert bridge.links(np.zeros((0, DIMENSIONS), np.float32)) == []
+
+
+def test_a_batch_linked_at_once_gives_the_lists_of_one_member_at_a_time():
+    """``Engine.link_profiles`` (what the batch handler does first: the batch's texts linked in two
+    blocks) changes no list: every newcomer's list after its upsert, and every list at the end, as
+    when each member's texts are linked as it comes. (Where a text reaches MAX_LINKS, which pair is
+    kept depends on the order texts come in, as between a rebuild and one member at a time; here
+    no text reaches it.)"""
+    from matching.engine import Engine
+    from matching.synthetic import ProfileFactory
+
+    factory = ProfileFactory(seed=5, written_share=0.5)
+    first, newcomers = factory.profiles(120), factory.profiles(60)
+    texts = {NEED: sorted({n["label"] for p in first + newcomers for n in p["needs"]}),
+             OFFER: sorted({o["label"] for p in first + newcomers for o in p["offers"]})}
+    rng = np.random.default_rng(8)
+    base = unit(rng, 60)  # texts around 60 topics, so that they link across members
+    background = {NEED: unit(rng, 100), OFFER: unit(rng, 100)}
+
+    def engine() -> Engine:
+        space = Space(Calibration(threshold=3.0), background)
+        for kind, labels in texts.items():
+            vectors = base[np.random.default_rng(len(kind)).integers(0, 60, len(labels))] + 0.3 * unit(
+                np.random.default_rng(9 + len(kind)), len(labels))
+            space.add_vectors(kind, labels, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+        built = Engine(semantic=space)
+        built.load(first)
+        return built
+
+    one, batched = engine(), engine()
+    assert one.semantic.rows(NEED) == batched.semantic.rows(NEED) > 0
+    for start in range(0, len(newcomers), 20):
+        chunk = newcomers[start:start + 20]
+        batched.link_profiles(chunk)
+        for profile in chunk:
+            assert one.upsert(profile).lists == batched.upsert(profile).lists
+    assert batched.semantic.rows(NEED) == len(texts[NEED]) and batched.semantic.rows(OFFER) == len(texts[OFFER])
+    links = [len(batched.semantic.link_arrays(kind, row)[0]) for kind in (NEED, OFFER)
+             for row in range(batched.semantic.rows(kind))]
+    assert sum(links) > 500 and max(links) < MAX_LINKS
+    for profile in first + newcomers:
+        assert one.suggestions(profile["id"]) == batched.suggestions(profile["id"])

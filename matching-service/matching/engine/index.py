@@ -483,6 +483,13 @@ class Index:
         """Slots that list ``slot`` among their best partners."""
         return np.flatnonzero((self.top_slots.view == slot).any(axis=1))
 
+    def link_profiles(self, profiles: list[dict]) -> None:
+        """Register and link the new texts of many profiles at once (a batch of events, before each
+        is upserted in turn): two blocks of matrix products for the batch instead of two per
+        member, with the links ``load`` would make for them (needs first, then offers). Texts
+        without a vector yet are left for ``upsert``."""
+        self.link_texts([card_from_profile(profile) for profile in profiles])
+
     def upsert(self, profile: dict) -> Changes:
         """A member is new or changed: its suggestions, and those of members it now matters to."""
         card = card_from_profile(profile)
