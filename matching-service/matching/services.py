@@ -179,6 +179,10 @@ def propose_anchors(uow: UnitOfWork, engine: Engine, anchors: list[list[str]], *
     lookups = Lookups(uow.session)
     seen: set[str] = set()
     searched = 0
+    # every candidate's own proposals in one query, not one per anchor (each anchor is searched at
+    # most once here, so what an earlier search writes never concerns a later anchor's own)
+    owned = own_proposals(uow, [member_id for candidates in anchors
+                                for member_id in candidates[:domain.PROPOSALS_PER_EVENT * 4] if member_id in engine])
     for candidates in anchors:
         tried = 0
         for member_id in candidates[:domain.PROPOSALS_PER_EVENT * 4]:
@@ -187,7 +191,7 @@ def propose_anchors(uow: UnitOfWork, engine: Engine, anchors: list[list[str]], *
             if member_id in seen or member_id not in engine:
                 continue
             seen.add(member_id)
-            state = anchor_state(uow, engine, member_id)
+            state = anchor_state(uow, engine, member_id, own=owned.get(member_id, []))
             if state.settled:
                 continue  # its proposal stands (or it declined lately): no need to search
             tried += 1
@@ -433,14 +437,28 @@ class AnchorState:
     settled: bool
 
 
-def anchor_state(uow: UnitOfWork, engine: Engine, member_id: str, *, requested: bool = False) -> AnchorState:
+def own_proposals(uow: UnitOfWork, member_ids: Sequence[str]) -> dict[str, list[Proposal]]:
+    """{member id: the proposals anchored on it, whatever their status}, for many members in a
+    query per 500 of them (through the anchor's index alone: with "status = 'proposed'" in the query
+    SQLite walks every open proposal by the status index)."""
+    owned: dict[str, list[Proposal]] = {}
+    wanted = list(dict.fromkeys(member_ids))
+    for start in range(0, len(wanted), 500):
+        for proposal in uow.session.execute(
+                select(Proposal).where(Proposal.anchor_id.in_(wanted[start:start + 500]))).scalars():
+            owned.setdefault(proposal.anchor_id, []).append(proposal)
+    return owned
+
+
+def anchor_state(uow: UnitOfWork, engine: Engine, member_id: str, *, requested: bool = False,
+                 own: list[Proposal] | None = None) -> AnchorState:
     """Its open proposal stands while it is younger than the quiet period and its team still
     clearly covers the member's needs; after a decline the next unasked proposal waits the quiet
-    period too (``domain.POLICY``). A member who asks (``requested``) is never made to wait."""
+    period too (``domain.POLICY``). A member who asks (``requested``) is never made to wait.
+    ``own``: the proposals anchored on it, if read already (``own_proposals``)."""
     now = uow.now()
-    # Through the anchor's index alone, the status filtered here: with "status = 'proposed'" in the
-    # query SQLite walks every open proposal by the status index.
-    own = uow.session.execute(select(Proposal).where(Proposal.anchor_id == member_id)).scalars().all()
+    if own is None:
+        own = own_proposals(uow, [member_id]).get(member_id, [])
     open_own = next((proposal for proposal in own if proposal.status == "proposed"), None)
     last_declined = max((p.updated_at for p in own if p.closed_reason == "declined"), default=None)
     settled = False

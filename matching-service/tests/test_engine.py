@@ -336,3 +336,21 @@ def test_scratch_stamps_start_again_before_they_overflow(engine, profile):
     changes = engine.upsert(newcomer)
     assert engine._scratch.stamp[0] < 10
     assert {p for p, _ in changes.lists[member["id"]]} == {partner["id"], newcomer["id"]}
+
+
+def test_the_strengths_and_scores_the_consortia_use_are_those_of_the_explanation():
+    """``need_strengths`` and ``pair_score`` (the consortia's fast path) give exactly what
+    ``_best_matches`` and ``pair`` give, for every kind of match (terms, similar labels, words,
+    related terms), so that a proposal is chosen as the explanation would score it."""
+    profiles = ProfileFactory(seed=23, free_text_share=0.4, written_share=0.3).profiles(150)
+    engine = Engine()
+    engine.load(profiles)
+    cards = [engine.card(p["id"]) for p in profiles]
+    matched = 0
+    for a in cards[:60]:
+        for b in cards:
+            strengths = engine.need_strengths(a, b)
+            assert strengths == [m[0] for m in engine._best_matches(a, b)]
+            assert engine.pair_score(a, b) == engine.pair(a, b)["score"]
+            matched += any(s > 0 for s in strengths)
+    assert matched > 500

@@ -11,7 +11,7 @@ from matching.engine.cards import MAX_CONSORTIUM, PROPOSAL_POOL, Card
 
 class Consortium:
     """Part of ``Engine``: uses the index (``_score``, ``cards``, ``slot_of``) and the explanation
-    (``_best_matches``, ``pair``)."""
+    (``need_strengths``, ``pair_score``, ``_best_matches``)."""
 
 
     def propose(self, member_id: str, *, declined=frozenset(), proposed=frozenset(), unavailable=frozenset(),
@@ -36,14 +36,14 @@ class Consortium:
         pool = [b for b in pool if b.id not in unavailable]
         if callable(declined):
             declined = declined([anchor.id] + [b.id for b in pool])
-        covers = {b.id: self._best_matches(anchor, b) for b in pool}
-        coverage = {member: [m[0] for m in matches] for member, matches in covers.items()}
+        # strengths only for the pool; the matches behind them are named for the team chosen
+        coverage = {b.id: self.need_strengths(anchor, b) for b in pool}
         pair_scores: dict[tuple[str, str], float] = {}
 
         def mutual(x: Card, y: Card) -> float:
             key = (x.id, y.id) if x.id < y.id else (y.id, x.id)
             if key not in pair_scores:
-                pair_scores[key] = (self.pair(x, y)["score"] + self.pair(y, x)["score"]) / 2
+                pair_scores[key] = (self.pair_score(x, y) + self.pair_score(y, x)) / 2
             return pair_scores[key]
 
         def greedy(banned: set[str]) -> tuple[list[Card], list[float]]:
@@ -101,7 +101,8 @@ class Consortium:
                 "members": [{"member_id": m.id, "name": m.name, "sector": m.sector} for m in team],
                 "sectors": sectors, "score": round(score, 4), "need_coverage": round(need_coverage, 4),
                 "title": self._title(anchor, topic, covered),
-                "explanation": self._consortium_reasons(anchor, team, covers)}
+                "explanation": self._consortium_reasons(
+                    anchor, team, {m.id: self._best_matches(anchor, m) for m in team[1:]})}
 
     def team_coverage(self, anchor_id: str, member_ids) -> float:
         """The share of the anchor's needs (0-1, each need with the strength it is met with) that
@@ -115,7 +116,7 @@ class Consortium:
             partner = self.card(member_id)
             if member_id == anchor_id or partner is None or not partner.consent:
                 continue
-            covered = [max(have, m[0]) for have, m in zip(covered, self._best_matches(anchor, partner), strict=True)]
+            covered = [max(have, c) for have, c in zip(covered, self.need_strengths(anchor, partner), strict=True)]
         return round(sum(covered) / len(covered), 4)
 
     def propose_for_topic(self, topic: str, *, declined=frozenset(), proposed=frozenset(), unavailable=frozenset(),

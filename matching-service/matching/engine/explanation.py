@@ -116,20 +116,44 @@ class Explanation:
                                              float(offer_weights[offer_at[m]])))
         return result
 
+    def need_strengths(self, a: Card, b: Card) -> list[float]:
+        """For each of A's needs, the strength (0-1) of B's best offer for it: the strengths of
+        ``_best_matches`` without finding and naming the features behind them (for scoring many
+        pairs, as the consortia do)."""
+        need_ids, need_weights, need_index = self._features_of(a)[0]
+        offer_ids, offer_weights, _ = self._features_of(b)[1]
+        best = np.zeros(len(a.needs))
+        lo = np.searchsorted(offer_ids, need_ids, "left")
+        counts = np.searchsorted(offer_ids, need_ids, "right") - lo
+        total = int(counts.sum())
+        if total:
+            need_at = np.repeat(np.arange(len(need_ids)), counts)
+            offer_at = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+            np.maximum.at(best, need_index[need_at], need_weights[need_at] * offer_weights[offer_at])
+        return best.tolist()
+
+    def _parts(self, a: Card, b: Card, met: list[float], wanted: list[float]):
+        """(raw parts, weighted parts, topics in common) of B as a partner of A, from the strengths
+        A's needs are met with (``met``) and B's needs (``wanted``)."""
+        need_coverage = sum(met) / len(a.needs) if a.needs else 0.0
+        offer_coverage = sum(wanted) / len(b.needs) if b.needs else 0.0
+        ta, tb = set(a.topics) & self.topic_bit.keys(), set(b.topics) & self.topic_bit.keys()
+        topics = len(ta & tb) / min(len(ta), len(tb)) if ta and tb else 0.0
+        raw = {"need_coverage": need_coverage, "offer_coverage": offer_coverage, "topics": topics,
+               "proximity": self._proximity(a, b), "sme": 1.0 if b.sme else 0.0}
+        return raw, {name: WEIGHTS[name] * value for name, value in raw.items()}, ta & tb
+
+    def pair_score(self, a: Card, b: Card) -> float:
+        """``pair(a, b)["score"]``, without the matches behind it."""
+        return sum(self._parts(a, b, self.need_strengths(a, b), self.need_strengths(b, a))[1].values())
+
     def pair(self, a: Card, b: Card) -> dict:
         """B as a partner of A: the score, its weighted parts and the matches behind it."""
         met = self._best_matches(a, b)
         wanted = self._best_matches(b, a)
-        need_coverage = sum(m[0] for m in met) / len(a.needs) if a.needs else 0.0
-        offer_coverage = sum(m[0] for m in wanted) / len(b.needs) if b.needs else 0.0
-        ta, tb = set(a.topics) & self.topic_bit.keys(), set(b.topics) & self.topic_bit.keys()
-        topics = len(ta & tb) / min(len(ta), len(tb)) if ta and tb else 0.0
-        proximity = self._proximity(a, b)
-        raw = {"need_coverage": need_coverage, "offer_coverage": offer_coverage, "topics": topics,
-               "proximity": proximity, "sme": 1.0 if b.sme else 0.0}
-        parts = {name: WEIGHTS[name] * value for name, value in raw.items()}
+        raw, parts, common = self._parts(a, b, [m[0] for m in met], [m[0] for m in wanted])
         return {"score": sum(parts.values()), "parts": parts, "raw": raw, "met": met, "wanted": wanted,
-                "common_topics": sorted(ta & tb), "matches": need_coverage + offer_coverage > 0}
+                "common_topics": sorted(common), "matches": raw["need_coverage"] + raw["offer_coverage"] > 0}
 
     @staticmethod
     def _proximity(a: Card, b: Card) -> float:
