@@ -392,6 +392,12 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def show(results) -> None:
+    """Print (label, part, result) rows as they come."""
+    for label, part, result in results:
+        print(f"{part}, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} junk@3 {result['junk@3']}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", action="store_true", help="search calibration and word weight on the tuning part")
@@ -427,21 +433,15 @@ def main(argv=None) -> int:
         engine = Engine(semantic=space, word_weight=word)
         engine.load(qs.profiles.values())
         experiments = weight_experiments(qs, engine)
-        for label, result in experiments:
-            print(f"tuning, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
-                  f"junk@3 {result['junk@3']}")
+        show([(label, "tuning", result) for label, result in experiments])
     variants = []
     if args.variants:
         variants = variant_experiments(qs, embedder, texts, vectors, background)
-        for label, part, result in variants:
-            print(f"{part}, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
-                  f"junk@3 {result['junk@3']}")
+        show(variants)
     more = []
     if args.more_phrasings:
         more = more_phrasings_experiment(qs, embedder, texts, vectors, background)
-        for label, part, result in more:
-            print(f"{part}, {label}: recall@5 {result['recall@5']:.3f} MRR {result['mrr']:.3f} "
-                  f"junk@3 {result['junk@3']}")
+        show(more)
     rows = [
         ("hybrid", both_parts(qs, rank_engine(qs, vectors, texts, calibration, word, background, weights, bridge))),
         ("hybrid without the term bridge (until 2026-12-07)",
