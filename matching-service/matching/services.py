@@ -181,11 +181,12 @@ def propose_anchors(uow: UnitOfWork, engine: Engine, anchors: list[list[str]], *
     searched = 0
     # every candidate's own proposals in one query, not one per anchor (each anchor is searched at
     # most once here, so what an earlier search writes never concerns a later anchor's own)
-    owned = own_proposals(uow, [member_id for candidates in anchors
-                                for member_id in candidates[:domain.PROPOSALS_PER_EVENT * 4] if member_id in engine])
+    reach = domain.PROPOSALS_PER_EVENT * 4  # an event's candidates looked at, in its order of preference
+    owned = own_proposals(uow, [member_id for candidates in anchors for member_id in candidates[:reach]
+                                if member_id in engine])
     for candidates in anchors:
         tried = 0
-        for member_id in candidates[:domain.PROPOSALS_PER_EVENT * 4]:
+        for member_id in candidates[:reach]:
             if tried == domain.PROPOSALS_PER_EVENT:
                 break
             if member_id in seen or member_id not in engine:

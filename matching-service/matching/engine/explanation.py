@@ -80,6 +80,21 @@ class Explanation:
                 return feature
         return Feature(feature_id, weight, "semantic", label)
 
+    @staticmethod
+    def _shared_features(need_ids: np.ndarray, need_weights: np.ndarray, offer_ids: np.ndarray,
+                         offer_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Every (need feature, offer feature with the same id; ids sorted), need feature by need
+        feature, in the order the first best wins in: (positions among the need features, positions
+        among the offer features, products of their weights); None if they share none."""
+        lo = np.searchsorted(offer_ids, need_ids, "left")
+        counts = np.searchsorted(offer_ids, need_ids, "right") - lo
+        total = int(counts.sum())
+        if not total:
+            return None
+        need_at = np.repeat(np.arange(len(need_ids)), counts)
+        offer_at = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+        return need_at, offer_at, need_weights[need_at] * offer_weights[offer_at]
+
     def _best_matches(self, a: Card, b: Card) -> list[tuple[float, int | None, Feature | None, Feature | None]]:
         """For each of A's needs, B's best offer: (strength, index of the offer, the need's and the
         offer's feature). The first best wins: need features by id, then offers in order. All of
@@ -88,15 +103,10 @@ class Explanation:
         offer_ids, offer_weights, offer_index = self._features_of(b)[1]
         result: list[tuple[float, int | None, Feature | None, Feature | None]] = [(0.0, None, None, None)]
         result *= len(a.needs)
-        lo = np.searchsorted(offer_ids, need_ids, "left")
-        counts = np.searchsorted(offer_ids, need_ids, "right") - lo
-        total = int(counts.sum())
-        if not total:
+        shared = self._shared_features(need_ids, need_weights, offer_ids, offer_weights)
+        if shared is None:
             return result
-        need_at = np.repeat(np.arange(len(need_ids)), counts)
-        # every (need feature, offer with it), need by need, in the order the first best wins in
-        offer_at = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
-        values = need_weights[need_at] * offer_weights[offer_at]
+        need_at, offer_at, values = shared
         owner = need_index[need_at]
         ranked = np.lexsort((-values, owner))  # stable: of equal values the first stays first
         grouped = owner[ranked]
@@ -123,13 +133,10 @@ class Explanation:
         need_ids, need_weights, need_index = self._features_of(a)[0]
         offer_ids, offer_weights, _ = self._features_of(b)[1]
         best = np.zeros(len(a.needs))
-        lo = np.searchsorted(offer_ids, need_ids, "left")
-        counts = np.searchsorted(offer_ids, need_ids, "right") - lo
-        total = int(counts.sum())
-        if total:
-            need_at = np.repeat(np.arange(len(need_ids)), counts)
-            offer_at = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
-            np.maximum.at(best, need_index[need_at], need_weights[need_at] * offer_weights[offer_at])
+        shared = self._shared_features(need_ids, need_weights, offer_ids, offer_weights)
+        if shared is not None:
+            need_at, _, values = shared
+            np.maximum.at(best, need_index[need_at], values)
         return best.tolist()
 
     def _parts(self, a: Card, b: Card, met: list[float], wanted: list[float]):
