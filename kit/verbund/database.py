@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
 from nameko.extensions import DependencyProvider
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine
@@ -40,6 +41,9 @@ def normalize_url(url: str) -> str:
 
 def make_engine(url: str, **kwargs) -> Engine:
     url = normalize_url(url)
+    # JSON columns (matching's stored suggestion lists, ~12 KB each) written and read with orjson
+    kwargs.setdefault("json_serializer", envelope.json_text)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
         # isolation_level=None hands transaction control to us (below), so that
         # every transaction starts with BEGIN IMMEDIATE: writers queue up

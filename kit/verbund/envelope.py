@@ -8,11 +8,12 @@ at publish time and dead-lettered at consume time.
 Validation runs on every hop, so it has to be cheap: the schemas are compiled
 to Python functions (fastjsonschema, about 20x faster than walking them with
 jsonschema). jsonschema stays the reference: it decides whenever the compiled
-check refuses, and it words the reason.
+check refuses, and it words the reason. Bodies are read and written with orjson
+(RFC 8259 JSON, UTF-8; 10-15x faster than the standard library on a 12 KB
+``match.suggested``, whose serialisation was a tenth of matching's CPU).
 """
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from functools import cache
 from importlib import resources
 
 import fastjsonschema
+import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
@@ -71,7 +73,7 @@ def schema_documents() -> dict[str, dict]:
     documents = {}
     for entry in folder.iterdir():
         if entry.name.endswith(".json"):
-            document = json.loads(entry.read_text(encoding="utf-8"))
+            document = orjson.loads(entry.read_bytes())
             documents[document["$id"]] = document
     return documents
 
@@ -156,13 +158,19 @@ def validate(event: object) -> None:
 
 
 def dumps(event: dict) -> bytes:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """An event as compact UTF-8 JSON (orjson; non-string keys written as strings, as ``json`` does)."""
+    return orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
+
+
+def json_text(value) -> str:
+    """Any JSON value as compact text: the serialiser of the services' JSON columns (``database``)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
 
 
 def loads(body: bytes | str) -> dict:
     """Parse and validate a message body; InvalidEvent says why it is refused."""
     try:
-        event = json.loads(body)
+        event = orjson.loads(body)  # strict RFC 8259: no NaN or Infinity, valid UTF-8 only
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"body is not JSON: {exc}") from None
     validate(event)

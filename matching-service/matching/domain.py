@@ -3,10 +3,13 @@ when suggestions count as changed, who may see and answer what, and how
 responses decide a proposal. No I/O, no nameko: plain functions."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+import orjson
 
 from verbund.auth import Principal
 from verbund.errors import Forbidden, Unprocessable
@@ -55,8 +58,20 @@ def affects_matching(changed: list[str] | None) -> bool:
 
 def fingerprint(suggestions: list[dict]) -> str:
     """What a member was told: the same suggestions give the same fingerprint, so they are not
-    announced again."""
-    return hashlib.sha256(json.dumps(suggestions, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    announced again. SHA-256 of the list as key-sorted compact JSON (orjson), base64url without
+    padding: 43 characters, so that it is told apart from the 64 hex digits stored before."""
+    digest = hashlib.sha256(orjson.dumps(suggestions, option=orjson.OPT_SORT_KEYS)).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def told_in_earlier_form(stored: str | None, suggestions: list[dict]) -> bool:
+    """Whether ``stored``, a fingerprint in the form kept until 2026-12 (64 hex digits of the
+    standard library's key-sorted JSON), is that of ``suggestions``: an unchanged list is then not
+    announced again after an upgrade."""
+    if stored is None or len(stored) != 64:
+        return False
+    legacy = json.dumps(suggestions, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(legacy).hexdigest() == stored
 
 
 def member_key(member_ids) -> str:

@@ -370,11 +370,15 @@ def publish_suggestions(uow: UnitOfWork, engine: Engine, member_ids, first: Sequ
         # Only the fingerprints: the stored lists themselves (~12 KB of JSON each) are replaced, not read.
         told = dict(session.execute(select(SuggestionSet.member_id, SuggestionSet.fingerprint)
                                     .where(SuggestionSet.member_id.in_(chunk))).all())
-        news, inserts, updates = [], [], []
+        news, inserts, updates, refingerprinted = [], [], [], []
         for member_id in chunk:
             suggestions = explained(engine, member_id)
             fingerprint = domain.fingerprint(suggestions)
             if told.get(member_id) == fingerprint:
+                continue
+            if domain.told_in_earlier_form(told.get(member_id), suggestions):
+                # told in the earlier fingerprint's form: kept in the new one, not announced again
+                refingerprinted.append({"member_id": member_id, "fingerprint": fingerprint})
                 continue
             # An empty list is news only to a member that was told of partners before.
             worth_telling = bool(suggestions) or member_id in told
@@ -388,6 +392,8 @@ def publish_suggestions(uow: UnitOfWork, engine: Engine, member_ids, first: Sequ
             session.execute(insert(SuggestionSet), inserts)
         if updates:
             session.execute(update(SuggestionSet), updates)
+        if refingerprinted:
+            session.execute(update(SuggestionSet), refingerprinted)
         for member_id, suggestions in news:
             uow.emit("match.suggested", member_id, {"member_id": member_id, "suggestions": suggestions})
         announced += len(news)

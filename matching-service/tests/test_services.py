@@ -1,5 +1,6 @@
 """The matching use cases on SQLite and PostgreSQL (migrated by Alembic), with their events
 going through the outbox to the real broker."""
+import hashlib
 import json
 import uuid
 
@@ -105,6 +106,29 @@ def test_suggestions_are_announced_again_only_when_they_changed(store, engine, t
     renamed = outbox_events(store, "match.suggested")[announced:]
     assert {e["subject"] for e in renamed} == {supplier["id"]}
     assert "TraceSoft Solutions GmbH" in {s["partner_name"] for s in renamed[0]["data"]["suggestions"]}
+
+
+def test_a_list_fingerprinted_in_the_earlier_form_is_not_announced_again(store, engine, trio, member_events):
+    for member in trio:
+        apply(store, engine, member_events.registered(member))
+    ids = [member["id"] for member in trio]
+    announced = len(outbox_events(store, "match.suggested"))
+
+    def earlier_form(suggestions):  # as stored until 2026-12: hex SHA-256 of the standard library's JSON
+        return hashlib.sha256(json.dumps(suggestions, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    with store.unit_of_work() as uow:
+        rows = uow.session.execute(select(SuggestionSet).where(SuggestionSet.member_id.in_(ids))).scalars().all()
+        assert len(rows) == 3
+        for row in rows:
+            row.fingerprint = earlier_form(row.suggestions)
+        rows[0].fingerprint = earlier_form([])  # told something else: this one is news
+    with store.unit_of_work() as uow:
+        assert services.publish_suggestions(uow, engine, ids) == 1
+    assert [e["subject"] for e in outbox_events(store, "match.suggested")[announced:]] == [rows[0].member_id]
+    with store.unit_of_work() as uow:  # every fingerprint now in the new form
+        for row in uow.session.execute(select(SuggestionSet).where(SuggestionSet.member_id.in_(ids))).scalars():
+            assert row.fingerprint == domain.fingerprint(row.suggestions) and len(row.fingerprint) == 43
 
 
 def test_a_deleted_member_is_forgotten_everywhere(store, engine, trio, member_events):

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import orjson
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -55,7 +56,7 @@ def _iso(moment: datetime) -> str:
 
 def _sources(session: Session, ids) -> dict[str, dict]:
     ids = list(set(ids))
-    return {row.id: json.loads(row.body) for row in
+    return {row.id: orjson.loads(row.body) for row in
             session.execute(select(SourceEvent).where(SourceEvent.id.in_(ids))).scalars()} if ids else {}
 
 

@@ -39,6 +39,7 @@ from notifications.models import (
     SourceEvent,
     WebhookEndpoint,
 )
+from verbund import envelope
 from verbund.database import UnitOfWork
 
 
@@ -154,7 +155,7 @@ def notify(uow: UnitOfWork, event: dict, policy: domain.MailPolicy | None = None
                             else _queue_integrator_deliveries(conn, event, now, rows))
     if counts["inbox"] or counts["integrator"]:
         source = {"id": event["id"], "type": event["type"], "subject": event["subject"],
-                  "body": json.dumps(event, ensure_ascii=False),
+                  "body": envelope.json_text(event),
                   "time": datetime.fromisoformat(event["time"].replace("Z", "+00:00"))}
         if rows is None:
             conn.execute(_NEW_SOURCE_EVENT, source)
