@@ -344,14 +344,10 @@ def erase_member(uow: UnitOfWork, engine: Engine, member_id: str) -> None:
 
 # --- suggestions ---------------------------------------------------------------------------------------
 
-def explained(engine: Engine, member_id: str) -> list[dict]:
-    """A member's suggestions as match-suggestion.v1 items, best first, each with its ``rank`` (1-based)."""
-    suggestions = []
-    for rank, (partner_id, _) in enumerate(engine.suggestions(member_id), start=1):
-        suggestion = engine.explain(member_id, partner_id)
-        if suggestion is not None:
-            suggestions.append({**suggestion, "rank": rank})
-    return suggestions
+def explained(engine: Engine, member_id: str, earlier: list[dict] | None = None) -> list[dict]:
+    """A member's suggestions as match-suggestion.v1 items, best first, each with its ``rank`` (1-based);
+    ``earlier``: the list told before, whose still valid items are reused (``Engine.explain_list``)."""
+    return engine.explain_list(member_id, earlier)
 
 
 def publish_suggestions(uow: UnitOfWork, engine: Engine, member_ids, first: Sequence[str] = ()) -> int:
@@ -367,13 +363,18 @@ def publish_suggestions(uow: UnitOfWork, engine: Engine, member_ids, first: Sequ
         if start:
             time.sleep(0)  # a long refresh lets other green threads (heartbeats, HTTP) run
         chunk = member_ids[start:start + STORED_LISTS_PER_QUERY]
-        # Only the fingerprints: the stored lists themselves (~12 KB of JSON each) are replaced, not read.
         told = dict(session.execute(select(SuggestionSet.member_id, SuggestionSet.fingerprint)
                                     .where(SuggestionSet.member_id.in_(chunk))).all())
+        # The stored lists this engine computed itself: a newcomer in a list leaves the other partners'
+        # explanations as they were, so those are read (~12 KB of JSON) instead of explained again.
+        reusable = [member_id for member_id in chunk if engine.told_list_reusable(member_id, told.get(member_id))]
+        earlier = dict(session.execute(select(SuggestionSet.member_id, SuggestionSet.suggestions)
+                                       .where(SuggestionSet.member_id.in_(reusable))).all()) if reusable else {}
         news, inserts, updates, refingerprinted = [], [], [], []
         for member_id in chunk:
-            suggestions = explained(engine, member_id)
+            suggestions = explained(engine, member_id, earlier.get(member_id))
             fingerprint = domain.fingerprint(suggestions)
+            engine.told(member_id, fingerprint)
             if told.get(member_id) == fingerprint:
                 continue
             if domain.told_in_earlier_form(told.get(member_id), suggestions):

@@ -112,6 +112,12 @@ def test_a_batch_ends_where_the_same_events_one_by_one_end_with_each_list_announ
     assert read_model(batch) == read_model(one)
     expected = stored_lists(one)
     assert stored_lists(batch) == expected
+    # A changed list reuses the items of partners unchanged since it was told (a newcomer leaves the
+    # others' explanations as they were): every stored list is what explaining it afresh gives.
+    for store in (one, batch):
+        engine = engines[store].engine
+        assert engine.explanations_reused > 100, engine.explanations_reused
+        assert stored_lists(store) == {m: engine.explain_list(m) for m in stored_lists(store)}
     assert {m: engines[batch].engine.suggestions(m) for m in expected} == \
         {m: engines[one].engine.suggestions(m) for m in expected}
     # Every member was last told the same list (the one kept), whichever way the events came.

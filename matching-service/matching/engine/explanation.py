@@ -43,6 +43,7 @@ class Explanation:
     """Part of ``Engine``: uses its ``analyse``, ``card``, ``vocabulary``, ``topic_bit`` and
     ``feature_names`` (``matching.engine.index.Index``)."""
 
+    explanations_reused = 0  # items ``explain_list`` took from the list told before (a counter)
 
     def _features_of(self, card: Card) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
         """A card's features as arrays, as the index reads them (no ``Feature`` objects: a text
@@ -209,6 +210,41 @@ class Explanation:
         return {"partner_id": b.id, "partner_name": b.name, "partner_sector": b.sector,
                 "score": round(pair["score"], 4), "parts": {k: round(v, 4) for k, v in pair["parts"].items()},
                 "reasons": reasons}
+
+    def explain_list(self, member_id: str, earlier: list[dict] | None = None) -> list[dict]:
+        """The member's suggestions explained (``explain``), best first, each with its ``rank``.
+
+        ``earlier``: the list last told to the member, if its fingerprint is the one this engine
+        remembered for it (``told``, ``told_list_reusable``): the items of partners that neither
+        changed nor were the member itself changed since then are taken from it instead of explained
+        again. Every slot is new on an upsert (slots are appended, never reused, until a ``load``), so
+        "not upserted since" is "slot below the count of slots then", and the explanation of a pair
+        depends on the two cards alone (their texts' features are fixed when they are indexed)."""
+        reusable: dict[str, dict] = {}
+        if earlier:
+            slots_then = self._told[member_id][1]
+            if self.slot_of.get(member_id, slots_then) < slots_then:
+                reusable = {item["partner_id"]: item for item in earlier
+                            if self.slot_of.get(item["partner_id"], slots_then) < slots_then}
+        suggestions = []
+        for rank, (partner_id, _) in enumerate(self.suggestions(member_id), start=1):
+            item = reusable.get(partner_id)
+            if item is None:
+                item = self.explain(member_id, partner_id)
+            else:
+                self.explanations_reused += 1
+            if item is not None:
+                suggestions.append({**item, "rank": rank})
+        return suggestions
+
+    def told(self, member_id: str, fingerprint: str) -> None:
+        """Remember that the member's list with ``fingerprint`` was computed now (``explain_list``)."""
+        self._told[member_id] = (fingerprint, len(self.ids))
+
+    def told_list_reusable(self, member_id: str, fingerprint: str | None) -> bool:
+        """Whether the stored list with ``fingerprint`` is one this engine computed (its items can be
+        given to ``explain_list``): not one another instance wrote, nor one from before a ``load``."""
+        return fingerprint is not None and self._told.get(member_id, (None,))[0] == fingerprint
 
     def _semantic_reason(self, kind, need_label, offer_label, strength, de: bool) -> dict:
         band = fit_band(strength)

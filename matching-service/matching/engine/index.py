@@ -100,6 +100,7 @@ class Index:
         self.main_boundary = 0
         self._scratch = kernel.new_scratch(16, 16)
         self._card_features: dict[str, tuple] = {}  # member id -> (card, its features), see _features_of
+        self._told: dict[str, tuple[str, int]] = {}  # member id -> (fingerprint, slots then), see explain_list
         self.seq = 0  # the read model's change counter this state reflects (kept by the service layer)
 
     # --- reading profiles -------------------------------------------------------------------------
