@@ -67,6 +67,10 @@ class UnreadablePersonalData(ValueError):
     """A ``personal`` value that is not a JWE this key opens (tampered, or another member's)."""
 
 
+# Keys asked for in one ``members.member_keys`` call (a consumer's batch needs up to CONSUME_BATCH_SIZE).
+KEYS_PER_CALL = 500
+
+
 def key_ttl_seconds() -> float:
     """How long a consumer may keep a fetched key, in seconds (``PERSONAL_KEY_TTL_SECONDS``, default 300)."""
     return env("PERSONAL_KEY_TTL_SECONDS", float(DEFAULT_KEY_TTL_SECONDS), kind="float")
@@ -295,15 +299,21 @@ class MemberKeys(_rpc_proxy_base()):
                     return key_from_jwk(proxy.member_key(kid))
 
         def fetch_many(kids: list[str]) -> dict[str, bytes | None]:
-            # Every request is sent before the first answer is awaited: one round trip for the batch,
-            # bounded as a whole by the same timeout.
+            # members.member_keys: up to KEYS_PER_CALL keys a call, read by members-service in one
+            # transaction; every call is sent before the first answer is awaited, so the batch takes
+            # one round trip, bounded as a whole by the same timeout.
             import eventlet
 
             with eventlet.Timeout(timeout, KeyUnavailable(
                     f"members-service gave no keys for {len(kids)} member(s) in {timeout:g} s")):
-                replies = [(kid, proxy.member_key.call_async(kid)) for kid in kids]
+                calls = [proxy.member_keys.call_async(kids[start:start + KEYS_PER_CALL])
+                         for start in range(0, len(kids), KEYS_PER_CALL)]
+                keys: dict[str, bytes | None] = {}
                 with _remote_outage():
-                    return {kid: _key_or_none(reply.result) for kid, reply in replies}
+                    for call in calls:
+                        keys.update({kid: key_from_jwk(jwk) if jwk is not None else None
+                                     for kid, jwk in call.result().items()})
+                return keys
 
         return Keys(self.cache, fetch, fetch_many)
 
@@ -319,13 +329,6 @@ def _remote_outage():
         if exc.exc_type in REMOTE_DATABASE_ERRORS:
             raise KeyUnavailable(f"members-service cannot reach its database: {exc.value}"[:500]) from None
         raise
-
-
-def _key_or_none(answer: Callable[[], dict]) -> bytes | None:
-    try:
-        return key_from_jwk(answer())
-    except KeyErased:
-        return None
 
 
 class Keys:

@@ -150,6 +150,7 @@ def test_keys_over_http_for_entitled_integrators_and_gone_after_erasure(members_
 
 
 def test_keys_over_rpc_for_services_refused_after_erasure(members_api, member_input, amqp_uri):
+    from nameko.exceptions import RemoteError
     from nameko.standalone.rpc import ClusterRpcProxy
 
     created = requests.post(f"{members_api.url}/members", json=member_input(name=f"Firma {uuid.uuid4().hex[:8]}"),
@@ -163,6 +164,18 @@ def test_keys_over_rpc_for_services_refused_after_erasure(members_api, member_in
             cluster.members.member_key(created["id"])
         with pytest.raises(personal.KeyErased):
             cluster.members.member_key(str(uuid.uuid4()))
+        # A batch's keys in one call: the erased and the unknown answered with None, the others with
+        # their key.
+        other = requests.post(f"{members_api.url}/members",
+                              json=member_input(name=f"Firma {uuid.uuid4().hex[:8]}"), timeout=10).json()
+        unknown = str(uuid.uuid4())
+        keys = cluster.members.member_keys([other["id"], created["id"], unknown])
+        assert keys[created["id"]] is None and keys[unknown] is None
+        assert keys[other["id"]]["kid"] == other["id"] and len(personal.key_from_jwk(keys[other["id"]])) == 32
+        with pytest.raises(RemoteError, match="ValueError"):
+            cluster.members.member_keys([other["id"]] * (personal.KEYS_PER_CALL + 1))
+        with pytest.raises(RemoteError, match="ValueError"):
+            cluster.members.member_keys(other["id"])
 
 
 def test_integrators_read_profiles_without_the_person_unless_entitled(members_api, member_input):
