@@ -303,6 +303,7 @@ class MemberKeys(_rpc_proxy_base()):
             # transaction; every call is sent before the first answer is awaited, so the batch takes
             # one round trip, bounded as a whole by the same timeout.
             import eventlet
+            from nameko.exceptions import MethodNotFound
 
             with eventlet.Timeout(timeout, KeyUnavailable(
                     f"members-service gave no keys for {len(kids)} member(s) in {timeout:g} s")):
@@ -310,9 +311,15 @@ class MemberKeys(_rpc_proxy_base()):
                          for start in range(0, len(kids), KEYS_PER_CALL)]
                 keys: dict[str, bytes | None] = {}
                 with _remote_outage():
-                    for call in calls:
-                        keys.update({kid: key_from_jwk(jwk) if jwk is not None else None
-                                     for kid, jwk in call.result().items()})
+                    try:
+                        for call in calls:
+                            keys.update({kid: key_from_jwk(jwk) if jwk is not None else None
+                                         for kid, jwk in call.result().items()})
+                    except MethodNotFound:
+                        # a members-service from before member_keys (instances replaced one by one):
+                        # key by key, every request sent before the first answer is awaited
+                        singles = [(kid, proxy.member_key.call_async(kid)) for kid in kids]
+                        keys = {kid: _key_or_none(reply.result) for kid, reply in singles}
                 return keys
 
         return Keys(self.cache, fetch, fetch_many)
@@ -329,6 +336,13 @@ def _remote_outage():
         if exc.exc_type in REMOTE_DATABASE_ERRORS:
             raise KeyUnavailable(f"members-service cannot reach its database: {exc.value}"[:500]) from None
         raise
+
+
+def _key_or_none(answer: Callable[[], dict]) -> bytes | None:
+    try:
+        return key_from_jwk(answer())
+    except KeyErased:
+        return None
 
 
 class Keys:
