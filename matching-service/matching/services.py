@@ -344,12 +344,6 @@ def erase_member(uow: UnitOfWork, engine: Engine, member_id: str) -> None:
 
 # --- suggestions ---------------------------------------------------------------------------------------
 
-def explained(engine: Engine, member_id: str, earlier: list[dict] | None = None) -> list[dict]:
-    """A member's suggestions as match-suggestion.v1 items, best first, each with its ``rank`` (1-based);
-    ``earlier``: the list told before, whose still valid items are reused (``Engine.explain_list``)."""
-    return engine.explain_list(member_id, earlier)
-
-
 def publish_suggestions(uow: UnitOfWork, engine: Engine, member_ids, first: Sequence[str] = ()) -> int:
     """Store and announce (``match.suggested``) the lists that changed in substance, each once with
     what the engine holds now; return how many were announced. The lists of ``first`` (the members
@@ -372,7 +366,7 @@ def publish_suggestions(uow: UnitOfWork, engine: Engine, member_ids, first: Sequ
                                        .where(SuggestionSet.member_id.in_(reusable))).all()) if reusable else {}
         news, inserts, updates, refingerprinted = [], [], [], []
         for member_id in chunk:
-            suggestions = explained(engine, member_id, earlier.get(member_id))
+            suggestions = engine.explain_list(member_id, earlier.get(member_id))
             fingerprint = domain.fingerprint(suggestions)
             engine.told(member_id, fingerprint)
             if told.get(member_id) == fingerprint:

@@ -212,7 +212,8 @@ class Explanation:
                 "reasons": reasons}
 
     def explain_list(self, member_id: str, earlier: list[dict] | None = None) -> list[dict]:
-        """The member's suggestions explained (``explain``), best first, each with its ``rank``.
+        """The member's suggestions as match-suggestion.v1 items (``explain``), best first, each with
+        its ``rank`` (1-based).
 
         ``earlier``: the list last told to the member, if its fingerprint is the one this engine
         remembered for it (``told``, ``told_list_reusable``): the items of partners that neither
