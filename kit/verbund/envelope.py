@@ -163,8 +163,9 @@ def dumps(event: dict) -> bytes:
 
 
 def json_text(value) -> str:
-    """Any JSON value as compact text: the serialiser of the services' JSON columns (``database``)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    """Any JSON value as compact text, written as ``dumps`` writes events: the serialiser of the
+    services' JSON columns (``database``)."""
+    return dumps(value).decode("utf-8")
 
 
 def loads(body: bytes | str) -> dict:
