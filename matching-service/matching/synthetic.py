@@ -112,7 +112,7 @@ class ProfileFactory:
             "size": {"employees": employees, "turnover_eur": None, "balance_sheet_eur": None,
                      "sme": category != "large", "category": category},
             "website": None,
-            "contact": {"name": "Kontakt", "email": f"kontakt@{member_id[:8]}.example", "language": language},
+            "contact": {"name": "Kontakt", "email": f"kontakt@{member_id}.example", "language": language},
             "offers": self._items(offers, language), "needs": self._items(needs, language),
             "topics": topics[: r.randint(1, 4)] if topics else [],
             "consent": {"suggest_as_partner": r.random() < 0.85, "email": True},
