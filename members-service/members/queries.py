@@ -78,6 +78,20 @@ def member_key(session: Session, principal: Principal | None, member_id: str) ->
     return personal.jwk(member_id, held.key)
 
 
+def member_keys(session: Session, member_ids: list[str]) -> dict[str, dict | None]:
+    """{member id: its key as a JWK (verbund.personal.jwk), None for an erased, unknown or not yet
+    keyed member}, for the services over the internal RPC: one query for all of ``member_ids``
+    (the key and whether its member is live), not the two ORM loads per member of ``member_key``."""
+    wanted = list(dict.fromkeys(member_ids))
+    keys: dict[str, dict | None] = dict.fromkeys(wanted)
+    rows = session.execute(
+        select(MemberKey.member_id, MemberKey.key).join(Member, Member.id == MemberKey.member_id)
+        .where(MemberKey.member_id.in_(wanted), Member.deleted_at.is_(None))) if wanted else ()
+    for member_id, key in rows:
+        keys[member_id] = personal.jwk(member_id, key)
+    return keys
+
+
 # Search text shorter than this (folded) matches a term only whole: "IT" or "KI" inside other words would
 # bring up nearly every term of the vocabulary.
 PART_MIN_LENGTH = 4

@@ -472,20 +472,14 @@ class MembersService(ServiceBase):
     @rpc
     def member_keys(self, member_ids: list[str]) -> dict[str, dict | None]:
         """The keys of up to ``personal.KEYS_PER_CALL`` members at once, as JWKs by member id (None for
-        an erased or unknown member), read in one transaction: what a consumer's batch of member.*
+        an erased or unknown member), read in one query: what a consumer's batch of member.*
         v2 events needs in one round trip (``MemberKeys.prefetch``). Raises ValueError for anything
         but a list of at most ``KEYS_PER_CALL`` member ids (strings)."""
         if (not isinstance(member_ids, list) or len(member_ids) > personal.KEYS_PER_CALL
                 or not all(isinstance(member_id, str) for member_id in member_ids)):
             raise ValueError(f"member_ids must be a list of at most {personal.KEYS_PER_CALL} member ids")
-        keys: dict[str, dict | None] = {}
         with self.db.unit_of_work() as uow:
-            for member_id in dict.fromkeys(member_ids):
-                try:
-                    keys[member_id] = queries.member_key(uow.session, None, member_id)
-                except (NotFound, Gone):
-                    keys[member_id] = None
-        return keys
+            return queries.member_keys(uow.session, member_ids)
 
     @rpc
     def member_key(self, member_id: str) -> dict:

@@ -172,6 +172,7 @@ def test_keys_over_rpc_for_services_refused_after_erasure(members_api, member_in
         keys = cluster.members.member_keys([other["id"], created["id"], unknown])
         assert keys[created["id"]] is None and keys[unknown] is None
         assert keys[other["id"]]["kid"] == other["id"] and len(personal.key_from_jwk(keys[other["id"]])) == 32
+        assert keys[other["id"]] == cluster.members.member_key(other["id"])  # the same key either way
         with pytest.raises(RemoteError, match="ValueError"):
             cluster.members.member_keys([other["id"]] * (personal.KEYS_PER_CALL + 1))
         with pytest.raises(RemoteError, match="ValueError"):
