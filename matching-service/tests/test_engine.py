@@ -354,37 +354,3 @@ def test_the_strengths_and_scores_the_consortia_use_are_those_of_the_explanation
             assert engine.pair_score(a, b) == engine.pair(a, b)["score"]
             matched += any(s > 0 for s in strengths)
     assert matched > 500
-
-
-def test_unavailable_is_asked_of_the_team_only_and_chooses_as_a_pool_without_them():
-    """Who is unavailable (a database look-up per member in the service) is asked of the members a
-    team would invite, not of the whole pool; banning a busy member as it is chosen gives the team
-    chosen from the pool without every busy member (the reference: the busy set given whole)."""
-    profiles = ProfileFactory(seed=31).profiles(300)
-    engine = Engine()
-    engine.load(profiles)
-    rng = random.Random(5)
-    compared = replaced = 0
-    for anchor in profiles[:80]:
-        first = engine.propose(anchor["id"])
-        if first is None:
-            continue
-        everyone = [p["id"] for p in profiles if p["id"] != anchor["id"]]
-        busy = {m["member_id"] for m in first["members"][1:]} | set(rng.sample(everyone, 60))
-        asked: list[str] = []
-
-        def unavailable(ids, busy=busy, asked=asked):
-            asked.extend(ids)
-            return {i for i in ids if i in busy}
-
-        lazy = engine.propose(anchor["id"], unavailable=unavailable)
-        whole = engine.propose(anchor["id"], unavailable=frozenset(busy))
-        assert lazy == whole
-        assert len(asked) == len(set(asked))  # each member asked once
-        if lazy is not None:
-            assert not {m["member_id"] for m in lazy["members"][1:]} & busy
-            assert set(asked) >= {m["member_id"] for m in lazy["members"][1:]}
-            replaced += 1
-        assert len(asked) < 40  # not the pool of PROPOSAL_POOL members
-        compared += 1
-    assert compared > 40 and replaced > 20

@@ -22,7 +22,7 @@ class Consortium:
         ``declined``: pairs (frozensets of two ids) never to put together, or a function
         that returns them for a list of ids; ``proposed``: teams (frozensets) proposed before, or a
         function of the anchor's id that returns them; ``unavailable``: ids not to invite (or a
-        function that picks them from a list of ids, asked only of the members a team would invite)."""
+        function that picks them from a list of ids)."""
         slot = self.slot_of.get(member_id)
         if slot is None:
             return None
@@ -31,9 +31,9 @@ class Consortium:
             return None
         slots, _, *_ = self._score(slot, PROPOSAL_POOL, topic)
         pool = [self.cards[s] for s in slots.tolist()]
-        if not callable(unavailable):  # a set known already: left out of the pool at once
-            pool = [b for b in pool if b.id not in unavailable]
-            unavailable = frozenset().intersection
+        if callable(unavailable):
+            unavailable = unavailable([b.id for b in pool])
+        pool = [b for b in pool if b.id not in unavailable]
         if callable(declined):
             declined = declined([anchor.id] + [b.id for b in pool])
         # strengths only for the pool; the matches behind them are named for the team chosen
@@ -70,22 +70,6 @@ class Consortium:
                 covered = [max(have, c) for have, c in zip(covered, coverage[best.id], strict=True)]
             return team, covered
 
-        # Who is unavailable is asked of the members a team would invite, not of the whole pool (a
-        # database look-up per member): a busy member chosen is banned and the team chosen again,
-        # which gives the team chosen from the pool without the busy ones (the same choice at each step).
-        busy: set[str] = set()
-        asked: set[str] = set()
-
-        def available_team(banned: set[str]) -> tuple[list[Card], list[float]]:
-            while True:
-                team, covered = greedy(banned | busy)
-                new = [m.id for m in team[1:] if m.id not in asked]
-                asked.update(new)
-                found = set(unavailable(new)) if new else set()
-                if not found:
-                    return team, covered
-                busy.update(found)
-
         if callable(proposed):
             proposed = proposed(anchor.id)
 
@@ -101,13 +85,13 @@ class Consortium:
             score = 0.6 * sum(covered) / len(covered) + 0.2 * (len(sectors) - 1) / 2 + 0.2 * sum(pairs) / len(pairs)
             return score, team, covered, sectors
 
-        team, covered = available_team(set())
+        team, covered = greedy(set())
         if len(team) < 2:
             return None
         options = [(team, covered)]
         if earlier(team):
             # The best team without one of its partners (and with someone new instead).
-            options = [available_team({m.id}) for m in team[1:]]
+            options = [greedy({m.id}) for m in team[1:]]
         options = [rated(t, c) for t, c in options if len(t) >= 2 and not earlier(t)]
         if not options:
             return None
