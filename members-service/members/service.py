@@ -70,10 +70,13 @@ class MembersService(ServiceBase):
         try:
             with self.db.unit_of_work() as uow:
                 profile = services.register(uow, request.body_data, mail_link=self_registration)
+                # the link's token in the registration's own transaction (one commit, not two)
+                link = (services.issue_sign_in_link(uow, services.registration_mail(profile))
+                        if self_registration else None)
         except IntegrityError:  # a concurrent registration of the same organisation won the race
             raise Conflict("this organisation is already registered at this postcode", field="name") from None
-        if self_registration:
-            self._mail_links([services.registration_mail(profile)])
+        if link is not None:
+            self.sign_in_mail([link])
         token = auth.issue("member", f"member:{profile['id']}", member_id=profile["id"],
                            ttl=services.sign_in_policy().member_token_ttl)
         return _member_response(profile, 201, access_token=token)
