@@ -33,8 +33,8 @@ class SignInMail(RpcProxy):
     person asks again.
 
     ``issue`` None: each recipient carries its ``token`` already (made in the request's own unit of
-    work: a changed address's confirmation, a self-registration's welcome). A recipient's ``purpose`` (``PORTAL_PATHS``; ``sign_in``
-    when left out) chooses the mail's wording and its link."""
+    work: a changed address's confirmation, a self-registration's welcome). A recipient's ``purpose``
+    (``PORTAL_PATHS``; ``sign_in`` when left out) chooses the mail's wording and its link."""
 
     def __init__(self, **options):
         super().__init__("notifications", **options)

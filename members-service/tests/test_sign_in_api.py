@@ -135,3 +135,30 @@ def test_a_sign_in_link_works_once_when_exchanged_at_the_same_time(store, regist
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(results) == sorted([link["member_id"]] + ["refused"] * 7)
+
+
+def test_a_self_registration_stores_its_welcome_token_with_itself_and_a_refused_one_none(members_api, member_input):
+    """The welcome link's token is written in the registration's own transaction: there as soon as the
+    answer is, one for the new member; a registration refused (409, the organisation is there already)
+    leaves no token behind."""
+    from sqlalchemy import create_engine, text
+
+    from verbund.database import normalize_url
+
+    body = unique(member_input)
+    member_id, _, _ = register(members_api, body)
+    engine = create_engine(normalize_url(members_api.database_url))
+    try:
+        def tokens() -> int:
+            with engine.connect() as connection:
+                return connection.execute(text("SELECT count(*) FROM sign_in_tokens")).scalar()
+
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM sign_in_tokens WHERE member_id = :m"),
+                                      {"m": member_id}).scalar() == 1
+        before = tokens()
+        again = requests.post(f"{members_api.url}/members", json=body, timeout=10)
+        assert again.status_code == 409
+        assert tokens() == before
+    finally:
+        engine.dispose()

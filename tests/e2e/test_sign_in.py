@@ -88,23 +88,6 @@ def test_a_changed_address_is_used_once_confirmed_by_the_link_mailed_to_it(platf
     assert sign_in["Subject"] == "Your sign-in link for Verbund" and len(links(sign_in)) == 1
 
 
-def test_the_welcome_link_after_a_self_registration_signs_in_once(platform):
-    """The welcome link's token is stored with the registration itself (one transaction): the mail
-    arrives and its link signs the member in, once."""
-    urls, catcher = platform
-    member = register(urls["members"], language="de")
-    [welcome] = catcher.wait(1, to=member["contact"]["email"])
-    [token] = re.findall(re.escape(PORTAL) + r"/sign-in/([A-Za-z0-9_-]{43})", welcome.get_body().get_content())
-    exchanged = requests.post(f"{urls['members']}/auth/tokens", json={"sign_in_token": token}, timeout=10)
-    assert exchanged.status_code == 200, exchanged.text
-    assert exchanged.json()["member_id"] == member["id"]
-    assert requests.post(f"{urls['members']}/auth/tokens", json={"sign_in_token": token},
-                         timeout=10).status_code == 400  # single use
-    own = requests.get(f"{urls['members']}/members/{member['id']}",
-                       headers={"Authorization": f"Bearer {exchanged.json()['token']}"}, timeout=10)
-    assert own.status_code == 200 and own.json()["contact"]["email"] == member["contact"]["email"]
-
-
 def test_a_member_signs_in_with_the_link_from_the_mail(platform):
     urls, catcher = platform
     member = register(urls["members"], language="en")
